@@ -1,0 +1,52 @@
+/**
+ * Addresses are JIDs (RFC 7622) in their common form `local@domain/resource`.
+ * Full stringprep is out of scope: local part and domain are case-folded,
+ * the resource is kept as sent.
+ */
+export interface Address {
+  local: string;
+  domain: string;
+  resource: string;
+}
+
+const LOCAL_FORBIDDEN = /["&'/:<>@\s\u0000-\u001f]/;
+const MAX_PART = 1023;
+
+export function parseAddress(s: string): Address | null {
+  if (typeof s !== "string" || s.length === 0 || s.length > 3071) return null;
+  const slash = s.indexOf("/");
+  const bare = slash < 0 ? s : s.slice(0, slash);
+  const resource = slash < 0 ? "" : s.slice(slash + 1);
+  if (slash >= 0 && (resource.length === 0 || resource.length > MAX_PART)) return null;
+  const at = bare.indexOf("@");
+  const local = at < 0 ? "" : bare.slice(0, at).toLowerCase();
+  const domain = (at < 0 ? bare : bare.slice(at + 1)).toLowerCase();
+  if (at >= 0 && !validLocal(local)) return null;
+  if (domain.length === 0 || domain.length > MAX_PART || /[@\s/]/.test(domain)) return null;
+  return { local, domain, resource };
+}
+
+export function validLocal(local: string): boolean {
+  return local.length > 0 && local.length <= MAX_PART && !LOCAL_FORBIDDEN.test(local);
+}
+
+export function bareOf(address: string): string {
+  const slash = address.indexOf("/");
+  return slash < 0 ? address : address.slice(0, slash);
+}
+
+export function resourceOf(address: string): string {
+  const slash = address.indexOf("/");
+  return slash < 0 ? "" : address.slice(slash + 1);
+}
+
+export function formatAddress(a: Address): string {
+  const bare = a.local ? `${a.local}@${a.domain}` : a.domain;
+  return a.resource ? `${bare}/${a.resource}` : bare;
+}
+
+/** Canonical form of a client-supplied address, or null when malformed. */
+export function normalizeAddress(s: string): string | null {
+  const a = parseAddress(s);
+  return a && formatAddress(a);
+}

@@ -1,0 +1,86 @@
+import { Flag, Kind } from "../envelope/envelope.js";
+import type { Session } from "../session/session.js";
+
+/** One online session as its owner knows it; `session` is set when it lives on the owner's own worker. */
+export interface SessionRef {
+  address: string;
+  resource: string;
+  workerId: string;
+  serial: number;
+  protocol: string;
+  available: boolean;
+  priority: number;
+  presence: unknown;
+  session: Session | null;
+  /** Bind order: ties in priority go to the most recent session. */
+  seq: number;
+}
+
+let bindSeq = 0;
+
+/**
+ * Seed 000's UserChannel: one per bare address, on the worker that owns it.
+ * Knows which sessions of the user are online and where, and applies the
+ * delivery rules of RFC 6121 §8.5 without knowing any protocol's syntax.
+ */
+export class UserChannel {
+  readonly resources = new Map<string, SessionRef>();
+
+  constructor(readonly bare: string) {}
+
+  /** Binds a session; returns the session it replaced, if any. */
+  bind(ref: SessionRef): SessionRef | undefined {
+    const old = this.resources.get(ref.resource);
+    ref.seq = ++bindSeq;
+    this.resources.set(ref.resource, ref);
+    return old;
+  }
+
+  unbind(resource: string, serial: number): boolean {
+    const ref = this.resources.get(resource);
+    if (ref === undefined || ref.serial !== serial) return false;
+    this.resources.delete(resource);
+    return true;
+  }
+
+  update(resource: string, serial: number, available: boolean, priority: number, presence: unknown): SessionRef | undefined {
+    const ref = this.resources.get(resource);
+    if (ref === undefined || ref.serial !== serial) return undefined;
+    ref.available = available;
+    ref.priority = priority;
+    ref.presence = presence;
+    return ref;
+  }
+
+  get empty(): boolean {
+    return this.resources.size === 0;
+  }
+
+  /** A request to the bare address goes to one session: available before not, then highest priority, then newest. */
+  pickOne(): SessionRef | undefined {
+    let best: SessionRef | undefined;
+    for (const ref of this.resources.values()) {
+      if (best === undefined || better(ref, best)) best = ref;
+    }
+    return best;
+  }
+
+  /**
+   * Who gets a message or presence sent to the bare address: every available
+   * session, and for messages only those with non-negative priority (§8.5.2.1.1).
+   */
+  targets(kind: Kind, flags: number): SessionRef[] {
+    const all = kind === Kind.Presence || (flags & Flag.AllResources) !== 0;
+    const out: SessionRef[] = [];
+    for (const ref of this.resources.values()) {
+      if (ref.available && (all || ref.priority >= 0)) out.push(ref);
+    }
+    return out;
+  }
+}
+
+function better(a: SessionRef, b: SessionRef): boolean {
+  if (a.available !== b.available) return a.available;
+  if (a.priority !== b.priority) return a.priority > b.priority;
+  return a.seq > b.seq;
+}

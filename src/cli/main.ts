@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+import { availableParallelism } from "node:os";
+import { loadConfig, defaults, validate, ConfigError, type Config } from "../config/config.js";
+import { Server } from "../server/server.js";
+import { SqliteStore } from "../store/sqlite-store.js";
+import { Authenticator } from "../auth/authenticator.js";
+import { deriveCredentials } from "../store/scram.js";
+import { importUsers, readUserFile } from "./users.js";
+
+const USAGE = `usage: switchboard <command> [--config FILE]
+
+  start                         run the server
+  users add USER PASSWORD       create an account (or set its password)
+  users delete USER             remove an account
+  users list                    list accounts
+  users import FILE             create accounts from "user,password" lines
+  token USER [SECONDS]          print a relay auth token (needs auth.tokenSecret)
+
+Without --config the embedded defaults are used (see config.example.json).`;
+
+function parseArgs(argv: string[]): { args: string[]; config: string | null } {
+  const args: string[] = [];
+  let config: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--config" || argv[i] === "-c") {
+      config = argv[++i] ?? null;
+      if (config === null) throw new UsageError("--config needs a file");
+    } else if (argv[i].startsWith("--config=")) config = argv[i].slice(9);
+    else if (argv[i] === "--help" || argv[i] === "-h") throw new UsageError("");
+    else args.push(argv[i]);
+  }
+  return { args, config };
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const { args, config: file } = parseArgs(argv);
+  const config: Config = file === null ? validate(defaults()) : loadConfig(file);
+  const [cmd, sub, ...rest] = args;
+
+  if (cmd === "start") {
+    const server = await Server.start(config);
+    const stop = async (signal: string) => {
+      server.log.info(`received ${signal}, stopping`);
+      await server.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", () => void stop("SIGINT"));
+    process.once("SIGTERM", () => void stop("SIGTERM"));
+    return -1; // keep running
+  }
+
+  if (cmd === "token") {
+    const user = Authenticator.normalizeUser(sub);
+    if (user === null) throw new UsageError("token needs a USER");
+    if (config.auth.tokenSecret === null) throw new ConfigError("auth.tokenSecret", "must be set to issue tokens");
+    console.log(Authenticator.mintToken(config.auth.tokenSecret, user, Number(rest[0] ?? 3600)));
+    return 0;
+  }
+
+  if (cmd !== "users") throw new UsageError(cmd === undefined ? "" : `unknown command ${cmd}`);
+  const store = new SqliteStore(config.storage.path);
+  try {
+    switch (sub) {
+      case "add": {
+        const user = Authenticator.normalizeUser(rest[0]);
+        if (user === null || rest[1] === undefined) throw new UsageError("users add USER PASSWORD");
+        store.putUser(user, await deriveCredentials(rest[1], config.auth.scramIterations));
+        console.log(`added ${user}@${config.domain}`);
+        return 0;
+      }
+      case "delete": {
+        const user = Authenticator.normalizeUser(rest[0]);
+        if (user === null) throw new UsageError("users delete USER");
+        if (!store.deleteUser(user)) {
+          console.error(`no such user: ${user}`);
+          return 1;
+        }
+        console.log(`deleted ${user}`);
+        return 0;
+      }
+      case "list":
+        for (const u of store.listUsers()) console.log(u);
+        return 0;
+      case "import": {
+        if (rest[0] === undefined) throw new UsageError("users import FILE");
+        const { users, errors } = readUserFile(rest[0]);
+        for (const e of errors) console.error(`${rest[0]}: ${e}`);
+        if (errors.length > 0) return 1;
+        const started = Date.now();
+        const n = await importUsers(store, users, config.auth.scramIterations, availableParallelism() * 4);
+        console.log(`imported ${n} users in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown users command ${sub ?? ""}`);
+    }
+  } finally {
+    store.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (e) => {
+    if (e instanceof UsageError) {
+      if (e.message) console.error(`switchboard: ${e.message}`);
+      console.error(USAGE);
+      process.exitCode = 2;
+    } else if (e instanceof ConfigError) {
+      console.error(e.message);
+      process.exitCode = 78; // EX_CONFIG
+    } else {
+      console.error(`switchboard: ${(e as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);

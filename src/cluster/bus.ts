@@ -1,0 +1,37 @@
+import type { Envelope } from "../envelope/envelope.js";
+import type { SessionRef } from "../channel/user-channel.js";
+import type { Membership } from "../router/router.js";
+
+/** What workers say to each other. Envelopes travel as they are on the local bus. */
+export type BusMessage =
+  /** For the owner of bare(env.to): apply the delivery rules. */
+  | { op: "owner"; env: Envelope }
+  /** For the worker holding session `address`. */
+  | { op: "session"; address: string; serial: number; env: Envelope }
+  /** An answer for the worker named in env.responseFor, where its PendingResponse lives. */
+  | { op: "answer"; env: Envelope }
+  | { op: "bind"; ref: SessionRef }
+  | { op: "unbind"; address: string; serial: number }
+  | { op: "presence"; address: string; serial: number; available: boolean; priority: number; presence: unknown }
+  /** Tell the worker holding `address` that a newer session replaced it. */
+  | { op: "replaced"; address: string; serial: number };
+
+export interface BusEndpoint {
+  receive(msg: BusMessage): void;
+}
+
+/**
+ * Moves messages between workers and tells who the members are. Unresolved
+ * destinations go here and nowhere else: a cluster engine plugs in without the
+ * core knowing (`local` in-process; `nats` across processes and hosts).
+ */
+export interface ClusterBus {
+  readonly workerId: string;
+  readonly hostAddress: string;
+  send(workerId: string, msg: BusMessage): void;
+  membership(): Membership;
+  /** Called with the new membership whenever a worker joins or leaves. */
+  onMembership(cb: (m: Membership) => void): void;
+  attach(endpoint: BusEndpoint): void;
+  close(): void;
+}

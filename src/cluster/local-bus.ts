@@ -1,0 +1,69 @@
+import type { Membership } from "../router/router.js";
+import type { BusEndpoint, BusMessage, ClusterBus } from "./bus.js";
+
+/**
+ * In-process hub: the embedded default (one worker) and, with several workers
+ * in one process, a test bed for routing across the local ring.
+ */
+export class LocalHub {
+  readonly endpoints = new Map<string, LocalBus>();
+  constructor(readonly vnodes: number) {}
+
+  join(workerId: string, hostAddress: string): LocalBus {
+    if (this.endpoints.has(workerId)) throw new Error(`worker ${workerId} already joined`);
+    const bus = new LocalBus(this, workerId, hostAddress);
+    this.endpoints.set(workerId, bus);
+    this.changed();
+    return bus;
+  }
+
+  leave(workerId: string): void {
+    if (this.endpoints.delete(workerId)) this.changed();
+  }
+
+  membership(): Membership {
+    const hosts: Record<string, string[]> = {};
+    for (const b of this.endpoints.values()) (hosts[b.hostAddress] ??= []).push(b.workerId);
+    return { hosts, vnodes: this.vnodes };
+  }
+
+  private changed(): void {
+    const m = this.membership();
+    for (const b of this.endpoints.values()) for (const cb of b.listeners) cb(m);
+  }
+}
+
+export class LocalBus implements ClusterBus {
+  endpoint: BusEndpoint | null = null;
+  readonly listeners: ((m: Membership) => void)[] = [];
+  dropped = 0;
+
+  constructor(
+    private readonly hub: LocalHub,
+    readonly workerId: string,
+    readonly hostAddress: string,
+  ) {}
+
+  send(workerId: string, msg: BusMessage): void {
+    const target = this.hub.endpoints.get(workerId)?.endpoint;
+    if (target) target.receive(msg);
+    else this.dropped++;
+  }
+
+  membership(): Membership {
+    return this.hub.membership();
+  }
+
+  onMembership(cb: (m: Membership) => void): void {
+    this.listeners.push(cb);
+  }
+
+  attach(endpoint: BusEndpoint): void {
+    this.endpoint = endpoint;
+  }
+
+  close(): void {
+    this.hub.leave(this.workerId);
+    this.endpoint = null;
+  }
+}

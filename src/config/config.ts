@@ -1,0 +1,219 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+
+export type Protocol = "relay" | "xmpp";
+export type Transport = "tcp" | "tls" | "websocket";
+
+export interface ListenerConfig {
+  protocol: Protocol;
+  transport: Transport;
+  host: string;
+  port: number;
+  /** tls: required; websocket: optional (wss). Paths are relative to the config file. */
+  tls?: { cert: string; key: string };
+  /** websocket: the HTTP path to accept upgrades on. */
+  path?: string;
+}
+
+export interface TimeoutConfig {
+  defaultMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+export interface Config {
+  domain: string;
+  log: { level: "error" | "warn" | "info" | "debug"; format: "text" | "json" };
+  listeners: ListenerConfig[];
+  storage: { type: "sqlite"; path: string };
+  timeouts: {
+    sweepIntervalMs: number;
+    relay: TimeoutConfig;
+    xmpp: TimeoutConfig & { byNamespace: Record<string, number> };
+  };
+  limits: {
+    maxFrameBytes: number;
+    maxStanzaBytes: number;
+    maxPendingPerSession: number;
+    maxInboundPerSession: number;
+    maxOutboundBytes: number;
+    authTimeoutMs: number;
+    idleTimeoutMs: number;
+    maxAuthAttempts: number;
+  };
+  auth: { scramIterations: number; tokenSecret: string | null };
+  cluster: { bus: "local"; hostAddress: string; vnodes: number };
+}
+
+/** The embedded defaults: what `npm start` runs with when the file says nothing else. */
+export function defaults(): Config {
+  return {
+    domain: "localhost",
+    log: { level: "info", format: "text" },
+    listeners: [
+      { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 7422 },
+      { protocol: "relay", transport: "websocket", host: "127.0.0.1", port: 7423, path: "/relay" },
+    ],
+    storage: { type: "sqlite", path: "data/switchboard.db" },
+    timeouts: {
+      sweepIntervalMs: 50,
+      relay: { defaultMs: 5000, minMs: 100, maxMs: 120000 },
+      xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000, byNamespace: { "urn:xmpp:ping": 10000 } },
+    },
+    limits: {
+      maxFrameBytes: 1048576,
+      maxStanzaBytes: 262144,
+      maxPendingPerSession: 1000,
+      maxInboundPerSession: 10000,
+      maxOutboundBytes: 8388608,
+      authTimeoutMs: 10000,
+      idleTimeoutMs: 300000,
+      maxAuthAttempts: 3,
+    },
+    auth: { scramIterations: 4096, tokenSecret: null },
+    cluster: { bus: "local", hostAddress: "127.0.0.1", vnodes: 512 },
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`config: ${key}: ${message}`);
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+const isObject = (v: unknown): v is Record<string, Json> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Lays `input` over the defaults key by key. Every key must exist in the
+ * defaults and keep its type, so a typo is an error naming it, not a silent default.
+ */
+function overlay(base: Record<string, unknown>, input: unknown, path: string, open: Set<string>): void {
+  if (!isObject(input)) throw new ConfigError(path || "(root)", "must be an object");
+  for (const [k, v] of Object.entries(input)) {
+    const key = path ? `${path}.${k}` : k;
+    if (open.has(path)) {
+      base[k] = v;
+      continue;
+    }
+    if (!(k in base)) throw new ConfigError(key, "unknown key");
+    const cur = base[k];
+    if (isObject(cur)) overlay(cur as Record<string, unknown>, v, key, open);
+    else base[k] = v;
+  }
+}
+
+function need(cond: boolean, key: string, msg: string): void {
+  if (!cond) throw new ConfigError(key, msg);
+}
+
+function int(v: unknown, key: string, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  need(Number.isInteger(v) && (v as number) >= min && (v as number) <= max, key, `must be an integer in [${min}, ${max}]`);
+}
+
+function oneOf(v: unknown, key: string, allowed: readonly string[]): void {
+  need(allowed.includes(v as string), key, `must be one of ${allowed.join(", ")}`);
+}
+
+function str(v: unknown, key: string): void {
+  need(typeof v === "string" && v.length > 0, key, "must be a non-empty string");
+}
+
+function timeouts(t: TimeoutConfig, key: string): void {
+  int(t.minMs, `${key}.minMs`, 1);
+  int(t.maxMs, `${key}.maxMs`, t.minMs);
+  int(t.defaultMs, `${key}.defaultMs`, t.minMs, t.maxMs);
+}
+
+export function validate(input: unknown, baseDir = process.cwd()): Config {
+  const c = defaults();
+  // Free-form maps whose keys are the user's (namespaces).
+  overlay(c as unknown as Record<string, unknown>, input, "", new Set(["timeouts.xmpp.byNamespace"]));
+
+  str(c.domain, "domain");
+  need(/^[a-z0-9.-]+$/i.test(c.domain), "domain", "must be a host name");
+  c.domain = c.domain.toLowerCase();
+  oneOf(c.log.level, "log.level", ["error", "warn", "info", "debug"]);
+  oneOf(c.log.format, "log.format", ["text", "json"]);
+
+  need(Array.isArray(c.listeners), "listeners", "must be an array");
+  const seen = new Set<string>();
+  c.listeners = c.listeners.map((l, i) => {
+    const key = `listeners[${i}]`;
+    need(isObject(l), key, "must be an object");
+    for (const k of Object.keys(l)) oneOf(k, `${key}.${k}`, ["protocol", "transport", "host", "port", "tls", "path"]);
+    oneOf(l.protocol, `${key}.protocol`, ["relay", "xmpp"]);
+    oneOf(l.transport, `${key}.transport`, ["tcp", "tls", "websocket"]);
+    str(l.host, `${key}.host`);
+    int(l.port, `${key}.port`, 0, 65535);
+    if (l.port !== 0) {
+      need(!seen.has(`${l.host}:${l.port}`), `${key}.port`, `${l.host}:${l.port} is used by another listener`);
+      seen.add(`${l.host}:${l.port}`);
+    }
+    if (l.transport === "tls") need(l.tls !== undefined, `${key}.tls`, "is required for transport tls");
+    if (l.tls !== undefined) {
+      need(isObject(l.tls), `${key}.tls`, "must be an object with cert and key");
+      str(l.tls.cert, `${key}.tls.cert`);
+      str(l.tls.key, `${key}.tls.key`);
+      l = { ...l, tls: { cert: resolve(baseDir, l.tls.cert), key: resolve(baseDir, l.tls.key) } };
+    }
+    if (l.path !== undefined) {
+      need(l.transport === "websocket", `${key}.path`, "is only for transport websocket");
+      need(typeof l.path === "string" && l.path.startsWith("/"), `${key}.path`, "must start with /");
+    }
+    if (l.protocol === "xmpp") need(l.transport !== "websocket", `${key}.transport`, "xmpp is served over tcp (STARTTLS) and tls");
+    return l;
+  });
+
+  oneOf(c.storage.type, "storage.type", ["sqlite"]);
+  str(c.storage.path, "storage.path");
+  if (c.storage.path !== ":memory:" && !isAbsolute(c.storage.path)) c.storage.path = resolve(baseDir, c.storage.path);
+
+  timeouts(c.timeouts.relay, "timeouts.relay");
+  timeouts(c.timeouts.xmpp, "timeouts.xmpp");
+  need(isObject(c.timeouts.xmpp.byNamespace), "timeouts.xmpp.byNamespace", "must be an object");
+  for (const [ns, ms] of Object.entries(c.timeouts.xmpp.byNamespace)) {
+    int(ms, `timeouts.xmpp.byNamespace.${ns}`, c.timeouts.xmpp.minMs, c.timeouts.xmpp.maxMs);
+  }
+  // Seed 004 §5: the sweep must come round faster than the shortest timeout.
+  const shortest = Math.min(c.timeouts.relay.minMs, c.timeouts.xmpp.minMs);
+  int(c.timeouts.sweepIntervalMs, "timeouts.sweepIntervalMs", 1, Math.max(1, shortest));
+
+  const L = c.limits;
+  int(L.maxFrameBytes, "limits.maxFrameBytes", 64, 0x7fffffff);
+  int(L.maxStanzaBytes, "limits.maxStanzaBytes", 1024);
+  int(L.maxPendingPerSession, "limits.maxPendingPerSession", 1);
+  int(L.maxInboundPerSession, "limits.maxInboundPerSession", 1);
+  int(L.maxOutboundBytes, "limits.maxOutboundBytes", 1024);
+  int(L.authTimeoutMs, "limits.authTimeoutMs", 100);
+  int(L.idleTimeoutMs, "limits.idleTimeoutMs", 0);
+  int(L.maxAuthAttempts, "limits.maxAuthAttempts", 1);
+
+  int(c.auth.scramIterations, "auth.scramIterations", 4096);
+  need(c.auth.tokenSecret === null || (typeof c.auth.tokenSecret === "string" && c.auth.tokenSecret.length >= 16), "auth.tokenSecret", "must be null or a string of at least 16 characters");
+
+  oneOf(c.cluster.bus, "cluster.bus", ["local"]);
+  str(c.cluster.hostAddress, "cluster.hostAddress");
+  int(c.cluster.vnodes, "cluster.vnodes", 1, 65536);
+  return c;
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError(file, `cannot read: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(file, `not valid JSON: ${(e as Error).message}`);
+  }
+  return validate(json, dirname(resolve(file)));
+}

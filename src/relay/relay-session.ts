@@ -1,0 +1,240 @@
+import { v4 as uuidv4 } from "uuid";
+import { Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
+import { normalizeAddress } from "../address/address.js";
+import { Authenticator } from "../auth/authenticator.js";
+import { Session } from "../session/session.js";
+import { IdleWatch } from "../session/idle.js";
+import type { SessionContext } from "../session/context.js";
+import type { Conn } from "../transport/conn.js";
+import { FrameDecoder, RelayFrameError, decodeFrame, encodeHead, EMPTY, type Header } from "./codec.js";
+
+export const RELAY_VERSION = 1;
+const MAX_ID_BYTES = 128;
+const MAX_CODE_LENGTH = 64;
+
+const State = { Hello: 0, Authenticating: 1, Open: 2, Closing: 3 } as const;
+type State = (typeof State)[keyof typeof State];
+
+/** A frame the client got wrong: answered with `err`, fatal or not. */
+class FrameFault extends Error {
+  constructor(
+    readonly code: string,
+    text: string,
+    readonly fatal: boolean,
+    readonly re?: string,
+  ) {
+    super(text);
+  }
+}
+
+/**
+ * One relay connection (RELAY-PROTOCOL.md v1). Turns frames into Envelopes for
+ * the ProxyDaemon and Envelopes into frames; every protocol error becomes an
+ * `err` frame here, and a fatal one closes only this connection.
+ */
+export class RelaySession extends Session {
+  readonly protocol = "relay";
+  private state: State = State.Hello;
+  private readonly decoder: FrameDecoder | null;
+  private readonly idle: IdleWatch;
+  private authTimer: NodeJS.Timeout | null;
+  private authFailures = 0;
+
+  constructor(
+    private readonly conn: Conn,
+    private readonly ctx: SessionContext,
+  ) {
+    super();
+    const limits = ctx.config.limits;
+    this.decoder = conn.messageMode ? null : new FrameDecoder(limits.maxFrameBytes, this);
+    conn.onData = (chunk) => this.onData(chunk);
+    conn.onClose = (reason) => this.onClose(reason);
+    this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
+      if (final) this.fail("timeout", "idle", true);
+      else this.send({ t: "ping" });
+    });
+    this.authTimer = setTimeout(() => this.fail(ErrorCode.NotAuthorized, "no auth in time", true), limits.authTimeoutMs);
+    this.authTimer.unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === State.Closing) return;
+    this.idle.seen();
+    try {
+      if (this.decoder !== null) this.decoder.push(chunk);
+      else {
+        if (chunk.length > this.ctx.config.limits.maxFrameBytes) throw new RelayFrameError("too-large", "frame too large");
+        const { header, body } = decodeFrame(chunk);
+        this.frame(header, body);
+      }
+    } catch (e) {
+      if (e instanceof RelayFrameError) this.fail(e.code, e.message, true);
+      else if (e instanceof FrameFault) this.fail(e.code, e.message, e.fatal, e.re);
+      else {
+        this.ctx.log.error("relay session failed", { address: this.address, error: (e as Error).stack });
+        this.fail(ErrorCode.Internal, "internal error", true);
+      }
+    }
+  }
+
+  /** FrameSink: one decoded frame. */
+  frame(h: Header, body: Buffer): void {
+    if (this.state === State.Closing) return;
+    const t = h.t;
+    if (this.state !== State.Open) return this.beforeAuth(t, h);
+    switch (t) {
+      case "req":
+        return this.onRequest(h, body);
+      case "res":
+      case "err":
+        return this.onAnswer(t, h, body);
+      case "msg": {
+        const to = this.destination(h, undefined);
+        if (this.ctx.debug) this.ctx.log.debug("relay msg", { from: this.address, to });
+        return this.ctx.proxy.submit(this, new Envelope(Kind.Message, "", "", this.address, to, "relay", body));
+      }
+      case "ping":
+        return this.send(h.id === undefined ? { t: "pong" } : { t: "pong", id: h.id });
+      case "pong":
+        return;
+      case "bye":
+        this.send({ t: "bye" });
+        return this.close("bye");
+      case "hello":
+      case "auth":
+        throw new FrameFault(ErrorCode.BadRequest, `${t} after authentication`, false);
+      default:
+        throw new FrameFault(ErrorCode.BadFrame, `unknown frame type ${JSON.stringify(t)}`, true);
+    }
+  }
+
+  private beforeAuth(t: unknown, h: Header): void {
+    if (t === "hello" && this.state === State.Hello) {
+      if (typeof h.v !== "number" || h.v < RELAY_VERSION) throw new FrameFault(ErrorCode.BadRequest, `unsupported version; this server speaks ${RELAY_VERSION}`, true);
+      return this.send({ t: "hello", v: RELAY_VERSION, server: "switchboard", maxFrameBytes: this.ctx.config.limits.maxFrameBytes });
+    }
+    if (t === "auth" && this.state === State.Hello) return void this.authenticate(h);
+    if (t === "ping") return this.send({ t: "pong" });
+    throw new FrameFault(ErrorCode.NotAuthorized, "authenticate first", true);
+  }
+
+  private async authenticate(h: Header): Promise<void> {
+    this.state = State.Authenticating;
+    const { auth, config } = this.ctx;
+    let user: string | null = null;
+    const asked = h.resource === undefined ? `r-${uuidv4().slice(0, 8)}` : h.resource;
+    const resource = typeof asked === "string" && asked.length > 0 && asked.length <= 1023 && !/[\u0000-\u001f/]/.test(asked) ? asked : "";
+    if (resource !== "") {
+      if (h.token !== undefined) user = auth.checkToken(h.token);
+      else {
+        const name = Authenticator.normalizeUser(h.user);
+        if (name !== null && typeof h.password === "string" && (await auth.checkPassword(name, h.password))) user = name;
+      }
+    }
+    if (this.closed || (this.state as State) === State.Closing) return;
+    if (user === null) {
+      this.ctx.log.info("relay auth failed", { remote: this.conn.remoteAddress, user: typeof h.user === "string" ? h.user.slice(0, 64) : undefined });
+      const last = ++this.authFailures >= config.limits.maxAuthAttempts;
+      this.state = State.Hello;
+      return this.fail(ErrorCode.NotAuthorized, resource === "" ? "bad resource" : "bad credentials", last);
+    }
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.bare = `${user}@${config.domain}`;
+    this.resource = resource;
+    this.address = `${this.bare}/${resource}`;
+    this.available = true;
+    this.state = State.Open;
+    this.ctx.proxy.attach(this);
+    this.send({ t: "ok", jid: this.address });
+    this.ctx.log.debug("relay session open", { address: this.address, remote: this.conn.remoteAddress });
+  }
+
+  private onRequest(h: Header, body: Buffer): void {
+    const id = h.id;
+    if (typeof id !== "string" || id.length === 0 || Buffer.byteLength(id) > MAX_ID_BYTES) {
+      throw new FrameFault(ErrorCode.BadRequest, `req needs an id of 1 to ${MAX_ID_BYTES} bytes`, false, typeof id === "string" ? id : undefined);
+    }
+    const to = this.destination(h, id);
+    const ttl = h.ttl;
+    if (ttl !== undefined && (typeof ttl !== "number" || !(ttl > 0))) throw new FrameFault(ErrorCode.BadRequest, "ttl must be a positive number of ms", false, id);
+    if (this.ctx.debug) this.ctx.log.debug("relay req", { from: this.address, to, id });
+    this.ctx.proxy.submit(this, new Envelope(Kind.Request, id, "", this.address, to, "relay", body, (ttl as number | undefined) ?? 0));
+  }
+
+  private onAnswer(t: "res" | "err", h: Header, body: Buffer): void {
+    const re = h.re;
+    if (typeof re !== "string" || re.length === 0) throw new FrameFault(ErrorCode.BadRequest, `${t} needs re`, false);
+    let code = "";
+    if (t === "err") {
+      code = typeof h.code === "string" && h.code.length > 0 ? h.code.slice(0, MAX_CODE_LENGTH) : ErrorCode.Internal;
+    }
+    this.ctx.proxy.submit(this, new Envelope(t === "res" ? Kind.Response : Kind.Error, "", re, this.address, "", "relay", body, 0, 0, code));
+  }
+
+  private destination(h: Header, re: string | undefined): string {
+    const to = typeof h.to === "string" ? normalizeAddress(h.to) : null;
+    if (to === null) throw new FrameFault(ErrorCode.BadRequest, "missing or malformed to", false, re);
+    return to;
+  }
+
+  // ---- towards the client ------------------------------------------------
+
+  deliver(env: Envelope): void {
+    switch (env.kind) {
+      case Kind.Request:
+        return this.sendBody({ t: "req", id: env.id, from: env.from }, env.payload);
+      case Kind.Response:
+        return this.sendBody({ t: "res", re: env.responseFor, from: env.from }, env.payload);
+      case Kind.Error:
+        return this.sendBody({ t: "err", re: env.responseFor, code: env.code, from: env.from }, env.protocol === "relay" ? env.payload : null);
+      case Kind.Message:
+        return this.sendBody({ t: "msg", from: env.from }, env.payload);
+      default:
+        // Presence has no relay frame.
+        return;
+    }
+  }
+
+  replaced(): void {
+    this.fail(ErrorCode.Conflict, "replaced by a new session with the same address", true);
+  }
+
+  private sendBody(header: Header, payload: unknown): void {
+    // A payload from another protocol (an XMPP element) travels as its serialized text.
+    const body = payload == null ? EMPTY : payload instanceof Uint8Array ? (payload as Buffer) : Buffer.from(String(payload), "utf8");
+    const head = encodeHead(header, body.length);
+    this.conn.writeParts(this.decoder === null ? head.subarray(4) : head, body);
+  }
+
+  private send(header: Header): void {
+    this.sendBody(header, null);
+  }
+
+  private fail(code: string, text: string, fatal: boolean, re?: string): void {
+    if (this.state === State.Closing) return;
+    const h: Header = { t: "err", code, text };
+    if (re !== undefined) h.re = re;
+    this.send(h);
+    if (fatal) this.close(code);
+  }
+
+  private close(reason: string): void {
+    this.state = State.Closing;
+    this.conn.end(reason);
+    this.cleanup();
+  }
+
+  private onClose(reason: string): void {
+    this.state = State.Closing;
+    this.cleanup();
+    this.ctx.log.debug("relay session closed", { address: this.address, reason });
+  }
+
+  private cleanup(): void {
+    this.idle.stop();
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.ctx.proxy.detach(this);
+  }
+}

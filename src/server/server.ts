@@ -1,0 +1,91 @@
+import type { Config, Protocol } from "../config/config.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { SqliteStore } from "../store/sqlite-store.js";
+import { Authenticator } from "../auth/authenticator.js";
+import { LocalHub } from "../cluster/local-bus.js";
+import type { ClusterBus } from "../cluster/bus.js";
+import { ProxyDaemon } from "../proxy/proxy-daemon.js";
+import type { SessionContext } from "../session/context.js";
+import { listen, type Listening } from "../transport/listener.js";
+import type { Conn } from "../transport/conn.js";
+import { RelaySession } from "../relay/relay-session.js";
+
+/** Each listener protocol's front end: takes a fresh connection and owns it from then on. */
+const FRONT_ENDS: Record<Protocol, ((conn: Conn, ctx: SessionContext) => void) | null> = {
+  relay: (conn, ctx) => void new RelaySession(conn, ctx),
+  xmpp: null,
+};
+
+export interface ServerOptions {
+  log?: Logger;
+  /** Join an existing in-process hub (tests of several workers); default: a hub of one. */
+  hub?: LocalHub;
+  workerId?: string;
+}
+
+/** The composition root: one worker with its store, core, and listeners. */
+export class Server {
+  private constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    readonly store: SqliteStore,
+    readonly auth: Authenticator,
+    readonly bus: ClusterBus,
+    readonly proxy: ProxyDaemon,
+    readonly listeners: Listening[],
+  ) {}
+
+  static async start(config: Config, opts: ServerOptions = {}): Promise<Server> {
+    const log = opts.log ?? createLogger(config.log);
+    const store = new SqliteStore(config.storage.path);
+    const auth = new Authenticator(store, config.auth.scramIterations, config.auth.tokenSecret);
+    const hub = opts.hub ?? new LocalHub(config.cluster.vnodes);
+    const bus = hub.join(opts.workerId ?? "w0", config.cluster.hostAddress);
+    const { timeouts, limits } = config;
+    const proxy = new ProxyDaemon(bus, {
+      timeouts: { relay: timeouts.relay, xmpp: timeouts.xmpp },
+      sweepIntervalMs: timeouts.sweepIntervalMs,
+      maxPendingPerSession: limits.maxPendingPerSession,
+      maxInboundPerSession: limits.maxInboundPerSession,
+    });
+    const ctx: SessionContext = { proxy, auth, config, log, debug: log.isDebugEnabled() };
+
+    const listeners: Listening[] = [];
+    try {
+      for (const l of config.listeners) {
+        const frontEnd = FRONT_ENDS[l.protocol];
+        if (frontEnd === null) throw new Error(`protocol ${l.protocol} is not available in this build`);
+        const bound = await listen(l, {
+          maxOutboundBytes: limits.maxOutboundBytes,
+          maxMessageBytes: limits.maxFrameBytes,
+          onConnection: (conn) => frontEnd(conn, ctx),
+        });
+        listeners.push(bound);
+        log.info(`listening`, { protocol: l.protocol, transport: l.transport, host: l.host, port: bound.port });
+      }
+    } catch (e) {
+      await Promise.all(listeners.map((l) => l.close()));
+      bus.close();
+      store.close();
+      throw e;
+    }
+    proxy.start();
+    log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
+    return new Server(config, log, store, auth, bus, proxy, listeners);
+  }
+
+  /** The bound port of the first listener with this protocol and transport. */
+  port(protocol: Protocol, transport: string): number {
+    const l = this.listeners.find((x) => x.config.protocol === protocol && x.config.transport === transport);
+    if (l === undefined) throw new Error(`no ${protocol}/${transport} listener`);
+    return l.port;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => l.close()));
+    this.proxy.stop();
+    this.bus.close();
+    this.store.close();
+    this.log.info("switchboard stopped");
+  }
+}

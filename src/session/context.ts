@@ -1,0 +1,14 @@
+import type { ProxyDaemon } from "../proxy/proxy-daemon.js";
+import type { Authenticator } from "../auth/authenticator.js";
+import type { Config } from "../config/config.js";
+import type { Logger } from "../log/logger.js";
+
+/** What a protocol front end is given by the composition root. */
+export interface SessionContext {
+  proxy: ProxyDaemon;
+  auth: Authenticator;
+  config: Config;
+  log: Logger;
+  /** Cached once: per-message logging is gated on it. */
+  debug: boolean;
+}

@@ -1,0 +1,31 @@
+/**
+ * A client connection as protocols see it: bytes in, bytes out, bounded.
+ * Stream transports (TCP, TLS) deliver arbitrary chunks; message transports
+ * (WebSocket) deliver one whole protocol frame per chunk.
+ */
+export interface Conn {
+  readonly remoteAddress: string;
+  /** Encrypted now (direct TLS, after STARTTLS, or wss). */
+  readonly secure: boolean;
+  /** True when each chunk handed to onData is exactly one message. */
+  readonly messageMode: boolean;
+  readonly closed: boolean;
+  onData: (chunk: Buffer) => void;
+  /** Called once, when the connection is gone for whatever reason. */
+  onClose: (reason: string) => void;
+  /** Queues bytes; writes made in one event-loop turn leave in one system call. */
+  write(chunk: Buffer | string): void;
+  /** Sends one message made of parts (message transports join them into one message). */
+  writeParts(a: Buffer, b: Buffer): void;
+  /** Closes after what is queued has been sent. */
+  end(reason?: string): void;
+  destroy(reason?: string): void;
+}
+
+/** Why a connection closed; the words appear in logs and tests. */
+export const CloseReason = {
+  Peer: "peer closed",
+  SlowConsumer: "slow consumer",
+  Error: "socket error",
+  Shutdown: "server shutdown",
+} as const;

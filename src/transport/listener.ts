@@ -1,0 +1,79 @@
+import { createServer as createTcpServer, type Server as NetServer, type Socket, type AddressInfo } from "node:net";
+import { createServer as createTlsServer, createSecureContext, type SecureContext } from "node:tls";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { readFileSync } from "node:fs";
+import { WebSocketServer } from "ws";
+import type { ListenerConfig } from "../config/config.js";
+import type { Conn } from "./conn.js";
+import { CloseReason } from "./conn.js";
+import { StreamConn } from "./stream-conn.js";
+import { WsConn } from "./ws-conn.js";
+
+export interface Listening {
+  readonly config: ListenerConfig;
+  /** The port actually bound (differs from the config when it asked for 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  maxOutboundBytes: number;
+  /** Largest WebSocket message accepted. */
+  maxMessageBytes: number;
+  onConnection(conn: Conn): void;
+}
+
+export function loadTls(tls: { cert: string; key: string }): SecureContext {
+  return createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+}
+
+/** Binds one configured listener and hands each accepted connection on. */
+export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<Listening> {
+  const conns = new Set<Conn>();
+  const track = (c: Conn) => {
+    conns.add(c);
+    opts.onConnection(c);
+    // Wrapped after the protocol has set its handler, so both run.
+    const protocolClose = c.onClose;
+    c.onClose = (r) => {
+      conns.delete(c);
+      protocolClose(r);
+    };
+  };
+
+  let server: NetServer | HttpServer;
+  let wss: WebSocketServer | null = null;
+  if (cfg.transport === "websocket") {
+    server = cfg.tls ? createHttpsServer({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }) : createHttpServer();
+    wss = new WebSocketServer({ server: server as HttpServer, path: cfg.path, maxPayload: opts.maxMessageBytes, perMessageDeflate: false });
+    wss.on("connection", (ws, req) => {
+      track(new WsConn(ws, req.socket.remoteAddress ?? "", cfg.tls !== undefined, opts.maxOutboundBytes));
+    });
+  } else {
+    const accept = (socket: Socket) => track(new StreamConn(socket, opts.maxOutboundBytes));
+    server = cfg.transport === "tls" ? createTlsServer({ secureContext: loadTls(cfg.tls!) }, accept) : createTcpServer(accept);
+    // A TLS handshake that fails costs only that connection.
+    server.on("tlsClientError", () => {});
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(cfg.port, cfg.host, () => {
+      server.removeListener("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    config: cfg,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        wss?.close();
+        for (const c of conns) c.destroy(CloseReason.Shutdown);
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,69 @@
+import type { WebSocket, RawData } from "ws";
+import { CloseReason, type Conn } from "./conn.js";
+
+/** Below this, joining header and body costs less than a second WebSocket fragment. */
+const JOIN_BELOW = 4096;
+
+/** One WebSocket: each binary message is one protocol frame. */
+export class WsConn implements Conn {
+  readonly messageMode = true;
+  closed = false;
+  private reason = "";
+  onData: (chunk: Buffer) => void = () => {};
+  onClose: (reason: string) => void = () => {};
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remoteAddress: string,
+    readonly secure: boolean,
+    private readonly maxOutboundBytes: number,
+  ) {
+    ws.binaryType = "nodebuffer";
+    ws.on("message", (data: RawData, isBinary: boolean) => {
+      if (!this.closed) this.onData(isBinary ? (data as Buffer) : Buffer.from(data as Buffer));
+    });
+    ws.on("close", () => this.closedBy(CloseReason.Peer));
+    ws.on("error", () => this.closedBy(CloseReason.Error));
+  }
+
+  write(chunk: Buffer | string): void {
+    if (this.closed) return;
+    this.ws.send(chunk, { binary: typeof chunk !== "string" });
+    this.checkBacklog();
+  }
+
+  writeParts(a: Buffer, b: Buffer): void {
+    if (this.closed) return;
+    if (b.length < JOIN_BELOW) this.ws.send(b.length ? Buffer.concat([a, b]) : a, { binary: true });
+    else {
+      // Two fragments of one message: the body is passed along, not copied.
+      this.ws.send(a, { binary: true, fin: false });
+      this.ws.send(b, { binary: true, fin: true });
+    }
+    this.checkBacklog();
+  }
+
+  private checkBacklog(): void {
+    if (this.ws.bufferedAmount > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
+  }
+
+  end(reason = "closed by server"): void {
+    if (this.closed) return;
+    this.reason = reason;
+    this.ws.close(1000);
+    setTimeout(() => this.ws.terminate(), 5000).unref();
+  }
+
+  destroy(reason = "closed by server"): void {
+    if (this.closed) return;
+    this.reason ||= reason;
+    this.ws.terminate();
+    this.closedBy(reason);
+  }
+
+  private closedBy(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose(this.reason || reason);
+  }
+}

@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { validate, type Config } from "../src/config/config.js";
+import { Server } from "../src/server/server.js";
+import { silentLogger } from "../src/log/logger.js";
+import { deriveCredentials } from "../src/store/scram.js";
+
+/** test/fixtures, found from dist/test at run time. */
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "test", "fixtures");
+export const TLS_FILES = { cert: join(FIXTURES, "localhost.crt"), key: join(FIXTURES, "localhost.key") };
+export const CA = readFileSync(TLS_FILES.cert);
+
+export interface TestServer {
+  server: Server;
+  config: Config;
+  dir: string;
+  port(protocol: "relay" | "xmpp", transport: string): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real server on ephemeral loopback ports with a fresh SQLite store
+ * in a temp dir. `overrides` is laid over a config like a user's file would be.
+ * `users` are created before it starts (SCRAM at the minimum 4096 iterations).
+ */
+export async function startServer(overrides: Record<string, unknown> = {}, users: Record<string, string> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), "switchboard-test-"));
+  const config = validate({
+    storage: { type: "sqlite", path: join(dir, "db.sqlite") },
+    listeners: [
+      { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 0 },
+      { protocol: "relay", transport: "tls", host: "127.0.0.1", port: 0, tls: TLS_FILES },
+      { protocol: "relay", transport: "websocket", host: "127.0.0.1", port: 0, path: "/relay" },
+    ],
+    ...overrides,
+  });
+  const server = await Server.start(config, { log: silentLogger() });
+  for (const [u, p] of Object.entries(users)) server.store.putUser(u, await deriveCredentials(p, config.auth.scramIterations));
+  return {
+    server,
+    config,
+    dir,
+    port: (protocol, transport) => server.port(protocol, transport),
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resolves when `emitter` emits `event`, or rejects after `ms`. */
+export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, ms = 2000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
+    emitter.once(event, (v: T) => {
+      clearTimeout(t);
+      resolve(v);
+    });
+  });
+}
