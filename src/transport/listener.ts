@@ -10,6 +10,8 @@ import { CloseReason } from "./conn.js";
 import { StreamConn } from "./stream-conn.js";
 import { WsConn } from "./ws-conn.js";
 
+const WS_HEADROOM = 65536;
+
 export interface Listening {
   readonly config: ListenerConfig;
   /** The port actually bound (differs from the config when it asked for 0). */
@@ -19,7 +21,7 @@ export interface Listening {
 
 export interface ListenOptions {
   maxOutboundBytes: number;
-  /** Largest WebSocket message accepted. */
+  /** Largest message the protocol accepts; the protocol answers one over it itself. */
   maxMessageBytes: number;
   onConnection(conn: Conn): void;
 }
@@ -46,7 +48,10 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
   let wss: WebSocketServer | null = null;
   if (cfg.transport === "websocket") {
     server = cfg.tls ? createHttpsServer({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }) : createHttpServer();
-    wss = new WebSocketServer({ server: server as HttpServer, path: cfg.path, maxPayload: opts.maxMessageBytes, perMessageDeflate: false });
+    // Headroom over the protocol's limit so that a moderately oversized message
+    // still gets the protocol's own error (relay `too-large`); past it, ws closes with 1009.
+    const maxPayload = opts.maxMessageBytes + WS_HEADROOM;
+    wss = new WebSocketServer({ server: server as HttpServer, path: cfg.path, maxPayload, perMessageDeflate: false });
     wss.on("connection", (ws, req) => {
       track(new WsConn(ws, req.socket.remoteAddress ?? "", cfg.tls !== undefined, opts.maxOutboundBytes));
     });
