@@ -26,8 +26,13 @@ export interface ListenOptions {
   onConnection(conn: Conn): void;
 }
 
+function tlsFiles(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+}
+
+/** A listener's certificate as a context for STARTTLS. */
 export function loadTls(tls: { cert: string; key: string }): SecureContext {
-  return createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+  return createSecureContext(tlsFiles(tls));
 }
 
 /** Binds one configured listener and hands each accepted connection on. */
@@ -47,7 +52,7 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
   let server: NetServer | HttpServer;
   let wss: WebSocketServer | null = null;
   if (cfg.transport === "websocket") {
-    server = cfg.tls ? createHttpsServer({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }) : createHttpServer();
+    server = cfg.tls ? createHttpsServer(tlsFiles(cfg.tls)) : createHttpServer();
     // Headroom over the protocol's limit so that a moderately oversized message
     // still gets the protocol's own error (relay `too-large`); past it, ws closes with 1009.
     const maxPayload = opts.maxMessageBytes + WS_HEADROOM;
@@ -57,7 +62,7 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     });
   } else {
     const accept = (socket: Socket) => track(new StreamConn(socket, opts.maxOutboundBytes));
-    server = cfg.transport === "tls" ? createTlsServer({ secureContext: loadTls(cfg.tls!) }, accept) : createTcpServer(accept);
+    server = cfg.transport === "tls" ? createTlsServer(tlsFiles(cfg.tls!), accept) : createTcpServer(accept);
     // A TLS handshake that fails costs only that connection.
     server.on("tlsClientError", () => {});
   }
