@@ -56,6 +56,11 @@ export class RawPeer {
     this.socket.pause();
   }
 
+  /** Reads again; a paused socket cannot notice that the server closed it. */
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
   private push(h: Header): void {
     this.frames.push(h);
     this.wake();
