@@ -71,7 +71,7 @@ export function defaults(): Config {
       maxAuthAttempts: 3,
     },
     auth: { scramIterations: 4096, tokenSecret: null },
-    cluster: { bus: "local", hostAddress: "127.0.0.1", vnodes: 512 },
+    cluster: { bus: "local", hostAddress: "127.0.0.1", vnodes: 2048 },
   };
 }
 

@@ -13,7 +13,7 @@ export class HashRing {
 
   constructor(
     members: Iterable<string> = [],
-    readonly vnodes = 512,
+    readonly vnodes = 2048,
   ) {
     if (!Number.isInteger(vnodes) || vnodes < 1) throw new RangeError("vnodes must be a positive integer");
     this.setMembers(members);
