@@ -129,7 +129,9 @@ export class PendingList {
       if (b.heapKey > now) break;
       heap.pop();
       b.inHeap = false;
-      for (let p = b.head; p !== null && p.deadline <= now; p = b.head) {
+      // Only up to the next timeout's head, so that requests of different timeouts expire earliest first.
+      const limit = heap.length > 0 && heap.peek()!.heapKey < now ? heap.peek()!.heapKey : now;
+      for (let p = b.head; p !== null && p.deadline <= limit; p = b.head) {
         this.remove(p);
         n++;
         onExpired(p);
