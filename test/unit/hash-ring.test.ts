@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { HashRing } from "../../src/router/hash-ring.js";
 import { hash32 } from "../../src/router/hash.js";
+import { defaults } from "../../src/config/config.js";
 
 const KEYS = Array.from({ length: 20000 }, (_, i) => `user${i}@localhost`);
 const TEN = Array.from({ length: 10 }, (_, i) => `w${i}`);
@@ -40,8 +41,8 @@ test("an empty ring owns nothing; a ring of one owns everything", () => {
   assert.throws(() => new HashRing([], 0), RangeError);
 });
 
-test("the default is 512 virtual nodes per member", () => {
-  assert.equal(new HashRing(TEN).vnodes, 512);
+test("the HashRing default agrees with the config default for cluster.vnodes", () => {
+  assert.equal(new HashRing(TEN).vnodes, defaults().cluster.vnodes);
 });
 
 test("determinism: the same member list in any order, with duplicates, gives identical owners", () => {
@@ -78,25 +79,31 @@ test("a key belongs to the first vnode at or clockwise after its hash, wrapping 
   }
 });
 
-test("balance: load std-dev over 10 members with the default vnodes", (t) => {
+test("balance: load std-dev over 10 members with the default vnodes is at most 3 % of the mean", (t) => {
   const ring = new HashRing(TEN);
   const shares = [...arcShares(ring).values()];
   assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 1) < 1e-9, "arcs cover the ring");
   const arcSd = stdDevPercent(shares);
-  // And by keys actually looked up.
+  // And by keys actually looked up (sampling adds its own ~2 % noise at 20,000 keys).
   const counts = new Map<string, number>();
   for (const o of owners(ring)) counts.set(o, (counts.get(o) ?? 0) + 1);
   assert.equal(counts.size, 10);
   const keySd = stdDevPercent([...counts.values()]);
-  t.diagnostic(`512 vnodes: arc std-dev ${arcSd.toFixed(2)} %, key std-dev ${keySd.toFixed(2)} % of the mean`);
-  // Theory for v random points per member: std-dev ≈ 1/sqrt(v) of the mean (4.4 % at 512).
-  assert.ok(arcSd < 6, `arc std-dev ${arcSd.toFixed(2)} %`);
-  assert.ok(Math.max(...shares) < 0.115 && Math.min(...shares) > 0.085, `shares ${shares.map((s) => s.toFixed(3))}`);
+  t.diagnostic(`${ring.vnodes} vnodes: arc std-dev ${arcSd.toFixed(2)} %, key std-dev ${keySd.toFixed(2)} % of the mean`);
+  assert.ok(arcSd <= 3, `arc std-dev ${arcSd.toFixed(2)} %`);
+  assert.ok(keySd <= 5, `key std-dev ${keySd.toFixed(2)} %`);
 });
 
-test("balance: 2048 vnodes bring the std-dev under 3 % of the mean", () => {
-  const sd = stdDevPercent([...arcShares(new HashRing(TEN, 2048)).values()]);
-  assert.ok(sd <= 3, `arc std-dev ${sd.toFixed(2)} %`);
+test("balance: std-dev follows 1/sqrt(vnodes), so 512 vnodes would miss 3 %", () => {
+  // Median over 21 member-name sets, to judge the vnode count rather than one lucky set of names.
+  const median = (v: number) => {
+    const sds = Array.from({ length: 21 }, (_, s) => stdDevPercent([...arcShares(new HashRing(TEN.map((m) => `s${s}-${m}`), v)).values()]));
+    return sds.sort((a, b) => a - b)[10];
+  };
+  const at512 = median(512);
+  const at2048 = median(2048);
+  assert.ok(at512 > 3 && at512 < 6, `512: ${at512}`);
+  assert.ok(at2048 <= 3, `2048: ${at2048}`);
 });
 
 test("movement: adding an 11th member moves about 1/11 of the keys, all of them to it", () => {
