@@ -100,7 +100,10 @@ export class ProxyDaemon {
   /** A session authenticated: it becomes reachable at its full address. */
   attach(s: Session): void {
     s.bound = true;
+    const prev = this.sessions.get(s.address);
     this.sessions.set(s.address, s);
+    // Replaced on this very worker: told here, since the map no longer leads the owner's "replaced" to it.
+    if (prev !== undefined && prev !== s) prev.replaced();
     const ref: SessionRef = {
       address: s.address,
       resource: s.resource,
@@ -231,7 +234,7 @@ export class ProxyDaemon {
     }
     if (ref.workerId === this.self) ref.session = this.sessions.get(ref.address) ?? null;
     const old = ch.bind(ref);
-    if (old !== undefined && old.serial !== ref.serial) {
+    if (old !== undefined && old.serial !== ref.serial && old.workerId !== ref.workerId) {
       if (old.workerId === this.self) old.session?.replaced();
       else this.bus.send(old.workerId, { op: "replaced", address: old.address, serial: old.serial });
     }
