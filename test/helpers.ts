@@ -64,3 +64,17 @@ export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, m
     });
   });
 }
+
+/** XMPP listeners for tests: plain tcp (STARTTLS offered when `starttls`), and direct TLS. */
+export function xmppListeners(starttls = false): Record<string, unknown>[] {
+  return [
+    { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 0 },
+    starttls ? { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, tls: TLS_FILES } : { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 },
+    { protocol: "xmpp", transport: "tls", host: "127.0.0.1", port: 0, tls: TLS_FILES },
+  ];
+}
+
+/** startServer with XMPP listeners (and one relay tcp listener for cross-protocol tests). */
+export function startXmppServer(overrides: Record<string, unknown> = {}, users: Record<string, string> = {}, starttls = false): Promise<TestServer> {
+  return startServer({ listeners: xmppListeners(starttls), ...overrides }, users);
+}

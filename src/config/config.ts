@@ -42,7 +42,25 @@ export interface Config {
     maxAuthAttempts: number;
   };
   auth: { scramIterations: number; tokenSecret: string | null };
+  xmpp: XmppConfig;
   cluster: { bus: "local"; hostAddress: string; vnodes: number };
+}
+
+/** XMPP front end (docs/xmpp.md). */
+export interface XmppConfig {
+  /** Clients must use TLS (STARTTLS or direct TLS) before SASL, like Prosody's c2s_require_encryption. */
+  requireEncryption: boolean;
+  /** Connections from 127.0.0.0/8 and ::1 may authenticate without TLS even when requireEncryption is on. */
+  exemptLoopback: boolean;
+  /** Offer SASL PLAIN on connections without TLS (otherwise PLAIN only over TLS). */
+  allowPlainWithoutTls: boolean;
+  /** Messages stored per offline user; past it the sender gets <resource-constraint/>. */
+  offlineQueueMax: number;
+  /** Roster items per user (also caps unanswered subscription requests). */
+  maxRosterItems: number;
+  /** Failed authentications from one IP address within authFailureWindowMs before it is refused. */
+  maxAuthFailuresPerIp: number;
+  authFailureWindowMs: number;
 }
 
 /** The embedded defaults: what `npm start` runs with when the file says nothing else. */
@@ -53,6 +71,8 @@ export function defaults(): Config {
     listeners: [
       { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 7422 },
       { protocol: "relay", transport: "websocket", host: "127.0.0.1", port: 7423, path: "/relay" },
+      // No certificate by default: plain TCP on loopback (see xmpp.exemptLoopback); add "tls" to offer STARTTLS.
+      { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 5222 },
     ],
     storage: { type: "sqlite", path: "data/switchboard.db" },
     timeouts: {
@@ -71,6 +91,15 @@ export function defaults(): Config {
       maxAuthAttempts: 3,
     },
     auth: { scramIterations: 4096, tokenSecret: null },
+    xmpp: {
+      requireEncryption: true,
+      exemptLoopback: true,
+      allowPlainWithoutTls: false,
+      offlineQueueMax: 100,
+      maxRosterItems: 1000,
+      maxAuthFailuresPerIp: 10,
+      authFailureWindowMs: 600000,
+    },
     cluster: { bus: "local", hostAddress: "127.0.0.1", vnodes: 2048 },
   };
 }
@@ -195,6 +224,13 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
 
   int(c.auth.scramIterations, "auth.scramIterations", 4096);
   need(c.auth.tokenSecret === null || (typeof c.auth.tokenSecret === "string" && c.auth.tokenSecret.length >= 16), "auth.tokenSecret", "must be null or a string of at least 16 characters");
+
+  const X = c.xmpp;
+  for (const k of ["requireEncryption", "exemptLoopback", "allowPlainWithoutTls"] as const) need(typeof X[k] === "boolean", `xmpp.${k}`, "must be true or false");
+  int(X.offlineQueueMax, "xmpp.offlineQueueMax", 0, 1000000);
+  int(X.maxRosterItems, "xmpp.maxRosterItems", 1, 100000);
+  int(X.maxAuthFailuresPerIp, "xmpp.maxAuthFailuresPerIp", 1);
+  int(X.authFailureWindowMs, "xmpp.authFailureWindowMs", 1000);
 
   oneOf(c.cluster.bus, "cluster.bus", ["local"]);
   str(c.cluster.hostAddress, "cluster.hostAddress");

@@ -9,12 +9,12 @@ import type { SessionContext } from "../session/context.js";
 import { listen, type Listening } from "../transport/listener.js";
 import type { Conn } from "../transport/conn.js";
 import { RelaySession } from "../relay/relay-session.js";
+import { XmppFrontEnd } from "../xmpp/front-end.js";
+import { SqliteXmppStore } from "../store/sqlite-xmpp-store.js";
+import type { ListenerConfig } from "../config/config.js";
 
-/** Each listener protocol's front end: takes a fresh connection and owns it from then on. */
-const FRONT_ENDS: Record<Protocol, ((conn: Conn, ctx: SessionContext) => void) | null> = {
-  relay: (conn, ctx) => void new RelaySession(conn, ctx),
-  xmpp: null,
-};
+/** Each listener protocol's front end: gives the handler that takes a fresh connection and owns it from then on. */
+type FrontEnds = Record<Protocol, (l: ListenerConfig) => ((conn: Conn) => void) | null>;
 
 export interface ServerOptions {
   log?: Logger;
@@ -49,16 +49,22 @@ export class Server {
       maxInboundPerSession: limits.maxInboundPerSession,
     });
     const ctx: SessionContext = { proxy, auth, config, log, debug: log.isDebugEnabled() };
+    // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
+    const xmpp = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
+    const FRONT_ENDS: FrontEnds = {
+      relay: () => (conn) => void new RelaySession(conn, ctx),
+      xmpp: (l) => xmpp.forListener(l),
+    };
 
     const listeners: Listening[] = [];
     try {
       for (const l of config.listeners) {
-        const frontEnd = FRONT_ENDS[l.protocol];
+        const frontEnd = FRONT_ENDS[l.protocol](l);
         if (frontEnd === null) throw new Error(`protocol ${l.protocol} is not available in this build`);
         const bound = await listen(l, {
           maxOutboundBytes: limits.maxOutboundBytes,
           maxMessageBytes: limits.maxFrameBytes,
-          onConnection: (conn) => frontEnd(conn, ctx),
+          onConnection: frontEnd,
         });
         listeners.push(bound);
         log.info(`listening`, { protocol: l.protocol, transport: l.transport, host: l.host, port: bound.port });

@@ -25,6 +25,34 @@ const MIGRATIONS: string[] = [
      sha256_server BLOB NOT NULL,
      created_at INTEGER NOT NULL
    ) WITHOUT ROWID`,
+  // XMPP (RFC 6121): rosters, unanswered subscription requests, offline messages; gone with the account.
+  `CREATE TABLE roster (
+     username TEXT NOT NULL,
+     jid TEXT NOT NULL,
+     name TEXT NOT NULL DEFAULT '',
+     subscription TEXT NOT NULL DEFAULT 'none',
+     ask INTEGER NOT NULL DEFAULT 0,
+     groups TEXT NOT NULL DEFAULT '[]',
+     PRIMARY KEY (username, jid)
+   ) WITHOUT ROWID;
+   CREATE TABLE subscription_requests (
+     username TEXT NOT NULL,
+     jid TEXT NOT NULL,
+     stanza TEXT NOT NULL,
+     PRIMARY KEY (username, jid)
+   ) WITHOUT ROWID;
+   CREATE TABLE offline (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     username TEXT NOT NULL,
+     stanza TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX offline_by_user ON offline (username, id);
+   CREATE TRIGGER users_delete_xmpp AFTER DELETE ON users BEGIN
+     DELETE FROM roster WHERE username = old.username;
+     DELETE FROM subscription_requests WHERE username = old.username;
+     DELETE FROM offline WHERE username = old.username;
+   END`,
 ];
 
 export class SqliteStore implements AccountStore {

@@ -1,0 +1,109 @@
+import type Database from "better-sqlite3";
+import type { RosterItem, Subscription, XmppStore } from "./xmpp-store.js";
+
+interface RosterRow {
+  jid: string;
+  name: string;
+  subscription: Subscription;
+  ask: number;
+  groups: string;
+}
+
+/** XmppStore on the accounts database (tables made by the migrations in sqlite-store.ts). */
+export class SqliteXmppStore implements XmppStore {
+  private readonly s;
+
+  constructor(private readonly db: Database.Database) {
+    const p = <P extends unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
+    this.s = {
+      roster: p<[string], RosterRow>(`SELECT jid, name, subscription, ask, groups FROM roster WHERE username = ? ORDER BY jid`),
+      item: p<[string, string], RosterRow>(`SELECT jid, name, subscription, ask, groups FROM roster WHERE username = ? AND jid = ?`),
+      count: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM roster WHERE username = ?`),
+      put: p<[string, string, string, string, number, string]>(
+        `INSERT OR REPLACE INTO roster (username, jid, name, subscription, ask, groups) VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      del: p<[string, string]>(`DELETE FROM roster WHERE username = ? AND jid = ?`),
+      putReq: p<[string, string, string]>(`INSERT OR REPLACE INTO subscription_requests (username, jid, stanza) VALUES (?, ?, ?)`),
+      reqs: p<[string], { jid: string; stanza: string }>(`SELECT jid, stanza FROM subscription_requests WHERE username = ? ORDER BY jid`),
+      hasReq: p<[string, string], { x: number }>(`SELECT 1 AS x FROM subscription_requests WHERE username = ? AND jid = ?`),
+      delReq: p<[string, string]>(`DELETE FROM subscription_requests WHERE username = ? AND jid = ?`),
+      countReq: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM subscription_requests WHERE username = ?`),
+      pushOff: p<[string, string, number]>(`INSERT INTO offline (username, stanza, created_at) VALUES (?, ?, ?)`),
+      countOff: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM offline WHERE username = ?`),
+      takeOff: p<[string], { stanza: string }>(`SELECT stanza FROM offline WHERE username = ? ORDER BY id`),
+      clearOff: p<[string]>(`DELETE FROM offline WHERE username = ?`),
+    };
+  }
+
+  roster(user: string): RosterItem[] {
+    return this.s.roster.all(user).map(toItem);
+  }
+
+  rosterItem(user: string, jid: string): RosterItem | undefined {
+    const r = this.s.item.get(user, jid);
+    return r === undefined ? undefined : toItem(r);
+  }
+
+  rosterSize(user: string): number {
+    return this.s.count.get(user)!.n;
+  }
+
+  putRosterItem(user: string, i: RosterItem): void {
+    this.s.put.run(user, i.jid, i.name, i.subscription, i.ask ? 1 : 0, JSON.stringify(i.groups));
+  }
+
+  removeRosterItem(user: string, jid: string): boolean {
+    return this.s.del.run(user, jid).changes > 0;
+  }
+
+  putSubscriptionRequest(user: string, from: string, stanza: string): void {
+    this.s.putReq.run(user, from, stanza);
+  }
+
+  subscriptionRequests(user: string): { from: string; stanza: string }[] {
+    return this.s.reqs.all(user).map((r) => ({ from: r.jid, stanza: r.stanza }));
+  }
+
+  hasSubscriptionRequest(user: string, from: string): boolean {
+    return this.s.hasReq.get(user, from) !== undefined;
+  }
+
+  removeSubscriptionRequest(user: string, from: string): boolean {
+    return this.s.delReq.run(user, from).changes > 0;
+  }
+
+  subscriptionRequestCount(user: string): number {
+    return this.s.countReq.get(user)!.n;
+  }
+
+  pushOffline(user: string, stanza: string, cap: number): boolean {
+    return this.db.transaction(() => {
+      if (this.s.countOff.get(user)!.n >= cap) return false;
+      this.s.pushOff.run(user, stanza, Date.now());
+      return true;
+    })();
+  }
+
+  takeOffline(user: string): string[] {
+    return this.db.transaction(() => {
+      const rows = this.s.takeOff.all(user).map((r) => r.stanza);
+      if (rows.length > 0) this.s.clearOff.run(user);
+      return rows;
+    })();
+  }
+
+  offlineCount(user: string): number {
+    return this.s.countOff.get(user)!.n;
+  }
+}
+
+function toItem(r: RosterRow): RosterItem {
+  let groups: string[] = [];
+  try {
+    const g = JSON.parse(r.groups);
+    if (Array.isArray(g)) groups = g.filter((x): x is string => typeof x === "string");
+  } catch {
+    // A damaged groups column costs the groups, not the roster.
+  }
+  return { jid: r.jid, name: r.name, subscription: r.subscription, ask: r.ask !== 0, groups };
+}

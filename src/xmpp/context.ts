@@ -1,0 +1,22 @@
+import type { SecureContext } from "node:tls";
+import type { SessionContext } from "../session/context.js";
+import type { XmppStore } from "../store/xmpp-store.js";
+import type { AccountStore } from "../store/store.js";
+import type { Hooks } from "./hooks.js";
+import type { FailureLimiter } from "./sasl/failures.js";
+
+/** What every XMPP connection shares: given by the composition root (front-end.ts). */
+export interface XmppContext extends SessionContext {
+  hooks: Hooks;
+  store: XmppStore;
+  accounts: AccountStore;
+  /** Failed authentications per remote IP (RFC 6120 §6.4.5 retries, across connections). */
+  ipFailures: FailureLimiter;
+  /** Key for the fake salts of unknown users, so SCRAM does not tell which accounts exist. */
+  saltSecret: Buffer;
+}
+
+/** Per listener: what STARTTLS would use (null: not offered) and whether the transport is already TLS. */
+export interface ListenerTls {
+  starttls: SecureContext | null;
+}

@@ -1,0 +1,62 @@
+import { randomBytes } from "node:crypto";
+import type { SessionContext } from "../session/context.js";
+import type { ListenerConfig } from "../config/config.js";
+import type { AccountStore } from "../store/store.js";
+import type { XmppStore } from "../store/xmpp-store.js";
+import type { Conn } from "../transport/conn.js";
+import { loadTls } from "../transport/listener.js";
+import { Hooks } from "./hooks.js";
+import type { XmppContext } from "./context.js";
+import { FailureLimiter } from "./sasl/failures.js";
+import { XmppSession } from "./xmpp-session.js";
+import { starttlsModule } from "./modules/starttls.js";
+import { saslModule } from "./sasl/sasl.js";
+import { bindModule } from "./modules/bind.js";
+import { iqModule } from "./modules/iq.js";
+import { pingModule } from "./modules/ping.js";
+import { discoModule } from "./modules/disco.js";
+import { messageModule } from "./modules/message.js";
+import { presenceModule } from "./modules/presence.js";
+import { rosterModule } from "./modules/roster.js";
+import { offlineModule, offlineSink } from "./modules/offline.js";
+
+/**
+ * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
+ * modules_enabled): every feature is a module hooking events, registered here
+ * and nowhere else. One per server; listeners share it.
+ */
+export class XmppFrontEnd {
+  readonly x: XmppContext;
+
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore) {
+    const hooks = new Hooks();
+    const c = ctx.config.xmpp;
+    this.x = {
+      ...ctx,
+      hooks,
+      store,
+      accounts,
+      ipFailures: new FailureLimiter(c.maxAuthFailuresPerIp, c.authFailureWindowMs),
+      saltSecret: randomBytes(32),
+    };
+    const x = this.x;
+    starttlsModule(hooks);
+    saslModule(hooks, x);
+    bindModule(hooks);
+    iqModule(hooks);
+    pingModule(hooks);
+    discoModule(hooks);
+    messageModule(hooks);
+    presenceModule(hooks, x);
+    rosterModule(hooks, x);
+    offlineModule(hooks, x);
+    ctx.proxy.offline = offlineSink(x);
+  }
+
+  /** The connection handler of one listener: a tcp listener with `tls` offers STARTTLS. */
+  forListener(l: ListenerConfig): (conn: Conn) => void {
+    const starttls = l.transport === "tcp" && l.tls !== undefined ? loadTls(l.tls) : null;
+    const tls = { starttls };
+    return (conn) => void new XmppSession(conn, this.x, tls);
+  }
+}

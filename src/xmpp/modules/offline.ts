@@ -1,0 +1,51 @@
+import { Element, parse } from "ltx";
+import { ErrorCode, type Envelope } from "../../envelope/envelope.js";
+import type { OfflineSink } from "../../proxy/proxy-daemon.js";
+import { NS } from "../ns.js";
+import { Ev, type Hooks } from "../hooks.js";
+import type { XmppContext } from "../context.js";
+
+/**
+ * Offline storage (RFC 6121 §8.5.2.1.1, XEP-0160): the core hands over a chat
+ * or normal message nobody online could take; it is stored with a XEP-0203
+ * delay stamp and delivered at the user's next initial presence.
+ */
+export function offlineSink(x: XmppContext): OfflineSink {
+  const suffix = `@${x.config.domain}`;
+  return (env: Envelope) => {
+    const bare = env.to.indexOf("/") < 0 ? env.to : env.to.slice(0, env.to.indexOf("/"));
+    if (!bare.endsWith(suffix)) return ErrorCode.Unavailable;
+    const user = bare.slice(0, bare.length - suffix.length);
+    if (!x.accounts.hasUser(user)) return ErrorCode.Unavailable;
+    const stored = toStored(env, x.config.domain);
+    if (stored === null) return null;
+    return x.store.pushOffline(user, stored, x.config.xmpp.offlineQueueMax) ? null : ErrorCode.QuotaExceeded;
+  };
+}
+
+function toStored(env: Envelope, domain: string): string | null {
+  let msg: Element;
+  if (env.payload instanceof Element) {
+    msg = new Element("message", env.payload.attrs);
+    for (const c of env.payload.children) msg.children.push(c);
+  } else if (env.payload instanceof Uint8Array) {
+    msg = new Element("message", { type: "normal" });
+    msg.c("body").t(Buffer.from(env.payload).toString("utf8"));
+  } else return null;
+  msg.attrs.from = env.from;
+  msg.attrs.to = env.to;
+  msg.c("delay", { xmlns: NS.DELAY, from: domain, stamp: new Date().toISOString() });
+  return msg.toString();
+}
+
+export function offlineModule(hooks: Hooks, x: XmppContext): void {
+  hooks.on(Ev.InitialPresence, ({ session: s }) => {
+    for (const text of x.store.takeOffline(s.user)) {
+      try {
+        s.send(parse(text));
+      } catch {
+        x.log.warn("dropped an unreadable offline message", { user: s.user });
+      }
+    }
+  });
+}

@@ -1,0 +1,98 @@
+import { Element } from "ltx";
+import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
+import { bareOf } from "../../address/address.js";
+import type { RosterItem, Subscription } from "../../store/xmpp-store.js";
+import type { XmppContext } from "../context.js";
+import { emptyItem, pushRoster } from "./roster-items.js";
+
+export type SubscriptionType = "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed";
+
+const addTo = (s: Subscription): Subscription => (s === "none" ? "to" : s === "from" ? "both" : s);
+const addFrom = (s: Subscription): Subscription => (s === "none" ? "from" : s === "to" ? "both" : s);
+const dropTo = (s: Subscription): Subscription => (s === "to" ? "none" : s === "both" ? "from" : s);
+const dropFrom = (s: Subscription): Subscription => (s === "from" ? "none" : s === "both" ? "to" : s);
+
+/**
+ * The presence subscription state machine of RFC 6121 §3, for both ends at
+ * once: every account lives on this server, so the user's outbound stanza and
+ * the contact's inbound handling happen here, persisted in the store.
+ * Returns false when the user's roster is full.
+ */
+export function subscription(x: XmppContext, user: string, contact: string, type: SubscriptionType, stanza: Element): boolean {
+  const { store, config } = x;
+  const userBare = `${user}@${config.domain}`;
+  const contactUser = contact.slice(0, contact.indexOf("@"));
+  const contactExists = contact.indexOf("@") > 0 && bareOf(contact).endsWith(`@${config.domain}`) && x.accounts.hasUser(contactUser);
+  const mine = store.rosterItem(user, contact);
+  const theirs = contactExists ? store.rosterItem(contactUser, userBare) : undefined;
+  const save = (owner: string, item: RosterItem) => {
+    store.putRosterItem(owner, item);
+    pushRoster(x, owner, item);
+  };
+  const presence = (type: string, from: string, to: string) => {
+    x.proxy.route(new Envelope(Kind.Presence, "", "", from, to, "xmpp", new Element("presence", { type })));
+  };
+
+  switch (type) {
+    case "subscribe": {
+      if (mine === undefined && store.rosterSize(user) >= config.xmpp.maxRosterItems) return false;
+      const item = mine ?? emptyItem(contact);
+      if (item.subscription === "none" || item.subscription === "from") {
+        if (!item.ask || mine === undefined) save(user, { ...item, ask: true });
+      }
+      if (!contactExists) {
+        // §3.1.3: no such contact: the request is refused on its behalf.
+        return subscription(x, contactUser, userBare, "unsubscribed", stanza) || true;
+      }
+      // §3.1.3: already approved: the contact's server answers at once.
+      if (theirs !== undefined && (theirs.subscription === "from" || theirs.subscription === "both")) {
+        const now = store.rosterItem(user, contact)!;
+        save(user, { ...now, subscription: addTo(now.subscription), ask: false });
+        presence("subscribed", contact, userBare);
+        x.proxy.route(new Envelope(Kind.Presence, "", "", userBare, contact, "xmpp", null, 0, Flag.Probe));
+        return true;
+      }
+      if (store.subscriptionRequestCount(contactUser) < config.xmpp.maxRosterItems || store.hasSubscriptionRequest(contactUser, userBare)) {
+        const request = new Element("presence", { type: "subscribe", from: userBare, to: contact });
+        for (const c of stanza.children) if (typeof c !== "string") request.cnode(c);
+        store.putSubscriptionRequest(contactUser, userBare, request.toString());
+        x.proxy.route(new Envelope(Kind.Presence, "", "", userBare, contact, "xmpp", request));
+      }
+      return true;
+    }
+    case "subscribed": {
+      // §3.1.5: only an answer to a pending request (no pre-approval).
+      if (!store.removeSubscriptionRequest(user, contact)) return true;
+      const item = mine ?? emptyItem(contact);
+      save(user, { ...item, subscription: addFrom(item.subscription) });
+      if (theirs !== undefined && theirs.ask) {
+        save(contactUser, { ...theirs, subscription: addTo(theirs.subscription), ask: false });
+      }
+      presence("subscribed", userBare, contact);
+      // §3.1.5: the new subscriber receives the user's current presence (answered by the core as to a probe).
+      x.proxy.route(new Envelope(Kind.Presence, "", "", contact, userBare, "xmpp", null, 0, Flag.Probe));
+      return true;
+    }
+    case "unsubscribe": {
+      if (mine !== undefined) save(user, { ...mine, subscription: dropTo(mine.subscription), ask: false });
+      if (theirs !== undefined) save(contactUser, { ...theirs, subscription: dropFrom(theirs.subscription) });
+      if (contactExists) {
+        store.removeSubscriptionRequest(contactUser, userBare);
+        presence("unsubscribe", userBare, contact);
+        // §3.3.3: the user stops seeing the contact.
+        presence("unavailable", contact, userBare);
+      }
+      return true;
+    }
+    case "unsubscribed": {
+      store.removeSubscriptionRequest(user, contact);
+      if (mine !== undefined) save(user, { ...mine, subscription: dropFrom(mine.subscription) });
+      if (theirs !== undefined) save(contactUser, { ...theirs, subscription: dropTo(theirs.subscription), ask: false });
+      if (contactExists || contact.endsWith(`@${config.domain}`)) {
+        presence("unsubscribed", userBare, contact);
+        presence("unavailable", userBare, contact);
+      }
+      return true;
+    }
+  }
+}

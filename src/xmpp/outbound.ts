@@ -1,0 +1,92 @@
+import { Element } from "ltx";
+import { Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
+import { conditionForCode, errorElement, stanzaError } from "./errors.js";
+import { parseOne, serializeWith } from "./stanza.js";
+import type { XmppSession } from "./xmpp-session.js";
+
+/**
+ * What an envelope from the core looks like on this session's stream, or null
+ * when it is not for the client. The one place core error codes become XMPP
+ * stanza errors on the way out.
+ */
+export function toWire(s: XmppSession, env: Envelope): string | null {
+  if (env.protocol === "xmpp" && (env.payload instanceof Element || env.payload === null)) return fromXmpp(s, env, env.payload);
+  return fromOther(s, env);
+}
+
+function fromXmpp(s: XmppSession, env: Envelope, el: Element | null): string | null {
+  switch (env.kind) {
+    case Kind.Message:
+      if (el === null) return null;
+      // A roster push travels to the bare JID; only interested resources take it (RFC 6121 §2.1.6).
+      if (el.name === "iq") return s.rosterRequested ? serializeWith(el, { to: s.address }) : null;
+      return serializeWith(el, { from: env.from, to: env.to });
+    case Kind.Presence:
+      return el === null ? null : serializeWith(el, { from: env.from, to: env.to });
+    case Kind.Request:
+      // The proxy id replaces the requester's: the answer is matched by it (seed 004).
+      return el === null ? null : serializeWith(el, { id: env.id, from: env.from, to: env.to });
+    case Kind.Response:
+      return el === null ? iqResult(s, env, null) : serializeWith(el, { id: env.responseFor, from: env.from, to: s.address });
+    case Kind.Error:
+      if (el !== null && el.name === "iq") return serializeWith(el, { id: env.responseFor, from: env.from, to: s.address });
+      if (el !== null && el.name === "message") {
+        const reply = stanzaError(el, conditionForCode(env.code), env.from, s.address, errorText(env.code));
+        if (env.responseFor) reply.attrs.id = env.responseFor;
+        else delete reply.attrs.id;
+        return reply.toString();
+      }
+      return iqError(s, env);
+    default:
+      return null;
+  }
+}
+
+/** Envelopes made by another protocol (relay: the payload is a Buffer). */
+function fromOther(s: XmppSession, env: Envelope): string | null {
+  const text = env.payload == null ? "" : env.payload instanceof Uint8Array ? Buffer.from(env.payload).toString("utf8") : String(env.payload);
+  switch (env.kind) {
+    case Kind.Message: {
+      const m = new Element("message", { type: "normal", from: env.from, to: s.address });
+      m.c("body").t(text);
+      return m.toString();
+    }
+    case Kind.Request:
+      // No XMPP stanza means "an opaque request"; the requester learns at once instead of waiting for its timeout.
+      s.x.proxy.submit(s, new Envelope(Kind.Error, "", env.id, s.address, "", "xmpp", null, 0, 0, ErrorCode.Unavailable));
+      return null;
+    case Kind.Response:
+      return iqResult(s, env, parseOne(text));
+    case Kind.Error:
+      return iqError(s, env);
+    default:
+      return null;
+  }
+}
+
+function iqResult(s: XmppSession, env: Envelope, child: Element | null): string {
+  const iq = new Element("iq", { type: "result", id: env.responseFor, from: env.from, to: s.address });
+  if (child !== null) iq.cnode(child);
+  return iq.toString();
+}
+
+function iqError(s: XmppSession, env: Envelope): string {
+  const iq = new Element("iq", { type: "error", id: env.responseFor, from: env.from, to: s.address });
+  iq.cnode(errorElement(conditionForCode(env.code), errorText(env.code)));
+  return iq.toString();
+}
+
+function errorText(code: string): string {
+  switch (code) {
+    case ErrorCode.Timeout:
+      return "no answer in time";
+    case ErrorCode.Unavailable:
+      return "recipient unavailable";
+    case ErrorCode.RateLimited:
+      return "too many requests waiting for answers";
+    case ErrorCode.QuotaExceeded:
+      return "the recipient's offline message queue is full";
+    default:
+      return code;
+  }
+}

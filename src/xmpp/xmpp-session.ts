@@ -1,0 +1,244 @@
+import { randomBytes } from "node:crypto";
+import { Element } from "ltx";
+import { Session } from "../session/session.js";
+import { IdleWatch } from "../session/idle.js";
+import type { Envelope } from "../envelope/envelope.js";
+import type { Conn } from "../transport/conn.js";
+import { StreamParser, type StreamSink } from "./stream/parser.js";
+import { StreamCondition, StreamError } from "./errors.js";
+import { Ev } from "./hooks.js";
+import { NS } from "./ns.js";
+import { toWire } from "./outbound.js";
+import { routeStanza } from "./router.js";
+import type { ListenerTls, XmppContext } from "./context.js";
+
+/** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
+const MAX_DEPTH = 48;
+
+export const Phase = {
+  /** Waiting for the client's stream header. */
+  Header: 0,
+  /** Stream open: STARTTLS and SASL. */
+  Negotiating: 1,
+  /** SASL done: resource binding. */
+  Authenticated: 2,
+  Bound: 3,
+  Closing: 4,
+} as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+/**
+ * One XMPP client connection (RFC 6120): owns the stream codec and the
+ * negotiation state; stanzas after binding go to the router, envelopes from the
+ * core come back through deliver(). Every error here costs this connection only.
+ */
+export class XmppSession extends Session implements StreamSink {
+  readonly protocol = "xmpp";
+  phase: Phase = Phase.Header;
+  /** Local part once SASL succeeded. */
+  user = "";
+  authFailures = 0;
+  /** Requested the roster: receives roster pushes (RFC 6121 §2.1.6 "interested resource"). */
+  rosterRequested = false;
+  /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */
+  readonly directed = new Set<string>();
+  /** Mechanism-specific state of a SASL exchange in progress. */
+  sasl: unknown = null;
+  /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
+  private held: Buffer[] | null = null;
+  private heldBytes = 0;
+  private headerSent = false;
+  private readonly parser: StreamParser;
+  private readonly idle: IdleWatch;
+  private authTimer: NodeJS.Timeout | null;
+  readonly streamId = randomBytes(12).toString("base64url");
+
+  constructor(
+    readonly conn: Conn,
+    readonly x: XmppContext,
+    readonly tls: ListenerTls,
+  ) {
+    super();
+    const limits = x.config.limits;
+    this.parser = new StreamParser(this, { maxStanzaBytes: limits.maxStanzaBytes, maxDepth: MAX_DEPTH });
+    conn.onData = (chunk) => this.onData(chunk);
+    conn.onClose = (reason) => this.onClose(reason);
+    this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
+      if (final) this.fail(new StreamError(StreamCondition.ConnectionTimeout, "idle"));
+      // XEP-0199 §4.2: a ping the client must answer; any traffic counts as alive.
+      else if (this.phase === Phase.Bound) this.conn.write(`<iq type='get' id='idle-${this.serial}' to='${this.address}' from='${x.config.domain}'><ping xmlns='${NS.PING}'/></iq>`);
+      else this.conn.write(" ");
+    });
+    this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
+    this.authTimer.unref();
+  }
+
+  get secure(): boolean {
+    return this.conn.secure;
+  }
+
+  get domain(): string {
+    return this.x.config.domain;
+  }
+
+  // ---- input -----------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === Phase.Closing) return;
+    this.idle.seen();
+    if (this.held !== null) {
+      this.heldBytes += chunk.length;
+      if (this.heldBytes > this.x.config.limits.maxStanzaBytes) return this.fail(new StreamError(StreamCondition.PolicyViolation, "too much input during authentication"));
+      this.held.push(chunk);
+      return;
+    }
+    try {
+      this.parser.push(chunk);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Pauses input until release(): for a decision made asynchronously. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  release(): void {
+    const held = this.held;
+    this.held = null;
+    this.heldBytes = 0;
+    if (held !== null) for (const c of held) this.onData(c);
+  }
+
+  streamStart(name: string, attrs: Record<string, string>): void {
+    const { domain } = this;
+    // RFC 6120 §4.9.3.10, §4.9.3.6, §4.9.3.25: namespaces, host, version of the header.
+    if (name !== "stream:stream" || attrs["xmlns:stream"] !== NS.STREAM) throw new StreamError(StreamCondition.InvalidNamespace, "expected stream:stream in the streams namespace");
+    if (attrs.xmlns !== NS.CLIENT) throw new StreamError(StreamCondition.InvalidNamespace, "the content namespace must be jabber:client");
+    if (attrs.to !== undefined && attrs.to.toLowerCase() !== domain) throw new StreamError(StreamCondition.HostUnknown, `this server is ${domain}`);
+    const major = Number((attrs.version ?? "0").split(".")[0]);
+    if (!(major >= 1)) throw new StreamError(StreamCondition.UnsupportedVersion, "version 1.0 is required");
+    this.sendHeader();
+    if (this.phase === Phase.Header) this.phase = Phase.Negotiating;
+    this.sendFeatures();
+  }
+
+  stanza(el: Element): void {
+    if (this.phase === Phase.Closing) return;
+    if (this.phase !== Phase.Bound) {
+      if (this.x.hooks.fire(Ev.Negotiation, { session: this, stanza: el, to: "" })) return;
+      throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
+    }
+    const ns = el.attrs.xmlns;
+    if (ns !== undefined && ns !== NS.CLIENT) throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
+    routeStanza(this, el);
+  }
+
+  streamEnd(): void {
+    this.close();
+  }
+
+  /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */
+  restartStream(): void {
+    this.parser.restart();
+    this.headerSent = false;
+  }
+
+  // ---- negotiation outcomes ----------------------------------------------
+
+  authenticated(user: string): void {
+    this.user = user;
+    this.bare = `${user}@${this.domain}`;
+    this.phase = Phase.Authenticated;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+  }
+
+  /** RFC 6120 §7: the session becomes reachable at its full JID. */
+  bind(resource: string): void {
+    this.resource = resource;
+    this.address = `${this.bare}/${resource}`;
+    this.phase = Phase.Bound;
+    this.x.proxy.attach(this);
+    this.x.hooks.fire(Ev.SessionBound, { session: this });
+  }
+
+  // ---- output ------------------------------------------------------------
+
+  send(el: Element | string): void {
+    if (this.phase !== Phase.Closing) this.conn.write(typeof el === "string" ? el : el.toString());
+  }
+
+  private sendHeader(): void {
+    if (this.headerSent) return;
+    this.headerSent = true;
+    this.conn.write(
+      `<?xml version='1.0'?><stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' id='${this.streamId}' from='${this.domain}' version='1.0' xml:lang='en'>`,
+    );
+  }
+
+  private sendFeatures(): void {
+    const features = new Element("stream:features");
+    this.x.hooks.fire(Ev.StreamFeatures, { session: this, features });
+    this.conn.write(features.toString());
+  }
+
+  deliver(env: Envelope): void {
+    if (this.phase !== Phase.Bound) return;
+    const wire = toWire(this, env);
+    if (wire !== null) this.conn.write(wire);
+  }
+
+  replaced(): void {
+    this.fail(new StreamError(StreamCondition.Conflict, "replaced by a new session for the same resource"));
+  }
+
+  // ---- ending ------------------------------------------------------------
+
+  /** The one place a stream error is written (RFC 6120 §4.9.1.1: header first if not yet sent). */
+  fail(e: unknown): void {
+    if (this.phase === Phase.Closing) return;
+    let err: StreamError;
+    if (e instanceof StreamError) err = e;
+    else {
+      this.x.log.error("xmpp session failed", { address: this.address, error: (e as Error)?.stack ?? String(e) });
+      err = new StreamError(StreamCondition.InternalServerError);
+    }
+    if (this.x.debug) this.x.log.debug("xmpp stream error", { address: this.address, remote: this.conn.remoteAddress, condition: err.condition, text: err.message });
+    this.sendHeader();
+    this.conn.write(err.toXml());
+    this.close(err.condition);
+  }
+
+  close(reason = "closed"): void {
+    if (this.phase === Phase.Closing) return;
+    this.sendHeader();
+    this.conn.write("</stream:stream>");
+    this.cleanup();
+    this.conn.end(reason);
+  }
+
+  private onClose(reason: string): void {
+    this.cleanup();
+    if (this.x.debug) this.x.log.debug("xmpp session closed", { address: this.address, reason });
+  }
+
+  private cleanup(): void {
+    if (this.phase === Phase.Closing) return;
+    const wasBound = this.phase === Phase.Bound;
+    this.phase = Phase.Closing;
+    this.held = null;
+    this.idle.stop();
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    if (wasBound) {
+      try {
+        this.x.hooks.fire(Ev.SessionClosing, { session: this });
+      } catch (e) {
+        this.x.log.error("xmpp session-closing handler failed", { address: this.address, error: (e as Error).stack });
+      }
+    }
+    this.x.proxy.detach(this);
+  }
+}

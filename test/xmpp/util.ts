@@ -1,0 +1,147 @@
+import { connect as netConnect, type Socket } from "node:net";
+import { client } from "@xmpp/client";
+
+/** An @xmpp/client that is online, with every stanza it receives kept for waitFor(). */
+export interface Online {
+  c: any;
+  jid: string;
+  stanzas: any[];
+  waitFor(pred: (el: any) => boolean, ms?: number): Promise<any>;
+  stop(): Promise<void>;
+}
+
+export async function online(port: number, username: string, password: string, opts: { resource?: string; presence?: boolean; tls?: boolean } = {}): Promise<Online> {
+  const c = client({
+    service: `${opts.tls ? "xmpps" : "xmpp"}://127.0.0.1:${port}`,
+    domain: "localhost",
+    username,
+    password,
+    resource: opts.resource,
+  });
+  c.reconnect.stop();
+  c.on("error", () => {});
+  const stanzas: any[] = [];
+  const waiters: { pred: (el: any) => boolean; resolve: (el: any) => void }[] = [];
+  c.on("stanza", (el: any) => {
+    const i = waiters.findIndex((w) => w.pred(el));
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(el);
+    else stanzas.push(el);
+  });
+  const address = await c.start();
+  if (opts.presence !== false) await c.send(xmlPresence());
+  return {
+    c,
+    jid: String(address),
+    stanzas,
+    waitFor(pred, ms = 5000) {
+      const i = stanzas.findIndex(pred);
+      if (i >= 0) return Promise.resolve(stanzas.splice(i, 1)[0]);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve: (el: any) => (clearTimeout(t), resolve(el)) };
+        const t = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          reject(new Error(`no matching stanza in ${ms} ms; have ${stanzas.map(String).join("\n")}`));
+        }, ms);
+        waiters.push(w);
+      });
+    },
+    async stop() {
+      try {
+        await c.stop();
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
+
+import { xml } from "@xmpp/client";
+function xmlPresence(): any {
+  return xml("presence");
+}
+
+/** A socket speaking raw XMPP: everything received is kept as text. */
+export class Raw {
+  text = "";
+  closed = false;
+  private readonly sock: Socket;
+  private notify: (() => void) | null = null;
+
+  constructor(port: number) {
+    this.sock = netConnect(port, "127.0.0.1");
+    this.sock.setEncoding("utf8");
+    this.sock.on("data", (d: string) => {
+      this.text += d;
+      this.notify?.();
+    });
+    this.sock.on("close", () => {
+      this.closed = true;
+      this.notify?.();
+    });
+    this.sock.on("error", () => {});
+  }
+
+  ready(): Promise<void> {
+    return new Promise((r) => this.sock.once("connect", () => r()));
+  }
+
+  send(s: string | Buffer): void {
+    this.sock.write(s);
+  }
+
+  /** Waits until the received text matches, or the socket closes, or `ms` pass. */
+  async until(re: RegExp, ms = 5000): Promise<string> {
+    const deadline = Date.now() + ms;
+    while (!re.test(this.text)) {
+      if (this.closed) throw new Error(`closed before ${re}; got: ${this.text}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${re}; got: ${this.text}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.notify = () => (clearTimeout(t), r());
+      });
+    }
+    return this.text;
+  }
+
+  /** Resolves when the server has closed the connection. */
+  async whenClosed(ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`still open; got: ${this.text}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.notify = () => (clearTimeout(t), r());
+      });
+    }
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+export const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/** SASL PLAIN initial response (for raw tests with allowPlainWithoutTls). */
+export function plainAuth(user: string, password: string): string {
+  return `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\u0000${user}\u0000${password}`).toString("base64")}</auth>`;
+}
+
+/** Opens a raw stream and logs in with PLAIN up to a bound resource; returns the raw client. */
+export async function rawLogin(port: number, user: string, password: string, resource = "raw"): Promise<Raw> {
+  const r = new Raw(port);
+  await r.ready();
+  r.send(HEADER);
+  await r.until(/<\/stream:features>/);
+  r.send(plainAuth(user, password));
+  await r.until(/<success/);
+  r.text = "";
+  r.send(HEADER);
+  await r.until(/<\/stream:features>/);
+  r.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+  await r.until(/<\/iq>/);
+  r.text = "";
+  return r;
+}
