@@ -86,8 +86,7 @@ export class StreamParser {
     const sax = this.sax;
     for (let off = 0; off < chunk.length; off += SLICE_BYTES) {
       const part = off === 0 && chunk.length <= SLICE_BYTES ? chunk : chunk.subarray(off, off + SLICE_BYTES);
-      const text = this.decoder.write(part);
-      this.scanner.scan(text);
+      const text = this.scanner.filter(this.decoder.write(part));
       this.stanzaEnded = false;
       try {
         sax.write(text);
