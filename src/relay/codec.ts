@@ -50,7 +50,8 @@ export class FrameDecoder {
   private frameLength = -1;
 
   constructor(
-    private readonly maxFrameBytes: number,
+    /** Frames longer than this are refused from their length alone; may change (e.g. after auth). */
+    public maxFrameBytes: number,
     private readonly sink: FrameSink,
   ) {}
 

@@ -11,6 +11,8 @@ import { FrameDecoder, RelayFrameError, decodeFrame, encodeHead, EMPTY, type Hea
 export const RELAY_VERSION = 1;
 const MAX_ID_BYTES = 128;
 const MAX_CODE_LENGTH = 64;
+/** Until auth succeeds a connection is anonymous: it may not make us buffer a large frame. */
+const MAX_FRAME_BEFORE_AUTH = 16384;
 
 const State = { Hello: 0, Authenticating: 1, Open: 2, Closing: 3 } as const;
 type State = (typeof State)[keyof typeof State];
@@ -46,7 +48,7 @@ export class RelaySession extends Session {
   ) {
     super();
     const limits = ctx.config.limits;
-    this.decoder = conn.messageMode ? null : new FrameDecoder(limits.maxFrameBytes, this);
+    this.decoder = conn.messageMode ? null : new FrameDecoder(Math.min(limits.maxFrameBytes, MAX_FRAME_BEFORE_AUTH), this);
     conn.onData = (chunk) => this.onData(chunk);
     conn.onClose = (reason) => this.onClose(reason);
     this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
@@ -63,7 +65,7 @@ export class RelaySession extends Session {
     try {
       if (this.decoder !== null) this.decoder.push(chunk);
       else {
-        if (chunk.length > this.ctx.config.limits.maxFrameBytes) throw new RelayFrameError("too-large", "frame too large");
+        if (chunk.length > this.frameLimit()) throw new RelayFrameError("too-large", "frame too large");
         const { header, body } = decodeFrame(chunk);
         this.frame(header, body);
       }
@@ -75,6 +77,11 @@ export class RelaySession extends Session {
         this.fail(ErrorCode.Internal, "internal error", true);
       }
     }
+  }
+
+  private frameLimit(): number {
+    const max = this.ctx.config.limits.maxFrameBytes;
+    return this.state === State.Open ? max : Math.min(max, MAX_FRAME_BEFORE_AUTH);
   }
 
   /** FrameSink: one decoded frame. */
@@ -145,6 +152,7 @@ export class RelaySession extends Session {
     this.address = `${this.bare}/${resource}`;
     this.available = true;
     this.state = State.Open;
+    if (this.decoder !== null) this.decoder.maxFrameBytes = config.limits.maxFrameBytes;
     this.ctx.proxy.attach(this);
     this.send({ t: "ok", jid: this.address });
     this.ctx.log.debug("relay session open", { address: this.address, remote: this.conn.remoteAddress });

@@ -53,6 +53,18 @@ describe("relay: bad input costs only the connection that sent it", () => {
     });
   }
 
+  test("before auth, a frame over 16 KiB is too-large even where maxFrameBytes allows it", async () => {
+    const big = await startServer({}, USERS);
+    try {
+      const p = await RawPeer.open(big.port("relay", "tcp"));
+      p.write(rawFrame('{"t":"hello","v":1}', Buffer.alloc(0), { frameLength: 16385 }));
+      assert.equal((await p.frameWhere((h) => h.t === "err")).code, "too-large");
+      assert.ok(await p.untilClosed());
+    } finally {
+      await big.stop();
+    }
+  });
+
   test("frames before auth get not-authorized and the connection closes", async () => {
     for (const frame of [{ t: "req", id: "1", to: "bob@localhost" }, { t: "msg", to: "bob@localhost" }, { t: "res", re: "w0.1" }]) {
       const p = await RawPeer.open(ts.port("relay", "tcp"));
