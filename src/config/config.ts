@@ -129,7 +129,7 @@ function overlay(base: Record<string, unknown>, input: unknown, path: string, op
       base[k] = v;
       continue;
     }
-    if (!(k in base)) throw new ConfigError(key, "unknown key");
+    if (!Object.hasOwn(base, k)) throw new ConfigError(key, "unknown key");
     const cur = base[k];
     if (isObject(cur)) overlay(cur as Record<string, unknown>, v, key, open);
     else base[k] = v;
