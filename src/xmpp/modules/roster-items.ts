@@ -3,7 +3,7 @@ import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
 import type { RosterItem } from "../../store/xmpp-store.js";
 import type { XmppContext } from "../context.js";
 import { NS } from "../ns.js";
-import { serverId } from "../stanza.js";
+import { serializeWith, serverId } from "../stanza.js";
 import type { XmppSession } from "../xmpp-session.js";
 
 export function itemElement(item: RosterItem): Element {
@@ -26,7 +26,7 @@ export function pushRoster(x: XmppContext, user: string, item: RosterItem | stri
   iq.c("query", { xmlns: NS.ROSTER }).cnode(el);
   x.proxy.route(new Envelope(Kind.Message, "", "", "", `${user}@${x.config.domain}`, "xmpp", iq, 0, Flag.AllResources));
   // The core reaches available resources only; one that fetched the roster before its presence is told directly.
-  if (acting !== undefined && !acting.available && acting.rosterRequested) acting.send(iq.toString().replace("<iq ", `<iq to="${acting.address}" `));
+  if (acting !== undefined && !acting.available && acting.rosterRequested) acting.send(serializeWith(iq, { to: acting.address }));
 }
 
 export function emptyItem(jid: string): RosterItem {
