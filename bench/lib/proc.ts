@@ -1,0 +1,184 @@
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { connect } from "node:net";
+
+/** Linux clock ticks per second (getconf CLK_TCK); 100 on every kernel we run on. */
+const HZ = 100;
+
+/** The pid and all its descendants, found through /proc/N/stat's ppid. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = readStat(Number(name));
+    if (st === null) continue;
+    const list = children.get(st.ppid) ?? [];
+    list.push(Number(name));
+    children.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    out.push(p);
+    for (const c of children.get(p) ?? []) todo.push(c);
+  }
+  return out;
+}
+
+function readStat(pid: number): { ppid: number; cpuTicks: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return null;
+  }
+}
+
+function statusKb(pid: number, key: string): number {
+  try {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU-seconds (user + system) and peak RSS of a server's processes. Sampled
+ * while it runs, because a child that exits takes its counters with it.
+ */
+export class ProcWatch {
+  private timer: NodeJS.Timeout;
+  private peakKb = 0;
+
+  constructor(private readonly pid: number, intervalMs = 500) {
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** CPU-seconds spent so far by the whole tree. */
+  cpuSeconds(): number {
+    let ticks = 0;
+    for (const p of processTree(this.pid)) ticks += readStat(p)?.cpuTicks ?? 0;
+    return ticks / HZ;
+  }
+
+  sample(): void {
+    // Sum of each process's own high-water mark: an upper bound of the tree's peak.
+    let kb = 0;
+    for (const p of processTree(this.pid)) kb += statusKb(p, "VmHWM");
+    if (kb > this.peakKb) this.peakKb = kb;
+  }
+
+  get peakRssMiB(): number {
+    this.sample();
+    return this.peakKb / 1024;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** Starts a command pinned to CPUs (taskset -c), so server and load never share a core. */
+export function spawnPinned(cpus: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {}): ChildProcess {
+  return spawn("taskset", ["-c", cpus, cmd, ...args], { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"], cwd: opts.cwd, env: opts.env ?? process.env });
+}
+
+/** Resolves once something accepts TCP connections on host:port. */
+export async function waitPort(port: number, host = "127.0.0.1", timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listening on ${host}:${port} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/** Stops a child we started: SIGTERM, then SIGKILL to whatever of its tree is left. */
+export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const tree = processTree(child.pid);
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill("SIGTERM");
+  await Promise.race([exited, sleep(graceMs)]);
+  for (const p of tree) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A free TCP port on loopback, picked by the kernel. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+let aptUpdated = false;
+
+/**
+ * Makes sure `command` exists, installing Debian package `pkg` when it does not:
+ * CI machines start clean.
+ */
+export function ensureCommand(command: string, pkg: string): void {
+  if (spawnSync("sh", ["-c", `command -v ${command}`]).status === 0) return;
+  console.error(`bench: ${command} missing, installing Debian package ${pkg}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  if (!aptUpdated) {
+    spawnSync("apt-get", ["update"], { stdio: "inherit", env });
+    aptUpdated = true;
+  }
+  const r = spawnSync("apt-get", ["install", "-y", pkg], { stdio: "inherit", env });
+  if (r.status !== 0) throw new Error(`apt-get install ${pkg} failed`);
+}
+
+/** First line of a command's output, for the versions written beside the figures. */
+export function versionOf(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] ?? "";
+}
+
+/** CPU-seconds the whole machine has been busy (all cores, /proc/stat), to tell how much others used. */
+export function machineBusySeconds(): number {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / HZ;
+}
+
+/**
+ * Waits until the machine is quiet (others' builds and tests share it): busy
+ * below `maxBusy` cores over one second, at most `timeoutMs`. Returns the last load seen.
+ */
+export async function waitQuiet(maxBusy = 0.3, timeoutMs = 60_000): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const b0 = machineBusySeconds();
+    await sleep(1000);
+    const busy = machineBusySeconds() - b0;
+    if (busy <= maxBusy || Date.now() > until) return busy;
+  }
+}

@@ -1,0 +1,37 @@
+import { replaceSection, fmt } from "../lib/docs.js";
+
+interface Summary {
+  target: string;
+  roundTripsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCpuPer100k: number;
+  serverPeakRssMiB: number;
+  errors: number;
+}
+
+/** The measured part of the Relay section; the prose around it lives in RELAY_NOTES. */
+export function writeRelaySection(r: { date: string; command: string; params: Record<string, number | boolean> & { requesters: number; responders: number; inflight: number; payload: number; warmupMs: number; measureMs: number; runs: number; natsMux: boolean }; versions: Record<string, string>; summary: Summary[] }): void {
+  const p = r.params;
+  const rows = r.summary.map((s) => `| ${s.target} | ${fmt(s.roundTripsPerSec, 0)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.serverCpuPer100k, 2)} | ${fmt(s.serverPeakRssMiB, 0)} |`);
+  const sb = r.summary.find((s) => s.target === "switchboard");
+  const nats = r.summary.find((s) => s.target === "nats");
+  const ratio = sb && nats ? `Switchboard / NATS round trips/s: **${(sb.roundTripsPerSec / nats.roundTripsPerSec).toFixed(2)}×** (target ≥ 1.5×).` : "";
+  replaceSection(
+    "Relay",
+    `${r.command.startsWith("npm") ? "Command" : "Run"}: \`${r.command}\` — ${r.date.slice(0, 10)}, Node.js ${r.versions.node}, ${r.versions.natsServer}, nats.js ${r.versions.natsClient}.
+
+${p.requesters} requester connections × ${p.inflight} requests in flight each, against ${p.responders} responder connections that echo the ${p.payload}-byte body; requester *i* asks responder *i mod ${p.responders}*. Closed loop, ${p.measureMs / 1000} s measured after ${p.warmupMs / 1000} s of warm-up; medians of ${p.runs} runs, the targets alternating within each run. Server on core 0, all clients in one Node.js process on core 1 (\`taskset\`). NATS clients: \`noAsyncTraces: true\` on every connection and ${p.natsMux ? "the shared reply inbox (mux)" : "\`noMux: true\` on every request"}, callback subscriptions for responders — the fastest nats.js settings we know (FACTS.md).
+
+| server | round trips/s | p50 ms | p99 ms | server CPU-s per 100k round trips | server peak RSS MiB |
+| --- | ---: | ---: | ---: | ---: | ---: |
+${rows.join("\n")}
+
+${ratio}
+
+${RELAY_NOTES}`,
+  );
+}
+
+/** Findings written by hand after reading the profiles; kept here so a re-run keeps them. */
+export let RELAY_NOTES = "";
