@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { deriveCredentials, type Credentials } from "../../src/store/scram.js";
+import { keysFromSalted, saltedPassword, type Credentials } from "../../src/store/scram.js";
 
 /**
  * Benchmark accounts userK/pwdK with SCRAM keys at 4096 iterations. PBKDF2 is
@@ -32,7 +32,6 @@ export async function benchAccounts(names: string[], password: (user: string) =>
   mkdirSync(CACHE_DIR, { recursive: true });
   const file = join(CACHE_DIR, `scram-${ITERATIONS}.json`);
   const cache: Record<string, Row> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
-  const { pbkdf2Sync } = await import("node:crypto");
   let added = 0;
   const out: BenchAccount[] = new Array(names.length);
   let next = 0;
@@ -44,9 +43,9 @@ export async function benchAccounts(names: string[], password: (user: string) =>
       let row = cache[user];
       if (row === undefined || row[0] !== pw) {
         const salt = saltFor(user);
-        const c = await deriveCredentials(pw, ITERATIONS, salt);
-        // One more PBKDF2 for the client's SaltedPassword: cached, so paid once per account.
-        const s1 = pbkdf2Sync(pw, salt, ITERATIONS, 20, "sha1");
+        // The SHA-1 SaltedPassword serves both sides: the server's keys and the client's cache.
+        const [s1, s256] = await Promise.all([saltedPassword("sha1", pw, salt, ITERATIONS), saltedPassword("sha256", pw, salt, ITERATIONS)]);
+        const c = { sha1: keysFromSalted("sha1", s1), sha256: keysFromSalted("sha256", s256) };
         row = [pw, salt.toString("base64"), c.sha1.storedKey.toString("base64"), c.sha1.serverKey.toString("base64"), c.sha256.storedKey.toString("base64"), c.sha256.serverKey.toString("base64"), s1.toString("base64")];
         cache[user] = row;
         added++;

@@ -1,0 +1,274 @@
+/**
+ * One load-generator process: a slice of the users, each on its own raw TCP
+ * socket (no XMPP library), logged in with SCRAM-SHA-1 (or PLAIN when that is
+ * all the server offers), bound and present; then, on the parent's signal,
+ * each sends its messages at the configured rate to random online users with
+ * its send time in the body; receivers compute the latency.
+ * Parent ⇄ child over IPC (see GenSpec and the ev/cmd messages).
+ */
+import { connect, type Socket } from "node:net";
+import { readFileSync } from "node:fs";
+import { Histogram } from "../lib/stats.js";
+import { ScramSha1Client } from "./scram-client.js";
+
+export interface GenSpec {
+  host: string;
+  port: number;
+  domain: string;
+  /** File with this slice's accounts: [globalIndex, user, password, saltB64, saltedB64][] */
+  accountsFile: string;
+  totalUsers: number;
+  localAddress: string;
+  rampMs: number;
+  loginTimeoutMs: number;
+  messages: number;
+  rate: number;
+  deadlineMs: number;
+}
+
+export type GenEvent =
+  | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[] }
+  | { ev: "progress"; sent: number; received: number; doneSending: boolean }
+  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; loginCpuSeconds: number };
+
+export type GenCommand = { cmd: "go"; t0: number; offline: number[] } | { cmd: "stop" };
+
+const now = () => performance.timeOrigin + performance.now();
+const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+const FEATURES_END = /<\/(?:stream:)?features>/;
+
+const St = { Connecting: 0, Features: 1, Challenge: 2, Success: 3, Features2: 4, Bind: 5, Session: 6, Online: 7, Dead: 8 } as const;
+
+class User {
+  socket!: Socket;
+  state: number = St.Connecting;
+  buf = "";
+  scram: ScramSha1Client | null = null;
+  needSession = false;
+  timer: NodeJS.Timeout | null = null;
+  /** Milliseconds after t0 of this user's first message. */
+  phase = 0;
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly password: string,
+    readonly cached: { salt: Buffer; iterations: number; salted: Buffer },
+  ) {}
+}
+
+const spec = JSON.parse(process.argv[2]) as GenSpec;
+const rows = JSON.parse(readFileSync(spec.accountsFile, "utf8")) as [number, string, string, string, string][];
+const users = rows.map(([i, u, p, s, k]) => new User(i, u, p, { salt: Buffer.from(s, "base64"), iterations: 4096, salted: Buffer.from(k, "base64") }));
+let online = 0;
+let failed = 0;
+let firstError = "";
+const offline: number[] = [];
+let measuring = false;
+let sent = 0;
+let received = 0;
+let inDeadline = 0;
+let errors = 0;
+const hist = new Histogram();
+const cpuStart = process.cpuUsage();
+let cpuGo = cpuStart;
+
+const streamHeader = `<?xml version='1.0'?><stream:stream to='${spec.domain}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+
+function fail(u: User, why: string): void {
+  if (u.state === St.Dead) return;
+  const wasOnline = u.state === St.Online;
+  u.state = St.Dead;
+  if (u.timer) clearTimeout(u.timer);
+  u.socket?.destroy();
+  if (wasOnline) {
+    online--;
+    errors++;
+  }
+  failed++;
+  offline.push(u.index);
+  firstError ||= `${u.name}: ${why}`;
+  reportLogin();
+}
+
+function startLogin(u: User): void {
+  u.timer = setTimeout(() => fail(u, `login timed out in state ${u.state} with ${JSON.stringify(u.buf.slice(0, 300))}`), spec.loginTimeoutMs);
+  const s = connect({ host: spec.host, port: spec.port, localAddress: spec.localAddress });
+  u.socket = s;
+  s.setNoDelay(true);
+  s.setEncoding("utf8");
+  s.on("connect", () => {
+    u.state = St.Features;
+    s.write(streamHeader);
+  });
+  s.on("data", (d: string) => onData(u, d));
+  s.on("error", (e) => fail(u, e.message));
+  s.on("close", () => fail(u, "connection closed"));
+}
+
+function onData(u: User, d: string): void {
+  if (u.state === St.Online) return onlineData(u, d);
+  u.buf += d;
+  const b = u.buf;
+  if (b.includes("<stream:error") || b.includes("<failure")) return fail(u, b.slice(b.search(/<stream:error|<failure/), 300));
+  switch (u.state) {
+    case St.Features: {
+      if (!FEATURES_END.test(b)) return;
+      u.buf = "";
+      if (b.includes(">SCRAM-SHA-1<")) {
+        u.scram = new ScramSha1Client(u.name, u.password, u.cached);
+        u.state = St.Challenge;
+        u.socket.write(`<auth xmlns='${NS_SASL}' mechanism='SCRAM-SHA-1'>${u.scram.first()}</auth>`);
+      } else if (b.includes(">PLAIN<")) {
+        u.state = St.Success;
+        u.socket.write(`<auth xmlns='${NS_SASL}' mechanism='PLAIN'>${Buffer.from(`\0${u.name}\0${u.password}`).toString("base64")}</auth>`);
+      } else fail(u, `no SCRAM-SHA-1 or PLAIN in ${b.slice(0, 400)}`);
+      return;
+    }
+    case St.Challenge: {
+      const m = /<challenge[^>]*>([^<]*)<\/challenge>/.exec(b);
+      if (m === null) return;
+      u.buf = "";
+      u.state = St.Success;
+      u.socket.write(`<response xmlns='${NS_SASL}'>${u.scram!.final(m[1])}</response>`);
+      return;
+    }
+    case St.Success:
+      if (!/<success[^>]*\/>|<\/success>/.test(b)) return;
+      u.buf = "";
+      u.state = St.Features2;
+      u.socket.write(streamHeader);
+      return;
+    case St.Features2:
+      if (!FEATURES_END.test(b)) return;
+      u.buf = "";
+      // RFC 3921 session: only when advertised without <optional/> (RFC 6121 App. E).
+      u.needSession = /<session[^>]*xmpp-session['"]\s*\/>/.test(b);
+      u.state = St.Bind;
+      u.socket.write(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>g</resource></bind></iq>`);
+      return;
+    case St.Bind:
+    case St.Session: {
+      const id = u.state === St.Bind ? "b1" : "s1";
+      const m = new RegExp(`<iq[^>]*id=['"]${id}['"][^>]*>`).exec(b);
+      if (m === null) return;
+      if (!/type=['"]result['"]/.test(m[0])) return fail(u, `${id}: ${b.slice(0, 300)}`);
+      u.buf = "";
+      if (u.state === St.Bind && u.needSession) {
+        u.state = St.Session;
+        u.socket.write(`<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`);
+        return;
+      }
+      u.state = St.Online;
+      if (u.timer) clearTimeout(u.timer);
+      u.timer = null;
+      u.socket.write("<presence/>");
+      online++;
+      reportLogin();
+      return;
+    }
+  }
+}
+
+/** Finds every <body>…</body> and takes the send time out of it; the rest is skipped. */
+function onlineData(u: User, d: string): void {
+  const b = u.buf.length ? u.buf + d : d;
+  let at = 0;
+  const t = now();
+  for (;;) {
+    const open = b.indexOf("<body", at);
+    if (open < 0) {
+      at = Math.max(at, b.length - 5);
+      break;
+    }
+    const gt = b.indexOf(">", open);
+    const close = gt < 0 ? -1 : b.indexOf("</body>", gt);
+    if (close < 0) {
+      at = open;
+      break;
+    }
+    const sentAt = Number(b.slice(gt + 1, close));
+    at = close + 7;
+    if (!measuring || !(sentAt > 0)) continue;
+    const ms = t - sentAt;
+    received++;
+    hist.record(ms);
+    if (ms <= spec.deadlineMs) inDeadline++;
+  }
+  if (measuring && (b.includes("type='error'") || b.includes('type="error"'))) errors++;
+  u.buf = at >= b.length ? "" : b.slice(at);
+}
+
+let reportQueued = false;
+function reportLogin(): void {
+  if (reportQueued) return;
+  reportQueued = true;
+  setTimeout(() => {
+    reportQueued = false;
+    const done = online + failed >= users.length;
+    send({ ev: "login", online, failed, done, firstError, offline: done ? offline : [] });
+  }, 200);
+}
+
+function send(e: GenEvent): void {
+  process.send!(e);
+}
+
+/** The paper's schedule: every user sends `messages` at `rate`/s, first one at a random phase. */
+function go(t0: number, offline: Set<number>): void {
+  cpuGo = process.cpuUsage();
+  measuring = true;
+  const targets: number[] = [];
+  for (let i = 0; i < spec.totalUsers; i++) if (!offline.has(i)) targets.push(i);
+  const period = 1000 / spec.rate;
+  const active = users.filter((u) => u.state === St.Online);
+  for (const u of active) u.phase = Math.random() * period;
+  active.sort((a, b) => a.phase - b.phase);
+  let round = 0;
+  let next = 0;
+  const tick = () => {
+    const t = now();
+    while (round < spec.messages && t0 + round * period + active[next].phase <= t) {
+      const u = active[next];
+      if (u.state === St.Online) {
+        let to = targets[(Math.random() * targets.length) | 0];
+        if (to === u.index) to = targets[(Math.random() * targets.length) | 0];
+        u.socket.write(`<message to='user${to}@${spec.domain}' type='chat' id='m${round}'><body>${now().toFixed(3)}</body></message>`);
+        sent++;
+      }
+      if (++next === active.length) {
+        next = 0;
+        round++;
+      }
+    }
+    if (round < spec.messages && active.length > 0) setTimeout(tick, 2);
+    else send({ ev: "progress", sent, received, doneSending: true });
+  };
+  setTimeout(tick, Math.max(0, t0 - now()));
+  const progress = setInterval(() => send({ ev: "progress", sent, received, doneSending: round >= spec.messages }), 1000);
+  progress.unref();
+}
+
+function stop(): void {
+  measuring = false;
+  const cpu = process.cpuUsage(cpuGo);
+  const login = process.cpuUsage(cpuStart);
+  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: (cpu.user + cpu.system) / 1e6, loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6 });
+  for (const u of users) {
+    if (u.state === St.Dead) continue;
+    u.state = St.Dead;
+    u.socket.end("</stream:stream>");
+    u.socket.destroy();
+  }
+  setTimeout(() => process.exit(0), 300);
+}
+
+process.on("message", (m: GenCommand) => {
+  if (m.cmd === "go") go(m.t0, new Set(m.offline));
+  else if (m.cmd === "stop") stop();
+});
+process.on("disconnect", () => process.exit(0));
+
+// Arrival spread: this slice's users start evenly over the ramp.
+users.forEach((u, i) => setTimeout(() => startLogin(u), (i * spec.rampMs) / Math.max(1, users.length)));
+if (users.length === 0) reportLogin();

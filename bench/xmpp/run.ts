@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { benchAccounts } from "../lib/accounts.js";
+import { Histogram } from "../lib/stats.js";
+import { machineBusySeconds, sleep, spawnPinned, stopChild } from "../lib/proc.js";
+import { REPO } from "../lib/switchboard.js";
+import { startTarget, type TargetName } from "./targets.js";
+import type { GenCommand, GenEvent, GenSpec } from "./gen.js";
+
+export interface XmppParams {
+  target: TargetName;
+  users: number;
+  messages: number;
+  rate: number;
+  rampMs: number;
+  deadlineMs: number;
+  procs: number;
+  host: string;
+  port?: number;
+  domain: string;
+  nodeArgs: string[];
+  serverCpu: string;
+  genCpu: string;
+}
+
+export interface XmppResult {
+  target: string;
+  version: string;
+  load: number;
+  users: number;
+  rate: number;
+  messages: number;
+  loggedIn: number;
+  loginSeconds: number;
+  sent: number;
+  received: number;
+  inDeadline: number;
+  deliveryRate: number;
+  avgMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  errors: number;
+  serverCpuSeconds: number;
+  serverUsPerMessage: number;
+  serverPeakRssMiB: number;
+  generatorCpuCores: number;
+  otherCpuCores: number;
+  phaseSeconds: number;
+  firstError: string;
+  settings: string[];
+}
+
+/** One measurement: start the server, log everyone in, run the schedule, stop everything. */
+export async function runXmpp(p: XmppParams): Promise<XmppResult> {
+  const names = Array.from({ length: p.users }, (_, i) => `user${i}`);
+  const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
+  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs });
+  const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
+  const gens: ChildProcess[] = [];
+  try {
+    const events: GenEvent[][] = [];
+    const latest = (ev: GenEvent["ev"]) => events.map((l) => [...l].reverse().find((e) => e.ev === ev));
+    for (let w = 0; w < p.procs; w++) {
+      const slice = accounts.map((a, i) => [i, a.user, a.password, a.creds.salt.toString("base64"), a.salted1.toString("base64")]).filter((_, i) => i % p.procs === w);
+      const file = join(work, `accounts-${w}.json`);
+      writeFileSync(file, JSON.stringify(slice));
+      // Each process has its own source address: ~28k ephemeral ports each.
+      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs };
+      const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      events.push([]);
+      child.on("message", (e: GenEvent) => events[w].push(e));
+      gens.push(child);
+    }
+    const cmd = (c: GenCommand) => gens.forEach((g) => g.send(c));
+
+    // Log in: all slices report done (online or failed), or give up.
+    const loginStart = Date.now();
+    const loginLimit = p.rampMs + 75_000;
+    while (!latest("login").every((e) => e?.ev === "login" && e.done) && Date.now() - loginStart < loginLimit) await sleep(200);
+    const logins = latest("login") as Extract<GenEvent, { ev: "login" }>[];
+    const loggedIn = logins.reduce((n, e) => n + (e?.online ?? 0), 0);
+    const offline = logins.flatMap((e) => e?.offline ?? []);
+    const firstError = logins.find((e) => e?.firstError)?.firstError ?? "";
+    const loginSeconds = (Date.now() - loginStart) / 1000;
+    if (loggedIn === 0) throw new Error(`nobody logged in to ${p.target}: ${firstError}`);
+    await sleep(1000); // initial presences settle
+
+    // The schedule, measured from t0 to the end of the wait.
+    const t0 = performance.timeOrigin + performance.now() + 500;
+    const cpu0 = target.server?.watch.cpuSeconds() ?? 0;
+    const busy0 = machineBusySeconds();
+    const phase0 = Date.now();
+    cmd({ cmd: "go", t0, offline });
+    const progress = () => latest("progress") as (Extract<GenEvent, { ev: "progress" }> | undefined)[];
+    const expectMs = (p.messages / p.rate) * 1000;
+    while (!progress().every((e) => e?.doneSending) && Date.now() - phase0 < expectMs * 3 + 60_000) await sleep(200);
+    // Then wait until everything sent has arrived, at most the deadline.
+    const doneAt = Date.now();
+    for (;;) {
+      const pr = progress();
+      const sent = pr.reduce((n, e) => n + (e?.sent ?? 0), 0);
+      const recv = pr.reduce((n, e) => n + (e?.received ?? 0), 0);
+      if (recv >= sent || Date.now() - doneAt > p.deadlineMs + 1000) break;
+      await sleep(250);
+    }
+    const phaseSeconds = (Date.now() - phase0) / 1000;
+    const serverCpu = (target.server?.watch.cpuSeconds() ?? 0) - cpu0;
+    const busy = machineBusySeconds() - busy0;
+    const results = new Promise<Extract<GenEvent, { ev: "result" }>[]>((resolve) => {
+      const check = () => {
+        const r = latest("result");
+        if (r.every((e) => e !== undefined)) resolve(r as Extract<GenEvent, { ev: "result" }>[]);
+        else setTimeout(check, 50);
+      };
+      check();
+    });
+    cmd({ cmd: "stop" });
+    const res = await results;
+    const h = new Histogram();
+    for (const r of res) h.merge(r.hist);
+    const sum = (f: (r: Extract<GenEvent, { ev: "result" }>) => number) => res.reduce((n, r) => n + f(r), 0);
+    const sent = sum((r) => r.sent);
+    const genCpu = sum((r) => r.cpuSeconds);
+    const peak = target.server?.watch.peakRssMiB ?? NaN;
+    return {
+      target: p.target,
+      version: target.version,
+      load: p.users * p.rate,
+      users: p.users,
+      rate: p.rate,
+      messages: p.messages,
+      loggedIn,
+      loginSeconds,
+      sent,
+      received: sum((r) => r.received),
+      inDeadline: sum((r) => r.inDeadline),
+      deliveryRate: sent ? sum((r) => r.inDeadline) / sent : 0,
+      avgMs: h.avgMs,
+      p50Ms: h.quantile(0.5),
+      p99Ms: h.quantile(0.99),
+      maxMs: h.maxMs,
+      errors: sum((r) => r.errors),
+      serverCpuSeconds: serverCpu,
+      serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
+      serverPeakRssMiB: peak,
+      generatorCpuCores: genCpu / phaseSeconds,
+      otherCpuCores: Math.max(0, busy - serverCpu - genCpu) / phaseSeconds,
+      phaseSeconds,
+      firstError,
+      settings: target.settings,
+    };
+  } finally {
+    await Promise.all(gens.map((g) => stopChild(g, 2000)));
+    await target.server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
