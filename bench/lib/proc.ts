@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { connect } from "node:net";
+import { availableParallelism } from "node:os";
 
 /** Linux clock ticks per second (getconf CLK_TCK); 100 on every kernel we run on. */
 const HZ = 100;
@@ -85,6 +86,9 @@ export class ProcWatch {
 
 /** Starts a command pinned to CPUs (taskset -c), so server and load never share a core. */
 export function spawnPinned(cpus: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {}): ChildProcess {
+  // A machine without that core (or without taskset) runs everything unpinned.
+  const pin = Math.max(...cpus.split(/[,-]/).map(Number)) < availableParallelism() && spawnSync("sh", ["-c", "command -v taskset"]).status === 0;
+  if (!pin) return spawn(cmd, args, { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"], cwd: opts.cwd, env: opts.env ?? process.env });
   return spawn("taskset", ["-c", cpus, cmd, ...args], { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"], cwd: opts.cwd, env: opts.env ?? process.env });
 }
 
@@ -109,9 +113,11 @@ export async function waitPort(port: number, host = "127.0.0.1", timeoutMs = 60_
 export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const tree = processTree(child.pid);
+  let timer: NodeJS.Timeout | undefined;
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   child.kill("SIGTERM");
-  await Promise.race([exited, sleep(graceMs)]);
+  await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+  clearTimeout(timer);
   for (const p of tree) {
     try {
       process.kill(p, "SIGKILL");
