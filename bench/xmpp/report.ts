@@ -38,6 +38,14 @@ Raw results: [img/xmpp-sweep.json](img/xmpp-sweep.json).
 
 Settings changed from each server's defaults (fairness):
 ${settings}
+
+${XMPP_NOTES}
 `,
   );
 }
+
+/** Findings from the profiles (\`--cpu-prof\`), kept here so a re-run keeps them. */
+export const XMPP_NOTES = `What we found (profile of the Switchboard server at 20,000 msg/s, messaging phase only):
+- Saturated at ~50 µs of CPU per message (FACTS.md: a bare ltx relay needs 24–26 µs here), so at 20,000 msg/s every message is delivered but queues build to seconds; the target (p99 < 50 ms at 20,000) is **not met** yet.
+- Fixed (ours): a corked socket handed every stanza to \`writev\` as its own chunk; \`writevGeneric\` + \`writev\` were 19 % of the server's CPU. StreamConn now joins one turn's strings into one write (src/transport/stream-conn.ts).
+- Left (XMPP front end, owned elsewhere): \`serializeWith\` (src/xmpp/stanza.ts) rebuilds an ltx Element per recipient and re-escapes every attribute and text node through ltx's regex escapes (escapeXML, escapeXMLText, Element.toString/write, setAttrs: ~6 % of CPU); serializing the children once per stanza and writing the start tag by hand would save most of it. The ltx SAX parse is ~8 %, the write syscalls (handleWriteReq + writeUtf8String) ~22 %, GC ~7 %; ProxyDaemon.atOwner shows ~8 % self time because XmppSession.deliver → toWire is inlined into it.`;
