@@ -14,6 +14,7 @@
  *                   10000 users at load/10000 msg/s each (20,000 open files per process).
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
+ *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
 import { writeFileSync } from "node:fs";
 import { median, medianRun } from "../lib/stats.js";
@@ -27,6 +28,11 @@ function args(): Record<string, string> {
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i++) {
     if (!v[i].startsWith("--")) continue;
+    const eq = v[i].indexOf("=");
+    if (eq > 0) {
+      a[v[i].slice(2, eq)] = v[i].slice(eq + 1);
+      continue;
+    }
     a[v[i].slice(2)] = v[i + 1] !== undefined && !v[i + 1].startsWith("--") ? v[++i] : "true";
   }
   return a;
@@ -60,7 +66,7 @@ async function main(): Promise<void> {
     host: a.host ?? "127.0.0.1",
     port: a.port ? Number(a.port) : undefined,
     domain: a.domain ?? "localhost",
-    nodeArgs: a["cpu-prof"] === "true" ? ["--cpu-prof", "--cpu-prof-dir", process.cwd()] : [],
+    nodeArgs: [...(a["cpu-prof"] === "true" ? ["--cpu-prof", "--cpu-prof-dir", process.cwd()] : []), ...(a["server-node-args"] ? a["server-node-args"].split(" ") : [])],
     serverCpu: "0",
     genCpu: "1",
   });

@@ -182,9 +182,13 @@ export class ProxyDaemon {
 
   /** Message, presence or request to env.to: straight to a session connected here, else to the owner. */
   route(env: Envelope): void {
-    const local = this.sessions.get(env.to);
-    if (local !== undefined) return this.deliverLocal(local, env);
-    this.toOwnerOf(bareOf(env.to), { op: "owner", env });
+    const to = env.to;
+    // Sessions are keyed by full address: a bare one cannot match, and a lookup of a fresh string is not free.
+    if (to.indexOf("/") > 0) {
+      const local = this.sessions.get(to);
+      if (local !== undefined) return this.deliverLocal(local, env);
+    }
+    this.toOwnerOf(bareOf(to), { op: "owner", env });
   }
 
   private toOwnerOf(bare: string, msg: BusMessage): void {

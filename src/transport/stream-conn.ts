@@ -1,20 +1,40 @@
 import type { Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type Conn } from "./conn.js";
 
 const CONN = Symbol("conn");
 type Tagged = Socket & { [CONN]?: StreamConn };
 
-// Corked connections are uncorked together once the turn's reads are done,
-// so a burst to one client from many senders leaves in one writev.
-let corked: StreamConn[] = [];
+// Connections written to in this turn are flushed together once the turn's
+// reads are done, so a burst to one client from many senders leaves in one write.
+// A busy turn (hundreds of ready sockets) can last tens of milliseconds, and
+// output held to its end would wait as long: past FLUSH_AFTER_MS, flush at once.
+const FLUSH_AFTER_MS = 1;
+let dirty: StreamConn[] = [];
+let dirtySince = 0;
 let flushScheduled = false;
 
 function flushAll(): void {
   flushScheduled = false;
-  const list = corked;
-  corked = [];
-  for (let i = 0; i < list.length; i++) list[i].uncork();
+  const list = dirty;
+  dirty = [];
+  for (let i = 0; i < list.length; i++) list[i].flush();
+}
+
+function markDirty(c: StreamConn): void {
+  const n = dirty.push(c);
+  if (n === 1) {
+    dirtySince = performance.now();
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  } else if ((n & 15) === 0 && performance.now() - dirtySince > FLUSH_AFTER_MS) {
+    // The setImmediate still comes and finds the list empty or newly filled.
+    flushAll();
+    flushScheduled = true;
+  }
 }
 
 // Listeners live at module level and find their connection through a symbol:
@@ -36,9 +56,14 @@ function onSocketEnd(this: Tagged): void {
 export class StreamConn implements Conn {
   readonly messageMode = false;
   closed = false;
-  private isCorked = false;
-  /** Strings written this turn, not yet handed to the socket. */
+  /** Written to in this turn: on the list that flushAll empties. */
+  private queued = false;
+  /** This turn's output not yet handed to the socket: joined text, or buffers once any buffer came. */
   private text = "";
+  private buffers: Buffer[] = [];
+  private pendingBytes = 0;
+  /** end() was called: what is queued goes out, nothing more is taken. */
+  private ending = false;
   private reason = "";
   onData: (chunk: Buffer) => void = () => {};
   onClose: (reason: string) => void = () => {};
@@ -71,34 +96,29 @@ export class StreamConn implements Conn {
   }
 
   write(chunk: Buffer | string): void {
-    if (this.closed) return;
-    const s = this.socket;
-    if (!this.isCorked) {
-      this.isCorked = true;
-      s.cork();
-      corked.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushAll);
+    if (this.closed || this.ending) return;
+    // Strings (XMPP stanzas) are joined and written once; buffers (relay frames)
+    // are kept as they are and go out in one writev. Either way the socket sees
+    // one write per turn, without the cost of cork/uncork on every connection.
+    if (typeof chunk === "string") {
+      if (this.buffers.length > 0) this.buffers.push(Buffer.from(chunk));
+      else this.text += chunk;
+      this.pendingBytes += chunk.length;
+    } else {
+      if (this.text.length > 0) {
+        this.buffers.push(Buffer.from(this.text));
+        this.text = "";
       }
+      this.buffers.push(chunk);
+      this.pendingBytes += chunk.length;
     }
-    // Text of one turn (XMPP stanzas) is joined and written once: a corked
-    // socket hands many small chunks to writev one by one, which cost more
-    // than the stanzas themselves in a profile at 20k msg/s (docs/benchmarks.md).
-    if (typeof chunk === "string") this.text += chunk;
-    else {
-      this.flushText();
-      s.write(chunk);
+    // After the append: marking may flush at once, and must take this chunk along.
+    if (!this.queued) {
+      this.queued = true;
+      markDirty(this);
     }
     // The peer is not reading: cut it rather than hold its backlog without bound.
-    if (s.writableLength + this.text.length > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
-  }
-
-  private flushText(): void {
-    if (this.text.length === 0) return;
-    const t = this.text;
-    this.text = "";
-    this.socket.write(t);
+    if (this.socket.writableLength + this.pendingBytes > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
   }
 
   writeParts(a: Buffer, b: Buffer): void {
@@ -106,11 +126,33 @@ export class StreamConn implements Conn {
     if (b.length > 0) this.write(b);
   }
 
-  uncork(): void {
-    if (!this.isCorked) return;
-    this.isCorked = false;
-    this.flushText();
-    this.socket.uncork();
+  /** Hands this turn's output to the socket. */
+  flush(): void {
+    if (!this.queued) return;
+    this.queued = false;
+    this.pendingBytes = 0;
+    const s = this.socket;
+    if (this.closed) {
+      this.text = "";
+      this.buffers = [];
+      return;
+    }
+    if (this.text.length > 0) {
+      const t = this.text;
+      this.text = "";
+      s.write(t);
+      return;
+    }
+    const bufs = this.buffers;
+    if (bufs.length === 0) return;
+    this.buffers = [];
+    if (bufs.length === 1) {
+      s.write(bufs[0]);
+      return;
+    }
+    s.cork();
+    for (let i = 0; i < bufs.length; i++) s.write(bufs[i]);
+    s.uncork();
   }
 
   /**
@@ -119,7 +161,7 @@ export class StreamConn implements Conn {
    */
   startTls(context: SecureContext, onSecure: () => void): void {
     const raw = this.socket;
-    this.uncork();
+    this.flush();
     raw.removeListener("data", onSocketData);
     raw.removeListener("close", onSocketClose);
     raw.removeListener("error", onSocketError);
@@ -134,7 +176,8 @@ export class StreamConn implements Conn {
   end(reason = "closed by server"): void {
     if (this.closed) return;
     this.reason = reason;
-    this.uncork();
+    this.flush();
+    this.ending = true;
     this.socket.end();
     this.socket.setTimeout(5000, () => this.socket.destroy());
   }

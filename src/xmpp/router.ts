@@ -1,5 +1,5 @@
 import { Element } from "ltx";
-import { bareOf, formatAddress, parseAddress } from "../address/address.js";
+import { bareOf, canonicalAddress, parseAddress } from "../address/address.js";
 import { StanzaCondition, StreamCondition, StreamError, stanzaError } from "./errors.js";
 import { Ev, type Events, type Target } from "./hooks.js";
 import type { XmppSession } from "./xmpp-session.js";
@@ -29,7 +29,7 @@ export function routeStanza(s: XmppSession, el: Element): void {
     if (a === null) return bounce(s, el, StanzaCondition.JidMalformed);
     // No server-to-server: other domains are unreachable (RFC 6120 §10.4.2).
     if (a.domain !== s.domain) return bounce(s, el, StanzaCondition.RemoteServerNotFound);
-    to = formatAddress(a);
+    to = canonicalAddress(raw, a);
     el.attrs.to = to;
     target = a.local === "" ? "host" : a.resource !== "" ? "full" : bareOf(to) === s.bare ? "self" : "bare";
   }

@@ -1,4 +1,38 @@
-import { Element, parse } from "ltx";
+import { Element, escapeXML, escapeXMLText, parse } from "ltx";
+
+const ATTR_SPECIAL = /["&'<>]/;
+const TEXT_SPECIAL = /[&<>]/;
+
+// Most values have nothing to escape: a test is cheaper than ltx's replace on every one.
+function attr(v: string): string {
+  return ATTR_SPECIAL.test(v) ? escapeXML(v) : v;
+}
+
+function text(v: string): string {
+  return TEXT_SPECIAL.test(v) ? escapeXMLText(v) : v;
+}
+
+/** ltx's Element#toString, without its writer callbacks and with the escape fast paths: one call per delivered stanza. */
+export function serialize(el: Element): string {
+  let out = `<${el.name}`;
+  const attrs = el.attrs;
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v !== undefined && v !== null) out += ` ${k}="${attr(String(v))}"`;
+  }
+  return closeWith(out, el);
+}
+
+function closeWith(head: string, el: Element): string {
+  const children = el.children;
+  if (children.length === 0) return `${head}/>`;
+  let out = `${head}>`;
+  for (let i = 0; i < children.length; i++) {
+    const c = children[i];
+    out += typeof c === "string" ? text(c) : serialize(c as Element);
+  }
+  return `${out}</${el.name}>`;
+}
 
 /**
  * The stanza as serialized for one recipient, with some attributes replaced
@@ -6,14 +40,18 @@ import { Element, parse } from "ltx";
  * every recipient of a broadcast and is never changed.
  */
 export function serializeWith(el: Element, over: Record<string, string | undefined>): string {
-  const copy = new Element(el.name, el.attrs);
+  let out = `<${el.name}`;
+  const attrs = el.attrs;
+  for (const k in attrs) {
+    if (k in over) continue;
+    const v = attrs[k];
+    if (v !== undefined && v !== null) out += ` ${k}="${attr(String(v))}"`;
+  }
   for (const k in over) {
     const v = over[k];
-    if (v === undefined || v === "") delete copy.attrs[k];
-    else copy.attrs[k] = v;
+    if (v !== undefined && v !== "") out += ` ${k}="${attr(v)}"`;
   }
-  copy.children = el.children;
-  return copy.toString();
+  return closeWith(out, el);
 }
 
 /** One XML element from text we did not write (a relay body), or null. */

@@ -27,15 +27,24 @@ export const SLICE_BYTES = 4096;
 const OWNER = Symbol("owner");
 type Sax = SaxLtx & { [OWNER]: StreamParser };
 
-// SAX listeners at module level find their parser through a symbol: no closures per connection.
-function onStart(this: Sax, name: string, attrs: Record<string, string>): void {
-  this[OWNER].start(this, name, attrs);
-}
-function onEnd(this: Sax, name: string): void {
-  this[OWNER].end(this, name);
-}
-function onText(this: Sax, text: string): void {
-  this[OWNER].text(this, text);
+// ltx reports through EventEmitter#emit: three events per element. One
+// dispatcher at module level replaces emit on each parser, so an event is a
+// switch and a call, with no listener lookup and no closures per connection.
+function dispatch(this: Sax, event: string | symbol, a?: unknown, b?: unknown): boolean {
+  const owner = this[OWNER];
+  switch (event) {
+    case "startElement":
+      owner.start(this, a as string, b as Record<string, string>);
+      return true;
+    case "endElement":
+      owner.end(this, a as string);
+      return true;
+    case "text":
+      owner.text(this, a as string);
+      return true;
+    default:
+      return false;
+  }
 }
 
 /**
@@ -69,9 +78,7 @@ export class StreamParser {
   restart(): void {
     const sax = new SaxLtx() as Sax;
     sax[OWNER] = this;
-    sax.on("startElement", onStart);
-    sax.on("endElement", onEnd);
-    sax.on("text", onText);
+    sax.emit = dispatch;
     if (this.sax !== undefined) this.sax[OWNER] = DEAD as unknown as StreamParser;
     this.sax = sax;
     this.decoder = new StringDecoder("utf8");
