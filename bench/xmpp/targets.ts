@@ -6,6 +6,12 @@ import type { BenchAccount } from "../lib/accounts.js";
 import { ensureCommand, freePort, ProcWatch, spawnPinned, stopChild, versionOf, waitPort } from "../lib/proc.js";
 import { startSwitchboard, type RunningServer } from "../lib/switchboard.js";
 
+/** BENCH_KEEP_DIR=1 keeps a peer's temp dir (config, logs) for a post-mortem. */
+function removeDir(dir: string): void {
+  if (process.env.BENCH_KEEP_DIR) console.error(`bench: kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
+
 export type TargetName = "switchboard" | "prosody" | "ejabberd" | "custom";
 
 export interface Target {
@@ -59,7 +65,7 @@ VirtualHost "localhost"
   await waitPort(port);
   const watch = new ProcWatch(child.pid!);
   return {
-    server: { name: "prosody", child, watch, dir, stop: async () => (watch.stop(), await stopChild(child), rmSync(dir, { recursive: true, force: true })) },
+    server: { name: "prosody", child, watch, dir, stop: async () => (watch.stop(), await stopChild(child), removeDir(dir)) },
     port,
     version: `Prosody ${versionOf("dpkg-query", ["-W", "-f=${Version}", "prosody"])}`,
     settings,
@@ -94,6 +100,11 @@ async function ejabberd(cpu: string): Promise<Target> {
   for (const d of ["spool", "logs"]) mkdirSync(join(dir, d));
   writeFileSync(join(dir, "extauth.py"), EXTAUTH, { mode: 0o755 });
   writeFileSync(join(dir, "inetrc"), ""); // ejabberdctl points ERL_INETRC here
+  // ejabberdctl started as root runs erl through \`su ejabberd\`, and su's PAM session
+  // resets the soft open-files limit to 1,024: ejabberd then fails every accept
+  // ("Failed TCP accept: too many open files") from about 1,000 clients on. Its
+  // ejabberdctl.cfg may set ERL, so erl starts through this wrapper at the hard limit.
+  writeFileSync(join(dir, "erl"), `#!/bin/sh\nulimit -n "$(ulimit -Hn)"\nexec /usr/bin/erl "$@"\n`, { mode: 0o755 });
   const settings = [
     "listener `shaper: none` and `shaper_rules: c2s_shaper: none` (the default `normal` shaper is 1,000 B/s per client)",
     "`max_stanza_size: 262144`, `starttls_required: false` (plain TCP on loopback like the others)",
@@ -127,7 +138,8 @@ modules:
   );
   writeFileSync(
     join(dir, "ejabberdctl.cfg"),
-    `POLL=true
+    `ERL=${dir}/erl
+POLL=true
 ERL_MAX_PORTS=32000
 ERL_PROCESSES=1000000
 ERL_DIST_PORT=${dist}
@@ -139,7 +151,7 @@ ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 +S 1:1 +sbwt none +sbwtdcpu none +sbwtd
   await waitPort(port, "127.0.0.1", 120_000);
   const watch = new ProcWatch(child.pid!);
   return {
-    server: { name: "ejabberd", child, watch, dir, stop: async () => (watch.stop(), await stopChild(child, 10_000), rmSync(dir, { recursive: true, force: true })) },
+    server: { name: "ejabberd", child, watch, dir, stop: async () => (watch.stop(), await stopChild(child, 10_000), removeDir(dir)) },
     port,
     version: `ejabberd ${versionOf("dpkg-query", ["-W", "-f=${Version}", "ejabberd"])}`,
     settings,
