@@ -118,7 +118,9 @@ export class StreamParser {
       return;
     }
     if (++this.depth > this.limits.maxDepth + 1) throw new StreamError(StreamCondition.PolicyViolation, "elements nested too deep");
-    const el = new Element(name, attrs);
+    // The SAX parser made this attribute object for this element alone: adopted as it is, not copied.
+    const el = new Element(name);
+    el.attrs = attrs;
     if (this.current !== null) this.current.cnode(el);
     this.current = el;
   }
