@@ -162,6 +162,19 @@ export function ensureCommand(command: string, pkg: string): void {
   if (r.status !== 0) throw new Error(`apt-get install ${pkg} failed`);
 }
 
+/** Makes sure Debian package `pkg` is installed (e.g. a library a server loads at run time). */
+export function ensurePackage(pkg: string): void {
+  if (spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed")) return;
+  console.error(`bench: installing Debian package ${pkg}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  if (!aptUpdated) {
+    spawnSync("apt-get", ["update"], { stdio: "inherit", env });
+    aptUpdated = true;
+  }
+  const r = spawnSync("apt-get", ["install", "-y", pkg], { stdio: "inherit", env });
+  if (r.status !== 0) throw new Error(`apt-get install ${pkg} failed`);
+}
+
 /** First line of a command's output, for the versions written beside the figures. */
 export function versionOf(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: "utf8" });

@@ -1,10 +1,15 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BenchAccount } from "../lib/accounts.js";
-import { ensureCommand, freePort, ProcWatch, spawnPinned, stopChild, versionOf, waitPort } from "../lib/proc.js";
+import { connect } from "node:net";
+import { ensureCommand, ensurePackage, freePort, ProcWatch, sleep, spawnPinned, stopChild, versionOf, waitPort } from "../lib/proc.js";
 import { startSwitchboard, type RunningServer } from "../lib/switchboard.js";
+
+/** ejabberd's SQLite schema, as Debian installs it. */
+const EJABBERD_LITE_SQL = "/usr/share/ejabberd/sql/lite.sql";
 
 /** BENCH_KEEP_DIR=1 keeps a peer's temp dir (config, logs) for a post-mortem. */
 function removeDir(dir: string): void {
@@ -38,6 +43,7 @@ async function prosody(cpu: string, accounts: BenchAccount[]): Promise<Target> {
   }
   const settings = [
     "`network_backend = \"epoll\"` (the default select backend stops at 1,024 sockets)",
+    "`network_settings = { nagle = false; tcp_backlog = 4096 }`: TCP_NODELAY on client sockets, as Switchboard sets it (Prosody's default leaves Nagle on)",
     "`mod_limits` not loaded: no c2s rate limit (Prosody's only throttle)",
     "`c2s_require_encryption = false`: plain TCP on loopback like the other servers (SCRAM-SHA-1 is still used)",
     "`modules_disabled = { \"s2s\", \"offline\" }`, modules_enabled = roster, saslauth, disco, ping",
@@ -50,6 +56,7 @@ pidfile = "${dir}/prosody.pid"
 data_path = "${dir}/data"
 log = { warn = "${dir}/prosody.log" }
 network_backend = "epoll"
+network_settings = { nagle = false; tcp_backlog = 4096 }
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping" }
 modules_disabled = { "s2s"; "offline" }
 c2s_ports = { ${port} }
@@ -72,33 +79,28 @@ VirtualHost "localhost"
   };
 }
 
-/** ejabberd's external-auth protocol (2-byte length, "auth:user:host:password"): userK has password pwdK. */
-const EXTAUTH = `import sys, struct
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    h = inp.read(2)
-    if len(h) < 2:
-        sys.exit(0)
-    op = inp.read(struct.unpack(">H", h)[0]).decode().split(":", 3)
-    user = op[1] if len(op) > 1 else ""
-    known = user.startswith("user") and user[4:].isdigit()
-    ok = known and (op[0] != "auth" or op[3] == "pwd" + user[4:])
-    out.write(struct.pack(">HH", 2, 1 if ok else 0))
-    out.flush()
-`;
-
 /**
  * ejabberd 23.01 from Debian, run by its own ejabberdctl in the foreground with
- * a config dir of ours; no epmd (ERL_DIST_PORT), accounts by external auth.
+ * a config dir of ours; no epmd (ERL_DIST_PORT). Accounts: its SQL auth on an
+ * SQLite file (Debian's erlang-p1-sqlite3) that we create from ejabberd's own
+ * schema and fill with the same SCRAM-SHA-1 keys in one transaction, so it
+ * offers SCRAM-SHA-1 like the others and no login waits on a helper process.
  */
-async function ejabberd(cpu: string): Promise<Target> {
+async function ejabberd(cpu: string, accounts: BenchAccount[]): Promise<Target> {
   ensureCommand("ejabberdctl", "ejabberd");
+  ensurePackage("erlang-p1-sqlite3");
   const dir = mkdtempSync(join(tmpdir(), "bench-ejabberd-"));
   chmodSync(dir, 0o755);
   const port = await freePort();
   const dist = await freePort();
   for (const d of ["spool", "logs"]) mkdirSync(join(dir, d));
-  writeFileSync(join(dir, "extauth.py"), EXTAUTH, { mode: 0o755 });
+  const db = new Database(join(dir, "ejabberd.db"));
+  db.exec(readFileSync(EJABBERD_LITE_SQL, "utf8"));
+  const put = db.prepare("INSERT INTO users (username, password, serverkey, salt, iterationcount) VALUES (?, ?, ?, ?, ?)");
+  db.transaction(() => {
+    for (const a of accounts) put.run(a.user, a.creds.sha1.storedKey.toString("base64"), a.creds.sha1.serverKey.toString("base64"), a.creds.salt.toString("base64"), a.creds.iterations);
+  })();
+  db.close();
   writeFileSync(join(dir, "inetrc"), ""); // ejabberdctl points ERL_INETRC here
   // ejabberdctl started as root runs erl through \`su ejabberd\`, and su's PAM session
   // resets the soft open-files limit to 1,024: ejabberd then fails every accept
@@ -107,23 +109,30 @@ async function ejabberd(cpu: string): Promise<Target> {
   writeFileSync(join(dir, "erl"), `#!/bin/sh\nulimit -n "$(ulimit -Hn)"\nexec /usr/bin/erl "$@"\n`, { mode: 0o755 });
   const settings = [
     "listener `shaper: none` and `shaper_rules: c2s_shaper: none` (the default `normal` shaper is 1,000 B/s per client)",
-    "`max_stanza_size: 262144`, `starttls_required: false` (plain TCP on loopback like the others)",
-    "`auth_method: external` with a small Python script (so only PLAIN is offered) and `auth_use_cache: true`; accounts are not created at all",
+    "`max_stanza_size: 262144`, `starttls_required: false` (plain TCP on loopback like the others), listener `backlog: 4096` (default 128: a login burst overflowed the accept queue and stalled a few connections for a minute)",
+    "`cache_size: 20000` (default 1,000: the auth and roster caches were shrinking with more users)",
+    "`auth_method: sql` on an SQLite file (`sql_type: sqlite`, Debian's erlang-p1-sqlite3) created from ejabberd's lite.sql with the accounts written in one transaction, `auth_password_format: scram` with the same SCRAM-SHA-1 keys as the others, `auth_use_cache: true` (the default); `default_db: mnesia` for everything else",
     "modules: mod_roster, mod_disco, mod_ping only; `loglevel: warning`",
-    "Erlang VM: `+S 1:1` (one scheduler for its one core), `+sbwt none +sbwtdcpu none +sbwtdio none` (no busy-waiting counted as CPU), `+K true`, `ERL_MAX_PORTS=32000`; `ERL_DIST_PORT` so no epmd is left running",
+    "Erlang VM: `+S 1:1` (one scheduler for its one core), `+sbwt none +sbwtdcpu none +sbwtdio none` (no busy-waiting counted as CPU), `+K true`, `ERL_MAX_PORTS=32000`; `-kernel inet_default_listen_options [{nodelay,true}]` (TCP_NODELAY as Switchboard sets it; ejabberd leaves Nagle on); erl started with the soft open-files limit raised to the hard one (20,000; \`su ejabberd\` otherwise leaves 1,024 and every accept past ~1,000 clients fails); `ERL_DIST_PORT` so no epmd is left running",
   ];
   writeFileSync(
     join(dir, "ejabberd.yml"),
     `hosts: ["localhost"]
 loglevel: warning
-auth_method: external
-extauth_program: "python3 ${dir}/extauth.py"
+auth_method: sql
+auth_password_format: scram
+auth_scram_hash: sha
 auth_use_cache: true
+cache_size: 20000
+sql_type: sqlite
+sql_database: "${dir}/ejabberd.db"
+default_db: mnesia
 listen:
   - port: ${port}
     ip: "127.0.0.1"
     module: ejabberd_c2s
     max_stanza_size: 262144
+    backlog: 4096
     shaper: none
     access: all
     starttls_required: false
@@ -143,12 +152,15 @@ POLL=true
 ERL_MAX_PORTS=32000
 ERL_PROCESSES=1000000
 ERL_DIST_PORT=${dist}
-ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 +S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none"
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -kernel inet_default_listen_options [{nodelay,true}] +S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none"
 `,
   );
   spawnSync("chown", ["-R", "ejabberd", dir]);
   const child = spawnPinned(cpu, "ejabberdctl", ["--config-dir", dir, "--spool", join(dir, "spool"), "--logs", join(dir, "logs"), "--node", "bench@localhost", "foreground"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
   await waitPort(port, "127.0.0.1", 120_000);
+  // The listener accepts before the SQL pool is up; logins then crash
+  // (binary_to_existing_atom ejabberd_sql_localhost_1): wait for a SASL challenge.
+  await untilChallenge(port, accounts[0]?.user ?? "user0", 60_000);
   const watch = new ProcWatch(child.pid!);
   return {
     server: { name: "ejabberd", child, watch, dir, stop: async () => (watch.stop(), await stopChild(child, 10_000), removeDir(dir)) },
@@ -156,6 +168,34 @@ ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 +S 1:1 +sbwt none +sbwtdcpu none +sbwtd
     version: `ejabberd ${versionOf("dpkg-query", ["-W", "-f=${Version}", "ejabberd"])}`,
     settings,
   };
+}
+
+/** Resolves once a SCRAM-SHA-1 <auth> for `user` gets a <challenge> back (the account store answers). */
+async function untilChallenge(port: number, user: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const first = Buffer.from(`n,,n=${user},r=benchprobe0123456789`).toString("base64");
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      let buf = "";
+      let sentAuth = false;
+      const s = connect({ host: "127.0.0.1", port }, () => s.write("<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"));
+      const done = (v: boolean) => (s.destroy(), clearTimeout(t), resolve(v));
+      const t = setTimeout(() => done(false), 5000);
+      s.setEncoding("utf8");
+      s.on("data", (d: string) => {
+        buf += d;
+        if (!sentAuth && buf.includes("</stream:features>")) {
+          sentAuth = true;
+          s.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>${first}</auth>`);
+        } else if (sentAuth && buf.includes("<challenge")) done(true);
+      });
+      s.on("error", () => done(false));
+      s.on("close", () => done(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`no SASL challenge from 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(500);
+  }
 }
 
 async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[]): Promise<Target> {
@@ -174,7 +214,7 @@ export async function startTarget(name: TargetName, cpu: string, accounts: Bench
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
-      return ejabberd(cpu);
+      return ejabberd(cpu, accounts);
     case "switchboard":
       return switchboard(cpu, accounts, opts.nodeArgs ?? []);
     case "custom":
