@@ -46,6 +46,10 @@ function line(r: XmppResult): string {
   );
 }
 
+function failedRun(p: XmppParams, why: string): XmppResult {
+  return { target: p.target, version: "", load: p.users * p.rate, users: p.users, rate: p.rate, messages: p.messages, loggedIn: 0, loginSeconds: NaN, sent: 0, received: 0, inDeadline: 0, deliveryRate: 0, avgMs: NaN, p50Ms: NaN, p99Ms: NaN, maxMs: NaN, errors: 0, serverCpuSeconds: NaN, serverUsPerMessage: NaN, serverPeakRssMiB: NaN, generatorCpuCores: NaN, otherCpuCores: NaN, phaseSeconds: 0, firstError: why, settings: [] };
+}
+
 /** Medians over runs; the reported run for the latency columns is the one with the median p99. */
 function combine(runs: XmppResult[]): XmppResult {
   const m = medianRun(runs, (r) => r.p99Ms);
@@ -75,7 +79,13 @@ async function main(): Promise<void> {
     const all: XmppResult[] = [];
     for (let k = 0; k < runs; k++) {
       await waitQuiet();
-      const r = await runXmpp(p);
+      let r: XmppResult;
+      try {
+        r = await runXmpp(p);
+      } catch (e) {
+        // A server nobody could log in to is a result too (0 % delivered), not the end of the sweep.
+        r = failedRun(p, String((e as Error).message ?? e));
+      }
       console.log(line(r));
       all.push(r);
     }

