@@ -13,6 +13,7 @@
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
  *                   10000 users at load/10000 msg/s each (20,000 open files per process).
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
+ *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const report = { date: new Date().toISOString(), command: `npm run bench:xmpp -- ${process.argv.slice(2).join(" ")}`, runs, results };
+  const report = { date: new Date().toISOString(), command: `npm run bench:xmpp -- ${process.argv.slice(2).map((x) => (/\s/.test(x) ? JSON.stringify(x) : x)).join(" ")}`, runs, results, loads, note: a.note };
   if (a.json) writeFileSync(a.json, JSON.stringify(report, null, 2));
   if (a.docs === "true") writeXmppReport(report);
 }
