@@ -153,6 +153,11 @@ let aptUpdated = false;
 export function ensureCommand(command: string, pkg: string): void {
   if (spawnSync("sh", ["-c", `command -v ${command}`]).status === 0) return;
   console.error(`bench: ${command} missing, installing Debian package ${pkg}`);
+  aptInstall(pkg);
+}
+
+/** apt-get install, after one apt-get update per process (a clean machine's package lists may be empty). */
+function aptInstall(pkg: string): void {
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   if (!aptUpdated) {
     spawnSync("apt-get", ["update"], { stdio: "inherit", env });
@@ -166,13 +171,7 @@ export function ensureCommand(command: string, pkg: string): void {
 export function ensurePackage(pkg: string): void {
   if (spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout?.includes("install ok installed")) return;
   console.error(`bench: installing Debian package ${pkg}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  if (!aptUpdated) {
-    spawnSync("apt-get", ["update"], { stdio: "inherit", env });
-    aptUpdated = true;
-  }
-  const r = spawnSync("apt-get", ["install", "-y", pkg], { stdio: "inherit", env });
-  if (r.status !== 0) throw new Error(`apt-get install ${pkg} failed`);
+  aptInstall(pkg);
 }
 
 /** First line of a command's output, for the versions written beside the figures. */
