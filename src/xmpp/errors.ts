@@ -22,15 +22,18 @@ export const StreamCondition = {
 } as const;
 export type StreamCondition = (typeof StreamCondition)[keyof typeof StreamCondition];
 
-/** Anything that ends the stream: thrown by the codec or a handler, written in one place (XmppSession.streamError). */
-export class StreamError extends Error {
+/** An error that carries its XMPP condition (xmpp.js's XMPPError): stream and SASL errors are kinds of it. */
+export class XmppError<C extends string = string> extends Error {
   constructor(
-    readonly condition: StreamCondition,
+    readonly condition: C,
     text = "",
   ) {
     super(text || condition);
   }
+}
 
+/** Anything that ends the stream: thrown by the codec or a handler, written in one place (XmppSession.streamError). */
+export class StreamError extends XmppError<StreamCondition> {
   toXml(): string {
     const text = this.message && this.message !== this.condition ? `<text xmlns='${NS.STREAM_ERRORS}'>${escapeXMLText(this.message)}</text>` : "";
     return `<stream:error><${this.condition} xmlns='${NS.STREAM_ERRORS}'/>${text}</stream:error>`;

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { digest, hmac, type Credentials, type ScramHash, type ScramKeys } from "../../store/scram.js";
+import { XmppError } from "../errors.js";
 
 /** RFC 6120 §6.5 SASL failure conditions. */
 export const SaslCondition = {
@@ -15,14 +16,8 @@ export const SaslCondition = {
 } as const;
 export type SaslCondition = (typeof SaslCondition)[keyof typeof SaslCondition];
 
-export class SaslFailure extends Error {
-  constructor(
-    readonly condition: SaslCondition,
-    text = "",
-  ) {
-    super(text || condition);
-  }
-}
+/** A SASL exchange that failed with a condition of RFC 6120 §6.5. */
+export class SaslFailure extends XmppError<SaslCondition> {}
 
 export interface ScramOptions {
   hash: ScramHash;
