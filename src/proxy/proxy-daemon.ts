@@ -188,7 +188,10 @@ export class ProxyDaemon {
       const local = this.sessions.get(to);
       if (local !== undefined) return this.deliverLocal(local, env);
     }
-    this.toOwnerOf(bareOf(to), { op: "owner", env });
+    // The owner is usually this worker: then no bus message is made for it.
+    const owner = this.router.ownerOf(bareOf(to));
+    if (owner === this.self || owner === undefined) this.atOwner(env);
+    else this.bus.send(owner, { op: "owner", env });
   }
 
   private toOwnerOf(bare: string, msg: BusMessage): void {
