@@ -102,7 +102,7 @@ function startLogin(u: User): void {
     s.write(streamHeader);
   });
   s.on("data", (d: string) => onData(u, d));
-  s.on("error", (e) => fail(u, e.message));
+  s.on("error", (e: NodeJS.ErrnoException) => fail(u, e.message || e.code || String(e)));
   s.on("close", () => fail(u, "connection closed"));
 }
 

@@ -3,7 +3,8 @@
  * over a ramp; once all are online each sends `messages` chat messages at
  * `rate`/s to random online users; load = users × rate messages/s.
  *
- *   --target T      switchboard | prosody | ejabberd | custom (default switchboard)
+ *   --target T      switchboard | prosody | ejabberd | floor | custom (default switchboard);
+ *                   floor is a byte forwarder that does no XMPP work: the yardstick for a Node.js server
  *   --users N       users (default 1000)        --rate R     messages/s per user (1)
  *   --messages M    per user (100)              --ramp S     login spread in s (N/1000, at least 2)
  *   --deadline MS   counted as delivered when received within (5000)

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { BenchAccount } from "../lib/accounts.js";
 import { connect } from "node:net";
 import { ensureCommand, ensurePackage, freePort, ProcWatch, sleep, spawnPinned, stopChild, versionOf, waitPort } from "../lib/proc.js";
-import { startSwitchboard, type RunningServer } from "../lib/switchboard.js";
+import { REPO, startSwitchboard, type RunningServer } from "../lib/switchboard.js";
 
 /** ejabberd's SQLite schema, as Debian installs it. */
 const EJABBERD_LITE_SQL = "/usr/share/ejabberd/sql/lite.sql";
@@ -17,7 +17,7 @@ function removeDir(dir: string): void {
   else rmSync(dir, { recursive: true, force: true });
 }
 
-export type TargetName = "switchboard" | "prosody" | "ejabberd" | "custom";
+export type TargetName = "switchboard" | "prosody" | "ejabberd" | "floor" | "custom";
 
 export interface Target {
   server: RunningServer | null;
@@ -209,6 +209,26 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   return { server, port, version: `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`, settings };
 }
 
+/** A byte forwarder that does no XMPP work (floor-server.ts): the yardstick for any Node.js server here. */
+async function floor(cpu: string): Promise<Target> {
+  const port = await freePort();
+  const child = spawnPinned(cpu, process.execPath, [join(REPO, "dist/bench/xmpp/floor-server.js"), String(port)], { stdio: ["ignore", "inherit", "inherit"] });
+  await waitPort(port);
+  const watch = new ProcWatch(child.pid!);
+  const server: RunningServer = {
+    name: "floor",
+    child,
+    watch,
+    dir: "",
+    stop: async () => {
+      watch.stop();
+      await stopChild(child);
+    },
+  };
+  const settings = ["not a server: any PLAIN login is taken unchecked, and each <message/>'s bytes are copied to the socket its `to` names (no parsing, routing tables, from-stamping or queues); TCP_NODELAY, one process pinned like the others"];
+  return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
+}
+
 export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[] }): Promise<Target> {
   switch (name) {
     case "prosody":
@@ -217,6 +237,8 @@ export async function startTarget(name: TargetName, cpu: string, accounts: Bench
       return ejabberd(cpu, accounts);
     case "switchboard":
       return switchboard(cpu, accounts, opts.nodeArgs ?? []);
+    case "floor":
+      return floor(cpu);
     case "custom":
       if (opts.port === undefined) throw new Error("--target custom needs --port (and --host, --domain)");
       return { server: null, port: opts.port, version: "custom", settings: ["a server started by the user"] };

@@ -28,11 +28,3 @@ declare module "ltx" {
   export function escapeXML(s: string): string;
   export function escapeXMLText(s: string): string;
 }
-
-declare module "ltx/src/parsers/ltx.js" {
-  import { EventEmitter } from "node:events";
-  export default class SaxLtx extends EventEmitter {
-    write(data: string): void;
-    end(data?: string): void;
-  }
-}

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Element } from "ltx";
+import { parse as ltxParse, type Element } from "ltx";
 import { StreamParser, type StreamSink } from "../../src/xmpp/stream/parser.js";
 import { StreamError } from "../../src/xmpp/errors.js";
 
@@ -108,4 +108,81 @@ test("restart drops the old stream's state and reads a new header", () => {
   p.push(Buffer.from(HEADER + "<auth/>"));
   p.push(Buffer.from(HEADER + "<iq/>"));
   assert.deepEqual(r.events, ["start stream:stream localhost", "stanza <auth/>", "start stream:stream localhost", "stanza <iq/>"]);
+});
+
+// The stanza parser against ltx's own parser, on stanzas both must read the same way.
+const SAME_AS_LTX = [
+  "<message to='b@localhost' type='chat' id='1'><body>hi</body></message>",
+  `<message to="b@localhost"><body>a &amp; b &lt; c &gt; d &quot;e&apos; &#x1F600; &#65;</body><thread>t</thread></message>`,
+  "<iq type='set' id='x'><query xmlns='jabber:iq:roster'><item jid='c@localhost' name='C &amp; D'><group>friends</group></item></query></iq>",
+  "<presence><show>away</show><status>out  &#10; back soon</status><priority>5</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/></presence>",
+  "<message><body><![CDATA[<b>bold</b> & more]]></body></message>",
+  "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>",
+  "<message><x:y xmlns:x='urn:x' x:a='1'>z</x:y><body/></message>",
+  "<message a = 'spaced' b=\"q'uote\" c='d\"q' ><body >x</body ></message >",
+  "<presence to='r@muc/nick'>\n  <x xmlns='http://jabber.org/protocol/muc'/>\n</presence>",
+];
+
+test("parses stanzas the way ltx does (tree, text, attributes, entities, CDATA)", () => {
+  for (const s of SAME_AS_LTX) {
+    const ours = run([Buffer.from(HEADER + s)])[1];
+    assert.equal(ours, `stanza ${ltxParse(s).toString()}`, s);
+  }
+});
+
+test("text after a CDATA section is kept (ltx's own parser drops it)", () => {
+  const r = run([Buffer.from(HEADER + "<message><body>a <![CDATA[<b>]]> c</body></message>")]);
+  assert.equal(r[1], "stanza <message><body>a &lt;b&gt; c</body></message>");
+});
+
+test("attribute values: literal white space becomes a space, character references stay (XML 1.0 §3.3.3)", () => {
+  const r = run([Buffer.from(HEADER + "<message a='x\ty\nz' b='x&#10;y'/>")]);
+  assert.equal(r[1], `stanza <message a="x y z" b="x\ny"/>`);
+});
+
+test("not well-formed tags and attributes", () => {
+  for (const bad of [
+    "<message a='1' a='2'/>",
+    "<message a=1/>",
+    "<message a/>",
+    "<message a='1'b='2'/>",
+    "<message a='x<y'/>",
+    "<1message/>",
+    "<message><body>x</bod></message>",
+    "<message>&amp</message>",
+    "<message>&#xZZ;</message>",
+    "<message>&#xD800;</message>",
+    "<stream:features/>junk",
+  ]) {
+    const code = conditionOf([Buffer.from(HEADER + bad)]);
+    assert.ok(code === "not-well-formed", `${bad}: ${code}`);
+  }
+});
+
+test("a '>' inside a quoted attribute value does not end the tag, in one piece or split anywhere", () => {
+  const s = Buffer.from(HEADER + "<message to='b@localhost' x='a>b' y=\"/>\"><body>1 > 0</body></message>");
+  const one = run([s]);
+  assert.equal(one[1], `stanza <message to="b@localhost" x="a&gt;b" y="/&gt;"><body>1 &gt; 0</body></message>`);
+  for (let i = 1; i < s.length; i++) assert.deepEqual(run([s.subarray(0, i), s.subarray(i)]), one, `split at ${i}`);
+});
+
+test("the XML declaration is allowed before each stream header only, and may be cut anywhere", () => {
+  const decl = Buffer.from("<?xml version='1.0' encoding='UTF-8'?>\n" + HEADER.slice(HEADER.indexOf("<stream")) + "<presence/>");
+  const want = ["start stream:stream localhost", "stanza <presence/>"];
+  assert.deepEqual(run(bytes(decl)), want);
+  assert.equal(conditionOf([Buffer.from(HEADER + "<?xml version='1.0'?>")]), "restricted-xml");
+});
+
+test("the stream's end tag must match its header", () => {
+  assert.deepEqual(run([Buffer.from(HEADER + "<presence/></stream:stream>")]).at(-1), "end");
+  assert.equal(conditionOf([Buffer.from(HEADER + "</stream:streamx>")]), "not-well-formed");
+  // Nothing after the end is read.
+  assert.deepEqual(run([Buffer.from(HEADER + "</stream:stream><junk")]).at(-1), "end");
+});
+
+test("a multi-byte stanza is measured in bytes against the limit", () => {
+  const limits = { maxStanzaBytes: 300, maxDepth: 8 };
+  // 120 three-byte characters: 120 UTF-16 units, 360 bytes.
+  assert.equal(conditionOf([Buffer.from(HEADER + `<message><body>${"\u2713".repeat(120)}</body></message>`)], limits), "policy-violation");
+  assert.equal(run([Buffer.from(HEADER + `<message><body>${"\u2713".repeat(60)}</body></message>`)], limits).length, 2);
 });

@@ -1,8 +1,7 @@
 import { StringDecoder } from "node:string_decoder";
-import SaxLtx from "ltx/src/parsers/ltx.js";
 import { Element } from "ltx";
 import { StreamCondition, StreamError } from "../errors.js";
-import { RestrictedXmlScanner } from "./restricted.js";
+import { parseStanza, parseTag } from "./xml.js";
 
 /** What the stream codec hands on: the stream header, one whole stanza at a time, the stream's end. */
 export interface StreamSink {
@@ -17,58 +16,52 @@ export interface StreamLimits {
   maxDepth: number;
 }
 
-/**
- * Input is fed to the SAX parser in slices of this many bytes, and the size of
- * the stanza being read is checked after each: the limit is exact to within
- * one slice, and ltx (which buffers text until the next `<`) never holds more.
- */
-export const SLICE_BYTES = 4096;
+// XML 1.0 §2.2 Char: these never appear in a well-formed document, escaped or not.
+const ILLEGAL_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/;
+const CDATA_OPEN = "<![CDATA[";
 
-const OWNER = Symbol("owner");
-type Sax = SaxLtx & { [OWNER]: StreamParser };
-
-// ltx reports through EventEmitter#emit: three events per element. One
-// dispatcher at module level replaces emit on each parser, so an event is a
-// switch and a call, with no listener lookup and no closures per connection.
-function dispatch(this: Sax, event: string | symbol, a?: unknown, b?: unknown): boolean {
-  const owner = this[OWNER];
-  switch (event) {
-    case "startElement":
-      owner.start(this, a as string, b as Record<string, string>);
-      return true;
-    case "endElement":
-      owner.end(this, a as string);
-      return true;
-    case "text":
-      owner.text(this, a as string);
-      return true;
-    default:
-      return false;
-  }
-}
+// Where the framer stands in `buf`.
+const TEXT = 0; // outside markup
+const LT = 1; // just after '<'
+const TAG = 2; // inside a start tag
+const END_TAG = 3; // inside an end tag
+const BANG = 4; // after "<!": must become "<![CDATA["
+const CDATA = 5; // inside a CDATA section
+const PI = 6; // inside the XML declaration, before the stream header
+const DONE = 7; // after </stream:stream>
 
 /**
  * The XMPP stream codec (RFC 6120 §4): bytes in, typed events out. Knows
- * nothing of sessions. Every fault is thrown as a StreamError; the caller
- * turns it into the stream error on the wire.
+ * nothing of sessions. Every fault is thrown as a StreamError; the caller turns
+ * it into the stream error on the wire.
+ *
+ * Two steps, because a stream is one document that never ends: a framer finds
+ * where each stanza ends (it survives any split of the input, and holds at most
+ * the stanza being read), then the whole stanza's text is parsed at once into
+ * an ltx Element. RFC 6120 §11.1 restricted XML (no comments, DOCTYPE or
+ * processing instructions past the XML declaration) is enforced by the framer.
  */
 export class StreamParser {
-  private sax!: Sax;
-  private decoder!: StringDecoder;
-  private scanner!: RestrictedXmlScanner;
+  private decoder = new StringDecoder("utf8");
+  /** Input not yet consumed: the current stanza from its '<', or a construct cut by a read. */
+  private buf = "";
+  /** Scan position in buf. */
+  private pos = 0;
+  private state = TEXT;
+  /** 0 before the stream header, 1 between stanzas, 2 and more inside a stanza. */
   private depth = 0;
+  /** Inside a start tag: the quote character of the attribute value being read, or 0. */
+  private quote = 0;
+  /** Start of the construct (tag, stanza) in buf that the framer is inside. */
+  private mark = 0;
   private streamName = "";
-  private current: Element | null = null;
-  /** Bytes read since the last stanza ended (an overestimate by at most one slice). */
-  private bytes = 0;
-  private stanzaEnded = false;
+  /** Bumped by restart(): events of the old stream stop at once. */
+  private generation = 0;
 
   constructor(
     private readonly sink: StreamSink,
     private readonly limits: StreamLimits,
-  ) {
-    this.restart();
-  }
+  ) {}
 
   /**
    * A new stream on the same connection (after STARTTLS or SASL, RFC 6120
@@ -76,77 +69,198 @@ export class StreamParser {
    * peer must wait for our answer before it opens the new stream.
    */
   restart(): void {
-    const sax = new SaxLtx() as Sax;
-    sax[OWNER] = this;
-    sax.emit = dispatch;
-    if (this.sax !== undefined) this.sax[OWNER] = DEAD as unknown as StreamParser;
-    this.sax = sax;
+    this.generation++;
     this.decoder = new StringDecoder("utf8");
-    this.scanner = new RestrictedXmlScanner();
+    this.buf = "";
+    this.pos = 0;
+    this.state = TEXT;
     this.depth = 0;
+    this.quote = 0;
+    this.mark = 0;
     this.streamName = "";
-    this.current = null;
-    this.bytes = 0;
   }
 
   push(chunk: Buffer): void {
-    const sax = this.sax;
-    for (let off = 0; off < chunk.length; off += SLICE_BYTES) {
-      const part = off === 0 && chunk.length <= SLICE_BYTES ? chunk : chunk.subarray(off, off + SLICE_BYTES);
-      const text = this.scanner.filter(this.decoder.write(part));
-      this.stanzaEnded = false;
-      try {
-        sax.write(text);
-      } catch (e) {
-        if (e instanceof StreamError) throw e;
-        throw new StreamError(StreamCondition.NotWellFormed, (e as Error).message);
+    if (this.state === DONE) return;
+    const s = this.decoder.write(chunk);
+    if (s.length === 0) return;
+    if (ILLEGAL_CHAR.test(s)) throw new StreamError(StreamCondition.NotWellFormed, "character not allowed in XML");
+    this.buf = this.buf.length === 0 ? s : this.buf + s;
+    this.scan();
+    if (this.state === DONE) return;
+    // Keep only what the next read still needs.
+    if (this.mark > 0) {
+      this.buf = this.buf.slice(this.mark);
+      this.pos -= this.mark;
+      this.mark = 0;
+    }
+    if (this.buf.length > 0 && this.tooBig(this.buf)) {
+      throw new StreamError(StreamCondition.PolicyViolation, `stanza larger than ${this.limits.maxStanzaBytes} bytes`);
+    }
+  }
+
+  /** Over the byte limit, counting UTF-8 bytes only when the length in UTF-16 units cannot decide. */
+  private tooBig(text: string): boolean {
+    const max = this.limits.maxStanzaBytes;
+    if (text.length * 3 <= max) return false;
+    if (text.length > max) return true;
+    return Buffer.byteLength(text) > max;
+  }
+
+  private scan(): void {
+    const gen = this.generation;
+    const buf = this.buf;
+    const n = buf.length;
+    let i = this.pos;
+    scan: while (i < n) {
+      switch (this.state) {
+        case TEXT: {
+          if (this.depth >= 2) {
+            const lt = buf.indexOf("<", i);
+            if (lt < 0) {
+              i = n;
+              break;
+            }
+            i = lt;
+          } else {
+            // Between stanzas (and before the header) only whitespace: keepalives.
+            let c = buf.charCodeAt(i);
+            while (c === 32 || c === 10 || c === 13 || c === 9) c = buf.charCodeAt(++i);
+            if (i === n) {
+              this.mark = n;
+              break;
+            }
+            if (c !== 60 /* < */) throw new StreamError(StreamCondition.NotWellFormed, "text outside a stanza");
+            this.mark = i;
+          }
+          this.state = LT;
+          i++;
+          break;
+        }
+        case LT: {
+          const c = buf.charCodeAt(i);
+          if (c === 47 /* / */) {
+            this.state = END_TAG;
+            i++;
+          } else if (c === 33 /* ! */) {
+            this.state = BANG;
+          } else if (c === 63 /* ? */) {
+            // Only the XML declaration, and only before the stream header.
+            if (this.depth !== 0 || this.streamName !== "") throw new StreamError(StreamCondition.RestrictedXml, "processing instructions are not allowed");
+            this.state = PI;
+            i++;
+          } else {
+            this.state = TAG;
+            this.quote = 0;
+          }
+          break;
+        }
+        case TAG: {
+          let q = this.quote;
+          for (; i < n; i++) {
+            const c = buf.charCodeAt(i);
+            if (q !== 0) {
+              if (c === q) q = 0;
+              else if (c === 60) throw new StreamError(StreamCondition.NotWellFormed, "'<' in an attribute value");
+            } else if (c === 34 || c === 39) q = c;
+            else if (c === 62 /* > */) break;
+            else if (c === 60) throw new StreamError(StreamCondition.NotWellFormed, "'<' inside a tag");
+          }
+          this.quote = q;
+          if (i === n) break;
+          const empty = buf.charCodeAt(i - 1) === 47; /* / */
+          i++;
+          if (this.depth === 0) {
+            this.header(buf, i, empty);
+            if (this.generation !== gen) return;
+            this.mark = i;
+          } else if (empty) {
+            if (this.depth === 1 && !this.stanza(buf, i)) return;
+          } else if (++this.depth > this.limits.maxDepth + 1) {
+            throw new StreamError(StreamCondition.PolicyViolation, "elements nested too deep");
+          }
+          this.state = TEXT;
+          break;
+        }
+        case END_TAG: {
+          const gt = buf.indexOf(">", i);
+          if (gt < 0) {
+            i = n;
+            break;
+          }
+          i = gt + 1;
+          this.state = TEXT;
+          if (this.depth === 1) {
+            const name = buf.slice(this.mark + 2, gt).trimEnd();
+            if (name !== this.streamName) throw new StreamError(StreamCondition.NotWellFormed, `unexpected </${name}>`);
+            this.state = DONE;
+            this.buf = "";
+            this.sink.streamEnd();
+            return;
+          }
+          if (--this.depth === 1 && !this.stanza(buf, i)) return;
+          break;
+        }
+        case BANG: {
+          // "<!" is a comment or DOCTYPE unless it opens a CDATA section inside a stanza.
+          // i is at the "!"; what a read cut short is compared again when the rest comes.
+          const want = CDATA_OPEN.length - 1;
+          const have = Math.min(n - i, want);
+          if (buf.slice(i, i + have) !== CDATA_OPEN.slice(1, 1 + have)) throw new StreamError(StreamCondition.RestrictedXml, "comments and DOCTYPE are not allowed");
+          if (have < want) break scan;
+          if (this.depth < 2) throw new StreamError(StreamCondition.NotWellFormed, "text outside a stanza");
+          i += want;
+          this.state = CDATA;
+          break;
+        }
+        case CDATA: {
+          // Resume two back: "]]>" may have been cut by the read.
+          const end = buf.indexOf("]]>", i - 2);
+          if (end < 0) {
+            i = n;
+            break;
+          }
+          i = end + 3;
+          this.state = TEXT;
+          break;
+        }
+        case PI: {
+          const end = buf.indexOf("?>", Math.max(i - 1, this.mark + 2));
+          if (end < 0) {
+            i = n;
+            break;
+          }
+          i = end + 2;
+          this.mark = i;
+          this.state = TEXT;
+          break;
+        }
+        default:
+          return;
       }
-      if (this.sax !== sax) return;
-      this.bytes = this.stanzaEnded ? part.length : this.bytes + part.length;
-      if (this.bytes > this.limits.maxStanzaBytes + SLICE_BYTES) {
-        throw new StreamError(StreamCondition.PolicyViolation, `stanza larger than ${this.limits.maxStanzaBytes} bytes`);
-      }
+    }
+    this.pos = i;
+    if (this.state === TEXT && this.depth === 1) {
+      // Nothing open: whatever was read is consumed.
+      this.mark = n;
     }
   }
 
-  start(sax: Sax, name: string, attrs: Record<string, string>): void {
-    if (sax !== this.sax) return;
-    if (this.depth === 0) {
-      this.depth = 1;
-      this.streamName = name;
-      this.sink.streamStart(name, attrs);
-      return;
-    }
-    if (++this.depth > this.limits.maxDepth + 1) throw new StreamError(StreamCondition.PolicyViolation, "elements nested too deep");
-    // The SAX parser made this attribute object for this element alone: adopted as it is, not copied.
-    const el = new Element(name);
-    el.attrs = attrs;
-    if (this.current !== null) this.current.cnode(el);
-    this.current = el;
+  private header(buf: string, end: number, empty: boolean): void {
+    const tag = parseTag(buf, this.mark, end);
+    if (empty) throw new StreamError(StreamCondition.NotWellFormed, "the stream header closes itself");
+    this.depth = 1;
+    this.streamName = tag.name;
+    this.sink.streamStart(tag.name, tag.attrs);
   }
 
-  end(sax: Sax, name: string): void {
-    if (sax !== this.sax) return;
-    const el = this.current;
-    if (this.depth === 0 || (el === null ? name !== this.streamName : name !== el.name)) {
-      throw new StreamError(StreamCondition.NotWellFormed, `unexpected </${name}>`);
-    }
-    this.depth--;
-    if (el === null) return this.sink.streamEnd();
-    this.current = el.parent;
-    if (this.depth === 1) {
-      this.stanzaEnded = true;
-      this.sink.stanza(el);
-    }
-  }
-
-  text(sax: Sax, text: string): void {
-    if (sax !== this.sax) return;
-    if (this.current !== null) this.current.t(text);
-    // Between stanzas only whitespace (keepalives) may appear.
-    else if (/[^ \t\r\n]/.test(text)) throw new StreamError(StreamCondition.NotWellFormed, "text outside a stanza");
+  /** A stanza ends at `end`: parse it and hand it on. False when the sink restarted the stream. */
+  private stanza(buf: string, end: number): boolean {
+    const gen = this.generation;
+    const text = buf.slice(this.mark, end);
+    if (this.tooBig(text)) throw new StreamError(StreamCondition.PolicyViolation, `stanza larger than ${this.limits.maxStanzaBytes} bytes`);
+    this.mark = end;
+    this.sink.stanza(parseStanza(text));
+    return this.generation === gen;
   }
 }
-
-// Events still coming from a parser replaced by restart() in the middle of its input land here.
-const DEAD = { start() {}, end() {}, text() {} };
