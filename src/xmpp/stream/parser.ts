@@ -1,3 +1,4 @@
+import { isAscii } from "node:buffer";
 import { StringDecoder } from "node:string_decoder";
 import { Element } from "ltx";
 import { StreamCondition, StreamError } from "../errors.js";
@@ -43,6 +44,8 @@ const DONE = 7; // after </stream:stream>
  */
 export class StreamParser {
   private decoder = new StringDecoder("utf8");
+  /** The decoder holds no part of a character: an all-ASCII chunk can skip it. */
+  private decoderEmpty = true;
   /** Input not yet consumed: the current stanza from its '<', or a construct cut by a read. */
   private buf = "";
   /** Scan position in buf. */
@@ -71,6 +74,7 @@ export class StreamParser {
   restart(): void {
     this.generation++;
     this.decoder = new StringDecoder("utf8");
+    this.decoderEmpty = true;
     this.buf = "";
     this.pos = 0;
     this.state = TEXT;
@@ -82,7 +86,14 @@ export class StreamParser {
 
   push(chunk: Buffer): void {
     if (this.state === DONE) return;
-    const s = this.decoder.write(chunk);
+    let s: string;
+    // Most chunks are ASCII: one vectorised check and a one-byte string, instead of the decoder's bookkeeping.
+    if (this.decoderEmpty && isAscii(chunk)) s = chunk.toString("latin1");
+    else {
+      s = this.decoder.write(chunk);
+      // A last byte below 0x80 ends any sequence the decoder was holding.
+      this.decoderEmpty = chunk.length > 0 && chunk[chunk.length - 1] < 0x80;
+    }
     if (s.length === 0) return;
     if (ILLEGAL_CHAR.test(s)) throw new StreamError(StreamCondition.NotWellFormed, "character not allowed in XML");
     this.buf = this.buf.length === 0 ? s : this.buf + s;
