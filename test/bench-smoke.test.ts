@@ -1,29 +1,35 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runXmpp } from "../bench/xmpp/run.js";
+import { buildPump, runXmpp } from "../bench/xmpp/run.js";
 
 // The XMPP benchmark end to end at toy size (seed 000's experiment, N = 20,
 // 3 messages): server and generator processes really start and stop. It checks
 // that everything arrives, not how fast: the machine may be busy.
-test("bench:xmpp smoke: 20 users × 3 messages against switchboard, all delivered", { timeout: 60_000 }, async () => {
-  const r = await runXmpp({
-    target: "switchboard",
-    users: 20,
-    messages: 3,
-    rate: 5,
-    rampMs: 200,
-    deadlineMs: 10_000,
-    procs: 2,
-    host: "127.0.0.1",
-    domain: "localhost",
-    nodeArgs: [],
-    serverCpu: "0",
-    genCpu: "1",
+const pump = buildPump();
+for (const generator of ["c", "node"] as const) {
+  const skip = generator === "c" && pump === null ? "no C compiler here for bench/xmpp/pump.c" : false;
+  test(`bench:xmpp smoke (${generator} messaging phase): 20 users × 3 messages against switchboard, all delivered`, { timeout: 60_000, skip }, async () => {
+    const r = await runXmpp({
+      target: "switchboard",
+      users: 20,
+      messages: 3,
+      rate: 5,
+      rampMs: 200,
+      deadlineMs: 10_000,
+      procs: 2,
+      host: "127.0.0.1",
+      domain: "localhost",
+      nodeArgs: [],
+      serverCpu: "0",
+      genCpu: "1",
+      pump: generator === "c" ? pump : null,
+    });
+    assert.equal(r.generator, generator);
+    assert.equal(r.loggedIn, 20, r.firstError);
+    assert.equal(r.sent, 60);
+    assert.equal(r.received, 60);
+    assert.equal(r.deliveryRate, 1);
+    assert.equal(r.errors, 0);
+    assert.ok(r.serverCpuSeconds >= 0);
   });
-  assert.equal(r.loggedIn, 20, r.firstError);
-  assert.equal(r.sent, 60);
-  assert.equal(r.received, 60);
-  assert.equal(r.deliveryRate, 1);
-  assert.equal(r.errors, 0);
-  assert.ok(r.serverCpuSeconds >= 0);
-});
+}

@@ -8,6 +8,8 @@
  */
 import { connect, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
 import { Histogram } from "../lib/stats.js";
 import { ScramSha1Client } from "./scram-client.js";
 
@@ -24,6 +26,8 @@ export interface GenSpec {
   messages: number;
   rate: number;
   deadlineMs: number;
+  /** The compiled pump.c, which then runs the messaging phase; null: this process runs it. */
+  pump: string | null;
 }
 
 export type GenEvent =
@@ -37,7 +41,7 @@ const now = () => performance.timeOrigin + performance.now();
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const FEATURES_END = /<\/(?:stream:)?features>/;
 
-const St = { Connecting: 0, Features: 1, Challenge: 2, Success: 3, Features2: 4, Bind: 5, Session: 6, Online: 7, Dead: 8 } as const;
+const St = { Connecting: 0, Features: 1, Challenge: 2, Success: 3, Features2: 4, Bind: 5, Session: 6, Online: 7, Dead: 8, Handed: 9 } as const;
 
 class User {
   socket!: Socket;
@@ -215,11 +219,41 @@ function send(e: GenEvent): void {
 }
 
 /** The paper's schedule: every user sends `messages` at `rate`/s, first one at a random phase. */
+/**
+ * The messaging phase in pump.c: the online users' sockets become its fds 3, 4, …
+ * and this process lets go of them (the connections stay open: the pump holds them).
+ */
+let pump: ChildProcess | null = null;
+let pumpResult: { sent: number; received: number; errors: number; cpu: number; lat: string } | null = null;
+function goPump(path: string, t0: number, targets: number[]): void {
+  const active = users.filter((u) => u.state === St.Online);
+  const child = spawn(path, [t0.toFixed(3), String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length)], {
+    stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
+  });
+  pump = child;
+  for (const u of active) {
+    u.socket.removeAllListeners();
+    u.socket.on("error", () => {});
+    u.socket.destroy();
+    u.state = St.Handed;
+  }
+  child.stdin!.write(`${active.map((u) => u.index).join(" ")}\n${targets.join(" ")}\n`);
+  let r: string[] | null = null;
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const f = line.split(" ");
+    if (f[0] === "P") send({ ev: "progress", sent: Number(f[1]), received: Number(f[2]), doneSending: f[3] === "1" });
+    else if (f[0] === "R") r = f;
+    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), lat: line };
+  });
+  child.on("close", () => stop());
+}
+
 function go(t0: number, offline: Set<number>): void {
   cpuGo = process.cpuUsage();
   measuring = true;
   const targets: number[] = [];
   for (let i = 0; i < spec.totalUsers; i++) if (!offline.has(i)) targets.push(i);
+  if (spec.pump) return goPump(spec.pump, t0, targets);
   const period = 1000 / spec.rate;
   const active = users.filter((u) => u.state === St.Online);
   for (const u of active) u.phase = Math.random() * period;
@@ -250,12 +284,30 @@ function go(t0: number, offline: Set<number>): void {
 }
 
 function stop(): void {
+  // With a pump, the first stop closes its stdin; its exit brings the second, with its figures.
+  if (pump !== null && pump.exitCode === null && pump.signalCode === null) {
+    pump.stdin!.end();
+    return;
+  }
+  if (pumpResult !== null) {
+    const lat = pumpResult.lat;
+    for (let i = 2, j = 0; i < lat.length; i = j + 1) {
+      j = lat.indexOf(" ", i);
+      if (j < 0) j = lat.length;
+      const ms = Number(lat.slice(i, j));
+      hist.record(ms);
+      if (ms <= spec.deadlineMs) inDeadline++;
+    }
+    sent = pumpResult.sent;
+    received = pumpResult.received;
+    errors = pumpResult.errors;
+  }
   measuring = false;
   const cpu = process.cpuUsage(cpuGo);
   const login = process.cpuUsage(cpuStart);
-  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: (cpu.user + cpu.system) / 1e6, loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6 });
+  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: (cpu.user + cpu.system) / 1e6 + (pumpResult?.cpu ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6 });
   for (const u of users) {
-    if (u.state === St.Dead) continue;
+    if (u.state === St.Dead || u.state === St.Handed) continue;
     u.state = St.Dead;
     u.socket.end("</stream:stream>");
     u.socket.destroy();

@@ -9,6 +9,8 @@
  *   --messages M    per user (100)              --ramp S     login spread in s (N/1000, at least 2)
  *   --deadline MS   counted as delivered when received within (5000)
  *   --procs P       generator processes (4)     --runs K     repeat; medians reported (1)
+ *   --generator G   node (default): all of it in Node.js; c: logins in Node.js, then the messaging
+ *                   phase in bench/xmpp/pump.c on the same sockets (an experiment: see docs/benchmarks.md)
  *   --host H --port P --domain D               for --target custom
  *   --sweep LIST    loads in msg/s, e.g. 1000,2000,5000,10000,20000; with --targets A,B,C.
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
@@ -21,7 +23,7 @@
 import { writeFileSync } from "node:fs";
 import { median, medianRun } from "../lib/stats.js";
 import { waitQuiet } from "../lib/proc.js";
-import { runXmpp, type XmppParams, type XmppResult } from "./run.js";
+import { buildPump, runXmpp, type XmppParams, type XmppResult } from "./run.js";
 import { writeXmppReport } from "./report.js";
 import type { TargetName } from "./targets.js";
 
@@ -61,6 +63,7 @@ function combine(runs: XmppResult[]): XmppResult {
 async function main(): Promise<void> {
   const a = args();
   const maxUsers = Number(a["max-users"] ?? 10000);
+  const pump = a.generator === "c" ? buildPump() : null;
   const base = (target: TargetName, users: number, rate: number): XmppParams => ({
     target,
     users,
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
     nodeArgs: [...(a["cpu-prof"] === "true" ? ["--cpu-prof", "--cpu-prof-dir", process.cwd()] : []), ...(a["server-node-args"] ? a["server-node-args"].split(" ") : [])],
     serverCpu: "0",
     genCpu: "1",
+    pump,
   });
   const runs = Number(a.runs ?? 1);
   const measure = async (p: XmppParams): Promise<XmppResult> => {

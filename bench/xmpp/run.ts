@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
 import { machineBusySeconds, sleep, spawnPinned, stopChild } from "../lib/proc.js";
@@ -23,10 +23,28 @@ export interface XmppParams {
   nodeArgs: string[];
   serverCpu: string;
   genCpu: string;
+  /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
+  pump: string | null;
+}
+
+/**
+ * Compiles bench/xmpp/pump.c next to the compiled bench once per source
+ * change; null (with the reason on stderr) where there is no C compiler.
+ */
+export function buildPump(): string | null {
+  const src = join(REPO, "bench/xmpp/pump.c");
+  const out = join(REPO, "dist/bench/xmpp/pump");
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
+  const cc = spawnSync("cc", ["-O2", "-o", out, src], { stdio: ["ignore", "inherit", "inherit"] });
+  if (cc.status === 0) return out;
+  console.error(`bench: no C compiler for ${src} (${cc.error?.message ?? `exit ${cc.status}`}): the messaging phase runs in Node.js`);
+  return null;
 }
 
 export interface XmppResult {
   target: string;
+  /** Which generator ran the messaging phase: "c" (pump.c) or "node". */
+  generator?: string;
   version: string;
   load: number;
   users: number;
@@ -68,7 +86,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       const file = join(work, `accounts-${w}.json`);
       writeFileSync(file, JSON.stringify(slice));
       // Each process has its own source address: ~28k ephemeral ports each.
-      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs };
+      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump };
       const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       events.push([]);
       child.on("message", (e: GenEvent) => events[w].push(e));
@@ -127,6 +145,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const peak = target.server?.watch.peakRssMiB ?? NaN;
     return {
       target: p.target,
+      generator: p.pump === null ? "node" : "c",
       version: target.version,
       load: p.users * p.rate,
       users: p.users,

@@ -1,0 +1,230 @@
+/*
+ * The messaging phase of the XMPP load generator, in C (bench/xmpp/gen.ts
+ * logs the users in, then hands their sockets over as fds 3, 4, ...).
+ * Node.js needs ~40 µs of CPU per message sent and received here, so at
+ * 20,000 msg/s a Node generator fills its core and its own queueing shows up
+ * in the latencies it measures; this needs a fraction of that.
+ *
+ *   pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT  < "users\ntargets\n"
+ *
+ * stdin: line 1, the global index of the user on each fd; line 2, the online
+ * users to pick recipients from. Each user sends MESSAGES chat messages, one
+ * every PERIOD_MS from a random phase after T0, to random online users, with
+ * its send time (ms since the epoch) in the body; every <body> received gives
+ * a latency. stdout: "P sent received done" every second; when stdin closes,
+ * "R sent received errors cpu_seconds", then "L" and every latency in ms.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FD0 3
+#define CAP 65536
+
+typedef struct {
+  int fd;
+  long user;
+  double phase;
+  char *buf; /* unparsed tail of what was read: at most CAP bytes */
+  size_t len;
+} conn_t;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static unsigned long long rng = 88172645463325252ULL;
+static unsigned long long next_rand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static double *lat;
+static size_t nlat, caplat;
+static long sent, received, errors;
+
+static void record(double ms) {
+  if (nlat == caplat) {
+    caplat = caplat ? caplat * 2 : 65536;
+    lat = realloc(lat, caplat * sizeof *lat);
+    if (!lat) abort();
+  }
+  lat[nlat++] = ms;
+  received++;
+}
+
+static long *read_line_longs(FILE *in, size_t *n) {
+  size_t cap = 1024, k = 0;
+  long *v = malloc(cap * sizeof *v);
+  int c;
+  long x = 0;
+  int have = 0;
+  while ((c = fgetc(in)) != EOF && c != '\n') {
+    if (c >= '0' && c <= '9') {
+      x = x * 10 + (c - '0');
+      have = 1;
+    } else if (have) {
+      if (k == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+      v[k++] = x;
+      x = 0;
+      have = 0;
+    }
+  }
+  if (have) {
+    if (k == cap) v = realloc(v, (cap *= 2) * sizeof *v);
+    v[k++] = x;
+  }
+  *n = k;
+  return v;
+}
+
+/* Finds every <body>…</body> in c's buffer; keeps what may be the start of one. */
+static void scan(conn_t *c, double t) {
+  char *b = c->buf;
+  size_t at = 0;
+  for (;;) {
+    char *open = memmem(b + at, c->len - at, "<body", 5);
+    if (!open) {
+      at = c->len > 5 ? c->len - 5 : 0;
+      break;
+    }
+    char *gt = memchr(open, '>', c->len - (open - b));
+    char *close = gt ? memmem(gt, c->len - (gt - b), "</body>", 7) : NULL;
+    if (!close) {
+      at = open - b;
+      break;
+    }
+    double s = strtod(gt + 1, NULL);
+    if (s > 0) record(t - s);
+    at = (close - b) + 7;
+  }
+  if (memmem(b, c->len, "type='error'", 12) || memmem(b, c->len, "type=\"error\"", 12)) errors++;
+  memmove(b, b + at, c->len - at);
+  c->len -= at;
+}
+
+static int by_phase(const void *a, const void *b) {
+  double x = (*(conn_t *const *)a)->phase, y = (*(conn_t *const *)b)->phase;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 6) {
+    fprintf(stderr, "usage: pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT\n");
+    return 2;
+  }
+  double t0 = atof(argv[1]), period = atof(argv[2]);
+  long messages = atol(argv[3]);
+  const char *domain = argv[4];
+  size_t count = (size_t)atol(argv[5]), nusers, ntargets;
+  long *users = read_line_longs(stdin, &nusers);
+  long *targets = read_line_longs(stdin, &ntargets);
+  if (nusers != count || ntargets == 0) {
+    fprintf(stderr, "pump: %zu users for %zu fds, %zu targets\n", nusers, count, ntargets);
+    return 2;
+  }
+  rng ^= (unsigned long long)getpid() * 2654435761ULL ^ (unsigned long long)now_ms();
+
+  int ep = epoll_create1(0);
+  conn_t *conns = calloc(count, sizeof *conns);
+  conn_t **order = calloc(count, sizeof *order);
+  for (size_t i = 0; i < count; i++) {
+    conn_t *c = &conns[i];
+    c->fd = FD0 + (int)i;
+    c->user = users[i];
+    c->phase = (next_rand() % 1000000) / 1e6 * period;
+    c->buf = malloc(CAP);
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+      perror("pump: epoll_ctl");
+      return 1;
+    }
+    order[i] = c;
+  }
+  qsort(order, count, sizeof *order, by_phase);
+  /* stdin closing is the stop signal. */
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+  struct epoll_event sev = {.events = EPOLLIN, .data.ptr = NULL};
+  epoll_ctl(ep, EPOLL_CTL_ADD, 0, &sev);
+
+  long round = 0;
+  size_t next = 0;
+  int stop = 0, reported_done = 0;
+  double last_report = 0;
+  char msg[512];
+  struct epoll_event evs[512];
+  while (!stop) {
+    double t = now_ms();
+    while (round < messages && t0 + round * period + order[next]->phase <= t) {
+      conn_t *c = order[next];
+      long to = targets[next_rand() % ntargets];
+      if (to == c->user) to = targets[next_rand() % ntargets];
+      int n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
+      if (write(c->fd, msg, (size_t)n) != n) errors++;
+      sent++;
+      if (++next == count) {
+        next = 0;
+        round++;
+      }
+    }
+    if (t - last_report >= 1000 || (round >= messages && !reported_done)) {
+      printf("P %ld %ld %d\n", sent, received, round >= messages);
+      fflush(stdout);
+      last_report = t;
+      reported_done = round >= messages;
+    }
+    int timeout = 1000;
+    if (round < messages) {
+      double due = t0 + round * period + order[next]->phase - now_ms();
+      timeout = due <= 0 ? 0 : due < 1 ? 1 : (int)due;
+    }
+    int k = epoll_wait(ep, evs, 512, timeout);
+    if (k < 0 && errno != EINTR) break;
+    double tr = now_ms();
+    for (int i = 0; i < k; i++) {
+      conn_t *c = evs[i].data.ptr;
+      if (c == NULL) {
+        char junk[64];
+        ssize_t r = read(0, junk, sizeof junk);
+        if (r == 0 || (r < 0 && errno != EAGAIN)) stop = 1;
+        continue;
+      }
+      for (;;) {
+        size_t room = CAP - c->len;
+        ssize_t r = read(c->fd, c->buf + c->len, room);
+        if (r > 0) {
+          c->len += (size_t)r;
+          scan(c, tr);
+          if (c->len == CAP) c->len = 0; /* no <body> in 64 KiB: not ours */
+          if ((size_t)r < room) break; /* drained: spare the EAGAIN read */
+          continue;
+        }
+        if (r == 0) {
+          epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+          errors++;
+        }
+        break;
+      }
+    }
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  printf("R %ld %ld %ld %.3f\nL", sent, received, errors, cpu);
+  for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
+  printf("\n");
+  fflush(stdout);
+  return 0;
+}
