@@ -56,6 +56,7 @@ function legalCodePoint(cp: number): boolean {
 /**
  * Text or an attribute value between from and to, with entities decoded; in an
  * attribute value, literal white space becomes a space (XML 1.0 §3.3.3).
+ * Text with nothing to decode comes back as one slice, without building.
  */
 function decode(s: string, from: number, to: number, attr: boolean): string {
   let out = "";
@@ -89,15 +90,6 @@ function decode(s: string, from: number, to: number, attr: boolean): string {
   return run === from ? s.slice(from, to) : out + s.slice(run, to);
 }
 
-/** Whether text between from and to needs decode(): most text has no entity at all. */
-function plain(s: string, from: number, to: number, attr: boolean): boolean {
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 38 || (attr && (c === 60 || c === 9 || c === 10 || c === 13))) return false;
-  }
-  return true;
-}
-
 /**
  * Reads the attributes of the start tag whose name ends at i, up to its '>'.
  * Returns the index just past the tag; the attributes land in `attrs`; a
@@ -128,7 +120,7 @@ function readAttrs(s: string, i: number, end: number, attrs: Record<string, stri
     const close = s.indexOf(c === 34 ? '"' : "'", i + 1);
     if (close < 0 || close >= end) bad(`attribute ${name}'s value does not end`);
     if (Object.hasOwn(attrs, name)) bad(`attribute ${name} appears twice`);
-    attrs[name] = plain(s, i + 1, close, true) ? s.slice(i + 1, close) : decode(s, i + 1, close, true);
+    attrs[name] = decode(s, i + 1, close, true);
     i = close + 1;
   }
 }
@@ -152,7 +144,7 @@ export function parseStanza(s: string): Element {
       const lt = s.indexOf("<", i);
       const to = lt < 0 ? n : lt;
       if (cur === null) bad("text outside a stanza");
-      cur.children.push(plain(s, i, to, false) ? s.slice(i, to) : decode(s, i, to, false));
+      cur.children.push(decode(s, i, to, false));
       i = to;
       continue;
     }
