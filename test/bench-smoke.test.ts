@@ -6,8 +6,8 @@ import { buildPump, runXmpp } from "../bench/xmpp/run.js";
 // 3 messages): server and generator processes really start and stop. It checks
 // that everything arrives, not how fast: the machine may be busy.
 const pump = buildPump();
-for (const generator of ["c", "node"] as const) {
-  const skip = generator === "c" && pump === null ? "no C compiler here for bench/xmpp/pump.c" : false;
+for (const generator of ["c", "c-spin", "node"] as const) {
+  const skip = generator !== "node" && pump === null ? "no C compiler here for bench/xmpp/pump.c" : false;
   test(`bench:xmpp smoke (${generator} messaging phase): 20 users × 3 messages against switchboard, all delivered`, { timeout: 60_000, skip }, async () => {
     const r = await runXmpp({
       target: "switchboard",
@@ -22,7 +22,8 @@ for (const generator of ["c", "node"] as const) {
       nodeArgs: [],
       serverCpu: "0",
       genCpu: "1",
-      pump: generator === "c" ? pump : null,
+      pump: generator === "node" ? null : pump,
+      spin: generator === "c-spin",
     });
     assert.equal(r.generator, generator);
     assert.equal(r.loggedIn, 20, r.firstError);
@@ -31,5 +32,7 @@ for (const generator of ["c", "node"] as const) {
     assert.equal(r.deliveryRate, 1);
     assert.equal(r.errors, 0);
     assert.ok(r.serverCpuSeconds >= 0);
+    // Spinning costs the whole core; the turns that did work cost a part of it.
+    if (generator === "c-spin") assert.ok(r.generatorBusyCores! > 0 && r.generatorBusyCores! <= r.generatorCpuCores + 0.01, `busy ${r.generatorBusyCores} of ${r.generatorCpuCores}`);
   });
 }

@@ -28,12 +28,14 @@ export interface GenSpec {
   deadlineMs: number;
   /** The compiled pump.c, which then runs the messaging phase; null: this process runs it. */
   pump: string | null;
+  /** The pump polls without sleeping (see pump.c). */
+  spin: boolean;
 }
 
 export type GenEvent =
   | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[] }
   | { ev: "progress"; sent: number; received: number; doneSending: boolean }
-  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; loginCpuSeconds: number };
+  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number };
 
 export type GenCommand = { cmd: "go"; t0: number; offline: number[] } | { cmd: "stop" };
 
@@ -224,10 +226,10 @@ function send(e: GenEvent): void {
  * and this process lets go of them (the connections stay open: the pump holds them).
  */
 let pump: ChildProcess | null = null;
-let pumpResult: { sent: number; received: number; errors: number; cpu: number; lat: string } | null = null;
+let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string } | null = null;
 function goPump(path: string, t0: number, targets: number[]): void {
   const active = users.filter((u) => u.state === St.Online);
-  const child = spawn(path, [t0.toFixed(3), String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length)], {
+  const child = spawn(path, [t0.toFixed(3), String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0"], {
     stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
   });
   pump = child;
@@ -243,7 +245,7 @@ function goPump(path: string, t0: number, targets: number[]): void {
     const f = line.split(" ");
     if (f[0] === "P") send({ ev: "progress", sent: Number(f[1]), received: Number(f[2]), doneSending: f[3] === "1" });
     else if (f[0] === "R") r = f;
-    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), lat: line };
+    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line };
   });
   child.on("close", () => stop());
 }
@@ -305,7 +307,8 @@ function stop(): void {
   measuring = false;
   const cpu = process.cpuUsage(cpuGo);
   const login = process.cpuUsage(cpuStart);
-  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: (cpu.user + cpu.system) / 1e6 + (pumpResult?.cpu ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6 });
+  const own = (cpu.user + cpu.system) / 1e6;
+  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6 });
   for (const u of users) {
     if (u.state === St.Dead || u.state === St.Handed) continue;
     u.state = St.Dead;

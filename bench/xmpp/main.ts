@@ -10,7 +10,9 @@
  *   --deadline MS   counted as delivered when received within (5000)
  *   --procs P       generator processes (4)     --runs K     repeat; medians reported (1)
  *   --generator G   node (default): all of it in Node.js; c: logins in Node.js, then the messaging
- *                   phase in bench/xmpp/pump.c on the same sockets (an experiment: see docs/benchmarks.md)
+ *                   phase in bench/xmpp/pump.c on the same sockets (see docs/benchmarks.md)
+ *   --spin          with --generator c: the pump polls without sleeping, so no wake-up delay lands in
+ *                   the latencies it measures; it takes its whole core and reports the busy part
  *   --host H --port P --domain D               for --target custom
  *   --sweep LIST    loads in msg/s, e.g. 1000,2000,5000,10000,20000; with --targets A,B,C.
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
@@ -46,7 +48,7 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores  others ${r.otherCpuCores.toFixed(2)} cores${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
@@ -57,7 +59,7 @@ function failedRun(p: XmppParams, why: string): XmppResult {
 /** Medians over runs; the reported run for the latency columns is the one with the median p99. */
 function combine(runs: XmppResult[]): XmppResult {
   const m = medianRun(runs, (r) => r.p99Ms);
-  return { ...m, deliveryRate: median(runs.map((r) => r.deliveryRate)), avgMs: median(runs.map((r) => r.avgMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), maxMs: median(runs.map((r) => r.maxMs)), serverUsPerMessage: median(runs.map((r) => r.serverUsPerMessage)), serverPeakRssMiB: median(runs.map((r) => r.serverPeakRssMiB)), generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)) };
+  return { ...m, deliveryRate: median(runs.map((r) => r.deliveryRate)), avgMs: median(runs.map((r) => r.avgMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), maxMs: median(runs.map((r) => r.maxMs)), serverUsPerMessage: median(runs.map((r) => r.serverUsPerMessage)), serverPeakRssMiB: median(runs.map((r) => r.serverPeakRssMiB)), generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)), generatorBusyCores: median(runs.map((r) => r.generatorBusyCores ?? r.generatorCpuCores)) };
 }
 
 async function main(): Promise<void> {
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
     serverCpu: "0",
     genCpu: "1",
     pump,
+    spin: pump !== null && a.spin === "true",
   });
   const runs = Number(a.runs ?? 1);
   const measure = async (p: XmppParams): Promise<XmppResult> => {

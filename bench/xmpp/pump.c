@@ -5,14 +5,21 @@
  * 20,000 msg/s a Node generator fills its core and its own queueing shows up
  * in the latencies it measures; this needs a fraction of that.
  *
- *   pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT  < "users\ntargets\n"
+ *   pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT SPIN  < "users\ntargets\n"
  *
  * stdin: line 1, the global index of the user on each fd; line 2, the online
  * users to pick recipients from. Each user sends MESSAGES chat messages, one
  * every PERIOD_MS from a random phase after T0, to random online users, with
  * its send time (ms since the epoch) in the body; every <body> received gives
  * a latency. stdout: "P sent received done" every second; when stdin closes,
- * "R sent received errors cpu_seconds", then "L" and every latency in ms.
+ * "R sent received errors cpu_seconds busy_seconds", then "L" and every
+ * latency in ms.
+ *
+ * SPIN 1: poll without sleeping (epoll_wait with no timeout, sched_yield when
+ * nothing came). A sleeping generator must be woken and scheduled for every
+ * delivery, and that wait lands in the latencies it measures; spinning costs
+ * the whole core, so busy_seconds counts only the CPU time of the turns that
+ * did work.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +43,13 @@ typedef struct {
   char *buf; /* unparsed tail of what was read: at most CAP bytes */
   size_t len;
 } conn_t;
+
+/* This thread's CPU time: what a spinning pump's working turns cost. */
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static double now_ms(void) {
   struct timespec ts;
@@ -120,8 +135,8 @@ static int by_phase(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT\n");
+  if (argc != 7) {
+    fprintf(stderr, "usage: pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT SPIN\n");
     return 2;
   }
   double t0 = atof(argv[1]), period = atof(argv[2]);
@@ -159,6 +174,8 @@ int main(int argc, char **argv) {
   struct epoll_event sev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, 0, &sev);
 
+  const int spin = atoi(argv[6]) != 0;
+  double busy = 0;
   long round = 0;
   size_t next = 0;
   int stop = 0, reported_done = 0;
@@ -166,7 +183,8 @@ int main(int argc, char **argv) {
   char msg[512];
   struct epoll_event evs[512];
   while (!stop) {
-    double t = now_ms();
+    double t = now_ms(), c0 = spin ? cpu_ms() : 0;
+    long sent0 = sent;
     while (round < messages && t0 + round * period + order[next]->phase <= t) {
       conn_t *c = order[next];
       long to = targets[next_rand() % ntargets];
@@ -190,9 +208,14 @@ int main(int argc, char **argv) {
       double due = t0 + round * period + order[next]->phase - now_ms();
       timeout = due <= 0 ? 0 : due < 1 ? 1 : (int)due;
     }
-    int k = epoll_wait(ep, evs, 512, timeout);
+    int k = epoll_wait(ep, evs, 512, spin ? 0 : timeout);
     if (k < 0 && errno != EINTR) break;
     double tr = now_ms();
+    if (spin && k == 0) {
+      if (sent != sent0) busy += cpu_ms() - c0;
+      sched_yield();
+      continue;
+    }
     for (int i = 0; i < k; i++) {
       conn_t *c = evs[i].data.ptr;
       if (c == NULL) {
@@ -218,11 +241,13 @@ int main(int argc, char **argv) {
         break;
       }
     }
+    if (spin) busy += cpu_ms() - c0;
   }
+  if (!spin) busy = -1;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-  printf("R %ld %ld %ld %.3f\nL", sent, received, errors, cpu);
+  printf("R %ld %ld %ld %.3f %.3f\nL", sent, received, errors, cpu, busy < 0 ? cpu : busy / 1000);
   for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
   printf("\n");
   fflush(stdout);

@@ -25,6 +25,8 @@ export interface XmppParams {
   genCpu: string;
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
   pump: string | null;
+  /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */
+  spin: boolean;
 }
 
 /**
@@ -43,7 +45,7 @@ export function buildPump(): string | null {
 
 export interface XmppResult {
   target: string;
-  /** Which generator ran the messaging phase: "c" (pump.c) or "node". */
+  /** Which generator ran the messaging phase: "c" (pump.c), "c-spin" (pump.c polling without sleep) or "node". */
   generator?: string;
   version: string;
   load: number;
@@ -65,6 +67,8 @@ export interface XmppResult {
   serverUsPerMessage: number;
   serverPeakRssMiB: number;
   generatorCpuCores: number;
+  /** The generator's CPU in turns that did work: below generatorCpuCores only when it spins. */
+  generatorBusyCores?: number;
   otherCpuCores: number;
   phaseSeconds: number;
   firstError: string;
@@ -86,7 +90,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       const file = join(work, `accounts-${w}.json`);
       writeFileSync(file, JSON.stringify(slice));
       // Each process has its own source address: ~28k ephemeral ports each.
-      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump };
+      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin };
       const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       events.push([]);
       child.on("message", (e: GenEvent) => events[w].push(e));
@@ -145,7 +149,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const peak = target.server?.watch.peakRssMiB ?? NaN;
     return {
       target: p.target,
-      generator: p.pump === null ? "node" : "c",
+      generator: p.pump === null ? "node" : p.spin ? "c-spin" : "c",
       version: target.version,
       load: p.users * p.rate,
       users: p.users,
@@ -166,6 +170,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
       serverPeakRssMiB: peak,
       generatorCpuCores: genCpu / phaseSeconds,
+      generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,
       otherCpuCores: Math.max(0, busy - serverCpu - genCpu) / phaseSeconds,
       phaseSeconds,
       firstError,
