@@ -188,6 +188,15 @@ export function machineBusySeconds(): number {
 }
 
 /**
+ * Time the hypervisor gave one CPU (or all: "") to someone else: on a shared
+ * virtual machine, the pauses that no program on it can account for.
+ */
+export function stealSeconds(cpu = ""): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${cpu} `));
+  return line === undefined ? NaN : Number(line.trim().split(/\s+/)[8]) / HZ;
+}
+
+/**
  * Waits until the machine is quiet (others' builds and tests share it): busy
  * below `maxBusy` cores over one second, at most `timeoutMs`. Returns the last load seen.
  */

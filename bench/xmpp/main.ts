@@ -18,15 +18,16 @@
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
  *                   10000 users at load/10000 msg/s each (20,000 open files per process).
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
+ *   --report FILE   rewrite them from a sweep's saved JSON (docs/img/xmpp-sweep.json), running nothing
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { median, medianRun } from "../lib/stats.js";
 import { waitQuiet } from "../lib/proc.js";
 import { buildPump, runXmpp, type XmppParams, type XmppResult } from "./run.js";
-import { writeXmppReport } from "./report.js";
+import { writeXmppReport, type XmppReport } from "./report.js";
 import type { TargetName } from "./targets.js";
 
 function args(): Record<string, string> {
@@ -48,7 +49,7 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
@@ -101,6 +102,10 @@ async function main(): Promise<void> {
     return runs > 1 ? combine(all) : all[0];
   };
 
+  if (a.report !== undefined) {
+    writeXmppReport(JSON.parse(readFileSync(a.report, "utf8")) as XmppReport);
+    return;
+  }
   if (a.sweep === undefined) {
     const r = await measure(base((a.target ?? "switchboard") as TargetName, Number(a.users ?? 1000), Number(a.rate ?? 1)));
     if (runs > 1) console.log(`median: ${line(r)}`);

@@ -75,6 +75,17 @@ function skippedText(r: XmppReport): string {
   return lines.length ? `Skipped: ${lines.join("; ")}.` : "";
 }
 
+function generatorText(x: XmppResult): string {
+  switch (x.generator) {
+    case "c-spin":
+      return " The generator's processes log the users in, then hand the sockets to bench/xmpp/pump.c for the messaging phase (\`--generator c --spin\`); the pumps poll without sleeping, so no wake-up delay of theirs lands in the latencies. That takes their whole core: *generator cores* is that core, *(busy)* the CPU of the turns that did work.";
+    case "c":
+      return " The generator's processes log the users in, then hand the sockets to bench/xmpp/pump.c for the messaging phase (`--generator c`).";
+    default:
+      return " The whole generator is Node.js.";
+  }
+}
+
 /** JSON and charts into docs/img/, the table and findings into the XMPP section of docs/benchmarks.md. */
 export function writeXmppReport(r: XmppReport): void {
   const img = join(REPO, "docs", "img");
@@ -86,19 +97,20 @@ export function writeXmppReport(r: XmppReport): void {
   writeFileSync(join(img, "xmpp-delivery.svg"), lineChart({ title: "delivered within the deadline (%) vs load (msg/s)", series: series((x) => x.deliveryRate * 100), logY: false }));
   const rows = r.results.map(
     (x) =>
-      `| ${x.target} | ${fmt(x.load, 0)} | ${fmt(x.users, 0)}×${x.rate} | ${fmt(x.loggedIn, 0)} | ${fmt(x.sent, 0)} | ${fmt(x.received, 0)} | ${fmt(x.deliveryRate * 100, 2)} | ${fmt(x.avgMs, 2)} | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${fmt(x.maxMs, 0)} | ${fmt(x.serverCpuSeconds, 1)} | ${fmt(x.serverUsPerMessage, 0)} | ${fmt(x.serverPeakRssMiB, 0)} | ${fmt(x.generatorCpuCores, 2)} | ${fmt(x.otherCpuCores, 2)} |`,
+      `| ${x.target} | ${fmt(x.load, 0)} | ${fmt(x.users, 0)}×${x.rate} | ${fmt(x.loggedIn, 0)} | ${fmt(x.sent, 0)} | ${fmt(x.received, 0)} | ${fmt(x.deliveryRate * 100, 2)} | ${fmt(x.avgMs, 2)} | ${fmt(x.p50Ms, 2)} | ${fmt(x.p99Ms, 2)} | ${fmt(x.maxMs, 0)} | ${fmt(x.serverCpuSeconds, 1)} | ${fmt(x.serverUsPerMessage, 0)} | ${fmt(x.serverPeakRssMiB, 0)} | ${fmt(x.generatorCpuCores, 2)}${x.generator === "c-spin" ? ` (${fmt(x.generatorBusyCores ?? NaN, 2)})` : ""} | ${fmt(x.otherCpuCores, 2)} | ${x.serverCoreStealShare === undefined ? "–" : fmt(x.serverCoreStealShare * 100, 1)} |`,
   );
   const versions = targets.map((t) => r.results.find((x) => x.target === t && x.version)?.version ?? t).join(", ");
   const settings = targets.map((t) => `- **${t}**: ${(r.results.find((x) => x.target === t && x.settings.length)?.settings ?? []).join("; ")}.`).join("\n");
   const x0 = r.results[0];
+  const spin = r.results.some((x) => x.generator === "c-spin");
   replaceSection(
     "XMPP",
     `Command: \`${r.command}\` — ${r.date.slice(0, 16).replace("T", " ")} UTC; ${versions}; ${r.runs > 1 ? `medians of ${r.runs} runs per point` : "one run per point"}.${r.note ? ` ${r.note}` : ""}
 
-Seed 000's schedule: users log in (SCRAM-SHA-1 on all three servers), bind, send initial presence; once all are online each sends ${x0.messages} chat messages to random online users (bare JIDs) at its rate, its send time in the body; latency is measured on receipt. *Delivered* = received within 5 s / sent. Server pinned to core 0, the generator (raw sockets, 4 processes, each on its own 127.0.0.x source address) to core 1. Server CPU-seconds and µs per message cover the messaging phase; peak RSS is the server's VmHWM. Loads above 10,000 msg/s use 10,000 users at several messages per second: a process may hold only 20,000 open files here. ${r.runs > 1 ? "Delivered %, latencies, µs/msg, peak RSS and generator/other cores are medians over the runs; logged in, sent, received and CPU-s are those of the run with the median p99. " : ""}*Others* = CPU the rest of the machine used during the phase (it is shared; the bench waits for a quiet second before each run).
+Seed 000's schedule: users log in (SCRAM-SHA-1 on all three servers), bind, send initial presence; once all are online each sends ${x0.messages} chat messages to random online users (bare JIDs) at its rate, its send time in the body; latency is measured on receipt. *Delivered* = received within 5 s / sent. Server pinned to core 0, the generator (raw sockets, 4 processes, each on its own 127.0.0.x source address) to core 1.${generatorText(x0)} Server CPU-seconds and µs per message cover the messaging phase; peak RSS is the server's VmHWM. Loads above 10,000 msg/s use 10,000 users at several messages per second: a process may hold only 20,000 open files here. ${r.runs > 1 ? "Delivered %, latencies, µs/msg, peak RSS and generator/other cores are medians over the runs; logged in, sent, received and CPU-s are those of the run with the median p99. " : ""}*Others* = CPU the rest of the machine used during the phase (it is shared; the bench waits for a quiet second before each run). *Steal* = the share of the phase in which the hypervisor ran someone else on the server's core (\`/proc/stat\`): time no program here can account for.
 
-| server | load msg/s | users × msg/s | logged in | sent | received | delivered % | avg ms | p50 ms | p99 ms | max ms | server CPU-s | µs/msg | peak RSS MiB | generator cores | others cores |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| server | load msg/s | users × msg/s | logged in | sent | received | delivered % | avg ms | p50 ms | p99 ms | max ms | server CPU-s | µs/msg | peak RSS MiB | generator cores${spin ? " (busy)" : ""} | others cores | steal % of server core |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}
 
 ${skippedText(r)}

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
-import { machineBusySeconds, sleep, spawnPinned, stopChild } from "../lib/proc.js";
+import { machineBusySeconds, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
 import { REPO } from "../lib/switchboard.js";
 import { startTarget, type TargetName } from "./targets.js";
 import type { GenCommand, GenEvent, GenSpec } from "./gen.js";
@@ -70,6 +70,8 @@ export interface XmppResult {
   /** The generator's CPU in turns that did work: below generatorCpuCores only when it spins. */
   generatorBusyCores?: number;
   otherCpuCores: number;
+  /** Share of the messaging phase in which the hypervisor ran something else on the server's core. */
+  serverCoreStealShare?: number;
   phaseSeconds: number;
   firstError: string;
   settings: string[];
@@ -114,6 +116,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const t0 = performance.timeOrigin + performance.now() + 500;
     const cpu0 = target.server?.watch.cpuSeconds() ?? 0;
     const busy0 = machineBusySeconds();
+    const steal0 = stealSeconds(p.serverCpu);
+    const allSteal0 = stealSeconds();
     const phase0 = Date.now();
     cmd({ cmd: "go", t0, offline });
     const progress = () => latest("progress") as (Extract<GenEvent, { ev: "progress" }> | undefined)[];
@@ -131,6 +135,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const phaseSeconds = (Date.now() - phase0) / 1000;
     const serverCpu = (target.server?.watch.cpuSeconds() ?? 0) - cpu0;
     const busy = machineBusySeconds() - busy0;
+    const steal = stealSeconds(p.serverCpu) - steal0;
+    const allSteal = stealSeconds() - allSteal0;
     const results = new Promise<Extract<GenEvent, { ev: "result" }>[]>((resolve) => {
       const check = () => {
         const r = latest("result");
@@ -171,7 +177,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverPeakRssMiB: peak,
       generatorCpuCores: genCpu / phaseSeconds,
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,
-      otherCpuCores: Math.max(0, busy - serverCpu - genCpu) / phaseSeconds,
+      otherCpuCores: Math.max(0, busy - serverCpu - genCpu - allSteal) / phaseSeconds,
+      serverCoreStealShare: steal / phaseSeconds,
       phaseSeconds,
       firstError,
       settings: target.settings,
