@@ -181,9 +181,14 @@ export function versionOf(cmd: string, args: string[]): string {
 }
 
 /** CPU-seconds the whole machine has been busy (all cores, /proc/stat), to tell how much others used. */
+/** The /proc/stat times of one CPU (or all: ""), in ticks: user nice system idle iowait irq softirq steal … */
+function cpuTicks(cpu: string): number[] {
+  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${cpu} `));
+  return line === undefined ? [] : line.trim().split(/\s+/).slice(1).map(Number);
+}
+
 export function machineBusySeconds(): number {
-  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal
+  const f = cpuTicks("");
   return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / HZ;
 }
 
@@ -192,8 +197,8 @@ export function machineBusySeconds(): number {
  * virtual machine, the pauses that no program on it can account for.
  */
 export function stealSeconds(cpu = ""): number {
-  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${cpu} `));
-  return line === undefined ? NaN : Number(line.trim().split(/\s+/)[8]) / HZ;
+  const steal = cpuTicks(cpu)[7];
+  return steal === undefined ? NaN : steal / HZ;
 }
 
 /**

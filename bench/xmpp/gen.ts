@@ -220,7 +220,6 @@ function send(e: GenEvent): void {
   process.send!(e);
 }
 
-/** The paper's schedule: every user sends `messages` at `rate`/s, first one at a random phase. */
 /**
  * The messaging phase in pump.c: the online users' sockets become its fds 3, 4, …
  * and this process lets go of them (the connections stay open: the pump holds them).
@@ -250,6 +249,7 @@ function goPump(path: string, t0: number, targets: number[]): void {
   child.on("close", () => stop());
 }
 
+/** The paper's schedule: every user sends `messages` at `rate`/s, first one at a random phase. */
 function go(t0: number, offline: Set<number>): void {
   cpuGo = process.cpuUsage();
   measuring = true;

@@ -243,11 +243,10 @@ int main(int argc, char **argv) {
     }
     if (spin) busy += cpu_ms() - c0;
   }
-  if (!spin) busy = -1;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-  printf("R %ld %ld %ld %.3f %.3f\nL", sent, received, errors, cpu, busy < 0 ? cpu : busy / 1000);
+  printf("R %ld %ld %ld %.3f %.3f\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu);
   for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
   printf("\n");
   fflush(stdout);

@@ -12,15 +12,27 @@ function text(v: string): string {
   return TEXT_SPECIAL.test(v) ? escapeXMLText(v) : v;
 }
 
-/** ltx's Element#toString, without its writer callbacks and with the escape fast paths: one call per delivered stanza. */
-export function serialize(el: Element): string {
+/** The start tag before its '>' or '/>': the element's attributes, those in `over` replaced (dropped when empty). */
+function openTag(el: Element, over: Record<string, string | undefined> | null): string {
   let out = `<${el.name}`;
   const attrs = el.attrs;
   for (const k in attrs) {
+    if (over !== null && k in over) continue;
     const v = attrs[k];
     if (v !== undefined && v !== null) out += ` ${k}="${attr(String(v))}"`;
   }
-  return closeWith(out, el);
+  if (over !== null) {
+    for (const k in over) {
+      const v = over[k];
+      if (v !== undefined && v !== "") out += ` ${k}="${attr(v)}"`;
+    }
+  }
+  return out;
+}
+
+/** ltx's Element#toString, without its writer callbacks and with the escape fast paths: one call per delivered stanza. */
+export function serialize(el: Element): string {
+  return closeWith(openTag(el, null), el);
 }
 
 function closeWith(head: string, el: Element): string {
@@ -40,18 +52,7 @@ function closeWith(head: string, el: Element): string {
  * every recipient of a broadcast and is never changed.
  */
 export function serializeWith(el: Element, over: Record<string, string | undefined>): string {
-  let out = `<${el.name}`;
-  const attrs = el.attrs;
-  for (const k in attrs) {
-    if (k in over) continue;
-    const v = attrs[k];
-    if (v !== undefined && v !== null) out += ` ${k}="${attr(String(v))}"`;
-  }
-  for (const k in over) {
-    const v = over[k];
-    if (v !== undefined && v !== "") out += ` ${k}="${attr(v)}"`;
-  }
-  return closeWith(out, el);
+  return closeWith(openTag(el, over), el);
 }
 
 /** One XML element from text we did not write (a relay body), or null. */
