@@ -27,12 +27,12 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-function readStat(pid: number): { ppid: number; cpuTicks: number } | null {
+function readStat(pid: number): { ppid: number; cpuTicks: number; sysTicks: number } | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]) };
+    return { ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]), sysTicks: Number(f[12]) };
   } catch {
     return null;
   }
@@ -62,9 +62,19 @@ export class ProcWatch {
 
   /** CPU-seconds spent so far by the whole tree. */
   cpuSeconds(): number {
+    return this.cpu().total;
+  }
+
+  /** CPU-seconds so far by the whole tree: all of it, and the kernel's part (sockets, loopback, epoll). */
+  cpu(): { total: number; sys: number } {
     let ticks = 0;
-    for (const p of processTree(this.pid)) ticks += readStat(p)?.cpuTicks ?? 0;
-    return ticks / HZ;
+    let sys = 0;
+    for (const p of processTree(this.pid)) {
+      const st = readStat(p);
+      ticks += st?.cpuTicks ?? 0;
+      sys += st?.sysTicks ?? 0;
+    }
+    return { total: ticks / HZ, sys: sys / HZ };
   }
 
   sample(): void {

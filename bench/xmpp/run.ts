@@ -64,6 +64,8 @@ export interface XmppResult {
   maxMs: number;
   errors: number;
   serverCpuSeconds: number;
+  /** The kernel's share of the server's CPU (system time over user + system). */
+  serverSysShare?: number;
   serverUsPerMessage: number;
   serverPeakRssMiB: number;
   generatorCpuCores: number;
@@ -114,7 +116,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
 
     // The schedule, measured from t0 to the end of the wait.
     const t0 = performance.timeOrigin + performance.now() + 500;
-    const cpu0 = target.server?.watch.cpuSeconds() ?? 0;
+    const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0 };
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
@@ -133,7 +135,9 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       await sleep(250);
     }
     const phaseSeconds = (Date.now() - phase0) / 1000;
-    const serverCpu = (target.server?.watch.cpuSeconds() ?? 0) - cpu0;
+    const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0 };
+    const serverCpu = cpu1.total - cpu0.total;
+    const serverSys = cpu1.sys - cpu0.sys;
     const busy = machineBusySeconds() - busy0;
     const steal = stealSeconds(p.serverCpu) - steal0;
     const allSteal = stealSeconds() - allSteal0;
@@ -174,6 +178,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       errors: sum((r) => r.errors),
       serverCpuSeconds: serverCpu,
       serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
+      serverSysShare: serverCpu > 0 ? serverSys / serverCpu : NaN,
       serverPeakRssMiB: peak,
       generatorCpuCores: genCpu / phaseSeconds,
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,

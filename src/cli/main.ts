@@ -6,6 +6,7 @@ import { SqliteStore } from "../store/sqlite-store.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { deriveCredentials } from "../store/scram.js";
 import { importUsers, readUserFile } from "./users.js";
+import { runHost } from "../host/host.js";
 
 const USAGE = `usage: switchboard <command> [--config FILE]
 
@@ -40,6 +41,11 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = args;
 
   if (cmd === "start") {
+    const workers = config.cluster.workers === 0 ? availableParallelism() : config.cluster.workers;
+    if (workers > 1) {
+      await runHost(config, workers);
+      return -1;
+    }
     const server = await Server.start(config);
     const stop = async (signal: string) => {
       server.log.info(`received ${signal}, stopping`);

@@ -12,9 +12,11 @@ export type BusMessage =
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }
   | { op: "unbind"; address: string; serial: number }
-  | { op: "presence"; address: string; serial: number; available: boolean; priority: number; presence: unknown }
+  | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown }
   /** Tell the worker holding `address` that a newer session replaced it. */
   | { op: "replaced"; address: string; serial: number };
+
+export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 
 export interface BusEndpoint {
   receive(msg: BusMessage): void;
@@ -30,8 +32,11 @@ export interface ClusterBus {
   readonly hostAddress: string;
   send(workerId: string, msg: BusMessage): void;
   membership(): Membership;
-  /** Called with the new membership whenever a worker joins or leaves. */
-  onMembership(cb: (m: Membership) => void): void;
+  /**
+   * Called with the new membership whenever a worker joins or leaves;
+   * `joined` names the workers that are new or restarted (their state is empty).
+   */
+  onMembership(cb: MembershipListener): void;
   attach(endpoint: BusEndpoint): void;
-  close(): void;
+  close(): void | Promise<void>;
 }

@@ -1,5 +1,5 @@
 import type { Membership } from "../router/router.js";
-import type { BusEndpoint, BusMessage, ClusterBus } from "./bus.js";
+import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
 
 /**
  * In-process hub: the embedded default (one worker) and, with several workers
@@ -13,12 +13,12 @@ export class LocalHub {
     if (this.endpoints.has(workerId)) throw new Error(`worker ${workerId} already joined`);
     const bus = new LocalBus(this, workerId, hostAddress);
     this.endpoints.set(workerId, bus);
-    this.changed();
+    this.changed([workerId]);
     return bus;
   }
 
   leave(workerId: string): void {
-    if (this.endpoints.delete(workerId)) this.changed();
+    if (this.endpoints.delete(workerId)) this.changed([]);
   }
 
   membership(): Membership {
@@ -27,15 +27,15 @@ export class LocalHub {
     return { hosts, vnodes: this.vnodes };
   }
 
-  private changed(): void {
+  private changed(joined: readonly string[]): void {
     const m = this.membership();
-    for (const b of this.endpoints.values()) for (const cb of b.listeners) cb(m);
+    for (const b of this.endpoints.values()) for (const cb of b.listeners) cb(m, joined);
   }
 }
 
 export class LocalBus implements ClusterBus {
   endpoint: BusEndpoint | null = null;
-  readonly listeners: ((m: Membership) => void)[] = [];
+  readonly listeners: MembershipListener[] = [];
   dropped = 0;
 
   constructor(
@@ -54,7 +54,7 @@ export class LocalBus implements ClusterBus {
     return this.hub.membership();
   }
 
-  onMembership(cb: (m: Membership) => void): void {
+  onMembership(cb: MembershipListener): void {
     this.listeners.push(cb);
   }
 

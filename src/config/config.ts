@@ -43,7 +43,18 @@ export interface Config {
   };
   auth: { scramIterations: number; tokenSecret: string | null };
   xmpp: XmppConfig;
-  cluster: { bus: "local"; hostAddress: string; vnodes: number };
+  cluster: ClusterConfig;
+}
+
+/** How workers find each other (docs/configuration.md, docs/operations.md). */
+export interface ClusterConfig {
+  /** local: one worker in one process; nats: workers (processes, hosts) talk over NATS. */
+  bus: "local" | "nats";
+  hostAddress: string;
+  vnodes: number;
+  /** Worker processes on this host under node:cluster; 0: one per core. More than one needs bus nats. */
+  workers: number;
+  nats: { servers: string[]; subject: string; heartbeatMs: number };
 }
 
 /** XMPP front end (docs/xmpp.md). */
@@ -100,7 +111,13 @@ export function defaults(): Config {
       maxAuthFailuresPerIp: 10,
       authFailureWindowMs: 600000,
     },
-    cluster: { bus: "local", hostAddress: "127.0.0.1", vnodes: 2048 },
+    cluster: {
+      bus: "local",
+      hostAddress: "127.0.0.1",
+      vnodes: 2048,
+      workers: 1,
+      nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000 },
+    },
   };
 }
 
@@ -232,9 +249,18 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.maxAuthFailuresPerIp, "xmpp.maxAuthFailuresPerIp", 1);
   int(X.authFailureWindowMs, "xmpp.authFailureWindowMs", 1000);
 
-  oneOf(c.cluster.bus, "cluster.bus", ["local"]);
-  str(c.cluster.hostAddress, "cluster.hostAddress");
-  int(c.cluster.vnodes, "cluster.vnodes", 1, 65536);
+  const C = c.cluster;
+  oneOf(C.bus, "cluster.bus", ["local", "nats"]);
+  str(C.hostAddress, "cluster.hostAddress");
+  need(/^[A-Za-z0-9_\-.:]+$/.test(C.hostAddress), "cluster.hostAddress", "must be a host name or address (it names this host's workers)");
+  int(C.vnodes, "cluster.vnodes", 1, 65536);
+  int(C.workers, "cluster.workers", 0, 1024);
+  need(C.workers === 1 || C.bus === "nats", "cluster.workers", "more than one worker needs cluster.bus nats");
+  need(C.workers === 1 || c.storage.path !== ":memory:", "cluster.workers", "more than one worker needs storage.path to be a file they share");
+  need(Array.isArray(C.nats.servers) && C.nats.servers.length > 0, "cluster.nats.servers", "must be a non-empty array of NATS URLs");
+  C.nats.servers.forEach((u, i) => str(u, `cluster.nats.servers[${i}]`));
+  need(typeof C.nats.subject === "string" && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(C.nats.subject), "cluster.nats.subject", "must be a NATS subject without wildcards");
+  int(C.nats.heartbeatMs, "cluster.nats.heartbeatMs", 100, 60000);
   return c;
 }
 

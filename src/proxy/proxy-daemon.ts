@@ -3,7 +3,7 @@ import { bareOf, resourceOf } from "../address/address.js";
 import { PendingList, type PendingResponse } from "../pending/pending-list.js";
 import { TimerDaemon } from "../timer/timer-daemon.js";
 import { monotonicMs } from "../timer/clock.js";
-import { Router } from "../router/router.js";
+import { Router, type Membership } from "../router/router.js";
 import { UserChannel, type SessionRef } from "../channel/user-channel.js";
 import type { BusMessage, ClusterBus } from "../cluster/bus.js";
 import type { Session } from "../session/session.js";
@@ -59,7 +59,7 @@ export class ProxyDaemon {
   readonly channels = new Map<string, UserChannel>();
   offline: OfflineSink | null = null;
 
-  private readonly router: Router;
+  private router: Router;
   private readonly self: string;
   private readonly idPrefix: string;
 
@@ -70,7 +70,7 @@ export class ProxyDaemon {
     this.self = bus.workerId;
     this.idPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
-    bus.onMembership((m) => this.router.update(m));
+    bus.onMembership((m, joined) => this.membershipChanged(m, joined));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
   }
@@ -104,7 +104,11 @@ export class ProxyDaemon {
     this.sessions.set(s.address, s);
     // Replaced on this very worker: told here, since the map no longer leads the owner's "replaced" to it.
     if (prev !== undefined && prev !== s) prev.replaced();
-    const ref: SessionRef = {
+    this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
+  }
+
+  private refOf(s: Session): SessionRef {
+    return {
       address: s.address,
       resource: s.resource,
       workerId: this.self,
@@ -116,7 +120,34 @@ export class ProxyDaemon {
       session: null,
       seq: 0,
     };
-    this.toOwnerOf(s.bare, { op: "bind", ref });
+  }
+
+  /**
+   * Workers came or went, so some bare addresses changed owner. Owners keep
+   * only the channels they still own, without sessions on workers that left
+   * or restarted; each session binds again (with its presence) wherever its
+   * owner is new or has restarted with empty state.
+   */
+  private membershipChanged(m: Membership, joined: readonly string[]): void {
+    const before = this.router;
+    this.router = new Router(m);
+    const live = new Set<string>();
+    for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
+    const fresh = new Set(joined);
+    for (const [bare, ch] of this.channels) {
+      if (this.router.ownerOf(bare) !== this.self) {
+        this.channels.delete(bare);
+        continue;
+      }
+      for (const ref of [...ch.resources.values()]) {
+        if (ref.workerId !== this.self && (!live.has(ref.workerId) || fresh.has(ref.workerId))) ch.unbind(ref.resource, ref.serial);
+      }
+      if (ch.empty) this.channels.delete(bare);
+    }
+    for (const s of this.sessions.values()) {
+      const owner = this.router.ownerOf(s.bare);
+      if (owner !== undefined && (owner !== before.ownerOf(s.bare) || fresh.has(owner))) this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
+    }
   }
 
   /** Availability, priority or presence changed (XMPP presence; relay sessions are always available). */
@@ -128,6 +159,7 @@ export class ProxyDaemon {
       serial: s.serial,
       available: s.available,
       priority: s.priority,
+      protocol: s.protocol,
       presence: s.presence,
     });
   }
@@ -241,7 +273,8 @@ export class ProxyDaemon {
     }
     if (ref.workerId === this.self) ref.session = this.sessions.get(ref.address) ?? null;
     const old = ch.bind(ref);
-    if (old !== undefined && old.serial !== ref.serial && old.workerId !== ref.workerId) {
+    // Same worker: attach() told the old session already, or this is a session binding again after a membership change.
+    if (old !== undefined && old.workerId !== ref.workerId) {
       if (old.workerId === this.self) old.session?.replaced();
       else this.bus.send(old.workerId, { op: "replaced", address: old.address, serial: old.serial });
     }

@@ -11,6 +11,10 @@ import type { Conn } from "../transport/conn.js";
 import { RelaySession } from "../relay/relay-session.js";
 import { XmppFrontEnd } from "../xmpp/front-end.js";
 import { SqliteXmppStore } from "../store/sqlite-xmpp-store.js";
+import { NatsBus, workerIdOf } from "../cluster/nats-bus.js";
+import type { PayloadCodecs } from "../envelope/payload-codec.js";
+import { xmppPayloadCodec } from "../xmpp/payload-codec.js";
+import { relayPayloadCodec } from "../relay/payload-codec.js";
 import type { ListenerConfig } from "../config/config.js";
 
 /** Each listener protocol's front end: gives the handler that takes a fresh connection and owns it from then on. */
@@ -21,6 +25,18 @@ export interface ServerOptions {
   /** Join an existing in-process hub (tests of several workers); default: a hub of one. */
   hub?: LocalHub;
   workerId?: string;
+  /** With bus nats: how many workers to wait for before listening (a host under node:cluster knows). */
+  expectWorkers?: number;
+}
+
+/** Every protocol's payloads, for a bus that crosses processes. */
+const CODECS: PayloadCodecs = { xmpp: xmppPayloadCodec, relay: relayPayloadCodec };
+
+async function openBus(config: Config, opts: ServerOptions, log: Logger): Promise<ClusterBus> {
+  const c = config.cluster;
+  const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
+  if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
+  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress }, CODECS, log);
 }
 
 /** The composition root: one worker with its store, core, and listeners. */
@@ -39,8 +55,13 @@ export class Server {
     const log = opts.log ?? createLogger(config.log);
     const store = new SqliteStore(config.storage.path);
     const auth = new Authenticator(store, config.auth.scramIterations, config.auth.tokenSecret);
-    const hub = opts.hub ?? new LocalHub(config.cluster.vnodes);
-    const bus = hub.join(opts.workerId ?? "w0", config.cluster.hostAddress);
+    let bus: ClusterBus;
+    try {
+      bus = await openBus(config, opts, log);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
     const { timeouts, limits } = config;
     const proxy = new ProxyDaemon(bus, {
       timeouts: { relay: timeouts.relay, xmpp: timeouts.xmpp },
@@ -58,6 +79,8 @@ export class Server {
 
     const listeners: Listening[] = [];
     try {
+      // Serving before the others are heard would make this worker the owner of everyone's users.
+      if (bus instanceof NatsBus) await bus.ready(opts.expectWorkers ?? 1);
       for (const l of config.listeners) {
         const frontEnd = FRONT_ENDS[l.protocol](l);
         if (frontEnd === null) throw new Error(`protocol ${l.protocol} is not available in this build`);
@@ -71,7 +94,7 @@ export class Server {
       }
     } catch (e) {
       await Promise.all(listeners.map((l) => l.close()));
-      bus.close();
+      await bus.close();
       store.close();
       throw e;
     }
@@ -90,7 +113,7 @@ export class Server {
   async stop(): Promise<void> {
     await Promise.all(this.listeners.map((l) => l.close()));
     this.proxy.stop();
-    this.bus.close();
+    await this.bus.close();
     this.store.close();
     this.log.info("switchboard stopped");
   }

@@ -1,7 +1,8 @@
 import type { Envelope } from "../envelope/envelope.js";
 import type { PendingResponse, Requester } from "../pending/pending-list.js";
 
-let serials = 0;
+// Serials meet across worker processes in an owner's UserChannel: each process starts its count at a random point.
+let serials = Math.floor(Math.random() * 2 ** 40);
 
 /**
  * One client connection as the core sees it: an authenticated full address

@@ -1,0 +1,226 @@
+import { randomUUID } from "node:crypto";
+import { connect, type NatsConnection } from "nats";
+import type { Membership } from "../router/router.js";
+import type { PayloadCodecs } from "../envelope/payload-codec.js";
+import type { Logger } from "../log/logger.js";
+import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
+import { BusWire } from "./wire.js";
+
+export interface NatsBusOptions {
+  servers: string[];
+  /** Subject prefix: clusters sharing a NATS server keep apart by it. */
+  subject: string;
+  heartbeatMs: number;
+  vnodes: number;
+  workerId: string;
+  hostAddress: string;
+}
+
+/** What each worker says on `<subject>.hb`. `inc` changes when a worker restarts under the same id. */
+interface Beat {
+  id: string;
+  host: string;
+  inc: string;
+  up: boolean;
+  /** A newcomer asks everyone to beat at once instead of on their next tick. */
+  hello?: boolean;
+}
+
+interface Member {
+  host: string;
+  inc: string;
+  seen: number;
+}
+
+/** Worker ids become subject tokens: no wildcards, separators or spaces. */
+const WORKER_ID = /^[A-Za-z0-9_\-:]+$/;
+
+/** Worker `index` of the host at `hostAddress`, as a subject token: 10.0.0.7 → 10_0_0_7-w3. */
+export function workerIdOf(hostAddress: string, index: number): string {
+  return `${hostAddress.replace(/[^A-Za-z0-9_\-:]/g, "_")}-w${index}`;
+}
+
+/**
+ * The bus across processes and hosts: each worker listens on its own subject
+ * `<subject>.w.<workerId>`; envelopes go there as BusWire bytes, batched into
+ * the connection's writes by nats.js. Membership rides on heartbeats: a
+ * worker not heard for three beats has left.
+ */
+export class NatsBus implements ClusterBus {
+  private readonly members = new Map<string, Member>();
+  private readonly listeners: MembershipListener[] = [];
+  private readonly inc = randomUUID();
+  private readonly wire: BusWire;
+  private endpoint: BusEndpoint | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
+  bad = 0;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly opts: NatsBusOptions,
+    codecs: PayloadCodecs,
+    private readonly log: Logger | null,
+  ) {
+    this.wire = new BusWire(codecs);
+    this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, seen: Infinity });
+  }
+
+  static async connect(opts: NatsBusOptions, codecs: PayloadCodecs, log: Logger | null = null): Promise<NatsBus> {
+    if (!WORKER_ID.test(opts.workerId)) throw new Error(`worker id ${JSON.stringify(opts.workerId)} must match ${WORKER_ID}`);
+    const nc = await connect({ servers: opts.servers, name: `switchboard ${opts.workerId}`, maxReconnectAttempts: -1, noAsyncTraces: true });
+    const bus = new NatsBus(nc, opts, codecs, log);
+    bus.start();
+    return bus;
+  }
+
+  get workerId(): string {
+    return this.opts.workerId;
+  }
+
+  get hostAddress(): string {
+    return this.opts.hostAddress;
+  }
+
+  private inbox(workerId: string): string {
+    return `${this.opts.subject}.w.${workerId}`;
+  }
+
+  private start(): void {
+    const o = this.opts;
+    this.nc.subscribe(this.inbox(o.workerId), { callback: (_err, m) => this.onMessage(m.data) });
+    this.nc.subscribe(`${o.subject}.hb`, { callback: (_err, m) => this.onBeat(m.data) });
+    this.beat(true);
+    this.timer = setInterval(() => {
+      this.beat(false);
+      this.expire();
+    }, o.heartbeatMs);
+    this.timer.unref();
+    void this.nc.closed().then((e) => {
+      if (!this.closed) this.log?.error("cluster bus connection closed", { error: e ? String(e) : "" });
+    });
+  }
+
+  /**
+   * Resolves once `expect` workers are members (this one included), or when
+   * two heartbeats have passed: a worker that starts serving before it has
+   * heard the others would take ownership of everyone's users.
+   */
+  async ready(expect = 1): Promise<void> {
+    await this.nc.flush();
+    const until = Date.now() + 2 * this.opts.heartbeatMs;
+    while (Date.now() < until && (expect <= 1 || this.members.size < expect)) {
+      await new Promise((r) => setTimeout(r, Math.min(50, this.opts.heartbeatMs)));
+      if (expect > 1 && this.members.size >= expect) break;
+    }
+  }
+
+  send(workerId: string, msg: BusMessage): void {
+    if (workerId === this.opts.workerId) {
+      this.endpoint?.receive(msg);
+      return;
+    }
+    this.nc.publish(this.inbox(workerId), this.wire.encode(msg));
+  }
+
+  private onMessage(data: Uint8Array): void {
+    let msg: BusMessage;
+    try {
+      msg = this.wire.decode(data);
+    } catch (e) {
+      this.bad++;
+      this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
+      return;
+    }
+    try {
+      this.endpoint?.receive(msg);
+    } catch (e) {
+      // nats.js calls back from its parser: a throw here would cost the bus connection, not one message.
+      this.log?.error("cluster bus message failed", { op: msg.op, error: (e as Error).stack });
+    }
+  }
+
+  private beat(hello: boolean): void {
+    if (this.nc.isClosed()) return;
+    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, up: !this.closed, ...(hello ? { hello } : {}) };
+    this.nc.publish(`${this.opts.subject}.hb`, Buffer.from(JSON.stringify(b)));
+  }
+
+  private onBeat(data: Uint8Array): void {
+    let b: Beat;
+    try {
+      b = JSON.parse(Buffer.from(data).toString("utf8")) as Beat;
+      if (typeof b.id !== "string" || typeof b.host !== "string" || typeof b.inc !== "string") throw new Error("bad heartbeat");
+    } catch {
+      this.bad++;
+      return;
+    }
+    if (b.id === this.opts.workerId) {
+      if (b.inc !== this.inc) this.log?.error("another worker has the same id", { workerId: b.id });
+      return;
+    }
+    if (b.hello === true) this.beat(false);
+    const known = this.members.get(b.id);
+    if (!b.up) {
+      if (known !== undefined) {
+        this.members.delete(b.id);
+        this.changed([]);
+      }
+      return;
+    }
+    if (known !== undefined && known.inc === b.inc && known.host === b.host) {
+      known.seen = Date.now();
+      return;
+    }
+    this.members.set(b.id, { host: b.host, inc: b.inc, seen: Date.now() });
+    this.changed([b.id]);
+  }
+
+  private expire(): void {
+    const limit = Date.now() - 3 * this.opts.heartbeatMs;
+    let gone = false;
+    for (const [id, m] of this.members) {
+      if (m.seen < limit) {
+        this.members.delete(id);
+        gone = true;
+        this.log?.warn("cluster worker not heard from: removed", { workerId: id });
+      }
+    }
+    if (gone) this.changed([]);
+  }
+
+  private changed(joined: readonly string[]): void {
+    const m = this.membership();
+    this.log?.info("cluster membership changed", { workers: [...this.members.keys()].sort().join(" "), joined: joined.join(" ") });
+    for (const cb of this.listeners) cb(m, joined);
+  }
+
+  membership(): Membership {
+    const hosts: Record<string, string[]> = {};
+    for (const [id, m] of this.members) (hosts[m.host] ??= []).push(id);
+    for (const ids of Object.values(hosts)) ids.sort();
+    return { hosts, vnodes: this.opts.vnodes };
+  }
+
+  onMembership(cb: MembershipListener): void {
+    this.listeners.push(cb);
+  }
+
+  attach(endpoint: BusEndpoint): void {
+    this.endpoint = endpoint;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.beat(false);
+    this.endpoint = null;
+    try {
+      await this.nc.drain();
+    } catch {
+      // already closed
+    }
+  }
+}

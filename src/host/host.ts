@@ -1,0 +1,79 @@
+import cluster, { type Worker } from "node:cluster";
+import type { Config } from "../config/config.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { SqliteStore } from "../store/sqlite-store.js";
+import { Server } from "../server/server.js";
+import { workerIdOf } from "../cluster/nats-bus.js";
+
+const WORKER_ENV = "SWITCHBOARD_WORKER";
+
+/**
+ * One host: `workers` processes under node:cluster, each a worker of the
+ * local ring (seed 000) with its own event loop, talking over the cluster
+ * bus. The primary only hands out accepted connections (round-robin) and
+ * restarts a worker that dies; everything else happens in the workers.
+ */
+export async function runHost(config: Config, workers: number): Promise<void> {
+  if (cluster.isPrimary) primary(config, workers, createLogger(config.log));
+  else await worker(config, workers, Number(process.env[WORKER_ENV]));
+}
+
+function primary(config: Config, n: number, log: Logger): void {
+  // The schema is made once here, not raced by n workers opening the same file.
+  new SqliteStore(config.storage.path).close();
+  const byIndex = new Map<number, Worker>();
+  const started = new Map<number, number>();
+  const backoff = new Map<number, number>();
+  let stopping = false;
+
+  const fork = (i: number) => {
+    const w = cluster.fork({ [WORKER_ENV]: String(i) });
+    byIndex.set(i, w);
+    started.set(i, Date.now());
+    w.on("exit", (code, signal) => {
+      if (byIndex.get(i) === w) byIndex.delete(i);
+      if (stopping) {
+        if (byIndex.size === 0) process.exit(0);
+        return;
+      }
+      // A worker that dies at once would die again at once: wait longer each time, up to 30 s.
+      const quick = Date.now() - (started.get(i) ?? 0) < 10_000;
+      const delay = quick ? Math.min(30_000, (backoff.get(i) ?? 500) * 2) : 500;
+      backoff.set(i, delay);
+      log.error("worker died; restarting it", { worker: workerIdOf(config.cluster.hostAddress, i), code, signal, inMs: delay });
+      setTimeout(() => {
+        if (!stopping) fork(i);
+      }, delay);
+    });
+  };
+  for (let i = 0; i < n; i++) fork(i);
+  log.info("switchboard host started", { workers: n, pid: process.pid });
+
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`received ${signal}, stopping workers`);
+    if (byIndex.size === 0) process.exit(0);
+    for (const w of byIndex.values()) w.process.kill("SIGTERM");
+    setTimeout(() => {
+      for (const w of byIndex.values()) w.process.kill("SIGKILL");
+      process.exit(1);
+    }, 10_000).unref();
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+}
+
+async function worker(config: Config, n: number, index: number): Promise<void> {
+  const server = await Server.start(config, { workerId: workerIdOf(config.cluster.hostAddress, index), expectWorkers: n });
+  const stop = async (signal: string) => {
+    server.log.info(`received ${signal}, stopping`);
+    await server.stop();
+    process.exit(0);
+  };
+  // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.
+  process.on("SIGINT", () => {});
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  // The primary is gone (even by SIGKILL): nobody would restart or stop this worker.
+  process.once("disconnect", () => void stop("disconnect from the primary"));
+}
