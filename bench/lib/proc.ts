@@ -55,7 +55,11 @@ export class ProcWatch {
   private timer: NodeJS.Timeout;
   private peakKb = 0;
 
-  constructor(private readonly pid: number, intervalMs = 500) {
+  private readonly roots: number[];
+
+  /** `pid`: the server's process, or all of them (a host and its nats-server). */
+  constructor(pid: number | number[], intervalMs = 500) {
+    this.roots = typeof pid === "number" ? [pid] : pid;
     this.timer = setInterval(() => this.sample(), intervalMs);
     this.timer.unref();
   }
@@ -69,7 +73,7 @@ export class ProcWatch {
   cpu(): { total: number; sys: number } {
     let ticks = 0;
     let sys = 0;
-    for (const p of processTree(this.pid)) {
+    for (const p of this.roots.flatMap(processTree)) {
       const st = readStat(p);
       ticks += st?.cpuTicks ?? 0;
       sys += st?.sysTicks ?? 0;
@@ -80,7 +84,7 @@ export class ProcWatch {
   sample(): void {
     // Sum of each process's own high-water mark: an upper bound of the tree's peak.
     let kb = 0;
-    for (const p of processTree(this.pid)) kb += statusKb(p, "VmHWM");
+    for (const p of this.roots.flatMap(processTree)) kb += statusKb(p, "VmHWM");
     if (kb > this.peakKb) this.peakKb = kb;
   }
 
@@ -207,6 +211,7 @@ export function machineBusySeconds(): number {
  * virtual machine, the pauses that no program on it can account for.
  */
 export function stealSeconds(cpu = ""): number {
+  if (cpu.includes(",")) return cpu.split(",").reduce((n, c) => n + stealSeconds(c), 0);
   const steal = cpuTicks(cpu)[7];
   return steal === undefined ? NaN : steal / HZ;
 }

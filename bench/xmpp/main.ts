@@ -79,8 +79,9 @@ async function main(): Promise<void> {
     port: a.port ? Number(a.port) : undefined,
     domain: a.domain ?? "localhost",
     nodeArgs: [...(a["cpu-prof"] === "true" ? ["--cpu-prof", "--cpu-prof-dir", process.cwd()] : []), ...(a["server-node-args"] ? a["server-node-args"].split(" ") : [])],
-    serverCpu: "0",
-    genCpu: "1",
+    serverCpu: a["server-cpu"] ?? "0",
+    genCpu: a["gen-cpu"] ?? "1",
+    workers: Number(a.workers ?? 1),
     pump,
     spin: pump !== null && a.spin === "true",
   });

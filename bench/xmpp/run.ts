@@ -21,8 +21,11 @@ export interface XmppParams {
   port?: number;
   domain: string;
   nodeArgs: string[];
+  /** CPUs for the server and for the generator (taskset lists: "0", "0,1"). */
   serverCpu: string;
   genCpu: string;
+  /** Switchboard: worker processes (more than one: a host under node:cluster with a nats-server). */
+  workers: number;
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
   pump: string | null;
   /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */
@@ -83,7 +86,7 @@ export interface XmppResult {
 export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const names = Array.from({ length: p.users }, (_, i) => `user${i}`);
   const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
-  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs });
+  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers });
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {
@@ -183,7 +186,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       generatorCpuCores: genCpu / phaseSeconds,
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,
       otherCpuCores: Math.max(0, busy - serverCpu - genCpu - allSteal) / phaseSeconds,
-      serverCoreStealShare: steal / phaseSeconds,
+      serverCoreStealShare: steal / phaseSeconds / p.serverCpu.split(",").length,
       phaseSeconds,
       firstError,
       settings: target.settings,

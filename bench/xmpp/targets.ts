@@ -209,6 +209,51 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   return { server, port, version: `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`, settings };
 }
 
+/**
+ * Switchboard as a host of `workers` processes (node:cluster) whose bus is a
+ * nats-server started here on the same CPUs; its CPU counts as the server's.
+ */
+async function switchboardHost(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number): Promise<Target> {
+  ensureCommand("nats-server", "nats-server");
+  const port = await freePort();
+  const natsPort = await freePort();
+  const nats = spawnPinned(cpu, "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort)], { stdio: ["ignore", "ignore", "inherit"] });
+  await waitPort(natsPort);
+  const settings = [
+    `${workers} worker processes under node:cluster (\`cluster.workers: ${workers}\`), \`cluster.bus: nats\` through a nats-server (${versionOf("nats-server", ["--version"])}, default settings) on the same CPUs; its CPU and memory are counted as the server's`,
+    "SQLite store in a temp dir shared by the workers, accounts written into it with the same SCRAM keys",
+    "`xmpp` listener on plain TCP: loopback is exempt from `requireEncryption` by default (`xmpp.exemptLoopback`)",
+    "`log.level: warn`; every other setting is the default",
+  ];
+  let host: RunningServer;
+  try {
+    host = await startSwitchboard({
+      cpu,
+      accounts,
+      waitOn: [port],
+      nodeArgs,
+      config: { listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }], cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } } },
+    });
+  } catch (e) {
+    await stopChild(nats);
+    throw e;
+  }
+  // The primary listens as soon as one worker does: give the others their turn to join.
+  await sleep(2000);
+  host.watch.stop();
+  const watch = new ProcWatch([host.child.pid!, nats.pid!]);
+  const server: RunningServer = {
+    ...host,
+    watch,
+    stop: async () => {
+      watch.stop();
+      await host.stop();
+      await stopChild(nats);
+    },
+  };
+  return { server, port, version: `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version}), ${workers} workers`, settings };
+}
+
 /** A byte forwarder that does no XMPP work (floor-server.ts): the yardstick for any Node.js server here. */
 async function floor(cpu: string): Promise<Target> {
   const port = await freePort();
@@ -229,14 +274,14 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[] }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? []);
+      return (opts.workers ?? 1) > 1 ? switchboardHost(cpu, accounts, opts.nodeArgs ?? [], opts.workers!) : switchboard(cpu, accounts, opts.nodeArgs ?? []);
     case "floor":
       return floor(cpu);
     case "custom":
