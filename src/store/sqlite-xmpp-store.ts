@@ -76,20 +76,26 @@ export class SqliteXmppStore implements XmppStore {
     return this.s.countReq.get(user)!.n;
   }
 
+  // Both write after reading: IMMEDIATE takes the write lock first, so a second worker process
+  // waits (busy_timeout) instead of failing at once with SQLITE_BUSY when upgrading its read.
   pushOffline(user: string, stanza: string, cap: number): boolean {
-    return this.db.transaction(() => {
-      if (this.s.countOff.get(user)!.n >= cap) return false;
-      this.s.pushOff.run(user, stanza, Date.now());
-      return true;
-    })();
+    return this.db
+      .transaction(() => {
+        if (this.s.countOff.get(user)!.n >= cap) return false;
+        this.s.pushOff.run(user, stanza, Date.now());
+        return true;
+      })
+      .immediate();
   }
 
   takeOffline(user: string): string[] {
-    return this.db.transaction(() => {
-      const rows = this.s.takeOff.all(user).map((r) => r.stanza);
-      if (rows.length > 0) this.s.clearOff.run(user);
-      return rows;
-    })();
+    return this.db
+      .transaction(() => {
+        const rows = this.s.takeOff.all(user).map((r) => r.stanza);
+        if (rows.length > 0) this.s.clearOff.run(user);
+        return rows;
+      })
+      .immediate();
   }
 
   offlineCount(user: string): number {

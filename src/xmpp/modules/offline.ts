@@ -19,7 +19,13 @@ export function offlineSink(x: XmppContext): OfflineSink {
     if (!x.accounts.hasUser(user)) return ErrorCode.Unavailable;
     const stored = toStored(env, x.config.domain);
     if (stored === null) return null;
-    return x.store.pushOffline(user, stored, x.config.xmpp.offlineQueueMax) ? null : ErrorCode.QuotaExceeded;
+    try {
+      return x.store.pushOffline(user, stored, x.config.xmpp.offlineQueueMax) ? null : ErrorCode.QuotaExceeded;
+    } catch (e) {
+      // The store failing (busy, disk full) costs this message, not the sender's connection.
+      x.log.warn("offline message not stored", { to: bare, error: (e as Error).message });
+      return ErrorCode.Internal;
+    }
   };
 }
 
