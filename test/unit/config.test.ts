@@ -101,3 +101,17 @@ test("byNamespace keys are the user's own, but their values are checked", () => 
 test("loadConfig names the file when it cannot be read or parsed", () => {
   assert.throws(() => loadConfig("/nonexistent/switchboard.json"), (e: unknown) => e instanceof ConfigError && e.key === "/nonexistent/switchboard.json");
 });
+
+test("several workers need the nats bus and a shared database file; the nats settings are checked", () => {
+  assert.equal(keyOf({ cluster: { workers: 2 } }), "cluster.workers", "local bus");
+  assert.equal(keyOf({ cluster: { workers: 0 } }), "cluster.workers", "one per core is several");
+  assert.equal(keyOf({ cluster: { bus: "nats", workers: 2 }, storage: { type: "sqlite", path: ":memory:" } }), "cluster.workers");
+  assert.equal(keyOf({ cluster: { bus: "kafka" } }), "cluster.bus");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { servers: [] } } }), "cluster.nats.servers");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { subject: "a.*" } } }), "cluster.nats.subject");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { heartbeatMs: 10 } } }), "cluster.nats.heartbeatMs");
+  assert.equal(keyOf({ cluster: { hostAddress: "a host" } }), "cluster.hostAddress");
+  const c = validate({ cluster: { bus: "nats", workers: 4, nats: { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"] } } });
+  assert.equal(c.cluster.workers, 4);
+  assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000 });
+});
