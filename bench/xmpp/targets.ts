@@ -198,42 +198,30 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
   }
 }
 
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[]): Promise<Target> {
+/**
+ * Switchboard as a user runs it. With `workers` > 1: a host of that many
+ * processes (node:cluster) whose bus is a nats-server started here on the
+ * same CPUs; its CPU and memory count as the server's.
+ */
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number): Promise<Target> {
   const port = await freePort();
-  const settings = [
-    "one worker (one process), SQLite store in a temp dir, accounts written into it with the same SCRAM keys",
+  const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
+  const common = [
     "`xmpp` listener on plain TCP: loopback is exempt from `requireEncryption` by default (`xmpp.exemptLoopback`)",
     "`log.level: warn`; every other setting is the default",
   ];
-  const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }] } });
-  return { server, port, version: `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`, settings };
-}
-
-/**
- * Switchboard as a host of `workers` processes (node:cluster) whose bus is a
- * nats-server started here on the same CPUs; its CPU counts as the server's.
- */
-async function switchboardHost(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number): Promise<Target> {
+  const version = `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`;
+  if (workers <= 1) {
+    const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners } });
+    return { server, port, version, settings: ["one worker (one process), SQLite store in a temp dir, accounts written into it with the same SCRAM keys", ...common] };
+  }
   ensureCommand("nats-server", "nats-server");
-  const port = await freePort();
   const natsPort = await freePort();
   const nats = spawnPinned(cpu, "nats-server", ["-a", "127.0.0.1", "-p", String(natsPort)], { stdio: ["ignore", "ignore", "inherit"] });
   await waitPort(natsPort);
-  const settings = [
-    `${workers} worker processes under node:cluster (\`cluster.workers: ${workers}\`), \`cluster.bus: nats\` through a nats-server (${versionOf("nats-server", ["--version"])}, default settings) on the same CPUs; its CPU and memory are counted as the server's`,
-    "SQLite store in a temp dir shared by the workers, accounts written into it with the same SCRAM keys",
-    "`xmpp` listener on plain TCP: loopback is exempt from `requireEncryption` by default (`xmpp.exemptLoopback`)",
-    "`log.level: warn`; every other setting is the default",
-  ];
   let host: RunningServer;
   try {
-    host = await startSwitchboard({
-      cpu,
-      accounts,
-      waitOn: [port],
-      nodeArgs,
-      config: { listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }], cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } } },
-    });
+    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } } } });
   } catch (e) {
     await stopChild(nats);
     throw e;
@@ -251,7 +239,12 @@ async function switchboardHost(cpu: string, accounts: BenchAccount[], nodeArgs: 
       await stopChild(nats);
     },
   };
-  return { server, port, version: `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version}), ${workers} workers`, settings };
+  const settings = [
+    `${workers} worker processes under node:cluster (\`cluster.workers: ${workers}\`), \`cluster.bus: nats\` through a nats-server (${versionOf("nats-server", ["--version"])}, default settings) on the same CPUs; its CPU and memory are counted as the server's`,
+    "SQLite store in a temp dir shared by the workers, accounts written into it with the same SCRAM keys",
+    ...common,
+  ];
+  return { server, port, version: `${version}, ${workers} workers`, settings };
 }
 
 /** A byte forwarder that does no XMPP work (floor-server.ts): the yardstick for any Node.js server here. */
@@ -281,7 +274,7 @@ export async function startTarget(name: TargetName, cpu: string, accounts: Bench
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return (opts.workers ?? 1) > 1 ? switchboardHost(cpu, accounts, opts.nodeArgs ?? [], opts.workers!) : switchboard(cpu, accounts, opts.nodeArgs ?? []);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1);
     case "floor":
       return floor(cpu);
     case "custom":

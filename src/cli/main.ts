@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { availableParallelism } from "node:os";
 import { loadConfig, defaults, validate, ConfigError, type Config } from "../config/config.js";
-import { Server } from "../server/server.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { deriveCredentials } from "../store/scram.js";
@@ -41,19 +40,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = args;
 
   if (cmd === "start") {
-    const workers = config.cluster.workers === 0 ? availableParallelism() : config.cluster.workers;
-    if (workers > 1) {
-      await runHost(config, workers);
-      return -1;
-    }
-    const server = await Server.start(config);
-    const stop = async (signal: string) => {
-      server.log.info(`received ${signal}, stopping`);
-      await server.stop();
-      process.exit(0);
-    };
-    process.once("SIGINT", () => void stop("SIGINT"));
-    process.once("SIGTERM", () => void stop("SIGTERM"));
+    await runHost(config, config.cluster.workers === 0 ? availableParallelism() : config.cluster.workers);
     return -1; // keep running
   }
 

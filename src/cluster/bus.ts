@@ -38,5 +38,11 @@ export interface ClusterBus {
    */
   onMembership(cb: MembershipListener): void;
   attach(endpoint: BusEndpoint): void;
+  /**
+   * Resolves once this worker may serve: it has heard `expect` workers (itself
+   * included) or waited long enough. Serving earlier would make it the owner
+   * of users that others own.
+   */
+  ready(expect: number): Promise<void>;
   close(): void | Promise<void>;
 }

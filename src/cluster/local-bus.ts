@@ -58,6 +58,9 @@ export class LocalBus implements ClusterBus {
     this.listeners.push(cb);
   }
 
+  /** Members of an in-process hub join synchronously: nobody to wait for. */
+  async ready(): Promise<void> {}
+
   attach(endpoint: BusEndpoint): void {
     this.endpoint = endpoint;
   }

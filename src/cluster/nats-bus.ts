@@ -113,18 +113,12 @@ export class NatsBus implements ClusterBus {
     });
   }
 
-  /**
-   * Resolves once `expect` workers are members (this one included), or when
-   * two heartbeats have passed: a worker that starts serving before it has
-   * heard the others would take ownership of everyone's users.
-   */
-  async ready(expect = 1): Promise<void> {
+  /** At most two heartbeats: by then every live worker has answered our hello. */
+  async ready(expect: number): Promise<void> {
     await this.nc.flush();
     const until = Date.now() + 2 * this.opts.heartbeatMs;
-    while (Date.now() < until && (expect <= 1 || this.members.size < expect)) {
-      await new Promise((r) => setTimeout(r, Math.min(50, this.opts.heartbeatMs)));
-      if (expect > 1 && this.members.size >= expect) break;
-    }
+    // expect ≤ 1 (another host's count is unknown): the full wait.
+    while (Date.now() < until && (expect <= 1 || this.members.size < expect)) await new Promise((r) => setTimeout(r, 50));
   }
 
   send(workerId: string, msg: BusMessage): void {

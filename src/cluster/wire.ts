@@ -36,8 +36,7 @@ export class BusWire {
         break;
       }
       case "presence":
-        // The protocol travels in the ref at bind time; presence payloads of this op are the session's own protocol's.
-        presence = msg.presence === null ? null : this.payloadOf(msg.protocol, msg.presence);
+        presence = this.payloadOf(msg.protocol, msg.presence);
         head = [msg.op, msg.address, msg.serial, msg.available, msg.priority, msg.protocol];
         break;
       case "unbind":
@@ -46,11 +45,12 @@ export class BusWire {
         break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
-    const json = Buffer.from(JSON.stringify(head));
-    const out = Buffer.allocUnsafe(4 + json.length + (payload?.length ?? 0) + (presence?.length ?? 0));
-    out.writeUInt32BE(json.length, 0);
-    json.copy(out, 4);
-    let at = 4 + json.length;
+    const json = JSON.stringify(head);
+    const jsonLen = Buffer.byteLength(json);
+    const out = Buffer.allocUnsafe(4 + jsonLen + (payload?.length ?? 0) + (presence?.length ?? 0));
+    out.writeUInt32BE(jsonLen, 0);
+    out.write(json, 4);
+    let at = 4 + jsonLen;
     if (payload !== null) {
       out.set(payload, at);
       at += payload.length;

@@ -8,14 +8,26 @@ import { workerIdOf } from "../cluster/nats-bus.js";
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 
 /**
- * One host: `workers` processes under node:cluster, each a worker of the
- * local ring (seed 000) with its own event loop, talking over the cluster
- * bus. The primary only hands out accepted connections (round-robin) and
- * restarts a worker that dies; everything else happens in the workers.
+ * One host. One worker: this process. More: `workers` processes under
+ * node:cluster, each a worker of the local ring (seed 000) with its own event
+ * loop, talking over the cluster bus. The primary only hands out accepted
+ * connections (round-robin) and restarts a worker that dies; everything else
+ * happens in the workers.
  */
 export async function runHost(config: Config, workers: number): Promise<void> {
-  if (cluster.isPrimary) primary(config, workers, createLogger(config.log));
+  if (workers <= 1) stopOn(await Server.start(config), ["SIGINT", "SIGTERM"]);
+  else if (cluster.isPrimary) primary(config, workers, createLogger(config.log));
   else await worker(config, workers, Number(process.env[WORKER_ENV]));
+}
+
+/** The server stops cleanly, and the process exits 0, at the first of these process events. */
+function stopOn(server: Server, events: string[]): void {
+  const stop = async (why: string) => {
+    server.log.info(`received ${why}, stopping`);
+    await server.stop();
+    process.exit(0);
+  };
+  for (const ev of events) process.once(ev, () => void stop(ev));
 }
 
 function primary(config: Config, n: number, log: Logger): void {
@@ -66,14 +78,8 @@ function primary(config: Config, n: number, log: Logger): void {
 
 async function worker(config: Config, n: number, index: number): Promise<void> {
   const server = await Server.start(config, { workerId: workerIdOf(config.cluster.hostAddress, index), expectWorkers: n });
-  const stop = async (signal: string) => {
-    server.log.info(`received ${signal}, stopping`);
-    await server.stop();
-    process.exit(0);
-  };
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.
   process.on("SIGINT", () => {});
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  // The primary is gone (even by SIGKILL): nobody would restart or stop this worker.
-  process.once("disconnect", () => void stop("disconnect from the primary"));
+  // "disconnect": the primary is gone (even by SIGKILL), and nobody would restart or stop this worker.
+  stopOn(server, ["SIGTERM", "disconnect"]);
 }

@@ -139,7 +139,7 @@ export class ProxyDaemon {
         this.channels.delete(bare);
         continue;
       }
-      for (const ref of [...ch.resources.values()]) {
+      for (const ref of ch.resources.values()) {
         if (ref.workerId !== this.self && (!live.has(ref.workerId) || fresh.has(ref.workerId))) ch.unbind(ref.resource, ref.serial);
       }
       if (ch.empty) this.channels.delete(bare);

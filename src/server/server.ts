@@ -79,8 +79,7 @@ export class Server {
 
     const listeners: Listening[] = [];
     try {
-      // Serving before the others are heard would make this worker the owner of everyone's users.
-      if (bus instanceof NatsBus) await bus.ready(opts.expectWorkers ?? 1);
+      await bus.ready(opts.expectWorkers ?? 1);
       for (const l of config.listeners) {
         const frontEnd = FRONT_ENDS[l.protocol](l);
         if (frontEnd === null) throw new Error(`protocol ${l.protocol} is not available in this build`);

@@ -7,7 +7,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RelayClient } from "../../src/relay/client.js";
 import { sleep } from "../helpers.js";
-import { HAVE_NATS, freePort, startNats, waitPort, type NatsServer } from "./nats.js";
+import { freePort, waitPort } from "../../bench/lib/proc.js";
+import { HAVE_NATS, startNats, type NatsServer } from "./nats.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "src", "cli", "main.js");
 

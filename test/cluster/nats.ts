@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { connect, createServer } from "node:net";
+import { freePort, waitPort } from "../../bench/lib/proc.js";
 
 /** nats-server is a system package (Debian `nats-server`); .ci/run installs it. */
 export const HAVE_NATS = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
@@ -8,30 +8,6 @@ export interface NatsServer {
   url: string;
   port: number;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export async function waitPort(port: number, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: "127.0.0.1", port }, () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listening on 127.0.0.1:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A real nats-server on an ephemeral loopback port. */
