@@ -34,6 +34,7 @@ class MemoryConn implements Conn {
   writeParts(a: Buffer, b: Buffer): void {
     this.bytes += a.length + b.length;
   }
+  established(): void {}
   end(): void {
     this.closed = true;
   }

@@ -34,10 +34,11 @@ export interface GenSpec {
 
 export type GenEvent =
   | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[] }
+  | { ev: "ready" }
   | { ev: "progress"; sent: number; received: number; doneSending: boolean }
   | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number };
 
-export type GenCommand = { cmd: "go"; t0: number; offline: number[] } | { cmd: "stop" };
+export type GenCommand = { cmd: "prepare"; offline: number[] } | { cmd: "go"; t0: number } | { cmd: "stop" };
 
 const now = () => performance.timeOrigin + performance.now();
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -226,9 +227,9 @@ function send(e: GenEvent): void {
  */
 let pump: ChildProcess | null = null;
 let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string } | null = null;
-function goPump(path: string, t0: number, targets: number[]): void {
+function preparePump(path: string, targets: number[]): void {
   const active = users.filter((u) => u.state === St.Online);
-  const child = spawn(path, [t0.toFixed(3), String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0"], {
+  const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0"], {
     stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
   });
   pump = child;
@@ -242,20 +243,33 @@ function goPump(path: string, t0: number, targets: number[]): void {
   let r: string[] | null = null;
   createInterface({ input: child.stdout! }).on("line", (line) => {
     const f = line.split(" ");
-    if (f[0] === "P") send({ ev: "progress", sent: Number(f[1]), received: Number(f[2]), doneSending: f[3] === "1" });
+    if (f[0] === "READY") send({ ev: "ready" });
+    else if (f[0] === "P") send({ ev: "progress", sent: Number(f[1]), received: Number(f[2]), doneSending: f[3] === "1" });
     else if (f[0] === "R") r = f;
     else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line };
   });
   child.on("close", () => stop());
 }
 
+/**
+ * Everything before the schedule's start: the recipients, and with a pump the
+ * hand-over. Reports "ready" when done; the parent then picks one t0 for all.
+ */
+let targets: number[] = [];
+function prepare(offline: Set<number>): void {
+  for (let i = 0; i < spec.totalUsers; i++) if (!offline.has(i)) targets.push(i);
+  if (spec.pump) return preparePump(spec.pump, targets);
+  send({ ev: "ready" });
+}
+
 /** The paper's schedule: every user sends `messages` at `rate`/s, first one at a random phase. */
-function go(t0: number, offline: Set<number>): void {
+function go(t0: number): void {
   cpuGo = process.cpuUsage();
   measuring = true;
-  const targets: number[] = [];
-  for (let i = 0; i < spec.totalUsers; i++) if (!offline.has(i)) targets.push(i);
-  if (spec.pump) return goPump(spec.pump, t0, targets);
+  if (pump !== null) {
+    pump.stdin!.write(`${t0.toFixed(3)}\n`);
+    return;
+  }
   const period = 1000 / spec.rate;
   const active = users.filter((u) => u.state === St.Online);
   for (const u of active) u.phase = Math.random() * period;
@@ -319,7 +333,8 @@ function stop(): void {
 }
 
 process.on("message", (m: GenCommand) => {
-  if (m.cmd === "go") go(m.t0, new Set(m.offline));
+  if (m.cmd === "prepare") prepare(new Set(m.offline));
+  else if (m.cmd === "go") go(m.t0);
   else if (m.cmd === "stop") stop();
 });
 process.on("disconnect", () => process.exit(0));

@@ -5,11 +5,14 @@
  * 20,000 msg/s a Node generator fills its core and its own queueing shows up
  * in the latencies it measures; this needs a fraction of that.
  *
- *   pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT SPIN  < "users\ntargets\n"
+ *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN  < "users\ntargets\nT0_EPOCH_MS\n"
  *
  * stdin: line 1, the global index of the user on each fd; line 2, the online
- * users to pick recipients from. Each user sends MESSAGES chat messages, one
- * every PERIOD_MS from a random phase after T0, to random online users, with
+ * users to pick recipients from. With its fds set up it prints "READY" and
+ * waits for line 3, T0: the schedule starts only once every pump is ready, so
+ * no pump starts late and fires the messages it missed in one burst. Each user
+ * sends MESSAGES chat messages, one every PERIOD_MS from a random phase after
+ * T0, to random online users, with
  * its send time (ms since the epoch) in the body; every <body> received gives
  * a latency. stdout: "P sent received done" every second; when stdin closes,
  * "R sent received errors cpu_seconds busy_seconds", then "L" and every
@@ -65,16 +68,18 @@ static unsigned long long next_rand(void) {
   return rng;
 }
 
-static double *lat;
+static double *lat, *at_ms;
 static size_t nlat, caplat;
 static long sent, received, errors;
 
-static void record(double ms) {
+static void record(double ms, double t) {
   if (nlat == caplat) {
     caplat = caplat ? caplat * 2 : 65536;
     lat = realloc(lat, caplat * sizeof *lat);
-    if (!lat) abort();
+    at_ms = realloc(at_ms, caplat * sizeof *at_ms);
+    if (!lat || !at_ms) abort();
   }
+  at_ms[nlat] = t;
   lat[nlat++] = ms;
   received++;
 }
@@ -121,7 +126,7 @@ static void scan(conn_t *c, double t) {
       break;
     }
     double s = strtod(gt + 1, NULL);
-    if (s > 0) record(t - s);
+    if (s > 0) record(t - s, t);
     at = (close - b) + 7;
   }
   if (memmem(b, c->len, "type='error'", 12) || memmem(b, c->len, "type=\"error\"", 12)) errors++;
@@ -135,14 +140,14 @@ static int by_phase(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: pump T0_EPOCH_MS PERIOD_MS MESSAGES DOMAIN COUNT SPIN\n");
+  if (argc != 6) {
+    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN\n");
     return 2;
   }
-  double t0 = atof(argv[1]), period = atof(argv[2]);
-  long messages = atol(argv[3]);
-  const char *domain = argv[4];
-  size_t count = (size_t)atol(argv[5]), nusers, ntargets;
+  double period = atof(argv[1]);
+  long messages = atol(argv[2]);
+  const char *domain = argv[3];
+  size_t count = (size_t)atol(argv[4]), nusers, ntargets;
   long *users = read_line_longs(stdin, &nusers);
   long *targets = read_line_longs(stdin, &ntargets);
   if (nusers != count || ntargets == 0) {
@@ -169,12 +174,17 @@ int main(int argc, char **argv) {
     order[i] = c;
   }
   qsort(order, count, sizeof *order, by_phase);
+  printf("READY\n");
+  fflush(stdout);
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) return 2;
+  double t0 = atof(line);
   /* stdin closing is the stop signal. */
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
   struct epoll_event sev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, 0, &sev);
 
-  const int spin = atoi(argv[6]) != 0;
+  const int spin = atoi(argv[5]) != 0;
   double busy = 0;
   long round = 0;
   size_t next = 0;
@@ -246,6 +256,15 @@ int main(int argc, char **argv) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  /* PUMP_TIMELINE=FILE: each delivery's arrival time and latency, to see where a tail comes from. */
+  const char *tl = getenv("PUMP_TIMELINE");
+  char tname[4096];
+  snprintf(tname, sizeof tname, "%s.%d", tl ? tl : "", (int)getpid());
+  FILE *tf = tl ? fopen(tname, "w") : NULL;
+  if (tf) {
+    for (size_t i = 0; i < nlat; i++) fprintf(tf, "%.3f %.3f\n", at_ms[i], lat[i]);
+    fclose(tf);
+  }
   printf("R %ld %ld %ld %.3f %.3f\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu);
   for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
   printf("\n");

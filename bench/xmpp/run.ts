@@ -117,14 +117,20 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     if (loggedIn === 0) throw new Error(`nobody logged in to ${p.target}: ${firstError}`);
     await sleep(1000); // initial presences settle
 
+    // Every slice ready (a pump has its sockets) before one t0 for all: a late
+    // starter would send what it missed in one burst, and that burst would be measured.
+    cmd({ cmd: "prepare", offline });
+    const prepStart = Date.now();
+    while (!latest("ready").every((e) => e !== undefined) && Date.now() - prepStart < 60_000) await sleep(50);
+    if (!latest("ready").every((e) => e !== undefined)) throw new Error("the generator's processes did not get ready in 60 s");
     // The schedule, measured from t0 to the end of the wait.
-    const t0 = performance.timeOrigin + performance.now() + 500;
+    const t0 = performance.timeOrigin + performance.now() + 200;
     const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0 };
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
     const phase0 = Date.now();
-    cmd({ cmd: "go", t0, offline });
+    cmd({ cmd: "go", t0 });
     const progress = () => latest("progress") as (Extract<GenEvent, { ev: "progress" }> | undefined)[];
     const expectMs = (p.messages / p.rate) * 1000;
     while (!progress().every((e) => e?.doneSending) && Date.now() - phase0 < expectMs * 3 + 60_000) await sleep(200);

@@ -42,6 +42,8 @@ export interface Config {
     maxAuthAttempts: number;
   };
   auth: { scramIterations: number; tokenSecret: string | null };
+  /** Socket output (docs/architecture.md, "The writer thread"). */
+  io: { writerThread: boolean };
   xmpp: XmppConfig;
   cluster: ClusterConfig;
 }
@@ -102,6 +104,7 @@ export function defaults(): Config {
       maxAuthAttempts: 3,
     },
     auth: { scramIterations: 4096, tokenSecret: null },
+    io: { writerThread: true },
     xmpp: {
       requireEncryption: true,
       exemptLoopback: true,
@@ -241,6 +244,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
 
   int(c.auth.scramIterations, "auth.scramIterations", 4096);
   need(c.auth.tokenSecret === null || (typeof c.auth.tokenSecret === "string" && c.auth.tokenSecret.length >= 16), "auth.tokenSecret", "must be null or a string of at least 16 characters");
+
+  need(typeof c.io.writerThread === "boolean", "io.writerThread", "must be true or false");
 
   const X = c.xmpp;
   for (const k of ["requireEncryption", "exemptLoopback", "allowPlainWithoutTls"] as const) need(typeof X[k] === "boolean", `xmpp.${k}`, "must be true or false");

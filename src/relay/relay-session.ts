@@ -153,6 +153,7 @@ export class RelaySession extends Session {
     this.available = true;
     this.state = State.Open;
     if (this.decoder !== null) this.decoder.maxFrameBytes = config.limits.maxFrameBytes;
+    this.conn.established();
     this.ctx.proxy.attach(this);
     this.send({ t: "ok", jid: this.address });
     this.ctx.log.debug("relay session open", { address: this.address, remote: this.conn.remoteAddress });

@@ -1,3 +1,4 @@
+import { WriterThread } from "../transport/writer-thread.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { SqliteStore } from "../store/sqlite-store.js";
@@ -77,6 +78,11 @@ export class Server {
       xmpp: (l) => xmpp.forListener(l),
     };
 
+    let writer: WriterThread | null = null;
+    if (config.io.writerThread) {
+      writer = WriterThread.get();
+      if (writer === null) log.warn("no writer thread: sockets are written on the event loop", { why: WriterThread.unavailable() });
+    }
     const listeners: Listening[] = [];
     try {
       await bus.ready(opts.expectWorkers ?? 1);
@@ -87,6 +93,7 @@ export class Server {
           maxOutboundBytes: limits.maxOutboundBytes,
           maxMessageBytes: limits.maxFrameBytes,
           onConnection: frontEnd,
+          writer,
         });
         listeners.push(bound);
         log.info(`listening`, { protocol: l.protocol, transport: l.transport, host: l.host, port: bound.port });

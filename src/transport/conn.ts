@@ -17,6 +17,11 @@ export interface Conn {
   write(chunk: Buffer | string): void;
   /** Sends one message made of parts (message transports join them into one message). */
   writeParts(a: Buffer, b: Buffer): void;
+  /**
+   * The protocol's handshake is over and the stream will not change again
+   * (no STARTTLS): the transport may now move output off the event loop.
+   */
+  established(): void;
   /** Closes after what is queued has been sent. */
   end(reason?: string): void;
   destroy(reason?: string): void;

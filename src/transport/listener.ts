@@ -9,6 +9,7 @@ import type { Conn } from "./conn.js";
 import { CloseReason } from "./conn.js";
 import { StreamConn } from "./stream-conn.js";
 import { WsConn } from "./ws-conn.js";
+import type { WriterThread } from "./writer-thread.js";
 
 const WS_HEADROOM = 65536;
 
@@ -24,6 +25,8 @@ export interface ListenOptions {
   /** Largest message the protocol accepts; the protocol answers one over it itself. */
   maxMessageBytes: number;
   onConnection(conn: Conn): void;
+  /** Plain TCP connections hand their output to this thread once established (null: libuv writes it). */
+  writer: WriterThread | null;
 }
 
 function tlsFiles(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
@@ -61,8 +64,10 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
       track(new WsConn(ws, req.socket.remoteAddress ?? "", cfg.tls !== undefined, opts.maxOutboundBytes));
     });
   } else {
-    const accept = (socket: Socket) => track(new StreamConn(socket, opts.maxOutboundBytes));
-    server = cfg.transport === "tls" ? createTlsServer(tlsFiles(cfg.tls!), accept) : createTcpServer(accept);
+    const writer = cfg.transport === "tcp" ? opts.writer : null;
+    const accept = (socket: Socket) => track(new StreamConn(socket, opts.maxOutboundBytes, writer));
+    // Half-open allowed: a peer's FIN must not make Node send ours before the writer thread's data.
+    server = cfg.transport === "tls" ? createTlsServer(tlsFiles(cfg.tls!), accept) : createTcpServer({ allowHalfOpen: true }, accept);
     // A TLS handshake that fails costs only that connection.
     server.on("tlsClientError", () => {});
   }

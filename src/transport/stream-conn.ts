@@ -2,6 +2,7 @@ import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type Conn } from "./conn.js";
+import type { WriterThread } from "./writer-thread.js";
 
 const CONN = Symbol("conn");
 type Tagged = Socket & { [CONN]?: StreamConn };
@@ -15,11 +16,14 @@ let dirty: StreamConn[] = [];
 let dirtySince = 0;
 let flushScheduled = false;
 
+let writer: WriterThread | null = null;
+
 function flushAll(): void {
   flushScheduled = false;
   const list = dirty;
   dirty = [];
   for (let i = 0; i < list.length; i++) list[i].flush();
+  writer?.publish();
 }
 
 function markDirty(c: StreamConn): void {
@@ -50,7 +54,9 @@ function onSocketError(this: Tagged): void {
 }
 function onSocketEnd(this: Tagged): void {
   // Half-closed by the peer: nothing more will come; finish our side too.
-  this.end();
+  const c = this[CONN];
+  if (c !== undefined) c.end(CloseReason.Peer);
+  else this.end();
 }
 
 export class StreamConn implements Conn {
@@ -65,6 +71,8 @@ export class StreamConn implements Conn {
   /** end() was called: what is queued goes out, nothing more is taken. */
   private ending = false;
   private reason = "";
+  /** The writer thread's slot once output goes that way (see established()); -1 before. */
+  private slot = -1;
   onData: (chunk: Buffer) => void = () => {};
   onClose: (reason: string) => void = () => {};
   readonly remoteAddress: string;
@@ -72,7 +80,10 @@ export class StreamConn implements Conn {
   constructor(
     private socket: Socket,
     private readonly maxOutboundBytes: number,
+    writerThread: WriterThread | null = null,
   ) {
+    if (writerThread !== null) writer = writerThread;
+    this.useWriter = writerThread !== null;
     this.remoteAddress = socket.remoteAddress ?? "";
     socket.setNoDelay(true);
     this.bind(socket);
@@ -93,6 +104,27 @@ export class StreamConn implements Conn {
   /** The TLS socket, for channel binding (tls-exporter, tls-unique). */
   get tls(): TLSSocket | null {
     return this.socket instanceof TLSSocket ? this.socket : null;
+  }
+
+  private readonly useWriter: boolean;
+
+  /**
+   * The stream will not change (no STARTTLS from here on): on a plain TCP
+   * socket whose output has all gone out, output goes to the writer thread.
+   */
+  established(): void {
+    const s = this.socket;
+    if (!this.useWriter || this.slot >= 0 || this.closed || this.ending || s instanceof TLSSocket) return;
+    this.flush();
+    // The descriptor is not public API; without a number the socket simply keeps libuv's writes.
+    const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    if (typeof fd !== "number" || fd < 0 || s.writableLength > 0) return;
+    this.slot = writer!.open(fd);
+  }
+
+  /** Written and not yet taken by the kernel. */
+  private get backlog(): number {
+    return this.slot >= 0 ? writer!.backlog(this.slot) : this.socket.writableLength;
   }
 
   write(chunk: Buffer | string): void {
@@ -118,7 +150,7 @@ export class StreamConn implements Conn {
       markDirty(this);
     }
     // The peer is not reading: cut it rather than hold its backlog without bound.
-    if (this.socket.writableLength + this.pendingBytes > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
+    if (this.backlog + this.pendingBytes > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
   }
 
   writeParts(a: Buffer, b: Buffer): void {
@@ -133,6 +165,13 @@ export class StreamConn implements Conn {
     this.pendingBytes = 0;
     const s = this.socket;
     if (this.closed) {
+      this.text = "";
+      this.buffers = [];
+      return;
+    }
+    if (this.slot >= 0) {
+      if (this.text.length > 0) writer!.write(this.slot, this.text);
+      for (let i = 0; i < this.buffers.length; i++) writer!.write(this.slot, this.buffers[i]);
       this.text = "";
       this.buffers = [];
       return;
@@ -174,12 +213,24 @@ export class StreamConn implements Conn {
   }
 
   end(reason = "closed by server"): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
     this.reason = reason;
     this.flush();
     this.ending = true;
-    this.socket.end();
-    this.socket.setTimeout(5000, () => this.socket.destroy());
+    if (this.slot < 0) {
+      this.socket.end();
+      this.socket.setTimeout(5000, () => this.socket.destroy());
+      return;
+    }
+    // The writer thread sends FIN after the data; the socket closes once that is out, or after 5 s.
+    writer!.shutdown(this.slot);
+    const until = performance.now() + 5000;
+    const check = () => {
+      if (this.closed) return;
+      if (this.slot < 0 || writer!.backlog(this.slot) === 0 || performance.now() > until) this.socket.destroy();
+      else setTimeout(check, 10).unref();
+    };
+    check();
   }
 
   destroy(reason = "closed by server"): void {
@@ -192,6 +243,10 @@ export class StreamConn implements Conn {
   closedBy(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.slot >= 0) {
+      writer!.close(this.slot);
+      this.slot = -1;
+    }
     this.onClose(this.reason || reason);
   }
 }

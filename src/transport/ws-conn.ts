@@ -47,6 +47,8 @@ export class WsConn implements Conn {
     if (this.ws.bufferedAmount > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
   }
 
+  established(): void {}
+
   end(reason = "closed by server"): void {
     if (this.closed) return;
     this.reason = reason;

@@ -160,6 +160,8 @@ export class XmppSession extends Session implements StreamSink {
     this.resource = resource;
     this.address = `${this.bare}/${resource}`;
     this.phase = Phase.Bound;
+    // After bind no STARTTLS can come: output may leave through the writer thread.
+    this.conn.established();
     this.x.proxy.attach(this);
     this.x.hooks.fire(Ev.SessionBound, { session: this });
   }

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "sbwriter",
+      "sources": ["src/transport/native/writer.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

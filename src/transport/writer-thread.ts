@@ -1,0 +1,217 @@
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+/** What build/Release/sbwriter.node (src/transport/native/writer.c) exports. */
+interface Native {
+  start(ringBytes: number, slots: number): { ring: ArrayBuffer; ctl: ArrayBuffer; written: ArrayBuffer };
+  open(fd: number): number;
+  kick(): void;
+}
+
+const OP_WRAP = -1;
+const OP_SHUT = -2;
+const OP_CLOSE = -3;
+const TAIL = 0;
+const HEAD = 1;
+const SLEEPING = 2;
+/** Larger outputs go in pieces, so that no record needs much of the ring at once. */
+const PIECE = 65536;
+
+interface Held {
+  slot: number;
+  op: number;
+  data: Buffer | null;
+}
+
+/**
+ * The event loop's side of the writer thread (src/transport/native/writer.c):
+ * output encoded into a ring the thread reads, published once per turn.
+ * When the ring is full, records wait here in order until the thread has made room.
+ */
+export class WriterThread {
+  private readonly ring: Buffer;
+  private readonly ctl: Int32Array;
+  private readonly written: Uint32Array;
+  /** Bytes handed over per slot (mod 2^32); minus `written` is the slot's backlog. */
+  private readonly handed: Uint32Array;
+  private readonly size: number;
+  private tail = 0;
+  private dirty = false;
+  private held: Held[] = [];
+  private retry: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly native: Native,
+    ringBytes: number,
+    slots: number,
+  ) {
+    const m = native.start(ringBytes, slots);
+    this.ring = Buffer.from(m.ring);
+    this.ctl = new Int32Array(m.ctl);
+    this.written = new Uint32Array(m.written);
+    this.handed = new Uint32Array(slots);
+    this.size = ringBytes;
+  }
+
+  private static instance: WriterThread | null = null;
+  private static loadError: string | null = null;
+
+  /**
+   * The process's writer thread, started on first use; null with the reason
+   * in `unavailable()` when the addon is not built or this is not Linux.
+   */
+  static get(ringBytes = 4 << 20, slots = 1 << 17): WriterThread | null {
+    if (WriterThread.instance !== null || WriterThread.loadError !== null) return WriterThread.instance;
+    try {
+      if (process.platform !== "linux") throw new Error(`not on ${process.platform}`);
+      const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+      const native = createRequire(import.meta.url)(join(root, "build/Release/sbwriter.node")) as Native;
+      WriterThread.instance = new WriterThread(native, ringBytes, slots);
+    } catch (e) {
+      WriterThread.loadError = (e as Error).message;
+    }
+    return WriterThread.instance;
+  }
+
+  static unavailable(): string | null {
+    return WriterThread.loadError;
+  }
+
+  /** A slot writing to a duplicate of `fd`, or -1 when none is free. */
+  open(fd: number): number {
+    const slot = this.native.open(fd);
+    if (slot >= 0) this.handed[slot] = 0;
+    return slot;
+  }
+
+  /** Bytes handed over for the slot and not yet taken by the kernel. */
+  backlog(slot: number): number {
+    return (this.handed[slot] - Atomics.load(this.written, slot)) >>> 0;
+  }
+
+  write(slot: number, chunk: string | Buffer): void {
+    if (typeof chunk === "string") {
+      // Strings up to a piece are encoded straight into the ring.
+      if (chunk.length <= PIECE / 3 && this.held.length === 0) {
+        const at = this.reserve(8 + chunk.length * 3);
+        if (at >= 0) {
+          const n = this.ring.write(chunk, at + 8, "utf8");
+          this.commit(at, slot, n);
+          return;
+        }
+      }
+      chunk = Buffer.from(chunk, "utf8");
+    }
+    for (let off = 0; off < chunk.length; off += PIECE) this.put(slot, chunk.subarray(off, Math.min(chunk.length, off + PIECE)));
+  }
+
+  /** Shuts the write side once everything before it has been sent (a graceful end). */
+  shutdown(slot: number): void {
+    this.op(slot, OP_SHUT);
+    this.publish();
+  }
+
+  /** Drops what the slot still holds and closes its descriptor; the slot is free afterwards. */
+  close(slot: number): void {
+    this.op(slot, OP_CLOSE);
+    this.publish();
+  }
+
+  /** Hands this turn's records to the thread, waking it if it sleeps. */
+  publish(): void {
+    if (this.held.length > 0) this.unhold();
+    if (!this.dirty) return;
+    this.dirty = false;
+    Atomics.store(this.ctl, TAIL, this.tail);
+    // The thread sets SLEEPING before its last look at TAIL: one of us sees the other.
+    if (Atomics.load(this.ctl, SLEEPING) === 1) this.native.kick();
+  }
+
+  private put(slot: number, data: Buffer): void {
+    this.handed[slot] += data.length;
+    if (this.held.length === 0) {
+      const at = this.reserve(8 + data.length);
+      if (at >= 0) {
+        data.copy(this.ring, at + 8);
+        this.commit(at, slot, data.length, false);
+        return;
+      }
+    }
+    // Kept as it is: a Buffer handed to write() is not touched again by its caller.
+    this.hold(slot, 0, data);
+  }
+
+  private op(slot: number, op: number): void {
+    if (this.held.length === 0) {
+      const at = this.reserve(8);
+      if (at >= 0) {
+        this.ring.writeUInt32LE(slot, at);
+        this.ring.writeInt32LE(op, at + 4);
+        this.advance(at + 8);
+        return;
+      }
+    }
+    this.hold(slot, op, null);
+  }
+
+  private commit(at: number, slot: number, n: number, count = true): void {
+    if (count) this.handed[slot] += n;
+    this.ring.writeUInt32LE(slot, at);
+    this.ring.writeInt32LE(n, at + 4);
+    this.advance(at + 8 + ((n + 7) & ~7));
+  }
+
+  private advance(to: number): void {
+    this.tail = to === this.size ? 0 : to;
+    this.dirty = true;
+  }
+
+  /** Where a record of up to `n` bytes can go, or -1 when the ring has no room now. */
+  private reserve(n: number): number {
+    n = (n + 7) & ~7;
+    const head = Atomics.load(this.ctl, HEAD);
+    const tail = this.tail;
+    if (tail >= head) {
+      const room = this.size - tail;
+      // Filling to the very end with head at 0 would make a full ring look empty.
+      if (room > n || (room === n && head !== 0)) return tail;
+      if (head <= n) return -1;
+      this.ring.writeUInt32LE(0, tail);
+      this.ring.writeInt32LE(OP_WRAP, tail + 4);
+      this.tail = 0;
+      this.dirty = true;
+      return 0;
+    }
+    return head - tail > n ? tail : -1;
+  }
+
+  private hold(slot: number, op: number, data: Buffer | null): void {
+    this.held.push({ slot, op, data });
+    if (this.retry === null) this.retry = setTimeout(() => this.publish(), 1);
+  }
+
+  private unhold(): void {
+    const held = this.held;
+    let i = 0;
+    for (; i < held.length; i++) {
+      const h = held[i];
+      const at = this.reserve(8 + (h.data === null ? 0 : h.data.length));
+      if (at < 0) break;
+      if (h.data === null) {
+        this.ring.writeUInt32LE(h.slot, at);
+        this.ring.writeInt32LE(h.op, at + 4);
+        this.advance(at + 8);
+      } else {
+        h.data.copy(this.ring, at + 8);
+        this.commit(at, h.slot, h.data.length, false);
+      }
+    }
+    this.held = i === held.length ? [] : held.slice(i);
+    if (this.retry !== null) {
+      clearTimeout(this.retry);
+      this.retry = null;
+    }
+    if (this.held.length > 0) this.retry = setTimeout(() => this.publish(), 1);
+  }
+}
