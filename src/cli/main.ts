@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { availableParallelism } from "node:os";
+import { setFlagsFromString } from "node:v8";
 import { loadConfig, defaults, validate, ConfigError, type Config } from "../config/config.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import { Authenticator } from "../auth/authenticator.js";
@@ -40,6 +41,11 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = args;
 
   if (cmd === "start") {
+    // Baseline code for every function on its first call, instead of the interpreter
+    // until V8 has seen enough calls: the first second of a load burst otherwise runs
+    // at about half speed and queues (docs/benchmarks.md). Set before the server's
+    // functions first run; forked workers run this same line.
+    setFlagsFromString("--always-sparkplug");
     await runHost(config, config.cluster.workers === 0 ? availableParallelism() : config.cluster.workers);
     return -1; // keep running
   }

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { WriterThread } from "../transport/writer-thread.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
@@ -79,7 +80,8 @@ export class Server {
     };
 
     let writer: WriterThread | null = null;
-    if (config.io.writerThread) {
+    // On a single core the thread would only take turns with the event loop.
+    if (config.io.writerThread && availableParallelism() >= 2) {
       writer = WriterThread.get();
       if (writer === null) log.warn("no writer thread: sockets are written on the event loop", { why: WriterThread.unavailable() });
     }

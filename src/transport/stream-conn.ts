@@ -170,8 +170,10 @@ export class StreamConn implements Conn {
       return;
     }
     if (this.slot >= 0) {
+      // One record per connection per turn, as one write(2) would be.
       if (this.text.length > 0) writer!.write(this.slot, this.text);
-      for (let i = 0; i < this.buffers.length; i++) writer!.write(this.slot, this.buffers[i]);
+      else if (this.buffers.length === 1) writer!.write(this.slot, this.buffers[0]);
+      else if (this.buffers.length > 1) writer!.writeAll(this.slot, this.buffers);
       this.text = "";
       this.buffers = [];
       return;

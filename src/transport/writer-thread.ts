@@ -106,6 +106,22 @@ export class WriterThread {
     for (let off = 0; off < chunk.length; off += PIECE) this.put(slot, chunk.subarray(off, Math.min(chunk.length, off + PIECE)));
   }
 
+  /** Several buffers as one record: one send for all of them. */
+  writeAll(slot: number, bufs: Buffer[]): void {
+    let n = 0;
+    for (let i = 0; i < bufs.length; i++) n += bufs[i].length;
+    if (n <= PIECE && this.held.length === 0) {
+      const at = this.reserve(8 + n);
+      if (at >= 0) {
+        let off = at + 8;
+        for (let i = 0; i < bufs.length; i++) off += bufs[i].copy(this.ring, off);
+        this.commit(at, slot, n);
+        return;
+      }
+    }
+    for (let i = 0; i < bufs.length; i++) this.write(slot, bufs[i]);
+  }
+
   /** Shuts the write side once everything before it has been sent (a graceful end). */
   shutdown(slot: number): void {
     this.op(slot, OP_SHUT);

@@ -117,6 +117,11 @@ export class Raw {
     }
   }
 
+  /** Sends `s`, then FIN: the client is done sending but still reads. */
+  end(s: string): void {
+    this.sock.end(s);
+  }
+
   destroy(): void {
     this.sock.destroy();
   }
