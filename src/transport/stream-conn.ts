@@ -16,6 +16,7 @@ let dirty: StreamConn[] = [];
 let dirtySince = 0;
 let flushScheduled = false;
 
+/** The writer thread, once a connection has taken a slot: published at the end of each flush. */
 let writer: WriterThread | null = null;
 
 function flushAll(): void {
@@ -80,10 +81,8 @@ export class StreamConn implements Conn {
   constructor(
     private socket: Socket,
     private readonly maxOutboundBytes: number,
-    writerThread: WriterThread | null = null,
+    private readonly writerThread: WriterThread | null = null,
   ) {
-    if (writerThread !== null) writer = writerThread;
-    this.useWriter = writerThread !== null;
     this.remoteAddress = socket.remoteAddress ?? "";
     socket.setNoDelay(true);
     this.bind(socket);
@@ -106,25 +105,24 @@ export class StreamConn implements Conn {
     return this.socket instanceof TLSSocket ? this.socket : null;
   }
 
-  private readonly useWriter: boolean;
-
   /**
    * The stream will not change (no STARTTLS from here on): on a plain TCP
    * socket whose output has all gone out, output goes to the writer thread.
    */
   established(): void {
     const s = this.socket;
-    if (!this.useWriter || this.slot >= 0 || this.closed || this.ending || s instanceof TLSSocket) return;
+    if (this.writerThread === null || this.slot >= 0 || this.closed || this.ending || s instanceof TLSSocket) return;
     this.flush();
     // The descriptor is not public API; without a number the socket simply keeps libuv's writes.
     const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     if (typeof fd !== "number" || fd < 0 || s.writableLength > 0) return;
-    this.slot = writer!.open(fd);
+    this.slot = this.writerThread.open(fd);
+    if (this.slot >= 0) writer = this.writerThread;
   }
 
   /** Written and not yet taken by the kernel. */
   private get backlog(): number {
-    return this.slot >= 0 ? writer!.backlog(this.slot) : this.socket.writableLength;
+    return this.slot >= 0 ? this.writerThread!.backlog(this.slot) : this.socket.writableLength;
   }
 
   write(chunk: Buffer | string): void {
@@ -171,9 +169,10 @@ export class StreamConn implements Conn {
     }
     if (this.slot >= 0) {
       // One record per connection per turn, as one write(2) would be.
-      if (this.text.length > 0) writer!.write(this.slot, this.text);
-      else if (this.buffers.length === 1) writer!.write(this.slot, this.buffers[0]);
-      else if (this.buffers.length > 1) writer!.writeAll(this.slot, this.buffers);
+      const w = this.writerThread!;
+      if (this.text.length > 0) w.write(this.slot, this.text);
+      else if (this.buffers.length === 1) w.write(this.slot, this.buffers[0]);
+      else if (this.buffers.length > 1) w.writeAll(this.slot, this.buffers);
       this.text = "";
       this.buffers = [];
       return;
@@ -225,11 +224,12 @@ export class StreamConn implements Conn {
       return;
     }
     // The writer thread sends FIN after the data; the socket closes once that is out, or after 5 s.
-    writer!.shutdown(this.slot);
+    const w = this.writerThread!;
+    w.shutdown(this.slot);
     const until = performance.now() + 5000;
     const check = () => {
       if (this.closed) return;
-      if (this.slot < 0 || writer!.backlog(this.slot) === 0 || performance.now() > until) this.socket.destroy();
+      if (w.backlog(this.slot) === 0 || performance.now() > until) this.socket.destroy();
       else setTimeout(check, 10).unref();
     };
     check();
@@ -246,7 +246,7 @@ export class StreamConn implements Conn {
     if (this.closed) return;
     this.closed = true;
     if (this.slot >= 0) {
-      writer!.close(this.slot);
+      this.writerThread!.close(this.slot);
       this.slot = -1;
     }
     this.onClose(this.reason || reason);

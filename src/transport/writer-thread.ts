@@ -97,7 +97,8 @@ export class WriterThread {
         const at = this.reserve(8 + chunk.length * 3);
         if (at >= 0) {
           const n = this.ring.write(chunk, at + 8, "utf8");
-          this.commit(at, slot, n);
+          this.handed[slot] += n;
+          this.record(at, slot, n, n);
           return;
         }
       }
@@ -115,7 +116,8 @@ export class WriterThread {
       if (at >= 0) {
         let off = at + 8;
         for (let i = 0; i < bufs.length; i++) off += bufs[i].copy(this.ring, off);
-        this.commit(at, slot, n);
+        this.handed[slot] += n;
+        this.record(at, slot, n, n);
         return;
       }
     }
@@ -150,7 +152,7 @@ export class WriterThread {
       const at = this.reserve(8 + data.length);
       if (at >= 0) {
         data.copy(this.ring, at + 8);
-        this.commit(at, slot, data.length, false);
+        this.record(at, slot, data.length, data.length);
         return;
       }
     }
@@ -162,23 +164,18 @@ export class WriterThread {
     if (this.held.length === 0) {
       const at = this.reserve(8);
       if (at >= 0) {
-        this.ring.writeUInt32LE(slot, at);
-        this.ring.writeInt32LE(op, at + 4);
-        this.advance(at + 8);
+        this.record(at, slot, op, 0);
         return;
       }
     }
     this.hold(slot, op, null);
   }
 
-  private commit(at: number, slot: number, n: number, count = true): void {
-    if (count) this.handed[slot] += n;
+  /** The header of a record whose `bytes` are already in place; the tail moves past it. */
+  private record(at: number, slot: number, lenOrOp: number, bytes: number): void {
     this.ring.writeUInt32LE(slot, at);
-    this.ring.writeInt32LE(n, at + 4);
-    this.advance(at + 8 + ((n + 7) & ~7));
-  }
-
-  private advance(to: number): void {
+    this.ring.writeInt32LE(lenOrOp, at + 4);
+    const to = at + 8 + ((bytes + 7) & ~7);
     this.tail = to === this.size ? 0 : to;
     this.dirty = true;
   }
@@ -214,13 +211,10 @@ export class WriterThread {
       const h = held[i];
       const at = this.reserve(8 + (h.data === null ? 0 : h.data.length));
       if (at < 0) break;
-      if (h.data === null) {
-        this.ring.writeUInt32LE(h.slot, at);
-        this.ring.writeInt32LE(h.op, at + 4);
-        this.advance(at + 8);
-      } else {
+      if (h.data === null) this.record(at, h.slot, h.op, 0);
+      else {
         h.data.copy(this.ring, at + 8);
-        this.commit(at, h.slot, h.data.length, false);
+        this.record(at, h.slot, h.data.length, h.data.length);
       }
     }
     this.held = i === held.length ? [] : held.slice(i);

@@ -45,13 +45,25 @@ async function listening(): Promise<Server> {
   return server;
 }
 
-test("strings and buffers of every size arrive whole and in order", { skip }, async () => {
+/** A connection whose server side has a writer slot; `done` closes all of it. */
+async function slotted(): Promise<{ w: WriterThread; client: Socket; slot: number; done: () => void }> {
   const w = writer!;
   const server = await listening();
   const { client, peer } = await pair(server);
-  const got = collect(client);
   const slot = w.open(fdOf(peer));
   assert.ok(slot >= 0);
+  const done = () => {
+    w.close(slot);
+    peer.destroy();
+    client.destroy();
+    server.close();
+  };
+  return { w, client, slot, done };
+}
+
+test("strings and buffers of every size arrive whole and in order", { skip }, async () => {
+  const { w, client, slot, done } = await slotted();
+  const got = collect(client);
   const expect: Buffer[] = [];
   for (let i = 0; i < 3000; i++) {
     const chunk = i % 3 === 0 ? Buffer.alloc(i % 700, i & 255) : `<m n='${i}'>héllo ✓ ${"x".repeat(i % 300)}</m>`;
@@ -68,18 +80,12 @@ test("strings and buffers of every size arrive whole and in order", { skip }, as
   await until(() => got.bytes().length >= want.length);
   assert.ok(got.bytes().equals(want));
   assert.equal(w.backlog(slot), 0);
-  w.close(slot);
-  peer.destroy();
-  client.destroy();
-  server.close();
+  done();
 });
 
 test("a reader that does not read: the backlog holds, then drains in order", { skip }, async () => {
-  const w = writer!;
-  const server = await listening();
-  const { client, peer } = await pair(server);
+  const { w, client, slot, done } = await slotted();
   client.pause();
-  const slot = w.open(fdOf(peer));
   const piece = Buffer.alloc(32_768);
   for (let i = 0; i < 256; i++) {
     piece.fill(i);
@@ -99,26 +105,17 @@ test("a reader that does not read: the backlog holds, then drains in order", { s
   assert.equal(b.length, total);
   for (let i = 0; i < 256; i++) assert.equal(b[i * piece.length], i, `piece ${i} in place`);
   await until(() => w.backlog(slot) === 0);
-  w.close(slot);
-  peer.destroy();
-  client.destroy();
-  server.close();
+  done();
 });
 
 test("shutdown sends FIN after the data", { skip }, async () => {
-  const w = writer!;
-  const server = await listening();
-  const { client, peer } = await pair(server);
+  const { w, client, slot, done } = await slotted();
   const got = collect(client);
-  const slot = w.open(fdOf(peer));
   for (let i = 0; i < 100; i++) w.write(slot, `line ${i}\n`);
   w.shutdown(slot);
   await once(client, "end");
   assert.equal(got.bytes().toString().split("\n").length, 101);
-  w.close(slot);
-  peer.destroy();
-  client.destroy();
-  server.close();
+  done();
 });
 
 test("after close, a new connection on the same descriptor number gets none of the old one's bytes", { skip }, async () => {

@@ -47,7 +47,7 @@
 #define OP_CLOSE (-3)
 
 /* Control words shared with JavaScript (Int32Array over ctl). */
-enum { C_TAIL = 0, C_HEAD = 1, C_SLEEPING = 2, C_WORDS = 16 };
+enum { C_TAIL = 0, C_HEAD = 1, C_SLEEPING = 2 };
 
 typedef struct chunk {
   struct chunk *next;
@@ -94,6 +94,13 @@ static void drop_queue(writer_t *w, int s) {
   sl->head = sl->tail = NULL;
 }
 
+static void free_slot(writer_t *w, int s) {
+  pthread_mutex_lock(&w->lock);
+  w->slots[s].next_free = w->free_head;
+  w->free_head = s;
+  pthread_mutex_unlock(&w->lock);
+}
+
 static void release(writer_t *w, int s) {
   slot_t *sl = &w->slots[s];
   drop_queue(w, s);
@@ -101,10 +108,7 @@ static void release(writer_t *w, int s) {
   close(sl->fd);
   sl->fd = -1;
   sl->armed = 0;
-  pthread_mutex_lock(&w->lock);
-  sl->next_free = w->free_head;
-  w->free_head = s;
-  pthread_mutex_unlock(&w->lock);
+  free_slot(w, s);
 }
 
 static void arm(writer_t *w, int s) {
@@ -349,10 +353,7 @@ static napi_value open_slot(napi_env env, napi_callback_info info) {
       d = -1;
     }
     if (d < 0) {
-      pthread_mutex_lock(&w->lock);
-      w->slots[s].next_free = w->free_head;
-      w->free_head = s;
-      pthread_mutex_unlock(&w->lock);
+      free_slot(w, s);
       s = -1;
     } else {
       slot_t *sl = &w->slots[s];
