@@ -20,8 +20,10 @@ export interface Conn {
   /**
    * The protocol's handshake is over and the stream will not change again
    * (no STARTTLS): the transport may now move output off the event loop.
+   * With `reuseInput` the protocol promises to keep nothing of an onData chunk
+   * past the call, so the transport may read every chunk into one reused buffer.
    */
-  established(): void;
+  established(opts?: { reuseInput?: boolean }): void;
   /** Closes after what is queued has been sent. */
   end(reason?: string): void;
   destroy(reason?: string): void;

@@ -1,4 +1,4 @@
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type Conn } from "./conn.js";
@@ -42,10 +42,30 @@ function markDirty(c: StreamConn): void {
   }
 }
 
+// A net.Socket built with the `onread` option reads into one caller-owned
+// buffer and hands it to a callback: no Buffer per read, and none of the
+// Readable stream's per-chunk work. An accepted socket can only be switched to
+// that through the two fields the constructor sets, found here by their
+// description; when Node has no such fields, reads simply stay as they are.
+const READ_INTO = (() => {
+  // `onread` is in Node's documentation but not in these type definitions.
+  const probe = new Socket({ onread: { buffer: Buffer.alloc(1), callback: () => {} } } as ConstructorParameters<typeof Socket>[0]);
+  const syms = Object.getOwnPropertySymbols(probe);
+  probe.destroy();
+  const buffer = syms.find((k) => k.description === "kBuffer");
+  const callback = syms.find((k) => k.description === "kBufferCb");
+  return buffer !== undefined && callback !== undefined ? { buffer, callback } : null;
+})();
+/** Shared by every socket in that mode: a chunk is consumed before the next read can happen. */
+const READ_BUFFER = Buffer.allocUnsafe(65536);
+
 // Listeners live at module level and find their connection through a symbol:
 // no closures per connection.
 function onSocketData(this: Tagged, chunk: Buffer): void {
   this[CONN]!.onData(chunk);
+}
+function onSocketRead(this: Tagged, n: number, buf: Buffer): void {
+  this[CONN]?.onData(buf.subarray(0, n));
 }
 function onSocketClose(this: Tagged): void {
   this[CONN]?.closedBy(CloseReason.Peer);
@@ -106,15 +126,25 @@ export class StreamConn implements Conn {
   }
 
   /**
-   * The stream will not change (no STARTTLS from here on): on a plain TCP
-   * socket whose output has all gone out, output goes to the writer thread.
+   * The stream will not change (no STARTTLS from here on). On a plain TCP
+   * socket, reads may now go into the shared buffer, and output, once all of
+   * it has gone out, to the writer thread.
    */
-  established(): void {
+  established(opts: { reuseInput?: boolean } = {}): void {
     const s = this.socket;
-    if (this.writerThread === null || this.slot >= 0 || this.closed || this.ending || s instanceof TLSSocket) return;
+    if (this.closed || this.ending || s instanceof TLSSocket) return;
+    // Neither the descriptor nor the read mode is public API; without them the socket keeps Node's own reads and writes.
+    const handle = (s as unknown as { _handle?: { fd?: unknown; useUserBuffer?: (b: Buffer) => void } })._handle;
+    if (opts.reuseInput && READ_INTO !== null && typeof handle?.useUserBuffer === "function") {
+      const t = s as unknown as Record<symbol, unknown>;
+      // Both at once, with no read between: the callback is only right for reads into READ_BUFFER.
+      t[READ_INTO.buffer] = READ_BUFFER;
+      t[READ_INTO.callback] = onSocketRead;
+      handle.useUserBuffer(READ_BUFFER);
+    }
+    if (this.writerThread === null || this.slot >= 0) return;
     this.flush();
-    // The descriptor is not public API; without a number the socket simply keeps libuv's writes.
-    const fd = (s as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    const fd = handle?.fd;
     if (typeof fd !== "number" || fd < 0 || s.writableLength > 0) return;
     this.slot = this.writerThread.open(fd);
     if (this.slot >= 0) writer = this.writerThread;

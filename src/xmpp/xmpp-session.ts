@@ -89,7 +89,8 @@ export class XmppSession extends Session implements StreamSink {
     if (this.held !== null) {
       this.heldBytes += chunk.length;
       if (this.heldBytes > this.x.config.limits.maxStanzaBytes) return this.fail(new StreamError(StreamCondition.PolicyViolation, "too much input during authentication"));
-      this.held.push(chunk);
+      // The chunk may be the transport's reused read buffer (see established()).
+      this.held.push(Buffer.from(chunk));
       return;
     }
     try {
@@ -161,7 +162,8 @@ export class XmppSession extends Session implements StreamSink {
     this.address = `${this.bare}/${resource}`;
     this.phase = Phase.Bound;
     // After bind no STARTTLS can come: output may leave through the writer thread.
-    this.conn.established();
+    // The parser turns each chunk into text at once and keeps none of it.
+    this.conn.established({ reuseInput: true });
     this.x.proxy.attach(this);
     this.x.hooks.fire(Ev.SessionBound, { session: this });
   }
