@@ -163,3 +163,21 @@ process.stdin.once("data", () => {
   s.on("end", () => process.exit(0));
 });
 `;
+
+test("a write after any pause arrives: the thread naps while busy and is woken once asleep", { skip }, async () => {
+  const { w, client, slot, done } = await slotted();
+  const got = collect(client);
+  // Gaps around the nap (0.2 ms) and past the point where it stops napping and sleeps (about 2 ms).
+  const gaps = [0, 0, 0.1, 0.3, 1, 3, 10, 40, 0, 5, 100];
+  let want = "";
+  for (let i = 0; i < gaps.length; i++) {
+    if (gaps[i] > 0) await sleep(gaps[i]);
+    const line = `gap ${i}\n`;
+    want += line;
+    w.write(slot, line);
+    w.publish();
+    await until(() => got.bytes().length === Buffer.byteLength(want), 2000);
+  }
+  assert.equal(got.bytes().toString(), want);
+  done();
+});
