@@ -25,7 +25,7 @@ interface Side {
   closed: Promise<string>;
 }
 
-async function accept(server: Server, reuseInput: boolean | null): Promise<Side> {
+async function accept(server: Server, reuseInput: boolean): Promise<Side> {
   const accepted = once(server, "connection");
   const client = connect((server.address() as AddressInfo).port, "127.0.0.1");
   const [socket] = (await accepted) as [Socket];
@@ -38,7 +38,8 @@ async function accept(server: Server, reuseInput: boolean | null): Promise<Side>
     copies.push(Buffer.from(chunk));
   };
   const closed = new Promise<string>((resolve) => (conn.onClose = resolve));
-  if (reuseInput !== null) conn.established({ reuseInput });
+  // As a protocol does after its handshake; writerThread is null, so only the read side changes.
+  conn.established({ reuseInput });
   return { client, conn, text: () => Buffer.concat(copies).toString(), chunks, closed };
 }
 
@@ -79,9 +80,9 @@ test("reuseInput: every read lands in one buffer, and two connections' bytes sta
   server.close();
 });
 
-test("without reuseInput a chunk stays as it was after later reads (a protocol may keep it)", async () => {
+test("established without reuseInput: a chunk stays as it was after later reads (a protocol may keep it)", async () => {
   const server = await listening();
-  const s = await accept(server, null);
+  const s = await accept(server, false);
   s.client.write("first");
   await until(() => s.chunks.length === 1);
   const kept = s.chunks[0];
