@@ -24,6 +24,8 @@ class MemoryConn implements Conn {
   readonly remoteAddress = "127.0.0.1";
   readonly secure = false;
   readonly messageMode = false;
+  readonly canStartTls = false;
+  readonly tlsVersion = null;
   closed = false;
   bytes = 0;
   onData: (chunk: Buffer) => void = () => {};
@@ -35,6 +37,10 @@ class MemoryConn implements Conn {
     this.bytes += a.length + b.length;
   }
   established(): void {}
+  startTls(): void {}
+  channelBinding(): Buffer | null {
+    return null;
+  }
   end(): void {
     this.closed = true;
   }
@@ -48,14 +54,14 @@ const store = new SqliteStore(":memory:");
 const log = silentLogger();
 const bus = new LocalHub(config.cluster.vnodes).join("w0", config.cluster.hostAddress);
 const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000 });
-const ctx = { proxy, auth: new Authenticator(store, 4096, null), config, log, debug: false };
+const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, debug: false };
 const frontEnd = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
 const conns: MemoryConn[] = [];
 for (let i = 0; i < USERS; i++) {
   const conn = new MemoryConn();
-  const s = new XmppSession(conn, frontEnd.x, { starttls: null });
+  const s = new XmppSession(conn, frontEnd.x, null);
   conn.onData(HEADER);
   // SASL and binding are what the socket benchmark measures; here the session goes straight to bound.
   s.authenticated(`user${i}`);

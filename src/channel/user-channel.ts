@@ -67,13 +67,15 @@ export class UserChannel {
 
   /**
    * Who gets a message or presence sent to the bare address: every available
-   * session, and for messages only those with non-negative priority (§8.5.2.1.1).
+   * session, and for messages only those with non-negative priority
+   * (§8.5.2.1.1); with EveryResource every bound session.
    */
   targets(kind: Kind, flags: number): SessionRef[] {
-    const all = kind === Kind.Presence || (flags & Flag.AllResources) !== 0;
+    const every = (flags & Flag.EveryResource) !== 0;
+    const anyPriority = kind === Kind.Presence;
     const out: SessionRef[] = [];
     for (const ref of this.resources.values()) {
-      if (ref.available && (all || ref.priority >= 0)) out.push(ref);
+      if (every || (ref.available && (anyPriority || ref.priority >= 0))) out.push(ref);
     }
     return out;
   }

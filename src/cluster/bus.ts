@@ -8,7 +8,7 @@ export type BusMessage =
   | { op: "owner"; env: Envelope }
   /** For the worker holding session `address`. */
   | { op: "session"; address: string; serial: number; env: Envelope }
-  /** An answer for the worker named in env.responseFor, where its PendingResponse lives. */
+  /** An answer for the worker named in env.responseFor (a ref), where its PendingResponse lives. */
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }
   | { op: "unbind"; address: string; serial: number }

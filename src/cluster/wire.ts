@@ -115,13 +115,13 @@ export class BusWire {
   }
 
   private envOf(h: EnvHead, payload: Uint8Array | null): Envelope {
-    const [kind, id, responseFor, from, to, protocol, ttl, flags, code] = h;
-    return new Envelope(kind, id, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
+    const [kind, id, ref, responseFor, from, to, protocol, ttl, flags, code] = h;
+    return new Envelope(kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
   }
 }
 
-type EnvHead = [Envelope["kind"], string, string, string, string, string, number, number, string];
+type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];
 
 function envHead(e: Envelope): EnvHead {
-  return [e.kind, e.id, e.responseFor, e.from, e.to, e.protocol, e.ttl, e.flags, e.code];
+  return [e.kind, e.id, e.ref, e.responseFor, e.from, e.to, e.protocol, e.ttl, e.flags, e.code];
 }

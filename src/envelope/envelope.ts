@@ -20,8 +20,14 @@ export const Flag = {
   Offline: 2,
   /** A presence probe: the owner answers with the current presence of each available resource. */
   Probe: 4,
-  /** To a bare address: include resources with negative priority (presence broadcast). */
-  AllResources: 8,
+  /**
+   * To a bare address: every bound session, available or not, whatever its
+   * priority; each session decides whether it is interested (roster pushes,
+   * RFC 6121 §2.1.6).
+   */
+  EveryResource: 8,
+  /** Nobody online to receive it and not stored: the sender gets an error (XMPP groupchat, RFC 6121 §8.5.3.2.1). */
+  Bounce: 16,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */
@@ -40,23 +46,71 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** Who sends what to whom: named, so that `from` and `to` cannot be swapped by position. */
+interface Route {
+  /** Full address of the sender, stamped by the server ("" for the server itself). */
+  from: string;
+  to: string;
+  /** The protocol whose codec made the payload. */
+  protocol: string;
+}
+
+/**
+ * Envelopes are made by the named factories below and never changed after:
+ * the core makes a new one where a request is forwarded or an answer turned
+ * back towards its asker.
+ */
 export class Envelope {
+  /** For BusWire, which restores an envelope field by field; everyone else uses the factories. */
   constructor(
-    public kind: Kind,
-    /** Request: the sender's id, replaced by the proxy id when forwarded. */
-    public id: string,
-    /** Response/Error: the id of the request answered (proxy id on the way back, original id on delivery). */
-    public responseFor: string,
-    /** Full address of the sender, always stamped by the server. */
-    public from: string,
-    public to: string,
-    /** The protocol whose codec made `payload`. */
-    public protocol: string,
-    public payload: unknown,
-    /** Request timeout in ms asked by the sender (0: protocol default). */
-    public ttl = 0,
-    public flags = 0,
+    readonly kind: Kind,
+    /** Request: the id the requester wrote. Message: the protocol's message id, if any (quoted in a bounce). */
+    readonly id: string,
+    /**
+     * Request, once forwarded: the proxy reference `<worker>.<key>` of its
+     * PendingResponse, which names the requester's worker (seed 004's proxy id).
+     */
+    readonly ref: string,
+    /** Response/Error: the request answered, as its recipient wrote it, as the ref on the bus, and as the requester's id on delivery. */
+    readonly responseFor: string,
+    readonly from: string,
+    readonly to: string,
+    readonly protocol: string,
+    readonly payload: unknown,
+    /** Request: the timeout in ms asked by the sender (0: the protocol's default); clamped when forwarded. */
+    readonly ttl: number,
+    readonly flags: number,
     /** Error: one of ErrorCode or a code sent by the answering peer. */
-    public code = "",
+    readonly code: string,
   ) {}
+
+  static message(r: Route & { payload: unknown; flags?: number; id?: string }): Envelope {
+    return new Envelope(Kind.Message, r.id ?? "", "", "", r.from, r.to, r.protocol, r.payload, 0, r.flags ?? 0, "");
+  }
+
+  static presence(r: Route & { payload: unknown; flags?: number }): Envelope {
+    return new Envelope(Kind.Presence, "", "", "", r.from, r.to, r.protocol, r.payload, 0, r.flags ?? 0, "");
+  }
+
+  static request(r: Route & { id: string; payload: unknown; ttl?: number }): Envelope {
+    return new Envelope(Kind.Request, r.id, "", "", r.from, r.to, r.protocol, r.payload, r.ttl ?? 0, 0, "");
+  }
+
+  static response(r: Route & { responseFor: string; payload: unknown }): Envelope {
+    return new Envelope(Kind.Response, "", "", r.responseFor, r.from, r.to, r.protocol, r.payload, 0, 0, "");
+  }
+
+  static error(r: Route & { responseFor: string; code: string; payload?: unknown }): Envelope {
+    return new Envelope(Kind.Error, "", "", r.responseFor, r.from, r.to, r.protocol, r.payload ?? null, 0, 0, r.code);
+  }
+
+  /** This request as forwarded: carrying the ref of its PendingResponse and its clamped timeout. */
+  forwarded(ref: string, ttl: number): Envelope {
+    return new Envelope(this.kind, this.id, ref, "", this.from, this.to, this.protocol, this.payload, ttl, this.flags, "");
+  }
+
+  /** This answer readdressed: to `to`, answering `responseFor` (the ref on the bus, the asker's own id on delivery). */
+  answering(responseFor: string, to: string): Envelope {
+    return new Envelope(this.kind, "", "", responseFor, this.from, to, this.protocol, this.payload, 0, 0, this.code);
+  }
 }

@@ -36,6 +36,8 @@ class FrameFault extends Error {
  */
 export class RelaySession extends Session {
   readonly protocol = "relay";
+  /** RELAY-PROTOCOL.md: the recipient of a request sees a proxy id and answers it. */
+  readonly idPassThrough = false;
   private state: State = State.Hello;
   private readonly decoder: FrameDecoder | null;
   private readonly idle: IdleWatch;
@@ -98,7 +100,7 @@ export class RelaySession extends Session {
       case "msg": {
         const to = this.destination(h, undefined);
         if (this.ctx.debug) this.ctx.log.debug("relay msg", { from: this.address, to });
-        return this.ctx.proxy.submit(this, new Envelope(Kind.Message, "", "", this.address, to, "relay", body));
+        return this.ctx.core.submit(this, Envelope.message({ from: this.address, to, protocol: "relay", payload: body }));
       }
       case "ping":
         return this.send(h.id === undefined ? { t: "pong" } : { t: "pong", id: h.id });
@@ -154,7 +156,7 @@ export class RelaySession extends Session {
     this.state = State.Open;
     if (this.decoder !== null) this.decoder.maxFrameBytes = config.limits.maxFrameBytes;
     this.conn.established();
-    this.ctx.proxy.attach(this);
+    this.ctx.core.attach(this);
     this.send({ t: "ok", jid: this.address });
     this.ctx.log.debug("relay session open", { address: this.address, remote: this.conn.remoteAddress });
   }
@@ -168,7 +170,7 @@ export class RelaySession extends Session {
     const ttl = h.ttl;
     if (ttl !== undefined && (typeof ttl !== "number" || !(ttl > 0))) throw new FrameFault(ErrorCode.BadRequest, "ttl must be a positive number of ms", false, id);
     if (this.ctx.debug) this.ctx.log.debug("relay req", { from: this.address, to, id });
-    this.ctx.proxy.submit(this, new Envelope(Kind.Request, id, "", this.address, to, "relay", body, (ttl as number | undefined) ?? 0));
+    this.ctx.core.submit(this, Envelope.request({ from: this.address, to, protocol: "relay", id, payload: body, ttl: (ttl as number | undefined) ?? 0 }));
   }
 
   private onAnswer(t: "res" | "err", h: Header, body: Buffer): void {
@@ -178,7 +180,8 @@ export class RelaySession extends Session {
     if (t === "err") {
       code = typeof h.code === "string" && h.code.length > 0 ? h.code.slice(0, MAX_CODE_LENGTH) : ErrorCode.Internal;
     }
-    this.ctx.proxy.submit(this, new Envelope(t === "res" ? Kind.Response : Kind.Error, "", re, this.address, "", "relay", body, 0, 0, code));
+    const answer = { from: this.address, to: "", protocol: "relay", responseFor: re, payload: body };
+    this.ctx.core.submit(this, t === "res" ? Envelope.response(answer) : Envelope.error({ ...answer, code }));
   }
 
   private destination(h: Header, re: string | undefined): string {
@@ -189,20 +192,23 @@ export class RelaySession extends Session {
 
   // ---- towards the client ------------------------------------------------
 
-  deliver(env: Envelope): void {
+  deliver(env: Envelope): boolean {
     switch (env.kind) {
       case Kind.Request:
-        return this.sendBody({ t: "req", id: env.id, from: env.from }, env.payload);
+        this.sendBody({ t: "req", id: env.ref, from: env.from }, env.payload);
+        break;
       case Kind.Response:
-        return this.sendBody({ t: "res", re: env.responseFor, from: env.from }, env.payload);
+        this.sendBody({ t: "res", re: env.responseFor, from: env.from }, env.payload);
+        break;
       case Kind.Error:
-        return this.sendBody({ t: "err", re: env.responseFor, code: env.code, from: env.from }, env.protocol === "relay" ? env.payload : null);
+        this.sendBody({ t: "err", re: env.responseFor, code: env.code, from: env.from }, env.protocol === "relay" ? env.payload : null);
+        break;
       case Kind.Message:
-        return this.sendBody({ t: "msg", from: env.from }, env.payload);
-      default:
-        // Presence has no relay frame.
-        return;
+        this.sendBody({ t: "msg", from: env.from }, env.payload);
+        break;
+      // Presence has no relay frame.
     }
+    return true;
   }
 
   replaced(): void {
@@ -244,6 +250,6 @@ export class RelaySession extends Session {
     this.idle.stop();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
-    this.ctx.proxy.detach(this);
+    this.ctx.core.detach(this);
   }
 }

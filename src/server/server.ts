@@ -71,9 +71,10 @@ export class Server {
       maxPendingPerSession: limits.maxPendingPerSession,
       maxInboundPerSession: limits.maxInboundPerSession,
     });
-    const ctx: SessionContext = { proxy, auth, config, log, debug: log.isDebugEnabled() };
+    const ctx: SessionContext = { core: proxy, auth, config, log, debug: log.isDebugEnabled() };
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const xmpp = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
+    proxy.offline = xmpp.offlineSink;
     const FRONT_ENDS: FrontEnds = {
       relay: () => (conn) => void new RelaySession(conn, ctx),
       xmpp: (l) => xmpp.forListener(l),

@@ -1,11 +1,11 @@
-import type { ProxyDaemon } from "../proxy/proxy-daemon.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
+import type { Core } from "./core.js";
 
 /** What a protocol front end is given by the composition root. */
 export interface SessionContext {
-  proxy: ProxyDaemon;
+  core: Core;
   auth: Authenticator;
   config: Config;
   log: Logger;

@@ -4,6 +4,13 @@ import type { PendingResponse, Requester } from "../pending/pending-list.js";
 // Serials meet across worker processes in an owner's UserChannel: each process starts its count at a random point.
 let serials = Math.floor(Math.random() * 2 ** 40);
 
+/** A request delivered to this session and not answered yet. */
+export interface InboundRequest {
+  /** Where the answer goes: the ref of the requester's PendingResponse (it names the requester's worker). */
+  ref: string;
+  deadline: number;
+}
+
 /**
  * One client connection as the core sees it: an authenticated full address
  * and a way to hand it envelopes. Protocols subclass it; the core never looks
@@ -11,6 +18,14 @@ let serials = Math.floor(Math.random() * 2 ** 40);
  */
 export abstract class Session implements Requester {
   abstract readonly protocol: string;
+  /**
+   * How this protocol's clients name the request they answer. False: by the
+   * proxy ref shown to them in its place (the relay, RELAY-PROTOCOL.md). True:
+   * by the requester's own id, which passes through unchanged (XMPP, whose
+   * clients correlate by the id they wrote); the answer is then matched by
+   * (requester, id), the recipient being this session.
+   */
+  abstract readonly idPassThrough: boolean;
   /** Distinguishes two sessions that held the same address one after the other. */
   readonly serial = ++serials;
   address = "";
@@ -28,24 +43,38 @@ export abstract class Session implements Requester {
   outstanding = 0;
   firstPending: PendingResponse | null = null;
 
-  /** Requests delivered to this session and not answered yet: proxy id → deadline. */
-  readonly inbound = new Map<string, number>();
+  /** Requests delivered to this session and not answered yet, by the key its answer will carry (requestKey). */
+  readonly inbound = new Map<string, InboundRequest>();
 
-  /** Hands an envelope to the client in this session's protocol; must not block or await. */
-  abstract deliver(env: Envelope): void;
+  /**
+   * Hands an envelope to the client in this session's protocol; must not block
+   * or await. False when the protocol cannot express it (a request it has no
+   * form for): the core then fails that request at once.
+   */
+  abstract deliver(env: Envelope): boolean;
 
   /** Another session bound the same address: this one must go (XMPP <conflict/>, relay err conflict). */
   abstract replaced(): void;
 
-  trackInbound(proxyId: string, deadline: number, now: number, cap: number): void {
+  /** The key under which a request delivered to this session waits for its answer. */
+  requestKey(req: Envelope): string {
+    return this.idPassThrough ? `${req.from}\u0000${req.id}` : req.ref;
+  }
+
+  /** The key of the request an answer from this session is for: see requestKey. */
+  answerKey(answer: Envelope): string {
+    return this.idPassThrough ? `${answer.to}\u0000${answer.responseFor}` : answer.responseFor;
+  }
+
+  trackInbound(key: string, ref: string, deadline: number, now: number, cap: number): void {
     const inbound = this.inbound;
     if (inbound.size >= cap) {
       // Oldest first; an entry dropped here is still failed by the requester's own timeout.
-      for (const [id, d] of inbound) {
-        if (inbound.size < cap && d > now) break;
-        inbound.delete(id);
+      for (const [k, r] of inbound) {
+        if (inbound.size < cap && r.deadline > now) break;
+        inbound.delete(k);
       }
     }
-    inbound.set(proxyId, deadline);
+    inbound.set(key, { ref, deadline });
   }
 }

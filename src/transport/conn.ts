@@ -1,3 +1,8 @@
+import type { SecureContext } from "node:tls";
+
+/** Channel-binding types a TLS connection can give (XEP-0440). */
+export type ChannelBindingType = "tls-exporter" | "tls-unique";
+
 /**
  * A client connection as protocols see it: bytes in, bytes out, bounded.
  * Stream transports (TCP, TLS) deliver arbitrary chunks; message transports
@@ -10,6 +15,10 @@ export interface Conn {
   /** True when each chunk handed to onData is exactly one message. */
   readonly messageMode: boolean;
   readonly closed: boolean;
+  /** STARTTLS can switch this connection to TLS in place (plain TCP). */
+  readonly canStartTls: boolean;
+  /** The TLS version negotiated ("TLSv1.3"), or null while not encrypted. */
+  readonly tlsVersion: string | null;
   onData: (chunk: Buffer) => void;
   /** Called once, when the connection is gone for whatever reason. */
   onClose: (reason: string) => void;
@@ -24,6 +33,13 @@ export interface Conn {
    * past the call, so the transport may read every chunk into one reused buffer.
    */
   established(opts?: { reuseInput?: boolean }): void;
+  /**
+   * Continues over TLS on the same connection (STARTTLS, RFC 6120 §5): what
+   * is queued goes out first in the clear; the protocol restarts its stream.
+   */
+  startTls(context: SecureContext): void;
+  /** Channel-binding data of the TLS session (RFC 9266, RFC 5929), or null where it cannot be given. */
+  channelBinding(type: ChannelBindingType): Buffer | null;
   /** Closes after what is queued has been sent. */
   end(reason?: string): void;
   destroy(reason?: string): void;

@@ -1,7 +1,7 @@
 import { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
-import { CloseReason, type Conn } from "./conn.js";
+import { CloseReason, type ChannelBindingType, type Conn } from "./conn.js";
 import type { WriterThread } from "./writer-thread.js";
 
 const CONN = Symbol("conn");
@@ -120,9 +120,22 @@ export class StreamConn implements Conn {
     return this.socket instanceof TLSSocket && this.socket.encrypted;
   }
 
-  /** The TLS socket, for channel binding (tls-exporter, tls-unique). */
-  get tls(): TLSSocket | null {
-    return this.socket instanceof TLSSocket ? this.socket : null;
+  get canStartTls(): boolean {
+    return !(this.socket instanceof TLSSocket);
+  }
+
+  get tlsVersion(): string | null {
+    const s = this.socket;
+    return s instanceof TLSSocket && s.encrypted ? s.getProtocol() : null;
+  }
+
+  channelBinding(type: ChannelBindingType): Buffer | null {
+    const s = this.socket;
+    if (!(s instanceof TLSSocket) || !s.encrypted) return null;
+    // RFC 9266: 32 bytes exported under this label, with an empty context.
+    if (type === "tls-exporter") return s.getProtocol() === "TLSv1.3" ? s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0)) : null;
+    // RFC 5929 tls-unique: the first Finished of the handshake, which on a full handshake is the client's.
+    return s.getPeerFinished() ?? null;
   }
 
   /**
@@ -229,7 +242,7 @@ export class StreamConn implements Conn {
    * STARTTLS (RFC 6120 §5): continue over TLS on the same TCP connection.
    * Bytes already buffered stay with the old parser state; the caller restarts its stream.
    */
-  startTls(context: SecureContext, onSecure: () => void): void {
+  startTls(context: SecureContext): void {
     const raw = this.socket;
     this.flush();
     raw.removeListener("data", onSocketData);
@@ -240,7 +253,6 @@ export class StreamConn implements Conn {
     const tls = new TLSSocket(raw, { isServer: true, secureContext: context });
     this.socket = tls;
     this.bind(tls);
-    tls.once("secure", onSecure);
   }
 
   end(reason = "closed by server"): void {

@@ -7,6 +7,9 @@ const JOIN_BELOW = 4096;
 /** One WebSocket: each binary message is one protocol frame. */
 export class WsConn implements Conn {
   readonly messageMode = true;
+  /** wss is TLS from the start; RFC 7395 has no STARTTLS. */
+  readonly canStartTls = false;
+  readonly tlsVersion = null;
   closed = false;
   private reason = "";
   onData: (chunk: Buffer) => void = () => {};
@@ -48,6 +51,15 @@ export class WsConn implements Conn {
   }
 
   established(): void {}
+
+  startTls(): void {
+    throw new Error("a WebSocket connection cannot start TLS");
+  }
+
+  /** Not offered over WebSocket: the TLS session is the HTTP server's, below ws. */
+  channelBinding(): Buffer | null {
+    return null;
+  }
 
   end(reason = "closed by server"): void {
     if (this.closed) return;

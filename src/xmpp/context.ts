@@ -1,4 +1,3 @@
-import type { SecureContext } from "node:tls";
 import type { SessionContext } from "../session/context.js";
 import type { XmppStore } from "../store/xmpp-store.js";
 import type { AccountStore } from "../store/store.js";
@@ -14,9 +13,4 @@ export interface XmppContext extends SessionContext {
   ipFailures: FailureLimiter;
   /** Key for the fake salts of unknown users, so SCRAM does not tell which accounts exist. */
   saltSecret: Buffer;
-}
-
-/** Per listener: what STARTTLS would use (null: not offered) and whether the transport is already TLS. */
-export interface ListenerTls {
-  starttls: SecureContext | null;
 }

@@ -90,6 +90,33 @@ export function conditionForCode(code: string): StanzaCondition {
   }
 }
 
+/** An XMPP error stanza's condition as a core error code, for the other protocols it is answered to. */
+export function codeForError(stanza: Element): string {
+  const cond = stanza.getChild("error")?.getChildElements().find((c) => c.attrs.xmlns === NS.STANZA_ERRORS)?.name;
+  switch (cond) {
+    case "remote-server-timeout":
+      return ErrorCode.Timeout;
+    case "service-unavailable":
+    case "recipient-unavailable":
+    case "item-not-found":
+      return ErrorCode.Unavailable;
+    case "bad-request":
+    case "jid-malformed":
+      return ErrorCode.BadRequest;
+    case "not-authorized":
+    case "forbidden":
+      return ErrorCode.NotAuthorized;
+    case "resource-constraint":
+      return ErrorCode.RateLimited;
+    case "conflict":
+      return ErrorCode.Conflict;
+    case undefined:
+      return ErrorCode.Internal;
+    default:
+      return cond;
+  }
+}
+
 export function errorElement(cond: StanzaCondition, text = ""): Element {
   const e = new Element("error", { type: cond[1] });
   e.c(cond[0], { xmlns: NS.STANZA_ERRORS });

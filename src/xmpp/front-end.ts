@@ -19,6 +19,7 @@ import { messageModule } from "./modules/message.js";
 import { presenceModule } from "./modules/presence.js";
 import { rosterModule } from "./modules/roster.js";
 import { offlineModule, offlineSink } from "./modules/offline.js";
+import type { OfflineSink } from "../session/core.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -40,23 +41,26 @@ export class XmppFrontEnd {
       saltSecret: randomBytes(32),
     };
     const x = this.x;
-    starttlsModule(hooks);
+    starttlsModule(hooks, x);
     saslModule(hooks, x);
     bindModule(hooks);
-    iqModule(hooks);
+    iqModule(hooks, x);
     pingModule(hooks);
     discoModule(hooks);
     messageModule(hooks);
     presenceModule(hooks, x);
     rosterModule(hooks, x);
     offlineModule(hooks, x);
-    ctx.proxy.offline = offlineSink(x);
+  }
+
+  /** Where the core puts messages nobody online can take (any protocol's). */
+  get offlineSink(): OfflineSink {
+    return offlineSink(this.x);
   }
 
   /** The connection handler of one listener: a tcp listener with `tls` offers STARTTLS. */
   forListener(l: ListenerConfig): (conn: Conn) => void {
     const starttls = l.transport === "tcp" && l.tls !== undefined ? loadTls(l.tls) : null;
-    const tls = { starttls };
-    return (conn) => void new XmppSession(conn, this.x, tls);
+    return (conn) => void new XmppSession(conn, this.x, starttls);
   }
 }

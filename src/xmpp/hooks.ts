@@ -1,8 +1,8 @@
 import type { Element } from "ltx";
-import type { XmppSession } from "./xmpp-session.js";
+import type { ClientSession } from "./client-session.js";
 
 export interface SessionEvent {
-  session: XmppSession;
+  session: ClientSession;
 }
 export interface FeaturesEvent extends SessionEvent {
   /** <stream:features/>: a module offers a feature by appending its element. */

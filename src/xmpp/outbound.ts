@@ -1,20 +1,31 @@
 import { Element } from "ltx";
-import { Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
+import { type Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
 import { conditionForCode, errorElement, stanzaError } from "./errors.js";
 import { parseOne, serializeWith } from "./stanza.js";
-import type { XmppSession } from "./xmpp-session.js";
+
+/** What serializing needs to know of the session it writes for. */
+export interface Recipient {
+  readonly address: string;
+  readonly rosterRequested: boolean;
+}
+
+/** A stanza made by XMPP (or nothing), as opposed to another protocol's payload. */
+export function isStanza(env: Envelope): boolean {
+  return env.protocol === "xmpp" && (env.payload instanceof Element || env.payload === null);
+}
 
 /**
  * What an envelope from the core looks like on this session's stream, or null
  * when it is not for the client. The one place core error codes become XMPP
- * stanza errors on the way out.
+ * stanza errors on the way out. It only writes: whatever needs the core was
+ * decided before (XmppSession.deliver).
  */
-export function toWire(s: XmppSession, env: Envelope): string | null {
-  if (env.protocol === "xmpp" && (env.payload instanceof Element || env.payload === null)) return fromXmpp(s, env, env.payload);
+export function toWire(s: Recipient, env: Envelope): string | null {
+  if (isStanza(env)) return fromXmpp(s, env, env.payload as Element | null);
   return fromOther(s, env);
 }
 
-function fromXmpp(s: XmppSession, env: Envelope, el: Element | null): string | null {
+function fromXmpp(s: Recipient, env: Envelope, el: Element | null): string | null {
   switch (env.kind) {
     case Kind.Message:
       if (el === null) return null;
@@ -24,8 +35,8 @@ function fromXmpp(s: XmppSession, env: Envelope, el: Element | null): string | n
     case Kind.Presence:
       return el === null ? null : serializeWith(el, { from: env.from, to: env.to });
     case Kind.Request:
-      // The proxy id replaces the requester's: the answer is matched by it (seed 004).
-      return el === null ? null : serializeWith(el, { id: env.id, from: env.from, to: env.to });
+      // The requester's id passes through: the answer is matched by (requester, id) on this side.
+      return el === null ? null : serializeWith(el, { from: env.from, to: env.to });
     case Kind.Response:
       return el === null ? iqResult(s, env, null) : serializeWith(el, { id: env.responseFor, from: env.from, to: s.address });
     case Kind.Error:
@@ -42,8 +53,8 @@ function fromXmpp(s: XmppSession, env: Envelope, el: Element | null): string | n
   }
 }
 
-/** Envelopes made by another protocol (relay: the payload is a Buffer). */
-function fromOther(s: XmppSession, env: Envelope): string | null {
+/** Envelopes made by another protocol (relay: the payload is a Buffer). Requests never get here. */
+function fromOther(s: Recipient, env: Envelope): string | null {
   const text = env.payload == null ? "" : env.payload instanceof Uint8Array ? Buffer.from(env.payload).toString("utf8") : String(env.payload);
   switch (env.kind) {
     case Kind.Message: {
@@ -51,10 +62,6 @@ function fromOther(s: XmppSession, env: Envelope): string | null {
       m.c("body").t(text);
       return m.toString();
     }
-    case Kind.Request:
-      // No XMPP stanza means "an opaque request"; the requester learns at once instead of waiting for its timeout.
-      s.x.proxy.submit(s, new Envelope(Kind.Error, "", env.id, s.address, "", "xmpp", null, 0, 0, ErrorCode.Unavailable));
-      return null;
     case Kind.Response:
       return iqResult(s, env, parseOne(text));
     case Kind.Error:
@@ -64,13 +71,13 @@ function fromOther(s: XmppSession, env: Envelope): string | null {
   }
 }
 
-function iqResult(s: XmppSession, env: Envelope, child: Element | null): string {
+function iqResult(s: Recipient, env: Envelope, child: Element | null): string {
   const iq = new Element("iq", { type: "result", id: env.responseFor, from: env.from, to: s.address });
   if (child !== null) iq.cnode(child);
   return iq.toString();
 }
 
-function iqError(s: XmppSession, env: Envelope): string {
+function iqError(s: Recipient, env: Envelope): string {
   const iq = new Element("iq", { type: "error", id: env.responseFor, from: env.from, to: s.address });
   iq.cnode(errorElement(conditionForCode(env.code), errorText(env.code)));
   return iq.toString();

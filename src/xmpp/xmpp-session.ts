@@ -1,48 +1,37 @@
 import { randomBytes } from "node:crypto";
+import type { SecureContext } from "node:tls";
 import { Element } from "ltx";
 import { Session } from "../session/session.js";
 import { IdleWatch } from "../session/idle.js";
-import type { Envelope } from "../envelope/envelope.js";
+import { Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import { StreamParser, type StreamSink } from "./stream/parser.js";
 import { StreamCondition, StreamError } from "./errors.js";
 import { Ev } from "./hooks.js";
 import { NS } from "./ns.js";
-import { toWire } from "./outbound.js";
-import { routeStanza } from "./router.js";
-import type { ListenerTls, XmppContext } from "./context.js";
+import { isStanza, toWire } from "./outbound.js";
+import { dispatchStanza } from "./dispatcher.js";
+import { Phase, type ClientSession } from "./client-session.js";
+import type { XmppContext } from "./context.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
-
-export const Phase = {
-  /** Waiting for the client's stream header. */
-  Header: 0,
-  /** Stream open: STARTTLS and SASL. */
-  Negotiating: 1,
-  /** SASL done: resource binding. */
-  Authenticated: 2,
-  Bound: 3,
-  Closing: 4,
-} as const;
-export type Phase = (typeof Phase)[keyof typeof Phase];
 
 /**
  * One XMPP client connection (RFC 6120): owns the stream codec and the
  * negotiation state; stanzas after binding go to the router, envelopes from the
  * core come back through deliver(). Every error here costs this connection only.
  */
-export class XmppSession extends Session implements StreamSink {
+export class XmppSession extends Session implements StreamSink, ClientSession {
   readonly protocol = "xmpp";
+  /** Clients correlate answers by the id they wrote; every server passes it through. */
+  readonly idPassThrough = true;
   phase: Phase = Phase.Header;
   /** Local part once SASL succeeded. */
   user = "";
   authFailures = 0;
-  /** Requested the roster: receives roster pushes (RFC 6121 §2.1.6 "interested resource"). */
   rosterRequested = false;
-  /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */
   readonly directed = new Set<string>();
-  /** Mechanism-specific state of a SASL exchange in progress. */
   sasl: unknown = null;
   /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
   private held: Buffer[] | null = null;
@@ -56,7 +45,7 @@ export class XmppSession extends Session implements StreamSink {
   constructor(
     readonly conn: Conn,
     readonly x: XmppContext,
-    readonly tls: ListenerTls,
+    readonly starttls: SecureContext | null,
   ) {
     super();
     const limits = x.config.limits;
@@ -100,7 +89,6 @@ export class XmppSession extends Session implements StreamSink {
     }
   }
 
-  /** Pauses input until release(): for a decision made asynchronously. */
   hold(): void {
     this.held ??= [];
   }
@@ -133,14 +121,13 @@ export class XmppSession extends Session implements StreamSink {
     }
     const ns = el.attrs.xmlns;
     if (ns !== undefined && ns !== NS.CLIENT) throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
-    routeStanza(this, el);
+    dispatchStanza(this.x.hooks, this, el);
   }
 
   streamEnd(): void {
     this.close();
   }
 
-  /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */
   restartStream(): void {
     this.parser.restart();
     this.headerSent = false;
@@ -156,7 +143,6 @@ export class XmppSession extends Session implements StreamSink {
     this.authTimer = null;
   }
 
-  /** RFC 6120 §7: the session becomes reachable at its full JID. */
   bind(resource: string): void {
     this.resource = resource;
     this.address = `${this.bare}/${resource}`;
@@ -164,7 +150,7 @@ export class XmppSession extends Session implements StreamSink {
     // After bind no STARTTLS can come: output may leave through the writer thread.
     // The parser turns each chunk into text at once and keeps none of it.
     this.conn.established({ reuseInput: true });
-    this.x.proxy.attach(this);
+    this.x.core.attach(this);
     this.x.hooks.fire(Ev.SessionBound, { session: this });
   }
 
@@ -188,10 +174,21 @@ export class XmppSession extends Session implements StreamSink {
     this.conn.write(features.toString());
   }
 
-  deliver(env: Envelope): void {
-    if (this.phase !== Phase.Bound) return;
+  submit(env: Envelope): void {
+    this.x.core.submit(this, env);
+  }
+
+  presenceChanged(): void {
+    this.x.core.presenceChanged(this);
+  }
+
+  deliver(env: Envelope): boolean {
+    // Another protocol's opaque request has no stanza form: the requester learns at once instead of at its timeout.
+    if (env.kind === Kind.Request && !isStanza(env)) return false;
+    if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
     const wire = toWire(this, env);
     if (wire !== null) this.conn.write(wire);
+    return true;
   }
 
   replaced(): void {
@@ -243,6 +240,6 @@ export class XmppSession extends Session implements StreamSink {
         this.x.log.error("xmpp session-closing handler failed", { address: this.address, error: (e as Error).stack });
       }
     }
-    this.x.proxy.detach(this);
+    this.x.core.detach(this);
   }
 }

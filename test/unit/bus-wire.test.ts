@@ -13,7 +13,8 @@ const roundTrip = (m: BusMessage): BusMessage => wire.decode(wire.encode(m));
 
 test("envelopes keep every field and their payload across the wire", () => {
   const stanza = parseStanza(`<message type="chat" id="m1" xml:lang="de"><body>über &lt;&amp;&gt; "q"</body><x xmlns="urn:example"/></message>`);
-  const env = new Envelope(Kind.Request, "w1.42", "", "alice@localhost/pc", "bob@localhost", "xmpp", stanza, 5000, Flag.BareFallback | Flag.Offline, "");
+  const env = Envelope.request({ from: "alice@localhost/pc", to: "bob@localhost", protocol: "xmpp", id: "q1", payload: stanza, ttl: 5000 }).forwarded("w1.42", 5000);
+  assert.equal(env.kind, Kind.Request);
   const back = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;
   assert.equal(back.op, "owner");
   assert.deepEqual({ ...back.env, payload: null }, { ...env, payload: null });
@@ -21,15 +22,20 @@ test("envelopes keep every field and their payload across the wire", () => {
   assert.equal((back.env.payload as Element).toString(), stanza.toString());
 
   const bytes = Buffer.from([0, 1, 2, 0xff, 0x0a]);
-  const err = new Envelope(Kind.Error, "", "w0.7", "svc@localhost/a", "", "relay", bytes, 0, 0, "timeout");
+  const err = Envelope.error({ from: "svc@localhost/a", to: "", protocol: "relay", responseFor: "w0.7", code: "timeout", payload: bytes });
   const s = roundTrip({ op: "session", address: "svc@localhost/a", serial: 2 ** 40 + 3, env: err }) as Extract<BusMessage, { op: "session" }>;
   assert.equal(s.serial, 2 ** 40 + 3);
   assert.equal(s.address, "svc@localhost/a");
   assert.deepEqual(Buffer.from(s.env.payload as Uint8Array), bytes);
   assert.equal(s.env.code, "timeout");
 
-  const none = roundTrip({ op: "answer", env: new Envelope(Kind.Response, "", "w0.1", "a@x/r", "", "relay", null) }) as Extract<BusMessage, { op: "answer" }>;
+  const none = roundTrip({ op: "answer", env: Envelope.response({ from: "a@x/r", to: "", protocol: "relay", responseFor: "w0.1", payload: null }) }) as Extract<BusMessage, { op: "answer" }>;
   assert.equal(none.env.payload, null);
+  assert.equal(none.env.responseFor, "w0.1");
+
+  const msg = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: stanza, flags: Flag.BareFallback | Flag.Offline, id: "m1" });
+  const back2 = roundTrip({ op: "owner", env: msg }) as Extract<BusMessage, { op: "owner" }>;
+  assert.deepEqual({ ...back2.env, payload: null }, { ...msg, payload: null });
 });
 
 test("session bookkeeping ops keep their presence payload in the session's protocol", () => {
@@ -52,5 +58,5 @@ test("bytes that are not a bus message are refused with an error, not misread", 
   assert.throws(() => wire.decode(good.subarray(0, good.length - 3)));
   assert.throws(() => wire.decode(Buffer.from("garbage!")));
   const noCodec = new BusWire({});
-  assert.throws(() => noCodec.encode({ op: "owner", env: new Envelope(Kind.Message, "", "", "a@x/r", "b@x", "xmpp", parseStanza("<message/>")) }), /no payload codec/);
+  assert.throws(() => noCodec.encode({ op: "owner", env: Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: parseStanza("<message/>") }) }), /no payload codec/);
 });

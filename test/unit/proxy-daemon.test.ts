@@ -9,8 +9,9 @@ import { monotonicMs } from "../../src/timer/clock.js";
 
 /**
  * A protocol front end reduced to what the core sees: it records every
- * envelope delivered to it (a copy, since envelopes are mutated on their way)
- * and each time it was replaced.
+ * envelope delivered to it and each time it was replaced. Like the relay, its
+ * client answers a request by the ref shown in its place; with `idPassThrough`
+ * (like XMPP) by the requester's own id and address.
  */
 class RecordingSession extends Session {
   readonly protocol = "relay";
@@ -22,6 +23,7 @@ class RecordingSession extends Session {
     address: string,
     available = true,
     priority = 0,
+    readonly idPassThrough = false,
   ) {
     super();
     this.address = address;
@@ -31,8 +33,9 @@ class RecordingSession extends Session {
     this.priority = priority;
   }
 
-  deliver(env: Envelope): void {
-    this.got.push(Object.assign(Object.create(Envelope.prototype), env));
+  deliver(env: Envelope): boolean {
+    this.got.push(env);
+    return true;
   }
 
   replaced(): void {
@@ -41,13 +44,19 @@ class RecordingSession extends Session {
 
   /** What a front end does with a client's frames: stamps `from` and submits. */
   request(id: string, to: string, ttl = 0): void {
-    this.proxy.submit(this, new Envelope(Kind.Request, id, "", this.address, to, "relay", Buffer.from(`q${id}`), ttl));
+    this.proxy.submit(this, Envelope.request({ from: this.address, to, protocol: "relay", id, payload: Buffer.from(`q${id}`), ttl }));
   }
-  respond(re: string, body = "ok"): void {
-    this.proxy.submit(this, new Envelope(Kind.Response, "", re, this.address, "", "relay", Buffer.from(body)));
+  /** Answers `re` (a ref, or with idPassThrough the requester's id) addressed to `to`. */
+  respond(re: string, body = "ok", to = ""): void {
+    this.proxy.submit(this, Envelope.response({ from: this.address, to, protocol: "relay", responseFor: re, payload: Buffer.from(body) }));
+  }
+  /** Answers a request as this session's client would: by what it was shown. */
+  answer(req: Envelope, body = "ok"): void {
+    if (this.idPassThrough) this.respond(req.id, body, req.from);
+    else this.respond(req.ref, body);
   }
   message(to: string, body: string): void {
-    this.proxy.submit(this, new Envelope(Kind.Message, "", "", this.address, to, "relay", Buffer.from(body)));
+    this.proxy.submit(this, Envelope.message({ from: this.address, to, protocol: "relay", payload: Buffer.from(body) }));
   }
   last(): Envelope {
     assert.ok(this.got.length > 0, `${this.address} got nothing`);
@@ -68,7 +77,7 @@ interface Cluster {
   router: Router;
   /** A bare address whose owner is `owner`. */
   userOwnedBy(owner: string, not?: Set<string>): string;
-  connect(worker: string, address: string, available?: boolean, priority?: number): RecordingSession;
+  connect(worker: string, address: string, available?: boolean, priority?: number, idPassThrough?: boolean): RecordingSession;
 }
 
 /** Several workers on two hosts, in one process, over the local bus. */
@@ -98,9 +107,9 @@ function cluster(): Cluster {
         }
       }
     },
-    connect(worker, address, available = true, priority = 0) {
+    connect(worker, address, available = true, priority = 0, idPassThrough = false) {
       const p = proxies.get(worker)!;
-      const s = new RecordingSession(p, address, available, priority);
+      const s = new RecordingSession(p, address, available, priority, idPassThrough);
       p.attach(s);
       return s;
     },
@@ -132,13 +141,13 @@ for (const pl of PLACEMENTS) {
     assert.equal(req.kind, Kind.Request);
     assert.equal(req.from, alice.address);
     assert.equal(req.to, bob.address);
-    assert.match(req.id, new RegExp(`^${pl.requesterWorker}\\.\\d+$`), "proxy id names the requester's worker");
-    assert.notEqual(req.id, "a-1");
+    assert.match(req.ref, new RegExp(`^${pl.requesterWorker}\\.\\d+$`), "the ref names the requester's worker");
+    assert.equal(req.id, "a-1", "the requester's id travels unchanged beside it");
     assert.equal(req.ttl, 5000, "default timeout applied");
     assert.equal(pa.pending.size, 1);
     assert.equal(alice.outstanding, 1);
 
-    bob.respond(req.id, "answer");
+    bob.answer(req, "answer");
     const res = alice.last();
     assert.equal(res.kind, Kind.Response);
     assert.equal(res.responseFor, "a-1");
@@ -156,7 +165,7 @@ for (const pl of PLACEMENTS) {
     alice.request("a-2", bobBare);
     assert.equal(bob.got.length, 0);
     const req = bob2.last();
-    bob2.respond(req.id);
+    bob2.answer(req);
     assert.equal(alice.last().responseFor, "a-2");
     assert.equal(alice.last().kind, Kind.Response);
   });
@@ -194,7 +203,7 @@ for (const pl of PLACEMENTS) {
     assert.equal(pa.pending.size, 0);
     assert.equal(alice.outstanding, 0);
 
-    bob.respond(req.id, "too late");
+    bob.answer(req, "too late");
     assert.equal(alice.got.length, 1, "late answer not delivered");
     assert.equal(pa.stats.late, 1);
   });
@@ -202,17 +211,23 @@ for (const pl of PLACEMENTS) {
   test(`an answer from someone other than the recipient is dropped (${pl.name})`, () => {
     const { c, alice, bob, pa } = setup(pl);
     const mallory = c.connect("w4", `${c.userOwnedBy("w0")}/m`);
+    const p4 = c.proxies.get("w4")!;
     alice.request("a-6", bob.address);
     const req = bob.last();
-    mallory.respond(req.id, "forged");
+    // A ref that was never shown to mallory finds nothing on her side.
+    mallory.respond(req.ref, "forged");
     assert.equal(alice.got.length, 0);
-    assert.equal(pa.stats.forged, 1);
+    assert.equal(p4.stats.late, 1);
     assert.equal(pa.pending.size, 1, "the real answer is still awaited");
     // Another resource of the recipient's own user is not the recipient either.
     const bobOther = c.connect("w2", `${bob.bare}/other`);
-    bobOther.respond(req.id, "forged too");
-    assert.equal(pa.stats.forged, 2);
-    bob.respond(req.id, "real");
+    bobOther.respond(req.ref, "forged too");
+    assert.equal(alice.got.length, 0);
+    // An answer that reaches the requester's worker from the wrong address (a bus message) is refused there.
+    pa.receive({ op: "answer", env: Envelope.response({ from: mallory.address, to: "", protocol: "relay", responseFor: req.ref, payload: null }) });
+    assert.equal(pa.stats.forged, 1);
+    assert.equal(alice.got.length, 0);
+    bob.answer(req, "real");
     assert.equal(String(alice.last().payload), "real");
     assert.equal(alice.last().responseFor, "a-6");
   });
@@ -245,7 +260,7 @@ for (const pl of PLACEMENTS) {
     pa.detach(alice);
     assert.equal(pa.pending.size, 0);
     assert.equal(alice.outstanding, 0);
-    bob.respond(r1.id);
+    bob.answer(r1);
     assert.equal(alice.got.length, 0);
     assert.equal(pa.stats.late, 1);
     assert.equal(pa.timer.sweep(monotonicMs() + 1e6), 0, "nothing left to time out");
@@ -262,7 +277,7 @@ for (const pl of PLACEMENTS) {
     assert.equal(bob.got.length, 3, "the refused request was not forwarded");
     assert.equal(pa.stats.rateLimited, 1);
     // One answer frees one slot.
-    bob.respond(bob.got[0].id);
+    bob.answer(bob.got[0]);
     alice.request("r4", bob.address);
     assert.equal(bob.got.length, 4);
   });
@@ -328,16 +343,85 @@ test("the requested ttl is clamped into the protocol's bounds", () => {
   assert.throws(() => p.timeoutFor("nope", 0));
 });
 
-test("an answer naming an unknown worker or no worker is counted late, not delivered", () => {
+test("an answer to nothing asked of the session, or naming no live request, is counted late, not delivered", () => {
   const c = cluster();
   const alice = c.connect("w0", `${c.userOwnedBy("w0")}/a`);
   const bob = c.connect("w1", `${c.userOwnedBy("w1")}/b`);
   alice.request("x", bob.address);
   const p0 = c.proxies.get("w0")!;
+  const p1 = c.proxies.get("w1")!;
   bob.respond("w0.999999999999");
   bob.respond("no-dot");
   bob.respond("w0.notanumber");
   assert.equal(alice.got.length, 0);
+  assert.equal(p1.stats.late, 3, "refused where they were sent: nothing was asked under these ids");
+  // On the bus, refs that name no pending request or no worker.
+  for (const ref of ["w0.999999999999", "w0.notanumber"]) p0.receive({ op: "answer", env: Envelope.response({ from: bob.address, to: "", protocol: "relay", responseFor: ref, payload: null }) });
   assert.equal(p0.stats.late, 2);
-  assert.equal(c.proxies.get("w1")!.stats.late, 1);
+  assert.equal(alice.got.length, 0);
+  assert.equal(p0.pending.size, 1);
+});
+
+for (const pl of PLACEMENTS) {
+  test(`ids pass through: the recipient sees the requester's id and answers by it (${pl.name})`, () => {
+    const c = cluster();
+    const alice = c.connect(pl.requesterWorker, `${c.userOwnedBy("w2")}/a`, true, 0, true);
+    const carol = c.connect("w4", `${c.userOwnedBy("w0")}/c`, true, 0, true);
+    const bobBare = c.userOwnedBy(pl.ownerWorker);
+    const bob = c.connect(pl.recipientWorker, `${bobBare}/b`, true, 0, true);
+    const bob2 = c.connect("w3", `${bobBare}/b2`, true, 0, true);
+    const pa = c.proxies.get(pl.requesterWorker)!;
+    // Two requesters use the same id towards the same recipient, and one requester the same id towards two.
+    alice.request("q1", bob.address);
+    carol.request("q1", bob.address);
+    alice.request("q1", bob2.address);
+    assert.deepEqual(bob.got.map((e) => [e.id, e.from]), [
+      ["q1", alice.address],
+      ["q1", carol.address],
+    ]);
+    assert.equal(bob2.last().id, "q1");
+    assert.equal(bob.inbound.size, 2);
+
+    // Addressed to the wrong requester: matches nothing.
+    bob.respond("q1", "wrong", `${alice.bare}/other`);
+    assert.equal(alice.got.length + carol.got.length, 0);
+
+    bob.respond("q1", "for carol", carol.address);
+    assert.equal(carol.got.length, 1);
+    assert.equal(carol.last().responseFor, "q1");
+    assert.equal(String(carol.last().payload), "for carol");
+    assert.equal(alice.got.length, 0);
+
+    bob2.respond("q1", "from bob2", alice.address);
+    bob.respond("q1", "from bob", alice.address);
+    assert.deepEqual(alice.got.map((e) => [e.responseFor, e.from, String(e.payload)]), [
+      ["q1", bob2.address, "from bob2"],
+      ["q1", bob.address, "from bob"],
+    ]);
+    assert.equal(pa.pending.size, 0);
+    assert.equal(bob.inbound.size, 0);
+
+    // Answered twice: the second finds nothing.
+    bob.respond("q1", "again", alice.address);
+    assert.equal(alice.got.length, 2);
+
+    // Fail-fast when the recipient leaves, and the timeout, keep the requester's id.
+    alice.request("q2", bob.address);
+    c.proxies.get(pl.recipientWorker)!.detach(bob);
+    assert.deepEqual([alice.last().code, alice.last().responseFor], [ErrorCode.Unavailable, "q2"]);
+    alice.request("q3", bob2.address, 200);
+    pa.timer.sweep(monotonicMs() + 201);
+    assert.deepEqual([alice.last().code, alice.last().responseFor], [ErrorCode.Timeout, "q3"]);
+  });
+}
+
+test("a session that cannot express a request fails it at once", () => {
+  const c = cluster();
+  const alice = c.connect("w0", `${c.userOwnedBy("w0")}/a`);
+  const mute = c.connect("w1", `${c.userOwnedBy("w3")}/m`);
+  mute.deliver = () => false;
+  alice.request("z", mute.address);
+  assert.deepEqual([alice.last().code, alice.last().responseFor], [ErrorCode.Unavailable, "z"]);
+  assert.equal(mute.inbound.size, 0);
+  assert.equal(c.proxies.get("w0")!.pending.size, 0);
 });

@@ -54,8 +54,8 @@ test("targets: messages go to available sessions with priority >= 0", () => {
   ch.bind(ref("neg", true, -1));
   ch.bind(ref("off", false, 3));
   assert.deepEqual(names(ch.targets(Kind.Message, Flag.None)), ["a", "b"]);
-  // Flag.AllResources includes negative priority, still only available ones.
-  assert.deepEqual(names(ch.targets(Kind.Message, Flag.AllResources)), ["a", "b", "neg"]);
+  // Flag.EveryResource: every bound session, available or not, whatever its priority (roster pushes).
+  assert.deepEqual(names(ch.targets(Kind.Message, Flag.EveryResource)), ["a", "b", "neg", "off"]);
 });
 
 test("targets: presence goes to every available session", () => {

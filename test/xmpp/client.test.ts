@@ -46,24 +46,34 @@ test("STARTTLS with the test certificate when encryption is required; direct TLS
     true,
   ));
 
-test("IQ round trip between clients: the responder sees the proxy id, the asker gets its own id back", () =>
+test("IQ ids pass through unchanged: the responder sees the id the requester wrote, two requesters may use the same one", () =>
   withServer({}, async (ts) => {
     const port = ts.port("xmpp", "tcp");
     const a = await online(port, "alice", "a-pass", { resource: "a" });
+    const c = await online(port, "carol", "c-pass", { resource: "c" });
     const b = await online(port, "bob", "b-pass", { resource: "b" });
-    let seenId = "";
+    const seen: string[] = [];
     b.c.iqCallee.get("urn:example:echo", "echo", (ctx: any) => {
-      seenId = ctx.stanza.attrs.id;
-      return xml("echo", { xmlns: "urn:example:echo" }, ctx.element.getText());
+      seen.push(`${ctx.stanza.attrs.from} ${ctx.stanza.attrs.id}`);
+      return xml("echo", { xmlns: "urn:example:echo" }, `${ctx.element.getText()} for ${ctx.stanza.attrs.from}`);
     });
-    await a.c.send(xml("iq", { type: "get", to: "bob@localhost/b", id: "my-own-id" }, xml("echo", { xmlns: "urn:example:echo" }, "ping!")));
-    const r = await a.waitFor(isIq("my-own-id"));
-    assert.equal(r.attrs.type, "result");
-    assert.equal(r.attrs.from, "bob@localhost/b");
-    assert.equal(r.getChild("echo").getText(), "ping!");
-    assert.notEqual(seenId, "my-own-id");
-    assert.ok(seenId.length > 0);
-    await Promise.all([a.stop(), b.stop()]);
+    const ask = (who: Online, text: string) => who.c.send(xml("iq", { type: "get", to: "bob@localhost/b", id: "same-id" }, xml("echo", { xmlns: "urn:example:echo" }, text)));
+    await Promise.all([ask(a, "from alice"), ask(c, "from carol")]);
+    const [ra, rc] = await Promise.all([a.waitFor(isIq("same-id")), c.waitFor(isIq("same-id"))]);
+    assert.deepEqual(seen.sort(), ["alice@localhost/a same-id", "carol@localhost/c same-id"]);
+    for (const [r, who] of [[ra, "alice@localhost/a"], [rc, "carol@localhost/c"]] as const) {
+      assert.equal(r.attrs.type, "result");
+      assert.equal(r.attrs.from, "bob@localhost/b");
+      assert.equal(r.attrs.to, who);
+      assert.equal(r.getChild("echo").getText(), `${who === "alice@localhost/a" ? "from alice" : "from carol"} for ${who}`);
+    }
+    // The client library's own correlation (by id and from) works as with any server.
+    const viaCaller = await a.c.iqCaller.request(xml("iq", { type: "get", to: "bob@localhost/b" }, xml("echo", { xmlns: "urn:example:echo" }, "caller")));
+    assert.equal(viaCaller.getChild("echo").getText(), "caller for alice@localhost/a");
+    // An error answer reaches the requester under its own id too.
+    await assert.rejects(a.c.iqCaller.request(xml("iq", { type: "get", to: "bob@localhost/b" }, xml("nope", { xmlns: "urn:example:none" }))), (e: any) => e.condition === "service-unavailable");
+    assert.equal(ts.server.proxy.pending.size, 0);
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
   }));
 
 test("IQ with no answer in time gets <remote-server-timeout/>; to an offline resource <service-unavailable/> at once", () =>

@@ -3,8 +3,8 @@ import { Element } from "ltx";
 import { StanzaCondition, stanzaError } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
-import { iqResultFor } from "../router.js";
-import { Phase } from "../xmpp-session.js";
+import { iqResultFor } from "../replies.js";
+import { Phase, type ClientSession } from "../client-session.js";
 
 const MAX_RESOURCE = 1023;
 
@@ -37,7 +37,7 @@ export function bindModule(hooks: Hooks): void {
     return true;
   });
 
-  const sessionIq = (e: { session: import("../xmpp-session.js").XmppSession; stanza: Element; type: string }) => {
+  const sessionIq = (e: { session: ClientSession; stanza: Element; type: string }) => {
     if (e.type !== "set") return false;
     iqResultFor(e.session, e.stanza);
     return true;

@@ -1,6 +1,6 @@
 import { Element } from "ltx";
 import { NS } from "../ns.js";
-import { iqResultFor, bounce } from "../router.js";
+import { iqResultFor, bounce } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 

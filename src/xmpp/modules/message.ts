@@ -1,5 +1,7 @@
-import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
+import { Envelope, Flag } from "../../envelope/envelope.js";
+import { StanzaCondition } from "../errors.js";
 import { Ev, type Hooks, type StanzaEvent } from "../hooks.js";
+import { bounce } from "../replies.js";
 
 /** RFC 6121 §8.5.2/§8.5.3: what the type of a message asks of delivery. */
 function flagsFor(type: string | undefined, full: boolean): number {
@@ -9,11 +11,12 @@ function flagsFor(type: string | undefined, full: boolean): number {
     case "chat":
       // To an unavailable resource as if to the bare JID; with nobody online, stored.
       return (full ? Flag.BareFallback : 0) | Flag.Offline;
-    case "headline":
-      // Never stored; to a bare JID it still reaches every available resource.
-      return 0;
+    case "groupchat":
+      // §8.5.3.2.1: to a resource that is not online, an error to the sender.
+      return Flag.Bounce;
     default:
-      // groupchat and error: only to the resource addressed, else dropped (errors are never answered).
+      // headline: never stored, and to a bare JID it still reaches every available resource;
+      // error: only to the resource addressed, else dropped (errors are never answered).
       return 0;
   }
 }
@@ -21,8 +24,10 @@ function flagsFor(type: string | undefined, full: boolean): number {
 /** Messages between users go through the core; the UserChannel applies the bare-JID rules. */
 export function messageModule(hooks: Hooks): void {
   const send = (full: boolean) => ({ session: s, stanza, to }: StanzaEvent) => {
-    const env = new Envelope(Kind.Message, stanza.attrs.id ?? "", "", s.address, to, "xmpp", stanza, 0, flagsFor(stanza.attrs.type, full));
-    s.x.proxy.submit(s, env);
+    const type = stanza.attrs.type;
+    // §8.5.2.1.1, §8.5.2.2.1: a groupchat message to a bare JID is delivered to no resource.
+    if (!full && type === "groupchat") return bounce(s, stanza, StanzaCondition.ServiceUnavailable), true;
+    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full), id: stanza.attrs.id ?? "" }));
     return true;
   };
   hooks.on(Ev.MessageBare, send(false));

@@ -1,6 +1,6 @@
 import { Element, parse } from "ltx";
 import { ErrorCode, type Envelope } from "../../envelope/envelope.js";
-import type { OfflineSink } from "../../proxy/proxy-daemon.js";
+import type { OfflineSink } from "../../session/core.js";
 import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
 import type { XmppContext } from "../context.js";

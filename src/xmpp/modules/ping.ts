@@ -1,5 +1,5 @@
 import { NS } from "../ns.js";
-import { iqResultFor } from "../router.js";
+import { iqResultFor } from "../replies.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 
 /** XEP-0199: the server answers pings to itself and, on the user's behalf, to the bare JID. */

@@ -1,12 +1,12 @@
 import { Element, parse } from "ltx";
-import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
+import { Envelope, Flag } from "../../envelope/envelope.js";
 import { bareOf } from "../../address/address.js";
 import { StanzaCondition } from "../errors.js";
 import { Ev, type Hooks, type StanzaEvent } from "../hooks.js";
-import { bounce } from "../router.js";
+import { bounce } from "../replies.js";
 import { priorityOf } from "../stanza.js";
 import type { XmppContext } from "../context.js";
-import type { XmppSession } from "../xmpp-session.js";
+import type { ClientSession } from "../client-session.js";
 import { subscription, type SubscriptionType } from "./subscription.js";
 
 /** Directed presence remembered per session; past it, still sent but not undone on logout. */
@@ -14,22 +14,26 @@ const MAX_DIRECTED = 1000;
 
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
 
-function toSubscribers(s: XmppSession, stanza: Element): void {
-  const { store, proxy } = s.x;
-  for (const item of store.roster(s.user)) {
-    if (item.subscription === "from" || item.subscription === "both") proxy.route(new Envelope(Kind.Presence, "", "", s.address, item.jid, "xmpp", stanza));
+/** This session's presence to `to`. */
+function presenceTo(s: ClientSession, to: string, stanza: Element | null, flags = 0): void {
+  s.submit(Envelope.presence({ from: s.address, to, protocol: "xmpp", payload: stanza, flags }));
+}
+
+function toSubscribers(x: XmppContext, s: ClientSession, stanza: Element): void {
+  for (const item of x.store.roster(s.user)) {
+    if (item.subscription === "from" || item.subscription === "both") presenceTo(s, item.jid, stanza);
   }
   // RFC 6121 §4.2.2, §4.5.2: the user's own available resources see it too.
-  proxy.route(new Envelope(Kind.Presence, "", "", s.address, s.bare, "xmpp", stanza));
+  presenceTo(s, s.bare, stanza);
 }
 
 /** Unavailable to everyone who could see this session (§4.5.2), directed presence included (§4.6.3). */
-function goUnavailable(s: XmppSession, stanza: Element): void {
+function goUnavailable(x: XmppContext, s: ClientSession, stanza: Element): void {
   s.available = false;
   s.presence = null;
-  s.x.proxy.updatePresence(s);
-  toSubscribers(s, stanza);
-  for (const to of s.directed) s.x.proxy.route(new Envelope(Kind.Presence, "", "", s.address, to, "xmpp", stanza));
+  s.presenceChanged();
+  toSubscribers(x, s, stanza);
+  for (const to of s.directed) presenceTo(s, to, stanza);
   s.directed.clear();
 }
 
@@ -38,7 +42,7 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.PresenceBroadcast, ({ session: s, stanza }) => {
     const type = stanza.attrs.type;
     if (type === "unavailable") {
-      if (s.available) goUnavailable(s, stanza);
+      if (s.available) goUnavailable(x, s, stanza);
       return true;
     }
     if (type !== undefined) return true;
@@ -46,8 +50,8 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
     s.available = true;
     s.priority = priorityOf(stanza);
     s.presence = stanza;
-    x.proxy.updatePresence(s);
-    toSubscribers(s, stanza);
+    s.presenceChanged();
+    toSubscribers(x, s, stanza);
     if (initial) hooks.fire(Ev.InitialPresence, { session: s });
     return true;
   });
@@ -58,14 +62,14 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
       // §3: subscription stanzas are about bare JIDs and are stamped with the user's bare JID.
       const contact = bareOf(to);
       stanza.attrs.from = s.bare;
-      if (contact !== s.bare && !subscription(x, s.user, contact, type as SubscriptionType, stanza)) {
+      if (contact !== s.bare && !subscription(x, s, s.user, contact, type as SubscriptionType, stanza)) {
         bounce(s, stanza, StanzaCondition.ResourceConstraint, "roster full");
       }
       return true;
     }
     // §4.3: probes are the server's business; a client's is ignored.
     if (type === "probe") return true;
-    x.proxy.route(new Envelope(Kind.Presence, "", "", s.address, to, "xmpp", stanza));
+    presenceTo(s, to, stanza);
     if (type === undefined && s.directed.size < MAX_DIRECTED) s.directed.add(to);
     else if (type === "unavailable") s.directed.delete(to);
     return true;
@@ -77,9 +81,9 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.InitialPresence, ({ session: s }) => {
     // §4.3.2: probe the contacts this user is subscribed to, and the user's own other resources.
     for (const item of x.store.roster(s.user)) {
-      if (item.subscription === "to" || item.subscription === "both") x.proxy.route(new Envelope(Kind.Presence, "", "", s.address, item.jid, "xmpp", null, 0, Flag.Probe));
+      if (item.subscription === "to" || item.subscription === "both") presenceTo(s, item.jid, null, Flag.Probe);
     }
-    x.proxy.route(new Envelope(Kind.Presence, "", "", s.address, s.bare, "xmpp", null, 0, Flag.Probe));
+    presenceTo(s, s.bare, null, Flag.Probe);
     // §3.1.3: subscription requests not yet answered are shown again at each login.
     for (const r of x.store.subscriptionRequests(s.user)) {
       try {
@@ -94,6 +98,6 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
 
   // The socket may just have died: the user still goes unavailable (RFC 6121 §4.5.3.1).
   hooks.on(Ev.SessionClosing, ({ session: s }) => {
-    if (s.available) goUnavailable(s, new Element("presence", { type: "unavailable" }));
+    if (s.available) goUnavailable(x, s, new Element("presence", { type: "unavailable" }));
   });
 }

@@ -1,10 +1,10 @@
 import { Element } from "ltx";
-import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
+import { Envelope, Flag } from "../../envelope/envelope.js";
 import type { RosterItem } from "../../store/xmpp-store.js";
 import type { XmppContext } from "../context.js";
 import { NS } from "../ns.js";
-import { serializeWith, serverId } from "../stanza.js";
-import type { XmppSession } from "../xmpp-session.js";
+import { serverId } from "../stanza.js";
+import type { ClientSession } from "../client-session.js";
 
 export function itemElement(item: RosterItem): Element {
   const attrs: Record<string, string> = { jid: item.jid, subscription: item.subscription };
@@ -17,16 +17,15 @@ export function itemElement(item: RosterItem): Element {
 
 /**
  * RFC 6121 §2.1.6 roster push to every interested resource of `user`. It rides
- * the core to the bare JID (so it reaches resources on any worker); sessions
- * that never asked for the roster drop it. `removed` pushes subscription='remove'.
+ * the core to the bare JID and reaches every bound session, available or not,
+ * on any worker; sessions that never asked for the roster drop it.
+ * A string `item` pushes subscription='remove'. `s` is the session whose action caused it.
  */
-export function pushRoster(x: XmppContext, user: string, item: RosterItem | string, acting?: XmppSession): void {
+export function pushRoster(x: XmppContext, s: ClientSession, user: string, item: RosterItem | string): void {
   const iq = new Element("iq", { type: "set", id: serverId("push") });
   const el = typeof item === "string" ? new Element("item", { jid: item, subscription: "remove" }) : itemElement(item);
   iq.c("query", { xmlns: NS.ROSTER }).cnode(el);
-  x.proxy.route(new Envelope(Kind.Message, "", "", "", `${user}@${x.config.domain}`, "xmpp", iq, 0, Flag.AllResources));
-  // The core reaches available resources only; one that fetched the roster before its presence is told directly.
-  if (acting !== undefined && !acting.available && acting.rosterRequested) acting.send(serializeWith(iq, { to: acting.address }));
+  s.submit(Envelope.message({ from: "", to: `${user}@${x.config.domain}`, protocol: "xmpp", payload: iq, flags: Flag.EveryResource }));
 }
 
 export function emptyItem(jid: string): RosterItem {

@@ -2,7 +2,7 @@ import { Element } from "ltx";
 import { normalizeAddress, bareOf } from "../../address/address.js";
 import { StanzaCondition } from "../errors.js";
 import { NS } from "../ns.js";
-import { bounce, iqResultFor } from "../router.js";
+import { bounce, iqResultFor } from "../replies.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 import type { XmppContext } from "../context.js";
 import { emptyItem, itemElement, pushRoster } from "./roster-items.js";
@@ -37,11 +37,11 @@ function set({ session: s, stanza, child }: IqEvent, x: XmppContext): boolean {
   if (el.attrs.subscription === "remove") {
     if (existing === undefined) return bounce(s, stanza, StanzaCondition.ItemNotFound), true;
     // §2.5.2: removing a contact cancels the subscriptions both ways.
-    if (existing.subscription === "to" || existing.subscription === "both" || existing.ask) subscription(x, s.user, contact, "unsubscribe", stanza);
-    if (existing.subscription === "from" || existing.subscription === "both") subscription(x, s.user, contact, "unsubscribed", stanza);
+    if (existing.subscription === "to" || existing.subscription === "both" || existing.ask) subscription(x, s, s.user, contact, "unsubscribe", stanza);
+    if (existing.subscription === "from" || existing.subscription === "both") subscription(x, s, s.user, contact, "unsubscribed", stanza);
     x.store.removeRosterItem(s.user, contact);
     iqResultFor(s, stanza);
-    pushRoster(x, s.user, contact, s);
+    pushRoster(x, s, s.user, contact);
     return true;
   }
 
@@ -57,6 +57,6 @@ function set({ session: s, stanza, child }: IqEvent, x: XmppContext): boolean {
   const item = { ...(existing ?? emptyItem(contact)), name, groups };
   x.store.putRosterItem(s.user, item);
   iqResultFor(s, stanza);
-  pushRoster(x, s.user, item, s);
+  pushRoster(x, s, s.user, item);
   return true;
 }

@@ -1,25 +1,22 @@
-import type { SecureContext } from "node:tls";
 import { StreamCondition, StreamError } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { encryptionRequired } from "../policy.js";
-import { Phase, type XmppSession } from "../xmpp-session.js";
+import { Phase, type ClientSession } from "../client-session.js";
+import type { XmppContext } from "../context.js";
 
-interface Upgradable {
-  startTls(context: SecureContext, onSecure: () => void): void;
-}
-
-function offered(s: XmppSession): boolean {
-  return s.phase === Phase.Negotiating && !s.secure && s.tls.starttls !== null && "startTls" in s.conn;
+function offered(s: ClientSession): boolean {
+  return s.phase === Phase.Negotiating && !s.secure && s.starttls !== null && s.conn.canStartTls;
 }
 
 /** STARTTLS (RFC 6120 §5), offered on tcp listeners that have a certificate. */
-export function starttlsModule(hooks: Hooks): void {
+export function starttlsModule(hooks: Hooks, x: XmppContext): void {
+  const c = x.config.xmpp;
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (offered(session)) {
       const tls = features.c("starttls", { xmlns: NS.TLS });
-      if (encryptionRequired(session)) tls.c("required");
-    } else if (session.phase === Phase.Negotiating && encryptionRequired(session)) {
+      if (encryptionRequired(c, session)) tls.c("required");
+    } else if (session.phase === Phase.Negotiating && encryptionRequired(c, session)) {
       // Nothing this client could do would be allowed: say so instead of offering an empty list.
       throw new StreamError(StreamCondition.PolicyViolation, "encryption is required and this listener has no TLS");
     }
@@ -35,7 +32,7 @@ export function starttlsModule(hooks: Hooks): void {
     }
     session.send(`<proceed xmlns='${NS.TLS}'/>`);
     session.restartStream();
-    (session.conn as unknown as Upgradable).startTls(session.tls.starttls!, () => {});
+    session.conn.startTls(session.starttls!);
     return true;
   });
 }

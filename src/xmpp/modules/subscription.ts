@@ -1,8 +1,9 @@
 import { Element } from "ltx";
-import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
+import { Envelope, Flag } from "../../envelope/envelope.js";
 import { bareOf } from "../../address/address.js";
 import type { RosterItem, Subscription } from "../../store/xmpp-store.js";
 import type { XmppContext } from "../context.js";
+import type { ClientSession } from "../client-session.js";
 import { emptyItem, pushRoster } from "./roster-items.js";
 
 export type SubscriptionType = "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed";
@@ -16,9 +17,10 @@ const dropFrom = (s: Subscription): Subscription => (s === "from" ? "none" : s =
  * The presence subscription state machine of RFC 6121 §3, for both ends at
  * once: every account lives on this server, so the user's outbound stanza and
  * the contact's inbound handling happen here, persisted in the store.
- * Returns false when the user's roster is full.
+ * Returns false when the user's roster is full. `s` is the session whose
+ * stanza started it: what the server sends because of it goes through it.
  */
-export function subscription(x: XmppContext, user: string, contact: string, type: SubscriptionType, stanza: Element): boolean {
+export function subscription(x: XmppContext, s: ClientSession, user: string, contact: string, type: SubscriptionType, stanza: Element): boolean {
   const { store, config } = x;
   const userBare = `${user}@${config.domain}`;
   const contactUser = contact.slice(0, contact.indexOf("@"));
@@ -27,10 +29,11 @@ export function subscription(x: XmppContext, user: string, contact: string, type
   const theirs = contactExists ? store.rosterItem(contactUser, userBare) : undefined;
   const save = (owner: string, item: RosterItem) => {
     store.putRosterItem(owner, item);
-    pushRoster(x, owner, item);
+    pushRoster(x, s, owner, item);
   };
-  const presence = (type: string, from: string, to: string) => {
-    x.proxy.route(new Envelope(Kind.Presence, "", "", from, to, "xmpp", new Element("presence", { type })));
+  const presence = (type: string, from: string, to: string, flags = 0) => {
+    const payload = flags & Flag.Probe ? null : new Element("presence", { type });
+    s.submit(Envelope.presence({ from, to, protocol: "xmpp", payload, flags }));
   };
 
   switch (type) {
@@ -42,21 +45,21 @@ export function subscription(x: XmppContext, user: string, contact: string, type
       }
       if (!contactExists) {
         // §3.1.3: no such contact: the request is refused on its behalf.
-        return subscription(x, contactUser, userBare, "unsubscribed", stanza) || true;
+        return subscription(x, s, contactUser, userBare, "unsubscribed", stanza) || true;
       }
       // §3.1.3: already approved: the contact's server answers at once.
       if (theirs !== undefined && (theirs.subscription === "from" || theirs.subscription === "both")) {
         const now = store.rosterItem(user, contact)!;
         save(user, { ...now, subscription: addTo(now.subscription), ask: false });
         presence("subscribed", contact, userBare);
-        x.proxy.route(new Envelope(Kind.Presence, "", "", userBare, contact, "xmpp", null, 0, Flag.Probe));
+        presence("probe", userBare, contact, Flag.Probe);
         return true;
       }
       if (store.subscriptionRequestCount(contactUser) < config.xmpp.maxRosterItems || store.hasSubscriptionRequest(contactUser, userBare)) {
         const request = new Element("presence", { type: "subscribe", from: userBare, to: contact });
         for (const c of stanza.children) if (typeof c !== "string") request.cnode(c);
         store.putSubscriptionRequest(contactUser, userBare, request.toString());
-        x.proxy.route(new Envelope(Kind.Presence, "", "", userBare, contact, "xmpp", request));
+        s.submit(Envelope.presence({ from: userBare, to: contact, protocol: "xmpp", payload: request }));
       }
       return true;
     }
@@ -70,7 +73,7 @@ export function subscription(x: XmppContext, user: string, contact: string, type
       }
       presence("subscribed", userBare, contact);
       // §3.1.5: the new subscriber receives the user's current presence (answered by the core as to a probe).
-      x.proxy.route(new Envelope(Kind.Presence, "", "", contact, userBare, "xmpp", null, 0, Flag.Probe));
+      presence("probe", contact, userBare, Flag.Probe);
       return true;
     }
     case "unsubscribe": {

@@ -5,7 +5,7 @@ import { StreamCondition, StreamError } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { encryptionRequired } from "../policy.js";
-import { Phase, type XmppSession } from "../xmpp-session.js";
+import { Phase, type ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import { bindingData, bindingTypes } from "./channel-binding.js";
 import { SaslCondition, SaslFailure, ScramServer } from "./scram.js";
@@ -19,12 +19,12 @@ const SCRAM: Record<string, { hash: ScramHash; plus: boolean }> = {
 };
 
 /** Strongest first: clients that pick the first they know get the best. */
-function mechanisms(s: XmppSession): string[] {
+function mechanisms(s: ClientSession, x: XmppContext): string[] {
   const out: string[] = [];
   if (bindingTypes(s.conn).length > 0) out.push("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS");
   out.push("SCRAM-SHA-256", "SCRAM-SHA-1");
   // RFC 6120 §13.8: PLAIN sends the password; only inside TLS unless configured otherwise.
-  if (s.secure || s.x.config.xmpp.allowPlainWithoutTls) out.push("PLAIN");
+  if (s.secure || x.config.xmpp.allowPlainWithoutTls) out.push("PLAIN");
   return out;
 }
 
@@ -44,9 +44,9 @@ const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 /** SASL (RFC 6120 §6) with SCRAM (RFC 5802, 7677; -PLUS per RFC 5929/9266) and PLAIN (RFC 4616). */
 export function saslModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
-    if (session.phase !== Phase.Negotiating || encryptionRequired(session)) return;
+    if (session.phase !== Phase.Negotiating || encryptionRequired(x.config.xmpp, session)) return;
     const mechs = features.c("mechanisms", { xmlns: NS.SASL });
-    for (const m of mechanisms(session)) mechs.c("mechanism").t(m);
+    for (const m of mechanisms(session, x)) mechs.c("mechanism").t(m);
     const types = bindingTypes(session.conn);
     if (types.length > 0) {
       const cb = features.c("sasl-channel-binding", { xmlns: NS.SASL_CB });
@@ -67,7 +67,7 @@ export function saslModule(hooks: Hooks, x: XmppContext): void {
   });
 }
 
-function step(s: XmppSession, el: Element, x: XmppContext): void {
+function step(s: ClientSession, el: Element, x: XmppContext): void {
   const ip = s.conn.remoteAddress;
   switch (el.name) {
     case "abort":
@@ -78,9 +78,9 @@ function step(s: XmppSession, el: Element, x: XmppContext): void {
         s.send(failureXml(SaslCondition.TemporaryAuthFailure, "too many failed attempts from this address"));
         throw new StreamError(StreamCondition.PolicyViolation, "too many failed authentication attempts");
       }
-      if (encryptionRequired(s)) throw new SaslFailure(SaslCondition.EncryptionRequired);
+      if (encryptionRequired(x.config.xmpp, s)) throw new SaslFailure(SaslCondition.EncryptionRequired);
       const mech = el.attrs.mechanism ?? "";
-      if (!mechanisms(s).includes(mech)) throw new SaslFailure(SaslCondition.InvalidMechanism);
+      if (!mechanisms(s, x).includes(mech)) throw new SaslFailure(SaslCondition.InvalidMechanism);
       const initial = decode(el);
       if (mech === "PLAIN") {
         if (initial === null) {
@@ -112,14 +112,14 @@ function step(s: XmppSession, el: Element, x: XmppContext): void {
       if (!(state instanceof ScramServer)) throw new SaslFailure(SaslCondition.MalformedRequest, "no exchange in progress");
       if (!state.started) return s.send(`<challenge xmlns='${NS.SASL}'>${b64(state.first(data))}</challenge>`);
       const { serverFinal, user } = state.final(data);
-      return succeed(s, user, b64(serverFinal));
+      return succeed(s, user, b64(serverFinal), x);
     }
     default:
       throw new SaslFailure(SaslCondition.MalformedRequest, `unexpected <${el.name}>`);
   }
 }
 
-async function plain(s: XmppSession, message: string, x: XmppContext): Promise<void> {
+async function plain(s: ClientSession, message: string, x: XmppContext): Promise<void> {
   s.sasl = null;
   const creds = parsePlain(message);
   const user = creds === null ? null : Authenticator.normalizeUser(creds.authcid);
@@ -135,17 +135,17 @@ async function plain(s: XmppSession, message: string, x: XmppContext): Promise<v
     x.log.error("password check failed", { error: (e as Error).stack });
   }
   if (s.phase === Phase.Closing) return;
-  if (ok) succeed(s, user, "");
+  if (ok) succeed(s, user, "", x);
   else failed(s, new SaslFailure(SaslCondition.NotAuthorized), x);
   s.release();
 }
 
-function succeed(s: XmppSession, user: string, data: string): void {
+function succeed(s: ClientSession, user: string, data: string, x: XmppContext): void {
   s.sasl = null;
   s.send(data === "" ? `<success xmlns='${NS.SASL}'/>` : `<success xmlns='${NS.SASL}'>${data}</success>`);
   s.authenticated(user);
   s.restartStream();
-  if (s.x.debug) s.x.log.debug("xmpp authenticated", { user, remote: s.conn.remoteAddress });
+  if (x.debug) x.log.debug("xmpp authenticated", { user, remote: s.conn.remoteAddress });
 }
 
 function failureXml(cond: SaslCondition, text = ""): string {
@@ -156,7 +156,7 @@ function failureXml(cond: SaslCondition, text = ""): string {
 }
 
 /** RFC 6120 §6.4.5: <failure/>, and after too many tries on this connection a stream error. */
-function failed(s: XmppSession, e: SaslFailure, x: XmppContext): void {
+function failed(s: ClientSession, e: SaslFailure, x: XmppContext): void {
   s.sasl = null;
   s.send(failureXml(e.condition));
   if (e.condition === SaslCondition.Aborted || e.condition === SaslCondition.InvalidMechanism || e.condition === SaslCondition.EncryptionRequired) return;

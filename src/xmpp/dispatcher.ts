@@ -1,8 +1,9 @@
-import { Element } from "ltx";
+import type { Element } from "ltx";
 import { bareOf, canonicalAddress, parseAddress } from "../address/address.js";
-import { StanzaCondition, StreamCondition, StreamError, stanzaError } from "./errors.js";
-import { Ev, type Events, type Target } from "./hooks.js";
-import type { XmppSession } from "./xmpp-session.js";
+import { StanzaCondition, StreamCondition, StreamError } from "./errors.js";
+import { Ev, type Events, type Hooks, type Target } from "./hooks.js";
+import type { ClientSession } from "./client-session.js";
+import { bounce } from "./replies.js";
 
 const MESSAGE_EVENT = { host: Ev.MessageHost, self: Ev.MessageBare, bare: Ev.MessageBare, full: Ev.MessageFull } as const;
 const PRESENCE_EVENT = { host: Ev.PresenceHost, self: Ev.PresenceBare, bare: Ev.PresenceBare, full: Ev.PresenceFull } as const;
@@ -13,12 +14,11 @@ const IQ_EVENT = { host: Ev.IqHost, self: Ev.IqSelf, bare: Ev.IqBare } as const;
  * fires the event the stanza's kind and target name. Unhandled iq requests get
  * <service-unavailable/> (RFC 6120 §8.4); nothing answers an error with an error.
  */
-export function routeStanza(s: XmppSession, el: Element): void {
+export function dispatchStanza(hooks: Hooks, s: ClientSession, el: Element): void {
   const kind = el.name;
   if (kind !== "message" && kind !== "presence" && kind !== "iq") throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${kind}> is not a stanza`);
   // RFC 6120 §8.1.2.1: the server, not the client, says who sent it.
   el.attrs.from = s.address;
-  const hooks = s.x.hooks;
 
   let target: Target;
   let to = "";
@@ -34,7 +34,7 @@ export function routeStanza(s: XmppSession, el: Element): void {
     target = a.local === "" ? "host" : a.resource !== "" ? "full" : bareOf(to) === s.bare ? "self" : "bare";
   }
 
-  if (kind === "iq") return routeIq(s, el, target, to);
+  if (kind === "iq") return dispatchIq(hooks, s, el, target, to);
   if (kind === "message") {
     // RFC 6120 §10.3.1: no `to` means the account itself.
     if (target === "self" && to === "") el.attrs.to = to = s.bare;
@@ -44,9 +44,8 @@ export function routeStanza(s: XmppSession, el: Element): void {
   hooks.fire(PRESENCE_EVENT[target], { session: s, stanza: el, to });
 }
 
-function routeIq(s: XmppSession, el: Element, target: Target, to: string): void {
+function dispatchIq(hooks: Hooks, s: ClientSession, el: Element, target: Target, to: string): void {
   const type = el.attrs.type;
-  const hooks = s.x.hooks;
   if (type === "result" || type === "error") {
     if (el.attrs.id !== undefined) hooks.fire(Ev.IqAnswer, { session: s, stanza: el, to });
     return;
@@ -62,21 +61,4 @@ function routeIq(s: XmppSession, el: Element, target: Target, to: string): void 
   const child = kids[0];
   const e: Events["iq/host"] = { session: s, stanza: el, to, type, child, ns: child.attrs.xmlns ?? "" };
   if (!hooks.fire(IQ_EVENT[target], e)) bounce(s, el, StanzaCondition.ServiceUnavailable);
-}
-
-/** The error reply to the sender, from whom it was addressed to (or the server). */
-export function bounce(s: XmppSession, el: Element, cond: StanzaCondition, text = ""): void {
-  if (el.attrs.type === "error") return;
-  const to = el.attrs.to;
-  s.send(stanzaError(el, cond, to === undefined || to === "" ? s.domain : to, s.address, text));
-}
-
-/** The result of an iq get/set handled by the server. */
-export function iqResultFor(s: XmppSession, iq: Element, child?: Element): void {
-  const to = iq.attrs.to;
-  const attrs: Record<string, string> = { type: "result", id: iq.attrs.id, to: s.address };
-  if (to !== undefined && to !== "") attrs.from = to;
-  const reply = new Element("iq", attrs);
-  if (child !== undefined) reply.cnode(child);
-  s.send(reply);
 }

@@ -1,0 +1,70 @@
+import type { SecureContext } from "node:tls";
+import type { Element } from "ltx";
+import type { Envelope } from "../envelope/envelope.js";
+import type { Conn } from "../transport/conn.js";
+
+export const Phase = {
+  /** Waiting for the client's stream header. */
+  Header: 0,
+  /** Stream open: STARTTLS and SASL. */
+  Negotiating: 1,
+  /** SASL done: resource binding. */
+  Authenticated: 2,
+  Bound: 3,
+  Closing: 4,
+} as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+/**
+ * One client's stream as the feature modules see it: its state, a way to
+ * write to it, and its one way into the core (submit, presenceChanged). The
+ * modules depend on this and nothing of the session's machinery, so the
+ * session, the dispatcher and the modules import no circle.
+ */
+export interface ClientSession {
+  readonly domain: string;
+  readonly streamId: string;
+  /** Bytes in and out; its TLS state and channel-binding data (sasl/channel-binding.ts). */
+  readonly conn: Conn;
+  /** What STARTTLS would use on this listener; null: not offered. */
+  readonly starttls: SecureContext | null;
+  readonly secure: boolean;
+  readonly phase: Phase;
+
+  /** Local part once SASL succeeded. */
+  readonly user: string;
+  readonly bare: string;
+  readonly address: string;
+  readonly resource: string;
+
+  available: boolean;
+  priority: number;
+  /** The last broadcast presence, answered to probes. */
+  presence: unknown;
+  /** Requested the roster: receives roster pushes (RFC 6121 §2.1.6 "interested resource"). */
+  rosterRequested: boolean;
+  /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */
+  readonly directed: Set<string>;
+  /** Mechanism-specific state of a SASL exchange in progress. */
+  sasl: unknown;
+  authFailures: number;
+
+  /** Writes to the client. */
+  send(el: Element | string): void;
+  /** Hands an envelope to the core as sent by this session (or by the server because of what it did). */
+  submit(env: Envelope): void;
+  /** Tells the core that available, priority or presence changed. */
+  presenceChanged(): void;
+
+  /** Pauses input until release(): for a decision made asynchronously. */
+  hold(): void;
+  release(): void;
+  /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */
+  restartStream(): void;
+  authenticated(user: string): void;
+  /** RFC 6120 §7: the session becomes reachable at its full JID. */
+  bind(resource: string): void;
+  /** Ends the stream with a stream error (a StreamError; anything else is an internal error). */
+  fail(e: unknown): void;
+  close(reason?: string): void;
+}
