@@ -148,11 +148,4 @@ export class PendingList {
     }
     return n;
   }
-
-  /** The earliest deadline still pending, or Infinity. */
-  nextDeadline(): number {
-    let min = Infinity;
-    for (const b of this.buckets.values()) if (b.head !== null && b.head.deadline < min) min = b.head.deadline;
-    return min;
-  }
 }

@@ -4,7 +4,6 @@ import { promisify } from "node:util";
 const pbkdf2Async = promisify(pbkdf2);
 
 export type ScramHash = "sha1" | "sha256";
-export const SCRAM_HASHES: readonly ScramHash[] = ["sha1", "sha256"];
 const KEY_LEN: Record<ScramHash, number> = { sha1: 20, sha256: 32 };
 
 /** What RFC 5802 §3 lets a server keep: enough to verify a proof, never enough to log in. */

@@ -8,7 +8,6 @@ import { monotonicMs } from "./clock.js";
  */
 export class TimerDaemon {
   private timer: NodeJS.Timeout | null = null;
-  expired = 0;
 
   constructor(
     private readonly list: PendingList,
@@ -29,8 +28,6 @@ export class TimerDaemon {
   }
 
   sweep(now: number): number {
-    const n = this.list.expire(now, this.onTimeout);
-    this.expired += n;
-    return n;
+    return this.list.expire(now, this.onTimeout);
   }
 }

@@ -1,7 +1,7 @@
 import type { XmppConfig } from "../config/config.js";
 import type { ClientSession } from "./client-session.js";
 
-export function isLoopback(ip: string): boolean {
+function isLoopback(ip: string): boolean {
   return ip.startsWith("127.") || ip === "::1" || ip.startsWith("::ffff:127.");
 }
 

@@ -22,7 +22,6 @@ test("add records who asked, under which id, whom and until when", () => {
   assert.equal(list.get(p.key), p);
   assert.equal(list.size, 1);
   assert.equal(r.outstanding, 1);
-  assert.equal(list.nextDeadline(), 1500);
 });
 
 test("keys are unique among pending entries, also across completions", () => {
@@ -54,15 +53,12 @@ test("expiry is earliest first across different ttls, and only at or after the d
   list.add(r, "c160", "x", 30, 130); // 160
   list.add(r, "b170", "x", 120, 50); // 170
   list.add(r, "c230", "x", 30, 200); // 230
-  assert.equal(list.nextDeadline(), 100);
   assert.deepEqual(drain(list, 99), []);
   assert.deepEqual(drain(list, 100).map((p) => p.originalId), ["a100"]);
   assert.deepEqual(drain(list, 200).map((p) => p.originalId), ["b120", "a150", "c160", "b170"]);
-  assert.equal(list.nextDeadline(), 230);
   assert.deepEqual(drain(list, 1e9).map((p) => p.originalId), ["c230"]);
   assert.equal(list.size, 0);
   assert.equal(r.outstanding, 0);
-  assert.equal(list.nextDeadline(), Infinity);
 });
 
 test("expiry order holds over many random ttls in one sweep", () => {
@@ -85,7 +81,6 @@ test("completion unlinks at once: size drops and nothing is left to expire", () 
   assert.equal(r.outstanding, 0);
   assert.equal(r.firstPending, null);
   for (const p of ps) assert.equal(list.get(p.key), undefined);
-  assert.equal(list.nextDeadline(), Infinity);
   let fired = 0;
   assert.equal(list.expire(1e9, () => fired++), 0);
   assert.equal(fired, 0);
@@ -148,7 +143,7 @@ test("per-requester outstanding counts follow add, complete and expiry", () => {
   assert.equal(pa[2].senderNext, null);
 });
 
-test("TimerDaemon.sweep fails what expired, counts it, and leaves the rest", () => {
+test("TimerDaemon.sweep fails what expired and leaves the rest", () => {
   const list = new PendingList();
   const r = requester();
   const timedOut: string[] = [];
@@ -158,10 +153,8 @@ test("TimerDaemon.sweep fails what expired, counts it, and leaves the rest", () 
   assert.equal(daemon.sweep(1099), 0);
   assert.equal(daemon.sweep(1100), 1);
   assert.deepEqual(timedOut, ["early"]);
-  assert.equal(daemon.expired, 1);
   assert.equal(list.size, 1);
   assert.equal(daemon.sweep(6000), 1);
-  assert.equal(daemon.expired, 2);
   assert.deepEqual(timedOut, ["early", "late"]);
   // start/stop are idempotent and the interval does not hold the process open (unref).
   daemon.start();

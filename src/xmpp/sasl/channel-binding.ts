@@ -17,7 +17,7 @@ export function bindingTypes(conn: Conn): ChannelBindingType[] {
  * §6 obliges us to fail: they could never log in. Its data, the client's
  * Finished, still belongs to this one connection.
  */
-export function acceptedBindingTypes(conn: Conn): ChannelBindingType[] {
+function acceptedBindingTypes(conn: Conn): ChannelBindingType[] {
   const v = conn.tlsVersion;
   if (v === null) return [];
   return v === "TLSv1.3" ? ["tls-exporter", "tls-unique"] : ["tls-unique"];
