@@ -119,6 +119,31 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     await x2.stop();
   });
 
+  test("XMPP IQ across workers: the id passes through, the answer comes back over the bus; roster pushes reach resources on both", async () => {
+    const [alice, bob] = [ownedBy("b")[1], ownedBy("a")[1]];
+    const x1 = await online(workers.get("a")!.port("xmpp", "tcp"), alice, `${alice}-pw`, { resource: "pc" });
+    const x2 = await online(workers.get("b")!.port("xmpp", "tcp"), bob, `${bob}-pw`, { resource: "phone" });
+    await x2.waitFor((el) => el.is("presence") && el.attrs.from === `${bob}@localhost/phone`);
+    let seen = "";
+    x2.c.iqCallee.get("urn:example:echo", "echo", (ctx: any) => {
+      seen = ctx.stanza.attrs.id;
+      return xml("echo", { xmlns: "urn:example:echo" }, "from b");
+    });
+    await x1.c.send(xml("iq", { type: "get", to: `${bob}@localhost/phone`, id: "over-the-bus" }, xml("echo", { xmlns: "urn:example:echo" })));
+    const r = await x1.waitFor((el) => el.is("iq") && el.attrs.id === "over-the-bus");
+    assert.equal(seen, "over-the-bus");
+    assert.equal(r.attrs.type, "result");
+    assert.equal(r.getChildText("echo"), "from b");
+    assert.equal(workers.get("a")!.proxy.pending.size, 0);
+
+    // Alice on both workers; both fetched the roster; a set on one pushes to the other across the bus.
+    const x3 = await online(workers.get("b")!.port("xmpp", "tcp"), alice, `${alice}-pw`, { resource: "laptop", presence: false });
+    for (const c of [x1, x3]) await c.c.iqCaller.get(xml("query", { xmlns: "jabber:iq:roster" }));
+    await x1.c.iqCaller.set(xml("query", { xmlns: "jabber:iq:roster" }, xml("item", { jid: `${bob}@localhost`, name: "B" })));
+    for (const c of [x1, x3]) await c.waitFor((el) => el.is("iq") && el.attrs.type === "set" && el.getChild("query", "jabber:iq:roster")?.getChild("item")?.attrs.name === "B");
+    await Promise.all([x1.stop(), x2.stop(), x3.stop()]);
+  });
+
   test("a worker joins and leaves: users move owner and stay reachable", async () => {
     const clients = await Promise.all(USERS.slice(0, 8).map((u, i) => relay(i % 2 ? "a" : "b", u)));
     const check = async () => {
