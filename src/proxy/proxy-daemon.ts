@@ -33,6 +33,8 @@ export type OfflineSink = (env: Envelope) => string | null;
 export class ProxyStats {
   requests = 0;
   responses = 0;
+  /** Answers that reached their requester (results and errors, also `unavailable` for a recipient that left). */
+  answered = 0;
   messages = 0;
   timeouts = 0;
   /** Answers that found no pending request: after their timeout, or never asked for. */
@@ -370,6 +372,7 @@ export class ProxyDaemon {
       return;
     }
     this.pending.remove(p);
+    this.stats.answered++;
     const s = p.sender as Session;
     env.responseFor = p.originalId;
     env.to = s.address;

@@ -10,6 +10,8 @@ export interface Conn {
   /** True when each chunk handed to onData is exactly one message. */
   readonly messageMode: boolean;
   readonly closed: boolean;
+  /** Bytes written and not yet taken by the kernel: read by metrics at scrape time, not per message. */
+  readonly queuedBytes: number;
   onData: (chunk: Buffer) => void;
   /** Called once, when the connection is gone for whatever reason. */
   onClose: (reason: string) => void;

@@ -11,6 +11,7 @@ import { NS } from "./ns.js";
 import { toWire } from "./outbound.js";
 import { routeStanza } from "./router.js";
 import type { ListenerTls, XmppContext } from "./context.js";
+import { SessionRecord } from "../metrics/session-record.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -51,6 +52,8 @@ export class XmppSession extends Session implements StreamSink {
   private readonly parser: StreamParser;
   private readonly idle: IdleWatch;
   private authTimer: NodeJS.Timeout | null;
+  /** From resource bound to the end: the session's start and end log lines. */
+  private record: SessionRecord | null = null;
   readonly streamId = randomBytes(12).toString("base64url");
 
   constructor(
@@ -127,6 +130,7 @@ export class XmppSession extends Session implements StreamSink {
 
   stanza(el: Element): void {
     if (this.phase === Phase.Closing) return;
+    this.x.metrics.xmpp.in++;
     if (this.phase !== Phase.Bound) {
       if (this.x.hooks.fire(Ev.Negotiation, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
@@ -137,7 +141,7 @@ export class XmppSession extends Session implements StreamSink {
   }
 
   streamEnd(): void {
-    this.close();
+    this.close("client closed the stream");
   }
 
   /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */
@@ -165,13 +169,16 @@ export class XmppSession extends Session implements StreamSink {
     // The parser turns each chunk into text at once and keeps none of it.
     this.conn.established({ reuseInput: true });
     this.x.proxy.attach(this);
+    this.record = SessionRecord.start(this.x.metrics, this.x.log, "xmpp", this.address, this.conn);
     this.x.hooks.fire(Ev.SessionBound, { session: this });
   }
 
   // ---- output ------------------------------------------------------------
 
   send(el: Element | string): void {
-    if (this.phase !== Phase.Closing) this.conn.write(typeof el === "string" ? el : el.toString());
+    if (this.phase === Phase.Closing) return;
+    this.x.metrics.xmpp.out++;
+    this.conn.write(typeof el === "string" ? el : el.toString());
   }
 
   private sendHeader(): void {
@@ -191,7 +198,9 @@ export class XmppSession extends Session implements StreamSink {
   deliver(env: Envelope): void {
     if (this.phase !== Phase.Bound) return;
     const wire = toWire(this, env);
-    if (wire !== null) this.conn.write(wire);
+    if (wire === null) return;
+    this.x.metrics.xmpp.out++;
+    this.conn.write(wire);
   }
 
   replaced(): void {
@@ -219,17 +228,18 @@ export class XmppSession extends Session implements StreamSink {
     if (this.phase === Phase.Closing) return;
     this.sendHeader();
     this.conn.write("</stream:stream>");
-    this.cleanup();
+    this.cleanup(reason);
     this.conn.end(reason);
   }
 
   private onClose(reason: string): void {
-    this.cleanup();
+    this.cleanup(reason);
     if (this.x.debug) this.x.log.debug("xmpp session closed", { address: this.address, reason });
   }
 
-  private cleanup(): void {
+  private cleanup(reason: string): void {
     if (this.phase === Phase.Closing) return;
+    this.record?.end(reason);
     const wasBound = this.phase === Phase.Bound;
     this.phase = Phase.Closing;
     this.held = null;
