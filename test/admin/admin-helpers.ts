@@ -88,20 +88,28 @@ export async function adminFor(server: Server): Promise<AdminServer> {
   return admin;
 }
 
-/** A logger made by createLogger (JSON lines) whose output is kept in `lines` instead of going to stderr. */
-export function capturingLogger(level: "info" | "debug" = "info"): { log: Logger; lines: Record<string, unknown>[] } {
-  const log = createLogger({ level, format: "json" });
+/**
+ * A logger made by createLogger whose output is kept instead of going to
+ * stderr: each line as written in `text`, and parsed in `lines` (format json).
+ */
+export function capturingLogger(level: "info" | "debug" = "info", format: "json" | "text" = "json", meta?: { worker: string }): { log: Logger; lines: Record<string, unknown>[]; text: string[] } {
+  const log = createLogger({ level, format }, meta);
   const lines: Record<string, unknown>[] = [];
+  const text: string[] = [];
   log.clear();
   log.add(
     new winston.transports.Stream({
       stream: new Writable({
         write(chunk: Buffer, _enc, cb) {
-          for (const l of chunk.toString("utf8").split("\n")) if (l.trim() !== "") lines.push(JSON.parse(l) as Record<string, unknown>);
+          for (const l of chunk.toString("utf8").split("\n")) {
+            if (l.trim() === "") continue;
+            text.push(l);
+            if (format === "json") lines.push(JSON.parse(l) as Record<string, unknown>);
+          }
           cb();
         },
       }),
     }),
   );
-  return { log, lines };
+  return { log, lines, text };
 }
