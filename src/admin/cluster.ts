@@ -67,10 +67,14 @@ export class PrimarySource implements AdminSource {
     return new Promise((resolve) => {
       const done = (a: Answer | null) => {
         clearTimeout(timer);
+        w.removeListener("exit", gone);
         this.waiting.delete(id);
         resolve(a);
       };
-      const timer = setTimeout(() => done(null), ASK_MS);
+      // Killed before the primary noticed: it will not answer, and the primary need not wait to know it.
+      const gone = () => done(null);
+      w.once("exit", gone);
+      const timer = setTimeout(gone, ASK_MS);
       this.waiting.set(id, done);
       try {
         // A worker that died since isConnected(): the callback gets the error (without one it would be thrown at the primary).
