@@ -69,7 +69,7 @@ export class XmppSession extends Session implements StreamSink {
     this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
       if (final) this.fail(new StreamError(StreamCondition.ConnectionTimeout, "idle"));
       // XEP-0199 §4.2: a ping the client must answer; any traffic counts as alive.
-      else if (this.phase === Phase.Bound) this.conn.write(`<iq type='get' id='idle-${this.serial}' to='${this.address}' from='${x.config.domain}'><ping xmlns='${NS.PING}'/></iq>`);
+      else if (this.phase === Phase.Bound) this.send(`<iq type='get' id='idle-${this.serial}' to='${this.address}' from='${x.config.domain}'><ping xmlns='${NS.PING}'/></iq>`);
       else this.conn.write(" ");
     });
     this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);

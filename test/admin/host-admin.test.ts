@@ -105,12 +105,12 @@ describe("a host of two workers: the primary's admin port", { skip: HAVE_NATS ? 
       ["h0", "h1", "h2", "h3"],
     );
     await until("readyz 200 (both workers listening)", () => ready(adminPort), 20_000);
-  });
+  }, { timeout: 40_000 });
   after(async () => {
     await host.kill();
     await nats.stop();
     rmSync(host.dir, { recursive: true, force: true });
-  });
+  }, { timeout: 10_000 });
 
   test("one scrape has every worker's series side by side, and the primary's", { timeout: 30_000 }, async () => {
     const clients = await Promise.all(["h0", "h1", "h2", "h3"].map((u) => login(port, u)));

@@ -33,11 +33,11 @@ describe("/metrics after real XMPP and relay traffic", () => {
       USERS,
     );
     admin = await adminFor(ts.server);
-  });
+  }, { timeout: 20_000 });
   after(async () => {
     await admin.close();
     await ts.stop();
-  });
+  }, { timeout: 10_000 });
 
   /** A round trip to the server: everything the client sent before has been read and counted. */
   const xmppSync = (c: Online) => c.c.iqCaller.request(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
