@@ -15,6 +15,7 @@ import { ProxyDaemon } from "../src/proxy/proxy-daemon.js";
 import { XmppFrontEnd } from "../src/xmpp/front-end.js";
 import { XmppSession } from "../src/xmpp/xmpp-session.js";
 import type { Conn } from "../src/transport/conn.js";
+import { Metrics } from "../src/metrics/metrics.js";
 
 const USERS = Number(process.env.USERS ?? 10000);
 const MESSAGES = Number(process.env.MESSAGES ?? 200000);
@@ -27,6 +28,7 @@ class MemoryConn implements Conn {
   readonly canStartTls = false;
   readonly tlsVersion = null;
   closed = false;
+  readonly queuedBytes = 0;
   bytes = 0;
   onData: (chunk: Buffer) => void = () => {};
   onClose: (reason: string) => void = () => {};
@@ -54,7 +56,7 @@ const store = new SqliteStore(":memory:");
 const log = silentLogger();
 const bus = new LocalHub(config.cluster.vnodes).join("w0", config.cluster.hostAddress);
 const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000 });
-const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, debug: false };
+const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
 const frontEnd = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);

@@ -4,7 +4,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { validate, type Config } from "../src/config/config.js";
 import { Server } from "../src/server/server.js";
-import { silentLogger } from "../src/log/logger.js";
+import { silentLogger, type Logger } from "../src/log/logger.js";
 import { deriveCredentials } from "../src/store/scram.js";
 
 /** test/fixtures, found from dist/test at run time. */
@@ -25,7 +25,7 @@ export interface TestServer {
  * in a temp dir. `overrides` is laid over a config like a user's file would be.
  * `users` are created before it starts (SCRAM at the minimum 4096 iterations).
  */
-export async function startServer(overrides: Record<string, unknown> = {}, users: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(overrides: Record<string, unknown> = {}, users: Record<string, string> = {}, log: Logger = silentLogger()): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-test-"));
   const config = validate({
     storage: { type: "sqlite", path: join(dir, "db.sqlite") },
@@ -36,7 +36,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, users
     ],
     ...overrides,
   });
-  const server = await Server.start(config, { log: silentLogger() });
+  const server = await Server.start(config, { log });
   for (const [u, p] of Object.entries(users)) server.store.putUser(u, await deriveCredentials(p, config.auth.scramIterations));
   return {
     server,

@@ -27,7 +27,8 @@ export async function startSwitchboard(opts: { cpu: string; config: Record<strin
   const store = new SqliteStore(dbPath);
   store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
   store.close();
-  const config = { log: { level: "warn", format: "text" }, storage: { type: "sqlite", path: dbPath }, ...opts.config };
+  // The admin listener on as in production, on a free port: runs side by side never collide on 9464.
+  const config = { log: { level: "warn", format: "text" }, storage: { type: "sqlite", path: dbPath }, admin: { port: 0 }, ...opts.config };
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   const child = spawnPinned(opts.cpu, process.execPath, [...(opts.nodeArgs ?? []), join(REPO, "dist/src/cli/main.js"), "start", "--config", file], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });

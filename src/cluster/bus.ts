@@ -30,6 +30,8 @@ export interface BusEndpoint {
 export interface ClusterBus {
   readonly workerId: string;
   readonly hostAddress: string;
+  /** Can reach the other workers now (readiness, /readyz): open, and for NATS connected to a server. */
+  readonly connected: boolean;
   send(workerId: string, msg: BusMessage): void;
   membership(): Membership;
   /**

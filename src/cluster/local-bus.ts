@@ -37,6 +37,7 @@ export class LocalBus implements ClusterBus {
   endpoint: BusEndpoint | null = null;
   readonly listeners: MembershipListener[] = [];
   dropped = 0;
+  private closed = false;
 
   constructor(
     private readonly hub: LocalHub,
@@ -58,6 +59,10 @@ export class LocalBus implements ClusterBus {
     this.listeners.push(cb);
   }
 
+  get connected(): boolean {
+    return !this.closed;
+  }
+
   /** Members of an in-process hub join synchronously: nobody to wait for. */
   async ready(): Promise<void> {}
 
@@ -66,6 +71,7 @@ export class LocalBus implements ClusterBus {
   }
 
   close(): void {
+    this.closed = true;
     this.hub.leave(this.workerId);
     this.endpoint = null;
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { connect, type NatsConnection } from "nats";
+import { connect, Events, type NatsConnection } from "nats";
 import type { Membership } from "../router/router.js";
 import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import type { Logger } from "../log/logger.js";
@@ -57,6 +57,8 @@ export class NatsBus implements ClusterBus {
   private endpoint: BusEndpoint | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Between nats.js's disconnect and reconnect events it buffers what we publish; members may expire meanwhile. */
+  private disconnected = false;
   /** Encoded messages per destination worker, published together once this event-loop turn has read all its sockets. */
   private readonly outq = new Map<string, { parts: Uint8Array[]; bytes: number }>();
   private flushQueued = false;
@@ -89,6 +91,10 @@ export class NatsBus implements ClusterBus {
     return this.opts.hostAddress;
   }
 
+  get connected(): boolean {
+    return !this.closed && !this.disconnected && !this.nc.isClosed();
+  }
+
   private inbox(workerId: string): string {
     return `${this.opts.subject}.w.${workerId}`;
   }
@@ -108,6 +114,12 @@ export class NatsBus implements ClusterBus {
       if (!late) this.expire();
     }, o.heartbeatMs);
     this.timer.unref();
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (s.type === Events.Disconnect) this.disconnected = true;
+        else if (s.type === Events.Reconnect) this.disconnected = false;
+      }
+    })();
     void this.nc.closed().then((e) => {
       if (!this.closed) this.log?.error("cluster bus connection closed", { error: e ? String(e) : "" });
     });

@@ -46,6 +46,16 @@ export interface Config {
   io: { writerThread: boolean };
   xmpp: XmppConfig;
   cluster: ClusterConfig;
+  admin: AdminConfig;
+}
+
+/** The admin HTTP listener: /metrics, /healthz, /readyz (docs/operations.md, "Metrics and health"). One per host. */
+export interface AdminConfig {
+  enabled: boolean;
+  /** Loopback by default: the routes have no authentication. */
+  host: string;
+  /** 0: any free port (tests). */
+  port: number;
 }
 
 /** How workers find each other (docs/configuration.md, docs/operations.md). */
@@ -121,6 +131,7 @@ export function defaults(): Config {
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000 },
     },
+    admin: { enabled: true, host: "127.0.0.1", port: 9464 },
   };
 }
 
@@ -266,6 +277,12 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   C.nats.servers.forEach((u, i) => str(u, `cluster.nats.servers[${i}]`));
   need(typeof C.nats.subject === "string" && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(C.nats.subject), "cluster.nats.subject", "must be a NATS subject without wildcards");
   int(C.nats.heartbeatMs, "cluster.nats.heartbeatMs", 100, 60000);
+
+  const A = c.admin;
+  need(typeof A.enabled === "boolean", "admin.enabled", "must be true or false");
+  str(A.host, "admin.host");
+  int(A.port, "admin.port", 0, 65535);
+  if (A.enabled && A.port !== 0) need(!seen.has(`${A.host}:${A.port}`), "admin.port", `${A.host}:${A.port} is used by a listener`);
   return c;
 }
 

@@ -4,6 +4,9 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { SqliteStore } from "../store/sqlite-store.js";
 import { Server } from "../server/server.js";
 import { workerIdOf } from "../cluster/nats-bus.js";
+import { AdminServer } from "../admin/http.js";
+import { workerSource } from "../admin/worker.js";
+import { PrimarySource, answerPrimary } from "../admin/cluster.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 
@@ -13,11 +16,29 @@ const WORKER_ENV = "SWITCHBOARD_WORKER";
  * loop, talking over the cluster bus. The primary only hands out accepted
  * connections (round-robin) and restarts a worker that dies; everything else
  * happens in the workers.
+ *
+ * The admin listener (`admin`) is the host's: this process's when it is the
+ * only worker, else the primary's, which asks its workers (src/admin/cluster.ts).
+ * It is bound before anything else starts, so a port in use stops the start.
  */
 export async function runHost(config: Config, workers: number): Promise<void> {
-  if (workers <= 1) stopOn(await Server.start(config), ["SIGINT", "SIGTERM"]);
-  else if (cluster.isPrimary) primary(config, workers, createLogger(config.log));
+  if (workers <= 1) await single(config);
+  else if (cluster.isPrimary) await primary(config, workers, createLogger(config.log, { worker: "primary" }));
   else await worker(config, workers, Number(process.env[WORKER_ENV]));
+}
+
+async function single(config: Config): Promise<void> {
+  const log = createLogger(config.log);
+  const admin = config.admin.enabled ? await AdminServer.start(config.admin, log) : null;
+  let server: Server;
+  try {
+    server = await Server.start(config, { log });
+  } catch (e) {
+    await admin?.close();
+    throw e;
+  }
+  admin?.serve(workerSource(server));
+  stopOn(server, ["SIGINT", "SIGTERM"]);
 }
 
 /** The server stops cleanly, and the process exits 0, at the first of these process events. */
@@ -30,12 +51,16 @@ function stopOn(server: Server, events: string[]): void {
   for (const ev of events) process.once(ev, () => void stop(ev));
 }
 
-function primary(config: Config, n: number, log: Logger): void {
+async function primary(config: Config, n: number, log: Logger): Promise<void> {
   // The schema is made once here, not raced by n workers opening the same file.
   new SqliteStore(config.storage.path).close();
+  const admin = config.admin.enabled ? await AdminServer.start(config.admin, log) : null;
   const byIndex = new Map<number, Worker>();
   const started = new Map<number, number>();
   const backoff = new Map<number, number>();
+  const restarts = new Map<number, number>();
+  const idOf = (i: number) => workerIdOf(config.cluster.hostAddress, i);
+  admin?.serve(new PrimarySource(() => Array.from({ length: n }, (_, i) => ({ id: idOf(i), worker: byIndex.get(i), restarts: restarts.get(i) ?? 0 }))));
   let stopping = false;
 
   const fork = (i: number) => {
@@ -52,9 +77,11 @@ function primary(config: Config, n: number, log: Logger): void {
       const quick = Date.now() - (started.get(i) ?? 0) < 10_000;
       const delay = quick ? Math.min(30_000, (backoff.get(i) ?? 500) * 2) : 500;
       backoff.set(i, delay);
-      log.error("worker died; restarting it", { worker: workerIdOf(config.cluster.hostAddress, i), code, signal, inMs: delay });
+      log.error("worker died; restarting it", { workerId: idOf(i), code, signal, inMs: delay });
       setTimeout(() => {
-        if (!stopping) fork(i);
+        if (stopping) return;
+        restarts.set(i, (restarts.get(i) ?? 0) + 1);
+        fork(i);
       }, delay);
     });
   };
@@ -77,7 +104,9 @@ function primary(config: Config, n: number, log: Logger): void {
 }
 
 async function worker(config: Config, n: number, index: number): Promise<void> {
-  const server = await Server.start(config, { workerId: workerIdOf(config.cluster.hostAddress, index), expectWorkers: n });
+  const workerId = workerIdOf(config.cluster.hostAddress, index);
+  const server = await Server.start(config, { log: createLogger(config.log, { worker: workerId }), workerId, expectWorkers: n });
+  if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.
   process.on("SIGINT", () => {});
   // "disconnect": the primary is gone (even by SIGKILL), and nobody would restart or stop this worker.

@@ -31,7 +31,7 @@ export class ProxyStats {
   requests = 0;
   /** Answers sessions sent to requests delivered to them. */
   responses = 0;
-  /** Answers that reached their requester. */
+  /** Answers that reached their requester (results and errors, also `unavailable` for a recipient that left). */
   answered = 0;
   messages = 0;
   timeouts = 0;
@@ -169,8 +169,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const key = s.answerKey(env);
     const r = s.inbound.get(key);
     if (r === undefined) {
-      // Never asked of this session, answered already, or failed when it went over its inbound cap.
-      this.stats.late++;
+      // Not asked of this session, answered already, or forgotten past its inbound cap. A ref still names
+      // the requester's worker, which alone can tell late from forged; an id passed through names nothing.
+      if (s.idPassThrough) this.stats.late++;
+      else this.toRequester(env);
       return;
     }
     s.inbound.delete(key);

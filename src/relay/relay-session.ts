@@ -5,6 +5,7 @@ import { Authenticator } from "../auth/authenticator.js";
 import { Session } from "../session/session.js";
 import { IdleWatch } from "../session/idle.js";
 import type { SessionContext } from "../session/context.js";
+import { SessionRecord } from "../metrics/session-record.js";
 import type { Conn } from "../transport/conn.js";
 import { FrameDecoder, RelayFrameError, decodeFrame, encodeHead, EMPTY, type Header } from "./codec.js";
 
@@ -43,6 +44,8 @@ export class RelaySession extends Session {
   private readonly idle: IdleWatch;
   private authTimer: NodeJS.Timeout | null;
   private authFailures = 0;
+  /** From auth accepted to the end: the session's start and end log lines. */
+  private record: SessionRecord | null = null;
 
   constructor(
     private readonly conn: Conn,
@@ -89,6 +92,7 @@ export class RelaySession extends Session {
   /** FrameSink: one decoded frame. */
   frame(h: Header, body: Buffer): void {
     if (this.state === State.Closing) return;
+    this.ctx.metrics.relay.in++;
     const t = h.t;
     if (this.state !== State.Open) return this.beforeAuth(t, h);
     switch (t) {
@@ -142,6 +146,7 @@ export class RelaySession extends Session {
     }
     if (this.closed || (this.state as State) === State.Closing) return;
     if (user === null) {
+      this.ctx.metrics.relay.authFailures++;
       this.ctx.log.info("relay auth failed", { remote: this.conn.remoteAddress, user: typeof h.user === "string" ? h.user.slice(0, 64) : undefined });
       const last = ++this.authFailures >= config.limits.maxAuthAttempts;
       this.state = State.Hello;
@@ -158,7 +163,7 @@ export class RelaySession extends Session {
     this.conn.established();
     this.ctx.core.attach(this);
     this.send({ t: "ok", jid: this.address });
-    this.ctx.log.debug("relay session open", { address: this.address, remote: this.conn.remoteAddress });
+    this.record = SessionRecord.start(this.ctx.metrics, this.ctx.log, "relay", this.address, this.conn);
   }
 
   private onRequest(h: Header, body: Buffer): void {
@@ -219,6 +224,7 @@ export class RelaySession extends Session {
     // A payload from another protocol (an XMPP element) travels as its serialized text.
     const body = payload == null ? EMPTY : payload instanceof Uint8Array ? (payload as Buffer) : Buffer.from(String(payload), "utf8");
     const head = encodeHead(header, body.length);
+    this.ctx.metrics.relay.out++;
     this.conn.writeParts(this.decoder === null ? head.subarray(4) : head, body);
   }
 
@@ -237,16 +243,17 @@ export class RelaySession extends Session {
   private close(reason: string): void {
     this.state = State.Closing;
     this.conn.end(reason);
-    this.cleanup();
+    this.cleanup(reason);
   }
 
   private onClose(reason: string): void {
     this.state = State.Closing;
-    this.cleanup();
+    this.cleanup(reason);
     this.ctx.log.debug("relay session closed", { address: this.address, reason });
   }
 
-  private cleanup(): void {
+  private cleanup(reason: string): void {
+    this.record?.end(reason);
     this.idle.stop();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;

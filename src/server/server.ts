@@ -18,6 +18,7 @@ import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import { xmppPayloadCodec } from "../xmpp/payload-codec.js";
 import { relayPayloadCodec } from "../relay/payload-codec.js";
 import type { ListenerConfig } from "../config/config.js";
+import { Metrics } from "../metrics/metrics.js";
 
 /** Each listener protocol's front end: gives the handler that takes a fresh connection and owns it from then on. */
 type FrontEnds = Record<Protocol, (l: ListenerConfig) => ((conn: Conn) => void) | null>;
@@ -51,6 +52,8 @@ export class Server {
     readonly bus: ClusterBus,
     readonly proxy: ProxyDaemon,
     readonly listeners: Listening[],
+    /** This worker's counters; src/admin/ reads them. */
+    readonly metrics: Metrics,
   ) {}
 
   static async start(config: Config, opts: ServerOptions = {}): Promise<Server> {
@@ -71,7 +74,8 @@ export class Server {
       maxPendingPerSession: limits.maxPendingPerSession,
       maxInboundPerSession: limits.maxInboundPerSession,
     });
-    const ctx: SessionContext = { core: proxy, auth, config, log, debug: log.isDebugEnabled() };
+    const metrics = new Metrics();
+    const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled() };
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const xmpp = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
     proxy.offline = xmpp.offlineSink;
@@ -97,6 +101,7 @@ export class Server {
           maxMessageBytes: limits.maxFrameBytes,
           onConnection: frontEnd,
           writer,
+          metrics,
         });
         listeners.push(bound);
         log.info(`listening`, { protocol: l.protocol, transport: l.transport, host: l.host, port: bound.port });
@@ -109,7 +114,7 @@ export class Server {
     }
     proxy.start();
     log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
-    return new Server(config, log, store, auth, bus, proxy, listeners);
+    return new Server(config, log, store, auth, bus, proxy, listeners, metrics);
   }
 
   /** The bound port of the first listener with this protocol and transport. */

@@ -77,6 +77,7 @@ export class SqliteStore implements AccountStore {
       has: this.db.prepare<[string], { x: number }>(`SELECT 1 AS x FROM users WHERE username = ?`),
       del: this.db.prepare(`DELETE FROM users WHERE username = ?`),
       list: this.db.prepare<[], { username: string }>(`SELECT username FROM users ORDER BY username`),
+      ping: this.db.prepare(`SELECT 1 FROM users LIMIT 1`),
     };
   }
 
@@ -126,6 +127,11 @@ export class SqliteStore implements AccountStore {
       sha1: { storedKey: r.sha1_stored, serverKey: r.sha1_server },
       sha256: { storedKey: r.sha256_stored, serverKey: r.sha256_server },
     };
+  }
+
+  /** A cheap read of the database (readiness, /readyz); throws when it cannot be read or is closed. */
+  ping(): void {
+    this.stmts.ping.get();
   }
 
   close(): void {

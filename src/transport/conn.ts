@@ -19,6 +19,8 @@ export interface Conn {
   readonly canStartTls: boolean;
   /** The TLS version negotiated ("TLSv1.3"), or null while not encrypted. */
   readonly tlsVersion: string | null;
+  /** Bytes written and not yet taken by the kernel: read by metrics at scrape time, not per message. */
+  readonly queuedBytes: number;
   onData: (chunk: Buffer) => void;
   /** Called once, when the connection is gone for whatever reason. */
   onClose: (reason: string) => void;

@@ -10,6 +10,7 @@ import { CloseReason } from "./conn.js";
 import { StreamConn } from "./stream-conn.js";
 import { WsConn } from "./ws-conn.js";
 import type { WriterThread } from "./writer-thread.js";
+import type { Metrics } from "../metrics/metrics.js";
 
 const WS_HEADROOM = 65536;
 
@@ -17,6 +18,10 @@ export interface Listening {
   readonly config: ListenerConfig;
   /** The port actually bound (differs from the config when it asked for 0). */
   readonly port: number;
+  /** Accepting connections (false once closed). */
+  readonly open: boolean;
+  /** Bytes queued towards its clients, summed over its connections when asked (a scrape). */
+  queuedBytes(): number;
   close(): Promise<void>;
 }
 
@@ -27,6 +32,8 @@ export interface ListenOptions {
   onConnection(conn: Conn): void;
   /** Plain TCP connections hand their output to this thread once established (null: libuv writes it). */
   writer: WriterThread | null;
+  /** Counts connections, closes and slow consumers of this listener's kind. */
+  metrics: Metrics;
 }
 
 function tlsFiles(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
@@ -41,13 +48,17 @@ export function loadTls(tls: { cert: string; key: string }): SecureContext {
 /** Binds one configured listener and hands each accepted connection on. */
 export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<Listening> {
   const conns = new Set<Conn>();
+  const kind = opts.metrics.listener(cfg.protocol, cfg.transport);
   const track = (c: Conn) => {
     conns.add(c);
+    opts.metrics.accepted(c, kind);
     opts.onConnection(c);
     // Wrapped after the protocol has set its handler, so both run.
     const protocolClose = c.onClose;
     c.onClose = (r) => {
       conns.delete(c);
+      kind.closed++;
+      if (r === CloseReason.SlowConsumer) kind.slowConsumers++;
       protocolClose(r);
     };
   };
@@ -84,6 +95,14 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
   return {
     config: cfg,
     port,
+    get open() {
+      return server.listening;
+    },
+    queuedBytes: () => {
+      let n = 0;
+      for (const c of conns) n += c.queuedBytes;
+      return n;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         wss?.close();

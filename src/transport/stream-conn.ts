@@ -168,6 +168,10 @@ export class StreamConn implements Conn {
     return this.slot >= 0 ? this.writerThread!.backlog(this.slot) : this.socket.writableLength;
   }
 
+  get queuedBytes(): number {
+    return this.backlog + this.pendingBytes;
+  }
+
   write(chunk: Buffer | string): void {
     if (this.closed || this.ending) return;
     // Strings (XMPP stanzas) are joined and written once; buffers (relay frames)

@@ -46,6 +46,10 @@ export class WsConn implements Conn {
     this.checkBacklog();
   }
 
+  get queuedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   private checkBacklog(): void {
     if (this.ws.bufferedAmount > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
   }

@@ -13,6 +13,7 @@ import { isStanza, toWire } from "./outbound.js";
 import { dispatchStanza } from "./dispatcher.js";
 import { Phase, type ClientSession } from "./client-session.js";
 import type { XmppContext } from "./context.js";
+import { SessionRecord } from "../metrics/session-record.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -40,6 +41,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   private readonly parser: StreamParser;
   private readonly idle: IdleWatch;
   private authTimer: NodeJS.Timeout | null;
+  /** From resource bound to the end: the session's start and end log lines. */
+  private record: SessionRecord | null = null;
   readonly streamId = randomBytes(12).toString("base64url");
 
   constructor(
@@ -55,7 +58,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
       if (final) this.fail(new StreamError(StreamCondition.ConnectionTimeout, "idle"));
       // XEP-0199 §4.2: a ping the client must answer; any traffic counts as alive.
-      else if (this.phase === Phase.Bound) this.conn.write(`<iq type='get' id='idle-${this.serial}' to='${this.address}' from='${x.config.domain}'><ping xmlns='${NS.PING}'/></iq>`);
+      else if (this.phase === Phase.Bound) this.send(`<iq type='get' id='idle-${this.serial}' to='${this.address}' from='${x.config.domain}'><ping xmlns='${NS.PING}'/></iq>`);
       else this.conn.write(" ");
     });
     this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
@@ -115,6 +118,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   stanza(el: Element): void {
     if (this.phase === Phase.Closing) return;
+    this.x.metrics.xmpp.in++;
     if (this.phase !== Phase.Bound) {
       if (this.x.hooks.fire(Ev.Negotiation, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
@@ -125,7 +129,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   streamEnd(): void {
-    this.close();
+    this.close("client closed the stream");
   }
 
   restartStream(): void {
@@ -151,13 +155,16 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     // The parser turns each chunk into text at once and keeps none of it.
     this.conn.established({ reuseInput: true });
     this.x.core.attach(this);
+    this.record = SessionRecord.start(this.x.metrics, this.x.log, "xmpp", this.address, this.conn);
     this.x.hooks.fire(Ev.SessionBound, { session: this });
   }
 
   // ---- output ------------------------------------------------------------
 
   send(el: Element | string): void {
-    if (this.phase !== Phase.Closing) this.conn.write(typeof el === "string" ? el : el.toString());
+    if (this.phase === Phase.Closing) return;
+    this.x.metrics.xmpp.out++;
+    this.conn.write(typeof el === "string" ? el : el.toString());
   }
 
   private sendHeader(): void {
@@ -187,7 +194,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (env.kind === Kind.Request && !isStanza(env)) return false;
     if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
     const wire = toWire(this, env);
-    if (wire !== null) this.conn.write(wire);
+    if (wire !== null) {
+      this.x.metrics.xmpp.out++;
+      this.conn.write(wire);
+    }
     return true;
   }
 
@@ -216,17 +226,18 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (this.phase === Phase.Closing) return;
     this.sendHeader();
     this.conn.write("</stream:stream>");
-    this.cleanup();
+    this.cleanup(reason);
     this.conn.end(reason);
   }
 
   private onClose(reason: string): void {
-    this.cleanup();
+    this.cleanup(reason);
     if (this.x.debug) this.x.log.debug("xmpp session closed", { address: this.address, reason });
   }
 
-  private cleanup(): void {
+  private cleanup(reason: string): void {
     if (this.phase === Phase.Closing) return;
+    this.record?.end(reason);
     const wasBound = this.phase === Phase.Bound;
     this.phase = Phase.Closing;
     this.held = null;

@@ -61,6 +61,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
         listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port }],
         storage: { type: "sqlite", path: "db.sqlite" },
         cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbhost", heartbeatMs: 1000 } },
+        admin: { port: 0 },
       }),
     );
     writeFileSync(join(dir, "users.csv"), Array.from({ length: 8 }, (_, i) => `h${i},pw`).join("\n"));

@@ -10,9 +10,9 @@ export interface NatsServer {
   stop(): Promise<void>;
 }
 
-/** A real nats-server on an ephemeral loopback port. */
-export async function startNats(): Promise<NatsServer> {
-  const port = await freePort();
+/** A real nats-server on an ephemeral loopback port (or on `port`: a restart of one that was stopped). */
+export async function startNats(port?: number): Promise<NatsServer> {
+  port ??= await freePort();
   const child: ChildProcess = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
   await waitPort(port);
   return {

@@ -116,3 +116,18 @@ test("several workers need the nats bus and a shared database file; the nats set
   assert.equal(c.cluster.workers, 4);
   assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000 });
 });
+
+test("admin: loopback on 9464 by default; its keys are checked; its port may not be a listener's", { timeout: 5000 }, () => {
+  assert.deepEqual(validate({}).admin, { enabled: true, host: "127.0.0.1", port: 9464 });
+  assert.deepEqual(validate({ admin: { port: 0 } }).admin, { enabled: true, host: "127.0.0.1", port: 0 }, "0: any free port");
+  assert.equal(validate({ admin: { enabled: false } }).admin.enabled, false);
+  assert.equal(keyOf({ admin: { enabled: "yes" } }), "admin.enabled");
+  assert.equal(keyOf({ admin: { host: "" } }), "admin.host");
+  assert.equal(keyOf({ admin: { port: 65536 } }), "admin.port");
+  assert.equal(keyOf({ admin: { port: "9464" } }), "admin.port");
+  assert.equal(keyOf({ admin: { path: "/metrics" } }), "admin.path");
+  const l = { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 7000 };
+  assert.equal(keyOf({ listeners: [l], admin: { port: 7000 } }), "admin.port");
+  assert.equal(validate({ listeners: [l], admin: { port: 7000, enabled: false } }).admin.port, 7000, "a disabled admin binds nothing");
+  assert.equal(validate({ listeners: [l], admin: { port: 7000, host: "127.0.0.2" } }).admin.port, 7000, "another address");
+});

@@ -214,18 +214,21 @@ for (const pl of PLACEMENTS) {
     const p4 = c.proxies.get("w4")!;
     alice.request("a-6", bob.address);
     const req = bob.last();
-    // A ref that was never shown to mallory finds nothing on her side.
+    // A ref that was never shown to mallory: the requester's worker refuses it as forged.
     mallory.respond(req.ref, "forged");
     assert.equal(alice.got.length, 0);
-    assert.equal(p4.stats.late, 1);
+    assert.equal(pa.stats.forged, 1);
+    assert.equal(p4.stats.late, 0);
     assert.equal(pa.pending.size, 1, "the real answer is still awaited");
     // Another resource of the recipient's own user is not the recipient either.
     const bobOther = c.connect("w2", `${bob.bare}/other`);
     bobOther.respond(req.ref, "forged too");
+    assert.equal(pa.stats.forged, 2);
     assert.equal(alice.got.length, 0);
-    // An answer that reaches the requester's worker from the wrong address (a bus message) is refused there.
-    pa.receive({ op: "answer", env: Envelope.response({ from: mallory.address, to: "", protocol: "relay", responseFor: req.ref, payload: null }) });
-    assert.equal(pa.stats.forged, 1);
+    // With ids passed through, a session can only answer what it was asked: nothing else leaves it.
+    const pt = c.connect("w4", `${c.userOwnedBy("w1")}/pt`, true, 0, true);
+    pt.respond("a-6", "not mine", alice.address);
+    assert.equal(p4.stats.late, 1);
     assert.equal(alice.got.length, 0);
     bob.answer(req, "real");
     assert.equal(String(alice.last().payload), "real");
@@ -354,10 +357,11 @@ test("an answer to nothing asked of the session, or naming no live request, is c
   bob.respond("no-dot");
   bob.respond("w0.notanumber");
   assert.equal(alice.got.length, 0);
-  assert.equal(p1.stats.late, 3, "refused where they were sent: nothing was asked under these ids");
+  assert.equal(p0.stats.late, 2, "refs naming w0 but no request there, judged on w0");
+  assert.equal(p1.stats.late, 1, "a ref naming no worker, dropped where it was sent");
   // On the bus, refs that name no pending request or no worker.
   for (const ref of ["w0.999999999999", "w0.notanumber"]) p0.receive({ op: "answer", env: Envelope.response({ from: bob.address, to: "", protocol: "relay", responseFor: ref, payload: null }) });
-  assert.equal(p0.stats.late, 2);
+  assert.equal(p0.stats.late, 4);
   assert.equal(alice.got.length, 0);
   assert.equal(p0.pending.size, 1);
 });

@@ -20,7 +20,9 @@ export function offlineSink(x: XmppContext): OfflineSink {
     const stored = toStored(env, x.config.domain);
     if (stored === null) return null;
     try {
-      return x.store.pushOffline(user, stored, x.config.xmpp.offlineQueueMax) ? null : ErrorCode.QuotaExceeded;
+      if (!x.store.pushOffline(user, stored, x.config.xmpp.offlineQueueMax)) return ErrorCode.QuotaExceeded;
+      x.metrics.offlineStored++;
+      return null;
     } catch (e) {
       // The store failing (busy, disk full) costs this message, not the sender's connection.
       x.log.warn("offline message not stored", { to: bare, error: (e as Error).message });

@@ -161,6 +161,7 @@ function failed(s: ClientSession, e: SaslFailure, x: XmppContext): void {
   s.send(failureXml(e.condition));
   if (e.condition === SaslCondition.Aborted || e.condition === SaslCondition.InvalidMechanism || e.condition === SaslCondition.EncryptionRequired) return;
   x.ipFailures.fail(s.conn.remoteAddress);
+  x.metrics.xmpp.authFailures++;
   x.log.info("xmpp authentication failed", { remote: s.conn.remoteAddress, condition: e.condition });
   if (++s.authFailures >= x.config.limits.maxAuthAttempts) s.fail(new StreamError(StreamCondition.PolicyViolation, "too many failed authentication attempts"));
 }

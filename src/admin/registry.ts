@@ -1,0 +1,110 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { Server } from "../server/server.js";
+
+type Labels = Record<string, string>;
+type Read = () => number | [Labels, number][];
+
+/*
+ * Every value here is read when Prometheus scrapes, from the plain fields the
+ * worker increments inline (src/metrics/metrics.ts, ProxyStats) or from state
+ * it keeps anyway (pending requests, bytes queued): prom-client is never
+ * called on the forwarding path. docs/operations.md lists each metric.
+ */
+
+function entries(read: Read): [Labels, number][] {
+  const v = read();
+  return typeof v === "number" ? [[{}, v]] : v;
+}
+
+/** A counter whose total is one of our fields. */
+function counter(reg: Registry, name: string, help: string, labelNames: string[], read: Read): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const [labels, v] of entries(read)) this.inc(labels, v);
+    },
+  });
+}
+
+function gauge(reg: Registry, name: string, help: string, labelNames: string[], read: Read): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const [labels, v] of entries(read)) this.set(labels, v);
+    },
+  });
+}
+
+const KIND = ["protocol", "transport"];
+
+/**
+ * The metrics of one worker: every series carries `worker` (its id), so a
+ * host's primary can put its workers' series side by side (cluster.ts).
+ */
+export function workerRegistry(server: Server): Registry {
+  const reg = new Registry();
+  reg.setDefaultLabels({ worker: server.bus.workerId });
+  // process_* and nodejs_*: CPU, memory, descriptors, GC, and the event-loop delay
+  // (nodejs_eventloop_lag_*: perf_hooks.monitorEventLoopDelay, reset at each scrape).
+  collectDefaultMetrics({ register: reg });
+
+  const m = server.metrics;
+  const byKind = (f: (k: { opened: number; closed: number; slowConsumers: number; sessionsStarted: number; sessionsEnded: number }) => number) => (): [Labels, number][] =>
+    [...m.listenerKinds()].map((k) => [{ protocol: k.protocol, transport: k.transport }, f(k)]);
+  counter(reg, "switchboard_connections_accepted_total", "Client connections accepted, by listener protocol and transport.", KIND, byKind((k) => k.opened));
+  gauge(reg, "switchboard_connections", "Client connections open now (authenticated or not).", KIND, byKind((k) => k.opened - k.closed));
+  counter(reg, "switchboard_sessions_started_total", "Sessions started: authenticated and bound (relay: auth accepted; XMPP: resource bound).", KIND, byKind((k) => k.sessionsStarted));
+  gauge(reg, "switchboard_sessions", "Sessions open now.", KIND, byKind((k) => k.sessionsStarted - k.sessionsEnded));
+  counter(reg, "switchboard_slow_consumers_total", "Connections cut because the client did not read (limits.maxOutboundBytes).", KIND, byKind((k) => k.slowConsumers));
+  gauge(reg, "switchboard_outbound_queued_bytes", "Bytes written to clients and not yet taken by the kernel, summed over connections.", KIND, () => {
+    const sums = new Map<string, [Labels, number]>();
+    for (const l of server.listeners) {
+      const key = `${l.config.protocol}/${l.config.transport}`;
+      const e = sums.get(key) ?? [{ protocol: l.config.protocol, transport: l.config.transport }, 0];
+      e[1] += l.queuedBytes();
+      sums.set(key, e);
+    }
+    return [...sums.values()];
+  });
+
+  const dir = (c: { in: number; out: number }) => (): [Labels, number][] => [
+    [{ direction: "in" }, c.in],
+    [{ direction: "out" }, c.out],
+  ];
+  counter(reg, "switchboard_xmpp_stanzas_total", "XMPP top-level elements read from and written to clients (stanzas, and SASL elements while negotiating).", ["direction"], dir(m.xmpp));
+  counter(reg, "switchboard_relay_frames_total", "Relay frames read from and written to clients.", ["direction"], dir(m.relay));
+  counter(reg, "switchboard_auth_failures_total", "Logins refused: credentials checked and wrong.", ["protocol"], () => [
+    [{ protocol: "xmpp" }, m.xmpp.authFailures],
+    [{ protocol: "relay" }, m.relay.authFailures],
+  ]);
+
+  const s = server.proxy.stats;
+  counter(reg, "switchboard_requests_total", "Requests (XMPP iq get/set between users, relay req) submitted by this worker's sessions.", [], () => s.requests);
+  gauge(reg, "switchboard_requests_pending", "Requests forwarded by this worker and waiting for their answer.", [], () => server.proxy.pending.size);
+  counter(reg, "switchboard_requests_answered_total", "Answers (results or errors) that reached their requester on this worker.", [], () => s.answered);
+  counter(reg, "switchboard_requests_timed_out_total", "Requests whose timeout passed without an answer; the requester got a timeout error.", [], () => s.timeouts);
+  counter(reg, "switchboard_requests_unavailable_total", "Requests failed at once because nobody online could take them (counted by the recipient's owner).", [], () => s.unavailable);
+  counter(reg, "switchboard_requests_rate_limited_total", "Requests refused because their session had limits.maxPendingPerSession waiting.", [], () => s.rateLimited);
+  counter(reg, "switchboard_answers_total", "Answers submitted by this worker's sessions.", [], () => s.responses);
+  counter(reg, "switchboard_answers_late_total", "Answers that found no pending request (after its timeout, or never asked): dropped.", [], () => s.late);
+  counter(reg, "switchboard_answers_forged_total", "Answers from someone other than the request's recipient: dropped.", [], () => s.forged);
+  counter(reg, "switchboard_messages_total", "Messages and presence submitted by this worker's sessions.", [], () => s.messages);
+  counter(reg, "switchboard_messages_undeliverable_total", "Messages nobody could take and that were not stored: dropped.", [], () => s.undeliverable);
+  counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
+
+  gauge(reg, "switchboard_cluster_bus_connected", "1 when the cluster bus can reach the other workers (NATS: connected to a server).", [], () => (server.bus.connected ? 1 : 0));
+  gauge(reg, "switchboard_cluster_workers", "Workers on the ring as this worker sees them (itself included).", [], () => {
+    let n = 0;
+    for (const ids of Object.values(server.bus.membership().hosts)) n += ids.length;
+    return n;
+  });
+  return reg;
+}

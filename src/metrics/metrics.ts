@@ -1,0 +1,71 @@
+import type { Conn } from "../transport/conn.js";
+
+/*
+ * What a worker counts. Transport, protocols and core increment plain integer
+ * fields inline, where the thing happens; nothing is called, allocated or
+ * looked up per message. src/admin/ reads the fields when Prometheus scrapes
+ * (prom-client `collect()` callbacks), and is the only code that knows
+ * prom-client. Gauges that can be read off existing state (requests pending,
+ * bytes queued) are not counted at all: they are computed at scrape time.
+ */
+
+/** One kind of listener (protocol × transport): its connections and the sessions on them. */
+export class ConnCounts {
+  opened = 0;
+  closed = 0;
+  /** Cut because the client did not read what was sent to it (CloseReason.SlowConsumer). */
+  slowConsumers = 0;
+  /** Authenticated and bound (relay: `auth` accepted; XMPP: resource bound). */
+  sessionsStarted = 0;
+  sessionsEnded = 0;
+
+  constructor(
+    readonly protocol: string,
+    readonly transport: string,
+  ) {}
+}
+
+/** One protocol's units: XMPP stanzas (and negotiation elements), relay frames. */
+export class ProtocolCounts {
+  in = 0;
+  out = 0;
+  /** Credentials checked and refused. */
+  authFailures = 0;
+}
+
+export class Metrics {
+  readonly xmpp = new ProtocolCounts();
+  readonly relay = new ProtocolCounts();
+  /** Messages nobody online could take, kept in the offline store. */
+  offlineStored = 0;
+  private readonly kinds = new Map<string, ConnCounts>();
+  /** Which kind each accepted connection is: read once per session start, never per message. */
+  private readonly kindOf = new WeakMap<Conn, ConnCounts>();
+
+  /** The counts of one listener kind; listeners of the same kind share them. */
+  listener(protocol: string, transport: string): ConnCounts {
+    const key = `${protocol}/${transport}`;
+    let c = this.kinds.get(key);
+    if (c === undefined) {
+      c = new ConnCounts(protocol, transport);
+      this.kinds.set(key, c);
+    }
+    return c;
+  }
+
+  /** Every listener kind seen so far. */
+  listenerKinds(): IterableIterator<ConnCounts> {
+    return this.kinds.values();
+  }
+
+  /** A listener accepted `conn`. */
+  accepted(conn: Conn, kind: ConnCounts): void {
+    kind.opened++;
+    this.kindOf.set(conn, kind);
+  }
+
+  /** The kind `conn` was accepted as; a connection made elsewhere (a test, a benchmark) counts as transport "other". */
+  kindOfConn(conn: Conn, protocol: string): ConnCounts {
+    return this.kindOf.get(conn) ?? this.listener(protocol, "other");
+  }
+}
