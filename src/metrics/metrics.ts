@@ -1,5 +1,3 @@
-import type { Conn } from "../transport/conn.js";
-
 /*
  * What a worker counts. Transport, protocols and core increment plain integer
  * fields inline, where the thing happens; nothing is called, allocated or
@@ -40,7 +38,7 @@ export class Metrics {
   offlineStored = 0;
   private readonly kinds = new Map<string, ConnCounts>();
   /** Which kind each accepted connection is: read once per session start, never per message. */
-  private readonly kindOf = new WeakMap<Conn, ConnCounts>();
+  private readonly kindOf = new WeakMap<object, ConnCounts>();
 
   /** The counts of one listener kind; listeners of the same kind share them. */
   listener(protocol: string, transport: string): ConnCounts {
@@ -59,13 +57,13 @@ export class Metrics {
   }
 
   /** A listener accepted `conn`. */
-  accepted(conn: Conn, kind: ConnCounts): void {
+  accepted(conn: object, kind: ConnCounts): void {
     kind.opened++;
     this.kindOf.set(conn, kind);
   }
 
   /** The kind `conn` was accepted as; a connection made elsewhere (a test, a benchmark) counts as transport "other". */
-  kindOfConn(conn: Conn, protocol: string): ConnCounts {
+  kindOfConn(conn: object, protocol: string): ConnCounts {
     return this.kindOf.get(conn) ?? this.listener(protocol, "other");
   }
 }

@@ -1,5 +1,4 @@
 import type { Logger } from "../log/logger.js";
-import type { Conn } from "../transport/conn.js";
 import { monotonicMs } from "../timer/clock.js";
 import type { ConnCounts, Metrics } from "./metrics.js";
 
@@ -19,7 +18,8 @@ export class SessionRecord {
     private readonly address: string,
   ) {}
 
-  static start(metrics: Metrics, log: Logger, protocol: string, address: string, conn: Conn): SessionRecord {
+  /** `conn` is the connection the listener accepted (metrics names its kind by it). */
+  static start(metrics: Metrics, log: Logger, protocol: string, address: string, conn: { readonly remoteAddress: string }): SessionRecord {
     const kind = metrics.kindOfConn(conn, protocol);
     kind.sessionsStarted++;
     log.info("session started", { address, remote: conn.remoteAddress, protocol: kind.protocol, transport: kind.transport });
