@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RelayClient } from "../../../src/relay/client.js";
-import { sleep } from "../../helpers.js";
-import { freePort, waitPort } from "../../../bench/lib/proc.js";
+import { waitUntil, within } from "../../helpers.js";
+import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
@@ -33,6 +33,22 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
   let port: number;
   let host: ChildProcess;
   let stderr = "";
+  /** The host's and its workers' log lines (JSON on stderr), in the order written. */
+  const logs: Record<string, unknown>[] = [];
+  const logged = (message: string, since = 0) => logs.slice(since).filter((l) => l.message === message);
+  let partial = "";
+  const onStderr = (b: Buffer): void => {
+    stderr += b;
+    const lines = (partial + b).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // Not a log line (a crash trace): it stays in stderr for the assertion messages.
+      }
+    }
+  };
 
   const login = async (user: string): Promise<RelayClient> => {
     const c = await RelayClient.connect({ port });
@@ -45,7 +61,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
       const to = clients[(i + 1) % clients.length];
       const got = new Promise<string>((resolve) => to.once("message", (m: { from: string; body: Buffer }) => resolve(`${m.from} ${m.body}`)));
       clients[i].message(to.jid.slice(0, to.jid.indexOf("/")), `n${i}`);
-      assert.equal(await Promise.race([got, sleep(3000).then(() => "lost")]), `${clients[i].jid} n${i}`, stderr);
+      assert.equal(await within(got, 3000, () => `n${i} at ${to.jid}; stderr:\n${stderr}`), `${clients[i].jid} n${i}`, stderr);
     }
   };
 
@@ -57,7 +73,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     writeFileSync(
       cfg,
       JSON.stringify({
-        log: { level: "warn" },
+        log: { level: "info", format: "json" },
         listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port }],
         storage: { type: "sqlite", path: "db.sqlite" },
         cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbhost", heartbeatMs: 1000 } },
@@ -67,10 +83,10 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     const imp = spawnSync(process.execPath, [CLI, "users", "import", join(dir, "users.csv"), "--config", cfg], { encoding: "utf8" });
     assert.equal(imp.status, 0, imp.stderr);
     host = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
-    host.stderr!.on("data", (b: Buffer) => (stderr += b));
-    await waitPort(port);
-    await sleep(300); // both workers listening: the primary hands connections out only to those that are
-  });
+    host.stderr!.on("data", onStderr);
+    // Both workers listening: the primary hands connections out only to those that are.
+    await waitUntil(() => logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${stderr}`, 20);
+  }, { timeout: 30_000 });
   after(async () => {
     if (host.exitCode === null) host.kill("SIGKILL");
     for (const p of childrenOf(host.pid!)) process.kill(p, "SIGKILL");
@@ -78,31 +94,39 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test("connections are spread over both workers, and messages cross between them", async () => {
+  test("connections are spread over both workers, and messages cross between them", { timeout: 30_000 }, async () => {
     assert.equal(childrenOf(host.pid!).length, 2);
     const clients = await Promise.all(["h0", "h1", "h2", "h3"].map(login));
     await ring(clients);
     for (const c of clients) c.destroy();
   });
 
-  test("a worker killed with SIGKILL is restarted; the other worker's sessions keep working with the new one's", async () => {
+  test("a worker killed with SIGKILL is restarted; the other worker's sessions keep working with the new one's", { timeout: 30_000 }, async () => {
     const kept = await Promise.all(["h4", "h5", "h6", "h7"].map(login));
     const [victim] = childrenOf(host.pid!);
+    const mark = logs.length;
     process.kill(victim, "SIGKILL");
-    await sleep(300);
-    const alive = kept.filter((c) => !c.isClosed);
+    // A ping on a connection of the dead worker meets a closed socket; the others are answered.
+    const answered = await Promise.all(kept.map((c) => within(c.ping().then(() => true, () => false), 5000, `a pong or a close for ${c.jid}`)));
+    const alive = kept.filter((_, i) => answered[i]);
     assert.ok(alive.length >= 1 && alive.length < kept.length, `the killed worker's clients are cut off, the others' are not (${alive.length} left)`);
     // Restarted within the heartbeat expiry: the others learn of it from its new incarnation.
-    const until = Date.now() + 5000;
-    while (childrenOf(host.pid!).filter((p) => p !== victim).length < 2 && Date.now() < until) await sleep(100);
+    await waitUntil(() => logged("switchboard started", mark).length === 1, 10_000, () => `the killed worker restarted; stderr:\n${stderr}`, 20);
     assert.equal(childrenOf(host.pid!).filter((p) => p !== victim).length, 2, stderr);
-    await sleep(500);
+    const restarted = String(logged("worker died; restarting it", mark)[0]?.worker);
+    // The survivor re-binds its sessions owned by the new incarnation as it logs the change (docs/architecture.md, Cluster).
+    await waitUntil(
+      () => logged("cluster membership changed", mark).some((l) => String(l.joined).split(" ").includes(restarted)),
+      5000,
+      () => `the other worker to hear ${restarted} again; stderr:\n${stderr}`,
+      20,
+    );
     const fresh = await Promise.all(["h0", "h1"].map(login));
     await ring([...alive, ...fresh]);
     for (const c of [...alive, ...fresh]) c.destroy();
   });
 
-  test("SIGTERM to the primary stops the workers and the host", async () => {
+  test("SIGTERM to the primary stops the workers and the host", { timeout: 30_000 }, async () => {
     const workers = childrenOf(host.pid!);
     const exited = new Promise<number | null>((resolve) => host.once("exit", (code) => resolve(code)));
     host.kill("SIGTERM");

@@ -9,7 +9,7 @@ import { silentLogger } from "../../../src/log/logger.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
 import { Router } from "../../../src/router/router.js";
 import { RelayClient, RelayError, type IncomingRequest } from "../../../src/relay/client.js";
-import { xmppListeners, sleep } from "../../helpers.js";
+import { xmppListeners, waitUntil, within } from "../../helpers.js";
 import { online } from "../xmpp/util.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { xml } from "@xmpp/client";
@@ -43,13 +43,18 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     const router = new Router(workers.values().next().value!.bus.membership());
     return USERS.map((u) => ({ u, o: router.ownerOf(`${u}@localhost`) })).filter((x) => x.o === owner).map((x) => x.u);
   };
-  const waitMembers = async (n: number): Promise<void> => {
-    const until = Date.now() + 5000;
-    while ([...workers.values()].some((s) => Object.values(s.bus.membership().hosts).flat().length !== n)) {
-      if (Date.now() > until) throw new Error(`membership did not settle at ${n}`);
-      await sleep(20);
-    }
-  };
+  const waitMembers = (n: number): Promise<void> =>
+    waitUntil(() => [...workers.values()].every((s) => Object.values(s.bus.membership().hosts).flat().length === n), 5000, `every worker to count ${n} members`, 20);
+  /** Re-homing is over: each user's session is bound at the user's owner under the current ring. */
+  const boundAtOwners = (users: string[]): Promise<void> =>
+    waitUntil(
+      () => {
+        const router = new Router(workers.values().next().value!.bus.membership());
+        return users.every((u) => workers.get(router.ownerOf(`${u}@localhost`) ?? "")?.proxy.channels.get(`${u}@localhost`)?.resources.size === 1);
+      },
+      5000,
+      `the sessions of ${users.join(" ")} bound at their owners`,
+    );
 
   before(async () => {
     nats = await startNats();
@@ -62,19 +67,19 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     const [a] = await Promise.all([start("a", 2), start("b", 2)]);
     for (const u of USERS) a.store.putUser(u, await deriveCredentials(`${u}-pw`, config.auth.scramIterations));
     await waitMembers(2);
-  });
+  }, { timeout: 30_000 });
   after(async () => {
     for (const s of workers.values()) await s.stop();
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test("both workers see the same ring, and each owns some users", () => {
+  test("both workers see the same ring, and each owns some users", { timeout: 30_000 }, () => {
     assert.deepEqual(workers.get("a")!.bus.membership(), workers.get("b")!.bus.membership());
     assert.ok(ownedBy("a").length > 0 && ownedBy("b").length > 0);
   });
 
-  test("relay requests cross workers both ways, whoever owns the recipient; ids and from survive the bus", async () => {
+  test("relay requests cross workers both ways, whoever owns the recipient; ids and from survive the bus", { timeout: 30_000 }, async () => {
     // Recipient on b, owned by a (two bus hops: owner, then session) and owned by b (one hop).
     for (const owner of ["a", "b"]) {
       const [asker, answerer] = ownedBy(owner).length >= 2 ? ownedBy(owner) : [...ownedBy(owner), ...ownedBy(owner === "a" ? "b" : "a")];
@@ -89,7 +94,7 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     }
   });
 
-  test("an unanswered request times out at the asker's worker; one to nobody fails at once", async () => {
+  test("an unanswered request times out at the asker's worker; one to nobody fails at once", { timeout: 30_000 }, async () => {
     const [x] = ownedBy("a");
     const [y] = ownedBy("b");
     const q = await relay("a", x);
@@ -103,7 +108,7 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     r.destroy();
   });
 
-  test("XMPP chat between clients on different workers, from stamped by the sender's worker", async () => {
+  test("XMPP chat between clients on different workers, from stamped by the sender's worker", { timeout: 30_000 }, async () => {
     const [alice, bob] = [ownedBy("b")[0], ownedBy("a")[0]];
     const x1 = await online(workers.get("a")!.port("xmpp", "tcp"), alice, `${alice}-pw`, { resource: "pc" });
     const x2 = await online(workers.get("b")!.port("xmpp", "tcp"), bob, `${bob}-pw`, { resource: "phone" });
@@ -119,42 +124,44 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     await x2.stop();
   });
 
-  test("a worker joins and leaves: users move owner and stay reachable", async () => {
+  test("a worker joins and leaves: users move owner and stay reachable", { timeout: 30_000 }, async () => {
     const clients = await Promise.all(USERS.slice(0, 8).map((u, i) => relay(i % 2 ? "a" : "b", u)));
     const check = async () => {
       for (let i = 0; i < clients.length; i++) {
         const to = clients[(i + 3) % clients.length];
         const got = new Promise<string>((resolve) => to.once("message", (m: { from: string; body: Buffer }) => resolve(`${m.from} ${m.body}`)));
         clients[i].message(to.jid.slice(0, to.jid.indexOf("/")), `hi ${i}`);
-        assert.equal(await Promise.race([got, sleep(3000).then(() => "lost")]), `${clients[i].jid} hi ${i}`);
+        assert.equal(await within(got, 3000, `message ${i} to ${to.jid}`), `${clients[i].jid} hi ${i}`);
       }
     };
     await check();
     await start("c");
     await waitMembers(3);
     assert.ok(ownedBy("c").length > 0, "the new worker owns some users");
-    await sleep(100); // the re-binds of the moved users are in flight on the bus
+    await boundAtOwners(USERS.slice(0, 8)); // the re-binds of the moved users cross the bus
     await check();
     await workers.get("c")!.stop();
     workers.delete("c");
     await waitMembers(2);
-    await sleep(100);
+    await boundAtOwners(USERS.slice(0, 8));
     await check();
     for (const c of clients) c.destroy();
   });
 
-  test("a worker that stops and starts again under the same id gets its users' sessions back from the others", async () => {
+  test("a worker that stops and starts again under the same id gets its users' sessions back from the others", { timeout: 30_000 }, async () => {
     const kept = ownedBy("b").slice(0, 2);
     const onA = await Promise.all(kept.map((u) => relay("a", u)));
     await workers.get("b")!.stop();
     workers.delete("b");
     await start("b");
-    await sleep(3 * HB);
+    // a learns of b's new incarnation and binds its sessions there again.
+    await waitMembers(2);
+    await boundAtOwners(kept);
     const from = await relay("b", ownedBy("a")[0], "new");
     for (const c of onA) {
       const got = new Promise<string>((resolve) => c.once("message", (m: { body: Buffer }) => resolve(String(m.body))));
       from.message(c.jid.slice(0, c.jid.indexOf("/")), "still there?");
-      assert.equal(await Promise.race([got, sleep(3000).then(() => "lost")]), "still there?");
+      assert.equal(await within(got, 3000, `message to ${c.jid}`), "still there?");
     }
     for (const c of [...onA, from]) c.destroy();
   });

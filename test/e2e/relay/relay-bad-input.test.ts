@@ -1,7 +1,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
-import { startServer, sleep, type TestServer } from "../../helpers.js";
+import { startServer, waitUntil, type TestServer } from "../../helpers.js";
 import { RelayError, type IncomingRequest } from "../../../src/relay/client.js";
 import { encodeFrame, encodeHead } from "../../../src/relay/codec.js";
 import { RawPeer, loginAs, rawFrame } from "./relay-helpers.js";
@@ -13,7 +13,7 @@ describe("relay: bad input costs only the connection that sent it", () => {
   let ts: TestServer;
   before(async () => {
     ts = await startServer({ limits: { maxFrameBytes: MAX_FRAME, maxPendingPerSession: 5, maxOutboundBytes: 64 * 1024 } }, USERS);
-  });
+  }, { timeout: 15_000 });
   after(() => ts.stop());
 
   /** A working pair that must keep working whatever eve does. */
@@ -43,7 +43,7 @@ describe("relay: bad input costs only the connection that sent it", () => {
     ["an unknown frame type", () => rawFrame('{"t":"launch"}'), "bad-frame"],
   ];
   for (const [name, bytes, code] of cases) {
-    test(`${name}: err ${code}, connection closed`, async () => {
+    test(`${name}: err ${code}, connection closed`, { timeout: 15_000 }, async () => {
       const p = await evil();
       p.write(bytes());
       const err = await p.frameWhere((h) => h.t === "err");
@@ -53,7 +53,7 @@ describe("relay: bad input costs only the connection that sent it", () => {
     });
   }
 
-  test("before auth, a frame over 16 KiB is too-large even where maxFrameBytes allows it", async () => {
+  test("before auth, a frame over 16 KiB is too-large even where maxFrameBytes allows it", { timeout: 15_000 }, async () => {
     const big = await startServer({}, USERS);
     try {
       const p = await RawPeer.open(big.port("relay", "tcp"));
@@ -65,7 +65,7 @@ describe("relay: bad input costs only the connection that sent it", () => {
     }
   });
 
-  test("frames before auth get not-authorized and the connection closes", async () => {
+  test("frames before auth get not-authorized and the connection closes", { timeout: 15_000 }, async () => {
     for (const frame of [{ t: "req", id: "1", to: "bob@localhost" }, { t: "msg", to: "bob@localhost" }, { t: "res", re: "w0.1" }]) {
       const p = await RawPeer.open(ts.port("relay", "tcp"));
       p.write(encodeFrame({ t: "hello", v: 1 }));
@@ -77,7 +77,7 @@ describe("relay: bad input costs only the connection that sent it", () => {
     await stillServing();
   });
 
-  test("a malformed request is answered bad-request and the session stays", async () => {
+  test("a malformed request is answered bad-request and the session stays", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "br");
     for (const h of [
       { t: "req", id: "1" },
@@ -92,19 +92,19 @@ describe("relay: bad input costs only the connection that sent it", () => {
     await alice.close();
   });
 
-  test("over the per-session pending limit: rate-limited, earlier requests unaffected", async () => {
+  test("over the per-session pending limit: rate-limited, earlier requests unaffected", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "rl");
     const bob = await loginAs(ts, "tcp", "bob", "bob-pw", "rl");
     const held: IncomingRequest[] = [];
     bob.on("request", (r: IncomingRequest) => held.push(r));
     const results = Array.from({ length: 8 }, () => alice.request("bob@localhost/rl", "x").then(() => "ok", (e: RelayError) => e.code));
-    while (held.length < 5) await sleep(5);
+    await waitUntil(() => held.length === 5, 3000, "bob holding the 5 requests within the limit");
     for (const r of held) r.respond();
     assert.deepEqual(await Promise.all(results), ["ok", "ok", "ok", "ok", "ok", "rate-limited", "rate-limited", "rate-limited"]);
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  test("a WebSocket message over maxFrameBytes: too-large, connection closed", async () => {
+  test("a WebSocket message over maxFrameBytes: too-large, connection closed", { timeout: 15_000 }, async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${ts.port("relay", "websocket")}/relay`);
     await new Promise((r) => ws.once("open", r));
     const got: Record<string, unknown>[] = [];
@@ -118,7 +118,7 @@ describe("relay: bad input costs only the connection that sent it", () => {
     );
   });
 
-  test("a recipient that stops reading is cut off; the sender and server carry on", async () => {
+  test("a recipient that stops reading is cut off; the sender and server carry on", { timeout: 15_000 }, async () => {
     const reader = await evil();
     reader.stopReading();
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "flood");

@@ -1,6 +1,6 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, once, sleep, type TestServer } from "../../helpers.js";
+import { startServer, once, type TestServer } from "../../helpers.js";
 import { RelayClient, RelayError, type IncomingRequest } from "../../../src/relay/client.js";
 import { Authenticator } from "../../../src/auth/authenticator.js";
 import { TRANSPORTS, connectRelay, loginAs } from "./relay-helpers.js";
@@ -12,11 +12,11 @@ describe("relay protocol conversation, end to end", () => {
   let ts: TestServer;
   before(async () => {
     ts = await startServer({ auth: { tokenSecret: SECRET } }, USERS);
-  });
+  }, { timeout: 15_000 });
   after(() => ts.stop());
 
   for (const transport of TRANSPORTS) {
-    test(`hello and auth over ${transport}`, async () => {
+    test(`hello and auth over ${transport}`, { timeout: 15_000 }, async () => {
       const c = await connectRelay(ts, transport);
       const hello = await c.exchange({ t: "hello", v: 1 });
       assert.deepEqual(hello.header, { t: "hello", v: 1, server: "switchboard", maxFrameBytes: ts.config.limits.maxFrameBytes });
@@ -26,7 +26,7 @@ describe("relay protocol conversation, end to end", () => {
     });
   }
 
-  test("a wrong password is refused with not-authorized", async () => {
+  test("a wrong password is refused with not-authorized", { timeout: 15_000 }, async () => {
     const c = await connectRelay(ts, "tcp");
     await assert.rejects(c.login({ user: "alice", password: "nope" }), (e: RelayError) => e.code === "not-authorized");
     const unknown = await connectRelay(ts, "tcp");
@@ -35,7 +35,7 @@ describe("relay protocol conversation, end to end", () => {
     unknown.destroy();
   });
 
-  test("token auth: a signed, unexpired token for an existing user", async () => {
+  test("token auth: a signed, unexpired token for an existing user", { timeout: 15_000 }, async () => {
     const c = await connectRelay(ts, "tcp");
     const jid = await c.login({ token: Authenticator.mintToken(SECRET, "bob", 60), resource: "tok" });
     assert.equal(jid, "bob@localhost/tok");
@@ -48,7 +48,7 @@ describe("relay protocol conversation, end to end", () => {
     expired.destroy();
   });
 
-  test("a server-chosen resource when none is asked", async () => {
+  test("a server-chosen resource when none is asked", { timeout: 15_000 }, async () => {
     const c = await connectRelay(ts, "tcp");
     const jid = await c.login({ user: "carol", password: "carol-pw" });
     assert.match(jid, /^carol@localhost\/.+/);
@@ -60,7 +60,7 @@ describe("relay protocol conversation, end to end", () => {
     ["tls", "websocket"],
     ["websocket", "tcp"],
   ] as const) {
-    test(`request and response ${from} → ${to}: the requester's id is restored, from is stamped`, async () => {
+    test(`request and response ${from} → ${to}: the requester's id is restored, from is stamped`, { timeout: 15_000 }, async () => {
       const alice = await loginAs(ts, from, "alice", "alice-pw", "a1");
       const bob = await loginAs(ts, to, "bob", "bob-pw", "b1");
       let seen: IncomingRequest | undefined;
@@ -81,7 +81,7 @@ describe("relay protocol conversation, end to end", () => {
     });
   }
 
-  test("an err answer reaches the requester with its own id", async () => {
+  test("an err answer reaches the requester with its own id", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "a2");
     const bob = await loginAs(ts, "tcp", "bob", "bob-pw", "b2");
     bob.on("request", (r: IncomingRequest) => r.reject("bad-request", "no thanks"));
@@ -93,7 +93,7 @@ describe("relay protocol conversation, end to end", () => {
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  test("a request to a bare address goes to one online session", async () => {
+  test("a request to a bare address goes to one online session", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "a3");
     const b1 = await loginAs(ts, "tcp", "bob", "bob-pw", "x1");
     const b2 = await loginAs(ts, "websocket", "bob", "bob-pw", "x2");
@@ -101,12 +101,13 @@ describe("relay protocol conversation, end to end", () => {
     for (const b of [b1, b2]) b.on("request", (r: IncomingRequest) => (served++, r.respond("ok")));
     const res = await alice.request("bob@localhost", "hi");
     assert.match(String(res.header.from), /^bob@localhost\/x[12]$/);
-    await sleep(50);
+    // A request sent to both would have left in the same turn, before the answer: each pong comes after it.
+    await Promise.all([b1.ping(), b2.ping()]);
     assert.equal(served, 1);
     await Promise.all([alice.close(), b1.close(), b2.close()]);
   });
 
-  test("a message to a bare address reaches every session; to a full address only that one", async () => {
+  test("a message to a bare address reaches every session; to a full address only that one", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tls", "alice", "alice-pw", "a4");
     const b1 = await loginAs(ts, "tcp", "bob", "bob-pw", "m1");
     const b2 = await loginAs(ts, "websocket", "bob", "bob-pw", "m2");
@@ -117,13 +118,14 @@ describe("relay protocol conversation, end to end", () => {
     alice.message("bob@localhost", "to all");
     alice.message("bob@localhost/m2", "to m2");
     await alice.ping(); // ordered after the messages on the same connection
-    await sleep(50);
+    // The server wrote the messages before alice's pong; each of bob's pongs follows them on its connection.
+    await Promise.all([b1.ping(), b2.ping()]);
     assert.deepEqual(got1, ["alice@localhost/a4 to all"]);
     assert.deepEqual(got2, ["alice@localhost/a4 to all", "alice@localhost/a4 to m2"]);
     await Promise.all([alice.close(), b1.close(), b2.close()]);
   });
 
-  test("ping is answered with pong, before and after auth; bye closes cleanly", async () => {
+  test("ping is answered with pong, before and after auth; bye closes cleanly", { timeout: 15_000 }, async () => {
     const c = await connectRelay(ts, "tcp");
     assert.equal((await c.exchange({ t: "ping" })).header.t, "pong");
     await c.login({ user: "alice", password: "alice-pw", resource: "p" });
@@ -135,7 +137,7 @@ describe("relay protocol conversation, end to end", () => {
     assert.ok(c.isClosed);
   });
 
-  test("a second session on the same address replaces the first, which gets conflict", async () => {
+  test("a second session on the same address replaces the first, which gets conflict", { timeout: 15_000 }, async () => {
     const first = await loginAs(ts, "tcp", "carol", "carol-pw", "same");
     const errors: string[] = [];
     first.on("frame", (h: Record<string, unknown>) => h.t === "err" && errors.push(String(h.code)));

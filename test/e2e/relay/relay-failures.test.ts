@@ -1,6 +1,6 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, sleep, type TestServer } from "../../helpers.js";
+import { startServer, waitUntil, type TestServer } from "../../helpers.js";
 import { RelayError, type IncomingRequest } from "../../../src/relay/client.js";
 import { loginAs } from "./relay-helpers.js";
 
@@ -10,10 +10,10 @@ describe("relay requests that get no answer", () => {
   let ts: TestServer;
   before(async () => {
     ts = await startServer({ timeouts: { sweepIntervalMs: 10, relay: { defaultMs: 400, minMs: 100, maxMs: 800 } } }, USERS);
-  });
+  }, { timeout: 15_000 });
   after(() => ts.stop());
 
-  test("no online recipient: unavailable at once, not after the timeout", async () => {
+  test("no online recipient: unavailable at once, not after the timeout", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "u1");
     const started = Date.now();
     await assert.rejects(alice.request("bob@localhost", "x", 800), (e: RelayError) => {
@@ -25,7 +25,7 @@ describe("relay requests that get no answer", () => {
     await alice.close();
   });
 
-  test("no answer within the ttl: timeout with the requester's id; a late answer is dropped", async () => {
+  test("no answer within the ttl: timeout with the requester's id; a late answer is dropped", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "t1");
     const bob = await loginAs(ts, "websocket", "bob", "bob-pw", "t1");
     const held: IncomingRequest[] = [];
@@ -50,7 +50,7 @@ describe("relay requests that get no answer", () => {
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  test("ttl is clamped to [minMs, maxMs]; absent means defaultMs", async () => {
+  test("ttl is clamped to [minMs, maxMs]; absent means defaultMs", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "c1");
     const bob = await loginAs(ts, "tcp", "bob", "bob-pw", "c1");
     bob.on("request", () => {});
@@ -66,7 +66,7 @@ describe("relay requests that get no answer", () => {
     await Promise.all([alice.close(), bob.close()]);
   });
 
-  test("a recipient that disconnects fails its pending requests with unavailable at once", async () => {
+  test("a recipient that disconnects fails its pending requests with unavailable at once", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "d1");
     const bob = await loginAs(ts, "tls", "bob", "bob-pw", "d1");
     let got = 0;
@@ -84,16 +84,16 @@ describe("relay requests that get no answer", () => {
     await alice.close();
   });
 
-  test("a requester that disconnects leaves nothing pending", async () => {
+  test("a requester that disconnects leaves nothing pending", { timeout: 15_000 }, async () => {
     const alice = await loginAs(ts, "tcp", "alice", "alice-pw", "r1");
     const bob = await loginAs(ts, "tcp", "bob", "bob-pw", "r1");
     const held: IncomingRequest[] = [];
     bob.on("request", (r: IncomingRequest) => held.push(r));
     for (let i = 0; i < 5; i++) alice.request("bob@localhost/r1", "x").catch(() => {});
-    while (held.length < 5) await sleep(5);
+    await waitUntil(() => held.length === 5, 3000, "bob holding alice's 5 requests");
     assert.equal(ts.server.proxy.pending.size, 5);
     alice.destroy();
-    while (ts.server.proxy.pending.size > 0) await sleep(5);
+    await waitUntil(() => ts.server.proxy.pending.size === 0, 3000, "the departed requester's entries gone from the PendingList");
     for (const r of held) r.respond("nobody listens");
     await bob.ping();
     await bob.close();

@@ -17,7 +17,7 @@ async function withServer(overrides: Record<string, unknown>, f: (ts: TestServer
 
 const isIq = (id: string) => (el: any) => el.is("iq") && el.attrs.id === id;
 
-test("SCRAM-SHA-1 over plain TCP (loopback exempt): login, messages to bare and full JIDs, from stamped", () =>
+test("SCRAM-SHA-1 over plain TCP (loopback exempt): login, messages to bare and full JIDs, from stamped", { timeout: 15_000 }, () =>
   withServer({}, async (ts) => {
     const port = ts.port("xmpp", "tcp");
     const a = await online(port, "alice", "a-pass", { resource: "phone" });
@@ -33,7 +33,7 @@ test("SCRAM-SHA-1 over plain TCP (loopback exempt): login, messages to bare and 
     await Promise.all([a.stop(), b.stop()]);
   }));
 
-test("STARTTLS with the test certificate when encryption is required; direct TLS too", () =>
+test("STARTTLS with the test certificate when encryption is required; direct TLS too", { timeout: 15_000 }, () =>
   withServer(
     { xmpp: { exemptLoopback: false } },
     async (ts) => {
@@ -46,7 +46,7 @@ test("STARTTLS with the test certificate when encryption is required; direct TLS
     true,
   ));
 
-test("IQ round trip between clients: the responder sees the proxy id, the asker gets its own id back", () =>
+test("IQ round trip between clients: the responder sees the proxy id, the asker gets its own id back", { timeout: 15_000 }, () =>
   withServer({}, async (ts) => {
     const port = ts.port("xmpp", "tcp");
     const a = await online(port, "alice", "a-pass", { resource: "a" });
@@ -66,7 +66,7 @@ test("IQ round trip between clients: the responder sees the proxy id, the asker 
     await Promise.all([a.stop(), b.stop()]);
   }));
 
-test("IQ with no answer in time gets <remote-server-timeout/>; to an offline resource <service-unavailable/> at once", () =>
+test("IQ with no answer in time gets <remote-server-timeout/>; to an offline resource <service-unavailable/> at once", { timeout: 15_000 }, () =>
   withServer({ timeouts: { sweepIntervalMs: 20, xmpp: { minMs: 100, defaultMs: 300, maxMs: 20000 } } }, async (ts) => {
     const port = ts.port("xmpp", "tcp");
     const a = await online(port, "alice", "a-pass", { resource: "a" });
@@ -82,7 +82,7 @@ test("IQ with no answer in time gets <remote-server-timeout/>; to an offline res
     await Promise.all([a.stop(), b.stop()]);
   }));
 
-test("server iqs: ping, disco#info, unknown namespace", () =>
+test("server iqs: ping, disco#info, unknown namespace", { timeout: 15_000 }, () =>
   withServer({}, async (ts) => {
     const a = await online(ts.port("xmpp", "tcp"), "alice", "a-pass");
     const pong = await a.c.iqCaller.request(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
@@ -99,7 +99,7 @@ async function roster(c: Online): Promise<Record<string, string>> {
   return Object.fromEntries(q.getChildren("item").map((i: any) => [i.attrs.jid, i.attrs.subscription + (i.attrs.ask ? "+ask" : "")]));
 }
 
-test("roster and subscription: add, subscribe, approve, presence flows, unavailable on disconnect, remove", () =>
+test("roster and subscription: add, subscribe, approve, presence flows, unavailable on disconnect, remove", { timeout: 15_000 }, () =>
   withServer({}, async (ts) => {
     const port = ts.port("xmpp", "tcp");
     const a = await online(port, "alice", "a-pass", { resource: "a" });
@@ -138,7 +138,7 @@ test("roster and subscription: add, subscribe, approve, presence flows, unavaila
     await Promise.all([a.stop(), a2.stop()]);
   }));
 
-test("offline messages: stored while away, delivered at the next initial presence; a full queue answers the sender", () =>
+test("offline messages: stored while away, delivered at the next initial presence; a full queue answers the sender", { timeout: 15_000 }, () =>
   withServer({ xmpp: { offlineQueueMax: 2 } }, async (ts) => {
     const port = ts.port("xmpp", "tcp");
     const a = await online(port, "alice", "a-pass", { resource: "a" });

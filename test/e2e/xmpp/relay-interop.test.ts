@@ -5,7 +5,7 @@ import { RelayClient, RelayError } from "../../../src/relay/client.js";
 import { startXmppServer } from "../../helpers.js";
 import { online } from "./util.js";
 
-test("relay and XMPP share one account store; messages and requests cross between them", async () => {
+test("relay and XMPP share one account store; messages and requests cross between them", { timeout: 15_000 }, async () => {
   const ts = await startXmppServer({}, { dave: "d-pass", erin: "e-pass" });
   try {
     // The same account logs in by both protocols at once.

@@ -16,7 +16,7 @@ function hasSlixmpp(): boolean {
 }
 
 // .ci/run installs Debian's python3-slixmpp; elsewhere the test says why it did not run.
-test("slixmpp 1.8 logs in over STARTTLS with the strongest SCRAM, messages and pings through the server", { skip: hasSlixmpp() ? false : "python3-slixmpp is not installed" }, async () => {
+test("slixmpp 1.8 logs in over STARTTLS with the strongest SCRAM, messages and pings through the server", { timeout: 15_000, skip: hasSlixmpp() ? false : "python3-slixmpp is not installed" }, async () => {
   const ts = await startServer(
     { listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, tls: TLS_FILES }] },
     { alice: "alice-pw", bob: "bob-pw" },

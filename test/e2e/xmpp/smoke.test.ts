@@ -19,7 +19,7 @@ async function aliceAndBob(config: Record<string, unknown>, resources: { a?: str
   }
 }
 
-test("smoke: two clients log in with SCRAM and exchange a message", async () => {
+test("smoke: two clients log in with SCRAM and exchange a message", { timeout: 15_000 }, async () => {
   await aliceAndBob({}, { a: "phone", b: "desk" }, async (a, b) => {
     await a.c.send(xml("message", { to: "bob@localhost", type: "chat", id: "m1" }, xml("body", {}, "hello bob")));
     const m = await b.waitFor((el) => el.is("message"));
@@ -30,7 +30,7 @@ test("smoke: two clients log in with SCRAM and exchange a message", async () => 
 
 // Bound sessions on plain TCP hand their output to the writer thread (src/transport/writer-thread.ts).
 
-test("with io.writerThread off, the event loop writes and the exchange is the same", async () => {
+test("with io.writerThread off, the event loop writes and the exchange is the same", { timeout: 15_000 }, async () => {
   await aliceAndBob({ io: { writerThread: false } }, {}, async (a, b) => {
     for (let i = 0; i < 20; i++) await a.c.send(xml("message", { to: "bob@localhost", type: "chat", id: `m${i}` }, xml("body", {}, `n${i}`)));
     const m = await b.waitFor((el) => el.is("message") && el.attrs.id === "m19");
@@ -38,7 +38,7 @@ test("with io.writerThread off, the event loop writes and the exchange is the sa
   });
 });
 
-test("a client that sends </stream:stream> and FIN together still gets the server's messages and </stream:stream> before its FIN", async () => {
+test("a client that sends </stream:stream> and FIN together still gets the server's messages and </stream:stream> before its FIN", { timeout: 15_000 }, async () => {
   const ts = await startXmppServer({ xmpp: { allowPlainWithoutTls: true } }, { alice: "a-pass", bob: "b-pass" });
   try {
     const port = ts.port("xmpp", "tcp");

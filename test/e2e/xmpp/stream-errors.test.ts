@@ -12,7 +12,7 @@ before(async () => {
     { alice: "a-pass", bob: "b-pass" },
   );
   port = ts.port("xmpp", "tcp");
-});
+}, { timeout: 15_000 });
 after(() => ts.stop());
 
 /** Opens a stream, sends `input`, expects the stream error `condition` and the connection closed. */
@@ -26,7 +26,7 @@ async function expectStreamError(input: string | string[], condition: string, ra
   return text;
 }
 
-test("features before auth: SCRAM offered strongest first, PLAIN only where allowed, no <sm/>", async () => {
+test("features before auth: SCRAM offered strongest first, PLAIN only where allowed, no <sm/>", { timeout: 15_000 }, async () => {
   const r = new Raw(port);
   await r.ready();
   r.send(HEADER);
@@ -36,22 +36,22 @@ test("features before auth: SCRAM offered strongest first, PLAIN only where allo
   r.destroy();
 });
 
-test("not-well-formed", async () => void (await expectStreamError(HEADER + "<message></iq>", "not-well-formed")));
-test("restricted-xml: comment", async () => void (await expectStreamError(HEADER + "<!-- hello -->", "restricted-xml")));
-test("restricted-xml: DOCTYPE before the stream", async () => void (await expectStreamError("<!DOCTYPE stream>" + HEADER, "restricted-xml")));
-test("restricted-xml: processing instruction", async () => void (await expectStreamError(HEADER + "<?foo bar?>", "restricted-xml")));
-test("policy-violation: stanza over maxStanzaBytes", async () => void (await expectStreamError(HEADER + `<message><body>${"x".repeat(20000)}</body></message>`, "policy-violation")));
-test("not-authorized: a stanza before authentication", async () => void (await expectStreamError(HEADER + "<message to='bob@localhost'><body>hi</body></message>", "not-authorized")));
-test("host-unknown", async () => void (await expectStreamError(HEADER.replace("to='localhost'", "to='example.org'"), "host-unknown")));
-test("invalid-namespace", async () => void (await expectStreamError(HEADER.replace("jabber:client", "jabber:server"), "invalid-namespace")));
-test("unsupported-version", async () => void (await expectStreamError(HEADER.replace(" version='1.0'>", ">"), "unsupported-version")));
+test("not-well-formed", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER + "<message></iq>", "not-well-formed")));
+test("restricted-xml: comment", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER + "<!-- hello -->", "restricted-xml")));
+test("restricted-xml: DOCTYPE before the stream", { timeout: 15_000 }, async () => void (await expectStreamError("<!DOCTYPE stream>" + HEADER, "restricted-xml")));
+test("restricted-xml: processing instruction", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER + "<?foo bar?>", "restricted-xml")));
+test("policy-violation: stanza over maxStanzaBytes", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER + `<message><body>${"x".repeat(20000)}</body></message>`, "policy-violation")));
+test("not-authorized: a stanza before authentication", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER + "<message to='bob@localhost'><body>hi</body></message>", "not-authorized")));
+test("host-unknown", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER.replace("to='localhost'", "to='example.org'"), "host-unknown")));
+test("invalid-namespace", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER.replace("jabber:client", "jabber:server"), "invalid-namespace")));
+test("unsupported-version", { timeout: 15_000 }, async () => void (await expectStreamError(HEADER.replace(" version='1.0'>", ">"), "unsupported-version")));
 
-test("unsupported-stanza-type after login", async () => {
+test("unsupported-stanza-type after login", { timeout: 15_000 }, async () => {
   const r = await rawLogin(port, "alice", "a-pass");
   await expectStreamError("<foo/>", "unsupported-stanza-type", r);
 });
 
-test("not-authorized: a stanza after SASL but before bind", async () => {
+test("not-authorized: a stanza after SASL but before bind", { timeout: 15_000 }, async () => {
   const r = new Raw(port);
   await r.ready();
   r.send(HEADER);
@@ -63,7 +63,7 @@ test("not-authorized: a stanza after SASL but before bind", async () => {
   await expectStreamError("<message to='bob@localhost'><body>hi</body></message>", "not-authorized", r);
 });
 
-test("bad password: <not-authorized/> each time, then policy-violation after limits.maxAuthAttempts", async () => {
+test("bad password: <not-authorized/> each time, then policy-violation after limits.maxAuthAttempts", { timeout: 15_000 }, async () => {
   const r = new Raw(port);
   await r.ready();
   r.send(HEADER);
@@ -75,7 +75,7 @@ test("bad password: <not-authorized/> each time, then policy-violation after lim
   await expectStreamError(plainAuth("alice", "wrong"), "policy-violation", r);
 });
 
-test("conflict: binding the same resource again replaces the old session", async () => {
+test("conflict: binding the same resource again replaces the old session", { timeout: 15_000 }, async () => {
   const first = await rawLogin(port, "bob", "b-pass", "same");
   const second = await rawLogin(port, "bob", "b-pass", "same");
   await first.until(/<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
@@ -85,7 +85,7 @@ test("conflict: binding the same resource again replaces the old session", async
   second.destroy();
 });
 
-test("a whole session sent one byte at a time", async () => {
+test("a whole session sent one byte at a time", { timeout: 15_000 }, async () => {
   const r = new Raw(port);
   await r.ready();
   const drip = async (s: string) => {
@@ -111,14 +111,14 @@ test("a whole session sent one byte at a time", async () => {
   await r.whenClosed();
 });
 
-test("after all those errors the server still serves", async () => {
+test("after all those errors the server still serves", { timeout: 15_000 }, async () => {
   const r = await rawLogin(port, "alice", "a-pass", "last");
   r.send("<iq type='get' id='alive' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
   await r.until(/id="alive"/);
   r.destroy();
 });
 
-test("connection-timeout for an idle connection, and per-IP auth failure limit", async () => {
+test("connection-timeout for an idle connection, and per-IP auth failure limit", { timeout: 15_000 }, async () => {
   const t2 = await startXmppServer({ xmpp: { allowPlainWithoutTls: true, maxAuthFailuresPerIp: 1 }, limits: { idleTimeoutMs: 300 } }, { alice: "a-pass" });
   try {
     const p2 = t2.port("xmpp", "tcp");
@@ -146,7 +146,7 @@ test("connection-timeout for an idle connection, and per-IP auth failure limit",
   }
 });
 
-test("encryption required with no TLS on the listener: policy-violation instead of an unusable stream", async () => {
+test("encryption required with no TLS on the listener: policy-violation instead of an unusable stream", { timeout: 15_000 }, async () => {
   const t3 = await startXmppServer({ xmpp: { exemptLoopback: false } }, {});
   try {
     const r = new Raw(t3.port("xmpp", "tcp"));

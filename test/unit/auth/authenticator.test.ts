@@ -32,7 +32,7 @@ const RFC: Record<ScramHash, { salt: string; authMessage: string; clientProof: s
 };
 
 for (const hash of ["sha1", "sha256"] as const) {
-  test(`SCRAM-${hash.toUpperCase()}: stored keys verify the RFC's ClientProof and produce its ServerSignature`, async () => {
+  test(`SCRAM-${hash.toUpperCase()}: stored keys verify the RFC's ClientProof and produce its ServerSignature`, { timeout: 10_000 }, async () => {
     const v = RFC[hash];
     const creds = await deriveCredentials("pencil", 4096, Buffer.from(v.salt, "base64"));
     const { storedKey, serverKey } = creds[hash];
@@ -52,7 +52,7 @@ for (const hash of ["sha1", "sha256"] as const) {
   });
 }
 
-test("verifyPassword: right and wrong; salts are random per derivation", async () => {
+test("verifyPassword: right and wrong; salts are random per derivation", { timeout: 10_000 }, async () => {
   const c = await deriveCredentials("s3cret", 4096);
   assert.equal(await verifyPassword(c, "s3cret"), true);
   assert.equal(await verifyPassword(c, "s3creT"), false);
@@ -77,6 +77,7 @@ function withStore(fn: (store: SqliteStore, dir: string) => Promise<void>): () =
 
 test(
   "SqliteStore: put, get, replace, delete, list; keys survive a reopen; no plain password stored",
+  { timeout: 10_000 },
   withStore(async (store, dir) => {
     const alice = await deriveCredentials("alice-pw", 4096);
     const bob = await deriveCredentials("bob-pw", 4096);
@@ -110,6 +111,7 @@ test(
 
 test(
   "Authenticator.checkPassword: right, wrong, unknown user",
+  { timeout: 10_000 },
   withStore(async (store) => {
     store.putUser("alice", await deriveCredentials("pencil", 4096));
     const auth = new Authenticator(store, 4096, null);
@@ -122,6 +124,7 @@ test(
 
 test(
   "Authenticator.checkToken: valid, expired, bad signature, unknown user, disabled",
+  { timeout: 10_000 },
   withStore(async (store) => {
     const secret = "0123456789abcdef-secret";
     store.putUser("alice", await deriveCredentials("pencil", 4096));
@@ -143,7 +146,7 @@ test(
   }),
 );
 
-test("Authenticator.normalizeUser folds case and refuses what cannot be a local part", () => {
+test("Authenticator.normalizeUser folds case and refuses what cannot be a local part", { timeout: 10_000 }, () => {
   assert.equal(Authenticator.normalizeUser("Alice"), "alice");
   for (const bad of ["", "a@b", "a/b", "a b", "a:b", 5, null]) assert.equal(Authenticator.normalizeUser(bad), null, String(bad));
 });

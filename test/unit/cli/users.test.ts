@@ -13,7 +13,7 @@ import { verifyPassword } from "../../../src/store/scram.js";
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
 const run = promisify(execFile);
 
-test("parseUserLines: user,password lines; blanks and comments skipped; errors name the line", () => {
+test("parseUserLines: user,password lines; blanks and comments skipped; errors name the line", { timeout: 10_000 }, () => {
   const { users, errors } = parseUserLines(
     ["# accounts", "alice,pencil", "", "Bob,pass,with,commas", "   ", "carol,", "no-comma", "bad user,x", "dave, spaced ", "eve,p\r", ""].join("\n"),
   );
@@ -30,7 +30,7 @@ test("parseUserLines: user,password lines; blanks and comments skipped; errors n
   ]);
 });
 
-test("importUsers derives SCRAM credentials for each user and writes them all", async () => {
+test("importUsers derives SCRAM credentials for each user and writes them all", { timeout: 10_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-unit-"));
   const store = new SqliteStore(join(dir, "db.sqlite"));
   try {
@@ -56,7 +56,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-test("the CLI as a subprocess: users add, list, delete, import; a bad config key fails naming it", async () => {
+test("the CLI as a subprocess: users add, list, delete, import; a bad config key fails naming it", { timeout: 10_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
   try {
     const config = join(dir, "config.json");

@@ -25,14 +25,14 @@ function server(hash: ScramHash, c: Credentials, nonce: string, extra: Partial<S
   });
 }
 
-test("RFC 5802 §5 SCRAM-SHA-1 test vector", async () => {
+test("RFC 5802 §5 SCRAM-SHA-1 test vector", { timeout: 10_000 }, async () => {
   const s = server("sha1", await creds("sha1", "pencil", "QSXCR+Q6sek8bf92", 4096), "3rfcNHYJY1ZVvWVs7j");
   assert.equal(s.first("n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL"), "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096");
   const r = s.final("c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=");
   assert.deepEqual(r, { serverFinal: "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=", user: "user" });
 });
 
-test("RFC 7677 §3 SCRAM-SHA-256 test vector", async () => {
+test("RFC 7677 §3 SCRAM-SHA-256 test vector", { timeout: 10_000 }, async () => {
   const s = server("sha256", await creds("sha256", "pencil", "W22ZaJ0SNY7soEsUEjb6gQ==", 4096), "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
   assert.equal(s.first("n,,n=user,r=rOprNGfwEbeRWgbNEkqO"), "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
   const r = s.final("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
@@ -42,7 +42,7 @@ test("RFC 7677 §3 SCRAM-SHA-256 test vector", async () => {
 const failsWith = (f: () => unknown, condition: string) =>
   assert.throws(f, (e: unknown) => e instanceof SaslFailure && e.condition === condition);
 
-test("wrong proof, wrong nonce, unknown user, downgrade, bad authzid all fail", async () => {
+test("wrong proof, wrong nonce, unknown user, downgrade, bad authzid all fail", { timeout: 10_000 }, async () => {
   const c = await creds("sha1", "pencil", "QSXCR+Q6sek8bf92", 4096);
   let s = server("sha1", c, "3rfcNHYJY1ZVvWVs7j");
   s.first("n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL");
@@ -62,7 +62,7 @@ test("wrong proof, wrong nonce, unknown user, downgrade, bad authzid all fail", 
   failsWith(() => server("sha1", c, "x").first("n,,n=us=er,r=abc"), "malformed-request");
 });
 
-test("-PLUS binds to the channel: the right data passes, other data fails", async () => {
+test("-PLUS binds to the channel: the right data passes, other data fails", { timeout: 10_000 }, async () => {
   const c = await creds("sha256", "pencil", "W22ZaJ0SNY7soEsUEjb6gQ==", 4096);
   const cb = Buffer.from("channel-binding-data");
   const s = server("sha256", c, "srv", { plus: true, channelBinding: (t) => (t === "tls-exporter" ? cb : null) });
