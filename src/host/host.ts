@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { SqliteStore } from "../store/sqlite-store.js";
+import { SqliteXmppStore } from "../store/sqlite-xmpp-store.js";
 import { Server } from "../server/server.js";
 import { workerIdOf } from "../cluster/nats-bus.js";
 
@@ -31,8 +32,10 @@ function stopOn(server: Server, events: string[]): void {
 }
 
 function primary(config: Config, n: number, log: Logger): void {
-  // The schema is made once here, not raced by n workers opening the same file.
-  new SqliteStore(config.storage.path).close();
+  // Both stores' schemas are made once here, not raced by n workers opening the same file.
+  const store = new SqliteStore(config.storage.path);
+  new SqliteXmppStore(store.db);
+  store.close();
   const byIndex = new Map<number, Worker>();
   const started = new Map<number, number>();
   const backoff = new Map<number, number>();
