@@ -56,9 +56,9 @@ export async function startServer(overrides: Record<string, unknown> = {}, users
  * For state that has no event to wait on (a map's size, a log line in a child's
  * output): the deadline is what keeps the loop honest.
  */
-export async function waitUntil(pred: () => boolean, ms: number, what: string | (() => string), everyMs = 5): Promise<void> {
+export async function waitUntil(pred: () => boolean | Promise<boolean>, ms: number, what: string | (() => string), everyMs = 5): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RelayClient } from "../../../src/relay/client.js";
+import { RelayClient, RelayError, type IncomingRequest } from "../../../src/relay/client.js";
 import { waitUntil, within } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
@@ -53,7 +53,20 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
   const login = async (user: string): Promise<RelayClient> => {
     const c = await RelayClient.connect({ port });
     await c.login({ user, password: "pw", resource: "r" });
+    c.on("request", (r: IncomingRequest) => r.respond());
     return c;
+  };
+  /**
+   * Each client's session is bound at its user's owner, which may be the other worker (the bind
+   * crosses the bus after the login's ok, and again after a re-homing): a request to the bare
+   * address is answered rather than refused `unavailable`.
+   */
+  const reachable = async (clients: RelayClient[]): Promise<void> => {
+    for (const c of clients) {
+      const bare = c.jid.slice(0, c.jid.indexOf("/"));
+      const answered = () => clients[0].request(bare, "", 1000).then(() => true, (e: RelayError) => (e.code === "unavailable" ? false : Promise.reject(e)));
+      await waitUntil(answered, 5000, () => `${bare} to be reachable; stderr:\n${stderr}`, 20);
+    }
   };
   /** Each client messages the next one's bare address; true when all arrive. */
   const ring = async (clients: RelayClient[]): Promise<void> => {
@@ -97,6 +110,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
   test("connections are spread over both workers, and messages cross between them", { timeout: 30_000 }, async () => {
     assert.equal(childrenOf(host.pid!).length, 2);
     const clients = await Promise.all(["h0", "h1", "h2", "h3"].map(login));
+    await reachable(clients);
     await ring(clients);
     for (const c of clients) c.destroy();
   });
@@ -122,6 +136,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
       20,
     );
     const fresh = await Promise.all(["h0", "h1"].map(login));
+    await reachable([...alive, ...fresh]);
     await ring([...alive, ...fresh]);
     for (const c of [...alive, ...fresh]) c.destroy();
   });

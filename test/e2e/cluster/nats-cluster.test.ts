@@ -45,15 +45,18 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
   };
   const waitMembers = (n: number): Promise<void> =>
     waitUntil(() => [...workers.values()].every((s) => Object.values(s.bus.membership().hosts).flat().length === n), 5000, `every worker to count ${n} members`, 20);
-  /** Re-homing is over: each user's session is bound at the user's owner under the current ring. */
-  const boundAtOwners = (users: string[]): Promise<void> =>
+  /**
+   * Each user's session `resource` is bound at the user's owner under the current ring: after a login
+   * (the bind crosses the bus when the owner is another worker) or a re-homing.
+   */
+  const boundAtOwners = (users: string[], resource = "r"): Promise<void> =>
     waitUntil(
       () => {
         const router = new Router(workers.values().next().value!.bus.membership());
-        return users.every((u) => workers.get(router.ownerOf(`${u}@localhost`) ?? "")?.proxy.channels.get(`${u}@localhost`)?.resources.size === 1);
+        return users.every((u) => workers.get(router.ownerOf(`${u}@localhost`) ?? "")?.proxy.channels.get(`${u}@localhost`)?.resources.has(resource) === true);
       },
       5000,
-      `the sessions of ${users.join(" ")} bound at their owners`,
+      `the sessions ${users.map((u) => `${u}@localhost/${resource}`).join(" ")} bound at their owners`,
     );
 
   before(async () => {
@@ -86,6 +89,7 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
       const q = await relay("a", asker);
       const r = await relay("b", answerer, "svc");
       r.on("request", (req: IncomingRequest) => req.respond(`${req.from} asked ${req.body}`));
+      await boundAtOwners([answerer], "svc");
       const res = await q.request(`${answerer}@localhost`, Buffer.from([0, 1, 2, 0xff]));
       assert.equal(res.header.from, `${answerer}@localhost/svc`);
       assert.equal(String(res.body), `${asker}@localhost/r asked ${Buffer.from([0, 1, 2, 0xff])}`);
@@ -126,6 +130,7 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
 
   test("a worker joins and leaves: users move owner and stay reachable", { timeout: 30_000 }, async () => {
     const clients = await Promise.all(USERS.slice(0, 8).map((u, i) => relay(i % 2 ? "a" : "b", u)));
+    await boundAtOwners(USERS.slice(0, 8));
     const check = async () => {
       for (let i = 0; i < clients.length; i++) {
         const to = clients[(i + 3) % clients.length];
