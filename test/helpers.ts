@@ -50,8 +50,27 @@ export async function startServer(overrides: Record<string, unknown> = {}, users
   };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/**
+ * Resolves once `pred()` holds, looking every `everyMs`; rejects at the deadline
+ * naming `what` (a function is worded only then, e.g. with a child's output so far).
+ * For state that has no event to wait on (a map's size, a log line in a child's
+ * output): the deadline is what keeps the loop honest.
+ */
+export async function waitUntil(pred: () => boolean | Promise<boolean>, ms: number, what: string | (() => string), everyMs = 5): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** `p`, or a rejection naming `what` when it has not settled within `ms`. */
+export function within<T>(p: Promise<T>, ms: number, what: string | (() => string)): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
 }
 
 /** Resolves when `emitter` emits `event`, or rejects after `ms`. */

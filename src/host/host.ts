@@ -2,6 +2,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { SqliteStore } from "../store/sqlite-store.js";
+import { SqliteXmppStore } from "../store/sqlite-xmpp-store.js";
 import { Server } from "../server/server.js";
 import { workerIdOf } from "../cluster/nats-bus.js";
 import { AdminServer } from "../admin/http.js";
@@ -52,8 +53,10 @@ function stopOn(server: Server, events: string[]): void {
 }
 
 async function primary(config: Config, n: number, log: Logger): Promise<void> {
-  // The schema is made once here, not raced by n workers opening the same file.
-  new SqliteStore(config.storage.path).close();
+  // Both stores' schemas are made once here, not raced by n workers opening the same file.
+  const store = new SqliteStore(config.storage.path);
+  new SqliteXmppStore(store.db);
+  store.close();
   const admin = config.admin.enabled ? await AdminServer.start(config.admin, log) : null;
   const byIndex = new Map<number, Worker>();
   const started = new Map<number, number>();

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { AccountStore } from "./store.js";
 import type { Credentials } from "./scram.js";
+import { migrate } from "./sqlite-schema.js";
 
 interface UserRow {
   salt: Buffer;
@@ -13,8 +14,8 @@ interface UserRow {
   sha256_server: Buffer;
 }
 
-/** Schema steps, applied in order and recorded in user_version. */
-const MIGRATIONS: string[] = [
+/** The accounts' schema steps (schema_versions component "accounts"); append, never edit. */
+const MIGRATIONS: readonly string[] = [
   `CREATE TABLE users (
      username TEXT PRIMARY KEY,
      salt BLOB NOT NULL,
@@ -25,47 +26,19 @@ const MIGRATIONS: string[] = [
      sha256_server BLOB NOT NULL,
      created_at INTEGER NOT NULL
    ) WITHOUT ROWID`,
-  // XMPP (RFC 6121): rosters, unanswered subscription requests, offline messages; gone with the account.
-  `CREATE TABLE roster (
-     username TEXT NOT NULL,
-     jid TEXT NOT NULL,
-     name TEXT NOT NULL DEFAULT '',
-     subscription TEXT NOT NULL DEFAULT 'none',
-     ask INTEGER NOT NULL DEFAULT 0,
-     groups TEXT NOT NULL DEFAULT '[]',
-     PRIMARY KEY (username, jid)
-   ) WITHOUT ROWID;
-   CREATE TABLE subscription_requests (
-     username TEXT NOT NULL,
-     jid TEXT NOT NULL,
-     stanza TEXT NOT NULL,
-     PRIMARY KEY (username, jid)
-   ) WITHOUT ROWID;
-   CREATE TABLE offline (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     username TEXT NOT NULL,
-     stanza TEXT NOT NULL,
-     created_at INTEGER NOT NULL
-   );
-   CREATE INDEX offline_by_user ON offline (username, id);
-   CREATE TRIGGER users_delete_xmpp AFTER DELETE ON users BEGIN
-     DELETE FROM roster WHERE username = old.username;
-     DELETE FROM subscription_requests WHERE username = old.username;
-     DELETE FROM offline WHERE username = old.username;
-   END`,
 ];
 
 export class SqliteStore implements AccountStore {
   readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(path: string, extraMigrations: string[] = []) {
+  constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 5000");
-    this.migrate([...MIGRATIONS, ...extraMigrations]);
+    migrate(this.db, "accounts", MIGRATIONS);
     this.stmts = {
       put: this.db.prepare(
         `INSERT OR REPLACE INTO users (username, salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server, created_at)
@@ -79,16 +52,6 @@ export class SqliteStore implements AccountStore {
       list: this.db.prepare<[], { username: string }>(`SELECT username FROM users ORDER BY username`),
       ping: this.db.prepare(`SELECT 1 FROM users LIMIT 1`),
     };
-  }
-
-  private migrate(steps: string[]): void {
-    const version = this.db.pragma("user_version", { simple: true }) as number;
-    if (version > steps.length) throw new Error(`database schema version ${version} is newer than this server (${steps.length})`);
-    const apply = this.db.transaction(() => {
-      for (let v = version; v < steps.length; v++) this.db.exec(steps[v]);
-      this.db.pragma(`user_version = ${steps.length}`);
-    });
-    apply();
   }
 
   putUser(user: string, c: Credentials): void {

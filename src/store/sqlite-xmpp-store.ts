@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { RosterItem, Subscription, XmppStore } from "./xmpp-store.js";
+import { migrate } from "./sqlite-schema.js";
 
 interface RosterRow {
   jid: string;
@@ -9,11 +10,50 @@ interface RosterRow {
   groups: string;
 }
 
-/** XmppStore on the accounts database (tables made by the migrations in sqlite-store.ts). */
+/**
+ * The XMPP tables' schema steps (schema_versions component "xmpp"); append, never edit.
+ * RFC 6121: rosters, unanswered subscription requests, offline messages; gone with the
+ * account (the trigger on the accounts store's users table).
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE roster (
+     username TEXT NOT NULL,
+     jid TEXT NOT NULL,
+     name TEXT NOT NULL DEFAULT '',
+     subscription TEXT NOT NULL DEFAULT 'none',
+     ask INTEGER NOT NULL DEFAULT 0,
+     groups TEXT NOT NULL DEFAULT '[]',
+     PRIMARY KEY (username, jid)
+   ) WITHOUT ROWID;
+   CREATE TABLE subscription_requests (
+     username TEXT NOT NULL,
+     jid TEXT NOT NULL,
+     stanza TEXT NOT NULL,
+     PRIMARY KEY (username, jid)
+   ) WITHOUT ROWID;
+   CREATE TABLE offline (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     username TEXT NOT NULL,
+     stanza TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX offline_by_user ON offline (username, id);
+   CREATE TRIGGER users_delete_xmpp AFTER DELETE ON users BEGIN
+     DELETE FROM roster WHERE username = old.username;
+     DELETE FROM subscription_requests WHERE username = old.username;
+     DELETE FROM offline WHERE username = old.username;
+   END`,
+];
+
+/**
+ * XmppStore in the accounts database file, beside the users table: open the
+ * SqliteStore first (its schema holds the table this store's trigger watches).
+ */
 export class SqliteXmppStore implements XmppStore {
   private readonly s;
 
   constructor(private readonly db: Database.Database) {
+    migrate(db, "xmpp", MIGRATIONS);
     const p = <P extends unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
     this.s = {
       roster: p<[string], RosterRow>(`SELECT jid, name, subscription, ask, groups FROM roster WHERE username = ? ORDER BY jid`),

@@ -1,0 +1,53 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { buildPump, runXmpp, type XmppParams } from "./run.js";
+
+// `npm run bench:smoke`: every way bench:xmpp can run, at toy size (seed 000's
+// experiment, N = 20, 3 messages), so a change to the bench or the server that
+// breaks one shows before a long measurement does. Real server, generator,
+// pump and nats-server processes; it checks that everything arrives, not how
+// fast. `npm test` keeps only the smallest of these (test/e2e/bench/).
+const pump = buildPump();
+const HAVE_NATS = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
+const SMALL: XmppParams = {
+  target: "switchboard",
+  users: 20,
+  messages: 3,
+  rate: 5,
+  rampMs: 200,
+  deadlineMs: 10_000,
+  procs: 2,
+  host: "127.0.0.1",
+  domain: "localhost",
+  nodeArgs: [],
+  serverCpu: "0",
+  genCpu: "1",
+  workers: 1,
+  pump: null,
+  spin: false,
+};
+
+for (const generator of ["c", "c-spin", "node"] as const) {
+  const skip = generator !== "node" && pump === null ? "no C compiler here for bench/xmpp/pump.c" : false;
+  test(`bench:xmpp smoke (${generator} messaging phase): 20 users × 3 messages against switchboard, all delivered`, { timeout: 60_000, skip }, async () => {
+    const r = await runXmpp({ ...SMALL, pump: generator === "node" ? null : pump, spin: generator === "c-spin" });
+    assert.equal(r.generator, generator);
+    assert.equal(r.loggedIn, 20, r.firstError);
+    assert.equal(r.sent, 60);
+    assert.equal(r.received, 60);
+    assert.equal(r.deliveryRate, 1);
+    assert.equal(r.errors, 0);
+    assert.ok(r.serverCpuSeconds >= 0);
+    // Spinning costs the whole core; the turns that did work cost a part of it.
+    if (generator === "c-spin") assert.ok(r.generatorBusyCores! > 0 && r.generatorBusyCores! <= r.generatorCpuCores + 0.01, `busy ${r.generatorBusyCores} of ${r.generatorCpuCores}`);
+  });
+}
+
+test("bench:xmpp smoke against a host of two workers over NATS (--workers 2): all delivered", { timeout: 90_000, skip: HAVE_NATS ? false : "nats-server is not installed" }, async () => {
+  const r = await runXmpp({ ...SMALL, workers: 2, serverCpu: "0,1", genCpu: "0,1" });
+  assert.equal(r.loggedIn, 20, r.firstError);
+  assert.equal(r.received, 60);
+  assert.equal(r.deliveryRate, 1);
+  assert.match(r.version, /2 workers/);
+});

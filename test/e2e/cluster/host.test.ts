@@ -1,0 +1,152 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RelayClient, RelayError, type IncomingRequest } from "../../../src/relay/client.js";
+import { waitUntil, within } from "../../helpers.js";
+import { freePort } from "../../../bench/lib/proc.js";
+import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const s = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.sort();
+}
+
+/** `switchboard start` with cluster.workers 2: the real CLI, the real node:cluster host, a real nats-server. */
+describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
+  let nats: NatsServer;
+  let dir: string;
+  let port: number;
+  let host: ChildProcess;
+  let stderr = "";
+  /** The host's and its workers' log lines (JSON on stderr), in the order written. */
+  const logs: Record<string, unknown>[] = [];
+  const logged = (message: string, since = 0) => logs.slice(since).filter((l) => l.message === message);
+  let partial = "";
+  const onStderr = (b: Buffer): void => {
+    stderr += b;
+    const lines = (partial + b).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // Not a log line (a crash trace): it stays in stderr for the assertion messages.
+      }
+    }
+  };
+
+  const login = async (user: string): Promise<RelayClient> => {
+    const c = await RelayClient.connect({ port });
+    await c.login({ user, password: "pw", resource: "r" });
+    c.on("request", (r: IncomingRequest) => r.respond());
+    return c;
+  };
+  /**
+   * Each client's session is bound at its user's owner, which may be the other worker (the bind
+   * crosses the bus after the login's ok, and again after a re-homing): a request to the bare
+   * address is answered rather than refused `unavailable`.
+   */
+  const reachable = async (clients: RelayClient[]): Promise<void> => {
+    for (const c of clients) {
+      const bare = c.jid.slice(0, c.jid.indexOf("/"));
+      const answered = () => clients[0].request(bare, "", 1000).then(() => true, (e: RelayError) => (e.code === "unavailable" ? false : Promise.reject(e)));
+      await waitUntil(answered, 5000, () => `${bare} to be reachable; stderr:\n${stderr}`, 20);
+    }
+  };
+  /** Each client messages the next one's bare address; true when all arrive. */
+  const ring = async (clients: RelayClient[]): Promise<void> => {
+    for (let i = 0; i < clients.length; i++) {
+      const to = clients[(i + 1) % clients.length];
+      const got = new Promise<string>((resolve) => to.once("message", (m: { from: string; body: Buffer }) => resolve(`${m.from} ${m.body}`)));
+      clients[i].message(to.jid.slice(0, to.jid.indexOf("/")), `n${i}`);
+      assert.equal(await within(got, 3000, () => `n${i} at ${to.jid}; stderr:\n${stderr}`), `${clients[i].jid} n${i}`, stderr);
+    }
+  };
+
+  before(async () => {
+    nats = await startNats();
+    dir = mkdtempSync(join(tmpdir(), "switchboard-host-"));
+    port = await freePort();
+    const cfg = join(dir, "config.json");
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        log: { level: "info", format: "json" },
+        listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port }],
+        storage: { type: "sqlite", path: "db.sqlite" },
+        cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbhost", heartbeatMs: 1000 } },
+        admin: { port: 0 },
+      }),
+    );
+    writeFileSync(join(dir, "users.csv"), Array.from({ length: 8 }, (_, i) => `h${i},pw`).join("\n"));
+    const imp = spawnSync(process.execPath, [CLI, "users", "import", join(dir, "users.csv"), "--config", cfg], { encoding: "utf8" });
+    assert.equal(imp.status, 0, imp.stderr);
+    host = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
+    host.stderr!.on("data", onStderr);
+    // Both workers listening: the primary hands connections out only to those that are.
+    await waitUntil(() => logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${stderr}`, 20);
+  }, { timeout: 30_000 });
+  after(async () => {
+    if (host.exitCode === null) host.kill("SIGKILL");
+    for (const p of childrenOf(host.pid!)) process.kill(p, "SIGKILL");
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("connections are spread over both workers, and messages cross between them", { timeout: 30_000 }, async () => {
+    assert.equal(childrenOf(host.pid!).length, 2);
+    const clients = await Promise.all(["h0", "h1", "h2", "h3"].map(login));
+    await reachable(clients);
+    await ring(clients);
+    for (const c of clients) c.destroy();
+  });
+
+  test("a worker killed with SIGKILL is restarted; the other worker's sessions keep working with the new one's", { timeout: 30_000 }, async () => {
+    const kept = await Promise.all(["h4", "h5", "h6", "h7"].map(login));
+    const [victim] = childrenOf(host.pid!);
+    const mark = logs.length;
+    process.kill(victim, "SIGKILL");
+    // A ping on a connection of the dead worker meets a closed socket; the others are answered.
+    const answered = await Promise.all(kept.map((c) => within(c.ping().then(() => true, () => false), 5000, `a pong or a close for ${c.jid}`)));
+    const alive = kept.filter((_, i) => answered[i]);
+    assert.ok(alive.length >= 1 && alive.length < kept.length, `the killed worker's clients are cut off, the others' are not (${alive.length} left)`);
+    // Restarted within the heartbeat expiry: the others learn of it from its new incarnation.
+    await waitUntil(() => logged("switchboard started", mark).length === 1, 10_000, () => `the killed worker restarted; stderr:\n${stderr}`, 20);
+    assert.equal(childrenOf(host.pid!).filter((p) => p !== victim).length, 2, stderr);
+    const restarted = String(logged("worker died; restarting it", mark)[0]?.workerId);
+    // The survivor re-binds its sessions owned by the new incarnation as it logs the change (docs/architecture.md, Cluster).
+    await waitUntil(
+      () => logged("cluster membership changed", mark).some((l) => String(l.joined).split(" ").includes(restarted)),
+      5000,
+      () => `the other worker to hear ${restarted} again; stderr:\n${stderr}`,
+      20,
+    );
+    const fresh = await Promise.all(["h0", "h1"].map(login));
+    await reachable([...alive, ...fresh]);
+    await ring([...alive, ...fresh]);
+    for (const c of [...alive, ...fresh]) c.destroy();
+  });
+
+  test("SIGTERM to the primary stops the workers and the host", { timeout: 30_000 }, async () => {
+    const workers = childrenOf(host.pid!);
+    const exited = new Promise<number | null>((resolve) => host.once("exit", (code) => resolve(code)));
+    host.kill("SIGTERM");
+    assert.equal(await exited, 0, stderr);
+    for (const p of workers) assert.throws(() => process.kill(p, 0), "worker still running");
+  });
+});

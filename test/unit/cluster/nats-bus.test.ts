@@ -1,0 +1,156 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { connect, type NatsConnection } from "nats";
+import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
+import type { Membership } from "../../../src/router/router.js";
+import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { waitUntil, within } from "../../helpers.js";
+
+// Membership by heartbeats (docs/architecture.md, Cluster), against a real
+// nats-server. Workers that must fall silent run in their own process and are
+// killed with SIGKILL: no goodbye, exactly as when a worker dies.
+
+interface Change {
+  m: Membership;
+  joined: readonly string[];
+  at: number;
+}
+
+const BUS_MODULE = new URL("../../../src/cluster/nats-bus.js", import.meta.url).href;
+/** A worker process: connects its NatsBus and lives until killed. */
+const WORKER = `
+const { NatsBus } = await import(process.argv[1]);
+await NatsBus.connect(JSON.parse(process.argv[2]), {});
+process.stdout.write("up\\n");
+`;
+
+describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
+  let nats: NatsServer;
+  const buses: NatsBus[] = [];
+  const children: ChildProcess[] = [];
+  let subjects = 0;
+
+  const opts = (subject: string, workerId: string, hostAddress: string, heartbeatMs: number): NatsBusOptions => ({
+    servers: [nats.url],
+    subject,
+    heartbeatMs,
+    vnodes: 64,
+    workerId,
+    hostAddress,
+  });
+  /** A bus in this process, its membership callbacks recorded. */
+  const bus = async (o: NatsBusOptions): Promise<{ bus: NatsBus; changes: Change[] }> => {
+    const b = await NatsBus.connect(o, {});
+    buses.push(b);
+    const changes: Change[] = [];
+    b.onMembership((m, joined) => changes.push({ m, joined: [...joined], at: performance.now() }));
+    return { bus: b, changes };
+  };
+  const workerProcess = (o: NatsBusOptions): ChildProcess => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", WORKER, BUS_MODULE, JSON.stringify(o)], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    return child;
+  };
+  const killed = (child: ChildProcess): Promise<void> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+  const ids = (m: Membership) => Object.values(m.hosts).flat().sort();
+
+  before(async () => {
+    nats = await startNats();
+  }, { timeout: 15_000 });
+  after(async () => {
+    await Promise.all(children.map(killed));
+    for (const b of buses) await b.close();
+    await nats.stop();
+  }, { timeout: 15_000 });
+
+  test("a worker joining: both sides are called with the new membership, joined naming the other", { timeout: 10_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const a = await bus(opts(subject, "a", "10.0.0.1", 1000));
+    const t0 = performance.now();
+    const b = await bus(opts(subject, "b", "10.0.0.2", 1000));
+    // The newcomer's hello makes a beat at once: well before a heartbeat period.
+    await b.bus.ready(2);
+    assert.ok(performance.now() - t0 < 1000, `ready(2) took ${performance.now() - t0} ms`);
+    await waitUntil(() => a.changes.length === 1, 3000, "a to hear b");
+    const both: Membership = { hosts: { "10.0.0.1": ["a"], "10.0.0.2": ["b"] }, vnodes: 64 };
+    assert.deepEqual(a.changes.map((c) => [c.m, c.joined]), [[both, ["b"]]]);
+    assert.deepEqual(b.changes.map((c) => [c.m, c.joined]), [[both, ["a"]]]);
+    assert.deepEqual(a.bus.membership(), both);
+    assert.deepEqual(b.bus.membership(), both);
+  });
+
+  test("workers of one host are listed under it, sorted; a worker that closes says goodbye and leaves at once", { timeout: 10_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 1000;
+    const a = await bus(opts(subject, "w2", "h1", HB));
+    const b = await bus(opts(subject, "w1", "h1", HB));
+    const c = await bus(opts(subject, "w0", "h2", HB));
+    await waitUntil(() => ids(a.bus.membership()).length === 3, 3000, "a to hear both others");
+    assert.deepEqual(a.bus.membership(), { hosts: { h1: ["w1", "w2"], h2: ["w0"] }, vnodes: 64 });
+    const heard = a.changes.length;
+    const t0 = performance.now();
+    await b.bus.close();
+    await waitUntil(() => a.changes.length > heard, 3 * HB, "a to hear w1's goodbye");
+    assert.ok(performance.now() - t0 < HB, "at once, not after three silent heartbeats");
+    assert.deepEqual(a.changes.slice(heard).map((x) => [x.m, x.joined]), [[{ hosts: { h1: ["w2"], h2: ["w0"] }, vnodes: 64 }, []]]);
+    await waitUntil(() => ids(c.bus.membership()).length === 2, 3000, "w0 to hear the goodbye too");
+  });
+
+  test("a worker silent for three heartbeats is removed; not before", { timeout: 10_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 100;
+    // Watches the heartbeats on the wire, to know when the silent worker last spoke.
+    const watcher: NatsConnection = await connect({ servers: [nats.url] });
+    try {
+      let lastBeat = 0;
+      watcher.subscribe(`${subject}.hb`, {
+        callback: (_e, m) => {
+          if ((JSON.parse(Buffer.from(m.data).toString()) as { id: string }).id === "x") lastBeat = performance.now();
+        },
+      });
+      await watcher.flush();
+      const a = await bus(opts(subject, "a", "h", HB));
+      const x = workerProcess(opts(subject, "x", "h", HB));
+      await waitUntil(() => a.changes.some((c) => c.joined.includes("x")), 5000, "the worker process to join");
+      const joinedAt = a.changes.length;
+      await killed(x);
+      await waitUntil(() => a.changes.length > joinedAt, 10 * HB, "a to notice the silence");
+      const gone = a.changes[joinedAt];
+      assert.deepEqual([gone.m, gone.joined], [{ hosts: { h: ["a"] }, vnodes: 64 }, []]);
+      const silent = gone.at - lastBeat;
+      // Ticks of HB ms look for members unheard for over 3 × HB: removal lands between 3 and 4 periods (and a late tick).
+      assert.ok(silent >= 3 * HB - 5, `removed after ${silent.toFixed(0)} ms of silence, before three heartbeats`);
+      assert.ok(silent < 6 * HB, `removed only after ${silent.toFixed(0)} ms of silence`);
+    } finally {
+      await watcher.close();
+    }
+  });
+
+  test("a worker restarted under the same id counts as joined again (new incarnation), though nobody saw it gone", { timeout: 15_000 }, async () => {
+    const subject = `t${subjects++}`;
+    // Long heartbeats: the restart is over well before the first would have expired it.
+    const HB = 2000;
+    const a = await bus(opts(subject, "a", "h", HB));
+    const first = workerProcess(opts(subject, "r", "h", HB));
+    await waitUntil(() => a.changes.some((c) => c.joined.includes("r")), 5000, "the worker to join");
+    const before = a.changes.length;
+    await killed(first);
+    const t0 = performance.now();
+    const again = workerProcess(opts(subject, "r", "h", HB));
+    await within(new Promise((resolve) => again.stdout!.once("data", resolve)), 5000, "the restarted worker to connect");
+    await waitUntil(() => a.changes.length > before, 5000, "a to hear the new incarnation");
+    assert.ok(performance.now() - t0 < 3 * HB, "before the old incarnation could have expired");
+    assert.deepEqual(
+      a.changes.slice(before).map((c) => [c.m, c.joined]),
+      [[{ hosts: { h: ["a", "r"] }, vnodes: 64 }, ["r"]]],
+      "one change: r joined, and never left",
+    );
+  });
+});

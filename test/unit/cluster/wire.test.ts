@@ -1,0 +1,62 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Element } from "ltx";
+import { BusWire } from "../../../src/cluster/wire.js";
+import type { BusMessage } from "../../../src/cluster/bus.js";
+import { Envelope, Flag, Kind } from "../../../src/envelope/envelope.js";
+import { xmppPayloadCodec } from "../../../src/xmpp/payload-codec.js";
+import { relayPayloadCodec } from "../../../src/relay/payload-codec.js";
+import { parseStanza } from "../../../src/xmpp/stream/xml.js";
+
+const wire = new BusWire({ xmpp: xmppPayloadCodec, relay: relayPayloadCodec });
+const roundTrip = (m: BusMessage): BusMessage => wire.decode(wire.encode(m));
+
+test("envelopes keep every field and their payload across the wire", () => {
+  const stanza = parseStanza(`<message type="chat" id="m1" xml:lang="de"><body>über &lt;&amp;&gt; "q"</body><x xmlns="urn:example"/></message>`);
+  const env = Envelope.request({ from: "alice@localhost/pc", to: "bob@localhost", protocol: "xmpp", id: "q1", payload: stanza, ttl: 5000 }).forwarded("w1.42", 5000);
+  assert.equal(env.kind, Kind.Request);
+  const back = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;
+  assert.equal(back.op, "owner");
+  assert.deepEqual({ ...back.env, payload: null }, { ...env, payload: null });
+  assert.ok(back.env.payload instanceof Element);
+  assert.equal((back.env.payload as Element).toString(), stanza.toString());
+
+  const bytes = Buffer.from([0, 1, 2, 0xff, 0x0a]);
+  const err = Envelope.error({ from: "svc@localhost/a", to: "", protocol: "relay", responseFor: "w0.7", code: "timeout", payload: bytes });
+  const s = roundTrip({ op: "session", address: "svc@localhost/a", serial: 2 ** 40 + 3, env: err }) as Extract<BusMessage, { op: "session" }>;
+  assert.equal(s.serial, 2 ** 40 + 3);
+  assert.equal(s.address, "svc@localhost/a");
+  assert.deepEqual(Buffer.from(s.env.payload as Uint8Array), bytes);
+  assert.equal(s.env.code, "timeout");
+
+  const none = roundTrip({ op: "answer", env: Envelope.response({ from: "a@x/r", to: "", protocol: "relay", responseFor: "w0.1", payload: null }) }) as Extract<BusMessage, { op: "answer" }>;
+  assert.equal(none.env.payload, null);
+  assert.equal(none.env.responseFor, "w0.1");
+
+  const msg = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: stanza, flags: Flag.BareFallback | Flag.Offline, id: "m1" });
+  const back2 = roundTrip({ op: "owner", env: msg }) as Extract<BusMessage, { op: "owner" }>;
+  assert.deepEqual({ ...back2.env, payload: null }, { ...msg, payload: null });
+});
+
+test("session bookkeeping ops keep their presence payload in the session's protocol", () => {
+  const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
+  const bind = roundTrip({
+    op: "bind",
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0 },
+  }) as Extract<BusMessage, { op: "bind" }>;
+  assert.equal(bind.ref.workerId, "h-w1");
+  assert.equal(bind.ref.priority, -1);
+  assert.equal((bind.ref.presence as Element).toString(), presence.toString());
+  const upd = roundTrip({ op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null }) as Extract<BusMessage, { op: "presence" }>;
+  assert.deepEqual(upd, { op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null });
+  assert.deepEqual(roundTrip({ op: "unbind", address: "a@x/r", serial: 9 }), { op: "unbind", address: "a@x/r", serial: 9 });
+  assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1 }), { op: "replaced", address: "a@x/r", serial: 1 });
+});
+
+test("bytes that are not a bus message are refused with an error, not misread", () => {
+  const good = Buffer.from(wire.encode({ op: "unbind", address: "a@x/r", serial: 1 }));
+  assert.throws(() => wire.decode(good.subarray(0, good.length - 3)));
+  assert.throws(() => wire.decode(Buffer.from("garbage!")));
+  const noCodec = new BusWire({});
+  assert.throws(() => noCodec.encode({ op: "owner", env: Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: parseStanza("<message/>") }) }), /no payload codec/);
+});

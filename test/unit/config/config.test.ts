@@ -1,0 +1,133 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError, defaults, loadConfig, validate } from "../../../src/config/config.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
+
+function keyOf(input: unknown): string {
+  try {
+    validate(input, "/tmp");
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `not a ConfigError: ${e}`);
+    assert.ok(e.message.includes(e.key), "the message names the key");
+    return e.key;
+  }
+  assert.fail("accepted");
+}
+
+test("the embedded defaults are valid", () => {
+  const c = validate(defaults(), "/tmp");
+  assert.equal(c.domain, "localhost");
+  assert.equal(c.storage.path, "/tmp/data/switchboard.db", "relative paths resolve against the config's directory");
+  assert.equal(validate({}, "/tmp").timeouts.relay.defaultMs, defaults().timeouts.relay.defaultMs);
+});
+
+test("config.example.json at the repo root validates", () => {
+  const file = join(ROOT, "config.example.json");
+  const c = loadConfig(file);
+  assert.equal(c.storage.path, join(ROOT, "data", "switchboard.db"));
+  // The keys the issue requires, present in the file itself.
+  const j = JSON.parse(readFileSync(file, "utf8"));
+  assert.equal(typeof j.domain, "string");
+  assert.ok(j.listeners.every((l: Record<string, unknown>) => "protocol" in l && "transport" in l && "host" in l && "port" in l));
+  assert.equal(j.storage.type, "sqlite");
+  for (const k of ["defaultMs", "minMs", "maxMs"]) assert.equal(typeof j.timeouts.relay[k], "number");
+  assert.equal(typeof j.timeouts.sweepIntervalMs, "number");
+});
+
+test("an unknown key is a ConfigError naming it, at any depth", () => {
+  assert.equal(keyOf({ timeouts: { relay: { defualtMs: 10 } } }), "timeouts.relay.defualtMs");
+  assert.equal(keyOf({ domian: "x" }), "domian");
+  assert.equal(keyOf({ limits: { maxFrameByte: 100 } }), "limits.maxFrameByte");
+  assert.equal(keyOf({ listeners: [{ protocol: "relay", transport: "tcp", host: "h", port: 1, colour: "red" }] }), "listeners[0].colour");
+});
+
+test("inherited property names are not keys of the config, and __proto__ cannot reach Object.prototype", () => {
+  assert.equal(keyOf({ constructor: 1 }), "constructor");
+  assert.equal(keyOf({ limits: { toString: 1 } }), "limits.toString");
+  const saved = Object.prototype.propertyIsEnumerable;
+  try {
+    assert.equal(keyOf(JSON.parse('{"__proto__": {"propertyIsEnumerable": 1}}')), "__proto__");
+    assert.equal(Object.prototype.propertyIsEnumerable, saved, "Object.prototype was written through the config");
+  } finally {
+    Object.prototype.propertyIsEnumerable = saved;
+  }
+});
+
+test("a wrong type or out-of-range value names its key", () => {
+  assert.equal(keyOf({ timeouts: { relay: { defaultMs: "5000" } } }), "timeouts.relay.defaultMs");
+  assert.equal(keyOf({ timeouts: { relay: { defaultMs: 50 } } }), "timeouts.relay.defaultMs", "below minMs");
+  assert.equal(keyOf({ timeouts: { relay: { maxMs: 10 } } }), "timeouts.relay.maxMs", "below minMs");
+  assert.equal(keyOf({ timeouts: "fast" }), "timeouts");
+  assert.equal(keyOf({ limits: { maxPendingPerSession: 0 } }), "limits.maxPendingPerSession");
+  assert.equal(keyOf({ limits: { maxPendingPerSession: 1.5 } }), "limits.maxPendingPerSession");
+  assert.equal(keyOf({ log: { level: "verbose" } }), "log.level");
+  assert.equal(keyOf({ listeners: [{ protocol: "relay", transport: "udp", host: "h", port: 1 }] }), "listeners[0].transport");
+  assert.equal(keyOf({ listeners: [{ protocol: "relay", transport: "tcp", host: "h", port: 70000 }] }), "listeners[0].port");
+  assert.equal(keyOf({ listeners: {} }), "listeners");
+  assert.equal(keyOf({ auth: { scramIterations: 1000 } }), "auth.scramIterations");
+  assert.equal(keyOf({ io: { writerThread: "yes" } }), "io.writerThread");
+  assert.equal(keyOf({ auth: { tokenSecret: "short" } }), "auth.tokenSecret");
+  assert.equal(keyOf({ storage: { type: "postgres" } }), "storage.type");
+  assert.equal(keyOf({ domain: "bad domain" }), "domain");
+  assert.equal(keyOf([]), "(root)");
+});
+
+test("a tls listener without its tls block is rejected", () => {
+  assert.equal(keyOf({ listeners: [{ protocol: "relay", transport: "tls", host: "127.0.0.1", port: 7000 }] }), "listeners[0].tls");
+  const ok = validate({ listeners: [{ protocol: "relay", transport: "tls", host: "127.0.0.1", port: 7000, tls: { cert: "c.pem", key: "k.pem" } }] }, "/etc/sb");
+  assert.deepEqual(ok.listeners[0].tls, { cert: "/etc/sb/c.pem", key: "/etc/sb/k.pem" });
+});
+
+test("two listeners on one host and port are rejected", () => {
+  const l = { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 7000 };
+  assert.equal(keyOf({ listeners: [l, { ...l, transport: "websocket" }] }), "listeners[1].port");
+});
+
+test("sweepIntervalMs larger than the smallest minMs is rejected; equal is allowed", () => {
+  assert.equal(keyOf({ timeouts: { sweepIntervalMs: 101 } }), "timeouts.sweepIntervalMs");
+  assert.equal(keyOf({ timeouts: { sweepIntervalMs: 30, relay: { minMs: 20 } } }), "timeouts.sweepIntervalMs");
+  assert.equal(validate({ timeouts: { sweepIntervalMs: 100 } }).timeouts.sweepIntervalMs, 100);
+});
+
+test("byNamespace keys are the user's own, but their values are checked", () => {
+  const c = validate({ timeouts: { xmpp: { byNamespace: { "jabber:iq:version": 5000 } } } });
+  assert.equal(c.timeouts.xmpp.byNamespace["jabber:iq:version"], 5000);
+  assert.equal(keyOf({ timeouts: { xmpp: { byNamespace: { "jabber:iq:version": 1 } } } }), "timeouts.xmpp.byNamespace.jabber:iq:version");
+});
+
+test("loadConfig names the file when it cannot be read or parsed", () => {
+  assert.throws(() => loadConfig("/nonexistent/switchboard.json"), (e: unknown) => e instanceof ConfigError && e.key === "/nonexistent/switchboard.json");
+});
+
+test("several workers need the nats bus and a shared database file; the nats settings are checked", () => {
+  assert.equal(keyOf({ cluster: { workers: 2 } }), "cluster.workers", "local bus");
+  assert.equal(keyOf({ cluster: { workers: 0 } }), "cluster.workers", "one per core is several");
+  assert.equal(keyOf({ cluster: { bus: "nats", workers: 2 }, storage: { type: "sqlite", path: ":memory:" } }), "cluster.workers");
+  assert.equal(keyOf({ cluster: { bus: "kafka" } }), "cluster.bus");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { servers: [] } } }), "cluster.nats.servers");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { subject: "a.*" } } }), "cluster.nats.subject");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { heartbeatMs: 10 } } }), "cluster.nats.heartbeatMs");
+  assert.equal(keyOf({ cluster: { hostAddress: "a host" } }), "cluster.hostAddress");
+  const c = validate({ cluster: { bus: "nats", workers: 4, nats: { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"] } } });
+  assert.equal(c.cluster.workers, 4);
+  assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000 });
+});
+
+test("admin: loopback on 9464 by default; its keys are checked; its port may not be a listener's", { timeout: 5000 }, () => {
+  assert.deepEqual(validate({}).admin, { enabled: true, host: "127.0.0.1", port: 9464 });
+  assert.deepEqual(validate({ admin: { port: 0 } }).admin, { enabled: true, host: "127.0.0.1", port: 0 }, "0: any free port");
+  assert.equal(validate({ admin: { enabled: false } }).admin.enabled, false);
+  assert.equal(keyOf({ admin: { enabled: "yes" } }), "admin.enabled");
+  assert.equal(keyOf({ admin: { host: "" } }), "admin.host");
+  assert.equal(keyOf({ admin: { port: 65536 } }), "admin.port");
+  assert.equal(keyOf({ admin: { port: "9464" } }), "admin.port");
+  assert.equal(keyOf({ admin: { path: "/metrics" } }), "admin.path");
+  const l = { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 7000 };
+  assert.equal(keyOf({ listeners: [l], admin: { port: 7000 } }), "admin.port");
+  assert.equal(validate({ listeners: [l], admin: { port: 7000, enabled: false } }).admin.port, 7000, "a disabled admin binds nothing");
+  assert.equal(validate({ listeners: [l], admin: { port: 7000, host: "127.0.0.2" } }).admin.port, 7000, "another address");
+});

@@ -1,0 +1,98 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { StreamConn } from "../../../src/transport/stream-conn.js";
+
+// StreamConn's input on real sockets: with reuseInput every read lands in one
+// shared buffer, and each connection still gets exactly its own bytes; without
+// it a chunk is the protocol's to keep.
+
+async function listening(): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return server;
+}
+
+interface Side {
+  client: Socket;
+  conn: StreamConn;
+  /** Copies of what onData was given, and the chunks themselves as handed over. */
+  text: () => string;
+  chunks: Buffer[];
+  closed: Promise<string>;
+}
+
+async function accept(server: Server, reuseInput: boolean): Promise<Side> {
+  const accepted = once(server, "connection");
+  const client = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  const [socket] = (await accepted) as [Socket];
+  await once(client, "connect").catch(() => {});
+  const conn = new StreamConn(socket, 1 << 20, null);
+  const copies: Buffer[] = [];
+  const chunks: Buffer[] = [];
+  conn.onData = (chunk) => {
+    chunks.push(chunk);
+    copies.push(Buffer.from(chunk));
+  };
+  const closed = new Promise<string>((resolve) => (conn.onClose = resolve));
+  // As a protocol does after its handshake; writerThread is null, so only the read side changes.
+  conn.established({ reuseInput });
+  return { client, conn, text: () => Buffer.concat(copies).toString(), chunks, closed };
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await sleep(2);
+  }
+}
+
+test("reuseInput: every read lands in one buffer, and two connections' bytes stay whole and apart", async () => {
+  const server = await listening();
+  const a = await accept(server, true);
+  const b = await accept(server, true);
+  let wantA = "";
+  let wantB = "";
+  for (let i = 0; i < 200; i++) {
+    const la = `<a n='${i}'>${"α".repeat(i % 50)}</a>`;
+    const lb = `<b n='${i}'>${"b".repeat((i * 7) % 3000)}</b>`;
+    a.client.write(la);
+    b.client.write(lb);
+    wantA += la;
+    wantB += lb;
+    if (i % 10 === 0) await sleep(1);
+  }
+  await until(() => a.text().length === wantA.length && b.text().length === wantB.length);
+  assert.equal(a.text(), wantA);
+  assert.equal(b.text(), wantB);
+  // The mode is on: both connections' chunks are views of the same memory.
+  const shared = a.chunks[0].buffer;
+  assert.ok([...a.chunks, ...b.chunks].every((c) => c.buffer === shared), "one shared read buffer");
+  // The peer's FIN still ends the connection.
+  a.client.end();
+  b.client.destroy();
+  assert.equal(await a.closed, "peer closed");
+  await b.closed;
+  server.close();
+});
+
+test("established without reuseInput: a chunk stays as it was after later reads (a protocol may keep it)", async () => {
+  const server = await listening();
+  const s = await accept(server, false);
+  s.client.write("first");
+  await until(() => s.chunks.length === 1);
+  const kept = s.chunks[0];
+  for (let i = 0; i < 20; i++) {
+    s.client.write(`later ${i} `);
+    await sleep(1);
+  }
+  await until(() => s.text().endsWith("later 19 "));
+  assert.equal(kept.toString(), "first");
+  s.client.destroy();
+  await s.closed;
+  server.close();
+});
