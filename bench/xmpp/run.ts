@@ -36,6 +36,28 @@ export interface XmppParams {
  * Compiles bench/xmpp/pump.c next to the compiled bench once per source
  * change; null (with the reason on stderr) where there is no C compiler.
  */
+/** A toy-sized run against Switchboard on loopback, for the smoke tests; `over` sets the rest. */
+export function toyRun(over: Partial<XmppParams>): XmppParams {
+  return {
+    target: "switchboard",
+    users: 10,
+    messages: 2,
+    rate: 10,
+    rampMs: 100,
+    deadlineMs: 10_000,
+    procs: 1,
+    host: "127.0.0.1",
+    domain: "localhost",
+    nodeArgs: [],
+    serverCpu: "0",
+    genCpu: "1",
+    workers: 1,
+    pump: null,
+    spin: false,
+    ...over,
+  };
+}
+
 export function buildPump(): string | null {
   const src = join(REPO, "bench/xmpp/pump.c");
   const out = join(REPO, "dist/bench/xmpp/pump");

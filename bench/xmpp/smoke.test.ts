@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { buildPump, runXmpp, type XmppParams } from "./run.js";
+import { buildPump, runXmpp, toyRun } from "./run.js";
 
 // `npm run bench:smoke`: every way bench:xmpp can run, at toy size (seed 000's
 // experiment, N = 20, 3 messages), so a change to the bench or the server that
@@ -10,23 +10,7 @@ import { buildPump, runXmpp, type XmppParams } from "./run.js";
 // fast. `npm test` keeps only the smallest of these (test/e2e/bench/).
 const pump = buildPump();
 const HAVE_NATS = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
-const SMALL: XmppParams = {
-  target: "switchboard",
-  users: 20,
-  messages: 3,
-  rate: 5,
-  rampMs: 200,
-  deadlineMs: 10_000,
-  procs: 2,
-  host: "127.0.0.1",
-  domain: "localhost",
-  nodeArgs: [],
-  serverCpu: "0",
-  genCpu: "1",
-  workers: 1,
-  pump: null,
-  spin: false,
-};
+const SMALL = toyRun({ users: 20, messages: 3, rate: 5, rampMs: 200, procs: 2 });
 
 for (const generator of ["c", "c-spin", "node"] as const) {
   const skip = generator !== "node" && pump === null ? "no C compiler here for bench/xmpp/pump.c" : false;

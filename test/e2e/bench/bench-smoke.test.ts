@@ -1,29 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runXmpp, type XmppParams } from "../../../bench/xmpp/run.js";
+import { runXmpp, toyRun } from "../../../bench/xmpp/run.js";
 
 // The XMPP benchmark end to end at toy size (seed 000's experiment): a real
 // server process and a real generator process start, log users in, exchange
 // messages and stop. It checks that everything arrives, not how fast: the
 // machine may be busy. The heavier variants (the C pump, spinning, two
 // workers over NATS) are in `npm run bench:smoke` (bench/xmpp/smoke.test.ts).
-const TOY: XmppParams = {
-  target: "switchboard",
-  users: 10,
-  messages: 2,
-  rate: 10,
-  rampMs: 100,
-  deadlineMs: 10_000,
-  procs: 1,
-  host: "127.0.0.1",
-  domain: "localhost",
-  nodeArgs: [],
-  serverCpu: "0",
-  genCpu: "1",
-  workers: 1,
-  pump: null,
-  spin: false,
-};
+const TOY = toyRun({});
 
 test("bench:xmpp smoke: 10 users × 2 messages against switchboard, all delivered", { timeout: 60_000 }, async () => {
   const r = await runXmpp(TOY);
