@@ -5,6 +5,7 @@ import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WriterThread } from "../../src/transport/writer-thread.js";
+import { socketFd } from "../../src/transport/node-internals.js";
 
 // The writer thread with real sockets: what a slot is given arrives whole and in order,
 // waits for a slow reader, ends with FIN after the data, and never reaches another connection.
@@ -13,7 +14,9 @@ const writer = WriterThread.get();
 const skip = writer === null ? `writer thread unavailable: ${WriterThread.unavailable()}` : false;
 
 function fdOf(s: Socket): number {
-  return (s as unknown as { _handle: { fd: number } })._handle.fd;
+  const fd = socketFd(s);
+  assert.ok(fd >= 0);
+  return fd;
 }
 
 async function pair(server: Server): Promise<{ client: Socket; peer: Socket }> {
