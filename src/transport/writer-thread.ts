@@ -42,6 +42,8 @@ export class WriterThread {
   private dirty = false;
   private held: Held[] = [];
   private retry: NodeJS.Timeout | null = null;
+  /** Slots handed out so far: connections that went to the thread (tests check that a load took this path). */
+  opened = 0;
 
   private constructor(
     private readonly native: Native,
@@ -115,7 +117,10 @@ export class WriterThread {
   /** A slot writing to a duplicate of `fd`, or -1 when none is free. */
   open(fd: number): number {
     const slot = this.native.open(fd);
-    if (slot >= 0) this.handed[slot] = 0;
+    if (slot >= 0) {
+      this.handed[slot] = 0;
+      this.opened++;
+    }
     return slot;
   }
 
