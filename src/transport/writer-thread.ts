@@ -78,11 +78,11 @@ export class WriterThread {
   static get(ringBytes = 4 << 20, slots = 1 << 17): WriterThread | null {
     if (WriterThread.instance !== null || WriterThread.loadError !== null) return WriterThread.instance;
     const path = WriterThread.addonPath();
-    if (process.platform !== "linux") WriterThread.loadError = `not Linux (${process.platform})`;
+    if (process.platform !== "linux") WriterThread.loadError = `not Linux: ${process.platform}`;
     else if (!existsSync(path)) {
       WriterThread.loadError = process.env.SWITCHBOARD_WRITER_ADDON
-        ? `no ${path} (named by SWITCHBOARD_WRITER_ADDON)`
-        : `not built: no ${path} (npm ci builds it where a C compiler is present; build/sbwriter-build.log says why not)`;
+        ? `no ${path}, named by SWITCHBOARD_WRITER_ADDON`
+        : `not built: no ${path}; npm ci builds it where a C compiler is present, build/sbwriter-build.log says why not`;
     } else {
       try {
         const native = createRequire(import.meta.url)(path) as Native;
@@ -106,7 +106,7 @@ export class WriterThread {
   static choose(enabled: boolean): { writer: WriterThread | null; path: string } {
     const loop = (why: string) => ({ writer: null, path: `event loop (${why})` });
     if (!enabled) return loop("io.writerThread is false");
-    if (process.platform !== "linux") return loop(`not Linux (${process.platform})`);
+    if (process.platform !== "linux") return loop(`not Linux: ${process.platform}`);
     // On a single core the thread would only take turns with the event loop.
     if (availableParallelism() < 2) return loop("one usable core");
     const writer = WriterThread.get();
