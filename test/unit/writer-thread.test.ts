@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WriterThread } from "../../src/transport/writer-thread.js";
 import { socketFd } from "../../src/transport/node-internals.js";
@@ -183,4 +183,13 @@ test("a write after any pause arrives: the thread naps while busy and is woken o
   }
   assert.equal(got.bytes().toString(), want);
   done();
+});
+
+// A build must load wherever Node.js 20 runs (glibc >= 2.28), not only on the glibc it was built on.
+const nm = spawnSync("nm", ["-D", WriterThread.addonPath()], { encoding: "utf8" });
+test("the addon imports nothing from glibc newer than 2.28 (Node.js 20's floor)", { skip: skip || (nm.status !== 0 ? "no nm here" : false) }, () => {
+  const versions = [...nm.stdout.matchAll(/(\S+@GLIBC_(\d+)\.(\d+)\S*)/g)];
+  assert.ok(versions.length > 0, "nm lists glibc symbols");
+  const newer = versions.filter((m) => Number(m[2]) > 2 || (Number(m[2]) === 2 && Number(m[3]) > 28)).map((m) => m[1]);
+  assert.deepEqual(newer, [], `symbols newer than GLIBC_2.28: ${newer.join(", ")}`);
 });
