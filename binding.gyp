@@ -2,9 +2,15 @@
   "targets": [
     {
       "target_name": "sbwriter",
-      "sources": ["src/transport/native/writer.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
-      "libraries": ["-lpthread"]
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["src/transport/native/writer.c"],
+          "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+          "libraries": ["-lpthread"]
+        }, {
+          "type": "none"
+        }]
+      ]
     }
   ]
 }

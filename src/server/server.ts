@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { WriterThread } from "../transport/writer-thread.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
@@ -84,12 +83,9 @@ export class Server {
       xmpp: (l) => xmpp.forListener(l),
     };
 
-    let writer: WriterThread | null = null;
-    // On a single core the thread would only take turns with the event loop.
-    if (config.io.writerThread && availableParallelism() >= 2) {
-      writer = WriterThread.get();
-      if (writer === null) log.warn("no writer thread: sockets are written on the event loop", { why: WriterThread.unavailable() });
-    }
+    // The writer thread where it can run, else Node's own writes; the log says which (docs/operations.md).
+    const { writer, path: writePath } = WriterThread.choose(config.io.writerThread);
+    log.info(`socket writes: ${writePath}`);
     const listeners: Listening[] = [];
     try {
       await bus.ready(opts.expectWorkers ?? 1);

@@ -1,8 +1,9 @@
-import { Socket } from "node:net";
+import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type ChannelBindingType, type Conn } from "./conn.js";
 import type { WriterThread } from "./writer-thread.js";
+import { readInto, socketFd } from "./node-internals.js";
 
 const CONN = Symbol("conn");
 type Tagged = Socket & { [CONN]?: StreamConn };
@@ -42,21 +43,11 @@ function markDirty(c: StreamConn): void {
   }
 }
 
-// A net.Socket built with the `onread` option reads into one caller-owned
-// buffer and hands it to a callback: no Buffer per read, and none of the
-// Readable stream's per-chunk work. An accepted socket can only be switched to
-// that through the two fields the constructor sets, found here by their
-// description; when Node has no such fields, reads simply stay as they are.
-const READ_INTO = (() => {
-  // `onread` is in Node's documentation but not in these type definitions.
-  const probe = new Socket({ onread: { buffer: Buffer.alloc(1), callback: () => {} } } as ConstructorParameters<typeof Socket>[0]);
-  const syms = Object.getOwnPropertySymbols(probe);
-  probe.destroy();
-  const buffer = syms.find((k) => k.description === "kBuffer");
-  const callback = syms.find((k) => k.description === "kBufferCb");
-  return buffer !== undefined && callback !== undefined ? { buffer, callback } : null;
-})();
-/** Shared by every socket in that mode: a chunk is consumed before the next read can happen. */
+/**
+ * Reads of sockets established with reuseInput land here (readInto, in node-internals.ts):
+ * no Buffer and no Readable work per read. Shared by every socket in that mode,
+ * which is safe because each chunk is consumed before the next read can happen.
+ */
 const READ_BUFFER = Buffer.allocUnsafe(65536);
 
 // Listeners live at module level and find their connection through a symbol:
@@ -147,18 +138,11 @@ export class StreamConn implements Conn {
     const s = this.socket;
     if (this.closed || this.ending || s instanceof TLSSocket) return;
     // Neither the descriptor nor the read mode is public API; without them the socket keeps Node's own reads and writes.
-    const handle = (s as unknown as { _handle?: { fd?: unknown; useUserBuffer?: (b: Buffer) => void } })._handle;
-    if (opts.reuseInput && READ_INTO !== null && typeof handle?.useUserBuffer === "function") {
-      const t = s as unknown as Record<symbol, unknown>;
-      // Both at once, with no read between: the callback is only right for reads into READ_BUFFER.
-      t[READ_INTO.buffer] = READ_BUFFER;
-      t[READ_INTO.callback] = onSocketRead;
-      handle.useUserBuffer(READ_BUFFER);
-    }
+    if (opts.reuseInput) readInto(s, READ_BUFFER, onSocketRead);
     if (this.writerThread === null || this.slot >= 0) return;
     this.flush();
-    const fd = handle?.fd;
-    if (typeof fd !== "number" || fd < 0 || s.writableLength > 0) return;
+    const fd = socketFd(s);
+    if (fd < 0 || s.writableLength > 0) return;
     this.slot = this.writerThread.open(fd);
     if (this.slot >= 0) writer = this.writerThread;
   }

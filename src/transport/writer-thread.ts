@@ -1,6 +1,8 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 
 /** What build/Release/sbwriter.node (src/transport/native/writer.c) exports. */
 interface Native {
@@ -40,6 +42,8 @@ export class WriterThread {
   private dirty = false;
   private held: Held[] = [];
   private retry: NodeJS.Timeout | null = null;
+  /** Slots handed out so far: connections that went to the thread (tests check that a load took this path). */
+  opened = 0;
 
   private constructor(
     private readonly native: Native,
@@ -58,18 +62,34 @@ export class WriterThread {
   private static loadError: string | null = null;
 
   /**
+   * The addon: build/Release/sbwriter.node as `npm ci` builds it, or the file
+   * named by SWITCHBOARD_WRITER_ADDON (CI's sanitizer build, .ci/sanitize).
+   */
+  static addonPath(): string {
+    const env = process.env.SWITCHBOARD_WRITER_ADDON;
+    if (env) return resolve(env);
+    return join(dirname(fileURLToPath(import.meta.url)), "../../..", "build/Release/sbwriter.node");
+  }
+
+  /**
    * The process's writer thread, started on first use; null with the reason
-   * in `unavailable()` when the addon is not built or this is not Linux.
+   * in `unavailable()` when the addon is not built, does not load, or this is not Linux.
    */
   static get(ringBytes = 4 << 20, slots = 1 << 17): WriterThread | null {
     if (WriterThread.instance !== null || WriterThread.loadError !== null) return WriterThread.instance;
-    try {
-      if (process.platform !== "linux") throw new Error(`not on ${process.platform}`);
-      const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
-      const native = createRequire(import.meta.url)(join(root, "build/Release/sbwriter.node")) as Native;
-      WriterThread.instance = new WriterThread(native, ringBytes, slots);
-    } catch (e) {
-      WriterThread.loadError = (e as Error).message;
+    const path = WriterThread.addonPath();
+    if (process.platform !== "linux") WriterThread.loadError = `not Linux: ${process.platform}`;
+    else if (!existsSync(path)) {
+      WriterThread.loadError = process.env.SWITCHBOARD_WRITER_ADDON
+        ? `no ${path}, named by SWITCHBOARD_WRITER_ADDON`
+        : `not built: no ${path}; npm ci builds it where a C compiler is present, build/sbwriter-build.log says why not`;
+    } else {
+      try {
+        const native = createRequire(import.meta.url)(path) as Native;
+        WriterThread.instance = new WriterThread(native, ringBytes, slots);
+      } catch (e) {
+        WriterThread.loadError = `${path} failed to load or start: ${(e as Error).message.split("\n")[0]}`;
+      }
     }
     return WriterThread.instance;
   }
@@ -78,10 +98,29 @@ export class WriterThread {
     return WriterThread.loadError;
   }
 
+  /**
+   * The server's write path: the writer thread when enabled, on Linux, with a
+   * second core and the addon loaded; else null and Node's own writes on the
+   * event loop. `path` says which, and why, for the start's log line.
+   */
+  static choose(enabled: boolean): { writer: WriterThread | null; path: string } {
+    const loop = (why: string) => ({ writer: null, path: `event loop (${why})` });
+    if (!enabled) return loop("io.writerThread is false");
+    if (process.platform !== "linux") return loop(`not Linux: ${process.platform}`);
+    // On a single core the thread would only take turns with the event loop.
+    if (availableParallelism() < 2) return loop("one usable core");
+    const writer = WriterThread.get();
+    if (writer === null) return loop(WriterThread.loadError ?? "unavailable");
+    return { writer, path: `writer thread (${WriterThread.addonPath()})` };
+  }
+
   /** A slot writing to a duplicate of `fd`, or -1 when none is free. */
   open(fd: number): number {
     const slot = this.native.open(fd);
-    if (slot >= 0) this.handed[slot] = 0;
+    if (slot >= 0) {
+      this.handed[slot] = 0;
+      this.opened++;
+    }
     return slot;
   }
 

@@ -21,6 +21,12 @@
  * once descriptors reach the last sixteenth of the limit, which stays free
  * for accepting connections.
  *
+ * It imports no libc symbol newer than the Node.js binary's own floor (glibc
+ * 2.28): a build on a new glibc must still load on an older one, so the nap
+ * is the raw epoll_pwait2 system call (the glibc wrapper is 2.35), the thread
+ * comes from libuv inside Node.js (pthread_create moved to GLIBC_2.34) and
+ * names itself with prctl. `nm -D build/Release/sbwriter.node` shows them.
+ *
  * Data a peer does not take at once is copied into the slot's queue and sent
  * when epoll says the socket is writable; later data for that slot queues
  * behind it, so each connection's bytes stay in order. written[slot] counts
@@ -38,10 +44,30 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <uv.h>
+
+/* epoll_pwait2 (Linux 5.11) is 441 in the generic table and on x86, arm,
+ * riscv, powerpc and s390; elsewhere an unknown number gives ENOSYS and the
+ * thread sleeps instead of napping. */
+#ifndef SYS_epoll_pwait2
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__) || defined(__riscv) || \
+    defined(__powerpc__) || defined(__s390__) || defined(__loongarch__)
+#define SYS_epoll_pwait2 441
+#else
+#define SYS_epoll_pwait2 (-1)
+#endif
+#endif
+
+/* The kernel's __kernel_timespec: 64-bit fields on every architecture. */
+struct nap_ts {
+  int64_t tv_sec;
+  long long tv_nsec;
+};
 
 #define OP_WRAP (-1)
 #define OP_SHUT (-2)
@@ -76,7 +102,7 @@ typedef struct {
   pthread_mutex_t lock; /* the free list: open() runs on the event loop, close on this thread */
   int efd, ep;
   int fd_cap; /* no dup at or above this number */
-  pthread_t thread;
+  uv_thread_t thread;
 } writer_t;
 
 static writer_t *W; /* one per process: the event loop is one thread */
@@ -211,11 +237,13 @@ static void drain(writer_t *w, int s) {
 #define NAP_NS 200000L
 #define NAP_LIMIT 10
 
-static void *run(void *arg) {
+static void run(void *arg) {
   writer_t *w = arg;
   uint32_t head = 0, last_head = 0;
   int naps = NAP_LIMIT, can_nap = 1;
-  const struct timespec nap = {0, NAP_NS};
+  const struct nap_ts nap = {0, NAP_NS};
+  /* So that top -H and /proc/<pid>/task show which thread is which. */
+  prctl(PR_SET_NAME, "sb-writer", 0, 0, 0);
   struct epoll_event evs[256];
   for (;;) {
     uint32_t tail = (uint32_t)__atomic_load_n(&w->ctl[C_TAIL], __ATOMIC_ACQUIRE);
@@ -249,7 +277,8 @@ static void *run(void *arg) {
       /* Busy: look again after a short nap instead of asking to be woken.
        * A wake-up costs the event loop a system call and, across cores in a
        * VM, an interprocessor interrupt: tens of microseconds, each turn. */
-      k = epoll_pwait2(w->ep, evs, 256, &nap, NULL);
+      k = (int)syscall(SYS_epoll_pwait2, w->ep, evs, 256, &nap, NULL, (size_t)0);
+      /* A kernel before 5.11 (or one that filters the call): sleep and be woken instead. */
       if (k < 0 && errno == ENOSYS) can_nap = 0;
       if (k <= 0) naps++;
     } else {
@@ -270,7 +299,6 @@ static void *run(void *arg) {
       drain(w, (int)id - 1);
     }
   }
-  return NULL;
 }
 
 /* ---- N-API ------------------------------------------------------------ */
@@ -340,9 +368,11 @@ static napi_value start(napi_env env, napi_callback_info info) {
   if (w->efd < 0 || w->ep < 0) return throw_errno(env, "eventfd/epoll");
   struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
   epoll_ctl(w->ep, EPOLL_CTL_ADD, w->efd, &ev);
-  if (pthread_create(&w->thread, NULL, run, w) != 0) return throw_errno(env, "pthread_create");
-  /* So that top -H and /proc/<pid>/task show which thread is which. */
-  pthread_setname_np(w->thread, "sb-writer");
+  int err = uv_thread_create(&w->thread, run, w);
+  if (err != 0) {
+    errno = -err;
+    return throw_errno(env, "thread");
+  }
   W = w;
 
   /* Never freed: the thread and the buffers live as long as the process. */

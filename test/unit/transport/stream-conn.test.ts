@@ -51,7 +51,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-test("reuseInput: every read lands in one buffer, and two connections' bytes stay whole and apart", async () => {
+test("reuseInput: every read lands in one buffer, and two connections' bytes stay whole and apart", { timeout: 10_000 }, async () => {
   const server = await listening();
   const a = await accept(server, true);
   const b = await accept(server, true);
@@ -80,7 +80,7 @@ test("reuseInput: every read lands in one buffer, and two connections' bytes sta
   server.close();
 });
 
-test("established without reuseInput: a chunk stays as it was after later reads (a protocol may keep it)", async () => {
+test("established without reuseInput: a chunk stays as it was after later reads (a protocol may keep it)", { timeout: 10_000 }, async () => {
   const server = await listening();
   const s = await accept(server, false);
   s.client.write("first");

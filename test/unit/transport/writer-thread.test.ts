@@ -2,9 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WriterThread } from "../../../src/transport/writer-thread.js";
+import { socketFd } from "../../../src/transport/node-internals.js";
 
 // The writer thread with real sockets: what a slot is given arrives whole and in order,
 // waits for a slow reader, ends with FIN after the data, and never reaches another connection.
@@ -13,7 +14,9 @@ const writer = WriterThread.get();
 const skip = writer === null ? `writer thread unavailable: ${WriterThread.unavailable()}` : false;
 
 function fdOf(s: Socket): number {
-  return (s as unknown as { _handle: { fd: number } })._handle.fd;
+  const fd = socketFd(s);
+  assert.ok(fd >= 0);
+  return fd;
 }
 
 async function pair(server: Server): Promise<{ client: Socket; peer: Socket }> {
@@ -61,7 +64,7 @@ async function slotted(): Promise<{ w: WriterThread; client: Socket; slot: numbe
   return { w, client, slot, done };
 }
 
-test("strings and buffers of every size arrive whole and in order", { skip }, async () => {
+test("strings and buffers of every size arrive whole and in order", { skip, timeout: 20_000 }, async () => {
   const { w, client, slot, done } = await slotted();
   const got = collect(client);
   const expect: Buffer[] = [];
@@ -83,7 +86,7 @@ test("strings and buffers of every size arrive whole and in order", { skip }, as
   done();
 });
 
-test("a reader that does not read: the backlog holds, then drains in order", { skip }, async () => {
+test("a reader that does not read: the backlog holds, then drains in order", { skip, timeout: 20_000 }, async () => {
   const { w, client, slot, done } = await slotted();
   client.pause();
   const piece = Buffer.alloc(32_768);
@@ -108,7 +111,7 @@ test("a reader that does not read: the backlog holds, then drains in order", { s
   done();
 });
 
-test("shutdown sends FIN after the data", { skip }, async () => {
+test("shutdown sends FIN after the data", { skip, timeout: 20_000 }, async () => {
   const { w, client, slot, done } = await slotted();
   const got = collect(client);
   for (let i = 0; i < 100; i++) w.write(slot, `line ${i}\n`);
@@ -118,7 +121,7 @@ test("shutdown sends FIN after the data", { skip }, async () => {
   done();
 });
 
-test("after close, a new connection on the same descriptor number gets none of the old one's bytes", { skip }, async () => {
+test("after close, a new connection on the same descriptor number gets none of the old one's bytes", { skip, timeout: 20_000 }, async () => {
   const w = writer!;
   const server = await listening();
   const a = await pair(server);
@@ -164,7 +167,7 @@ process.stdin.once("data", () => {
 });
 `;
 
-test("a write after any pause arrives: the thread naps while busy and is woken once asleep", { skip }, async () => {
+test("a write after any pause arrives: the thread naps while busy and is woken once asleep", { skip, timeout: 20_000 }, async () => {
   const { w, client, slot, done } = await slotted();
   const got = collect(client);
   // Gaps around the nap (0.2 ms) and past the point where it stops napping and sleeps (about 2 ms).
@@ -180,4 +183,13 @@ test("a write after any pause arrives: the thread naps while busy and is woken o
   }
   assert.equal(got.bytes().toString(), want);
   done();
+});
+
+// A build must load wherever Node.js 20 runs (glibc >= 2.28), not only on the glibc it was built on.
+const nm = spawnSync("nm", ["-D", WriterThread.addonPath()], { encoding: "utf8" });
+test("the addon imports nothing from glibc newer than 2.28 (Node.js 20's floor)", { skip: skip || (nm.status !== 0 ? "no nm here" : false) }, () => {
+  const versions = [...nm.stdout.matchAll(/(\S+@GLIBC_(\d+)\.(\d+)\S*)/g)];
+  assert.ok(versions.length > 0, "nm lists glibc symbols");
+  const newer = versions.filter((m) => Number(m[2]) > 2 || (Number(m[2]) === 2 && Number(m[3]) > 28)).map((m) => m[1]);
+  assert.deepEqual(newer, [], `symbols newer than GLIBC_2.28: ${newer.join(", ")}`);
 });

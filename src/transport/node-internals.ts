@@ -1,0 +1,56 @@
+import { Socket } from "node:net";
+
+// The only place where Switchboard reaches into Node.js internals. Each use
+// has a fallback (the socket keeps Node's own reads, or its own writes), so a
+// Node.js release that changes them costs speed, not correctness; and
+// test/unit/node-internals.test.ts fails on such a release, so that it is
+// noticed rather than silently slow.
+
+interface Handle {
+  fd?: unknown;
+  useUserBuffer?: (b: Buffer) => void;
+}
+
+type ReadCallback = (this: Socket, n: number, buf: Buffer) => void;
+
+/**
+ * The two symbol-keyed fields by which a net.Socket built with the `onread`
+ * option reads into one caller-owned buffer and hands it to a callback (no
+ * Buffer per read, none of the Readable stream's per-chunk work). Found by
+ * their description on a probe socket; null when this Node.js has no such fields.
+ */
+const READ_INTO = (() => {
+  // `onread` is in Node's documentation but not in these type definitions.
+  const probe = new Socket({ onread: { buffer: Buffer.alloc(1), callback: () => {} } } as ConstructorParameters<typeof Socket>[0]);
+  const syms = Object.getOwnPropertySymbols(probe);
+  probe.destroy();
+  const buffer = syms.find((k) => k.description === "kBuffer");
+  const callback = syms.find((k) => k.description === "kBufferCb");
+  return buffer !== undefined && callback !== undefined ? { buffer, callback } : null;
+})();
+
+/** Whether readInto() can switch sockets on this Node.js. */
+export const canReadInto = READ_INTO !== null;
+
+/**
+ * Switches a socket (an accepted one too, which cannot be given `onread`) to
+ * reading into `buffer`, calling `callback(n, buffer)` for each read instead of
+ * emitting 'data'. False, with the socket unchanged, when this Node.js lacks the
+ * fields or the socket has no TCP handle.
+ */
+export function readInto(s: Socket, buffer: Buffer, callback: ReadCallback): boolean {
+  const handle = (s as unknown as { _handle?: Handle })._handle;
+  if (READ_INTO === null || typeof handle?.useUserBuffer !== "function") return false;
+  const t = s as unknown as Record<symbol, unknown>;
+  // The three at once, with no read between: the callback is only right for reads into `buffer`.
+  t[READ_INTO.buffer] = buffer;
+  t[READ_INTO.callback] = callback;
+  handle.useUserBuffer(buffer);
+  return true;
+}
+
+/** The socket's file descriptor (libuv's), or -1 when it has none that can be known. */
+export function socketFd(s: Socket): number {
+  const fd = (s as unknown as { _handle?: Handle })._handle?.fd;
+  return typeof fd === "number" && fd >= 0 ? fd : -1;
+}
