@@ -20,6 +20,7 @@
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
  *   --report FILE   rewrite them from a sweep's saved JSON (docs/img/xmpp-sweep.json), running nothing
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
+ *   --writer off    Switchboard with io.writerThread false (it runs the thread only with two cores: --server-cpu 0,1)
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
     serverCpu: a["server-cpu"] ?? "0",
     genCpu: a["gen-cpu"] ?? "1",
     workers: Number(a.workers ?? 1),
+    writerThread: a.writer !== "off",
     pump,
     spin: pump !== null && a.spin === "true",
   });

@@ -26,16 +26,14 @@ export interface XmppParams {
   genCpu: string;
   /** Switchboard: worker processes (more than one: a host under node:cluster with a nats-server). */
   workers: number;
+  /** Switchboard: `io.writerThread` (default true; the server uses it only where it has two cores). */
+  writerThread?: boolean;
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
   pump: string | null;
   /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */
   spin: boolean;
 }
 
-/**
- * Compiles bench/xmpp/pump.c next to the compiled bench once per source
- * change; null (with the reason on stderr) where there is no C compiler.
- */
 /** A toy-sized run against Switchboard on loopback, for the smoke tests; `over` sets the rest. */
 export function toyRun(over: Partial<XmppParams>): XmppParams {
   return {
@@ -58,6 +56,10 @@ export function toyRun(over: Partial<XmppParams>): XmppParams {
   };
 }
 
+/**
+ * Compiles bench/xmpp/pump.c next to the compiled bench once per source
+ * change; null (with the reason on stderr) where there is no C compiler.
+ */
 export function buildPump(): string | null {
   const src = join(REPO, "bench/xmpp/pump.c");
   const out = join(REPO, "dist/bench/xmpp/pump");
@@ -108,7 +110,7 @@ export interface XmppResult {
 export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const names = Array.from({ length: p.users }, (_, i) => `user${i}`);
   const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
-  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers });
+  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread });
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {

@@ -203,16 +203,17 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
     "`xmpp` listener on plain TCP: loopback is exempt from `requireEncryption` by default (`xmpp.exemptLoopback`)",
-    "`log.level: warn`; every other setting is the default",
+    writerThread ? "`log.level: warn`; every other setting is the default" : "`log.level: warn`, `io.writerThread: false`; every other setting is the default",
   ];
+  const io = writerThread ? {} : { io: { writerThread: false } };
   const version = `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`;
   if (workers <= 1) {
-    const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners } });
+    const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io } });
     return { server, port, version, settings: ["one worker (one process), SQLite store in a temp dir, accounts written into it with the same SCRAM keys", ...common] };
   }
   ensureCommand("nats-server", "nats-server");
@@ -221,7 +222,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   await waitPort(natsPort);
   let host: RunningServer;
   try {
-    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } } } });
+    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } } } });
   } catch (e) {
     await stopChild(nats);
     throw e;
@@ -267,14 +268,14 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true);
     case "floor":
       return floor(cpu);
     case "custom":
