@@ -20,7 +20,8 @@
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
  *   --report FILE   rewrite them from a sweep's saved JSON (docs/img/xmpp-sweep.json), running nothing
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
- *   --writer off    Switchboard with io.writerThread false (it runs the thread only with two cores: --server-cpu 0,1)
+ *   --writer W      Switchboard's io.writerThread: on (default: the thread where the server has two cores,
+ *                   --server-cpu 0,1), off, or always (also on one core)
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     serverCpu: a["server-cpu"] ?? "0",
     genCpu: a["gen-cpu"] ?? "1",
     workers: Number(a.workers ?? 1),
-    writerThread: a.writer !== "off",
+    writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     pump,
     spin: pump !== null && a.spin === "true",
   });

@@ -27,7 +27,7 @@ export interface XmppParams {
   /** Switchboard: worker processes (more than one: a host under node:cluster with a nats-server). */
   workers: number;
   /** Switchboard: `io.writerThread` (default true; the server uses it only where it has two cores). */
-  writerThread?: boolean;
+  writerThread?: boolean | "always";
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
   pump: string | null;
   /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */

@@ -203,14 +203,14 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always"): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
     "`xmpp` listener on plain TCP: loopback is exempt from `requireEncryption` by default (`xmpp.exemptLoopback`)",
-    writerThread ? "`log.level: warn`; every other setting is the default" : "`log.level: warn`, `io.writerThread: false`; every other setting is the default",
+    writerThread === true ? "`log.level: warn`; every other setting is the default" : `\`log.level: warn\`, \`io.writerThread: ${JSON.stringify(writerThread)}\`; every other setting is the default`,
   ];
-  const io = writerThread ? {} : { io: { writerThread: false } };
+  const io = writerThread === true ? {} : { io: { writerThread } };
   const version = `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`;
   if (workers <= 1) {
     const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io } });
@@ -268,7 +268,7 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always" }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);

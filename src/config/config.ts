@@ -43,7 +43,8 @@ export interface Config {
   };
   auth: { scramIterations: number; tokenSecret: string | null };
   /** Socket output (docs/architecture.md, "The writer thread"). */
-  io: { writerThread: boolean };
+  /** true: where there are two cores; "always": on one core too (for measuring it); false: never. */
+  io: { writerThread: boolean | "always" };
   xmpp: XmppConfig;
   cluster: ClusterConfig;
   admin: AdminConfig;
@@ -256,7 +257,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(c.auth.scramIterations, "auth.scramIterations", 4096);
   need(c.auth.tokenSecret === null || (typeof c.auth.tokenSecret === "string" && c.auth.tokenSecret.length >= 16), "auth.tokenSecret", "must be null or a string of at least 16 characters");
 
-  need(typeof c.io.writerThread === "boolean", "io.writerThread", "must be true or false");
+  need(typeof c.io.writerThread === "boolean" || c.io.writerThread === "always", "io.writerThread", 'must be true, false or "always"');
 
   const X = c.xmpp;
   for (const k of ["requireEncryption", "exemptLoopback", "allowPlainWithoutTls"] as const) need(typeof X[k] === "boolean", `xmpp.${k}`, "must be true or false");

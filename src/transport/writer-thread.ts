@@ -103,12 +103,12 @@ export class WriterThread {
    * second core and the addon loaded; else null and Node's own writes on the
    * event loop. `path` says which, and why, for the start's log line.
    */
-  static choose(enabled: boolean): { writer: WriterThread | null; path: string } {
+  static choose(enabled: boolean | "always"): { writer: WriterThread | null; path: string } {
     const loop = (why: string) => ({ writer: null, path: `event loop (${why})` });
     if (!enabled) return loop("io.writerThread is false");
     if (process.platform !== "linux") return loop(`not Linux: ${process.platform}`);
     // On a single core the thread would only take turns with the event loop.
-    if (availableParallelism() < 2) return loop("one usable core");
+    if (availableParallelism() < 2 && enabled !== "always") return loop("one usable core");
     const writer = WriterThread.get();
     if (writer === null) return loop(WriterThread.loadError ?? "unavailable");
     return { writer, path: `writer thread (${WriterThread.addonPath()})` };

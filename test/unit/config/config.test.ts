@@ -70,6 +70,7 @@ test("a wrong type or out-of-range value names its key", () => {
   assert.equal(keyOf({ listeners: {} }), "listeners");
   assert.equal(keyOf({ auth: { scramIterations: 1000 } }), "auth.scramIterations");
   assert.equal(keyOf({ io: { writerThread: "yes" } }), "io.writerThread");
+  assert.equal(validate({ io: { writerThread: "always" } }).io.writerThread, "always");
   assert.equal(keyOf({ auth: { tokenSecret: "short" } }), "auth.tokenSecret");
   assert.equal(keyOf({ storage: { type: "postgres" } }), "storage.type");
   assert.equal(keyOf({ domain: "bad domain" }), "domain");
