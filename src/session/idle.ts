@@ -8,6 +8,7 @@ import { monotonicMs } from "../timer/clock.js";
 export class IdleWatch {
   private lastSeen = monotonicMs();
   private warned = false;
+  private warnedAt = 0;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -32,13 +33,16 @@ export class IdleWatch {
   }
 
   private fire(): void {
-    const quiet = monotonicMs() - this.lastSeen;
-    if (quiet < this.ms) {
+    const now = monotonicMs();
+    const quiet = now - this.lastSeen;
+    // Traffic at or after the warning answers it, even within the same millisecond.
+    if (quiet < this.ms || (this.warned && this.lastSeen >= this.warnedAt)) {
       this.warned = false;
-      return this.arm(this.ms - quiet);
+      return this.arm(Math.max(1, this.ms - quiet));
     }
     if (!this.warned) {
       this.warned = true;
+      this.warnedAt = now;
       this.onIdle(false);
       return this.arm(this.ms);
     }

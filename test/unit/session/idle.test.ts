@@ -78,3 +78,15 @@ test("ms = 0 turns it off, and stop() ends a running one", { timeout: 5000 }, as
   assert.deepEqual(off.calls, []);
   assert.deepEqual(stopped.calls, []);
 });
+
+test("traffic in the very millisecond of the warning answers it: the next silence warns again instead of closing", { timeout: 5000 }, async () => {
+  const calls: boolean[] = [];
+  // The answer comes from inside the warning, so it is in the warning's own millisecond.
+  const w: IdleWatch = new IdleWatch(30, (final) => {
+    calls.push(final);
+    if (calls.length === 1) w.seen();
+  });
+  await waitUntil(() => calls.length >= 3, 3000, "warn, warn again, close");
+  w.stop();
+  assert.deepEqual(calls, [false, false, true]);
+});
