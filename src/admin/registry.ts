@@ -97,9 +97,11 @@ export function workerRegistry(server: Server): Registry {
   counter(reg, "switchboard_answers_late_total", "Answers that found no pending request (after its timeout, or never asked): dropped.", [], () => s.late);
   counter(reg, "switchboard_answers_forged_total", "Answers from someone other than the request's recipient: dropped.", [], () => s.forged);
   counter(reg, "switchboard_messages_total", "Messages and presence submitted by this worker's sessions.", [], () => s.messages);
-  counter(reg, "switchboard_messages_undeliverable_total", "Messages nobody could take and that were not stored: dropped.", [], () => s.undeliverable);
+  counter(reg, "switchboard_messages_undeliverable_total", "Presence, headlines and errors nobody could take: dropped, as the protocols say.", [], () => s.undeliverable);
+  counter(reg, "switchboard_messages_bounced_total", "Messages nobody could take or store, returned to their sender with an error.", [], () => s.bounced);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
 
+  counter(reg, "switchboard_cluster_bus_dropped_total", "Bus messages dropped: to a worker that is not there (local bus) or unreadable (NATS).", [], () => server.bus.dropped);
   gauge(reg, "switchboard_cluster_bus_connected", "1 when the cluster bus can reach the other workers (NATS: connected to a server).", [], () => (server.bus.connected ? 1 : 0));
   gauge(reg, "switchboard_cluster_workers", "Workers on the ring as this worker sees them (itself included).", [], () => {
     let n = 0;

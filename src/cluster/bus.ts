@@ -32,6 +32,8 @@ export interface ClusterBus {
   readonly hostAddress: string;
   /** Can reach the other workers now (readiness, /readyz): open, and for NATS connected to a server. */
   readonly connected: boolean;
+  /** Bus messages dropped: addressed to a worker that is not there (local), or unreadable (NATS). A metric. */
+  readonly dropped: number;
   send(workerId: string, msg: BusMessage): void;
   membership(): Membership;
   /**

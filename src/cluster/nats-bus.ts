@@ -63,7 +63,7 @@ export class NatsBus implements ClusterBus {
   private readonly outq = new Map<string, { parts: Uint8Array[]; bytes: number }>();
   private flushQueued = false;
   /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
-  bad = 0;
+  dropped = 0;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -183,7 +183,7 @@ export class NatsBus implements ClusterBus {
       at += 4 + len;
     }
     if (at !== data.length) {
-      this.bad++;
+      this.dropped++;
       this.log?.warn("cluster bus batch with a truncated message", { bytes: data.length });
     }
   }
@@ -193,7 +193,7 @@ export class NatsBus implements ClusterBus {
     try {
       msg = this.wire.decode(data);
     } catch (e) {
-      this.bad++;
+      this.dropped++;
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
       return;
     }
@@ -217,7 +217,7 @@ export class NatsBus implements ClusterBus {
       b = JSON.parse(Buffer.from(data).toString("utf8")) as Beat;
       if (typeof b.id !== "string" || typeof b.host !== "string" || typeof b.inc !== "string") throw new Error("bad heartbeat");
     } catch {
-      this.bad++;
+      this.dropped++;
       return;
     }
     if (b.id === this.opts.workerId) {

@@ -3,7 +3,7 @@ import { Socket } from "node:net";
 // The only place where Switchboard reaches into Node.js internals. Each use
 // has a fallback (the socket keeps Node's own reads, or its own writes), so a
 // Node.js release that changes them costs speed, not correctness; and
-// test/unit/node-internals.test.ts fails on such a release, so that it is
+// test/unit/transport/node-internals.test.ts fails on such a release, so that it is
 // noticed rather than silently slow.
 
 interface Handle {

@@ -99,6 +99,14 @@ describe("/metrics after real XMPP and relay traffic", () => {
     assert.equal(delta(s2, s3, "switchboard_auth_failures_total", { protocol: "relay" }), 0);
     assert.equal(delta(s2, s3, "switchboard_sessions_started_total", XMPP), 0, "a failed login starts no session");
 
+    // Nobody can take or store these: each goes back to alice with an error, and is counted so.
+    await a.c.send(xml("message", { to: "nobody@localhost", type: "chat", id: "nx" }, xml("body", {}, "?")));
+    await a.c.send(xml("message", { to: "bob@localhost/gone", type: "groupchat", id: "gc" }, xml("body", {}, "?")));
+    for (const id of ["nx", "gc"]) await a.waitFor((el) => el.is("message") && el.attrs.id === id && el.attrs.type === "error");
+    const s4 = await scrape(admin.port);
+    assert.equal(delta(s3, s4, "switchboard_messages_bounced_total"), 2);
+    assert.equal(delta(s3, s4, "switchboard_offline_messages_stored_total"), 0);
+
     await Promise.all([a.stop(), b.stop()]);
     await until("the XMPP sessions to end", async () => (await scrape(admin.port)).get("switchboard_sessions", XMPP) === 0);
     await until("the XMPP connections to close", async () => (await scrape(admin.port)).get("switchboard_connections", XMPP) === 0);
