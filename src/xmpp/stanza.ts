@@ -48,7 +48,7 @@ function closeWith(head: string, el: Element): string {
 
 /**
  * The stanza as serialized for one recipient, with some attributes replaced
- * (the proxy id, a stamped from, the recipient's to). The original is shared by
+ * (a stamped from, the recipient's to, an answer's id). The original is shared by
  * every recipient of a broadcast and is never changed.
  */
 export function serializeWith(el: Element, over: Record<string, string | undefined>): string {

@@ -1,0 +1,120 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ChannelOwner, type Delivery } from "../../../src/channel/channel-owner.js";
+import type { SessionRef } from "../../../src/channel/user-channel.js";
+import { Envelope, Flag, Kind } from "../../../src/envelope/envelope.js";
+
+// The owner's side of seed 000 on its own: what it hands on for each envelope,
+// as told to the worker it runs in (Delivery), which here writes it down.
+
+interface Said {
+  to: string[];
+  undeliverable: Envelope[];
+  routed: Envelope[];
+  replaced: string[];
+}
+
+function owner(self = "w0"): { o: ChannelOwner; said: Said } {
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [] };
+  const d: Delivery = {
+    workerId: self,
+    toSession: (ref, env) => void said.to.push(`${ref.resource}@${ref.workerId} ${env.kind}`),
+    undeliverable: (env) => void said.undeliverable.push(env),
+    route: (env) => void said.routed.push(env),
+    replaced: (old) => void said.replaced.push(`${old.address}#${old.serial}`),
+    local: () => undefined,
+  };
+  return { o: new ChannelOwner(d), said };
+}
+
+let serial = 0;
+function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null): SessionRef {
+  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, session: null, seq: 0 };
+}
+
+const msg = (to: string, flags = 0) => Envelope.message({ from: "alice@localhost/a", to, protocol: "xmpp", payload: null, flags });
+
+test("a message to the bare address goes to every available session with priority >= 0; EveryResource to every bound one", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.bind(ref("a", "w0"));
+  o.bind(ref("b", "w1", true, 5));
+  o.bind(ref("neg", "w1", true, -1));
+  o.bind(ref("off", "w2", false));
+  o.deliver(msg("bob@localhost"));
+  assert.deepEqual(said.to.sort(), [`a@w0 ${Kind.Message}`, `b@w1 ${Kind.Message}`]);
+  said.to = [];
+  o.deliver(msg("bob@localhost", Flag.EveryResource));
+  assert.deepEqual(said.to.map((s) => s.split("@")[0]).sort(), ["a", "b", "neg", "off"]);
+  said.to = [];
+  o.deliver(Envelope.presence({ from: "alice@localhost/a", to: "bob@localhost", protocol: "xmpp", payload: null }));
+  assert.deepEqual(said.to.map((s) => s.split("@")[0]).sort(), ["a", "b", "neg"]);
+});
+
+test("to a full address: that session; not online: as to the bare address with BareFallback, else undeliverable", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.bind(ref("a", "w1"));
+  o.deliver(msg("bob@localhost/a"));
+  assert.deepEqual(said.to, [`a@w1 ${Kind.Message}`]);
+  o.deliver(msg("bob@localhost/gone", Flag.BareFallback | Flag.Offline));
+  assert.deepEqual(said.to, [`a@w1 ${Kind.Message}`, `a@w1 ${Kind.Message}`]);
+  o.deliver(msg("bob@localhost/gone", Flag.Bounce));
+  assert.equal(said.undeliverable.length, 1);
+  // Nobody of the user online at all: undeliverable, whatever the flags.
+  o.deliver(msg("carol@localhost", Flag.Offline));
+  o.deliver(msg("carol@localhost/x", Flag.BareFallback | Flag.Offline));
+  assert.equal(said.undeliverable.length, 3);
+});
+
+test("a request goes to exactly one session: the one named, or the best of the bare address", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.bind(ref("low", "w1", true, 1));
+  o.bind(ref("high", "w2", true, 9));
+  const req = (to: string) => Envelope.request({ from: "alice@localhost/a", to, protocol: "relay", id: "r", payload: null }).forwarded("w9.1", 1000);
+  o.deliver(req("bob@localhost"));
+  o.deliver(req("bob@localhost/low"));
+  assert.deepEqual(said.to, [`high@w2 ${Kind.Request}`, `low@w1 ${Kind.Request}`]);
+  o.deliver(req("bob@localhost/none"));
+  assert.equal(said.undeliverable.length, 1);
+});
+
+test("a probe is answered with each available session's last presence, from that session to the prober", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.bind(ref("a", "w1", true, 0, "P-a"));
+  o.bind(ref("b", "w2", true, 0, null));
+  o.bind(ref("off", "w2", false, 0, "P-off"));
+  o.deliver(Envelope.presence({ from: "alice@localhost/a", to: "bob@localhost", protocol: "xmpp", payload: null, flags: Flag.Probe }));
+  assert.deepEqual(said.to, [], "the probe itself reaches no session");
+  assert.deepEqual(said.routed.map((e) => [e.kind, e.from, e.to, e.payload]), [[Kind.Presence, "bob@localhost/a", "alice@localhost/a", "P-a"]]);
+});
+
+test("binding an address held on another worker tells the old session; presence updates need the current serial", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  const old = ref("r", "w1");
+  o.bind(old);
+  o.bind(ref("r", "w2"));
+  assert.deepEqual(said.replaced, [`bob@localhost/r#${old.serial}`]);
+  // The same worker binding again (its own attach told the old one): nothing to tell.
+  o.bind(ref("r", "w2"));
+  assert.equal(said.replaced.length, 1);
+  o.presence("bob@localhost/r", old.serial, false, 0, null);
+  o.deliver(msg("bob@localhost"));
+  assert.equal(said.to.length, 1, "the stale update did not make it unavailable");
+  o.unbind("bob@localhost/r", old.serial);
+  assert.equal(o.channels.size, 1, "a stale unbind leaves the channel");
+});
+
+test("rehome keeps only what this worker still owns, without sessions on workers that left or restarted", { timeout: 5000 }, () => {
+  const { o } = owner("w0");
+  o.bind(ref("a", "w0"));
+  o.bind(ref("b", "w1"));
+  o.bind(ref("c", "w2"));
+  o.bind({ ...ref("x", "w1"), address: "carol@localhost/x" });
+  o.rehome((bare) => bare === "bob@localhost", (w) => w === "w1");
+  assert.deepEqual([...o.channels.keys()], ["bob@localhost"]);
+  assert.deepEqual([...o.channels.get("bob@localhost")!.resources.keys()].sort(), ["a", "c"]);
+  // A channel whose sessions were all on a lost worker goes too.
+  o.rehome(() => true, (w) => w !== "w0");
+  assert.deepEqual([...o.channels.get("bob@localhost")!.resources.keys()], ["a"]);
+  o.unbind("bob@localhost/a", o.channels.get("bob@localhost")!.resources.get("a")!.serial);
+  assert.equal(o.channels.size, 0);
+});
