@@ -11,7 +11,7 @@ import { Ev } from "./hooks.js";
 import { NS } from "./ns.js";
 import { isStanza, toWire } from "./outbound.js";
 import { dispatchStanza } from "./dispatcher.js";
-import { Phase, type ClientSession } from "./client-session.js";
+import { Phase, type ClientSession, type DeliveryGate } from "./client-session.js";
 import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 
@@ -34,6 +34,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   rosterRequested = false;
   readonly directed = new Set<string>();
   sasl: unknown = null;
+  gate: DeliveryGate | null = null;
   /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
   private held: Buffer[] | null = null;
   private heldBytes = 0;
@@ -121,7 +122,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
       throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
     }
     const ns = el.attrs.xmlns;
-    if (ns !== undefined && ns !== NS.CLIENT) throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
+    if (ns !== undefined && ns !== NS.CLIENT) {
+      if (this.x.hooks.fire(Ev.Nonza, { session: this, stanza: el, to: "" })) return;
+      throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
+    }
     dispatchStanza(this.x.hooks, this, el);
   }
 
@@ -197,7 +201,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (env.kind === Kind.Request && !isStanza(env)) return false;
     if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
     const wire = toWire(this, env);
-    if (wire !== null) {
+    if (wire !== null && (this.gate === null || this.gate.pass(env, wire))) {
       this.x.metrics.xmpp.out++;
       this.conn.write(wire);
     }
