@@ -57,13 +57,14 @@ export function workerRegistry(server: Server): Registry {
   collectDefaultMetrics({ register: reg });
 
   const m = server.metrics;
-  const byKind = (f: (k: { opened: number; closed: number; slowConsumers: number; sessionsStarted: number; sessionsEnded: number }) => number) => (): [Labels, number][] =>
+  const byKind = (f: (k: { opened: number; closed: number; slowConsumers: number; deadPeers: number; sessionsStarted: number; sessionsEnded: number }) => number) => (): [Labels, number][] =>
     [...m.listenerKinds()].map((k) => [{ protocol: k.protocol, transport: k.transport }, f(k)]);
   counter(reg, "switchboard_connections_accepted_total", "Client connections accepted, by listener protocol and transport.", KIND, byKind((k) => k.opened));
   gauge(reg, "switchboard_connections", "Client connections open now (authenticated or not).", KIND, byKind((k) => k.opened - k.closed));
   counter(reg, "switchboard_sessions_started_total", "Sessions started: authenticated and bound (relay: auth accepted; XMPP: resource bound).", KIND, byKind((k) => k.sessionsStarted));
   gauge(reg, "switchboard_sessions", "Sessions open now.", KIND, byKind((k) => k.sessionsStarted - k.sessionsEnded));
   counter(reg, "switchboard_slow_consumers_total", "Connections cut because the client did not read (limits.maxOutboundBytes).", KIND, byKind((k) => k.slowConsumers));
+  counter(reg, "switchboard_dead_peers_total", "Connections dropped because the client went silent and did not answer a ping (pingAfterMs, pingTimeoutMs).", KIND, byKind((k) => k.deadPeers));
   gauge(reg, "switchboard_outbound_queued_bytes", "Bytes written to clients and not yet taken by the kernel, summed over connections.", KIND, () => {
     const sums = new Map<string, [Labels, number]>();
     for (const l of server.listeners) {

@@ -38,7 +38,10 @@ export interface Config {
     maxInboundPerSession: number;
     maxOutboundBytes: number;
     authTimeoutMs: number;
-    idleTimeoutMs: number;
+    /** Deprecated: xmpp.pingAfterMs/pingTimeoutMs and relay.pingAfterMs/pingTimeoutMs; null: not set. */
+    idleTimeoutMs: number | null;
+    /** TCP keepalive on every client socket (SO_KEEPALIVE, first probe after this much silence); 0: off. */
+    tcpKeepAliveMs: number;
     maxAuthAttempts: number;
   };
   auth: { scramIterations: number; tokenSecret: string | null };
@@ -46,6 +49,7 @@ export interface Config {
   /** true: where there are two cores; "always": on one core too (for measuring it); false: never. */
   io: { writerThread: boolean | "always" };
   xmpp: XmppConfig;
+  relay: RelayConfig;
   cluster: ClusterConfig;
   admin: AdminConfig;
 }
@@ -70,8 +74,19 @@ export interface ClusterConfig {
   nats: { servers: string[]; subject: string; heartbeatMs: number };
 }
 
+/** Dead-peer detection of one protocol (docs/operations.md, "Keepalives for NAT and mobile"). */
+export interface PingConfig {
+  /** Silence on a bound session after which the server pings the client; 0: never. */
+  pingAfterMs: number;
+  /** No traffic within this long after the ping: the connection counts as dropped. */
+  pingTimeoutMs: number;
+}
+
+/** Relay front end (docs/relay-protocol.md). */
+export type RelayConfig = PingConfig;
+
 /** XMPP front end (docs/xmpp.md). */
-export interface XmppConfig {
+export interface XmppConfig extends PingConfig {
   /** Clients must use TLS (STARTTLS or direct TLS) before SASL, like Prosody's c2s_require_encryption. */
   requireEncryption: boolean;
   /** Connections from 127.0.0.0/8 and ::1 may authenticate without TLS even when requireEncryption is on. */
@@ -111,7 +126,8 @@ export function defaults(): Config {
       maxInboundPerSession: 10000,
       maxOutboundBytes: 8388608,
       authTimeoutMs: 10000,
-      idleTimeoutMs: 300000,
+      idleTimeoutMs: null,
+      tcpKeepAliveMs: 60000,
       maxAuthAttempts: 3,
     },
     auth: { scramIterations: 4096, tokenSecret: null },
@@ -124,7 +140,10 @@ export function defaults(): Config {
       maxRosterItems: 1000,
       maxAuthFailuresPerIp: 10,
       authFailureWindowMs: 600000,
+      pingAfterMs: 60000,
+      pingTimeoutMs: 30000,
     },
+    relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
       bus: "local",
       hostAddress: "127.0.0.1",
@@ -190,6 +209,26 @@ function timeouts(t: TimeoutConfig, key: string): void {
   int(t.defaultMs, `${key}.defaultMs`, t.minMs, t.maxMs);
 }
 
+function pings(p: PingConfig, key: string): void {
+  int(p.pingAfterMs, `${key}.pingAfterMs`, 0);
+  int(p.pingTimeoutMs, `${key}.pingTimeoutMs`, 1);
+}
+
+/**
+ * limits.idleTimeoutMs (deprecated) meant: ping after this much silence, close
+ * after as much again. It stands in for the ping keys a file does not set.
+ */
+function pingFallback(input: unknown, c: Config): void {
+  const idle = c.limits.idleTimeoutMs;
+  if (idle === null || !isObject(input)) return;
+  for (const key of ["xmpp", "relay"] as const) {
+    const given = input[key];
+    if (isObject(given) && (given.pingAfterMs !== undefined || given.pingTimeoutMs !== undefined)) continue;
+    c[key].pingAfterMs = idle;
+    c[key].pingTimeoutMs = Math.max(1, idle);
+  }
+}
+
 export function validate(input: unknown, baseDir = process.cwd()): Config {
   const c = defaults();
   // Free-form maps whose keys are the user's (namespaces).
@@ -251,7 +290,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(L.maxInboundPerSession, "limits.maxInboundPerSession", 1);
   int(L.maxOutboundBytes, "limits.maxOutboundBytes", 1024);
   int(L.authTimeoutMs, "limits.authTimeoutMs", 100);
-  int(L.idleTimeoutMs, "limits.idleTimeoutMs", 0);
+  if (L.idleTimeoutMs !== null) int(L.idleTimeoutMs, "limits.idleTimeoutMs", 0);
+  need(L.tcpKeepAliveMs === 0 || (Number.isInteger(L.tcpKeepAliveMs) && L.tcpKeepAliveMs >= 1000 && L.tcpKeepAliveMs <= 7200000), "limits.tcpKeepAliveMs", "must be 0 (off) or an integer in [1000, 7200000]");
   int(L.maxAuthAttempts, "limits.maxAuthAttempts", 1);
 
   int(c.auth.scramIterations, "auth.scramIterations", 4096);
@@ -265,6 +305,10 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.maxRosterItems, "xmpp.maxRosterItems", 1, 100000);
   int(X.maxAuthFailuresPerIp, "xmpp.maxAuthFailuresPerIp", 1);
   int(X.authFailureWindowMs, "xmpp.authFailureWindowMs", 1000);
+
+  pingFallback(input, c);
+  pings(X, "xmpp");
+  pings(c.relay, "relay");
 
   const C = c.cluster;
   oneOf(C.bus, "cluster.bus", ["local", "nats"]);

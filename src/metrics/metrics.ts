@@ -13,6 +13,8 @@ export class ConnCounts {
   closed = 0;
   /** Cut because the client did not read what was sent to it (CloseReason.SlowConsumer). */
   slowConsumers = 0;
+  /** Dropped because the peer went silent and did not answer a ping (xmpp/relay pingAfterMs, pingTimeoutMs). */
+  deadPeers = 0;
   /** Authenticated and bound (relay: `auth` accepted; XMPP: resource bound). */
   sessionsStarted = 0;
   sessionsEnded = 0;

@@ -3,7 +3,7 @@ import { Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
 import { normalizeAddress } from "../address/address.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { Session } from "../session/session.js";
-import { IdleWatch } from "../session/idle.js";
+import { PeerWatch } from "../session/peer-watch.js";
 import type { SessionContext } from "../session/context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 import type { Conn } from "../transport/conn.js";
@@ -41,7 +41,8 @@ export class RelaySession extends Session {
   readonly idPassThrough = false;
   private state: State = State.Hello;
   private readonly decoder: FrameDecoder | null;
-  private readonly idle: IdleWatch;
+  /** From auth accepted on; before it the auth timer applies. */
+  private watch: PeerWatch | null = null;
   private authTimer: NodeJS.Timeout | null;
   private authFailures = 0;
   /** From auth accepted to the end: the session's start and end log lines. */
@@ -56,17 +57,13 @@ export class RelaySession extends Session {
     this.decoder = conn.messageMode ? null : new FrameDecoder(Math.min(limits.maxFrameBytes, MAX_FRAME_BEFORE_AUTH), this);
     conn.onData = (chunk) => this.onData(chunk);
     conn.onClose = (reason) => this.onClose(reason);
-    this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
-      if (final) this.fail("timeout", "idle", true);
-      else this.send({ t: "ping" });
-    });
     this.authTimer = setTimeout(() => this.fail(ErrorCode.NotAuthorized, "no auth in time", true), limits.authTimeoutMs);
     this.authTimer.unref();
   }
 
   private onData(chunk: Buffer): void {
     if (this.state === State.Closing) return;
-    this.idle.seen();
+    this.watch?.seen();
     try {
       if (this.decoder !== null) this.decoder.push(chunk);
       else {
@@ -159,6 +156,9 @@ export class RelaySession extends Session {
     this.address = `${this.bare}/${resource}`;
     this.available = true;
     this.state = State.Open;
+    const { pingAfterMs, pingTimeoutMs } = config.relay;
+    // RELAY-PROTOCOL.md: `ping` → `pong`, either side; any frame counts as an answer.
+    this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, { ping: () => this.send({ t: "ping" }), gone: () => this.peerGone() });
     if (this.decoder !== null) this.decoder.maxFrameBytes = config.limits.maxFrameBytes;
     this.conn.established();
     this.ctx.core.attach(this);
@@ -240,6 +240,13 @@ export class RelaySession extends Session {
     if (fatal) this.close(code);
   }
 
+  /** The peer is gone without a word (its ping went unanswered): the connection counts as dropped. */
+  private peerGone(): void {
+    if (this.state === State.Closing) return;
+    this.ctx.metrics.kindOfConn(this.conn, this.protocol).deadPeers++;
+    this.fail("timeout", "no answer to ping", true);
+  }
+
   private close(reason: string): void {
     this.state = State.Closing;
     this.conn.end(reason);
@@ -254,7 +261,7 @@ export class RelaySession extends Session {
 
   private cleanup(reason: string): void {
     this.record?.end(reason);
-    this.idle.stop();
+    this.watch?.stop();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
     this.ctx.core.detach(this);

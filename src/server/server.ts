@@ -95,6 +95,7 @@ export class Server {
         const bound = await listen(l, {
           maxOutboundBytes: limits.maxOutboundBytes,
           maxMessageBytes: limits.maxFrameBytes,
+          tcpKeepAliveMs: limits.tcpKeepAliveMs,
           onConnection: frontEnd,
           writer,
           metrics,

@@ -32,6 +32,8 @@ export interface ListenOptions {
   onConnection(conn: Conn): void;
   /** Plain TCP connections hand their output to this thread once established (null: libuv writes it). */
   writer: WriterThread | null;
+  /** SO_KEEPALIVE on every accepted socket, first probe after this much silence (whole seconds); 0: off. */
+  tcpKeepAliveMs: number;
   /** Counts connections, closes and slow consumers of this listener's kind. */
   metrics: Metrics;
 }
@@ -82,6 +84,11 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     // A TLS handshake that fails costs only that connection.
     server.on("tlsClientError", () => {});
   }
+
+  // "connection" carries the TCP socket itself on every server kind (under TLS and HTTP too), so
+  // keepalive covers all transports: the kernel notices a vanished peer even where the protocol is quiet.
+  const keepAliveMs = opts.tcpKeepAliveMs;
+  if (keepAliveMs > 0) server.on("connection", (socket: Socket) => socket.setKeepAlive(true, keepAliveMs));
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

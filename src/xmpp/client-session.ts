@@ -1,6 +1,14 @@
 import type { SecureContext } from "node:tls";
 import type { Element } from "ltx";
 import type { Envelope } from "../envelope/envelope.js";
+
+/**
+ * Sees what the core delivers to a session before it is written (XEP-0352 holds
+ * presence while the client is inactive). Returns false when it took the stanza.
+ */
+export interface DeliveryGate {
+  pass(env: Envelope, wire: string): boolean;
+}
 import type { Conn } from "../transport/conn.js";
 
 export const Phase = {
@@ -45,6 +53,8 @@ export interface ClientSession {
   rosterRequested: boolean;
   /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */
   readonly directed: Set<string>;
+  /** Set by a module that must see deliveries (XEP-0352); null: everything is written at once. */
+  gate: DeliveryGate | null;
   /** Mechanism-specific state of a SASL exchange in progress. */
   sasl: unknown;
   authFailures: number;

@@ -19,6 +19,7 @@ import { messageModule } from "./modules/message.js";
 import { presenceModule } from "./modules/presence.js";
 import { rosterModule } from "./modules/roster.js";
 import { offlineModule, offlineSink } from "./modules/offline.js";
+import { csiModule } from "./modules/csi.js";
 import type { OfflineSink } from "../session/core.js";
 
 /**
@@ -51,6 +52,7 @@ export class XmppFrontEnd {
     presenceModule(hooks, x);
     rosterModule(hooks, x);
     offlineModule(hooks, x);
+    csiModule(hooks);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -42,6 +42,11 @@ export interface Events {
   "presence/host": StanzaEvent;
   "presence/bare": StanzaEvent;
   "presence/full": StanzaEvent;
+  /**
+   * A top-level element after binding that is not a stanza (not in jabber:client):
+   * XEP-0352's <active/>/<inactive/>, later XEP-0198's. Unhandled: <unsupported-stanza-type/>.
+   */
+  "nonza": StanzaEvent;
   "session-bound": SessionEvent;
   /** The session's first available presence (RFC 6121 §4.2). */
   "initial-presence": SessionEvent;
@@ -66,6 +71,7 @@ export const Ev = {
   PresenceHost: "presence/host",
   PresenceBare: "presence/bare",
   PresenceFull: "presence/full",
+  Nonza: "nonza",
   SessionBound: "session-bound",
   InitialPresence: "initial-presence",
   SessionClosing: "session-closing",

@@ -14,4 +14,5 @@ export const NS = {
   PING: "urn:xmpp:ping",
   DELAY: "urn:xmpp:delay",
   SASL_CB: "urn:xmpp:sasl-cb:0",
+  CSI: "urn:xmpp:csi:0",
 } as const;

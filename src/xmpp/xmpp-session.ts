@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { SecureContext } from "node:tls";
 import { Element } from "ltx";
 import { Session } from "../session/session.js";
-import { IdleWatch } from "../session/idle.js";
+import { PeerWatch } from "../session/peer-watch.js";
 import { Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import { StreamParser, type StreamSink } from "./stream/parser.js";
@@ -11,7 +11,7 @@ import { Ev } from "./hooks.js";
 import { NS } from "./ns.js";
 import { isStanza, toWire } from "./outbound.js";
 import { dispatchStanza } from "./dispatcher.js";
-import { Phase, type ClientSession } from "./client-session.js";
+import { Phase, type ClientSession, type DeliveryGate } from "./client-session.js";
 import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 
@@ -34,12 +34,15 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   rosterRequested = false;
   readonly directed = new Set<string>();
   sasl: unknown = null;
+  gate: DeliveryGate | null = null;
   /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
   private held: Buffer[] | null = null;
   private heldBytes = 0;
   private headerSent = false;
   private readonly parser: StreamParser;
-  private readonly idle: IdleWatch;
+  private pings = 0;
+  /** From bind on; before it the auth timer applies. */
+  private watch: PeerWatch | null = null;
   private authTimer: NodeJS.Timeout | null;
   /** From resource bound to the end: the session's start and end log lines. */
   private record: SessionRecord | null = null;
@@ -55,12 +58,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.parser = new StreamParser(this, { maxStanzaBytes: limits.maxStanzaBytes, maxDepth: MAX_DEPTH });
     conn.onData = (chunk) => this.onData(chunk);
     conn.onClose = (reason) => this.onClose(reason);
-    this.idle = new IdleWatch(limits.idleTimeoutMs, (final) => {
-      if (final) this.fail(new StreamError(StreamCondition.ConnectionTimeout, "idle"));
-      // XEP-0199 §4.2: a ping the client must answer; any traffic counts as alive.
-      else if (this.phase === Phase.Bound) this.send(`<iq type='get' id='idle-${this.serial}' to='${this.address}' from='${x.config.domain}'><ping xmlns='${NS.PING}'/></iq>`);
-      else this.conn.write(" ");
-    });
+    // Negotiation (TLS, SASL, bind) must be over in time; the peer watch starts at bind.
     this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
     this.authTimer.unref();
   }
@@ -77,7 +75,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   private onData(chunk: Buffer): void {
     if (this.phase === Phase.Closing) return;
-    this.idle.seen();
+    this.watch?.seen();
     if (this.held !== null) {
       this.heldBytes += chunk.length;
       if (this.heldBytes > this.x.config.limits.maxStanzaBytes) return this.fail(new StreamError(StreamCondition.PolicyViolation, "too much input during authentication"));
@@ -124,7 +122,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
       throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
     }
     const ns = el.attrs.xmlns;
-    if (ns !== undefined && ns !== NS.CLIENT) throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
+    if (ns !== undefined && ns !== NS.CLIENT) {
+      if (this.x.hooks.fire(Ev.Nonza, { session: this, stanza: el, to: "" })) return;
+      throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
+    }
     dispatchStanza(this.x.hooks, this, el);
   }
 
@@ -143,14 +144,20 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.user = user;
     this.bare = `${user}@${this.domain}`;
     this.phase = Phase.Authenticated;
-    if (this.authTimer !== null) clearTimeout(this.authTimer);
-    this.authTimer = null;
   }
 
   bind(resource: string): void {
     this.resource = resource;
     this.address = `${this.bare}/${resource}`;
     this.phase = Phase.Bound;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    const { pingAfterMs, pingTimeoutMs } = this.x.config.xmpp;
+    this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, {
+      // XEP-0199 §4.2: a ping the client must answer; any traffic (a whitespace keepalive too) counts as alive.
+      ping: () => this.send(`<iq type='get' id='ping-${this.serial}-${++this.pings}' to='${this.address}' from='${this.domain}'><ping xmlns='${NS.PING}'/></iq>`),
+      gone: () => this.peerGone(),
+    });
     // After bind no STARTTLS can come: output may leave through the writer thread.
     // The parser turns each chunk into text at once and keeps none of it.
     this.conn.established({ reuseInput: true });
@@ -194,7 +201,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (env.kind === Kind.Request && !isStanza(env)) return false;
     if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
     const wire = toWire(this, env);
-    if (wire !== null) {
+    if (wire !== null && (this.gate === null || this.gate.pass(env, wire))) {
       this.x.metrics.xmpp.out++;
       this.conn.write(wire);
     }
@@ -206,6 +213,17 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   // ---- ending ------------------------------------------------------------
+
+  /**
+   * The peer is gone without a word (its ping went unanswered): the connection
+   * counts as dropped. Where stream management will make the session resumable
+   * (XEP-0198), this is the one place that decides between detaching and ending.
+   */
+  peerGone(): void {
+    if (this.phase === Phase.Closing) return;
+    this.x.metrics.kindOfConn(this.conn, this.protocol).deadPeers++;
+    this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no answer to ping"));
+  }
 
   /** The one place a stream error is written (RFC 6120 §4.9.1.1: header first if not yet sent). */
   fail(e: unknown): void {
@@ -241,7 +259,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     const wasBound = this.phase === Phase.Bound;
     this.phase = Phase.Closing;
     this.held = null;
-    this.idle.stop();
+    this.watch?.stop();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
     if (wasBound) {

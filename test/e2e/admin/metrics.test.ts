@@ -2,7 +2,7 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { client, xml } from "@xmpp/client";
 import { startServer, type TestServer } from "../../helpers.js";
-import { online, type Online } from "../xmpp/util.js";
+import { online, rawLogin, type Online } from "../xmpp/util.js";
 import { RawPeer, loginAs } from "../relay/relay-helpers.js";
 import { RelayError, type IncomingRequest } from "../../../src/relay/client.js";
 import { encodeFrame } from "../../../src/relay/codec.js";
@@ -203,5 +203,42 @@ describe("/metrics after real XMPP and relay traffic", () => {
     reader.resumeReading();
     await reader.untilClosed(5000);
     await alice.close();
+  });
+});
+
+describe("/metrics: connections dropped as dead peers", () => {
+  let ts: TestServer;
+  let admin: AdminServer;
+  before(async () => {
+    ts = await startServer(
+      {
+        listeners: [
+          { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 },
+          { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 0 },
+        ],
+        xmpp: { allowPlainWithoutTls: true, pingAfterMs: 200, pingTimeoutMs: 200 },
+        relay: { pingAfterMs: 200, pingTimeoutMs: 200 },
+      },
+      USERS,
+    );
+    admin = await adminFor(ts.server);
+  }, { timeout: 20_000 });
+  after(async () => {
+    await admin.close();
+    await ts.stop();
+  }, { timeout: 10_000 });
+
+  test("a silent XMPP client and a silent relay client each count once, by protocol and transport", { timeout: 20_000 }, async () => {
+    const s0 = await scrape(admin.port);
+    const xmppPeer = await rawLogin(ts.port("xmpp", "tcp"), "alice", "a-pass", "silent");
+    const relayPeer = await RawPeer.open(ts.port("relay", "tcp"));
+    relayPeer.write(encodeFrame({ t: "hello", v: 1 }));
+    relayPeer.write(encodeFrame({ t: "auth", user: "bob", password: "b-pass", resource: "silent" }));
+    await relayPeer.frameWhere((h) => h.t === "ok");
+    await xmppPeer.whenClosed(5000);
+    assert.ok(await relayPeer.untilClosed(5000), "the relay peer was dropped");
+    const s1 = await scrape(admin.port);
+    assert.equal(delta(s0, s1, "switchboard_dead_peers_total", { protocol: "xmpp", transport: "tcp" }), 1);
+    assert.equal(delta(s0, s1, "switchboard_dead_peers_total", { protocol: "relay", transport: "tcp" }), 1);
   });
 });

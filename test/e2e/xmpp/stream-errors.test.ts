@@ -8,7 +8,7 @@ let port: number;
 
 before(async () => {
   ts = await startXmppServer(
-    { xmpp: { allowPlainWithoutTls: true, maxAuthFailuresPerIp: 1000 }, limits: { maxStanzaBytes: 4096, idleTimeoutMs: 0 } },
+    { xmpp: { allowPlainWithoutTls: true, maxAuthFailuresPerIp: 1000, pingAfterMs: 0 }, limits: { maxStanzaBytes: 4096 } },
     { alice: "a-pass", bob: "b-pass" },
   );
   port = ts.port("xmpp", "tcp");
@@ -119,11 +119,11 @@ test("after all those errors the server still serves", { timeout: 15_000 }, asyn
 });
 
 test("connection-timeout for an idle connection, and per-IP auth failure limit", { timeout: 15_000 }, async () => {
-  const t2 = await startXmppServer({ xmpp: { allowPlainWithoutTls: true, maxAuthFailuresPerIp: 1 }, limits: { idleTimeoutMs: 300 } }, { alice: "a-pass" });
+  const t2 = await startXmppServer({ xmpp: { allowPlainWithoutTls: true, maxAuthFailuresPerIp: 1, pingAfterMs: 300, pingTimeoutMs: 300 } }, { alice: "a-pass" });
   try {
     const p2 = t2.port("xmpp", "tcp");
     const idle = await rawLogin(p2, "alice", "a-pass");
-    // The first silence brings a ping (or a space, before binding) we do not answer; the second ends the stream.
+    // Silence brings a ping we do not answer; then the stream ends (test/e2e/xmpp/dead-peer.test.ts has the details).
     await idle.until(/<stream:error><connection-timeout /);
     await idle.whenClosed();
 

@@ -132,3 +132,27 @@ test("admin: loopback on 9464 by default; its keys are checked; its port may not
   assert.equal(validate({ listeners: [l], admin: { port: 7000, enabled: false } }).admin.port, 7000, "a disabled admin binds nothing");
   assert.equal(validate({ listeners: [l], admin: { port: 7000, host: "127.0.0.2" } }).admin.port, 7000, "another address");
 });
+
+test("dead-peer keys: TCP keepalive and per-protocol pings, with defaults for NAT and mobile; each checked", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.equal(c.limits.tcpKeepAliveMs, 60000);
+  assert.deepEqual([c.xmpp.pingAfterMs, c.xmpp.pingTimeoutMs], [60000, 30000]);
+  assert.deepEqual(c.relay, { pingAfterMs: 60000, pingTimeoutMs: 30000 });
+  assert.equal(validate({ limits: { tcpKeepAliveMs: 0 }, xmpp: { pingAfterMs: 0 } }, "/tmp").limits.tcpKeepAliveMs, 0, "0 turns either off");
+  // Node gives keepalive whole seconds: less than one would silently mean "the kernel's default".
+  assert.equal(keyOf({ limits: { tcpKeepAliveMs: 500 } }), "limits.tcpKeepAliveMs");
+  assert.equal(keyOf({ limits: { tcpKeepAliveMs: "60s" } }), "limits.tcpKeepAliveMs");
+  assert.equal(keyOf({ xmpp: { pingAfterMs: -1 } }), "xmpp.pingAfterMs");
+  assert.equal(keyOf({ xmpp: { pingTimeoutMs: 0 } }), "xmpp.pingTimeoutMs");
+  assert.equal(keyOf({ relay: { pingAfterMs: 1.5 } }), "relay.pingAfterMs");
+  assert.equal(keyOf({ relay: { pingTimeoutMs: null } }), "relay.pingTimeoutMs");
+  assert.equal(keyOf({ relay: { idleMs: 1 } }), "relay.idleMs");
+});
+
+test("limits.idleTimeoutMs (deprecated) stands in for the ping keys a file does not set", { timeout: 5000 }, () => {
+  const c = validate({ limits: { idleTimeoutMs: 300000 }, relay: { pingAfterMs: 20000 } }, "/tmp");
+  assert.deepEqual([c.xmpp.pingAfterMs, c.xmpp.pingTimeoutMs], [300000, 300000], "ping after it, drop after as much again, as before");
+  assert.deepEqual([c.relay.pingAfterMs, c.relay.pingTimeoutMs], [20000, 30000], "keys given win over the fallback");
+  assert.equal(validate({ limits: { idleTimeoutMs: 0 } }, "/tmp").xmpp.pingAfterMs, 0, "0 still means off");
+  assert.equal(keyOf({ limits: { idleTimeoutMs: -5 } }), "limits.idleTimeoutMs");
+});
