@@ -265,7 +265,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
       need(l.transport === "websocket", `${key}.path`, "is only for transport websocket");
       need(typeof l.path === "string" && l.path.startsWith("/"), `${key}.path`, "must start with /");
     }
-    if (l.protocol === "xmpp") need(l.transport !== "websocket", `${key}.transport`, "xmpp is served over tcp (STARTTLS) and tls");
+    // RFC 7395 needs the HTTP path the upgrade goes to (and XEP-0156 names it).
+    if (l.protocol === "xmpp" && l.transport === "websocket") need(l.path !== undefined, `${key}.path`, "is required for xmpp over websocket (e.g. /xmpp-websocket)");
     return l;
   });
 

@@ -17,6 +17,7 @@ import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import { xmppPayloadCodec } from "../xmpp/payload-codec.js";
 import { relayPayloadCodec } from "../relay/payload-codec.js";
 import type { ListenerConfig } from "../config/config.js";
+import { hostMetaHandler } from "../xmpp/host-meta.js";
 import { Metrics } from "../metrics/metrics.js";
 
 /** Each listener protocol's front end: gives the handler that takes a fresh connection and owns it from then on. */
@@ -92,7 +93,11 @@ export class Server {
       for (const l of config.listeners) {
         const frontEnd = FRONT_ENDS[l.protocol](l);
         if (frontEnd === null) throw new Error(`protocol ${l.protocol} is not available in this build`);
+        let port = l.port;
+        // RFC 7395's subprotocol and XEP-0156's discovery documents on an xmpp websocket listener.
+        const web = l.protocol === "xmpp" && l.transport === "websocket" ? { subprotocol: "xmpp", onHttpRequest: hostMetaHandler(l, () => `${config.domain}:${port}`) } : {};
         const bound = await listen(l, {
+          ...web,
           maxOutboundBytes: limits.maxOutboundBytes,
           maxMessageBytes: limits.maxFrameBytes,
           tcpKeepAliveMs: limits.tcpKeepAliveMs,
@@ -100,6 +105,7 @@ export class Server {
           writer,
           metrics,
         });
+        port = bound.port;
         listeners.push(bound);
         log.info(`listening`, { protocol: l.protocol, transport: l.transport, host: l.host, port: bound.port });
       }

@@ -21,7 +21,8 @@ export interface Conn {
   readonly tlsVersion: string | null;
   /** Bytes written and not yet taken by the kernel: read by metrics at scrape time, not per message. */
   readonly queuedBytes: number;
-  onData: (chunk: Buffer) => void;
+  /** `binary`: message transports say whether the message came in a binary frame. */
+  onData: (chunk: Buffer, binary?: boolean) => void;
   /** Called once, when the connection is gone for whatever reason. */
   onClose: (reason: string) => void;
   /** Queues bytes; writes made in one event-loop turn leave in one system call. */

@@ -1,6 +1,6 @@
 import { createServer as createTcpServer, type Server as NetServer, type Socket, type AddressInfo } from "node:net";
 import { createServer as createTlsServer, createSecureContext, type SecureContext } from "node:tls";
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
 import { WebSocketServer } from "ws";
@@ -36,6 +36,16 @@ export interface ListenOptions {
   tcpKeepAliveMs: number;
   /** Counts connections, closes and slow consumers of this listener's kind. */
   metrics: Metrics;
+  /** websocket: the subprotocol a client must ask for; an upgrade without it is refused. */
+  subprotocol?: string;
+  /** websocket: answers plain HTTP requests on the same port (404 without it). */
+  onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/** The subprotocols a WebSocket upgrade offers (RFC 6455 §4.1: a comma-separated list). */
+function offered(req: IncomingMessage): string[] {
+  const h = req.headers["sec-websocket-protocol"];
+  return h === undefined ? [] : h.split(",").map((p) => p.trim());
 }
 
 function tlsFiles(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
@@ -72,7 +82,21 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     // Headroom over the protocol's limit so that a moderately oversized message
     // still gets the protocol's own error (relay `too-large`); past it, ws closes with 1009.
     const maxPayload = opts.maxMessageBytes + WS_HEADROOM;
-    wss = new WebSocketServer({ server: server as HttpServer, path: cfg.path, maxPayload, perMessageDeflate: false });
+    const sub = opts.subprotocol;
+    wss = new WebSocketServer({
+      server: server as HttpServer,
+      path: cfg.path,
+      maxPayload,
+      perMessageDeflate: false,
+      // RFC 7395 §3.1: without the subprotocol the server must not complete the handshake.
+      verifyClient: sub === undefined ? undefined : (info, cb) => (offered(info.req).includes(sub) ? cb(true) : cb(false, 400, `subprotocol ${sub} required`)),
+      handleProtocols: sub === undefined ? undefined : () => sub,
+    });
+    const onHttp = opts.onHttpRequest;
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      if (onHttp !== undefined) return onHttp(req, res);
+      res.writeHead(404).end();
+    });
     wss.on("connection", (ws, req) => {
       track(new WsConn(ws, req.socket.remoteAddress ?? "", cfg.tls !== undefined, opts.maxOutboundBytes));
     });

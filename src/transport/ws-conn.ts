@@ -12,7 +12,7 @@ export class WsConn implements Conn {
   readonly tlsVersion = null;
   closed = false;
   private reason = "";
-  onData: (chunk: Buffer) => void = () => {};
+  onData: (chunk: Buffer, binary?: boolean) => void = () => {};
   onClose: (reason: string) => void = () => {};
 
   constructor(
@@ -23,7 +23,7 @@ export class WsConn implements Conn {
   ) {
     ws.binaryType = "nodebuffer";
     ws.on("message", (data: RawData, isBinary: boolean) => {
-      if (!this.closed) this.onData(isBinary ? (data as Buffer) : Buffer.from(data as Buffer));
+      if (!this.closed) this.onData(isBinary ? (data as Buffer) : Buffer.from(data as Buffer), isBinary);
     });
     ws.on("close", () => this.closedBy(CloseReason.Peer));
     ws.on("error", () => this.closedBy(CloseReason.Error));

@@ -34,9 +34,10 @@ export class XmppError<C extends string = string> extends Error {
 
 /** Anything that ends the stream: thrown by the codec or a handler, written in one place (XmppSession.streamError). */
 export class StreamError extends XmppError<StreamCondition> {
-  toXml(): string {
+  /** `declare`: the element stands alone (RFC 7395 §3.6), so it declares its own prefix. */
+  toXml(declare = false): string {
     const text = this.message && this.message !== this.condition ? `<text xmlns='${NS.STREAM_ERRORS}'>${escapeXMLText(this.message)}</text>` : "";
-    return `<stream:error><${this.condition} xmlns='${NS.STREAM_ERRORS}'/>${text}</stream:error>`;
+    return `<stream:error${declare ? ` xmlns:stream='${NS.STREAM}'` : ""}><${this.condition} xmlns='${NS.STREAM_ERRORS}'/>${text}</stream:error>`;
   }
 }
 

@@ -2,6 +2,8 @@
 export const NS = {
   CLIENT: "jabber:client",
   STREAM: "http://etherx.jabber.org/streams",
+  /** RFC 7395 §3.3.1: <open/> and <close/> of XMPP over WebSocket. */
+  FRAMING: "urn:ietf:params:xml:ns:xmpp-framing",
   STREAM_ERRORS: "urn:ietf:params:xml:ns:xmpp-streams",
   STANZA_ERRORS: "urn:ietf:params:xml:ns:xmpp-stanzas",
   TLS: "urn:ietf:params:xml:ns:xmpp-tls",

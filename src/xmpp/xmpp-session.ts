@@ -5,7 +5,8 @@ import { Session } from "../session/session.js";
 import { PeerWatch } from "../session/peer-watch.js";
 import { Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
-import { StreamParser, type StreamSink } from "./stream/parser.js";
+import type { StreamSink } from "./stream/parser.js";
+import { MessageFraming, StreamFraming, type Framing } from "./stream/framing.js";
 import { StreamCondition, StreamError } from "./errors.js";
 import { Ev } from "./hooks.js";
 import { NS } from "./ns.js";
@@ -36,10 +37,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
   /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
-  private held: Buffer[] | null = null;
+  private held: { chunk: Buffer; binary: boolean }[] | null = null;
   private heldBytes = 0;
   private headerSent = false;
-  private readonly parser: StreamParser;
+  /** TCP stream or RFC 7395 messages, by the transport. */
+  private readonly framing: Framing;
   private pings = 0;
   /** From bind on; before it the auth timer applies. */
   private watch: PeerWatch | null = null;
@@ -55,8 +57,9 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   ) {
     super();
     const limits = x.config.limits;
-    this.parser = new StreamParser(this, { maxStanzaBytes: limits.maxStanzaBytes, maxDepth: MAX_DEPTH });
-    conn.onData = (chunk) => this.onData(chunk);
+    const codecLimits = { maxStanzaBytes: limits.maxStanzaBytes, maxDepth: MAX_DEPTH };
+    this.framing = conn.messageMode ? new MessageFraming(this, codecLimits) : new StreamFraming(this, codecLimits);
+    conn.onData = (chunk, binary) => this.onData(chunk, binary === true);
     conn.onClose = (reason) => this.onClose(reason);
     // Negotiation (TLS, SASL, bind) must be over in time; the peer watch starts at bind.
     this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
@@ -73,18 +76,18 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   // ---- input -----------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Buffer, binary: boolean): void {
     if (this.phase === Phase.Closing) return;
     this.watch?.seen();
     if (this.held !== null) {
       this.heldBytes += chunk.length;
       if (this.heldBytes > this.x.config.limits.maxStanzaBytes) return this.fail(new StreamError(StreamCondition.PolicyViolation, "too much input during authentication"));
       // The chunk may be the transport's reused read buffer (see established()).
-      this.held.push(Buffer.from(chunk));
+      this.held.push({ chunk: Buffer.from(chunk), binary });
       return;
     }
     try {
-      this.parser.push(chunk);
+      this.framing.push(chunk, binary);
     } catch (e) {
       this.fail(e);
     }
@@ -98,14 +101,13 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     const held = this.held;
     this.held = null;
     this.heldBytes = 0;
-    if (held !== null) for (const c of held) this.onData(c);
+    if (held !== null) for (const h of held) this.onData(h.chunk, h.binary);
   }
 
   streamStart(name: string, attrs: Record<string, string>): void {
     const { domain } = this;
-    // RFC 6120 §4.9.3.10, §4.9.3.6, §4.9.3.25: namespaces, host, version of the header.
-    if (name !== "stream:stream" || attrs["xmlns:stream"] !== NS.STREAM) throw new StreamError(StreamCondition.InvalidNamespace, "expected stream:stream in the streams namespace");
-    if (attrs.xmlns !== NS.CLIENT) throw new StreamError(StreamCondition.InvalidNamespace, "the content namespace must be jabber:client");
+    // RFC 6120 §4.9.3.10, §4.9.3.6, §4.9.3.25 (RFC 7395 §3.4 alike): namespaces, host, version of the header.
+    this.framing.checkOpen(name, attrs);
     if (attrs.to !== undefined && attrs.to.toLowerCase() !== domain) throw new StreamError(StreamCondition.HostUnknown, `this server is ${domain}`);
     const major = Number((attrs.version ?? "0").split(".")[0]);
     if (!(major >= 1)) throw new StreamError(StreamCondition.UnsupportedVersion, "version 1.0 is required");
@@ -134,7 +136,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   restartStream(): void {
-    this.parser.restart();
+    this.framing.restart();
     this.headerSent = false;
   }
 
@@ -171,19 +173,17 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   send(el: Element | string): void {
     if (this.phase === Phase.Closing) return;
     this.x.metrics.xmpp.out++;
-    this.conn.write(typeof el === "string" ? el : el.toString());
+    this.conn.write(this.framing.element(typeof el === "string" ? el : el.toString()));
   }
 
   private sendHeader(): void {
     if (this.headerSent) return;
     this.headerSent = true;
-    this.conn.write(
-      `<?xml version='1.0'?><stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' id='${this.streamId}' from='${this.domain}' version='1.0' xml:lang='en'>`,
-    );
+    this.conn.write(this.framing.header(this.streamId, this.domain));
   }
 
   private sendFeatures(): void {
-    const features = new Element("stream:features");
+    const features = this.framing.features();
     this.x.hooks.fire(Ev.StreamFeatures, { session: this, features });
     this.conn.write(features.toString());
   }
@@ -203,7 +203,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     const wire = toWire(this, env);
     if (wire !== null && (this.gate === null || this.gate.pass(env, wire))) {
       this.x.metrics.xmpp.out++;
-      this.conn.write(wire);
+      this.conn.write(this.framing.element(wire));
     }
     return true;
   }
@@ -236,14 +236,14 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     }
     if (this.x.debug) this.x.log.debug("xmpp stream error", { address: this.address, remote: this.conn.remoteAddress, condition: err.condition, text: err.message });
     this.sendHeader();
-    this.conn.write(err.toXml());
+    this.conn.write(this.framing.streamError(err));
     this.close(err.condition);
   }
 
   close(reason = "closed"): void {
     if (this.phase === Phase.Closing) return;
     this.sendHeader();
-    this.conn.write("</stream:stream>");
+    this.conn.write(this.framing.close());
     this.cleanup(reason);
     this.conn.end(reason);
   }

@@ -84,6 +84,20 @@ export class StreamParser {
     this.streamName = "";
   }
 
+  /**
+   * RFC 7395: no stream document around the elements; every element at the
+   * top is handed on as a stanza (the <open/> and <close/> of the framing too).
+   */
+  openFragments(): void {
+    this.restart();
+    this.depth = 1;
+  }
+
+  /** Nothing is partly read: every element pushed so far was complete. */
+  get atBoundary(): boolean {
+    return this.state === TEXT && this.depth === 1 && this.buf.length === 0;
+  }
+
   push(chunk: Buffer): void {
     if (this.state === DONE) return;
     let s: string;

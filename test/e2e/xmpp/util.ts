@@ -1,5 +1,9 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { client } from "@xmpp/client";
+import { WebSocket as WsWebSocket } from "ws";
+
+// @xmpp/websocket uses the global WebSocket, which Node 20 has only behind --experimental-websocket; ws has the same API.
+(globalThis as any).WebSocket ??= WsWebSocket;
 
 /** An @xmpp/client that is online, with every stanza it receives kept for waitFor(). */
 export interface Online {
@@ -10,9 +14,10 @@ export interface Online {
   stop(): Promise<void>;
 }
 
-export async function online(port: number, username: string, password: string, opts: { resource?: string; presence?: boolean; tls?: boolean } = {}): Promise<Online> {
+/** `at`: a TCP port on 127.0.0.1 (xmpps:// with `tls`), or a whole service URL such as ws://127.0.0.1:PORT/xmpp-websocket. */
+export async function online(at: number | string, username: string, password: string, opts: { resource?: string; presence?: boolean; tls?: boolean } = {}): Promise<Online> {
   const c = client({
-    service: `${opts.tls ? "xmpps" : "xmpp"}://127.0.0.1:${port}`,
+    service: typeof at === "string" ? at : `${opts.tls ? "xmpps" : "xmpp"}://127.0.0.1:${at}`,
     domain: "localhost",
     username,
     password,

@@ -83,6 +83,17 @@ test("a tls listener without its tls block is rejected", () => {
   assert.deepEqual(ok.listeners[0].tls, { cert: "/etc/sb/c.pem", key: "/etc/sb/k.pem" });
 });
 
+test("an xmpp websocket listener (RFC 7395) needs a path; wss with tls", { timeout: 5000 }, () => {
+  const l = { protocol: "xmpp", transport: "websocket", host: "127.0.0.1", port: 5280 };
+  assert.equal(keyOf({ listeners: [l] }), "listeners[0].path");
+  assert.equal(keyOf({ listeners: [{ ...l, path: "xmpp-websocket" }] }), "listeners[0].path");
+  const ok = validate({ listeners: [{ ...l, path: "/xmpp-websocket" }, { ...l, port: 5281, path: "/ws", tls: { cert: "c.pem", key: "k.pem" } }] }, "/etc/sb");
+  assert.equal(ok.listeners[0].path, "/xmpp-websocket");
+  assert.equal(ok.listeners[0].transport, "websocket");
+  assert.deepEqual(ok.listeners[1].tls, { cert: "/etc/sb/c.pem", key: "/etc/sb/k.pem" });
+  assert.equal(keyOf({ listeners: [{ ...l, transport: "tcp", path: "/ws" }] }), "listeners[0].path");
+});
+
 test("two listeners on one host and port are rejected", () => {
   const l = { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 7000 };
   assert.equal(keyOf({ listeners: [l, { ...l, transport: "websocket" }] }), "listeners[1].port");
