@@ -20,6 +20,7 @@ import { presenceModule } from "./modules/presence.js";
 import { rosterModule } from "./modules/roster.js";
 import { offlineModule, offlineSink } from "./modules/offline.js";
 import { csiModule } from "./modules/csi.js";
+import { carbonsModule } from "./modules/carbons.js";
 import type { OfflineSink } from "../session/core.js";
 
 /**
@@ -53,6 +54,7 @@ export class XmppFrontEnd {
     rosterModule(hooks, x);
     offlineModule(hooks, x);
     csiModule(hooks);
+    carbonsModule(hooks);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

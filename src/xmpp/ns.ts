@@ -17,4 +17,10 @@ export const NS = {
   DELAY: "urn:xmpp:delay",
   SASL_CB: "urn:xmpp:sasl-cb:0",
   CSI: "urn:xmpp:csi:0",
+  /** XEP-0280 Message Carbons. */
+  CARBONS: "urn:xmpp:carbons:2",
+  /** XEP-0297 Stanza Forwarding, the wrapper of a carbon copy. */
+  FORWARD: "urn:xmpp:forward:0",
+  /** XEP-0334 Message Processing Hints. */
+  HINTS: "urn:xmpp:hints",
 } as const;

@@ -1,12 +1,15 @@
 import { Element } from "ltx";
-import { type Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
+import { type Envelope, ErrorCode, Flag, Kind } from "../envelope/envelope.js";
+import { withoutPrivate } from "./modules/carbons.js";
 import { conditionForCode, errorElement, stanzaError } from "./errors.js";
 import { parseOne, serializeWith } from "./stanza.js";
 
 /** What serializing needs to know of the session it writes for. */
 export interface Recipient {
   readonly address: string;
+  readonly bare: string;
   readonly rosterRequested: boolean;
+  readonly carbons: boolean;
 }
 
 /** A stanza made by XMPP (or nothing), as opposed to another protocol's payload. */
@@ -31,7 +34,11 @@ function fromXmpp(s: Recipient, env: Envelope, el: Element | null): string | nul
       if (el === null) return null;
       // A roster push travels to the bare JID; only interested resources take it (RFC 6121 §2.1.6).
       if (el.name === "iq") return s.rosterRequested ? serializeWith(el, { to: s.address }) : null;
-      return serializeWith(el, { from: env.from, to: env.to });
+      // A carbon copy (modules/carbons.ts) travels the same way: only carbons-enabled resources other than
+      // the one that sent or received the original (its `from`) take it, from the user's bare JID (XEP-0280 §6, §11).
+      if ((env.flags & Flag.EveryResource) !== 0) return s.carbons && env.from !== s.address ? serializeWith(el, { from: s.bare, to: s.address }) : null;
+      // XEP-0280 §6: <private/> is removed before delivery. Most messages have one child: no scan.
+      return serializeWith((el.children.length > 1 && withoutPrivate(el)) || el, { from: env.from, to: env.to });
     case Kind.Presence:
       return el === null ? null : serializeWith(el, { from: env.from, to: env.to });
     case Kind.Request:

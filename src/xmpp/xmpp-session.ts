@@ -3,7 +3,7 @@ import type { SecureContext } from "node:tls";
 import { Element } from "ltx";
 import { Session } from "../session/session.js";
 import { PeerWatch } from "../session/peer-watch.js";
-import { Kind, type Envelope } from "../envelope/envelope.js";
+import { Flag, Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import type { StreamSink } from "./stream/parser.js";
 import { MessageFraming, StreamFraming, type Framing } from "./stream/framing.js";
@@ -33,6 +33,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   user = "";
   authFailures = 0;
   rosterRequested = false;
+  carbons = false;
   readonly directed = new Set<string>();
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
@@ -204,6 +205,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (wire !== null && (this.gate === null || this.gate.pass(env, wire))) {
       this.x.metrics.xmpp.out++;
       this.conn.write(this.framing.element(wire));
+    }
+    // A message that reached this very resource at its full JID: the carbons module copies it to the others.
+    if (env.kind === Kind.Message && wire !== null && env.to === this.address && isStanza(env) && (env.flags & Flag.EveryResource) === 0) {
+      this.x.hooks.fire(Ev.MessageDelivered, { session: this, stanza: env.payload as Element, from: env.from });
     }
     return true;
   }
