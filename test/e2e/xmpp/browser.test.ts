@@ -126,8 +126,9 @@ test(
         child.kill();
         await within(exited, 10_000, "chromium to exit").catch(() => child!.kill("SIGKILL"));
       }
-      rmSync(profile, { recursive: true, force: true });
       await ts.stop();
+      // Chromium's helper processes may still be writing its profile for a moment after the main one exits.
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     }
   },
 );
