@@ -4,9 +4,10 @@ import { connect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { RelayClient, RelayError, type IncomingRequest } from "../../../src/relay/client.js";
 import type { Header } from "../../../src/relay/codec.js";
+import { WriterThread } from "../../../src/transport/writer-thread.js";
 import { workerProblems } from "../../../src/admin/health.js";
 import { startServer, waitUntil, within, type TestServer } from "../../helpers.js";
-import { online, rawLogin, type Raw } from "../xmpp/util.js";
+import { HEADER, Raw, online, rawLogin } from "../xmpp/util.js";
 
 /** Graceful drain (docs/operations.md, "Stopping and draining"): a real server, real clients, Server.stop(). */
 
@@ -14,8 +15,9 @@ const LISTENERS = [
   { protocol: "relay", transport: "tcp", host: "127.0.0.1", port: 0 },
   { protocol: "relay", transport: "websocket", host: "127.0.0.1", port: 0, path: "/relay" },
   { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 },
+  { protocol: "xmpp", transport: "websocket", host: "127.0.0.1", port: 0, path: "/xmpp-websocket" },
 ];
-const USERS = { alice: "a", bob: "b", carol: "c", frank: "f", dave: "d", erin: "e" };
+const USERS = { alice: "a", bob: "b", carol: "c", frank: "f", gina: "g", dave: "d", erin: "e" };
 
 function start(drainTimeoutMs: number, extra: Record<string, unknown> = {}): Promise<TestServer> {
   return startServer({ listeners: LISTENERS, drainTimeoutMs, xmpp: { allowPlainWithoutTls: true }, ...extra }, USERS);
@@ -41,9 +43,10 @@ function assertInOrder(text: string, n: number, before: number): void {
   }
 }
 
-test("stop(): each client gets what was sent to it, then its protocol's shutdown notice, then the close; pending requests fail", { timeout: 30_000 }, async () => {
-  const ts = await start(5000, { limits: { maxOutboundBytes: 64 << 20 } });
+for (const writerThread of [true, false]) test(`stop(): each client gets what was sent to it, then its protocol's shutdown notice, then the close; pending requests fail (io.writerThread ${writerThread})`, { timeout: 30_000 }, async () => {
+  const ts = await start(5000, { limits: { maxOutboundBytes: 64 << 20 }, io: { writerThread } });
   const xmppPort = ts.port("xmpp", "tcp");
+  const slotsBefore = WriterThread.get()?.opened ?? 0;
   try {
     // XMPP: alice (raw, not reading: her messages back up in the server), bob the sender, carol who never answers.
     const alice = await rawLogin(xmppPort, "alice", "a", "phone");
@@ -65,11 +68,22 @@ test("stop(): each client gets what was sent to it, then its protocol's shutdown
     frank.c.on("error", (e: { condition?: string }) => frankErrors.push(String(e.condition)));
     // The stream error makes @xmpp/client drop the connection: status "disconnect" once the socket closes.
     const frankOffline = new Promise<void>((r) => frank.c.once("disconnect", () => r()));
+    // gina over RFC 7395 WebSocket: the stream error, then <close/>.
+    const gina = await online(`ws://127.0.0.1:${ts.port("xmpp", "websocket")}/xmpp-websocket`, "gina", "g", { resource: "web" });
+    const ginaErrors: string[] = [];
+    gina.c.on("error", (e: { condition?: string }) => ginaErrors.push(String(e.condition)));
+    const ginaOffline = new Promise<void>((r) => gina.c.once("disconnect", () => r()));
+    // A connection still negotiating (stream opened, not authenticated) is ended the same way.
+    const early = new Raw(xmppPort);
+    await early.ready();
+    early.send(HEADER);
+    await early.until(/<\/stream:features>/);
 
     alice.pause();
     const N = 2000;
     await sendAndSettle(bob, "alice@localhost/phone", N, "x".repeat(4000), "settle1");
     await sendAndSettle(bob, "frank@localhost/lib", 20, "hi", "settle2");
+    await sendAndSettle(bob, "gina@localhost/web", 1, "hi", "settle3");
     // Requests pending at the stop: bob's iq to carol, dave's req to erin.
     bob.send(`<iq type='get' id='q1' to='carol@localhost/quiet'><query xmlns='urn:example:slow'/></iq>`);
     await carol.until(/id=["']q1["']/);
@@ -84,6 +98,8 @@ test("stop(): each client gets what was sent to it, then its protocol's shutdown
     const backlog = ts.server.listeners.reduce((n, l) => n + l.queuedBytes(), 0);
     assert.ok(backlog > 0, "alice's messages wait in the server's queues when the drain starts");
 
+    // With the addon built, the TCP connections' output (alice's backlog) is the writer thread's to flush.
+    if (writerThread && WriterThread.unavailable() === null) assert.ok((WriterThread.get()?.opened ?? 0) > slotsBefore, "output went through the writer thread");
     const t0 = performance.now();
     const stopped = ts.server.stop();
     // At once: not ready, ports closed.
@@ -98,7 +114,7 @@ test("stop(): each client gets what was sent to it, then its protocol's shutdown
 
     alice.resume();
     const closed = (r: Raw) => r.whenClosed(8000);
-    await Promise.all([closed(alice), closed(bob), closed(carol), within(daveClosed, 8000, "dave closed"), within(erinClosed, 8000, "erin closed"), within(frankOffline, 8000, "frank offline")]);
+    await Promise.all([closed(alice), closed(bob), closed(carol), within(daveClosed, 8000, "dave closed"), within(erinClosed, 8000, "erin closed"), within(frankOffline, 8000, "frank offline"), within(ginaOffline, 8000, "gina offline"), closed(early)]);
     await within(stopped, 8000, "stop() to return");
     const took = performance.now() - t0;
     assert.ok(took < 5000, `cooperative clients end the drain before its deadline (${took.toFixed(0)} ms)`);
@@ -117,6 +133,9 @@ test("stop(): each client gets what was sent to it, then its protocol's shutdown
     // frank (@xmpp/client): his 20 messages, then the stream error.
     for (let i = 0; i < 20; i++) await frank.waitFor((el: any) => el.is("message") && String(el.getChildText("body")).startsWith(`n${i}:`), 1000);
     assert.deepEqual(frankErrors.filter((c) => c === "system-shutdown"), ["system-shutdown"], `frank's errors: ${frankErrors}`);
+    await gina.waitFor((el: any) => el.is("message") && String(el.getChildText("body")).startsWith("n0:"), 1000);
+    assert.deepEqual(ginaErrors.filter((c) => c === "system-shutdown"), ["system-shutdown"], `gina's errors: ${ginaErrors}`);
+    assert.match(early.text, /<system-shutdown[^]*<\/stream:stream>/, "the negotiating connection too");
 
     // dave: erin's 50 messages, the error of his pending request, then the shutdown err, then the close.
     assert.equal(await daveReq, "unavailable");
