@@ -32,6 +32,7 @@ class MemoryConn implements Conn {
   bytes = 0;
   onData: (chunk: Buffer) => void = () => {};
   onClose: (reason: string) => void = () => {};
+  onShutdown: (() => void) | null = null;
   write(chunk: Buffer | string): void {
     this.bytes += chunk.length;
   }

@@ -7,6 +7,7 @@ import type { Server } from "../server/server.js";
  */
 export function workerProblems(server: Server): string[] {
   const out: string[] = [];
+  if (server.draining) out.push("draining");
   const closed = server.listeners.filter((l) => !l.open);
   if (closed.length > 0) out.push(`listeners closed: ${closed.map((l) => `${l.config.protocol}/${l.config.transport} ${l.config.host}:${l.port}`).join(", ")}`);
   try {

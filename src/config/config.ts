@@ -52,6 +52,11 @@ export interface Config {
   relay: RelayConfig;
   cluster: ClusterConfig;
   admin: AdminConfig;
+  /**
+   * SIGTERM or Server.stop(): how long the graceful drain may take (queues flushed, streams ended with
+   * a shutdown notice); what is left after it is destroyed. The host's own kill timer is longer.
+   */
+  drainTimeoutMs: number;
 }
 
 /** The admin HTTP listener: /metrics, /healthz, /readyz (docs/operations.md, "Metrics and health"). One per host. */
@@ -152,6 +157,7 @@ export function defaults(): Config {
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
+    drainTimeoutMs: 10000,
   };
 }
 
@@ -294,6 +300,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   if (L.idleTimeoutMs !== null) int(L.idleTimeoutMs, "limits.idleTimeoutMs", 0);
   need(L.tcpKeepAliveMs === 0 || (Number.isInteger(L.tcpKeepAliveMs) && L.tcpKeepAliveMs >= 1000 && L.tcpKeepAliveMs <= 7200000), "limits.tcpKeepAliveMs", "must be 0 (off) or an integer in [1000, 7200000]");
   int(L.maxAuthAttempts, "limits.maxAuthAttempts", 1);
+  int(c.drainTimeoutMs, "drainTimeoutMs", 100, 600000);
 
   int(c.auth.scramIterations, "auth.scramIterations", 4096);
   need(c.auth.tokenSecret === null || (typeof c.auth.tokenSecret === "string" && c.auth.tokenSecret.length >= 16), "auth.tokenSecret", "must be null or a string of at least 16 characters");

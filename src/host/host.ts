@@ -10,6 +10,8 @@ import { workerSource } from "../admin/worker.js";
 import { PrimarySource, answerPrimary } from "../admin/cluster.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
+/** After drainTimeoutMs: time for the bus and the store to close before a process is killed. */
+const KILL_MARGIN_MS = 5000;
 
 /**
  * One host. One worker: this process. More: `workers` processes under
@@ -46,6 +48,11 @@ async function single(config: Config): Promise<void> {
 function stopOn(server: Server, events: string[]): void {
   const stop = async (why: string) => {
     server.log.info(`received ${why}, stopping`);
+    // stop() ends within drainTimeoutMs; this covers a bus or store that hangs after it.
+    setTimeout(() => {
+      server.log.error("stop did not finish in time; exiting", { drainTimeoutMs: server.config.drainTimeoutMs });
+      process.exit(1);
+    }, server.config.drainTimeoutMs + KILL_MARGIN_MS).unref();
     await server.stop();
     process.exit(0);
   };
@@ -97,10 +104,11 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     log.info(`received ${signal}, stopping workers`);
     if (byIndex.size === 0) process.exit(0);
     for (const w of byIndex.values()) w.process.kill("SIGTERM");
+    // Longer than the workers' own drain, so a draining worker is not cut short.
     setTimeout(() => {
       for (const w of byIndex.values()) w.process.kill("SIGKILL");
       process.exit(1);
-    }, 10_000).unref();
+    }, config.drainTimeoutMs + KILL_MARGIN_MS).unref();
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));

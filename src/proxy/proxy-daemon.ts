@@ -91,6 +91,25 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.timer.stop();
   }
 
+  /**
+   * The server is draining: every request a session here still waits on fails now with
+   * `unavailable`, written to its client ahead of the shutdown notice, instead of vanishing when
+   * the session goes. An answer arriving later counts as late. Requests delivered *to* these
+   * sessions fail towards their requesters when each session detaches.
+   */
+  failPending(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) {
+      for (let p = s.firstPending; p !== null; p = s.firstPending) {
+        this.pending.remove(p);
+        this.stats.unavailable++;
+        n++;
+        s.deliver(Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Unavailable }));
+      }
+    }
+    return n;
+  }
+
   /** Clamps a requested timeout into the protocol's bounds; 0 asks for the default. */
   timeoutFor(protocol: string, asked: number): number {
     const t = this.opts.timeouts[protocol];

@@ -57,6 +57,9 @@ export class RelaySession extends Session {
     this.decoder = conn.messageMode ? null : new FrameDecoder(Math.min(limits.maxFrameBytes, MAX_FRAME_BEFORE_AUTH), this);
     conn.onData = (chunk) => this.onData(chunk);
     conn.onClose = (reason) => this.onClose(reason);
+    // The server is draining: `err` unavailable without `re` (the connection's own error, as bad-frame is),
+    // after what was queued; docs/relay-protocol.md, "Server shutdown".
+    conn.onShutdown = () => this.fail(ErrorCode.Unavailable, "server shutdown", true);
     this.authTimer = setTimeout(() => this.fail(ErrorCode.NotAuthorized, "no auth in time", true), limits.authTimeoutMs);
     this.authTimer.unref();
   }

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { WriterThread } from "../transport/writer-thread.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
@@ -55,6 +56,8 @@ export class Server {
     /** This worker's counters; src/admin/ reads them. */
     readonly metrics: Metrics,
   ) {}
+
+  private stopping: Promise<void> | null = null;
 
   static async start(config: Config, opts: ServerOptions = {}): Promise<Server> {
     const log = opts.log ?? createLogger(config.log);
@@ -127,11 +130,34 @@ export class Server {
     return l.port;
   }
 
-  async stop(): Promise<void> {
+  /** True from the first stop() on: /readyz says so while the listeners drain. */
+  get draining(): boolean {
+    return this.stopping !== null;
+  }
+
+  /**
+   * Graceful drain (docs/operations.md, "Stopping and draining"), within config.drainTimeoutMs:
+   * no new connections; pending requests of sessions here fail with `unavailable`; each connection
+   * gets what is queued for it, then its protocol's shutdown notice, and ends. Whatever arrives for a
+   * session already ended takes the undeliverable path (stored offline, bounced or failed). At the
+   * deadline what is left is destroyed; then the bus and the store close.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.drainAndStop();
+    return this.stopping;
+  }
+
+  private async drainAndStop(): Promise<void> {
+    const started = performance.now();
+    const deadline = started + this.config.drainTimeoutMs;
+    for (const l of this.listeners) l.stopAccepting();
+    const failed = this.proxy.failPending();
+    this.log.info("draining", { requestsFailed: failed, drainTimeoutMs: this.config.drainTimeoutMs });
+    await Promise.all(this.listeners.map((l) => l.drain(deadline)));
     await Promise.all(this.listeners.map((l) => l.close()));
     this.proxy.stop();
     await this.bus.close();
     this.store.close();
-    this.log.info("switchboard stopped");
+    this.log.info("switchboard stopped", { drainMs: Math.round(performance.now() - started) });
   }
 }

@@ -25,6 +25,11 @@ export interface Conn {
   onData: (chunk: Buffer, binary?: boolean) => void;
   /** Called once, when the connection is gone for whatever reason. */
   onClose: (reason: string) => void;
+  /**
+   * Set by the protocol: the server is draining (SIGTERM, Server.stop). The protocol writes its
+   * shutdown notice after what is queued and ends the connection; null: the transport just ends it.
+   */
+  onShutdown: (() => void) | null;
   /** Queues bytes; writes made in one event-loop turn leave in one system call. */
   write(chunk: Buffer | string): void;
   /** Sends one message made of parts (message transports join them into one message). */

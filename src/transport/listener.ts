@@ -3,6 +3,7 @@ import { createServer as createTlsServer, createSecureContext, type SecureContex
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { WebSocketServer } from "ws";
 import type { ListenerConfig } from "../config/config.js";
 import type { Conn } from "./conn.js";
@@ -22,6 +23,15 @@ export interface Listening {
   readonly open: boolean;
   /** Bytes queued towards its clients, summed over its connections when asked (a scrape). */
   queuedBytes(): number;
+  /** Takes no new connections from now on (the port is released; /readyz turns 503); existing ones stay. */
+  stopAccepting(): void;
+  /**
+   * Graceful drain: each connection gets its protocol's shutdown notice after what is queued for it and
+   * is ended; resolves once all are gone, or at `deadline` (performance.now() time) with what is left
+   * destroyed, so a client that does not read cannot hold it longer.
+   */
+  drain(deadline: number): Promise<void>;
+  /** Destroys every connection at once and releases the port. */
   close(): Promise<void>;
 }
 
@@ -61,6 +71,9 @@ export function loadTls(tls: { cert: string; key: string }): SecureContext {
 export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<Listening> {
   const conns = new Set<Conn>();
   const kind = opts.metrics.listener(cfg.protocol, cfg.transport);
+  let draining = false;
+  /** Resolved when conns empties during a drain. */
+  let drained: (() => void) | null = null;
   const track = (c: Conn) => {
     conns.add(c);
     opts.metrics.accepted(c, kind);
@@ -72,8 +85,17 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
       kind.closed++;
       if (r === CloseReason.SlowConsumer) kind.slowConsumers++;
       protocolClose(r);
+      if (conns.size === 0 && drained !== null) drained();
     };
+    // An upgrade or handshake that completes while draining is ended at once.
+    if (draining) shutdown(c);
   };
+  const shutdown = (c: Conn) => {
+    if (c.onShutdown !== null) c.onShutdown();
+    else c.end(CloseReason.Shutdown);
+  };
+  // Every accepted socket, also before its TLS handshake or WebSocket upgrade: close() must not wait on one.
+  const sockets = new Set<Socket>();
 
   let server: NetServer | HttpServer;
   let wss: WebSocketServer | null = null;
@@ -112,7 +134,11 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
   // "connection" carries the TCP socket itself on every server kind (under TLS and HTTP too), so
   // keepalive covers all transports: the kernel notices a vanished peer even where the protocol is quiet.
   const keepAliveMs = opts.tcpKeepAliveMs;
-  if (keepAliveMs > 0) server.on("connection", (socket: Socket) => socket.setKeepAlive(true, keepAliveMs));
+  server.on("connection", (socket: Socket) => {
+    if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -122,6 +148,15 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     });
   });
   const port = (server.address() as AddressInfo).port;
+  let released: Promise<void> | null = null;
+  const stopAccepting = (): Promise<void> => {
+    if (released === null) {
+      draining = true;
+      // The callback comes once every connection is gone; `listening` is false at once.
+      released = new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    return released;
+  };
 
   return {
     config: cfg,
@@ -134,11 +169,30 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
       for (const c of conns) n += c.queuedBytes;
       return n;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        wss?.close();
-        for (const c of conns) c.destroy(CloseReason.Shutdown);
-        server.close(() => resolve());
-      }),
+    stopAccepting: () => void stopAccepting(),
+    drain: (deadline) => {
+      void stopAccepting();
+      if (conns.size > 0) {
+        const done = new Promise<void>((resolve) => (drained = resolve));
+        for (const c of [...conns]) shutdown(c);
+        if (conns.size > 0) {
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - performance.now()))));
+          return Promise.race([done, late]).then(() => {
+            clearTimeout(timer);
+            // Past the deadline: a client still holding its backlog (not reading) is cut.
+            for (const c of [...conns]) c.destroy(CloseReason.Shutdown);
+          });
+        }
+      }
+      return Promise.resolve();
+    },
+    close: () => {
+      wss?.close();
+      for (const c of [...conns]) c.destroy(CloseReason.Shutdown);
+      const out = stopAccepting();
+      for (const s of sockets) s.destroy();
+      return out;
+    },
   };
 }

@@ -87,6 +87,7 @@ export class StreamConn implements Conn {
   private slot = -1;
   onData: (chunk: Buffer) => void = () => {};
   onClose: (reason: string) => void = () => {};
+  onShutdown: (() => void) | null = null;
   readonly remoteAddress: string;
 
   constructor(

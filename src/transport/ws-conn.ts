@@ -14,6 +14,7 @@ export class WsConn implements Conn {
   private reason = "";
   onData: (chunk: Buffer, binary?: boolean) => void = () => {};
   onClose: (reason: string) => void = () => {};
+  onShutdown: (() => void) | null = null;
 
   constructor(
     private readonly ws: WebSocket,

@@ -62,6 +62,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.framing = conn.messageMode ? new MessageFraming(this, codecLimits) : new StreamFraming(this, codecLimits);
     conn.onData = (chunk, binary) => this.onData(chunk, binary === true);
     conn.onClose = (reason) => this.onClose(reason);
+    // RFC 6120 §4.9.3.22: the server is being shut down; what was queued before goes out first.
+    conn.onShutdown = () => this.fail(new StreamError(StreamCondition.SystemShutdown, "server shutdown"));
     // Negotiation (TLS, SASL, bind) must be over in time; the peer watch starts at bind.
     this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
     this.authTimer.unref();

@@ -91,6 +91,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
         storage: { type: "sqlite", path: "db.sqlite" },
         cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbhost", heartbeatMs: 1000 } },
         admin: { port: 0 },
+        drainTimeoutMs: 3000,
       }),
     );
     writeFileSync(join(dir, "users.csv"), Array.from({ length: 8 }, (_, i) => `h${i},pw`).join("\n"));
@@ -142,11 +143,21 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     for (const c of [...alive, ...fresh]) c.destroy();
   });
 
-  test("SIGTERM to the primary stops the workers and the host", { timeout: 30_000 }, async () => {
+  test("SIGTERM to the primary drains both workers' clients and stops the host within drainTimeoutMs", { timeout: 30_000 }, async () => {
     const workers = childrenOf(host.pid!);
+    const clients = await Promise.all(["h0", "h1", "h2", "h3"].map(login));
+    await reachable(clients);
+    const last = clients.map((c) => {
+      let h: Record<string, unknown> | null = null;
+      c.on("frame", (header: Record<string, unknown>) => (h = header));
+      return () => h;
+    });
+    const closed = clients.map((c) => new Promise<void>((r) => (c.isClosed ? r() : c.once("close", () => r()))));
     const exited = new Promise<number | null>((resolve) => host.once("exit", (code) => resolve(code)));
     host.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await within(exited, 3000 + 3000, () => `the host to exit; stderr:\n${stderr}`), 0, stderr);
     for (const p of workers) assert.throws(() => process.kill(p, 0), "worker still running");
+    await within(Promise.all(closed), 1000, "every client closed");
+    for (const [i, c] of clients.entries()) assert.deepEqual(last[i](), { t: "err", code: "unavailable", text: "server shutdown" }, `${c.jid}'s last frame`);
   });
 });

@@ -122,6 +122,16 @@ export class Raw {
     }
   }
 
+  /** Stops reading, so what the server sends backs up in its queues (a slow consumer). */
+  pause(): void {
+    this.sock.pause();
+  }
+
+  /** Reads again; a paused socket cannot notice that the server closed it. */
+  resume(): void {
+    this.sock.resume();
+  }
+
   /** Sends `s`, then FIN: the client is done sending but still reads. */
   end(s: string): void {
     this.sock.end(s);

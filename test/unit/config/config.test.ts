@@ -167,3 +167,12 @@ test("limits.idleTimeoutMs (deprecated) stands in for the ping keys a file does 
   assert.equal(validate({ limits: { idleTimeoutMs: 0 } }, "/tmp").xmpp.pingAfterMs, 0, "0 still means off");
   assert.equal(keyOf({ limits: { idleTimeoutMs: -5 } }), "limits.idleTimeoutMs");
 });
+
+test("drainTimeoutMs: 10 s by default, an integer in [100, 600000]", { timeout: 5000 }, () => {
+  assert.equal(validate({}, "/tmp").drainTimeoutMs, 10000);
+  assert.equal(validate({ drainTimeoutMs: 250 }, "/tmp").drainTimeoutMs, 250);
+  assert.equal(keyOf({ drainTimeoutMs: 99 }), "drainTimeoutMs");
+  assert.equal(keyOf({ drainTimeoutMs: 600001 }), "drainTimeoutMs");
+  assert.equal(keyOf({ drainTimeoutMs: "10s" }), "drainTimeoutMs");
+  assert.equal(keyOf({ drainTimeoutMs: 1.5 }), "drainTimeoutMs");
+});
