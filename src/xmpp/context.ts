@@ -2,7 +2,7 @@ import type { SessionContext } from "../session/context.js";
 import type { XmppStore } from "../store/xmpp-store.js";
 import type { AccountStore } from "../store/store.js";
 import type { Hooks } from "./hooks.js";
-import type { FailureLimiter } from "./sasl/failures.js";
+import type { FailureLimiter } from "../auth/failure-limiter.js";
 
 /** What every XMPP connection shares: given by the composition root (front-end.ts). */
 export interface XmppContext extends SessionContext {

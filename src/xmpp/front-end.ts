@@ -7,7 +7,7 @@ import type { Conn } from "../transport/conn.js";
 import { loadTls } from "../transport/listener.js";
 import { Hooks } from "./hooks.js";
 import type { XmppContext } from "./context.js";
-import { FailureLimiter } from "./sasl/failures.js";
+import { FailureLimiter } from "../auth/failure-limiter.js";
 import { XmppSession } from "./xmpp-session.js";
 import { starttlsModule } from "./modules/starttls.js";
 import { saslModule } from "./sasl/sasl.js";

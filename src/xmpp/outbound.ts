@@ -1,6 +1,6 @@
 import { Element } from "ltx";
 import { type Envelope, ErrorCode, Flag, Kind } from "../envelope/envelope.js";
-import { withoutPrivate } from "./modules/carbons.js";
+import { NS } from "./ns.js";
 import { conditionForCode, errorElement, stanzaError } from "./errors.js";
 import { parseOne, serializeWith } from "./stanza.js";
 
@@ -103,4 +103,21 @@ function errorText(code: string): string {
     default:
       return code;
   }
+}
+
+/** XEP-0280 §6: <private/> is for the server; the recipient gets the message without it. Null when there is none. */
+export function withoutPrivate(el: Element): Element | null {
+  const kids = el.children;
+  let at = -1;
+  for (let i = 0; i < kids.length; i++) {
+    const c = kids[i];
+    if (typeof c !== "string" && c.name === "private" && c.attrs.xmlns === NS.CARBONS) {
+      at = i;
+      break;
+    }
+  }
+  if (at < 0) return null;
+  const out = new Element(el.name, el.attrs);
+  out.children = kids.filter((c) => typeof c === "string" || c.name !== "private" || c.attrs.xmlns !== NS.CARBONS);
+  return out;
 }

@@ -80,20 +80,3 @@ export function eligible(el: Element): boolean {
   if (type === "chat") return true;
   return (type === undefined || type === "normal") && body;
 }
-
-/** §6: <private/> is for the server; the recipient gets the message without it. Null when there is none. */
-export function withoutPrivate(el: Element): Element | null {
-  const kids = el.children;
-  let at = -1;
-  for (let i = 0; i < kids.length; i++) {
-    const c = kids[i];
-    if (typeof c !== "string" && c.name === "private" && c.attrs.xmlns === NS.CARBONS) {
-      at = i;
-      break;
-    }
-  }
-  if (at < 0) return null;
-  const out = new Element(el.name, el.attrs);
-  out.children = kids.filter((c) => typeof c === "string" || c.name !== "private" || c.attrs.xmlns !== NS.CARBONS);
-  return out;
-}

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parse, type Element } from "ltx";
-import { eligible, withoutPrivate } from "../../../../src/xmpp/modules/carbons.js";
+import { eligible } from "../../../../src/xmpp/modules/carbons.js";
+import { withoutPrivate } from "../../../../src/xmpp/outbound.js";
 
 // XEP-0280 §6's eligibility and the removal of <private/>, on parsed stanzas.
 const m = (xml: string) => parse(xml) as Element;
