@@ -204,15 +204,18 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (env.kind === Kind.Request && !isStanza(env)) return false;
     if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
     const wire = toWire(this, env);
-    if (wire !== null && (this.gate === null || this.gate.pass(env, wire))) {
+    if (wire === null) return true;
+    if (this.gate === null || this.gate.pass(env, wire)) {
       this.x.metrics.xmpp.out++;
       this.conn.write(this.framing.element(wire));
     }
-    // A message that reached this very resource at its full JID: the carbons module copies it to the others.
-    if (env.kind === Kind.Message && wire !== null && env.to === this.address && isStanza(env) && (env.flags & Flag.EveryResource) === 0) {
-      this.x.hooks.fire(Ev.MessageDelivered, { session: this, stanza: env.payload as Element, from: env.from });
-    }
+    if (env.to === this.address && env.kind === Kind.Message) this.deliveredHere(env);
     return true;
+  }
+
+  /** A message that reached this very resource at its full JID: the carbons module copies it to the others. Kept out of deliver() so that stays small. */
+  private deliveredHere(env: Envelope): void {
+    if (isStanza(env) && (env.flags & Flag.EveryResource) === 0) this.x.hooks.fire(Ev.MessageDelivered, { session: this, stanza: env.payload as Element, from: env.from });
   }
 
   replaced(): void {
