@@ -11,6 +11,17 @@ export interface DeliveryGate {
 }
 import type { Conn } from "../transport/conn.js";
 
+/**
+ * XEP-0198 acknowledgements of one stream, once the client enabled them: the
+ * session tells it about every stanza it handled and every stanza it wrote.
+ */
+export interface AckTracker {
+  /** A stanza (message, presence, iq) from the client was handled. */
+  received(): void;
+  /** A stanza was written to the client, as `wire`. */
+  sent(wire: string): void;
+}
+
 export const Phase = {
   /** Waiting for the client's stream header. */
   Header: 0,
@@ -57,12 +68,18 @@ export interface ClientSession {
   readonly directed: Set<string>;
   /** Set by a module that must see deliveries (XEP-0352); null: everything is written at once. */
   gate: DeliveryGate | null;
+  /** Set when the client enabled XEP-0198 stream management; null: nothing counted. */
+  acks: AckTracker | null;
   /** Mechanism-specific state of a SASL exchange in progress. */
   sasl: unknown;
   authFailures: number;
 
   /** Writes to the client. */
   send(el: Element | string): void;
+  /** Writes an element that is not a stanza (XEP-0198's <r/>, <a/>, …): not counted as sent. */
+  sendNonza(xml: string): void;
+  /** Cuts the connection at once without a stream error (a client that does not acknowledge). */
+  destroy(reason: string): void;
   /** Hands an envelope to the core as sent by this session (or by the server because of what it did). */
   submit(env: Envelope): void;
   /** Tells the core that available, priority or presence changed. */

@@ -12,7 +12,7 @@ import { Ev } from "./hooks.js";
 import { NS } from "./ns.js";
 import { isStanza, toWire } from "./outbound.js";
 import { dispatchStanza } from "./dispatcher.js";
-import { Phase, type ClientSession, type DeliveryGate } from "./client-session.js";
+import { Phase, type AckTracker, type ClientSession, type DeliveryGate } from "./client-session.js";
 import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 
@@ -37,6 +37,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   readonly directed = new Set<string>();
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
+  acks: AckTracker | null = null;
   /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
   private held: { chunk: Buffer; binary: boolean }[] | null = null;
   private heldBytes = 0;
@@ -121,7 +122,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   stanza(el: Element): void {
     if (this.phase === Phase.Closing) return;
-    this.x.metrics.xmpp.in++;
+    // XEP-0198's acks are bookkeeping, not traffic: not counted either way (sendNonza).
+    if (el.attrs.xmlns !== NS.SM) this.x.metrics.xmpp.in++;
     if (this.phase !== Phase.Bound) {
       if (this.x.hooks.fire(Ev.Negotiation, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
@@ -131,6 +133,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
       if (this.x.hooks.fire(Ev.Nonza, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
     }
+    // XEP-0198 §4: h counts the stanzas handled since <enable/>.
+    if (this.acks !== null) this.acks.received();
     dispatchStanza(this.x.hooks, this, el);
   }
 
@@ -176,7 +180,18 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   send(el: Element | string): void {
     if (this.phase === Phase.Closing) return;
     this.x.metrics.xmpp.out++;
-    this.conn.write(this.framing.element(typeof el === "string" ? el : el.toString()));
+    const wire = typeof el === "string" ? el : el.toString();
+    this.conn.write(this.framing.element(wire));
+    if (this.acks !== null) this.acks.sent(wire);
+  }
+
+  sendNonza(xml: string): void {
+    if (this.phase === Phase.Closing) return;
+    this.conn.write(this.framing.element(xml));
+  }
+
+  destroy(reason: string): void {
+    this.conn.destroy(reason);
   }
 
   private sendHeader(): void {
@@ -207,6 +222,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (wire !== null && (this.gate === null || this.gate.pass(env, wire))) {
       this.x.metrics.xmpp.out++;
       this.conn.write(this.framing.element(wire));
+      if (this.acks !== null) this.acks.sent(wire);
     }
     // A message that reached this very resource at its full JID: the carbons module copies it to the others.
     if (env.kind === Kind.Message && wire !== null && env.to === this.address && isStanza(env) && (env.flags & Flag.EveryResource) === 0) {
