@@ -117,6 +117,8 @@ export interface StreamManagementConfig {
   ackEveryMs: number;
   /** More sent stanzas unacknowledged than this: the client is cut as a slow consumer. */
   maxUnacked: number;
+  /** How long a session whose connection dropped stays resumable (announced as max, in seconds); 0: no resumption. */
+  resumeTimeoutMs: number;
 }
 
 /** The embedded defaults: what `npm start` runs with when the file says nothing else. */
@@ -159,7 +161,7 @@ export function defaults(): Config {
       authFailureWindowMs: 600000,
       pingAfterMs: 60000,
       pingTimeoutMs: 30000,
-      sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000 },
+      sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -331,6 +333,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.sm.ackEveryMs, "xmpp.sm.ackEveryMs", 0, 3600000);
   // Acks must be asked for before the queue can fill, or every busy client would be cut.
   int(X.sm.maxUnacked, "xmpp.sm.maxUnacked", 1, 10000000);
+  // Announced in whole seconds (XEP-0198 §5 max): 0 or at least one second.
+  need(X.sm.resumeTimeoutMs === 0 || (Number.isInteger(X.sm.resumeTimeoutMs) && X.sm.resumeTimeoutMs >= 1000 && X.sm.resumeTimeoutMs <= 86400000), "xmpp.sm.resumeTimeoutMs", "must be 0 or an integer in [1000, 86400000]");
   need(X.sm.ackEveryStanzas === 0 || X.sm.ackEveryStanzas <= X.sm.maxUnacked, "xmpp.sm.ackEveryStanzas", "must not exceed xmpp.sm.maxUnacked");
 
   pingFallback(input, c);

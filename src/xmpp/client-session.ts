@@ -20,6 +20,10 @@ export interface AckTracker {
   received(): void;
   /** A stanza was written to the client, as `wire`. */
   sent(wire: string): void;
+  /** The client asked for resumption and got it: a dropped connection suspends the session instead of ending it. */
+  readonly resumable: boolean;
+  /** No more requests for acks (the connection is gone). */
+  stop(): void;
 }
 
 export const Phase = {
@@ -80,6 +84,13 @@ export interface ClientSession {
   sendNonza(xml: string): void;
   /** Cuts the connection at once without a stream error (a client that does not acknowledge). */
   destroy(reason: string): void;
+  /** XEP-0198: its connection dropped and it waits for a <resume/>. */
+  readonly suspended: boolean;
+  /**
+   * XEP-0198 resumption: this (older) session takes over `next`'s connection and
+   * stream, which `next` gives up; an older connection still open is cut.
+   */
+  takeOver(next: ClientSession): void;
   /** Hands an envelope to the core as sent by this session (or by the server because of what it did). */
   submit(env: Envelope): void;
   /** Tells the core that available, priority or presence changed. */

@@ -56,7 +56,7 @@ export class XmppFrontEnd {
     offlineModule(hooks, x);
     csiModule(hooks);
     carbonsModule(hooks);
-    streamManagementModule(hooks, x.config.xmpp.sm);
+    streamManagementModule(hooks, x);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -1,5 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { parse, type Element } from "ltx";
 import type { StreamManagementConfig } from "../../config/config.js";
+import type { XmppContext } from "../context.js";
+import { storeUnacked } from "./offline.js";
 import { CloseReason } from "../../transport/conn.js";
 import { StreamCondition, StreamError } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
@@ -11,25 +14,56 @@ import { UnackedQueue } from "./unacked-queue.js";
 const MOD = 0x1_0000_0000;
 
 /**
- * XEP-0198 stream management, acknowledgements only (no resumption yet):
- * offered with bind after SASL (as Prosody's mod_smacks does; @xmpp/client binds
- * first and then enables, from the same features), counted both ways once the
- * client sent <enable/>. The server asks for acks by the configured policy and
- * cuts a client whose unacked output passes `maxUnacked` as a slow consumer.
+ * XEP-0198 stream management: offered with bind after SASL (as Prosody's
+ * mod_smacks does; @xmpp/client binds first and then enables, from the same
+ * features), counted both ways once the client sent <enable/>. The server asks
+ * for acks by the configured policy and cuts a client whose unacked output
+ * passes `maxUnacked` as a slow consumer. With resume='true' a dropped
+ * connection suspends the session (XmppSession.suspend) for resumeTimeoutMs;
+ * a <resume/> on a new connection of the same account, on this worker, takes
+ * it over. Sessions that end with stanzas unacknowledged have their chat and
+ * normal messages stored offline.
  */
-export function streamManagementModule(hooks: Hooks, cfg: StreamManagementConfig): void {
+export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
+  const cfg = x.config.xmpp.sm;
+  /** Resumable sessions of this worker by their id (unguessable: 144 random bits). */
+  const resumable = new Map<string, ClientSession>();
+
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (session.phase === Phase.Authenticated) features.c("sm", { xmlns: NS.SM });
   });
 
-  // §3: before binding (resumption is not offered yet: every previd is unknown, §5 item-not-found).
+  // §3: enabling needs a bound resource; §5: resuming is what a client does instead of binding.
   hooks.on(Ev.Negotiation, ({ session, stanza }) => {
     if (session.phase !== Phase.Authenticated || stanza.attrs.xmlns !== NS.SM) return false;
     if (stanza.name === "enable") session.sendNonza(failed("unexpected-request"));
-    else if (stanza.name === "resume") session.sendNonza(failed("item-not-found"));
+    else if (stanza.name === "resume") resume(session, stanza);
     else return false;
     return true;
   });
+
+  function resume(session: ClientSession, stanza: Element): void {
+    const previd = stanza.attrs.previd;
+    const old = previd === undefined ? undefined : resumable.get(previd);
+    // §5: unknown, expired, or another account's id (ids are bound to the account): all look the same.
+    if (old === undefined || !(old.acks instanceof Acks) || old.user !== session.user || old.phase !== Phase.Bound) return session.sendNonza(failed("item-not-found"));
+    // Only a session waiting for its client: a second resume of the same id, or one while the stream is still up, is refused.
+    if (!old.suspended) return session.sendNonza(failed("unexpected-request"));
+    const acks = old.acks;
+    const h = stanza.attrs.h !== undefined && /^[0-9]{1,10}$/.test(stanza.attrs.h) ? Number(stanza.attrs.h) : -1;
+    if (h < 0 || h >= MOD) return session.sendNonza(failed("bad-request"));
+    if (!acks.fits(h)) {
+      // §6's handled-count-too-high, as a failure of this resume: the suspended session is left as it was.
+      return session.sendNonza(`<failed xmlns='${NS.SM}' h='${acks.handled}'><unexpected-request xmlns='${NS.STANZA_ERRORS}'/><handled-count-too-high xmlns='${NS.SM}' h='${h}' send-count='${acks.sentCount}'/></failed>`);
+    }
+    acks.acknowledged(h);
+    old.takeOver(session);
+    old.sendNonza(`<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`);
+    // §5: what the client had not acknowledged, again, in order (still unacknowledged: still queued).
+    for (const wire of acks.queue.pending()) old.sendNonza(wire);
+    acks.resumed();
+    if (x.debug) x.log.debug("xmpp session resumed", { address: old.address, resent: acks.queue.length });
+  }
 
   hooks.on(Ev.Nonza, ({ session, stanza }) => {
     if (stanza.attrs.xmlns !== NS.SM) return false;
@@ -39,9 +73,13 @@ export function streamManagementModule(hooks: Hooks, cfg: StreamManagementConfig
         // §3: enabling twice is an unexpected request (Prosody answers alike).
         if (acks !== null) session.sendNonza(failed("unexpected-request"));
         else {
-          session.acks = new Acks(session, cfg);
-          // Resumption is not offered yet: no resume='true' and no max, whatever the client asked for.
-          session.sendNonza(`<enabled xmlns='${NS.SM}' id='${randomBytes(18).toString("base64url")}'/>`);
+          const id = randomBytes(18).toString("base64url");
+          const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
+          session.acks = new Acks(session, cfg, resume ? id : "");
+          if (resume) resumable.set(id, session);
+          // §5: max in seconds.
+          const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
+          session.sendNonza(`<enabled xmlns='${NS.SM}' id='${id}'${offer}/>`);
         }
         return true;
       case "resume":
@@ -61,8 +99,22 @@ export function streamManagementModule(hooks: Hooks, cfg: StreamManagementConfig
     }
   });
 
+  // The session ends for good (clean close, error, window passed, replaced): what the client never acknowledged is not lost.
   hooks.on(Ev.SessionClosing, ({ session }) => {
-    if (session.acks instanceof Acks) session.acks.stop();
+    const acks = session.acks;
+    if (!(acks instanceof Acks)) return;
+    acks.stop();
+    if (acks.id !== "") resumable.delete(acks.id);
+    let stored = 0;
+    for (const wire of acks.queue.pending()) {
+      try {
+        if (storeUnacked(x, session.user, parse(wire) as Element)) stored++;
+      } catch {
+        // Our own output always parses; nothing to store if it did not.
+      }
+    }
+    acks.queue.drop(acks.queue.length);
+    if (stored > 0 && x.debug) x.log.debug("unacknowledged messages stored offline", { address: session.address, stored });
   });
 }
 
@@ -90,7 +142,24 @@ export class Acks implements AckTracker {
   constructor(
     private readonly s: ClientSession,
     private readonly cfg: StreamManagementConfig,
+    /** The resumption id; empty: not resumable. */
+    readonly id = "",
   ) {}
+
+  get resumable(): boolean {
+    return this.id !== "";
+  }
+
+  /** An h the client may send: no more than was sent. */
+  fits(h: number): boolean {
+    return (h - this.acked + MOD) % MOD <= this.queue.length;
+  }
+
+  /** After a resume resent the queue: ask for an ack of it. */
+  resumed(): void {
+    this.sinceRequest = 0;
+    if (this.queue.length > 0) this.request();
+  }
 
   /** Stanzas sent since <enabled/>, modulo 2^32. */
   get sentCount(): number {
@@ -123,7 +192,7 @@ export class Acks implements AckTracker {
   /** An <a h/>: drops what it acknowledges; §6: more than was sent ends the stream. */
   acknowledged(h: number): void {
     const n = (h - this.acked + MOD) % MOD;
-    if (n > this.queue.length) {
+    if (!this.fits(h)) {
       const e = new StreamError(StreamCondition.UndefinedCondition, "acknowledged more stanzas than were sent");
       e.appCondition = `<handled-count-too-high xmlns='${NS.SM}' h='${h}' send-count='${this.sentCount}'/>`;
       throw e;

@@ -15,7 +15,7 @@ const SM = "urn:xmpp:sm:3";
 
 before(async () => {
   ts = await startXmppServer(
-    { xmpp: { allowPlainWithoutTls: true, sm: { ackEveryStanzas: 3, ackEveryMs: 0, maxUnacked: 8 } } },
+    { xmpp: { allowPlainWithoutTls: true, sm: { ackEveryStanzas: 3, ackEveryMs: 0, maxUnacked: 8, resumeTimeoutMs: 2000 } } },
     { alice: "a-pass", bob: "b-pass" },
   );
   port = ts.port("xmpp", "tcp");
@@ -56,7 +56,7 @@ test("sm is offered with bind after SASL, not before; enable or resume before bi
   r.destroy();
 });
 
-test("enable → enabled with an id and no resume; twice → failed; <r/> answered with h counting the client's stanzas since enable", { timeout: 15_000 }, async () => {
+test("enable resume='true' → enabled with an id, resume and max in seconds; twice → failed; <r/> answered with h counting the client's stanzas since enable", { timeout: 15_000 }, async () => {
   const r = await rawLogin(port, "alice", "a-pass", "acks");
   try {
     // A stanza before enable is not counted.
@@ -66,7 +66,8 @@ test("enable → enabled with an id and no resume; twice → failed; <r/> answer
     const enabled = (await r.until(/<enabled [^>]*\/>/)).match(/<enabled [^>]*\/>/)![0];
     assert.match(enabled, /xmlns=["']urn:xmpp:sm:3["']/);
     assert.match(enabled, / id=["'][A-Za-z0-9_-]{16,}["']/);
-    assert.doesNotMatch(enabled, /resume=|max=/);
+    assert.match(enabled, /resume=["']true["']/);
+    assert.match(enabled, /max=["']2["']/);
     r.text = "";
     r.send(`<enable xmlns='${SM}'/>`);
     assert.match(await r.until(/<\/failed>/), /<unexpected-request /);
@@ -92,7 +93,8 @@ test("the server asks for an ack every 3 stanzas; acks trim the unacked queue; p
   const r = await rawLogin(port, "alice", "a-pass", "policy");
   try {
     r.send(`<enable xmlns='${SM}'/>`);
-    await r.until(/<enabled /);
+    // Not asked for: not resumable.
+    assert.doesNotMatch((await r.until(/<enabled [^>]*\/>/)).match(/<enabled [^>]*\/>/)![0], /resume=|max=/);
     r.text = "";
     // Three results, then one <r/> after the third.
     const ids = [ping(r), ping(r), ping(r)];

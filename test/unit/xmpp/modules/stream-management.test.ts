@@ -13,7 +13,7 @@ function session() {
   const s = { sendNonza: (x: string) => written.push(x), destroy: (r: string) => cut.push(r) } as unknown as ClientSession;
   return { s, written, cut };
 }
-const policy = { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100 };
+const policy = { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 0 };
 
 test("h and the sent count wrap modulo 2^32; an ack across the wrap trims the queue", { timeout: 5_000 }, () => {
   const { s } = session();
@@ -45,7 +45,7 @@ test("the queue drops from the head in order and compacts without losing anythin
 
 test("policy: <r/> every N stanzas; past maxUnacked the session is cut as a slow consumer", { timeout: 5_000 }, () => {
   const { s, written, cut } = session();
-  const acks = new Acks(s, { ackEveryStanzas: 2, ackEveryMs: 0, maxUnacked: 4 });
+  const acks = new Acks(s, { ackEveryStanzas: 2, ackEveryMs: 0, maxUnacked: 4, resumeTimeoutMs: 0 });
   for (let i = 0; i < 4; i++) acks.sent(`m${i}`);
   assert.equal(written.length, 2);
   assert.deepEqual(cut, []);
@@ -55,7 +55,7 @@ test("policy: <r/> every N stanzas; past maxUnacked the session is cut as a slow
 
 test("policy: <r/> by time after the first unrequested stanza", { timeout: 5_000 }, async () => {
   const { s, written } = session();
-  const acks = new Acks(s, { ackEveryStanzas: 0, ackEveryMs: 20, maxUnacked: 10 });
+  const acks = new Acks(s, { ackEveryStanzas: 0, ackEveryMs: 20, maxUnacked: 10, resumeTimeoutMs: 0 });
   acks.sent("m");
   const deadline = Date.now() + 3000;
   while (written.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
