@@ -133,18 +133,28 @@ test("resume failures: unknown id, another account's id, h too high, a second re
   await a2.whenClosed();
 });
 
-test("the window passes: unacknowledged chat messages go to offline storage with <delay/>, delivered at the next login", { timeout: 20_000 }, async () => {
+test("the window passes: contacts get unavailable, requests to it fail, unacknowledged chat messages go to offline storage with <delay/>", { timeout: 20_000 }, async () => {
   const { r: c1 } = await resumable("carol", "c-pass", "old");
   const bob = await rawLogin(port, "bob", "b-pass", "w");
   try {
+    // Directed presence: bob is told when carol's session goes (RFC 6121 §4.6.3).
+    c1.send("<presence/><presence to='bob@localhost/w'/>");
+    await bob.until(/<presence [^>]*from=["']carol@localhost\/old["']/);
+    bob.text = "";
     bob.send(msg("carol@localhost/old", "seen"));
     await c1.until(/<body>seen<\/body>/);
     c1.destroy();
     bob.send(msg("carol@localhost/old", "away"));
     bob.send("<message to='carol@localhost/old' type='headline' id='h1'><body>headline</body></message>");
+    // A request to the suspended session waits with it, and fails when the window passes.
+    bob.send("<iq type='get' id='q1' to='carol@localhost/old'><query xmlns='urn:example:q'/></iq>");
     const stored = ts.server.metrics.offlineStored;
+    await pingOk(bob);
+    assert.doesNotMatch(bob.text, /unavailable|id=["']q1["']/, "still there while the window is open");
     // Both chat messages, not the headline (RFC 6121 §8.5.2.1.1).
     await waitUntil(() => ts.server.metrics.offlineStored >= stored + 2, 6000, "the window passed and the messages were stored");
+    assert.match(await bob.until(/<presence [^>]*unavailable[^>]*>/), /<presence [^>]*from=["']carol@localhost\/old["']/);
+    assert.match(await bob.until(/<iq [^>]*id=["']q1["'][^>]*>/), /<iq [^>]*type=["']error["'][^>]*id=["']q1["']|<iq [^>]*id=["']q1["'][^>]*type=["']error["']/);
     const c2 = await rawLogin(port, "carol", "c-pass", "new");
     c2.send("<presence/>");
     const text = await c2.until(/<body>away<\/body>[\s\S]*<\/message>/);
