@@ -105,6 +105,20 @@ export interface XmppConfig extends PingConfig {
   /** Failed authentications from one IP address within authFailureWindowMs before it is refused. */
   maxAuthFailuresPerIp: number;
   authFailureWindowMs: number;
+  /** XEP-0198 stream management. */
+  sm: StreamManagementConfig;
+}
+
+/** XEP-0198 (docs/xmpp.md): when the server asks for acks, and how much unacked output a client may have. */
+export interface StreamManagementConfig {
+  /** Ask for an ack (<r/>) after this many stanzas sent since the last request; 0: never by count. */
+  ackEveryStanzas: number;
+  /** Ask for an ack this long after the first stanza sent since the last request; 0: never by time. */
+  ackEveryMs: number;
+  /** More sent stanzas unacknowledged than this: the client is cut as a slow consumer. */
+  maxUnacked: number;
+  /** How long a session whose connection dropped stays resumable (announced as max, in seconds); 0: no resumption. */
+  resumeTimeoutMs: number;
 }
 
 /** The embedded defaults: what `npm start` runs with when the file says nothing else. */
@@ -147,6 +161,7 @@ export function defaults(): Config {
       authFailureWindowMs: 600000,
       pingAfterMs: 60000,
       pingTimeoutMs: 30000,
+      sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -313,6 +328,14 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.maxRosterItems, "xmpp.maxRosterItems", 1, 100000);
   int(X.maxAuthFailuresPerIp, "xmpp.maxAuthFailuresPerIp", 1);
   int(X.authFailureWindowMs, "xmpp.authFailureWindowMs", 1000);
+  need(isObject(X.sm), "xmpp.sm", "must be an object");
+  int(X.sm.ackEveryStanzas, "xmpp.sm.ackEveryStanzas", 0, 1000000);
+  int(X.sm.ackEveryMs, "xmpp.sm.ackEveryMs", 0, 3600000);
+  // Acks must be asked for before the queue can fill, or every busy client would be cut.
+  int(X.sm.maxUnacked, "xmpp.sm.maxUnacked", 1, 10000000);
+  // Announced in whole seconds (XEP-0198 §5 max): 0 or at least one second.
+  need(X.sm.resumeTimeoutMs === 0 || (Number.isInteger(X.sm.resumeTimeoutMs) && X.sm.resumeTimeoutMs >= 1000 && X.sm.resumeTimeoutMs <= 86400000), "xmpp.sm.resumeTimeoutMs", "must be 0 or an integer in [1000, 86400000]");
+  need(X.sm.ackEveryStanzas === 0 || X.sm.ackEveryStanzas <= X.sm.maxUnacked, "xmpp.sm.ackEveryStanzas", "must not exceed xmpp.sm.maxUnacked");
 
   pingFallback(input, c);
   pings(X, "xmpp");

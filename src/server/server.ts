@@ -154,6 +154,8 @@ export class Server {
     const failed = this.proxy.failPending();
     this.log.info("draining", { requestsFailed: failed, drainTimeoutMs: this.config.drainTimeoutMs });
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));
+    // Sessions waiting to be resumed (XEP-0198) end while the store is open: their unacknowledged messages are stored.
+    for (const s of [...this.proxy.sessions.values()]) s.endIfSuspended();
     await Promise.all(this.listeners.map((l) => l.close()));
     this.proxy.stop();
     await this.bus.close();

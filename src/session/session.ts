@@ -56,6 +56,9 @@ export abstract class Session implements Requester {
   /** Another session bound the same address: this one must go (XMPP <conflict/>, relay err conflict). */
   abstract replaced(): void;
 
+  /** The server stops: a session without a connection (XEP-0198, waiting to be resumed) ends now. */
+  endIfSuspended(): void {}
+
   /** The key under which a request delivered to this session waits for its answer. */
   requestKey(req: Envelope): string {
     return this.idPassThrough ? `${req.from}\u0000${req.id}` : req.ref;

@@ -11,6 +11,21 @@ export interface DeliveryGate {
 }
 import type { Conn } from "../transport/conn.js";
 
+/**
+ * XEP-0198 acknowledgements of one stream, once the client enabled them: the
+ * session tells it about every stanza it handled and every stanza it wrote.
+ */
+export interface AckTracker {
+  /** A stanza (message, presence, iq) from the client was handled. */
+  received(): void;
+  /** A stanza was written to the client, as `wire`. */
+  sent(wire: string): void;
+  /** The client asked for resumption and got it: a dropped connection suspends the session instead of ending it. */
+  readonly resumable: boolean;
+  /** No more requests for acks (the connection is gone). */
+  stop(): void;
+}
+
 export const Phase = {
   /** Waiting for the client's stream header. */
   Header: 0,
@@ -57,12 +72,25 @@ export interface ClientSession {
   readonly directed: Set<string>;
   /** Set by a module that must see deliveries (XEP-0352); null: everything is written at once. */
   gate: DeliveryGate | null;
+  /** Set when the client enabled XEP-0198 stream management; null: nothing counted. */
+  acks: AckTracker | null;
   /** Mechanism-specific state of a SASL exchange in progress. */
   sasl: unknown;
   authFailures: number;
 
   /** Writes to the client. */
   send(el: Element | string): void;
+  /** Writes an element that is not a stanza (XEP-0198's <r/>, <a/>, …): not counted as sent. */
+  sendNonza(xml: string): void;
+  /** Cuts the connection at once without a stream error (a client that does not acknowledge). */
+  destroy(reason: string): void;
+  /** XEP-0198: its connection dropped and it waits for a <resume/>. */
+  readonly suspended: boolean;
+  /**
+   * XEP-0198 resumption: this (older) session takes over `next`'s connection and
+   * stream, which `next` gives up; an older connection still open is cut.
+   */
+  takeOver(next: ClientSession): void;
   /** Hands an envelope to the core as sent by this session (or by the server because of what it did). */
   submit(env: Envelope): void;
   /** Tells the core that available, priority or presence changed. */

@@ -16,6 +16,7 @@ export const StreamCondition = {
   ResourceConstraint: "resource-constraint",
   RestrictedXml: "restricted-xml",
   SystemShutdown: "system-shutdown",
+  UndefinedCondition: "undefined-condition",
   UnsupportedStanzaType: "unsupported-stanza-type",
   UnsupportedVersion: "unsupported-version",
   UnsupportedEncoding: "unsupported-encoding",
@@ -34,10 +35,13 @@ export class XmppError<C extends string = string> extends Error {
 
 /** Anything that ends the stream: thrown by the codec or a handler, written in one place (XmppSession.streamError). */
 export class StreamError extends XmppError<StreamCondition> {
+  /** An application-specific condition element (RFC 6120 §4.9.4), e.g. XEP-0198's <handled-count-too-high/>. */
+  appCondition = "";
+
   /** `declare`: the element stands alone (RFC 7395 §3.6), so it declares its own prefix. */
   toXml(declare = false): string {
     const text = this.message && this.message !== this.condition ? `<text xmlns='${NS.STREAM_ERRORS}'>${escapeXMLText(this.message)}</text>` : "";
-    return `<stream:error${declare ? ` xmlns:stream='${NS.STREAM}'` : ""}><${this.condition} xmlns='${NS.STREAM_ERRORS}'/>${text}</stream:error>`;
+    return `<stream:error${declare ? ` xmlns:stream='${NS.STREAM}'` : ""}><${this.condition} xmlns='${NS.STREAM_ERRORS}'/>${text}${this.appCondition}</stream:error>`;
   }
 }
 

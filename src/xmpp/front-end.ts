@@ -21,6 +21,7 @@ import { rosterModule } from "./modules/roster.js";
 import { offlineModule, offlineSink } from "./modules/offline.js";
 import { csiModule } from "./modules/csi.js";
 import { carbonsModule } from "./modules/carbons.js";
+import { streamManagementModule } from "./modules/stream-management.js";
 import type { OfflineSink } from "../session/core.js";
 
 /**
@@ -55,6 +56,7 @@ export class XmppFrontEnd {
     offlineModule(hooks, x);
     csiModule(hooks);
     carbonsModule(hooks);
+    streamManagementModule(hooks, x);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -55,7 +55,7 @@ export interface Events {
   "presence/full": StanzaEvent;
   /**
    * A top-level element after binding that is not a stanza (not in jabber:client):
-   * XEP-0352's <active/>/<inactive/>, later XEP-0198's. Unhandled: <unsupported-stanza-type/>.
+   * XEP-0352's <active/>/<inactive/>, XEP-0198's <enable/>, <r/>, <a/>. Unhandled: <unsupported-stanza-type/>.
    */
   "nonza": StanzaEvent;
   "session-bound": SessionEvent;

@@ -23,4 +23,6 @@ export const NS = {
   FORWARD: "urn:xmpp:forward:0",
   /** XEP-0334 Message Processing Hints. */
   HINTS: "urn:xmpp:hints",
+  /** XEP-0198 Stream Management. */
+  SM: "urn:xmpp:sm:3",
 } as const;

@@ -12,9 +12,10 @@ import { Ev } from "./hooks.js";
 import { NS } from "./ns.js";
 import { isStanza, toWire } from "./outbound.js";
 import { dispatchStanza } from "./dispatcher.js";
-import { Phase, type ClientSession, type DeliveryGate } from "./client-session.js";
+import { Phase, type AckTracker, type ClientSession, type DeliveryGate } from "./client-session.js";
 import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
+import { CloseReason } from "../transport/conn.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -37,12 +38,17 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   readonly directed = new Set<string>();
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
+  acks: AckTracker | null = null;
   /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
   private held: { chunk: Buffer; binary: boolean }[] | null = null;
   private heldBytes = 0;
   private headerSent = false;
   /** TCP stream or RFC 7395 messages, by the transport. */
-  private readonly framing: Framing;
+  private framing: Framing;
+  /** XEP-0198: another session took over this one's connection; what the connection reports goes there. */
+  private takenBy: XmppSession | null = null;
+  /** XEP-0198: set while the connection is gone and the session waits to be resumed. */
+  private resumeTimer: NodeJS.Timeout | null = null;
   private pings = 0;
   /** From bind on; before it the auth timer applies. */
   private watch: PeerWatch | null = null;
@@ -52,7 +58,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   readonly streamId = randomBytes(12).toString("base64url");
 
   constructor(
-    readonly conn: Conn,
+    public conn: Conn,
     readonly x: XmppContext,
     readonly starttls: SecureContext | null,
   ) {
@@ -60,13 +66,21 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     const limits = x.config.limits;
     const codecLimits = { maxStanzaBytes: limits.maxStanzaBytes, maxDepth: MAX_DEPTH };
     this.framing = conn.messageMode ? new MessageFraming(this, codecLimits) : new StreamFraming(this, codecLimits);
-    conn.onData = (chunk, binary) => this.onData(chunk, binary === true);
-    conn.onClose = (reason) => this.onClose(reason);
-    // RFC 6120 §4.9.3.22: the server is being shut down; what was queued before goes out first.
-    conn.onShutdown = () => this.fail(new StreamError(StreamCondition.SystemShutdown, "server shutdown"));
+    this.listen(conn);
+    conn.onClose = (reason) => this.connClosed(conn, reason);
     // Negotiation (TLS, SASL, bind) must be over in time; the peer watch starts at bind.
     this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
     this.authTimer.unref();
+  }
+
+  private listen(conn: Conn): void {
+    conn.onData = (chunk, binary) => this.onData(chunk, binary === true);
+    // RFC 6120 §4.9.3.22: the server is being shut down; what was queued before goes out first.
+    conn.onShutdown = () => this.fail(new StreamError(StreamCondition.SystemShutdown, "server shutdown"));
+  }
+
+  get suspended(): boolean {
+    return this.resumeTimer !== null;
   }
 
   get secure(): boolean {
@@ -121,7 +135,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   stanza(el: Element): void {
     if (this.phase === Phase.Closing) return;
-    this.x.metrics.xmpp.in++;
+    // XEP-0198's acks are bookkeeping, not traffic: not counted either way (sendNonza).
+    if (el.attrs.xmlns !== NS.SM) this.x.metrics.xmpp.in++;
     if (this.phase !== Phase.Bound) {
       if (this.x.hooks.fire(Ev.Negotiation, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.NotAuthorized, this.phase === Phase.Authenticated ? "bind a resource first" : "authenticate first");
@@ -131,6 +146,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
       if (this.x.hooks.fire(Ev.Nonza, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
     }
+    // XEP-0198 §4: h counts the stanzas handled since <enable/>.
+    if (this.acks !== null) this.acks.received();
     dispatchStanza(this.x.hooks, this, el);
   }
 
@@ -157,6 +174,14 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.phase = Phase.Bound;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
+    this.established();
+    this.x.core.attach(this);
+    this.record = SessionRecord.start(this.x.metrics, this.x.log, "xmpp", this.address, this.conn);
+    this.x.hooks.fire(Ev.SessionBound, { session: this });
+  }
+
+  /** From bind (or resumption) on: the peer watch, and the transport's fast path. */
+  private established(): void {
     const { pingAfterMs, pingTimeoutMs } = this.x.config.xmpp;
     this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, {
       // XEP-0199 §4.2: a ping the client must answer; any traffic (a whitespace keepalive too) counts as alive.
@@ -166,17 +191,58 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     // After bind no STARTTLS can come: output may leave through the writer thread.
     // The parser turns each chunk into text at once and keeps none of it.
     this.conn.established({ reuseInput: true });
-    this.x.core.attach(this);
-    this.record = SessionRecord.start(this.x.metrics, this.x.log, "xmpp", this.address, this.conn);
-    this.x.hooks.fire(Ev.SessionBound, { session: this });
+  }
+
+  takeOver(next: ClientSession): void {
+    const n = next as XmppSession;
+    const old = this.conn;
+    if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    this.watch?.stop();
+    // The new connection and its stream (header and features already written) are this session's now.
+    this.conn = n.conn;
+    this.framing = n.framing;
+    this.framing.setSink(this);
+    this.headerSent = true;
+    this.listen(this.conn);
+    n.takenBy = this;
+    n.giveUp();
+    // The client came back before the old connection was seen to drop: it ends without a word (ignored below).
+    if (old !== this.conn) old.destroy("resumed on another connection");
+    this.established();
+  }
+
+  /** This connection's session was resumed by an older one: nothing of it reaches the core. */
+  private giveUp(): void {
+    this.phase = Phase.Closing;
+    this.held = null;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
   }
 
   // ---- output ------------------------------------------------------------
 
   send(el: Element | string): void {
     if (this.phase === Phase.Closing) return;
+    if (this.resumeTimer !== null) {
+      // Suspended (XEP-0198): kept for resending on resumption.
+      if (this.acks !== null) this.acks.sent(typeof el === "string" ? el : el.toString());
+      return;
+    }
     this.x.metrics.xmpp.out++;
-    this.conn.write(this.framing.element(typeof el === "string" ? el : el.toString()));
+    const wire = typeof el === "string" ? el : el.toString();
+    this.conn.write(this.framing.element(wire));
+    if (this.acks !== null) this.acks.sent(wire);
+  }
+
+  sendNonza(xml: string): void {
+    if (this.phase === Phase.Closing || this.resumeTimer !== null) return;
+    this.conn.write(this.framing.element(xml));
+  }
+
+  destroy(reason: string): void {
+    if (this.resumeTimer !== null) this.cleanup(reason);
+    else this.conn.destroy(reason);
   }
 
   private sendHeader(): void {
@@ -206,8 +272,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     const wire = toWire(this, env);
     if (wire === null) return true;
     if (this.gate === null || this.gate.pass(env, wire)) {
-      this.x.metrics.xmpp.out++;
-      this.conn.write(this.framing.element(wire));
+      if (this.resumeTimer === null) {
+        this.x.metrics.xmpp.out++;
+        this.conn.write(this.framing.element(wire));
+      }
+      if (this.acks !== null) this.acks.sent(wire);
     }
     if (env.to === this.address && env.kind === Kind.Message) this.deliveredHere(env);
     return true;
@@ -216,6 +285,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   /** A message that reached this very resource at its full JID: the carbons module copies it to the others. Kept out of deliver() so that stays small. */
   private deliveredHere(env: Envelope): void {
     if (isStanza(env) && (env.flags & Flag.EveryResource) === 0) this.x.hooks.fire(Ev.MessageDelivered, { session: this, stanza: env.payload as Element, from: env.from });
+  }
+
+  override endIfSuspended(): void {
+    if (this.resumeTimer !== null) this.cleanup("server shutdown");
   }
 
   replaced(): void {
@@ -232,12 +305,15 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   peerGone(): void {
     if (this.phase === Phase.Closing) return;
     this.x.metrics.kindOfConn(this.conn, this.protocol).deadPeers++;
-    this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no answer to ping"));
+    // XEP-0198: a resumable session waits for its client instead (connClosed suspends it).
+    if (this.acks !== null && this.acks.resumable) this.conn.destroy("no answer to ping");
+    else this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no answer to ping"));
   }
 
   /** The one place a stream error is written (RFC 6120 §4.9.1.1: header first if not yet sent). */
   fail(e: unknown): void {
     if (this.phase === Phase.Closing) return;
+    if (this.resumeTimer !== null) return this.cleanup(e instanceof StreamError ? e.condition : "failed while suspended");
     let err: StreamError;
     if (e instanceof StreamError) err = e;
     else {
@@ -252,15 +328,34 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   close(reason = "closed"): void {
     if (this.phase === Phase.Closing) return;
+    if (this.resumeTimer !== null) return this.cleanup(reason);
     this.sendHeader();
     this.conn.write(this.framing.close());
     this.cleanup(reason);
     this.conn.end(reason);
   }
 
-  private onClose(reason: string): void {
+  private connClosed(conn: Conn, reason: string): void {
+    if (this.takenBy !== null) return this.takenBy.connClosed(conn, reason);
+    // A connection this session has left (resumed on another one).
+    if (conn !== this.conn) return;
+    if (this.phase === Phase.Bound && this.acks !== null && this.acks.resumable && reason !== CloseReason.SlowConsumer && reason !== CloseReason.Shutdown) return this.suspend(reason);
     this.cleanup(reason);
     if (this.x.debug) this.x.log.debug("xmpp session closed", { address: this.address, reason });
+  }
+
+  /**
+   * XEP-0198: the connection dropped without </stream:stream>; the session stays
+   * bound in the core (full JID, presence, pending requests) and what the core
+   * delivers meanwhile waits in the unacked queue, until a <resume/> or the window passes.
+   */
+  private suspend(reason: string): void {
+    this.watch?.stop();
+    this.watch = null;
+    this.acks?.stop();
+    this.resumeTimer = setTimeout(() => this.cleanup("resumption window passed"), this.x.config.xmpp.sm.resumeTimeoutMs);
+    this.resumeTimer.unref();
+    if (this.x.debug) this.x.log.debug("xmpp session suspended", { address: this.address, reason });
   }
 
   private cleanup(reason: string): void {
@@ -268,6 +363,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.record?.end(reason);
     const wasBound = this.phase === Phase.Bound;
     this.phase = Phase.Closing;
+    if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
     this.held = null;
     this.watch?.stop();
     if (this.authTimer !== null) clearTimeout(this.authTimer);

@@ -46,6 +46,26 @@ function toStored(env: Envelope, domain: string): string | null {
   return msg.toString();
 }
 
+/**
+ * A message written to a session that never acknowledged it (XEP-0198) and
+ * ended: chat and normal ones are stored for the user with a delay stamp (unless
+ * they carry one already); the rest is dropped (RFC 6121 §8.5.2.1.1, §8.5.3.2.1).
+ * True when stored.
+ */
+export function storeUnacked(x: XmppContext, user: string, el: Element): boolean {
+  const type = el.attrs.type ?? "normal";
+  if (el.name !== "message" || (type !== "chat" && type !== "normal")) return false;
+  if (el.getChild("delay", NS.DELAY) === undefined) el.c("delay", { xmlns: NS.DELAY, from: x.config.domain, stamp: new Date().toISOString() });
+  try {
+    if (!x.store.pushOffline(user, el.toString(), x.config.xmpp.offlineQueueMax)) return false;
+    x.metrics.offlineStored++;
+    return true;
+  } catch (e) {
+    x.log.warn("unacknowledged message not stored", { user, error: (e as Error).message });
+    return false;
+  }
+}
+
 export function offlineModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.InitialPresence, ({ session: s }) => {
     for (const text of x.store.takeOffline(s.user)) {

@@ -26,6 +26,8 @@ export interface Framing {
   streamError(err: StreamError): string;
   /** Ends our side of the stream. */
   close(): string;
+  /** XEP-0198 resumption: another session reads the rest of this connection's stream. */
+  setSink(sink: StreamSink): void;
 }
 
 /** RFC 6120 §4: the stream is one document; stanzas are its children. */
@@ -38,6 +40,10 @@ export class StreamFraming implements Framing {
 
   push(chunk: Buffer): void {
     this.parser.push(chunk);
+  }
+
+  setSink(sink: StreamSink): void {
+    this.parser.setSink(sink);
   }
 
   restart(): void {
@@ -86,7 +92,7 @@ export class MessageFraming implements Framing {
   private count = 0;
 
   constructor(
-    private readonly sink: StreamSink,
+    private sink: StreamSink,
     limits: StreamLimits,
   ) {
     this.maxBytes = limits.maxStanzaBytes;
@@ -125,6 +131,10 @@ export class MessageFraming implements Framing {
     } else if (el.name === "close" && el.attrs.xmlns === NS.FRAMING) this.sink.streamEnd();
     else if (!this.opened) throw new StreamError(StreamCondition.BadFormat, "expected <open/>");
     else this.sink.stanza(el);
+  }
+
+  setSink(sink: StreamSink): void {
+    this.sink = sink;
   }
 
   restart(): void {

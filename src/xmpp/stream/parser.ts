@@ -62,9 +62,14 @@ export class StreamParser {
   private generation = 0;
 
   constructor(
-    private readonly sink: StreamSink,
+    private sink: StreamSink,
     private readonly limits: StreamLimits,
   ) {}
+
+  /** XEP-0198 resumption: the resumed session reads the rest of this stream. */
+  setSink(sink: StreamSink): void {
+    this.sink = sink;
+  }
 
   /**
    * A new stream on the same connection (after STARTTLS or SASL, RFC 6120

@@ -160,6 +160,21 @@ test("dead-peer keys: TCP keepalive and per-protocol pings, with defaults for NA
   assert.equal(keyOf({ relay: { idleMs: 1 } }), "relay.idleMs");
 });
 
+test("xmpp.sm keys (XEP-0198 ack policy and resumption window): defaults and checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual(c.xmpp.sm, { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 });
+  assert.deepEqual(validate({ xmpp: { sm: { ackEveryStanzas: 0, ackEveryMs: 0, resumeTimeoutMs: 0 } } }, "/tmp").xmpp.sm, { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 1000, resumeTimeoutMs: 0 }, "0 turns a trigger, or resumption, off");
+  // Announced in whole seconds: under one would be announced as max='0'.
+  assert.equal(keyOf({ xmpp: { sm: { resumeTimeoutMs: 500 } } }), "xmpp.sm.resumeTimeoutMs");
+  assert.equal(keyOf({ xmpp: { sm: { resumeTimeoutMs: "5m" } } }), "xmpp.sm.resumeTimeoutMs");
+  assert.equal(keyOf({ xmpp: { sm: { ackEveryStanzas: -1 } } }), "xmpp.sm.ackEveryStanzas");
+  assert.equal(keyOf({ xmpp: { sm: { ackEveryStanzas: 20, maxUnacked: 10 } } }), "xmpp.sm.ackEveryStanzas", "no more than the queue may hold");
+  assert.equal(keyOf({ xmpp: { sm: { ackEveryMs: 1.5 } } }), "xmpp.sm.ackEveryMs");
+  assert.equal(keyOf({ xmpp: { sm: { maxUnacked: 0 } } }), "xmpp.sm.maxUnacked");
+  assert.equal(keyOf({ xmpp: { sm: { resume: true } } }), "xmpp.sm.resume");
+  assert.equal(keyOf({ xmpp: { sm: 5 } }), "xmpp.sm");
+});
+
 test("limits.idleTimeoutMs (deprecated) stands in for the ping keys a file does not set", { timeout: 5000 }, () => {
   const c = validate({ limits: { idleTimeoutMs: 300000 }, relay: { pingAfterMs: 20000 } }, "/tmp");
   assert.deepEqual([c.xmpp.pingAfterMs, c.xmpp.pingTimeoutMs], [300000, 300000], "ping after it, drop after as much again, as before");

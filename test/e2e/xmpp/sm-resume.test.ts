@@ -1,0 +1,225 @@
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { client, xml } from "@xmpp/client";
+import { startXmppServer, waitUntil, within, type TestServer } from "../../helpers.js";
+import { HEADER, Raw, online, plainAuth, rawLogin } from "./util.js";
+
+// XEP-0198 resumption on one worker, real server: raw sockets for the exact
+// elements and the failures, @xmpp/client for a client that resumes by itself.
+// The window is 2 s here so its passing can be awaited (by its effect, the
+// offline store growing, never by a sleep).
+
+let ts: TestServer;
+let port: number;
+const SM = "urn:xmpp:sm:3";
+
+before(async () => {
+  ts = await startXmppServer(
+    { xmpp: { allowPlainWithoutTls: true, sm: { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 2000 } } },
+    { alice: "a-pass", bob: "b-pass", carol: "c-pass" },
+  );
+  port = ts.port("xmpp", "tcp");
+}, { timeout: 15_000 });
+after(() => ts.stop());
+
+/** Authenticated, stream restarted, features read: where a client binds or resumes. */
+async function rawAuth(user: string, password: string): Promise<Raw> {
+  const r = new Raw(port);
+  await r.ready();
+  r.send(HEADER);
+  await r.until(/<\/stream:features>/);
+  r.send(plainAuth(user, password));
+  await r.until(/<success/);
+  r.text = "";
+  r.send(HEADER);
+  await r.until(/<\/stream:features>/);
+  r.text = "";
+  return r;
+}
+
+/** Bound, stream management enabled with resumption: the raw client and its id. */
+async function resumable(user: string, password: string, resource: string): Promise<{ r: Raw; id: string }> {
+  const r = await rawLogin(port, user, password, resource);
+  r.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const id = (await r.until(/<enabled [^>]*\/>/)).match(/ id=["']([^"']+)["']/)![1];
+  r.text = "";
+  return { r, id };
+}
+
+const msg = (to: string, i: number | string) => `<message to='${to}' type='chat' id='m${i}'><body>${i}</body></message>`;
+const bodies = (s: string) => [...s.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1]);
+
+let serial = 0;
+async function pingOk(r: Raw): Promise<string> {
+  const id = `p${++serial}`;
+  r.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const text = await r.until(new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`));
+  return text.match(new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`))![0];
+}
+
+test("a dropped connection is resumed: <resumed h previd/>, the unacknowledged stanzas again in order, the same full JID", { timeout: 15_000 }, async () => {
+  const { r: a1, id } = await resumable("alice", "a-pass", "phone");
+  const bob = await rawLogin(port, "bob", "b-pass", "desk");
+  try {
+    // Alice handles one stanza (her ping) and receives three messages, acknowledging the first only.
+    await pingOk(a1);
+    for (let i = 0; i < 3; i++) bob.send(msg("alice@localhost/phone", i));
+    await a1.until(/<body>2<\/body>/);
+    a1.send(`<a xmlns='${SM}' h='2'/>`); // the ping's result and message 0
+    // Her stream is in order: once this answer is back, the server has the <a/> (and counts a second handled stanza).
+    await pingOk(a1);
+    a1.destroy();
+    // While she is away bob keeps sending; the core still has her full JID, so these are queued, not stored.
+    for (let i = 3; i < 5; i++) bob.send(msg("alice@localhost/phone", i));
+    await pingOk(bob);
+    const a2 = await rawAuth("alice", "a-pass");
+    try {
+      // Sent before the drop: result, m0, m1, m2, result; she says she handled result, m0 and m1.
+      a2.send(`<resume xmlns='${SM}' previd='${id}' h='3'/>`);
+      const text = await a2.until(/<body>4<\/body>/);
+      // The server handled her two pings.
+      assert.match(text, new RegExp(`<resumed xmlns=["']urn:xmpp:sm:3["'] h=["']2["'] previd=["']${id}["']\\/>`));
+      assert.ok(text.indexOf("<resumed") < text.indexOf("<body>"), "resumed comes first");
+      assert.deepEqual(bodies(text), ["2", "3", "4"], "exactly the unacknowledged ones, once, in order");
+      // The same session: the same full JID, counters going on (two handled before, one more now).
+      assert.match(await pingOk(a2), /to=["']alice@localhost\/phone["']/);
+      a2.send(`<r xmlns='${SM}'/>`);
+      assert.match(await a2.until(/<a [^>]*\/>/), /h=["']3["']/);
+      bob.send(msg("alice@localhost/phone", 5));
+      await a2.until(/<body>5<\/body>/);
+      // Everything acknowledged before the clean close (5 before the drop, 2 while away, the result, m5):
+      // nothing is left for offline storage. Acknowledging one more than that would be an error (§6).
+      const stored = ts.server.metrics.offlineStored;
+      a2.send(`<a xmlns='${SM}' h='9'/>`);
+      await pingOk(a2);
+      a2.send("</stream:stream>");
+      await a2.whenClosed();
+      assert.equal(ts.server.metrics.offlineStored, stored);
+    } finally {
+      a2.destroy();
+    }
+  } finally {
+    bob.destroy();
+  }
+});
+
+test("resume failures: unknown id, another account's id, h too high, a second resume of the same id; none leaks the session", { timeout: 20_000 }, async () => {
+  const { r: a1, id } = await resumable("alice", "a-pass", "tablet");
+  a1.destroy();
+  const tries: [string, string, string, RegExp][] = [
+    ["alice", "a-pass", `previd='nope' h='0'`, /<failed xmlns=["']urn:xmpp:sm:3["']><item-not-found /],
+    ["bob", "b-pass", `previd='${id}' h='0'`, /<failed xmlns=["']urn:xmpp:sm:3["']><item-not-found /],
+    ["alice", "a-pass", `previd='${id}' h='5'`, /<failed xmlns=["']urn:xmpp:sm:3["'] h=["']0["']><unexpected-request [^>]*\/><handled-count-too-high [^>]*h=["']5["'] send-count=["']0["']\/>/],
+  ];
+  for (const [user, pass, attrs, expect] of tries) {
+    const r = await rawAuth(user, pass);
+    r.send(`<resume xmlns='${SM}' ${attrs}/>`);
+    assert.match(await r.until(/<\/failed>/), expect);
+    // The stream goes on: the client may bind instead (§5).
+    r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    assert.match(await r.until(/<\/iq>/), new RegExp(`<jid>${user}@localhost/`));
+    r.destroy();
+  }
+  // After all that, alice's own resume still works, once.
+  const a2 = await rawAuth("alice", "a-pass");
+  a2.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+  await a2.until(/<resumed /);
+  const a3 = await rawAuth("alice", "a-pass");
+  a3.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+  assert.match(await a3.until(/<\/failed>/), /<unexpected-request /);
+  assert.match(await pingOk(a2), /to=["']alice@localhost\/tablet["']/, "the first resumed stream is untouched");
+  a3.destroy();
+  a2.send("</stream:stream>");
+  await a2.whenClosed();
+});
+
+test("the window passes: contacts get unavailable, requests to it fail, unacknowledged chat messages go to offline storage with <delay/>", { timeout: 20_000 }, async () => {
+  const { r: c1 } = await resumable("carol", "c-pass", "old");
+  const bob = await rawLogin(port, "bob", "b-pass", "w");
+  try {
+    // Directed presence: bob is told when carol's session goes (RFC 6121 §4.6.3).
+    c1.send("<presence/><presence to='bob@localhost/w'/>");
+    await bob.until(/<presence [^>]*from=["']carol@localhost\/old["']/);
+    bob.text = "";
+    bob.send(msg("carol@localhost/old", "seen"));
+    await c1.until(/<body>seen<\/body>/);
+    c1.destroy();
+    bob.send(msg("carol@localhost/old", "away"));
+    bob.send("<message to='carol@localhost/old' type='headline' id='h1'><body>headline</body></message>");
+    // A request to the suspended session waits with it, and fails when the window passes.
+    bob.send("<iq type='get' id='q1' to='carol@localhost/old'><query xmlns='urn:example:q'/></iq>");
+    const stored = ts.server.metrics.offlineStored;
+    await pingOk(bob);
+    assert.doesNotMatch(bob.text, /unavailable|id=["']q1["']/, "still there while the window is open");
+    // Both chat messages, not the headline (RFC 6121 §8.5.2.1.1).
+    await waitUntil(() => ts.server.metrics.offlineStored >= stored + 2, 6000, "the window passed and the messages were stored");
+    assert.match(await bob.until(/<presence [^>]*unavailable[^>]*>/), /<presence [^>]*from=["']carol@localhost\/old["']/);
+    assert.match(await bob.until(/<iq [^>]*id=["']q1["'][^>]*>/), /<iq [^>]*type=["']error["'][^>]*id=["']q1["']|<iq [^>]*id=["']q1["'][^>]*type=["']error["']/);
+    const c2 = await rawLogin(port, "carol", "c-pass", "new");
+    c2.send("<presence/>");
+    const text = await c2.until(/<body>away<\/body>[\s\S]*<\/message>/);
+    assert.deepEqual(bodies(text), ["seen", "away"]);
+    assert.equal((text.match(/<delay xmlns=["']urn:xmpp:delay["']/g) ?? []).length, 2);
+    c2.destroy();
+  } finally {
+    bob.destroy();
+  }
+});
+
+test("a new bind of the same resource ends a suspended session; its unacknowledged messages are stored", { timeout: 15_000 }, async () => {
+  const { r: c1 } = await resumable("carol", "c-pass", "same");
+  const bob = await rawLogin(port, "bob", "b-pass", "b");
+  try {
+    bob.send(msg("carol@localhost/same", "pending"));
+    await c1.until(/<body>pending<\/body>/);
+    c1.destroy();
+    await pingOk(bob);
+    const c2 = await rawLogin(port, "carol", "c-pass", "same");
+    c2.send("<presence/>");
+    const text = await c2.until(/<body>pending<\/body>[\s\S]*<\/message>/);
+    assert.match(text, /<delay xmlns=["']urn:xmpp:delay["']/);
+    c2.destroy();
+  } finally {
+    bob.destroy();
+  }
+});
+
+test("@xmpp/client: its TCP connection is destroyed mid-conversation, it resumes, and gets every message exactly once, in order", { timeout: 30_000 }, async () => {
+  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username: "alice", password: "a-pass", resource: "xc" });
+  c.on("error", () => {});
+  const got: string[] = [];
+  c.on("stanza", (el: any) => {
+    if (el.is("message") && el.getChildText("body") !== null) got.push(el.getChildText("body"));
+  });
+  let resumed = 0;
+  c.streamManagement.on("resumed", () => resumed++);
+  await c.start();
+  await c.send(xml("presence"));
+  await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 5000, "sm enabled with an id");
+  const bob = await online(port, "bob", "b-pass", { resource: "sender", presence: false });
+  const N = 60;
+  try {
+    for (let i = 0; i < N; i++) {
+      await bob.c.send(xml("message", { to: "alice@localhost/xc", type: "chat" }, xml("body", {}, String(i))));
+      // Mid-conversation, with messages in flight: the socket is destroyed (no </stream:stream>).
+      if (i === 20) c.socket.destroy();
+    }
+    await within(
+      waitUntil(() => got.length >= N, 20_000, () => `got ${got.length} of ${N}`),
+      25_000,
+      "all messages",
+    );
+    const seen = new Map<string, number>();
+    for (const b of got) seen.set(b, (seen.get(b) ?? 0) + 1);
+    const duplicates = [...seen.values()].filter((n) => n > 1).length;
+    const lost = Array.from({ length: N }, (_, i) => String(i)).filter((b) => !seen.has(b)).length;
+    assert.equal(duplicates, 0, `duplicates in ${got.join(",")}`);
+    assert.equal(lost, 0);
+    assert.deepEqual(got, Array.from({ length: N }, (_, i) => String(i)), "in order");
+    assert.equal(resumed, 1, "resumed, not a new session");
+  } finally {
+    c.reconnect.stop();
+    await c.stop().catch(() => {});
+    await bob.stop();
+  }
+});

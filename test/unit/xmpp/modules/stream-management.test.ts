@@ -1,0 +1,64 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Acks } from "../../../../src/xmpp/modules/stream-management.js";
+import { UnackedQueue } from "../../../../src/xmpp/modules/unacked-queue.js";
+import { StreamError } from "../../../../src/xmpp/errors.js";
+import type { ClientSession } from "../../../../src/xmpp/client-session.js";
+
+// XEP-0198 counters and queue without a server: wrap-around at 2^32 cannot be reached over a socket.
+// The session here only records what the tracker writes or cuts (the e2e test uses a real one).
+function session() {
+  const written: string[] = [];
+  const cut: string[] = [];
+  const s = { sendNonza: (x: string) => written.push(x), destroy: (r: string) => cut.push(r) } as unknown as ClientSession;
+  return { s, written, cut };
+}
+const policy = { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 0 };
+
+test("h and the sent count wrap modulo 2^32; an ack across the wrap trims the queue", { timeout: 5_000 }, () => {
+  const { s } = session();
+  const acks = new Acks(s, policy);
+  acks.handled = 2 ** 32 - 1;
+  acks.received();
+  assert.equal(acks.handled, 0);
+  (acks as unknown as { acked: number }).acked = 2 ** 32 - 2;
+  for (const w of ["a", "b", "c", "d"]) acks.sent(w);
+  assert.equal(acks.sentCount, 2);
+  acks.acknowledged(1); // three of the four: 2^32-1, 0, 1
+  assert.deepEqual(acks.queue.pending(), ["d"]);
+  assert.throws(() => acks.acknowledged(3), (e: unknown) => e instanceof StreamError && /handled-count-too-high[^>]* h='3' send-count='2'/.test(e.appCondition));
+});
+
+test("the queue drops from the head in order and compacts without losing anything", { timeout: 5_000 }, () => {
+  const q = new UnackedQueue();
+  for (let i = 0; i < 5000; i++) q.push(String(i));
+  q.drop(1500);
+  q.drop(1500);
+  assert.equal(q.length, 2000);
+  assert.equal(q.pending()[0], "3000");
+  q.push("x");
+  q.drop(2000);
+  assert.deepEqual(q.pending(), ["x"]);
+  q.drop(1);
+  assert.equal(q.length, 0);
+});
+
+test("policy: <r/> every N stanzas; past maxUnacked the session is cut as a slow consumer", { timeout: 5_000 }, () => {
+  const { s, written, cut } = session();
+  const acks = new Acks(s, { ackEveryStanzas: 2, ackEveryMs: 0, maxUnacked: 4, resumeTimeoutMs: 0 });
+  for (let i = 0; i < 4; i++) acks.sent(`m${i}`);
+  assert.equal(written.length, 2);
+  assert.deepEqual(cut, []);
+  acks.sent("m4");
+  assert.deepEqual(cut, ["slow consumer"]);
+});
+
+test("policy: <r/> by time after the first unrequested stanza", { timeout: 5_000 }, async () => {
+  const { s, written } = session();
+  const acks = new Acks(s, { ackEveryStanzas: 0, ackEveryMs: 20, maxUnacked: 10, resumeTimeoutMs: 0 });
+  acks.sent("m");
+  const deadline = Date.now() + 3000;
+  while (written.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(written, ["<r xmlns='urn:xmpp:sm:3'/>"]);
+  acks.stop();
+});
