@@ -2,7 +2,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { client, xml } from "@xmpp/client";
 import { startXmppServer, waitUntil, within, type TestServer } from "../../helpers.js";
-import { HEADER, Raw, online, plainAuth, rawLogin } from "./util.js";
+import { Raw, online, rawAuth as rawAuthAt, rawLogin } from "./util.js";
 
 // XEP-0198 resumption on one worker, real server: raw sockets for the exact
 // elements and the failures, @xmpp/client for a client that resumes by itself.
@@ -23,19 +23,7 @@ before(async () => {
 after(() => ts.stop());
 
 /** Authenticated, stream restarted, features read: where a client binds or resumes. */
-async function rawAuth(user: string, password: string): Promise<Raw> {
-  const r = new Raw(port);
-  await r.ready();
-  r.send(HEADER);
-  await r.until(/<\/stream:features>/);
-  r.send(plainAuth(user, password));
-  await r.until(/<success/);
-  r.text = "";
-  r.send(HEADER);
-  await r.until(/<\/stream:features>/);
-  r.text = "";
-  return r;
-}
+const rawAuth = (user: string, password: string): Promise<Raw> => rawAuthAt(port, user, password);
 
 /** Bound, stream management enabled with resumption: the raw client and its id. */
 async function resumable(user: string, password: string, resource: string): Promise<{ r: Raw; id: string }> {

@@ -149,8 +149,8 @@ export function plainAuth(user: string, password: string): string {
   return `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\u0000${user}\u0000${password}`).toString("base64")}</auth>`;
 }
 
-/** Opens a raw stream and logs in with PLAIN up to a bound resource; returns the raw client. */
-export async function rawLogin(port: number, user: string, password: string, resource = "raw"): Promise<Raw> {
+/** Opens a raw stream and authenticates with PLAIN; returns after the restarted stream's features (where a client binds or resumes). */
+export async function rawAuth(port: number, user: string, password: string): Promise<Raw> {
   const r = new Raw(port);
   await r.ready();
   r.send(HEADER);
@@ -160,6 +160,13 @@ export async function rawLogin(port: number, user: string, password: string, res
   r.text = "";
   r.send(HEADER);
   await r.until(/<\/stream:features>/);
+  r.text = "";
+  return r;
+}
+
+/** Opens a raw stream and logs in with PLAIN up to a bound resource; returns the raw client. */
+export async function rawLogin(port: number, user: string, password: string, resource = "raw"): Promise<Raw> {
+  const r = await rawAuth(port, user, password);
   r.send(`<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
   await r.until(/<\/iq>/);
   r.text = "";
