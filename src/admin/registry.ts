@@ -100,6 +100,15 @@ export function workerRegistry(server: Server): Registry {
   counter(reg, "switchboard_messages_total", "Messages and presence submitted by this worker's sessions.", [], () => s.messages);
   counter(reg, "switchboard_messages_undeliverable_total", "Presence, headlines and errors nobody could take: dropped, as the protocols say.", [], () => s.undeliverable);
   counter(reg, "switchboard_messages_bounced_total", "Messages nobody could take or store, returned to their sender with an error.", [], () => s.bounced);
+  const ho = server.proxy.handovers.stats;
+  counter(reg, "switchboard_sessions_moved_total", "Detached sessions (XEP-0198) that moved between this host's workers: out of this worker (claimed or parked) and into it.", ["direction"], () => [
+    [{ direction: "out" }, ho.movedOut],
+    [{ direction: "in" }, ho.movedIn],
+  ]);
+  counter(reg, "switchboard_session_claims_total", "Resumptions this worker asked the host's other workers for; `miss`: nobody had the session.", ["result"], () => [
+    [{ result: "asked" }, ho.claims],
+    [{ result: "miss" }, ho.claimMisses],
+  ]);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
 
   counter(reg, "switchboard_cluster_bus_dropped_total", "Bus messages dropped: to a worker that is not there (local bus) or unreadable (NATS).", [], () => server.bus.dropped);

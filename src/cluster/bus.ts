@@ -1,6 +1,7 @@
 import type { Envelope } from "../envelope/envelope.js";
 import type { SessionRef } from "../channel/user-channel.js";
 import type { Membership } from "../router/router.js";
+import type { ClaimAnswer, Handover } from "../session/core.js";
 
 /** What workers say to each other. Envelopes travel as they are on the local bus. */
 export type BusMessage =
@@ -14,7 +15,12 @@ export type BusMessage =
   | { op: "unbind"; address: string; serial: number }
   | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown }
   /** Tell the worker holding `address` that a newer session replaced it. */
-  | { op: "replaced"; address: string; serial: number };
+  | { op: "replaced"; address: string; serial: number }
+  /** Does the worker have detached session `key` of `protocol`? Answered with "claimed" to `from`. */
+  | { op: "claim"; protocol: string; key: string; ask: unknown; from: string; token: number }
+  | { op: "claimed"; token: number; answer: ClaimAnswer }
+  /** A draining worker hands a detached session over. */
+  | { op: "park"; handover: Handover };
 
 export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 

@@ -2,6 +2,7 @@ import { Envelope } from "../envelope/envelope.js";
 import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
 import type { SessionRef } from "../channel/user-channel.js";
 import type { BusMessage } from "./bus.js";
+import type { ClaimAnswer, Handover } from "../session/core.js";
 
 /**
  * BusMessage ⇄ bytes for buses between processes:
@@ -42,6 +43,19 @@ export class BusWire {
       case "unbind":
       case "replaced":
         head = [msg.op, msg.address, msg.serial];
+        break;
+      case "claim":
+        head = [msg.op, msg.protocol, msg.key, msg.ask, msg.from, msg.token];
+        break;
+      case "claimed": {
+        const a = msg.answer;
+        if (a.kind === "ok") presence = this.payloadOf(a.handover.protocol, a.handover.presence);
+        head = [msg.op, msg.token, a.kind, a.kind === "refused" ? a.reason : null, a.kind === "ok" ? handoverHead(a.handover) : null];
+        break;
+      }
+      case "park":
+        presence = this.payloadOf(msg.handover.protocol, msg.handover.presence);
+        head = [msg.op, handoverHead(msg.handover)];
         break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
@@ -95,6 +109,17 @@ export class BusWire {
       case "unbind":
       case "replaced":
         return { op, address: head[1] as string, serial: head[2] as number };
+      case "claim": {
+        const [, protocol, key, ask, from, token] = head as [string, string, string, unknown, string, number];
+        return { op, protocol, key, ask, from, token };
+      }
+      case "claimed": {
+        const [, token, kind, reason, h] = head as [string, number, ClaimAnswer["kind"], unknown, HandoverHead | null];
+        const answer: ClaimAnswer = kind === "ok" ? { kind, handover: this.handoverOf(h!, presence) } : kind === "refused" ? { kind, reason } : { kind: "miss" };
+        return { op, token, answer };
+      }
+      case "park":
+        return { op, handover: this.handoverOf(head[1] as HandoverHead, presence) };
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }
@@ -114,6 +139,11 @@ export class BusWire {
     return bytes === null ? null : this.codec(protocol).decode(bytes);
   }
 
+  private handoverOf(h: HandoverHead, presence: Uint8Array | null): Handover {
+    const [protocol, key, address, resource, serial, available, priority, inbound, state] = h;
+    return { protocol, key, address, resource, serial, available, priority, presence: this.valueOf(protocol, presence), inbound, state };
+  }
+
   private envOf(h: EnvHead, payload: Uint8Array | null): Envelope {
     const [kind, id, ref, responseFor, from, to, protocol, ttl, flags, code] = h;
     return new Envelope(kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
@@ -124,4 +154,11 @@ type EnvHead = [Envelope["kind"], string, string, string, string, string, string
 
 function envHead(e: Envelope): EnvHead {
   return [e.kind, e.id, e.ref, e.responseFor, e.from, e.to, e.protocol, e.ttl, e.flags, e.code];
+}
+
+/** A Handover but its presence, which travels in the presence bytes. */
+type HandoverHead = [string, string, string, string, number, boolean, number, [string, string, number][], unknown];
+
+function handoverHead(h: Handover): HandoverHead {
+  return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.inbound, h.state];
 }

@@ -8,6 +8,7 @@ import { ChannelOwner, type Delivery } from "../channel/channel-owner.js";
 import type { SessionRef } from "../channel/user-channel.js";
 import type { BusEndpoint, BusMessage, ClusterBus } from "../cluster/bus.js";
 import type { Core, OfflineSink } from "../session/core.js";
+import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 
 export interface ProtocolTimeouts {
@@ -61,6 +62,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly sessions = new Map<string, Session>();
   readonly owner: ChannelOwner;
   offline: OfflineSink | null = null;
+  /** Sessions moving between the workers of this host (Core.handovers). */
+  readonly handovers: HandoverDesk;
 
   private router: Router;
   private readonly self: string;
@@ -74,6 +77,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.refPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
     this.owner = new ChannelOwner(this);
+    this.handovers = new HandoverDesk({
+      workerId: this.self,
+      hostPeers: () => (this.bus.membership().hosts[this.bus.hostAddress] ?? []).filter((w) => w !== this.self),
+      send: (w, msg) => this.bus.send(w, msg),
+      sessions: this.sessions,
+      attach: (s) => this.attach(s),
+    });
     bus.onMembership((m, joined) => this.membershipChanged(m, joined));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
@@ -104,7 +114,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         this.pending.remove(p);
         this.stats.unavailable++;
         n++;
-        s.deliver(Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Unavailable }));
+        this.give(s, Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Unavailable }));
       }
     }
     return n;
@@ -145,6 +155,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   detach(s: Session): void {
     if (s.closed) return;
     s.closed = true;
+    // Moved to another worker: its requests still complete through here, and its new place is bound already.
+    if (s.movedTo !== null) {
+      if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
+      return;
+    }
     this.pending.removeAllOf(s);
     const now = monotonicMs();
     for (const r of s.inbound.values()) {
@@ -241,9 +256,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.owner.presence(msg.address, msg.serial, msg.available, msg.priority, msg.presence);
       case "replaced": {
         const s = this.sessions.get(msg.address);
-        if (s !== undefined && s.serial === msg.serial) s.replaced();
+        if (s !== undefined && s.serial === msg.serial) this.replacedHere(s);
         return;
       }
+      case "claim":
+        return this.handovers.onClaim(msg);
+      case "claimed":
+        return this.handovers.onClaimed(msg);
+      case "park":
+        return this.handovers.onPark(msg);
     }
   }
 
@@ -260,8 +281,16 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   replaced(old: SessionRef): void {
-    if (old.workerId === this.self) old.session?.replaced();
-    else this.bus.send(old.workerId, { op: "replaced", address: old.address, serial: old.serial });
+    if (old.workerId === this.self) {
+      if (old.session !== null) this.replacedHere(old.session);
+    } else this.bus.send(old.workerId, { op: "replaced", address: old.address, serial: old.serial });
+  }
+
+  /** A newer session bound this one's address elsewhere; for a session that moved there, its new place. */
+  private replacedHere(s: Session): void {
+    // The owner now knows the moved session's new place: nothing more will be routed to it here.
+    if (s.movedTo === null) s.replaced();
+    else if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
   }
 
   local(address: string): Session | undefined {
@@ -269,6 +298,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   private deliverLocal(s: Session, env: Envelope): void {
+    if (s.movedTo !== null) return this.forward(s, env);
     if (env.kind !== Kind.Request) {
       s.deliver(env);
       return;
@@ -333,13 +363,24 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.pending.remove(p);
     this.stats.answered++;
     const s = p.sender as Session;
-    s.deliver(env.answering(p.originalId, s.address));
+    this.give(s, env.answering(p.originalId, s.address));
   }
 
   private timedOut(p: PendingResponse): void {
     this.stats.timeouts++;
     const s = p.sender as Session;
-    s.deliver(Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Timeout }));
+    this.give(s, Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Timeout }));
+  }
+
+  /** An answer for a session of this worker, or for the worker it moved to. */
+  private give(s: Session, env: Envelope): void {
+    if (s.movedTo !== null) this.forward(s, env);
+    else s.deliver(env);
+  }
+
+  /** The session moved to another worker of the host (handover.ts), keeping its address and serial. */
+  private forward(s: Session, env: Envelope): void {
+    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env });
   }
 
   // ---- membership ----------------------------------------------------------------
@@ -376,6 +417,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       (worker) => !live.has(worker) || fresh.has(worker),
     );
     for (const s of this.sessions.values()) {
+      if (s.movedTo !== null) continue;
       const owner = this.router.ownerOf(s.bare);
       if (owner !== undefined && (owner !== before.ownerOf(s.bare) || fresh.has(owner))) this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
     }

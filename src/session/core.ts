@@ -18,6 +18,8 @@ export interface Core {
   presenceChanged(s: Session): void;
   /** The session's connection is gone: what was asked of it fails at once, what it asked is forgotten. */
   detach(s: Session): void;
+  /** Sessions that continue on another worker of the host. */
+  readonly handovers: Handovers;
 }
 
 /**
@@ -26,3 +28,75 @@ export interface Core {
  * code for the sender (e.g. the queue is full).
  */
 export type OfflineSink = (env: Envelope) => string | null;
+
+/**
+ * A session moving between two workers of one host, as the bus carries it: what
+ * the core keeps of it (address, presence, the requests asked of it and not yet
+ * answered) and the protocol's own state, which the core does not read. The
+ * session keeps its serial, so the owner sees the same session bound elsewhere.
+ */
+export interface Handover {
+  protocol: string;
+  /** The protocol's key for the detached session (XMPP: the XEP-0198 id). */
+  key: string;
+  address: string;
+  resource: string;
+  serial: number;
+  available: boolean;
+  priority: number;
+  presence: unknown;
+  /** Requests delivered to the session and not answered: [requestKey, ref, ms left]. */
+  inbound: [string, string, number][];
+  /** The protocol's state, JSON-able (XMPP: counters, unacknowledged stanzas, directed presence). */
+  state: unknown;
+}
+
+/** What a worker answers when another worker of the host claims a detached session. */
+export type ClaimAnswer =
+  /** Not here. */
+  | { kind: "miss" }
+  /** Here, but not for this claim (another account, a bad counter); `reason` is the protocol's, JSON-able. */
+  | { kind: "refused"; reason: unknown }
+  | { kind: "ok"; handover: Handover };
+
+/** What the protocol answers for one of its sessions when another worker claims it. */
+export type Release =
+  | { kind: "miss" }
+  | { kind: "refused"; reason: unknown }
+  /** The session lets go: its connection and timers are gone; the core moves what it keeps of it. */
+  | { kind: "ok"; session: Session; state: unknown };
+
+/**
+ * A protocol whose sessions outlive their connection (XEP-0198 resumption)
+ * and may continue on another worker of the host: it answers claims for them
+ * and takes in those that arrive.
+ */
+export interface Resumer {
+  /** Another worker claims the detached session `key` with the protocol's `ask` (JSON-able). */
+  release(key: string, ask: unknown): Release;
+  /**
+   * A session arrives with no connection to go with it: parked by a draining
+   * worker, or an answer to a claim that came too late. The protocol makes it
+   * a detached session here, waiting for its client.
+   */
+  adopt(h: Handover): void;
+}
+
+/** Moving detached sessions between the workers of one host (docs/architecture.md, "Sessions that move"). */
+export interface Handovers {
+  /** Registers the protocol's side. */
+  resumer(protocol: string, r: Resumer): void;
+  /**
+   * Asks the other workers of this host for the detached session `key`. `done`
+   * is called once: with the session's handover, a refusal, or a miss when
+   * nobody has it or nobody answered within the claim timeout.
+   */
+  claim(protocol: string, key: string, ask: unknown, done: (a: ClaimAnswer) => void): void;
+  /**
+   * The session `claimant` continues the handed-over one: it takes its serial
+   * and the requests asked of it, and becomes reachable (attach).
+   */
+  continueAs(claimant: Session, h: Handover): void;
+  /** Draining: hands a detached session to another worker of the host. False: none runs. */
+  park(s: Session, key: string, state: unknown): boolean;
+}

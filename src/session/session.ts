@@ -26,8 +26,10 @@ export abstract class Session implements Requester {
    * (requester, id), the recipient being this session.
    */
   abstract readonly idPassThrough: boolean;
-  /** Distinguishes two sessions that held the same address one after the other. */
-  readonly serial = ++serials;
+  /** Distinguishes two sessions that held the same address one after the other; kept when a session moves to another worker. */
+  serial = ++serials;
+  /** The worker this session moved to (Handovers): what still reaches it here is sent on. */
+  movedTo: string | null = null;
   address = "";
   bare = "";
   resource = "";

@@ -60,3 +60,32 @@ export const CloseReason = {
   Error: "socket error",
   Shutdown: "server shutdown",
 } as const;
+
+/**
+ * The connection of a session that has none: one handed over by another worker
+ * (XEP-0198, a draining worker's detached session) waits here for its client.
+ * Already closed; whatever is written to it is dropped.
+ */
+export function detachedConn(remoteAddress: string): Conn {
+  return {
+    remoteAddress,
+    secure: false,
+    messageMode: false,
+    closed: true,
+    canStartTls: false,
+    tlsVersion: null,
+    queuedBytes: 0,
+    onData: () => {},
+    onClose: () => {},
+    onShutdown: null,
+    write: () => {},
+    writeParts: () => {},
+    established: () => {},
+    startTls: () => {
+      throw new Error("a detached session has no connection");
+    },
+    channelBinding: () => null,
+    end: () => {},
+    destroy: () => {},
+  };
+}

@@ -8,8 +8,12 @@ import type { Envelope } from "../envelope/envelope.js";
  */
 export interface DeliveryGate {
   pass(env: Envelope, wire: string): boolean;
+  /** Writes whatever it holds. */
+  flush(): void;
 }
 import type { Conn } from "../transport/conn.js";
+import type { Handover } from "../session/core.js";
+import type { Session } from "../session/session.js";
 
 /**
  * XEP-0198 acknowledgements of one stream, once the client enabled them: the
@@ -91,6 +95,12 @@ export interface ClientSession {
    * stream, which `next` gives up; an older connection still open is cut.
    */
   takeOver(next: ClientSession): void;
+  /** The core's view of this session (what Handovers move). */
+  readonly coreSession: Session;
+  /** Continues a session handed over by another worker; `waitMs` null: on this connection, now (xmpp-session.ts). */
+  continueFrom(h: Handover, waitMs: number | null): void;
+  /** Ends here quietly: the session continues on another worker. */
+  leave(reason: string): void;
   /** Hands an envelope to the core as sent by this session (or by the server because of what it did). */
   submit(env: Envelope): void;
   /** Tells the core that available, priority or presence changed. */

@@ -3,6 +3,7 @@ import type { XmppStore } from "../store/xmpp-store.js";
 import type { AccountStore } from "../store/store.js";
 import type { Hooks } from "./hooks.js";
 import type { FailureLimiter } from "../auth/failure-limiter.js";
+import type { ClientSession } from "./client-session.js";
 
 /** What every XMPP connection shares: given by the composition root (front-end.ts). */
 export interface XmppContext extends SessionContext {
@@ -13,4 +14,6 @@ export interface XmppContext extends SessionContext {
   ipFailures: FailureLimiter;
   /** Key for the fake salts of unknown users, so SCRAM does not tell which accounts exist. */
   saltSecret: Buffer;
+  /** A session with no connection, for one that another worker hands over (XEP-0198 across workers). */
+  detachedSession: (remoteAddress: string) => ClientSession;
 }

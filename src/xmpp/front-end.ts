@@ -3,7 +3,7 @@ import type { SessionContext } from "../session/context.js";
 import type { ListenerConfig } from "../config/config.js";
 import type { AccountStore } from "../store/store.js";
 import type { XmppStore } from "../store/xmpp-store.js";
-import type { Conn } from "../transport/conn.js";
+import { detachedConn, type Conn } from "../transport/conn.js";
 import { loadTls } from "../transport/listener.js";
 import { Hooks } from "./hooks.js";
 import type { XmppContext } from "./context.js";
@@ -42,6 +42,7 @@ export class XmppFrontEnd {
       accounts,
       ipFailures: new FailureLimiter(c.maxAuthFailuresPerIp, c.authFailureWindowMs),
       saltSecret: randomBytes(32),
+      detachedSession: (remote) => new XmppSession(detachedConn(remote), this.x, null),
     };
     const x = this.x;
     starttlsModule(hooks, x);

@@ -63,6 +63,8 @@ export interface Events {
   "initial-presence": SessionEvent;
   /** The connection is gone; the session is still attached to the core. */
   "session-closing": SessionEvent;
+  /** The server drains and this session waits for its client (XEP-0198): handled when it moved to another worker. */
+  "session-parking": SessionEvent;
 }
 export type EventName = keyof Events;
 
@@ -87,6 +89,7 @@ export const Ev = {
   SessionBound: "session-bound",
   InitialPresence: "initial-presence",
   SessionClosing: "session-closing",
+  SessionParking: "session-parking",
 } as const satisfies Record<string, EventName>;
 
 /** Returning true means handled: later handlers are not called. */

@@ -16,6 +16,7 @@ import { Phase, type AckTracker, type ClientSession, type DeliveryGate } from ".
 import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 import { CloseReason } from "../transport/conn.js";
+import type { Handover } from "../session/core.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -76,7 +77,25 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   private listen(conn: Conn): void {
     conn.onData = (chunk, binary) => this.onData(chunk, binary === true);
     // RFC 6120 §4.9.3.22: the server is being shut down; what was queued before goes out first.
-    conn.onShutdown = () => this.fail(new StreamError(StreamCondition.SystemShutdown, "server shutdown"));
+    conn.onShutdown = () => this.shutdown();
+  }
+
+  /**
+   * The server drains. The stream ends with <system-shutdown/>; a session its
+   * client may resume (XEP-0198) is suspended instead of ended, so that the
+   * drain can park it on a worker that stays (endIfSuspended).
+   */
+  private shutdown(): void {
+    if (this.phase !== Phase.Bound || this.acks === null || !this.acks.resumable || this.resumeTimer !== null) return this.fail(new StreamError(StreamCondition.SystemShutdown, "server shutdown"));
+    const conn = this.conn;
+    conn.write(this.framing.streamError(new StreamError(StreamCondition.SystemShutdown, "server shutdown")));
+    conn.write(this.framing.close());
+    this.suspend(CloseReason.Shutdown);
+    conn.end(CloseReason.Shutdown);
+  }
+
+  get coreSession(): Session {
+    return this;
   }
 
   get suspended(): boolean {
@@ -212,6 +231,37 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     this.established();
   }
 
+  /**
+   * XEP-0198 across the workers of a host: this session continues one that
+   * another worker handed over (handover.ts), with its full JID, serial and
+   * presence. With `waitMs` null the client's <resume/> came on this session's
+   * connection, which goes on at once; otherwise there is no connection (a
+   * draining worker parked the session here) and it waits that long for one.
+   */
+  continueFrom(h: Handover, waitMs: number | null): void {
+    this.phase = Phase.Bound;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    this.x.core.handovers.continueAs(this, h);
+    this.record = SessionRecord.start(this.x.metrics, this.x.log, "xmpp", this.address, this.conn);
+    if (waitMs === null) this.established();
+    else this.suspend("handed over without a connection", waitMs);
+  }
+
+  /** The session went on on another worker: it ends here without a word to anyone (no presence, nothing stored). */
+  leave(reason: string): void {
+    if (this.phase === Phase.Closing) return;
+    this.record?.end(reason);
+    this.phase = Phase.Closing;
+    if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+    this.held = null;
+    this.watch?.stop();
+    this.acks?.stop();
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+  }
+
   /** This connection's session was resumed by an older one: nothing of it reaches the core. */
   private giveUp(): void {
     this.phase = Phase.Closing;
@@ -288,7 +338,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   override endIfSuspended(): void {
-    if (this.resumeTimer !== null) this.cleanup("server shutdown");
+    // A resumable session moves to another worker of the host where one runs; else it ends here, its unacknowledged messages stored.
+    if (this.resumeTimer !== null && !this.x.hooks.fire(Ev.SessionParking, { session: this })) this.cleanup("server shutdown");
   }
 
   replaced(): void {
@@ -337,9 +388,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   private connClosed(conn: Conn, reason: string): void {
     if (this.takenBy !== null) return this.takenBy.connClosed(conn, reason);
-    // A connection this session has left (resumed on another one).
-    if (conn !== this.conn) return;
-    if (this.phase === Phase.Bound && this.acks !== null && this.acks.resumable && reason !== CloseReason.SlowConsumer && reason !== CloseReason.Shutdown) return this.suspend(reason);
+    // A connection this session has left (resumed on another one), or one it no longer waits on (suspended at shutdown).
+    if (conn !== this.conn || this.resumeTimer !== null) return;
+    // A server shutdown suspends too: the drain then parks the session on another worker (endIfSuspended).
+    if (this.phase === Phase.Bound && this.acks !== null && this.acks.resumable && reason !== CloseReason.SlowConsumer) return this.suspend(reason);
     this.cleanup(reason);
     if (this.x.debug) this.x.log.debug("xmpp session closed", { address: this.address, reason });
   }
@@ -349,11 +401,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
    * bound in the core (full JID, presence, pending requests) and what the core
    * delivers meanwhile waits in the unacked queue, until a <resume/> or the window passes.
    */
-  private suspend(reason: string): void {
+  private suspend(reason: string, waitMs = this.x.config.xmpp.sm.resumeTimeoutMs): void {
     this.watch?.stop();
     this.watch = null;
     this.acks?.stop();
-    this.resumeTimer = setTimeout(() => this.cleanup("resumption window passed"), this.x.config.xmpp.sm.resumeTimeoutMs);
+    this.resumeTimer = setTimeout(() => this.cleanup("resumption window passed"), waitMs);
     this.resumeTimer.unref();
     if (this.x.debug) this.x.log.debug("xmpp session suspended", { address: this.address, reason });
   }

@@ -9,9 +9,33 @@ import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
+import type { Handover } from "../../session/core.js";
 
 /** Counters are modulo 2^32 (XEP-0198 §4). */
 const MOD = 0x1_0000_0000;
+/**
+ * Unacknowledged output a session may take along to another worker (one bus
+ * message). A session with more stays where it is: its client's resume
+ * fails there, and its messages are stored offline when its window passes.
+ */
+const MAX_HANDOVER_BYTES = 256 * 1024;
+
+/** What moves with a session to another worker of the host, besides what the core moves. */
+interface SmState {
+  handled: number;
+  acked: number;
+  /** Unacknowledged stanzas, oldest first, as written. */
+  unacked: string[];
+  directed: string[];
+  rosterRequested: boolean;
+  carbons: boolean;
+}
+
+/** What a claimant worker asks with. */
+interface ResumeAsk {
+  user: string;
+  h: number;
+}
 
 /**
  * XEP-0198 stream management: offered with bind after SASL (as Prosody's
@@ -20,9 +44,11 @@ const MOD = 0x1_0000_0000;
  * for acks by the configured policy and cuts a client whose unacked output
  * passes `maxUnacked` as a slow consumer. With resume='true' a dropped
  * connection suspends the session (XmppSession.suspend) for resumeTimeoutMs;
- * a <resume/> on a new connection of the same account, on this worker, takes
- * it over. Sessions that end with stanzas unacknowledged have their chat and
- * normal messages stored offline.
+ * a <resume/> on a new connection of the same account takes it over: on this
+ * worker directly, on another worker of the host by a claim (Core.handovers),
+ * which brings the session here. A draining worker parks its resumable
+ * sessions on another worker. Sessions that end with stanzas unacknowledged
+ * have their chat and normal messages stored offline.
  */
 export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   const cfg = x.config.xmpp.sm;
@@ -44,26 +70,119 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
 
   function resume(session: ClientSession, stanza: Element): void {
     const previd = stanza.attrs.previd;
-    const old = previd === undefined ? undefined : resumable.get(previd);
-    // §5: unknown, expired, or another account's id (ids are bound to the account): all look the same.
-    if (old === undefined || !(old.acks instanceof Acks) || old.user !== session.user || old.phase !== Phase.Bound) return session.sendNonza(failed("item-not-found"));
-    // Only a session waiting for its client: a second resume of the same id, or one while the stream is still up, is refused.
-    if (!old.suspended) return session.sendNonza(failed("unexpected-request"));
-    const acks = old.acks;
     const h = stanza.attrs.h !== undefined && /^[0-9]{1,10}$/.test(stanza.attrs.h) ? Number(stanza.attrs.h) : -1;
-    if (h < 0 || h >= MOD) return session.sendNonza(failed("bad-request"));
-    if (!acks.fits(h)) {
-      // §6's handled-count-too-high, as a failure of this resume: the suspended session is left as it was.
-      return session.sendNonza(`<failed xmlns='${NS.SM}' h='${acks.handled}'><unexpected-request xmlns='${NS.STANZA_ERRORS}'/><handled-count-too-high xmlns='${NS.SM}' h='${h}' send-count='${acks.sentCount}'/></failed>`);
+    const old = previd === undefined ? undefined : resumable.get(previd);
+    if (old === undefined) {
+      if (previd === undefined || h < 0 || h >= MOD) return session.sendNonza(failed("item-not-found"));
+      // Perhaps another worker of this host holds it. Input waits until the answer, which comes once.
+      session.hold();
+      const ask: ResumeAsk = { user: session.user, h };
+      x.core.handovers.claim("xmpp", previd, ask, (a) => {
+        if (a.kind === "ok") arrived(session, a.handover);
+        else if (session.phase === Phase.Authenticated) session.sendNonza(a.kind === "refused" ? String(a.reason) : failed("item-not-found"));
+        session.release();
+      });
+      return;
     }
+    const refusal = refuse(old, session.user, h);
+    if (refusal !== null) return session.sendNonza(refusal);
+    const acks = old.acks as Acks;
     acks.acknowledged(h);
     old.takeOver(session);
-    old.sendNonza(`<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`);
-    // §5: what the client had not acknowledged, again, in order (still unacknowledged: still queued).
-    for (const wire of acks.queue.pending()) old.sendNonza(wire);
-    acks.resumed();
-    if (x.debug) x.log.debug("xmpp session resumed", { address: old.address, resent: acks.queue.length });
+    resumed(old, acks, previd!);
   }
+
+  /**
+   * Why `old` cannot be resumed by `user` with `h`, as the <failed/> to send; null: it can.
+   * Unknown, expired, or another account's id (ids are bound to the account): all look the same (§5).
+   */
+  function refuse(old: ClientSession, user: string, h: number): string | null {
+    if (!(old.acks instanceof Acks) || old.user !== user || old.phase !== Phase.Bound) return failed("item-not-found");
+    // Only a session waiting for its client: a second resume of the same id, or one while the stream is still up, is refused.
+    if (!old.suspended) return failed("unexpected-request");
+    if (h < 0 || h >= MOD) return failed("bad-request");
+    // §6's handled-count-too-high, as a failure of this resume: the suspended session is left as it was.
+    if (!old.acks.fits(h)) return `<failed xmlns='${NS.SM}' h='${old.acks.handled}'><unexpected-request xmlns='${NS.STANZA_ERRORS}'/><handled-count-too-high xmlns='${NS.SM}' h='${h}' send-count='${old.acks.sentCount}'/></failed>`;
+    return null;
+  }
+
+  /** The session is back on a connection: <resumed/>, then what the client had not acknowledged, again, in order (§5). */
+  function resumed(s: ClientSession, acks: Acks, previd: string): void {
+    s.sendNonza(`<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`);
+    for (const wire of acks.queue.pending()) s.sendNonza(wire);
+    acks.resumed();
+    if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length });
+  }
+
+  /** A session claimed from another worker arrived for `session`, whose client asked for it. */
+  function arrived(session: ClientSession, h: Handover): void {
+    // The client went away while the claim travelled: the session waits here for it instead.
+    if (session.phase !== Phase.Authenticated) return adopt(h);
+    const acks = restore(session, h, null);
+    resumed(session, acks, h.key);
+  }
+
+  /** A session that arrived with no connection (parked by a draining worker, or a claim answered too late). */
+  function adopt(h: Handover): void {
+    const s = x.detachedSession("");
+    s.authenticated(h.address.slice(0, h.address.indexOf("@")));
+    restore(s, h, cfg.resumeTimeoutMs);
+  }
+
+  /** Makes `s` the handed-over session: the core's part, then the stream's. */
+  function restore(s: ClientSession, h: Handover, waitMs: number | null): Acks {
+    const st = h.state as SmState;
+    s.continueFrom(h, waitMs);
+    for (const d of st.directed) s.directed.add(d);
+    s.rosterRequested = st.rosterRequested;
+    s.carbons = st.carbons;
+    const acks = new Acks(s, cfg, h.key);
+    acks.restore(st.handled, st.acked, st.unacked);
+    s.acks = acks;
+    resumable.set(h.key, s);
+    return acks;
+  }
+
+  /** What moves with `s`; null when its unacknowledged output is too much for one bus message. */
+  function stateOf(s: ClientSession, acks: Acks): SmState | null {
+    // XEP-0352: what an inactive client's gate holds joins the queue first (suspended: written nowhere).
+    s.gate?.flush();
+    s.gate = null;
+    const unacked = acks.queue.pending();
+    let bytes = 0;
+    for (const w of unacked) bytes += w.length;
+    if (bytes > MAX_HANDOVER_BYTES) return null;
+    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, directed: [...s.directed], rosterRequested: s.rosterRequested, carbons: s.carbons };
+  }
+
+  x.core.handovers.resumer("xmpp", {
+    release(key, ask) {
+      const s = resumable.get(key);
+      if (s === undefined) return { kind: "miss" };
+      const { user, h } = ask as ResumeAsk;
+      const refusal = refuse(s, user, h);
+      if (refusal !== null) return { kind: "refused", reason: refusal };
+      const acks = s.acks as Acks;
+      acks.acknowledged(h);
+      const state = stateOf(s, acks);
+      if (state === null) return { kind: "refused", reason: failed("item-not-found") };
+      resumable.delete(key);
+      s.leave("resumed on another worker");
+      return { kind: "ok", session: s.coreSession, state };
+    },
+    adopt,
+  });
+
+  // The server drains: a session waiting for its client moves to a worker that stays.
+  hooks.on(Ev.SessionParking, ({ session }) => {
+    const acks = session.acks;
+    if (!(acks instanceof Acks) || !acks.resumable) return false;
+    const state = stateOf(session, acks);
+    if (state === null || !x.core.handovers.park(session.coreSession, acks.id, state)) return false;
+    resumable.delete(acks.id);
+    session.leave("parked on another worker");
+    return true;
+  });
 
   hooks.on(Ev.Nonza, ({ session, stanza }) => {
     if (stanza.attrs.xmlns !== NS.SM) return false;
@@ -148,6 +267,18 @@ export class Acks implements AckTracker {
 
   get resumable(): boolean {
     return this.id !== "";
+  }
+
+  /** The last h the client acknowledged. */
+  get acknowledgedCount(): number {
+    return this.acked;
+  }
+
+  /** Continues counting where another worker left off (a session handed over). */
+  restore(handled: number, acked: number, unacked: string[]): void {
+    this.handled = handled;
+    this.acked = acked;
+    for (const w of unacked) this.queue.push(w);
   }
 
   /** An h the client may send: no more than was sent. */

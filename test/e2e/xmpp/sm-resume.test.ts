@@ -181,6 +181,8 @@ test("@xmpp/client: its TCP connection is destroyed mid-conversation, it resumes
   });
   let resumed = 0;
   c.streamManagement.on("resumed", () => resumed++);
+  // Its default 1 s before reconnecting plus SCRAM on a loaded machine can outlast this file's 2 s window.
+  c.reconnect.delay = 50;
   await c.start();
   await c.send(xml("presence"));
   await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 5000, "sm enabled with an id");

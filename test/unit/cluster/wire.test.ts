@@ -53,6 +53,24 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1 }), { op: "replaced", address: "a@x/r", serial: 1 });
 });
 
+test("handover ops carry a moving session whole: the core's part, the presence in its protocol, the protocol's state", () => {
+  const ask = { user: "alice", h: 3 };
+  assert.deepEqual(roundTrip({ op: "claim", protocol: "xmpp", key: "id-1", ask, from: "h-w0", token: 7 }), { op: "claim", protocol: "xmpp", key: "id-1", ask, from: "h-w0", token: 7 });
+  assert.deepEqual(roundTrip({ op: "claimed", token: 7, answer: { kind: "miss" } }), { op: "claimed", token: 7, answer: { kind: "miss" } });
+  const refused = "<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
+  assert.deepEqual(roundTrip({ op: "claimed", token: 8, answer: { kind: "refused", reason: refused } }), { op: "claimed", token: 8, answer: { kind: "refused", reason: refused } });
+  const presence = parseStanza(`<presence><show>dnd</show></presence>`);
+  const state = { handled: 4, acked: 2, unacked: ["<message to='alice@x/r'><body>é</body></message>"], directed: ["bob@x"], rosterRequested: true, carbons: false };
+  const handover = { protocol: "xmpp", key: "id-1", address: "alice@x/r", resource: "r", serial: 2 ** 40 + 5, available: true, priority: 5, presence, inbound: [["bob@x/d\u0000q1", "h-w1.12", 2900]] as [string, string, number][], state };
+  const ok = roundTrip({ op: "claimed", token: 9, answer: { kind: "ok", handover } }) as Extract<BusMessage, { op: "claimed" }>;
+  assert.equal(ok.answer.kind, "ok");
+  const h = (ok.answer as { handover: typeof handover }).handover;
+  assert.equal((h.presence as Element).toString(), presence.toString());
+  assert.deepEqual({ ...h, presence: null }, { ...handover, presence: null });
+  const parked = roundTrip({ op: "park", handover: { ...handover, presence: null } }) as Extract<BusMessage, { op: "park" }>;
+  assert.deepEqual(parked.handover, { ...handover, presence: null });
+});
+
 test("bytes that are not a bus message are refused with an error, not misread", () => {
   const good = Buffer.from(wire.encode({ op: "unbind", address: "a@x/r", serial: 1 }));
   assert.throws(() => wire.decode(good.subarray(0, good.length - 3)));
