@@ -20,7 +20,9 @@ export type BusMessage =
   | { op: "claim"; protocol: string; key: string; ask: unknown; from: string; token: number }
   | { op: "claimed"; token: number; answer: ClaimAnswer }
   /** A draining worker hands a detached session over. */
-  | { op: "park"; handover: Handover };
+  | { op: "park"; handover: Handover }
+  /** The worker drains: park nothing on it. */
+  | { op: "draining"; worker: string };
 
 export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 

@@ -57,6 +57,9 @@ export class BusWire {
         presence = this.payloadOf(msg.handover.protocol, msg.handover.presence);
         head = [msg.op, handoverHead(msg.handover)];
         break;
+      case "draining":
+        head = [msg.op, msg.worker];
+        break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
     const json = JSON.stringify(head);
@@ -120,6 +123,8 @@ export class BusWire {
       }
       case "park":
         return { op, handover: this.handoverOf(head[1] as HandoverHead, presence) };
+      case "draining":
+        return { op, worker: head[1] as string };
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }

@@ -45,6 +45,10 @@ export class HandoverDesk implements Handovers {
   private readonly resumers = new Map<string, Resumer>();
   private readonly claims = new Map<number, { done: (a: ClaimAnswer) => void; waiting: number; timer: NodeJS.Timeout }>();
   private nextToken = 1;
+  /** This worker drains: what arrives is passed on, or ends here. */
+  private leaving = false;
+  /** Workers of the host that said they drain: nothing is parked on them. */
+  private readonly drainingPeers = new Set<string>();
 
   constructor(private readonly host: DeskHost) {}
 
@@ -81,8 +85,24 @@ export class HandoverDesk implements Handovers {
     this.host.attach(claimant);
   }
 
+  /** This worker starts draining: its peers stop parking sessions on it. */
+  draining(): void {
+    this.leaving = true;
+    for (const w of this.host.hostPeers()) this.host.send(w, { op: "draining", worker: this.host.workerId });
+  }
+
+  onDraining(worker: string): void {
+    this.drainingPeers.add(worker);
+  }
+
+  /** A worker that left, or came back as a new incarnation, drains no more. */
+  membershipChanged(live: ReadonlySet<string>, fresh: ReadonlySet<string>): void {
+    for (const w of this.drainingPeers) if (!live.has(w) || fresh.has(w)) this.drainingPeers.delete(w);
+  }
+
   park(s: Session, key: string, state: unknown): boolean {
-    const peers = this.host.hostPeers();
+    // When the whole host stops, every worker drains: then no session moves, each ends where it is.
+    const peers = this.host.hostPeers().filter((w) => !this.drainingPeers.has(w));
     if (peers.length === 0) return false;
     // Spread a draining worker's sessions over the others, the same session always to the same one.
     let h = 0;
@@ -124,7 +144,9 @@ export class HandoverDesk implements Handovers {
     const r = this.resumers.get(h.protocol);
     if (r === undefined) return;
     this.stats.movedIn++;
-    r.adopt(h);
+    const s = r.adopt(h);
+    // Parked on a worker that drains too (they started together): on again, or it ends here, its messages stored.
+    if (this.leaving) s.endIfSuspended();
   }
 
   private settle(token: number, a: ClaimAnswer): void {

@@ -265,6 +265,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.handovers.onClaimed(msg);
       case "park":
         return this.handovers.onPark(msg);
+      case "draining":
+        return this.handovers.onDraining(msg.worker);
     }
   }
 
@@ -412,6 +414,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const live = new Set<string>();
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
     const fresh = new Set(joined);
+    this.handovers.membershipChanged(live, fresh);
     this.owner.rehome(
       (bare) => this.router.ownerOf(bare) === this.self,
       (worker) => !live.has(worker) || fresh.has(worker),

@@ -151,6 +151,7 @@ export class Server {
     const started = performance.now();
     const deadline = started + this.config.drainTimeoutMs;
     for (const l of this.listeners) l.stopAccepting();
+    this.proxy.handovers.draining();
     const failed = this.proxy.failPending();
     this.log.info("draining", { requestsFailed: failed, drainTimeoutMs: this.config.drainTimeoutMs });
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));

@@ -79,7 +79,7 @@ export interface Resumer {
    * worker, or an answer to a claim that came too late. The protocol makes it
    * a detached session here, waiting for its client.
    */
-  adopt(h: Handover): void;
+  adopt(h: Handover): Session;
 }
 
 /** Moving detached sessions between the workers of one host (docs/architecture.md, "Sessions that move"). */

@@ -10,6 +10,7 @@ import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
 import type { Handover } from "../../session/core.js";
+import type { Session } from "../../session/session.js";
 
 /** Counters are modulo 2^32 (XEP-0198 §4). */
 const MOD = 0x1_0000_0000;
@@ -117,16 +118,17 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   /** A session claimed from another worker arrived for `session`, whose client asked for it. */
   function arrived(session: ClientSession, h: Handover): void {
     // The client went away while the claim travelled: the session waits here for it instead.
-    if (session.phase !== Phase.Authenticated) return adopt(h);
+    if (session.phase !== Phase.Authenticated) return void adopt(h);
     const acks = restore(session, h, null);
     resumed(session, acks, h.key);
   }
 
   /** A session that arrived with no connection (parked by a draining worker, or a claim answered too late). */
-  function adopt(h: Handover): void {
+  function adopt(h: Handover): Session {
     const s = x.detachedSession("");
     s.authenticated(h.address.slice(0, h.address.indexOf("@")));
     restore(s, h, cfg.resumeTimeoutMs);
+    return s.coreSession;
   }
 
   /** Makes `s` the handed-over session: the core's part, then the stream's. */

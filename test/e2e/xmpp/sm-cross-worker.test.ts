@@ -196,3 +196,31 @@ test("a draining worker parks its resumable sessions on the other worker: resume
     await w2.stop();
   }
 });
+
+test("when the whole host drains no session is parked on a worker that stops too: the unacknowledged messages are stored offline", { timeout: 30_000 }, async () => {
+  const hub = new LocalHub(64);
+  const c = a.config;
+  const w3 = await Server.start(c, { log: silentLogger(), hub, workerId: "w3" });
+  const w4 = await Server.start(c, { log: silentLogger(), hub, workerId: "w4" });
+  const stored = () => w3.metrics.offlineStored + w4.metrics.offlineStored;
+  try {
+    const { r: alice } = await resumable(w3.port("xmpp", "tcp"), "alice", "a-pass", "drain3");
+    const { r: carol } = await resumable(w4.port("xmpp", "tcp"), "carol", "c-pass", "drain4");
+    const bob = await rawLogin(w4.port("xmpp", "tcp"), "bob", "b-pass", "drainer");
+    for (let i = 0; i < 3; i++) bob.send(msg("alice@localhost/drain3", `a${i}`) + msg("carol@localhost/drain4", `c${i}`));
+    await alice.until(/<body>a2<\/body>/);
+    await carol.until(/<body>c2<\/body>/);
+    bob.destroy();
+    // Neither acknowledged anything; both workers stop at once, as under a host's SIGTERM.
+    await within(Promise.all([w3.stop(), w4.stop()]), 10_000, "both workers to stop");
+    assert.equal(stored(), 6, "each unacknowledged message stored once, none lost on a worker that was stopping");
+  } finally {
+    await w3.stop();
+    await w4.stop();
+  }
+  const again = await rawLogin(portA, "alice", "a-pass", "later");
+  again.send("<presence/>");
+  await again.until(/<body>a2<\/body>/);
+  assert.deepEqual(bodies(again.text), ["a0", "a1", "a2"]);
+  again.destroy();
+});
