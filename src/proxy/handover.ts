@@ -49,6 +49,9 @@ export class HandoverDesk implements Handovers {
   private leaving = false;
   /** Workers of the host that said they drain: nothing is parked on them. */
   private readonly drainingPeers = new Set<string>();
+  /** Sessions that moved away and are still in this worker's table, forwarding. */
+  private readonly forwarding = new Set<Session>();
+  private onSettled: (() => void) | null = null;
 
   constructor(private readonly host: DeskHost) {}
 
@@ -83,6 +86,31 @@ export class HandoverDesk implements Handovers {
     // Deadlines travel as time left: each process has its own monotonic clock.
     for (const [key, ref, left] of h.inbound) claimant.inbound.set(key, { ref, deadline: now + left });
     this.host.attach(claimant);
+  }
+
+  /** A moved session left this worker's table: its owner routes to its new place now. */
+  forgotten(s: Session): void {
+    if (!this.forwarding.delete(s) || this.forwarding.size > 0) return;
+    this.onSettled?.();
+    this.onSettled = null;
+  }
+
+  /**
+   * Resolves when every session that moved away is known at its new place by
+   * its owner, or after `ms`. A draining worker waits for it before it leaves
+   * the bus: until the owner's "replaced" comes, what the owner routes to the
+   * session comes here, and only this worker can send it on.
+   */
+  settled(ms: number): Promise<void> {
+    if (this.forwarding.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.onSettled = done;
+    });
   }
 
   /** This worker starts draining: its peers stop parking sessions on it. */
@@ -166,9 +194,11 @@ export class HandoverDesk implements Handovers {
     for (const [k, r] of s.inbound) if (r.deadline > now) inbound.push([k, r.ref, r.deadline - now]);
     s.inbound.clear();
     s.movedTo = to;
+    this.forwarding.add(s);
     // Normally the owner's "replaced" ends the forwarding at once (ProxyDaemon.receive); this is for when it never comes.
     setTimeout(() => {
       if (this.host.sessions.get(s.address) === s) this.host.sessions.delete(s.address);
+      this.forgotten(s);
     }, FORWARD_GRACE_MS).unref();
     return { protocol: s.protocol, key, address: s.address, resource: s.resource, serial: s.serial, available: s.available, priority: s.priority, presence: s.presence, inbound, state };
   }

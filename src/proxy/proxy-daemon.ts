@@ -158,6 +158,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // Moved to another worker: its requests still complete through here, and its new place is bound already.
     if (s.movedTo !== null) {
       if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
+      this.handovers.forgotten(s);
       return;
     }
     this.pending.removeAllOf(s);
@@ -292,7 +293,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private replacedHere(s: Session): void {
     // The owner now knows the moved session's new place: nothing more will be routed to it here.
     if (s.movedTo === null) s.replaced();
-    else if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
+    else {
+      if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
+      this.handovers.forgotten(s);
+    }
   }
 
   local(address: string): Session | undefined {

@@ -157,6 +157,8 @@ export class Server {
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));
     // Sessions waiting to be resumed (XEP-0198) end while the store is open: their unacknowledged messages are stored.
     for (const s of [...this.proxy.sessions.values()]) s.endIfSuspended();
+    // Sessions parked on other workers: stay on the bus until their owners route to them there, to send on what still comes here.
+    await this.proxy.handovers.settled(Math.max(0, Math.min(1000, deadline - performance.now())));
     await Promise.all(this.listeners.map((l) => l.close()));
     this.proxy.stop();
     await this.bus.close();

@@ -88,6 +88,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   private shutdown(): void {
     if (this.phase !== Phase.Bound || this.acks === null || !this.acks.resumable || this.resumeTimer !== null) return this.fail(new StreamError(StreamCondition.SystemShutdown, "server shutdown"));
     const conn = this.conn;
+    // The client answers the stream error with its own </stream:stream> (RFC 6120 §4.4): that must not end a session it will resume.
+    conn.onData = () => {};
     conn.write(this.framing.streamError(new StreamError(StreamCondition.SystemShutdown, "server shutdown")));
     conn.write(this.framing.close());
     this.suspend(CloseReason.Shutdown);

@@ -184,7 +184,7 @@ test("a draining worker parks its resumable sessions on the other worker: resume
     // Meanwhile bob writes on; the session is bound, so these wait in its queue.
     for (let i = 1; i < 4; i++) bob.send(msg("dave@localhost/phone", i));
     await pingOk(bob);
-    const d2 = await rawAuth(owner === a ? portB : portA, "dave", "d-pass");
+    const d2 = await rawAuth(owner === a ? portA : portB, "dave", "d-pass");
     d2.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
     const text = await d2.until(/<body>3<\/body>/);
     assert.match(text, /<resumed /);
