@@ -100,6 +100,7 @@ export function workerRegistry(server: Server): Registry {
   counter(reg, "switchboard_messages_total", "Messages and presence submitted by this worker's sessions.", [], () => s.messages);
   counter(reg, "switchboard_messages_undeliverable_total", "Presence, headlines and errors nobody could take: dropped, as the protocols say.", [], () => s.undeliverable);
   counter(reg, "switchboard_messages_bounced_total", "Messages nobody could take or store, returned to their sender with an error.", [], () => s.bounced);
+  counter(reg, "switchboard_message_copies_total", "Copies made for a user's other sessions that want them (XMPP carbons): one per message and user, however many sessions take it.", [], () => s.copies);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
 
   counter(reg, "switchboard_cluster_bus_dropped_total", "Bus messages dropped: to a worker that is not there (local bus) or unreadable (NATS).", [], () => server.bus.dropped);

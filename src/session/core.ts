@@ -14,7 +14,7 @@ export interface Core {
    * did (presence broadcast, roster pushes). `env.from` is already stamped.
    */
   submit(s: Session, env: Envelope): void;
-  /** Availability, priority or presence of the session changed (XMPP presence; relay sessions are always available). */
+  /** Availability, priority, presence or wantsCopies of the session changed (XMPP presence, carbons; relay sessions are always available). */
   presenceChanged(s: Session): void;
   /** The session's connection is gone: what was asked of it fails at once, what it asked is forgotten. */
   detach(s: Session): void;

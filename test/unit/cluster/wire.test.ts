@@ -42,13 +42,15 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
   const bind = roundTrip({
     op: "bind",
-    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0 },
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0, copies: true, told: false },
   }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.workerId, "h-w1");
   assert.equal(bind.ref.priority, -1);
+  assert.deepEqual([bind.ref.copies, bind.ref.told], [true, false]);
   assert.equal((bind.ref.presence as Element).toString(), presence.toString());
-  const upd = roundTrip({ op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null }) as Extract<BusMessage, { op: "presence" }>;
-  assert.deepEqual(upd, { op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null });
+  const upd = roundTrip({ op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null, copies: true }) as Extract<BusMessage, { op: "presence" }>;
+  assert.deepEqual(upd, { op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null, copies: true });
+  assert.deepEqual(roundTrip({ op: "copies", address: "a@x/r", serial: 9, on: true }), { op: "copies", address: "a@x/r", serial: 9, on: true });
   assert.deepEqual(roundTrip({ op: "unbind", address: "a@x/r", serial: 9 }), { op: "unbind", address: "a@x/r", serial: 9 });
   assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1 }), { op: "replaced", address: "a@x/r", serial: 1 });
 });
