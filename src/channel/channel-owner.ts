@@ -106,7 +106,7 @@ export class ChannelOwner {
     const targets = ch === undefined ? [] : ch.targets(env.kind, env.flags);
     if (targets.length === 0) this.d.undeliverable(env);
     else for (let i = 0; i < targets.length; i++) this.d.toSession(targets[i], env);
-    // XEP-0280 §6: a message to the bare JID reaches the targets above; the other sessions that want copies get one.
+    // XEP-0280 §7: a message to the bare JID reaches the targets above; the other sessions that want copies get one.
     if ((env.flags & Flag.Copies) !== 0 && ch !== undefined) this.copies(ch, env, targets);
   }
 

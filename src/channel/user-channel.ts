@@ -91,7 +91,7 @@ export class UserChannel {
     return out;
   }
 
-  /** The sessions that want copies, except those that got the original (XEP-0280 §6: never both). */
+  /** The sessions that want copies, except those that got the original (XEP-0280 §7: never both). */
   copyTargets(got: readonly SessionRef[]): SessionRef[] {
     const out: SessionRef[] = [];
     if (this.copiers === 0) return out;
