@@ -109,6 +109,7 @@ export function workerRegistry(server: Server): Registry {
     [{ result: "asked" }, ho.claims],
     [{ result: "miss" }, ho.claimMisses],
   ]);
+  counter(reg, "switchboard_message_copies_total", "Copies made for a user's other sessions that want them (XMPP carbons): one per message and user, however many sessions take it.", [], () => s.copies);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
 
   counter(reg, "switchboard_cluster_bus_dropped_total", "Bus messages dropped: to a worker that is not there (local bus) or unreadable (NATS).", [], () => server.bus.dropped);

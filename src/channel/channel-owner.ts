@@ -16,6 +16,8 @@ export interface Delivery {
   replaced(old: SessionRef): void;
   /** The session connected to this worker at a full address. */
   local(address: string): Session | undefined;
+  /** Tell the session `ref` names, here or on its worker, whether another session of its user wants copies. */
+  peersWantCopies(ref: SessionRef, on: boolean): void;
 }
 
 /**
@@ -29,7 +31,11 @@ export class ChannelOwner {
   /** UserChannels of the bare addresses this worker owns. */
   readonly channels = new Map<string, UserChannel>();
 
-  constructor(private readonly d: Delivery) {}
+  constructor(
+    private readonly d: Delivery,
+    /** Where copies made (Flag.Copies) are counted: one per message, however many sessions take it. */
+    private readonly stats: { copies: number } = { copies: 0 },
+  ) {}
 
   bind(ref: SessionRef): void {
     const bare = bareOf(ref.address);
@@ -42,20 +48,44 @@ export class ChannelOwner {
     const old = ch.bind(ref);
     // Same worker: attach() told the old session already, or this is a session binding again after a membership change.
     if (old !== undefined && old.workerId !== ref.workerId) this.d.replaced(old);
+    this.tellPeers(ch);
   }
 
   unbind(address: string, serial: number): void {
     const bare = bareOf(address);
     const ch = this.channels.get(bare);
-    if (ch !== undefined && ch.unbind(resourceOf(address), serial) && ch.empty) this.channels.delete(bare);
+    if (ch === undefined) return;
+    const copiers = ch.copiers;
+    if (!ch.unbind(resourceOf(address), serial)) return;
+    if (ch.empty) this.channels.delete(bare);
+    else if (ch.copiers !== copiers) this.tellPeers(ch);
   }
 
-  presence(address: string, serial: number, available: boolean, priority: number, presence: unknown): void {
-    this.channels.get(bareOf(address))?.update(resourceOf(address), serial, available, priority, presence);
+  presence(address: string, serial: number, available: boolean, priority: number, presence: unknown, copies: boolean): void {
+    const ch = this.channels.get(bareOf(address));
+    if (ch === undefined) return;
+    const copiers = ch.copiers;
+    ch.update(resourceOf(address), serial, available, priority, presence, copies);
+    if (ch.copiers !== copiers) this.tellPeers(ch);
+  }
+
+  /**
+   * Each session learns whether another session of its user wants copies, when
+   * that changes: so the worker where a message reaches it (or where it sends
+   * one) makes a copy only when someone takes it, without asking the owner.
+   */
+  private tellPeers(ch: UserChannel): void {
+    for (const ref of ch.resources.values()) {
+      const others = ch.copiers > (ref.copies ? 1 : 0);
+      if (others === ref.told) continue;
+      ref.told = others;
+      this.d.peersWantCopies(ref, others);
+    }
   }
 
   /** The delivery rules (RFC 6121 §8.5 in protocol-neutral terms), applied by the owner of the bare address. */
   deliver(env: Envelope): void {
+    if ((env.flags & (Flag.Copy | Flag.SentCopy)) !== 0) return this.deliverCopy(env);
     const ch = this.channels.get(bareOf(env.to));
     const resource = resourceOf(env.to);
     if (env.kind === Kind.Request) {
@@ -65,13 +95,43 @@ export class ChannelOwner {
     }
     if (resource) {
       const ref = ch?.resources.get(resource);
-      if (ref !== undefined) return this.d.toSession(ref, env);
+      if (ref !== undefined) {
+        this.d.toSession(ref, env);
+        if ((env.flags & Flag.Copies) !== 0) this.copies(ch!, env, [ref]);
+        return;
+      }
       if ((env.flags & Flag.BareFallback) === 0 || ch === undefined) return this.d.undeliverable(env);
     }
     if (env.flags & Flag.Probe) return this.answerProbe(ch, env);
     const targets = ch === undefined ? [] : ch.targets(env.kind, env.flags);
-    if (targets.length === 0) return this.d.undeliverable(env);
-    for (let i = 0; i < targets.length; i++) this.d.toSession(targets[i], env);
+    if (targets.length === 0) this.d.undeliverable(env);
+    else for (let i = 0; i < targets.length; i++) this.d.toSession(targets[i], env);
+    // XEP-0280 §7: a message to the bare JID reaches the targets above; the other sessions that want copies get one.
+    if ((env.flags & Flag.Copies) !== 0 && ch !== undefined) this.copies(ch, env, targets);
+  }
+
+  /** Every session of ch that wants copies and is not in `got` (those have the original) gets one copy of env. */
+  private copies(ch: UserChannel, env: Envelope, got: readonly SessionRef[]): void {
+    if (ch.copiers === 0) return;
+    const to = ch.copyTargets(got);
+    if (to.length === 0) return;
+    this.stats.copies++;
+    const copy = env.copy(Flag.Copy);
+    for (let i = 0; i < to.length; i++) this.d.toSession(to[i], copy);
+  }
+
+  /**
+   * A copy made where the original reached its session without the owner (Flag.Copy: a
+   * recipient at its full address on the sender's worker) or where it was sent (Flag.SentCopy):
+   * to the sessions of that user that want copies, other than the one with the original.
+   */
+  private deliverCopy(env: Envelope): void {
+    const of = (env.flags & Flag.SentCopy) !== 0 ? env.from : env.to;
+    const ch = this.channels.get(bareOf(of));
+    if (ch === undefined || ch.copiers === 0) return;
+    const got = ch.resources.get(resourceOf(of));
+    const to = ch.copyTargets(got === undefined ? [] : [got]);
+    for (let i = 0; i < to.length; i++) this.d.toSession(to[i], env);
   }
 
   /** Each available resource's last presence goes to the prober, as if that resource had sent it. */
@@ -95,10 +155,12 @@ export class ChannelOwner {
         this.channels.delete(bare);
         continue;
       }
+      const copiers = ch.copiers;
       for (const ref of ch.resources.values()) {
         if (ref.workerId !== self && lost(ref.workerId)) ch.unbind(ref.resource, ref.serial);
       }
       if (ch.empty) this.channels.delete(bare);
+      else if (ch.copiers !== copiers) this.tellPeers(ch);
     }
   }
 }

@@ -14,6 +14,10 @@ export interface SessionRef {
   session: Session | null;
   /** Bind order: ties in priority go to the most recent session. */
   seq: number;
+  /** Wants copies of what the user's other sessions send and receive (Session.wantsCopies; XMPP: carbons enabled). */
+  copies: boolean;
+  /** What the session was last told (Session.peersWantCopies): whether another session of the user wants copies. */
+  told: boolean;
 }
 
 let bindSeq = 0;
@@ -25,6 +29,8 @@ let bindSeq = 0;
  */
 export class UserChannel {
   readonly resources = new Map<string, SessionRef>();
+  /** How many of them want copies: nobody wanting any costs one test per message. */
+  copiers = 0;
 
   constructor(readonly bare: string) {}
 
@@ -33,6 +39,8 @@ export class UserChannel {
     const old = this.resources.get(ref.resource);
     ref.seq = ++bindSeq;
     this.resources.set(ref.resource, ref);
+    if (old?.copies === true) this.copiers--;
+    if (ref.copies) this.copiers++;
     return old;
   }
 
@@ -40,15 +48,18 @@ export class UserChannel {
     const ref = this.resources.get(resource);
     if (ref === undefined || ref.serial !== serial) return false;
     this.resources.delete(resource);
+    if (ref.copies) this.copiers--;
     return true;
   }
 
-  update(resource: string, serial: number, available: boolean, priority: number, presence: unknown): SessionRef | undefined {
+  update(resource: string, serial: number, available: boolean, priority: number, presence: unknown, copies: boolean): SessionRef | undefined {
     const ref = this.resources.get(resource);
     if (ref === undefined || ref.serial !== serial) return undefined;
     ref.available = available;
     ref.priority = priority;
     ref.presence = presence;
+    if (ref.copies !== copies) this.copiers += copies ? 1 : -1;
+    ref.copies = copies;
     return ref;
   }
 
@@ -76,6 +87,16 @@ export class UserChannel {
     const out: SessionRef[] = [];
     for (const ref of this.resources.values()) {
       if (every || (ref.available && (anyPriority || ref.priority >= 0))) out.push(ref);
+    }
+    return out;
+  }
+
+  /** The sessions that want copies, except those that got the original (XEP-0280 §7: never both). */
+  copyTargets(got: readonly SessionRef[]): SessionRef[] {
+    const out: SessionRef[] = [];
+    if (this.copiers === 0) return out;
+    for (const ref of this.resources.values()) {
+      if (ref.copies && !got.includes(ref)) out.push(ref);
     }
     return out;
   }

@@ -13,7 +13,9 @@ export type BusMessage =
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }
   | { op: "unbind"; address: string; serial: number }
-  | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown }
+  | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown; copies: boolean }
+  /** For the worker holding session `address`: whether another session of its user wants copies (Session.peersWantCopies). */
+  | { op: "copies"; address: string; serial: number; on: boolean }
   /** Tell the worker holding `address` that a newer session replaced it. */
   | { op: "replaced"; address: string; serial: number }
   /** Does the worker have detached session `key` of `protocol`? Answered with "claimed" to `from`. */

@@ -33,12 +33,15 @@ export class BusWire {
       case "bind": {
         const r = msg.ref;
         presence = this.payloadOf(r.protocol, r.presence);
-        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority];
+        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told];
         break;
       }
       case "presence":
         presence = this.payloadOf(msg.protocol, msg.presence);
-        head = [msg.op, msg.address, msg.serial, msg.available, msg.priority, msg.protocol];
+        head = [msg.op, msg.address, msg.serial, msg.available, msg.priority, msg.protocol, msg.copies];
+        break;
+      case "copies":
+        head = [msg.op, msg.address, msg.serial, msg.on];
         break;
       case "unbind":
       case "replaced":
@@ -101,14 +104,16 @@ export class BusWire {
       case "session":
         return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
       case "bind": {
-        const [, address, resource, workerId, serial, protocol, available, priority] = head as [string, string, string, string, number, string, boolean, number];
-        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0 };
+        const [, address, resource, workerId, serial, protocol, available, priority, copies, told] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean];
+        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, copies, told };
         return { op, ref };
       }
       case "presence": {
-        const [, address, serial, available, priority, protocol] = head as [string, string, number, boolean, number, string];
-        return { op, address, serial, available, priority, protocol, presence: this.valueOf(protocol, presence) };
+        const [, address, serial, available, priority, protocol, copies] = head as [string, string, number, boolean, number, string, boolean];
+        return { op, address, serial, available, priority, protocol, presence: this.valueOf(protocol, presence), copies };
       }
+      case "copies":
+        return { op, address: head[1] as string, serial: head[2] as number, on: head[3] as boolean };
       case "unbind":
       case "replaced":
         return { op, address: head[1] as string, serial: head[2] as number };
@@ -145,8 +150,8 @@ export class BusWire {
   }
 
   private handoverOf(h: HandoverHead, presence: Uint8Array | null): Handover {
-    const [protocol, key, address, resource, serial, available, priority, inbound, state] = h;
-    return { protocol, key, address, resource, serial, available, priority, presence: this.valueOf(protocol, presence), inbound, state };
+    const [protocol, key, address, resource, serial, available, priority, wantsCopies, peersWantCopies, inbound, state] = h;
+    return { protocol, key, address, resource, serial, available, priority, presence: this.valueOf(protocol, presence), wantsCopies, peersWantCopies, inbound, state };
   }
 
   private envOf(h: EnvHead, payload: Uint8Array | null): Envelope {
@@ -162,8 +167,8 @@ function envHead(e: Envelope): EnvHead {
 }
 
 /** A Handover but its presence, which travels in the presence bytes. */
-type HandoverHead = [string, string, string, string, number, boolean, number, [string, string, number][], unknown];
+type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number][], unknown];
 
 function handoverHead(h: Handover): HandoverHead {
-  return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.inbound, h.state];
+  return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state];
 }

@@ -28,6 +28,17 @@ export const Flag = {
   EveryResource: 8,
   /** Nobody online to receive it and not stored: the sender gets an error (XMPP groupchat, RFC 6121 §8.5.3.2.1). */
   Bounce: 16,
+  /**
+   * A message whose copies the sender's and the recipient's other sessions may
+   * take (XMPP: eligible for XEP-0280 carbons): each session of either user
+   * that wants copies (Session.wantsCopies) and did not get the message itself
+   * gets one copy, made by the core only when such a session exists.
+   */
+  Copies: 32,
+  /** A copy (Envelope.copy) for the sessions of bare(to) that want copies, other than to's own: "received". */
+  Copy: 64,
+  /** A copy for the sessions of bare(from) that want copies, other than the sender: "sent". */
+  SentCopy: 128,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */
@@ -107,6 +118,15 @@ export class Envelope {
   /** This request as forwarded: carrying the ref of its PendingResponse and its clamped timeout. */
   forwarded(ref: string, ttl: number): Envelope {
     return new Envelope(this.kind, this.id, ref, "", this.from, this.to, this.protocol, this.payload, ttl, this.flags, "");
+  }
+
+  /**
+   * This message as a copy for the other sessions of its recipient (Flag.Copy)
+   * or its sender (Flag.SentCopy): same from, to and payload, and no other
+   * flag, so that a copy is never stored, bounced or copied again.
+   */
+  copy(flag: typeof Flag.Copy | typeof Flag.SentCopy): Envelope {
+    return new Envelope(this.kind, this.id, "", "", this.from, this.to, this.protocol, this.payload, 0, flag, "");
   }
 
   /** This answer readdressed: to `to`, answering `responseFor` (the ref on the bus, the asker's own id on delivery). */

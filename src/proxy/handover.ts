@@ -82,6 +82,8 @@ export class HandoverDesk implements Handovers {
     claimant.available = h.available;
     claimant.priority = h.priority;
     claimant.presence = h.presence;
+    claimant.wantsCopies = h.wantsCopies;
+    claimant.peersWantCopies = h.peersWantCopies;
     const now = monotonicMs();
     // Deadlines travel as time left: each process has its own monotonic clock.
     for (const [key, ref, left] of h.inbound) claimant.inbound.set(key, { ref, deadline: now + left });
@@ -200,6 +202,6 @@ export class HandoverDesk implements Handovers {
       if (this.host.sessions.get(s.address) === s) this.host.sessions.delete(s.address);
       this.forgotten(s);
     }, FORWARD_GRACE_MS).unref();
-    return { protocol: s.protocol, key, address: s.address, resource: s.resource, serial: s.serial, available: s.available, priority: s.priority, presence: s.presence, inbound, state };
+    return { protocol: s.protocol, key, address: s.address, resource: s.resource, serial: s.serial, available: s.available, priority: s.priority, presence: s.presence, wantsCopies: s.wantsCopies, peersWantCopies: s.peersWantCopies, inbound, state };
   }
 }

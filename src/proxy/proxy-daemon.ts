@@ -46,6 +46,8 @@ export class ProxyStats {
   undeliverable = 0;
   /** Messages nobody could take or store, returned to their sender with an error. */
   bounced = 0;
+  /** Copies made for sessions that want them (Flag.Copies): one per message and user, however many sessions take it. */
+  copies = 0;
 }
 
 /**
@@ -76,7 +78,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.self = bus.workerId;
     this.refPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
-    this.owner = new ChannelOwner(this);
+    this.owner = new ChannelOwner(this, this.stats);
     this.handovers = new HandoverDesk({
       workerId: this.self,
       hostPeers: () => (this.bus.membership().hosts[this.bus.hostAddress] ?? []).filter((w) => w !== this.self),
@@ -149,6 +151,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       priority: s.priority,
       protocol: s.protocol,
       presence: s.presence,
+      copies: s.wantsCopies,
     });
   }
 
@@ -182,8 +185,16 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.answerFrom(s, env);
       default:
         this.stats.messages++;
-        return this.route(env);
+        this.route(env);
+        // XEP-0280 sent carbons in neutral terms: only when the owner said another session of the sender wants copies.
+        if ((env.flags & Flag.Copies) !== 0 && s.peersWantCopies) this.copyToOwner(s.bare, env, Flag.SentCopy);
     }
+  }
+
+  /** A copy goes to the owner of the user whose sessions take it, never straight to a session here (route's shortcut). */
+  private copyToOwner(bare: string, env: Envelope, flag: typeof Flag.Copy | typeof Flag.SentCopy): void {
+    this.stats.copies++;
+    this.toOwnerOf(bare, { op: "owner", env: env.copy(flag) });
   }
 
   private request(s: Session, env: Envelope): void {
@@ -222,7 +233,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // Sessions are keyed by full address: a bare one cannot match, and a lookup of a fresh string is not free.
     if (to.indexOf("/") > 0) {
       const local = this.sessions.get(to);
-      if (local !== undefined) return this.deliverLocal(local, env);
+      if (local !== undefined) {
+        this.deliverLocal(local, env);
+        // The owner was skipped, so it made no copies for the recipient's other sessions: ask it, if anyone wants them.
+        if ((env.flags & Flag.Copies) !== 0 && local.peersWantCopies) this.copyToOwner(local.bare, env, Flag.Copy);
+        return;
+      }
     }
     // The owner is usually this worker: then no bus message is made for it.
     const owner = this.router.ownerOf(bareOf(to));
@@ -254,7 +270,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "unbind":
         return this.owner.unbind(msg.address, msg.serial);
       case "presence":
-        return this.owner.presence(msg.address, msg.serial, msg.available, msg.priority, msg.presence);
+        return this.owner.presence(msg.address, msg.serial, msg.available, msg.priority, msg.presence, msg.copies);
+      case "copies": {
+        const s = this.sessions.get(msg.address);
+        if (s !== undefined && s.serial === msg.serial) s.peersWantCopies = msg.on;
+        return;
+      }
       case "replaced": {
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial) this.replacedHere(s);
@@ -301,6 +322,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   local(address: string): Session | undefined {
     return this.sessions.get(address);
+  }
+
+  peersWantCopies(ref: SessionRef, on: boolean): void {
+    if (ref.workerId !== this.self) return this.bus.send(ref.workerId, { op: "copies", address: ref.address, serial: ref.serial, on });
+    const s = ref.session ?? this.sessions.get(ref.address);
+    if (s !== undefined && s.serial === ref.serial) s.peersWantCopies = on;
   }
 
   private deliverLocal(s: Session, env: Envelope): void {
@@ -403,6 +430,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       presence: s.presence,
       session: null,
       seq: 0,
+      copies: s.wantsCopies,
+      // What it was told by an owner before: a new owner corrects it if that no longer holds.
+      told: s.peersWantCopies,
     };
   }
 

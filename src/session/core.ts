@@ -14,7 +14,7 @@ export interface Core {
    * did (presence broadcast, roster pushes). `env.from` is already stamped.
    */
   submit(s: Session, env: Envelope): void;
-  /** Availability, priority or presence of the session changed (XMPP presence; relay sessions are always available). */
+  /** Availability, priority, presence or wantsCopies of the session changed (XMPP presence, carbons; relay sessions are always available). */
   presenceChanged(s: Session): void;
   /** The session's connection is gone: what was asked of it fails at once, what it asked is forgotten. */
   detach(s: Session): void;
@@ -45,6 +45,9 @@ export interface Handover {
   available: boolean;
   priority: number;
   presence: unknown;
+  /** Session.wantsCopies and peersWantCopies (XMPP carbons, in the core's terms). */
+  wantsCopies: boolean;
+  peersWantCopies: boolean;
   /** Requests delivered to the session and not answered: [requestKey, ref, ms left]. */
   inbound: [string, string, number][];
   /** The protocol's state, JSON-able (XMPP: counters, unacknowledged stanzas, directed presence). */

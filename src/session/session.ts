@@ -38,6 +38,10 @@ export abstract class Session implements Requester {
   priority = 0;
   /** The protocol's last presence payload, answered to probes. */
   presence: unknown = null;
+  /** Takes copies of what the user's other sessions send and receive (XMPP: XEP-0280 carbons); told to the owner with presence. */
+  wantsCopies = false;
+  /** Set by the owner: another session of this user wants copies, so what this one sends or receives is copied (Flag.Copies). */
+  peersWantCopies = false;
   bound = false;
   closed = false;
 

@@ -70,8 +70,8 @@ export interface ClientSession {
   presence: unknown;
   /** Requested the roster: receives roster pushes (RFC 6121 §2.1.6 "interested resource"). */
   rosterRequested: boolean;
-  /** Enabled XEP-0280 Message Carbons: takes copies of the user's other resources' chats. */
-  carbons: boolean;
+  /** Enabled XEP-0280 Message Carbons: takes copies of the user's other resources' chats (told to the core with presenceChanged). */
+  wantsCopies: boolean;
   /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */
   readonly directed: Set<string>;
   /** Set by a module that must see deliveries (XEP-0352); null: everything is written at once. */

@@ -13,11 +13,6 @@ export interface StanzaEvent extends SessionEvent {
   /** The canonical `to` (empty: none given). */
   to: string;
 }
-export interface DeliveredEvent extends SessionEvent {
-  stanza: Element;
-  /** The sender's full JID, as the core carried it. */
-  from: string;
-}
 export interface IqEvent extends StanzaEvent {
   type: "get" | "set";
   /** The one child of a get or set, and its namespace. */
@@ -42,12 +37,6 @@ export interface Events {
   "message/host": StanzaEvent;
   "message/bare": StanzaEvent;
   "message/full": StanzaEvent;
-  /**
-   * The core delivered a message stanza addressed to this session's own full JID
-   * (not a bare-JID delivery, not a fallback from an offline resource); `stanza`
-   * is the payload as sent, shared with nobody else's stream. XEP-0280 received carbons.
-   */
-  "message/delivered": DeliveredEvent;
   /** Presence with no `to`: broadcast (RFC 6121 §4.2, §4.4, §4.5). */
   "presence/broadcast": StanzaEvent;
   "presence/host": StanzaEvent;
@@ -80,7 +69,6 @@ export const Ev = {
   MessageHost: "message/host",
   MessageBare: "message/bare",
   MessageFull: "message/full",
-  MessageDelivered: "message/delivered",
   PresenceBroadcast: "presence/broadcast",
   PresenceHost: "presence/host",
   PresenceBare: "presence/bare",

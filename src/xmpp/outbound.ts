@@ -2,14 +2,14 @@ import { Element } from "ltx";
 import { type Envelope, ErrorCode, Flag, Kind } from "../envelope/envelope.js";
 import { NS } from "./ns.js";
 import { conditionForCode, errorElement, stanzaError } from "./errors.js";
-import { parseOne, serializeWith } from "./stanza.js";
+import { parseOne, serialize, serializeWith } from "./stanza.js";
 
 /** What serializing needs to know of the session it writes for. */
 export interface Recipient {
   readonly address: string;
   readonly bare: string;
   readonly rosterRequested: boolean;
-  readonly carbons: boolean;
+  readonly wantsCopies: boolean;
 }
 
 /** A stanza made by XMPP (or nothing), as opposed to another protocol's payload. */
@@ -34,10 +34,9 @@ function fromXmpp(s: Recipient, env: Envelope, el: Element | null): string | nul
       if (el === null) return null;
       // A roster push travels to the bare JID; only interested resources take it (RFC 6121 §2.1.6).
       if (el.name === "iq") return s.rosterRequested ? serializeWith(el, { to: s.address }) : null;
-      // A carbon copy (modules/carbons.ts) travels the same way: only carbons-enabled resources other than
-      // the one that sent or received the original (its `from`) take it, from the user's bare JID (XEP-0280 §6, §11).
-      if ((env.flags & Flag.EveryResource) !== 0) return s.carbons && env.from !== s.address ? serializeWith(el, { from: s.bare, to: s.address }) : null;
-      // XEP-0280 §6: <private/> is removed before delivery. Most messages have one child: no scan.
+      // A copy the core made for a session that wants copies (modules/carbons.ts); not after a <disable/> that crossed it.
+      if ((env.flags & (Flag.Copy | Flag.SentCopy)) !== 0) return s.wantsCopies ? carbon(s, env, el) : null;
+      // XEP-0280 §9: <private/> is removed before delivery. Most messages have one child: no scan.
       return serializeWith((el.children.length > 1 && withoutPrivate(el)) || el, { from: env.from, to: env.to });
     case Kind.Presence:
       return el === null ? null : serializeWith(el, { from: env.from, to: env.to });
@@ -105,7 +104,24 @@ function errorText(code: string): string {
   }
 }
 
-/** XEP-0280 §6: <private/> is for the server; the recipient gets the message without it. Null when there is none. */
+/**
+ * XEP-0280 §7, §8: the original as XEP-0297 forwarded it (in jabber:client, as
+ * it travelled), wrapped in <received/> or <sent/>, from the user's bare JID to
+ * this resource (§11: clients ignore carbons from anyone else). The original's
+ * content is shared, not copied.
+ */
+function carbon(s: Recipient, env: Envelope, el: Element): string {
+  const inner = new Element("message", { ...el.attrs, xmlns: NS.CLIENT, from: env.from, to: env.to });
+  inner.children = el.children;
+  const attrs: Record<string, string> = { from: s.bare, to: s.address };
+  // §7: the wrapper keeps the type.
+  if (el.attrs.type !== undefined) attrs.type = el.attrs.type;
+  const outer = new Element("message", attrs);
+  outer.c((env.flags & Flag.SentCopy) !== 0 ? "sent" : "received", { xmlns: NS.CARBONS }).c("forwarded", { xmlns: NS.FORWARD }).cnode(inner);
+  return serialize(outer);
+}
+
+/** XEP-0280 §9: <private/> is for the server; the recipient gets the message without it. Null when there is none. */
 export function withoutPrivate(el: Element): Element | null {
   const kids = el.children;
   let at = -1;

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { SecureContext } from "node:tls";
-import { Element } from "ltx";
+import type { Element } from "ltx";
 import { Session } from "../session/session.js";
 import { PeerWatch } from "../session/peer-watch.js";
-import { Flag, Kind, type Envelope } from "../envelope/envelope.js";
+import { Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import type { StreamSink } from "./stream/parser.js";
 import { MessageFraming, StreamFraming, type Framing } from "./stream/framing.js";
@@ -35,7 +35,6 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   user = "";
   authFailures = 0;
   rosterRequested = false;
-  carbons = false;
   readonly directed = new Set<string>();
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
@@ -330,13 +329,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
       }
       if (this.acks !== null) this.acks.sent(wire);
     }
-    if (env.to === this.address && env.kind === Kind.Message) this.deliveredHere(env);
     return true;
-  }
-
-  /** A message that reached this very resource at its full JID: the carbons module copies it to the others. Kept out of deliver() so that stays small. */
-  private deliveredHere(env: Envelope): void {
-    if (isStanza(env) && (env.flags & Flag.EveryResource) === 0) this.x.hooks.fire(Ev.MessageDelivered, { session: this, stanza: env.payload as Element, from: env.from });
   }
 
   override endIfSuspended(): void {

@@ -5,7 +5,7 @@ import { StanzaCondition } from "../errors.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 
 /** What the server implements, and nothing more (clients act on it). */
-// XEP-0280 §2: clients ask the server (not the account) whether it does carbons.
+// XEP-0280 §3: clients ask the server (not the account) whether it does carbons.
 const SERVER_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.CARBONS];
 const ACCOUNT_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.ROSTER];
 

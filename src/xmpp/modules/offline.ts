@@ -50,11 +50,14 @@ function toStored(env: Envelope, domain: string): string | null {
  * A message written to a session that never acknowledged it (XEP-0198) and
  * ended: chat and normal ones are stored for the user with a delay stamp (unless
  * they carry one already); the rest is dropped (RFC 6121 §8.5.2.1.1, §8.5.3.2.1).
- * True when stored.
+ * So is a carbon copy (XEP-0280): its original reached, or is stored for, the
+ * resource it went to, and the next session may not have enabled carbons
+ * (§2: a client that did not ask gets no carbons). True when stored.
  */
 export function storeUnacked(x: XmppContext, user: string, el: Element): boolean {
   const type = el.attrs.type ?? "normal";
   if (el.name !== "message" || (type !== "chat" && type !== "normal")) return false;
+  if (isCarbon(el)) return false;
   if (el.getChild("delay", NS.DELAY) === undefined) el.c("delay", { xmlns: NS.DELAY, from: x.config.domain, stamp: new Date().toISOString() });
   try {
     if (!x.store.pushOffline(user, el.toString(), x.config.xmpp.offlineQueueMax)) return false;
@@ -64,6 +67,14 @@ export function storeUnacked(x: XmppContext, user: string, el: Element): boolean
     x.log.warn("unacknowledged message not stored", { user, error: (e as Error).message });
     return false;
   }
+}
+
+/** A copy written by outbound.ts: <received/> or <sent/> in the carbons namespace, a child of the message. */
+function isCarbon(el: Element): boolean {
+  for (const c of el.children) {
+    if (typeof c !== "string" && c.attrs.xmlns === NS.CARBONS && (c.name === "received" || c.name === "sent")) return true;
+  }
+  return false;
 }
 
 export function offlineModule(hooks: Hooks, x: XmppContext): void {

@@ -29,7 +29,6 @@ interface SmState {
   unacked: string[];
   directed: string[];
   rosterRequested: boolean;
-  carbons: boolean;
 }
 
 /** What a claimant worker asks with. */
@@ -137,7 +136,6 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.continueFrom(h, waitMs);
     for (const d of st.directed) s.directed.add(d);
     s.rosterRequested = st.rosterRequested;
-    s.carbons = st.carbons;
     const acks = new Acks(s, cfg, h.key);
     acks.restore(st.handled, st.acked, st.unacked);
     s.acks = acks;
@@ -154,7 +152,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     let bytes = 0;
     for (const w of unacked) bytes += w.length;
     if (bytes > MAX_HANDOVER_BYTES) return null;
-    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, directed: [...s.directed], rosterRequested: s.rosterRequested, carbons: s.carbons };
+    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, directed: [...s.directed], rosterRequested: s.rosterRequested };
   }
 
   x.core.handovers.resumer("xmpp", {

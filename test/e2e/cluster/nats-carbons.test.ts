@@ -65,8 +65,22 @@ describe("carbons across workers over a NATS bus", { skip: HAVE_NATS ? false : "
     clients.push(phone, desk, b);
     // Desk's presence reached phone through the owner (b): both are bound and available there.
     await phone.waitFor((el) => el.is("presence") && el.attrs.from === desk.jid);
+    const copies = () => [...workers.values()].reduce((n, s) => n + s.proxy.stats.copies, 0);
+    const told = (w: string, jid: string) => workers.get(w)!.proxy.sessions.get(jid)?.peersWantCopies;
+
+    // Nobody wants copies yet: none is made on either worker, whichever way a message goes.
+    await b.c.send(xml("message", { to: phone.jid, type: "chat", id: "n1" }, xml("body", {}, "shortcut on a")));
+    await b.c.send(xml("message", { to: desk.jid, type: "chat", id: "n2" }, xml("body", {}, "through the owner")));
+    await phone.c.send(xml("message", { to: `${bob}@localhost`, type: "chat", id: "n3" }, xml("body", {}, "sent")));
+    await b.waitFor((el) => el.is("message") && el.attrs.id === "n3");
+    await phone.waitFor((el) => el.is("message") && el.attrs.id === "n1");
+    await desk.waitFor((el) => el.is("message") && el.attrs.id === "n2");
+    assert.equal(copies(), 0);
+
     await phone.c.iqCaller.set(xml("enable", { xmlns: CARBONS }));
     await desk.c.iqCaller.set(xml("enable", { xmlns: CARBONS }));
+    // The owner (b) tells each worker that the other resource wants copies: a bus hop after the enable's result.
+    await waitUntil(() => told("a", phone.jid) === true && told("b", desk.jid) === true, 5000, "both told that the other wants copies", 10);
 
     const carbonOf = (dir: string, id: string) => (el: any) =>
       el.is("message") && el.attrs.from === `${alice}@localhost` && el.getChild(dir, CARBONS)?.getChild("forwarded", "urn:xmpp:forward:0")?.getChild("message")?.attrs.id === id;
@@ -91,5 +105,30 @@ describe("carbons across workers over a NATS bus", { skip: HAVE_NATS ? false : "
       const extra = c.stanzas.filter((el) => el.is("message") && (el.attrs.id === "x3" || el.getChild("received", CARBONS) || el.getChild("sent", CARBONS)));
       assert.deepEqual(extra.map(String), []);
     }
+  });
+
+  test("to the bare JID, owned on the other worker: a resource with negative priority that enabled carbons gets one copy", { timeout: 30_000 }, async () => {
+    const alice = USERS.filter((u) => ownerOf(u) === "b")[1];
+    const bob = USERS.filter((u) => ownerOf(u) === "a")[1];
+    const top = await online(port("b"), alice, `${alice}-pw`, { resource: "top" });
+    const low = await online(port("a"), alice, `${alice}-pw`, { resource: "low", presence: false });
+    const b = await online(port("a"), bob, `${bob}-pw`, { resource: "b" });
+    clients.push(top, low, b);
+    await low.c.send(xml("presence", {}, xml("priority", {}, "-1")));
+    await low.c.iqCaller.set(xml("enable", { xmlns: CARBONS }));
+    // bob is on a, like low: his messages reach the owner (b) behind low's carbons update, on the same bus path.
+    const received = (id: string) => (el: any) => el.getChild("received", CARBONS)?.getChild("forwarded", "urn:xmpp:forward:0")?.getChild("message")?.attrs.id === id;
+    for (const id of ["y1", "y2", "y3"]) await b.c.send(xml("message", { to: `${alice}@localhost`, type: "chat", id }, xml("body", {}, id)));
+    for (const id of ["y1", "y2", "y3"]) {
+      await top.waitFor((el) => el.is("message") && el.attrs.id === id);
+      const copy = await low.waitFor(received(id));
+      assert.equal(copy.attrs.from, `${alice}@localhost`);
+      assert.equal(copy.attrs.to, low.jid);
+    }
+    // Barrier on both paths: bob's next message to top, copied to low.
+    await b.c.send(xml("message", { to: top.jid, type: "chat", id: "y4" }, xml("body", {}, "barrier")));
+    await top.waitFor((el) => el.is("message") && el.attrs.id === "y4");
+    await low.waitFor(received("y4"));
+    for (const c of [top, low]) assert.deepEqual(c.stanzas.filter((el) => el.is("message")).map(String), [], c.jid);
   });
 });

@@ -16,7 +16,7 @@ let ts: TestServer;
 let phone: Online, desk: Online, legacy: Online, bob: Online;
 
 before(async () => {
-  ts = await startXmppServer({}, { alice: "a-pass", bob: "b-pass" });
+  ts = await startXmppServer({}, { alice: "a-pass", bob: "b-pass", carol: "c-pass" });
   const port = ts.port("xmpp", "tcp");
   phone = await online(port, "alice", "a-pass", { resource: "phone" });
   desk = await online(port, "alice", "a-pass", { resource: "desk" });
@@ -107,8 +107,75 @@ test("a resource that did not enable gets no carbons; a message to the bare JID 
   // The legacy resource's received message is copied to the others, though it did not enable carbons itself.
   await desk.waitFor(isCarbonOf("received", "l1"));
   await phone.waitFor(isCarbonOf("received", "l1"));
+  // And what it sends (§8: whether or not the sender enabled carbons).
+  await legacy.c.send(chat("bob@localhost", "l2"));
+  await bob.waitFor(isMsg("l2"));
+  await desk.waitFor(isCarbonOf("sent", "l2"));
+  await phone.waitFor(isCarbonOf("sent", "l2"));
   assert.deepEqual(anyCarbon(legacy), []);
   for (const c of [phone, desk, legacy]) assert.equal(c.stanzas.filter((el) => isMsg("b1")(el) || isCarbonOf("received", "b1")(el)).length, 0);
+});
+
+test("to the bare JID: resources outside RFC 6121's targets that enabled carbons get one <received/> copy, the targets none", { timeout: 10_000 }, async () => {
+  const port = ts.port("xmpp", "tcp");
+  // Bound without initial presence (not available), and available with a negative priority: neither takes bare-JID chat (§8.5.2.1.1).
+  const shy = await online(port, "alice", "a-pass", { resource: "shy", presence: false });
+  const low = await online(port, "alice", "a-pass", { resource: "low", presence: false });
+  try {
+    await low.c.send(xml("presence", {}, xml("priority", {}, "-1")));
+    for (const c of [shy, low]) await c.c.iqCaller.set(xml("enable", { xmlns: CARBONS }));
+    await bob.c.send(chat("alice@localhost", "b2"));
+    for (const c of [phone, desk, legacy]) await c.waitFor(isMsg("b2"));
+    for (const c of [shy, low]) {
+      const copy = await c.waitFor(isCarbonOf("received", "b2"));
+      assert.equal(copy.attrs.from, "alice@localhost");
+      assert.equal(copy.attrs.to, c.jid);
+      assert.equal(copy.attrs.type, "chat");
+      const inner = carbon(copy, "received");
+      assert.equal(inner.attrs.to, "alice@localhost", "the original was addressed to the bare JID");
+      assert.equal(inner.attrs.from, bob.jid);
+    }
+    // A message to an offline resource goes as to the bare JID (RFC 6121 §8.5.3.2.1): copied the same way.
+    await bob.c.send(chat("alice@localhost/gone", "b3"));
+    for (const c of [phone, desk, legacy]) await c.waitFor(isMsg("b3"));
+    for (const c of [shy, low]) assert.equal(carbon(await c.waitFor(isCarbonOf("received", "b3")), "received").attrs.to, "alice@localhost/gone");
+    // Barrier: a later copy on the same path has arrived at each; nothing else of b2 or b3 came before it.
+    await bob.c.send(chat("alice@localhost/legacy", "b-barrier"));
+    for (const c of [phone, desk, shy, low]) await c.waitFor(isCarbonOf("received", "b-barrier"));
+    const extra = (c: Online) => c.stanzas.filter((el) => /^b[23]$/.test(el.attrs.id ?? "") || /^b[23]$/.test(carbon(el, "received")?.attrs.id ?? ""));
+    for (const c of [phone, desk, legacy, shy, low]) assert.deepEqual(extra(c).map(String), [], c.jid);
+  } finally {
+    await Promise.all([shy.stop(), low.stop()]);
+  }
+});
+
+test("no copy is made while no other resource of the user wants one", { timeout: 10_000 }, async () => {
+  const port = ts.port("xmpp", "tcp");
+  const x = await online(port, "carol", "c-pass", { resource: "x" });
+  const y = await online(port, "carol", "c-pass", { resource: "y" });
+  try {
+    const stats = ts.server.proxy.stats;
+    const made = stats.copies;
+    // x's own carbons are not "another resource" for what x sends or receives.
+    await x.c.iqCaller.set(xml("enable", { xmlns: CARBONS }));
+    await bob.c.send(chat("carol@localhost/x", "c1"));
+    await x.waitFor(isMsg("c1"));
+    await x.c.send(chat("bob@localhost", "c2"));
+    await bob.waitFor(isMsg("c2"));
+    await bob.c.send(chat("carol@localhost", "c3"));
+    await x.waitFor(isMsg("c3"));
+    await y.waitFor(isMsg("c3"));
+    assert.equal(stats.copies, made, "no copy envelope was made");
+    // What y receives or sends, x wants: one copy each.
+    await bob.c.send(chat("carol@localhost/y", "c4"));
+    await x.waitFor(isCarbonOf("received", "c4"));
+    await y.c.send(chat("bob@localhost", "c5"));
+    await x.waitFor(isCarbonOf("sent", "c5"));
+    assert.equal(stats.copies, made + 2);
+    assert.deepEqual(anyCarbon(y), []);
+  } finally {
+    await Promise.all([x.stop(), y.stop()]);
+  }
 });
 
 test("disable stops them", { timeout: 10_000 }, async () => {

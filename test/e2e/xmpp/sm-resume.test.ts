@@ -213,3 +213,29 @@ test("@xmpp/client: its TCP connection is destroyed mid-conversation, it resumes
     await bob.stop();
   }
 });
+
+test("the window passes: carbon copies it never acknowledged are not stored offline (their originals went elsewhere)", { timeout: 20_000 }, async () => {
+  const { r: phone } = await resumable("alice", "a-pass", "carbons");
+  const desk = await online(port, "alice", "a-pass", { resource: "desk2" });
+  const bob = await online(port, "bob", "b-pass", { resource: "cc", presence: false });
+  try {
+    phone.send("<iq type='set' id='cc1'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    await phone.until(/id=["']cc1["']/);
+    phone.text = "";
+    await bob.c.send(xml("message", { to: desk.jid, type: "chat", id: "to-desk" }, xml("body", {}, "for the desk")));
+    await desk.waitFor((el) => el.is("message") && el.attrs.id === "to-desk");
+    await phone.until(/<received xmlns=["']urn:xmpp:carbons:2["']>/);
+    const stored = ts.server.metrics.offlineStored;
+    const ended = ts.server.metrics.listener("xmpp", "tcp").sessionsEnded;
+    phone.destroy();
+    await waitUntil(() => ts.server.metrics.listener("xmpp", "tcp").sessionsEnded > ended, 6000, "the window passed and the session ended");
+    assert.equal(ts.server.metrics.offlineStored, stored, "the copy was not stored");
+    // The next login (carbons not enabled) gets no copy: a client that did not ask for carbons gets none (XEP-0280 §2).
+    const next = await rawLogin(port, "alice", "a-pass", "next");
+    next.send("<presence/><iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert.doesNotMatch(await next.until(/id=["']after["']/), /urn:xmpp:carbons:2/);
+    next.destroy();
+  } finally {
+    await Promise.all([desk.stop(), bob.stop()]);
+  }
+});

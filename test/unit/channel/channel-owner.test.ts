@@ -12,10 +12,11 @@ interface Said {
   undeliverable: Envelope[];
   routed: Envelope[];
   replaced: string[];
+  told: string[];
 }
 
 function owner(self = "w0"): { o: ChannelOwner; said: Said } {
-  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [] };
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [] };
   const d: Delivery = {
     workerId: self,
     toSession: (ref, env) => void said.to.push(`${ref.resource}@${ref.workerId} ${env.kind}`),
@@ -23,13 +24,14 @@ function owner(self = "w0"): { o: ChannelOwner; said: Said } {
     route: (env) => void said.routed.push(env),
     replaced: (old) => void said.replaced.push(`${old.address}#${old.serial}`),
     local: () => undefined,
+    peersWantCopies: (ref, on) => void said.told.push(`${ref.resource} ${on}`),
   };
   return { o: new ChannelOwner(d), said };
 }
 
 let serial = 0;
-function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null): SessionRef {
-  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, session: null, seq: 0 };
+function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null, copies = false): SessionRef {
+  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, session: null, seq: 0, copies, told: false };
 }
 
 const msg = (to: string, flags = 0) => Envelope.message({ from: "alice@localhost/a", to, protocol: "xmpp", payload: null, flags });
@@ -96,7 +98,7 @@ test("binding an address held on another worker tells the old session; presence 
   // The same worker binding again (its own attach told the old one): nothing to tell.
   o.bind(ref("r", "w2"));
   assert.equal(said.replaced.length, 1);
-  o.presence("bob@localhost/r", old.serial, false, 0, null);
+  o.presence("bob@localhost/r", old.serial, false, 0, null, false);
   o.deliver(msg("bob@localhost"));
   assert.equal(said.to.length, 1, "the stale update did not make it unavailable");
   o.unbind("bob@localhost/r", old.serial);
@@ -117,4 +119,107 @@ test("rehome keeps only what this worker still owns, without sessions on workers
   assert.deepEqual([...o.channels.get("bob@localhost")!.resources.keys()], ["a"]);
   o.unbind("bob@localhost/a", o.channels.get("bob@localhost")!.resources.get("a")!.serial);
   assert.equal(o.channels.size, 0);
+});
+
+// XEP-0280 in neutral terms: the owner's side of copies (Flag.Copies, Copy, SentCopy).
+const chat = (to: string, flags: number = Flag.Copies) => Envelope.message({ from: "alice@localhost/a", to, protocol: "xmpp", payload: null, flags });
+const copiesOf = (said: Said) => said.to.filter((s) => s.endsWith(" copy")).sort();
+
+function copyOwner(): { o: ChannelOwner; said: Said; stats: { copies: number } } {
+  const stats = { copies: 0 };
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [] };
+  const o = new ChannelOwner(
+    {
+      workerId: "w0",
+      toSession: (ref, env) => void said.to.push(`${ref.resource}${env.flags & (Flag.Copy | Flag.SentCopy) ? " copy" : ""}`),
+      undeliverable: (env) => void said.undeliverable.push(env),
+      route: (env) => void said.routed.push(env),
+      replaced: () => {},
+      local: () => undefined,
+      peersWantCopies: (ref, on) => void said.told.push(`${ref.resource} ${on}`),
+    },
+    stats,
+  );
+  return { o, said, stats };
+}
+
+test("a message to the bare address: the targets get it, every other session that wants copies one copy, nobody both", { timeout: 5000 }, () => {
+  const { o, said, stats } = copyOwner();
+  o.bind(ref("top", "w0", true, 5, null, true));
+  o.bind(ref("plain", "w1", true, 0, null, false));
+  o.bind(ref("neg", "w1", true, -1, null, true));
+  o.bind(ref("off", "w2", false, 0, null, true));
+  o.bind(ref("negplain", "w2", true, -1, null, false));
+  o.deliver(chat("bob@localhost"));
+  assert.deepEqual(said.to.filter((s) => !s.endsWith(" copy")).sort(), ["plain", "top"]);
+  assert.deepEqual(copiesOf(said), ["neg copy", "off copy"]);
+  assert.equal(stats.copies, 1, "one copy envelope, however many sessions take it");
+  // Without Flag.Copies (a headline, a <private/> message): no copies.
+  said.to = [];
+  o.deliver(msg("bob@localhost"));
+  assert.deepEqual(copiesOf(said), []);
+  // Nobody can take the original (stored offline): the sessions that want copies still get one.
+  const { o: o2, said: s2 } = copyOwner();
+  o2.bind(ref("neg", "w1", true, -1, null, true));
+  o2.deliver(chat("bob@localhost", Flag.Copies | Flag.Offline));
+  assert.equal(s2.undeliverable.length, 1);
+  assert.deepEqual(s2.to, ["neg copy"]);
+});
+
+test("a message to a full address: the others that want copies get one; to an offline one with BareFallback, as to the bare address", { timeout: 5000 }, () => {
+  const { o, said } = copyOwner();
+  o.bind(ref("a", "w0", true, 0, null, true));
+  o.bind(ref("b", "w1", true, 0, null, true));
+  o.bind(ref("c", "w1", true, 0, null, false));
+  o.deliver(chat("bob@localhost/a"));
+  assert.deepEqual(said.to.sort(), ["a", "b copy"]);
+  said.to = [];
+  o.deliver(chat("bob@localhost/gone", Flag.Copies | Flag.BareFallback | Flag.Offline));
+  assert.deepEqual(said.to.sort(), ["a", "b", "c"], "every target has the original: no copies");
+});
+
+test("nobody else wants copies: none is made; a copy made elsewhere reaches only the others that want one", { timeout: 5000 }, () => {
+  const { o, said, stats } = copyOwner();
+  o.bind(ref("a", "w0", true, 0, null, true));
+  o.bind(ref("b", "w1", true, -1, null, false));
+  o.deliver(chat("bob@localhost/a"));
+  o.deliver(chat("bob@localhost"));
+  assert.equal(stats.copies, 0);
+  assert.deepEqual(copiesOf(said), []);
+  o.bind(ref("c", "w2", true, 0, null, true));
+  said.to = [];
+  // Flag.Copy: a recipient reached at its full address on the sender's worker; Flag.SentCopy: what a has sent.
+  o.deliver(Envelope.message({ from: "carol@localhost/x", to: "bob@localhost/a", protocol: "xmpp", payload: null, flags: Flag.Copies }).copy(Flag.Copy));
+  o.deliver(Envelope.message({ from: "bob@localhost/a", to: "carol@localhost", protocol: "xmpp", payload: null, flags: Flag.Copies }).copy(Flag.SentCopy));
+  assert.deepEqual(said.to, ["c copy", "c copy"]);
+  assert.equal(stats.copies, 0, "those were counted where they were made");
+  assert.equal(said.undeliverable.length, 0);
+});
+
+test("each session is told whether another session of its user wants copies, only when that changes", { timeout: 5000 }, () => {
+  const { o, said } = copyOwner();
+  const a = ref("a", "w0");
+  const b = ref("b", "w1");
+  o.bind(a);
+  o.bind(b);
+  assert.deepEqual(said.told, []);
+  o.presence(a.address, a.serial, true, 0, null, true);
+  assert.deepEqual(said.told, ["b true"], "a itself is the only one: not told");
+  o.presence(b.address, b.serial, true, 0, null, true);
+  assert.deepEqual(said.told, ["b true", "a true"]);
+  // A presence change that keeps copies as they are tells nobody.
+  o.presence(b.address, b.serial, true, 3, null, true);
+  assert.equal(said.told.length, 2);
+  const c = ref("c", "w2");
+  o.bind(c);
+  assert.deepEqual(said.told.slice(2), ["c true"]);
+  o.unbind(b.address, b.serial);
+  assert.deepEqual(said.told.slice(3), ["a false"]);
+  // A session binding again (a new owner after a ring change) says what it was told; the owner corrects it.
+  said.told = [];
+  o.bind({ ...ref("d", "w3"), told: true });
+  assert.deepEqual(said.told, [], "a wants copies: d was right");
+  o.bind({ ...ref("e", "w3"), address: "bob@localhost/e", told: true });
+  o.presence(a.address, a.serial, true, 0, null, false);
+  assert.deepEqual(said.told.sort(), ["c false", "d false", "e false"]);
 });

@@ -4,7 +4,7 @@ import { UserChannel, type SessionRef } from "../../../src/channel/user-channel.
 import { Flag, Kind } from "../../../src/envelope/envelope.js";
 
 let serial = 1000;
-function ref(resource: string, available: boolean, priority: number): SessionRef {
+function ref(resource: string, available: boolean, priority: number, copies = false): SessionRef {
   return {
     address: `alice@localhost/${resource}`,
     resource,
@@ -16,6 +16,8 @@ function ref(resource: string, available: boolean, priority: number): SessionRef
     presence: null,
     session: null,
     seq: 0,
+    copies,
+    told: false,
   };
 }
 
@@ -74,11 +76,37 @@ test("bind returns the replaced ref; unbind and update need the current serial",
   assert.equal(ch.bind(second), first);
   // The old session's late unbind or presence must not touch the new one.
   assert.equal(ch.unbind("r", first.serial), false);
-  assert.equal(ch.update("r", first.serial, false, -1, "x"), undefined);
+  assert.equal(ch.update("r", first.serial, false, -1, "x", false), undefined);
   assert.equal(ch.resources.get("r"), second);
-  assert.equal(ch.update("r", second.serial, false, 4, "p"), second);
+  assert.equal(ch.update("r", second.serial, false, 4, "p", false), second);
   assert.deepEqual([second.available, second.priority, second.presence], [false, 4, "p"]);
   assert.equal(ch.unbind("r", second.serial), true);
   assert.equal(ch.empty, true);
   assert.equal(ch.unbind("nope", 1), false);
+});
+
+test("copiers: counted through bind, replacement, update and unbind; copyTargets leaves out who got the original", () => {
+  const ch = new UserChannel("alice@localhost");
+  const a = ref("a", true, 0, true);
+  const b = ref("b", true, -1, false);
+  ch.bind(a);
+  ch.bind(b);
+  assert.equal(ch.copiers, 1);
+  assert.deepEqual(ch.copyTargets([a]), []);
+  assert.deepEqual(ch.copyTargets([]), [a]);
+  assert.equal(ch.update("b", b.serial, true, -1, null, true), b);
+  assert.equal(ch.copiers, 2);
+  // The same value again changes nothing.
+  ch.update("b", b.serial, true, -1, null, true);
+  assert.equal(ch.copiers, 2);
+  assert.deepEqual(ch.copyTargets([a]), [b]);
+  // A new session at a's resource that does not want copies replaces one that did.
+  const a2 = ref("a", true, 0, false);
+  ch.bind(a2);
+  assert.equal(ch.copiers, 1);
+  assert.equal(ch.unbind("a", a.serial), false, "a stale unbind");
+  assert.equal(ch.copiers, 1);
+  ch.unbind("b", b.serial);
+  assert.equal(ch.copiers, 0);
+  assert.deepEqual(ch.copyTargets([]), []);
 });

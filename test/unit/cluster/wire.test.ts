@@ -42,13 +42,15 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
   const bind = roundTrip({
     op: "bind",
-    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0 },
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0, copies: true, told: false },
   }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.workerId, "h-w1");
   assert.equal(bind.ref.priority, -1);
+  assert.deepEqual([bind.ref.copies, bind.ref.told], [true, false]);
   assert.equal((bind.ref.presence as Element).toString(), presence.toString());
-  const upd = roundTrip({ op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null }) as Extract<BusMessage, { op: "presence" }>;
-  assert.deepEqual(upd, { op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null });
+  const upd = roundTrip({ op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null, copies: true }) as Extract<BusMessage, { op: "presence" }>;
+  assert.deepEqual(upd, { op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null, copies: true });
+  assert.deepEqual(roundTrip({ op: "copies", address: "a@x/r", serial: 9, on: true }), { op: "copies", address: "a@x/r", serial: 9, on: true });
   assert.deepEqual(roundTrip({ op: "unbind", address: "a@x/r", serial: 9 }), { op: "unbind", address: "a@x/r", serial: 9 });
   assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1 }), { op: "replaced", address: "a@x/r", serial: 1 });
 });
@@ -60,8 +62,8 @@ test("handover ops carry a moving session whole: the core's part, the presence i
   const refused = "<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
   assert.deepEqual(roundTrip({ op: "claimed", token: 8, answer: { kind: "refused", reason: refused } }), { op: "claimed", token: 8, answer: { kind: "refused", reason: refused } });
   const presence = parseStanza(`<presence><show>dnd</show></presence>`);
-  const state = { handled: 4, acked: 2, unacked: ["<message to='alice@x/r'><body>é</body></message>"], directed: ["bob@x"], rosterRequested: true, carbons: false };
-  const handover = { protocol: "xmpp", key: "id-1", address: "alice@x/r", resource: "r", serial: 2 ** 40 + 5, available: true, priority: 5, presence, inbound: [["bob@x/d\u0000q1", "h-w1.12", 2900]] as [string, string, number][], state };
+  const state = { handled: 4, acked: 2, unacked: ["<message to='alice@x/r'><body>é</body></message>"], directed: ["bob@x"], rosterRequested: true };
+  const handover = { protocol: "xmpp", key: "id-1", address: "alice@x/r", resource: "r", serial: 2 ** 40 + 5, available: true, priority: 5, presence, wantsCopies: true, peersWantCopies: false, inbound: [["bob@x/d\u0000q1", "h-w1.12", 2900]] as [string, string, number][], state };
   const ok = roundTrip({ op: "claimed", token: 9, answer: { kind: "ok", handover } }) as Extract<BusMessage, { op: "claimed" }>;
   assert.equal(ok.answer.kind, "ok");
   const h = (ok.answer as { handover: typeof handover }).handover;

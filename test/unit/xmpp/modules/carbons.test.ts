@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parse, type Element } from "ltx";
 import { eligible } from "../../../../src/xmpp/modules/carbons.js";
-import { withoutPrivate } from "../../../../src/xmpp/outbound.js";
+import { toWire, withoutPrivate } from "../../../../src/xmpp/outbound.js";
+import { Envelope, Flag } from "../../../../src/envelope/envelope.js";
 
 // XEP-0280 §6's eligibility and the removal of <private/>, on parsed stanzas.
 const m = (xml: string) => parse(xml) as Element;
@@ -30,4 +31,20 @@ test("withoutPrivate: null when there is none; else a copy without it, the origi
   const out = withoutPrivate(orig)!;
   assert.equal(out.toString(), `<message type="chat" id="1"><body>x</body></message>`);
   assert.equal(orig.children.length, 2);
+});
+
+test("a copy is written as <received/> or <sent/> from the bare JID, the original forwarded in jabber:client; not to a session without carbons", { timeout: 5_000 }, () => {
+  const orig = m("<message type='chat' id='7'><body>a &amp; b</body></message>");
+  const env = Envelope.message({ from: "bob@x/b", to: "alice@x/phone", protocol: "xmpp", payload: orig, flags: Flag.Copies | Flag.Offline });
+  const desk = { address: "alice@x/d'sk", bare: "alice@x", rosterRequested: false, wantsCopies: true };
+  assert.equal(
+    toWire(desk, env.copy(Flag.Copy)),
+    `<message from="alice@x" to="alice@x/d&apos;sk" type="chat"><received xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0">` +
+      `<message type="chat" id="7" xmlns="jabber:client" from="bob@x/b" to="alice@x/phone"><body>a &amp; b</body></message></forwarded></received></message>`,
+  );
+  assert.match(toWire(desk, env.copy(Flag.SentCopy))!, /^<message from="alice@x" to="alice@x\/d&apos;sk" type="chat"><sent xmlns="urn:xmpp:carbons:2">/);
+  assert.equal(toWire({ ...desk, wantsCopies: false }, env.copy(Flag.Copy)), null);
+  // The original itself is written as it is, to whoever it went to.
+  assert.equal(toWire({ ...desk, address: "alice@x/phone" }, env), `<message type="chat" id="7" from="bob@x/b" to="alice@x/phone"><body>a &amp; b</body></message>`);
+  assert.equal(orig.attrs.xmlns, undefined, "the shared original is untouched");
 });
