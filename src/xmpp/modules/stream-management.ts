@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { parse, type Element } from "ltx";
 import type { StreamManagementConfig } from "../../config/config.js";
+import { SmCounts } from "../../metrics/metrics.js";
 import type { XmppContext } from "../context.js";
 import { storeUnacked } from "./offline.js";
 import { CloseReason } from "../../transport/conn.js";
@@ -75,7 +76,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         else {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "");
+          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm);
           if (resume) resumable.set(id, session);
           // §5: max in seconds.
           const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
@@ -113,7 +114,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         // Our own output always parses; nothing to store if it did not.
       }
     }
-    acks.queue.drop(acks.queue.length);
+    acks.discard();
     if (stored > 0 && x.debug) x.log.debug("unacknowledged messages stored offline", { address: session.address, stored });
   });
 }
@@ -144,6 +145,8 @@ export class Acks implements AckTracker {
     private readonly cfg: StreamManagementConfig,
     /** The resumption id; empty: not resumable. */
     readonly id = "",
+    /** The worker's gauge of unacknowledged stanzas (its own when none is given: tests). */
+    private readonly counts = new SmCounts(),
   ) {}
 
   get resumable(): boolean {
@@ -172,6 +175,7 @@ export class Acks implements AckTracker {
 
   sent(wire: string): void {
     this.queue.push(wire);
+    this.counts.unacked++;
     if (this.queue.length > this.cfg.maxUnacked) {
       // Not reading, or not acknowledging what it reads: like a full socket buffer (the listener counts it).
       this.stop();
@@ -198,7 +202,14 @@ export class Acks implements AckTracker {
       throw e;
     }
     this.queue.drop(n);
+    this.counts.unacked -= n;
     this.acked = h;
+  }
+
+  /** The session ended for good: its queue goes (what mattered of it was stored offline first). */
+  discard(): void {
+    this.counts.unacked -= this.queue.length;
+    this.queue.drop(this.queue.length);
   }
 
   stop(): void {
