@@ -24,6 +24,7 @@
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
  *                   10000 users at load/10000 msg/s each (20,000 open files per process).
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
+ *                   (with --sm: its "Stream management" section and docs/img/xmpp-sm.json instead)
  *   --report FILE   rewrite them from a sweep's saved JSON (docs/img/xmpp-sweep.json), running nothing
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
  *   --writer W      Switchboard's io.writerThread: on (default: the thread where the server has two cores,
@@ -36,7 +37,7 @@ import { median, medianRun } from "../lib/stats.js";
 import { waitQuiet } from "../lib/proc.js";
 import { buildPump, runXmpp, type XmppParams, type XmppResult } from "./run.js";
 import { writeXmppReport, type XmppReport } from "./report.js";
-import { smComparison, smText } from "./sm-report.js";
+import { smComparison, smText, writeSmReport } from "./sm-report.js";
 import type { TargetName } from "./targets.js";
 import { defaults } from "../../src/config/config.js";
 
@@ -110,7 +111,6 @@ async function main(): Promise<void> {
   const runs = Number(a.runs ?? 1);
   // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.
   const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
-  if (a.sm !== undefined && a.docs === "true") throw new Error("--docs rewrites seed 000's sweep in docs/benchmarks.md; with --sm, paste the printed table into its stream-management section");
   /** Every run, for the side-by-side table. */
   const every: XmppResult[] = [];
   const measure = async (p: XmppParams): Promise<XmppResult[]> => {
@@ -132,19 +132,26 @@ async function main(): Promise<void> {
     }
     return all.map((l) => (runs > 1 ? combine(l) : l[0]));
   };
+  const command = `npm run bench:xmpp -- ${process.argv.slice(2).map((x) => (/\s/.test(x) ? JSON.stringify(x) : x)).join(" ")}`;
+  const withSm = () => every.some((r) => r.sm !== undefined);
   const sideBySide = () => {
-    if (every.some((r) => r.sm !== undefined)) console.log(`\n${smComparison(every, `node dist/bench/xmpp/main.js ${process.argv.slice(2).join(" ")}`)}`);
+    if (withSm()) console.log(`\n${smComparison(every, command)}`);
   };
 
   if (a.report !== undefined) {
-    writeXmppReport(JSON.parse(readFileSync(a.report, "utf8")) as XmppReport);
+    const saved = JSON.parse(readFileSync(a.report, "utf8")) as XmppReport;
+    // A report with runs of --sm rewrites the stream-management section; any other, seed 000's sweep.
+    if (saved.every?.some((r) => r.sm !== undefined)) writeSmReport(saved);
+    else writeXmppReport(saved);
     return;
   }
   if (a.sweep === undefined) {
     const rs = await measure(base((a.target ?? "switchboard") as TargetName, Number(a.users ?? 1000), Number(a.rate ?? 1)));
     if (runs > 1) for (const r of rs) console.log(`median: ${line(r)}`);
     sideBySide();
-    if (a.json) writeFileSync(a.json, JSON.stringify(rs.length === 1 ? rs[0] : { medians: rs, runs: every }, null, 2));
+    const report: XmppReport = { date: new Date().toISOString(), command, runs, results: rs, note: a.note, ...(withSm() ? { every } : {}) };
+    if (a.json) writeFileSync(a.json, JSON.stringify(withSm() ? report : rs[0], null, 2));
+    if (a.docs === "true" && withSm()) writeSmReport(report);
     return;
   }
   const loads = a.sweep.split(",").map(Number);
@@ -164,9 +171,10 @@ async function main(): Promise<void> {
     }
   }
   sideBySide();
-  const report = { date: new Date().toISOString(), command: `npm run bench:xmpp -- ${process.argv.slice(2).map((x) => (/\s/.test(x) ? JSON.stringify(x) : x)).join(" ")}`, runs, results, loads, note: a.note, ...(every.some((r) => r.sm) ? { every } : {}) };
+  const report: XmppReport = { date: new Date().toISOString(), command, runs, results, loads, note: a.note, ...(withSm() ? { every } : {}) };
   if (a.json) writeFileSync(a.json, JSON.stringify(report, null, 2));
-  if (a.docs === "true") writeXmppReport(report);
+  // With --sm the runs go to their own section: seed 000's sweep (with the peers) stays as it is.
+  if (a.docs === "true") (withSm() ? writeSmReport : writeXmppReport)(report);
 }
 
 main().catch((e) => {

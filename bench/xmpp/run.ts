@@ -96,6 +96,8 @@ export interface XmppResult {
   target: string;
   /** Which generator ran the messaging phase: "c" (pump.c), "c-spin" (pump.c polling without sleep) or "node". */
   generator?: string;
+  /** The server's CPUs (taskset list). */
+  serverCpu?: string;
   version: string;
   load: number;
   users: number;
@@ -261,6 +263,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     return {
       target: p.target,
       generator: p.pump === null ? "node" : p.spin ? "c-spin" : "c",
+      serverCpu: p.serverCpu,
       version: target.version,
       load: p.users * p.rate,
       users: p.users,
