@@ -124,10 +124,12 @@ the measured phase; an \`h\` one short anywhere would leave a stanza there).
 
 Server CPU per message covers the messaging phase as in the other runs, so it
 includes every \`<r/>\` and \`<a/>\` both ways. With \`--sm-every 1\` the server
-answers one \`<a/>\` per message sent, on the sender's connection: about one
-more socket write per message, the costliest thing here (see "Where the
-server's CPU goes"). Run \`--sm-every 0\` as well to separate what the
-server's own policy costs from what a Conversations-like client asks of it.
+answers one \`<a/>\` per message sent, on the sender's connection: up to one
+more socket write per message (fewer where it joins other output to that
+connection in the same turn), and the write syscalls are already the largest
+cost at 20,000 msg/s ("Where the CPU goes at 20,000 msg/s"). Run
+\`--sm-every 0\` as well to separate what the server's own policy costs from
+what a Conversations-like client asks of it.
 
 To measure (a quiet machine; the server on one core, the spinning pump on the
 other; \`--sm both\` alternates a run without and a run with at each load,
