@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import { SqliteStore } from "../../src/store/sqlite-store.js";
 import type { BenchAccount } from "./accounts.js";
-import { ProcWatch, spawnPinned, stopChild, waitPort } from "./proc.js";
+import { freePort, ProcWatch, spawnPinned, stopChild, waitPort } from "./proc.js";
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
@@ -14,6 +14,8 @@ export interface RunningServer {
   child: ChildProcess;
   watch: ProcWatch;
   dir: string;
+  /** Where its /metrics answers (Switchboard only). */
+  adminPort?: number;
   stop(): Promise<void>;
 }
 
@@ -27,18 +29,20 @@ export async function startSwitchboard(opts: { cpu: string; config: Record<strin
   const store = new SqliteStore(dbPath);
   store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
   store.close();
-  // The admin listener on as in production, on a free port: runs side by side never collide on 9464.
-  const config = { log: { level: "warn", format: "text" }, storage: { type: "sqlite", path: dbPath }, admin: { port: 0 }, ...opts.config };
+  // The admin listener on as in production, on a free port (runs side by side never collide on 9464) that the bench scrapes.
+  const adminPort = await freePort();
+  const config = { log: { level: "warn", format: "text" }, storage: { type: "sqlite", path: dbPath }, admin: { port: adminPort }, ...opts.config };
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config, null, 2));
   const child = spawnPinned(opts.cpu, process.execPath, [...(opts.nodeArgs ?? []), join(REPO, "dist/src/cli/main.js"), "start", "--config", file], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
-  await Promise.all(opts.waitOn.map((p) => waitPort(p)));
+  await Promise.all([...opts.waitOn, adminPort].map((p) => waitPort(p)));
   const watch = new ProcWatch(child.pid!);
   return {
     name: "switchboard",
     child,
     watch,
     dir,
+    adminPort,
     stop: async () => {
       watch.stop();
       await stopChild(child);

@@ -4,6 +4,8 @@
  * all the server offers), bound and present; then, on the parent's signal,
  * each sends its messages at the configured rate to random online users with
  * its send time in the body; receivers compute the latency.
+ * With `sm`, each user enables XEP-0198 stream management after bind and
+ * acknowledges as a client does (see onlineData; pump.c does the same).
  * Parent ⇄ child over IPC (see GenSpec and the ev/cmd messages).
  */
 import { connect, type Socket } from "node:net";
@@ -30,21 +32,40 @@ export interface GenSpec {
   pump: string | null;
   /** The pump polls without sleeping (see pump.c). */
   spin: boolean;
+  /** XEP-0198: enable stream management (resume='true') after bind, answer every <r/>, check the server's <a/>s. */
+  sm: boolean;
+  /** With sm: an <r/> of the client's own with every smEvery-th message it sends (Conversations: 1); 0: never. */
+  smEvery: number;
+}
+
+/** What the clients' stream management saw (all zero without it). */
+export interface SmStats {
+  /** Users that got <enabled/>. */
+  enabled: number;
+  /** The server's <r/>s, each answered with <a h/>. */
+  serverRequests: number;
+  /** The clients' own <r/>s. */
+  clientRequests: number;
+  /** Server <a/>s whose h was not the count of stanzas sent before the <r/> they answer, or that answered none. */
+  badAcks: number;
+  /** <failed/> received. */
+  failed: number;
 }
 
 export type GenEvent =
   | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[] }
   | { ev: "ready" }
   | { ev: "progress"; sent: number; received: number; doneSending: boolean }
-  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number };
+  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number; sm: SmStats };
 
 export type GenCommand = { cmd: "prepare"; offline: number[] } | { cmd: "go"; t0: number } | { cmd: "stop" };
 
 const now = () => performance.timeOrigin + performance.now();
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const FEATURES_END = /<\/(?:stream:)?features>/;
+const NS_SM = "urn:xmpp:sm:3";
 
-const St = { Connecting: 0, Features: 1, Challenge: 2, Success: 3, Features2: 4, Bind: 5, Session: 6, Online: 7, Dead: 8, Handed: 9 } as const;
+const St = { Connecting: 0, Features: 1, Challenge: 2, Success: 3, Features2: 4, Bind: 5, Session: 6, Enable: 7, Online: 8, Dead: 9, Handed: 10 } as const;
 
 class User {
   socket!: Socket;
@@ -55,6 +76,12 @@ class User {
   timer: NodeJS.Timeout | null = null;
   /** Milliseconds after t0 of this user's first message. */
   phase = 0;
+  /** XEP-0198 §4, modulo 2^32 from <enabled/> on: stanzas received (h), and sent. */
+  h = 0;
+  out = 0;
+  /** Messages sent since this user's last <r/>, and for each <r/> not yet answered the count sent before it. */
+  unasked = 0;
+  expect: number[] = [];
 
   constructor(
     readonly index: number,
@@ -76,6 +103,7 @@ let sent = 0;
 let received = 0;
 let inDeadline = 0;
 let errors = 0;
+const sm: SmStats = { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0 };
 const hist = new Histogram();
 const cpuStart = process.cpuUsage();
 let cpuGo = cpuStart;
@@ -166,44 +194,106 @@ function onData(u: User, d: string): void {
         u.socket.write(`<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>`);
         return;
       }
-      u.state = St.Online;
-      if (u.timer) clearTimeout(u.timer);
-      u.timer = null;
-      u.socket.write("<presence/>");
-      online++;
-      reportLogin();
+      if (!spec.sm) return goOnline(u);
+      u.state = St.Enable;
+      u.socket.write(`<enable xmlns='${NS_SM}' resume='true'/>`);
+      return;
+    }
+    case St.Enable: {
+      // XEP-0198 §3: counting starts with <enabled/>; whatever followed it in this read is online traffic.
+      if (b.includes("<failed")) return fail(u, `stream management: ${b.slice(b.indexOf("<failed"), 300)}`);
+      const i = b.indexOf("<enabled");
+      const gt = i < 0 ? -1 : b.indexOf(">", i);
+      if (gt < 0) return;
+      const close = b.charCodeAt(gt - 1) === 47 ? gt + 1 : b.indexOf("</enabled>", gt) + 10;
+      if (close < 10) return;
+      u.buf = "";
+      sm.enabled++;
+      goOnline(u);
+      if (close < b.length) onlineData(u, b.slice(close));
       return;
     }
   }
 }
 
-/** Finds every <body>…</body> and takes the send time out of it; the rest is skipped. */
+function goOnline(u: User): void {
+  u.state = St.Online;
+  if (u.timer) clearTimeout(u.timer);
+  u.timer = null;
+  u.socket.write("<presence/>");
+  if (spec.sm) u.out = 1;
+  online++;
+  reportLogin();
+}
+
+/** Is the start tag whose name begins at b[p] (and which ends at b[gt] = '>') named `name`? */
+function tagIs(b: string, p: number, gt: number, name: string): boolean {
+  const e = p + name.length;
+  if (e > gt || !b.startsWith(name, p)) return false;
+  const c = b.charCodeAt(e);
+  return e === gt || c === 32 || c === 47 || c === 9 || c === 10 || c === 13;
+}
+
+/**
+ * One pass over the '<'s of what arrived: each stanza (message, presence, iq)
+ * counts towards h and an error stanza is noted; each <body>…</body> gives a
+ * latency; with stream management a server <r/> is answered after the pass
+ * (h then covers everything read), each <a/> must give exactly the count
+ * sent before the <r/> it answers, and <failed/> is counted. An element not
+ * complete yet waits for the next read.
+ */
 function onlineData(u: User, d: string): void {
   const b = u.buf.length ? u.buf + d : d;
-  let at = 0;
   const t = now();
+  let at = 0;
+  let ackDue = false;
   for (;;) {
-    const open = b.indexOf("<body", at);
-    if (open < 0) {
-      at = Math.max(at, b.length - 5);
+    const lt = b.indexOf("<", at);
+    if (lt < 0) {
+      at = b.length;
       break;
     }
-    const gt = b.indexOf(">", open);
-    const close = gt < 0 ? -1 : b.indexOf("</body>", gt);
-    if (close < 0) {
-      at = open;
+    const gt = b.indexOf(">", lt);
+    if (gt < 0) {
+      at = lt;
       break;
     }
-    const sentAt = Number(b.slice(gt + 1, close));
-    at = close + 7;
-    if (!measuring || !(sentAt > 0)) continue;
-    const ms = t - sentAt;
-    received++;
-    hist.record(ms);
-    if (ms <= spec.deadlineMs) inDeadline++;
+    const p = lt + 1;
+    at = gt + 1;
+    if (b.charCodeAt(p) === 47) continue;
+    if (tagIs(b, p, gt, "body")) {
+      const close = b.indexOf("</body>", gt);
+      if (close < 0) {
+        at = lt;
+        break;
+      }
+      at = close + 7;
+      const sentAt = Number(b.slice(gt + 1, close));
+      if (!measuring || !(sentAt > 0)) continue;
+      const ms = t - sentAt;
+      received++;
+      hist.record(ms);
+      if (ms <= spec.deadlineMs) inDeadline++;
+    } else if (tagIs(b, p, gt, "message") || tagIs(b, p, gt, "presence") || tagIs(b, p, gt, "iq")) {
+      u.h = (u.h + 1) % 0x1_0000_0000;
+      if (!measuring) continue;
+      const tag = b.slice(lt, gt);
+      if (tag.includes("type='error'") || tag.includes('type="error"')) errors++;
+    } else if (spec.sm) {
+      const tag = b.slice(lt, gt + 1);
+      if (!tag.includes(NS_SM)) continue;
+      if (tagIs(b, p, gt, "r")) {
+        ackDue = true;
+        sm.serverRequests++;
+      } else if (tagIs(b, p, gt, "a")) {
+        const h = / h=['"]([0-9]+)['"]/.exec(tag);
+        const want = u.expect.shift();
+        if (h === null || want === undefined || Number(h[1]) !== want) sm.badAcks++;
+      } else if (tagIs(b, p, gt, "failed")) sm.failed++;
+    }
   }
-  if (measuring && (b.includes("type='error'") || b.includes('type="error"'))) errors++;
   u.buf = at >= b.length ? "" : b.slice(at);
+  if (ackDue) u.socket.write(`<a xmlns='${NS_SM}' h='${u.h}'/>`);
 }
 
 let reportQueued = false;
@@ -226,10 +316,13 @@ function send(e: GenEvent): void {
  * and this process lets go of them (the connections stay open: the pump holds them).
  */
 let pump: ChildProcess | null = null;
-let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string } | null = null;
+let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string; sm: number[] } | null = null;
 function preparePump(path: string, targets: number[]): void {
   const active = users.filter((u) => u.state === St.Online);
-  const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0"], {
+  // The pump's count starts where this process's stops: an element half read here would be missed there.
+  const partial = active.filter((u) => u.buf.length > 0).length;
+  if (spec.sm && partial > 0) console.error(`gen: ${partial} users handed to the pump in the middle of an element: their h may miss a stanza`);
+  const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0", ...(spec.sm ? [String(spec.smEvery)] : [])], {
     stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
   });
   pump = child;
@@ -240,13 +333,16 @@ function preparePump(path: string, targets: number[]): void {
     u.state = St.Handed;
   }
   child.stdin!.write(`${active.map((u) => u.index).join(" ")}\n${targets.join(" ")}\n`);
+  if (spec.sm) child.stdin!.write(`${active.map((u) => u.h).join(" ")}\n${active.map((u) => u.out).join(" ")}\n`);
   let r: string[] | null = null;
+  let smLine: number[] = [0, 0, 0, 0];
   createInterface({ input: child.stdout! }).on("line", (line) => {
     const f = line.split(" ");
     if (f[0] === "READY") send({ ev: "ready" });
     else if (f[0] === "P") send({ ev: "progress", sent: Number(f[1]), received: Number(f[2]), doneSending: f[3] === "1" });
     else if (f[0] === "R") r = f;
-    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line };
+    else if (f[0] === "S") smLine = f.slice(1).map(Number);
+    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line, sm: smLine };
   });
   child.on("close", () => stop());
 }
@@ -283,7 +379,17 @@ function go(t0: number): void {
       if (u.state === St.Online) {
         let to = targets[(Math.random() * targets.length) | 0];
         if (to === u.index) to = targets[(Math.random() * targets.length) | 0];
-        u.socket.write(`<message to='user${to}@${spec.domain}' type='chat' id='m${round}'><body>${now().toFixed(3)}</body></message>`);
+        let ask = "";
+        if (spec.sm) {
+          u.out = (u.out + 1) % 0x1_0000_0000;
+          if (spec.smEvery > 0 && ++u.unasked === spec.smEvery) {
+            u.unasked = 0;
+            u.expect.push(u.out);
+            sm.clientRequests++;
+            ask = `<r xmlns='${NS_SM}'/>`;
+          }
+        }
+        u.socket.write(`<message to='user${to}@${spec.domain}' type='chat' id='m${round}'><body>${now().toFixed(3)}</body></message>${ask}`);
         sent++;
       }
       if (++next === active.length) {
@@ -317,16 +423,23 @@ function stop(): void {
     sent = pumpResult.sent;
     received = pumpResult.received;
     errors = pumpResult.errors;
+    const [sr, cr, bad, failed] = pumpResult.sm;
+    sm.serverRequests += sr;
+    sm.clientRequests += cr;
+    sm.badAcks += bad;
+    sm.failed += failed;
   }
   measuring = false;
   const cpu = process.cpuUsage(cpuGo);
   const login = process.cpuUsage(cpuStart);
   const own = (cpu.user + cpu.system) / 1e6;
-  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6 });
+  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6, sm });
   for (const u of users) {
     if (u.state === St.Dead || u.state === St.Handed) continue;
+    // Log off as a client does: acknowledge what came, then close the stream.
+    const ack = spec.sm && u.state === St.Online ? `<a xmlns='${NS_SM}' h='${u.h}'/>` : "";
     u.state = St.Dead;
-    u.socket.end("</stream:stream>");
+    u.socket.end(`${ack}</stream:stream>`);
     u.socket.destroy();
   }
   setTimeout(() => process.exit(0), 300);

@@ -13,11 +13,18 @@
  *                   phase in bench/xmpp/pump.c on the same sockets (see docs/benchmarks.md)
  *   --spin          with --generator c: the pump polls without sleeping, so no wake-up delay lands in
  *                   the latencies it measures; it takes its whole core and reports the busy part
+ *   --sm [both]     every client enables XEP-0198 stream management after bind and acknowledges as a
+ *                   client does (answers each <r/> with <a h/>, asks <r/> itself, checks the server's <a/>);
+ *                   Switchboard with its default xmpp.sm policy. `both`: each run once without, once with,
+ *                   alternating, then a table of CPU per message side by side (docs/benchmarks.md)
+ *   --sm-every N    with --sm: the client's <r/> goes with every N-th message it sends (1, as Conversations
+ *                   does, the default; 0: only the server asks)
  *   --host H --port P --domain D               for --target custom
  *   --sweep LIST    loads in msg/s, e.g. 1000,2000,5000,10000,20000; with --targets A,B,C.
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
  *                   10000 users at load/10000 msg/s each (20,000 open files per process).
  *   --json FILE     write the results      --docs    rewrite docs/benchmarks.md's XMPP section and docs/img/
+ *                   (with --sm: its "Stream management" section and docs/img/xmpp-sm.json instead)
  *   --report FILE   rewrite them from a sweep's saved JSON (docs/img/xmpp-sweep.json), running nothing
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
  *   --writer W      Switchboard's io.writerThread: on (default: the thread where the server has two cores,
@@ -30,7 +37,9 @@ import { median, medianRun } from "../lib/stats.js";
 import { waitQuiet } from "../lib/proc.js";
 import { buildPump, runXmpp, type XmppParams, type XmppResult } from "./run.js";
 import { writeXmppReport, type XmppReport } from "./report.js";
+import { smComparison, smText, writeSmReport } from "./sm-report.js";
 import type { TargetName } from "./targets.js";
+import { defaults } from "../../src/config/config.js";
 
 function args(): Record<string, string> {
   const a: Record<string, string> = {};
@@ -51,18 +60,27 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core  ${smText(r)}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
 function failedRun(p: XmppParams, why: string): XmppResult {
-  return { target: p.target, version: "", load: p.users * p.rate, users: p.users, rate: p.rate, messages: p.messages, loggedIn: 0, loginSeconds: NaN, sent: 0, received: 0, inDeadline: 0, deliveryRate: 0, avgMs: NaN, p50Ms: NaN, p99Ms: NaN, maxMs: NaN, errors: 0, serverCpuSeconds: NaN, serverUsPerMessage: NaN, serverPeakRssMiB: NaN, generatorCpuCores: NaN, otherCpuCores: NaN, phaseSeconds: 0, firstError: why, settings: [] };
+  return { target: p.target, version: "", load: p.users * p.rate, users: p.users, rate: p.rate, messages: p.messages, loggedIn: 0, loginSeconds: NaN, sent: 0, received: 0, inDeadline: 0, deliveryRate: 0, avgMs: NaN, p50Ms: NaN, p99Ms: NaN, maxMs: NaN, errors: 0, serverCpuSeconds: NaN, serverUsPerMessage: NaN, serverPeakRssMiB: NaN, generatorCpuCores: NaN, otherCpuCores: NaN, phaseSeconds: 0, firstError: why, settings: [], sm: p.sm ? { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0, clientEvery: p.smEvery, policy: defaults().xmpp.sm, unackedMax: NaN, unackedEnd: NaN, unackedSettled: NaN, settleSeconds: NaN } : undefined };
 }
 
-/** Medians over runs; the reported run for the latency columns is the one with the median p99. */
+/**
+ * Medians over runs; the reported run for the latency columns is the one with
+ * the median p99. What must be zero (slow consumers, wrong acks, failed, unacked
+ * left) is the worst run's, so that no run's fault hides behind a median.
+ */
 function combine(runs: XmppResult[]): XmppResult {
   const m = medianRun(runs, (r) => r.p99Ms);
-  return { ...m, deliveryRate: median(runs.map((r) => r.deliveryRate)), avgMs: median(runs.map((r) => r.avgMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), maxMs: median(runs.map((r) => r.maxMs)), serverUsPerMessage: median(runs.map((r) => r.serverUsPerMessage)), serverPeakRssMiB: median(runs.map((r) => r.serverPeakRssMiB)), generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)), generatorBusyCores: median(runs.map((r) => r.generatorBusyCores ?? r.generatorCpuCores)) };
+  const worst = (f: (r: XmppResult) => number | undefined) => {
+    const xs = runs.map((r) => f(r) ?? NaN).filter((x) => !Number.isNaN(x));
+    return xs.length > 0 ? Math.max(...xs) : NaN;
+  };
+  const sm = m.sm && { ...m.sm, badAcks: worst((r) => r.sm?.badAcks), failed: worst((r) => r.sm?.failed), unackedMax: worst((r) => r.sm?.unackedMax), unackedSettled: worst((r) => r.sm?.unackedSettled) };
+  return { ...m, sm, slowConsumers: worst((r) => r.slowConsumers), deliveryRate: median(runs.map((r) => r.deliveryRate)), avgMs: median(runs.map((r) => r.avgMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), maxMs: median(runs.map((r) => r.maxMs)), serverUsPerMessage: median(runs.map((r) => r.serverUsPerMessage)), serverPeakRssMiB: median(runs.map((r) => r.serverPeakRssMiB)), generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)), generatorBusyCores: median(runs.map((r) => r.generatorBusyCores ?? r.generatorCpuCores)) };
 }
 
 async function main(): Promise<void> {
@@ -87,33 +105,53 @@ async function main(): Promise<void> {
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     pump,
     spin: pump !== null && a.spin === "true",
+    sm: false,
+    smEvery: Number(a["sm-every"] ?? 1),
   });
   const runs = Number(a.runs ?? 1);
-  const measure = async (p: XmppParams): Promise<XmppResult> => {
-    const all: XmppResult[] = [];
+  // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.
+  const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
+  /** Every run, for the side-by-side table. */
+  const every: XmppResult[] = [];
+  const measure = async (p: XmppParams): Promise<XmppResult[]> => {
+    const all: XmppResult[][] = modes.map(() => []);
     for (let k = 0; k < runs; k++) {
-      await waitQuiet();
-      let r: XmppResult;
-      try {
-        r = await runXmpp(p);
-      } catch (e) {
-        // A server nobody could log in to is a result too (0 % delivered), not the end of the sweep.
-        r = failedRun(p, String((e as Error).message ?? e));
+      for (const [i, sm] of modes.entries()) {
+        await waitQuiet();
+        let r: XmppResult;
+        try {
+          r = await runXmpp({ ...p, sm });
+        } catch (e) {
+          // A server nobody could log in to is a result too (0 % delivered), not the end of the sweep.
+          r = failedRun({ ...p, sm }, String((e as Error).message ?? e));
+        }
+        console.log(line(r));
+        all[i].push(r);
+        every.push(r);
       }
-      console.log(line(r));
-      all.push(r);
     }
-    return runs > 1 ? combine(all) : all[0];
+    return all.map((l) => (runs > 1 ? combine(l) : l[0]));
+  };
+  const command = `npm run bench:xmpp -- ${process.argv.slice(2).map((x) => (/\s/.test(x) ? JSON.stringify(x) : x)).join(" ")}`;
+  const withSm = () => every.some((r) => r.sm !== undefined);
+  const sideBySide = () => {
+    if (withSm()) console.log(`\n${smComparison(every, command)}`);
   };
 
   if (a.report !== undefined) {
-    writeXmppReport(JSON.parse(readFileSync(a.report, "utf8")) as XmppReport);
+    const saved = JSON.parse(readFileSync(a.report, "utf8")) as XmppReport;
+    // A report with runs of --sm rewrites the stream-management section; any other, seed 000's sweep.
+    if (saved.every?.some((r) => r.sm !== undefined)) writeSmReport(saved);
+    else writeXmppReport(saved);
     return;
   }
   if (a.sweep === undefined) {
-    const r = await measure(base((a.target ?? "switchboard") as TargetName, Number(a.users ?? 1000), Number(a.rate ?? 1)));
-    if (runs > 1) console.log(`median: ${line(r)}`);
-    if (a.json) writeFileSync(a.json, JSON.stringify(r, null, 2));
+    const rs = await measure(base((a.target ?? "switchboard") as TargetName, Number(a.users ?? 1000), Number(a.rate ?? 1)));
+    if (runs > 1) for (const r of rs) console.log(`median: ${line(r)}`);
+    sideBySide();
+    const report: XmppReport = { date: new Date().toISOString(), command, runs, results: rs, note: a.note, ...(withSm() ? { every } : {}) };
+    if (a.json) writeFileSync(a.json, JSON.stringify(withSm() ? report : rs[0], null, 2));
+    if (a.docs === "true" && withSm()) writeSmReport(report);
     return;
   }
   const loads = a.sweep.split(",").map(Number);
@@ -122,19 +160,21 @@ async function main(): Promise<void> {
   for (const t of targets) {
     for (const load of loads) {
       const users = Math.min(load, maxUsers);
-      const r = await measure(base(t, users, load / users));
-      results.push(r);
-      console.log(`=> ${line(r)}`);
+      const rs = await measure(base(t, users, load / users));
+      results.push(...rs);
+      for (const r of rs) console.log(`=> ${line(r)}`);
       // A server that has collapsed will not recover at a higher load: spare the time.
-      if (r.deliveryRate < 0.5) {
+      if (rs.some((r) => r.deliveryRate < 0.5)) {
         console.log(`${t} delivered under 50 % at ${load}/s: higher loads skipped`);
         break;
       }
     }
   }
-  const report = { date: new Date().toISOString(), command: `npm run bench:xmpp -- ${process.argv.slice(2).map((x) => (/\s/.test(x) ? JSON.stringify(x) : x)).join(" ")}`, runs, results, loads, note: a.note };
+  sideBySide();
+  const report: XmppReport = { date: new Date().toISOString(), command, runs, results, loads, note: a.note, ...(withSm() ? { every } : {}) };
   if (a.json) writeFileSync(a.json, JSON.stringify(report, null, 2));
-  if (a.docs === "true") writeXmppReport(report);
+  // With --sm the runs go to their own section: seed 000's sweep (with the peers) stays as it is.
+  if (a.docs === "true") (withSm() ? writeSmReport : writeXmppReport)(report);
 }
 
 main().catch((e) => {

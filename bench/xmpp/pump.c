@@ -5,18 +5,31 @@
  * 20,000 msg/s a Node generator fills its core and its own queueing shows up
  * in the latencies it measures; this needs a fraction of that.
  *
- *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN  < "users\ntargets\nT0_EPOCH_MS\n"
+ *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY]
+ *        < "users\ntargets\n[h\nsent\n]T0_EPOCH_MS\n"
  *
  * stdin: line 1, the global index of the user on each fd; line 2, the online
- * users to pick recipients from. With its fds set up it prints "READY" and
+ * users to pick recipients from. With SM_EVERY (stream management, XEP-0198,
+ * enabled by gen.ts at login) two more: each fd's count of stanzas received
+ * and of stanzas sent since <enabled/>. With its fds set up it prints "READY" and
  * waits for line 3, T0: the schedule starts only once every pump is ready, so
  * no pump starts late and fires the messages it missed in one burst. Each user
  * sends MESSAGES chat messages, one every PERIOD_MS from a random phase after
  * T0, to random online users, with
  * its send time (ms since the epoch) in the body; every <body> received gives
  * a latency. stdout: "P sent received done" every second; when stdin closes,
- * "R sent received errors cpu_seconds busy_seconds", then "L" and every
- * latency in ms.
+ * "R sent received errors cpu_seconds busy_seconds", "S server_r client_r
+ * bad_a failed" (stream management), then "L" and every latency in ms.
+ *
+ * Stream management as a client does it: every stanza read (message,
+ * presence, iq) counts, found by the same pass over the '<'s that finds the
+ * bodies; a server <r/> is answered once the read that brought it has been
+ * scanned, with <a h/> from a buffer on the stack. With SM_EVERY > 0 an <r/>
+ * goes with every SM_EVERY-th message, in the same write (Conversations asks
+ * after every message with an id: SM_EVERY 1), and each <a/> of the server
+ * must give exactly the count sent before the <r/> it answers: the stream is
+ * ordered and Switchboard answers at once, so anything else is a miscount
+ * (bad_a). On stop each connection acknowledges and closes its stream.
  *
  * SPIN 1: poll without sleeping (epoll_wait with no timeout, sched_yield when
  * nothing came). A sleeping generator must be woken and scheduled for every
@@ -27,12 +40,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +60,12 @@ typedef struct {
   double phase;
   char *buf; /* unparsed tail of what was read: at most CAP bytes */
   size_t len;
+  /* XEP-0198, both counters modulo 2^32 (§4) since <enabled/>: */
+  uint32_t h;   /* stanzas received */
+  uint32_t out; /* stanzas sent */
+  uint32_t base; /* out at hand-over: our k-th <r/> follows stanza base + k × SM_EVERY */
+  uint32_t asked, answered, unasked; /* our <r/>s, the server's <a/>s, messages since our last <r/> */
+  int ack_due; /* the server asked (<r/>): answer after this read */
 } conn_t;
 
 /* This thread's CPU time: what a spinning pump's working turns cost. */
@@ -71,6 +92,10 @@ static unsigned long long next_rand(void) {
 static double *lat, *at_ms;
 static size_t nlat, caplat;
 static long sent, received, errors;
+/* Stream management: SM_EVERY, or -1 when off; the server's <r/>s answered, ours sent, wrong <a/>s, <failed/>s. */
+static long sm_every = -1, sm_server_r, sm_client_r, sm_bad_a, sm_failed;
+#define SM_NS "urn:xmpp:sm:3"
+#define SM_R "<r xmlns='" SM_NS "'/>"
 
 static void record(double ms, double t) {
   if (nlat == caplat) {
@@ -109,29 +134,74 @@ static long *read_line_longs(FILE *in, size_t *n) {
   return v;
 }
 
-/* Finds every <body>…</body> in c's buffer; keeps what may be the start of one. */
+/* Is the tag at p (its length tl, up to the '>') named `name`? */
+static int tag_is(const char *p, size_t tl, const char *name, size_t k) {
+  return tl >= k && memcmp(p, name, k) == 0 && (tl == k || p[k] == ' ' || p[k] == '/' || p[k] == '\t' || p[k] == '\n' || p[k] == '\r');
+}
+
+/* The server's <a h/> (from '<' to '>'): it answers our oldest unanswered <r/>. */
+static void sm_answer(conn_t *c, const char *lt, const char *gt) {
+  const char *q = memmem(lt, (size_t)(gt - lt), " h=", 3);
+  uint32_t h = q ? (uint32_t)strtoul(q + 4, NULL, 10) : 0;
+  c->answered++;
+  if (!q || c->answered > c->asked || h != (uint32_t)(c->base + c->answered * (uint32_t)sm_every)) sm_bad_a++;
+}
+
+/*
+ * One pass over the '<'s of c's buffer: each stanza's start tag is counted
+ * (and an error stanza noted), each <body>…</body> gives a latency, stream
+ * management's <r/>, <a/> and <failed/> are handled; keeps the tail from an
+ * element not complete yet.
+ */
 static void scan(conn_t *c, double t) {
   char *b = c->buf;
-  size_t at = 0;
+  size_t at = 0, n = c->len;
   for (;;) {
-    char *open = memmem(b + at, c->len - at, "<body", 5);
-    if (!open) {
-      at = c->len > 5 ? c->len - 5 : 0;
+    char *lt = memchr(b + at, '<', n - at);
+    if (!lt) {
+      at = n;
       break;
     }
-    char *gt = memchr(open, '>', c->len - (open - b));
-    char *close = gt ? memmem(gt, c->len - (gt - b), "</body>", 7) : NULL;
-    if (!close) {
-      at = open - b;
+    char *gt = memchr(lt, '>', n - (size_t)(lt - b));
+    if (!gt) {
+      at = (size_t)(lt - b);
       break;
     }
-    double s = strtod(gt + 1, NULL);
-    if (s > 0) record(t - s, t);
-    at = (close - b) + 7;
+    const char *p = lt + 1;
+    size_t tl = (size_t)(gt - p);
+    at = (size_t)(gt - b) + 1;
+    if (*p == '/') continue;
+    if (tag_is(p, tl, "body", 4)) {
+      char *close = memmem(gt, n - (size_t)(gt - b), "</body>", 7);
+      if (!close) {
+        at = (size_t)(lt - b);
+        break;
+      }
+      double s = strtod(gt + 1, NULL);
+      if (s > 0) record(t - s, t);
+      at = (size_t)(close - b) + 7;
+    } else if (tag_is(p, tl, "message", 7) || tag_is(p, tl, "presence", 8) || tag_is(p, tl, "iq", 2)) {
+      c->h++;
+      const char *ty = memmem(p, tl, " type=", 6); /* one search, then the value's first letters */
+      if (ty && (size_t)(ty - p) + 12 <= tl && memcmp(ty + 7, "error", 5) == 0) errors++;
+    } else if (sm_every >= 0 && memmem(p, tl, SM_NS, sizeof SM_NS - 1)) {
+      if (tag_is(p, tl, "r", 1)) {
+        c->ack_due = 1;
+        sm_server_r++;
+      } else if (tag_is(p, tl, "a", 1)) sm_answer(c, lt, gt);
+      else if (tag_is(p, tl, "failed", 6)) sm_failed++;
+    }
   }
-  if (memmem(b, c->len, "type='error'", 12) || memmem(b, c->len, "type=\"error\"", 12)) errors++;
-  memmove(b, b + at, c->len - at);
-  c->len -= at;
+  memmove(b, b + at, n - at);
+  c->len = n - at;
+}
+
+/* XEP-0198 §4: <a h/> with every stanza received so far; a buffer on the stack, one write. */
+static void sm_ack(conn_t *c) {
+  char a[64];
+  int k = snprintf(a, sizeof a, "<a xmlns='" SM_NS "' h='%u'/>", c->h);
+  c->ack_due = 0;
+  if (write(c->fd, a, (size_t)k) != k) errors++;
 }
 
 static int by_phase(const void *a, const void *b) {
@@ -140,10 +210,11 @@ static int by_phase(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN\n");
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY]\n");
     return 2;
   }
+  if (argc == 7) sm_every = atol(argv[6]);
   double period = atof(argv[1]);
   long messages = atol(argv[2]);
   const char *domain = argv[3];
@@ -154,6 +225,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pump: %zu users for %zu fds, %zu targets\n", nusers, count, ntargets);
     return 2;
   }
+  size_t nh = count, nout = count;
+  long *h0 = sm_every >= 0 ? read_line_longs(stdin, &nh) : NULL;
+  long *out0 = sm_every >= 0 ? read_line_longs(stdin, &nout) : NULL;
+  if (nh != count || nout != count) {
+    fprintf(stderr, "pump: stream-management counts for %zu and %zu of %zu fds\n", nh, nout, count);
+    return 2;
+  }
+  /* A connection the server closed must not end the pump at its next write. */
+  signal(SIGPIPE, SIG_IGN);
   rng ^= (unsigned long long)getpid() * 2654435761ULL ^ (unsigned long long)now_ms();
 
   int ep = epoll_create1(0);
@@ -165,6 +245,10 @@ int main(int argc, char **argv) {
     c->user = users[i];
     c->phase = (next_rand() % 1000000) / 1e6 * period;
     c->buf = malloc(CAP);
+    if (h0) {
+      c->h = (uint32_t)h0[i];
+      c->out = c->base = (uint32_t)out0[i];
+    }
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
@@ -200,6 +284,16 @@ int main(int argc, char **argv) {
       long to = targets[next_rand() % ntargets];
       if (to == c->user) to = targets[next_rand() % ntargets];
       int n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
+      if (sm_every >= 0) {
+        c->out++;
+        if (sm_every > 0 && ++c->unasked == (uint32_t)sm_every) {
+          memcpy(msg + n, SM_R, sizeof SM_R - 1);
+          n += (int)sizeof SM_R - 1;
+          c->unasked = 0;
+          c->asked++;
+          sm_client_r++;
+        }
+      }
       if (write(c->fd, msg, (size_t)n) != n) errors++;
       sent++;
       if (++next == count) {
@@ -250,12 +344,24 @@ int main(int argc, char **argv) {
         }
         break;
       }
+      if (c->ack_due) sm_ack(c);
     }
     if (spin) busy += cpu_ms() - c0;
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  /*
+   * Log off as a client does, after the figures: acknowledge what came
+   * (XEP-0198), close the stream (RFC 6120 §4.4). Where the server closed the
+   * connection already the write fails, and there is nothing to log off.
+   */
+  for (size_t i = 0; i < count; i++) {
+    char bye[96];
+    int k = sm_every >= 0 ? snprintf(bye, sizeof bye, "<a xmlns='" SM_NS "' h='%u'/></stream:stream>", conns[i].h) : snprintf(bye, sizeof bye, "</stream:stream>");
+    ssize_t w = write(conns[i].fd, bye, (size_t)k);
+    (void)w;
+  }
   /* PUMP_TIMELINE=FILE: each delivery's arrival time and latency, to see where a tail comes from. */
   const char *tl = getenv("PUMP_TIMELINE");
   char tname[4096];
@@ -265,7 +371,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nlat; i++) fprintf(tf, "%.3f %.3f\n", at_ms[i], lat[i]);
     fclose(tf);
   }
-  printf("R %ld %ld %ld %.3f %.3f\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu);
+  printf("R %ld %ld %ld %.3f %.3f\nS %ld %ld %ld %ld\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu, sm_server_r, sm_client_r, sm_bad_a, sm_failed);
   for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
   printf("\n");
   fflush(stdout);

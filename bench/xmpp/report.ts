@@ -14,6 +14,8 @@ export interface XmppReport {
   loads?: number[];
   /** Free text about the conditions of the run (e.g. a shared machine). */
   note?: string;
+  /** With --sm: every run, without and with stream management (results holds their medians). */
+  every?: XmppResult[];
 }
 
 /** Delivery rate a peer must keep for issue 4's "still delivers" (99.7 %). */

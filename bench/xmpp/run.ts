@@ -6,8 +6,10 @@ import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
 import { machineBusySeconds, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
 import { REPO } from "../lib/switchboard.js";
+import { Scrape } from "../lib/scrape.js";
+import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
 import { startTarget, type TargetName } from "./targets.js";
-import type { GenCommand, GenEvent, GenSpec } from "./gen.js";
+import type { GenCommand, GenEvent, GenSpec, SmStats } from "./gen.js";
 
 export interface XmppParams {
   target: TargetName;
@@ -32,6 +34,10 @@ export interface XmppParams {
   pump: string | null;
   /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */
   spin: boolean;
+  /** Every client enables XEP-0198 stream management and acknowledges (gen.ts, pump.c). */
+  sm: boolean;
+  /** With sm: a client <r/> with every smEvery-th message sent (1, as Conversations does); 0: never. */
+  smEvery: number;
 }
 
 /** A toy-sized run against Switchboard on loopback, for the smoke tests; `over` sets the rest. */
@@ -52,6 +58,8 @@ export function toyRun(over: Partial<XmppParams>): XmppParams {
     workers: 1,
     pump: null,
     spin: false,
+    sm: false,
+    smEvery: 1,
     ...over,
   };
 }
@@ -70,10 +78,26 @@ export function buildPump(): string | null {
   return null;
 }
 
+/** A run with --sm: what the clients saw, and the server's unacked queues (Switchboard's /metrics). */
+export interface SmResult extends SmStats {
+  /** The client's own <r/>: with every this many messages (0: never). */
+  clientEvery: number;
+  /** The server's XEP-0198 settings: Switchboard's defaults, which the bench does not change. */
+  policy: StreamManagementConfig;
+  /** switchboard_xmpp_sm_unacked_stanzas: the highest of the samples taken during the phase (every 2 s and at its end), and at its end. */
+  unackedMax: number;
+  unackedEnd: number;
+  /** … once the clients answered the server's last <r/> (it comes ackEveryMs after the traffic): 0 when every h was right. */
+  unackedSettled: number;
+  settleSeconds: number;
+}
+
 export interface XmppResult {
   target: string;
   /** Which generator ran the messaging phase: "c" (pump.c), "c-spin" (pump.c polling without sleep) or "node". */
   generator?: string;
+  /** The server's CPUs (taskset list). */
+  serverCpu?: string;
   version: string;
   load: number;
   users: number;
@@ -104,11 +128,39 @@ export interface XmppResult {
   phaseSeconds: number;
   firstError: string;
   settings: string[];
+  /** XEP-0198 stream management: absent when the clients did not enable it. */
+  sm?: SmResult;
+  /** Connections the server cut as slow consumers over the whole run (Switchboard's switchboard_slow_consumers_total, xmpp). */
+  slowConsumers?: number;
+}
+
+/** The server's gauge of unacked stanzas every 2 s from t0, until stop() gives the highest seen. */
+function sampleUnacked(adminPort: number | undefined): { stop(): Promise<number> } {
+  if (adminPort === undefined) return { stop: async () => NaN };
+  let max = NaN;
+  let busy: Promise<void> = Promise.resolve();
+  const take = () =>
+    (busy = Scrape.of(adminPort)
+      .then((s) => {
+        const v = s.get("switchboard_xmpp_sm_unacked_stanzas");
+        if (!(v <= max)) max = v;
+      })
+      .catch(() => {}));
+  const timer = setInterval(take, 2000);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await busy;
+      return max;
+    },
+  };
 }
 
 /** One measurement: start the server, log everyone in, run the schedule, stop everything. */
 export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const names = Array.from({ length: p.users }, (_, i) => `user${i}`);
+  // Only Switchboard is set up for XEP-0198 here (its defaults); the byte forwarder has none.
+  if (p.sm && p.target !== "switchboard" && p.target !== "custom") throw new Error(`--sm: ${p.target} is not set up for stream management here (switchboard and custom are)`);
   const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
   const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread });
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
@@ -121,7 +173,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       const file = join(work, `accounts-${w}.json`);
       writeFileSync(file, JSON.stringify(slice));
       // Each process has its own source address: ~28k ephemeral ports each.
-      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin };
+      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery };
       const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       events.push([]);
       child.on("message", (e: GenEvent) => events[w].push(e));
@@ -154,6 +206,9 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
     const phase0 = Date.now();
+    // Sampled with and without --sm alike (Switchboard), so both pay the same few scrapes.
+    const adminPort = target.server?.adminPort;
+    const sampler = sampleUnacked(adminPort);
     cmd({ cmd: "go", t0 });
     const progress = () => latest("progress") as (Extract<GenEvent, { ev: "progress" }> | undefined)[];
     const expectMs = (p.messages / p.rate) * 1000;
@@ -174,6 +229,21 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const busy = machineBusySeconds() - busy0;
     const steal = stealSeconds(p.serverCpu) - steal0;
     const allSteal = stealSeconds() - allSteal0;
+    const atEnd = adminPort === undefined ? null : await Scrape.of(adminPort);
+    const seen = [await sampler.stop(), atEnd?.get("switchboard_xmpp_sm_unacked_stanzas") ?? NaN].filter((x) => !Number.isNaN(x));
+    const unackedMax = seen.length > 0 ? Math.max(...seen) : NaN;
+    // After the phase, not measured: the server's last <r/> comes ackEveryMs after its last stanza; once the
+    // clients answered it, nothing may stay unacknowledged (an h one short anywhere would show here).
+    const policy = defaults().xmpp.sm;
+    let settled = atEnd;
+    const settle0 = Date.now();
+    if (p.sm && settled !== null) {
+      while (settled.get("switchboard_xmpp_sm_unacked_stanzas") > 0 && Date.now() - settle0 < policy.ackEveryMs + 3000) {
+        await sleep(250);
+        settled = await Scrape.of(adminPort!);
+      }
+    }
+    const settleSeconds = (Date.now() - settle0) / 1000;
     const results = new Promise<Extract<GenEvent, { ev: "result" }>[]>((resolve) => {
       const check = () => {
         const r = latest("result");
@@ -193,6 +263,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     return {
       target: p.target,
       generator: p.pump === null ? "node" : p.spin ? "c-spin" : "c",
+      serverCpu: p.serverCpu,
       version: target.version,
       load: p.users * p.rate,
       users: p.users,
@@ -220,6 +291,18 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       phaseSeconds,
       firstError,
       settings: target.settings,
+      slowConsumers: settled?.get("switchboard_slow_consumers_total", { protocol: "xmpp" }) ?? undefined,
+      sm: p.sm
+        ? {
+            ...res.reduce((a, r) => ({ enabled: a.enabled + r.sm.enabled, serverRequests: a.serverRequests + r.sm.serverRequests, clientRequests: a.clientRequests + r.sm.clientRequests, badAcks: a.badAcks + r.sm.badAcks, failed: a.failed + r.sm.failed }), { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0 } as SmStats),
+            clientEvery: p.smEvery,
+            policy,
+            unackedMax,
+            unackedEnd: atEnd?.get("switchboard_xmpp_sm_unacked_stanzas") ?? NaN,
+            unackedSettled: settled?.get("switchboard_xmpp_sm_unacked_stanzas") ?? NaN,
+            settleSeconds,
+          }
+        : undefined,
     };
   } finally {
     await Promise.all(gens.map((g) => stopChild(g, 2000)));

@@ -28,6 +28,31 @@ for (const generator of ["c", "c-spin", "node"] as const) {
   });
 }
 
+// --sm: every client enables XEP-0198, answers the server's <r/>, asks with every message and checks the
+// answers. About 12 messages reach each client: the server's <r/> comes after 10 stanzas (default policy)
+// during the phase and by time (5 s) after it, while the pump still runs; nothing may stay unacknowledged
+// once the last is answered, so every client's h was exact.
+for (const generator of ["c", "node"] as const) {
+  const skip = generator !== "node" && pump === null ? "no C compiler here for bench/xmpp/pump.c" : false;
+  test(`bench:xmpp --sm smoke (${generator} messaging phase): 20 users × 12 messages with stream management, all delivered and acknowledged`, { timeout: 60_000, skip }, async () => {
+    const r = await runXmpp({ ...SMALL, messages: 12, rate: 20, pump: generator === "node" ? null : pump, sm: true, smEvery: 1 });
+    assert.equal(r.loggedIn, 20, r.firstError);
+    assert.equal(r.received, 240);
+    assert.equal(r.deliveryRate, 1);
+    assert.equal(r.errors, 0);
+    const sm = r.sm!;
+    assert.equal(sm.enabled, 20);
+    assert.equal(sm.policy.ackEveryStanzas, 10, "the server's default policy, recorded");
+    assert.equal(sm.clientRequests, 240, "an <r/> with every message");
+    assert.equal(sm.badAcks, 0, "each <a/> of the server counts exactly what the client sent before its <r/>");
+    assert.equal(sm.failed, 0);
+    assert.ok(sm.serverRequests >= 20, `the server asked ${sm.serverRequests} times`);
+    assert.ok(sm.unackedMax > 0 && sm.unackedMax <= 20 * 10, `unacked max ${sm.unackedMax}`);
+    assert.equal(sm.unackedSettled, 0, "every client's h covered every stanza it was sent");
+    assert.equal(r.slowConsumers, 0);
+  });
+}
+
 test("bench:xmpp smoke against a host of two workers over NATS (--workers 2): all delivered", { timeout: 90_000, skip: HAVE_NATS ? false : "nats-server is not installed" }, async () => {
   const r = await runXmpp({ ...SMALL, workers: 2, serverCpu: "0,1", genCpu: "0,1" });
   assert.equal(r.loggedIn, 20, r.firstError);

@@ -81,6 +81,7 @@ export function workerRegistry(server: Server): Registry {
     [{ direction: "out" }, c.out],
   ];
   counter(reg, "switchboard_xmpp_stanzas_total", "XMPP top-level elements read from and written to clients (stanzas, and SASL elements while negotiating; not XEP-0198 acks).", ["direction"], dir(m.xmpp));
+  gauge(reg, "switchboard_xmpp_sm_unacked_stanzas", "XEP-0198: stanzas written to clients with stream management on and not yet acknowledged (suspended sessions included), summed over sessions.", [], () => m.sm.unacked);
   counter(reg, "switchboard_relay_frames_total", "Relay frames read from and written to clients.", ["direction"], dir(m.relay));
   counter(reg, "switchboard_auth_failures_total", "Logins refused: credentials checked and wrong.", ["protocol"], () => [
     [{ protocol: "xmpp" }, m.xmpp.authFailures],

@@ -33,8 +33,20 @@ export class ProtocolCounts {
   authFailures = 0;
 }
 
+/** XEP-0198 stream management over this worker's XMPP sessions. */
+export class SmCounts {
+  /**
+   * Stanzas written with stream management on and not yet acknowledged,
+   * suspended sessions included: a gauge, kept here because no state lists
+   * every session's queue (up on each send, down on each <a/> and when a
+   * session's queue is dropped).
+   */
+  unacked = 0;
+}
+
 export class Metrics {
   readonly xmpp = new ProtocolCounts();
+  readonly sm = new SmCounts();
   readonly relay = new ProtocolCounts();
   /** Messages nobody online could take, kept in the offline store. */
   offlineStored = 0;

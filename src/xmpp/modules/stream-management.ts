@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { parse, type Element } from "ltx";
 import type { StreamManagementConfig } from "../../config/config.js";
+import { SmCounts } from "../../metrics/metrics.js";
 import type { XmppContext } from "../context.js";
 import { storeUnacked } from "./offline.js";
 import { CloseReason } from "../../transport/conn.js";
@@ -136,7 +137,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.continueFrom(h, waitMs);
     for (const d of st.directed) s.directed.add(d);
     s.rosterRequested = st.rosterRequested;
-    const acks = new Acks(s, cfg, h.key);
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm);
     acks.restore(st.handled, st.acked, st.unacked);
     s.acks = acks;
     resumable.set(h.key, s);
@@ -167,6 +168,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
       const state = stateOf(s, acks);
       if (state === null) return { kind: "refused", reason: failed("item-not-found") };
       resumable.delete(key);
+      acks.discard();
       s.leave("resumed on another worker");
       return { kind: "ok", session: s.coreSession, state };
     },
@@ -180,6 +182,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     const state = stateOf(session, acks);
     if (state === null || !x.core.handovers.park(session.coreSession, acks.id, state)) return false;
     resumable.delete(acks.id);
+    acks.discard();
     session.leave("parked on another worker");
     return true;
   });
@@ -194,7 +197,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         else {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "");
+          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm);
           if (resume) resumable.set(id, session);
           // §5: max in seconds.
           const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
@@ -232,7 +235,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         // Our own output always parses; nothing to store if it did not.
       }
     }
-    acks.queue.drop(acks.queue.length);
+    acks.discard();
     if (stored > 0 && x.debug) x.log.debug("unacknowledged messages stored offline", { address: session.address, stored });
   });
 }
@@ -263,6 +266,8 @@ export class Acks implements AckTracker {
     private readonly cfg: StreamManagementConfig,
     /** The resumption id; empty: not resumable. */
     readonly id = "",
+    /** The worker's gauge of unacknowledged stanzas (its own when none is given: tests). */
+    private readonly counts = new SmCounts(),
   ) {}
 
   get resumable(): boolean {
@@ -279,6 +284,7 @@ export class Acks implements AckTracker {
     this.handled = handled;
     this.acked = acked;
     for (const w of unacked) this.queue.push(w);
+    this.counts.unacked += unacked.length;
   }
 
   /** An h the client may send: no more than was sent. */
@@ -303,6 +309,7 @@ export class Acks implements AckTracker {
 
   sent(wire: string): void {
     this.queue.push(wire);
+    this.counts.unacked++;
     if (this.queue.length > this.cfg.maxUnacked) {
       // Not reading, or not acknowledging what it reads: like a full socket buffer (the listener counts it).
       this.stop();
@@ -329,7 +336,14 @@ export class Acks implements AckTracker {
       throw e;
     }
     this.queue.drop(n);
+    this.counts.unacked -= n;
     this.acked = h;
+  }
+
+  /** The session ended for good: its queue goes (what mattered of it was stored offline first). */
+  discard(): void {
+    this.counts.unacked -= this.queue.length;
+    this.queue.drop(this.queue.length);
   }
 
   stop(): void {

@@ -242,3 +242,35 @@ describe("/metrics: connections dropped as dead peers", () => {
     assert.equal(delta(s0, s1, "switchboard_dead_peers_total", { protocol: "relay", transport: "tcp" }), 1);
   });
 });
+
+describe("/metrics: XEP-0198 unacknowledged stanzas", () => {
+  let ts: TestServer;
+  let admin: AdminServer;
+  before(async () => {
+    // No <r/> from the server (neither by count nor by time): the client acknowledges when it chooses.
+    ts = await startServer({ listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 }], xmpp: { allowPlainWithoutTls: true, sm: { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 0 } } }, USERS);
+    admin = await adminFor(ts.server);
+  }, { timeout: 20_000 });
+  after(async () => {
+    await admin.close();
+    await ts.stop();
+  }, { timeout: 10_000 });
+
+  test("the gauge counts what an SM client has not acknowledged, falls with its <a/>, and to 0 when its session ends", { timeout: 20_000 }, async () => {
+    const GAUGE = "switchboard_xmpp_sm_unacked_stanzas";
+    const port = ts.port("xmpp", "tcp");
+    assert.equal((await scrape(admin.port)).get(GAUGE), 0);
+    const bob = await rawLogin(port, "bob", "b-pass", "sm");
+    bob.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    await bob.until(/<enabled /);
+    const alice = await rawLogin(port, "alice", "a-pass", "plain");
+    for (let i = 0; i < 3; i++) alice.send(`<message to='bob@localhost/sm' type='chat'><body>m${i}</body></message>`);
+    await bob.until(/m2<\/body>/);
+    assert.equal((await scrape(admin.port)).get(GAUGE), 3, "alice has no stream management: only bob's three count");
+    bob.send("<a xmlns='urn:xmpp:sm:3' h='2'/>");
+    await until("two of three acknowledged", async () => (await scrape(admin.port)).get(GAUGE) === 1);
+    bob.end("</stream:stream>");
+    await until("bob's session to end", async () => (await scrape(admin.port)).get(GAUGE) === 0);
+    alice.destroy();
+  });
+});

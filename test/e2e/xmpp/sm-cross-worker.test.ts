@@ -95,6 +95,9 @@ test("a session on worker A is resumed on worker B: unacknowledged stanzas once 
       assert.deepEqual(bodies(text), ["2", "3", "4"], "exactly the unacknowledged ones, once, in order");
       assert.equal(a.proxy.handovers.stats.movedOut, movedOutA + 1, "the session left worker A");
       assert.equal(b.proxy.handovers.stats.movedIn, movedInB + 1, "and arrived on worker B");
+      // The unacked gauge follows the stanzas: gone from A, on B until she acknowledges them.
+      assert.equal(a.metrics.sm.unacked, 0, "worker A holds nothing of a session that left");
+      assert.ok(b.metrics.sm.unacked >= 4, `worker B holds the resent stanzas (${b.metrics.sm.unacked})`);
       assert.equal(b.proxy.sessions.get("alice@localhost/phone")?.serial !== undefined, true);
       // Her request: bob's answer reaches her through A's pending list, then on to B.
       bob.send(`<iq type='result' id='to-bob' to='alice@localhost/phone'><query xmlns='jabber:iq:version'><name>bob</name></query></iq>`);

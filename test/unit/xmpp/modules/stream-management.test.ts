@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Acks } from "../../../../src/xmpp/modules/stream-management.js";
 import { UnackedQueue } from "../../../../src/xmpp/modules/unacked-queue.js";
 import { StreamError } from "../../../../src/xmpp/errors.js";
+import { SmCounts } from "../../../../src/metrics/metrics.js";
 import type { ClientSession } from "../../../../src/xmpp/client-session.js";
 
 // XEP-0198 counters and queue without a server: wrap-around at 2^32 cannot be reached over a socket.
@@ -61,4 +62,20 @@ test("policy: <r/> by time after the first unrequested stanza", { timeout: 5_000
   while (written.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(written, ["<r xmlns='urn:xmpp:sm:3'/>"]);
   acks.stop();
+});
+
+test("the worker's unacked gauge follows sends, acks and a discarded queue across sessions", { timeout: 5_000 }, () => {
+  const counts = new SmCounts();
+  const a = new Acks(session().s, policy, "", counts);
+  const b = new Acks(session().s, policy, "", counts);
+  for (const w of ["1", "2", "3"]) a.sent(w);
+  for (const w of ["x", "y"]) b.sent(w);
+  assert.equal(counts.unacked, 5);
+  a.acknowledged(2);
+  assert.equal(counts.unacked, 3);
+  b.discard();
+  assert.equal(counts.unacked, 1);
+  assert.equal(b.queue.length, 0);
+  a.acknowledged(3);
+  assert.equal(counts.unacked, 0);
 });
