@@ -34,6 +34,10 @@ async function resumable(user: string, password: string, resource: string): Prom
   return { r, id };
 }
 
+/** The server has seen the connection drop and the session waits for its client (a resume earlier is refused as a second one). */
+const suspended = (address: string) =>
+  waitUntil(() => (ts.server.proxy.sessions.get(address) as { suspended?: boolean } | undefined)?.suspended === true, 5000, `${address} suspended`);
+
 const msg = (to: string, i: number | string) => `<message to='${to}' type='chat' id='m${i}'><body>${i}</body></message>`;
 const bodies = (s: string) => [...s.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1]);
 
@@ -57,6 +61,7 @@ test("a dropped connection is resumed: <resumed h previd/>, the unacknowledged s
     // Her stream is in order: once this answer is back, the server has the <a/> (and counts a second handled stanza).
     await pingOk(a1);
     a1.destroy();
+    await suspended("alice@localhost/phone");
     // While she is away bob keeps sending; the core still has her full JID, so these are queued, not stored.
     for (let i = 3; i < 5; i++) bob.send(msg("alice@localhost/phone", i));
     await pingOk(bob);
@@ -94,6 +99,7 @@ test("a dropped connection is resumed: <resumed h previd/>, the unacknowledged s
 test("resume failures: unknown id, another account's id, h too high, a second resume of the same id; none leaks the session", { timeout: 20_000 }, async () => {
   const { r: a1, id } = await resumable("alice", "a-pass", "tablet");
   a1.destroy();
+  await suspended("alice@localhost/tablet");
   const tries: [string, string, string, RegExp][] = [
     ["alice", "a-pass", `previd='nope' h='0'`, /<failed xmlns=["']urn:xmpp:sm:3["']><item-not-found /],
     ["bob", "b-pass", `previd='${id}' h='0'`, /<failed xmlns=["']urn:xmpp:sm:3["']><item-not-found /],
