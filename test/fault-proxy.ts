@@ -8,6 +8,8 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
  *
  * - `cut()`: reset both sides at once (a RST each way), as a crashed NAT or a
  *   phone leaving Wi-Fi does;
+ * - `cutClient()`: reset the client's side, black-hole the target's (a phone
+ *   that changed networks: it knows, the server does not);
  * - `blackhole()`: keep both sockets open and discard what either side sends,
  *   FIN included — a NAT that forgot the mapping. Neither peer learns anything:
  *   each must notice by its own keepalive. When one side gives up and closes,
@@ -139,6 +141,16 @@ export class ProxiedConnection {
   cut(): void {
     reset(this.client);
     reset(this.target);
+  }
+
+  /**
+   * Resets the client's side only and black-holes the target's: the client
+   * knows at once, the target only by its own keepalive — a phone that moved
+   * from Wi-Fi to LTE and reconnects while the server still holds the old connection.
+   */
+  cutClient(): void {
+    this.blackhole();
+    reset(this.client);
   }
 
   /** Discards everything either side sends from now on, and tells neither side anything. */

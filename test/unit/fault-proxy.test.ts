@@ -139,6 +139,19 @@ test("a side that closes inside a black hole keeps the other open; the proxy sti
   await waitUntil(() => !proxy.connections().includes(conn), 2000, "the connection to leave the list");
 });
 
+test("cutClient() resets the client only; the target's side stays open and silent until it gives up", { timeout: 5000 }, async () => {
+  const { client, conn, server } = await dial();
+  conn.cutClient();
+  await waitUntil(() => client.closed, 2000, "the client to be reset");
+  assert.equal(client.error, "ECONNRESET");
+  server.sock.write("into the void");
+  await waitUntil(() => conn.dropped === 13, 2000, "the target's write discarded");
+  assert.equal(server.closed || server.ended, false, "the target was told nothing");
+  assert.ok(proxy.connections().includes(conn));
+  server.sock.destroy();
+  await waitUntil(() => !proxy.connections().includes(conn), 2000, "the connection to leave the list");
+});
+
 test("proxy-wide: cut() and blackhole() reach every live connection; refuse() resets new ones until heal()", { timeout: 5000 }, async () => {
   const a = await dial();
   const b = await dial();
