@@ -70,6 +70,7 @@ export class SoakClient implements StreamSink {
   logins = 0;
   resumed = 0;
   readonly refused: Record<string, number> = {};
+  readonly streamErrors: Record<string, number> = {};
   connects = 0;
 
   constructor(
@@ -141,7 +142,11 @@ export class SoakClient implements StreamSink {
   }
 
   stanza(el: Element): void {
-    if (el.name === "stream:error") return void this.sock?.destroy();
+    if (el.name === "stream:error") {
+      const cond = (el.children.find((c) => typeof c !== "string") as Element | undefined)?.name ?? "none";
+      this.streamErrors[cond] = (this.streamErrors[cond] ?? 0) + 1;
+      return void this.sock?.destroy();
+    }
     switch (this.state) {
       case St.Features:
         if (el.name !== "stream:features") return;

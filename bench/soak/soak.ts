@@ -71,6 +71,8 @@ export interface SoakResult {
   logins: number;
   resumed: number;
   refused: Record<string, number>;
+  /** Stream errors the clients read, by condition. */
+  streamErrors: Record<string, number>;
   /** All clients online and every message accounted for before settleMs ran out. */
   settled: boolean;
   clientsBack: number;
@@ -166,15 +168,19 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
     if (progress !== null) clearInterval(progress);
     const offlineLeft = offlineRows();
     db.close();
-    const refused: Record<string, number> = {};
-    for (const c of clients) for (const [k, n] of Object.entries(c.refused)) refused[k] = (refused[k] ?? 0) + n;
+    const sum = (f: (c: SoakClient) => Record<string, number>) => {
+      const out: Record<string, number> = {};
+      for (const c of clients) for (const [k, n] of Object.entries(f(c))) out[k] = (out[k] ?? 0) + n;
+      return out;
+    };
     return {
       params: p,
       counts: ledger.counts(),
       faults,
       logins: clients.reduce((n, c) => n + c.logins, 0),
       resumed: clients.reduce((n, c) => n + c.resumed, 0),
-      refused,
+      refused: sum((c) => c.refused),
+      streamErrors: sum((c) => c.streamErrors),
       settled,
       clientsBack: clients.filter((c) => c.online).length,
       offlineLeft,
@@ -273,11 +279,11 @@ export function formatSoak(r: SoakResult): string {
   const s = r.server;
   const n = (x: number) => x.toLocaleString("en-US");
   const row = (label: string, x: number, note = "") => `  ${label.padEnd(34)}${n(x).padStart(9)}${note ? `   ${note}` : ""}`;
-  const refused = Object.entries(r.refused).map(([k, v]) => `${k} ${n(v)}`).join(", ") || "none";
+  const list = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${n(v)}`).join(", ") || "none";
   return [
     `soak: ${n(p.clients)} clients, ${p.durationMs / 1000} s of faults (${p.faultsPerSec}/s), ${n(p.rate)} msg/s, ${p.workers} worker${p.workers > 1 ? "s" : ""}, resumption window ${p.resumeTimeoutMs / 1000} s`,
     `faults: ${n(r.faults.cut)} cuts, ${n(r.faults.blackhole)} black holes, ${n(r.faults.switch)} network switches, ${n(r.faults.outage)} outages longer than the window`,
-    `sessions: ${n(r.logins)} logins (${n(p.clients)} at the start), ${n(r.resumed)} resumed, resumptions refused: ${refused}`,
+    `sessions: ${n(r.logins)} logins (${n(p.clients)} at the start), ${n(r.resumed)} resumed, resumptions refused: ${list(r.refused)}; stream errors read: ${list(r.streamErrors)}`,
     `server: ${n(s.switchboard_dead_peers_total ?? 0)} dead peers noticed by ping, ${n(s.switchboard_slow_consumers_total ?? 0)} slow consumers, ${n(s.switchboard_offline_messages_stored_total ?? 0)} messages stored offline, ${n(s.switchboard_messages_bounced_total ?? 0)} bounced`,
     "messages:",
     row("sent", c.sent),
