@@ -1,5 +1,6 @@
 import { get } from "node:http";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { FaultProxy } from "../../test/fault-proxy.js";
 import { benchAccounts } from "../lib/accounts.js";
@@ -80,6 +81,8 @@ export interface SoakResult {
   server: Record<string, number>;
   duplicateSamples: string[];
   settleSeconds: number;
+  /** This process's event-loop delay during the faults (ms): a late client answers the server's ping late. */
+  harnessLag: { p99: number; max: number };
 }
 
 export async function runSoak(p: SoakParams, log: (line: string) => void = () => {}): Promise<SoakResult> {
@@ -143,8 +146,11 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
         return;
       }
     }, 1000 / p.faultsPerSec);
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     const progress = p.progressMs > 0 ? setInterval(() => log(`soak: ${progressLine(ledger, clients, faults)}`), p.progressMs) : null;
     await sleep(p.durationMs);
+    lag.disable();
 
     // The network comes back (mappings lost in black holes stay lost), the load stops; then wait for everything to settle.
     clearInterval(inject);
@@ -187,6 +193,7 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
       server: await serverMetrics(adminPort),
       duplicateSamples: ledger.duplicateSamples,
       settleSeconds,
+      harnessLag: { p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 },
     };
   } finally {
     for (const t of timers) clearTimeout(t);
@@ -299,7 +306,7 @@ export function formatSoak(r: SoakResult): string {
     row("out of order", c.outOfOrder, "first copies behind a later one of the same sender"),
     row("still unacknowledged at the end", c.pending),
     row("left in the offline store", r.offlineLeft),
-    `settled: ${r.settled ? "yes" : "NO"} in ${r.settleSeconds.toFixed(1)} s, ${n(r.clientsBack)}/${n(p.clients)} clients back online`,
+    `settled: ${r.settled ? "yes" : "NO"} in ${r.settleSeconds.toFixed(1)} s, ${n(r.clientsBack)}/${n(p.clients)} clients back online; the clients' event loop was late by up to ${r.harnessLag.max.toFixed(0)} ms (p99 ${r.harnessLag.p99.toFixed(0)} ms) during the faults`,
     ...(r.duplicateSamples.length > 0 ? [`duplicates, first few: ${r.duplicateSamples.join("; ")}`] : []),
   ].join("\n");
 }
