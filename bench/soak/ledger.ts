@@ -26,7 +26,10 @@ export interface Counts {
   /** Of those, the first copy came from offline storage. */
   deliveredFromOffline: number;
   bounced: number;
+  /** Accepted, neither delivered nor bounced, and not in the offline store. */
   lost: number;
+  /** Not delivered, and in the offline store at the end although every client is online: it waits for its recipient's next login. */
+  stuckOffline: number;
   duplicated: number;
   redelivered: number;
   outOfOrder: number;
@@ -105,15 +108,17 @@ export class Ledger {
     else this.highest.set(key, Number(n));
   }
 
-  counts(): Counts {
-    const c: Counts = { sent: this.sent, accepted: 0, unconfirmed: 0, unconfirmedArrived: 0, delivered: 0, deliveredFromOffline: this.deliveredFromOffline, bounced: 0, lost: 0, duplicated: this.duplicated, redelivered: this.redelivered, outOfOrder: this.outOfOrder, pending: 0 };
-    for (const e of this.msgs.values()) {
+  /** `inStore`: the ids in the server's offline store now. */
+  counts(inStore: ReadonlySet<string> = new Set()): Counts {
+    const c: Counts = { sent: this.sent, accepted: 0, unconfirmed: 0, unconfirmedArrived: 0, delivered: 0, deliveredFromOffline: this.deliveredFromOffline, bounced: 0, lost: 0, stuckOffline: 0, duplicated: this.duplicated, redelivered: this.redelivered, outOfOrder: this.outOfOrder, pending: 0 };
+    for (const [id, e] of this.msgs) {
       if (e.accepted) c.accepted++;
       if (e.unconfirmed) c.unconfirmed++;
       if (e.unconfirmed && e.copies > 0) c.unconfirmedArrived++;
       if (e.copies > 0) c.delivered++;
       if (e.bounced) c.bounced++;
-      if (e.accepted && e.copies === 0 && !e.bounced) c.lost++;
+      if (e.copies === 0 && inStore.has(id)) c.stuckOffline++;
+      else if (e.accepted && e.copies === 0 && !e.bounced) c.lost++;
       if (!e.accepted && !e.unconfirmed) c.pending++;
     }
     return c;

@@ -3,7 +3,8 @@
  * raw-socket XMPP clients with stream management, each behind a fault proxy,
  * random cuts, black holes, network switches and outages under a steady load;
  * then it prints what became of every message. Exits 1 when a message was
- * lost or duplicated, or when the run did not settle.
+ * lost, duplicated or left in the offline store of a recipient that is online,
+ * or when the run did not settle.
  *
  *   --clients N    clients (1000)               --duration S   seconds of faults (60)
  *   --rate R       messages/s in total (500)    --faults F     faults/s (10)
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   const r = await runSoak(p, (line) => console.error(line));
   console.log(formatSoak(r));
   if (a.json) writeFileSync(a.json, JSON.stringify(r, null, 2));
-  process.exit(r.counts.lost > 0 || r.counts.duplicated > 0 || !r.settled ? 1 : 0);
+  process.exit(r.counts.lost > 0 || r.counts.duplicated > 0 || r.counts.stuckOffline > 0 || !r.settled ? 1 : 0);
 }
 
 main().catch((e) => {

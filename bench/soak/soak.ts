@@ -173,6 +173,11 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
     const settleSeconds = (Date.now() - t0) / 1000;
     if (progress !== null) clearInterval(progress);
     const offlineLeft = offlineRows();
+    const inStore = new Set<string>();
+    for (const { stanza } of db.prepare("SELECT stanza FROM offline").all() as { stanza: string }[]) {
+      const m = / id=['"](s\d+-\d+-\d+)['"]/.exec(stanza);
+      if (m !== null) inStore.add(m[1]);
+    }
     db.close();
     const sum = (f: (c: SoakClient) => Record<string, number>) => {
       const out: Record<string, number> = {};
@@ -181,7 +186,7 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
     };
     return {
       params: p,
-      counts: ledger.counts(),
+      counts: ledger.counts(inStore),
       faults,
       logins: clients.reduce((n, c) => n + c.logins, 0),
       resumed: clients.reduce((n, c) => n + c.resumed, 0),
@@ -300,12 +305,13 @@ export function formatSoak(r: SoakResult): string {
     row("  of which from offline storage", c.deliveredFromOffline, "first copy with <delay/>"),
     row("stored offline (server)", s.switchboard_offline_messages_stored_total ?? 0),
     row("bounced", c.bounced, "an error back to the sender"),
-    row("lost", c.lost, "accepted, never delivered nor bounced: must be 0"),
+    row("lost", c.lost, "accepted, never delivered nor bounced, not in the offline store: must be 0"),
+    row("stuck in the offline store", c.stuckOffline, "stored while its recipient was online again: it gets it only at its next login; must be 0"),
     row("duplicated", c.duplicated, "a second copy XEP-0198 does not allow: must be 0"),
     row("redelivered", c.redelivered, "an offline copy of a message received on a session that was not resumed, its <a/> unconfirmed"),
     row("out of order", c.outOfOrder, "first copies behind a later one of the same sender"),
     row("still unacknowledged at the end", c.pending),
-    row("left in the offline store", r.offlineLeft),
+    row("left in the offline store", r.offlineLeft, "rows at the end, for anyone"),
     `settled: ${r.settled ? "yes" : "NO"} in ${r.settleSeconds.toFixed(1)} s, ${n(r.clientsBack)}/${n(p.clients)} clients back online; the clients' event loop was late by up to ${r.harnessLag.max.toFixed(0)} ms (p99 ${r.harnessLag.p99.toFixed(0)} ms) during the faults`,
     ...(r.duplicateSamples.length > 0 ? [`duplicates, first few: ${r.duplicateSamples.join("; ")}`] : []),
   ].join("\n");

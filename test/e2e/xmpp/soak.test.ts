@@ -33,6 +33,7 @@ test("soak, 200 clients for 15 s of faults: every client back, nothing lost, not
   assert.equal(r.clientsBack, 200, report);
   assert.equal(c.lost, 0, report);
   assert.equal(c.duplicated, 0, report);
+  assert.equal(c.stuckOffline, 0, report);
   assert.equal(c.pending, 0, report);
   assert.equal(r.offlineLeft, 0, report);
   // A stream error would mean the two sides disagree (an h too high, bad XML): none is expected here.
