@@ -83,6 +83,8 @@ export interface SoakResult {
   settleSeconds: number;
   /** This process's event-loop delay during the faults (ms): a late client answers the server's ping late. */
   harnessLag: { p99: number; max: number };
+  /** The server's CPU during the faults, in cores (1 = one core busy all the time). */
+  serverCores: number;
 }
 
 export async function runSoak(p: SoakParams, log: (line: string) => void = () => {}): Promise<SoakResult> {
@@ -148,9 +150,12 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
     }, 1000 / p.faultsPerSec);
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
+    const cpu0 = server.watch.cpuSeconds();
+    const faultsFrom = Date.now();
     const progress = p.progressMs > 0 ? setInterval(() => log(`soak: ${progressLine(ledger, clients, faults)}`), p.progressMs) : null;
     await sleep(p.durationMs);
     lag.disable();
+    const serverCores = (server.watch.cpuSeconds() - cpu0) / ((Date.now() - faultsFrom) / 1000);
 
     // The network comes back (mappings lost in black holes stay lost), the load stops; then wait for everything to settle.
     clearInterval(inject);
@@ -199,6 +204,7 @@ export async function runSoak(p: SoakParams, log: (line: string) => void = () =>
       duplicateSamples: ledger.duplicateSamples,
       settleSeconds,
       harnessLag: { p99: lag.percentile(99) / 1e6, max: lag.max / 1e6 },
+      serverCores,
     };
   } finally {
     for (const t of timers) clearTimeout(t);
@@ -296,7 +302,7 @@ export function formatSoak(r: SoakResult): string {
     `soak: ${n(p.clients)} clients, ${p.durationMs / 1000} s of faults (${p.faultsPerSec}/s), ${n(p.rate)} msg/s, ${p.workers} worker${p.workers > 1 ? "s" : ""}, resumption window ${p.resumeTimeoutMs / 1000} s`,
     `faults: ${n(r.faults.cut)} cuts, ${n(r.faults.blackhole)} black holes, ${n(r.faults.switch)} network switches, ${n(r.faults.outage)} outages longer than the window`,
     `sessions: ${n(r.logins)} logins (${n(p.clients)} at the start), ${n(r.resumed)} resumed, resumptions refused: ${list(r.refused)}; stream errors read: ${list(r.streamErrors)}`,
-    `server: ${n(s.switchboard_dead_peers_total ?? 0)} dead peers noticed by ping, ${n(s.switchboard_slow_consumers_total ?? 0)} slow consumers, ${n(s.switchboard_offline_messages_stored_total ?? 0)} messages stored offline, ${n(s.switchboard_messages_bounced_total ?? 0)} bounced`,
+    `server: ${r.serverCores.toFixed(2)} cores busy during the faults, ${n(s.switchboard_dead_peers_total ?? 0)} dead peers noticed by ping, ${n(s.switchboard_slow_consumers_total ?? 0)} slow consumers, ${n(s.switchboard_offline_messages_stored_total ?? 0)} messages stored offline, ${n(s.switchboard_messages_bounced_total ?? 0)} bounced`,
     "messages:",
     row("sent", c.sent),
     row("accepted by the server", c.accepted, "its <a/> or <resumed/> reached the sender"),
