@@ -1,6 +1,7 @@
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
-import { startServer, FIXTURES, TLS_FILES } from "../../helpers.js";
+import { createInterface } from "node:readline";
+import { startServer, FIXTURES, TLS_FILES, type TestServer } from "../../helpers.js";
 
 // slixmpp (Debian's python3-slixmpp, installed by .ci/run) as an independent client: each
 // test runs one script of test/fixtures against a server offering STARTTLS with the test certificate.
@@ -19,9 +20,14 @@ function hasSlixmpp(): boolean {
 /** For a test's `skip`: false, or why it cannot run here. */
 export const SLIXMPP_SKIP: false | string = hasSlixmpp() ? false : "python3-slixmpp is not installed";
 
+/** A fresh server offering STARTTLS with the test certificate; `xmpp` is laid over its xmpp config. */
+export function startSlixmppServer(users: Record<string, string>, xmpp: Record<string, unknown> = {}): Promise<TestServer> {
+  return startServer({ listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, tls: TLS_FILES }], xmpp }, users);
+}
+
 /** Runs test/fixtures/`script` (port, CA file) against a fresh server with alice and bob; its output lines. */
 export async function runSlixmpp(script: string, ms: number): Promise<string[]> {
-  const ts = await startServer({ listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, tls: TLS_FILES }] }, { alice: "alice-pw", bob: "bob-pw" });
+  const ts = await startSlixmppServer({ alice: "alice-pw", bob: "bob-pw" });
   try {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(PYTHON, [join(FIXTURES, script), String(ts.port("xmpp", "tcp")), TLS_FILES.cert], { timeout: ms }, (err, stdout, stderr) =>
@@ -32,4 +38,49 @@ export async function runSlixmpp(script: string, ms: number): Promise<string[]> 
   } finally {
     await ts.stop();
   }
+}
+
+/** A script that talks with the test by lines while it runs: read its stdout line by line, write to its stdin. */
+export interface SlixmppScript {
+  /** The next line of output, or a rejection (with stderr) at `ms` or if the script exits first. */
+  line(ms: number): Promise<string>;
+  tell(line: string): void;
+  kill(): void;
+}
+
+export function spawnSlixmpp(script: string, args: string[]): SlixmppScript {
+  const child = spawn(PYTHON, [join(FIXTURES, script), ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const lines: string[] = [];
+  let wake: (() => void) | null = null;
+  let exited = false;
+  createInterface({ input: child.stdout! }).on("line", (l) => {
+    lines.push(l);
+    wake?.();
+  });
+  child.on("close", () => {
+    exited = true;
+    wake?.();
+  });
+  return {
+    async line(ms) {
+      const deadline = Date.now() + ms;
+      while (lines.length === 0) {
+        const left = deadline - Date.now();
+        if (exited || left <= 0) throw new Error(`${exited ? "the script exited" : `no line in ${ms} ms`}; stderr: ${stderr.slice(-3000)}`);
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, left);
+          wake = () => (clearTimeout(t), r());
+        });
+      }
+      return lines.shift()!;
+    },
+    tell(line) {
+      child.stdin!.write(`${line}\n`);
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    },
+  };
 }
