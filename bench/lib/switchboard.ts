@@ -30,7 +30,8 @@ export async function startSwitchboard(opts: { cpu: string; config: Record<strin
   store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
   store.close();
   // The admin listener on as in production, on a free port (runs side by side never collide on 9464) that the bench scrapes.
-  const adminPort = await freePort();
+  // A caller that configures its own admin listener (the soak) is waited on there.
+  const adminPort = (opts.config.admin as { port?: number } | undefined)?.port ?? (await freePort());
   const config = { log: { level: "warn", format: "text" }, storage: { type: "sqlite", path: dbPath }, admin: { port: adminPort }, ...opts.config };
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(config, null, 2));

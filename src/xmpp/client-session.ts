@@ -88,6 +88,8 @@ export interface ClientSession {
   sendNonza(xml: string): void;
   /** Cuts the connection at once without a stream error (a client that does not acknowledge). */
   destroy(reason: string): void;
+  /** Why the session ended (CloseReason or a stream error's condition); empty while it lives. */
+  readonly endReason: string;
   /** XEP-0198: its connection dropped and it waits for a <resume/>. */
   readonly suspended: boolean;
   /**

@@ -56,6 +56,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   /** From resource bound to the end: the session's start and end log lines. */
   private record: SessionRecord | null = null;
   readonly streamId = randomBytes(12).toString("base64url");
+  /** Why the session ended, once it has (read by session-closing handlers). */
+  endReason = "";
 
   constructor(
     public conn: Conn,
@@ -254,6 +256,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     if (this.phase === Phase.Closing) return;
     this.record?.end(reason);
     this.phase = Phase.Closing;
+    // Resumed elsewhere while its stream was still up: that connection goes (connClosed then finds the session closed).
+    if (!this.conn.closed) this.conn.destroy(reason);
     if (this.resumeTimer !== null) clearTimeout(this.resumeTimer);
     this.resumeTimer = null;
     this.held = null;
@@ -407,6 +411,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   private cleanup(reason: string): void {
     if (this.phase === Phase.Closing) return;
+    this.endReason = reason;
     this.record?.end(reason);
     const wasBound = this.phase === Phase.Bound;
     this.phase = Phase.Closing;

@@ -1,5 +1,5 @@
 import { Element, parse } from "ltx";
-import { ErrorCode, type Envelope } from "../../envelope/envelope.js";
+import { Envelope, ErrorCode, Flag } from "../../envelope/envelope.js";
 import type { OfflineSink } from "../../session/core.js";
 import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
@@ -42,31 +42,28 @@ function toStored(env: Envelope, domain: string): string | null {
   } else return null;
   msg.attrs.from = env.from;
   msg.attrs.to = env.to;
-  msg.c("delay", { xmlns: NS.DELAY, from: domain, stamp: new Date().toISOString() });
+  // A message written once already (XEP-0198, unacknowledged) keeps the stamp of its first delivery.
+  if (msg.getChild("delay", NS.DELAY) === undefined) msg.c("delay", { xmlns: NS.DELAY, from: domain, stamp: new Date().toISOString() });
   return msg.toString();
 }
 
 /**
  * A message written to a session that never acknowledged it (XEP-0198) and
- * ended: chat and normal ones are stored for the user with a delay stamp (unless
- * they carry one already); the rest is dropped (RFC 6121 §8.5.2.1.1, §8.5.3.2.1).
- * So is a carbon copy (XEP-0280): its original reached, or is stored for, the
- * resource it went to, and the next session may not have enabled carbons
- * (§2: a client that did not ask gets no carbons). True when stored.
+ * ended: chat and normal ones go back through the core as if sent to that full
+ * JID now it is gone (RFC 6121 §8.5.3.2.1): to another available resource of
+ * the user, or a new session at the same full JID, else to offline storage,
+ * else back to the sender with an error. Their original time rides along as
+ * a delay stamp. The rest is dropped (§8.5.2.1.1, §8.5.3.2.1), and so is a
+ * carbon copy (XEP-0280): its original reached, or is stored for, the resource
+ * it went to, and another session may not have enabled carbons (§2: a client
+ * that did not ask gets no carbons). Null: nothing to send again.
  */
-export function storeUnacked(x: XmppContext, user: string, el: Element): boolean {
+export function unackedAgain(domain: string, address: string, el: Element, stamp: string): Envelope | null {
   const type = el.attrs.type ?? "normal";
-  if (el.name !== "message" || (type !== "chat" && type !== "normal")) return false;
-  if (isCarbon(el)) return false;
-  if (el.getChild("delay", NS.DELAY) === undefined) el.c("delay", { xmlns: NS.DELAY, from: x.config.domain, stamp: new Date().toISOString() });
-  try {
-    if (!x.store.pushOffline(user, el.toString(), x.config.xmpp.offlineQueueMax)) return false;
-    x.metrics.offlineStored++;
-    return true;
-  } catch (e) {
-    x.log.warn("unacknowledged message not stored", { user, error: (e as Error).message });
-    return false;
-  }
+  if (el.name !== "message" || (type !== "chat" && type !== "normal")) return null;
+  if (isCarbon(el)) return null;
+  if (el.getChild("delay", NS.DELAY) === undefined) el.c("delay", { xmlns: NS.DELAY, from: domain, stamp });
+  return Envelope.message({ from: el.attrs.from ?? domain, to: address, protocol: "xmpp", payload: el, flags: Flag.BareFallback | Flag.Offline });
 }
 
 /** A copy written by outbound.ts: <received/> or <sent/> in the carbons namespace, a child of the message. */

@@ -3,7 +3,8 @@ import { parse, type Element } from "ltx";
 import type { StreamManagementConfig } from "../../config/config.js";
 import { SmCounts } from "../../metrics/metrics.js";
 import type { XmppContext } from "../context.js";
-import { storeUnacked } from "./offline.js";
+import { offlineSink, unackedAgain } from "./offline.js";
+import type { Envelope } from "../../envelope/envelope.js";
 import { CloseReason } from "../../transport/conn.js";
 import { StreamCondition, StreamError } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
@@ -99,8 +100,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
    */
   function refuse(old: ClientSession, user: string, h: number): string | null {
     if (!(old.acks instanceof Acks) || old.user !== user || old.phase !== Phase.Bound) return failed("item-not-found");
-    // Only a session waiting for its client: a second resume of the same id, or one while the stream is still up, is refused.
-    if (!old.suspended) return failed("unexpected-request");
+    // A stream still up is taken over, its connection closed (as Prosody and ejabberd do): a phone that moved
+    // to another network resumes before the server has noticed that the old connection is dead.
     if (h < 0 || h >= MOD) return failed("bad-request");
     // §6's handled-count-too-high, as a failure of this resume: the suspended session is left as it was.
     if (!old.acks.fits(h)) return `<failed xmlns='${NS.SM}' h='${old.acks.handled}'><unexpected-request xmlns='${NS.STANZA_ERRORS}'/><handled-count-too-high xmlns='${NS.SM}' h='${h}' send-count='${old.acks.sentCount}'/></failed>`;
@@ -227,16 +228,30 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     if (!(acks instanceof Acks)) return;
     acks.stop();
     if (acks.id !== "") resumable.delete(acks.id);
-    let stored = 0;
+    const again: Envelope[] = [];
+    const stamp = new Date().toISOString();
     for (const wire of acks.queue.pending()) {
       try {
-        if (storeUnacked(x, session.user, parse(wire) as Element)) stored++;
+        const env = unackedAgain(x.config.domain, session.address, parse(wire) as Element, stamp);
+        if (env !== null) again.push(env);
       } catch {
-        // Our own output always parses; nothing to store if it did not.
+        // Our own output always parses; nothing to send again if it did not.
       }
     }
     acks.discard();
-    if (stored > 0 && x.debug) x.log.debug("unacknowledged messages stored offline", { address: session.address, stored });
+    if (again.length === 0) return;
+    // The server stops: the owner may be a worker that stops too, so they are stored here and now.
+    if (session.endReason === CloseReason.Shutdown) {
+      const store = offlineSink(x);
+      for (const env of again) store(env);
+      return;
+    }
+    // After the session has left the core (detach follows this event at once), so they cannot come back to it.
+    const s = session.coreSession;
+    queueMicrotask(() => {
+      for (const env of again) x.core.submit(s, env);
+    });
+    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length });
   });
 }
 
