@@ -14,7 +14,9 @@ export type BusMessage =
   | { op: "unbind"; address: string; serial: number }
   | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown }
   /** Tell the worker holding `address` that a newer session replaced it. */
-  | { op: "replaced"; address: string; serial: number };
+  | { op: "replaced"; address: string; serial: number }
+  /** For a pool's owner: these requests (by ref) it gave to pooled sessions on the sender's worker are settled. */
+  | { op: "settled"; refs: string[] };
 
 export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 

@@ -32,7 +32,7 @@ export class BusWire {
       case "bind": {
         const r = msg.ref;
         presence = this.payloadOf(r.protocol, r.presence);
-        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority];
+        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.pool];
         break;
       }
       case "presence":
@@ -42,6 +42,9 @@ export class BusWire {
       case "unbind":
       case "replaced":
         head = [msg.op, msg.address, msg.serial];
+        break;
+      case "settled":
+        head = [msg.op, msg.refs];
         break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
@@ -84,8 +87,9 @@ export class BusWire {
       case "session":
         return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
       case "bind": {
-        const [, address, resource, workerId, serial, protocol, available, priority] = head as [string, string, string, string, number, string, boolean, number];
-        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0 };
+        const [, address, resource, workerId, serial, protocol, available, priority, pool] = head as [string, string, string, string, number, string, boolean, number, boolean?];
+        // A worker from before pools sends no `pool`: its sessions keep the priority rule.
+        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), pool: pool === true, session: null, seq: 0 };
         return { op, ref };
       }
       case "presence": {
@@ -95,6 +99,11 @@ export class BusWire {
       case "unbind":
       case "replaced":
         return { op, address: head[1] as string, serial: head[2] as number };
+      case "settled": {
+        const refs = head[1];
+        if (!Array.isArray(refs) || !refs.every((r) => typeof r === "string")) throw new Error("settled without refs");
+        return { op, refs: refs as string[] };
+      }
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }

@@ -28,6 +28,11 @@ export const Flag = {
   EveryResource: 8,
   /** Nobody online to receive it and not stored: the sender gets an error (XMPP groupchat, RFC 6121 §8.5.3.2.1). */
   Bounce: 16,
+  /**
+   * A request the owner of a bare address gave to one session of a pool (docs/relay-protocol.md, "Pools"):
+   * the recipient's worker tells that owner when it is settled, so the owner knows each session's load.
+   */
+  Pool: 32,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */
@@ -107,6 +112,11 @@ export class Envelope {
   /** This request as forwarded: carrying the ref of its PendingResponse and its clamped timeout. */
   forwarded(ref: string, ttl: number): Envelope {
     return new Envelope(this.kind, this.id, ref, "", this.from, this.to, this.protocol, this.payload, ttl, this.flags, "");
+  }
+
+  /** This envelope with `flags` added (the owner marks a request it chose by pool). */
+  flagged(flags: number): Envelope {
+    return new Envelope(this.kind, this.id, this.ref, this.responseFor, this.from, this.to, this.protocol, this.payload, this.ttl, this.flags | flags, this.code);
   }
 
   /** This answer readdressed: to `to`, answering `responseFor` (the ref on the bus, the asker's own id on delivery). */

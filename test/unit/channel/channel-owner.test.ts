@@ -29,7 +29,7 @@ function owner(self = "w0"): { o: ChannelOwner; said: Said } {
 
 let serial = 0;
 function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null): SessionRef {
-  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, session: null, seq: 0 };
+  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, pool: false, session: null, seq: 0 };
 }
 
 const msg = (to: string, flags = 0) => Envelope.message({ from: "alice@localhost/a", to, protocol: "xmpp", payload: null, flags });

@@ -42,7 +42,7 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
   const bind = roundTrip({
     op: "bind",
-    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0 },
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, pool: false, session: null, seq: 0 },
   }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.workerId, "h-w1");
   assert.equal(bind.ref.priority, -1);
