@@ -53,6 +53,23 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1 }), { op: "replaced", address: "a@x/r", serial: 1 });
 });
 
+test("pools: a bind says whether the session is pooled; settle notices carry their refs", { timeout: 5000 }, () => {
+  const ref = { address: "gw@x/g1", resource: "g1", workerId: "h-w1", serial: 3, protocol: "relay", available: true, priority: 0, presence: null, pool: true, session: null, seq: 0 };
+  const bind = roundTrip({ op: "bind", ref }) as Extract<BusMessage, { op: "bind" }>;
+  assert.equal(bind.ref.pool, true);
+  assert.deepEqual(roundTrip({ op: "settled", refs: ["w0.1", "h_1-w3.42"] }), { op: "settled", refs: ["w0.1", "h_1-w3.42"] });
+  // A worker from before pools sends binds without the field: not pooled.
+  const old = Buffer.from(wire.encode({ op: "bind", ref }));
+  const jsonLen = old.readUInt32BE(0);
+  const head = JSON.parse(old.toString("utf8", 4, 4 + jsonLen)) as unknown[];
+  head.splice(8, 1);
+  const json = Buffer.from(JSON.stringify(head));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(json.length);
+  assert.equal((wire.decode(Buffer.concat([len, json])) as Extract<BusMessage, { op: "bind" }>).ref.pool, false);
+  assert.throws(() => wire.decode(wire.encode({ op: "settled", refs: [1 as unknown as string] })), /settled without refs/);
+});
+
 test("bytes that are not a bus message are refused with an error, not misread", () => {
   const good = Buffer.from(wire.encode({ op: "unbind", address: "a@x/r", serial: 1 }));
   assert.throws(() => wire.decode(good.subarray(0, good.length - 3)));
