@@ -19,6 +19,12 @@ export interface LoadSpec {
   measureMs: number;
   /** NATS only: share one reply inbox (mux) instead of one subscription per request. */
   natsMux: boolean;
+  /**
+   * Switchboard only: requests to each responder's full address (`full`), to its bare address (`bare`:
+   * through the owner, one session per account), or to one account whose sessions are all the
+   * responders (`pool`: docs/relay-protocol.md, "Pools").
+   */
+  to: "full" | "bare" | "pool";
 }
 
 export interface LoadResult {

@@ -10,6 +10,8 @@
  *   --seconds S      measured window per target and run (default 5)
  *   --runs N         runs; the published figure is the median (default 3)
  *   --targets LIST   switchboard,nats
+ *   --to full|bare|pool  Switchboard's requests go to each responder's full address (default), its bare
+ *                    address (through the owner), or all to one account the responders share (a pool)
  *   --nats-mux       nats.js's shared reply inbox instead of noMux (same speed, less server CPU)
  *   --json FILE      write every run
  *   --docs           rewrite the Relay section of docs/benchmarks.md
@@ -94,9 +96,10 @@ async function main(): Promise<void> {
   const a = args();
   const K = Number(a.requesters ?? 8);
   const R = Number(a.responders ?? 4);
-  const base = { requesters: K, responders: R, inflight: Number(a.inflight ?? 100), payload: Number(a.payload ?? 64), warmupMs: 1500, measureMs: Number(a.seconds ?? 5) * 1000, natsMux: a["nats-mux"] === "true" };
+  const base = { requesters: K, responders: R, inflight: Number(a.inflight ?? 100), payload: Number(a.payload ?? 64), warmupMs: 1500, measureMs: Number(a.seconds ?? 5) * 1000, natsMux: a["nats-mux"] === "true", to: (a.to ?? "full") as LoadSpec["to"] };
   const runs = Number(a.runs ?? 3);
   const targets = (a.targets ?? "switchboard,nats").split(",");
+  if (!["full", "bare", "pool"].includes(base.to)) throw new Error(`--to ${base.to}: full, bare or pool`);
   if (targets.includes("nats")) ensureCommand("nats-server", "nats-server");
 
   const names = [...Array.from({ length: K }, (_, i) => `req${i}`), ...Array.from({ length: R }, (_, j) => `resp${j}`)];

@@ -65,7 +65,9 @@ export async function relayLoop(spec: LoadSpec, loop: Loop): Promise<() => void>
   const body = Buffer.alloc(spec.payload, 0x61);
   for (let j = 0; j < spec.responders; j++) {
     const c = await LeanConn.open(spec.port);
-    await c.login(`resp${j}`, `pwd-resp${j}`, "r");
+    // A pool is one account logged in under a resource per responder.
+    if (spec.to === "pool") await c.login("resp0", "pwd-resp0", `r${j}`);
+    else await c.login(`resp${j}`, `pwd-resp${j}`, "r");
     // Echo the body back, as a NATS responder does.
     c.onFrame = (h, b) => {
       if (h.t === "req") c.send(`{"t":"res","re":${JSON.stringify(h.id)}}`, b);
@@ -75,7 +77,7 @@ export async function relayLoop(spec: LoadSpec, loop: Loop): Promise<() => void>
   for (let i = 0; i < spec.requesters; i++) {
     const c = await LeanConn.open(spec.port);
     await c.login(`req${i}`, `pwd-req${i}`, "r");
-    const to = `resp${i % spec.responders}@localhost/r`;
+    const to = spec.to === "pool" ? "resp0@localhost" : spec.to === "bare" ? `resp${i % spec.responders}@localhost` : `resp${i % spec.responders}@localhost/r`;
     const started = new Float64Array(spec.inflight);
     const fire = (slot: number) => {
       started[slot] = performance.now();

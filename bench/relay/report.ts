@@ -11,7 +11,7 @@ interface Summary {
 }
 
 /** The measured part of the Relay section; the prose around it lives in RELAY_NOTES. */
-export function writeRelaySection(r: { date: string; command: string; params: Record<string, number | boolean> & { requesters: number; responders: number; inflight: number; payload: number; warmupMs: number; measureMs: number; runs: number; natsMux: boolean }; versions: Record<string, string>; summary: Summary[] }): void {
+export function writeRelaySection(r: { date: string; command: string; params: Record<string, number | boolean | string> & { requesters: number; responders: number; inflight: number; payload: number; warmupMs: number; measureMs: number; runs: number; natsMux: boolean }; versions: Record<string, string>; summary: Summary[] }): void {
   const p = r.params;
   const rows = r.summary.map((s) => `| ${s.target} | ${fmt(s.roundTripsPerSec, 0)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.serverCpuPer100k, 2)} | ${fmt(s.serverPeakRssMiB, 0)} |`);
   const sb = r.summary.find((s) => s.target === "switchboard");

@@ -1,7 +1,9 @@
 import { Envelope, Flag, Kind } from "../envelope/envelope.js";
 import { bareOf, resourceOf } from "../address/address.js";
 import type { Session } from "../session/session.js";
+import { monotonicMs } from "../timer/clock.js";
 import { UserChannel, type SessionRef } from "./user-channel.js";
+import { Pool, PoolLoad } from "./pool.js";
 
 /** What an owner needs of the worker it runs in: ways to hand envelopes on. */
 export interface Delivery {
@@ -30,6 +32,8 @@ export interface Delivery {
 export class ChannelOwner {
   /** UserChannels of the bare addresses this worker owns. */
   readonly channels = new Map<string, UserChannel>();
+  /** Requests in flight at each pooled session of a pool of two or more; swept by the worker's TimerDaemon. */
+  readonly load = new PoolLoad();
 
   constructor(
     private readonly d: Delivery,
@@ -46,6 +50,8 @@ export class ChannelOwner {
     }
     if (ref.workerId === this.d.workerId) ref.session = this.d.local(ref.address) ?? null;
     const old = ch.bind(ref);
+    if (old !== undefined) this.leftPool(ch, old);
+    if (ref.pool) (ch.pool ??= new Pool()).add(ref);
     // Same worker: attach() told the old session already, or this is a session binding again after a membership change.
     if (old !== undefined && old.workerId !== ref.workerId) this.d.replaced(old);
     this.tellPeers(ch);
@@ -55,10 +61,29 @@ export class ChannelOwner {
     const bare = bareOf(address);
     const ch = this.channels.get(bare);
     if (ch === undefined) return;
+    const ref = ch.resources.get(resourceOf(address));
     const copiers = ch.copiers;
-    if (!ch.unbind(resourceOf(address), serial)) return;
+    if (ref === undefined || !ch.unbind(ref.resource, serial)) return;
+    this.leftPool(ch, ref);
     if (ch.empty) this.channels.delete(bare);
     else if (ch.copiers !== copiers) this.tellPeers(ch);
+  }
+
+  /**
+   * The session's worker says a request this owner gave to a pooled session is
+   * settled (answered, failed, or dropped): that session has one fewer in flight.
+   */
+  settled(requestRef: string): void {
+    this.load.settled(requestRef);
+  }
+
+  /** `ref` is no longer bound here: out of its pool, and its counts with it. */
+  private leftPool(ch: UserChannel, ref: SessionRef): void {
+    const pool = ch.pool;
+    if (!ref.pool || pool === null) return;
+    const m = pool.remove(ref);
+    if (m !== undefined) this.load.left(m);
+    if (pool.members.length === 0) ch.pool = null;
   }
 
   presence(address: string, serial: number, available: boolean, priority: number, presence: unknown, copies: boolean): void {
@@ -89,6 +114,7 @@ export class ChannelOwner {
     const ch = this.channels.get(bareOf(env.to));
     const resource = resourceOf(env.to);
     if (env.kind === Kind.Request) {
+      if (ch !== undefined && !resource && ch.pool !== null) return this.toPool(ch.pool, ch, env);
       const ref = ch === undefined ? undefined : resource ? ch.resources.get(resource) : ch.pickOne();
       if (ref === undefined) return this.d.undeliverable(env);
       return this.d.toSession(ref, env);
@@ -134,6 +160,26 @@ export class ChannelOwner {
     for (let i = 0; i < to.length; i++) this.d.toSession(to[i], env);
   }
 
+  /**
+   * A request to the bare address of a user with pooled sessions goes to the
+   * one with the fewest requests in flight, ties in turn (docs/relay-protocol.md,
+   * "Pools"). Only a pool of two or more is counted, and only its requests are
+   * marked, so that their sessions' workers tell this owner when they settle: a
+   * lone session costs nothing more than before.
+   */
+  private toPool(pool: Pool, ch: UserChannel, env: Envelope): void {
+    const counted = pool.members.length > 1;
+    // A lone pooled session has nothing to be balanced against: it is neither counted nor marked.
+    const m = counted ? pool.pick() : pool.members[0];
+    if (m === undefined || !m.ref.available) {
+      const ref = ch.pickOne();
+      return ref === undefined ? this.d.undeliverable(env) : this.d.toSession(ref, env);
+    }
+    if (!counted) return this.d.toSession(m.ref, env);
+    this.load.routed(m, env.ref, env.ttl, monotonicMs());
+    this.d.toSession(m.ref, env.flagged(Flag.Pool));
+  }
+
   /** Each available resource's last presence goes to the prober, as if that resource had sent it. */
   private answerProbe(ch: UserChannel | undefined, probe: Envelope): void {
     if (ch === undefined) return;
@@ -152,12 +198,13 @@ export class ChannelOwner {
     const self = this.d.workerId;
     for (const [bare, ch] of this.channels) {
       if (!ownsHere(bare)) {
+        if (ch.pool !== null) for (const m of ch.pool.members) this.load.left(m);
         this.channels.delete(bare);
         continue;
       }
       const copiers = ch.copiers;
       for (const ref of ch.resources.values()) {
-        if (ref.workerId !== self && lost(ref.workerId)) ch.unbind(ref.resource, ref.serial);
+        if (ref.workerId !== self && lost(ref.workerId) && ch.unbind(ref.resource, ref.serial)) this.leftPool(ch, ref);
       }
       if (ch.empty) this.channels.delete(bare);
       else if (ch.copiers !== copiers) this.tellPeers(ch);

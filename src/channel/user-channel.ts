@@ -1,5 +1,6 @@
 import { Flag, Kind } from "../envelope/envelope.js";
 import type { Session } from "../session/session.js";
+import type { Pool } from "./pool.js";
 
 /** One online session as its owner knows it; `session` is set when it lives on the owner's own worker. */
 export interface SessionRef {
@@ -11,6 +12,8 @@ export interface SessionRef {
   available: boolean;
   priority: number;
   presence: unknown;
+  /** The session's protocol balances requests to the bare address over a pool (Session.pooled). */
+  pool: boolean;
   session: Session | null;
   /** Bind order: ties in priority go to the most recent session. */
   seq: number;
@@ -31,6 +34,8 @@ export class UserChannel {
   readonly resources = new Map<string, SessionRef>();
   /** How many of them want copies: nobody wanting any costs one test per message. */
   copiers = 0;
+  /** The pooled sessions among them, kept by the owner (ChannelOwner); null while there are none. */
+  pool: Pool | null = null;
 
   constructor(readonly bare: string) {}
 

@@ -24,7 +24,10 @@ export type BusMessage =
   /** A draining worker hands a detached session over. */
   | { op: "park"; handover: Handover }
   /** The worker drains: park nothing on it. */
-  | { op: "draining"; worker: string };
+  | { op: "draining"; worker: string }
+
+  /** For a pool's owner: these requests (by ref) it gave to pooled sessions on the sender's worker are settled. */
+  | { op: "settled"; refs: string[] };
 
 export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 

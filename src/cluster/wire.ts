@@ -33,7 +33,7 @@ export class BusWire {
       case "bind": {
         const r = msg.ref;
         presence = this.payloadOf(r.protocol, r.presence);
-        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told];
+        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool];
         break;
       }
       case "presence":
@@ -62,6 +62,9 @@ export class BusWire {
         break;
       case "draining":
         head = [msg.op, msg.worker];
+        break;
+      case "settled":
+        head = [msg.op, msg.refs];
         break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
@@ -104,8 +107,9 @@ export class BusWire {
       case "session":
         return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
       case "bind": {
-        const [, address, resource, workerId, serial, protocol, available, priority, copies, told] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean];
-        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, copies, told };
+        const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?];
+        // A worker from before pools sends no `pool`: its sessions keep the priority rule.
+        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, copies, told, pool: pool === true };
         return { op, ref };
       }
       case "presence": {
@@ -130,6 +134,11 @@ export class BusWire {
         return { op, handover: this.handoverOf(head[1] as HandoverHead, presence) };
       case "draining":
         return { op, worker: head[1] as string };
+      case "settled": {
+        const refs = head[1];
+        if (!Array.isArray(refs) || !refs.every((r) => typeof r === "string")) throw new Error("settled without refs");
+        return { op, refs: refs as string[] };
+      }
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }
@@ -167,7 +176,7 @@ function envHead(e: Envelope): EnvHead {
 }
 
 /** A Handover but its presence, which travels in the presence bytes. */
-type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number][], unknown];
+type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number, boolean][], unknown];
 
 function handoverHead(h: Handover): HandoverHead {
   return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state];

@@ -39,6 +39,11 @@ export const Flag = {
   Copy: 64,
   /** A copy for the sessions of bare(from) that want copies, other than the sender: "sent". */
   SentCopy: 128,
+  /**
+   * A request the owner of a bare address gave to one session of a pool (docs/relay-protocol.md, "Pools"):
+   * the recipient's worker tells that owner when it is settled, so the owner knows each session's load.
+   */
+  Pool: 256,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */
@@ -127,6 +132,11 @@ export class Envelope {
    */
   copy(flag: typeof Flag.Copy | typeof Flag.SentCopy): Envelope {
     return new Envelope(this.kind, this.id, "", "", this.from, this.to, this.protocol, this.payload, 0, flag, "");
+  }
+
+  /** This envelope with `flags` added (the owner marks a request it chose by pool). */
+  flagged(flags: number): Envelope {
+    return new Envelope(this.kind, this.id, this.ref, this.responseFor, this.from, this.to, this.protocol, this.payload, this.ttl, this.flags | flags, this.code);
   }
 
   /** This answer readdressed: to `to`, answering `responseFor` (the ref on the bus, the asker's own id on delivery). */

@@ -86,7 +86,7 @@ export class HandoverDesk implements Handovers {
     claimant.peersWantCopies = h.peersWantCopies;
     const now = monotonicMs();
     // Deadlines travel as time left: each process has its own monotonic clock.
-    for (const [key, ref, left] of h.inbound) claimant.inbound.set(key, { ref, deadline: now + left });
+    for (const [key, ref, left, pool] of h.inbound) claimant.inbound.set(key, { ref, deadline: now + left, pool });
     this.host.attach(claimant);
   }
 
@@ -192,8 +192,8 @@ export class HandoverDesk implements Handovers {
   private handOver(s: Session, key: string, state: unknown, to: string): Handover {
     this.stats.movedOut++;
     const now = monotonicMs();
-    const inbound: [string, string, number][] = [];
-    for (const [k, r] of s.inbound) if (r.deadline > now) inbound.push([k, r.ref, r.deadline - now]);
+    const inbound: [string, string, number, boolean][] = [];
+    for (const [k, r] of s.inbound) if (r.deadline > now) inbound.push([k, r.ref, r.deadline - now, r.pool]);
     s.inbound.clear();
     s.movedTo = to;
     this.forwarding.add(s);

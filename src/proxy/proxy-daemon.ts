@@ -10,6 +10,7 @@ import type { BusEndpoint, BusMessage, ClusterBus } from "../cluster/bus.js";
 import type { Core, OfflineSink } from "../session/core.js";
 import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
+import { SettleNotices } from "./settle-notices.js";
 
 export interface ProtocolTimeouts {
   defaultMs: number;
@@ -70,6 +71,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private router: Router;
   private readonly self: string;
   private readonly refPrefix: string;
+  private readonly notices: SettleNotices;
 
   constructor(
     private readonly bus: ClusterBus,
@@ -89,6 +91,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     bus.onMembership((m, joined) => this.membershipChanged(m, joined));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
+    this.timer.also(this.owner.load.expire);
+    this.notices = new SettleNotices((owner, refs) => this.bus.send(owner, { op: "settled", refs }));
   }
 
   get workerId(): string {
@@ -222,7 +226,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       return;
     }
     s.inbound.delete(key);
+    if (r.pool) this.settled(s, r.ref);
     this.toRequester(env.answering(r.ref, env.to));
+  }
+
+  /** A request its owner gave `s` from a pool is answered or failed here: the owner counts one fewer in flight. */
+  private settled(s: Session, ref: string): void {
+    const owner = this.router.ownerOf(s.bare);
+    if (owner === this.self || owner === undefined) this.owner.settled(ref);
+    else this.notices.add(owner, ref);
   }
 
   // ---- routing ---------------------------------------------------------------
@@ -289,6 +301,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.handovers.onPark(msg);
       case "draining":
         return this.handovers.onDraining(msg.worker);
+      case "settled":
+        for (const ref of msg.refs) this.owner.settled(ref);
+        return;
     }
   }
 
@@ -336,9 +351,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       s.deliver(env);
       return;
     }
-    if (!s.deliver(env)) return this.undeliverable(env);
+    const pool = (env.flags & Flag.Pool) !== 0;
+    if (!s.deliver(env)) {
+      if (pool) this.settled(s, env.ref);
+      return this.undeliverable(env);
+    }
     const now = monotonicMs();
-    s.trackInbound(s.requestKey(env), env.ref, now + env.ttl, now, this.opts.maxInboundPerSession);
+    s.trackInbound(s.requestKey(env), env.ref, now + env.ttl, now, this.opts.maxInboundPerSession, pool);
   }
 
   /**
@@ -428,6 +447,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       available: s.available,
       priority: s.priority,
       presence: s.presence,
+      pool: s.pooled,
       session: null,
       seq: 0,
       copies: s.wantsCopies,

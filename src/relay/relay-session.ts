@@ -39,6 +39,8 @@ export class RelaySession extends Session {
   readonly protocol = "relay";
   /** RELAY-PROTOCOL.md: the recipient of a request sees a proxy id and answers it. */
   readonly idPassThrough = false;
+  /** A bare address's relay sessions are a pool of gateways, balanced by load (docs/relay-protocol.md, "Pools"). */
+  override readonly pooled = true;
   private state: State = State.Hello;
   private readonly decoder: FrameDecoder | null;
   /** From auth accepted on; before it the auth timer applies. */

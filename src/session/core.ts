@@ -48,8 +48,8 @@ export interface Handover {
   /** Session.wantsCopies and peersWantCopies (XMPP carbons, in the core's terms). */
   wantsCopies: boolean;
   peersWantCopies: boolean;
-  /** Requests delivered to the session and not answered: [requestKey, ref, ms left]. */
-  inbound: [string, string, number][];
+  /** Requests delivered to the session and not answered: [requestKey, ref, ms left, chosen by pool]. */
+  inbound: [string, string, number, boolean][];
   /** The protocol's state, JSON-able (XMPP: counters, unacknowledged stanzas, directed presence). */
   state: unknown;
 }

@@ -9,6 +9,8 @@ export interface InboundRequest {
   /** Where the answer goes: the ref of the requester's PendingResponse (it names the requester's worker). */
   ref: string;
   deadline: number;
+  /** Its owner chose this session among a pool (Flag.Pool): the owner is told when it is settled. */
+  pool: boolean;
 }
 
 /**
@@ -26,6 +28,13 @@ export abstract class Session implements Requester {
    * (requester, id), the recipient being this session.
    */
   abstract readonly idPassThrough: boolean;
+  /**
+   * Whether a request to the bare address may come to this session as one of a
+   * pool: the owner gives it to the user's pooled session with the fewest
+   * requests in flight (the relay's gateways). False keeps the priority rule
+   * (XMPP, RFC 6121 §8.5.2).
+   */
+  readonly pooled: boolean = false;
   /** Distinguishes two sessions that held the same address one after the other; kept when a session moves to another worker. */
   serial = ++serials;
   /** The worker this session moved to (Handovers): what still reaches it here is sent on. */
@@ -75,7 +84,7 @@ export abstract class Session implements Requester {
     return this.idPassThrough ? `${answer.to}\u0000${answer.responseFor}` : answer.responseFor;
   }
 
-  trackInbound(key: string, ref: string, deadline: number, now: number, cap: number): void {
+  trackInbound(key: string, ref: string, deadline: number, now: number, cap: number, pool = false): void {
     const inbound = this.inbound;
     if (inbound.size >= cap) {
       // Oldest first; an entry dropped here is still failed by the requester's own timeout.
@@ -84,6 +93,6 @@ export abstract class Session implements Requester {
         inbound.delete(k);
       }
     }
-    inbound.set(key, { ref, deadline });
+    inbound.set(key, { ref, deadline, pool });
   }
 }

@@ -8,6 +8,8 @@ import { monotonicMs } from "./clock.js";
  */
 export class TimerDaemon {
   private timer: NodeJS.Timeout | null = null;
+  /** Other deadlines swept on the same tick (the owner's pool counts): still one timer per worker. */
+  private readonly others: ((now: number) => void)[] = [];
 
   constructor(
     private readonly list: PendingList,
@@ -27,7 +29,13 @@ export class TimerDaemon {
     this.timer = null;
   }
 
+  also(sweep: (now: number) => void): void {
+    this.others.push(sweep);
+  }
+
   sweep(now: number): number {
-    return this.list.expire(now, this.onTimeout);
+    const n = this.list.expire(now, this.onTimeout);
+    for (const f of this.others) f(now);
+    return n;
   }
 }

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { ChannelOwner, type Delivery } from "../../../src/channel/channel-owner.js";
 import type { SessionRef } from "../../../src/channel/user-channel.js";
 import { Envelope, Flag, Kind } from "../../../src/envelope/envelope.js";
+import { monotonicMs } from "../../../src/timer/clock.js";
 
 // The owner's side of seed 000 on its own: what it hands on for each envelope,
 // as told to the worker it runs in (Delivery), which here writes it down.
@@ -13,13 +14,18 @@ interface Said {
   routed: Envelope[];
   replaced: string[];
   told: string[];
+  /** What toSession was given, by session resource. */
+  envs: [string, Envelope][];
 }
 
 function owner(self = "w0"): { o: ChannelOwner; said: Said } {
-  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [] };
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [], envs: [] };
   const d: Delivery = {
     workerId: self,
-    toSession: (ref, env) => void said.to.push(`${ref.resource}@${ref.workerId} ${env.kind}`),
+    toSession: (ref, env) => {
+      said.to.push(`${ref.resource}@${ref.workerId} ${env.kind}`);
+      said.envs.push([ref.resource, env]);
+    },
     undeliverable: (env) => void said.undeliverable.push(env),
     route: (env) => void said.routed.push(env),
     replaced: (old) => void said.replaced.push(`${old.address}#${old.serial}`),
@@ -31,7 +37,12 @@ function owner(self = "w0"): { o: ChannelOwner; said: Said } {
 
 let serial = 0;
 function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null, copies = false): SessionRef {
-  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, session: null, seq: 0, copies, told: false };
+  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, pool: false, session: null, seq: 0, copies, told: false };
+}
+
+/** A relay gateway session: one of a pool. */
+function gw(resource: string, workerId: string): SessionRef {
+  return { ...ref(resource, workerId), protocol: "relay", pool: true };
 }
 
 const msg = (to: string, flags = 0) => Envelope.message({ from: "alice@localhost/a", to, protocol: "xmpp", payload: null, flags });
@@ -127,7 +138,7 @@ const copiesOf = (said: Said) => said.to.filter((s) => s.endsWith(" copy")).sort
 
 function copyOwner(): { o: ChannelOwner; said: Said; stats: { copies: number } } {
   const stats = { copies: 0 };
-  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [] };
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [], envs: [] };
   const o = new ChannelOwner(
     {
       workerId: "w0",
@@ -222,4 +233,106 @@ test("each session is told whether another session of its user wants copies, onl
   o.bind({ ...ref("e", "w3"), address: "bob@localhost/e", told: true });
   o.presence(a.address, a.serial, true, 0, null, false);
   assert.deepEqual(said.told.sort(), ["c false", "d false", "e false"]);
+});
+
+// ---- pools (docs/relay-protocol.md, "Pools") ----
+
+let reqN = 0;
+/** A request as the requester's worker forwards it: with its ref and clamped ttl. */
+const poolReq = (to = "bob@localhost", ttl = 1000) => Envelope.request({ from: "alice@localhost/a", to, protocol: "relay", id: "r", payload: null }).forwarded(`w9.${++reqN}`, ttl);
+
+test("a request to the bare address of a pool goes to the member with the fewest in flight, ties in turn, marked Pool", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  for (const r of ["g1", "g2", "g3"]) o.bind(gw(r, "w1"));
+  const sent = Array.from({ length: 4 }, () => poolReq());
+  for (const e of sent) o.deliver(e);
+  assert.deepEqual(said.envs.map(([r]) => r), ["g1", "g2", "g3", "g1"]);
+  assert.ok(said.envs.every(([, e]) => e.flags & Flag.Pool), "each marked for a settle notice");
+  assert.deepEqual(said.envs.map(([, e]) => [e.ref, e.ttl, e.from, e.payload]), sent.map((e) => [e.ref, e.ttl, e.from, e.payload]), "otherwise the same request");
+  assert.equal(o.load.size, 4);
+  // g2 and g3 answer: they have nothing in flight, g1 two: g2 and g3 take the next ones, in turn.
+  o.settled(sent[1].ref);
+  o.settled(sent[2].ref);
+  said.envs = [];
+  for (let i = 0; i < 4; i++) o.deliver(poolReq());
+  assert.deepEqual(said.envs.map(([r]) => r), ["g2", "g3", "g2", "g3"]);
+  // Now g1 2, g2 2, g3 2: a tie again, and the turn is g1's.
+  o.deliver(poolReq());
+  assert.equal(said.envs.at(-1)![0], "g1");
+});
+
+test("a lone pooled session, and a request to a full address, are neither counted nor marked", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.bind(gw("g1", "w1"));
+  const e = poolReq();
+  o.deliver(e);
+  assert.equal(said.envs[0][1], e, "the very envelope: nothing made for it");
+  assert.equal(o.load.size, 0);
+  o.bind(gw("g2", "w1"));
+  const full = poolReq("bob@localhost/g2");
+  o.deliver(full);
+  assert.equal(said.envs[1][1], full);
+  assert.equal(o.load.size, 0);
+});
+
+test("XMPP sessions keep the priority rule; a user with both gives a request to the bare address to its pool", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.bind(ref("low", "w1", true, 1));
+  o.bind(ref("high", "w2", true, 9));
+  o.deliver(poolReq());
+  o.deliver(poolReq());
+  assert.deepEqual(said.envs.map(([r, e]) => [r, e.flags]), [
+    ["high", 0],
+    ["high", 0],
+  ]);
+  o.bind(gw("g1", "w1"));
+  o.bind(gw("g2", "w2"));
+  said.envs = [];
+  o.deliver(poolReq());
+  o.deliver(poolReq());
+  assert.deepEqual(said.envs.map(([r]) => r), ["g1", "g2"]);
+});
+
+test("a pooled session that leaves, is replaced, or is on a worker that left takes its counts along", { timeout: 5000 }, () => {
+  const { o, said } = owner("w0");
+  const g1 = gw("g1", "w1");
+  const g2 = gw("g2", "w2");
+  const g3 = gw("g3", "w0");
+  for (const r of [g1, g2, g3]) o.bind(r);
+  for (let i = 0; i < 6; i++) o.deliver(poolReq());
+  assert.equal(o.load.size, 6);
+  o.unbind(g1.address, g1.serial);
+  assert.equal(o.load.size, 4);
+  assert.equal(o.channels.get("bob@localhost")!.pool!.members.length, 2);
+  // g2 binds again from another worker: a new session, counted from nothing.
+  o.bind(gw("g2", "w3"));
+  assert.equal(o.load.size, 2);
+  said.envs = [];
+  o.deliver(poolReq());
+  assert.deepEqual(said.envs.map(([r, e]) => [r, (e.flags & Flag.Pool) !== 0]), [["g2", true]]);
+  // w3 leaves the cluster; g3 is alone again: not counted any more.
+  o.rehome(() => true, (w) => w === "w3");
+  assert.equal(o.load.size, 2, "g3's two");
+  const e = poolReq();
+  o.deliver(e);
+  assert.equal(said.envs.at(-1)![1], e);
+  // The address moves to another owner: nothing is kept.
+  o.rehome(() => false, () => false);
+  assert.equal(o.channels.size, 0);
+  assert.equal(o.load.size, 0);
+});
+
+test("a pool whose counts are never settled forgets them at each request's deadline", { timeout: 5000 }, () => {
+  const { o } = owner();
+  o.bind(gw("g1", "w1"));
+  o.bind(gw("g2", "w1"));
+  o.deliver(poolReq("bob@localhost", 200));
+  o.deliver(poolReq("bob@localhost", 60_000));
+  assert.equal(o.load.size, 2);
+  o.load.expire(monotonicMs() + 201);
+  assert.equal(o.load.size, 1);
+  o.load.expire(monotonicMs() + 60_001);
+  assert.equal(o.load.size, 0);
+  const members = o.channels.get("bob@localhost")!.pool!.members;
+  assert.deepEqual(members.map((m) => m.outstanding), [0, 0]);
 });

@@ -14,6 +14,7 @@ function ref(resource: string, available: boolean, priority: number, copies = fa
     available,
     priority,
     presence: null,
+    pool: false,
     session: null,
     seq: 0,
     copies,

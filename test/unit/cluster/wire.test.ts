@@ -42,7 +42,7 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
   const bind = roundTrip({
     op: "bind",
-    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, session: null, seq: 0, copies: true, told: false },
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, pool: false, session: null, seq: 0, copies: true, told: false },
   }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.workerId, "h-w1");
   assert.equal(bind.ref.priority, -1);
@@ -63,7 +63,7 @@ test("handover ops carry a moving session whole: the core's part, the presence i
   assert.deepEqual(roundTrip({ op: "claimed", token: 8, answer: { kind: "refused", reason: refused } }), { op: "claimed", token: 8, answer: { kind: "refused", reason: refused } });
   const presence = parseStanza(`<presence><show>dnd</show></presence>`);
   const state = { handled: 4, acked: 2, unacked: ["<message to='alice@x/r'><body>é</body></message>"], directed: ["bob@x"], rosterRequested: true };
-  const handover = { protocol: "xmpp", key: "id-1", address: "alice@x/r", resource: "r", serial: 2 ** 40 + 5, available: true, priority: 5, presence, wantsCopies: true, peersWantCopies: false, inbound: [["bob@x/d\u0000q1", "h-w1.12", 2900]] as [string, string, number][], state };
+  const handover = { protocol: "xmpp", key: "id-1", address: "alice@x/r", resource: "r", serial: 2 ** 40 + 5, available: true, priority: 5, presence, wantsCopies: true, peersWantCopies: false, inbound: [["bob@x/d\u0000q1", "h-w1.12", 2900, false]] as [string, string, number, boolean][], state };
   const ok = roundTrip({ op: "claimed", token: 9, answer: { kind: "ok", handover } }) as Extract<BusMessage, { op: "claimed" }>;
   assert.equal(ok.answer.kind, "ok");
   const h = (ok.answer as { handover: typeof handover }).handover;
@@ -71,6 +71,23 @@ test("handover ops carry a moving session whole: the core's part, the presence i
   assert.deepEqual({ ...h, presence: null }, { ...handover, presence: null });
   const parked = roundTrip({ op: "park", handover: { ...handover, presence: null } }) as Extract<BusMessage, { op: "park" }>;
   assert.deepEqual(parked.handover, { ...handover, presence: null });
+});
+
+test("pools: a bind says whether the session is pooled; settle notices carry their refs", { timeout: 5000 }, () => {
+  const ref = { address: "gw@x/g1", resource: "g1", workerId: "h-w1", serial: 3, protocol: "relay", available: true, priority: 0, presence: null, pool: true, session: null, seq: 0, copies: false, told: false };
+  const bind = roundTrip({ op: "bind", ref }) as Extract<BusMessage, { op: "bind" }>;
+  assert.equal(bind.ref.pool, true);
+  assert.deepEqual(roundTrip({ op: "settled", refs: ["w0.1", "h_1-w3.42"] }), { op: "settled", refs: ["w0.1", "h_1-w3.42"] });
+  // A worker from before pools sends binds without the field: not pooled.
+  const old = Buffer.from(wire.encode({ op: "bind", ref }));
+  const jsonLen = old.readUInt32BE(0);
+  const head = JSON.parse(old.toString("utf8", 4, 4 + jsonLen)) as unknown[];
+  head.splice(10, 1);
+  const json = Buffer.from(JSON.stringify(head));
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(json.length);
+  assert.equal((wire.decode(Buffer.concat([len, json])) as Extract<BusMessage, { op: "bind" }>).ref.pool, false);
+  assert.throws(() => wire.decode(wire.encode({ op: "settled", refs: [1 as unknown as string] })), /settled without refs/);
 });
 
 test("bytes that are not a bus message are refused with an error, not misread", () => {
