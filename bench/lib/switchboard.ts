@@ -25,8 +25,8 @@ export async function startSwitchboard(opts: { cpu: string; config: Record<strin
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
   const dbPath = join(dir, "db.sqlite");
   const store = new SqliteStore(dbPath);
-  store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
-  store.close();
+  await store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
+  await store.close();
   // The admin listener on as in production, on a free port: runs side by side never collide on 9464.
   const config = { log: { level: "warn", format: "text" }, storage: { type: "sqlite", path: dbPath }, admin: { port: 0 }, ...opts.config };
   const file = join(dir, "config.json");
