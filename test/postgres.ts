@@ -3,7 +3,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { freePort } from "../bench/lib/proc.js";
+import { freePort, processTree } from "../bench/lib/proc.js";
 import type { PostgresConfig } from "../src/store/postgres.js";
 import { defaults } from "../src/config/config.js";
 
@@ -56,6 +56,10 @@ export interface PostgresServer {
   halt(): Promise<void>;
   /** Starts it again on the same port and data after halt(). */
   start(): Promise<void>;
+  /** SIGSTOP to the server and its backends (the processes it started): connections stay open, nothing answers. */
+  pause(): void;
+  /** SIGCONT to them, after pause(). */
+  resume(): void;
   /** Stops it and removes its files. */
   stop(): Promise<void>;
 }
@@ -121,12 +125,26 @@ export async function startPostgres(): Promise<PostgresServer> {
     },
     halt,
     start: launch,
+    pause: () => signalTree(child!.pid!, "SIGSTOP"),
+    resume: () => signalTree(child!.pid!, "SIGCONT"),
     async stop() {
       await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
   return server;
+}
+
+/** The postmaster first on SIGSTOP (so it forks nothing new meanwhile), last on SIGCONT. */
+function signalTree(pid: number, sig: "SIGSTOP" | "SIGCONT"): void {
+  const tree = processTree(pid);
+  for (const p of sig === "SIGSTOP" ? tree : tree.reverse()) {
+    try {
+      process.kill(p, sig);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
 }
 
 /** Until a query answers (not only the port: the server accepts before it finishes recovery). */
