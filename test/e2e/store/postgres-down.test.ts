@@ -30,6 +30,10 @@ describe("a server whose PostgreSQL store is down", { skip: HAVE_POSTGRES ?? fal
     pgs = await startPostgres();
     const postgres = { ...(await pgs.createDatabase("down")), connectTimeoutMs: 1000, statementTimeoutMs: 1000 };
     ts = await startXmppServer({ storage: { type: "postgres", postgres } }, { alice: "a-pw", bob: "b-pw", carol: "c-pw" });
+    // Alice and Carol see each other's presence (both ways), as if they had subscribed before.
+    const both = (jid: string) => ({ jid, name: "", subscription: "both" as const, ask: false, groups: [] });
+    await ts.server.store.xmpp.putRosterItem("alice", both("carol@localhost"));
+    await ts.server.store.xmpp.putRosterItem("carol", both("alice@localhost"));
   });
   after(async () => {
     await ts?.stop();
@@ -53,9 +57,11 @@ describe("a server whose PostgreSQL store is down", { skip: HAVE_POSTGRES ?? fal
         const paused: number[] = [];
         for (let i = 0; i < 5; i++) paused.push(await pingMs(alice, `p${i}`));
         assert.ok(Math.max(...paused) < 250, `pings answered at once while the store hangs: ${paused.map((x) => x.toFixed(1)).join(", ")} ms`);
-        // Traffic between online users goes on.
+        // Traffic between online users goes on, and presence reaches the roster read at login: no store read per presence.
         await chat(alice, carol.jid, "live", "to carol");
         await carol.waitFor((el) => el.is("message") && el.getChildText("body") === "to carol", 2000);
+        await alice.c.send(xml("presence", {}, xml("show", {}, "away")));
+        await carol.waitFor((el) => el.is("presence") && el.attrs.from === alice.jid && el.getChildText("show") === "away", 2000);
         // /readyz says why.
         assert.match((await workerProblems(ts.server)).join("; "), /store: /);
         const err = await alice.waitFor(isError("m1"), 20_000);
@@ -76,6 +82,10 @@ describe("a server whose PostgreSQL store is down", { skip: HAVE_POSTGRES ?? fal
       assert.ok(performance.now() - t0 < 5000, "a store that refuses connections fails the write quickly");
       assert.equal(ts.server.metrics.offlineStored, 1, "nothing counted as stored while down");
       assert.ok(ts.server.proxy.stats.bounced >= 2);
+      // A login cannot be checked: a temporary failure (RFC 6120 §6.5.12), not "wrong password".
+      const failures = ts.server.metrics.xmpp.authFailures;
+      await assert.rejects(online(port, "bob", "b-pw"), (e: any) => e?.condition === "temporary-auth-failure");
+      assert.equal(ts.server.metrics.xmpp.authFailures, failures, "not counted as a failed authentication");
 
       // 3. Back: stored again, and bob gets what was stored, nothing that was bounced.
       await pgs.start();
