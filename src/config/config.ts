@@ -167,7 +167,7 @@ export function defaults(): Config {
         statementTimeoutMs: 5000,
         ssl: null,
       },
-      offlineWrites: { maxQueued: 10000, maxBatch: 500 },
+      offlineWrites: { maxQueued: 10000, maxBatch: 100 },
     },
     timeouts: {
       sweepIntervalMs: 50,

@@ -98,6 +98,9 @@ export class OfflineWriter {
         this.waiters = this.waiters.filter((w) => w.upTo > this.settled);
         for (const w of ready) w.resolve();
       }
+      // SQLite answers within the call: without this, a long queue would be written batch after
+      // batch in one turn of the event loop. Sockets get their turn between two batches.
+      if (this.queue.length > 0) await new Promise((r) => setImmediate(r));
     }
     this.writing = false;
   }

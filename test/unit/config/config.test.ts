@@ -87,7 +87,7 @@ test("storage: postgres by fields or connection string, with TLS; every key chec
   assert.equal(validate({ storage: { type: "postgres", postgres: { connectionString: "postgres://u@h/db" } } }).storage.postgres.connectionString, "postgres://u@h/db");
   assert.deepEqual(validate({ storage: { postgres: { ssl: { rejectUnauthorized: false } } } }).storage.postgres.ssl, { ca: null, rejectUnauthorized: false });
   assert.equal(validate({}).storage.postgres.ssl, null);
-  assert.deepEqual(validate({}).storage.offlineWrites, { maxQueued: 10000, maxBatch: 500 });
+  assert.deepEqual(validate({}).storage.offlineWrites, { maxQueued: 10000, maxBatch: 100 });
   assert.equal(keyOf({ storage: { postgres: { connectionString: "mysql://h" } } }), "storage.postgres.connectionString");
   assert.equal(keyOf({ storage: { postgres: { port: 0 } } }), "storage.postgres.port");
   assert.equal(keyOf({ storage: { postgres: { poolSize: 0 } } }), "storage.postgres.poolSize");
