@@ -44,8 +44,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   acks: AckTracker | null = null;
   /** Input held while something asynchronous (a key derivation, a store read) decides what comes next. */
   private held: { chunk: Buffer; binary: boolean }[] | null = null;
-  /** Stanzas already parsed from a chunk when a hold began: handled, in order, before the held chunks. */
-  private heldStanzas: Element[] = [];
+  /** Stanzas already parsed from a chunk when a hold began (null: the stream's end): handled, in order, before the held chunks. */
+  private heldStanzas: (Element | null)[] = [];
   private holds = 0;
   private heldBytes = 0;
   private headerSent = false;
@@ -152,7 +152,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     // A stanza that holds again puts the rest back in the queue (stanza() checks), in order.
     for (const el of stanzas) {
       try {
-        this.stanza(el);
+        if (el === null) this.streamEnd();
+        else this.stanza(el);
       } catch (e) {
         this.fail(e);
       }
@@ -193,6 +194,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   streamEnd(): void {
+    // After what the client sent before it, held or not.
+    if (this.held !== null && this.phase !== Phase.Closing) return void this.heldStanzas.push(null);
     this.close("client closed the stream");
   }
 
