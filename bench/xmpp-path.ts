@@ -8,7 +8,7 @@
 import { validate } from "../src/config/config.js";
 import { silentLogger } from "../src/log/logger.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
-import { SqliteXmppStore } from "../src/store/sqlite-xmpp-store.js";
+import { OfflineWriter } from "../src/store/offline-writer.js";
 import { Authenticator } from "../src/auth/authenticator.js";
 import { LocalHub } from "../src/cluster/local-bus.js";
 import { ProxyDaemon } from "../src/proxy/proxy-daemon.js";
@@ -58,7 +58,8 @@ const log = silentLogger();
 const bus = new LocalHub(config.cluster.vnodes).join("w0", config.cluster.hostAddress);
 const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000 });
 const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
-const frontEnd = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
+const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
+const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline);
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
 const conns: MemoryConn[] = [];
@@ -72,6 +73,8 @@ for (let i = 0; i < USERS; i++) {
   conn.onData(Buffer.from("<presence/>"));
   conns.push(conn);
 }
+// Each session's roster is read at bind (asynchronously) and its <presence/> waits for it.
+await new Promise((r) => setImmediate(r));
 
 const stanzas: Buffer[] = [];
 let seed = 12345;

@@ -22,7 +22,7 @@ export interface TestServer {
 
 /**
  * Starts a real server on ephemeral loopback ports with a fresh SQLite store
- * in a temp dir. `overrides` is laid over a config like a user's file would be.
+ * in a temp dir (or the `storage` the overrides give, e.g. a test PostgreSQL). `overrides` is laid over a config like a user's file would be.
  * `users` are created before it starts (SCRAM at the minimum 4096 iterations).
  */
 export async function startServer(overrides: Record<string, unknown> = {}, users: Record<string, string> = {}, log: Logger = silentLogger()): Promise<TestServer> {
@@ -37,7 +37,7 @@ export async function startServer(overrides: Record<string, unknown> = {}, users
     ...overrides,
   });
   const server = await Server.start(config, { log });
-  for (const [u, p] of Object.entries(users)) server.store.putUser(u, await deriveCredentials(p, config.auth.scramIterations));
+  for (const [u, p] of Object.entries(users)) await server.store.putUser(u, await deriveCredentials(p, config.auth.scramIterations));
   return {
     server,
     config,

@@ -27,8 +27,8 @@ export async function startSwitchboard(opts: { cpu: string; config: Record<strin
   const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
   const dbPath = join(dir, "db.sqlite");
   const store = new SqliteStore(dbPath);
-  store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
-  store.close();
+  await store.putUsers(opts.accounts.map((a) => [a.user, a.creds]));
+  await store.close();
   // The admin listener on as in production, on a free port (runs side by side never collide on 9464) that the bench scrapes.
   // A caller that configures its own admin listener (the soak) is waited on there.
   const adminPort = (opts.config.admin as { port?: number } | undefined)?.port ?? (await freePort());

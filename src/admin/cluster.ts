@@ -129,7 +129,7 @@ export function answerPrimary(server: Server): void {
   };
   process.on("message", (m: Ask) => {
     if (typeof m !== "object" || m === null || typeof m.id !== "number") return;
-    if (m.sbAdmin === "ready") reply({ sbAdmin: "ready", id: m.id, problems: workerProblems(server) });
+    if (m.sbAdmin === "ready") void workerProblems(server).then((problems) => reply({ sbAdmin: "ready", id: m.id, problems }));
     else if (m.sbAdmin === "metrics")
       reg.getMetricsAsJSON().then(
         (metrics) => reply({ sbAdmin: "metrics", id: m.id, metrics }),

@@ -112,6 +112,8 @@ export function workerRegistry(server: Server): Registry {
   ]);
   counter(reg, "switchboard_message_copies_total", "Copies made for a user's other sessions that want them (XMPP carbons): one per message and user, however many sessions take it.", [], () => s.copies);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
+  gauge(reg, "switchboard_offline_write_queue", "Offline messages queued in this worker and not yet written to the store.", [], () => server.offline.size);
+  counter(reg, "switchboard_offline_write_failures_total", "Offline write batches the store failed (down, timed out): their messages were bounced to their senders.", [], () => server.offline.failedBatches);
 
   counter(reg, "switchboard_cluster_bus_dropped_total", "Bus messages dropped: to a worker that is not there (local bus) or unreadable (NATS).", [], () => server.bus.dropped);
   gauge(reg, "switchboard_cluster_bus_connected", "1 when the cluster bus can reach the other workers (NATS: connected to a server).", [], () => (server.bus.connected ? 1 : 0));

@@ -8,6 +8,6 @@ import { workerProblems } from "./health.js";
 export function workerSource(server: Server, reg: Registry = workerRegistry(server)): AdminSource {
   return {
     metrics: async () => ({ contentType: reg.contentType, text: await reg.metrics() }),
-    problems: async () => workerProblems(server),
+    problems: () => workerProblems(server),
   };
 }

@@ -23,8 +23,9 @@ export class Authenticator {
     return validLocal(u) ? u : null;
   }
 
+  /** Rejects when the store cannot answer: that is no wrong password, and callers say so. */
   async checkPassword(user: string, password: string): Promise<boolean> {
-    const creds = this.store.credentials(user);
+    const creds = await this.store.credentials(user);
     if (creds === undefined) {
       this.decoy ??= deriveCredentials(randomBytes(16).toString("hex"), this.iterations);
       await verifyPassword(await this.decoy, password);
@@ -39,25 +40,27 @@ export class Authenticator {
 
   /**
    * A JWT (RFC 7519) signed with HS256 by the configured secret, naming the
-   * user in `sub` and expiring at `exp`. Returns the user, or null.
+   * user in `sub` and expiring at `exp`. Resolves to the user, or null; rejects
+   * when the store cannot say whether the account exists.
    */
-  checkToken(token: unknown, nowSec = Math.floor(Date.now() / 1000)): string | null {
+  async checkToken(token: unknown, nowSec = Math.floor(Date.now() / 1000)): Promise<string | null> {
     if (this.tokenSecret === null || typeof token !== "string" || token.length > 4096) return null;
     const parts = token.split(".");
     if (parts.length !== 3) return null;
     const expected = createHmac("sha256", this.tokenSecret).update(`${parts[0]}.${parts[1]}`).digest();
     const given = Buffer.from(parts[2], "base64url");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+    let user: string | null;
     try {
       const header = JSON.parse(Buffer.from(parts[0], "base64url").toString("utf8"));
       const claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
       if (header?.alg !== "HS256") return null;
       if (typeof claims?.exp !== "number" || claims.exp <= nowSec) return null;
-      const user = Authenticator.normalizeUser(claims.sub);
-      return user !== null && this.store.hasUser(user) ? user : null;
+      user = Authenticator.normalizeUser(claims.sub);
     } catch {
       return null;
     }
+    return user !== null && (await this.store.hasUser(user)) ? user : null;
   }
 
   /** Issues a token as checkToken expects (for the CLI and for tests). */

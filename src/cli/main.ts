@@ -2,7 +2,8 @@
 import { availableParallelism } from "node:os";
 import { setFlagsFromString } from "node:v8";
 import { loadConfig, defaults, validate, ConfigError, type Config } from "../config/config.js";
-import { SqliteStore } from "../store/sqlite-store.js";
+import { openStorage } from "../store/open.js";
+import { createLogger } from "../log/logger.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { deriveCredentials } from "../store/scram.js";
 import { importUsers, readUserFile } from "./users.js";
@@ -59,20 +60,21 @@ async function main(argv: string[]): Promise<number> {
   }
 
   if (cmd !== "users") throw new UsageError(cmd === undefined ? "" : `unknown command ${cmd}`);
-  const store = new SqliteStore(config.storage.path);
+  // The CLI applies migrations too (PostgreSQL: under the advisory lock, so a running server's start does not race it).
+  const store = await openStorage(config.storage, createLogger({ ...config.log, level: "warn" }));
   try {
     switch (sub) {
       case "add": {
         const user = Authenticator.normalizeUser(rest[0]);
         if (user === null || rest[1] === undefined) throw new UsageError("users add USER PASSWORD");
-        store.putUser(user, await deriveCredentials(rest[1], config.auth.scramIterations));
+        await store.putUser(user, await deriveCredentials(rest[1], config.auth.scramIterations));
         console.log(`added ${user}@${config.domain}`);
         return 0;
       }
       case "delete": {
         const user = Authenticator.normalizeUser(rest[0]);
         if (user === null) throw new UsageError("users delete USER");
-        if (!store.deleteUser(user)) {
+        if (!(await store.deleteUser(user))) {
           console.error(`no such user: ${user}`);
           return 1;
         }
@@ -80,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "list":
-        for (const u of store.listUsers()) console.log(u);
+        for (const u of await store.listUsers()) console.log(u);
         return 0;
       case "import": {
         if (rest[0] === undefined) throw new UsageError("users import FILE");
@@ -96,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown users command ${sub ?? ""}`);
     }
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -23,7 +23,7 @@ export function parseUserLines(text: string): { users: [string, string][]; error
 
 /**
  * Derives credentials on the thread pool, several at once, and writes them in
- * one transaction: PBKDF2 is the cost, not SQLite.
+ * one transaction: PBKDF2 is the cost, not the store.
  */
 export async function importUsers(store: AccountStore, users: [string, string][], iterations: number, concurrency = 8): Promise<number> {
   const derived: [string, Credentials][] = new Array(users.length);
@@ -35,7 +35,7 @@ export async function importUsers(store: AccountStore, users: [string, string][]
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, users.length) }, worker));
-  return store.putUsers(derived);
+  return await store.putUsers(derived);
 }
 
 export function readUserFile(file: string): { users: [string, string][]; errors: string[] } {

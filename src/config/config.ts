@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
+import type { PostgresConfig } from "../store/postgres.js";
 
 export type Protocol = "relay" | "xmpp";
 export type Transport = "tcp" | "tls" | "websocket";
@@ -25,7 +26,7 @@ export interface Config {
   domain: string;
   log: { level: "error" | "warn" | "info" | "debug"; format: "text" | "json" };
   listeners: ListenerConfig[];
-  storage: { type: "sqlite"; path: string };
+  storage: StorageConfig;
   timeouts: {
     sweepIntervalMs: number;
     relay: TimeoutConfig;
@@ -57,6 +58,24 @@ export interface Config {
    * a shutdown notice); what is left after it is destroyed. The host's own kill timer is longer.
    */
   drainTimeoutMs: number;
+}
+
+/** Where accounts, rosters and offline messages live (docs/configuration.md, docs/operations.md "Storage"). */
+export interface StorageConfig {
+  /** sqlite: one file, embedded (one host); postgres: one database every host shares. */
+  type: "sqlite" | "postgres";
+  /** sqlite: the database file. */
+  path: string;
+  /** sqlite: how long a call retries, on a timer, a file another process holds locked before it fails. */
+  lockTimeoutMs: number;
+  postgres: PostgresConfig;
+  /** The queue of offline messages waiting to be written, per worker (docs/architecture.md, "The store"). */
+  offlineWrites: {
+    /** Messages waiting at most; past it a message is bounced to its sender at once. */
+    maxQueued: number;
+    /** Messages written in one transaction at most. */
+    maxBatch: number;
+  };
 }
 
 /** The admin HTTP listener: /metrics, /healthz, /readyz (docs/operations.md, "Metrics and health"). One per host. */
@@ -132,7 +151,24 @@ export function defaults(): Config {
       // No certificate by default: plain TCP on loopback (see xmpp.exemptLoopback); add "tls" to offer STARTTLS.
       { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 5222 },
     ],
-    storage: { type: "sqlite", path: "data/switchboard.db" },
+    storage: {
+      type: "sqlite",
+      path: "data/switchboard.db",
+      lockTimeoutMs: 5000,
+      postgres: {
+        connectionString: null,
+        host: "127.0.0.1",
+        port: 5432,
+        user: "switchboard",
+        password: null,
+        database: "switchboard",
+        poolSize: 10,
+        connectTimeoutMs: 5000,
+        statementTimeoutMs: 5000,
+        ssl: null,
+      },
+      offlineWrites: { maxQueued: 10000, maxBatch: 100 },
+    },
     timeouts: {
       sweepIntervalMs: 50,
       relay: { defaultMs: 5000, minMs: 100, maxMs: 120000 },
@@ -224,6 +260,36 @@ function str(v: unknown, key: string): void {
   need(typeof v === "string" && v.length > 0, key, "must be a non-empty string");
 }
 
+function storage(S: StorageConfig, baseDir: string): void {
+  oneOf(S.type, "storage.type", ["sqlite", "postgres"]);
+  str(S.path, "storage.path");
+  if (S.path !== ":memory:" && !isAbsolute(S.path)) S.path = resolve(baseDir, S.path);
+  int(S.lockTimeoutMs, "storage.lockTimeoutMs", 0, 600000);
+  const P = S.postgres;
+  need(P.connectionString === null || (typeof P.connectionString === "string" && /^postgres(ql)?:\/\//.test(P.connectionString)), "storage.postgres.connectionString", "must be null or a postgres:// URL");
+  str(P.host, "storage.postgres.host");
+  int(P.port, "storage.postgres.port", 1, 65535);
+  str(P.user, "storage.postgres.user");
+  need(P.password === null || typeof P.password === "string", "storage.postgres.password", "must be null (PGPASSWORD, ~/.pgpass) or a string");
+  str(P.database, "storage.postgres.database");
+  int(P.poolSize, "storage.postgres.poolSize", 1, 1000);
+  int(P.connectTimeoutMs, "storage.postgres.connectTimeoutMs", 100, 600000);
+  int(P.statementTimeoutMs, "storage.postgres.statementTimeoutMs", 100, 600000);
+  if (P.ssl !== null) {
+    const ssl = P.ssl as unknown;
+    need(isObject(ssl), "storage.postgres.ssl", "must be null or an object with ca and rejectUnauthorized");
+    const given = ssl as Record<string, unknown>;
+    for (const k of Object.keys(given)) oneOf(k, `storage.postgres.ssl.${k}`, ["ca", "rejectUnauthorized"]);
+    const ca = given.ca ?? null;
+    need(ca === null || (typeof ca === "string" && ca.length > 0), "storage.postgres.ssl.ca", "must be null or the path of a CA certificate file");
+    const reject = given.rejectUnauthorized ?? true;
+    need(typeof reject === "boolean", "storage.postgres.ssl.rejectUnauthorized", "must be true or false");
+    P.ssl = { ca: ca === null ? null : resolve(baseDir, ca as string), rejectUnauthorized: reject as boolean };
+  }
+  int(S.offlineWrites.maxQueued, "storage.offlineWrites.maxQueued", 1, 10000000);
+  int(S.offlineWrites.maxBatch, "storage.offlineWrites.maxBatch", 1, 100000);
+}
+
 function timeouts(t: TimeoutConfig, key: string): void {
   int(t.minMs, `${key}.minMs`, 1);
   int(t.maxMs, `${key}.maxMs`, t.minMs);
@@ -291,9 +357,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
     return l;
   });
 
-  oneOf(c.storage.type, "storage.type", ["sqlite"]);
-  str(c.storage.path, "storage.path");
-  if (c.storage.path !== ":memory:" && !isAbsolute(c.storage.path)) c.storage.path = resolve(baseDir, c.storage.path);
+  storage(c.storage, baseDir);
 
   timeouts(c.timeouts.relay, "timeouts.relay");
   timeouts(c.timeouts.xmpp, "timeouts.xmpp");
@@ -348,7 +412,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(C.vnodes, "cluster.vnodes", 1, 65536);
   int(C.workers, "cluster.workers", 0, 1024);
   need(C.workers === 1 || C.bus === "nats", "cluster.workers", "more than one worker needs cluster.bus nats");
-  need(C.workers === 1 || c.storage.path !== ":memory:", "cluster.workers", "more than one worker needs storage.path to be a file they share");
+  need(C.workers === 1 || c.storage.type !== "sqlite" || c.storage.path !== ":memory:", "cluster.workers", "more than one worker needs storage.path to be a file they share");
   need(Array.isArray(C.nats.servers) && C.nats.servers.length > 0, "cluster.nats.servers", "must be a non-empty array of NATS URLs");
   C.nats.servers.forEach((u, i) => str(u, `cluster.nats.servers[${i}]`));
   need(typeof C.nats.subject === "string" && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(C.nats.subject), "cluster.nats.subject", "must be a NATS subject without wildcards");

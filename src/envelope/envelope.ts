@@ -59,6 +59,8 @@ export const ErrorCode = {
   Internal: "internal",
   /** The recipient's offline queue is full. */
   QuotaExceeded: "quota-exceeded",
+  /** The recipient is offline and the message could not be stored (store unreachable or failing, write queue full). */
+  NotStored: "not-stored",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,8 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
-import { SqliteStore } from "../store/sqlite-store.js";
-import { SqliteXmppStore } from "../store/sqlite-xmpp-store.js";
+import { migrateStorage } from "../store/open.js";
 import { Server } from "../server/server.js";
 import { workerIdOf } from "../cluster/nats-bus.js";
 import { AdminServer } from "../admin/http.js";
@@ -60,10 +59,8 @@ function stopOn(server: Server, events: string[]): void {
 }
 
 async function primary(config: Config, n: number, log: Logger): Promise<void> {
-  // Both stores' schemas are made once here, not raced by n workers opening the same file.
-  const store = new SqliteStore(config.storage.path);
-  new SqliteXmppStore(store.db);
-  store.close();
+  // Every store's schema is brought up to date once here (PostgreSQL: under its advisory lock), not raced by n workers.
+  await migrateStorage(config.storage, log);
   const admin = config.admin.enabled ? await AdminServer.start(config.admin, log) : null;
   const byIndex = new Map<number, Worker>();
   const started = new Map<number, number>();
@@ -116,7 +113,7 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
 
 async function worker(config: Config, n: number, index: number): Promise<void> {
   const workerId = workerIdOf(config.cluster.hostAddress, index);
-  const server = await Server.start(config, { log: createLogger(config.log, { worker: workerId }), workerId, expectWorkers: n });
+  const server = await Server.start(config, { log: createLogger(config.log, { worker: workerId }), workerId, expectWorkers: n, migrated: true });
   if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.
   process.on("SIGINT", () => {});

@@ -374,17 +374,20 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (env.kind === Kind.Message && env.from !== "") {
       let refused: string | null = null;
       if (env.flags & Flag.Offline && this.offline !== null) {
-        refused = this.offline(env);
+        // Stored later, off this path; a refusal then comes back through bounce().
+        refused = this.offline(env, (code) => this.bounce(env, code));
         if (refused === null) return;
       } else if (env.flags & (Flag.Bounce | Flag.Offline)) refused = ErrorCode.Unavailable;
-      if (refused !== null) {
-        this.stats.bounced++;
-        // The error goes to the sender in its own protocol; it quotes the message's own id.
-        this.route(Envelope.error({ from: env.to, to: env.from, protocol: env.protocol, responseFor: env.id, code: refused, payload: env.payload }));
-        return;
-      }
+      if (refused !== null) return this.bounce(env, refused);
     }
     this.stats.undeliverable++;
+  }
+
+  bounce(env: Envelope, code: string): void {
+    if (env.from === "") return;
+    this.stats.bounced++;
+    // The error goes to the sender in its own protocol; it quotes the message's own id.
+    this.route(Envelope.error({ from: env.to, to: env.from, protocol: env.protocol, responseFor: env.id, code, payload: env.payload }));
   }
 
   // ---- answers -----------------------------------------------------------------

@@ -139,12 +139,20 @@ export class RelaySession extends Session {
     let user: string | null = null;
     const asked = h.resource === undefined ? `r-${uuidv4().slice(0, 8)}` : h.resource;
     const resource = typeof asked === "string" && asked.length > 0 && asked.length <= 1023 && !/[\u0000-\u001f/]/.test(asked) ? asked : "";
-    if (resource !== "") {
-      if (h.token !== undefined) user = auth.checkToken(h.token);
-      else {
-        const name = Authenticator.normalizeUser(h.user);
-        if (name !== null && typeof h.password === "string" && (await auth.checkPassword(name, h.password))) user = name;
+    try {
+      if (resource !== "") {
+        if (h.token !== undefined) user = await auth.checkToken(h.token);
+        else {
+          const name = Authenticator.normalizeUser(h.user);
+          if (name !== null && typeof h.password === "string" && (await auth.checkPassword(name, h.password))) user = name;
+        }
       }
+    } catch (e) {
+      // The account store did not answer: no verdict on the credentials, so no failure counted; the client may try again.
+      if (this.closed || (this.state as State) === State.Closing) return;
+      this.ctx.log.warn("relay auth: account store unavailable", { remote: this.conn.remoteAddress, error: (e as Error).message });
+      this.state = State.Hello;
+      return this.fail(ErrorCode.Unavailable, "account store unavailable", false);
     }
     if (this.closed || (this.state as State) === State.Closing) return;
     if (user === null) {

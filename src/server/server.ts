@@ -2,7 +2,9 @@ import { performance } from "node:perf_hooks";
 import { WriterThread } from "../transport/writer-thread.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
-import { SqliteStore } from "../store/sqlite-store.js";
+import type { Storage } from "../store/store.js";
+import { openStorage } from "../store/open.js";
+import { OfflineWriter } from "../store/offline-writer.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { LocalHub } from "../cluster/local-bus.js";
 import type { ClusterBus } from "../cluster/bus.js";
@@ -12,7 +14,6 @@ import { listen, type Listening } from "../transport/listener.js";
 import type { Conn } from "../transport/conn.js";
 import { RelaySession } from "../relay/relay-session.js";
 import { XmppFrontEnd } from "../xmpp/front-end.js";
-import { SqliteXmppStore } from "../store/sqlite-xmpp-store.js";
 import { NatsBus, workerIdOf } from "../cluster/nats-bus.js";
 import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import { xmppPayloadCodec } from "../xmpp/payload-codec.js";
@@ -31,6 +32,8 @@ export interface ServerOptions {
   workerId?: string;
   /** With bus nats: how many workers to wait for before listening (a host under node:cluster knows). */
   expectWorkers?: number;
+  /** The host primary applied the store's migrations: only check them (PostgreSQL). */
+  migrated?: boolean;
 }
 
 /** Every protocol's payloads, for a bus that crosses processes. */
@@ -48,7 +51,10 @@ export class Server {
   private constructor(
     readonly config: Config,
     readonly log: Logger,
-    readonly store: SqliteStore,
+    /** Accounts, and the protocols' stores beside them (SQLite or PostgreSQL). */
+    readonly store: Storage,
+    /** Offline messages on their way to the store, written in batches. */
+    readonly offline: OfflineWriter,
     readonly auth: Authenticator,
     readonly bus: ClusterBus,
     readonly proxy: ProxyDaemon,
@@ -61,13 +67,13 @@ export class Server {
 
   static async start(config: Config, opts: ServerOptions = {}): Promise<Server> {
     const log = opts.log ?? createLogger(config.log);
-    const store = new SqliteStore(config.storage.path);
+    const store = await openStorage(config.storage, log, { migrate: opts.migrated !== true });
     const auth = new Authenticator(store, config.auth.scramIterations, config.auth.tokenSecret);
     let bus: ClusterBus;
     try {
       bus = await openBus(config, opts, log);
     } catch (e) {
-      store.close();
+      await store.close();
       throw e;
     }
     const { timeouts, limits } = config;
@@ -80,7 +86,9 @@ export class Server {
     const metrics = new Metrics();
     const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled() };
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
-    const xmpp = new XmppFrontEnd(ctx, store, new SqliteXmppStore(store.db));
+    const w = config.storage.offlineWrites;
+    const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);
+    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline);
     proxy.offline = xmpp.offlineSink;
     const FRONT_ENDS: FrontEnds = {
       relay: () => (conn) => void new RelaySession(conn, ctx),
@@ -90,6 +98,7 @@ export class Server {
     // The writer thread where it can run, else Node's own writes; the log says which (docs/operations.md).
     const { writer, path: writePath } = WriterThread.choose(config.io.writerThread);
     log.info(`socket writes: ${writePath}`);
+    log.info(`store: ${store.kind}`);
     const listeners: Listening[] = [];
     try {
       await bus.ready(opts.expectWorkers ?? 1);
@@ -115,12 +124,12 @@ export class Server {
     } catch (e) {
       await Promise.all(listeners.map((l) => l.close()));
       await bus.close();
-      store.close();
+      await store.close();
       throw e;
     }
     proxy.start();
     log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
-    return new Server(config, log, store, auth, bus, proxy, listeners, metrics);
+    return new Server(config, log, store, offline, auth, bus, proxy, listeners, metrics);
   }
 
   /** The bound port of the first listener with this protocol and transport. */
@@ -140,7 +149,8 @@ export class Server {
    * no new connections; pending requests of sessions here fail with `unavailable`; each connection
    * gets what is queued for it, then its protocol's shutdown notice, and ends. Whatever arrives for a
    * session already ended takes the undeliverable path (stored offline, bounced or failed). At the
-   * deadline what is left is destroyed; then the bus and the store close.
+   * deadline what is left is destroyed; the offline messages queued are written (or bounced while
+   * the bus is still there); then the bus and the store close.
    */
   stop(): Promise<void> {
     this.stopping ??= this.drainAndStop();
@@ -160,9 +170,10 @@ export class Server {
     // Sessions parked on other workers: stay on the bus until their owners route to them there, to send on what still comes here.
     await this.proxy.handovers.settled(Math.max(0, Math.min(1000, deadline - performance.now())));
     await Promise.all(this.listeners.map((l) => l.close()));
+    await Promise.race([this.offline.flushed(), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     this.proxy.stop();
     await this.bus.close();
-    this.store.close();
+    await this.store.close();
     this.log.info("switchboard stopped", { drainMs: Math.round(performance.now() - started) });
   }
 }

@@ -18,16 +18,25 @@ export interface Core {
   presenceChanged(s: Session): void;
   /** The session's connection is gone: what was asked of it fails at once, what it asked is forgotten. */
   detach(s: Session): void;
+  /**
+   * A message this protocol took for its recipient and then could not keep
+   * (offline storage refused it after the fact): an error with `code` goes back
+   * to its sender, quoting the message, as for a message nobody could take.
+   */
+  bounce(env: Envelope, code: string): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
 }
 
 /**
  * What the core does with a message nobody online can take, given by the
- * protocol that stores messages (XMPP). Returns null when stored, or an error
- * code for the sender (e.g. the queue is full).
+ * protocol that stores messages (XMPP). Storing is asynchronous and the core
+ * does not wait: the sink returns an error code for the sender when it refuses
+ * at once (not a local user, its write queue full), else null — it took the
+ * message and will either store it or, later, call `refuse` exactly once with
+ * the code to bounce it with (the user's queue full, the store down).
  */
-export type OfflineSink = (env: Envelope) => string | null;
+export type OfflineSink = (env: Envelope, refuse: (code: string) => void) => string | null;
 
 /**
  * A session moving between two workers of one host, as the bus carries it: what

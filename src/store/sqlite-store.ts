@@ -1,9 +1,11 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { AccountStore } from "./store.js";
+import type { Storage } from "./store.js";
 import type { Credentials } from "./scram.js";
 import { migrate } from "./sqlite-schema.js";
+import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
+import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -28,21 +30,38 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID`,
 ];
 
-export class SqliteStore implements AccountStore {
+/**
+ * The embedded store: one SQLite file (WAL) holding the accounts and, beside
+ * them, the XMPP store's tables (`xmpp`, made on first use). Each call runs at
+ * once on the caller's thread; a write that finds the file locked by another
+ * process is tried again on a timer (sqlite-retry.ts) for up to `lockTimeoutMs`.
+ */
+export class SqliteStore implements Storage {
+  readonly kind = "sqlite";
   readonly db: Database.Database;
   private readonly stmts;
+  private xmppStore: SqliteXmppStore | null = null;
 
-  constructor(path: string) {
+  constructor(
+    path: string,
+    private readonly lockTimeoutMs = 5000,
+  ) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 5000");
+    // Schema steps at start wait for each other across processes (nothing is served yet)…
+    this.db.pragma(`busy_timeout = ${Math.max(lockTimeoutMs, 1000)}`);
     migrate(this.db, "accounts", MIGRATIONS);
+    // …serving never sleeps on the lock: sqlite-retry.ts.
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.stmts = {
       put: this.db.prepare(
-        `INSERT OR REPLACE INTO users (username, salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO users (username, salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (username) DO UPDATE SET salt = excluded.salt, iterations = excluded.iterations,
+           sha1_stored = excluded.sha1_stored, sha1_server = excluded.sha1_server,
+           sha256_stored = excluded.sha256_stored, sha256_server = excluded.sha256_server`,
       ),
       get: this.db.prepare<[string], UserRow>(
         `SELECT salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server FROM users WHERE username = ?`,
@@ -54,50 +73,74 @@ export class SqliteStore implements AccountStore {
     };
   }
 
-  putUser(user: string, c: Credentials): void {
+  /** The XMPP tables in this file; their schema steps run on first use. */
+  get xmpp(): SqliteXmppStore {
+    this.xmppStore ??= this.withStartLock(() => new SqliteXmppStore(this.db, this.lockTimeoutMs));
+    return this.xmppStore;
+  }
+
+  private withStartLock<T>(fn: () => T): T {
+    this.db.pragma(`busy_timeout = ${Math.max(this.lockTimeoutMs, 1000)}`);
+    try {
+      return fn();
+    } finally {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
+  private run<T>(fn: () => T): Promise<T> {
+    return retrying(fn, this.lockTimeoutMs);
+  }
+
+  private putSync(user: string, c: Credentials): void {
     this.stmts.put.run(user, c.salt, c.iterations, c.sha1.storedKey, c.sha1.serverKey, c.sha256.storedKey, c.sha256.serverKey, Date.now());
   }
 
-  putUsers(entries: Iterable<[string, Credentials]>): number {
-    let n = 0;
-    this.db.transaction(() => {
-      for (const [user, c] of entries) {
-        this.putUser(user, c);
-        n++;
-      }
-    })();
-    return n;
+  putUser(user: string, c: Credentials): Promise<void> {
+    return this.run(() => this.putSync(user, c));
   }
 
-  deleteUser(user: string): boolean {
-    return this.stmts.del.run(user).changes > 0;
+  putUsers(entries: Iterable<[string, Credentials]>): Promise<number> {
+    const list = [...entries];
+    return this.run(() => {
+      this.db.transaction(() => {
+        for (const [user, c] of list) this.putSync(user, c);
+      }).immediate();
+      return list.length;
+    });
   }
 
-  hasUser(user: string): boolean {
-    return this.stmts.has.get(user) !== undefined;
+  deleteUser(user: string): Promise<boolean> {
+    return this.run(() => this.stmts.del.run(user).changes > 0);
   }
 
-  listUsers(): string[] {
-    return this.stmts.list.all().map((r) => r.username);
+  hasUser(user: string): Promise<boolean> {
+    return this.run(() => this.stmts.has.get(user) !== undefined);
   }
 
-  credentials(user: string): Credentials | undefined {
-    const r = this.stmts.get.get(user);
-    if (r === undefined) return undefined;
-    return {
-      salt: r.salt,
-      iterations: r.iterations,
-      sha1: { storedKey: r.sha1_stored, serverKey: r.sha1_server },
-      sha256: { storedKey: r.sha256_stored, serverKey: r.sha256_server },
-    };
+  listUsers(): Promise<string[]> {
+    return this.run(() => this.stmts.list.all().map((r) => r.username));
   }
 
-  /** A cheap read of the database (readiness, /readyz); throws when it cannot be read or is closed. */
-  ping(): void {
-    this.stmts.ping.get();
+  credentials(user: string): Promise<Credentials | undefined> {
+    return this.run(() => {
+      const r = this.stmts.get.get(user);
+      if (r === undefined) return undefined;
+      return {
+        salt: r.salt,
+        iterations: r.iterations,
+        sha1: { storedKey: r.sha1_stored, serverKey: r.sha1_server },
+        sha256: { storedKey: r.sha256_stored, serverKey: r.sha256_server },
+      };
+    });
   }
 
-  close(): void {
+  /** A cheap read of the database (readiness, /readyz); rejects when it cannot be read or is closed. */
+  ping(): Promise<void> {
+    return this.run(() => void this.stmts.ping.get());
+  }
+
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
-import type { RosterItem, Subscription, XmppStore } from "./xmpp-store.js";
+import type { OfflineEntry, OfflineResult, RosterItem, Subscription, XmppStore } from "./xmpp-store.js";
 import { migrate } from "./sqlite-schema.js";
+import { retrying } from "./sqlite-retry.js";
 
 interface RosterRow {
   jid: string;
@@ -47,12 +48,16 @@ const MIGRATIONS: readonly string[] = [
 
 /**
  * XmppStore in the accounts database file, beside the users table: open the
- * SqliteStore first (its schema holds the table this store's trigger watches).
+ * SqliteStore first (its schema holds the table this store's trigger watches);
+ * SqliteStore.xmpp does. Calls run at once; a locked file is retried on a timer.
  */
 export class SqliteXmppStore implements XmppStore {
   private readonly s;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly lockTimeoutMs = 5000,
+  ) {
     migrate(db, "xmpp", MIGRATIONS);
     const p = <P extends unknown[], R = unknown>(sql: string) => db.prepare<P, R>(sql);
     this.s = {
@@ -68,6 +73,7 @@ export class SqliteXmppStore implements XmppStore {
       hasReq: p<[string, string], { x: number }>(`SELECT 1 AS x FROM subscription_requests WHERE username = ? AND jid = ?`),
       delReq: p<[string, string]>(`DELETE FROM subscription_requests WHERE username = ? AND jid = ?`),
       countReq: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM subscription_requests WHERE username = ?`),
+      hasUser: p<[string], { x: number }>(`SELECT 1 AS x FROM users WHERE username = ?`),
       pushOff: p<[string, string, number]>(`INSERT INTO offline (username, stanza, created_at) VALUES (?, ?, ?)`),
       countOff: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM offline WHERE username = ?`),
       takeOff: p<[string], { stanza: string }>(`SELECT stanza FROM offline WHERE username = ? ORDER BY id`),
@@ -75,71 +81,93 @@ export class SqliteXmppStore implements XmppStore {
     };
   }
 
-  roster(user: string): RosterItem[] {
-    return this.s.roster.all(user).map(toItem);
+  private run<T>(fn: () => T): Promise<T> {
+    return retrying(fn, this.lockTimeoutMs);
   }
 
-  rosterItem(user: string, jid: string): RosterItem | undefined {
-    const r = this.s.item.get(user, jid);
-    return r === undefined ? undefined : toItem(r);
+  roster(user: string): Promise<RosterItem[]> {
+    return this.run(() => this.s.roster.all(user).map(toItem));
   }
 
-  rosterSize(user: string): number {
-    return this.s.count.get(user)!.n;
+  rosterItem(user: string, jid: string): Promise<RosterItem | undefined> {
+    return this.run(() => {
+      const r = this.s.item.get(user, jid);
+      return r === undefined ? undefined : toItem(r);
+    });
   }
 
-  putRosterItem(user: string, i: RosterItem): void {
-    this.s.put.run(user, i.jid, i.name, i.subscription, i.ask ? 1 : 0, JSON.stringify(i.groups));
+  rosterSize(user: string): Promise<number> {
+    return this.run(() => this.s.count.get(user)!.n);
   }
 
-  removeRosterItem(user: string, jid: string): boolean {
-    return this.s.del.run(user, jid).changes > 0;
+  putRosterItem(user: string, i: RosterItem): Promise<void> {
+    return this.run(() => void this.s.put.run(user, i.jid, i.name, i.subscription, i.ask ? 1 : 0, JSON.stringify(i.groups)));
   }
 
-  putSubscriptionRequest(user: string, from: string, stanza: string): void {
-    this.s.putReq.run(user, from, stanza);
+  removeRosterItem(user: string, jid: string): Promise<boolean> {
+    return this.run(() => this.s.del.run(user, jid).changes > 0);
   }
 
-  subscriptionRequests(user: string): { from: string; stanza: string }[] {
-    return this.s.reqs.all(user).map((r) => ({ from: r.jid, stanza: r.stanza }));
+  putSubscriptionRequest(user: string, from: string, stanza: string): Promise<void> {
+    return this.run(() => void this.s.putReq.run(user, from, stanza));
   }
 
-  hasSubscriptionRequest(user: string, from: string): boolean {
-    return this.s.hasReq.get(user, from) !== undefined;
+  subscriptionRequests(user: string): Promise<{ from: string; stanza: string }[]> {
+    return this.run(() => this.s.reqs.all(user).map((r) => ({ from: r.jid, stanza: r.stanza })));
   }
 
-  removeSubscriptionRequest(user: string, from: string): boolean {
-    return this.s.delReq.run(user, from).changes > 0;
+  hasSubscriptionRequest(user: string, from: string): Promise<boolean> {
+    return this.run(() => this.s.hasReq.get(user, from) !== undefined);
   }
 
-  subscriptionRequestCount(user: string): number {
-    return this.s.countReq.get(user)!.n;
+  removeSubscriptionRequest(user: string, from: string): Promise<boolean> {
+    return this.run(() => this.s.delReq.run(user, from).changes > 0);
+  }
+
+  subscriptionRequestCount(user: string): Promise<number> {
+    return this.run(() => this.s.countReq.get(user)!.n);
   }
 
   // Both write after reading: IMMEDIATE takes the write lock first, so a second worker process
-  // waits (busy_timeout) instead of failing at once with SQLITE_BUSY when upgrading its read.
-  pushOffline(user: string, stanza: string, cap: number): boolean {
-    return this.db
-      .transaction(() => {
-        if (this.s.countOff.get(user)!.n >= cap) return false;
-        this.s.pushOff.run(user, stanza, Date.now());
-        return true;
-      })
-      .immediate();
+  // gets SQLITE_BUSY at BEGIN (retried on a timer) instead of failing when upgrading its read.
+  pushOffline(batch: readonly OfflineEntry[], cap: number): Promise<OfflineResult[]> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const now = Date.now();
+          // Per user in this batch: messages waiting, or -1 for no such account.
+          const waiting = new Map<string, number>();
+          return batch.map(({ user, stanza }): OfflineResult => {
+            let n = waiting.get(user);
+            if (n === undefined) {
+              n = this.s.hasUser.get(user) === undefined ? -1 : this.s.countOff.get(user)!.n;
+              waiting.set(user, n);
+            }
+            if (n < 0) return "unknown";
+            if (n >= cap) return "full";
+            this.s.pushOff.run(user, stanza, now);
+            waiting.set(user, n + 1);
+            return "stored";
+          });
+        })
+        .immediate(),
+    );
   }
 
-  takeOffline(user: string): string[] {
-    return this.db
-      .transaction(() => {
-        const rows = this.s.takeOff.all(user).map((r) => r.stanza);
-        if (rows.length > 0) this.s.clearOff.run(user);
-        return rows;
-      })
-      .immediate();
+  takeOffline(user: string): Promise<string[]> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const rows = this.s.takeOff.all(user).map((r) => r.stanza);
+          if (rows.length > 0) this.s.clearOff.run(user);
+          return rows;
+        })
+        .immediate(),
+    );
   }
 
-  offlineCount(user: string): number {
-    return this.s.countOff.get(user)!.n;
+  offlineCount(user: string): Promise<number> {
+    return this.run(() => this.s.countOff.get(user)!.n);
   }
 }
 

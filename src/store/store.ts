@@ -1,18 +1,33 @@
 import type { Credentials } from "./scram.js";
+import type { XmppStore } from "./xmpp-store.js";
 
 /**
- * Accounts, and beside them what the protocols keep per user. Calls are
- * synchronous (SQLite in-process): fast enough for login and roster work,
- * never called per forwarded request.
+ * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
+ * PostgreSQL answers over the network, and SQLite (in-process, synchronous
+ * underneath) runs each call at once but retries a locked database on a timer
+ * instead of waiting on the event loop. Nothing on the forwarding path awaits
+ * a store (docs/architecture.md, "The store").
  */
 export interface AccountStore {
-  /** Creates or replaces an account. */
-  putUser(user: string, creds: Credentials): void;
+  /** Creates or replaces an account (a new password keeps the user's other rows). */
+  putUser(user: string, creds: Credentials): Promise<void>;
   /** Many accounts in one transaction. */
-  putUsers(entries: Iterable<[string, Credentials]>): number;
-  deleteUser(user: string): boolean;
-  hasUser(user: string): boolean;
-  listUsers(): string[];
-  credentials(user: string): Credentials | undefined;
-  close(): void;
+  putUsers(entries: Iterable<[string, Credentials]>): Promise<number>;
+  deleteUser(user: string): Promise<boolean>;
+  hasUser(user: string): Promise<boolean>;
+  listUsers(): Promise<string[]>;
+  credentials(user: string): Promise<Credentials | undefined>;
+}
+
+/**
+ * One backend's stores, as the server opens them (src/store/open.ts): the
+ * accounts, and beside them what the protocols keep per user.
+ */
+export interface Storage extends AccountStore {
+  /** "sqlite" or "postgres", for the start line and /readyz. */
+  readonly kind: string;
+  readonly xmpp: XmppStore;
+  /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }

@@ -11,28 +11,41 @@ export interface RosterItem {
   groups: string[];
 }
 
+/** A message to keep for a user until the next login: its stanza as written to the client. */
+export interface OfflineEntry {
+  user: string;
+  stanza: string;
+}
+
+/** What became of one OfflineEntry: kept, refused because the user has `cap` waiting, or no such account. */
+export type OfflineResult = "stored" | "full" | "unknown";
+
 /**
  * What XMPP keeps per account beside the credentials: rosters, subscription
  * requests not yet answered, and messages stored while the user was offline.
- * Users are named by their local part.
+ * Users are named by their local part. Asynchronous like AccountStore.
  */
 export interface XmppStore {
-  roster(user: string): RosterItem[];
-  rosterItem(user: string, jid: string): RosterItem | undefined;
-  rosterSize(user: string): number;
-  putRosterItem(user: string, item: RosterItem): void;
-  removeRosterItem(user: string, jid: string): boolean;
+  roster(user: string): Promise<RosterItem[]>;
+  rosterItem(user: string, jid: string): Promise<RosterItem | undefined>;
+  rosterSize(user: string): Promise<number>;
+  putRosterItem(user: string, item: RosterItem): Promise<void>;
+  removeRosterItem(user: string, jid: string): Promise<boolean>;
 
   /** RFC 6121 §3.1.3: an inbound request kept until the user approves or denies it. */
-  putSubscriptionRequest(user: string, from: string, stanza: string): void;
-  subscriptionRequests(user: string): { from: string; stanza: string }[];
-  hasSubscriptionRequest(user: string, from: string): boolean;
-  removeSubscriptionRequest(user: string, from: string): boolean;
-  subscriptionRequestCount(user: string): number;
+  putSubscriptionRequest(user: string, from: string, stanza: string): Promise<void>;
+  subscriptionRequests(user: string): Promise<{ from: string; stanza: string }[]>;
+  hasSubscriptionRequest(user: string, from: string): Promise<boolean>;
+  removeSubscriptionRequest(user: string, from: string): Promise<boolean>;
+  subscriptionRequestCount(user: string): Promise<number>;
 
-  /** Stores a message unless the user already has `cap` waiting; false when full. */
-  pushOffline(user: string, stanza: string, cap: number): boolean;
+  /**
+   * A batch of messages in one transaction, in order: each is stored unless its
+   * user has no account or already has `cap` waiting (counting the batch's own).
+   * One result per entry. A rejection means none was stored.
+   */
+  pushOffline(batch: readonly OfflineEntry[], cap: number): Promise<OfflineResult[]>;
   /** All waiting messages, oldest first, removed from the store. */
-  takeOffline(user: string): string[];
-  offlineCount(user: string): number;
+  takeOffline(user: string): Promise<string[]>;
+  offlineCount(user: string): Promise<number>;
 }

@@ -1,6 +1,7 @@
 import type { SecureContext } from "node:tls";
 import type { Element } from "ltx";
 import type { Envelope } from "../envelope/envelope.js";
+import type { RosterItem } from "../store/xmpp-store.js";
 
 /**
  * Sees what the core delivers to a session before it is written (XEP-0352 holds
@@ -70,6 +71,8 @@ export interface ClientSession {
   presence: unknown;
   /** Requested the roster: receives roster pushes (RFC 6121 §2.1.6 "interested resource"). */
   rosterRequested: boolean;
+  /** The user's roster by contact JID, read at bind and kept by pushes (modules/roster-cache.ts); null: not read yet. */
+  roster: Map<string, RosterItem> | null;
   /** Enabled XEP-0280 Message Carbons: takes copies of the user's other resources' chats (told to the core with presenceChanged). */
   wantsCopies: boolean;
   /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */
@@ -108,7 +111,7 @@ export interface ClientSession {
   /** Tells the core that available, priority or presence changed. */
   presenceChanged(): void;
 
-  /** Pauses input until release(): for a decision made asynchronously. */
+  /** Pauses input until release(): for a decision made asynchronously. Holds nest: input resumes at the last release. */
   hold(): void;
   release(): void;
   /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */

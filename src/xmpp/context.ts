@@ -1,6 +1,7 @@
 import type { SessionContext } from "../session/context.js";
 import type { XmppStore } from "../store/xmpp-store.js";
 import type { AccountStore } from "../store/store.js";
+import type { OfflineWriter } from "../store/offline-writer.js";
 import type { Hooks } from "./hooks.js";
 import type { FailureLimiter } from "../auth/failure-limiter.js";
 import type { ClientSession } from "./client-session.js";
@@ -10,6 +11,8 @@ export interface XmppContext extends SessionContext {
   hooks: Hooks;
   store: XmppStore;
   accounts: AccountStore;
+  /** The worker's queue of offline messages on their way to `store` (written in batches, never awaited by the core). */
+  offline: OfflineWriter;
   /** Failed authentications per remote IP (RFC 6120 §6.4.5 retries, across connections). */
   ipFailures: FailureLimiter;
   /** Key for the fake salts of unknown users, so SCRAM does not tell which accounts exist. */

@@ -89,6 +89,7 @@ export function conditionForCode(code: string): StanzaCondition {
     case ErrorCode.Conflict:
       return StanzaCondition.Conflict;
     case ErrorCode.Internal:
+    case ErrorCode.NotStored:
       return StanzaCondition.InternalServerError;
     default:
       return StanzaCondition.UndefinedCondition;

@@ -3,6 +3,7 @@ import type { SessionContext } from "../session/context.js";
 import type { ListenerConfig } from "../config/config.js";
 import type { AccountStore } from "../store/store.js";
 import type { XmppStore } from "../store/xmpp-store.js";
+import type { OfflineWriter } from "../store/offline-writer.js";
 import { detachedConn, type Conn } from "../transport/conn.js";
 import { loadTls } from "../transport/listener.js";
 import { Hooks } from "./hooks.js";
@@ -32,7 +33,7 @@ import type { OfflineSink } from "../session/core.js";
 export class XmppFrontEnd {
   readonly x: XmppContext;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter) {
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
     this.x = {
@@ -40,6 +41,7 @@ export class XmppFrontEnd {
       hooks,
       store,
       accounts,
+      offline,
       ipFailures: new FailureLimiter(c.maxAuthFailuresPerIp, c.authFailureWindowMs),
       saltSecret: randomBytes(32),
       detachedSession: (remote) => new XmppSession(detachedConn(remote), this.x, null),

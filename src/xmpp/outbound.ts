@@ -99,6 +99,8 @@ function errorText(code: string): string {
       return "too many requests waiting for answers";
     case ErrorCode.QuotaExceeded:
       return "the recipient's offline message queue is full";
+    case ErrorCode.NotStored:
+      return "the recipient is offline and the message could not be stored";
     default:
       return code;
   }

@@ -17,6 +17,8 @@ import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 import { CloseReason } from "../transport/conn.js";
 import type { Handover } from "../session/core.js";
+import type { RosterItem } from "../store/xmpp-store.js";
+import { rosterPushed } from "./modules/roster-cache.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -35,12 +37,16 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   user = "";
   authFailures = 0;
   rosterRequested = false;
+  roster: Map<string, RosterItem> | null = null;
   readonly directed = new Set<string>();
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
   acks: AckTracker | null = null;
-  /** Input held while something asynchronous (PLAIN's key derivation) decides what comes next. */
+  /** Input held while something asynchronous (a key derivation, a store read) decides what comes next. */
   private held: { chunk: Buffer; binary: boolean }[] | null = null;
+  /** Stanzas already parsed from a chunk when a hold began (null: the stream's end): handled, in order, before the held chunks. */
+  private heldStanzas: (Element | null)[] = [];
+  private holds = 0;
   private heldBytes = 0;
   private headerSent = false;
   /** TCP stream or RFC 7395 messages, by the transport. */
@@ -133,13 +139,27 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   hold(): void {
+    this.holds++;
     this.held ??= [];
   }
 
   release(): void {
+    if (this.holds > 1) return void this.holds--;
+    this.holds = 0;
     const held = this.held;
+    const stanzas = this.heldStanzas;
     this.held = null;
+    this.heldStanzas = [];
     this.heldBytes = 0;
+    // A stanza that holds again puts the rest back in the queue (stanza() checks), in order.
+    for (const el of stanzas) {
+      try {
+        if (el === null) this.streamEnd();
+        else this.stanza(el);
+      } catch (e) {
+        this.fail(e);
+      }
+    }
     if (held !== null) for (const h of held) this.onData(h.chunk, h.binary);
   }
 
@@ -157,6 +177,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
 
   stanza(el: Element): void {
     if (this.phase === Phase.Closing) return;
+    // Held: the rest of a chunk waits with the chunks that follow it.
+    if (this.held !== null) return void this.heldStanzas.push(el);
     // XEP-0198's acks are bookkeeping, not traffic: not counted either way (sendNonza).
     if (el.attrs.xmlns !== NS.SM) this.x.metrics.xmpp.in++;
     if (this.phase !== Phase.Bound) {
@@ -174,6 +196,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   streamEnd(): void {
+    // After what the client sent before it, held or not.
+    if (this.held !== null && this.phase !== Phase.Closing) return void this.heldStanzas.push(null);
     this.close("client closed the stream");
   }
 
@@ -324,6 +348,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     // Another protocol's opaque request has no stanza form: the requester learns at once instead of at its timeout.
     if (env.kind === Kind.Request && !isStanza(env)) return false;
     if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
+    // A roster push: the roster kept for presence routing follows it (modules/roster-cache.ts).
+    if (env.from === "" && env.kind === Kind.Message && env.payload !== null && (env.payload as Element).name === "iq") rosterPushed(this, env.payload as Element);
     const wire = toWire(this, env);
     if (wire === null) return true;
     if (this.gate === null || this.gate.pass(env, wire)) {

@@ -1,5 +1,6 @@
 import { Element, parse } from "ltx";
 import { Envelope, ErrorCode, Flag } from "../../envelope/envelope.js";
+import type { OfflineOutcome } from "../../store/offline-writer.js";
 import type { OfflineSink } from "../../session/core.js";
 import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
@@ -7,28 +8,31 @@ import type { XmppContext } from "../context.js";
 
 /**
  * Offline storage (RFC 6121 §8.5.2.1.1, XEP-0160): the core hands over a chat
- * or normal message nobody online could take; it is stored with a XEP-0203
- * delay stamp and delivered at the user's next initial presence.
+ * or normal message nobody online could take; it is queued for the store with
+ * a XEP-0203 delay stamp (OfflineWriter: written in batches after this turn)
+ * and delivered at the user's next initial presence. What the store then
+ * refuses goes back to the sender through `refuse`: the queue full
+ * (<resource-constraint/>), no such account (<service-unavailable/>), the
+ * store down (<internal-server-error/>).
  */
 export function offlineSink(x: XmppContext): OfflineSink {
   const suffix = `@${x.config.domain}`;
-  return (env: Envelope) => {
+  return (env: Envelope, refuse: (code: string) => void) => {
     const bare = env.to.indexOf("/") < 0 ? env.to : env.to.slice(0, env.to.indexOf("/"));
     if (!bare.endsWith(suffix)) return ErrorCode.Unavailable;
     const user = bare.slice(0, bare.length - suffix.length);
-    if (!x.accounts.hasUser(user)) return ErrorCode.Unavailable;
     const stored = toStored(env, x.config.domain);
     if (stored === null) return null;
-    try {
-      if (!x.store.pushOffline(user, stored, x.config.xmpp.offlineQueueMax)) return ErrorCode.QuotaExceeded;
-      x.metrics.offlineStored++;
-      return null;
-    } catch (e) {
-      // The store failing (busy, disk full) costs this message, not the sender's connection.
-      x.log.warn("offline message not stored", { to: bare, error: (e as Error).message });
-      return ErrorCode.Internal;
-    }
+    const queued = x.offline.push(user, stored, (o) => {
+      if (o === "stored") x.metrics.offlineStored++;
+      else refuse(refusal(o));
+    });
+    return queued ? null : ErrorCode.NotStored;
   };
+}
+
+function refusal(o: Exclude<OfflineOutcome, "stored">): string {
+  return o === "full" ? ErrorCode.QuotaExceeded : o === "unknown" ? ErrorCode.Unavailable : ErrorCode.NotStored;
 }
 
 function toStored(env: Envelope, domain: string): string | null {
@@ -76,12 +80,26 @@ function isCarbon(el: Element): boolean {
 
 export function offlineModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.InitialPresence, ({ session: s }) => {
-    for (const text of x.store.takeOffline(s.user)) {
+    // Input waits while the messages are read: they come before whatever the client sends next.
+    s.hold();
+    void (async () => {
       try {
-        s.send(parse(text));
-      } catch {
-        x.log.warn("dropped an unreadable offline message", { user: s.user });
+        // Messages this worker queued for the user before this login are written first, so that this take finds them.
+        await x.offline.flushed();
+        const texts = await x.store.takeOffline(s.user);
+        for (const text of texts) {
+          try {
+            s.send(parse(text));
+          } catch {
+            x.log.warn("dropped an unreadable offline message", { user: s.user });
+          }
+        }
+      } catch (e) {
+        // They stay stored: the next login takes them.
+        x.log.warn("offline messages not read", { user: s.user, error: (e as Error).message });
+      } finally {
+        s.release();
       }
-    }
+    })();
   });
 }

@@ -8,6 +8,9 @@ import { priorityOf } from "../stanza.js";
 import type { XmppContext } from "../context.js";
 import type { ClientSession } from "../client-session.js";
 import { subscription, type SubscriptionType } from "./subscription.js";
+import { withRoster } from "./roster-cache.js";
+import { held } from "./roster-items.js";
+import type { RosterItem } from "../../store/xmpp-store.js";
 
 /** Directed presence remembered per session; past it, still sent but not undone on logout. */
 const MAX_DIRECTED = 1000;
@@ -19,8 +22,9 @@ function presenceTo(s: ClientSession, to: string, stanza: Element | null, flags 
   s.submit(Envelope.presence({ from: s.address, to, protocol: "xmpp", payload: stanza, flags }));
 }
 
-function toSubscribers(x: XmppContext, s: ClientSession, stanza: Element): void {
-  for (const item of x.store.roster(s.user)) {
+/** From the roster kept on the session (roster-cache.ts): no store read per presence. */
+function toSubscribers(s: ClientSession, roster: ReadonlyMap<string, RosterItem>, stanza: Element): void {
+  for (const item of roster.values()) {
     if (item.subscription === "from" || item.subscription === "both") presenceTo(s, item.jid, stanza);
   }
   // RFC 6121 §4.2.2, §4.5.2: the user's own available resources see it too.
@@ -32,9 +36,12 @@ function goUnavailable(x: XmppContext, s: ClientSession, stanza: Element): void 
   s.available = false;
   s.presence = null;
   s.presenceChanged();
-  toSubscribers(x, s, stanza);
-  for (const to of s.directed) presenceTo(s, to, stanza);
+  const directed = [...s.directed];
   s.directed.clear();
+  withRoster(x, s, (roster) => {
+    toSubscribers(s, roster, stanza);
+    for (const to of directed) presenceTo(s, to, stanza);
+  });
 }
 
 /** RFC 6121 §4: presence broadcast, probes, directed presence; §3 subscriptions go to subscription.ts. */
@@ -46,13 +53,15 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
       return true;
     }
     if (type !== undefined) return true;
-    const initial = !s.available;
-    s.available = true;
-    s.priority = priorityOf(stanza);
-    s.presence = stanza;
-    s.presenceChanged();
-    toSubscribers(x, s, stanza);
-    if (initial) hooks.fire(Ev.InitialPresence, { session: s });
+    withRoster(x, s, (roster) => {
+      const initial = !s.available;
+      s.available = true;
+      s.priority = priorityOf(stanza);
+      s.presence = stanza;
+      s.presenceChanged();
+      toSubscribers(s, roster, stanza);
+      if (initial) hooks.fire(Ev.InitialPresence, { session: s });
+    });
     return true;
   });
 
@@ -62,9 +71,10 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
       // §3: subscription stanzas are about bare JIDs and are stamped with the user's bare JID.
       const contact = bareOf(to);
       stanza.attrs.from = s.bare;
-      if (contact !== s.bare && !subscription(x, s, s.user, contact, type as SubscriptionType, stanza)) {
-        bounce(s, stanza, StanzaCondition.ResourceConstraint, "roster full");
-      }
+      if (contact === s.bare) return true;
+      held(x, s, subscription(x, s, s.user, contact, type as SubscriptionType, stanza), (ok) => {
+        if (!ok) bounce(s, stanza, StanzaCondition.ResourceConstraint, "roster full");
+      });
       return true;
     }
     // §4.3: probes are the server's business; a client's is ignored.
@@ -80,20 +90,24 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
 
   hooks.on(Ev.InitialPresence, ({ session: s }) => {
     // §4.3.2: probe the contacts this user is subscribed to, and the user's own other resources.
-    for (const item of x.store.roster(s.user)) {
-      if (item.subscription === "to" || item.subscription === "both") presenceTo(s, item.jid, null, Flag.Probe);
-    }
+    withRoster(x, s, (roster) => {
+      for (const item of roster.values()) {
+        if (item.subscription === "to" || item.subscription === "both") presenceTo(s, item.jid, null, Flag.Probe);
+      }
+    });
     presenceTo(s, s.bare, null, Flag.Probe);
     // §3.1.3: subscription requests not yet answered are shown again at each login.
-    for (const r of x.store.subscriptionRequests(s.user)) {
-      try {
-        const el = parse(r.stanza);
-        el.attrs.to = s.bare;
-        s.send(el);
-      } catch {
-        x.store.removeSubscriptionRequest(s.user, r.from);
+    held(x, s, x.store.subscriptionRequests(s.user), (requests) => {
+      for (const r of requests) {
+        try {
+          const el = parse(r.stanza);
+          el.attrs.to = s.bare;
+          s.send(el);
+        } catch {
+          void x.store.removeSubscriptionRequest(s.user, r.from).catch(() => {});
+        }
       }
-    }
+    });
   });
 
   // The socket may just have died: the user still goes unavailable (RFC 6121 §4.5.3.1).

@@ -4,7 +4,7 @@ import type { RosterItem } from "../../store/xmpp-store.js";
 import type { XmppContext } from "../context.js";
 import { NS } from "../ns.js";
 import { serverId } from "../stanza.js";
-import type { ClientSession } from "../client-session.js";
+import { Phase, type ClientSession } from "../client-session.js";
 
 export function itemElement(item: RosterItem): Element {
   const attrs: Record<string, string> = { jid: item.jid, subscription: item.subscription };
@@ -30,4 +30,42 @@ export function pushRoster(x: XmppContext, s: ClientSession, user: string, item:
 
 export function emptyItem(jid: string): RosterItem {
   return { jid, name: "", subscription: "none", ask: false, groups: [] };
+}
+
+/**
+ * A store call made for a stanza: the session's input waits until it is done,
+ * so that what the client sent next is handled after, in order; then `then`
+ * runs with the answer. A store that fails costs this stanza, not the stream:
+ * the client gets <internal-server-error/> for it where an answer is due.
+ */
+export function held<T>(x: XmppContext, s: ClientSession, work: Promise<T>, then: (v: T) => void, failed?: (e: Error) => void): void {
+  s.hold();
+  work.then(
+    (v) => {
+      try {
+        if (s.phase !== Phase.Closing) then(v);
+      } catch (e) {
+        s.fail(e);
+      }
+      s.release();
+    },
+    (e: Error) => {
+      x.log.warn("xmpp: store call failed", { user: s.user, error: e.message });
+      if (s.phase !== Phase.Closing) failed?.(e);
+      s.release();
+    },
+  );
+}
+
+let tail: Promise<unknown> = Promise.resolve();
+
+/**
+ * Roster and subscription changes of this process, one after another: each
+ * reads items and writes them back, and two interleaved (a user and a contact
+ * answering each other at once) would lose one's update.
+ */
+export function inTurn<T>(fn: () => Promise<T>): Promise<T> {
+  const run = tail.then(fn, fn);
+  tail = run.catch(() => {});
+  return run;
 }

@@ -243,7 +243,11 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     // The server stops: the owner may be a worker that stops too, so they are stored here and now.
     if (session.endReason === CloseReason.Shutdown) {
       const store = offlineSink(x);
-      for (const env of again) store(env);
+      const refuse = (env: Envelope) => (code: string) => x.core.bounce(env, code);
+      for (const env of again) {
+        const refused = store(env, refuse(env));
+        if (refused !== null) refuse(env)(refused);
+      }
       return;
     }
     // After the session has left the core (detach follows this event at once), so they cannot come back to it.

@@ -4,7 +4,7 @@ import { bareOf } from "../../address/address.js";
 import type { RosterItem, Subscription } from "../../store/xmpp-store.js";
 import type { XmppContext } from "../context.js";
 import type { ClientSession } from "../client-session.js";
-import { emptyItem, pushRoster } from "./roster-items.js";
+import { emptyItem, inTurn, pushRoster } from "./roster-items.js";
 
 export type SubscriptionType = "subscribe" | "subscribed" | "unsubscribe" | "unsubscribed";
 
@@ -17,18 +17,26 @@ const dropFrom = (s: Subscription): Subscription => (s === "from" ? "none" : s =
  * The presence subscription state machine of RFC 6121 §3, for both ends at
  * once: every account lives on this server, so the user's outbound stanza and
  * the contact's inbound handling happen here, persisted in the store.
- * Returns false when the user's roster is full. `s` is the session whose
+ * Resolves to false when the user's roster is full. `s` is the session whose
  * stanza started it: what the server sends because of it goes through it.
+ * Changes of this process run one at a time (inTurn); the caller holds the
+ * session's input until it is done.
  */
-export function subscription(x: XmppContext, s: ClientSession, user: string, contact: string, type: SubscriptionType, stanza: Element): boolean {
+export function subscription(x: XmppContext, s: ClientSession, user: string, contact: string, type: SubscriptionType, stanza: Element): Promise<boolean> {
+  return inTurn(() => change(x, s, user, contact, type, stanza));
+}
+
+/** subscription() for a caller already in turn (roster.ts's remove). */
+export async function change(x: XmppContext, s: ClientSession, user: string, contact: string, type: SubscriptionType, stanza: Element): Promise<boolean> {
   const { store, config } = x;
   const userBare = `${user}@${config.domain}`;
   const contactUser = contact.slice(0, contact.indexOf("@"));
-  const contactExists = contact.indexOf("@") > 0 && bareOf(contact).endsWith(`@${config.domain}`) && x.accounts.hasUser(contactUser);
-  const mine = store.rosterItem(user, contact);
-  const theirs = contactExists ? store.rosterItem(contactUser, userBare) : undefined;
-  const save = (owner: string, item: RosterItem) => {
-    store.putRosterItem(owner, item);
+  const contactExists = contact.indexOf("@") > 0 && bareOf(contact).endsWith(`@${config.domain}`) && (await x.accounts.hasUser(contactUser));
+  const mine = await store.rosterItem(user, contact);
+  const theirs = contactExists ? await store.rosterItem(contactUser, userBare) : undefined;
+  // The push follows the write: every session of `owner` updates the roster it keeps (roster-cache.ts).
+  const save = async (owner: string, item: RosterItem) => {
+    await store.putRosterItem(owner, item);
     pushRoster(x, s, owner, item);
   };
   const presence = (type: string, from: string, to: string, flags = 0) => {
@@ -38,38 +46,38 @@ export function subscription(x: XmppContext, s: ClientSession, user: string, con
 
   switch (type) {
     case "subscribe": {
-      if (mine === undefined && store.rosterSize(user) >= config.xmpp.maxRosterItems) return false;
+      if (mine === undefined && (await store.rosterSize(user)) >= config.xmpp.maxRosterItems) return false;
       const item = mine ?? emptyItem(contact);
       if (item.subscription === "none" || item.subscription === "from") {
-        if (!item.ask || mine === undefined) save(user, { ...item, ask: true });
+        if (!item.ask || mine === undefined) await save(user, { ...item, ask: true });
       }
       if (!contactExists) {
-        // §3.1.3: no such contact: the request is refused on its behalf.
-        return subscription(x, s, contactUser, userBare, "unsubscribed", stanza) || true;
+        // §3.1.3: no such contact: the request is refused on its behalf (already in turn: called directly).
+        return (await change(x, s, contactUser, userBare, "unsubscribed", stanza)) || true;
       }
       // §3.1.3: already approved: the contact's server answers at once.
       if (theirs !== undefined && (theirs.subscription === "from" || theirs.subscription === "both")) {
-        const now = store.rosterItem(user, contact)!;
-        save(user, { ...now, subscription: addTo(now.subscription), ask: false });
+        const now = (await store.rosterItem(user, contact))!;
+        await save(user, { ...now, subscription: addTo(now.subscription), ask: false });
         presence("subscribed", contact, userBare);
         presence("probe", userBare, contact, Flag.Probe);
         return true;
       }
-      if (store.subscriptionRequestCount(contactUser) < config.xmpp.maxRosterItems || store.hasSubscriptionRequest(contactUser, userBare)) {
+      if ((await store.subscriptionRequestCount(contactUser)) < config.xmpp.maxRosterItems || (await store.hasSubscriptionRequest(contactUser, userBare))) {
         const request = new Element("presence", { type: "subscribe", from: userBare, to: contact });
         for (const c of stanza.children) if (typeof c !== "string") request.cnode(c);
-        store.putSubscriptionRequest(contactUser, userBare, request.toString());
+        await store.putSubscriptionRequest(contactUser, userBare, request.toString());
         s.submit(Envelope.presence({ from: userBare, to: contact, protocol: "xmpp", payload: request }));
       }
       return true;
     }
     case "subscribed": {
       // §3.1.5: only an answer to a pending request (no pre-approval).
-      if (!store.removeSubscriptionRequest(user, contact)) return true;
+      if (!(await store.removeSubscriptionRequest(user, contact))) return true;
       const item = mine ?? emptyItem(contact);
-      save(user, { ...item, subscription: addFrom(item.subscription) });
+      await save(user, { ...item, subscription: addFrom(item.subscription) });
       if (theirs !== undefined && theirs.ask) {
-        save(contactUser, { ...theirs, subscription: addTo(theirs.subscription), ask: false });
+        await save(contactUser, { ...theirs, subscription: addTo(theirs.subscription), ask: false });
       }
       presence("subscribed", userBare, contact);
       // §3.1.5: the new subscriber receives the user's current presence (answered by the core as to a probe).
@@ -77,10 +85,10 @@ export function subscription(x: XmppContext, s: ClientSession, user: string, con
       return true;
     }
     case "unsubscribe": {
-      if (mine !== undefined) save(user, { ...mine, subscription: dropTo(mine.subscription), ask: false });
-      if (theirs !== undefined) save(contactUser, { ...theirs, subscription: dropFrom(theirs.subscription) });
+      if (mine !== undefined) await save(user, { ...mine, subscription: dropTo(mine.subscription), ask: false });
+      if (theirs !== undefined) await save(contactUser, { ...theirs, subscription: dropFrom(theirs.subscription) });
       if (contactExists) {
-        store.removeSubscriptionRequest(contactUser, userBare);
+        await store.removeSubscriptionRequest(contactUser, userBare);
         presence("unsubscribe", userBare, contact);
         // §3.3.3: the user stops seeing the contact.
         presence("unavailable", contact, userBare);
@@ -88,9 +96,9 @@ export function subscription(x: XmppContext, s: ClientSession, user: string, con
       return true;
     }
     case "unsubscribed": {
-      store.removeSubscriptionRequest(user, contact);
-      if (mine !== undefined) save(user, { ...mine, subscription: dropFrom(mine.subscription) });
-      if (theirs !== undefined) save(contactUser, { ...theirs, subscription: dropTo(theirs.subscription), ask: false });
+      await store.removeSubscriptionRequest(user, contact);
+      if (mine !== undefined) await save(user, { ...mine, subscription: dropFrom(mine.subscription) });
+      if (theirs !== undefined) await save(contactUser, { ...theirs, subscription: dropTo(theirs.subscription), ask: false });
       if (contactExists || contact.endsWith(`@${config.domain}`)) {
         presence("unsubscribed", userBare, contact);
         presence("unavailable", userBare, contact);

@@ -95,7 +95,11 @@ function step(s: ClientSession, el: Element, x: XmppContext): void {
         plus,
         plusOffered: bindingTypes(s.conn).length > 0,
         channelBinding: (type) => bindingData(s.conn, type),
-        lookup: (u) => x.accounts.credentials(u),
+        lookup: (u) =>
+          x.accounts.credentials(u).catch((e) => {
+            x.log.warn("xmpp auth: account store unavailable", { error: (e as Error).message });
+            throw new SaslFailure(SaslCondition.TemporaryAuthFailure, "account store unavailable");
+          }),
         normalize: (u) => Authenticator.normalizeUser(u),
         authzOk: (authzid, u) => authzid === u || authzid.toLowerCase() === `${u}@${s.domain}`,
         saltSecret: x.saltSecret,
@@ -103,20 +107,38 @@ function step(s: ClientSession, el: Element, x: XmppContext): void {
       });
       s.sasl = scram;
       if (initial === null) return s.send(`<challenge xmlns='${NS.SASL}'/>`);
-      return s.send(`<challenge xmlns='${NS.SASL}'>${b64(scram.first(initial))}</challenge>`);
+      return scramFirst(s, scram, initial, x);
     }
     case "response": {
       const state = s.sasl;
       const data = decode(el) ?? "";
       if (state === "PLAIN") return void plain(s, data, x);
       if (!(state instanceof ScramServer)) throw new SaslFailure(SaslCondition.MalformedRequest, "no exchange in progress");
-      if (!state.started) return s.send(`<challenge xmlns='${NS.SASL}'>${b64(state.first(data))}</challenge>`);
+      if (!state.started) return scramFirst(s, state, data, x);
       const { serverFinal, user } = state.final(data);
       return succeed(s, user, b64(serverFinal), x);
     }
     default:
       throw new SaslFailure(SaslCondition.MalformedRequest, `unexpected <${el.name}>`);
   }
+}
+
+/** SCRAM's first step reads the user's keys from the store: input waits meanwhile (RFC 6120 §6.4: one exchange at a time). */
+function scramFirst(s: ClientSession, scram: ScramServer, data: string, x: XmppContext): void {
+  s.hold();
+  scram.first(data).then(
+    (serverFirst) => {
+      if (s.phase === Phase.Negotiating && s.sasl === scram) s.send(`<challenge xmlns='${NS.SASL}'>${b64(serverFirst)}</challenge>`);
+      s.release();
+    },
+    (e) => {
+      if (s.phase === Phase.Negotiating && s.sasl === scram) {
+        if (e instanceof SaslFailure) failed(s, e, x);
+        else s.fail(e);
+      }
+      s.release();
+    },
+  );
 }
 
 async function plain(s: ClientSession, message: string, x: XmppContext): Promise<void> {
@@ -128,15 +150,17 @@ async function plain(s: ClientSession, message: string, x: XmppContext): Promise
     return failed(s, new SaslFailure(SaslCondition.InvalidAuthzid), x);
   }
   s.hold();
-  let ok = false;
+  let ok: boolean | null = false;
   try {
     ok = await x.auth.checkPassword(user, creds.password);
   } catch (e) {
-    x.log.error("password check failed", { error: (e as Error).stack });
+    // The store did not answer: no verdict on the password (RFC 6120 §6.5.12).
+    x.log.warn("xmpp auth: account store unavailable", { error: (e as Error).message });
+    ok = null;
   }
   if (s.phase === Phase.Closing) return;
-  if (ok) succeed(s, user, "", x);
-  else failed(s, new SaslFailure(SaslCondition.NotAuthorized), x);
+  if (ok === true) succeed(s, user, "", x);
+  else failed(s, new SaslFailure(ok === null ? SaslCondition.TemporaryAuthFailure : SaslCondition.NotAuthorized), x);
   s.release();
 }
 
@@ -159,7 +183,8 @@ function failureXml(cond: SaslCondition, text = ""): string {
 function failed(s: ClientSession, e: SaslFailure, x: XmppContext): void {
   s.sasl = null;
   s.send(failureXml(e.condition));
-  if (e.condition === SaslCondition.Aborted || e.condition === SaslCondition.InvalidMechanism || e.condition === SaslCondition.EncryptionRequired) return;
+  // Not a wrong credential: nothing counted against the client or its address.
+  if (e.condition === SaslCondition.Aborted || e.condition === SaslCondition.InvalidMechanism || e.condition === SaslCondition.EncryptionRequired || e.condition === SaslCondition.TemporaryAuthFailure) return;
   x.ipFailures.fail(s.conn.remoteAddress);
   x.metrics.xmpp.authFailures++;
   x.log.info("xmpp authentication failed", { remote: s.conn.remoteAddress, condition: e.condition });

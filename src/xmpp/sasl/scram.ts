@@ -27,8 +27,8 @@ export interface ScramOptions {
   plusOffered: boolean;
   /** The channel binding data of this connection for a type (tls-exporter, tls-unique), or null when unavailable. */
   channelBinding(type: string): Buffer | null;
-  /** Stored keys of a user (already normalized), or undefined. */
-  lookup(user: string): Credentials | undefined;
+  /** Stored keys of a user (already normalized), or undefined; a rejection fails the exchange with it. */
+  lookup(user: string): Promise<Credentials | undefined>;
   /** Normalizes the SASL username; null when it cannot be one of ours. */
   normalize(user: string): string | null;
   /** Whether `authzid` names the user itself (we allow no one to act as another). */
@@ -61,8 +61,8 @@ export class ScramServer {
     return this.serverFirst !== "";
   }
 
-  /** client-first-message → server-first-message. */
-  first(msg: string): string {
+  /** client-first-message → server-first-message, once the user's keys are read. */
+  async first(msg: string): Promise<string> {
     const c1 = msg.indexOf(",");
     const c2 = c1 < 0 ? -1 : msg.indexOf(",", c1 + 1);
     if (c2 < 0) throw new SaslFailure(SaslCondition.MalformedRequest, "no GS2 header");
@@ -95,7 +95,7 @@ export class ScramServer {
       if (authzid === null || this.user === null || !this.o.authzOk(authzid, this.user)) throw new SaslFailure(SaslCondition.InvalidAuthzid);
     }
 
-    const creds = this.user === null ? undefined : this.o.lookup(this.user);
+    const creds = this.user === null ? undefined : await this.o.lookup(this.user);
     const salt = creds?.salt ?? createHmac("sha256", this.o.saltSecret).update(name).digest().subarray(0, 16);
     const iterations = creds?.iterations ?? this.o.iterations;
     this.keys = creds === undefined ? null : creds[this.o.hash];

@@ -103,7 +103,7 @@ for (const writerThread of [true, false]) test(`stop(): each client gets what wa
     const t0 = performance.now();
     const stopped = ts.server.stop();
     // At once: not ready, ports closed.
-    assert.ok(workerProblems(ts.server).includes("draining"), "readyz reports draining");
+    assert.ok((await workerProblems(ts.server)).includes("draining"), "readyz reports draining");
     assert.ok(ts.server.listeners.every((l) => !l.open), "every listener stopped accepting");
     const refused = await new Promise<string>((resolve) => {
       const s = connect(ts.port("relay", "tcp"), "127.0.0.1");

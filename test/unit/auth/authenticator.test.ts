@@ -81,30 +81,30 @@ test(
   withStore(async (store, dir) => {
     const alice = await deriveCredentials("alice-pw", 4096);
     const bob = await deriveCredentials("bob-pw", 4096);
-    store.putUser("bob", bob);
-    store.putUser("alice", alice);
-    assert.deepEqual(store.listUsers(), ["alice", "bob"]);
-    assert.equal(store.hasUser("alice"), true);
-    assert.equal(store.hasUser("carol"), false);
-    assert.deepEqual(store.credentials("alice"), alice);
-    assert.equal(store.credentials("carol"), undefined);
+    await store.putUser("bob", bob);
+    await store.putUser("alice", alice);
+    assert.deepEqual(await store.listUsers(), ["alice", "bob"]);
+    assert.equal(await store.hasUser("alice"), true);
+    assert.equal(await store.hasUser("carol"), false);
+    assert.deepEqual(await store.credentials("alice"), alice);
+    assert.equal(await store.credentials("carol"), undefined);
     // put replaces.
     const alice2 = await deriveCredentials("new-pw", 4096);
-    store.putUser("alice", alice2);
-    assert.deepEqual(store.credentials("alice")!.sha1, alice2.sha1);
-    assert.equal(store.deleteUser("alice"), true);
-    assert.equal(store.deleteUser("alice"), false);
-    assert.deepEqual(store.listUsers(), ["bob"]);
-    assert.equal(store.putUsers([["c1", bob], ["c2", bob]]), 2);
-    store.close();
+    await store.putUser("alice", alice2);
+    assert.deepEqual((await store.credentials("alice"))!.sha1, alice2.sha1);
+    assert.equal(await store.deleteUser("alice"), true);
+    assert.equal(await store.deleteUser("alice"), false);
+    assert.deepEqual(await store.listUsers(), ["bob"]);
+    assert.equal(await store.putUsers([["c1", bob], ["c2", bob]]), 2);
+    await store.close();
     const again = new SqliteStore(join(dir, "sub", "db.sqlite"));
     try {
-      assert.deepEqual(again.listUsers(), ["bob", "c1", "c2"]);
-      assert.deepEqual(again.credentials("bob"), bob);
+      assert.deepEqual(await again.listUsers(), ["bob", "c1", "c2"]);
+      assert.deepEqual(await again.credentials("bob"), bob);
       const cols = again.db.prepare("SELECT * FROM users").all() as Record<string, unknown>[];
       for (const row of cols) for (const v of Object.values(row)) assert.ok(!String(v).includes("bob-pw"));
     } finally {
-      again.close();
+      await again.close();
     }
   }),
 );
@@ -113,7 +113,7 @@ test(
   "Authenticator.checkPassword: right, wrong, unknown user",
   { timeout: 10_000 },
   withStore(async (store) => {
-    store.putUser("alice", await deriveCredentials("pencil", 4096));
+    await store.putUser("alice", await deriveCredentials("pencil", 4096));
     const auth = new Authenticator(store, 4096, null);
     assert.equal(await auth.checkPassword("alice", "pencil"), true);
     assert.equal(await auth.checkPassword("alice", "Pencil"), false);
@@ -127,22 +127,22 @@ test(
   { timeout: 10_000 },
   withStore(async (store) => {
     const secret = "0123456789abcdef-secret";
-    store.putUser("alice", await deriveCredentials("pencil", 4096));
+    await store.putUser("alice", await deriveCredentials("pencil", 4096));
     const auth = new Authenticator(store, 4096, secret);
     assert.equal(auth.tokensEnabled, true);
     const now = 1_800_000_000;
     const token = Authenticator.mintToken(secret, "alice", 60, now);
-    assert.equal(auth.checkToken(token, now), "alice");
-    assert.equal(auth.checkToken(token, now + 59), "alice");
-    assert.equal(auth.checkToken(token, now + 60), null, "expired at exp");
-    assert.equal(auth.checkToken(Authenticator.mintToken("another-secret-0123", "alice", 60, now), now), null, "bad signature");
+    assert.equal(await auth.checkToken(token, now), "alice");
+    assert.equal(await auth.checkToken(token, now + 59), "alice");
+    assert.equal(await auth.checkToken(token, now + 60), null, "expired at exp");
+    assert.equal(await auth.checkToken(Authenticator.mintToken("another-secret-0123", "alice", 60, now), now), null, "bad signature");
     const [h, , sig] = token.split(".");
     const forgedClaims = Buffer.from(JSON.stringify({ sub: "alice", exp: now + 10000 })).toString("base64url");
-    assert.equal(auth.checkToken(`${h}.${forgedClaims}.${sig}`, now), null, "claims changed under the signature");
-    assert.equal(auth.checkToken(Authenticator.mintToken(secret, "nobody", 60, now), now), null, "unknown user");
-    assert.equal(auth.checkToken(Authenticator.mintToken(secret, "ALICE", 60, now), now), "alice", "user names fold case");
-    for (const junk of ["", "a.b", "a.b.c.d", 42, null, "x".repeat(5000)]) assert.equal(auth.checkToken(junk, now), null);
-    assert.equal(new Authenticator(store, 4096, null).checkToken(token, now), null, "tokens disabled");
+    assert.equal(await auth.checkToken(`${h}.${forgedClaims}.${sig}`, now), null, "claims changed under the signature");
+    assert.equal(await auth.checkToken(Authenticator.mintToken(secret, "nobody", 60, now), now), null, "unknown user");
+    assert.equal(await auth.checkToken(Authenticator.mintToken(secret, "ALICE", 60, now), now), "alice", "user names fold case");
+    for (const junk of ["", "a.b", "a.b.c.d", 42, null, "x".repeat(5000)]) assert.equal(await auth.checkToken(junk, now), null);
+    assert.equal(await new Authenticator(store, 4096, null).checkToken(token, now), null, "tokens disabled");
   }),
 );
 

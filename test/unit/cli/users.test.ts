@@ -36,12 +36,12 @@ test("importUsers derives SCRAM credentials for each user and writes them all", 
   try {
     const users: [string, string][] = Array.from({ length: 20 }, (_, i) => [`u${i}`, `pw${i}`]);
     assert.equal(await importUsers(store, users, 4096, 4), 20);
-    assert.equal(store.listUsers().length, 20);
-    assert.equal(await verifyPassword(store.credentials("u7")!, "pw7"), true);
-    assert.equal(await verifyPassword(store.credentials("u7")!, "pw8"), false);
+    assert.equal((await store.listUsers()).length, 20);
+    assert.equal(await verifyPassword((await store.credentials("u7"))!, "pw7"), true);
+    assert.equal(await verifyPassword((await store.credentials("u7"))!, "pw8"), false);
     assert.equal(await importUsers(store, [], 4096), 0);
   } finally {
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -87,9 +87,9 @@ test("the CLI as a subprocess: users add, list, delete, import; a bad config key
     // The password is checkable, and stored as SCRAM keys only.
     const store = new SqliteStore(join(dir, "db.sqlite"));
     try {
-      assert.equal(await verifyPassword(store.credentials("alice")!, "pencil"), true);
+      assert.equal(await verifyPassword((await store.credentials("alice"))!, "pencil"), true);
     } finally {
-      store.close();
+      await store.close();
     }
 
     writeFileSync(file, "erin,e1\nbroken\n");

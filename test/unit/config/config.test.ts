@@ -72,9 +72,37 @@ test("a wrong type or out-of-range value names its key", () => {
   assert.equal(keyOf({ io: { writerThread: "yes" } }), "io.writerThread");
   assert.equal(validate({ io: { writerThread: "always" } }).io.writerThread, "always");
   assert.equal(keyOf({ auth: { tokenSecret: "short" } }), "auth.tokenSecret");
-  assert.equal(keyOf({ storage: { type: "postgres" } }), "storage.type");
+  assert.equal(keyOf({ storage: { type: "mysql" } }), "storage.type");
   assert.equal(keyOf({ domain: "bad domain" }), "domain");
   assert.equal(keyOf([]), "(root)");
+});
+
+test("storage: postgres by fields or connection string, with TLS; every key checked and named", () => {
+  const c = validate({ storage: { type: "postgres", postgres: { host: "db.example", password: "pw", poolSize: 4, ssl: { ca: "certs/ca.pem" } } } }, "/etc/switchboard");
+  assert.equal(c.storage.type, "postgres");
+  assert.equal(c.storage.postgres.host, "db.example");
+  assert.equal(c.storage.postgres.port, 5432);
+  assert.equal(c.storage.postgres.poolSize, 4);
+  assert.deepEqual(c.storage.postgres.ssl, { ca: "/etc/switchboard/certs/ca.pem", rejectUnauthorized: true }, "the CA file resolves against the config's directory");
+  assert.equal(validate({ storage: { type: "postgres", postgres: { connectionString: "postgres://u@h/db" } } }).storage.postgres.connectionString, "postgres://u@h/db");
+  assert.deepEqual(validate({ storage: { postgres: { ssl: { rejectUnauthorized: false } } } }).storage.postgres.ssl, { ca: null, rejectUnauthorized: false });
+  assert.equal(validate({}).storage.postgres.ssl, null);
+  assert.deepEqual(validate({}).storage.offlineWrites, { maxQueued: 10000, maxBatch: 100 });
+  assert.equal(keyOf({ storage: { postgres: { connectionString: "mysql://h" } } }), "storage.postgres.connectionString");
+  assert.equal(keyOf({ storage: { postgres: { port: 0 } } }), "storage.postgres.port");
+  assert.equal(keyOf({ storage: { postgres: { poolSize: 0 } } }), "storage.postgres.poolSize");
+  assert.equal(keyOf({ storage: { postgres: { password: 5 } } }), "storage.postgres.password");
+  assert.equal(keyOf({ storage: { postgres: { statementTimeoutMs: 10 } } }), "storage.postgres.statementTimeoutMs");
+  assert.equal(keyOf({ storage: { postgres: { connectTimeoutMs: "5s" } } }), "storage.postgres.connectTimeoutMs");
+  assert.equal(keyOf({ storage: { postgres: { ssl: { ca: "x", verify: true } } } }), "storage.postgres.ssl.verify");
+  assert.equal(keyOf({ storage: { postgres: { ssl: { rejectUnauthorized: "no" } } } }), "storage.postgres.ssl.rejectUnauthorized");
+  assert.equal(keyOf({ storage: { postgres: { ssl: true } } }), "storage.postgres.ssl");
+  assert.equal(keyOf({ storage: { postgres: { sslmode: "require" } } }), "storage.postgres.sslmode");
+  assert.equal(keyOf({ storage: { lockTimeoutMs: -1 } }), "storage.lockTimeoutMs");
+  assert.equal(keyOf({ storage: { offlineWrites: { maxQueued: 0 } } }), "storage.offlineWrites.maxQueued");
+  assert.equal(keyOf({ storage: { offlineWrites: { maxBatch: 0 } } }), "storage.offlineWrites.maxBatch");
+  // Several workers share a PostgreSQL database whatever storage.path says.
+  assert.equal(validate({ cluster: { bus: "nats", workers: 2 }, storage: { type: "postgres", path: ":memory:" } }).cluster.workers, 2);
 });
 
 test("a tls listener without its tls block is rejected", () => {

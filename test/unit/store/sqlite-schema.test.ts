@@ -133,14 +133,14 @@ test(
     try {
       assert.deepEqual(versions(store.db), { accounts: 1, xmpp: 1 }, "both stores' history recorded, no step re-run");
       assert.equal(store.db.pragma("user_version", { simple: true }), SCHEMA_VERSIONS_ERA);
-      assert.deepEqual(store.credentials("alice"), alice);
-      assert.deepEqual(xmpp.roster("alice"), [{ jid: "bob@localhost", name: "Bob", subscription: "both", ask: false, groups: ["Friends"] }]);
-      assert.deepEqual(xmpp.subscriptionRequests("alice"), [{ from: "carol@localhost", stanza: "<presence type='subscribe'/>" }]);
-      assert.equal(xmpp.offlineCount("alice"), 1);
-      assert.equal(store.deleteUser("alice"), true);
-      assert.deepEqual([xmpp.rosterSize("alice"), xmpp.subscriptionRequestCount("alice"), xmpp.offlineCount("alice")], [0, 0, 0]);
+      assert.deepEqual(await store.credentials("alice"), alice);
+      assert.deepEqual(await xmpp.roster("alice"), [{ jid: "bob@localhost", name: "Bob", subscription: "both", ask: false, groups: ["Friends"] }]);
+      assert.deepEqual(await xmpp.subscriptionRequests("alice"), [{ from: "carol@localhost", stanza: "<presence type='subscribe'/>" }]);
+      assert.equal(await xmpp.offlineCount("alice"), 1);
+      assert.equal(await store.deleteUser("alice"), true);
+      assert.deepEqual([await xmpp.rosterSize("alice"), await xmpp.subscriptionRequestCount("alice"), await xmpp.offlineCount("alice")], [0, 0, 0]);
     } finally {
-      store.close();
+      await store.close();
     }
   }),
 );
@@ -154,13 +154,13 @@ test(
     const store = new SqliteStore(path);
     try {
       assert.deepEqual(versions(store.db), { accounts: 1 });
-      assert.deepEqual(store.credentials("alice"), alice);
+      assert.deepEqual(await store.credentials("alice"), alice);
       const xmpp = new SqliteXmppStore(store.db);
       assert.deepEqual(versions(store.db), { accounts: 1, xmpp: 1 });
-      xmpp.putRosterItem("alice", { jid: "bob@localhost", name: "", subscription: "to", ask: false, groups: [] });
-      assert.equal(xmpp.rosterSize("alice"), 1);
+      await xmpp.putRosterItem("alice", { jid: "bob@localhost", name: "", subscription: "to", ask: false, groups: [] });
+      assert.equal(await xmpp.rosterSize("alice"), 1);
     } finally {
-      store.close();
+      await store.close();
     }
   }),
 );

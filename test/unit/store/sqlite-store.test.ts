@@ -20,13 +20,13 @@ test("a new file gets the accounts' tables only, at version 1 of component accou
     assert.deepEqual(names(store.db), ["schema_versions", "users"], "no XMPP tables or trigger: those are the XMPP store's");
     assert.deepEqual(store.db.prepare("SELECT component, version FROM schema_versions").all(), [{ component: "accounts", version: 1 }]);
     assert.equal(store.db.pragma("user_version", { simple: true }), SCHEMA_VERSIONS_ERA, "a server from before refuses the file");
-    store.putUser("alice", await deriveCredentials("pw", 4096));
-    store.close();
+    await store.putUser("alice", await deriveCredentials("pw", 4096));
+    await store.close();
     // Opened again: nothing re-applied, the data is there.
     const again = new SqliteStore(path);
-    assert.deepEqual(again.listUsers(), ["alice"]);
+    assert.deepEqual(await again.listUsers(), ["alice"]);
     assert.deepEqual(again.db.prepare("SELECT component, version FROM schema_versions").all(), [{ component: "accounts", version: 1 }]);
-    again.close();
+    await again.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -34,7 +34,7 @@ test("a new file gets the accounts' tables only, at version 1 of component accou
 
 test("deleting an account where the XMPP store never ran needs no XMPP tables", { timeout: 10_000 }, async () => {
   const store = new SqliteStore(":memory:");
-  store.putUser("alice", await deriveCredentials("pw", 4096));
-  assert.equal(store.deleteUser("alice"), true);
-  store.close();
+  await store.putUser("alice", await deriveCredentials("pw", 4096));
+  assert.equal(await store.deleteUser("alice"), true);
+  await store.close();
 });
