@@ -4,61 +4,12 @@
  * Talks to the parent over IPC: "measuring" when the window opens, the result
  * when it closes, so the parent reads the server's CPU over the same window.
  */
-import { Histogram } from "../lib/stats.js";
+import { Loop, type LoadResult, type LoadSpec } from "./loop.js";
 import { relayLoop } from "./relay-load.js";
 import { natsLoop } from "./nats-load.js";
 
-export interface LoadSpec {
-  target: "switchboard" | "nats";
-  port: number;
-  requesters: number;
-  responders: number;
-  inflight: number;
-  payload: number;
-  warmupMs: number;
-  measureMs: number;
-  /** NATS only: share one reply inbox (mux) instead of one subscription per request. */
-  natsMux: boolean;
-  /**
-   * Switchboard only: requests to each responder's full address (`full`), to its bare address (`bare`:
-   * through the owner, one session per account), or to one account whose sessions are all the
-   * responders (`pool`: docs/relay-protocol.md, "Pools").
-   */
-  to: "full" | "bare" | "pool";
-}
+export type { LoadResult, LoadSpec } from "./loop.js";
 
-export interface LoadResult {
-  target: string;
-  roundTrips: number;
-  errors: number;
-  firstError: string;
-  seconds: number;
-  latency: ReturnType<Histogram["toJSON"]>;
-  clientCpuSeconds: number;
-}
-
-export class Loop {
-  running = true;
-  measuring = false;
-  readonly hist = new Histogram();
-  errors = 0;
-  firstError = "";
-  private starters: (() => void)[] = [];
-
-  onStart(f: () => void): void {
-    this.starters.push(f);
-  }
-  start(): void {
-    for (const f of this.starters) f();
-  }
-  done(ms: number): void {
-    if (this.measuring) this.hist.record(ms);
-  }
-  failed(why: string): void {
-    this.errors++;
-    this.firstError ||= why;
-  }
-}
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]) as LoadSpec;

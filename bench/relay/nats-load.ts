@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from "nats";
-import type { LoadSpec, Loop } from "./load.js";
+import type { LoadSpec, Loop } from "./loop.js";
 
 /**
  * The nats.js 2.29 request/reply at its fastest settings (FACTS.md):

@@ -1,6 +1,6 @@
 import { connect, type Socket } from "node:net";
 import { FrameDecoder, encodeHead, type Header } from "../../src/relay/codec.js";
-import type { LoadSpec, Loop } from "./load.js";
+import type { LoadSpec, Loop } from "./loop.js";
 
 /**
  * A lean relay client for the benchmark, on our codec: header strings built

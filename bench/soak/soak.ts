@@ -2,7 +2,7 @@ import { get } from "node:http";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import Database from "better-sqlite3";
-import { FaultProxy } from "../../test/fault-proxy.js";
+import { FaultProxy } from "../lib/fault-proxy.js";
 import { benchAccounts } from "../lib/accounts.js";
 import { ensureCommand, freePort, sleep, spawnPinned, stopChild, waitPort } from "../lib/proc.js";
 import { startSwitchboard, type RunningServer } from "../lib/switchboard.js";
@@ -11,7 +11,7 @@ import { Ledger, type Counts } from "./ledger.js";
 
 /**
  * The soak (issue 13): the real server, `clients` raw-socket clients with
- * XEP-0198 (client.ts), each through its own fault proxy (test/fault-proxy.ts),
+ * XEP-0198 (client.ts), each through its own fault proxy (bench/lib/fault-proxy.ts),
  * chat messages between random pairs at `rate`/s in total, and for
  * `durationMs` random faults at `faultsPerSec`: a cut (RST both ways), a black
  * hole (a NAT that forgot the mapping), a network switch (the client's side

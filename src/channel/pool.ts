@@ -1,5 +1,5 @@
 import { PendingList, type PendingResponse, type Requester } from "../pending/pending-list.js";
-import type { SessionRef } from "./user-channel.js";
+import type { SessionRef } from "./session-ref.js";
 
 /**
  * One pooled session of a user, as its owner counts it: the requests the owner

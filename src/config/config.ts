@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { PostgresConfig } from "../store/postgres.js";
 
 export type Protocol = "relay" | "xmpp";
 export type Transport = "tcp" | "tls" | "websocket";
@@ -61,6 +60,26 @@ export interface Config {
 }
 
 /** Where accounts, rosters and offline messages live (docs/configuration.md, docs/operations.md "Storage"). */
+/** storage.postgres (docs/configuration.md). */
+export interface PostgresConfig {
+  /** libpq-style URL; when set, host, port, user, password and database are not used. */
+  connectionString: string | null;
+  host: string;
+  port: number;
+  user: string;
+  /** null: PGPASSWORD or ~/.pgpass, as libpq does. */
+  password: string | null;
+  database: string;
+  /** Connections per worker process. */
+  poolSize: number;
+  /** Connecting (TCP, TLS, authentication) longer than this fails the call that waited for it. */
+  connectTimeoutMs: number;
+  /** The server cancels any statement running longer (statement_timeout); the client gives up a little later. */
+  statementTimeoutMs: number;
+  /** TLS to the server; null: none (unless the connection string's sslmode asks for it). */
+  ssl: { ca: string | null; rejectUnauthorized: boolean } | null;
+}
+
 export interface StorageConfig {
   /** sqlite: one file, embedded (one host); postgres: one database every host shares. */
   type: "sqlite" | "postgres";

@@ -1,26 +1,9 @@
 import { readFileSync } from "node:fs";
 import pg from "pg";
 import type { Logger } from "../log/logger.js";
+import type { PostgresConfig } from "../config/config.js";
 
-/** storage.postgres (docs/configuration.md). */
-export interface PostgresConfig {
-  /** libpq-style URL; when set, host, port, user, password and database are not used. */
-  connectionString: string | null;
-  host: string;
-  port: number;
-  user: string;
-  /** null: PGPASSWORD or ~/.pgpass, as libpq does. */
-  password: string | null;
-  database: string;
-  /** Connections per worker process. */
-  poolSize: number;
-  /** Connecting (TCP, TLS, authentication) longer than this fails the call that waited for it. */
-  connectTimeoutMs: number;
-  /** The server cancels any statement running longer (statement_timeout); the client gives up a little later. */
-  statementTimeoutMs: number;
-  /** TLS to the server; null: none (unless the connection string's sslmode asks for it). */
-  ssl: { ca: string | null; rejectUnauthorized: boolean } | null;
-}
+export type { PostgresConfig };
 
 /** What a pg.Client or pg.Pool is made with. */
 export function clientConfig(c: PostgresConfig): pg.ClientConfig {

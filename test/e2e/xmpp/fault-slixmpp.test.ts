@@ -1,7 +1,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { TLS_FILES, waitUntil, type TestServer } from "../../helpers.js";
-import { FaultProxy } from "../../fault-proxy.js";
+import { FaultProxy } from "../../../bench/lib/fault-proxy.js";
 import { tally } from "./fault-util.js";
 import { SLIXMPP_SKIP, spawnSlixmpp, startSlixmppServer } from "./slixmpp.js";
 

@@ -1,7 +1,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { startXmppServer, waitUntil, within, type TestServer } from "../../helpers.js";
-import { FaultProxy } from "../../fault-proxy.js";
+import { FaultProxy } from "../../../bench/lib/fault-proxy.js";
 import { online, type Online } from "./util.js";
 import { sendNumbered, settleAcks, smClient, tally, type SmClient } from "./fault-util.js";
 

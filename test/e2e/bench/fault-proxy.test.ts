@@ -2,8 +2,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { FaultProxy, type ProxiedConnection } from "../fault-proxy.js";
-import { once, waitUntil } from "../helpers.js";
+import { FaultProxy, type ProxiedConnection } from "../../../bench/lib/fault-proxy.js";
+import { once, waitUntil } from "../../helpers.js";
 
 // The fault proxy between plain sockets: a target server that keeps what it
 // reads, and clients that connect through the proxy.

@@ -1,0 +1,22 @@
+import type { Session } from "../session/session.js";
+
+/** One online session as its owner knows it; `session` is set when it lives on the owner's own worker. */
+export interface SessionRef {
+  address: string;
+  resource: string;
+  workerId: string;
+  serial: number;
+  protocol: string;
+  available: boolean;
+  priority: number;
+  presence: unknown;
+  /** The session's protocol balances requests to the bare address over a pool (Session.pooled). */
+  pool: boolean;
+  session: Session | null;
+  /** Bind order: ties in priority go to the most recent session. */
+  seq: number;
+  /** Wants copies of what the user's other sessions send and receive (Session.wantsCopies; XMPP: carbons enabled). */
+  copies: boolean;
+  /** What the session was last told (Session.peersWantCopies): whether another session of the user wants copies. */
+  told: boolean;
+}
