@@ -90,6 +90,9 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     if (refusal !== null) return session.sendNonza(refusal);
     const acks = old.acks as Acks;
     acks.acknowledged(h);
+    // XEP-0352: a stream starts active; what an inactive client's gate held joins the queue, resent below.
+    old.gate?.flush();
+    old.gate = null;
     old.takeOver(session);
     resumed(old, acks, previd!);
   }

@@ -253,3 +253,28 @@ test("the window passes: carbon copies it never acknowledged are not stored offl
     await Promise.all([desk.stop(), bob.stop()]);
   }
 });
+
+test("XEP-0352: what an inactive client's gate held is not lost when it resumes; the resumed stream starts active", { timeout: 15_000 }, async () => {
+  const { r: a1, id } = await resumable("alice", "a-pass", "csi");
+  const bob = await rawLogin(port, "bob", "b-pass", "csi-peer");
+  try {
+    a1.send("<inactive xmlns='urn:xmpp:csi:0'/>");
+    await pingOk(a1);
+    bob.send("<presence to='alice@localhost/csi'><status>held</status></presence>");
+    await pingOk(bob);
+    await pingOk(a1);
+    assert.doesNotMatch(a1.text, /<status>held<\/status>/, "held while inactive");
+    a1.destroy();
+    await suspended("alice@localhost/csi");
+    const a2 = await rawAuth("alice", "a-pass");
+    // Two pings answered before the drop.
+    a2.send(`<resume xmlns='${SM}' previd='${id}' h='2'/>`);
+    await a2.until(/<status>held<\/status>/);
+    // Active now: a new update comes at once.
+    bob.send("<presence to='alice@localhost/csi'><status>live</status></presence>");
+    await a2.until(/<status>live<\/status>/);
+    a2.destroy();
+  } finally {
+    bob.destroy();
+  }
+});
