@@ -24,6 +24,7 @@ import { ensureCommand, freePort, machineBusySeconds, waitQuiet, ProcWatch, slee
 import { startSwitchboard, REPO, type RunningServer } from "../lib/switchboard.js";
 import { writeRelaySection } from "./report.js";
 import type { LoadResult, LoadSpec } from "./load.js";
+import { benchArgs } from "../lib/args.js";
 
 export interface RelayRun {
   target: string;
@@ -37,17 +38,6 @@ export interface RelayRun {
   clientCpuSeconds: number;
   serverPeakRssMiB: number;
   otherCpuSeconds: number;
-}
-
-function args(): Record<string, string> {
-  const a: Record<string, string> = {};
-  const v = process.argv.slice(2);
-  for (let i = 0; i < v.length; i++) {
-    if (!v[i].startsWith("--")) continue;
-    const k = v[i].slice(2);
-    a[k] = v[i + 1] !== undefined && !v[i + 1].startsWith("--") ? v[++i] : "true";
-  }
-  return a;
 }
 
 async function startNats(port: number): Promise<RunningServer> {
@@ -93,7 +83,7 @@ async function runLoad(spec: LoadSpec, server: RunningServer): Promise<RelayRun 
 }
 
 async function main(): Promise<void> {
-  const a = args();
+  const a = benchArgs();
   const K = Number(a.requesters ?? 8);
   const R = Number(a.responders ?? 4);
   const base = { requesters: K, responders: R, inflight: Number(a.inflight ?? 100), payload: Number(a.payload ?? 64), warmupMs: 1500, measureMs: Number(a.seconds ?? 5) * 1000, natsMux: a["nats-mux"] === "true", to: (a.to ?? "full") as LoadSpec["to"] };

@@ -14,18 +14,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { formatSoak, runSoak, soakDefaults } from "./soak.js";
-
-function args(): Record<string, string> {
-  const a: Record<string, string> = {};
-  const v = process.argv.slice(2);
-  for (let i = 0; i < v.length; i++) {
-    if (!v[i].startsWith("--")) continue;
-    const eq = v[i].indexOf("=");
-    if (eq > 0) a[v[i].slice(2, eq)] = v[i].slice(eq + 1);
-    else a[v[i].slice(2)] = v[i + 1] !== undefined && !v[i + 1].startsWith("--") ? v[++i] : "true";
-  }
-  return a;
-}
+import { benchArgs } from "../lib/args.js";
 
 /** Each client costs this process about five descriptors: its socket, the proxy's two, the proxy's listener, a leg a black hole keeps. */
 function checkOpenFiles(clients: number): void {
@@ -35,7 +24,7 @@ function checkOpenFiles(clients: number): void {
 }
 
 async function main(): Promise<void> {
-  const a = args();
+  const a = benchArgs();
   const p = soakDefaults({
     clients: Number(a.clients ?? 1000),
     durationMs: Number(a.duration ?? 60) * 1000,

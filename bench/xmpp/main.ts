@@ -40,21 +40,7 @@ import { writeXmppReport, type XmppReport } from "./report.js";
 import { smComparison, smText, writeSmReport } from "./sm-report.js";
 import type { TargetName } from "./targets.js";
 import { defaults } from "../../src/config/config.js";
-
-function args(): Record<string, string> {
-  const a: Record<string, string> = {};
-  const v = process.argv.slice(2);
-  for (let i = 0; i < v.length; i++) {
-    if (!v[i].startsWith("--")) continue;
-    const eq = v[i].indexOf("=");
-    if (eq > 0) {
-      a[v[i].slice(2, eq)] = v[i].slice(eq + 1);
-      continue;
-    }
-    a[v[i].slice(2)] = v[i + 1] !== undefined && !v[i + 1].startsWith("--") ? v[++i] : "true";
-  }
-  return a;
-}
+import { benchArgs } from "../lib/args.js";
 
 function line(r: XmppResult): string {
   return (
@@ -84,7 +70,7 @@ function combine(runs: XmppResult[]): XmppResult {
 }
 
 async function main(): Promise<void> {
-  const a = args();
+  const a = benchArgs();
   const maxUsers = Number(a["max-users"] ?? 10000);
   const pump = a.generator === "c" ? buildPump() : null;
   const base = (target: TargetName, users: number, rate: number): XmppParams => ({

@@ -123,7 +123,8 @@ export class ChannelOwner {
       const ref = ch?.resources.get(resource);
       if (ref !== undefined) {
         this.d.toSession(ref, env);
-        if ((env.flags & Flag.Copies) !== 0) this.copies(ch!, env, [ref]);
+        // Tested before the one-element array is made: most users have nobody who wants copies.
+        if ((env.flags & Flag.Copies) !== 0 && ch!.copiers !== 0) this.copies(ch!, env, [ref]);
         return;
       }
       if ((env.flags & Flag.BareFallback) === 0 || ch === undefined) return this.d.undeliverable(env);

@@ -10,6 +10,7 @@ import { waitUntil, within } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { online, type Online } from "../xmpp/util.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { HostLog } from "./host-log.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
 
@@ -42,9 +43,7 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
   let dir: string;
   let port: number;
   let host: ChildProcess;
-  let stderr = "";
-  const logs: Record<string, unknown>[] = [];
-  let partial = "";
+  const hostLog = new HostLog();
 
   before(async () => {
     nats = await startNats();
@@ -67,19 +66,8 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
     const imp = spawnSync(process.execPath, [CLI, "users", "import", join(dir, "users.csv"), "--config", cfg], { encoding: "utf8" });
     assert.equal(imp.status, 0, imp.stderr);
     host = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
-    host.stderr!.on("data", (b: Buffer) => {
-      stderr += b;
-      const lines = (partial + b).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) {
-        try {
-          logs.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    await waitUntil(() => logs.filter((l) => l.message === "switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${stderr}`, 20);
+    host.stderr!.on("data", hostLog.onData);
+    await waitUntil(() => hostLog.logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${hostLog.text}`, 20);
   }, { timeout: 30_000 });
   after(async () => {
     if (host.exitCode === null) host.kill("SIGKILL");
@@ -89,7 +77,7 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
   });
 
   /** The worker (its log's `worker`) where `address`'s latest session started. */
-  const workerOf = (address: string): string => String(logs.filter((l) => l.message === "session started" && l.address === address).at(-1)?.worker);
+  const workerOf = (address: string): string => String(hostLog.logged("session started").filter((l) => l.address === address).at(-1)?.worker);
 
   test("SIGTERM to the client's worker: the session moves to the other worker, the client resumes, every message once and in order", { timeout: 60_000 }, async () => {
     const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username: "alice", password: "a-pw", resource: "phone" });
@@ -129,7 +117,7 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
         await bob.c.send(xml("message", { to: "alice@localhost/phone", type: "chat" }, xml("body", {}, String(i))));
         if (i === 20) process.kill(victim, "SIGTERM");
       }
-      await within(waitUntil(() => got.length >= N, 30_000, () => `got ${got.length} of ${N}: ${got.join(",")}; client: ${statuses.join(" ")}; stderr:\n${stderr.slice(-3000)}`), 35_000, "all messages");
+      await within(waitUntil(() => got.length >= N, 30_000, () => `got ${got.length} of ${N}: ${got.join(",")}; client: ${statuses.join(" ")}; stderr:\n${hostLog.text.slice(-3000)}`), 35_000, "all messages");
       const seen = new Map<string, number>();
       for (const b of got) seen.set(b, (seen.get(b) ?? 0) + 1);
       assert.equal(Array.from({ length: N }, (_, i) => String(i)).filter((b) => !seen.has(b)).length, 0, "lost");
@@ -138,7 +126,7 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
       assert.equal(resumed, 1, "resumed, not bound again");
       assert.notEqual(workerOf("alice@localhost/phone"), aliceWorker, "her session now runs on the other worker");
       // The primary restarts the stopped worker; the host goes on.
-      await waitUntil(() => logs.filter((l) => l.message === "switchboard started").length === 3, 15_000, () => `the worker restarted; stderr:\n${stderr.slice(-3000)}`, 20);
+      await waitUntil(() => hostLog.logged("switchboard started").length === 3, 15_000, () => `the worker restarted; stderr:\n${hostLog.text.slice(-3000)}`, 20);
     } finally {
       c.reconnect.stop();
       await c.stop().catch(() => {});

@@ -9,6 +9,7 @@ import { RelayClient, RelayError, type IncomingRequest } from "../../../src/rela
 import { waitUntil, within } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { HostLog } from "./host-log.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
 
@@ -32,23 +33,10 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
   let dir: string;
   let port: number;
   let host: ChildProcess;
-  let stderr = "";
-  /** The host's and its workers' log lines (JSON on stderr), in the order written. */
-  const logs: Record<string, unknown>[] = [];
-  const logged = (message: string, since = 0) => logs.slice(since).filter((l) => l.message === message);
-  let partial = "";
-  const onStderr = (b: Buffer): void => {
-    stderr += b;
-    const lines = (partial + b).split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // Not a log line (a crash trace): it stays in stderr for the assertion messages.
-      }
-    }
-  };
+  const hostLog = new HostLog();
+  const logs = hostLog.lines;
+  const logged = (message: string, since = 0) => hostLog.logged(message, since);
+
 
   const login = async (user: string): Promise<RelayClient> => {
     const c = await RelayClient.connect({ port });
@@ -65,7 +53,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     for (const c of clients) {
       const bare = c.jid.slice(0, c.jid.indexOf("/"));
       const answered = () => clients[0].request(bare, "", 1000).then(() => true, (e: RelayError) => (e.code === "unavailable" ? false : Promise.reject(e)));
-      await waitUntil(answered, 5000, () => `${bare} to be reachable; stderr:\n${stderr}`, 20);
+      await waitUntil(answered, 5000, () => `${bare} to be reachable; stderr:\n${hostLog.text}`, 20);
     }
   };
   /** Each client messages the next one's bare address; true when all arrive. */
@@ -74,7 +62,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
       const to = clients[(i + 1) % clients.length];
       const got = new Promise<string>((resolve) => to.once("message", (m: { from: string; body: Buffer }) => resolve(`${m.from} ${m.body}`)));
       clients[i].message(to.jid.slice(0, to.jid.indexOf("/")), `n${i}`);
-      assert.equal(await within(got, 3000, () => `n${i} at ${to.jid}; stderr:\n${stderr}`), `${clients[i].jid} n${i}`, stderr);
+      assert.equal(await within(got, 3000, () => `n${i} at ${to.jid}; stderr:\n${hostLog.text}`), `${clients[i].jid} n${i}`, hostLog.text);
     }
   };
 
@@ -98,9 +86,9 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     const imp = spawnSync(process.execPath, [CLI, "users", "import", join(dir, "users.csv"), "--config", cfg], { encoding: "utf8" });
     assert.equal(imp.status, 0, imp.stderr);
     host = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
-    host.stderr!.on("data", onStderr);
+    host.stderr!.on("data", hostLog.onData);
     // Both workers listening: the primary hands connections out only to those that are.
-    await waitUntil(() => logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${stderr}`, 20);
+    await waitUntil(() => logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${hostLog.text}`, 20);
   }, { timeout: 30_000 });
   after(async () => {
     if (host.exitCode === null) host.kill("SIGKILL");
@@ -127,14 +115,14 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     const alive = kept.filter((_, i) => answered[i]);
     assert.ok(alive.length >= 1 && alive.length < kept.length, `the killed worker's clients are cut off, the others' are not (${alive.length} left)`);
     // Restarted within the heartbeat expiry: the others learn of it from its new incarnation.
-    await waitUntil(() => logged("switchboard started", mark).length === 1, 10_000, () => `the killed worker restarted; stderr:\n${stderr}`, 20);
-    assert.equal(childrenOf(host.pid!).filter((p) => p !== victim).length, 2, stderr);
+    await waitUntil(() => logged("switchboard started", mark).length === 1, 10_000, () => `the killed worker restarted; stderr:\n${hostLog.text}`, 20);
+    assert.equal(childrenOf(host.pid!).filter((p) => p !== victim).length, 2, hostLog.text);
     const restarted = String(logged("worker died; restarting it", mark)[0]?.workerId);
     // The survivor re-binds its sessions owned by the new incarnation as it logs the change (docs/architecture.md, Cluster).
     await waitUntil(
       () => logged("cluster membership changed", mark).some((l) => String(l.joined).split(" ").includes(restarted)),
       5000,
-      () => `the other worker to hear ${restarted} again; stderr:\n${stderr}`,
+      () => `the other worker to hear ${restarted} again; stderr:\n${hostLog.text}`,
       20,
     );
     const fresh = await Promise.all(["h0", "h1"].map(login));
@@ -155,7 +143,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     const closed = clients.map((c) => new Promise<void>((r) => (c.isClosed ? r() : c.once("close", () => r()))));
     const exited = new Promise<number | null>((resolve) => host.once("exit", (code) => resolve(code)));
     host.kill("SIGTERM");
-    assert.equal(await within(exited, 3000 + 3000, () => `the host to exit; stderr:\n${stderr}`), 0, stderr);
+    assert.equal(await within(exited, 3000 + 3000, () => `the host to exit; stderr:\n${hostLog.text}`), 0, hostLog.text);
     for (const p of workers) assert.throws(() => process.kill(p, 0), "worker still running");
     await within(Promise.all(closed), 1000, "every client closed");
     for (const [i, c] of clients.entries()) assert.deepEqual(last[i](), { t: "err", code: "unavailable", text: "server shutdown" }, `${c.jid}'s last frame`);

@@ -9,7 +9,7 @@ import { LocalHub } from "../../../src/cluster/local-bus.js";
 import { silentLogger } from "../../../src/log/logger.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
 import { waitUntil, within } from "../../helpers.js";
-import { Raw, rawAuth, rawLogin } from "./util.js";
+import { rawAuth, rawLogin, rawResumable as resumable, chatTo as msg, bodiesIn as bodies, pingOk } from "./util.js";
 
 // XEP-0198 resumption on another worker of the host: two workers in one
 // process on a LocalHub (the NATS host test covers the bus between processes),
@@ -49,23 +49,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function resumable(port: number, user: string, password: string, resource: string): Promise<{ r: Raw; id: string }> {
-  const r = await rawLogin(port, user, password, resource);
-  r.send(`<enable xmlns='${SM}' resume='true'/>`);
-  const id = (await r.until(/<enabled [^>]*\/>/)).match(/ id=["']([^"']+)["']/)![1];
-  r.text = "";
-  return { r, id };
-}
-
-const msg = (to: string, i: number | string) => `<message to='${to}' type='chat' id='m${i}'><body>${i}</body></message>`;
-const bodies = (s: string) => [...s.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1]);
-let serial = 0;
-async function pingOk(r: Raw): Promise<string> {
-  const id = `p${++serial}`;
-  r.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  const text = await r.until(new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`));
-  return text.match(new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`))![0];
-}
 
 test("a session on worker A is resumed on worker B: unacknowledged stanzas once and in order, the same full JID, its requests both ways", { timeout: 20_000 }, async () => {
   const { r: a1, id } = await resumable(portA, "alice", "a-pass", "phone");

@@ -2,7 +2,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { client, xml } from "@xmpp/client";
 import { startXmppServer, waitUntil, within, type TestServer } from "../../helpers.js";
-import { Raw, online, rawAuth as rawAuthAt, rawLogin } from "./util.js";
+import { Raw, online, rawAuth as rawAuthAt, rawLogin, rawResumable, chatTo as msg, bodiesIn as bodies, pingOk } from "./util.js";
 
 // XEP-0198 resumption on one worker, real server: raw sockets for the exact
 // elements and the failures, @xmpp/client for a client that resumes by itself.
@@ -22,32 +22,16 @@ before(async () => {
 }, { timeout: 15_000 });
 after(() => ts.stop());
 
+/** Bound, stream management enabled with resumption: the raw client and its id. */
+const resumable = (user: string, password: string, resource: string) => rawResumable(port, user, password, resource);
+
 /** Authenticated, stream restarted, features read: where a client binds or resumes. */
 const rawAuth = (user: string, password: string): Promise<Raw> => rawAuthAt(port, user, password);
-
-/** Bound, stream management enabled with resumption: the raw client and its id. */
-async function resumable(user: string, password: string, resource: string): Promise<{ r: Raw; id: string }> {
-  const r = await rawLogin(port, user, password, resource);
-  r.send(`<enable xmlns='${SM}' resume='true'/>`);
-  const id = (await r.until(/<enabled [^>]*\/>/)).match(/ id=["']([^"']+)["']/)![1];
-  r.text = "";
-  return { r, id };
-}
 
 /** The server has seen the connection drop and the session waits for its client (a resume earlier is refused as a second one). */
 const suspended = (address: string) =>
   waitUntil(() => (ts.server.proxy.sessions.get(address) as { suspended?: boolean } | undefined)?.suspended === true, 5000, `${address} suspended`);
 
-const msg = (to: string, i: number | string) => `<message to='${to}' type='chat' id='m${i}'><body>${i}</body></message>`;
-const bodies = (s: string) => [...s.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1]);
-
-let serial = 0;
-async function pingOk(r: Raw): Promise<string> {
-  const id = `p${++serial}`;
-  r.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
-  const text = await r.until(new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`));
-  return text.match(new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`))![0];
-}
 
 test("a dropped connection is resumed: <resumed h previd/>, the unacknowledged stanzas again in order, the same full JID", { timeout: 15_000 }, async () => {
   const { r: a1, id } = await resumable("alice", "a-pass", "phone");

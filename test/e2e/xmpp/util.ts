@@ -172,3 +172,27 @@ export async function rawLogin(port: number, user: string, password: string, res
   r.text = "";
   return r;
 }
+
+/** Bound, XEP-0198 enabled with resumption: the raw client and its resumption id. */
+export async function rawResumable(port: number, user: string, password: string, resource: string): Promise<{ r: Raw; id: string }> {
+  const r = await rawLogin(port, user, password, resource);
+  r.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+  const id = (await r.until(/<enabled [^>]*\/>/)).match(/ id=["']([^"']+)["']/)![1];
+  r.text = "";
+  return { r, id };
+}
+
+/** A chat message whose body and id carry `i`. */
+export const chatTo = (to: string, i: number | string): string => `<message to='${to}' type='chat' id='m${i}'><body>${i}</body></message>`;
+
+/** The message bodies in received text, in order. */
+export const bodiesIn = (text: string): string[] => [...text.matchAll(/<body>([^<]*)<\/body>/g)].map((m) => m[1]);
+
+let pings = 0;
+/** An XEP-0199 ping to the server, answered: everything the client sent before it has been handled. Returns the result's start tag. */
+export async function pingOk(r: Raw): Promise<string> {
+  const id = `p${++pings}`;
+  r.send(`<iq type='get' id='${id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const tag = new RegExp(`<iq[^>]*id=["']${id}["'][^>]*>`);
+  return (await r.until(tag)).match(tag)![0];
+}
