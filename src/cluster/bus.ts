@@ -27,7 +27,12 @@ export type BusMessage =
   | { op: "draining"; worker: string }
 
   /** For a pool's owner: these requests (by ref) it gave to pooled sessions on the sender's worker are settled. */
-  | { op: "settled"; refs: string[] };
+  | { op: "settled"; refs: string[] }
+  /**
+   * For the worker holding messages in custody, from worker `by`: these receipts were delivered to sessions
+   * that keep them until their clients acknowledge them (`taken`), or are settled (`done`).
+   */
+  | { op: "confirm"; by: string; taken: string[]; done: string[] };
 
 export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 

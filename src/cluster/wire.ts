@@ -66,6 +66,9 @@ export class BusWire {
       case "settled":
         head = [msg.op, msg.refs];
         break;
+      case "confirm":
+        head = [msg.op, msg.by, msg.taken, msg.done];
+        break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
     const json = JSON.stringify(head);
@@ -139,6 +142,11 @@ export class BusWire {
         if (!Array.isArray(refs) || !refs.every((r) => typeof r === "string")) throw new Error("settled without refs");
         return { op, refs: refs as string[] };
       }
+      case "confirm": {
+        const [, by, taken, done] = head;
+        if (typeof by !== "string" || !strings(taken) || !strings(done)) throw new Error("confirm without receipts");
+        return { op, by, taken, done };
+      }
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }
@@ -167,6 +175,10 @@ export class BusWire {
     const [kind, id, ref, responseFor, from, to, protocol, ttl, flags, code] = h;
     return new Envelope(kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
   }
+}
+
+function strings(a: unknown): a is string[] {
+  return Array.isArray(a) && a.every((r) => typeof r === "string");
 }
 
 type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];

@@ -115,6 +115,8 @@ export interface ClusterConfig {
   /** Worker processes on this host under node:cluster; 0: one per core. More than one needs bus nats. */
   workers: number;
   nats: { servers: string[]; subject: string; heartbeatMs: number };
+  /** Messages held by the worker that accepted them until settled (docs/architecture.md, "Custody"). */
+  custody: { confirmTimeoutMs: number; maxTries: number; dedupWindowMs: number; maxHeld: number; heldMaxMs: number };
 }
 
 /** Dead-peer detection of one protocol (docs/operations.md, "Keepalives for NAT and mobile"). */
@@ -225,6 +227,7 @@ export function defaults(): Config {
       vnodes: 2048,
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000 },
+      custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 30000, maxHeld: 100000, heldMaxMs: 900000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
     drainTimeoutMs: 10000,
@@ -436,6 +439,13 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   C.nats.servers.forEach((u, i) => str(u, `cluster.nats.servers[${i}]`));
   need(typeof C.nats.subject === "string" && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(C.nats.subject), "cluster.nats.subject", "must be a NATS subject without wildcards");
   int(C.nats.heartbeatMs, "cluster.nats.heartbeatMs", 100, 60000);
+  const K = C.custody;
+  int(K.confirmTimeoutMs, "cluster.custody.confirmTimeoutMs", 100, 600000);
+  int(K.maxTries, "cluster.custody.maxTries", 1, 100);
+  int(K.dedupWindowMs, "cluster.custody.dedupWindowMs", 0, 3600000);
+  need(K.dedupWindowMs >= K.confirmTimeoutMs, "cluster.custody.dedupWindowMs", "must be at least cluster.custody.confirmTimeoutMs (a message routed again must meet its receipt)");
+  int(K.maxHeld, "cluster.custody.maxHeld", 0, 10000000);
+  int(K.heldMaxMs, "cluster.custody.heldMaxMs", 1000, 86400000);
 
   const A = c.admin;
   need(typeof A.enabled === "boolean", "admin.enabled", "must be true or false");

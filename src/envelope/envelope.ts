@@ -87,6 +87,8 @@ export class Envelope {
     /**
      * Request, once forwarded: the proxy reference `<worker>.<key>` of its
      * PendingResponse, which names the requester's worker (seed 004's proxy id).
+     * Message that left its sender's worker: its receipt `<worker>.<key>`, which
+     * names the worker holding it until it is settled (custody, docs/architecture.md).
      */
     readonly ref: string,
     /** Response/Error: the request answered, as its recipient wrote it, as the ref on the bus, and as the requester's id on delivery. */
@@ -102,8 +104,9 @@ export class Envelope {
     readonly code: string,
   ) {}
 
-  static message(r: Route & { payload: unknown; flags?: number; id?: string }): Envelope {
-    return new Envelope(Kind.Message, r.id ?? "", "", "", r.from, r.to, r.protocol, r.payload, 0, r.flags ?? 0, "");
+  /** `receipt`: a message given back by a session that never had it acknowledged keeps the one it came with. */
+  static message(r: Route & { payload: unknown; flags?: number; id?: string; receipt?: string }): Envelope {
+    return new Envelope(Kind.Message, r.id ?? "", r.receipt ?? "", "", r.from, r.to, r.protocol, r.payload, 0, r.flags ?? 0, "");
   }
 
   static presence(r: Route & { payload: unknown; flags?: number }): Envelope {
@@ -125,6 +128,11 @@ export class Envelope {
   /** This request as forwarded: carrying the ref of its PendingResponse and its clamped timeout. */
   forwarded(ref: string, ttl: number): Envelope {
     return new Envelope(this.kind, this.id, ref, "", this.from, this.to, this.protocol, this.payload, ttl, this.flags, "");
+  }
+
+  /** This message as it leaves its sender's worker, held there under `receipt`. */
+  withReceipt(receipt: string): Envelope {
+    return new Envelope(this.kind, this.id, receipt, "", this.from, this.to, this.protocol, this.payload, this.ttl, this.flags, "");
   }
 
   /**

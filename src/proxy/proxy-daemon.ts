@@ -11,6 +11,7 @@ import type { Core, OfflineSink } from "../session/core.js";
 import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
+import { Confirmations, Custody, Receipts, workerOf, type CustodyOptions } from "./custody.js";
 
 export interface ProtocolTimeouts {
   defaultMs: number;
@@ -26,7 +27,12 @@ export interface ProxyOptions {
   maxPendingPerSession: number;
   /** Unanswered requests remembered per recipient session, to fail them if it leaves. */
   maxInboundPerSession: number;
+  /** Messages held by the worker that accepted them until the one that settles them confirms (docs/architecture.md, "Custody"). */
+  custody: CustodyOptions;
 }
+
+/** Messages that must end delivered, stored or bounced (XMPP chat, normal, groupchat); copies, presence, headlines may not. */
+const HELD = Flag.Offline | Flag.Bounce;
 
 /** Plain counters, read when someone asks (metrics); incrementing one costs nothing on the forwarding path. */
 export class ProxyStats {
@@ -49,6 +55,8 @@ export class ProxyStats {
   bounced = 0;
   /** Copies made for sessions that want them (Flag.Copies): one per message and user, however many sessions take it. */
   copies = 0;
+  /** Messages that arrived again after they were settled here, dropped (custody). */
+  duplicates = 0;
 }
 
 /**
@@ -72,6 +80,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly self: string;
   private readonly refPrefix: string;
   private readonly notices: SettleNotices;
+  /** Messages this worker accepted and sent to another, until that one confirms (seed 004's pending record for messages). */
+  readonly custody: Custody;
+  /** Receipts of messages settled here lately: one arriving again is dropped. */
+  private readonly receipts: Receipts;
+  private readonly confirmations: Confirmations;
 
   constructor(
     private readonly bus: ClusterBus,
@@ -93,6 +106,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
     this.timer.also(this.owner.load.expire);
     this.notices = new SettleNotices((owner, refs) => this.bus.send(owner, { op: "settled", refs }));
+    this.custody = new Custody(this.self, opts.custody, {
+      reroute: (env) => this.route(env),
+      giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
+    });
+    this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
+    this.confirmations = new Confirmations((w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }));
+    this.timer.also(this.custody.expire);
+    this.timer.also(this.receipts.expire);
   }
 
   get workerId(): string {
@@ -189,6 +210,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.answerFrom(s, env);
       default:
         this.stats.messages++;
+        // Given back by a session whose client never acknowledged it: it may be delivered here again.
+        if (env.ref !== "") this.receipts.forget(env.ref);
         this.route(env);
         // XEP-0280 sent carbons in neutral terms: only when the owner said another session of the sender wants copies.
         if ((env.flags & Flag.Copies) !== 0 && s.peersWantCopies) this.copyToOwner(s.bare, env, Flag.SentCopy);
@@ -255,7 +278,42 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // The owner is usually this worker: then no bus message is made for it.
     const owner = this.router.ownerOf(bareOf(to));
     if (owner === this.self || owner === undefined) this.owner.deliver(env);
-    else this.bus.send(owner, { op: "owner", env });
+    else this.bus.send(owner, { op: "owner", env: this.leaving(env) });
+  }
+
+  /**
+   * A message leaving this worker for another, which may die with it: held
+   * here under a receipt until the worker that settles it confirms (custody).
+   * One that already has a receipt is held elsewhere and keeps it.
+   */
+  private leaving(env: Envelope): Envelope {
+    if (env.kind !== Kind.Message || (env.flags & HELD) === 0 || env.ref !== "") return env;
+    return this.custody.hold(env, monotonicMs()) ?? env;
+  }
+
+  /** A message with a receipt is settled here: its custodian lets it go, and it is not settled here twice. */
+  private settle(env: Envelope): void {
+    const receipt = env.ref;
+    if (receipt === "" || env.kind !== Kind.Message) return;
+    this.confirm(receipt);
+  }
+
+  confirm(receipt: string): void {
+    const w = workerOf(receipt);
+    if (w === this.self) this.custody.done(this.custody.keyOf(receipt));
+    else if (w !== "") {
+      this.receipts.add(receipt, monotonicMs());
+      this.confirmations.done(w, receipt);
+    }
+  }
+
+  /** Settled here already (a custodian routed it again, or it came late behind its twin): confirmed again and dropped. */
+  private settledBefore(env: Envelope): boolean {
+    if (env.ref === "" || env.kind !== Kind.Message || !this.receipts.has(env.ref)) return false;
+    this.stats.duplicates++;
+    if (this.receipts.isTaken(env.ref)) this.confirmations.taken(workerOf(env.ref), env.ref);
+    else this.confirmations.done(workerOf(env.ref), env.ref);
+    return true;
   }
 
   private toOwnerOf(bare: string, msg: BusMessage): void {
@@ -304,6 +362,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "settled":
         for (const ref of msg.refs) this.owner.settled(ref);
         return;
+      case "confirm": {
+        const now = monotonicMs();
+        for (const r of msg.taken) this.custody.takenBy(this.custody.keyOf(r), msg.by, now);
+        for (const r of msg.done) this.custody.done(this.custody.keyOf(r));
+        return;
+      }
     }
   }
 
@@ -311,7 +375,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   toSession(ref: SessionRef, env: Envelope): void {
     if (ref.workerId !== this.self) {
-      this.bus.send(ref.workerId, { op: "session", address: ref.address, serial: ref.serial, env });
+      this.bus.send(ref.workerId, { op: "session", address: ref.address, serial: ref.serial, env: this.leaving(env) });
       return;
     }
     const s = ref.session ?? this.sessions.get(ref.address);
@@ -348,7 +412,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private deliverLocal(s: Session, env: Envelope): void {
     if (s.movedTo !== null) return this.forward(s, env);
     if (env.kind !== Kind.Request) {
+      if (env.ref === "" || env.kind !== Kind.Message) {
+        s.deliver(env);
+        return;
+      }
+      if (this.settledBefore(env)) return;
       s.deliver(env);
+      // Kept until the client acknowledges it: the custodian hears it was taken, and settled when the protocol confirms.
+      if (!s.confirmsLater) this.settle(env);
+      else this.taken(env.ref);
       return;
     }
     const pool = (env.flags & Flag.Pool) !== 0;
@@ -366,6 +438,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * (presence, headlines, errors) is dropped, as the protocols say.
    */
   undeliverable(env: Envelope): void {
+    if (env.kind === Kind.Message && this.settledBefore(env)) return;
     if (env.kind === Kind.Request) {
       this.stats.unavailable++;
       this.toRequester(Envelope.error({ from: env.to, to: env.from, protocol: env.protocol, responseFor: env.ref, code: ErrorCode.Unavailable }));
@@ -374,13 +447,33 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (env.kind === Kind.Message && env.from !== "") {
       let refused: string | null = null;
       if (env.flags & Flag.Offline && this.offline !== null) {
-        // Stored later, off this path; a refusal then comes back through bounce().
-        refused = this.offline(env, (code) => this.bounce(env, code));
+        // Stored later, off this path; then settled, or bounced if the store refuses.
+        refused = this.offline(env, (code) => {
+          if (code !== null) this.bounce(env, code);
+          this.settle(env);
+        });
         if (refused === null) return;
       } else if (env.flags & (Flag.Bounce | Flag.Offline)) refused = ErrorCode.Unavailable;
-      if (refused !== null) return this.bounce(env, refused);
+      if (refused !== null) {
+        this.bounce(env, refused);
+        return this.settle(env);
+      }
     }
     this.stats.undeliverable++;
+  }
+
+  /** Delivered to a session that keeps it until its client acknowledges it. */
+  private taken(receipt: string): void {
+    const w = workerOf(receipt);
+    if (w === this.self) this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs());
+    else if (w !== "") {
+      this.receipts.add(receipt, monotonicMs(), true);
+      this.confirmations.taken(w, receipt);
+    }
+  }
+
+  keeps(receipt: string): void {
+    this.taken(receipt);
   }
 
   bounce(env: Envelope, code: string): void {
@@ -435,7 +528,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /** The session moved to another worker of the host (handover.ts), keeping its address and serial. */
   private forward(s: Session, env: Envelope): void {
-    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env });
+    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env: this.leaving(env) });
   }
 
   // ---- membership ----------------------------------------------------------------
@@ -472,6 +565,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
     const fresh = new Set(joined);
     this.handovers.membershipChanged(live, fresh);
+    // Held messages on their way, or taken by a session of a worker that left or restarted, travel again.
+    this.custody.lost((w) => w !== this.self && (!live.has(w) || fresh.has(w)), monotonicMs());
     this.owner.rehome(
       (bare) => this.router.ownerOf(bare) === this.self,
       (worker) => !live.has(worker) || fresh.has(worker),

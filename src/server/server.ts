@@ -82,6 +82,8 @@ export class Server {
       sweepIntervalMs: timeouts.sweepIntervalMs,
       maxPendingPerSession: limits.maxPendingPerSession,
       maxInboundPerSession: limits.maxInboundPerSession,
+      // Workers learn of a membership change up to a heartbeat apart: held messages travel again after one.
+      custody: { ...config.cluster.custody, rerouteAfterMs: config.cluster.bus === "nats" ? config.cluster.nats.heartbeatMs : 0 },
     });
     const metrics = new Metrics();
     const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled() };

@@ -24,6 +24,19 @@ export interface Core {
    * to its sender, quoting the message, as for a message nobody could take.
    */
   bounce(env: Envelope, code: string): void;
+  /**
+   * A message delivered with a receipt (`env.ref`) to a session that keeps what
+   * it delivers until its client acknowledges it (`Session.confirmsLater`) is
+   * settled: acknowledged, or stored or bounced after the session gave it back.
+   * The worker holding it in custody lets it go (docs/architecture.md, "Custody").
+   */
+  confirm(receipt: string): void;
+  /**
+   * A session that moved here (Handovers) keeps, unacknowledged, a message with
+   * this receipt: the worker holding it learns where it is now, so the death of
+   * the worker the session left does not send it again.
+   */
+  keeps(receipt: string): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
 }
@@ -33,10 +46,11 @@ export interface Core {
  * protocol that stores messages (XMPP). Storing is asynchronous and the core
  * does not wait: the sink returns an error code for the sender when it refuses
  * at once (not a local user, its write queue full), else null — it took the
- * message and will either store it or, later, call `refuse` exactly once with
- * the code to bounce it with (the user's queue full, the store down).
+ * message and will later call `settle` exactly once: with null once it is
+ * stored, or with the code to bounce it with (the user's queue full, the store
+ * down).
  */
-export type OfflineSink = (env: Envelope, refuse: (code: string) => void) => string | null;
+export type OfflineSink = (env: Envelope, settle: (code: string | null) => void) => string | null;
 
 /**
  * A session moving between two workers of one host, as the bus carries it: what

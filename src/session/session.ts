@@ -62,6 +62,15 @@ export abstract class Session implements Requester {
   readonly inbound = new Map<string, InboundRequest>();
 
   /**
+   * What this session delivers it keeps until its client acknowledges it (XMPP
+   * with XEP-0198 on): a message with a receipt is then settled when the
+   * protocol calls Core.confirm, not when deliver returns.
+   */
+  get confirmsLater(): boolean {
+    return false;
+  }
+
+  /**
    * Hands an envelope to the client in this session's protocol; must not block
    * or await. False when the protocol cannot express it (a request it has no
    * form for): the core then fails that request at once.

@@ -23,8 +23,8 @@ import type { Session } from "../session/session.js";
 export interface AckTracker {
   /** A stanza (message, presence, iq) from the client was handled. */
   received(): void;
-  /** A stanza was written to the client, as `wire`. */
-  sent(wire: string): void;
+  /** A stanza was written to the client, as `wire`; `receipt`: a message held in custody (Envelope.ref), settled when acknowledged. */
+  sent(wire: string, receipt?: string): void;
   /** The client asked for resumption and got it: a dropped connection suspends the session instead of ending it. */
   readonly resumable: boolean;
   /** No more requests for acks (the connection is gone). */

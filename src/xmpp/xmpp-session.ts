@@ -351,15 +351,24 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     // A roster push: the roster kept for presence routing follows it (modules/roster-cache.ts).
     if (env.from === "" && env.kind === Kind.Message && env.payload !== null && (env.payload as Element).name === "iq") rosterPushed(this, env.payload as Element);
     const wire = toWire(this, env);
-    if (wire === null) return true;
+    // A receipt (Envelope.ref of a message) is settled when the client acknowledges the stanza; nothing written: now.
+    const receipt = env.kind === Kind.Message ? env.ref : "";
+    if (wire === null) {
+      if (receipt !== "" && this.acks !== null) this.x.core.confirm(receipt);
+      return true;
+    }
     if (this.gate === null || this.gate.pass(env, wire)) {
       if (this.resumeTimer === null) {
         this.x.metrics.xmpp.out++;
         this.conn.write(this.framing.element(wire));
       }
-      if (this.acks !== null) this.acks.sent(wire);
+      if (this.acks !== null) this.acks.sent(wire, receipt);
     }
     return true;
+  }
+
+  override get confirmsLater(): boolean {
+    return this.acks !== null;
   }
 
   override endIfSuspended(): void {

@@ -10,22 +10,27 @@ import type { XmppContext } from "../context.js";
  * Offline storage (RFC 6121 §8.5.2.1.1, XEP-0160): the core hands over a chat
  * or normal message nobody online could take; it is queued for the store with
  * a XEP-0203 delay stamp (OfflineWriter: written in batches after this turn)
- * and delivered at the user's next initial presence. What the store then
- * refuses goes back to the sender through `refuse`: the queue full
- * (<resource-constraint/>), no such account (<service-unavailable/>), the
- * store down (<internal-server-error/>).
+ * and delivered at the user's next initial presence. `settle` says when it is
+ * written (null), or what the store refused, which goes back to the sender:
+ * the queue full (<resource-constraint/>), no such account
+ * (<service-unavailable/>), the store down (<internal-server-error/>).
  */
 export function offlineSink(x: XmppContext): OfflineSink {
   const suffix = `@${x.config.domain}`;
-  return (env: Envelope, refuse: (code: string) => void) => {
+  return (env: Envelope, settle: (code: string | null) => void) => {
     const bare = env.to.indexOf("/") < 0 ? env.to : env.to.slice(0, env.to.indexOf("/"));
     if (!bare.endsWith(suffix)) return ErrorCode.Unavailable;
     const user = bare.slice(0, bare.length - suffix.length);
     const stored = toStored(env, x.config.domain);
-    if (stored === null) return null;
+    if (stored === null) {
+      settle(null);
+      return null;
+    }
     const queued = x.offline.push(user, stored, (o) => {
-      if (o === "stored") x.metrics.offlineStored++;
-      else refuse(refusal(o));
+      if (o === "stored") {
+        x.metrics.offlineStored++;
+        settle(null);
+      } else settle(refusal(o));
     });
     return queued ? null : ErrorCode.NotStored;
   };
@@ -62,12 +67,12 @@ function toStored(env: Envelope, domain: string): string | null {
  * it went to, and another session may not have enabled carbons (§2: a client
  * that did not ask gets no carbons). Null: nothing to send again.
  */
-export function unackedAgain(domain: string, address: string, el: Element, stamp: string): Envelope | null {
+export function unackedAgain(domain: string, address: string, el: Element, stamp: string, receipt = ""): Envelope | null {
   const type = el.attrs.type ?? "normal";
   if (el.name !== "message" || (type !== "chat" && type !== "normal")) return null;
   if (isCarbon(el)) return null;
   if (el.getChild("delay", NS.DELAY) === undefined) el.c("delay", { xmlns: NS.DELAY, from: domain, stamp });
-  return Envelope.message({ from: el.attrs.from ?? domain, to: address, protocol: "xmpp", payload: el, flags: Flag.BareFallback | Flag.Offline });
+  return Envelope.message({ from: el.attrs.from ?? domain, to: address, protocol: "xmpp", payload: el, flags: Flag.BareFallback | Flag.Offline, receipt });
 }
 
 /** A copy written by outbound.ts: <received/> or <sent/> in the carbons namespace, a child of the message. */

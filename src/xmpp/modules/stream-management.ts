@@ -29,6 +29,8 @@ interface SmState {
   acked: number;
   /** Unacknowledged stanzas, oldest first, as written. */
   unacked: string[];
+  /** Receipts of the unacknowledged messages held in custody elsewhere: [index in unacked, receipt]. */
+  receipts: [number, string][];
   directed: string[];
   rosterRequested: boolean;
 }
@@ -56,6 +58,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   const cfg = x.config.xmpp.sm;
   /** Resumable sessions of this worker by their id (unguessable: 144 random bits). */
   const resumable = new Map<string, ClientSession>();
+  /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
+  const confirm = (receipt: string) => x.core.confirm(receipt);
 
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (session.phase === Phase.Authenticated) features.c("sm", { xmlns: NS.SM });
@@ -141,8 +145,9 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.continueFrom(h, waitMs);
     for (const d of st.directed) s.directed.add(d);
     s.rosterRequested = st.rosterRequested;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm);
-    acks.restore(st.handled, st.acked, st.unacked);
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm);
+    acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
+    for (const [, receipt] of st.receipts ?? []) x.core.keeps(receipt);
     s.acks = acks;
     resumable.set(h.key, s);
     return acks;
@@ -157,7 +162,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     let bytes = 0;
     for (const w of unacked) bytes += w.length;
     if (bytes > MAX_HANDOVER_BYTES) return null;
-    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, directed: [...s.directed], rosterRequested: s.rosterRequested };
+    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested };
   }
 
   x.core.handovers.resumer("xmpp", {
@@ -201,7 +206,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         else {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm);
+          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm);
           if (resume) resumable.set(id, session);
           // §5: max in seconds.
           const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
@@ -233,23 +238,35 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     if (acks.id !== "") resumable.delete(acks.id);
     const again: Envelope[] = [];
     const stamp = new Date().toISOString();
-    for (const wire of acks.queue.pending()) {
+    const receipts = acks.receiptsPending();
+    let r = 0;
+    const wires = acks.queue.pending();
+    for (let i = 0; i < wires.length; i++) {
+      // The message keeps the receipt it came with: whoever settles it now tells the worker holding it.
+      let receipt = "";
+      if (r < receipts.length && receipts[r][0] === i) receipt = receipts[r++][1];
+      let env: Envelope | null = null;
       try {
-        const env = unackedAgain(x.config.domain, session.address, parse(wire) as Element, stamp);
-        if (env !== null) again.push(env);
+        env = unackedAgain(x.config.domain, session.address, parse(wires[i]) as Element, stamp, receipt);
       } catch {
         // Our own output always parses; nothing to send again if it did not.
       }
+      if (env !== null) again.push(env);
+      // Not sent again (a carbon, a headline): settled as far as this session goes.
+      else if (receipt !== "") confirm(receipt);
     }
     acks.discard();
     if (again.length === 0) return;
     // The server stops: the owner may be a worker that stops too, so they are stored here and now.
     if (session.endReason === CloseReason.Shutdown) {
       const store = offlineSink(x);
-      const refuse = (env: Envelope) => (code: string) => x.core.bounce(env, code);
       for (const env of again) {
-        const refused = store(env, refuse(env));
-        if (refused !== null) refuse(env)(refused);
+        const settle = (code: string | null) => {
+          if (code !== null) x.core.bounce(env, code);
+          if (env.ref !== "") confirm(env.ref);
+        };
+        const refused = store(env, settle);
+        if (refused !== null) settle(refused);
       }
       return;
     }
@@ -282,6 +299,13 @@ export class Acks implements AckTracker {
   /** Stanzas sent since the last <r/>. */
   private sinceRequest = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Stanzas queued and acknowledged since this tracker began, not wrapped: where a receipt sits in the queue. */
+  private queued = 0;
+  private dropped = 0;
+  /** Receipts (Envelope.ref) of unacknowledged messages held in custody, with the queue position of each, oldest first. */
+  private receiptAt: number[] = [];
+  private receipts: string[] = [];
+  private receiptHead = 0;
 
   constructor(
     private readonly s: ClientSession,
@@ -290,6 +314,8 @@ export class Acks implements AckTracker {
     readonly id = "",
     /** The worker's gauge of unacknowledged stanzas (its own when none is given: tests). */
     private readonly counts = new SmCounts(),
+    /** Told each receipt the client acknowledged. */
+    private readonly confirm: (receipt: string) => void = () => {},
   ) {}
 
   get resumable(): boolean {
@@ -302,11 +328,23 @@ export class Acks implements AckTracker {
   }
 
   /** Continues counting where another worker left off (a session handed over). */
-  restore(handled: number, acked: number, unacked: string[]): void {
+  restore(handled: number, acked: number, unacked: string[], receipts: [number, string][] = []): void {
     this.handled = handled;
     this.acked = acked;
+    for (const [i, r] of receipts) {
+      this.receiptAt.push(this.queued + i);
+      this.receipts.push(r);
+    }
     for (const w of unacked) this.queue.push(w);
+    this.queued += unacked.length;
     this.counts.unacked += unacked.length;
+  }
+
+  /** The receipts of what is unacknowledged: [index in queue.pending(), receipt], oldest first. */
+  receiptsPending(): [number, string][] {
+    const out: [number, string][] = [];
+    for (let i = this.receiptHead; i < this.receipts.length; i++) out.push([this.receiptAt[i] - this.dropped, this.receipts[i]]);
+    return out;
   }
 
   /** An h the client may send: no more than was sent. */
@@ -329,8 +367,13 @@ export class Acks implements AckTracker {
     this.handled = (this.handled + 1) % MOD;
   }
 
-  sent(wire: string): void {
+  sent(wire: string, receipt = ""): void {
+    if (receipt !== "") {
+      this.receiptAt.push(this.queued);
+      this.receipts.push(receipt);
+    }
     this.queue.push(wire);
+    this.queued++;
     this.counts.unacked++;
     if (this.queue.length > this.cfg.maxUnacked) {
       // Not reading, or not acknowledging what it reads: like a full socket buffer (the listener counts it).
@@ -358,14 +401,36 @@ export class Acks implements AckTracker {
       throw e;
     }
     this.queue.drop(n);
+    this.dropped += n;
     this.counts.unacked -= n;
     this.acked = h;
+    if (this.receiptHead < this.receipts.length) this.settleReceipts(true);
   }
 
-  /** The session ended for good: its queue goes (what mattered of it was stored offline first). */
+  /** Receipts of what was acknowledged (or, discarding, of everything) leave; with `tell`, the core hears of each. */
+  private settleReceipts(tell: boolean): void {
+    let i = this.receiptHead;
+    while (i < this.receipts.length && this.receiptAt[i] < this.dropped) {
+      if (tell) this.confirm(this.receipts[i]);
+      i++;
+    }
+    if (i === this.receipts.length) {
+      this.receiptAt = [];
+      this.receipts = [];
+      this.receiptHead = 0;
+    } else if (i >= 1024 && i * 2 >= this.receipts.length) {
+      this.receiptAt = this.receiptAt.slice(i);
+      this.receipts = this.receipts.slice(i);
+      this.receiptHead = 0;
+    } else this.receiptHead = i;
+  }
+
+  /** The session ended for good: its queue goes (what mattered of it was sent again or stored first, with its receipts). */
   discard(): void {
     this.counts.unacked -= this.queue.length;
+    this.dropped += this.queue.length;
     this.queue.drop(this.queue.length);
+    this.settleReceipts(false);
   }
 
   stop(): void {

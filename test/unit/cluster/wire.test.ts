@@ -90,6 +90,15 @@ test("pools: a bind says whether the session is pooled; settle notices carry the
   assert.throws(() => wire.decode(wire.encode({ op: "settled", refs: [1 as unknown as string] })), /settled without refs/);
 });
 
+test("custody: a confirmation carries who sends it and its receipts; a message keeps its receipt", { timeout: 5000 }, () => {
+  const c = { op: "confirm", by: "h-w1", taken: ["h-w0.7"], done: ["h-w0.5", "h-w0.6"] } as const;
+  assert.deepEqual(roundTrip({ ...c, taken: [...c.taken], done: [...c.done] }), c);
+  assert.throws(() => wire.decode(wire.encode({ op: "confirm", by: "h-w1", taken: [], done: [5 as unknown as string] })), /confirm without receipts/);
+  const env = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: null, flags: Flag.Offline }).withReceipt("h-w0.9");
+  const owner = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;
+  assert.equal(owner.env.ref, "h-w0.9");
+});
+
 test("bytes that are not a bus message are refused with an error, not misread", () => {
   const good = Buffer.from(wire.encode({ op: "unbind", address: "a@x/r", serial: 1 }));
   assert.throws(() => wire.decode(good.subarray(0, good.length - 3)));

@@ -157,6 +157,16 @@ test("several workers need the nats bus and a shared database file; the nats set
   assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000 });
 });
 
+test("custody: defaults, bounds, and a dedup window no shorter than the confirm timeout", { timeout: 5000 }, () => {
+  assert.deepEqual(validate({}).cluster.custody, { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 30000, maxHeld: 100000, heldMaxMs: 900000 });
+  assert.equal(keyOf({ cluster: { custody: { confirmTimeoutMs: 10 } } }), "cluster.custody.confirmTimeoutMs");
+  assert.equal(keyOf({ cluster: { custody: { maxTries: 0 } } }), "cluster.custody.maxTries");
+  assert.equal(keyOf({ cluster: { custody: { dedupWindowMs: 1000 } } }), "cluster.custody.dedupWindowMs");
+  assert.equal(keyOf({ cluster: { custody: { maxHeld: -1 } } }), "cluster.custody.maxHeld");
+  assert.equal(keyOf({ cluster: { custody: { heldMaxMs: 5 } } }), "cluster.custody.heldMaxMs");
+  assert.equal(validate({ cluster: { custody: { maxHeld: 0 } } }).cluster.custody.maxHeld, 0);
+});
+
 test("admin: loopback on 9464 by default; its keys are checked; its port may not be a listener's", { timeout: 5000 }, () => {
   assert.deepEqual(validate({}).admin, { enabled: true, host: "127.0.0.1", port: 9464 });
   assert.deepEqual(validate({ admin: { port: 0 } }).admin, { enabled: true, host: "127.0.0.1", port: 0 }, "0: any free port");

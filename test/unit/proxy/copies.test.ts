@@ -1,3 +1,4 @@
+import { defaults } from "../../../src/config/config.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
@@ -37,6 +38,7 @@ const OPTS: ProxyOptions = {
   sweepIntervalMs: 50,
   maxPendingPerSession: 3,
   maxInboundPerSession: 100,
+  custody: defaults().cluster.custody,
 };
 
 function setup() {

@@ -1,3 +1,4 @@
+import { defaults } from "../../../src/config/config.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setImmediate as tick } from "node:timers/promises";
@@ -67,6 +68,7 @@ const OPTS: ProxyOptions = {
   sweepIntervalMs: 50,
   maxPendingPerSession: 1000,
   maxInboundPerSession: 1000,
+  custody: defaults().cluster.custody,
 };
 
 function cluster() {

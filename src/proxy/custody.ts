@@ -1,0 +1,264 @@
+import type { Envelope } from "../envelope/envelope.js";
+
+export interface CustodyOptions {
+  /** A message not taken by any worker within this long is routed again. */
+  confirmTimeoutMs: number;
+  /** Routings of one message (the first included) before its sender gets an error instead. */
+  maxTries: number;
+  /** How long a worker remembers the receipts of messages it delivered, to drop one that arrives again. */
+  dedupWindowMs: number;
+  /** Messages one worker holds at most; past it, messages travel unheld (counted). */
+  maxHeld: number;
+  /** A message taken by a session that waits for its client's ack is let go after this long (the session still has it). */
+  heldMaxMs: number;
+  /**
+   * After a membership change, how long before what it affects is routed again:
+   * the other workers learn of the change up to a heartbeat later, and an owner
+   * that has not yet would send the message to the dead worker again.
+   */
+  rerouteAfterMs?: number;
+}
+
+/** One message this worker accepted and sent to another worker, held until that one confirms (seed 004's PendingResponse). */
+interface Held {
+  env: Envelope;
+  /** When it was (last) routed, or taken. */
+  at: number;
+  tries: number;
+  /** The worker whose session took it and waits for the client's acknowledgement. */
+  by: string;
+}
+
+/** What the custodian does with a message that must travel again or cannot. */
+export interface CustodyActions {
+  /** Routes env (which keeps its receipt) again, to whoever owns its address now. */
+  reroute(env: Envelope): void;
+  /** Tried maxTries times: its sender gets an error. */
+  giveUp(env: Envelope): void;
+}
+
+/**
+ * The sender's side of custody: every message that leaves this worker over the
+ * bus is held here under a receipt `<worker>.<n>` until the worker that settles
+ * it (delivers it to a session, stores it, or bounces it) confirms. Two maps in
+ * routing order, each with one deadline for all its entries, so a sweep stops at
+ * the first entry still in time, as PendingList does per timeout.
+ */
+export class Custody {
+  /** Routed, not yet taken: timeout confirmTimeoutMs. */
+  private readonly travelling = new Map<number, Held>();
+  /** Taken by a session that waits for its client's acknowledgement (XEP-0198): timeout heldMaxMs. */
+  private readonly taken = new Map<number, Held>();
+  private next = Math.floor(Math.random() * 2 ** 40);
+  /** Keys to route again once their time comes (membership changes), in time order. */
+  private readonly due: { at: number; keys: number[] }[] = [];
+  private readonly prefix: string;
+  /** Messages held now (a gauge), routed again, given up, let go after heldMaxMs, sent unheld for want of room. */
+  rerouted = 0;
+  givenUp = 0;
+  letGo = 0;
+  unheld = 0;
+
+  constructor(
+    workerId: string,
+    private readonly opts: CustodyOptions,
+    private readonly act: CustodyActions,
+  ) {
+    this.prefix = `${workerId}.`;
+  }
+
+  get size(): number {
+    return this.travelling.size + this.taken.size;
+  }
+
+  /** Holds env; its copy with a receipt is what travels. Null: no room, it travels as it is. */
+  hold(env: Envelope, now: number): Envelope | null {
+    if (this.size >= this.opts.maxHeld) {
+      this.unheld++;
+      return null;
+    }
+    const n = this.next++;
+    const sent = env.withReceipt(this.prefix + n);
+    this.travelling.set(n, { env: sent, at: now, tries: 1, by: "" });
+    return sent;
+  }
+
+  /** The key of one of this worker's receipts; -1 for anything else. */
+  keyOf(receipt: string): number {
+    if (!receipt.startsWith(this.prefix)) return -1;
+    const n = Number(receipt.slice(this.prefix.length));
+    return Number.isInteger(n) ? n : -1;
+  }
+
+  /**
+   * Worker `by` delivered it to a session that keeps it until its client
+   * acknowledges it; or that session moved to `by` (XEP-0198 resumption, a
+   * drain) and keeps it there now.
+   */
+  takenBy(key: number, by: string, now: number): void {
+    const h = this.travelling.get(key) ?? this.taken.get(key);
+    if (h === undefined) return;
+    this.travelling.delete(key);
+    this.taken.delete(key);
+    h.by = by;
+    h.at = now;
+    this.taken.set(key, h);
+  }
+
+  /** Settled: acknowledged, delivered to a session without acknowledgements, stored or bounced. */
+  done(key: number): boolean {
+    return this.travelling.delete(key) || this.taken.delete(key);
+  }
+
+  /**
+   * Workers left or restarted: what was travelling may have been on one of
+   * them, and what one of them took is gone with it. Both go again.
+   */
+  lost(gone: (worker: string) => boolean, now: number): void {
+    const keys = [...this.travelling.keys()];
+    for (const [key, h] of this.taken) if (gone(h.by)) keys.push(key);
+    if (keys.length > 0) this.due.push({ at: now + (this.opts.rerouteAfterMs ?? 0), keys });
+  }
+
+  /** The TimerDaemon's sweep. */
+  readonly expire = (now: number): void => {
+    while (this.due.length > 0 && this.due[0].at <= now) {
+      for (const key of this.due.shift()!.keys) {
+        // Settled meanwhile, or routed again already by the timeout: nothing to do.
+        const h = this.travelling.get(key) ?? this.taken.get(key);
+        if (h !== undefined && h.at <= now - (this.opts.rerouteAfterMs ?? 0)) this.again(key, h, now);
+      }
+    }
+    const late = now - this.opts.confirmTimeoutMs;
+    for (const [key, h] of this.travelling) {
+      if (h.at > late) break;
+      this.again(key, h, now);
+    }
+    const old = now - this.opts.heldMaxMs;
+    for (const [key, h] of this.taken) {
+      if (h.at > old) break;
+      this.taken.delete(key);
+      this.letGo++;
+    }
+  };
+
+  private again(key: number, h: Held, now: number): void {
+    this.travelling.delete(key);
+    this.taken.delete(key);
+    if (h.tries >= this.opts.maxTries) {
+      this.givenUp++;
+      this.act.giveUp(h.env);
+      return;
+    }
+    h.tries++;
+    h.at = now;
+    h.by = "";
+    // At the end of the routing order again, so the sweep's early stop still holds.
+    this.travelling.set(key, h);
+    this.rerouted++;
+    this.act.reroute(h.env);
+  }
+}
+
+/**
+ * The deliverer's side: receipts of messages settled (or taken: the value is
+ * negative) here lately,
+ * so that one arriving again — routed again by a custodian that did not hear
+ * in time, or an original that was late behind its re-routed twin — is
+ * confirmed again and dropped instead of delivered twice. Insertion order is
+ * time order, so expiry stops at the first entry still in the window.
+ */
+export class Receipts {
+  private readonly seen = new Map<string, number>();
+  /** Messages dropped because they were settled here already. */
+  duplicates = 0;
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly max: number,
+  ) {}
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  has(receipt: string): boolean {
+    return this.seen.has(receipt);
+  }
+
+  /** Taken by a session here that waits for its client's acknowledgement, not settled. */
+  isTaken(receipt: string): boolean {
+    return (this.seen.get(receipt) ?? 0) < 0;
+  }
+
+  /** Settled here at `now`, or with `taken` only taken (the time kept negative, so one number per entry). */
+  add(receipt: string, now: number, taken = false): void {
+    if (this.seen.size >= this.max) {
+      // Full: the oldest goes first (its window shortens; counted nowhere, the cap is in config).
+      for (const k of this.seen.keys()) {
+        this.seen.delete(k);
+        break;
+      }
+    }
+    // Delete first: a receipt taken and then settled moves to the end, keeping time order.
+    this.seen.delete(receipt);
+    this.seen.set(receipt, taken ? -now : now);
+  }
+
+  /** A session gave the message back (its client never acknowledged it): it may be delivered here again. */
+  forget(receipt: string): void {
+    this.seen.delete(receipt);
+  }
+
+  readonly expire = (now: number): void => {
+    const old = now - this.windowMs;
+    for (const [k, t] of this.seen) {
+      if (Math.abs(t) > old) break;
+      this.seen.delete(k);
+    }
+  };
+}
+
+/**
+ * Confirmations for custodians on other workers, gathered over one turn of the
+ * event loop: one bus message per custodian and turn.
+ */
+export class Confirmations {
+  private readonly byWorker = new Map<string, { taken: string[]; done: string[] }>();
+  private queued = false;
+
+  constructor(private readonly send: (worker: string, taken: string[], done: string[]) => void) {}
+
+  taken(worker: string, receipt: string): void {
+    this.of(worker).taken.push(receipt);
+  }
+
+  done(worker: string, receipt: string): void {
+    this.of(worker).done.push(receipt);
+  }
+
+  private of(worker: string): { taken: string[]; done: string[] } {
+    let c = this.byWorker.get(worker);
+    if (c === undefined) {
+      c = { taken: [], done: [] };
+      this.byWorker.set(worker, c);
+    }
+    if (!this.queued) {
+      this.queued = true;
+      setImmediate(this.flush);
+    }
+    return c;
+  }
+
+  readonly flush = (): void => {
+    this.queued = false;
+    for (const [w, c] of this.byWorker) this.send(w, c.taken, c.done);
+    this.byWorker.clear();
+  };
+}
+
+/** The worker named by a receipt or ref `<worker>.<n>`; "" when it names none. */
+export function workerOf(receipt: string): string {
+  const dot = receipt.lastIndexOf(".");
+  return dot > 0 ? receipt.slice(0, dot) : "";
+}
