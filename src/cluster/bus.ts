@@ -20,7 +20,7 @@ export type BusMessage =
   | { op: "replaced"; address: string; serial: number }
   /** Does the worker have detached session `key` of `protocol`? Answered with "claimed" to `from`. */
   | { op: "claim"; protocol: string; key: string; ask: unknown; from: string; token: number }
-  | { op: "claimed"; token: number; answer: ClaimAnswer }
+  | { op: "claimed"; token: number; answer: ClaimAnswer; from: string }
   /** A draining worker hands a detached session over. */
   | { op: "park"; handover: Handover }
   /** The worker drains: park nothing on it. */
@@ -30,9 +30,18 @@ export type BusMessage =
   | { op: "settled"; refs: string[] }
   /**
    * For the worker holding messages in custody, from worker `by`: these receipts were delivered to sessions
-   * that keep them until their clients acknowledge them (`taken`), or are settled (`done`).
+   * that keep them until their clients acknowledge them (`taken`: [receipt, the session's Session.keepKey, the
+   * message's place in its count]), or are settled (`done`).
    */
-  | { op: "confirm"; by: string; taken: string[]; done: string[] };
+  | { op: "confirm"; by: string; taken: Taken[]; done: string[] }
+  /**
+   * For every worker: the client of session `key` (Session.keepKey), whose worker is gone, says it received
+   * its first `count` stanzas (XEP-0198 h on a failed resumption): what was taken for it up to there is settled.
+   */
+  | { op: "received"; key: string; count: number };
+
+/** A held message taken by a session: [receipt, Session.keepKey, Session.keptCount after it]. */
+export type Taken = [string, string, number];
 
 export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
 

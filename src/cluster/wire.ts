@@ -1,7 +1,7 @@
 import { Envelope } from "../envelope/envelope.js";
 import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
 import type { SessionRef } from "../channel/user-channel.js";
-import type { BusMessage } from "./bus.js";
+import type { BusMessage, Taken } from "./bus.js";
 import type { ClaimAnswer, Handover } from "../session/core.js";
 
 /**
@@ -53,7 +53,7 @@ export class BusWire {
       case "claimed": {
         const a = msg.answer;
         if (a.kind === "ok") presence = this.payloadOf(a.handover.protocol, a.handover.presence);
-        head = [msg.op, msg.token, a.kind, a.kind === "refused" ? a.reason : null, a.kind === "ok" ? handoverHead(a.handover) : null];
+        head = [msg.op, msg.token, a.kind, a.kind === "refused" ? a.reason : null, a.kind === "ok" ? handoverHead(a.handover) : null, msg.from];
         break;
       }
       case "park":
@@ -68,6 +68,9 @@ export class BusWire {
         break;
       case "confirm":
         head = [msg.op, msg.by, msg.taken, msg.done];
+        break;
+      case "received":
+        head = [msg.op, msg.key, msg.count];
         break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
@@ -129,9 +132,9 @@ export class BusWire {
         return { op, protocol, key, ask, from, token };
       }
       case "claimed": {
-        const [, token, kind, reason, h] = head as [string, number, ClaimAnswer["kind"], unknown, HandoverHead | null];
+        const [, token, kind, reason, h, from] = head as [string, number, ClaimAnswer["kind"], unknown, HandoverHead | null, string];
         const answer: ClaimAnswer = kind === "ok" ? { kind, handover: this.handoverOf(h!, presence) } : kind === "refused" ? { kind, reason } : { kind: "miss" };
-        return { op, token, answer };
+        return { op, token, answer, from: typeof from === "string" ? from : "" };
       }
       case "park":
         return { op, handover: this.handoverOf(head[1] as HandoverHead, presence) };
@@ -144,8 +147,14 @@ export class BusWire {
       }
       case "confirm": {
         const [, by, taken, done] = head;
-        if (typeof by !== "string" || !strings(taken) || !strings(done)) throw new Error("confirm without receipts");
-        return { op, by, taken, done };
+        const triples = Array.isArray(taken) && taken.every((t) => Array.isArray(t) && typeof t[0] === "string" && typeof t[1] === "string" && typeof t[2] === "number");
+        if (typeof by !== "string" || !triples || !strings(done)) throw new Error("confirm without receipts");
+        return { op, by, taken: taken as Taken[], done };
+      }
+      case "received": {
+        const [, key, count] = head;
+        if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
+        return { op, key, count };
       }
       default:
         throw new Error(`unknown bus op ${String(op)}`);

@@ -116,7 +116,7 @@ export interface ClusterConfig {
   workers: number;
   nats: { servers: string[]; subject: string; heartbeatMs: number };
   /** Messages held by the worker that accepted them until settled (docs/architecture.md, "Custody"). */
-  custody: { confirmTimeoutMs: number; maxTries: number; dedupWindowMs: number; maxHeld: number; heldMaxMs: number };
+  custody: { confirmTimeoutMs: number; maxTries: number; dedupWindowMs: number; maxHeld: number; heldMaxMs: number; resumeGraceMs: number };
 }
 
 /** Dead-peer detection of one protocol (docs/operations.md, "Keepalives for NAT and mobile"). */
@@ -227,7 +227,7 @@ export function defaults(): Config {
       vnodes: 2048,
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000 },
-      custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 30000, maxHeld: 100000, heldMaxMs: 900000 },
+      custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 30000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 3000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
     drainTimeoutMs: 10000,
@@ -446,6 +446,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   need(K.dedupWindowMs >= K.confirmTimeoutMs, "cluster.custody.dedupWindowMs", "must be at least cluster.custody.confirmTimeoutMs (a message routed again must meet its receipt)");
   int(K.maxHeld, "cluster.custody.maxHeld", 0, 10000000);
   int(K.heldMaxMs, "cluster.custody.heldMaxMs", 1000, 86400000);
+  int(K.resumeGraceMs, "cluster.custody.resumeGraceMs", 0, 600000);
 
   const A = c.admin;
   need(typeof A.enabled === "boolean", "admin.enabled", "must be true or false");

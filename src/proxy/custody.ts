@@ -1,4 +1,5 @@
 import type { Envelope } from "../envelope/envelope.js";
+import type { Taken } from "../cluster/bus.js";
 
 export interface CustodyOptions {
   /** A message not taken by any worker within this long is routed again. */
@@ -17,6 +18,12 @@ export interface CustodyOptions {
    * that has not yet would send the message to the dead worker again.
    */
   rerouteAfterMs?: number;
+  /**
+   * What a session of a worker that died had taken waits this much longer:
+   * its client, reconnecting, may say what it received (Core.receivedUpTo),
+   * which then is not delivered twice.
+   */
+  resumeGraceMs: number;
 }
 
 /** One message this worker accepted and sent to another worker, held until that one confirms (seed 004's PendingResponse). */
@@ -27,6 +34,9 @@ interface Held {
   tries: number;
   /** The worker whose session took it and waits for the client's acknowledgement. */
   by: string;
+  /** That session's Session.keepKey, and the message's place in its count (Session.keptCount after it). */
+  tag: string;
+  count: number;
 }
 
 /** What the custodian does with a message that must travel again or cannot. */
@@ -58,6 +68,8 @@ export class Custody {
   givenUp = 0;
   letGo = 0;
   unheld = 0;
+  /** Settled by a client's count after its worker died (receivedUpTo). */
+  receivedByClients = 0;
 
   constructor(
     workerId: string,
@@ -79,7 +91,7 @@ export class Custody {
     }
     const n = this.next++;
     const sent = env.withReceipt(this.prefix + n);
-    this.travelling.set(n, { env: sent, at: now, tries: 1, by: "" });
+    this.travelling.set(n, { env: sent, at: now, tries: 1, by: "", tag: "", count: 0 });
     return sent;
   }
 
@@ -95,14 +107,35 @@ export class Custody {
    * acknowledges it; or that session moved to `by` (XEP-0198 resumption, a
    * drain) and keeps it there now.
    */
-  takenBy(key: number, by: string, now: number): void {
+  takenBy(key: number, by: string, now: number, tag = "", count = 0): void {
     const h = this.travelling.get(key) ?? this.taken.get(key);
     if (h === undefined) return;
     this.travelling.delete(key);
     this.taken.delete(key);
     h.by = by;
     h.at = now;
+    // A duplicate's "taken again" names no session: the first one's stays.
+    if (tag !== "") {
+      h.tag = tag;
+      h.count = count;
+    }
     this.taken.set(key, h);
+  }
+
+  /**
+   * The client of session `tag`, whose worker died, received its first `count`
+   * stanzas (XEP-0198 h, modulo 2^32): what that session took up to there
+   * reached it and is settled, instead of coming again from offline storage.
+   */
+  receivedUpTo(tag: string, count: number): number {
+    let n = 0;
+    for (const [key, h] of this.taken) {
+      if (h.tag !== tag || (count - h.count + 0x1_0000_0000) % 0x1_0000_0000 >= 0x8000_0000) continue;
+      this.taken.delete(key);
+      n++;
+    }
+    this.receivedByClients += n;
+    return n;
   }
 
   /** Settled: acknowledged, delivered to a session without acknowledgements, stored or bounced. */
@@ -115,9 +148,19 @@ export class Custody {
    * them, and what one of them took is gone with it. Both go again.
    */
   lost(gone: (worker: string) => boolean, now: number): void {
+    const after = now + (this.opts.rerouteAfterMs ?? 0);
     const keys = [...this.travelling.keys()];
-    for (const [key, h] of this.taken) if (gone(h.by)) keys.push(key);
-    if (keys.length > 0) this.due.push({ at: now + (this.opts.rerouteAfterMs ?? 0), keys });
+    if (keys.length > 0) this.due.push({ at: after, keys });
+    const taken: number[] = [];
+    for (const [key, h] of this.taken) if (gone(h.by)) taken.push(key);
+    if (taken.length > 0) this.later(after + this.opts.resumeGraceMs, taken);
+  }
+
+  /** Due lists stay in time order: a later one goes where it belongs. */
+  private later(at: number, keys: number[]): void {
+    let i = this.due.length;
+    while (i > 0 && this.due[i - 1].at > at) i--;
+    this.due.splice(i, 0, { at, keys });
   }
 
   /** The TimerDaemon's sweep. */
@@ -224,20 +267,20 @@ export class Receipts {
  * event loop: one bus message per custodian and turn.
  */
 export class Confirmations {
-  private readonly byWorker = new Map<string, { taken: string[]; done: string[] }>();
+  private readonly byWorker = new Map<string, { taken: Taken[]; done: string[] }>();
   private queued = false;
 
-  constructor(private readonly send: (worker: string, taken: string[], done: string[]) => void) {}
+  constructor(private readonly send: (worker: string, taken: Taken[], done: string[]) => void) {}
 
-  taken(worker: string, receipt: string): void {
-    this.of(worker).taken.push(receipt);
+  taken(worker: string, t: Taken): void {
+    this.of(worker).taken.push(t);
   }
 
   done(worker: string, receipt: string): void {
     this.of(worker).done.push(receipt);
   }
 
-  private of(worker: string): { taken: string[]; done: string[] } {
+  private of(worker: string): { taken: Taken[]; done: string[] } {
     let c = this.byWorker.get(worker);
     if (c === undefined) {
       c = { taken: [], done: [] };

@@ -43,7 +43,8 @@ export class HandoverStats {
 export class HandoverDesk implements Handovers {
   readonly stats = new HandoverStats();
   private readonly resumers = new Map<string, Resumer>();
-  private readonly claims = new Map<number, { done: (a: ClaimAnswer) => void; waiting: number; timer: NodeJS.Timeout }>();
+  /** Claims in flight, with the workers that have not answered yet. */
+  private readonly claims = new Map<number, { done: (a: ClaimAnswer) => void; waiting: Set<string>; timer: NodeJS.Timeout }>();
   private nextToken = 1;
   /** This worker drains: what arrives is passed on, or ends here. */
   private leaving = false;
@@ -69,7 +70,7 @@ export class HandoverDesk implements Handovers {
     const token = this.nextToken++;
     const timer = setTimeout(() => this.settle(token, { kind: "miss" }), CLAIM_TIMEOUT_MS);
     timer.unref();
-    this.claims.set(token, { done, waiting: peers.length, timer });
+    this.claims.set(token, { done, waiting: new Set(peers), timer });
     for (const w of peers) this.host.send(w, { op: "claim", protocol, key, ask, from: this.host.workerId, token });
   }
 
@@ -128,6 +129,11 @@ export class HandoverDesk implements Handovers {
   /** A worker that left, or came back as a new incarnation, drains no more. */
   membershipChanged(live: ReadonlySet<string>, fresh: ReadonlySet<string>): void {
     for (const w of this.drainingPeers) if (!live.has(w) || fresh.has(w)) this.drainingPeers.delete(w);
+    // A worker that left or restarted will not answer (a session it held died with it): no need to wait for the timeout.
+    for (const [token, c] of this.claims) {
+      for (const w of c.waiting) if (!live.has(w) || fresh.has(w)) c.waiting.delete(w);
+      if (c.waiting.size === 0) this.settle(token, { kind: "miss" });
+    }
   }
 
   park(s: Session, key: string, state: unknown): boolean {
@@ -153,7 +159,7 @@ export class HandoverDesk implements Handovers {
       else answer = rel;
     }
     // Sent before anything this worker forwards to the session there: the bus keeps a pair of workers in order.
-    this.host.send(msg.from, { op: "claimed", token: msg.token, answer });
+    this.host.send(msg.from, { op: "claimed", token: msg.token, answer, from: this.host.workerId });
   }
 
   onClaimed(msg: Extract<BusMessage, { op: "claimed" }>): void {
@@ -162,7 +168,9 @@ export class HandoverDesk implements Handovers {
       if (msg.answer.kind === "ok") this.adopt(msg.answer.handover);
       return;
     }
-    if (msg.answer.kind === "miss" && --this.claims.get(msg.token)!.waiting > 0) return;
+    const waiting = this.claims.get(msg.token)!.waiting;
+    waiting.delete(msg.from);
+    if (msg.answer.kind === "miss" && waiting.size > 0) return;
     this.settle(msg.token, msg.answer);
   }
 

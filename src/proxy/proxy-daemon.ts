@@ -311,7 +311,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private settledBefore(env: Envelope): boolean {
     if (env.ref === "" || env.kind !== Kind.Message || !this.receipts.has(env.ref)) return false;
     this.stats.duplicates++;
-    if (this.receipts.isTaken(env.ref)) this.confirmations.taken(workerOf(env.ref), env.ref);
+    if (this.receipts.isTaken(env.ref)) this.confirmations.taken(workerOf(env.ref), [env.ref, "", 0]);
     else this.confirmations.done(workerOf(env.ref), env.ref);
     return true;
   }
@@ -362,9 +362,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "settled":
         for (const ref of msg.refs) this.owner.settled(ref);
         return;
+      case "received":
+        this.custody.receivedUpTo(msg.key, msg.count);
+        return;
       case "confirm": {
         const now = monotonicMs();
-        for (const r of msg.taken) this.custody.takenBy(this.custody.keyOf(r), msg.by, now);
+        for (const [r, tag, count] of msg.taken) this.custody.takenBy(this.custody.keyOf(r), msg.by, now, tag, count);
         for (const r of msg.done) this.custody.done(this.custody.keyOf(r));
         return;
       }
@@ -420,7 +423,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       s.deliver(env);
       // Kept until the client acknowledges it: the custodian hears it was taken, and settled when the protocol confirms.
       if (!s.confirmsLater) this.settle(env);
-      else this.taken(env.ref);
+      else this.taken(env.ref, s.keepKey, s.keptCount);
       return;
     }
     const pool = (env.flags & Flag.Pool) !== 0;
@@ -463,17 +466,24 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   /** Delivered to a session that keeps it until its client acknowledges it. */
-  private taken(receipt: string): void {
+  private taken(receipt: string, tag: string, count: number): void {
     const w = workerOf(receipt);
-    if (w === this.self) this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs());
+    if (w === this.self) this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs(), tag, count);
     else if (w !== "") {
       this.receipts.add(receipt, monotonicMs(), true);
-      this.confirmations.taken(w, receipt);
+      this.confirmations.taken(w, [receipt, tag, count]);
     }
   }
 
-  keeps(receipt: string): void {
-    this.taken(receipt);
+  keeps(receipt: string, key: string, count: number): void {
+    this.taken(receipt, key, count);
+  }
+
+  receivedUpTo(key: string, count: number): void {
+    const msg: BusMessage = { op: "received", key, count };
+    // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
+    for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);
+    this.custody.receivedUpTo(key, count);
   }
 
   bounce(env: Envelope, code: string): void {

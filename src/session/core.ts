@@ -33,10 +33,18 @@ export interface Core {
   confirm(receipt: string): void;
   /**
    * A session that moved here (Handovers) keeps, unacknowledged, a message with
-   * this receipt: the worker holding it learns where it is now, so the death of
-   * the worker the session left does not send it again.
+   * this receipt, at `count` in its session `key`'s numbering: the worker
+   * holding it learns where it is now, so the death of the worker the session
+   * left does not send it again.
    */
-  keeps(receipt: string): void;
+  keeps(receipt: string, key: string, count: number): void;
+  /**
+   * The client of the session `key` (Session.keepKey), which is gone with its
+   * worker, says it received the first `count` stanzas of it (XEP-0198 h on a
+   * resumption that failed): the messages that session took up to there are
+   * settled rather than delivered again.
+   */
+  receivedUpTo(key: string, count: number): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
 }

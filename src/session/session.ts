@@ -71,6 +71,17 @@ export abstract class Session implements Requester {
   }
 
   /**
+   * With confirmsLater: names this session to the workers holding what it took,
+   * so that its client, if the session dies with its worker, can say what it
+   * received (Core.receivedUpTo); and the place of the last stanza delivered in
+   * the session's count, which that client's count is compared with. "": none.
+   */
+  keepKey = "";
+  get keptCount(): number {
+    return 0;
+  }
+
+  /**
    * Hands an envelope to the client in this session's protocol; must not block
    * or await. False when the protocol cannot express it (a request it has no
    * form for): the core then fails that request at once.

@@ -27,6 +27,8 @@ export interface AckTracker {
   sent(wire: string, receipt?: string): void;
   /** The client asked for resumption and got it: a dropped connection suspends the session instead of ending it. */
   readonly resumable: boolean;
+  /** Stanzas sent since <enabled/>, modulo 2^32: the h a client that received them all would send. */
+  readonly sentCount: number;
   /** No more requests for acks (the connection is gone). */
   stop(): void;
 }

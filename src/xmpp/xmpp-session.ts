@@ -371,6 +371,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     return this.acks !== null;
   }
 
+  override get keptCount(): number {
+    return this.acks === null ? 0 : this.acks.sentCount;
+  }
+
   override endIfSuspended(): void {
     // A resumable session moves to another worker of the host where one runs; else it ends here, its unacknowledged messages stored.
     if (this.resumeTimer !== null && !this.x.hooks.fire(Ev.SessionParking, { session: this })) this.cleanup("server shutdown");

@@ -84,6 +84,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
       session.hold();
       const ask: ResumeAsk = { user: session.user, h };
       x.core.handovers.claim("xmpp", previd, ask, (a) => {
+        // Nobody on this host has it: perhaps it died with its worker. What its client says it received is not sent again.
+        if (a.kind === "miss") x.core.receivedUpTo(keepKeyOf(session.user, previd), h);
         if (a.kind === "ok") arrived(session, a.handover);
         else if (session.phase === Phase.Authenticated) session.sendNonza(a.kind === "refused" ? String(a.reason) : failed("item-not-found"));
         session.release();
@@ -147,7 +149,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.rosterRequested = st.rosterRequested;
     const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm);
     acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
-    for (const [, receipt] of st.receipts ?? []) x.core.keeps(receipt);
+    if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
+    for (const [i, receipt] of st.receipts ?? []) x.core.keeps(receipt, s.coreSession.keepKey, (st.acked + i + 1) % MOD);
     s.acks = acks;
     resumable.set(h.key, s);
     return acks;
@@ -207,7 +210,10 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
           session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm);
-          if (resume) resumable.set(id, session);
+          if (resume) {
+            resumable.set(id, session);
+            session.coreSession.keepKey = keepKeyOf(session.user, id);
+          }
           // §5: max in seconds.
           const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
           session.sendNonza(`<enabled xmlns='${NS.SM}' id='${id}'${offer}/>`);
@@ -277,6 +283,11 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     });
     if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length });
   });
+}
+
+/** Session.keepKey of a resumable session: the account, so another account's h settles nothing, and the unguessable id. */
+function keepKeyOf(user: string, id: string): string {
+  return `${user}\u0000${id}`;
 }
 
 function failed(condition: string): string {

@@ -1,7 +1,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,26 +10,9 @@ import { waitUntil, within } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { online, type Online } from "../xmpp/util.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
-import { HostLog } from "./host-log.js";
+import { HostLog, workersOf } from "./host-log.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
-
-/** The worker processes of the host, by their index (node:cluster passes it in the environment). */
-function workersOf(primary: number): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== primary) continue;
-      const env = readFileSync(`/proc/${name}/environ`, "utf8").split("\0").find((e) => e.startsWith("SWITCHBOARD_WORKER="));
-      if (env !== undefined) out.set(Number(env.split("=")[1]), Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 /**
  * A rolling restart of one worker of a real host (`switchboard start`, two

@@ -58,13 +58,13 @@ test("session bookkeeping ops keep their presence payload in the session's proto
 test("handover ops carry a moving session whole: the core's part, the presence in its protocol, the protocol's state", () => {
   const ask = { user: "alice", h: 3 };
   assert.deepEqual(roundTrip({ op: "claim", protocol: "xmpp", key: "id-1", ask, from: "h-w0", token: 7 }), { op: "claim", protocol: "xmpp", key: "id-1", ask, from: "h-w0", token: 7 });
-  assert.deepEqual(roundTrip({ op: "claimed", token: 7, answer: { kind: "miss" } }), { op: "claimed", token: 7, answer: { kind: "miss" } });
+  assert.deepEqual(roundTrip({ op: "claimed", token: 7, answer: { kind: "miss" }, from: "h-w1" }), { op: "claimed", token: 7, answer: { kind: "miss" }, from: "h-w1" });
   const refused = "<failed xmlns='urn:xmpp:sm:3'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
-  assert.deepEqual(roundTrip({ op: "claimed", token: 8, answer: { kind: "refused", reason: refused } }), { op: "claimed", token: 8, answer: { kind: "refused", reason: refused } });
+  assert.deepEqual(roundTrip({ op: "claimed", token: 8, answer: { kind: "refused", reason: refused }, from: "h-w1" }), { op: "claimed", token: 8, answer: { kind: "refused", reason: refused }, from: "h-w1" });
   const presence = parseStanza(`<presence><show>dnd</show></presence>`);
   const state = { handled: 4, acked: 2, unacked: ["<message to='alice@x/r'><body>é</body></message>"], directed: ["bob@x"], rosterRequested: true };
   const handover = { protocol: "xmpp", key: "id-1", address: "alice@x/r", resource: "r", serial: 2 ** 40 + 5, available: true, priority: 5, presence, wantsCopies: true, peersWantCopies: false, inbound: [["bob@x/d\u0000q1", "h-w1.12", 2900, false]] as [string, string, number, boolean][], state };
-  const ok = roundTrip({ op: "claimed", token: 9, answer: { kind: "ok", handover } }) as Extract<BusMessage, { op: "claimed" }>;
+  const ok = roundTrip({ op: "claimed", token: 9, answer: { kind: "ok", handover }, from: "h-w1" }) as Extract<BusMessage, { op: "claimed" }>;
   assert.equal(ok.answer.kind, "ok");
   const h = (ok.answer as { handover: typeof handover }).handover;
   assert.equal((h.presence as Element).toString(), presence.toString());
@@ -91,8 +91,10 @@ test("pools: a bind says whether the session is pooled; settle notices carry the
 });
 
 test("custody: a confirmation carries who sends it and its receipts; a message keeps its receipt", { timeout: 5000 }, () => {
-  const c = { op: "confirm", by: "h-w1", taken: ["h-w0.7"], done: ["h-w0.5", "h-w0.6"] } as const;
-  assert.deepEqual(roundTrip({ ...c, taken: [...c.taken], done: [...c.done] }), c);
+  const c: BusMessage = { op: "confirm", by: "h-w1", taken: [["h-w0.7", "alice\u0000id", 12]], done: ["h-w0.5", "h-w0.6"] };
+  assert.deepEqual(roundTrip(c), c);
+  assert.deepEqual(roundTrip({ op: "received", key: "alice\u0000id", count: 4294967295 }), { op: "received", key: "alice\u0000id", count: 4294967295 });
+  assert.throws(() => wire.decode(wire.encode({ op: "confirm", by: "h-w1", taken: [["r", "k", "x" as unknown as number]], done: [] })), /confirm without receipts/);
   assert.throws(() => wire.decode(wire.encode({ op: "confirm", by: "h-w1", taken: [], done: [5 as unknown as string] })), /confirm without receipts/);
   const env = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: null, flags: Flag.Offline }).withReceipt("h-w0.9");
   const owner = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;

@@ -62,7 +62,7 @@ function world(custody: Partial<ProxyOptions["custody"]> = {}): World {
     sweepIntervalMs: 20,
     maxPendingPerSession: 10,
     maxInboundPerSession: 100,
-    custody: { ...defaults().cluster.custody, ...custody },
+    custody: { ...defaults().cluster.custody, resumeGraceMs: 0, ...custody },
   };
   const hub = new LocalHub(64);
   const stalled = new Map<string, { to: string; msg: BusMessage }[]>();

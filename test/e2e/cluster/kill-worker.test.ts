@@ -1,0 +1,144 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { xml } from "@xmpp/client";
+import { waitUntil } from "../../helpers.js";
+import { freePort } from "../../../bench/lib/proc.js";
+import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { smClient, settleAcks, type SmClient } from "../xmpp/fault-util.js";
+import { HostLog, workersOf } from "./host-log.js";
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
+const USERS = 16;
+const SEND_MS = 6000;
+const EVERY_MS = 40;
+
+/**
+ * Custody against a worker's death (issue 14): a real host of two worker
+ * processes on a real nats-server, 16 users with @xmpp/client and stream
+ * management all sending chat messages to each other's bare JIDs, and
+ * SIGKILL to the worker that holds most of them while they do. Clients on it
+ * reconnect (their resumption fails: the session died with its worker) and
+ * take their offline messages. A message counts as accepted when the server
+ * acknowledged it to its sender (XEP-0198 <a/>); every accepted one must reach
+ * its recipient, once.
+ */
+describe("SIGKILL of a worker under traffic", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
+  let nats: NatsServer;
+  let dir: string;
+  let port: number;
+  let host: ChildProcess;
+  const hostLog = new HostLog();
+
+  before(async () => {
+    nats = await startNats();
+    dir = mkdtempSync(join(tmpdir(), "switchboard-kill-worker-"));
+    port = await freePort();
+    const cfg = join(dir, "config.json");
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        log: { level: "info", format: "json" },
+        listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
+        xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
+        storage: { type: "sqlite", path: "db.sqlite" },
+        cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbkill", heartbeatMs: 300 } },
+        admin: { enabled: false },
+        drainTimeoutMs: 3000,
+      }),
+    );
+    writeFileSync(join(dir, "users.csv"), Array.from({ length: USERS }, (_, i) => `u${i},pw${i}`).join("\n") + "\n");
+    const imp = spawnSync(process.execPath, [CLI, "users", "import", join(dir, "users.csv"), "--config", cfg], { encoding: "utf8" });
+    assert.equal(imp.status, 0, imp.stderr);
+    host = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
+    host.stderr!.on("data", hostLog.onData);
+    await waitUntil(() => hostLog.logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${hostLog.text}`, 20);
+  }, { timeout: 30_000 });
+
+  after(async () => {
+    if (host.exitCode === null) host.kill("SIGKILL");
+    for (const p of workersOf(host.pid!).values()) process.kill(p, "SIGKILL");
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const workerOf = (address: string): string => String(hostLog.logged("session started").filter((l) => l.address === address).at(-1)?.worker);
+
+  test("every message the server acknowledged reaches its recipient once", { timeout: 90_000 }, async () => {
+    const clients: SmClient[] = [];
+    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `u${i}`, `pw${i}`, "r", { ackIntervalMs: 200, ackTimeoutMs: 1500 }));
+    await waitUntil(() => clients.every((_, i) => workerOf(`u${i}@localhost/r`) !== "undefined"), 5000, "every start line");
+    const count = new Map<string, number>();
+    for (let i = 0; i < USERS; i++) count.set(workerOf(`u${i}@localhost/r`), (count.get(workerOf(`u${i}@localhost/r`)) ?? 0) + 1);
+    const victimId = [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
+    const onVictim = new Set(clients.map((_, i) => i).filter((i) => workerOf(`u${i}@localhost/r`) === victimId));
+    const victim = workersOf(host.pid!).get(Number(victimId.slice(victimId.lastIndexOf("w") + 1)));
+    assert.ok(victim !== undefined, `the pid of ${victimId}`);
+
+    // Every message has a unique body "<sender>:<n>"; accepted when its sender's stream management acknowledged it.
+    const accepted = new Set<string>();
+    const failed = new Set<string>();
+    clients.forEach((s) => {
+      s.c.streamManagement.on("ack", (el: any) => accepted.add(el.getChildText("body")));
+      s.c.streamManagement.on("fail", (el: any) => failed.add(el.getChildText("body")));
+    });
+    let sent = 0;
+    let killedAt = 0;
+    const backAt: number[] = [];
+    clients.forEach((s) => s.c.on("online", () => backAt.push(Date.now() - killedAt)));
+    const start = Date.now();
+    await Promise.all(
+      clients.map(async (s, i) => {
+        for (let n = 0; Date.now() - start < SEND_MS; n++) {
+          const to = `u${(i + 1 + ((n * 7) % (USERS - 1))) % USERS}@localhost`;
+          if (s.c.status === "online") {
+            s.c.send(xml("message", { to, type: "chat", id: `u${i}-${n}` }, xml("body", {}, `u${i}:${n}`))).catch(() => {});
+            sent++;
+          }
+          if (killedAt === 0 && Date.now() - start > SEND_MS / 3) {
+            killedAt = Date.now();
+            process.kill(victim, "SIGKILL");
+          }
+          await new Promise((r) => setTimeout(r, EVERY_MS));
+        }
+      }),
+    );
+    // Everyone back online; then each side says what it has (acks both ways), until every accepted message arrived.
+    await waitUntil(() => clients.every((s) => s.c.status === "online"), 20_000, "every client back online");
+    const backAfterMs = Date.now() - killedAt;
+    const received = new Map<string, number>();
+    const tallyReceived = () => {
+      received.clear();
+      for (const s of clients) for (const b of s.got) received.set(b, (received.get(b) ?? 0) + 1);
+    };
+    const missing = () => [...accepted].filter((b) => !received.has(b));
+    await waitUntil(
+      async () => {
+        for (const s of clients) await settleAcks(s, 3000).catch(() => {});
+        tallyReceived();
+        return missing().length === 0;
+      },
+      30_000,
+      () => `missing ${missing().length} of ${accepted.size}: ${missing().slice(0, 20).join(" ")}; stderr:\n${hostLog.text.slice(-2000)}`,
+      500,
+    );
+    tallyReceived();
+    const duplicated = [...received.values()].filter((n) => n > 1).length;
+    const delayed = clients.reduce((a, s) => a + s.delayed.length, 0);
+    const report = { back: backAt.join(","), sent, accepted: accepted.size, notAcknowledged: failed.size, received: received.size, fromOffline: delayed, lost: missing().length, duplicated, backAfterMs };
+    process.stdout.write(`# kill-worker: ${JSON.stringify(report)}\n`);
+    if (process.env.KILL_WORKER_LOG) writeFileSync(process.env.KILL_WORKER_LOG, hostLog.text);
+    if (duplicated > 0) {
+      const dups = [...received.entries()].filter(([, n]) => n > 1).map(([b]) => b);
+      const where = dups.map((b) => { const to = clients.findIndex((s) => s.got.filter((x) => x === b).length > 1); return `${b}->u${to}${onVictim.has(to) ? "(victim)" : ""}${clients[to]?.delayed.includes(b) ? "+delay" : ""}`; });
+      process.stdout.write(`# duplicated: ${where.join(" ")}\n`);
+    }
+    assert.equal(report.lost, 0, "lost");
+    assert.equal(duplicated, 0, `duplicated: ${JSON.stringify(report)}`);
+    await Promise.all(clients.map((s) => s.stop()));
+  });
+});
