@@ -66,6 +66,12 @@ export class BusWire {
       case "settled":
         head = [msg.op, msg.refs];
         break;
+      case "welcome":
+        head = [msg.op, msg.from, msg.inc];
+        break;
+      case "gone":
+        head = [msg.op, msg.addresses, msg.bares];
+        break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
     const json = JSON.stringify(head);
@@ -139,6 +145,14 @@ export class BusWire {
         if (!Array.isArray(refs) || !refs.every((r) => typeof r === "string")) throw new Error("settled without refs");
         return { op, refs: refs as string[] };
       }
+      case "welcome":
+        if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("welcome without an incarnation");
+        return { op, from: head[1], inc: head[2] };
+      case "gone": {
+        const [, addresses, bares] = head;
+        if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
+        return { op, addresses, bares };
+      }
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }
@@ -167,6 +181,10 @@ export class BusWire {
     const [kind, id, ref, responseFor, from, to, protocol, ttl, flags, code] = h;
     return new Envelope(kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
   }
+}
+
+function strings(a: unknown): a is string[] {
+  return Array.isArray(a) && a.every((x) => typeof x === "string");
 }
 
 type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];
