@@ -4,6 +4,7 @@ import type { Session } from "../session/session.js";
 import { monotonicMs } from "../timer/clock.js";
 import { UserChannel, type SessionRef } from "./user-channel.js";
 import { Pool, PoolLoad } from "./pool.js";
+import { RehomeHold } from "./rehome-hold.js";
 
 /** What an owner needs of the worker it runs in: ways to hand envelopes on. */
 export interface Delivery {
@@ -34,6 +35,10 @@ export class ChannelOwner {
   readonly channels = new Map<string, UserChannel>();
   /** Requests in flight at each pooled session of a pool of two or more; swept by the worker's TimerDaemon. */
   readonly load = new PoolLoad();
+  /** After a membership change, what comes for users with no binding here yet waits a little for their binds. */
+  readonly hold = new RehomeHold((envs) => {
+    for (const env of envs) this.deliver(env);
+  });
 
   constructor(
     private readonly d: Delivery,
@@ -55,6 +60,13 @@ export class ChannelOwner {
     // Same worker: attach() told the old session already, or this is a session binding again after a membership change.
     if (old !== undefined && old.workerId !== ref.workerId) this.d.replaced(old);
     this.tellPeers(ch);
+    const held = this.hold.release(bare);
+    if (held !== undefined) for (const env of held) this.deliver(env);
+  }
+
+  /** No binding here for env's recipient: held while bindings may still be coming (RehomeHold), else undeliverable. */
+  private unbound(env: Envelope): void {
+    if (!this.hold.take(env)) this.d.undeliverable(env);
   }
 
   unbind(address: string, serial: number): void {
@@ -116,7 +128,7 @@ export class ChannelOwner {
     if (env.kind === Kind.Request) {
       if (ch !== undefined && !resource && ch.pool !== null) return this.toPool(ch.pool, ch, env);
       const ref = ch === undefined ? undefined : resource ? ch.resources.get(resource) : ch.pickOne();
-      if (ref === undefined) return this.d.undeliverable(env);
+      if (ref === undefined) return this.unbound(env);
       return this.d.toSession(ref, env);
     }
     if (resource) {
@@ -127,8 +139,10 @@ export class ChannelOwner {
         if ((env.flags & Flag.Copies) !== 0 && ch!.copiers !== 0) this.copies(ch!, env, [ref]);
         return;
       }
-      if ((env.flags & Flag.BareFallback) === 0 || ch === undefined) return this.d.undeliverable(env);
+      if ((env.flags & Flag.BareFallback) === 0 || ch === undefined) return this.unbound(env);
     }
+    // Nobody bound: perhaps not yet, after a ring change. A probe is answered once someone is.
+    if (ch === undefined && this.hold.take(env)) return;
     if (env.flags & Flag.Probe) return this.answerProbe(ch, env);
     const targets = ch === undefined ? [] : ch.targets(env.kind, env.flags);
     if (targets.length === 0) this.d.undeliverable(env);
@@ -192,11 +206,15 @@ export class ChannelOwner {
 
   /**
    * Workers came or went, so some bare addresses changed owner. Keep only the
-   * channels still owned here, without the sessions of workers that left or
-   * restarted (those sessions bind again, or are gone).
+   * channels still owned here, without the sessions of workers that left,
+   * restarted or lost touch (those sessions bind again, or are gone); hold what
+   * comes for users without a binding for `holdMs`, and send what was held for
+   * users now owned elsewhere to their owner. Returns the sessions dropped from
+   * channels kept here.
    */
-  rehome(ownsHere: (bare: string) => boolean, lost: (workerId: string) => boolean): void {
+  rehome(ownsHere: (bare: string) => boolean, lost: (workerId: string) => boolean, holdMs = 0): SessionRef[] {
     const self = this.d.workerId;
+    const dropped: SessionRef[] = [];
     for (const [bare, ch] of this.channels) {
       if (!ownsHere(bare)) {
         if (ch.pool !== null) for (const m of ch.pool.members) this.load.left(m);
@@ -205,10 +223,16 @@ export class ChannelOwner {
       }
       const copiers = ch.copiers;
       for (const ref of ch.resources.values()) {
-        if (ref.workerId !== self && lost(ref.workerId) && ch.unbind(ref.resource, ref.serial)) this.leftPool(ch, ref);
+        if (ref.workerId !== self && lost(ref.workerId) && ch.unbind(ref.resource, ref.serial)) {
+          this.leftPool(ch, ref);
+          dropped.push(ref);
+        }
       }
       if (ch.empty) this.channels.delete(bare);
       else if (ch.copiers !== copiers) this.tellPeers(ch);
     }
+    this.hold.open(holdMs);
+    for (const env of this.hold.moved(ownsHere)) this.d.route(env);
+    return dropped;
   }
 }

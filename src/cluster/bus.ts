@@ -38,12 +38,24 @@ export type BusMessage =
    * For every worker: the client of session `key` (Session.keepKey), whose worker is gone, says it received
    * its first `count` stanzas (XEP-0198 h on a failed resumption): what was taken for it up to there is settled.
    */
-  | { op: "received"; key: string; count: number };
+  | { op: "received"; key: string; count: number }
+  /**
+   * The sender (incarnation `inc`) has just (re)learned of the receiver: it kept none of the receiver's
+   * bindings and binds its own sessions again. Bus-level (NatsBus): sent ahead of those binds.
+   */
+  | { op: "welcome"; from: string; inc: string }
+  /** From an owner: these sessions were on workers that died (and users left with none); requests to them fail. */
+  | { op: "gone"; addresses: string[]; bares: string[] };
 
 /** A held message taken by a session: [receipt, Session.keepKey, Session.keptCount after it]. */
 export type Taken = [string, string, number];
 
-export type MembershipListener = (m: Membership, joined: readonly string[]) => void;
+/**
+ * `joined`: workers that are new or restarted (their state is empty, their sessions of before are gone);
+ * `resynced`: workers alive all along whose view of this one was lost (a stall, a bus outage): each side
+ * drops the other's bindings and binds its own sessions there again (docs/architecture.md, "Healing").
+ */
+export type MembershipListener = (m: Membership, joined: readonly string[], resynced: readonly string[]) => void;
 
 export interface BusEndpoint {
   receive(msg: BusMessage): void;
@@ -61,6 +73,11 @@ export interface ClusterBus {
   readonly connected: boolean;
   /** Bus messages dropped: addressed to a worker that is not there (local), or unreadable (NATS). A metric. */
   readonly dropped: number;
+  /**
+   * How long after a membership change the bindings of sessions on other workers may still be on their
+   * way to a new owner (NatsBus: three heartbeats; none on an in-process bus, where they arrive at once).
+   */
+  readonly healMs?: number;
   send(workerId: string, msg: BusMessage): void;
   membership(): Membership;
   /**

@@ -29,7 +29,7 @@ export class LocalHub {
 
   private changed(joined: readonly string[]): void {
     const m = this.membership();
-    for (const b of this.endpoints.values()) for (const cb of b.listeners) cb(m, joined);
+    for (const b of this.endpoints.values()) for (const cb of b.listeners) cb(m, joined, []);
   }
 }
 

@@ -22,6 +22,11 @@ interface Beat {
   host: string;
   inc: string;
   up: boolean;
+  /**
+   * Bumped when this worker may have lost touch (its timer ran late past the expiry window, or its NATS
+   * connection dropped): peers drop its bindings and it binds again, without counting as restarted.
+   */
+  gen?: number;
   /** A newcomer asks everyone to beat at once instead of on their next tick. */
   hello?: boolean;
 }
@@ -29,6 +34,7 @@ interface Beat {
 interface Member {
   host: string;
   inc: string;
+  gen: number;
   seen: number;
 }
 
@@ -53,6 +59,10 @@ export class NatsBus implements ClusterBus {
   private readonly members = new Map<string, Member>();
   private readonly listeners: MembershipListener[] = [];
   private readonly inc = randomUUID();
+  /** Renewals of this worker's touch with the others (Beat.gen). */
+  private gen = 0;
+  /** Incarnations of workers expired here: the same one back was stalled or cut off, not restarted. */
+  private readonly expiredInc = new Map<string, string>();
   private readonly wire: BusWire;
   private endpoint: BusEndpoint | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -72,7 +82,7 @@ export class NatsBus implements ClusterBus {
     private readonly log: Logger | null,
   ) {
     this.wire = new BusWire(codecs);
-    this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, seen: Infinity });
+    this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, gen: 0, seen: Infinity });
   }
 
   static async connect(opts: NatsBusOptions, codecs: PayloadCodecs, log: Logger | null = null): Promise<NatsBus> {
@@ -91,6 +101,11 @@ export class NatsBus implements ClusterBus {
     return this.opts.hostAddress;
   }
 
+  /** Workers see a change up to a heartbeat apart, and each may take one to notice it stalled: three beats. */
+  get healMs(): number {
+    return 3 * this.opts.heartbeatMs;
+  }
+
   get connected(): boolean {
     return !this.closed && !this.disconnected && !this.nc.isClosed();
   }
@@ -107,17 +122,27 @@ export class NatsBus implements ClusterBus {
     let last = Date.now();
     this.timer = setInterval(() => {
       const now = Date.now();
-      // Late ourselves (a long turn of the event loop): the others' beats wait unread in our socket, so silence proves nothing.
-      const late = now - last > 2 * o.heartbeatMs;
+      const gap = now - last;
       last = now;
-      this.beat(false);
+      // Late ourselves (a long turn of the event loop): the others' beats wait unread in our socket, so silence proves nothing.
+      const late = gap > 2 * o.heartbeatMs;
+      // Late past the expiry window (a stall, SIGSTOP): peers may have dropped this worker and its bindings.
+      if (gap >= 3 * o.heartbeatMs) this.renew("stalled", gap);
+      else this.beat(false);
       if (!late) this.expire();
     }, o.heartbeatMs);
     this.timer.unref();
     void (async () => {
       for await (const s of this.nc.status()) {
         if (s.type === Events.Disconnect) this.disconnected = true;
-        else if (s.type === Events.Reconnect) this.disconnected = false;
+        else if (s.type === Events.Reconnect) {
+          this.disconnected = false;
+          // Nobody was heard while cut off: each peer gets a fresh expiry window from now.
+          const now = Date.now();
+          for (const m of this.members.values()) if (m.seen !== Infinity) m.seen = now;
+          // What was published meanwhile may have reached a peer before it had subscribed again: bind everything again.
+          this.renew("reconnected", 0);
+        }
       }
     })();
     void this.nc.closed().then((e) => {
@@ -171,7 +196,13 @@ export class NatsBus implements ClusterBus {
     }
     q.parts = [];
     q.bytes = 0;
-    if (!this.nc.isClosed()) this.nc.publish(this.inbox(workerId), out);
+    if (this.nc.isClosed()) return;
+    try {
+      this.nc.publish(this.inbox(workerId), out);
+    } catch {
+      // Draining at close: what is sent after the goodbye has nobody to wait for it.
+      this.dropped++;
+    }
   }
 
   private onMessage(data: Uint8Array): void {
@@ -197,6 +228,7 @@ export class NatsBus implements ClusterBus {
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
       return;
     }
+    if (msg.op === "welcome") return this.welcomed(msg.from, msg.inc);
     try {
       this.endpoint?.receive(msg);
     } catch (e) {
@@ -205,10 +237,25 @@ export class NatsBus implements ClusterBus {
     }
   }
 
+  /**
+   * This worker may have been dropped by its peers, or bus messages lost: a new generation makes every
+   * peer drop its bindings from here and welcome it, and each welcome makes this side bind its
+   * sessions there again (docs/architecture.md, "Healing").
+   */
+  private renew(why: string, lateMs: number): void {
+    this.gen++;
+    this.log?.warn("cluster bus lost touch: binding again", { why, gen: this.gen, ...(lateMs > 0 ? { lateMs } : {}) });
+    this.beat(true);
+  }
+
   private beat(hello: boolean): void {
     if (this.nc.isClosed()) return;
-    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, up: !this.closed, ...(hello ? { hello } : {}) };
-    this.nc.publish(`${this.opts.subject}.hb`, Buffer.from(JSON.stringify(b)));
+    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, gen: this.gen, up: !this.closed, ...(hello ? { hello } : {}) };
+    try {
+      this.nc.publish(`${this.opts.subject}.hb`, Buffer.from(JSON.stringify(b)));
+    } catch {
+      // Draining at close: the goodbye went first.
+    }
   }
 
   private onBeat(data: Uint8Array): void {
@@ -233,20 +280,47 @@ export class NatsBus implements ClusterBus {
       }
       return;
     }
+    const gen = typeof b.gen === "number" ? b.gen : 0;
     if (known !== undefined && known.inc === b.inc && known.host === b.host) {
       known.seen = Date.now();
+      if (gen <= known.gen) return;
+      known.gen = gen;
+      this.welcome(b.id);
+      this.changed([], [b.id]);
       return;
     }
-    this.members.set(b.id, { host: b.host, inc: b.inc, seen: Date.now() });
-    this.changed([b.id]);
+    // Expired here, and back as the same process: it was stalled or cut off, and its sessions live.
+    const back = known === undefined && this.expiredInc.get(b.id) === b.inc;
+    this.expiredInc.delete(b.id);
+    this.members.set(b.id, { host: b.host, inc: b.inc, gen, seen: Date.now() });
+    this.welcome(b.id);
+    if (back) this.changed([], [b.id]);
+    else this.changed([b.id], []);
+  }
+
+  /** Ahead of anything else this worker sends the other now (the binds that follow): see Welcome in bus.ts. */
+  private welcome(workerId: string): void {
+    if (this.closed) return;
+    this.send(workerId, { op: "welcome", from: this.opts.workerId, inc: this.inc });
+  }
+
+  /** A peer (re)learned of this worker and dropped its bindings from here: drop its, bind ours there again. */
+  private welcomed(from: string, inc: string): void {
+    const m = this.members.get(from);
+    // Not known yet: its beat will make it joined here, which does the same. Another incarnation's: stale.
+    if (m === undefined || m.inc !== inc || from === this.opts.workerId) return;
+    this.changed([], [from]);
   }
 
   private expire(): void {
+    // Cut off from NATS ourselves: silence proves nothing, and what we publish waits in nats.js for the reconnect.
+    if (this.disconnected) return;
     const limit = Date.now() - 3 * this.opts.heartbeatMs;
     let gone = false;
     for (const [id, m] of this.members) {
       if (m.seen < limit) {
         this.members.delete(id);
+        this.expiredInc.set(id, m.inc);
         gone = true;
         this.log?.warn("cluster worker not heard from: removed", { workerId: id });
       }
@@ -254,10 +328,10 @@ export class NatsBus implements ClusterBus {
     if (gone) this.changed([]);
   }
 
-  private changed(joined: readonly string[]): void {
+  private changed(joined: readonly string[], resynced: readonly string[] = []): void {
     const m = this.membership();
-    this.log?.info("cluster membership changed", { workers: [...this.members.keys()].sort().join(" "), joined: joined.join(" ") });
-    for (const cb of this.listeners) cb(m, joined);
+    this.log?.info("cluster membership changed", { workers: [...this.members.keys()].sort().join(" "), joined: joined.join(" "), resynced: resynced.join(" ") });
+    for (const cb of this.listeners) cb(m, joined, resynced);
   }
 
   membership(): Membership {

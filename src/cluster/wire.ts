@@ -72,6 +72,12 @@ export class BusWire {
       case "received":
         head = [msg.op, msg.key, msg.count];
         break;
+      case "welcome":
+        head = [msg.op, msg.from, msg.inc];
+        break;
+      case "gone":
+        head = [msg.op, msg.addresses, msg.bares];
+        break;
     }
     head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
     const json = JSON.stringify(head);
@@ -156,6 +162,14 @@ export class BusWire {
         if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
         return { op, key, count };
       }
+      case "welcome":
+        if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("welcome without an incarnation");
+        return { op, from: head[1], inc: head[2] };
+      case "gone": {
+        const [, addresses, bares] = head;
+        if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
+        return { op, addresses, bares };
+      }
       default:
         throw new Error(`unknown bus op ${String(op)}`);
     }
@@ -187,7 +201,7 @@ export class BusWire {
 }
 
 function strings(a: unknown): a is string[] {
-  return Array.isArray(a) && a.every((r) => typeof r === "string");
+  return Array.isArray(a) && a.every((x) => typeof x === "string");
 }
 
 type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];

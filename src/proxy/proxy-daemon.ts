@@ -12,6 +12,7 @@ import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
 import { Confirmations, Custody, Receipts, workerOf, type CustodyOptions } from "./custody.js";
+import { failGone, goneMessages } from "./gone-notices.js";
 
 export interface ProtocolTimeouts {
   defaultMs: number;
@@ -101,7 +102,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       sessions: this.sessions,
       attach: (s) => this.attach(s),
     });
-    bus.onMembership((m, joined) => this.membershipChanged(m, joined));
+    bus.onMembership((m, joined, resynced) => this.membershipChanged(m, joined, resynced));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
     this.timer.also(this.owner.load.expire);
@@ -371,6 +372,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         for (const r of msg.done) this.custody.done(this.custody.keyOf(r));
         return;
       }
+      case "gone":
+        return this.recipientsGone(msg.addresses, msg.bares);
     }
   }
 
@@ -564,27 +567,56 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /**
    * Workers came or went, so some bare addresses changed owner. The owner side
-   * keeps what it still owns (ChannelOwner.rehome); each session here binds
-   * again, with its presence, wherever its owner is new or has restarted with
-   * empty state.
+   * keeps what it still owns (ChannelOwner.rehome) and holds, for a few
+   * heartbeats, what comes for users whose binds are still on their way; each
+   * session here binds again, with its presence, wherever its owner is new, has
+   * restarted with empty state, or lost touch with this worker (`resynced`).
+   * Sessions dropped because their worker died are announced to every worker,
+   * whose requests to them fail at once (docs/architecture.md, "Healing").
    */
-  private membershipChanged(m: Membership, joined: readonly string[]): void {
+  private membershipChanged(m: Membership, joined: readonly string[], resynced: readonly string[] = []): void {
     const before = this.router;
     this.router = new Router(m);
     const live = new Set<string>();
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
-    const fresh = new Set(joined);
-    this.handovers.membershipChanged(live, fresh);
+    const restarted = new Set(joined);
+    const fresh = new Set([...joined, ...resynced]);
+    this.handovers.membershipChanged(live, restarted);
     // Held messages on their way, or taken by a session of a worker that left or restarted, travel again.
-    this.custody.lost((w) => w !== this.self && (!live.has(w) || fresh.has(w)), monotonicMs());
-    this.owner.rehome(
+    this.custody.lost((w) => w !== this.self && (!live.has(w) || restarted.has(w)), monotonicMs());
+    const dropped = this.owner.rehome(
       (bare) => this.router.ownerOf(bare) === this.self,
       (worker) => !live.has(worker) || fresh.has(worker),
+      this.bus.healMs ?? 0,
+    );
+    this.announceGone(
+      dropped.filter((r) => !live.has(r.workerId) || restarted.has(r.workerId)),
+      live,
     );
     for (const s of this.sessions.values()) {
       if (s.movedTo !== null) continue;
       const owner = this.router.ownerOf(s.bare);
       if (owner !== undefined && (owner !== before.ownerOf(s.bare) || fresh.has(owner))) this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
     }
+  }
+
+  /** To every live worker, this one included: the sessions that died with their worker. */
+  private announceGone(dead: SessionRef[], live: ReadonlySet<string>): void {
+    for (const msg of goneMessages(dead, (bare) => this.owner.channels.has(bare))) {
+      for (const w of live) {
+        if (w === this.self) this.receive(msg);
+        else this.bus.send(w, msg);
+      }
+    }
+  }
+
+  /** An owner says these recipients died with their worker: requests to them fail now, as when a recipient leaves. */
+  private recipientsGone(addresses: readonly string[], bares: readonly string[]): void {
+    failGone(this.sessions.values(), addresses, bares, (p) => {
+      this.pending.remove(p);
+      this.stats.unavailable++;
+      const s = p.sender as Session;
+      this.give(s, Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Unavailable }));
+    });
   }
 }

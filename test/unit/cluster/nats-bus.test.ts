@@ -26,6 +26,14 @@ await NatsBus.connect(JSON.parse(process.argv[2]), {});
 process.stdout.write("up\\n");
 `;
 
+/** A worker process that reports each membership callback as a JSON line on stdout. */
+const REPORTER = `
+const { NatsBus } = await import(process.argv[1]);
+const bus = await NatsBus.connect(JSON.parse(process.argv[2]), {});
+bus.onMembership((m, joined, resynced) => process.stdout.write(JSON.stringify({ joined, resynced }) + "\\n"));
+process.stdout.write("up\\n");
+`;
+
 describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
   let nats: NatsServer;
   const buses: NatsBus[] = [];
@@ -40,13 +48,17 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     workerId,
     hostAddress,
   });
-  /** A bus in this process, its membership callbacks recorded. */
-  const bus = async (o: NatsBusOptions): Promise<{ bus: NatsBus; changes: Change[] }> => {
+  /** A bus in this process, its membership callbacks recorded: changes of who is there, and resyncs apart. */
+  const bus = async (o: NatsBusOptions): Promise<{ bus: NatsBus; changes: Change[]; resynced: string[] }> => {
     const b = await NatsBus.connect(o, {});
     buses.push(b);
     const changes: Change[] = [];
-    b.onMembership((m, joined) => changes.push({ m, joined: [...joined], at: performance.now() }));
-    return { bus: b, changes };
+    const resynced: string[] = [];
+    b.onMembership((m, joined, again) => {
+      if (again.length > 0) resynced.push(...again);
+      else changes.push({ m, joined: [...joined], at: performance.now() });
+    });
+    return { bus: b, changes, resynced };
   };
   const workerProcess = (o: NatsBusOptions): ChildProcess => {
     const child = spawn(process.execPath, ["--input-type=module", "-e", WORKER, BUS_MODULE, JSON.stringify(o)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -152,5 +164,55 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
       [[{ hosts: { h: ["a", "r"] }, vnodes: 64 }, ["r"]]],
       "one change: r joined, and never left",
     );
+  });
+
+  test("a worker stalled past the expiry window is dropped, and comes back as resynced (not restarted): both sides bind again", { timeout: 15_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 200;
+    const a = await bus(opts(subject, "a", "h", HB));
+    const child = spawn(process.execPath, ["--input-type=module", "-e", REPORTER, BUS_MODULE, JSON.stringify(opts(subject, "x", "h", HB))], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    const reported: { joined: string[]; resynced: string[] }[] = [];
+    let partial = "";
+    child.stdout!.on("data", (b: Buffer) => {
+      const lines = (partial + b).split("\n");
+      partial = lines.pop()!;
+      for (const l of lines) if (l.startsWith("{")) reported.push(JSON.parse(l) as { joined: string[]; resynced: string[] });
+    });
+    await waitUntil(() => a.changes.some((c) => c.joined.includes("x")), 5000, "x to join");
+    const heard = a.changes.length;
+    child.kill("SIGSTOP");
+    await waitUntil(() => a.changes.length > heard && !ids(a.bus.membership()).includes("x"), 10 * HB, "a to drop the stalled worker");
+    const mark = reported.length;
+    const resyncs = a.resynced.length;
+    child.kill("SIGCONT");
+    // x is back, as the same process: a resync at a (no new "joined"), and x, welcomed by a, resyncs with it.
+    await waitUntil(() => a.resynced.slice(resyncs).includes("x") && ids(a.bus.membership()).includes("x"), 5000, "a to take x back");
+    await waitUntil(() => reported.slice(mark).some((r) => r.resynced.includes("a")), 5000, () => `x to resync with a; x said ${JSON.stringify(reported)}`);
+    assert.ok(!a.changes.slice(heard).some((c) => c.joined.includes("x")), "x did not count as restarted");
+    await killed(child);
+  });
+
+  // Last: it stops the shared nats-server and starts another on the same port.
+  test("a NATS outage: nobody is expired while cut off; after the reconnect each side resyncs with the other", { timeout: 20_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 200;
+    const a = await bus(opts(subject, "a", "h1", HB));
+    const b = await bus(opts(subject, "b", "h2", HB));
+    await waitUntil(() => ids(a.bus.membership()).length === 2 && ids(b.bus.membership()).length === 2, 3000, "a and b to hear each other");
+    const heard = [a.changes.length, b.changes.length];
+    // The join itself made each welcome the other: count only what comes after the outage.
+    await new Promise((r) => setTimeout(r, 2 * HB));
+    const resyncs = [a.resynced.length, b.resynced.length];
+    const port = nats.port;
+    await nats.stop();
+    await waitUntil(() => !a.bus.connected && !b.bus.connected, 3000, "both to see the outage");
+    await new Promise((r) => setTimeout(r, 6 * HB));
+    assert.deepEqual([a.changes.length, b.changes.length], heard, "nobody expired while cut off");
+    nats = await startNats(port);
+    // nats.js tries again every 2 s (reconnectTimeWait).
+    await waitUntil(() => a.resynced.slice(resyncs[0]).includes("b") && b.resynced.slice(resyncs[1]).includes("a"), 10_000, "each to resync with the other");
+    assert.deepEqual([a.changes.length, b.changes.length], heard, "still nobody joined or left");
+    assert.ok(a.bus.connected && b.bus.connected);
   });
 });
