@@ -114,7 +114,8 @@ export interface ClusterConfig {
   vnodes: number;
   /** Worker processes on this host under node:cluster; 0: one per core. More than one needs bus nats. */
   workers: number;
-  nats: { servers: string[]; subject: string; heartbeatMs: number };
+  /** connectTimeoutMs: how long a worker tries to reach NATS at start before it gives up (0: once). */
+  nats: { servers: string[]; subject: string; heartbeatMs: number; connectTimeoutMs: number };
 }
 
 /** Dead-peer detection of one protocol (docs/operations.md, "Keepalives for NAT and mobile"). */
@@ -224,7 +225,7 @@ export function defaults(): Config {
       hostAddress: "127.0.0.1",
       vnodes: 2048,
       workers: 1,
-      nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000 },
+      nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
     drainTimeoutMs: 10000,
@@ -436,6 +437,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   C.nats.servers.forEach((u, i) => str(u, `cluster.nats.servers[${i}]`));
   need(typeof C.nats.subject === "string" && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(C.nats.subject), "cluster.nats.subject", "must be a NATS subject without wildcards");
   int(C.nats.heartbeatMs, "cluster.nats.heartbeatMs", 100, 60000);
+  int(C.nats.connectTimeoutMs, "cluster.nats.connectTimeoutMs", 0, 86_400_000);
 
   const A = c.admin;
   need(typeof A.enabled === "boolean", "admin.enabled", "must be true or false");
