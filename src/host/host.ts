@@ -7,6 +7,7 @@ import { workerIdOf } from "../cluster/nats-bus.js";
 import { AdminServer } from "../admin/http.js";
 import { workerSource } from "../admin/worker.js";
 import { PrimarySource, answerPrimary } from "../admin/cluster.js";
+import { Balancer, takeHanded } from "./balancer.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 /** sysexits.h: a configuration refused (other ring parameters, a worker id already running); the CLI exits so too. */
@@ -97,17 +98,31 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   /** Workers that have served at least once; the host has started when all have. */
   const served = new Set<number>();
   const hostStarted = () => served.size === n;
+  const balancer = new Balancer(config.listeners, log);
 
   const fork = (i: number) => {
     const w = cluster.fork({ [WORKER_ENV]: String(i) });
     byIndex.set(i, w);
     started.set(i, Date.now());
     w.on("message", (m: unknown) => {
-      if (typeof m !== "object" || m === null || (m as { sbHost?: unknown }).sbHost !== STARTED.sbHost || served.has(i)) return;
-      served.add(i);
-      if (hostStarted()) log.info("all workers started", { workers: n });
+      if (typeof m !== "object" || m === null || (m as { sbHost?: unknown }).sbHost !== STARTED.sbHost || stopping) return;
+      balancer.bind().then(
+        () => {
+          if (stopping || byIndex.get(i) !== w) return;
+          balancer.serve(i, w);
+          if (served.has(i)) return;
+          served.add(i);
+          if (hostStarted()) log.info("all workers started", { workers: n });
+        },
+        (e: Error) => {
+          log.error("cannot listen", { error: e.message });
+          stopCode = 1;
+          stop("a listener that cannot bind");
+        },
+      );
     });
     w.on("exit", (code, signal) => {
+      balancer.gone(i);
       if (byIndex.get(i) === w) byIndex.delete(i);
       if (stopping) {
         if (byIndex.size === 0) process.exit(stopCode);
@@ -142,6 +157,8 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     // Stopped before it ever served: not the clean stop of a host that ran.
     if (stopCode === 0 && !hostStarted()) stopCode = 1;
     log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
+    // New connections are refused from now on; the workers drain theirs.
+    balancer.close();
     if (byIndex.size === 0) process.exit(stopCode);
     for (const w of byIndex.values()) w.process.kill("SIGTERM");
     // Longer than the workers' own drain, so a draining worker is not cut short.
@@ -159,12 +176,13 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   const log = createLogger(config.log, { worker: workerId });
   let server: Server;
   try {
-    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true });
+    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true });
   } catch (e) {
     // The IPC channel to the primary would keep this process alive: exit, with the code the primary acts on.
     log.error("worker could not start", { error: (e as Error).message });
     process.exit(e instanceof ConfigError ? EX_CONFIG : 1);
   }
+  takeHanded(server);
   process.send?.(STARTED);
   if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.

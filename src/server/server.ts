@@ -36,6 +36,8 @@ export interface ServerOptions {
   migrated?: boolean;
   /** The cluster refused this worker after it joined (other ring parameters, a duplicate id): it must stop. Default: logged only. */
   onRefused?: (reason: string) => void;
+  /** A host's primary accepts on the listeners' ports and hands connections over (src/host/balancer.ts): bind none. */
+  handed?: boolean;
 }
 
 /** Every protocol's payloads, for a bus that crosses processes. */
@@ -118,6 +120,7 @@ export class Server {
           onConnection: frontEnd,
           writer,
           metrics,
+          handed: opts.handed,
         });
         port = bound.port;
         listeners.push(bound);
