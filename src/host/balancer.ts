@@ -12,13 +12,20 @@ import type { Server } from "../server/server.js";
  * primary accepts (pauseOnConnect: not a byte is read in the primary) and
  * hands each socket over IPC, as node:cluster does, but to the worker with the
  * fewest connections: a restarted worker takes new connections until the
- * counts are even. Each worker reports its open connections and how many
+ * counts are even. The primary keeps its copy of each socket until the worker
+ * acknowledges it, and hands it to another worker if that one died meanwhile
+ * (node:cluster's own hand-off is acknowledged too: the same IPC cost). Each worker reports its open connections and how many
  * sockets it has received; the primary adds those handed and not yet received.
  */
 
-/** primary → worker, with the socket: which of config.listeners accepted it. */
+/** primary → worker, with the socket: which of config.listeners accepted it; `seq` for the acknowledgement. */
 interface Handed {
   sbConn: number;
+  seq: number;
+}
+/** worker → primary: socket `seq` arrived (the primary closes its copy of the descriptor). */
+interface Got {
+  sbGot: number;
 }
 /** worker → primary: connections open now, sockets received so far. */
 interface Load {
@@ -32,6 +39,8 @@ const REPORT_MS = 200;
 
 interface Slot {
   worker: Worker;
+  /** Handed and not yet acknowledged, by seq: the listener's index and the primary's copy of the socket. */
+  unacked: Map<number, { index: number; socket: Socket }>;
   open: number;
   handed: number;
   received: number;
@@ -43,6 +52,7 @@ export class Balancer {
   private bound: Promise<void> | null = null;
   /** Where the scan for the least loaded starts: equal loads are taken in turn. */
   private next = 0;
+  private seq = 0;
 
   constructor(
     private readonly listeners: readonly ListenerConfig[],
@@ -71,18 +81,27 @@ export class Balancer {
 
   /** Worker `i` serves: it gets connections from now on. */
   serve(i: number, worker: Worker): void {
-    const slot: Slot = { worker, open: 0, handed: 0, received: 0 };
+    const slot: Slot = { worker, unacked: new Map(), open: 0, handed: 0, received: 0 };
     this.slots.set(i, slot);
-    worker.on("message", (m: Load) => {
-      if (typeof m !== "object" || m === null || m.sbLoad !== true || this.slots.get(i) !== slot) return;
-      slot.open = m.open;
-      slot.received = m.received;
+    worker.on("message", (m: Load | Got) => {
+      if (typeof m !== "object" || m === null) return;
+      if ("sbGot" in m) {
+        slot.unacked.get(m.sbGot)?.socket.destroy();
+        slot.unacked.delete(m.sbGot);
+      } else if (m.sbLoad === true) {
+        slot.open = m.open;
+        slot.received = m.received;
+      }
     });
   }
 
-  /** Worker `i` died or stops: no more connections for it. */
+  /** Worker `i` died or stops: no more connections for it; those it did not acknowledge go to another. */
   gone(i: number): void {
+    const slot = this.slots.get(i);
+    if (slot === undefined) return;
     this.slots.delete(i);
+    for (const { index, socket } of slot.unacked.values()) this.hand(index, socket);
+    slot.unacked.clear();
   }
 
   /** Open connections per worker index, as the primary counts them. */
@@ -97,10 +116,11 @@ export class Balancer {
       socket.destroy();
       return;
     }
+    const seq = ++this.seq;
     slot.handed++;
-    slot.worker.send({ sbConn: index } satisfies Handed, socket, { keepOpen: false }, (e) => {
-      if (e) socket.destroy();
-    });
+    slot.unacked.set(seq, { index, socket });
+    // A failed send is a worker that died: its "exit" (gone) hands the socket on.
+    slot.worker.send({ sbConn: index, seq } satisfies Handed, socket, { keepOpen: true }, () => {});
   }
 
   private pick(): Slot | undefined {
@@ -129,6 +149,7 @@ export function takeHanded(server: Server): void {
   process.on("message", (m: Handed, socket: unknown) => {
     if (typeof m !== "object" || m === null || typeof m.sbConn !== "number") return;
     received++;
+    if (process.connected) process.send!({ sbGot: m.seq } satisfies Got, undefined, undefined, () => {});
     const l = server.listeners[m.sbConn];
     if (l === undefined) (socket as Socket | undefined)?.destroy();
     else if (socket !== undefined) l.accept(socket as Socket);
