@@ -21,8 +21,9 @@ const KILL_MARGIN_MS = 5000;
  * One host. One worker: this process. More: `workers` processes under
  * node:cluster, each a worker of the local ring (seed 000) with its own event
  * loop, talking over the cluster bus. The primary only hands out accepted
- * connections (round-robin) and restarts a worker that dies; everything else
- * happens in the workers.
+ * connections (to the worker with the fewest: src/host/balancer.ts), restarts
+ * a worker that dies, and stops the host, non-zero, when a worker cannot
+ * start; everything else happens in the workers.
  *
  * The admin listener (`admin`) is the host's: this process's when it is the
  * only worker, else the primary's, which asks its workers (src/admin/cluster.ts).
