@@ -1,7 +1,8 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { waitUntil } from "../../helpers.js";
+import { CA, TLS_FILES, waitUntil, within } from "../../helpers.js";
+import { RelayClient } from "../../../src/relay/client.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { childrenOf, hostDir, startHost, type Host } from "./host-proc.js";
@@ -28,6 +29,8 @@ describe("a host of two workers hands new connections to the one with the fewest
   let remove: () => void;
   let port: number;
   let admin: number;
+  let tlsPort: number;
+  let wsPort: number;
   const sockets: Socket[] = [];
   /** Opens `n` raw connections (a connection counts from its accept, before any login). */
   const open = async (n: number) => {
@@ -41,15 +44,19 @@ describe("a host of two workers hands new connections to the one with the fewest
 
   before(async () => {
     nats = await startNats();
-    [port, admin] = [await freePort(), await freePort()];
+    [port, admin, tlsPort, wsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const d = hostDir({
       log: { level: "info", format: "json" },
-      listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port }],
+      listeners: [
+        { protocol: "relay", transport: "tcp", host: "127.0.0.1", port },
+        { protocol: "relay", transport: "tls", host: "127.0.0.1", port: tlsPort, tls: TLS_FILES },
+        { protocol: "relay", transport: "websocket", host: "127.0.0.1", port: wsPort, path: "/relay" },
+      ],
       storage: { type: "sqlite", path: "db.sqlite" },
       cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbbalance", heartbeatMs: 500 } },
       admin: { port: admin },
       limits: { authTimeoutMs: 120_000 },
-    });
+    }, 2);
     remove = d.remove;
     host = startHost(d.cfg);
     await waitUntil(() => host.log.logged("all workers started").length === 1, 20_000, () => `the host to start; stderr:\n${host.log.text}`, 20);
@@ -85,5 +92,27 @@ describe("a host of two workers hands new connections to the one with the fewest
     const gained = after.get(restarted)! - (back.get(restarted) ?? 0);
     assert.ok(gained >= 12, `the restarted worker took its share of the 14 new connections: ${gained} (${JSON.stringify([...after])})`);
     assert.ok(Math.abs(after.get(restarted)! - after.get(survivor)!) <= 2, `even again: ${JSON.stringify([...after])}`);
+  });
+
+  test("TLS and WebSocket connections handed over by the primary work as accepted by the worker itself", { timeout: 20_000 }, async () => {
+    const a = await RelayClient.connect({ port: tlsPort, tls: { ca: CA, servername: "localhost" } });
+    const b = await RelayClient.connect({ url: `ws://127.0.0.1:${wsPort}/relay` });
+    try {
+      await a.login({ user: "h0", password: "pw", resource: "r" });
+      await b.login({ user: "h1", password: "pw", resource: "r" });
+      const got = new Promise((resolve) => b.on("message", (m: { body: Buffer }) => resolve(String(m.body))));
+      // The first message may meet the binding still on its way to the owner: send until one arrives.
+      let n = 0;
+      const again = setInterval(() => a.message(b.jid, `over tls ${n++}`), 200);
+      a.message(b.jid, `over tls ${n++}`);
+      try {
+        assert.match(String(await within(got, 5000, () => `a message from TLS to WebSocket; stderr:\n${host.log.text}`)), /^over tls \d+$/);
+      } finally {
+        clearInterval(again);
+      }
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
   });
 });
