@@ -1,10 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { connect, Events, type NatsConnection } from "nats";
+import { Events, type NatsConnection } from "nats";
 import type { Membership } from "../router/router.js";
 import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import type { Logger } from "../log/logger.js";
 import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
 import { BusWire } from "./wire.js";
+import { ConfigError } from "../config/config.js";
+import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
+import { connectRetrying } from "./nats-connect.js";
 
 export interface NatsBusOptions {
   servers: string[];
@@ -14,21 +17,10 @@ export interface NatsBusOptions {
   vnodes: number;
   workerId: string;
   hostAddress: string;
-}
-
-/** What each worker says on `<subject>.hb`. `inc` changes when a worker restarts under the same id. */
-interface Beat {
-  id: string;
-  host: string;
-  inc: string;
-  up: boolean;
-  /**
-   * Bumped when this worker may have lost touch (its timer ran late past the expiry window, or its NATS
-   * connection dropped): peers drop its bindings and it binds again, without counting as restarted.
-   */
-  gen?: number;
-  /** A newcomer asks everyone to beat at once instead of on their next tick. */
-  hello?: boolean;
+  /** How long the first connection is tried (docs/configuration.md); default 0: once. */
+  connectTimeoutMs?: number;
+  /** A refusal after joining (JoinGuard): the worker must stop. Default: only logged. */
+  onRefuse?: (reason: string) => void;
 }
 
 interface Member {
@@ -74,6 +66,7 @@ export class NatsBus implements ClusterBus {
   private flushQueued = false;
   /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
   dropped = 0;
+  private readonly guard: JoinGuard;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -82,14 +75,21 @@ export class NatsBus implements ClusterBus {
     private readonly log: Logger | null,
   ) {
     this.wire = new BusWire(codecs);
+    this.guard = new JoinGuard(opts.workerId, this.inc, ringOf(opts.vnodes), 3 * opts.heartbeatMs, log);
+    this.guard.onRefuse = opts.onRefuse ?? null;
     this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, gen: 0, seen: Infinity });
   }
 
   static async connect(opts: NatsBusOptions, codecs: PayloadCodecs, log: Logger | null = null): Promise<NatsBus> {
     if (!WORKER_ID.test(opts.workerId)) throw new Error(`worker id ${JSON.stringify(opts.workerId)} must match ${WORKER_ID}`);
-    const nc = await connect({ servers: opts.servers, name: `switchboard ${opts.workerId}`, maxReconnectAttempts: -1, noAsyncTraces: true });
+    const nc = await connectRetrying({ servers: opts.servers, name: `switchboard ${opts.workerId}`, maxReconnectAttempts: -1, noAsyncTraces: true }, opts.connectTimeoutMs ?? 0, log);
     const bus = new NatsBus(nc, opts, codecs, log);
-    bus.start();
+    try {
+      await bus.start();
+    } catch (e) {
+      await nc.close();
+      throw e;
+    }
     return bus;
   }
 
@@ -114,10 +114,17 @@ export class NatsBus implements ClusterBus {
     return `${this.opts.subject}.w.${workerId}`;
   }
 
-  private start(): void {
+  private async start(): Promise<void> {
     const o = this.opts;
-    this.nc.subscribe(this.inbox(o.workerId), { callback: (_err, m) => this.onMessage(m.data) });
     this.nc.subscribe(`${o.subject}.hb`, { callback: (_err, m) => this.onBeat(m.data) });
+    // The probe (JoinGuard): answered by everyone, counted by no one; our inbox is not subscribed yet.
+    this.beat(true);
+    await this.nc.flush();
+    const until = Date.now() + Math.min(250, o.heartbeatMs / 2);
+    while (Date.now() < until && this.guard.refusal === null) await new Promise((r) => setTimeout(r, 10));
+    if (this.guard.refusal !== null) throw new ConfigError("cluster", `refusing to join: ${this.guard.refusal}`);
+    this.guard.join();
+    this.nc.subscribe(this.inbox(o.workerId), { callback: (_err, m) => this.onMessage(m.data) });
     this.beat(true);
     let last = Date.now();
     this.timer = setInterval(() => {
@@ -155,7 +162,8 @@ export class NatsBus implements ClusterBus {
     await this.nc.flush();
     const until = Date.now() + 2 * this.opts.heartbeatMs;
     // expect ≤ 1 (another host's count is unknown): the full wait.
-    while (Date.now() < until && (expect <= 1 || this.members.size < expect)) await new Promise((r) => setTimeout(r, 50));
+    while (Date.now() < until && (expect <= 1 || this.members.size < expect) && this.guard.refusal === null) await new Promise((r) => setTimeout(r, 50));
+    if (this.guard.refusal !== null) throw new ConfigError("cluster", `refusing to join: ${this.guard.refusal}`);
   }
 
   send(workerId: string, msg: BusMessage): void {
@@ -250,7 +258,7 @@ export class NatsBus implements ClusterBus {
 
   private beat(hello: boolean): void {
     if (this.nc.isClosed()) return;
-    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, gen: this.gen, up: !this.closed, ...(hello ? { hello } : {}) };
+    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, gen: this.gen, up: !this.closed, ring: this.guard.ring, ...(hello ? { hello } : {}), ...(this.guard.joined ? {} : { probe: true }) };
     try {
       this.nc.publish(`${this.opts.subject}.hb`, Buffer.from(JSON.stringify(b)));
     } catch {
@@ -267,14 +275,14 @@ export class NatsBus implements ClusterBus {
       this.dropped++;
       return;
     }
-    if (b.id === this.opts.workerId) {
-      if (b.inc !== this.inc) this.log?.error("another worker has the same id", { workerId: b.id });
-      return;
-    }
+    if (b.id === this.opts.workerId && b.inc === this.inc) return;
+    // Answered whoever asks, before it is judged: a newcomer learns who is here, and may refuse.
     if (b.hello === true) this.beat(false);
+    if (!this.guard.admit(b)) return;
     const known = this.members.get(b.id);
     if (!b.up) {
-      if (known !== undefined) {
+      // An older incarnation's goodbye does not remove the newer one.
+      if (known !== undefined && known.inc === b.inc) {
         this.members.delete(b.id);
         this.changed([]);
       }
@@ -354,7 +362,8 @@ export class NatsBus implements ClusterBus {
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.flush();
-    this.beat(false);
+    // Only a member says goodbye.
+    if (this.guard.joined) this.beat(false);
     this.endpoint = null;
     try {
       await this.nc.drain();

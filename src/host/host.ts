@@ -1,5 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
-import type { Config } from "../config/config.js";
+import { ConfigError, type Config } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { migrateStorage } from "../store/open.js";
 import { Server } from "../server/server.js";
@@ -7,8 +7,13 @@ import { workerIdOf } from "../cluster/nats-bus.js";
 import { AdminServer } from "../admin/http.js";
 import { workerSource } from "../admin/worker.js";
 import { PrimarySource, answerPrimary } from "../admin/cluster.js";
+import { Balancer, takeHanded } from "./balancer.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
+/** sysexits.h: a configuration refused (other ring parameters, a worker id already running); the CLI exits so too. */
+const EX_CONFIG = 78;
+/** A worker tells the primary it serves (IPC). */
+const STARTED = { sbHost: "started" } as const;
 /** After drainTimeoutMs: time for the bus and the store to close before a process is killed. */
 const KILL_MARGIN_MS = 5000;
 
@@ -16,8 +21,9 @@ const KILL_MARGIN_MS = 5000;
  * One host. One worker: this process. More: `workers` processes under
  * node:cluster, each a worker of the local ring (seed 000) with its own event
  * loop, talking over the cluster bus. The primary only hands out accepted
- * connections (round-robin) and restarts a worker that dies; everything else
- * happens in the workers.
+ * connections (to the worker with the fewest: src/host/balancer.ts), restarts
+ * a worker that dies, and stops the host, non-zero, when a worker cannot
+ * start; everything else happens in the workers.
  *
  * The admin listener (`admin`) is the host's: this process's when it is the
  * only worker, else the primary's, which asks its workers (src/admin/cluster.ts).
@@ -34,13 +40,32 @@ async function single(config: Config): Promise<void> {
   const admin = config.admin.enabled ? await AdminServer.start(config.admin, log) : null;
   let server: Server;
   try {
-    server = await Server.start(config, { log });
+    server = await startRefusable(config, { log });
   } catch (e) {
     await admin?.close();
     throw e;
   }
   admin?.serve(workerSource(server));
   stopOn(server, ["SIGINT", "SIGTERM"]);
+}
+
+/**
+ * Server.start, and a refusal that comes after it (JoinGuard: a duplicate or foreign
+ * worker heard within the first heartbeats) stops the server and exits EX_CONFIG.
+ */
+async function startRefusable(config: Config, opts: Parameters<typeof Server.start>[1] & { log: Logger }): Promise<Server> {
+  let server: Server | null = null;
+  let refused = false;
+  const leave = (s: Server) => void s.stop().finally(() => process.exit(EX_CONFIG));
+  server = await Server.start(config, {
+    ...opts,
+    onRefused: () => {
+      refused = true;
+      if (server !== null) leave(server);
+    },
+  });
+  if (refused) leave(server);
+  return server;
 }
 
 /** The server stops cleanly, and the process exits 0, at the first of these process events. */
@@ -69,15 +94,47 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   const idOf = (i: number) => workerIdOf(config.cluster.hostAddress, i);
   admin?.serve(new PrimarySource(() => Array.from({ length: n }, (_, i) => ({ id: idOf(i), worker: byIndex.get(i), restarts: restarts.get(i) ?? 0 }))));
   let stopping = false;
+  /** The exit code once stopping: 0 only for a host that had started and was told to stop. */
+  let stopCode = 0;
+  /** Workers that have served at least once; the host has started when all have. */
+  const served = new Set<number>();
+  const hostStarted = () => served.size === n;
+  const balancer = new Balancer(config.listeners, log);
 
   const fork = (i: number) => {
     const w = cluster.fork({ [WORKER_ENV]: String(i) });
     byIndex.set(i, w);
     started.set(i, Date.now());
+    w.on("message", (m: unknown) => {
+      if (typeof m !== "object" || m === null || (m as { sbHost?: unknown }).sbHost !== STARTED.sbHost || stopping) return;
+      balancer.bind().then(
+        () => {
+          if (stopping || byIndex.get(i) !== w) return;
+          balancer.serve(i, w);
+          if (served.has(i)) return;
+          served.add(i);
+          if (hostStarted()) log.info("all workers started", { workers: n });
+        },
+        (e: Error) => {
+          log.error("cannot listen", { error: e.message });
+          stopCode = 1;
+          stop("a listener that cannot bind");
+        },
+      );
+    });
     w.on("exit", (code, signal) => {
+      balancer.gone(i);
       if (byIndex.get(i) === w) byIndex.delete(i);
       if (stopping) {
-        if (byIndex.size === 0) process.exit(0);
+        if (byIndex.size === 0) process.exit(stopCode);
+        return;
+      }
+      // A worker that cannot start (NATS out of reach for cluster.nats.connectTimeoutMs, a refused configuration)
+      // would not start again: the host stops, non-zero, for its supervisor to see. So does a refusal at any time.
+      if (!hostStarted() || code === EX_CONFIG) {
+        log.error("a worker could not start or was refused; stopping the host", { workerId: idOf(i), code, signal });
+        stopCode = code === EX_CONFIG ? EX_CONFIG : 1;
+        stop("a worker's failure");
         return;
       }
       // A worker that dies at once would die again at once: wait longer each time, up to 30 s.
@@ -98,8 +155,12 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info(`received ${signal}, stopping workers`);
-    if (byIndex.size === 0) process.exit(0);
+    // Stopped before it ever served: not the clean stop of a host that ran.
+    if (stopCode === 0 && !hostStarted()) stopCode = 1;
+    log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
+    // New connections are refused from now on; the workers drain theirs.
+    balancer.close();
+    if (byIndex.size === 0) process.exit(stopCode);
     for (const w of byIndex.values()) w.process.kill("SIGTERM");
     // Longer than the workers' own drain, so a draining worker is not cut short.
     setTimeout(() => {
@@ -113,7 +174,17 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
 
 async function worker(config: Config, n: number, index: number): Promise<void> {
   const workerId = workerIdOf(config.cluster.hostAddress, index);
-  const server = await Server.start(config, { log: createLogger(config.log, { worker: workerId }), workerId, expectWorkers: n, migrated: true });
+  const log = createLogger(config.log, { worker: workerId });
+  let server: Server;
+  try {
+    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true });
+  } catch (e) {
+    // The IPC channel to the primary would keep this process alive: exit, with the code the primary acts on.
+    log.error("worker could not start", { error: (e as Error).message });
+    process.exit(e instanceof ConfigError ? EX_CONFIG : 1);
+  }
+  takeHanded(server);
+  process.send?.(STARTED);
   if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.
   process.on("SIGINT", () => {});

@@ -34,6 +34,10 @@ export interface ServerOptions {
   expectWorkers?: number;
   /** The host primary applied the store's migrations: only check them (PostgreSQL). */
   migrated?: boolean;
+  /** The cluster refused this worker after it joined (other ring parameters, a duplicate id): it must stop. Default: logged only. */
+  onRefused?: (reason: string) => void;
+  /** A host's primary accepts on the listeners' ports and hands connections over (src/host/balancer.ts): bind none. */
+  handed?: boolean;
 }
 
 /** Every protocol's payloads, for a bus that crosses processes. */
@@ -43,7 +47,7 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   const c = config.cluster;
   const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
   if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
-  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress }, CODECS, log);
+  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused }, CODECS, log);
 }
 
 /** The composition root: one worker with its store, core, and listeners. */
@@ -118,6 +122,7 @@ export class Server {
           onConnection: frontEnd,
           writer,
           metrics,
+          handed: opts.handed,
         });
         port = bound.port;
         listeners.push(bound);

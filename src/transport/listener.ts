@@ -33,6 +33,10 @@ export interface Listening {
   drain(deadline: number): Promise<void>;
   /** Destroys every connection at once and releases the port. */
   close(): Promise<void>;
+  /** Connections open now. */
+  readonly connections: number;
+  /** A connection accepted elsewhere (a host's primary, ListenOptions.handed) taken as if accepted here. */
+  accept(socket: Socket): void;
 }
 
 export interface ListenOptions {
@@ -50,6 +54,11 @@ export interface ListenOptions {
   subprotocol?: string;
   /** websocket: answers plain HTTP requests on the same port (404 without it). */
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * Bind nothing: a host's primary accepts on the configured port and hands each
+   * connection to a worker (src/host/balancer.ts), which passes it to accept().
+   */
+  handed?: boolean;
 }
 
 /** The subprotocols a WebSocket upgrade offers (RFC 6455 §4.1: a comma-separated list). */
@@ -140,14 +149,15 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     socket.once("close", () => sockets.delete(socket));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(cfg.port, cfg.host, () => {
-      server.removeListener("error", reject);
-      resolve();
+  if (opts.handed !== true)
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(cfg.port, cfg.host, () => {
+        server.removeListener("error", reject);
+        resolve();
+      });
     });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = opts.handed === true ? cfg.port : (server.address() as AddressInfo).port;
   let released: Promise<void> | null = null;
   const stopAccepting = (): Promise<void> => {
     if (released === null) {
@@ -162,7 +172,19 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     config: cfg,
     port,
     get open() {
-      return server.listening;
+      return opts.handed === true ? released === null : server.listening;
+    },
+    get connections() {
+      return conns.size;
+    },
+    accept: (socket) => {
+      // "connection" is what every server kind (TCP, TLS, HTTP for WebSocket) reacts to with its own handshake.
+      if (released !== null) socket.destroy();
+      else {
+        // As createTcpServer({ allowHalfOpen }) would have made it (see there).
+        if (cfg.transport === "tcp") socket.allowHalfOpen = true;
+        server.emit("connection", socket);
+      }
     },
     queuedBytes: () => {
       let n = 0;

@@ -131,6 +131,39 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
     for (const c of [...alive, ...fresh]) c.destroy();
   });
 
+  test("a second host with other ring parameters (cluster.vnodes) is refused: it exits 78, loudly; the running host is undisturbed", { timeout: 40_000 }, async () => {
+    const otherDir = mkdtempSync(join(tmpdir(), "switchboard-host-other-"));
+    try {
+      const cfg = join(otherDir, "config.json");
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          log: { level: "info", format: "json" },
+          listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port: await freePort() }],
+          storage: { type: "sqlite", path: "db.sqlite" },
+          cluster: { bus: "nats", workers: 2, hostAddress: "other-host", vnodes: 128, nats: { servers: [nats.url], subject: "sbhost", heartbeatMs: 1000 } },
+          admin: { enabled: false },
+        }),
+      );
+      const mark = logs.length;
+      const other = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
+      let otherErr = "";
+      other.stderr!.on("data", (b: Buffer) => (otherErr += b));
+      const code = await within(new Promise<number | null>((resolve) => other.once("exit", (c) => resolve(c))), 30_000, () => `the other host to give up; its stderr:\n${otherErr}`);
+      assert.equal(code, 78, otherErr);
+      assert.match(otherErr, /refusing to join: worker 127_0_0_1-w\d \(host 127\.0\.0\.1\) uses ring parameters 1\/murmur3\/\d+, this one 1\/murmur3\/128/);
+      // The running host said so too, and never counted the other host's workers as members.
+      await waitUntil(() => logged("cluster worker with other ring parameters not let in", mark).length > 0, 5000, () => `the running host to log it; stderr:\n${hostLog.text}`);
+      assert.equal(logs.slice(mark).filter((l) => l.message === "cluster membership changed" && String(l.workers).includes("other-host")).length, 0, "not a member, ever");
+      const clients = await Promise.all(["h0", "h1", "h2", "h3"].map(login));
+      await reachable(clients);
+      await ring(clients);
+      for (const c of clients) c.destroy();
+    } finally {
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
   test("SIGTERM to the primary drains both workers' clients and stops the host within drainTimeoutMs", { timeout: 30_000 }, async () => {
     const workers = childrenOf(host.pid!);
     const clients = await Promise.all(["h0", "h1", "h2", "h3"].map(login));

@@ -98,6 +98,54 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     assert.deepEqual(b.bus.membership(), both);
   });
 
+  test("a worker with other ring parameters (cluster.vnodes) is not let in, and refuses to start itself, loudly", { timeout: 10_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const a = await bus(opts(subject, "a", "10.0.0.1", 500));
+    // The newcomer's probe is answered by a's beat: it gives up before it joins or serves.
+    await assert.rejects(NatsBus.connect({ ...opts(subject, "b", "10.0.0.2", 500), vnodes: 128 }, {}), /refusing to join: worker a \(host 10\.0\.0\.1\) uses ring parameters 1\/murmur3\/64, this one 1\/murmur3\/128/);
+    // Two heartbeats later a's ring is as it was: b never became a member, so no owner moved.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(a.changes, []);
+    assert.deepEqual(a.bus.membership(), { hosts: { "10.0.0.1": ["a"] }, vnodes: 64 });
+  });
+
+  test("a second process with a running worker's id is refused at start; the running cluster changes nothing", { timeout: 10_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const a = await bus(opts(subject, "a", "10.0.0.1", 500));
+    const b = await bus(opts(subject, "b", "10.0.0.1", 500));
+    await waitUntil(() => a.changes.length === 1 && b.changes.length === 1, 3000, "a and b to hear each other");
+    const before = { a: a.changes.length, b: b.changes.length };
+    await assert.rejects(NatsBus.connect(opts(subject, "a", "10.0.0.9", 500), {}), /refusing to join: another process \(host 10\.0\.0\.1\) already runs worker a/);
+    // Three heartbeats: a flap (the newcomer's incarnation taken for a's, then a's again) would have shown by now.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual([a.changes.length, b.changes.length], [before.a, before.b], "no membership change anywhere");
+    assert.deepEqual(b.bus.membership(), { hosts: { "10.0.0.1": ["a", "b"] }, vnodes: 64 });
+  });
+
+  test("a late beat of another incarnation of this id, within the first heartbeats, refuses after joining (onRefuse); later it is only logged", { timeout: 10_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const refused: string[] = [];
+    // Two processes started at the same moment (neither hears the other's probe in time): the later beats decide.
+    const x = await bus({ ...opts(subject, "x", "10.0.0.1", 300), onRefuse: (r) => refused.push(`x1 ${r}`) });
+    const raw = await connect({ servers: nats.url });
+    try {
+      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "x", host: "10.0.0.2", inc: "other", up: true, ring: "1/murmur3/64" })));
+      await waitUntil(() => refused.length === 1, 2000, "x to refuse");
+      assert.match(refused[0], /already runs worker x/);
+      // A long-running worker only logs: past 3 heartbeats of membership.
+      const y = await bus({ ...opts(subject, "y", "10.0.0.1", 300), onRefuse: (r) => refused.push(`y ${r}`) });
+      await new Promise((r) => setTimeout(r, 1000));
+      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "y", host: "10.0.0.2", inc: "other", up: true, ring: "1/murmur3/64" })));
+      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "z", host: "10.0.0.2", inc: "other", up: true, ring: "1/murmur3/7" })));
+      await raw.flush();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(refused.length, 1, refused.join("\n"));
+      assert.deepEqual(y.bus.membership().hosts["10.0.0.2"], undefined, "neither the duplicate nor the foreign worker is a member");
+    } finally {
+      await raw.close();
+    }
+  });
+
   test("workers of one host are listed under it, sorted; a worker that closes says goodbye and leaves at once", { timeout: 10_000 }, async () => {
     const subject = `t${subjects++}`;
     const HB = 1000;

@@ -152,9 +152,13 @@ test("several workers need the nats bus and a shared database file; the nats set
   assert.equal(keyOf({ cluster: { bus: "nats", nats: { subject: "a.*" } } }), "cluster.nats.subject");
   assert.equal(keyOf({ cluster: { bus: "nats", nats: { heartbeatMs: 10 } } }), "cluster.nats.heartbeatMs");
   assert.equal(keyOf({ cluster: { hostAddress: "a host" } }), "cluster.hostAddress");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { connectTimeoutMs: -1 } } }), "cluster.nats.connectTimeoutMs");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { connectTimeoutMs: 1.5 } } }), "cluster.nats.connectTimeoutMs");
+  assert.equal(keyOf({ cluster: { bus: "nats", nats: { connectTimeoutMs: "60s" } } }), "cluster.nats.connectTimeoutMs");
+  assert.equal(validate({ cluster: { bus: "nats", nats: { connectTimeoutMs: 0 } } }).cluster.nats.connectTimeoutMs, 0, "0: one attempt");
   const c = validate({ cluster: { bus: "nats", workers: 4, nats: { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"] } } });
   assert.equal(c.cluster.workers, 4);
-  assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000 });
+  assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 });
 });
 
 test("custody: defaults, bounds, and a dedup window no shorter than the confirm timeout", { timeout: 5000 }, () => {
