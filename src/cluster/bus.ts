@@ -47,6 +47,9 @@ export interface ClusterBus {
   readonly connected: boolean;
   /** Bus messages dropped: addressed to a worker that is not there (local), or unreadable (NATS). A metric. */
   readonly dropped: number;
+  /** Bus messages handed to another worker, and taken from others: metrics (switchboard_cluster_bus_messages_total). */
+  readonly sent: number;
+  readonly received: number;
   send(workerId: string, msg: BusMessage): void;
   membership(): Membership;
   /**

@@ -5,6 +5,7 @@ import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import type { Logger } from "../log/logger.js";
 import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
 import { BusWire } from "./wire.js";
+import { OpsResponder, type OpsSource } from "./ops.js";
 
 export interface NatsBusOptions {
   servers: string[];
@@ -64,6 +65,10 @@ export class NatsBus implements ClusterBus {
   private flushQueued = false;
   /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
   dropped = 0;
+  /** Messages to and from other workers (not the batches that carry them). */
+  sent = 0;
+  received = 0;
+  private ops: OpsResponder | null = null;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -139,6 +144,7 @@ export class NatsBus implements ClusterBus {
       return;
     }
     const bytes = this.wire.encode(msg);
+    this.sent++;
     let q = this.outq.get(workerId);
     if (q === undefined) {
       q = { parts: [], bytes: 0 };
@@ -197,6 +203,7 @@ export class NatsBus implements ClusterBus {
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
       return;
     }
+    this.received++;
     try {
       this.endpoint?.receive(msg);
     } catch (e) {
@@ -273,6 +280,16 @@ export class NatsBus implements ClusterBus {
 
   attach(endpoint: BusEndpoint): void {
     this.endpoint = endpoint;
+  }
+
+  /** Answer `switchboard cluster status` and `switchboard sessions` with what `source` reports (src/cluster/ops.ts). */
+  serveOps(source: OpsSource): void {
+    this.ops ??= new OpsResponder(this.nc, { subject: this.opts.subject, workerId: this.opts.workerId, hostAddress: this.opts.hostAddress }, () => this.membership(), source, this.log);
+  }
+
+  /** worker → nats-server → worker, in ms (a PING/PONG): the bus round trip the metrics show. */
+  rtt(): Promise<number> {
+    return this.nc.rtt();
   }
 
   async close(): Promise<void> {

@@ -49,6 +49,12 @@ export class ProxyStats {
   bounced = 0;
   /** Copies made for sessions that want them (Flag.Copies): one per message and user, however many sessions take it. */
   copies = 0;
+  /** Custody (docs/architecture.md): messages routed again after a membership change or a missing confirmation. */
+  rerouted = 0;
+  /** Custody: messages sent over the bus and not yet confirmed by their delivering worker now (a gauge). */
+  held = 0;
+  /** Custody: messages that reached their owner a second time, recognised by id and dropped. */
+  duplicates = 0;
 }
 
 /**
