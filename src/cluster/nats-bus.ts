@@ -5,7 +5,7 @@ import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import type { Logger } from "../log/logger.js";
 import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
 import { BusWire } from "./wire.js";
-import { OpsResponder, type OpsSource } from "./ops.js";
+import { OpsResponder, serverRtt, type OpsSource } from "./ops.js";
 
 export interface NatsBusOptions {
   servers: string[];
@@ -289,7 +289,7 @@ export class NatsBus implements ClusterBus {
 
   /** worker → nats-server → worker, in ms (a PING/PONG): the bus round trip the metrics show. */
   rtt(): Promise<number> {
-    return this.nc.rtt();
+    return serverRtt(this.nc);
   }
 
   async close(): Promise<void> {

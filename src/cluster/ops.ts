@@ -77,6 +77,8 @@ export interface SessionsPart {
   /** Parts of one worker's answer are numbered from 0; the last says so. */
   part: number;
   last: boolean;
+  /** Part 0: the workers this one routes by, so that the asker knows whom to wait for. */
+  members?: string[];
   sessions: OpsSession[];
 }
 
@@ -115,7 +117,7 @@ export class OpsResponder {
       .flat()
       .filter((w) => w !== this.self.workerId);
     const [serverRttMs, rtts] = await Promise.all([
-      this.nc.rtt().then(
+      serverRtt(this.nc).then(
         (ms) => ms,
         () => null,
       ),
@@ -155,10 +157,12 @@ export class OpsResponder {
     if (!m.reply) return;
     const req = parse<SessionsRequest>(m.data);
     const all = this.source.sessions(typeof req.match === "string" && req.match !== "" ? req.match : null);
+    const members = Object.values(this.membership().hosts).flat();
     let part = 0;
     for (let at = 0; ; at += PART_SESSIONS) {
       const last = at + PART_SESSIONS >= all.length;
-      const answer: SessionsPart = { v: OPS_VERSION, worker: this.self.workerId, host: this.self.hostAddress, part: part++, last, sessions: all.slice(at, at + PART_SESSIONS) };
+      const answer: SessionsPart = { v: OPS_VERSION, worker: this.self.workerId, host: this.self.hostAddress, part, last, ...(part === 0 ? { members } : {}), sessions: all.slice(at, at + PART_SESSIONS) };
+      part++;
       this.reply(m.reply, answer);
       if (last) return;
       await new Promise((r) => setImmediate(r));
@@ -168,6 +172,13 @@ export class OpsResponder {
   private reply(subject: string, answer: object): void {
     if (!this.nc.isClosed()) this.nc.publish(subject, Buffer.from(JSON.stringify(answer)));
   }
+}
+
+/** A PING to the NATS server and its PONG, in ms to the µs (nats.js's own rtt() rounds to whole ms). */
+export async function serverRtt(nc: NatsConnection): Promise<number> {
+  const t0 = performance.now();
+  await nc.flush();
+  return Math.round((performance.now() - t0) * 1000) / 1000;
 }
 
 /** A request's JSON; anything unreadable counts as the empty request (the answer costs the asker nothing more). */
