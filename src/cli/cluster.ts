@@ -59,7 +59,7 @@ async function connectTo(config: Config): Promise<NatsConnection> {
 }
 
 interface Gathered<T> {
-  /** Answers by worker id, in arrival order. */
+  /** Answers by answering process (worker id, pid, start), in arrival order: two for one id are a duplicate start. */
   answers: Map<string, { at: number; parts: T[] }>;
   /** Workers some answer named as members that did not answer in time. */
   missing: string[];
@@ -69,7 +69,7 @@ interface Gathered<T> {
  * Publishes `request` on `subject` and reads answers from a fresh inbox until
  * `complete` says a worker is done and every named member is, or `timeoutMs`.
  */
-async function gather<T extends { v: number; worker: string }>(
+async function gather<T extends { v: number; worker: string; pid: number; startedAt: number }>(
   nc: NatsConnection,
   subject: string,
   request: object,
@@ -83,6 +83,7 @@ async function gather<T extends { v: number; worker: string }>(
   const named = new Set<string>();
   const done = new Set<string>();
   const timer = setTimeout(() => sub.unsubscribe(), timeoutMs);
+  let grace: NodeJS.Timeout | undefined;
   const t0 = performance.now();
   nc.publish(subject, Buffer.from(JSON.stringify(request)), { reply: inbox });
   for await (const m of sub) {
@@ -93,17 +94,24 @@ async function gather<T extends { v: number; worker: string }>(
       continue; // not an answer of ours
     }
     if (a.v !== OPS_VERSION) throw new OpsError(`worker ${a.worker} answers in version ${a.v} of this exchange; this CLI speaks ${OPS_VERSION}`);
-    let e = answers.get(a.worker);
-    if (e === undefined) answers.set(a.worker, (e = { at: performance.now() - t0, parts: [] }));
+    const key = `${a.worker} ${a.pid} ${a.startedAt}`;
+    let e = answers.get(key);
+    if (e === undefined) answers.set(key, (e = { at: performance.now() - t0, parts: [] }));
     e.parts.push(a);
     for (const w of members(a) ?? []) named.add(w);
     if (complete(a)) done.add(a.worker);
-    if ([...named].every((w) => done.has(w)) && [...answers.keys()].every((w) => done.has(w))) break;
+    if (grace === undefined && [...named].every((w) => done.has(w)) && [...answers.values()].every((x) => done.has(x.parts[0].worker))) {
+      // Everyone named has answered. A process nobody names (a duplicate of a worker id, a worker the others
+      // dropped) answers about as fast: listen as long again, at least 100 ms, within the timeout.
+      const elapsed = performance.now() - t0;
+      grace = setTimeout(() => sub.unsubscribe(), Math.max(0, Math.min(timeoutMs - elapsed, Math.max(100, elapsed))));
+    }
   }
   clearTimeout(timer);
+  clearTimeout(grace);
   if (!sub.isClosed()) sub.unsubscribe();
   const missing = [...named].filter((w) => !done.has(w)).sort();
-  for (const w of answers.keys()) if (!done.has(w) && !missing.includes(w)) missing.push(w);
+  for (const x of answers.values()) if (!done.has(x.parts[0].worker) && !missing.includes(x.parts[0].worker)) missing.push(x.parts[0].worker);
   return { answers, missing };
 }
 
@@ -112,8 +120,10 @@ function noAnswer(config: Config, subject: string, ms: number): OpsError {
 }
 
 /** The membership most workers route by (they should all agree; docs/cluster.md says what it means when they do not). */
+const membershipKey = (m: Membership) => JSON.stringify([m.vnodes, Object.entries(m.hosts).map(([h, w]) => [h, [...w].sort()]).sort()]);
+
 function commonMembership(statuses: WorkerStatus[]): { membership: Membership; agree: boolean } {
-  const key = (m: Membership) => JSON.stringify([m.vnodes, Object.entries(m.hosts).map(([h, w]) => [h, [...w].sort()]).sort()]);
+  const key = membershipKey;
   const votes = new Map<string, { m: Membership; n: number }>();
   for (const s of statuses) {
     const k = key(s.membership);
@@ -127,11 +137,13 @@ function commonMembership(statuses: WorkerStatus[]): { membership: Membership; a
 
 export interface StatusReport {
   subject: string;
-  /** Every member named answered, and all route by the same membership. */
+  /** Every member named answered, each from one process, and all route by the same membership. */
   complete: boolean;
   agree: boolean;
   vnodes: number;
   missing: string[];
+  /** Worker ids that answered from more than one process: the same configuration started twice. */
+  duplicates: { worker: string; pids: number[] }[];
   sessions: number;
   hosts: { host: string; share: number; workers: WorkerReport[] }[];
   /** Workers answering with a membership unlike the rest's: what each routes by. */
@@ -170,40 +182,49 @@ export async function clusterStatus(config: Config, o: OpsOptions): Promise<Stat
     const statuses = [...g.answers.values()].map((e) => e.parts[0]);
     const { membership, agree } = commonMembership(statuses);
     const shares = ringShares(membership);
-    const byId = new Map([...g.answers].map(([w, e]) => [w, { s: e.parts[0], at: e.at }]));
+    // One worker id may have answered from several processes: a duplicate start, each shown on its own row.
+    const byId = new Map<string, { s: WorkerStatus; at: number }[]>();
+    for (const e of g.answers.values()) {
+      const list = byId.get(e.parts[0].worker) ?? [];
+      list.push({ s: e.parts[0], at: e.at });
+      byId.set(e.parts[0].worker, list);
+    }
+    const duplicates = [...byId].filter(([, l]) => l.length > 1).map(([worker, l]) => ({ worker, pids: l.map((x) => x.s.pid) }));
     // Hosts and workers in the common membership, then any that answered from outside it.
     const hostsOf = new Map<string, Set<string>>(Object.entries(membership.hosts).map(([h, ws]) => [h, new Set(ws)]));
     for (const s of statuses) (hostsOf.get(s.host) ?? hostsOf.set(s.host, new Set()).get(s.host)!).add(s.worker);
+    const row = (worker: string, a: { s: WorkerStatus; at: number } | undefined): WorkerReport => ({
+      worker,
+      answered: a !== undefined,
+      share: shares.workers[worker] ?? 0,
+      overall: shares.overall[worker] ?? 0,
+      sessions: a?.s.sessions ?? null,
+      detached: a?.s.detached ?? null,
+      pid: a?.s.pid ?? null,
+      startedAt: a === undefined ? null : new Date(a.s.startedAt).toISOString(),
+      answerMs: a === undefined ? null : Math.round(a.at * 100) / 100,
+      serverRttMs: a?.s.serverRttMs ?? null,
+      peersRttMs: a?.s.peersRttMs ?? {},
+    });
     const hosts = [...hostsOf.keys()].sort().map((host) => ({
       host,
       share: shares.hosts[host] ?? 0,
-      workers: [...hostsOf.get(host)!].sort().map((worker): WorkerReport => {
-        const a = byId.get(worker);
-        return {
-          worker,
-          answered: a !== undefined,
-          share: shares.workers[worker] ?? 0,
-          overall: shares.overall[worker] ?? 0,
-          sessions: a?.s.sessions ?? null,
-          detached: a?.s.detached ?? null,
-          pid: a?.s.pid ?? null,
-          startedAt: a === undefined ? null : new Date(a.s.startedAt).toISOString(),
-          answerMs: a === undefined ? null : Math.round(a.at * 100) / 100,
-          serverRttMs: a?.s.serverRttMs ?? null,
-          peersRttMs: a?.s.peersRttMs ?? {},
-        };
+      workers: [...hostsOf.get(host)!].sort().flatMap((worker) => {
+        const answers = byId.get(worker) ?? [];
+        return answers.length === 0 ? [row(worker, undefined)] : answers.map((a) => row(worker, a));
       }),
     }));
-    const common = JSON.stringify(membership);
+    const common = membershipKey(membership);
     return {
       subject: config.cluster.nats.subject,
-      complete: g.missing.length === 0 && agree,
+      complete: g.missing.length === 0 && agree && duplicates.length === 0,
       agree,
       vnodes: membership.vnodes,
       missing: g.missing,
+      duplicates,
       sessions: statuses.reduce((n, s) => n + s.sessions, 0),
       hosts,
-      disagreeing: statuses.filter((s) => JSON.stringify(s.membership) !== common).map((s) => ({ worker: s.worker, membership: s.membership })),
+      disagreeing: statuses.filter((s) => membershipKey(s.membership) !== common).map((s) => ({ worker: s.worker, membership: s.membership })),
     };
   } finally {
     await nc.close();
@@ -214,7 +235,7 @@ const pct = (f: number) => `${(100 * f).toFixed(1)}%`;
 const ms = (v: number | null | undefined) => (v === null || v === undefined ? "-" : `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`);
 
 export function formatStatus(r: StatusReport): string {
-  const workers = r.hosts.reduce((n, h) => n + h.workers.length, 0);
+  const workers = new Set(r.hosts.flatMap((h) => h.workers.map((w) => w.worker))).size;
   const lines = [`cluster "${r.subject}": ${r.hosts.length} host${r.hosts.length === 1 ? "" : "s"}, ${workers} worker${workers === 1 ? "" : "s"}, ${r.sessions} session${r.sessions === 1 ? "" : "s"}, vnodes ${r.vnodes}`, ""];
   const rows: string[][] = [["HOST", "HOST SHARE", "WORKER", "OF HOST", "OF ALL", "SESSIONS", "DETACHED", "NATS RTT", "PEER RTT MAX", "UP SINCE"]];
   for (const h of r.hosts) {
@@ -226,6 +247,7 @@ export function formatStatus(r: StatusReport): string {
   }
   lines.push(formatTable(rows));
   if (r.missing.length > 0) lines.push("", `did not answer in time: ${r.missing.join(", ")}`);
+  for (const d of r.duplicates) lines.push("", `${d.worker} answered from ${d.pids.length} processes (pids ${d.pids.join(", ")}): the same worker id started twice (docs/cluster.md)`);
   if (!r.agree) {
     lines.push("", "workers disagree on the membership (routing differs until they agree; see docs/cluster.md):");
     for (const d of r.disagreeing) lines.push(`  ${d.worker} routes by vnodes ${d.membership.vnodes}, ${Object.entries(d.membership.hosts).map(([h, ws]) => `${h}: ${ws.join(" ")}`).join("; ")}`);
@@ -235,6 +257,7 @@ export function formatStatus(r: StatusReport): string {
 
 export interface SessionRow extends Omit<OpsSession, "since"> {
   worker: string;
+  pid: number;
   host: string;
   since: string;
 }
@@ -260,9 +283,9 @@ export async function listSessions(config: Config, o: OpsOptions): Promise<Sessi
     if (g.answers.size === 0) throw noAnswer(config, subject, o.timeoutMs);
     const sessions: SessionRow[] = [];
     for (const e of g.answers.values()) {
-      for (const p of e.parts) for (const s of p.sessions) sessions.push({ ...s, worker: p.worker, host: p.host, since: new Date(s.since).toISOString() });
+      for (const p of e.parts) for (const s of p.sessions) sessions.push({ ...s, worker: p.worker, pid: p.pid, host: p.host, since: new Date(s.since).toISOString() });
     }
-    sessions.sort((a, b) => (a.jid < b.jid ? -1 : a.jid > b.jid ? 1 : a.worker < b.worker ? -1 : 1));
+    sessions.sort((a, b) => (a.jid < b.jid ? -1 : a.jid > b.jid ? 1 : a.worker < b.worker ? -1 : a.worker > b.worker ? 1 : 0));
     return { complete: g.missing.length === 0, missing: g.missing, sessions };
   } finally {
     await nc.close();

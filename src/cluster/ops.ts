@@ -74,6 +74,9 @@ export interface SessionsPart {
   v: number;
   worker: string;
   host: string;
+  /** With startedAt, tells two processes apart that claim one worker id (a duplicate start). */
+  pid: number;
+  startedAt: number;
   /** Parts of one worker's answer are numbered from 0; the last says so. */
   part: number;
   last: boolean;
@@ -161,7 +164,7 @@ export class OpsResponder {
     let part = 0;
     for (let at = 0; ; at += PART_SESSIONS) {
       const last = at + PART_SESSIONS >= all.length;
-      const answer: SessionsPart = { v: OPS_VERSION, worker: this.self.workerId, host: this.self.hostAddress, part, last, ...(part === 0 ? { members } : {}), sessions: all.slice(at, at + PART_SESSIONS) };
+      const answer: SessionsPart = { v: OPS_VERSION, worker: this.self.workerId, host: this.self.hostAddress, pid: process.pid, startedAt: this.startedAt, part, last, ...(part === 0 ? { members } : {}), sessions: all.slice(at, at + PART_SESSIONS) };
       part++;
       this.reply(m.reply, answer);
       if (last) return;
