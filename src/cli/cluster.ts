@@ -86,30 +86,39 @@ async function gather<T extends { v: number; worker: string; pid: number; starte
   let grace: NodeJS.Timeout | undefined;
   const t0 = performance.now();
   nc.publish(subject, Buffer.from(JSON.stringify(request)), { reply: inbox });
-  for await (const m of sub) {
-    let a: T;
-    try {
-      a = JSON.parse(Buffer.from(m.data).toString("utf8")) as T;
-    } catch {
-      continue; // not an answer of ours
+  try {
+    for await (const m of sub) {
+      let a: T;
+      try {
+        a = JSON.parse(Buffer.from(m.data).toString("utf8")) as T;
+      } catch {
+        continue; // not an answer of ours
+      }
+      if (a.v !== OPS_VERSION) throw new OpsError(`worker ${a.worker} answers in version ${a.v} of this exchange; this CLI speaks ${OPS_VERSION}`);
+      const key = `${a.worker} ${a.pid} ${a.startedAt}`;
+      let e = answers.get(key);
+      if (e === undefined) answers.set(key, (e = { at: performance.now() - t0, parts: [] }));
+      e.parts.push(a);
+      for (const w of members(a) ?? []) named.add(w);
+      if (complete(a)) done.add(a.worker);
+      const allDone = [...named].every((w) => done.has(w)) && [...answers.values()].every((x) => done.has(x.parts[0].worker));
+      if (!allDone && grace !== undefined) {
+        // A late answer named a member nobody had: wait for it too.
+        clearTimeout(grace);
+        grace = undefined;
+      }
+      if (allDone && grace === undefined) {
+        // Everyone named has answered. A process nobody names (a duplicate of a worker id, a worker the others
+        // dropped) answers about as fast: listen as long again, at least 100 ms, within the timeout.
+        const elapsed = performance.now() - t0;
+        grace = setTimeout(() => sub.unsubscribe(), Math.max(0, Math.min(timeoutMs - elapsed, Math.max(100, elapsed))));
+      }
     }
-    if (a.v !== OPS_VERSION) throw new OpsError(`worker ${a.worker} answers in version ${a.v} of this exchange; this CLI speaks ${OPS_VERSION}`);
-    const key = `${a.worker} ${a.pid} ${a.startedAt}`;
-    let e = answers.get(key);
-    if (e === undefined) answers.set(key, (e = { at: performance.now() - t0, parts: [] }));
-    e.parts.push(a);
-    for (const w of members(a) ?? []) named.add(w);
-    if (complete(a)) done.add(a.worker);
-    if (grace === undefined && [...named].every((w) => done.has(w)) && [...answers.values()].every((x) => done.has(x.parts[0].worker))) {
-      // Everyone named has answered. A process nobody names (a duplicate of a worker id, a worker the others
-      // dropped) answers about as fast: listen as long again, at least 100 ms, within the timeout.
-      const elapsed = performance.now() - t0;
-      grace = setTimeout(() => sub.unsubscribe(), Math.max(0, Math.min(timeoutMs - elapsed, Math.max(100, elapsed))));
-    }
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(grace);
+    if (!sub.isClosed()) sub.unsubscribe();
   }
-  clearTimeout(timer);
-  clearTimeout(grace);
-  if (!sub.isClosed()) sub.unsubscribe();
   const missing = [...named].filter((w) => !done.has(w)).sort();
   for (const x of answers.values()) if (!done.has(x.parts[0].worker) && !missing.includes(x.parts[0].worker)) missing.push(x.parts[0].worker);
   return { answers, missing };
