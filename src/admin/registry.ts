@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { Server } from "../server/server.js";
+import { NatsBus } from "../cluster/nats-bus.js";
 
 type Labels = Record<string, string>;
 type Read = () => number | [Labels, number][];
@@ -44,6 +45,42 @@ function gauge(reg: Registry, name: string, help: string, labelNames: string[], 
 }
 
 const KIND = ["protocol", "transport"];
+
+/** How long a scrape waits for the bus round trip before it reports NaN (NATS unreachable: nats.js holds the ping until it reconnects). */
+const RTT_WAIT_MS = 1000;
+
+/** The cluster as this worker sees it (docs/cluster.md): membership, bus traffic, and custody of messages in flight. */
+function clusterMetrics(reg: Registry, server: Server): void {
+  const bus = server.bus;
+  const s = server.proxy.stats;
+  counter(reg, "switchboard_cluster_membership_changes_total", "Membership changes this worker saw: a worker joined, restarted or left.", [], () => server.metrics.membershipChanges);
+  gauge(reg, "switchboard_cluster_hosts", "Hosts on the global ring as this worker sees them.", [], () => Object.keys(bus.membership().hosts).length);
+  counter(reg, "switchboard_cluster_bus_messages_total", "Bus messages to other workers (sent) and from them (received); NATS batches several per publish.", ["direction"], () => [
+    [{ direction: "sent" }, bus.sent],
+    [{ direction: "received" }, bus.received],
+  ]);
+  const custody = server.proxy.custody;
+  counter(reg, "switchboard_cluster_messages_rerouted_total", "Held messages routed again to their recipient's current owner after a membership change or a missing confirmation.", [], () => custody.rerouted);
+  gauge(reg, "switchboard_cluster_messages_held", "Messages this worker sent over the bus and holds until the worker that settles them confirms (custody).", [], () => custody.size);
+  counter(reg, "switchboard_cluster_duplicates_suppressed_total", "Held messages that arrived again where they were settled already, and were dropped by their receipt.", [], () => s.duplicates);
+  counter(reg, "switchboard_cluster_messages_given_up_total", "Held messages routed maxTries times without a confirmation: their senders got an error.", [], () => custody.givenUp);
+  counter(reg, "switchboard_cluster_messages_unheld_total", "Messages sent over the bus without custody because the worker held maxHeld already.", [], () => custody.unheld);
+  counter(reg, "switchboard_cluster_messages_received_by_clients_total", "Held messages settled by a client's count after its session's worker died (XEP-0198 h on a failed resumption).", [], () => custody.receivedByClients);
+  if (bus instanceof NatsBus) {
+    new Gauge({
+      name: "switchboard_cluster_bus_rtt_seconds",
+      help: "Round trip from this worker to its NATS server and back, measured at the scrape; NaN when it did not come back within 1 s.",
+      registers: [reg],
+      async collect() {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<number>((resolve) => (timer = setTimeout(() => resolve(NaN), RTT_WAIT_MS)));
+        const ms = await Promise.race([bus.rtt().catch(() => NaN), late]);
+        clearTimeout(timer);
+        this.set(ms / 1000);
+      },
+    });
+  }
+}
 
 /**
  * The metrics of one worker: every series carries `worker` (its id), so a
@@ -122,5 +159,6 @@ export function workerRegistry(server: Server): Registry {
     for (const ids of Object.values(server.bus.membership().hosts)) n += ids.length;
     return n;
   });
+  clusterMetrics(reg, server);
   return reg;
 }

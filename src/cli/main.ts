@@ -8,6 +8,7 @@ import { Authenticator } from "../auth/authenticator.js";
 import { deriveCredentials } from "../store/scram.js";
 import { importUsers, readUserFile } from "./users.js";
 import { runHost } from "../host/host.js";
+import { OpsError, clusterStatus, formatSessions, formatStatus, listSessions, parseOpsArgs } from "./cluster.js";
 
 const USAGE = `usage: switchboard <command> [--config FILE]
 
@@ -17,6 +18,10 @@ const USAGE = `usage: switchboard <command> [--config FILE]
   users list                    list accounts
   users import FILE             create accounts from "user,password" lines
   token USER [SECONDS]          print a relay auth token (needs auth.tokenSecret)
+  cluster status [--json]       hosts, workers, ring shares, sessions, bus round trips,
+                                read from the live cluster over NATS (docs/cluster.md)
+  sessions [JID] [--json]       who is connected where (all, or one full or bare JID)
+      both take --timeout MS    how long to wait for every worker's answer (2000)
 
 Without --config the embedded defaults are used (see config.example.json).`;
 
@@ -57,6 +62,25 @@ async function main(argv: string[]): Promise<number> {
     if (config.auth.tokenSecret === null) throw new ConfigError("auth.tokenSecret", "must be set to issue tokens");
     console.log(Authenticator.mintToken(config.auth.tokenSecret, user, Number(rest[0] ?? 3600)));
     return 0;
+  }
+
+  if (cmd === "cluster" || cmd === "sessions") {
+    if (cmd === "cluster" && sub !== "status") throw new UsageError(`unknown cluster command ${sub ?? ""}`);
+    let o;
+    try {
+      o = parseOpsArgs(cmd === "cluster" ? rest : args.slice(1));
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    // Incomplete (a member did not answer, or the members disagree on the ring): printed, and exit 1 for scripts.
+    if (cmd === "cluster") {
+      const r = await clusterStatus(config, o);
+      console.log(o.json ? JSON.stringify(r, null, 2) : formatStatus(r));
+      return r.complete ? 0 : 1;
+    }
+    const r = await listSessions(config, o);
+    console.log(o.json ? JSON.stringify(r, null, 2) : formatSessions(r));
+    return r.complete ? 0 : 1;
   }
 
   if (cmd !== "users") throw new UsageError(cmd === undefined ? "" : `unknown command ${cmd}`);
@@ -111,6 +135,9 @@ main(process.argv.slice(2)).then(
       if (e.message) console.error(`switchboard: ${e.message}`);
       console.error(USAGE);
       process.exitCode = 2;
+    } else if (e instanceof OpsError) {
+      console.error(`switchboard: ${e.message}`);
+      process.exitCode = 1;
     } else if (e instanceof ConfigError) {
       console.error(e.message);
       process.exitCode = 78; // EX_CONFIG

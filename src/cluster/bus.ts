@@ -78,6 +78,9 @@ export interface ClusterBus {
    * way to a new owner (NatsBus: three heartbeats; none on an in-process bus, where they arrive at once).
    */
   readonly healMs?: number;
+  /** Bus messages handed to another worker, and taken from others: metrics (switchboard_cluster_bus_messages_total). */
+  readonly sent: number;
+  readonly received: number;
   send(workerId: string, msg: BusMessage): void;
   membership(): Membership;
   /**

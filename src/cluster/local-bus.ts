@@ -37,6 +37,8 @@ export class LocalBus implements ClusterBus {
   endpoint: BusEndpoint | null = null;
   readonly listeners: MembershipListener[] = [];
   dropped = 0;
+  sent = 0;
+  received = 0;
   private closed = false;
 
   constructor(
@@ -46,9 +48,13 @@ export class LocalBus implements ClusterBus {
   ) {}
 
   send(workerId: string, msg: BusMessage): void {
-    const target = this.hub.endpoints.get(workerId)?.endpoint;
-    if (target) target.receive(msg);
-    else this.dropped++;
+    const to = this.hub.endpoints.get(workerId);
+    const target = to?.endpoint;
+    if (target) {
+      this.sent++;
+      to!.received++;
+      target.receive(msg);
+    } else this.dropped++;
   }
 
   membership(): Membership {

@@ -8,6 +8,7 @@ import { BusWire } from "./wire.js";
 import { ConfigError } from "../config/config.js";
 import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
 import { connectRetrying } from "./nats-connect.js";
+import { OpsResponder, serverRtt, type OpsSource } from "./ops.js";
 
 export interface NatsBusOptions {
   servers: string[];
@@ -67,6 +68,10 @@ export class NatsBus implements ClusterBus {
   /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
   dropped = 0;
   private readonly guard: JoinGuard;
+  /** Messages to and from other workers (not the batches that carry them). */
+  sent = 0;
+  received = 0;
+  private ops: OpsResponder | null = null;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -172,6 +177,7 @@ export class NatsBus implements ClusterBus {
       return;
     }
     const bytes = this.wire.encode(msg);
+    this.sent++;
     let q = this.outq.get(workerId);
     if (q === undefined) {
       q = { parts: [], bytes: 0 };
@@ -236,6 +242,7 @@ export class NatsBus implements ClusterBus {
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
       return;
     }
+    this.received++;
     if (msg.op === "welcome") return this.welcomed(msg.from, msg.inc);
     try {
       this.endpoint?.receive(msg);
@@ -355,6 +362,16 @@ export class NatsBus implements ClusterBus {
 
   attach(endpoint: BusEndpoint): void {
     this.endpoint = endpoint;
+  }
+
+  /** Answer `switchboard cluster status` and `switchboard sessions` with what `source` reports (src/cluster/ops.ts). */
+  serveOps(source: OpsSource): void {
+    this.ops ??= new OpsResponder(this.nc, { subject: this.opts.subject, workerId: this.opts.workerId, hostAddress: this.opts.hostAddress }, () => this.membership(), source, this.log);
+  }
+
+  /** worker → nats-server → worker, in ms (a PING/PONG): the bus round trip the metrics show. */
+  rtt(): Promise<number> {
+    return serverRtt(this.nc);
   }
 
   async close(): Promise<void> {

@@ -50,6 +50,8 @@ export class Metrics {
   readonly relay = new ProtocolCounts();
   /** Messages nobody online could take, kept in the offline store. */
   offlineStored = 0;
+  /** Times this worker saw the cluster's membership change (a worker joined, restarted or left). */
+  membershipChanges = 0;
   private readonly kinds = new Map<string, ConnCounts>();
   /** Which kind each accepted connection is: read once per session start, never per message. */
   private readonly kindOf = new WeakMap<object, ConnCounts>();

@@ -68,6 +68,25 @@ export class HashRing {
     return this.memberList[this.owners[lo === n ? 0 : lo]];
   }
 
+  /**
+   * Each member's fraction of the 2^32 hash space: a point owns the arc from
+   * the point before it (exclusive) to itself (inclusive), as ownerOfHash
+   * reads the ring; the first point also owns the wrap past the last one.
+   * What an operator compares against 1/n (switchboard cluster status).
+   */
+  shares(): Map<string, number> {
+    const out = new Map<string, number>(this.memberList.map((m) => [m, 0]));
+    const pos = this.positions;
+    const n = pos.length;
+    if (n === 0) return out;
+    // Integer arc lengths (exact in doubles below 2^53), divided once at the end.
+    const arcs = new Float64Array(this.memberList.length);
+    arcs[this.owners[0]] += 2 ** 32 - pos[n - 1] + pos[0];
+    for (let i = 1; i < n; i++) arcs[this.owners[i]] += pos[i] - pos[i - 1];
+    this.memberList.forEach((m, i) => out.set(m, arcs[i] / 2 ** 32));
+    return out;
+  }
+
   ownerOf(key: string): string | undefined {
     if (this.memberList.length === 1) return this.memberList[0];
     return this.ownerOfHash(hash32(key));

@@ -21,6 +21,7 @@ import { relayPayloadCodec } from "../relay/payload-codec.js";
 import type { ListenerConfig } from "../config/config.js";
 import { hostMetaHandler } from "../xmpp/host-meta.js";
 import { Metrics } from "../metrics/metrics.js";
+import { opsSource } from "./ops-source.js";
 
 /** Each listener protocol's front end: gives the handler that takes a fresh connection and owns it from then on. */
 type FrontEnds = Record<Protocol, (l: ListenerConfig) => ((conn: Conn) => void) | null>;
@@ -90,6 +91,9 @@ export class Server {
       custody: { ...config.cluster.custody, rerouteAfterMs: config.cluster.bus === "nats" ? config.cluster.nats.heartbeatMs : 0 },
     });
     const metrics = new Metrics();
+    // Membership changes are counted for the metrics; `switchboard cluster status` asks the bus (NATS only).
+    bus.onMembership(() => metrics.membershipChanges++);
+    if (bus instanceof NatsBus) bus.serveOps(opsSource(proxy.sessions));
     const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled() };
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const w = config.storage.offlineWrites;

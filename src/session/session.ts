@@ -53,6 +53,18 @@ export abstract class Session implements Requester {
   peersWantCopies = false;
   bound = false;
   closed = false;
+  /** When its connection came to this worker, ms since the epoch (`switchboard sessions`). */
+  readonly since = Date.now();
+
+  /** Its client may resume it after a drop (XEP-0198); protocols that can say so override these two. */
+  get resumable(): boolean {
+    return false;
+  }
+
+  /** Its connection is gone and it waits to be resumed. */
+  get suspended(): boolean {
+    return false;
+  }
 
   // Requester: this session's own requests still awaiting an answer.
   outstanding = 0;

@@ -107,8 +107,12 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     return this;
   }
 
-  get suspended(): boolean {
+  override get suspended(): boolean {
     return this.resumeTimer !== null;
+  }
+
+  override get resumable(): boolean {
+    return this.acks !== null && this.acks.resumable;
   }
 
   get secure(): boolean {
