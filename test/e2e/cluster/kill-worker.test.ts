@@ -14,7 +14,7 @@ import { HostLog, workersOf } from "./host-log.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
 const USERS = 16;
-const SEND_MS = 6000;
+const SEND_MS = Number(process.env.KILL_WORKER_SEND_MS ?? 6000);
 const EVERY_MS = 40;
 
 /**
@@ -90,6 +90,8 @@ describe("SIGKILL of a worker under traffic", { skip: HAVE_NATS ? false : "nats-
     let killedAt = 0;
     const backAt: number[] = [];
     clients.forEach((s) => s.c.on("online", () => backAt.push(Date.now() - killedAt)));
+    const trace: string[] = [];
+    if (process.env.KILL_WORKER_LOG) clients.forEach((s, i) => s.c.on("status", (st: string) => trace.push(`u${i} ${st} ${killedAt === 0 ? "-" : Date.now() - killedAt}`)));
     const start = Date.now();
     await Promise.all(
       clients.map(async (s, i) => {
@@ -131,14 +133,14 @@ describe("SIGKILL of a worker under traffic", { skip: HAVE_NATS ? false : "nats-
     const delayed = clients.reduce((a, s) => a + s.delayed.length, 0);
     const report = { back: backAt.join(","), sent, accepted: accepted.size, notAcknowledged: failed.size, received: received.size, fromOffline: delayed, lost: missing().length, duplicated, backAfterMs };
     process.stdout.write(`# kill-worker: ${JSON.stringify(report)}\n`);
-    if (process.env.KILL_WORKER_LOG) writeFileSync(process.env.KILL_WORKER_LOG, hostLog.text);
+    if (process.env.KILL_WORKER_LOG) writeFileSync(process.env.KILL_WORKER_LOG, hostLog.text + trace.join("\n"));
     if (duplicated > 0) {
       const dups = [...received.entries()].filter(([, n]) => n > 1).map(([b]) => b);
       const where = dups.map((b) => { const to = clients.findIndex((s) => s.got.filter((x) => x === b).length > 1); return `${b}->u${to}${onVictim.has(to) ? "(victim)" : ""}${clients[to]?.delayed.includes(b) ? "+delay" : ""}`; });
       process.stdout.write(`# duplicated: ${where.join(" ")}\n`);
     }
+    await Promise.all(clients.map((s) => s.stop()));
     assert.equal(report.lost, 0, "lost");
     assert.equal(duplicated, 0, `duplicated: ${JSON.stringify(report)}`);
-    await Promise.all(clients.map((s) => s.stop()));
   });
 });
