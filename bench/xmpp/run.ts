@@ -30,6 +30,8 @@ export interface XmppParams {
   workers: number;
   /** Switchboard: `io.writerThread` (default true; the server uses it only where it has two cores). */
   writerThread?: boolean | "always";
+  /** Switchboard with several workers: custody of messages crossing workers (default on; off: `cluster.custody.maxHeld: 0`). */
+  custody?: boolean;
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
   pump: string | null;
   /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */
@@ -162,7 +164,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   // Only Switchboard is set up for XEP-0198 here (its defaults); the byte forwarder has none.
   if (p.sm && p.target !== "switchboard" && p.target !== "custom") throw new Error(`--sm: ${p.target} is not set up for stream management here (switchboard and custom are)`);
   const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
-  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread });
+  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody });
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {

@@ -203,7 +203,7 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always"): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
@@ -222,7 +222,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   await waitPort(natsPort);
   let host: RunningServer;
   try {
-    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] } } } });
+    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] }, ...(custody ? {} : { custody: { maxHeld: 0 } }) } } });
   } catch (e) {
     await stopChild(nats);
     throw e;
@@ -243,6 +243,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   const settings = [
     `${workers} worker processes under node:cluster (\`cluster.workers: ${workers}\`), \`cluster.bus: nats\` through a nats-server (${versionOf("nats-server", ["--version"])}, default settings) on the same CPUs; its CPU and memory are counted as the server's`,
     "SQLite store in a temp dir shared by the workers, accounts written into it with the same SCRAM keys",
+    ...(custody ? [] : ["custody off (`cluster.custody.maxHeld: 0`)"]),
     ...common,
   ];
   return { server, port, version: `${version}, ${workers} workers`, settings };
@@ -268,14 +269,14 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always" }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true);
     case "floor":
       return floor(cpu);
     case "custom":

@@ -228,7 +228,7 @@ export function defaults(): Config {
       vnodes: 2048,
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 },
-      custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 30000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
+      custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
     drainTimeoutMs: 10000,

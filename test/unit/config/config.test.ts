@@ -162,7 +162,7 @@ test("several workers need the nats bus and a shared database file; the nats set
 });
 
 test("custody: defaults, bounds, and a dedup window no shorter than the confirm timeout", { timeout: 5000 }, () => {
-  assert.deepEqual(validate({}).cluster.custody, { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 30000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 });
+  assert.deepEqual(validate({}).cluster.custody, { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 });
   assert.equal(keyOf({ cluster: { custody: { resumeGraceMs: -1 } } }), "cluster.custody.resumeGraceMs");
   assert.equal(keyOf({ cluster: { custody: { confirmTimeoutMs: 10 } } }), "cluster.custody.confirmTimeoutMs");
   assert.equal(keyOf({ cluster: { custody: { maxTries: 0 } } }), "cluster.custody.maxTries");
