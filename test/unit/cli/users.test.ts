@@ -56,7 +56,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-test("the CLI as a subprocess: users add, list, delete, import; a bad config key fails naming it", { timeout: 10_000 }, async () => {
+test("the CLI as a subprocess: users add, list, delete, import; a bad config key fails naming it", { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-cli-"));
   try {
     const config = join(dir, "config.json");
