@@ -45,7 +45,13 @@ export type BusMessage =
    */
   | { op: "welcome"; from: string; inc: string }
   /** From an owner: these sessions were on workers that died (and users left with none); requests to them fail. */
-  | { op: "gone"; addresses: string[]; bares: string[] };
+  | { op: "gone"; addresses: string[]; bares: string[] }
+  /**
+   * For a user's owner, from the worker of one of its sessions, behind that session's initial presence on the same
+   * ordered stream: answer `barrierDone` once what the owner stored offline for the user before is written.
+   */
+  | { op: "barrier"; from: string; token: number }
+  | { op: "barrierDone"; token: number };
 
 /** A held message taken by a session: [receipt, Session.keepKey, Session.keptCount after it]. */
 export type Taken = [string, string, number];

@@ -72,6 +72,12 @@ export class BusWire {
       case "received":
         head = [msg.op, msg.key, msg.count];
         break;
+      case "barrier":
+        head = [msg.op, msg.from, msg.token];
+        break;
+      case "barrierDone":
+        head = [msg.op, msg.token];
+        break;
       case "welcome":
         head = [msg.op, msg.from, msg.inc];
         break;
@@ -157,6 +163,12 @@ export class BusWire {
         if (typeof by !== "string" || !triples || !strings(done)) throw new Error("confirm without receipts");
         return { op, by, taken: taken as Taken[], done };
       }
+      case "barrier":
+        if (typeof head[1] !== "string" || typeof head[2] !== "number") throw new Error("barrier without a sender and token");
+        return { op, from: head[1], token: head[2] };
+      case "barrierDone":
+        if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
+        return { op, token: head[1] };
       case "received": {
         const [, key, count] = head;
         if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");

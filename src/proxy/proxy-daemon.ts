@@ -35,6 +35,9 @@ export interface ProxyOptions {
 /** Messages that must end delivered, stored or bounced (XMPP chat, normal, groupchat); copies, presence, headlines may not. */
 const HELD = Flag.Offline | Flag.Bounce;
 
+/** How long a login waits for its owner's barrier answer at most. */
+const BARRIER_TIMEOUT_MS = 2000;
+
 /** Plain counters, read when someone asks (metrics); incrementing one costs nothing on the forwarding path. */
 export class ProxyStats {
   requests = 0;
@@ -74,6 +77,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly sessions = new Map<string, Session>();
   readonly owner: ChannelOwner;
   offline: OfflineSink | null = null;
+  /** Resolves once what the offline sink took before is written (the protocol's writer); barrier() waits for it. */
+  offlineFlushed: () => Promise<void> = () => Promise.resolve();
+  private readonly barriers = new Map<number, () => void>();
+  private nextBarrier = 1;
   /** Sessions moving between the workers of this host (Core.handovers). */
   readonly handovers: HandoverDesk;
 
@@ -366,6 +373,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "received":
         this.custody.receivedUpTo(msg.key, msg.count);
         return;
+      case "barrier": {
+        const answer = () => this.bus.send(msg.from, { op: "barrierDone", token: msg.token });
+        void this.offlineFlushed().then(answer, answer);
+        return;
+      }
+      case "barrierDone":
+        return this.barrierDone(msg.token);
       case "confirm": {
         const now = monotonicMs();
         for (const [r, tag, count] of msg.taken) this.custody.takenBy(this.custody.keyOf(r), msg.by, now, tag, count);
@@ -480,6 +494,30 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   keeps(receipt: string, key: string, count: number): void {
     this.taken(receipt, key, count);
+  }
+
+  barrier(s: Session, done: () => void): void {
+    const owner = this.router.ownerOf(s.bare);
+    if (owner === this.self || owner === undefined) {
+      void this.offlineFlushed().then(done, done);
+      return;
+    }
+    const token = this.nextBarrier++;
+    // An owner that never answers (it died meanwhile) does not hold the login for long.
+    const timer = setTimeout(() => this.barrierDone(token), BARRIER_TIMEOUT_MS);
+    timer.unref();
+    this.barriers.set(token, () => {
+      clearTimeout(timer);
+      done();
+    });
+    this.bus.send(owner, { op: "barrier", from: this.self, token });
+  }
+
+  private barrierDone(token: number): void {
+    const done = this.barriers.get(token);
+    if (done === undefined) return;
+    this.barriers.delete(token);
+    done();
   }
 
   receivedUpTo(key: string, count: number): void {

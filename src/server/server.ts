@@ -100,6 +100,7 @@ export class Server {
     const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);
     const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline);
     proxy.offline = xmpp.offlineSink;
+    proxy.offlineFlushed = () => offline.flushed();
     const FRONT_ENDS: FrontEnds = {
       relay: () => (conn) => void new RelaySession(conn, ctx),
       xmpp: (l) => xmpp.forListener(l),

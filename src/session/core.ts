@@ -45,6 +45,13 @@ export interface Core {
    * settled rather than delivered again.
    */
   receivedUpTo(key: string, count: number): void;
+  /**
+   * Calls `done` once what the owner of `s`'s user stored offline for it before
+   * `s`'s latest presence reached the owner is written (or after a timeout): a
+   * login reads its offline messages then, and finds a message the owner
+   * stored while the login was on its way.
+   */
+  barrier(s: Session, done: () => void): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
 }

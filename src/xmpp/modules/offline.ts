@@ -89,8 +89,9 @@ export function offlineModule(hooks: Hooks, x: XmppContext): void {
     s.hold();
     void (async () => {
       try {
-        // Messages this worker queued for the user before this login are written first, so that this take finds them.
-        await x.offline.flushed();
+        // Messages queued for the user before this login are written first, so that this take finds them: this
+        // worker's, and its owner's (which may be another worker: the barrier follows the presence to it).
+        await Promise.all([x.offline.flushed(), new Promise<void>((r) => x.core.barrier(s.coreSession, r))]);
         const texts = await x.store.takeOffline(s.user);
         for (const text of texts) {
           try {

@@ -93,6 +93,8 @@ test("pools: a bind says whether the session is pooled; settle notices carry the
 test("custody: a confirmation carries who sends it and its receipts; a message keeps its receipt", { timeout: 5000 }, () => {
   const c: BusMessage = { op: "confirm", by: "h-w1", taken: [["h-w0.7", "alice\u0000id", 12]], done: ["h-w0.5", "h-w0.6"] };
   assert.deepEqual(roundTrip(c), c);
+  assert.deepEqual(roundTrip({ op: "barrier", from: "h-w1", token: 3 }), { op: "barrier", from: "h-w1", token: 3 });
+  assert.deepEqual(roundTrip({ op: "barrierDone", token: 3 }), { op: "barrierDone", token: 3 });
   assert.deepEqual(roundTrip({ op: "received", key: "alice\u0000id", count: 4294967295 }), { op: "received", key: "alice\u0000id", count: 4294967295 });
   assert.throws(() => wire.decode(wire.encode({ op: "confirm", by: "h-w1", taken: [["r", "k", "x" as unknown as number]], done: [] })), /confirm without receipts/);
   assert.throws(() => wire.decode(wire.encode({ op: "confirm", by: "h-w1", taken: [], done: [5 as unknown as string] })), /confirm without receipts/);
