@@ -60,7 +60,7 @@ describe("cluster status, sessions and cluster metrics of a live host", { skip: 
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 60_000 } },
         storage: { type: "sqlite", path: "db.sqlite" },
-        cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbops", heartbeatMs: 500 } },
+        cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbops", heartbeatMs: 2000 } },
         admin: { host: "127.0.0.1", port: adminPort },
         drainTimeoutMs: 2000,
       }),
