@@ -242,9 +242,11 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
   });
 
   // Last: it stops the shared nats-server and starts another on the same port.
-  test("a NATS outage: nobody is expired while cut off; after the reconnect each side resyncs with the other", { timeout: 20_000 }, async () => {
+  test("a NATS outage: nobody is expired while cut off; after the reconnect each side resyncs with the other", { timeout: 40_000 }, async () => {
     const subject = `t${subjects++}`;
-    const HB = 200;
+    // Each nats.js client tries again every 2 s on its own, so two workers come back up to 2 s apart: three
+    // heartbeats must be longer than that, or the first back expires the other (as with the default 1 s beat).
+    const HB = 800;
     const a = await bus(opts(subject, "a", "h1", HB));
     const b = await bus(opts(subject, "b", "h2", HB));
     await waitUntil(() => ids(a.bus.membership()).length === 2 && ids(b.bus.membership()).length === 2, 3000, "a and b to hear each other");
