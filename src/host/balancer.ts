@@ -36,11 +36,13 @@ interface Load {
 
 /** How often a worker reports its load (only when it changed). */
 const REPORT_MS = 200;
+/** A socket handed and not acknowledged for this long marks its worker as not taking connections now. */
+const STALLED_MS = 500;
 
 interface Slot {
   worker: Worker;
   /** Handed and not yet acknowledged, by seq: the listener's index and the primary's copy of the socket. */
-  unacked: Map<number, { index: number; socket: Socket }>;
+  unacked: Map<number, { index: number; socket: Socket; at: number }>;
   open: number;
   handed: number;
   received: number;
@@ -118,7 +120,7 @@ export class Balancer {
     }
     const seq = ++this.seq;
     slot.handed++;
-    slot.unacked.set(seq, { index, socket });
+    slot.unacked.set(seq, { index, socket, at: Date.now() });
     // A failed send is a worker that died: its "exit" (gone) hands the socket on.
     slot.worker.send({ sbConn: index, seq } satisfies Handed, socket, { keepOpen: true }, () => {});
   }
@@ -126,13 +128,22 @@ export class Balancer {
   private pick(): Slot | undefined {
     const all = [...this.slots.values()];
     let best: Slot | undefined;
+    let stalled: Slot | undefined;
+    const late = Date.now() - STALLED_MS;
     for (let k = 0; k < all.length; k++) {
       const s = all[(this.next + k) % all.length];
       if (!s.worker.isConnected()) continue;
+      // A worker that has not taken a socket handed to it a while ago is stopped or overloaded: its reports are
+      // stale (the clients that left it are still counted, or not), so it gets new connections only if all are.
+      const oldest = s.unacked.values().next().value;
+      if (oldest !== undefined && oldest.at < late) {
+        if (stalled === undefined || load(s) < load(stalled)) stalled = s;
+        continue;
+      }
       if (best === undefined || load(s) < load(best)) best = s;
     }
     this.next = (this.next + 1) % Math.max(1, all.length);
-    return best;
+    return best ?? stalled;
   }
 
   /** No new connections (the ports are released); handed ones stay with their workers. */
