@@ -1,0 +1,89 @@
+import { client, xml } from "@xmpp/client";
+import { waitUntil } from "../../helpers.js";
+
+// Clients for the fault tests over several hosts (faults-3hosts.test.ts): an
+// @xmpp/client with XEP-0198 and short timers, as fault-util's smClient, that
+// knows every host's address and moves on to the next one when a reconnection
+// attempt fails (a host that is gone), and that records what it receives
+// apart from the errors the server bounces to it.
+
+export interface Service {
+  host: string;
+  port: number;
+}
+
+export interface FleetClient {
+  c: any;
+  /** Bodies of the chat messages received, in order (message errors excluded). */
+  got: string[];
+  /** Bodies of those that carried a XEP-0203 <delay/> (from offline storage). */
+  delayed: Set<string>;
+  /** ids of the messages the server bounced back (type="error"). */
+  bounced: Set<string>;
+  /** The host it is on now (an index into the services). */
+  at: number;
+  /** When it last lost its stream, and when it last came online (ms since the epoch). */
+  downAt: number;
+  onlineAt: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Logs in at `services[home]`. Reconnection 100 ms after a drop; the first attempt goes to the
+ * same host (the session may be resumed there), every further one to the next host in the list.
+ * An <r/> after `ackIntervalMs` of silence, and the connection given up when no <a/> answers
+ * within `ackTimeoutMs` (how it notices a worker that stopped). Initial presence on every new
+ * session, so offline messages come after a failed resumption. No iq requests: see smClient.
+ */
+export async function fleetClient(services: Service[], home: number, username: string, password: string, opts: { ackIntervalMs?: number; ackTimeoutMs?: number } = {}): Promise<FleetClient> {
+  const url = (i: number) => `xmpp://${services[i].host}:${services[i].port}`;
+  const c = client({ service: url(home), domain: "localhost", username, password, resource: "r", timeout: 1000 });
+  c.on("error", () => {});
+  c.reconnect.delay = 100;
+  c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;
+  c.streamManagement.timeout = opts.ackTimeoutMs ?? 2000;
+  let attempts = 0;
+  const s: FleetClient = {
+    c,
+    got: [],
+    delayed: new Set(),
+    bounced: new Set(),
+    at: home,
+    downAt: 0,
+    onlineAt: 0,
+    async stop() {
+      c.reconnect.stop();
+      await c.stop().catch(() => {});
+    },
+  };
+  c.reconnect.on("reconnecting", () => {
+    if (attempts++ > 0) s.at = (s.at + 1) % services.length;
+    c.options.service = url(s.at);
+  });
+  c.on("disconnect", () => {
+    if (s.downAt <= s.onlineAt) s.downAt = Date.now();
+  });
+  c.on("stanza", (el: any) => {
+    if (!el.is("message")) return;
+    if (el.attrs.type === "error") {
+      s.bounced.add(el.attrs.id);
+      return;
+    }
+    const body = el.getChildText("body");
+    if (body === null) return;
+    s.got.push(body);
+    if (el.getChild("delay", "urn:xmpp:delay") !== undefined) s.delayed.add(body);
+  });
+  const online = () => {
+    attempts = 0;
+    s.onlineAt = Date.now();
+  };
+  c.streamManagement.on("resumed", online);
+  c.on("online", () => {
+    online();
+    c.send(xml("presence")).catch(() => {});
+  });
+  await c.start();
+  await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 10_000, `${username}: stream management enabled`);
+  return s;
+}
