@@ -1,7 +1,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { xml } from "@xmpp/client";
@@ -113,6 +113,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     const idx = [...count.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
     const pid = workersOf(hosts[h].child.pid!).get(idx);
     assert.ok(pid !== undefined, `the pid of host ${h}'s worker ${idx}`);
+    process.stdout.write(`# host ${h}: sessions started per worker ${JSON.stringify(Object.fromEntries(count))}; victim w${idx} pid ${pid}\n`);
     return pid;
   }
 
@@ -189,9 +190,21 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
       const rows = (await db.query("SELECT username, stanza FROM offline")).rows as { username: string; stanza: string }[];
       await db.end();
       const stored = lost.filter((b) => rows.some((r) => r.stanza.includes(`>${b}<`)));
-      process.stdout.write(`# ${tag} lost: ${lost.length}, of which stored offline (recipient still online, never told): ${stored.length}; ${lost.slice(0, 20).join(" ")}\n`);
+      const recipient = (b: string) => {
+        const [, u, n] = b.split(":");
+        const i = Number(u.slice(1));
+        const to = (i + 1 + ((Number(n) * 7) % (USERS - 1))) % USERS;
+        return `${b}->u${to}${clients[to].downAt >= faultAt ? "(down)" : ""}`;
+      };
+      process.stdout.write(`# ${tag} lost: ${lost.length}, of which stored offline: ${stored.length}; ${lost.slice(0, 20).map(recipient).join(" ")}\n`);
     }
-    if (dups.length > 0) process.stdout.write(`# ${tag} duplicated: ${dups.slice(0, 30).map((b) => `${b}${clients.some((s) => s.delayed.has(b)) ? "+delay" : ""}`).join(" ")}\n`);
+    // For each: its recipient, whether that client lost its stream in this phase (down), took it from offline (+delay).
+    const where = (b: string) => {
+      const to = clients.findIndex((s) => s.got.includes(b));
+      const r = to < 0 ? undefined : clients[to];
+      return `${b}->u${to}${r !== undefined && r.downAt >= faultAt ? "(down)" : ""}${r?.delayed.has(b) ? "+delay" : ""}`;
+    };
+    if (dups.length > 0) process.stdout.write(`# ${tag} duplicated: ${dups.slice(0, 20).map(where).join(" ")}\n`);
     return f;
   }
 
@@ -207,6 +220,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
 
   test("SIGSTOP one worker for 5 s, then SIGCONT", { timeout: 120_000 }, async () => {
     const victim = busiestWorker(1);
+    const victimIdx = [...workersOf(hosts[1].child.pid!).entries()].find(([, p]) => p === victim)![0];
     check(
       await phase("stop-worker", async () => {
         process.kill(victim, "SIGSTOP");
@@ -214,6 +228,9 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
         const st = new Map<string, number>();
         for (const s of clients) st.set(s.c.status, (st.get(s.c.status) ?? 0) + 1);
         process.stdout.write(`# stop-worker: client states before SIGCONT: ${JSON.stringify(Object.fromEntries(st))}\n`);
+        const procState = readFileSync(`/proc/${victim}/stat`, "utf8").split(") ")[1].slice(0, 1);
+        const onIt = clients.filter((_, i) => String(hosts[1].log.logged("session started").filter((l) => l.address === `u${i}@localhost/r`).at(-1)?.worker).endsWith(`-w${victimIdx}`));
+        process.stdout.write(`# stop-worker: victim state ${procState}; its ${onIt.length} clients: ${onIt.slice(0, 5).map((s) => `${s.c.status} q=${s.c.streamManagement.outbound_q.length} heard ${Date.now() - s.heardAt} ms ago`).join("; ")}\n`);
         process.kill(victim, "SIGCONT");
       }),
     );

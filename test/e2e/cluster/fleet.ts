@@ -25,6 +25,8 @@ export interface FleetClient {
   /** When it last lost its stream, and when it last came online (ms since the epoch). */
   downAt: number;
   onlineAt: number;
+  /** When it last read anything from the server. */
+  heardAt: number;
   stop(): Promise<void>;
 }
 
@@ -55,11 +57,25 @@ export async function fleetClient(services: Service[], home: number, username: s
     at: home,
     downAt: 0,
     onlineAt: 0,
+    heardAt: 0,
     async stop() {
+      clearInterval(watchdog);
       c.reconnect.stop();
       await c.stop().catch(() => {});
     },
   };
+  // @xmpp/client's own <r/> waits for a 250 ms pause in what it sends, and a client that sends
+  // more often than that never asks, so never notices a server that stopped answering (a worker
+  // under SIGSTOP). This one asks after ackIntervalMs of silence from the server whatever it
+  // sends, and closes the stream after ackTimeoutMs of it (XEP-0198 §4: an <r/> may be sent at any time).
+  const ackInterval = opts.ackIntervalMs ?? 300;
+  const ackTimeout = opts.ackTimeoutMs ?? 2000;
+  const watchdog = setInterval(() => {
+    if (c.status !== "online" || c.streamManagement.enabled !== true) return;
+    const silent = Date.now() - s.heardAt;
+    if (silent > ackTimeout) c.disconnect().catch(() => {});
+    else if (silent > ackInterval) c.send(xml("r", { xmlns: "urn:xmpp:sm:3" })).catch(() => {});
+  }, ackInterval / 2);
   c.reconnect.on("reconnecting", () => {
     if (attempts++ > 0) s.at = (s.at + 1) % services.length;
     c.options.service = url(s.at);
@@ -67,6 +83,7 @@ export async function fleetClient(services: Service[], home: number, username: s
   c.on("disconnect", () => {
     if (s.downAt <= s.onlineAt) s.downAt = Date.now();
   });
+  c.on("element", () => (s.heardAt = Date.now()));
   c.on("stanza", (el: any) => {
     if (!el.is("message")) return;
     if (el.attrs.type === "error") {
@@ -81,6 +98,7 @@ export async function fleetClient(services: Service[], home: number, username: s
   const online = () => {
     attempts = 0;
     s.onlineAt = Date.now();
+    s.heardAt = s.onlineAt;
   };
   c.streamManagement.on("resumed", online);
   c.on("online", () => {
