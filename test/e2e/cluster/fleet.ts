@@ -70,14 +70,24 @@ export async function fleetClient(services: Service[], home: number, username: s
   // sends, and closes the stream after ackTimeoutMs of it (XEP-0198 §4: an <r/> may be sent at any time).
   const ackInterval = opts.ackIntervalMs ?? 300;
   const ackTimeout = opts.ackTimeoutMs ?? 2000;
+  // And an attempt that has not come online after 3 s (a host that accepts the connection and
+  // then says nothing: its primary handed it to a stopped worker) is given up: the next goes elsewhere.
+  let attemptAt = 0;
   const watchdog = setInterval(() => {
+    if (attemptAt > 0 && Date.now() - attemptAt > 3000 && c.status !== "online" && c.status !== "disconnect" && c.status !== "offline") {
+      attemptAt = Date.now();
+      c.socket?.destroy();
+      return;
+    }
     if (c.status !== "online" || c.streamManagement.enabled !== true) return;
     const silent = Date.now() - s.heardAt;
     if (silent > ackTimeout) c.disconnect().catch(() => {});
     else if (silent > ackInterval) c.send(xml("r", { xmlns: "urn:xmpp:sm:3" })).catch(() => {});
   }, ackInterval / 2);
+  if (process.env.FAULTS_TRACE) c.on("status", (st: string) => process.stdout.write(`# trace ${username} ${st} ${Date.now() % 100000} at=${s.at}\n`));
   c.reconnect.on("reconnecting", () => {
     if (attempts++ > 0) s.at = (s.at + 1) % services.length;
+    attemptAt = Date.now();
     c.options.service = url(s.at);
   });
   c.on("disconnect", () => {
@@ -97,6 +107,7 @@ export async function fleetClient(services: Service[], home: number, username: s
   });
   const online = () => {
     attempts = 0;
+    attemptAt = 0;
     s.onlineAt = Date.now();
     s.heardAt = s.onlineAt;
   };
