@@ -81,7 +81,9 @@ export async function fleetClient(services: Service[], home: number, username: s
     }
     if (c.status !== "online" || c.streamManagement.enabled !== true) return;
     const silent = Date.now() - s.heardAt;
-    if (silent > ackTimeout) c.disconnect().catch(() => {});
+    // Not c.disconnect(): its close handshake with a stopped peer times out, detaches the parser and
+    // leaves the socket, whose data after SIGCONT then throws in @xmpp/connection's _onData.
+    if (silent > ackTimeout) c.socket?.destroy();
     else if (silent > ackInterval) c.send(xml("r", { xmlns: "urn:xmpp:sm:3" })).catch(() => {});
   }, ackInterval / 2);
   if (process.env.FAULTS_TRACE) c.on("status", (st: string) => process.stdout.write(`# trace ${username} ${st} ${Date.now() % 100000} at=${s.at}\n`));
