@@ -224,7 +224,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
 
   test("SIGSTOP one worker for 5 s, then SIGCONT", {
     timeout: 120_000,
-    todo: `product gap: when the stopped worker resumes, its sessions (whose clients left and logged in elsewhere with a failed resumption) store what their clients had not acknowledged offline, delivered again (+delay); messages re-routed at confirmTimeout are delivered a second time by the woken owner; ${HEAL_GAP}; and the host's balancer hands new connections to the stopped worker`,
+    todo: `product gap: when the stopped worker resumes, its sessions (whose clients left and logged in elsewhere with a failed resumption) store what their clients had not acknowledged offline, delivered again (+delay); messages re-routed at confirmTimeout are delivered a second time by the woken owner; ${HEAL_GAP}; some messages to a client that reconnected during the stall are neither delivered nor stored offline; and the host's balancer hands new connections to the stopped worker`,
   }, async () => {
     const victim = busiestWorker(1);
     const victimIdx = [...workersOf(hosts[1].child.pid!).entries()].find(([, p]) => p === victim)![0];
