@@ -1,0 +1,124 @@
+import { client, xml } from "@xmpp/client";
+import { waitUntil } from "../../helpers.js";
+
+// Clients for the fault tests over several hosts (faults-3hosts.test.ts): an
+// @xmpp/client with XEP-0198 and short timers, as fault-util's smClient, that
+// knows every host's address and moves on to the next one when a reconnection
+// attempt fails (a host that is gone), and that records what it receives
+// apart from the errors the server bounces to it.
+
+export interface Service {
+  host: string;
+  port: number;
+}
+
+export interface FleetClient {
+  c: any;
+  /** Bodies of the chat messages received, in order (message errors excluded). */
+  got: string[];
+  /** Bodies of those that carried a XEP-0203 <delay/> (from offline storage). */
+  delayed: Set<string>;
+  /** ids of the messages the server bounced back (type="error"). */
+  bounced: Set<string>;
+  /** The host it is on now (an index into the services). */
+  at: number;
+  /** When it last lost its stream, and when it last came online (ms since the epoch). */
+  downAt: number;
+  onlineAt: number;
+  /** When it last read anything from the server. */
+  heardAt: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Logs in at `services[home]`. Reconnection 100 ms after a drop; the first attempt goes to the
+ * same host (the session may be resumed there), every further one to the next host in the list.
+ * An <r/> after `ackIntervalMs` of silence, and the connection given up when no <a/> answers
+ * within `ackTimeoutMs` (how it notices a worker that stopped). Initial presence on every new
+ * session, so offline messages come after a failed resumption. No iq requests: see smClient.
+ * Logs in with SASL PLAIN (see below).
+ */
+export async function fleetClient(services: Service[], home: number, username: string, password: string, opts: { ackIntervalMs?: number; ackTimeoutMs?: number } = {}): Promise<FleetClient> {
+  const url = (i: number) => `xmpp://${services[i].host}:${services[i].port}`;
+  // SASL PLAIN (the hosts allow it without TLS, on loopback): @xmpp/client's SCRAM derives its key in
+  // JavaScript, ~0.3 s of this process's CPU per login, which would starve a test of many clients.
+  const credentials = (authenticate: any) => authenticate({ username, password }, "PLAIN");
+  const c = client({ service: url(home), domain: "localhost", credentials, resource: "r", timeout: 1000 });
+  c.on("error", () => {});
+  c.reconnect.delay = 100;
+  c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;
+  c.streamManagement.timeout = opts.ackTimeoutMs ?? 2000;
+  let attempts = 0;
+  const s: FleetClient = {
+    c,
+    got: [],
+    delayed: new Set(),
+    bounced: new Set(),
+    at: home,
+    downAt: 0,
+    onlineAt: 0,
+    heardAt: 0,
+    async stop() {
+      clearInterval(watchdog);
+      c.reconnect.stop();
+      await c.stop().catch(() => {});
+    },
+  };
+  // @xmpp/client's own <r/> waits for a 250 ms pause in what it sends, and a client that sends
+  // more often than that never asks, so never notices a server that stopped answering (a worker
+  // under SIGSTOP). This one asks after ackIntervalMs of silence from the server whatever it
+  // sends, and closes the stream after ackTimeoutMs of it (XEP-0198 §4: an <r/> may be sent at any time).
+  const ackInterval = opts.ackIntervalMs ?? 300;
+  const ackTimeout = opts.ackTimeoutMs ?? 2000;
+  // And an attempt that has not come online after 3 s (a host that accepts the connection and
+  // then says nothing: its primary handed it to a stopped worker) is given up: the next goes elsewhere.
+  let attemptAt = 0;
+  const watchdog = setInterval(() => {
+    if (attemptAt > 0 && Date.now() - attemptAt > 3000 && c.status !== "online" && c.status !== "disconnect" && c.status !== "offline") {
+      attemptAt = Date.now();
+      c.socket?.destroy();
+      return;
+    }
+    if (c.status !== "online" || c.streamManagement.enabled !== true) return;
+    const silent = Date.now() - s.heardAt;
+    // Not c.disconnect(): its close handshake with a stopped peer times out, detaches the parser and
+    // leaves the socket, whose data after SIGCONT then throws in @xmpp/connection's _onData.
+    if (silent > ackTimeout) c.socket?.destroy();
+    else if (silent > ackInterval) c.send(xml("r", { xmlns: "urn:xmpp:sm:3" })).catch(() => {});
+  }, ackInterval / 2);
+  if (process.env.FAULTS_TRACE) c.on("status", (st: string) => process.stdout.write(`# trace ${username} ${st} ${Date.now() % 100000} at=${s.at}\n`));
+  c.reconnect.on("reconnecting", () => {
+    if (attempts++ > 0) s.at = (s.at + 1) % services.length;
+    attemptAt = Date.now();
+    c.options.service = url(s.at);
+  });
+  c.on("disconnect", () => {
+    if (s.downAt <= s.onlineAt) s.downAt = Date.now();
+  });
+  c.on("element", () => (s.heardAt = Date.now()));
+  c.on("stanza", (el: any) => {
+    if (!el.is("message")) return;
+    if (el.attrs.type === "error") {
+      s.bounced.add(el.attrs.id);
+      return;
+    }
+    const body = el.getChildText("body");
+    if (body === null) return;
+    s.got.push(body);
+    if (el.getChild("delay", "urn:xmpp:delay") !== undefined) s.delayed.add(body);
+  });
+  const online = () => {
+    attempts = 0;
+    attemptAt = 0;
+    s.onlineAt = Date.now();
+    s.heardAt = s.onlineAt;
+  };
+  c.streamManagement.on("resumed", online);
+  c.on("online", () => {
+    online();
+    c.send(xml("presence")).catch(() => {});
+  });
+  await c.start();
+  await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 10_000, `${username}: stream management enabled`);
+  return s;
+}
