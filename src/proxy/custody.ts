@@ -138,9 +138,16 @@ export class Custody {
     return n;
   }
 
-  /** Settled: acknowledged, delivered to a session without acknowledgements, stored or bounced. */
-  done(key: number): boolean {
-    return this.travelling.delete(key) || this.taken.delete(key);
+  /**
+   * Settled: acknowledged, delivered to a session without acknowledgements, stored or bounced. Returns how
+   * many times it was routed (0: not held, or settled already): more than once, and another copy may follow.
+   */
+  done(key: number): number {
+    const h = this.travelling.get(key) ?? this.taken.get(key);
+    if (h === undefined) return 0;
+    this.travelling.delete(key);
+    this.taken.delete(key);
+    return h.tries;
   }
 
   /**

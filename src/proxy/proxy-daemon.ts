@@ -80,6 +80,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   /** Resolves once what the offline sink took before is written (the protocol's writer); barrier() waits for it. */
   offlineFlushed: () => Promise<void> = () => Promise.resolve();
   private readonly barriers = new Map<number, () => void>();
+  /** Counts clients gave for sessions whose workers seemed gone (Core.receivedUpTo), by Session.keepKey, lately. */
+  private readonly clientCounts = new Map<string, number>();
   private nextBarrier = 1;
   /** Sessions moving between the workers of this host (Core.handovers). */
   readonly handovers: HandoverDesk;
@@ -308,8 +310,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   confirm(receipt: string): void {
     const w = workerOf(receipt);
-    if (w === this.self) this.custody.done(this.custody.keyOf(receipt));
-    else if (w !== "") {
+    if (w === this.self) {
+      // Routed again before this copy settled it: the other copy is on its way here too, and must meet its receipt.
+      if (this.custody.done(this.custody.keyOf(receipt)) > 1) this.receipts.add(receipt, monotonicMs());
+    } else if (w !== "") {
       this.receipts.add(receipt, monotonicMs());
       this.confirmations.done(w, receipt);
     }
@@ -371,6 +375,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         for (const ref of msg.refs) this.owner.settled(ref);
         return;
       case "received":
+        this.noteClientCount(msg.key, msg.count);
         this.custody.receivedUpTo(msg.key, msg.count);
         return;
       case "barrier": {
@@ -520,7 +525,21 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     done();
   }
 
+  clientReceived(key: string): number {
+    return this.clientCounts.get(key) ?? -1;
+  }
+
+  /** A client's count for its session whose worker seemed gone: kept for dedupWindowMs (see clientReceived). */
+  private noteClientCount(key: string, count: number): void {
+    if (this.clientCounts.size >= 10_000) this.clientCounts.delete(this.clientCounts.keys().next().value!);
+    this.clientCounts.set(key, count);
+    setTimeout(() => {
+      if (this.clientCounts.get(key) === count) this.clientCounts.delete(key);
+    }, this.opts.custody.dedupWindowMs).unref();
+  }
+
   receivedUpTo(key: string, count: number): void {
+    this.noteClientCount(key, count);
     const msg: BusMessage = { op: "received", key, count };
     // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
     for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);

@@ -46,6 +46,13 @@ export interface Core {
    */
   receivedUpTo(key: string, count: number): void;
   /**
+   * The count a client gave lately (receivedUpTo, here or on any worker) for
+   * its session `key`; -1 if none. A session that was not gone after all (its
+   * worker was stopped, not dead) ends later and gives back what its client
+   * had not acknowledged: what this count covers reached the client already.
+   */
+  clientReceived(key: string): number;
+  /**
    * Calls `done` once what the owner of `s`'s user stored offline for it before
    * `s`'s latest presence reached the owner is written (or after a timeout): a
    * login reads its offline messages then, and finds a message the owner

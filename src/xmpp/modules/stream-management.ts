@@ -247,10 +247,17 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     const receipts = acks.receiptsPending();
     let r = 0;
     const wires = acks.queue.pending();
+    // Its client, which went elsewhere, may have said how much it received (a failed resumption, while this worker was stopped).
+    const told = session.coreSession.keepKey === "" ? -1 : x.core.clientReceived(session.coreSession.keepKey);
+    const first = acks.acknowledgedCount;
     for (let i = 0; i < wires.length; i++) {
       // The message keeps the receipt it came with: whoever settles it now tells the worker holding it.
       let receipt = "";
       if (r < receipts.length && receipts[r][0] === i) receipt = receipts[r++][1];
+      if (told >= 0 && (told - (first + i + 1) + MOD) % MOD < MOD / 2) {
+        if (receipt !== "") confirm(receipt);
+        continue;
+      }
       let env: Envelope | null = null;
       try {
         env = unackedAgain(x.config.domain, session.address, parse(wires[i]) as Element, stamp, receipt);

@@ -237,3 +237,23 @@ test("taken by a session whose worker dies: routed again, to another resource of
   assert.equal(w.stored.filter((e) => e.id === "m1").length, 1);
   w.stop();
 });
+
+test("both copies come back to the custodian's own worker: the second is dropped there too", { timeout: 5000 }, async () => {
+  const w = world({ confirmTimeoutMs: 100, dedupWindowMs: 5000 });
+  const p0 = w.proxies.get("w0")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const bob = new Client(p0, `${bobBare}/b`);
+  p0.attach(bob);
+  // bob's owner stalls: the message and the copy routed again wait there, then both come back to w0.
+  w.stalled.set("w3", []);
+  alice.send(bobBare, "m1");
+  await until("routed again", () => p0.custody.rerouted >= 1);
+  w.release("w3");
+  await until("settled", () => p0.custody.size === 0);
+  await turn();
+  assert.deepEqual(bob.bodies(), ["m1"], "once");
+  assert.equal(p0.stats.duplicates, 1);
+  w.stop();
+});
