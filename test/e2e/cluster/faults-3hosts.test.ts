@@ -41,7 +41,7 @@ interface Figures {
   backMs: number;
 }
 
-describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKIP }, () => {
+describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKIP, timeout: 300_000 }, () => {
   let pgs: PostgresServer;
   let nats: NatsCluster;
   let dir: string;

@@ -27,7 +27,7 @@ const EVERY_MS = 40;
  * acknowledged it to its sender (XEP-0198 <a/>); every accepted one must reach
  * its recipient, once.
  */
-describe("SIGKILL of a worker under traffic", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
+describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
   let nats: NatsServer;
   let dir: string;
   let port: number;
