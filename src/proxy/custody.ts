@@ -220,8 +220,6 @@ export class Custody {
  */
 export class Receipts {
   private readonly seen = new Map<string, number>();
-  /** Messages dropped because they were settled here already. */
-  duplicates = 0;
 
   constructor(
     private readonly windowMs: number,

@@ -1,18 +1,14 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { writeFileSync } from "node:fs";
 import { xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { smClient, settleAcks, type SmClient } from "../xmpp/fault-util.js";
-import { HostLog, workersOf } from "./host-log.js";
+import { workersOf } from "./host-log.js";
+import { hostDir, startHost, type Host } from "./host-proc.js";
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
 const USERS = 16;
 const SEND_MS = Number(process.env.KILL_WORKER_SEND_MS ?? 6000);
 const EVERY_MS = 40;
@@ -29,19 +25,15 @@ const EVERY_MS = 40;
  */
 describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
   let nats: NatsServer;
-  let dir: string;
   let port: number;
-  let host: ChildProcess;
-  const hostLog = new HostLog();
+  let home: ReturnType<typeof hostDir>;
+  let host: Host;
 
   before(async () => {
     nats = await startNats();
-    dir = mkdtempSync(join(tmpdir(), "switchboard-kill-worker-"));
     port = await freePort();
-    const cfg = join(dir, "config.json");
-    writeFileSync(
-      cfg,
-      JSON.stringify({
+    home = hostDir(
+      {
         log: { level: "info", format: "json" },
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
@@ -49,34 +41,30 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
         cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbkill", heartbeatMs: 300 } },
         admin: { enabled: false },
         drainTimeoutMs: 3000,
-      }),
+      },
+      USERS,
     );
-    writeFileSync(join(dir, "users.csv"), Array.from({ length: USERS }, (_, i) => `u${i},pw${i}`).join("\n") + "\n");
-    const imp = spawnSync(process.execPath, [CLI, "users", "import", join(dir, "users.csv"), "--config", cfg], { encoding: "utf8" });
-    assert.equal(imp.status, 0, imp.stderr);
-    host = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
-    host.stderr!.on("data", hostLog.onData);
-    await waitUntil(() => hostLog.logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${hostLog.text}`, 20);
+    host = startHost(home.cfg);
+    await waitUntil(() => host.log.logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${host.log.text}`, 20);
   }, { timeout: 30_000 });
 
   after(async () => {
-    if (host.exitCode === null) host.kill("SIGKILL");
-    for (const p of workersOf(host.pid!).values()) process.kill(p, "SIGKILL");
+    host.kill();
     await nats.stop();
-    rmSync(dir, { recursive: true, force: true });
+    home.remove();
   });
 
-  const workerOf = (address: string): string => String(hostLog.logged("session started").filter((l) => l.address === address).at(-1)?.worker);
+  const workerOf = (address: string): string => String(host.log.logged("session started").filter((l) => l.address === address).at(-1)?.worker);
 
   test("every message the server acknowledged reaches its recipient once", { timeout: 90_000 }, async () => {
     const clients: SmClient[] = [];
-    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `u${i}`, `pw${i}`, "r", { ackIntervalMs: 200, ackTimeoutMs: 1500 }));
-    await waitUntil(() => clients.every((_, i) => workerOf(`u${i}@localhost/r`) !== "undefined"), 5000, "every start line");
+    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500 }));
+    await waitUntil(() => clients.every((_, i) => workerOf(`h${i}@localhost/r`) !== "undefined"), 5000, "every start line");
     const count = new Map<string, number>();
-    for (let i = 0; i < USERS; i++) count.set(workerOf(`u${i}@localhost/r`), (count.get(workerOf(`u${i}@localhost/r`)) ?? 0) + 1);
+    for (let i = 0; i < USERS; i++) count.set(workerOf(`h${i}@localhost/r`), (count.get(workerOf(`h${i}@localhost/r`)) ?? 0) + 1);
     const victimId = [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
-    const onVictim = new Set(clients.map((_, i) => i).filter((i) => workerOf(`u${i}@localhost/r`) === victimId));
-    const victim = workersOf(host.pid!).get(Number(victimId.slice(victimId.lastIndexOf("w") + 1)));
+    const onVictim = new Set(clients.map((_, i) => i).filter((i) => workerOf(`h${i}@localhost/r`) === victimId));
+    const victim = workersOf(host.child.pid!).get(Number(victimId.slice(victimId.lastIndexOf("w") + 1)));
     assert.ok(victim !== undefined, `the pid of ${victimId}`);
 
     // Every message has a unique body "<sender>:<n>"; accepted when its sender's stream management acknowledged it.
@@ -96,7 +84,7 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
     await Promise.all(
       clients.map(async (s, i) => {
         for (let n = 0; Date.now() - start < SEND_MS; n++) {
-          const to = `u${(i + 1 + ((n * 7) % (USERS - 1))) % USERS}@localhost`;
+          const to = `h${(i + 1 + ((n * 7) % (USERS - 1))) % USERS}@localhost`;
           if (s.c.status === "online") {
             s.c.send(xml("message", { to, type: "chat", id: `u${i}-${n}` }, xml("body", {}, `u${i}:${n}`))).catch(() => {});
             sent++;
@@ -125,7 +113,7 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
         return missing().length === 0;
       },
       30_000,
-      () => `missing ${missing().length} of ${accepted.size}: ${missing().slice(0, 20).join(" ")}; stderr:\n${hostLog.text.slice(-2000)}`,
+      () => `missing ${missing().length} of ${accepted.size}: ${missing().slice(0, 20).join(" ")}; stderr:\n${host.log.text.slice(-2000)}`,
       500,
     );
     tallyReceived();
@@ -133,7 +121,7 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
     const delayed = clients.reduce((a, s) => a + s.delayed.length, 0);
     const report = { back: backAt.join(","), sent, accepted: accepted.size, notAcknowledged: failed.size, received: received.size, fromOffline: delayed, lost: missing().length, duplicated, backAfterMs };
     process.stdout.write(`# kill-worker: ${JSON.stringify(report)}\n`);
-    if (process.env.KILL_WORKER_LOG) writeFileSync(process.env.KILL_WORKER_LOG, hostLog.text + trace.join("\n"));
+    if (process.env.KILL_WORKER_LOG) writeFileSync(process.env.KILL_WORKER_LOG, host.log.text + trace.join("\n"));
     if (duplicated > 0) {
       const dups = [...received.entries()].filter(([, n]) => n > 1).map(([b]) => b);
       const where = dups.map((b) => { const to = clients.findIndex((s) => s.got.filter((x) => x === b).length > 1); return `${b}->u${to}${onVictim.has(to) ? "(victim)" : ""}${clients[to]?.delayed.includes(b) ? "+delay" : ""}`; });
