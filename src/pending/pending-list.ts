@@ -16,6 +16,8 @@ export class PendingResponse {
   next: PendingResponse | null = null;
   senderPrev: PendingResponse | null = null;
   senderNext: PendingResponse | null = null;
+  /** The worker it was sent to over the bus (the recipient's owner), "" when it stayed here: if that one dies, so did the request. */
+  via = "";
   constructor(
     public readonly key: number,
     public readonly originalId: string,

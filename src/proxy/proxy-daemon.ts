@@ -243,7 +243,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }
     const ttl = this.timeoutFor(s.protocol, env.ttl);
     const p = this.pending.add(s, env.id, env.to, ttl, monotonicMs());
-    this.route(env.forwarded(this.refPrefix + p.key, ttl));
+    p.via = this.route(env.forwarded(this.refPrefix + p.key, ttl));
   }
 
   /** A session answers a request delivered to it: the answer goes to the requester's worker, named by the ref. */
@@ -272,8 +272,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   // ---- routing ---------------------------------------------------------------
 
-  /** Message, presence, error or forwarded request to env.to: straight to a session connected here, else to the owner. */
-  route(env: Envelope): void {
+  /**
+   * Message, presence, error or forwarded request to env.to: straight to a session connected here, else to the owner.
+   * Gives the worker it went to over the bus, "" when it stayed on this one.
+   */
+  route(env: Envelope): string {
     const to = env.to;
     // Sessions are keyed by full address: a bare one cannot match, and a lookup of a fresh string is not free.
     if (to.indexOf("/") > 0) {
@@ -282,13 +285,17 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         this.deliverLocal(local, env);
         // The owner was skipped, so it made no copies for the recipient's other sessions: ask it, if anyone wants them.
         if ((env.flags & Flag.Copies) !== 0 && local.peersWantCopies) this.copyToOwner(local.bare, env, Flag.Copy);
-        return;
+        return "";
       }
     }
     // The owner is usually this worker: then no bus message is made for it.
     const owner = this.router.ownerOf(bareOf(to));
-    if (owner === this.self || owner === undefined) this.owner.deliver(env);
-    else this.bus.send(owner, { op: "owner", env: this.leaving(env) });
+    if (owner === this.self || owner === undefined) {
+      this.owner.deliver(env);
+      return "";
+    }
+    this.bus.send(owner, { op: "owner", env: this.leaving(env) });
+    return owner;
   }
 
   /**
@@ -650,6 +657,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       dropped.filter((r) => !live.has(r.workerId) || restarted.has(r.workerId)),
       live,
     );
+    this.failVia((w) => !live.has(w) || restarted.has(w));
     for (const s of this.sessions.values()) {
       if (s.movedTo !== null) continue;
       const owner = this.router.ownerOf(s.bare);
@@ -667,13 +675,30 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }
   }
 
+  /**
+   * Requests sent to an owner that died (or restarted, empty) died with it, unless it had passed
+   * them on: they fail now, as when a recipient leaves, rather than at their timeout. One passed on
+   * in its last moments may still be answered; that answer then counts as late.
+   */
+  private failVia(lost: (worker: string) => boolean): void {
+    for (const s of this.sessions.values()) {
+      for (let p = s.firstPending; p !== null; ) {
+        const next = p.senderNext;
+        if (p.via !== "" && lost(p.via)) this.failRequest(p);
+        p = next;
+      }
+    }
+  }
+
+  private failRequest(p: PendingResponse): void {
+    this.pending.remove(p);
+    this.stats.unavailable++;
+    const s = p.sender as Session;
+    this.give(s, Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Unavailable }));
+  }
+
   /** An owner says these recipients died with their worker: requests to them fail now, as when a recipient leaves. */
   private recipientsGone(addresses: readonly string[], bares: readonly string[]): void {
-    failGone(this.sessions.values(), addresses, bares, (p) => {
-      this.pending.remove(p);
-      this.stats.unavailable++;
-      const s = p.sender as Session;
-      this.give(s, Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Unavailable }));
-    });
+    failGone(this.sessions.values(), addresses, bares, (p) => this.failRequest(p));
   }
 }
