@@ -54,6 +54,13 @@ export class ChannelOwner {
       this.channels.set(bare, ch);
     }
     if (ref.workerId === this.d.workerId) ref.session = this.d.local(ref.address) ?? null;
+    const cur = ch.resources.get(ref.resource);
+    if (cur !== undefined && cur.born > ref.born && (cur.workerId !== ref.workerId || cur.serial !== ref.serial)) {
+      // An older session binding again (its worker stalled or was cut off, and is back) after a newer
+      // login took the address meanwhile: the older one goes, not the one its client uses now.
+      this.d.replaced(ref);
+      return;
+    }
     const old = ch.bind(ref);
     if (old !== undefined) this.leftPool(ch, old);
     if (ref.pool) (ch.pool ??= new Pool()).add(ref);

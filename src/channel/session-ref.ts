@@ -15,6 +15,11 @@ export interface SessionRef {
   session: Session | null;
   /** Bind order: ties in priority go to the most recent session. */
   seq: number;
+  /**
+   * When the session's connection came (Session.since, ms since the epoch): of two sessions
+   * binding one address, the older is the one that goes, whichever bind comes last.
+   */
+  born: number;
   /** Wants copies of what the user's other sessions send and receive (Session.wantsCopies; XMPP: carbons enabled). */
   copies: boolean;
   /** What the session was last told (Session.peersWantCopies): whether another session of the user wants copies. */

@@ -33,7 +33,7 @@ export class BusWire {
       case "bind": {
         const r = msg.ref;
         presence = this.payloadOf(r.protocol, r.presence);
-        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool];
+        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool, r.born];
         break;
       }
       case "presence":
@@ -125,9 +125,9 @@ export class BusWire {
       case "session":
         return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
       case "bind": {
-        const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?];
+        const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool, born] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?, number?];
         // A worker from before pools sends no `pool`: its sessions keep the priority rule.
-        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, copies, told, pool: pool === true };
+        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, born: born ?? 0, copies, told, pool: pool === true };
         return { op, ref };
       }
       case "presence": {

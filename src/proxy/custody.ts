@@ -105,11 +105,11 @@ export class Custody {
   /**
    * Worker `by` delivered it to a session that keeps it until its client
    * acknowledges it; or that session moved to `by` (XEP-0198 resumption, a
-   * drain) and keeps it there now.
+   * drain) and keeps it there now. Returns how many times it was routed, as done() does.
    */
-  takenBy(key: number, by: string, now: number, tag = "", count = 0): void {
+  takenBy(key: number, by: string, now: number, tag = "", count = 0): number {
     const h = this.travelling.get(key) ?? this.taken.get(key);
-    if (h === undefined) return;
+    if (h === undefined) return 0;
     this.travelling.delete(key);
     this.taken.delete(key);
     h.by = by;
@@ -120,6 +120,7 @@ export class Custody {
       h.count = count;
     }
     this.taken.set(key, h);
+    return h.tries;
   }
 
   /**

@@ -319,7 +319,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const w = workerOf(receipt);
     if (w === this.self) {
       // Routed again before this copy settled it: the other copy is on its way here too, and must meet its receipt.
-      if (this.custody.done(this.custody.keyOf(receipt)) > 1) this.receipts.add(receipt, monotonicMs());
+      if (this.custody.done(this.custody.keyOf(receipt)) > 1 || this.receipts.has(receipt)) this.receipts.add(receipt, monotonicMs());
     } else if (w !== "") {
       this.receipts.add(receipt, monotonicMs());
       this.confirmations.done(w, receipt);
@@ -330,8 +330,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private settledBefore(env: Envelope): boolean {
     if (env.ref === "" || env.kind !== Kind.Message || !this.receipts.has(env.ref)) return false;
     this.stats.duplicates++;
-    if (this.receipts.isTaken(env.ref)) this.confirmations.taken(workerOf(env.ref), [env.ref, "", 0]);
-    else this.confirmations.done(workerOf(env.ref), env.ref);
+    const w = workerOf(env.ref);
+    // Its custodian is this worker: custody knows already.
+    if (w === this.self) return true;
+    if (this.receipts.isTaken(env.ref)) this.confirmations.taken(w, [env.ref, "", 0]);
+    else this.confirmations.done(w, env.ref);
     return true;
   }
 
@@ -497,8 +500,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   /** Delivered to a session that keeps it until its client acknowledges it. */
   private taken(receipt: string, tag: string, count: number): void {
     const w = workerOf(receipt);
-    if (w === this.self) this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs(), tag, count);
-    else if (w !== "") {
+    if (w === this.self) {
+      // Routed again while it travelled (a membership change): the other copy may come here too, and must meet its receipt.
+      if (this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs(), tag, count) > 1) this.receipts.add(receipt, monotonicMs(), true);
+    } else if (w !== "") {
       this.receipts.add(receipt, monotonicMs(), true);
       this.confirmations.taken(w, [receipt, tag, count]);
     }
@@ -623,6 +628,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       pool: s.pooled,
       session: null,
       seq: 0,
+      born: s.since,
       copies: s.wantsCopies,
       // What it was told by an owner before: a new owner corrects it if that no longer holds.
       told: s.peersWantCopies,

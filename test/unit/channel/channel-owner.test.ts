@@ -37,7 +37,7 @@ function owner(self = "w0"): { o: ChannelOwner; said: Said } {
 
 let serial = 0;
 function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null, copies = false): SessionRef {
-  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, pool: false, session: null, seq: 0, copies, told: false };
+  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, pool: false, session: null, seq: 0, born: 0, copies, told: false };
 }
 
 /** A relay gateway session: one of a pool. */
@@ -335,4 +335,24 @@ test("a pool whose counts are never settled forgets them at each request's deadl
   assert.equal(o.load.size, 0);
   const members = o.channels.get("bob@localhost")!.pool!.members;
   assert.deepEqual(members.map((m) => m.outstanding), [0, 0]);
+});
+
+test("an older session binding again after a newer one took its address is the one replaced, whichever bind comes last", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  // The newer login (on w1) bound while the older session's worker (w2) was stalled; w2, back, binds its session again.
+  const older = { ...ref("r", "w2"), born: 1000 };
+  const newer = { ...ref("r", "w1"), born: 2000 };
+  o.bind(newer);
+  o.bind(older);
+  assert.deepEqual(said.replaced, [`bob@localhost/r#${older.serial}`]);
+  o.deliver(msg("bob@localhost"));
+  assert.deepEqual(said.to, [`r@w1 ${Kind.Message}`]);
+  // The other order is a plain login replacing a session: the older one goes too.
+  const { o: o2, said: said2 } = owner();
+  o2.bind(older);
+  o2.bind(newer);
+  assert.deepEqual(said2.replaced, [`bob@localhost/r#${older.serial}`]);
+  // The same session binding again (a new owner, or its worker resynced) replaces nothing.
+  o2.bind({ ...newer });
+  assert.equal(said2.replaced.length, 1);
 });

@@ -42,7 +42,7 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
   const bind = roundTrip({
     op: "bind",
-    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, pool: false, session: null, seq: 0, copies: true, told: false },
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, pool: false, session: null, seq: 0, born: 0, copies: true, told: false },
   }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.workerId, "h-w1");
   assert.equal(bind.ref.priority, -1);
@@ -74,7 +74,7 @@ test("handover ops carry a moving session whole: the core's part, the presence i
 });
 
 test("pools: a bind says whether the session is pooled; settle notices carry their refs", { timeout: 5000 }, () => {
-  const ref = { address: "gw@x/g1", resource: "g1", workerId: "h-w1", serial: 3, protocol: "relay", available: true, priority: 0, presence: null, pool: true, session: null, seq: 0, copies: false, told: false };
+  const ref = { address: "gw@x/g1", resource: "g1", workerId: "h-w1", serial: 3, protocol: "relay", available: true, priority: 0, presence: null, pool: true, session: null, seq: 0, born: 0, copies: false, told: false };
   const bind = roundTrip({ op: "bind", ref }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.pool, true);
   assert.deepEqual(roundTrip({ op: "settled", refs: ["w0.1", "h_1-w3.42"] }), { op: "settled", refs: ["w0.1", "h_1-w3.42"] });

@@ -257,3 +257,22 @@ test("both copies come back to the custodian's own worker: the second is dropped
   assert.equal(p0.stats.duplicates, 1);
   w.stop();
 });
+
+test("both copies come back to the custodian's own worker, to a session that keeps them until acked: the second is dropped", { timeout: 5000 }, async () => {
+  const w = world({ confirmTimeoutMs: 100, dedupWindowMs: 5000 });
+  const p0 = w.proxies.get("w0")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const bob = new Client(p0, `${bobBare}/b`, true);
+  p0.attach(bob);
+  w.stalled.set("w3", []);
+  alice.send(bobBare, "m1");
+  await until("routed again", () => p0.custody.rerouted >= 1);
+  w.release("w3");
+  await until("both copies back", () => p0.stats.duplicates === 1);
+  assert.deepEqual(bob.bodies(), ["m1"], "once");
+  bob.ack();
+  await until("settled", () => p0.custody.size === 0);
+  w.stop();
+});
