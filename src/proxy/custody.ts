@@ -61,7 +61,7 @@ export class Custody {
   private readonly taken = new Map<number, Held>();
   private next = Math.floor(Math.random() * 2 ** 40);
   /** Keys to route again once their time comes (membership changes), in time order. */
-  private readonly due: { at: number; keys: number[] }[] = [];
+  private readonly due: { at: number; since: number; keys: number[] }[] = [];
   private readonly prefix: string;
   /** Messages held now (a gauge), routed again, given up, let go after heldMaxMs, sent unheld for want of room. */
   rerouted = 0;
@@ -158,26 +158,28 @@ export class Custody {
   lost(gone: (worker: string) => boolean, now: number): void {
     const after = now + (this.opts.rerouteAfterMs ?? 0);
     const keys = [...this.travelling.keys()];
-    if (keys.length > 0) this.due.push({ at: after, keys });
+    if (keys.length > 0) this.due.push({ at: after, since: now, keys });
     const taken: number[] = [];
     for (const [key, h] of this.taken) if (gone(h.by)) taken.push(key);
-    if (taken.length > 0) this.later(after + this.opts.resumeGraceMs, taken);
+    if (taken.length > 0) this.later(after + this.opts.resumeGraceMs, now, taken);
   }
 
   /** Due lists stay in time order: a later one goes where it belongs. */
-  private later(at: number, keys: number[]): void {
+  private later(at: number, since: number, keys: number[]): void {
     let i = this.due.length;
     while (i > 0 && this.due[i - 1].at > at) i--;
-    this.due.splice(i, 0, { at, keys });
+    this.due.splice(i, 0, { at, since, keys });
   }
 
   /** The TimerDaemon's sweep. */
   readonly expire = (now: number): void => {
     while (this.due.length > 0 && this.due[0].at <= now) {
-      for (const key of this.due.shift()!.keys) {
-        // Settled meanwhile, or routed again already by the timeout: nothing to do.
+      const { since, keys } = this.due.shift()!;
+      for (const key of keys) {
+        // Settled meanwhile, taken since (by a live session, or its new place), or routed again already: nothing to do.
+        // Judged by the membership change's time, not the sweep's, which may come late.
         const h = this.travelling.get(key) ?? this.taken.get(key);
-        if (h !== undefined && h.at <= now - (this.opts.rerouteAfterMs ?? 0)) this.again(key, h, now);
+        if (h !== undefined && h.at <= since) this.again(key, h, now);
       }
     }
     const late = now - this.opts.confirmTimeoutMs;

@@ -7,6 +7,7 @@ import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, ErrorCode, Flag, Kind } from "../../../src/envelope/envelope.js";
+import { Custody } from "../../../src/proxy/custody.js";
 import { Router } from "../../../src/router/router.js";
 
 /** A session as the core sees it; `acks` makes it keep what it gets until its "client" acknowledges (XEP-0198). */
@@ -275,4 +276,17 @@ test("both copies come back to the custodian's own worker, to a session that kee
   bob.ack();
   await until("settled", () => p0.custody.size === 0);
   w.stop();
+});
+
+test("a message taken after a membership change is not routed again, even when the sweep comes late", { timeout: 5000 }, () => {
+  const routed: string[] = [];
+  const c = new Custody("w0", { ...defaults().cluster.custody, rerouteAfterMs: 300, resumeGraceMs: 0 }, { reroute: (e) => void routed.push(e.ref), giveUp: () => {} });
+  const env = Envelope.message({ from: "a@localhost/a", to: "b@localhost", protocol: "xmpp", payload: null, flags: Flag.Offline });
+  const sent = c.hold(env, 1000)!;
+  const other = c.hold(env, 1000)!;
+  c.lost(() => false, 2000);
+  // Taken by a live session 100 ms after the change; the sweep runs 900 ms late.
+  c.takenBy(c.keyOf(sent.ref), "w1", 2100);
+  c.expire(3200);
+  assert.deepEqual(routed, [other.ref], "only the one nobody took");
 });
