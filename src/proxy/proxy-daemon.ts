@@ -291,7 +291,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // The owner is usually this worker: then no bus message is made for it.
     const owner = this.router.ownerOf(bareOf(to));
     if (owner === this.self || owner === undefined) {
-      this.owner.deliver(env);
+      if (!this.settledBefore(env)) this.owner.deliver(env);
       return "";
     }
     this.bus.send(owner, { op: "owner", env: this.leaving(env) });
@@ -348,6 +348,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   receive(msg: BusMessage): void {
     switch (msg.op) {
       case "owner":
+        // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
+        if (this.settledBefore(msg.env)) return;
         return this.owner.deliver(msg.env);
       case "session": {
         const s = this.sessions.get(msg.address);

@@ -290,3 +290,24 @@ test("a message taken after a membership change is not routed again, even when t
   c.expire(3200);
   assert.deepEqual(routed, [other.ref], "only the one nobody took");
 });
+
+test("a copy that reaches the owner that stored the message offline goes no further", { timeout: 5000 }, async () => {
+  const w = world();
+  const p0 = w.proxies.get("w0")!;
+  const p3 = w.proxies.get("w3")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  alice.send(bobBare, "m1");
+  await until("stored and settled", () => w.stored.length === 1 && p0.custody.size === 0);
+  // bob logs in (and gets m1 from storage); then a stalled worker's session gives back a copy it had of m1.
+  const bob = new Client(w.proxies.get("w1")!, `${bobBare}/b`, true);
+  w.proxies.get("w1")!.attach(bob);
+  await turn();
+  p3.receive({ op: "owner", env: w.stored[0] });
+  await turn();
+  await turn();
+  assert.deepEqual(bob.bodies(), [], "not delivered again");
+  assert.equal(p3.stats.duplicates, 1);
+  w.stop();
+});
