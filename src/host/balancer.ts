@@ -34,10 +34,12 @@ interface Load {
   received: number;
 }
 
-/** How often a worker reports its load (only when it changed). */
+/** How often a worker reports its load; unchanged, it still reports every QUIET_MS / 2 (the primary hears it is running). */
 const REPORT_MS = 200;
 /** A socket handed and not acknowledged for this long marks its worker as not taking connections now. */
 const STALLED_MS = 500;
+/** A worker not heard from for this long is stopped or stuck: it gets no new connection while another can take it. */
+const QUIET_MS = 1000;
 
 interface Slot {
   worker: Worker;
@@ -46,6 +48,8 @@ interface Slot {
   open: number;
   handed: number;
   received: number;
+  /** When the worker last said anything (a report, an acknowledgement). */
+  heardAt: number;
 }
 
 export class Balancer {
@@ -83,10 +87,11 @@ export class Balancer {
 
   /** Worker `i` serves: it gets connections from now on. */
   serve(i: number, worker: Worker): void {
-    const slot: Slot = { worker, unacked: new Map(), open: 0, handed: 0, received: 0 };
+    const slot: Slot = { worker, unacked: new Map(), open: 0, handed: 0, received: 0, heardAt: Date.now() };
     this.slots.set(i, slot);
     worker.on("message", (m: Load | Got) => {
       if (typeof m !== "object" || m === null) return;
+      slot.heardAt = Date.now();
       if ("sbGot" in m) {
         slot.unacked.get(m.sbGot)?.socket.destroy();
         slot.unacked.delete(m.sbGot);
@@ -129,14 +134,16 @@ export class Balancer {
     const all = [...this.slots.values()];
     let best: Slot | undefined;
     let stalled: Slot | undefined;
-    const late = Date.now() - STALLED_MS;
+    const now = Date.now();
+    const late = now - STALLED_MS;
     for (let k = 0; k < all.length; k++) {
       const s = all[(this.next + k) % all.length];
       if (!s.worker.isConnected()) continue;
-      // A worker that has not taken a socket handed to it a while ago is stopped or overloaded: its reports are
-      // stale (the clients that left it are still counted, or not), so it gets new connections only if all are.
+      // A worker that has not taken a socket handed to it a while ago, or has said nothing lately, is stopped or
+      // overloaded: its reports are stale (the clients that left it are still counted, or not), so it gets new
+      // connections only if all are.
       const oldest = s.unacked.values().next().value;
-      if (oldest !== undefined && oldest.at < late) {
+      if ((oldest !== undefined && oldest.at < late) || s.heardAt < now - QUIET_MS) {
         if (stalled === undefined || load(s) < load(stalled)) stalled = s;
         continue;
       }
@@ -166,11 +173,14 @@ export function takeHanded(server: Server): void {
     else if (socket !== undefined) l.accept(socket as Socket);
   });
   let last = "";
+  let lastAt = 0;
   const report = () => {
     const open = server.listeners.reduce((n, l) => n + l.connections, 0);
     const key = `${open} ${received}`;
-    if (key === last || !process.connected) return;
+    const now = Date.now();
+    if ((key === last && now - lastAt < QUIET_MS / 2) || !process.connected) return;
     last = key;
+    lastAt = now;
     process.send!({ sbLoad: true, open, received } satisfies Load, undefined, undefined, () => {});
   };
   setInterval(report, REPORT_MS).unref();

@@ -35,6 +35,9 @@ export interface ProxyOptions {
 /** Messages that must end delivered, stored or bounced (XMPP chat, normal, groupchat); copies, presence, headlines may not. */
 const HELD = Flag.Offline | Flag.Bounce;
 
+/** How long a worker that left is still told what clients received (Core.receivedUpTo): past a stall, it is dead. */
+const DEPARTED_MS = 120_000;
+
 /** How long a login waits for its owner's barrier answer at most. */
 const BARRIER_TIMEOUT_MS = 2000;
 
@@ -82,6 +85,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly barriers = new Map<number, () => void>();
   /** Counts clients gave for sessions whose workers seemed gone (Core.receivedUpTo), by Session.keepKey, lately. */
   private readonly clientCounts = new Map<string, number>();
+  /** Workers that left the ring lately, and when: one merely stalled may come back with sessions whose clients left. */
+  private readonly departed = new Map<string, number>();
+  private live = new Set<string>();
   private nextBarrier = 1;
   /** Sessions moving between the workers of this host (Core.handovers). */
   readonly handovers: HandoverDesk;
@@ -103,6 +109,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.self = bus.workerId;
     this.refPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
+    for (const ids of Object.values(bus.membership().hosts)) for (const id of ids) this.live.add(id);
     this.owner = new ChannelOwner(this, this.stats);
     this.handovers = new HandoverDesk({
       workerId: this.self,
@@ -557,6 +564,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const msg: BusMessage = { op: "received", key, count };
     // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
     for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);
+    // And those that left lately: the session's own worker may only be stalled, and must not give back what its client had.
+    for (const w of this.departed.keys()) this.bus.send(w, msg);
     this.custody.receivedUpTo(key, count);
   }
 
@@ -653,6 +662,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
     const restarted = new Set(joined);
     const fresh = new Set([...joined, ...resynced]);
+    this.noteDeparted(live);
     this.handovers.membershipChanged(live, restarted);
     // Held messages on their way, or taken by a session of a worker that left or restarted, travel again.
     this.custody.lost((w) => w !== this.self && (!live.has(w) || restarted.has(w)), monotonicMs());
@@ -671,6 +681,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       const owner = this.router.ownerOf(s.bare);
       if (owner !== undefined && (owner !== before.ownerOf(s.bare) || fresh.has(owner))) this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
     }
+  }
+
+  private noteDeparted(live: Set<string>): void {
+    const now = monotonicMs();
+    for (const [w, at] of this.departed) if (live.has(w) || now - at > DEPARTED_MS) this.departed.delete(w);
+    for (const w of this.live) if (!live.has(w) && w !== this.self) this.departed.set(w, now);
+    this.live = live;
   }
 
   /** To every live worker, this one included: the sessions that died with their worker. */

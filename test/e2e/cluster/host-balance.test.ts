@@ -115,4 +115,23 @@ describe("a host of two workers hands new connections to the one with the fewest
       b.destroy();
     }
   });
+
+  test("a worker stopped (SIGSTOP) gets no new connections: every client that comes meanwhile is served by the other", { timeout: 30_000 }, async () => {
+    const victim = childrenOf(host.child.pid!)[0];
+    process.kill(victim, "SIGSTOP");
+    const clients: RelayClient[] = [];
+    try {
+      // The primary hears from each worker at least twice a second; one silent for a second gets nothing new.
+      await new Promise((r) => setTimeout(r, 1500));
+      const logins = Array.from({ length: 6 }, async () => {
+        const c = await RelayClient.connect({ port });
+        clients.push(c);
+        await c.login({ user: "h0", password: "pw", resource: `s${clients.length}` });
+      });
+      await within(Promise.all(logins), 10_000, () => `6 logins while a worker is stopped; stderr:\n${host.log.text.slice(-3000)}`);
+    } finally {
+      process.kill(victim, "SIGCONT");
+      for (const c of clients) c.destroy();
+    }
+  });
 });

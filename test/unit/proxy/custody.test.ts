@@ -311,3 +311,15 @@ test("a copy that reaches the owner that stored the message offline goes no furt
   assert.equal(p3.stats.duplicates, 1);
   w.stop();
 });
+
+test("a client's count after a failed resumption reaches its session's worker also when that one left the ring (stalled, not dead)", { timeout: 5000 }, async () => {
+  const w = world();
+  const p2 = w.proxies.get("w2")!;
+  w.stalled.set("w1", []);
+  w.hub.leave("w1");
+  await turn();
+  p2.receivedUpTo("bob\u0000id1", 7);
+  const told = w.stalled.get("w1")!.map((m) => m.msg);
+  assert.deepEqual(told, [{ op: "received", key: "bob\u0000id1", count: 7 }]);
+  w.stop();
+});
