@@ -88,6 +88,13 @@ export class ChannelOwner {
     else if (ch.copiers !== copiers) this.tellPeers(ch);
   }
 
+  /** Worker `workerId` says it has no session (address, serial): the binding, if it names that worker, is stale. */
+  unbindAt(address: string, serial: number, workerId: string): void {
+    const ref = this.channels.get(bareOf(address))?.resources.get(resourceOf(address));
+    // The same serial on another worker is that session moved (a handover): its binding is current.
+    if (ref !== undefined && ref.workerId === workerId) this.unbind(address, serial);
+  }
+
   /**
    * The session's worker says a request this owner gave to a pooled session is
    * settled (answered, failed, or dropped): that session has one fewer in flight.

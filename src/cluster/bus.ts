@@ -9,6 +9,11 @@ export type BusMessage =
   | { op: "owner"; env: Envelope }
   /** For the worker holding session `address`. */
   | { op: "session"; address: string; serial: number; env: Envelope }
+  /**
+   * For the owner of bare(address), from worker `by`: the session (address, serial) it named is not there
+   * (it ended, or a newer one replaced it); the binding is stale. Unbind it and deliver env again.
+   */
+  | { op: "missed"; address: string; serial: number; by: string; env: Envelope }
   /** An answer for the worker named in env.responseFor (a ref), where its PendingResponse lives. */
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }

@@ -30,6 +30,10 @@ export class BusWire {
         payload = this.payloadOf(msg.env.protocol, msg.env.payload);
         head = [msg.op, envHead(msg.env), msg.address, msg.serial];
         break;
+      case "missed":
+        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
+        head = [msg.op, envHead(msg.env), msg.address, msg.serial, msg.by];
+        break;
       case "bind": {
         const r = msg.ref;
         presence = this.payloadOf(r.protocol, r.presence);
@@ -124,6 +128,8 @@ export class BusWire {
         return { op, env: this.envOf(head[1] as EnvHead, payload) };
       case "session":
         return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
+      case "missed":
+        return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number, by: head[4] as string };
       case "bind": {
         const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool, born] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?, number?];
         // A worker from before pools sends no `pool`: its sessions keep the priority rule.

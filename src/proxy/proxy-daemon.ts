@@ -13,6 +13,7 @@ import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
 import { Confirmations, Custody, Receipts, workerOf, type CustodyOptions } from "./custody.js";
 import { failGone, goneMessages } from "./gone-notices.js";
+import { Misrouted } from "./misrouted.js";
 
 export interface ProtocolTimeouts {
   defaultMs: number;
@@ -101,6 +102,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   /** Receipts of messages settled here lately: one arriving again is dropped. */
   private readonly receipts: Receipts;
   private readonly confirmations: Confirmations;
+  /** Sent here as to the owner by a worker whose ring differs from this one's for a moment. */
+  readonly misrouted = new Misrouted();
 
   constructor(
     private readonly bus: ClusterBus,
@@ -130,6 +133,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
     this.confirmations = new Confirmations((w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }));
     this.timer.also(this.custody.expire);
+    this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);
   }
 
@@ -345,6 +349,19 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return true;
   }
 
+  /**
+   * Sent here as to its user's owner, while this worker's ring names another and no binding of the
+   * user is here: the two rings differ for a moment (Misrouted). Held until they agree.
+   */
+  private notMine(env: Envelope): boolean {
+    const heal = this.bus.healMs ?? 0;
+    if (heal <= 0) return false;
+    const bare = bareOf(env.to);
+    const owner = this.router.ownerOf(bare);
+    if (owner === undefined || owner === this.self || this.owner.channels.has(bare)) return false;
+    return this.misrouted.take(env, monotonicMs());
+  }
+
   private toOwnerOf(bare: string, msg: BusMessage): void {
     const owner = this.router.ownerOf(bare);
     if (owner === this.self || owner === undefined) this.receive(msg);
@@ -357,13 +374,22 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "owner":
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
         if (this.settledBefore(msg.env)) return;
+        if (this.notMine(msg.env)) return;
         return this.owner.deliver(msg.env);
       case "session": {
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial) this.deliverLocal(s, msg.env);
-        else this.undeliverable(msg.env);
+        else if (msg.env.kind === Kind.Message && (msg.env.flags & HELD) !== 0) {
+          // The owner's binding is stale (the session ended or was replaced as this came): the owner, told, decides
+          // again — another session, the user's new one, or offline storage there, where a login's barrier looks.
+          this.toOwnerOf(bareOf(msg.address), { op: "missed", address: msg.address, serial: msg.serial, by: this.self, env: msg.env });
+        } else this.undeliverable(msg.env);
         return;
       }
+      case "missed":
+        this.owner.unbindAt(msg.address, msg.serial, msg.by);
+        if (this.settledBefore(msg.env) || this.notMine(msg.env)) return;
+        return this.owner.deliver(msg.env);
       case "answer":
         return this.complete(msg.env);
       case "bind":
@@ -681,6 +707,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       const owner = this.router.ownerOf(s.bare);
       if (owner !== undefined && (owner !== before.ownerOf(s.bare) || fresh.has(owner))) this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
     }
+    // After the binds above and with the owner's hold open: what came here by another worker's ring travels by the new one.
+    for (const env of this.misrouted.drain()) this.route(env);
   }
 
   private noteDeparted(live: Set<string>): void {

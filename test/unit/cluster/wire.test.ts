@@ -28,6 +28,8 @@ test("envelopes keep every field and their payload across the wire", () => {
   assert.equal(s.address, "svc@localhost/a");
   assert.deepEqual(Buffer.from(s.env.payload as Uint8Array), bytes);
   assert.equal(s.env.code, "timeout");
+  const m = roundTrip({ op: "missed", address: "svc@localhost/a", serial: 7, by: "10_0_0_1-w1", env: err }) as Extract<BusMessage, { op: "missed" }>;
+  assert.deepEqual([m.op, m.address, m.serial, m.by, m.env.code], ["missed", "svc@localhost/a", 7, "10_0_0_1-w1", "timeout"]);
 
   const none = roundTrip({ op: "answer", env: Envelope.response({ from: "a@x/r", to: "", protocol: "relay", responseFor: "w0.1", payload: null }) }) as Extract<BusMessage, { op: "answer" }>;
   assert.equal(none.env.payload, null);

@@ -323,3 +323,37 @@ test("a client's count after a failed resumption reaches its session's worker al
   assert.deepEqual(told, [{ op: "received", key: "bob\u0000id1", count: 7 }]);
   w.stop();
 });
+
+test("a message for a session that ended as it came goes back to the owner, which drops the stale binding and delivers to the user's new session", { timeout: 5000 }, async () => {
+  const w = world();
+  const p0 = w.proxies.get("w0")!;
+  const p1 = w.proxies.get("w1")!;
+  const p2 = w.proxies.get("w2")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const old = new Client(p1, `${bobBare}/r`, true);
+  p1.attach(old);
+  // The owner sends m1 to the old session's worker, where it waits a moment.
+  w.stalled.set("w1", []);
+  alice.send(bobBare, "m1");
+  assert.equal(w.stalled.get("w1")!.length, 1);
+  // Meanwhile that session ended there, and bob logged in again on w2 with the same resource.
+  p1.sessions.delete(old.address);
+  const fresh = new Client(p2, `${bobBare}/r`, true);
+  p2.attach(fresh);
+  w.release("w1");
+  await until("delivered to the new session", () => fresh.bodies().includes("m1"));
+  assert.equal(w.stored.length, 0, "not stored offline");
+  assert.deepEqual(old.bodies(), []);
+  // And a stale binding alone (no newer session) is dropped, the message stored by the owner.
+  const gone = new Client(p1, `${bobBare}/other`, true);
+  p1.attach(gone);
+  w.stalled.set("w1", []);
+  alice.send(gone.address, "m2");
+  p1.sessions.delete(gone.address);
+  w.release("w1");
+  await until("m2 went to bob's other session (a chat to a gone resource)", () => fresh.bodies().includes("m2") || w.stored.length === 1);
+  assert.equal(w.proxies.get("w3")!.owner.channels.get(bobBare)?.resources.has("other"), false, "the stale binding is gone");
+  w.stop();
+});

@@ -1,0 +1,125 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { setImmediate as turn } from "node:timers/promises";
+import { defaults } from "../../../src/config/config.js";
+import { LocalHub } from "../../../src/cluster/local-bus.js";
+import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { Misrouted } from "../../../src/proxy/misrouted.js";
+import { Session } from "../../../src/session/session.js";
+import { Envelope, Flag, Kind } from "../../../src/envelope/envelope.js";
+import { Router } from "../../../src/router/router.js";
+
+// A message that reaches a worker as its user's owner while that worker's ring names another
+// owner (the sender's worker saw a membership change first) waits for the change instead of
+// being stored offline for want of a binding, then travels by the new ring.
+
+class Client extends Session {
+  readonly protocol = "xmpp";
+  readonly idPassThrough = true;
+  readonly got: Envelope[] = [];
+  constructor(address: string) {
+    super();
+    this.address = address;
+    this.bare = address.slice(0, address.indexOf("/"));
+    this.resource = address.slice(address.indexOf("/") + 1);
+    this.available = true;
+  }
+  deliver(env: Envelope): boolean {
+    this.got.push(env);
+    return true;
+  }
+  replaced(): void {}
+}
+
+const HEAL = 60;
+
+function world() {
+  const opts: ProxyOptions = {
+    timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
+    sweepIntervalMs: 10,
+    maxPendingPerSession: 10,
+    maxInboundPerSession: 100,
+    custody: { ...defaults().cluster.custody },
+  };
+  const hub = new LocalHub(64);
+  const buses = ["w0", "w1", "w2"].map((id) => {
+    const b = hub.join(id, "10.0.0.1");
+    // As the NATS bus: owners hold for a heal window after changes.
+    Object.defineProperty(b, "healMs", { value: HEAL });
+    return b;
+  });
+  const stored: Envelope[] = [];
+  const proxies = new Map(buses.map((b) => [b.workerId, new ProxyDaemon(b, opts)]));
+  for (const p of proxies.values()) {
+    p.offline = (env, settle) => {
+      stored.push(env);
+      setImmediate(() => settle(null));
+      return null;
+    };
+    p.start();
+  }
+  return { hub, proxies, stored, stop: () => proxies.forEach((p) => p.stop()) };
+}
+
+async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A user owned by `owner` while all three are up, and by `next` once `owner` has left. */
+function userMoving(owner: string, next: string): string {
+  const all = new Router({ hosts: { "10.0.0.1": ["w0", "w1", "w2"] }, vnodes: 64 });
+  const less = new Router({ hosts: { "10.0.0.1": ["w0", "w1", "w2"].filter((w) => w !== owner) }, vnodes: 64 });
+  for (let i = 0; ; i++) {
+    const bare = `user${i}@localhost`;
+    if (all.ownerOf(bare) === owner && less.ownerOf(bare) === next) return bare;
+  }
+}
+
+const chat = (to: string) => Envelope.message({ from: "alice@localhost/a", to, protocol: "xmpp", payload: "hi", flags: Flag.Offline, id: "m1" });
+
+test("held while the rings differ; after the change, delivered to the user's session by the new owner", { timeout: 5000 }, async () => {
+  const w = world();
+  const bare = userMoving("w2", "w1");
+  const bob = new Client(`${bare}/b`);
+  w.proxies.get("w0")!.attach(bob);
+  await turn();
+  // A worker that already saw w2 leave sends bob's message to w1; w1 has not seen it yet.
+  w.proxies.get("w1")!.receive({ op: "owner", env: chat(bare) });
+  assert.equal(w.proxies.get("w1")!.misrouted.size, 1);
+  w.hub.leave("w2");
+  await until("delivered", () => bob.got.some((e) => e.kind === Kind.Message));
+  assert.equal(w.stored.length, 0, "not stored offline");
+  w.stop();
+});
+
+test("no change comes within the heal window: sent to the owner this worker's ring names", { timeout: 5000 }, async () => {
+  const w = world();
+  const bare = userMoving("w2", "w1");
+  const bob = new Client(`${bare}/b`);
+  w.proxies.get("w0")!.attach(bob);
+  await turn();
+  // The sender's ring was the stale one: w2 owns bob, as w1 says.
+  w.proxies.get("w1")!.receive({ op: "owner", env: chat(bare) });
+  await until("delivered", () => bob.got.some((e) => e.kind === Kind.Message));
+  assert.equal(w.proxies.get("w1")!.misrouted.passedOn, 1);
+  assert.equal(w.stored.length, 0);
+  w.stop();
+});
+
+test("Misrouted keeps arrival order, is bounded, and drains whole", { timeout: 5000 }, () => {
+  const m = new Misrouted(2);
+  const a = chat("a@localhost");
+  const b = chat("b@localhost");
+  assert.ok(m.take(a, 0));
+  assert.ok(m.take(b, 5));
+  assert.equal(m.take(chat("c@localhost"), 6), false, "full");
+  const passed: Envelope[] = [];
+  m.expire(12, 10, (e) => passed.push(e));
+  assert.deepEqual(passed, [a]);
+  assert.deepEqual(m.drain(), [b]);
+  assert.equal(m.size, 0);
+});
