@@ -65,6 +65,11 @@ function clusterMetrics(reg: Registry, server: Server): void {
   counter(reg, "switchboard_cluster_duplicates_suppressed_total", "Held messages that arrived again where they were settled already, and were dropped by their receipt.", [], () => s.duplicates);
   counter(reg, "switchboard_cluster_messages_given_up_total", "Held messages routed maxTries times without a confirmation: their senders got an error.", [], () => custody.givenUp);
   counter(reg, "switchboard_cluster_messages_unheld_total", "Messages sent over the bus without custody because the worker held maxHeld already.", [], () => custody.unheld);
+  counter(reg, "switchboard_cluster_stale_messages_dropped_total", "Held messages read right after this worker was stopped past the others' patience, dropped: their custodians sent them again.", [], () => s.staleDropped);
+  counter(reg, "switchboard_cluster_misrouted_total", "Envelopes that came here as to their user's owner while this worker's ring named another: held for the rings to agree, and those sent on to the owner this ring names.", ["outcome"], () => [
+    [{ outcome: "held" }, server.proxy.misrouted.taken],
+    [{ outcome: "passed_on" }, server.proxy.misrouted.passedOn],
+  ]);
   counter(reg, "switchboard_cluster_messages_received_by_clients_total", "Held messages settled by a client's count after its session's worker died (XEP-0198 h on a failed resumption).", [], () => custody.receivedByClients);
   if (bus instanceof NatsBus) {
     new Gauge({

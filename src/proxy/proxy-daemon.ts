@@ -65,6 +65,8 @@ export class ProxyStats {
   copies = 0;
   /** Messages that arrived again after they were settled here, dropped (custody). */
   duplicates = 0;
+  /** Held messages read right after this worker was stopped past the others' patience, dropped: their custodians send them again. */
+  staleDropped = 0;
 }
 
 /**
@@ -104,6 +106,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly confirmations: Confirmations;
   /** Sent here as to the owner by a worker whose ring differs from this one's for a moment. */
   readonly misrouted = new Misrouted();
+  /** When the TimerDaemon last swept: one far behind means this worker was stopped (fromBeforeStall). */
+  private lastSweep = monotonicMs();
+  private dropHeldUntil = 0;
 
   constructor(
     private readonly bus: ClusterBus,
@@ -132,6 +137,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
     this.confirmations = new Confirmations((w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }));
+    this.timer.also((now) => void (this.lastSweep = now));
     this.timer.also(this.custody.expire);
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);
@@ -350,6 +356,23 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   /**
+   * A held message read right after this worker was stopped longer than the others wait (its sweep
+   * came that late): the others took it off the ring meanwhile, and every custodian routes again what
+   * it held on its way here, so this copy, sent before, is dropped rather than delivered next to its
+   * twin (to a session whose client has left, say, which would give it back later: a duplicate).
+   */
+  private fromBeforeStall(env: Envelope): boolean {
+    if (env.ref === "" || env.kind !== Kind.Message) return false;
+    const heal = this.bus.healMs ?? 0;
+    if (heal <= 0) return false;
+    const now = monotonicMs();
+    if (now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
+    if (now >= this.dropHeldUntil) return false;
+    this.stats.staleDropped++;
+    return true;
+  }
+
+  /**
    * Sent here as to its user's owner, while this worker's ring names another and no binding of the
    * user is here: the two rings differ for a moment (Misrouted). Held until they agree.
    */
@@ -373,10 +396,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     switch (msg.op) {
       case "owner":
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
-        if (this.settledBefore(msg.env)) return;
+        if (this.settledBefore(msg.env) || this.fromBeforeStall(msg.env)) return;
         if (this.notMine(msg.env)) return;
         return this.owner.deliver(msg.env);
       case "session": {
+        if (this.fromBeforeStall(msg.env)) return;
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial) this.deliverLocal(s, msg.env);
         else if (msg.env.kind === Kind.Message && (msg.env.flags & HELD) !== 0) {

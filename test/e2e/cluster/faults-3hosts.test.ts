@@ -69,7 +69,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
       writeFileSync(
         cfgs[h],
         JSON.stringify({
-          log: { level: "info", format: "json" },
+          log: { level: process.env.FAULTS_LOG ?? "info", format: "json" },
           listeners: [{ protocol: "xmpp", transport: "tcp", host: address, port: services[h].port }],
           xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
           storage: { type: "postgres", postgres: { ...postgres, poolSize: 4 } },
@@ -87,7 +87,19 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     const t0 = Date.now();
     for (let i = 0; i < USERS; i += 6) {
       const batch = Array.from({ length: Math.min(6, USERS - i) }, (_, k) => i + k);
-      clients.push(...(await Promise.all(batch.map((u) => fleetClient(services, u % HOSTS, `u${u}`, `pw${u}`, { ackIntervalMs: 200, ackTimeoutMs: 1500 })))));
+      // A login that fails on the busy machine is tried again (twice) before the suite gives up.
+      const login = async (u: number, tries = 3): Promise<FleetClient> => {
+        try {
+          return await fleetClient(services, u % HOSTS, `u${u}`, `pw${u}`, { ackIntervalMs: 200, ackTimeoutMs: 1500 });
+        } catch (e) {
+          if (tries <= 1) throw e;
+          return login(u, tries - 1);
+        }
+      };
+      const got = await Promise.allSettled(batch.map((u) => login(u)));
+      for (const r of got) if (r.status === "fulfilled") clients.push(r.value);
+      const failed = got.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     }
     process.stdout.write(`# faults-3hosts: ${USERS} clients logged in over ${HOSTS} hosts in ${Date.now() - t0} ms\n`);
   }, { timeout: 120_000 });
@@ -205,6 +217,13 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
       return `${b}->u${to}${r !== undefined && r.downAt >= faultAt ? `(down, now on h${r.at})` : ""}${r?.delayed.has(b) ? "+delay" : ""}`;
     };
     if (dups.length > 0) process.stdout.write(`# ${tag} duplicated: ${dups.slice(0, 20).map(where).join(" ")}\n`);
+    if (dups.length > 0 && process.env.FAULTS_TRACE) {
+      // What the hosts logged about the first recipient's sessions (FAULTS_LOG=debug says most).
+      const to = clients.findIndex((s) => s.got.includes(dups[0]));
+      for (const [i, h] of hosts.entries()) {
+        for (const l of h.log.lines) if (String(l.address ?? "").startsWith(`u${to}@`)) process.stdout.write(`# trace host${i} ${JSON.stringify(l)}\n`);
+      }
+    }
     return f;
   }
 

@@ -43,7 +43,8 @@ export async function fleetClient(services: Service[], home: number, username: s
   // SASL PLAIN (the hosts allow it without TLS, on loopback): @xmpp/client's SCRAM derives its key in
   // JavaScript, ~0.3 s of this process's CPU per login, which would starve a test of many clients.
   const credentials = (authenticate: any) => authenticate({ username, password }, "PLAIN");
-  const c = client({ service: url(home), domain: "localhost", credentials, resource: "r", timeout: 1000 });
+  // The open/close handshake's timeout: generous, the 2 cores are busy; a host that hangs is left by the watchdog below.
+  const c = client({ service: url(home), domain: "localhost", credentials, resource: "r", timeout: 5000 });
   c.on("error", () => {});
   c.reconnect.delay = 100;
   c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;
@@ -118,7 +119,13 @@ export async function fleetClient(services: Service[], home: number, username: s
     online();
     c.send(xml("presence")).catch(() => {});
   });
-  await c.start();
-  await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 10_000, `${username}: stream management enabled`);
+  try {
+    await c.start();
+    await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 10_000, `${username}: stream management enabled`);
+  } catch (e) {
+    // Not left reconnecting for ever behind a failed test.
+    await s.stop();
+    throw e;
+  }
   return s;
 }

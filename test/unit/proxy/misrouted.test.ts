@@ -31,9 +31,9 @@ class Client extends Session {
   replaced(): void {}
 }
 
-const HEAL = 60;
+const HEAL = 300;
 
-function world() {
+function world(heal = HEAL) {
   const opts: ProxyOptions = {
     timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
     sweepIntervalMs: 10,
@@ -45,7 +45,7 @@ function world() {
   const buses = ["w0", "w1", "w2"].map((id) => {
     const b = hub.join(id, "10.0.0.1");
     // As the NATS bus: owners hold for a heal window after changes.
-    Object.defineProperty(b, "healMs", { value: HEAL });
+    Object.defineProperty(b, "healMs", { value: heal });
     return b;
   });
   const stored: Envelope[] = [];
@@ -122,4 +122,24 @@ test("Misrouted keeps arrival order, is bounded, and drains whole", { timeout: 5
   assert.deepEqual(passed, [a]);
   assert.deepEqual(m.drain(), [b]);
   assert.equal(m.size, 0);
+});
+
+test("held messages read right after a stall longer than the heal window are dropped (their custodians send them again); later ones are delivered", { timeout: 5000 }, async () => {
+  const w = world(100);
+  const p1 = w.proxies.get("w1")!;
+  const bob = new Client(`bob@localhost/b`);
+  p1.attach(bob);
+  const held = (n: number) => ({ op: "session" as const, address: bob.address, serial: bob.serial, env: chat("bob@localhost").withReceipt(`w0.${n}`) });
+  p1.receive(held(1));
+  assert.equal(bob.got.length, 1);
+  // The event loop stops for 250 ms (as under SIGSTOP): no sweep runs meanwhile.
+  const end = Date.now() + 250;
+  while (Date.now() < end);
+  p1.receive(held(2));
+  assert.equal(bob.got.length, 1, "dropped");
+  assert.equal(p1.stats.staleDropped, 1);
+  await new Promise((r) => setTimeout(r, 150));
+  p1.receive(held(3));
+  assert.equal(bob.got.length, 2, "delivered once the window passed");
+  w.stop();
 });
