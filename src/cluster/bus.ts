@@ -93,6 +93,11 @@ export interface ClusterBus {
   readonly sent: number;
   readonly received: number;
   send(workerId: string, msg: BusMessage): void;
+  /**
+   * Sends what `send` gathered for this turn now rather than at the end of the turn (NatsBus batches per
+   * peer per turn): custody's confirmations, so that they leave with the stanzas they count, not a turn later.
+   */
+  flushNow?(): void;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

@@ -194,6 +194,10 @@ export class NatsBus implements ClusterBus {
     }
   }
 
+  flushNow(): void {
+    this.flush();
+  }
+
   private readonly flush = (): void => {
     this.flushQueued = false;
     for (const [id, q] of this.outq) if (q.parts.length > 0) this.publish(id, q);

@@ -278,7 +278,11 @@ export class Confirmations {
   private readonly byWorker = new Map<string, { taken: Taken[]; done: string[] }>();
   private queued = false;
 
-  constructor(private readonly send: (worker: string, taken: Taken[], done: string[]) => void) {}
+  constructor(
+    private readonly send: (worker: string, taken: Taken[], done: string[]) => void,
+    /** After each gathering is sent: publish it now. */
+    private readonly sent: () => void = () => {},
+  ) {}
 
   taken(worker: string, t: Taken): void {
     this.of(worker).taken.push(t);
@@ -305,6 +309,7 @@ export class Confirmations {
     this.queued = false;
     for (const [w, c] of this.byWorker) this.send(w, c.taken, c.done);
     this.byWorker.clear();
+    this.sent();
   };
 }
 

@@ -136,7 +136,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
-    this.confirmations = new Confirmations((w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }));
+    // Sent at once, not batched into the next turn: a client may have its stanzas already, and a worker
+    // killed in between would leave them travelling at their custodians (routed again: a duplicate).
+    this.confirmations = new Confirmations(
+      (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
+      () => this.bus.flushNow?.(),
+    );
     this.timer.also((now) => void (this.lastSweep = now));
     this.timer.also(this.custody.expire);
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
