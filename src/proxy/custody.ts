@@ -271,8 +271,9 @@ export class Receipts {
 }
 
 /**
- * Confirmations for custodians on other workers, gathered over one turn of the
- * event loop: one bus message per custodian and turn.
+ * Confirmations for custodians on other workers, gathered over one callback
+ * (the bus batch or the socket read that delivered): one bus message per
+ * custodian and callback, published at once.
  */
 export class Confirmations {
   private readonly byWorker = new Map<string, { taken: Taken[]; done: string[] }>();
@@ -300,7 +301,9 @@ export class Confirmations {
     }
     if (!this.queued) {
       this.queued = true;
-      setImmediate(this.flush);
+      // At the end of the callback that delivered (a microtask), so before the turn's client writes
+      // (setImmediate): a confirmation reaches the bus no later than the stanzas it counts reach their clients.
+      queueMicrotask(this.flush);
     }
     return c;
   }
