@@ -5,7 +5,7 @@
  * heap snapshot. No code in the server is there for the benchmark.
  */
 import { get } from "node:http";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { sleep } from "../lib/proc.js";
 
@@ -83,13 +83,23 @@ export class Inspector {
     });
   }
 
-  /** process.memoryUsage() after full collections (twice: the first frees what weak callbacks then let go). */
+  /**
+   * Memory after full collections (twice: the first frees what weak callbacks
+   * then let go): RSS from /proc, the rest from process.memoryUsage(), or from
+   * the inspector's heap usage where that throws (it opens /proc/self/stat,
+   * which fails in a process out of descriptors; external is then NaN).
+   */
   async memoryAfterGc(): Promise<Memory> {
     await this.call("HeapProfiler.collectGarbage");
     await sleep(100);
     await this.call("HeapProfiler.collectGarbage");
-    const r = (await this.call("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true })) as { result: { value: string } };
-    return JSON.parse(r.result.value) as Memory;
+    const expression = "(() => { let m = null; try { m = process.memoryUsage(); } catch {} return JSON.stringify({ pid: process.pid, m }); })()";
+    const r = (await this.call("Runtime.evaluate", { expression, returnByValue: true })) as { result: { value: string } };
+    const { pid, m } = JSON.parse(r.result.value) as { pid: number; m: Memory | null };
+    const rss = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) * 1024;
+    if (m !== null) return { ...m, rss };
+    const h = (await this.call("Runtime.getHeapUsage")) as { usedSize: number; totalSize: number };
+    return { rss, heapUsed: h.usedSize, heapTotal: h.totalSize, external: NaN, arrayBuffers: NaN };
   }
 
   /** Writes a .heapsnapshot file (Chrome DevTools' format). */

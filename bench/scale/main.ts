@@ -10,6 +10,8 @@
  *   --settle-s S     wait after the last login before measuring (8: the first XEP-0198 <r/> is 5 s after login)
  *   --idle-s S       window of CPU at rest (30)
  *   --ping-after-ms  the server's xmpp.pingAfterMs (default: the server's, 60000)
+ *   --writer on|off  the server's io.writerThread (off: its second descriptor per connection would
+ *                    halve what a worker of 20,000 descriptors can hold; docs/benchmarks.md)
  *   --iterations I   PBKDF2 iterations of the accounts (16): what each PLAIN check costs, not measured here
  *   --server-cpu L   taskset list for the server (default unpinned)
  *   --snapshot FILE  heap snapshot of worker 0 after the idle window, and its summary per session
@@ -33,6 +35,7 @@ export function paramsFrom(a: Record<string, string>): ScaleParams {
     window: Number(a.window ?? 100),
     sm: a.sm !== "off",
     keepaliveMs: Number(a["keepalive-ms"] ?? 0),
+    writerThread: a.writer === "on",
     settleS: Number(a["settle-s"] ?? 8),
     idleS: Number(a["idle-s"] ?? 30),
     xmpp,
@@ -49,7 +52,7 @@ const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 export function report(r: ScaleResult): string {
   const p = r.params;
   const lines = [
-    `${r.online}/${p.sessions} sessions online (${r.failed} failed${r.firstError ? `: ${r.firstError}` : ""}) on ${p.workers} worker(s), ${p.clients} client process(es), SM ${p.sm ? "on" : "off"}`,
+    `${r.online}/${p.sessions} sessions online (${r.failed} failed${r.firstError ? `: ${r.firstError}` : ""}) on ${p.workers} worker(s), ${p.clients} client process(es), SM ${p.sm ? "on" : "off"}, writer thread ${p.writerThread ? "on" : "off"}`,
     `login: ${r.loginSeconds.toFixed(1)} s, ${r.loginServerCpuSeconds.toFixed(1)} server CPU-s (${((r.loginServerCpuSeconds / Math.max(1, r.online)) * 1e6).toFixed(0)} µs per login)`,
     `per session: RSS ${kb(r.perSession.rss)}, V8 heap ${kb(r.perSession.heapUsed)}, external ${kb(r.perSession.external)} (array buffers ${kb(r.perSession.arrayBuffers)})`,
   ];

@@ -30,6 +30,11 @@ export interface ScaleParams {
   settleS: number;
   /** The window over which CPU at rest is measured. */
   idleS: number;
+  /**
+   * The server's io.writerThread. Off by default here: the thread writes to its own dup() of each
+   * socket, so with it a worker limited to 20,000 descriptors holds only ~10,600 connections.
+   */
+  writerThread: boolean;
   /** Server settings under `xmpp` (pingAfterMs, pingTimeoutMs, sm). */
   xmpp: Record<string, unknown>;
   /** PBKDF2 iterations of the accounts: the cost of each PLAIN check, which is not what this measures. */
@@ -115,7 +120,7 @@ function collect<E extends ScaleEvent>(clients: ChildProcess[], pick: (e: ScaleE
 }
 
 export async function runScale(p: ScaleParams, log: (s: string) => void = () => {}): Promise<ScaleResult> {
-  const server = await startScaleServer({ sessions: p.sessions, workers: p.workers, iterations: p.iterations, xmpp: p.xmpp, cpu: p.serverCpu });
+  const server = await startScaleServer({ sessions: p.sessions, workers: p.workers, iterations: p.iterations, xmpp: p.xmpp, writerThread: p.writerThread, cpu: p.serverCpu });
   const clients: ChildProcess[] = [];
   try {
     // The empty server, as it will be measured loaded.
@@ -164,7 +169,7 @@ export async function runScale(p: ScaleParams, log: (s: string) => void = () => 
     const done = [...logins.values()];
     const online = done.reduce((n, e) => n + e.online, 0);
     const failed = done.reduce((n, e) => n + e.failed, 0);
-    log(`${online} online in ${loginSeconds.toFixed(1)} s; settling ${p.settleS} s`);
+    log(`${online} online, ${failed} failed${failed > 0 ? ` (${done.find((e) => e.firstError)?.firstError})` : ""} in ${loginSeconds.toFixed(1)} s; settling ${p.settleS} s`);
     await sleep(p.settleS * 1000);
 
     const loaded = await Promise.all(server.workers.map((w) => w.memoryAfterGc()));

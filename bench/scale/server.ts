@@ -60,7 +60,7 @@ async function freeRange(count: number): Promise<number> {
   throw new Error("no free range of inspector ports");
 }
 
-export async function startScaleServer(o: { sessions: number; workers: number; iterations: number; xmpp: Record<string, unknown>; cpu: string | null }): Promise<ScaleServer> {
+export async function startScaleServer(o: { sessions: number; workers: number; iterations: number; xmpp: Record<string, unknown>; writerThread: boolean; cpu: string | null }): Promise<ScaleServer> {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-scale-"));
   const db = join(dir, "db.sqlite");
   await writeAccounts(db, o.sessions, o.iterations);
@@ -82,6 +82,7 @@ export async function startScaleServer(o: { sessions: number; workers: number; i
     listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
     // PLAIN on loopback: the cheapest login for the clients (SCRAM's client side would cost more than the server's).
     xmpp: { allowPlainWithoutTls: true, ...o.xmpp },
+    io: { writerThread: o.writerThread },
     ...cluster,
   };
   const file = join(dir, "config.json");
