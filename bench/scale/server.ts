@@ -83,6 +83,8 @@ export async function startScaleServer(o: { sessions: number; workers: number; i
     // PLAIN on loopback: the cheapest login for the clients (SCRAM's client side would cost more than the server's).
     xmpp: { allowPlainWithoutTls: true, ...o.xmpp },
     io: { writerThread: o.writerThread },
+    // A login storm on a shared 2-core machine can keep a client waiting past the default 10 s: it must not be cut for that.
+    limits: { authTimeoutMs: 120_000 },
     ...cluster,
   };
   const file = join(dir, "config.json");
