@@ -10,6 +10,7 @@
  *   --settle-s S     wait after the last login before measuring (8: the first XEP-0198 <r/> is 5 s after login)
  *   --idle-s S       window of CPU at rest (30)
  *   --ping-after-ms  the server's xmpp.pingAfterMs (default: the server's, 60000)
+ *   --ping-timeout-ms  the server's xmpp.pingTimeoutMs (30000): a session is pinged again at most this often
  *   --writer on|off  the server's io.writerThread (off: its second descriptor per connection would
  *                    halve what a worker of 20,000 descriptors can hold; docs/benchmarks.md)
  *   --iterations I   PBKDF2 iterations of the accounts (16): what each PLAIN check costs, not measured here
@@ -27,6 +28,7 @@ export function paramsFrom(a: Record<string, string>): ScaleParams {
   const clients = Number(a.clients ?? Math.max(1, Math.ceil(sessions / 16000)));
   const xmpp: Record<string, unknown> = {};
   if (a["ping-after-ms"] !== undefined) xmpp.pingAfterMs = Number(a["ping-after-ms"]);
+  if (a["ping-timeout-ms"] !== undefined) xmpp.pingTimeoutMs = Number(a["ping-timeout-ms"]);
   return {
     sessions,
     workers: Number(a.workers ?? 1),
