@@ -3,7 +3,7 @@ import { Envelope, ErrorCode, Kind } from "../envelope/envelope.js";
 import { normalizeAddress } from "../address/address.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { Session } from "../session/session.js";
-import { PeerWatch } from "../session/peer-watch.js";
+import { PeerWatch, type PeerProbe } from "../session/peer-watch.js";
 import type { SessionContext } from "../session/context.js";
 import { SessionRecord } from "../metrics/session-record.js";
 import type { Conn } from "../transport/conn.js";
@@ -35,7 +35,7 @@ class FrameFault extends Error {
  * the ProxyDaemon and Envelopes into frames; every protocol error becomes an
  * `err` frame here, and a fatal one closes only this connection.
  */
-export class RelaySession extends Session {
+export class RelaySession extends Session implements PeerProbe {
   readonly protocol = "relay";
   /** RELAY-PROTOCOL.md: the recipient of a request sees a proxy id and answers it. */
   readonly idPassThrough = false;
@@ -171,7 +171,7 @@ export class RelaySession extends Session {
     this.state = State.Open;
     const { pingAfterMs, pingTimeoutMs } = config.relay;
     // RELAY-PROTOCOL.md: `ping` → `pong`, either side; any frame counts as an answer.
-    this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, { ping: () => this.send({ t: "ping" }), gone: () => this.peerGone() });
+    this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, this);
     if (this.decoder !== null) this.decoder.maxFrameBytes = config.limits.maxFrameBytes;
     this.conn.established();
     this.ctx.core.attach(this);
@@ -253,8 +253,13 @@ export class RelaySession extends Session {
     if (fatal) this.close(code);
   }
 
-  /** The peer is gone without a word (its ping went unanswered): the connection counts as dropped. */
-  private peerGone(): void {
+  /** PeerProbe: RELAY-PROTOCOL.md's `ping`. */
+  pingPeer(): void {
+    this.send({ t: "ping" });
+  }
+
+  /** PeerProbe: the peer is gone without a word (its ping went unanswered): the connection counts as dropped. */
+  peerGone(): void {
     if (this.state === State.Closing) return;
     this.ctx.metrics.kindOfConn(this.conn, this.protocol).deadPeers++;
     this.fail("timeout", "no answer to ping", true);

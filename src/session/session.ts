@@ -70,8 +70,13 @@ export abstract class Session implements Requester {
   outstanding = 0;
   firstPending: PendingResponse | null = null;
 
+  /** Made at first use: a session that is never asked anything (most) keeps no empty Map (~180 bytes). */
+  private inboundMap: Map<string, InboundRequest> | null = null;
+
   /** Requests delivered to this session and not answered yet, by the key its answer will carry (requestKey). */
-  readonly inbound = new Map<string, InboundRequest>();
+  get inbound(): Map<string, InboundRequest> {
+    return (this.inboundMap ??= new Map());
+  }
 
   /**
    * What this session delivers it keeps until its client acknowledges it (XMPP

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { SecureContext } from "node:tls";
 import type { Element } from "ltx";
 import { Session } from "../session/session.js";
-import { PeerWatch } from "../session/peer-watch.js";
+import { PeerWatch, type PeerProbe } from "../session/peer-watch.js";
 import { Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import type { StreamSink } from "./stream/parser.js";
@@ -28,7 +28,7 @@ const MAX_DEPTH = 48;
  * negotiation state; stanzas after binding go to the router, envelopes from the
  * core come back through deliver(). Every error here costs this connection only.
  */
-export class XmppSession extends Session implements StreamSink, ClientSession {
+export class XmppSession extends Session implements StreamSink, ClientSession, PeerProbe {
   readonly protocol = "xmpp";
   /** Clients correlate answers by the id they wrote; every server passes it through. */
   readonly idPassThrough = true;
@@ -38,7 +38,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   authFailures = 0;
   rosterRequested = false;
   roster: Map<string, RosterItem> | null = null;
-  readonly directed = new Set<string>();
+  /** Made at first use: most sessions never send directed presence, and an empty Set costs ~180 bytes. */
+  private directedTo: Set<string> | null = null;
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
   acks: AckTracker | null = null;
@@ -101,6 +102,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
     conn.write(this.framing.close());
     this.suspend(CloseReason.Shutdown);
     conn.end(CloseReason.Shutdown);
+  }
+
+  get directed(): Set<string> {
+    return (this.directedTo ??= new Set());
   }
 
   get coreSession(): Session {
@@ -233,11 +238,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   /** From bind (or resumption) on: the peer watch, and the transport's fast path. */
   private established(): void {
     const { pingAfterMs, pingTimeoutMs } = this.x.config.xmpp;
-    this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, {
-      // XEP-0199 §4.2: a ping the client must answer; any traffic (a whitespace keepalive too) counts as alive.
-      ping: () => this.send(`<iq type='get' id='ping-${this.serial}-${++this.pings}' to='${this.address}' from='${this.domain}'><ping xmlns='${NS.PING}'/></iq>`),
-      gone: () => this.peerGone(),
-    });
+    this.watch = new PeerWatch(pingAfterMs, pingTimeoutMs, this);
     // After bind no STARTTLS can come: output may leave through the writer thread.
     // The parser turns each chunk into text at once and keeps none of it.
     this.conn.established({ reuseInput: true });
@@ -389,6 +390,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession {
   }
 
   // ---- ending ------------------------------------------------------------
+
+  /** PeerProbe: XEP-0199 §4.2, a ping the client must answer; any traffic (a whitespace keepalive too) counts as alive. */
+  pingPeer(): void {
+    this.send(`<iq type='get' id='ping-${this.serial}-${++this.pings}' to='${this.address}' from='${this.domain}'><ping xmlns='${NS.PING}'/></iq>`);
+  }
 
   /**
    * The peer is gone without a word (its ping went unanswered): the connection

@@ -43,7 +43,8 @@ const DONE = 7; // after </stream:stream>
  * processing instructions past the XML declaration) is enforced by the framer.
  */
 export class StreamParser {
-  private decoder = new StringDecoder("utf8");
+  /** Made at the first chunk that is not all ASCII: most streams never need one (an idle session holds none). */
+  private decoder: StringDecoder | null = null;
   /** The decoder holds no part of a character: an all-ASCII chunk can skip it. */
   private decoderEmpty = true;
   /** Input not yet consumed: the current stanza from its '<', or a construct cut by a read. */
@@ -78,7 +79,7 @@ export class StreamParser {
    */
   restart(): void {
     this.generation++;
-    this.decoder = new StringDecoder("utf8");
+    this.decoder = null;
     this.decoderEmpty = true;
     this.buf = "";
     this.pos = 0;
@@ -109,6 +110,7 @@ export class StreamParser {
     // Most chunks are ASCII: one vectorised check and a one-byte string, instead of the decoder's bookkeeping.
     if (this.decoderEmpty && isAscii(chunk)) s = chunk.toString("latin1");
     else {
+      this.decoder ??= new StringDecoder("utf8");
       s = this.decoder.write(chunk);
       // A last byte below 0x80 ends any sequence the decoder was holding.
       this.decoderEmpty = chunk.length > 0 && chunk[chunk.length - 1] < 0x80;

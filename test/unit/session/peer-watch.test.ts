@@ -17,11 +17,11 @@ function watch(afterMs: number, timeoutMs: number, onPing?: (w: PeerWatch, n: nu
   const t0 = performance.now();
   let pings = 0;
   const w: PeerWatch = new PeerWatch(afterMs, timeoutMs, {
-    ping: () => {
+    pingPeer: () => {
       calls.push({ what: "ping", at: performance.now() - t0 });
       onPing?.(w, ++pings);
     },
-    gone: () => calls.push({ what: "gone", at: performance.now() - t0 }),
+    peerGone: () => calls.push({ what: "gone", at: performance.now() - t0 }),
   });
   return { w, calls, t0 };
 }
@@ -102,5 +102,33 @@ test("pingAfter 0 turns it off, and stop() ends a running one, also between ping
   assert.deepEqual(
     stoppedAfterPing.calls.map((c) => c.what),
     ["ping"],
+  );
+});
+
+test("watches with the same periods share one wheel: those stopped by another's ping never fire, the others all do", { timeout: 5000 }, async () => {
+  const fired: number[] = [];
+  const watches: PeerWatch[] = [];
+  // Same periods, made within a millisecond or two: due in the same slot or the next.
+  for (let i = 0; i < 50; i++) {
+    watches.push(
+      new PeerWatch(30, 30, {
+        pingPeer: () => {
+          // The first to fire stops every odd-numbered watch but itself, some of them in the slot being run.
+          if (fired.length === 0) for (let k = 1; k < 50; k += 2) if (k !== i) watches[k].stop();
+          fired.push(i);
+        },
+        peerGone: () => {},
+      }),
+    );
+  }
+  const first = () => fired[0];
+  const want = (n: number) => n % 2 === 0 || n === first();
+  await waitUntil(() => fired.length > 0 && fired.length >= Array.from({ length: 50 }, (_, k) => k).filter(want).length, 3000, "the pings");
+  const ref = watch(30, 30);
+  await waitUntil(() => ref.calls.length === 2, 3000, "a later watch to give up");
+  for (const w of watches) w.stop();
+  assert.deepEqual(
+    [...fired].sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, k) => k).filter(want),
   );
 });
