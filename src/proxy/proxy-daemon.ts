@@ -546,6 +546,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (env.kind === Kind.Message && env.from !== "") {
       let refused: string | null = null;
       if (env.flags & Flag.Offline && this.offline !== null) {
+        // Its receipt is remembered now, not when the batch is written: a copy routed again that comes
+        // meanwhile (two copies held for one user, released together) is not stored a second time.
+        if (env.ref !== "") this.receipts.add(env.ref, monotonicMs());
         // Stored later, off this path; then settled, or bounced if the store refuses.
         refused = this.offline(env, (code) => {
           if (code !== null) this.bounce(env, code);

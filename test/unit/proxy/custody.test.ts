@@ -357,3 +357,17 @@ test("a message for a session that ended as it came goes back to the owner, whic
   assert.equal(w.proxies.get("w3")!.owner.channels.get(bobBare)?.resources.has("other"), false, "the stale binding is gone");
   w.stop();
 });
+
+test("two copies of one held message that find nobody at once are stored once", { timeout: 5000 }, async () => {
+  const w = world();
+  const p3 = w.proxies.get("w3")!;
+  const env = Envelope.message({ from: "alice@localhost/a", to: "carol@localhost", protocol: "xmpp", payload: "x", flags: Flag.Offline, id: "m1" }).withReceipt("w0.77");
+  // As when a hold window closes on both the first copy and the one its custodian routed again.
+  p3.undeliverable(env);
+  p3.undeliverable(env);
+  await turn();
+  await turn();
+  assert.equal(w.stored.length, 1);
+  assert.equal(p3.stats.duplicates, 1);
+  w.stop();
+});
