@@ -73,9 +73,9 @@ describe("resumption after a worker's death", { timeout: 150_000, skip: HAVE_NAT
   const notAccepted = new Set<string>();
 
   /** Waits until every accepted message to `to` (all clients when omitted) arrived; then counts. */
-  async function delivered(what: string, only?: Set<number>): Promise<{ lost: number; duplicated: number; dups: string[] }> {
+  async function delivered(what: string, only?: Set<number>, run?: number): Promise<{ lost: number; duplicated: number; dups: string[] }> {
     const received = new Map<string, number>();
-    const mine = (b: string) => only === undefined || only.has(Number(b.slice(b.indexOf(">") + 1, b.indexOf(":"))));
+    const mine = (b: string) => (only === undefined || only.has(Number(b.slice(b.indexOf(">") + 1, b.indexOf(":"))))) && (run === undefined || b.includes(`:${run}-`));
     const tally = () => {
       received.clear();
       for (const s of clients) for (const b of s.got) received.set(b, (received.get(b) ?? 0) + 1);
@@ -100,11 +100,12 @@ describe("resumption after a worker's death", { timeout: 150_000, skip: HAVE_NAT
     return { lost: missing().length, duplicated: dups.length, dups };
   }
 
-  /** Each client sends to the others' bare JIDs every EVERY_MS for `ms`, bodies "<from>><to>:<n>"; `during` runs once, a third in. */
-  async function traffic(ms: number, during: () => void): Promise<number> {
+  /** Each client sends to the others' bare JIDs every EVERY_MS for `ms`, bodies "<from>><to>:<run>-<n>"; `during` runs once, a third in. */
+  async function traffic(ms: number, during: () => void, onStart: (run: number) => void = () => {}): Promise<number> {
     let sent = 0;
     let fired = false;
     const start = Date.now();
+    onStart(start);
     await Promise.all(
       clients.map(async (s, i) => {
         for (let n = 0; Date.now() - start < ms; n++) {
@@ -173,9 +174,10 @@ describe("resumption after a worker's death", { timeout: 150_000, skip: HAVE_NAT
       if (el.is("failed", "urn:xmpp:sm:3")) failed++;
     });
     x.c.reconnect.delay = WINDOW_MS + 3000;
-    const sent = await traffic(3000, () => process.kill(pidOf(w), "SIGKILL"));
+    let run = 0;
+    const sent = await traffic(3000, () => process.kill(pidOf(w), "SIGKILL"), (r) => (run = r));
     await waitUntil(() => clients.every((s) => s.c.status === "online"), 30_000, "every client back online");
-    const r = await delivered("after the window", new Set([i]));
+    const r = await delivered("after the window", new Set([i]), run);
     const report = { client: `h${i}`, worker: w, failed, loggedIn: x.sessions - sessionsBefore, resumed: x.resumed - resumedBefore, fromOffline: x.delayed.length, sent, lost: r.lost, duplicated: r.duplicated };
     process.stdout.write(`# resume-after-kill, window passed: ${JSON.stringify(report)}\n`);
     if (r.duplicated > 0) process.stdout.write(`# duplicated: ${r.dups.map((b) => b + (x.delayed.includes(b) ? "+delay" : "")).join(" ")}\n`);
