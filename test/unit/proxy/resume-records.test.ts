@@ -94,7 +94,7 @@ test("the keeper is on another host when there is one, else another worker of th
   assert.equal(keeperOf("b-w1", three), keeperOf("b-w1", { hosts: { c: ["c-w0"], b: ["b-w1", "b-w0"], a: ["a-w1", "a-w0"] }, vnodes: 8 }));
 });
 
-test("records ride to the keeper once per turn: whole when kept, the count alone on acks; a clean end drops them", { timeout: 5000 }, async () => {
+test("records ride to the keeper once per turn: whole when kept, then only the count; a clean end drops them", { timeout: 5000 }, async () => {
   const w = world({ a: 2 });
   const p0 = w.p("a-w0");
   const p1 = w.p("a-w1");
@@ -181,5 +181,31 @@ test("a keeper that leaves: the holder sends every record to its new keeper", { 
   const asker = other !== undefined ? w.p(other) : w.p(second);
   const found = await recall(asker, "K5", "alice");
   assert.equal(found?.record.count, 3);
+  w.stop();
+});
+
+test("a count follows the session's a turn after it submitted (after the bus published that turn), and by the sweep", { timeout: 5000 }, async () => {
+  const w = world({ a: 2 });
+  await turn();
+  const p0 = w.p("a-w0");
+  const p1 = w.p("a-w1");
+  const s = new Resumable("alice@localhost/phone", "K6");
+  p0.attach(s);
+  p0.records.keep(s);
+  await turn();
+  const kept = () => (recall(p1, "K6", "alice") as Promise<Recalled | null>).then((r) => r?.record.count);
+  assert.equal(await kept(), 0);
+  s.handled = 4;
+  p0.records.touched(s);
+  await turn();
+  assert.equal(await kept(), 0, "not in the turn it was counted");
+  await turn();
+  await turn();
+  assert.equal(await kept(), 4, "the next turn");
+  // An iq the server answers submits nothing: the sweep (every second) catches the count.
+  s.handled = 6;
+  p0.records.expire(performance.now() + 2000);
+  await turn();
+  assert.equal(await kept(), 6);
   w.stop();
 });
