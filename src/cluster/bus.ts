@@ -98,6 +98,11 @@ export interface ClusterBus {
   readonly sent: number;
   readonly received: number;
   send(workerId: string, msg: BusMessage): void;
+  /**
+   * A bus that collects a turn's messages and publishes them at its end (NatsBus) calls `cb` right after
+   * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.
+   */
+  onFlushed?(cb: () => void): void;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

@@ -115,6 +115,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       attach: (s) => this.attach(s),
     });
     this.records = new ResumeRecordDesk({ workerId: this.self, send: (w, msg) => this.bus.send(w, msg), membership: () => this.bus.membership() });
+    bus.onFlushed?.(this.records.busFlushed);
     bus.onMembership((m, joined, resynced) => this.membershipChanged(m, joined, resynced));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
@@ -219,7 +220,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   submit(s: Session, env: Envelope): void {
-    // A resumable session's count goes to its keeper a turn later (resume-records.ts).
+    // A resumable session's count goes to its keeper behind what this turn publishes (resume-records.ts).
     if (s.keepKey !== "") this.records.touched(s);
     switch (env.kind) {
       case Kind.Request:

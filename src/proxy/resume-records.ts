@@ -58,11 +58,11 @@ interface Kept {
 /**
  * Resume records (docs/architecture.md, "Resumption after a death"). As a
  * holder, this worker sends its resumable sessions' records to its keeper:
- * whole when a session becomes resumable or its presence changes, only the
- * count when the session tells its client one (an XEP-0198 <a h/>), batched
- * per turn into one bus message. As a keeper, it keeps other workers' records
- * and, when one of them dies, holds them until their window passes, for
- * whichever worker a client resumes on. Nothing here is on the forwarding path.
+ * whole when a session becomes resumable, moves here or changes its
+ * presence, only the count (XEP-0198 h) as its session handles stanzas, all
+ * batched per turn into one bus message. As a keeper, it keeps other
+ * workers' records and, when one of them dies, holds them until their window
+ * passes, for whichever worker a client resumes on. Nothing here waits.
  */
 export class ResumeRecordDesk implements ResumeRecords {
   readonly stats = new RecordStats();
@@ -79,10 +79,10 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly outCounts = new Set<Session>();
   private outDrop: string[] = [];
   private queued = false;
-  /** Counts read as sessions submitted, this turn (`touched`), and the turn before (published now). */
-  private touchedNow = new Map<Session, number>();
-  private touchedBefore = new Map<Session, number>();
+  /** Sessions that submitted something since the bus last published (their counts go right after it). */
+  private readonly touchedSet = new Set<Session>();
   private touchQueued = false;
+  private counted1 = new Map<Session, number>();
   // ---- keeper
   private readonly kept = new Map<string, Kept>();
   private readonly byHolder = new Map<string, Set<string>>();
@@ -138,45 +138,64 @@ export class ResumeRecordDesk implements ResumeRecords {
   }
 
   counted(s: Session, count: number): void {
-    const e = this.mine.get(s);
-    if (e === undefined || e.count === count) return;
-    e.count = count;
-    this.outCounts.add(s);
-    this.queue();
+    this.advance(s, count);
+    if (this.outCounts.size > 0) this.queue();
   }
 
   /**
-   * `s` (resumable) submitted something, which its count covers now: the
-   * keeper hears the count a turn later, after the bus has published what
-   * this turn routed (nats-bus.ts publishes each turn's messages at its end),
-   * so the count never covers a stanza whose effect died unpublished with
-   * this worker. A map write per stanza; one pair per session and turn.
+   * `s` (resumable) submitted something, which its count covers now. The
+   * keeper hears the count right after the bus has published this turn's
+   * messages (ClusterBus.onFlushed: behind them on the same connection), or,
+   * in a turn that published nothing on the bus (the stanza's effects stayed
+   * on this worker, written to its clients at the turn's end), as counted
+   * at the turn's end, a turn later. Either way a count never covers a
+   * stanza whose effect died unpublished with this worker. A Set write per
+   * stanza; one pair per session and turn.
    */
   touched(s: Session): void {
-    const count = this.counters.get(s.protocol);
-    if (count === undefined || !this.mine.has(s)) return;
-    this.touchedNow.set(s, count(s));
+    if (!this.mine.has(s)) return;
+    this.touchedSet.add(s);
     if (this.touchQueued) return;
     this.touchQueued = true;
-    setImmediate(this.turned);
+    setImmediate(this.turnEnd);
   }
 
-  private readonly turned = (): void => {
-    // This turn's counts wait one more turn; the last turn's go now.
-    const ready = this.touchedBefore;
-    this.touchedBefore = this.touchedNow;
-    this.touchedNow = ready;
-    for (const [s, c] of ready) {
-      const e = this.mine.get(s);
-      if (e === undefined || e.count === c) continue;
-      e.count = c;
-      this.outCounts.add(s);
+  /** This turn's counts, read now (its stanzas are all handled), are sent next turn (if busFlushed did not send them). */
+  private readonly turnEnd = (): void => {
+    this.touchQueued = false;
+    if (this.touchedSet.size === 0) return;
+    const counts = this.counted1;
+    for (const s of this.touchedSet) {
+      const c = this.counters.get(s.protocol)?.(s);
+      if (c !== undefined) counts.set(s, c);
     }
-    ready.clear();
-    if (this.outCounts.size > 0) this.queue();
-    this.touchQueued = this.touchedBefore.size > 0;
-    if (this.touchQueued) setImmediate(this.turned);
+    this.touchedSet.clear();
+    setImmediate(() => {
+      for (const [s, c] of counts) this.advance(s, c);
+      counts.clear();
+      this.flush();
+    });
+    this.counted1 = new Map();
   };
+
+  /** The bus published what this worker routed so far: the counts of the sessions that caused it follow at once. */
+  readonly busFlushed = (): void => {
+    if (this.touchedSet.size === 0) return;
+    for (const s of this.touchedSet) {
+      const c = this.counters.get(s.protocol)?.(s);
+      if (c !== undefined) this.advance(s, c);
+    }
+    this.touchedSet.clear();
+    this.flush();
+  };
+
+  /** A count only moves forward (modulo 2^32): one read later may have gone out first. */
+  private advance(s: Session, c: number): void {
+    const e = this.mine.get(s);
+    if (e === undefined || c === e.count || ((c - e.count) >>> 0) >= 0x8000_0000) return;
+    e.count = c;
+    this.outCounts.add(s);
+  }
 
   drop(s: Session): void {
     const e = this.mine.get(s);
@@ -221,7 +240,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     this.outKeep.clear();
     this.outCounts.clear();
     this.outDrop = [];
-    if (keeper === "") return;
+    if (keeper === "" || (keep.length === 0 && counts.length === 0 && drop.length === 0 && !this.reset)) return;
     let reset = this.reset;
     this.reset = false;
     for (let i = 0; i === 0 || i < keep.length; i += RECORDS_PER_MESSAGE) {
@@ -324,11 +343,9 @@ export class ResumeRecordDesk implements ResumeRecords {
   readonly expire = (now: number): void => {
     if (now - this.lastCount >= this.countEveryMs && this.keeper !== "") {
       this.lastCount = now;
-      for (const [s, e] of this.mine) {
+      for (const s of this.mine.keys()) {
         const c = this.counters.get(s.protocol)?.(s);
-        if (c === undefined || c === e.count) continue;
-        e.count = c;
-        this.outCounts.add(s);
+        if (c !== undefined) this.advance(s, c);
       }
       if (this.outCounts.size > 0) this.queue();
     }
