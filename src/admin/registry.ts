@@ -152,6 +152,17 @@ export function workerRegistry(server: Server): Registry {
     [{ result: "asked" }, ho.claims],
     [{ result: "miss" }, ho.claimMisses],
   ]);
+  const rec = server.proxy.records;
+  gauge(reg, "switchboard_resume_records_kept", "XEP-0198 resume records this worker keeps for sessions of other workers (and of dead ones, until their window passes).", [], () => rec.size);
+  counter(reg, "switchboard_resume_recalls_total", "Resumptions that found no live session on this host and asked the keepers; `found`: a keeper had its record; `rebuilt`: the session was rebuilt here after its worker's death.", ["result"], () => [
+    [{ result: "asked" }, rec.stats.recalls],
+    [{ result: "found" }, rec.stats.found],
+    [{ result: "rebuilt" }, m.sm.rebuilt],
+  ]);
+  counter(reg, "switchboard_resume_records_orphaned_total", "Resume records this worker kept for a worker that died; `expired`: their window passed before a resumption took them.", ["result"], () => [
+    [{ result: "orphaned" }, rec.stats.orphaned],
+    [{ result: "expired" }, rec.stats.expired],
+  ]);
   counter(reg, "switchboard_message_copies_total", "Copies made for a user's other sessions that want them (XMPP carbons): one per message and user, however many sessions take it.", [], () => s.copies);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
   gauge(reg, "switchboard_offline_write_queue", "Offline messages queued in this worker and not yet written to the store.", [], () => server.offline.size);

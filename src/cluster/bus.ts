@@ -2,6 +2,7 @@ import type { Envelope } from "../envelope/envelope.js";
 import type { SessionRef } from "../channel/user-channel.js";
 import type { Membership } from "../router/router.js";
 import type { ClaimAnswer, Handover } from "../session/core.js";
+import type { Recalled, ResumeRecord } from "../session/resume-record.js";
 
 /** What workers say to each other. Envelopes travel as they are on the local bus. */
 export type BusMessage =
@@ -42,8 +43,17 @@ export type BusMessage =
   /**
    * For every worker: the client of session `key` (Session.keepKey), whose worker is gone, says it received
    * its first `count` stanzas (XEP-0198 h on a failed resumption): what was taken for it up to there is settled.
+   * `resumedOn`: the worker where the session was rebuilt from its resume record: the rest is routed again at once.
    */
-  | { op: "received"; key: string; count: number }
+  | { op: "received"; key: string; count: number; resumedOn?: string }
+  /**
+   * For the keeper of worker `from`'s resume records (src/proxy/resume-records.ts): with `reset` it drops what it
+   * keeps from `from` first; then keeps `keep`, updates the counts told to clients ([key, count]), drops `drop`.
+   */
+  | { op: "records"; from: string; reset: boolean; keep: ResumeRecord[]; counts: [string, number][]; drop: string[] }
+  /** Does the worker keep the resume record `key` of account `user`? Answered with "recalled" to `from`. */
+  | { op: "recall"; protocol: string; key: string; user: string; from: string; token: number }
+  | { op: "recalled"; token: number; from: string; found: Recalled | null }
   /**
    * The sender (incarnation `inc`) has just (re)learned of the receiver: it kept none of the receiver's
    * bindings and binds its own sessions again. Bus-level (NatsBus): sent ahead of those binds.
@@ -98,6 +108,11 @@ export interface ClusterBus {
    * peer per turn): custody's confirmations, so that they leave with the stanzas they count, not a turn later.
    */
   flushNow?(): void;
+  /**
+   * A bus that collects a turn's messages and publishes them at its end (NatsBus) calls `cb` right after
+   * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.
+   */
+  onFlushed?(cb: () => void): void;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

@@ -65,6 +65,8 @@ export class NatsBus implements ClusterBus {
   /** Encoded messages per destination worker, published together once this event-loop turn has read all its sockets. */
   private readonly outq = new Map<string, { parts: Uint8Array[]; bytes: number }>();
   private flushQueued = false;
+  /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
+  private readonly flushed: (() => void)[] = [];
   /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
   dropped = 0;
   private readonly guard: JoinGuard;
@@ -199,9 +201,16 @@ export class NatsBus implements ClusterBus {
   }
 
   private readonly flush = (): void => {
-    this.flushQueued = false;
     for (const [id, q] of this.outq) if (q.parts.length > 0) this.publish(id, q);
+    // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
+    for (const cb of this.flushed) cb();
+    for (const [id, q] of this.outq) if (q.parts.length > 0) this.publish(id, q);
+    this.flushQueued = false;
   };
+
+  onFlushed(cb: () => void): void {
+    this.flushed.push(cb);
+  }
 
   /** A batch is its messages one after another, each behind its u32 length. */
   private publish(workerId: string, q: { parts: Uint8Array[]; bytes: number }): void {

@@ -3,6 +3,8 @@ import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
 import type { SessionRef } from "../channel/user-channel.js";
 import type { BusMessage, Taken } from "./bus.js";
 import type { ClaimAnswer, Handover } from "../session/core.js";
+import { recordsOf, recordOf, rowOf, type RecordRow } from "./wire-records.js";
+import type { Recalled } from "../session/resume-record.js";
 
 /**
  * BusMessage ⇄ bytes for buses between processes:
@@ -74,7 +76,16 @@ export class BusWire {
         head = [msg.op, msg.by, msg.taken, msg.done];
         break;
       case "received":
-        head = [msg.op, msg.key, msg.count];
+        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn] : [msg.op, msg.key, msg.count];
+        break;
+      case "records":
+        head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop];
+        break;
+      case "recall":
+        head = [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token];
+        break;
+      case "recalled":
+        head = [msg.op, msg.token, msg.from, msg.found === null ? null : [rowOf(msg.found.record), msg.found.holder]];
         break;
       case "barrier":
         head = [msg.op, msg.from, msg.token];
@@ -176,9 +187,30 @@ export class BusWire {
         if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
         return { op, token: head[1] };
       case "received": {
-        const [, key, count] = head;
+        const [, key, count, resumedOn] = head;
         if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
-        return { op, key, count };
+        return typeof resumedOn === "string" ? { op, key, count, resumedOn } : { op, key, count };
+      }
+      case "records": {
+        const [, from, reset, keep, counts, drop] = head;
+        if (typeof from !== "string" || typeof reset !== "boolean" || !Array.isArray(keep) || !strings(drop)) throw new Error("records without a sender");
+        if (!Array.isArray(counts) || !counts.every((c) => Array.isArray(c) && typeof c[0] === "string" && typeof c[1] === "number")) throw new Error("records with bad counts");
+        return { op, from, reset, keep: recordsOf(keep), counts: counts as [string, number][], drop };
+      }
+      case "recall": {
+        const [, protocol, key, user, from, token] = head;
+        if (typeof protocol !== "string" || typeof key !== "string" || typeof user !== "string" || typeof from !== "string" || typeof token !== "number") throw new Error("recall without a key");
+        return { op, protocol, key, user, from, token };
+      }
+      case "recalled": {
+        const [, token, from, found] = head as [string, number, string, [RecordRow, string] | null];
+        if (typeof token !== "number" || typeof from !== "string") throw new Error("recalled without a token");
+        let f: Recalled | null = null;
+        if (found !== null) {
+          if (!Array.isArray(found) || typeof found[1] !== "string") throw new Error("recalled with a bad record");
+          f = { record: recordOf(found[0]), holder: found[1] };
+        }
+        return { op, token, from, found: f };
       }
       case "welcome":
         if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("welcome without an incarnation");

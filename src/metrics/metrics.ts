@@ -42,6 +42,8 @@ export class SmCounts {
    * session's queue is dropped).
    */
   unacked = 0;
+  /** Sessions rebuilt from their resume record after their worker died (XEP-0198 after a death). */
+  rebuilt = 0;
 }
 
 export class Metrics {

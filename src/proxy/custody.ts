@@ -127,15 +127,29 @@ export class Custody {
    * The client of session `tag`, whose worker died, received its first `count`
    * stanzas (XEP-0198 h, modulo 2^32): what that session took up to there
    * reached it and is settled, instead of coming again from offline storage.
+   * With `resumedOn`, the session lives again on that worker (rebuilt from its
+   * resume record): the rest it had taken is routed again at once, to it.
    */
-  receivedUpTo(tag: string, count: number): number {
+  receivedUpTo(tag: string, count: number, resumedOn = "", now = 0): number {
     let n = 0;
+    const again: number[] = [];
     for (const [key, h] of this.taken) {
-      if (h.tag !== tag || (count - h.count + 0x1_0000_0000) % 0x1_0000_0000 >= 0x8000_0000) continue;
+      if (h.tag !== tag) continue;
+      if ((count - h.count + 0x1_0000_0000) % 0x1_0000_0000 >= 0x8000_0000) {
+        // The session was rebuilt on `resumedOn` (resume-records.ts): what its client did not get goes there now.
+        if (resumedOn !== "" && h.by !== resumedOn) again.push(key);
+        continue;
+      }
       this.taken.delete(key);
       n++;
     }
     this.receivedByClients += n;
+    if (again.length > 0) {
+      for (const key of again) this.again(key, this.taken.get(key)!, now);
+      // Routed now: the later routing the death scheduled for them no longer applies.
+      const gone = new Set(again);
+      for (const d of this.due) d.keys = d.keys.filter((k) => !gone.has(k));
+    }
     return n;
   }
 

@@ -60,9 +60,9 @@ export class HandoverDesk implements Handovers {
     this.resumers.set(protocol, r);
   }
 
-  claim(protocol: string, key: string, ask: unknown, done: (a: ClaimAnswer) => void): void {
+  claim(protocol: string, key: string, ask: unknown, done: (a: ClaimAnswer) => void, only?: string[]): void {
     this.stats.claims++;
-    const peers = this.host.hostPeers();
+    const peers = only ?? this.host.hostPeers();
     if (peers.length === 0) {
       this.stats.claimMisses++;
       return done({ kind: "miss" });

@@ -14,6 +14,7 @@ import { SettleNotices } from "./settle-notices.js";
 import { Confirmations, Custody, Receipts, workerOf, type CustodyOptions } from "./custody.js";
 import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
+import { ResumeRecordDesk } from "./resume-records.js";
 
 export interface ProtocolTimeouts {
   defaultMs: number;
@@ -94,6 +95,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private nextBarrier = 1;
   /** Sessions moving between the workers of this host (Core.handovers). */
   readonly handovers: HandoverDesk;
+  /** Resume records of this worker's sessions at their keeper, and those it keeps for others (Core.records). */
+  readonly records: ResumeRecordDesk;
 
   private router: Router;
   private readonly self: string;
@@ -126,6 +129,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       sessions: this.sessions,
       attach: (s) => this.attach(s),
     });
+    this.records = new ResumeRecordDesk({ workerId: this.self, send: (w, msg) => this.bus.send(w, msg), membership: () => this.bus.membership() });
+    bus.onFlushed?.(this.records.busFlushed);
     bus.onMembership((m, joined, resynced) => this.membershipChanged(m, joined, resynced));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
@@ -146,6 +151,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.timer.also(this.custody.expire);
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);
+    this.timer.also(this.records.expire);
   }
 
   get workerId(): string {
@@ -200,6 +206,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   presenceChanged(s: Session): void {
     if (!s.bound) return;
+    this.records.refresh(s);
     this.toOwnerOf(s.bare, {
       op: "presence",
       address: s.address,
@@ -215,6 +222,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   detach(s: Session): void {
     if (s.closed) return;
     s.closed = true;
+    this.records.drop(s);
     // Moved to another worker: its requests still complete through here, and its new place is bound already.
     if (s.movedTo !== null) {
       if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
@@ -234,6 +242,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   submit(s: Session, env: Envelope): void {
+    // A resumable session's count goes to its keeper behind what this turn publishes (resume-records.ts).
+    if (s.keepKey !== "") this.records.touched(s);
     switch (env.kind) {
       case Kind.Request:
         return this.request(s, env);
@@ -450,8 +460,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return;
       case "received":
         this.noteClientCount(msg.key, msg.count);
-        this.custody.receivedUpTo(msg.key, msg.count);
+        this.custody.receivedUpTo(msg.key, msg.count, msg.resumedOn ?? "", monotonicMs());
         return;
+      case "records":
+        return this.records.onRecords(msg);
+      case "recall":
+        return this.records.onRecall(msg);
+      case "recalled":
+        return this.records.onRecalled(msg);
       case "barrier": {
         const answer = () => this.bus.send(msg.from, { op: "barrierDone", token: msg.token });
         void this.offlineFlushed().then(answer, answer);
@@ -617,14 +633,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }, this.opts.custody.dedupWindowMs).unref();
   }
 
-  receivedUpTo(key: string, count: number): void {
+  receivedUpTo(key: string, count: number, resumed = false): void {
     this.noteClientCount(key, count);
-    const msg: BusMessage = { op: "received", key, count };
+    const msg: BusMessage = resumed ? { op: "received", key, count, resumedOn: this.self } : { op: "received", key, count };
     // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
     for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);
     // And those that left lately: the session's own worker may only be stalled, and must not give back what its client had.
     for (const w of this.departed.keys()) this.bus.send(w, msg);
-    this.custody.receivedUpTo(key, count);
+    this.custody.receivedUpTo(key, count, resumed ? this.self : "", monotonicMs());
   }
 
   bounce(env: Envelope, code: string): void {
@@ -722,6 +738,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const fresh = new Set([...joined, ...resynced]);
     this.noteDeparted(live);
     this.handovers.membershipChanged(live, restarted);
+    this.records.membershipChanged(m, joined, resynced);
     // Held messages on their way, or taken by a session of a worker that left or restarted, travel again.
     this.custody.lost((w) => w !== this.self && (!live.has(w) || restarted.has(w)), monotonicMs());
     const dropped = this.owner.rehome(

@@ -1,5 +1,6 @@
 import type { Envelope } from "../envelope/envelope.js";
 import type { Session } from "./session.js";
+import type { ResumeRecords } from "./resume-record.js";
 
 /**
  * The one way a protocol reaches the core. Everything else (pending requests,
@@ -42,9 +43,11 @@ export interface Core {
    * The client of the session `key` (Session.keepKey), which is gone with its
    * worker, says it received the first `count` stanzas of it (XEP-0198 h on a
    * resumption that failed): the messages that session took up to there are
-   * settled rather than delivered again.
+   * settled rather than delivered again. `resumed`: the session was rebuilt
+   * here from its resume record (ResumeRecords), so the rest of what it had
+   * taken is routed again at once, to it, once it is bound at its owner.
    */
-  receivedUpTo(key: string, count: number): void;
+  receivedUpTo(key: string, count: number, resumed?: boolean): void;
   /**
    * The count a client gave lately (receivedUpTo, here or on any worker) for
    * its session `key`; -1 if none. A session that was not gone after all (its
@@ -61,6 +64,8 @@ export interface Core {
   barrier(s: Session, done: () => void): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
+  /** Resume records kept by another worker, for sessions whose worker dies (resume-record.ts). */
+  readonly records: ResumeRecords;
 }
 
 /**
@@ -137,9 +142,10 @@ export interface Handovers {
   /**
    * Asks the other workers of this host for the detached session `key`. `done`
    * is called once: with the session's handover, a refusal, or a miss when
-   * nobody has it or nobody answered within the claim timeout.
+   * nobody has it or nobody answered within the claim timeout. `peers`: ask
+   * these workers instead (the holder a resume record names, on another host).
    */
-  claim(protocol: string, key: string, ask: unknown, done: (a: ClaimAnswer) => void): void;
+  claim(protocol: string, key: string, ask: unknown, done: (a: ClaimAnswer) => void, peers?: string[]): void;
   /**
    * The session `claimant` continues the handed-over one: it takes its serial
    * and the requests asked of it, and becomes reachable (attach).

@@ -5,6 +5,7 @@ import type { OfflineSink } from "../../session/core.js";
 import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
 import type { XmppContext } from "../context.js";
+import type { ClientSession } from "../client-session.js";
 
 /**
  * Offline storage (RFC 6121 §8.5.2.1.1, XEP-0160): the core hands over a chat
@@ -84,28 +85,34 @@ function isCarbon(el: Element): boolean {
 }
 
 export function offlineModule(hooks: Hooks, x: XmppContext): void {
-  hooks.on(Ev.InitialPresence, ({ session: s }) => {
-    // Input waits while the messages are read: they come before whatever the client sends next.
-    s.hold();
-    void (async () => {
-      try {
-        // Messages queued for the user before this login are written first, so that this take finds them: this
-        // worker's, and its owner's (which may be another worker: the barrier follows the presence to it).
-        await Promise.all([x.offline.flushed(), new Promise<void>((r) => x.core.barrier(s.coreSession, r))]);
-        const texts = await x.store.takeOffline(s.user);
-        for (const text of texts) {
-          try {
-            s.send(parse(text));
-          } catch {
-            x.log.warn("dropped an unreadable offline message", { user: s.user });
-          }
+  hooks.on(Ev.InitialPresence, ({ session: s }) => takeStored(x, s));
+}
+
+/**
+ * Writes the user's stored messages to `s` (at its initial presence, or when it
+ * was rebuilt after its worker died: what came meanwhile was stored). Input
+ * waits while they are read: they come before whatever the client sends next.
+ */
+export function takeStored(x: XmppContext, s: ClientSession): void {
+  s.hold();
+  void (async () => {
+    try {
+      // Messages queued for the user before this login are written first, so that this take finds them: this
+      // worker's, and its owner's (which may be another worker: the barrier follows the presence to it).
+      await Promise.all([x.offline.flushed(), new Promise<void>((r) => x.core.barrier(s.coreSession, r))]);
+      const texts = await x.store.takeOffline(s.user);
+      for (const text of texts) {
+        try {
+          s.send(parse(text));
+        } catch {
+          x.log.warn("dropped an unreadable offline message", { user: s.user });
         }
-      } catch (e) {
-        // They stay stored: the next login takes them.
-        x.log.warn("offline messages not read", { user: s.user, error: (e as Error).message });
-      } finally {
-        s.release();
       }
-    })();
-  });
+    } catch (e) {
+      // They stay stored: the next login takes them.
+      x.log.warn("offline messages not read", { user: s.user, error: (e as Error).message });
+    } finally {
+      s.release();
+    }
+  })();
 }

@@ -11,6 +11,7 @@ import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
+import { afterMiss, describer } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
 
@@ -84,8 +85,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
       session.hold();
       const ask: ResumeAsk = { user: session.user, h };
       x.core.handovers.claim("xmpp", previd, ask, (a) => {
-        // Nobody on this host has it: perhaps it died with its worker. What its client says it received is not sent again.
-        if (a.kind === "miss") x.core.receivedUpTo(keepKeyOf(session.user, previd), h);
+        // Nobody on this host has it: perhaps it died with its worker, and its record is kept elsewhere (sm-records.ts).
+        if (a.kind === "miss") return afterMiss(x, session, { previd, user: session.user, h, keepKey: keepKeyOf(session.user, previd), ask, arrived });
         if (a.kind === "ok") arrived(session, a.handover);
         else if (session.phase === Phase.Authenticated) session.sendNonza(a.kind === "refused" ? String(a.reason) : failed("item-not-found"));
         session.release();
@@ -120,6 +121,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   /** The session is back on a connection: <resumed/>, then what the client had not acknowledged, again, in order (§5). */
   function resumed(s: ClientSession, acks: Acks, previd: string): void {
     s.sendNonza(`<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`);
+    x.core.records.counted(s.coreSession, acks.handled);
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
     if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length });
@@ -129,8 +131,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   function arrived(session: ClientSession, h: Handover): void {
     // The client went away while the claim travelled: the session waits here for it instead.
     if (session.phase !== Phase.Authenticated) return void adopt(h);
-    const acks = restore(session, h, null);
-    resumed(session, acks, h.key);
+    restore(session, h, null, (acks) => resumed(session, acks, h.key));
   }
 
   /** A session that arrived with no connection (parked by a draining worker, or a claim answered too late). */
@@ -141,18 +142,26 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     return s.coreSession;
   }
 
-  /** Makes `s` the handed-over session: the core's part, then the stream's. */
-  function restore(s: ClientSession, h: Handover, waitMs: number | null): Acks {
+  /**
+   * Makes `s` the handed-over session: the stream's counters, then `announce`
+   * (<resumed/> and the resent stanzas), then the core's part. In that order:
+   * binding at the owner may deliver at once what the owner held for the user
+   * (a session rebuilt after a death), and that must be counted and come after.
+   */
+  function restore(s: ClientSession, h: Handover, waitMs: number | null, announce?: (acks: Acks) => void): Acks {
     const st = h.state as SmState;
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm);
+    acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
+    s.acks = acks;
+    if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
+    announce?.(acks);
     s.continueFrom(h, waitMs);
     for (const d of st.directed) s.directed.add(d);
     s.rosterRequested = st.rosterRequested;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm);
-    acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
-    if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
     for (const [i, receipt] of st.receipts ?? []) x.core.keeps(receipt, s.coreSession.keepKey, (st.acked + i + 1) % MOD);
-    s.acks = acks;
     resumable.set(h.key, s);
+    // Its record now names this worker (resume-records.ts).
+    if (h.key !== "") x.core.records.keep(s.coreSession);
     return acks;
   }
 
@@ -168,6 +177,12 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested };
   }
 
+  x.core.records.describer(
+    "xmpp",
+    describer(x, (s) => (s.acks instanceof Acks ? s.acks.id : "")),
+    (s) => ((s as unknown as ClientSession).acks as Acks | null)?.handled ?? 0,
+  );
+
   x.core.handovers.resumer("xmpp", {
     release(key, ask) {
       const s = resumable.get(key);
@@ -181,6 +196,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
       if (state === null) return { kind: "refused", reason: failed("item-not-found") };
       resumable.delete(key);
       acks.discard();
+      x.core.records.drop(s.coreSession);
       s.leave("resumed on another worker");
       return { kind: "ok", session: s.coreSession, state };
     },
@@ -195,6 +211,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     if (state === null || !x.core.handovers.park(session.coreSession, acks.id, state)) return false;
     resumable.delete(acks.id);
     acks.discard();
+    x.core.records.drop(session.coreSession);
     session.leave("parked on another worker");
     return true;
   });
@@ -213,6 +230,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
           if (resume) {
             resumable.set(id, session);
             session.coreSession.keepKey = keepKeyOf(session.user, id);
+            x.core.records.keep(session.coreSession);
           }
           // §5: max in seconds.
           const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";

@@ -371,3 +371,37 @@ test("two copies of one held message that find nobody at once are stored once", 
   assert.equal(p3.stats.duplicates, 1);
   w.stop();
 });
+
+test("a session rebuilt after its worker died: what it had taken beyond its client's count is routed again at once, to it, and only once", { timeout: 5000 }, async () => {
+  const w = world({ resumeGraceMs: 60_000 });
+  const p0 = w.proxies.get("w0")!;
+  const p1 = w.proxies.get("w1")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  // bob on w1 keeps what he gets until his client acknowledges it; his session is named by its keepKey.
+  const bob = new Client(p1, `${w.userOwnedBy("w2")}/b`, true);
+  bob.keepKey = "bob\u0000id";
+  let count = 0;
+  Object.defineProperty(bob, "keptCount", { get: () => count });
+  p1.attach(bob);
+  for (const m of ["m1", "m2", "m3"]) {
+    count++;
+    alice.send(bob.address, m);
+  }
+  await turn();
+  await turn();
+  assert.equal(p0.custody.size, 3, "taken by bob's session, held by alice's worker");
+  // w1 dies; bob's client got m1 only (h = 1) and resumes on w3, where his session is rebuilt.
+  w.hub.leave("w1");
+  const bob2 = new Client(w.proxies.get("w3")!, bob.address, true);
+  bob2.keepKey = bob.keepKey;
+  w.proxies.get("w3")!.attach(bob2);
+  w.proxies.get("w3")!.receivedUpTo(bob.keepKey, 1, true);
+  await until("m2 and m3 at the rebuilt session", () => bob2.bodies().length === 2);
+  assert.deepEqual(bob2.bodies(), ["m2", "m3"], "not m1, which the client had");
+  // The death's later routing (resumeGraceMs) does not send them a second time.
+  p0.custody.expire(performance.now() + 120_000);
+  await turn();
+  assert.deepEqual(bob2.bodies(), ["m2", "m3"]);
+  w.stop();
+});

@@ -1,0 +1,400 @@
+import { monotonicMs } from "../timer/clock.js";
+import { hash32 } from "../router/hash.js";
+import type { BusMessage } from "../cluster/bus.js";
+import type { Membership } from "../router/router.js";
+import type { Session } from "../session/session.js";
+import type { Recalled, ResumeRecord, ResumeRecords } from "../session/resume-record.js";
+
+/** How long a recall waits for the other workers; the silent ones count as not having the record. */
+const RECALL_TIMEOUT_MS = 2000;
+/** Records per bus message: a worker sending all of its records to a new keeper stays under NATS's max_payload. */
+const RECORDS_PER_MESSAGE = 500;
+/** Default of how often the keeper's copies of the counts follow the sessions' (cluster.resume.countEveryMs). */
+const COUNT_EVERY_MS = 1000;
+
+/** What the desk needs of the worker it serves. */
+export interface RecordsHost {
+  readonly workerId: string;
+  send(worker: string, msg: BusMessage): void;
+  membership(): Membership;
+}
+
+/** Counters, read as metrics. */
+export class RecordStats {
+  /** Recalls this worker made (a resumption that found no live session on its host), and those that found a record. */
+  recalls = 0;
+  found = 0;
+  /** Records this worker kept for a worker that died, and let go when their window passed unclaimed. */
+  orphaned = 0;
+  expired = 0;
+}
+
+/**
+ * The keeper of `self`'s resume records: a worker on another host when there
+ * is one (a host's death then takes no session's record with it), else
+ * another worker of its own host; "" when it is alone. Workers spread over the
+ * candidates by a hash of their id, so one keeper does not keep everyone's.
+ */
+export function keeperOf(self: string, m: Membership): string {
+  let own = "";
+  for (const [host, ids] of Object.entries(m.hosts)) if (ids.includes(self)) own = host;
+  const others: string[] = [];
+  const mine: string[] = [];
+  for (const [host, ids] of Object.entries(m.hosts)) for (const id of ids) if (id !== self) (host === own ? mine : others).push(id);
+  const c = others.length > 0 ? others : mine;
+  if (c.length === 0) return "";
+  c.sort();
+  return c[hash32(self) % c.length];
+}
+
+/** A record kept here for another worker. */
+interface Kept {
+  holder: string;
+  rec: ResumeRecord;
+  /** Infinity while its holder lives; then when its window passes. */
+  deadline: number;
+}
+
+/**
+ * Resume records (docs/architecture.md, "Resumption after a death"). As a
+ * holder, this worker sends its resumable sessions' records to its keeper:
+ * whole when a session becomes resumable, moves here or changes its
+ * presence, only the count (XEP-0198 h) as its session handles stanzas, all
+ * batched per turn into one bus message. As a keeper, it keeps other
+ * workers' records and, when one of them dies, holds them until their window
+ * passes, for whichever worker a client resumes on. Nothing here waits.
+ */
+export class ResumeRecordDesk implements ResumeRecords {
+  readonly stats = new RecordStats();
+  private readonly describers = new Map<string, (s: Session) => ResumeRecord | null>();
+  private readonly counters = new Map<string, (s: Session) => number>();
+  private lastCount = 0;
+  // ---- holder
+  /** This worker's sessions whose records its keeper has: the key and the count last told to the client. */
+  private readonly mine = new Map<Session, { key: string; count: number }>();
+  private keeper = "";
+  /** The next message to the keeper makes it drop what it kept from here (a new keeper, or one that restarted). */
+  private reset = true;
+  private readonly outKeep = new Set<Session>();
+  private readonly outCounts = new Set<Session>();
+  private outDrop: string[] = [];
+  private queued = false;
+  /** Sessions that submitted something since the bus last published (their counts go right after it). */
+  private readonly touchedSet = new Set<Session>();
+  private touchQueued = false;
+  private counted1 = new Map<Session, number>();
+  // ---- keeper
+  private readonly kept = new Map<string, Kept>();
+  private readonly byHolder = new Map<string, Set<string>>();
+  private readonly orphans = new Set<string>();
+  // ---- asker
+  private readonly recalls = new Map<number, { done: (r: Recalled | null) => void; waiting: Set<string>; best: Recalled | null; timer: NodeJS.Timeout }>();
+  private nextToken = 1;
+  private liveSet = new Set<string>();
+
+  constructor(
+    private readonly host: RecordsHost,
+    private readonly countEveryMs = COUNT_EVERY_MS,
+  ) {
+    this.membershipChanged(host.membership(), [], []);
+  }
+
+  /** Records kept here for other workers (a gauge). */
+  get size(): number {
+    return this.kept.size;
+  }
+
+  /** This worker's keeper now ("": none, it is alone). */
+  get keeperNow(): string {
+    return this.keeper;
+  }
+
+  describer(protocol: string, describe: (s: Session) => ResumeRecord | null, count: (s: Session) => number): void {
+    this.describers.set(protocol, describe);
+    this.counters.set(protocol, count);
+  }
+
+  live(worker: string): boolean {
+    return this.liveSet.has(worker);
+  }
+
+  // ---- holder ------------------------------------------------------------
+
+  keep(s: Session): void {
+    const rec = this.describe(s);
+    if (rec === null) return;
+    const e = this.mine.get(s);
+    if (e === undefined) this.mine.set(s, { key: rec.key, count: this.counters.get(s.protocol)?.(s) ?? rec.count });
+    else e.key = rec.key;
+    this.outKeep.add(s);
+    this.queue();
+  }
+
+  /** What the record says changed (presence): sent again if the session has one. */
+  refresh(s: Session): void {
+    if (!this.mine.has(s)) return;
+    this.outKeep.add(s);
+    this.queue();
+  }
+
+  counted(s: Session, count: number): void {
+    this.advance(s, count);
+    if (this.outCounts.size > 0) this.queue();
+  }
+
+  /**
+   * `s` (resumable) submitted something, which its count covers now. The
+   * keeper hears the count right after the bus has published this turn's
+   * messages (ClusterBus.onFlushed: behind them on the same connection), or,
+   * in a turn that published nothing on the bus (the stanza's effects stayed
+   * on this worker, written to its clients at the turn's end), as counted
+   * at the turn's end, a turn later. Either way a count never covers a
+   * stanza whose effect died unpublished with this worker. A Set write per
+   * stanza; one pair per session and turn.
+   */
+  touched(s: Session): void {
+    if (!this.mine.has(s)) return;
+    this.touchedSet.add(s);
+    if (this.touchQueued) return;
+    this.touchQueued = true;
+    setImmediate(this.turnEnd);
+  }
+
+  /** This turn's counts, read now (its stanzas are all handled), are sent next turn (if busFlushed did not send them). */
+  private readonly turnEnd = (): void => {
+    this.touchQueued = false;
+    if (this.touchedSet.size === 0) return;
+    const counts = this.counted1;
+    for (const s of this.touchedSet) {
+      const c = this.counters.get(s.protocol)?.(s);
+      if (c !== undefined) counts.set(s, c);
+    }
+    this.touchedSet.clear();
+    setImmediate(() => {
+      for (const [s, c] of counts) this.advance(s, c);
+      counts.clear();
+      this.flush();
+    });
+    this.counted1 = new Map();
+  };
+
+  /** The bus published what this worker routed so far: the counts of the sessions that caused it follow at once. */
+  readonly busFlushed = (): void => {
+    if (this.touchedSet.size === 0) return;
+    for (const s of this.touchedSet) {
+      const c = this.counters.get(s.protocol)?.(s);
+      if (c !== undefined) this.advance(s, c);
+    }
+    this.touchedSet.clear();
+    this.flush();
+  };
+
+  /** A count only moves forward (modulo 2^32): one read later may have gone out first. */
+  private advance(s: Session, c: number): void {
+    const e = this.mine.get(s);
+    if (e === undefined || c === e.count || ((c - e.count) >>> 0) >= 0x8000_0000) return;
+    e.count = c;
+    this.outCounts.add(s);
+  }
+
+  drop(s: Session): void {
+    const e = this.mine.get(s);
+    if (e === undefined) return;
+    this.mine.delete(s);
+    this.outKeep.delete(s);
+    this.outCounts.delete(s);
+    this.outDrop.push(e.key);
+    this.queue();
+  }
+
+  private describe(s: Session): ResumeRecord | null {
+    return this.describers.get(s.protocol)?.(s) ?? null;
+  }
+
+  private queue(): void {
+    if (this.queued) return;
+    this.queued = true;
+    setImmediate(this.flush);
+  }
+
+  /** One turn's changes, to the keeper, in one bus message (a few when a whole set goes to a new keeper). */
+  readonly flush = (): void => {
+    this.queued = false;
+    const keeper = this.keeper;
+    const keep: ResumeRecord[] = [];
+    const counts: [string, number][] = [];
+    if (keeper !== "") {
+      for (const s of this.outKeep) {
+        const e = this.mine.get(s);
+        const rec = e === undefined ? null : this.describe(s);
+        if (rec === null) continue;
+        rec.count = e!.count;
+        keep.push(rec);
+      }
+      for (const s of this.outCounts) {
+        const e = this.mine.get(s);
+        if (e !== undefined && !this.outKeep.has(s)) counts.push([e.key, e.count]);
+      }
+    }
+    const drop = this.outDrop;
+    this.outKeep.clear();
+    this.outCounts.clear();
+    this.outDrop = [];
+    if (keeper === "" || (keep.length === 0 && counts.length === 0 && drop.length === 0 && !this.reset)) return;
+    let reset = this.reset;
+    this.reset = false;
+    for (let i = 0; i === 0 || i < keep.length; i += RECORDS_PER_MESSAGE) {
+      const first = i === 0;
+      this.host.send(keeper, { op: "records", from: this.host.workerId, reset, keep: keep.slice(i, i + RECORDS_PER_MESSAGE), counts: first ? counts : [], drop: first ? drop : [] });
+      reset = false;
+    }
+  };
+
+  // ---- membership ----------------------------------------------------------
+
+  /**
+   * As a holder: a new keeper (or the old one restarted, or lost touch) gets
+   * every record again. As a keeper: the records of a worker that left or
+   * restarted are its dead sessions': kept until their window passes. Recalls
+   * stop waiting for workers that left.
+   */
+  membershipChanged(m: Membership, restarted: readonly string[], resynced: readonly string[]): void {
+    const live = new Set<string>();
+    for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
+    this.liveSet = live;
+    const fresh = new Set([...restarted, ...resynced]);
+    const k = keeperOf(this.host.workerId, m);
+    if (k !== this.keeper || fresh.has(k)) {
+      if (this.keeper !== "" && this.keeper !== k && live.has(this.keeper)) this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: true, keep: [], counts: [], drop: [] });
+      this.keeper = k;
+      this.reset = true;
+      for (const s of this.mine.keys()) this.outKeep.add(s);
+      this.queue();
+    }
+    const gone = new Set(restarted);
+    const now = monotonicMs();
+    for (const [holder, keys] of this.byHolder) {
+      if (live.has(holder) && !gone.has(holder)) continue;
+      this.byHolder.delete(holder);
+      for (const key of keys) {
+        const e = this.kept.get(key);
+        if (e === undefined || e.holder !== holder || e.deadline !== Infinity) continue;
+        e.deadline = now + e.rec.windowMs;
+        this.orphans.add(key);
+        this.stats.orphaned++;
+      }
+    }
+    for (const [token, r] of this.recalls) {
+      for (const w of r.waiting) if (!live.has(w) || gone.has(w)) r.waiting.delete(w);
+      if (r.waiting.size === 0) this.finish(token, r.best);
+    }
+  }
+
+  // ---- keeper ----------------------------------------------------------------
+
+  onRecords(msg: Extract<BusMessage, { op: "records" }>): void {
+    const from = msg.from;
+    let keys = this.byHolder.get(from);
+    if (msg.reset && keys !== undefined) {
+      for (const key of keys) if (this.kept.get(key)?.holder === from) this.kept.delete(key);
+      keys.clear();
+    }
+    for (const rec of msg.keep) {
+      if (keys === undefined) this.byHolder.set(from, (keys = new Set()));
+      keys.add(rec.key);
+      this.orphans.delete(rec.key);
+      this.kept.set(rec.key, { holder: from, rec, deadline: Infinity });
+    }
+    for (const [key, count] of msg.counts) {
+      const e = this.kept.get(key);
+      if (e !== undefined && e.holder === from) e.rec.count = count;
+    }
+    for (const key of msg.drop) {
+      if (this.kept.get(key)?.holder !== from) continue;
+      this.kept.delete(key);
+      keys?.delete(key);
+    }
+  }
+
+  onRecall(msg: Extract<BusMessage, { op: "recall" }>): void {
+    this.host.send(msg.from, { op: "recalled", token: msg.token, from: this.host.workerId, found: this.lookup(msg.protocol, msg.key, msg.user) });
+  }
+
+  /** The record of `key` if it is `user`'s; one whose holder is gone is taken: one resumption rebuilds it. */
+  private lookup(protocol: string, key: string, user: string): Recalled | null {
+    const e = this.kept.get(key);
+    // Another account's id finds nothing, as an unknown one (XEP-0198 §5: only its owner may resume it).
+    if (e === undefined || e.rec.user !== user || e.rec.protocol !== protocol) return null;
+    if (e.deadline === Infinity) return { record: e.rec, holder: e.holder };
+    this.kept.delete(key);
+    this.orphans.delete(key);
+    return { record: e.rec, holder: "" };
+  }
+
+  /**
+   * The TimerDaemon's sweep. Every countEveryMs the keeper hears the counts
+   * that moved (a few bytes per session that received anything): nothing is
+   * done per stanza, and a count is read only after the bus has published
+   * what the stanzas it counts caused (earlier turns), so a resumption never
+   * says a stanza was handled whose effect died with its worker; it may say
+   * less (those come again from the client: resend-guard.ts). Then records of
+   * dead workers whose window passed go.
+   */
+  readonly expire = (now: number): void => {
+    if (now - this.lastCount >= this.countEveryMs && this.keeper !== "") {
+      this.lastCount = now;
+      for (const s of this.mine.keys()) {
+        const c = this.counters.get(s.protocol)?.(s);
+        if (c !== undefined) this.advance(s, c);
+      }
+      if (this.outCounts.size > 0) this.queue();
+    }
+    for (const key of this.orphans) {
+      const e = this.kept.get(key);
+      if (e !== undefined && e.deadline !== Infinity && e.deadline > now) continue;
+      this.orphans.delete(key);
+      if (e !== undefined && e.deadline !== Infinity) {
+        this.kept.delete(key);
+        this.stats.expired++;
+      }
+    }
+  };
+
+  // ---- asker -------------------------------------------------------------------
+
+  recall(protocol: string, key: string, user: string, done: (r: Recalled | null) => void): void {
+    this.stats.recalls++;
+    const local = this.lookup(protocol, key, user);
+    const peers = [...this.liveSet].filter((w) => w !== this.host.workerId);
+    if ((local !== null && local.holder === "") || peers.length === 0) {
+      if (local !== null) this.stats.found++;
+      return done(local);
+    }
+    // Every other worker: resumptions after a death are rare, and the record's keeper may have changed since.
+    const token = this.nextToken++;
+    const timer = setTimeout(() => this.finish(token, this.recalls.get(token)?.best ?? null), RECALL_TIMEOUT_MS);
+    timer.unref();
+    this.recalls.set(token, { done, waiting: new Set(peers), best: local, timer });
+    for (const w of peers) this.host.send(w, { op: "recall", protocol, key, user, from: this.host.workerId, token });
+  }
+
+  onRecalled(msg: Extract<BusMessage, { op: "recalled" }>): void {
+    const r = this.recalls.get(msg.token);
+    if (r === undefined) return;
+    r.waiting.delete(msg.from);
+    const f = msg.found;
+    // A record whose holder is gone was given to this recall alone: no need to wait for the others.
+    if (f !== null && f.holder === "") return this.finish(msg.token, f);
+    if (f !== null && (r.best === null || ((f.record.count - r.best.record.count) >>> 0) < 0x8000_0000)) r.best = f;
+    if (r.waiting.size === 0) this.finish(msg.token, r.best);
+  }
+
+  private finish(token: number, found: Recalled | null): void {
+    const r = this.recalls.get(token);
+    if (r === undefined) return;
+    this.recalls.delete(token);
+    clearTimeout(r.timer);
+    if (found !== null) this.stats.found++;
+    r.done(found);
+  }
+}

@@ -1,0 +1,134 @@
+import { parse, type Element } from "ltx";
+import type { XmppContext } from "../context.js";
+import { Phase, type ClientSession } from "../client-session.js";
+import { NS } from "../ns.js";
+import type { Handover } from "../../session/core.js";
+import type { Session } from "../../session/session.js";
+import type { ResumeRecord } from "../../session/resume-record.js";
+import { takeStored } from "./offline.js";
+
+/** Directed presence a record carries at most (RFC 6121 §4.6.3 is told of it at the end; the rest is not). */
+const MAX_DIRECTED = 100;
+
+/** What an XMPP session's resume record says besides the core's fields. */
+interface RecordState {
+  /** The last broadcast presence stanza, as XML; null: none (unavailable). */
+  presence: string | null;
+  available: boolean;
+  priority: number;
+  /** XEP-0280 enabled. */
+  copies: boolean;
+  /** Fetched the roster: gets roster pushes (RFC 6121 §2.1.6). */
+  roster: boolean;
+  directed: string[];
+}
+
+/**
+ * The record of a resumable session (XEP-0198 after its worker's death,
+ * docs/architecture.md "Resumption after a death"): its id, account, full JID
+ * and what a new session at that JID must restore. `idOf` gives the session's
+ * resumption id ("": not resumable). The count is the core's (ResumeRecords).
+ */
+export function describer(x: XmppContext, idOf: (s: ClientSession) => string): (core: Session) => ResumeRecord | null {
+  return (core) => {
+    const s = core as unknown as ClientSession;
+    const key = idOf(s);
+    if (key === "" || s.phase !== Phase.Bound) return null;
+    const directed: string[] = [];
+    for (const d of s.directed) if (directed.push(d) >= MAX_DIRECTED) break;
+    const state: RecordState = { presence: s.presence === null ? null : String(s.presence), available: s.available, priority: s.priority, copies: s.wantsCopies, roster: s.rosterRequested, directed };
+    return { protocol: "xmpp", key, user: s.user, address: s.address, count: 0, windowMs: x.config.xmpp.sm.resumeTimeoutMs, state };
+  };
+}
+
+/**
+ * A session rebuilt from its record, as a handover from nobody: the claimant
+ * keeps its own serial (the session that died is gone from its owner), the
+ * server's count is the one the client was last told, the client's is what it
+ * says it received; nothing is unacknowledged (what the dead session had
+ * taken comes again from custody).
+ */
+export function rebuiltHandover(rec: ResumeRecord, serial: number, clientH: number): Handover {
+  const st = rec.state as RecordState;
+  let presence: Element | null = null;
+  try {
+    if (typeof st.presence === "string") presence = parse(st.presence) as Element;
+  } catch {
+    // Our own output always parses; without it the session is unavailable.
+  }
+  const slash = rec.address.indexOf("/");
+  return {
+    protocol: "xmpp",
+    key: rec.key,
+    address: rec.address,
+    resource: rec.address.slice(slash + 1),
+    serial,
+    available: st.available === true && presence !== null,
+    priority: typeof st.priority === "number" ? st.priority : 0,
+    presence,
+    wantsCopies: st.copies === true,
+    peersWantCopies: false,
+    inbound: [],
+    state: { handled: rec.count, acked: clientH, unacked: [], receipts: [], directed: Array.isArray(st.directed) ? st.directed : [], rosterRequested: st.roster === true },
+  };
+}
+
+/** The <resume/> of `session` (input held) found no live session on this host. */
+export interface Missed {
+  previd: string;
+  user: string;
+  /** The client's h. */
+  h: number;
+  /** The session's Session.keepKey. */
+  keepKey: string;
+  ask: unknown;
+  /** Makes `session` the handed-over (or rebuilt) one and answers <resumed/>. */
+  arrived(session: ClientSession, h: Handover): void;
+}
+
+/**
+ * After a claim on this host missed: the keepers are asked for the session's
+ * record. Its holder alive elsewhere (another host): claimed from there. Its
+ * holder dead: the session is rebuilt here from the record, and once its owner
+ * has the new binding, custody is told the client's h, so that what the dead
+ * session had taken and its client did not get comes here at once. No record
+ * (never kept, its keeper died too, its window passed): <failed/> as before,
+ * and the client logs in and reads its stored messages.
+ */
+export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): void {
+  const fail = () => {
+    // What its client says it received is not sent again (Core.receivedUpTo).
+    x.core.receivedUpTo(m.keepKey, m.h);
+    if (session.phase === Phase.Authenticated) session.sendNonza(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
+    session.release();
+  };
+  x.core.records.recall("xmpp", m.previd, m.user, (found) => {
+    if (found === null) return fail();
+    const rebuild = () => {
+      if (session.phase !== Phase.Authenticated) return fail();
+      m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h));
+      x.metrics.sm.rebuilt++;
+      if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count });
+      // Behind the bind on the ordered stream to the owner: what custody routes again finds the session bound.
+      x.core.barrier(session.coreSession, () => x.core.receivedUpTo(m.keepKey, m.h, true));
+      // What came for the user while it had no session was stored (or held by its owner, then stored): it comes now.
+      if (session.available) takeStored(x, session);
+      session.release();
+    };
+    // Its worker is gone (the keeper saw it go, or this worker did): rebuilt here.
+    if (found.holder === "" || !x.core.records.live(found.holder)) return rebuild();
+    // Alive in both views, on another host (this host's claim missed): claimed from there.
+    x.core.handovers.claim(
+      "xmpp",
+      m.previd,
+      m.ask,
+      (a) => {
+        if (a.kind === "miss") return x.core.records.live(found.holder) ? fail() : rebuild();
+        if (a.kind === "ok") m.arrived(session, a.handover);
+        else if (session.phase === Phase.Authenticated) session.sendNonza(String(a.reason));
+        session.release();
+      },
+      [found.holder],
+    );
+  });
+}

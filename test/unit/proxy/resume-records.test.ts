@@ -1,0 +1,210 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { setImmediate as turn } from "node:timers/promises";
+import { defaults } from "../../../src/config/config.js";
+import { LocalHub, type LocalBus } from "../../../src/cluster/local-bus.js";
+import type { BusMessage } from "../../../src/cluster/bus.js";
+import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { keeperOf } from "../../../src/proxy/resume-records.js";
+import { Session } from "../../../src/session/session.js";
+import type { Envelope } from "../../../src/envelope/envelope.js";
+import type { Recalled, ResumeRecord } from "../../../src/session/resume-record.js";
+
+class Resumable extends Session {
+  readonly protocol = "xmpp";
+  readonly idPassThrough = true;
+  constructor(
+    address: string,
+    readonly key: string,
+    readonly user = address.slice(0, address.indexOf("@")),
+  ) {
+    super();
+    this.address = address;
+    this.bare = address.slice(0, address.indexOf("/"));
+    this.resource = address.slice(address.indexOf("/") + 1);
+    this.available = true;
+  }
+  deliver(_env: Envelope): boolean {
+    return true;
+  }
+  replaced(): void {}
+  handled = 0;
+}
+
+const describe = (s: Session): ResumeRecord | null => {
+  const r = s as Resumable;
+  return { protocol: "xmpp", key: r.key, user: r.user, address: r.address, count: 0, windowMs: 5000, state: { available: r.available } };
+};
+
+/** Workers on hosts: ids "<host>-w<i>". A worker made dead stops receiving and leaves the hub (as an expired member). */
+function world(hosts: Record<string, number>) {
+  const opts: ProxyOptions = {
+    timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
+    sweepIntervalMs: 20,
+    maxPendingPerSession: 10,
+    maxInboundPerSession: 100,
+    custody: { ...defaults().cluster.custody, resumeGraceMs: 0 },
+  };
+  const hub = new LocalHub(64);
+  const buses: LocalBus[] = [];
+  for (const [h, n] of Object.entries(hosts)) for (let i = 0; i < n; i++) buses.push(hub.join(`${h}-w${i}`, h));
+  const sent: BusMessage[] = [];
+  for (const b of buses) {
+    const send = b.send.bind(b);
+    b.send = (to, msg) => {
+      sent.push(msg);
+      send(to, msg);
+    };
+  }
+  const proxies = new Map(buses.map((b) => [b.workerId, new ProxyDaemon(b, opts)]));
+  for (const p of proxies.values()) {
+    p.records.describer("xmpp", describe, (s) => (s as Resumable).handled);
+    p.start();
+  }
+  return {
+    hub,
+    proxies,
+    sent,
+    p: (id: string) => proxies.get(id)!,
+    /** SIGKILL: nothing more from it, and the others see it leave. */
+    kill(id: string) {
+      proxies.get(id)!.stop();
+      proxies.delete(id);
+      hub.leave(id);
+    },
+    stop() {
+      for (const p of proxies.values()) p.stop();
+    },
+  };
+}
+
+function recall(p: ProxyDaemon, key: string, user: string): Promise<Recalled | null> {
+  return new Promise((resolve) => p.records.recall("xmpp", key, user, resolve));
+}
+
+test("the keeper is on another host when there is one, else another worker of the host, none when alone", () => {
+  const one = { hosts: { a: ["a-w0"] }, vnodes: 8 };
+  assert.equal(keeperOf("a-w0", one), "");
+  const host = { hosts: { a: ["a-w0", "a-w1", "a-w2"] }, vnodes: 8 };
+  assert.notEqual(keeperOf("a-w0", host), "a-w0");
+  assert.ok(["a-w1", "a-w2"].includes(keeperOf("a-w0", host)));
+  const three = { hosts: { a: ["a-w0", "a-w1"], b: ["b-w0", "b-w1"], c: ["c-w0"] }, vnodes: 8 };
+  for (const w of ["a-w0", "a-w1"]) assert.ok(!keeperOf(w, three).startsWith("a-"), `${w}'s keeper on another host`);
+  // The same membership gives every worker the same answer.
+  assert.equal(keeperOf("b-w1", three), keeperOf("b-w1", { hosts: { c: ["c-w0"], b: ["b-w1", "b-w0"], a: ["a-w1", "a-w0"] }, vnodes: 8 }));
+});
+
+test("records ride to the keeper once per turn: whole when kept, then only the count; a clean end drops them", { timeout: 5000 }, async () => {
+  const w = world({ a: 2 });
+  const p0 = w.p("a-w0");
+  const p1 = w.p("a-w1");
+  await turn();
+  const s = new Resumable("alice@localhost/phone", "K1");
+  p0.attach(s);
+  p0.records.keep(s);
+  for (let h = 1; h <= 5; h++) p0.records.counted(s, h);
+  const before = w.sent.filter((m) => m.op === "records").length;
+  await turn();
+  const out = w.sent.filter((m) => m.op === "records").slice(before) as Extract<BusMessage, { op: "records" }>[];
+  assert.equal(out.length, 1, "one bus message for the turn");
+  assert.equal(out[0].keep.length, 1);
+  assert.equal(out[0].keep[0].count, 5, "the latest count, in the whole record");
+  assert.equal(p1.records.size, 1);
+  p0.records.counted(s, 9);
+  await turn();
+  const last = w.sent.at(-1) as Extract<BusMessage, { op: "records" }>;
+  assert.deepEqual([last.keep.length, last.counts], [0, [["K1", 9]]], "only the count");
+  // The holder lives: a recall finds the record and names its holder, and does not take it.
+  assert.deepEqual(await recall(p1, "K1", "alice"), { record: { ...describe(s)!, count: 9 }, holder: "a-w0" });
+  assert.equal(await recall(p1, "K1", "mallory"), null, "another account's recall finds nothing");
+  p0.detach(s);
+  await turn();
+  assert.equal(p1.records.size, 0, "dropped at a clean end");
+  w.stop();
+});
+
+test("the holder dies: its keeper keeps the records for their window; one recall takes each; then they expire", { timeout: 5000 }, async () => {
+  const w = world({ a: 2, b: 1 });
+  const p0 = w.p("a-w0");
+  const keeper = p0.records.keeperNow;
+  assert.equal(keeper, "b-w0", "on the other host");
+  const s = new Resumable("alice@localhost/phone", "K2");
+  const t = new Resumable("bob@localhost/pc", "K3");
+  for (const x of [s, t]) {
+    p0.attach(x);
+    p0.records.keep(x);
+  }
+  p0.records.counted(s, 7);
+  await turn();
+  w.kill("a-w0");
+  // Asked on the other worker of the dead one's host: found at the keeper, taken.
+  const found = await recall(w.p("a-w1"), "K2", "alice");
+  assert.equal(found?.holder, "", "its holder is gone");
+  assert.equal(found?.record.count, 7);
+  assert.equal(found?.record.address, "alice@localhost/phone");
+  assert.equal(await recall(w.p("a-w1"), "K2", "alice"), null, "taken by the first recall");
+  assert.equal(w.p("b-w0").records.stats.orphaned, 2);
+  // The window (5 s in `describe`) passes: the sweep lets the other one go.
+  w.p("b-w0").records.expire(performance.now() + 6000);
+  assert.equal(await recall(w.p("a-w1"), "K3", "bob"), null, "expired");
+  w.stop();
+});
+
+test("a keeper that dies too takes the records with it: the recall finds nothing (the client fails cleanly and logs in)", { timeout: 5000 }, async () => {
+  const w = world({ a: 2, b: 1 });
+  const s = new Resumable("alice@localhost/phone", "K4");
+  w.p("a-w0").attach(s);
+  w.p("a-w0").records.keep(s);
+  await turn();
+  w.kill("a-w0");
+  w.kill("b-w0");
+  assert.equal(await recall(w.p("a-w1"), "K4", "alice"), null);
+  w.stop();
+});
+
+test("a keeper that leaves: the holder sends every record to its new keeper", { timeout: 5000 }, async () => {
+  const w = world({ a: 1, b: 1, c: 1 });
+  const p0 = w.p("a-w0");
+  const first = p0.records.keeperNow;
+  const s = new Resumable("alice@localhost/phone", "K5");
+  p0.attach(s);
+  p0.records.keep(s);
+  p0.records.counted(s, 3);
+  await turn();
+  w.kill(first);
+  const second = p0.records.keeperNow;
+  assert.ok(second !== first && second !== "a-w0" && second !== "");
+  await turn();
+  assert.equal(w.p(second).records.size, 1, "the new keeper has it");
+  w.kill("a-w0");
+  const other = ["a-w0", "b-w0", "c-w0"].find((x) => x !== first && x !== "a-w0" && x !== second);
+  const asker = other !== undefined ? w.p(other) : w.p(second);
+  const found = await recall(asker, "K5", "alice");
+  assert.equal(found?.record.count, 3);
+  w.stop();
+});
+
+test("a count follows the session's a turn after it submitted, and by the sweep", { timeout: 5000 }, async () => {
+  const w = world({ a: 2 });
+  await turn();
+  const p0 = w.p("a-w0");
+  const p1 = w.p("a-w1");
+  const s = new Resumable("alice@localhost/phone", "K6");
+  p0.attach(s);
+  p0.records.keep(s);
+  await turn();
+  const kept = () => (recall(p1, "K6", "alice") as Promise<Recalled | null>).then((r) => r?.record.count);
+  assert.equal(await kept(), 0);
+  s.handled = 4;
+  p0.records.touched(s);
+  assert.equal(await kept(), 0, "not before the turn's end");
+  await turn();
+  await turn();
+  assert.equal(await kept(), 4, "a turn after (on NATS: right after the bus published the turn's messages)");
+  // An iq the server answers submits nothing: the sweep (every second) catches the count.
+  s.handled = 6;
+  p0.records.expire(performance.now() + 2000);
+  await turn();
+  assert.equal(await kept(), 6);
+  w.stop();
+});
