@@ -147,7 +147,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
       () => this.bus.flushNow?.(),
     );
-    this.timer.also((now) => void (this.lastSweep = now));
+    this.timer.also((now) => this.swept(now));
     this.timer.also(this.custody.expire);
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);
@@ -377,14 +377,25 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * twin (to a session whose client has left, say, which would give it back later: a duplicate).
    */
   private fromBeforeStall(env: Envelope): boolean {
-    if (env.ref === "" || env.kind !== Kind.Message) return false;
+    if (env.ref === "" || env.kind !== Kind.Message || !this.justStalled()) return false;
+    this.stats.staleDropped++;
+    return true;
+  }
+
+  /** The sweep itself may be the first to run after a stop (libuv's timers before its I/O): it notices too. */
+  private swept(now: number): void {
+    const heal = this.bus.healMs ?? 0;
+    if (heal > 0 && now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
+    this.lastSweep = now;
+  }
+
+  /** Core.justStalled: the sweep came later than the others wait (healMs), and for healMs after that. */
+  justStalled(): boolean {
     const heal = this.bus.healMs ?? 0;
     if (heal <= 0) return false;
     const now = monotonicMs();
     if (now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
-    if (now >= this.dropHeldUntil) return false;
-    this.stats.staleDropped++;
-    return true;
+    return now < this.dropHeldUntil;
   }
 
   /**

@@ -56,6 +56,13 @@ export interface Core {
    */
   clientReceived(key: string): number;
   /**
+   * This worker was stopped for longer than the cluster waits for it and has just come back: the
+   * others took it off the ring meanwhile, and a resumable session's client may have resumed it
+   * elsewhere (from its resume record). What such a session reads now was sent before that, and
+   * must not be handled here as well.
+   */
+  justStalled(): boolean;
+  /**
    * Calls `done` once what the owner of `s`'s user stored offline for it before
    * `s`'s latest presence reached the owner is written (or after a timeout): a
    * login reads its offline messages then, and finds a message the owner

@@ -199,8 +199,14 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
       if (this.x.hooks.fire(Ev.Nonza, { session: this, stanza: el, to: "" })) return;
       throw new StreamError(StreamCondition.UnsupportedStanzaType, `<${el.name}> in ${ns}`);
     }
-    // XEP-0198 §4: h counts the stanzas handled since <enable/>.
-    if (this.acks !== null) this.acks.received();
+    if (this.acks !== null) {
+      // Read right after this worker was stopped past the cluster's patience: the client may have resumed
+      // this session elsewhere, where it re-sends what was not counted. Neither counted nor handled here:
+      // the connection counts as dropped, and the client re-sends it wherever it resumes (XEP-0198 §5).
+      if (this.acks.resumable && this.x.core.justStalled()) return void this.conn.destroy("worker stalled");
+      // XEP-0198 §4: h counts the stanzas handled since <enable/>.
+      this.acks.received();
+    }
     dispatchStanza(this.x.hooks, this, el);
   }
 
