@@ -232,10 +232,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     assert.equal(f.duplicated, 0, `duplicated: ${JSON.stringify(f)}`);
   };
 
-  // The todo reason is the product gap still seen in runs of this file (docs/cluster.md, "When something fails").
-  const LAST_WRITE_GAP = "product gap: a message the dead worker wrote to its client just before it died, whose confirmation had not left it, comes to that client again (from offline storage) after its failed resumption; seen 0-3 times in ~4,400";
-
-  test("SIGKILL one worker", { timeout: 120_000, todo: LAST_WRITE_GAP }, async () => {
+  test("SIGKILL one worker", { timeout: 120_000 }, async () => {
     const victim = busiestWorker(0);
     check(await phase("kill-worker", () => void process.kill(victim, "SIGKILL")));
   });
@@ -260,7 +257,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     );
   });
 
-  test("SIGKILL a whole host; its clients go to another", { timeout: 150_000, todo: LAST_WRITE_GAP }, async () => {
+  test("SIGKILL a whole host; its clients go to another", { timeout: 150_000 }, async () => {
     const h = 2;
     check(await phase("kill-host", () => hosts[h].kill()));
     assert.ok(clients.every((s) => s.at !== h), "no client on the dead host");
