@@ -92,7 +92,6 @@ export class HostLinks {
 
   private connect(index: number): Socket {
     const s = createConnection(HostLinks.pathOf(this.opts.dir, index));
-    s.setNoDelay?.(true);
     s.on("error", (e: Error) => {
       // The peer is gone (restarting, or stopped): what was written to it is lost, as on NATS.
       this.log?.debug("cluster host link failed", { peer: index, error: e.message });

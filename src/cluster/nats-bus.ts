@@ -68,8 +68,8 @@ export class NatsBus implements ClusterBus {
   /** Encoded messages per destination worker, published together once this event-loop turn has read all its sockets. */
   private readonly outq = new Map<string, { parts: Uint8Array[]; bytes: number }>();
   private flushQueued = false;
-  /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
-  private unreadable = 0;
+  /** Bus messages that could not be read (a bug or a foreign publisher), or were sent after close: counted and dropped. */
+  private droppedHere = 0;
   private readonly guard: JoinGuard;
   /** Messages to and from other workers (not the batches that carry them). */
   sent = 0;
@@ -120,9 +120,9 @@ export class NatsBus implements ClusterBus {
     return 3 * this.opts.heartbeatMs;
   }
 
-  /** Unreadable messages, and those lost with a host link. */
+  /** Unreadable messages, those sent after close, and those lost with a host link. */
   get dropped(): number {
-    return this.unreadable + (this.links?.dropped ?? 0);
+    return this.droppedHere + (this.links?.dropped ?? 0);
   }
 
   get connected(): boolean {
@@ -234,7 +234,7 @@ export class NatsBus implements ClusterBus {
       this.nc.publish(this.inbox(workerId), out);
     } catch {
       // Draining at close: what is sent after the goodbye has nobody to wait for it.
-      this.unreadable++;
+      this.droppedHere++;
     }
   }
 
@@ -267,7 +267,7 @@ export class NatsBus implements ClusterBus {
       at += 4 + len;
     }
     if (at !== data.length) {
-      this.unreadable++;
+      this.droppedHere++;
       this.log?.warn("cluster bus batch with a truncated message", { bytes: data.length });
     }
   }
@@ -277,7 +277,7 @@ export class NatsBus implements ClusterBus {
     try {
       msg = this.wire.decode(data);
     } catch (e) {
-      this.unreadable++;
+      this.droppedHere++;
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
       return;
     }
@@ -318,7 +318,7 @@ export class NatsBus implements ClusterBus {
       b = JSON.parse(Buffer.from(data).toString("utf8")) as Beat;
       if (typeof b.id !== "string" || typeof b.host !== "string" || typeof b.inc !== "string") throw new Error("bad heartbeat");
     } catch {
-      this.unreadable++;
+      this.droppedHere++;
       return;
     }
     if (b.id === this.opts.workerId && b.inc === this.inc) return;
