@@ -9,6 +9,7 @@ import { ConfigError } from "../config/config.js";
 import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
 import { connectRetrying } from "./nats-connect.js";
 import { OpsResponder, serverRtt, type OpsSource } from "./ops.js";
+import { HostLinks, type HostLinksOptions } from "./host-links.js";
 
 export interface NatsBusOptions {
   servers: string[];
@@ -22,6 +23,8 @@ export interface NatsBusOptions {
   connectTimeoutMs?: number;
   /** A refusal after joining (JoinGuard): the worker must stop. Default: only logged. */
   onRefuse?: (reason: string) => void;
+  /** Workers of this host send each other bus messages over Unix domain sockets (src/cluster/host-links.ts), not through NATS. */
+  links?: HostLinksOptions;
 }
 
 interface Member {
@@ -67,13 +70,17 @@ export class NatsBus implements ClusterBus {
   private flushQueued = false;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
-  /** Bus messages that could not be read (a bug or a foreign publisher): counted and dropped. */
-  dropped = 0;
+  /** Bus messages that could not be read (a bug or a foreign publisher), or were sent after close: counted and dropped. */
+  private droppedHere = 0;
   private readonly guard: JoinGuard;
   /** Messages to and from other workers (not the batches that carry them). */
   sent = 0;
   received = 0;
   private ops: OpsResponder | null = null;
+  /** Same-host peers, straight over Unix domain sockets; null: everything through NATS. */
+  private readonly links: HostLinks | null;
+  /** `<host token>-w`: a worker id with this prefix and a number is a worker of this host (workerIdOf). */
+  private readonly hostPrefix: string;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -85,6 +92,8 @@ export class NatsBus implements ClusterBus {
     this.guard = new JoinGuard(opts.workerId, this.inc, ringOf(opts.vnodes), 3 * opts.heartbeatMs, log);
     this.guard.onRefuse = opts.onRefuse ?? null;
     this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, gen: 0, seen: Infinity });
+    this.hostPrefix = workerIdOf(opts.hostAddress, 0).slice(0, -1);
+    this.links = opts.links === undefined ? null : new HostLinks(opts.links, (data) => this.receiveOne(data), (i) => this.linkLost(i), log);
   }
 
   static async connect(opts: NatsBusOptions, codecs: PayloadCodecs, log: Logger | null = null): Promise<NatsBus> {
@@ -113,6 +122,11 @@ export class NatsBus implements ClusterBus {
     return 3 * this.opts.heartbeatMs;
   }
 
+  /** Unreadable messages, those sent after close, and those lost with a host link. */
+  get dropped(): number {
+    return this.droppedHere + (this.links?.dropped ?? 0);
+  }
+
   get connected(): boolean {
     return !this.closed && !this.disconnected && !this.nc.isClosed();
   }
@@ -131,6 +145,8 @@ export class NatsBus implements ClusterBus {
     while (Date.now() < until && this.guard.refusal === null) await new Promise((r) => setTimeout(r, 10));
     if (this.guard.refusal !== null) throw new ConfigError("cluster", `refusing to join: ${this.guard.refusal}`);
     this.guard.join();
+    // Listening before the hello below: a peer that hears it sends at once, over the link too.
+    await this.links?.listen();
     this.nc.subscribe(this.inbox(o.workerId), { callback: (_err, m) => this.onMessage(m.data) });
     this.beat(true);
     let last = Date.now();
@@ -221,15 +237,38 @@ export class NatsBus implements ClusterBus {
       out.set(p, at + 4);
       at += 4 + p.length;
     }
+    const messages = q.parts.length;
     q.parts = [];
     q.bytes = 0;
+    const peer = this.links === null ? -1 : this.hostIndexOf(workerId);
+    if (peer >= 0) return this.links!.write(peer, out, messages);
     if (this.nc.isClosed()) return;
     try {
       this.nc.publish(this.inbox(workerId), out);
     } catch {
       // Draining at close: what is sent after the goodbye has nobody to wait for it.
-      this.dropped++;
+      this.droppedHere++;
     }
+  }
+
+  /** Worker `i` of this host (workerIdOf) → i; any other worker → -1. */
+  private hostIndexOf(workerId: string): number {
+    if (!workerId.startsWith(this.hostPrefix)) return -1;
+    const i = Number(workerId.slice(this.hostPrefix.length));
+    return Number.isInteger(i) && i >= 0 && workerIdOf(this.opts.hostAddress, i) === workerId ? i : -1;
+  }
+
+  /**
+   * Messages to worker `index` of this host were dropped with its link (it stopped reading): as after a
+   * bus outage, both sides drop the other's bindings and bind again (welcome, resynced). Custody
+   * routes the held messages among them again after confirmTimeoutMs.
+   */
+  private linkLost(index: number): void {
+    const id = workerIdOf(this.opts.hostAddress, index);
+    const m = this.members.get(id);
+    if (m === undefined || this.closed) return;
+    this.welcome(id);
+    this.changed([], [id]);
   }
 
   private onMessage(data: Uint8Array): void {
@@ -241,7 +280,7 @@ export class NatsBus implements ClusterBus {
       at += 4 + len;
     }
     if (at !== data.length) {
-      this.dropped++;
+      this.droppedHere++;
       this.log?.warn("cluster bus batch with a truncated message", { bytes: data.length });
     }
   }
@@ -251,7 +290,7 @@ export class NatsBus implements ClusterBus {
     try {
       msg = this.wire.decode(data);
     } catch (e) {
-      this.dropped++;
+      this.droppedHere++;
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });
       return;
     }
@@ -292,7 +331,7 @@ export class NatsBus implements ClusterBus {
       b = JSON.parse(Buffer.from(data).toString("utf8")) as Beat;
       if (typeof b.id !== "string" || typeof b.host !== "string" || typeof b.inc !== "string") throw new Error("bad heartbeat");
     } catch {
-      this.dropped++;
+      this.droppedHere++;
       return;
     }
     if (b.id === this.opts.workerId && b.inc === this.inc) return;
@@ -395,6 +434,7 @@ export class NatsBus implements ClusterBus {
     // Only a member says goodbye.
     if (this.guard.joined) this.beat(false);
     this.endpoint = null;
+    this.links?.close();
     try {
       await this.nc.drain();
     } catch {

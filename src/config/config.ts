@@ -116,6 +116,8 @@ export interface ClusterConfig {
   workers: number;
   /** connectTimeoutMs: how long a worker tries to reach NATS at start before it gives up (0: once). */
   nats: { servers: string[]; subject: string; heartbeatMs: number; connectTimeoutMs: number };
+  /** Workers of this host send each other bus messages over Unix domain sockets; NATS carries membership and other hosts' traffic. */
+  hostLinks: boolean;
   /** Messages held by the worker that accepted them until settled (docs/architecture.md, "Custody"). */
   custody: { confirmTimeoutMs: number; maxTries: number; dedupWindowMs: number; maxHeld: number; heldMaxMs: number; resumeGraceMs: number };
 }
@@ -228,6 +230,7 @@ export function defaults(): Config {
       vnodes: 2048,
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 },
+      hostLinks: true,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
@@ -441,6 +444,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   need(typeof C.nats.subject === "string" && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(C.nats.subject), "cluster.nats.subject", "must be a NATS subject without wildcards");
   int(C.nats.heartbeatMs, "cluster.nats.heartbeatMs", 100, 60000);
   int(C.nats.connectTimeoutMs, "cluster.nats.connectTimeoutMs", 0, 86_400_000);
+  need(typeof C.hostLinks === "boolean", "cluster.hostLinks", "must be true or false");
   const K = C.custody;
   int(K.confirmTimeoutMs, "cluster.custody.confirmTimeoutMs", 100, 600000);
   int(K.maxTries, "cluster.custody.maxTries", 1, 100);

@@ -1,4 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ConfigError, type Config } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { migrateStorage } from "../store/open.js";
@@ -10,6 +13,8 @@ import { PrimarySource, answerPrimary } from "../admin/cluster.js";
 import { Balancer, takeHanded } from "./balancer.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
+/** The host's directory of worker sockets (src/cluster/host-links.ts), when cluster.hostLinks is on. */
+const LINKS_ENV = "SWITCHBOARD_LINKS";
 /** sysexits.h: a configuration refused (other ring parameters, a worker id already running); the CLI exits so too. */
 const EX_CONFIG = 78;
 /** A worker tells the primary it serves (IPC). */
@@ -100,9 +105,12 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   const served = new Set<number>();
   const hostStarted = () => served.size === n;
   const balancer = new Balancer(config.listeners, log);
+  // The workers' bus messages to each other go over Unix sockets here (mkdtemp: mode 0700, this user only).
+  const links = config.cluster.hostLinks ? mkdtempSync(join(tmpdir(), "switchboard-links-")) : null;
+  if (links !== null) process.on("exit", () => rmSync(links, { recursive: true, force: true }));
 
   const fork = (i: number) => {
-    const w = cluster.fork({ [WORKER_ENV]: String(i) });
+    const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}) });
     byIndex.set(i, w);
     started.set(i, Date.now());
     w.on("message", (m: unknown) => {
@@ -177,7 +185,8 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   const log = createLogger(config.log, { worker: workerId });
   let server: Server;
   try {
-    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true });
+    const links = process.env[LINKS_ENV];
+    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, ...(links ? { links: { dir: links, index } } : {}) });
   } catch (e) {
     // The IPC channel to the primary would keep this process alive: exit, with the code the primary acts on.
     log.error("worker could not start", { error: (e as Error).message });

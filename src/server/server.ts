@@ -39,7 +39,12 @@ export interface ServerOptions {
   onRefused?: (reason: string) => void;
   /** A host's primary accepts on the listeners' ports and hands connections over (src/host/balancer.ts): bind none. */
   handed?: boolean;
+  /** With bus nats: the host's link directory and this worker's index (src/cluster/host-links.ts); none: all through NATS. */
+  links?: { dir: string; index: number };
 }
+
+/** A host link whose peer has not taken this much is dropped: nats-server's default for a slow consumer. */
+const LINK_MAX_QUEUED = 64 * 1024 * 1024;
 
 /** Every protocol's payloads, for a bus that crosses processes. */
 const CODECS: PayloadCodecs = { xmpp: xmppPayloadCodec, relay: relayPayloadCodec };
@@ -48,7 +53,8 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   const c = config.cluster;
   const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
   if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
-  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused }, CODECS, log);
+  const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED };
+  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links }, CODECS, log);
 }
 
 /** The composition root: one worker with its store, core, and listeners. */

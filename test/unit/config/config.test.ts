@@ -161,6 +161,13 @@ test("several workers need the nats bus and a shared database file; the nats set
   assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 });
 });
 
+test("cluster.hostLinks: on by default, a boolean", { timeout: 5000 }, () => {
+  assert.equal(validate({}).cluster.hostLinks, true);
+  assert.equal(validate({ cluster: { bus: "nats", workers: 2, hostLinks: false } }).cluster.hostLinks, false);
+  assert.equal(keyOf({ cluster: { hostLinks: "yes" } }), "cluster.hostLinks");
+  assert.equal(keyOf({ cluster: { hostLinks: 1 } }), "cluster.hostLinks");
+});
+
 test("custody: defaults, bounds, and a dedup window no shorter than the confirm timeout", { timeout: 5000 }, () => {
   assert.deepEqual(validate({}).cluster.custody, { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 });
   assert.equal(keyOf({ cluster: { custody: { resumeGraceMs: -1 } } }), "cluster.custody.resumeGraceMs");

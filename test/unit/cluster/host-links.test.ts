@@ -1,0 +1,173 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "nats";
+import { HostLinks } from "../../../src/cluster/host-links.js";
+import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
+import type { BusMessage } from "../../../src/cluster/bus.js";
+import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { waitUntil } from "../../helpers.js";
+
+// The host's direct links (src/cluster/host-links.ts) on real Unix domain sockets.
+
+const frame = (body: string): Buffer => {
+  const b = Buffer.from(body);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+};
+
+describe("HostLinks", () => {
+  const dirs: string[] = [];
+  const links: HostLinks[] = [];
+  const dir = () => {
+    const d = mkdtempSync(join(tmpdir(), "sb-links-test-"));
+    dirs.push(d);
+    return d;
+  };
+  const make = (d: string, index: number, got: string[], lost: number[] = [], maxQueuedBytes = 1 << 20) => {
+    const l = new HostLinks({ dir: d, index, maxQueuedBytes }, (m) => got.push(Buffer.from(m).toString()), (i) => lost.push(i), null);
+    links.push(l);
+    return l;
+  };
+  after(() => {
+    for (const l of links) l.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test("messages arrive whole and in order, however the stream is cut", { timeout: 5000 }, async () => {
+    const d = dir();
+    const got: string[] = [];
+    const b = make(d, 1, got);
+    await b.listen();
+    const a = make(d, 0, []);
+    const want = Array.from({ length: 300 }, (_, i) => `m${i}:${"x".repeat(i * 7)}`);
+    const bytes = Buffer.concat(want.map(frame));
+    // One message at a time, and one byte at a time: a length or a body split across reads.
+    for (let at = 0; at < 200; at++) a.write(1, bytes.subarray(at, at + 1), 0);
+    a.write(1, bytes.subarray(200), want.length);
+    await waitUntil(() => got.length === want.length, 3000, () => `${got.length} of ${want.length}`);
+    assert.deepEqual(got, want);
+  });
+
+  test("a peer not listening costs only what was sent to it; once it listens, the next messages arrive", { timeout: 5000 }, async () => {
+    const d = dir();
+    const a = make(d, 0, []);
+    a.write(1, frame("lost"), 1);
+    await new Promise((r) => setTimeout(r, 50));
+    const got: string[] = [];
+    const b = make(d, 1, got);
+    await b.listen();
+    a.write(1, frame("after"), 1);
+    await waitUntil(() => got.length === 1, 3000, "the message after the peer listens");
+    assert.deepEqual(got, ["after"]);
+  });
+
+  test("a restarted peer (its socket file replaced) gets what is sent after it", { timeout: 5000 }, async () => {
+    const d = dir();
+    const first: string[] = [];
+    const b1 = make(d, 1, first);
+    await b1.listen();
+    const a = make(d, 0, []);
+    a.write(1, frame("one"), 1);
+    await waitUntil(() => first.length === 1, 3000, "first");
+    b1.close();
+    const second: string[] = [];
+    const b2 = make(d, 1, second);
+    await b2.listen();
+    // The old connection ends; the next write connects to the new listener.
+    await waitUntil(
+      () => {
+        a.write(1, frame("two"), 1);
+        return second.length > 0;
+      },
+      3000,
+      "a message at the new peer",
+      50,
+    );
+    assert.equal(second[0], "two");
+  });
+
+  test("a peer that does not read: the link is dropped past maxQueuedBytes and its owner told", { timeout: 10_000 }, async () => {
+    const d = dir();
+    // A listener that accepts and never reads.
+    const { createServer } = await import("node:net");
+    const held: import("node:net").Socket[] = [];
+    const srv = createServer((s) => {
+      s.pause();
+      held.push(s);
+    });
+    await new Promise<void>((r) => srv.listen(HostLinks.pathOf(d, 1), r));
+    const lost: number[] = [];
+    const a = make(d, 0, [], lost, 256 * 1024);
+    const big = frame("y".repeat(64 * 1024));
+    for (let i = 0; i < 200 && lost.length === 0; i++) {
+      a.write(1, big, 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(() => lost.length === 1, 3000, "onLost");
+    assert.deepEqual(lost, [1]);
+    assert.equal(a.dropped, 1);
+    for (const s of held) s.destroy();
+    srv.close();
+  });
+});
+
+describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
+  let nats: NatsServer;
+  const buses: NatsBus[] = [];
+  let d: string;
+  before(async () => {
+    nats = await startNats();
+    d = mkdtempSync(join(tmpdir(), "sb-links-bus-"));
+  }, { timeout: 15_000 });
+  after(async () => {
+    for (const b of buses) await b.close();
+    await nats.stop();
+    rmSync(d, { recursive: true, force: true });
+  }, { timeout: 15_000 });
+
+  const opts = (subject: string, workerId: string, hostAddress: string, links?: number): NatsBusOptions => ({
+    servers: [nats.url],
+    subject,
+    heartbeatMs: 1000,
+    vnodes: 64,
+    workerId,
+    hostAddress,
+    ...(links === undefined ? {} : { links: { dir: d, index: links, maxQueuedBytes: 1 << 20 } }),
+  });
+
+  test("workers of one host talk over the links, not NATS; a worker of another host over NATS", { timeout: 10_000 }, async () => {
+    const subject = "links0";
+    const got = new Map<string, BusMessage[]>();
+    const start = async (o: NatsBusOptions) => {
+      const b = await NatsBus.connect(o, {});
+      buses.push(b);
+      const mine: BusMessage[] = [];
+      got.set(o.workerId, mine);
+      b.attach({ receive: (m) => mine.push(m) });
+      return b;
+    };
+    const w0 = await start(opts(subject, "10_0_0_1-w0", "10.0.0.1", 0));
+    const w1 = await start(opts(subject, "10_0_0_1-w1", "10.0.0.1", 1));
+    const other = await start(opts(subject, "10_0_0_2-w0", "10.0.0.2"));
+    await w0.ready(3);
+    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 3 && Object.values(w1.membership().hosts).flat().length === 3, 3000, "all three members");
+    // Watch the inboxes on NATS: nothing for the same-host peer may appear there.
+    const spy = await connect({ servers: nats.url });
+    const onNats: string[] = [];
+    spy.subscribe(`${subject}.w.>`, { callback: (_e, m) => onNats.push(m.subject) });
+    await spy.flush();
+    for (let i = 0; i < 50; i++) w0.send("10_0_0_1-w1", { op: "unbind", address: `u${i}@x/r`, serial: i });
+    w0.send("10_0_0_2-w0", { op: "unbind", address: "far@x/r", serial: 1 });
+    const unbinds = (id: string) => got.get(id)!.filter((m): m is Extract<BusMessage, { op: "unbind" }> => m.op === "unbind");
+    await waitUntil(() => unbinds("10_0_0_1-w1").length === 50 && unbinds("10_0_0_2-w0").length === 1, 3000, "both peers to get theirs");
+    assert.deepEqual(unbinds("10_0_0_1-w1").map((m) => m.serial), Array.from({ length: 50 }, (_, i) => i));
+    await spy.flush();
+    assert.deepEqual(onNats, [`${subject}.w.10_0_0_2-w0`]);
+    assert.equal(other.dropped + w0.dropped + w1.dropped, 0);
+    await spy.close();
+  });
+});
