@@ -6,7 +6,8 @@ export const DOC = join(REPO, "docs", "benchmarks.md");
 
 /**
  * Replaces one `## ` section of docs/benchmarks.md (found by the start of its
- * heading) and leaves every other section as it is: others own them.
+ * heading) up to its first `### ` subsection, and leaves every other section
+ * and those subsections as they are: others own them.
  */
 export function replaceSection(headingStart: string, body: string): void {
   const text = readFileSync(DOC, "utf8");
@@ -15,6 +16,9 @@ export function replaceSection(headingStart: string, body: string): void {
   if (from < 0) throw new Error(`docs/benchmarks.md has no section "## ${headingStart}"`);
   let to = lines.findIndex((l, i) => i > from && l.startsWith("## "));
   if (to < 0) to = lines.length;
+  // Dated `### ` subsections written by hand under the generated part stay (they record other sittings).
+  const sub = lines.findIndex((l, i) => i > from && i < to && l.startsWith("### "));
+  if (sub >= 0) to = sub;
   const out = [...lines.slice(0, from + 1), "", body.trimEnd(), "", ...lines.slice(to)];
   writeFileSync(DOC, out.join("\n").replace(/\n{3,}/g, "\n\n"));
 }

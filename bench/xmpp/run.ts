@@ -231,7 +231,9 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const busy = machineBusySeconds() - busy0;
     const steal = stealSeconds(p.serverCpu) - steal0;
     const allSteal = stealSeconds() - allSteal0;
-    const atEnd = adminPort === undefined ? null : await Scrape.of(adminPort);
+    // A server still working through a backlog (a saturated core) may take long to answer: that is a result, not a failed run.
+    // Unanswered, the run stands without it (its SM checks then report the gauge as unread).
+    const atEnd = adminPort === undefined ? null : await Scrape.of(adminPort, 30_000).catch(() => null);
     const seen = [await sampler.stop(), atEnd?.get("switchboard_xmpp_sm_unacked_stanzas") ?? NaN].filter((x) => !Number.isNaN(x));
     const unackedMax = seen.length > 0 ? Math.max(...seen) : NaN;
     // After the phase, not measured: the server's last <r/> comes ackEveryMs after its last stanza; once the
@@ -242,7 +244,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     if (p.sm && settled !== null) {
       while (settled.get("switchboard_xmpp_sm_unacked_stanzas") > 0 && Date.now() - settle0 < policy.ackEveryMs + 3000) {
         await sleep(250);
-        settled = await Scrape.of(adminPort!);
+        settled = await Scrape.of(adminPort!, 30_000);
       }
     }
     const settleSeconds = (Date.now() - settle0) / 1000;

@@ -31,6 +31,10 @@ export interface AckTracker {
   readonly sentCount: number;
   /** No more requests for acks (the connection is gone). */
   stop(): void;
+  /** The client's <r/>: answered with <a h/> (§4). */
+  answer(): void;
+  /** The client's <a h/>: drops what it acknowledges; §6: more than was sent ends the stream (a StreamError). */
+  acknowledged(h: number): void;
 }
 
 export const Phase = {

@@ -6,6 +6,7 @@ import { PeerWatch, type PeerProbe } from "../session/peer-watch.js";
 import { Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import type { StreamSink } from "./stream/parser.js";
+import { SM_REQUEST } from "./stream/sm-shortcut.js";
 import { MessageFraming, StreamFraming, type Framing } from "./stream/framing.js";
 import { StreamCondition, StreamError } from "./errors.js";
 import { Ev } from "./hooks.js";
@@ -208,6 +209,18 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
       this.acks.received();
     }
     dispatchStanza(this.x.hooks, this, el);
+  }
+
+  /**
+   * XEP-0198's <r/> and <a h/>, recognised by the codec without a parse: handled as stanza() would
+   * through the stream-management module; anything unusual (not bound, input held, not enabled) goes that way instead.
+   */
+  smNonza(what: number): boolean {
+    const acks = this.acks;
+    if (acks === null || this.phase !== Phase.Bound || this.held !== null) return false;
+    if (what === SM_REQUEST) acks.answer();
+    else acks.acknowledged(what);
+    return true;
   }
 
   streamEnd(): void {

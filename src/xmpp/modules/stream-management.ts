@@ -243,7 +243,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         return true;
       case "r":
         if (acks === null) return false;
-        session.sendNonza(`<a xmlns='${NS.SM}' h='${acks.handled}'/>`);
+        acks.answer();
         return true;
       case "a":
         if (acks === null) return false;
@@ -401,6 +401,10 @@ export class Acks implements AckTracker {
 
   received(): void {
     this.handled = (this.handled + 1) % MOD;
+  }
+
+  answer(): void {
+    this.s.sendNonza(`<a xmlns='${NS.SM}' h='${this.handled}'/>`);
   }
 
   sent(wire: string, receipt = ""): void {

@@ -3,12 +3,18 @@ import { StringDecoder } from "node:string_decoder";
 import { Element } from "ltx";
 import { StreamCondition, StreamError } from "../errors.js";
 import { parseStanza, parseTag } from "./xml.js";
+import { NOT_SM, smShortcut } from "./sm-shortcut.js";
 
 /** What the stream codec hands on: the stream header, one whole stanza at a time, the stream's end. */
 export interface StreamSink {
   streamStart(name: string, attrs: Record<string, string>): void;
   stanza(el: Element): void;
   streamEnd(): void;
+  /**
+   * Optional: XEP-0198's <r/> (SM_REQUEST) or <a h/> (h), recognised without a parse (sm-shortcut.ts).
+   * False: not taken here, and the element goes to stanza() as any other.
+   */
+  smNonza?(what: number): boolean;
 }
 
 export interface StreamLimits {
@@ -289,6 +295,16 @@ export class StreamParser {
   /** A stanza ends at `end`: parse it and hand it on. False when the sink restarted the stream. */
   private stanza(buf: string, end: number): boolean {
     const gen = this.generation;
+    const sink = this.sink;
+    if (sink.smNonza !== undefined) {
+      const what = smShortcut(buf, this.mark, end);
+      if (what !== NOT_SM) {
+        const start = this.mark;
+        this.mark = end;
+        if (sink.smNonza(what)) return true;
+        this.mark = start;
+      }
+    }
     const text = buf.slice(this.mark, end);
     if (this.tooBig(text)) throw new StreamError(StreamCondition.PolicyViolation, `stanza larger than ${this.limits.maxStanzaBytes} bytes`);
     this.mark = end;

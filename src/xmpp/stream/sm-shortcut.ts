@@ -1,0 +1,52 @@
+import { NS } from "../ns.js";
+
+/**
+ * XEP-0198's <r/> and <a h/> as clients write them, recognised from the
+ * stanza's text so that they need no parse and no Element. A mobile client
+ * (Conversations) sends an <r/> with every message, so at load the <r/> is
+ * as frequent as the messages themselves; a generic parse of it cost more
+ * than the rest of what answering it does (docs/benchmarks.md, issue 13).
+ *
+ * Only the exact forms below match (one attribute, either quote, no spaces
+ * beyond the one before it); anything else, even if equivalent XML, goes the
+ * generic way, which also owns every error.
+ */
+
+/** Not one of the two forms: parse it. */
+export const NOT_SM = -2;
+/** An <r/> in the XEP-0198 namespace. */
+export const SM_REQUEST = -1;
+
+const R_APOS = `<r xmlns='${NS.SM}'/>`;
+const R_QUOT = `<r xmlns="${NS.SM}"/>`;
+const A_APOS = `<a xmlns='${NS.SM}' h='`;
+const A_QUOT = `<a xmlns="${NS.SM}" h="`;
+/** h is at most 2^32 − 1: ten digits. */
+const MAX_H_DIGITS = 10;
+
+/**
+ * What the complete top-level element `buf[start, end)` is: SM_REQUEST, the h
+ * of an <a/> (0 ≤ h < 2^32), or NOT_SM.
+ */
+export function smShortcut(buf: string, start: number, end: number): number {
+  const len = end - start;
+  // "<r" and "<a" are the only candidates: one look at the second character first.
+  const c = buf.charCodeAt(start + 1);
+  if (c === 114 /* r */) {
+    if (len !== R_APOS.length) return NOT_SM;
+    return buf.startsWith(R_APOS, start) || buf.startsWith(R_QUOT, start) ? SM_REQUEST : NOT_SM;
+  }
+  if (c !== 97 /* a */ || len < A_APOS.length + 4 || len > A_APOS.length + MAX_H_DIGITS + 3) return NOT_SM;
+  const quote = buf.charCodeAt(start + A_APOS.length - 1);
+  if (!(quote === 39 ? buf.startsWith(A_APOS, start) : quote === 34 && buf.startsWith(A_QUOT, start))) return NOT_SM;
+  // The digits, then the same quote and "/>".
+  if (buf.charCodeAt(end - 3) !== quote || buf.charCodeAt(end - 2) !== 47 /* / */) return NOT_SM;
+  let h = 0;
+  for (let i = start + A_APOS.length; i < end - 3; i++) {
+    const d = buf.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return NOT_SM;
+    h = h * 10 + d;
+  }
+  // Out of range: the generic path answers it with the right error.
+  return h < 0x1_0000_0000 ? h : NOT_SM;
+}
