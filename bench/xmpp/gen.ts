@@ -18,6 +18,8 @@ import { ScramSha1Client } from "./scram-client.js";
 export interface GenSpec {
   host: string;
   port: number;
+  /** --hosts: user i connects to hosts[i % length] instead of host:port (bench/xmpp/hosts.ts). */
+  hosts?: { host: string; port: number }[];
   domain: string;
   /** File with this slice's accounts: [globalIndex, user, password, saltB64, saltedB64][] */
   accountsFile: string;
@@ -128,7 +130,8 @@ function fail(u: User, why: string): void {
 
 function startLogin(u: User): void {
   u.timer = setTimeout(() => fail(u, `login timed out in state ${u.state} with ${JSON.stringify(u.buf.slice(0, 300))}`), spec.loginTimeoutMs);
-  const s = connect({ host: spec.host, port: spec.port, localAddress: spec.localAddress });
+  const at = spec.hosts?.[u.index % spec.hosts.length] ?? spec;
+  const s = connect({ host: at.host, port: at.port, localAddress: spec.localAddress });
   u.socket = s;
   s.setNoDelay(true);
   s.setEncoding("utf8");

@@ -29,6 +29,8 @@
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
  *   --writer W      Switchboard's io.writerThread: on (default: the thread where the server has two cores,
  *                   --server-cpu 0,1), off, or always (also on one core)
+ *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
+ *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
     serverCpu: a["server-cpu"] ?? "0",
     genCpu: a["gen-cpu"] ?? "1",
     workers: Number(a.workers ?? 1),
+    hosts: Number(a.hosts ?? 1),
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     custody: a.custody !== "off",
     pump,

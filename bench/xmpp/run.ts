@@ -9,6 +9,7 @@ import { REPO } from "../lib/switchboard.js";
 import { Scrape } from "../lib/scrape.js";
 import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
 import { startTarget, type TargetName } from "./targets.js";
+import { startHosts } from "./hosts.js";
 import type { GenCommand, GenEvent, GenSpec, SmStats } from "./gen.js";
 
 export interface XmppParams {
@@ -28,6 +29,8 @@ export interface XmppParams {
   genCpu: string;
   /** Switchboard: worker processes (more than one: a host under node:cluster with a nats-server). */
   workers: number;
+  /** Switchboard: hosts in a cluster on this machine, each of `workers` workers (more than one: bench/xmpp/hosts.ts). */
+  hosts?: number;
   /** Switchboard: `io.writerThread` (default true; the server uses it only where it has two cores). */
   writerThread?: boolean | "always";
   /** Switchboard with several workers: custody of messages crossing workers (default on; off: `cluster.custody.maxHeld: 0`). */
@@ -164,7 +167,12 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   // Only Switchboard is set up for XEP-0198 here (its defaults); the byte forwarder has none.
   if (p.sm && p.target !== "switchboard" && p.target !== "custom") throw new Error(`--sm: ${p.target} is not set up for stream management here (switchboard and custom are)`);
   const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
-  const target = await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody });
+  const hosts = p.hosts ?? 1;
+  if (hosts > 1 && p.target !== "switchboard") throw new Error(`--hosts: only switchboard runs as a cluster here, not ${p.target}`);
+  const target =
+    hosts > 1
+      ? await startHosts(p.serverCpu, accounts, { hosts, workers: p.workers, nodeArgs: p.nodeArgs, writerThread: p.writerThread ?? true, custody: p.custody ?? true })
+      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {
@@ -175,7 +183,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       const file = join(work, `accounts-${w}.json`);
       writeFileSync(file, JSON.stringify(slice));
       // Each process has its own source address: ~28k ephemeral ports each.
-      const spec: GenSpec = { host: p.host, port: target.port, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery };
+      const spec: GenSpec = { host: p.host, port: target.port, hosts: target.endpoints, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery };
       const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       events.push([]);
       child.on("message", (e: GenEvent) => events[w].push(e));

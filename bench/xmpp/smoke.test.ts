@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { buildPump, runXmpp, toyRun } from "./run.js";
+import { hostsUnavailable } from "./hosts.js";
 
 // `npm run bench:smoke`: every way bench:xmpp can run, at toy size (seed 000's
 // experiment, N = 20, 3 messages), so a change to the bench or the server that
@@ -59,4 +60,18 @@ test("bench:xmpp smoke against a host of two workers over NATS (--workers 2): al
   assert.equal(r.received, 60);
   assert.equal(r.deliveryRate, 1);
   assert.match(r.version, /2 workers/);
+});
+
+// --hosts 2: two `switchboard start` hosts (127.0.0.1 and .2) over one nats-server and one PostgreSQL; user i on
+// host i % 2, so about half the messages cross hosts. Everything must arrive.
+const NO_HOSTS = hostsUnavailable();
+test("bench:xmpp smoke against two hosts (--hosts 2): 50 users × 5 messages, all delivered", { timeout: 120_000, skip: NO_HOSTS ?? false }, async () => {
+  const r = await runXmpp({ ...SMALL, users: 50, messages: 5, rate: 5, rampMs: 500, hosts: 2, serverCpu: "0,1", genCpu: "0,1", pump });
+  assert.equal(r.loggedIn, 50, r.firstError);
+  assert.equal(r.sent, 250);
+  assert.equal(r.received, 250);
+  assert.equal(r.deliveryRate, 1);
+  assert.equal(r.errors, 0);
+  assert.match(r.version, /2 hosts × 1 worker/);
+  assert.ok(r.serverCpuSeconds > 0);
 });
