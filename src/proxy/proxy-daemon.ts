@@ -405,7 +405,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private notMine(env: Envelope): boolean {
     const heal = this.bus.healMs ?? 0;
     if (heal <= 0) return false;
-    const bare = bareOf(env.to);
+    // A sent copy (XEP-0280) goes to the owner of its sender, as ChannelOwner.deliverCopy reads it.
+    const bare = bareOf((env.flags & Flag.SentCopy) !== 0 ? env.from : env.to);
     const owner = this.router.ownerOf(bare);
     if (owner === undefined || owner === this.self || this.owner.channels.has(bare)) return false;
     return this.misrouted.take(env, monotonicMs());

@@ -143,3 +143,16 @@ test("held messages read right after a stall longer than the heal window are dro
   assert.equal(bob.got.length, 2, "delivered once the window passed");
   w.stop();
 });
+
+test("a sent copy (XEP-0280) comes to the owner of its sender, not of its recipient: it is not held", { timeout: 5000 }, () => {
+  const w = world();
+  const alice = userMoving("w2", "w1");
+  const p2 = w.proxies.get("w2")!;
+  // Owned by w2, as its sender is; addressed to a user owned elsewhere.
+  let other = "";
+  for (let i = 0; other === ""; i++) if (new Router({ hosts: { "10.0.0.1": ["w0", "w1", "w2"] }, vnodes: 64 }).ownerOf(`bob${i}@localhost`) !== "w2") other = `bob${i}@localhost`;
+  const copy = Envelope.message({ from: `${alice}/a`, to: other, protocol: "xmpp", payload: "x", flags: Flag.SentCopy });
+  p2.receive({ op: "owner", env: copy });
+  assert.equal(p2.misrouted.size, 0);
+  w.stop();
+});
