@@ -407,8 +407,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (heal <= 0) return false;
     // A sent copy (XEP-0280) goes to the owner of its sender, as ChannelOwner.deliverCopy reads it.
     const bare = bareOf((env.flags & Flag.SentCopy) !== 0 ? env.from : env.to);
+    // A user bound here (nearly every message) costs one Map lookup, not a ring lookup.
+    if (this.owner.channels.has(bare)) return false;
     const owner = this.router.ownerOf(bare);
-    if (owner === undefined || owner === this.self || this.owner.channels.has(bare)) return false;
+    if (owner === undefined || owner === this.self) return false;
     return this.misrouted.take(env, monotonicMs());
   }
 

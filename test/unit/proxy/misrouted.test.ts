@@ -8,6 +8,7 @@ import { Misrouted } from "../../../src/proxy/misrouted.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag, Kind } from "../../../src/envelope/envelope.js";
 import { Router } from "../../../src/router/router.js";
+import { waitUntil } from "../../helpers.js";
 
 // A message that reaches a worker as its user's owner while that worker's ring names another
 // owner (the sender's worker saw a membership change first) waits for the change instead of
@@ -61,14 +62,6 @@ function world(heal = HEAL) {
   return { hub, proxies, stored, stop: () => proxies.forEach((p) => p.stop()) };
 }
 
-async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A user owned by `owner` while all three are up, and by `next` once `owner` has left. */
 function userMoving(owner: string, next: string): string {
   const all = new Router({ hosts: { "10.0.0.1": ["w0", "w1", "w2"] }, vnodes: 64 });
@@ -91,7 +84,7 @@ test("held while the rings differ; after the change, delivered to the user's ses
   w.proxies.get("w1")!.receive({ op: "owner", env: chat(bare) });
   assert.equal(w.proxies.get("w1")!.misrouted.size, 1);
   w.hub.leave("w2");
-  await until("delivered", () => bob.got.some((e) => e.kind === Kind.Message));
+  await waitUntil(() => bob.got.some((e) => e.kind === Kind.Message), 3000, "delivered");
   assert.equal(w.stored.length, 0, "not stored offline");
   w.stop();
 });
@@ -104,7 +97,7 @@ test("no change comes within the heal window: sent to the owner this worker's ri
   await turn();
   // The sender's ring was the stale one: w2 owns bob, as w1 says.
   w.proxies.get("w1")!.receive({ op: "owner", env: chat(bare) });
-  await until("delivered", () => bob.got.some((e) => e.kind === Kind.Message));
+  await waitUntil(() => bob.got.some((e) => e.kind === Kind.Message), 3000, "delivered");
   assert.equal(w.proxies.get("w1")!.misrouted.passedOn, 1);
   assert.equal(w.stored.length, 0);
   w.stop();
