@@ -129,7 +129,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       sessions: this.sessions,
       attach: (s) => this.attach(s),
     });
-    this.records = new ResumeRecordDesk({ workerId: this.self, send: (w, msg) => this.bus.send(w, msg), membership: () => this.bus.membership() });
+    this.records = new ResumeRecordDesk({
+      workerId: this.self,
+      send: (w, msg) => this.bus.send(w, msg),
+      membership: () => this.bus.membership(),
+      flushNow: () => this.bus.flushNow?.(),
+      route: (env) => this.route(env),
+    }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);
     bus.onMembership((m, joined, resynced) => this.membershipChanged(m, joined, resynced));
     bus.attach(this);

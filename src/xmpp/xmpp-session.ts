@@ -386,7 +386,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
         this.x.metrics.xmpp.out++;
         this.conn.write(this.framing.element(wire));
       }
-      if (this.acks !== null) this.acks.sent(wire, receipt);
+      if (this.acks !== null) {
+        this.acks.sent(wire, receipt);
+        // A message this worker alone holds: a copy goes to the session's record keeper (resume-records.ts).
+        if (this.coreSession.keepKey !== "" && wire.startsWith("<message")) this.x.core.records.replicate(this.coreSession, this.acks.sentCount, wire, receipt);
+      }
     }
     return true;
   }

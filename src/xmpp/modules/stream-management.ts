@@ -11,7 +11,7 @@ import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
-import { afterMiss, describer } from "./sm-records.js";
+import { afterMiss, describer, leftover } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
 
@@ -150,7 +150,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
    */
   function restore(s: ClientSession, h: Handover, waitMs: number | null, announce?: (acks: Acks) => void): Acks {
     const st = h.state as SmState;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm);
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n));
     acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
     s.acks = acks;
     if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
@@ -160,8 +160,14 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.rosterRequested = st.rosterRequested;
     for (const [i, receipt] of st.receipts ?? []) x.core.keeps(receipt, s.coreSession.keepKey, (st.acked + i + 1) % MOD);
     resumable.set(h.key, s);
-    // Its record now names this worker (resume-records.ts).
-    if (h.key !== "") x.core.records.keep(s.coreSession);
+    // Its record now names this worker (resume-records.ts), and its keeper copies what this worker alone holds.
+    if (h.key !== "") {
+      x.core.records.keep(s.coreSession);
+      const receipts = new Map(st.receipts ?? []);
+      for (let i = 0; i < st.unacked.length; i++) {
+        if (st.unacked[i].startsWith("<message")) x.core.records.replicate(s.coreSession, (st.acked + i + 1) % MOD, st.unacked[i], receipts.get(i) ?? "");
+      }
+    }
     return acks;
   }
 
@@ -181,6 +187,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     "xmpp",
     describer(x, (s) => (s.acks instanceof Acks ? s.acks.id : "")),
     (s) => ((s as unknown as ClientSession).acks as Acks | null)?.handled ?? 0,
+    leftover(x),
   );
 
   x.core.handovers.resumer("xmpp", {
@@ -226,7 +233,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         else {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm);
+          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined);
           if (resume) {
             resumable.set(id, session);
             session.coreSession.keepKey = keepKeyOf(session.user, id);
@@ -352,6 +359,8 @@ export class Acks implements AckTracker {
     private readonly counts = new SmCounts(),
     /** Told each receipt the client acknowledged. */
     private readonly confirm: (receipt: string) => void = () => {},
+    /** Told each h the client acknowledged with (a resumable session: its keeper's copies up to h go). */
+    private readonly ackedTo?: (h: number) => void,
   ) {}
 
   get resumable(): boolean {
@@ -445,6 +454,7 @@ export class Acks implements AckTracker {
     this.counts.unacked -= n;
     this.acked = h;
     if (this.receiptHead < this.receipts.length) this.settleReceipts(true);
+    if (n > 0) this.ackedTo?.(h);
   }
 
   /** Receipts of what was acknowledged (or, discarding, of everything) leave; with `tell`, the core hears of each. */
