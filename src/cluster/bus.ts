@@ -118,6 +118,8 @@ export interface ClusterBus {
    * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.
    */
   onFlushed?(cb: () => void): void;
+  /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
+  readonly pending?: boolean;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

@@ -93,6 +93,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly departed = new Map<string, number>();
   private live = new Set<string>();
   private nextBarrier = 1;
+  /** Core.afterPublish callbacks waiting for this turn's bus batch. */
+  private waitingPublish: (() => void)[] = [];
   /** Sessions moving between the workers of this host (Core.handovers). */
   readonly handovers: HandoverDesk;
   /** Resume records of this worker's sessions at their keeper, and those it keeps for others (Core.records). */
@@ -137,6 +139,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       route: (env) => this.route(env),
     }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);
+    bus.onFlushed?.(this.published);
     bus.onMembership((m, joined, resynced) => this.membershipChanged(m, joined, resynced));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
@@ -341,9 +344,16 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * here under a receipt until the worker that settles it confirms (custody).
    * One that already has a receipt is held elsewhere and keeps it.
    */
-  private leaving(env: Envelope): Envelope {
-    if (env.kind !== Kind.Message || (env.flags & HELD) === 0 || env.ref !== "") return env;
-    return this.custody.hold(env, monotonicMs()) ?? env;
+  private leaving(env: Envelope, to = ""): Envelope {
+    if (env.kind !== Kind.Message || (env.flags & HELD) === 0) return env;
+    if (env.ref === "") return this.custody.hold(env, monotonicMs()) ?? env;
+    // Going back to its custodian (an owner passing it to a session on its sender's worker): that worker's
+    // death would take both, so this one holds it now, and the first custodian lets it go.
+    if (to === "" || workerOf(env.ref) !== to) return env;
+    const held = this.custody.hold(env, monotonicMs());
+    if (held === null) return env;
+    this.confirm(env.ref);
+    return held;
   }
 
   /** A message with a receipt is settled here: its custodian lets it go, and it is not settled here twice. */
@@ -510,7 +520,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   toSession(ref: SessionRef, env: Envelope): void {
     if (ref.workerId !== this.self) {
-      this.bus.send(ref.workerId, { op: "session", address: ref.address, serial: ref.serial, env: this.leaving(env) });
+      this.bus.send(ref.workerId, { op: "session", address: ref.address, serial: ref.serial, env: this.leaving(env, ref.workerId) });
       return;
     }
     const s = ref.session ?? this.sessions.get(ref.address);
@@ -715,7 +725,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /** The session moved to another worker of the host (handover.ts), keeping its address and serial. */
   private forward(s: Session, env: Envelope): void {
-    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env: this.leaving(env) });
+    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env: this.leaving(env, s.movedTo!) });
   }
 
   // ---- membership ----------------------------------------------------------------
@@ -811,6 +821,24 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
     }
   }
+
+  afterPublish(cb: () => void): void {
+    if (this.bus.pending !== true) return cb();
+    this.waitingPublish.push(cb);
+  }
+
+  /**
+   * The bus published this turn's batch. In a microtask: nats.js writes what was published in one it
+   * queued then, ahead of this; a host link wrote it already.
+   */
+  private readonly published = (): void => {
+    if (this.waitingPublish.length === 0) return;
+    const cbs = this.waitingPublish;
+    this.waitingPublish = [];
+    queueMicrotask(() => {
+      for (const cb of cbs) cb();
+    });
+  };
 
   private failRequest(p: PendingResponse): void {
     this.pending.remove(p);

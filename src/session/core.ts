@@ -69,6 +69,12 @@ export interface Core {
    * stored while the login was on its way.
    */
   barrier(s: Session, done: () => void): void;
+  /**
+   * Calls `cb` once what this worker has routed so far has left it: now when nothing waits in the bus,
+   * else right after the bus publishes this turn's batch. A protocol acknowledges its client's stanzas
+   * this way (XEP-0198 <a/>): a client told "received" must not lose a stanza that died unpublished.
+   */
+  afterPublish(cb: () => void): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
   /** Resume records kept by another worker, for sessions whose worker dies (resume-record.ts). */

@@ -61,6 +61,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   const resumable = new Map<string, ClientSession>();
   /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
   const confirm = (receipt: string) => x.core.confirm(receipt);
+  const published = (cb: () => void) => x.core.afterPublish(cb);
 
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (session.phase === Phase.Authenticated) features.c("sm", { xmlns: NS.SM });
@@ -150,7 +151,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
    */
   function restore(s: ClientSession, h: Handover, waitMs: number | null, announce?: (acks: Acks) => void): Acks {
     const st = h.state as SmState;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n));
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n), published);
     acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
     s.acks = acks;
     if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
@@ -233,7 +234,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         else {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined);
+          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published);
           if (resume) {
             resumable.set(id, session);
             session.coreSession.keepKey = keepKeyOf(session.user, id);
@@ -361,6 +362,8 @@ export class Acks implements AckTracker {
     private readonly confirm: (receipt: string) => void = () => {},
     /** Told each h the client acknowledged with (a resumable session: its keeper's copies up to h go). */
     private readonly ackedTo?: (h: number) => void,
+    /** Runs an <a/> once what the counted stanzas caused has left this worker (Core.afterPublish). */
+    private readonly published: (cb: () => void) => void = (cb) => cb(),
   ) {}
 
   get resumable(): boolean {
@@ -413,7 +416,9 @@ export class Acks implements AckTracker {
   }
 
   answer(): void {
-    this.s.sendNonza(`<a xmlns='${NS.SM}' h='${this.handled}'/>`);
+    const a = `<a xmlns='${NS.SM}' h='${this.handled}'/>`;
+    // Not before the bus has published what the counted stanzas caused: the client forgets what <a/> covers.
+    this.published(() => this.s.sendNonza(a));
   }
 
   sent(wire: string, receipt = ""): void {

@@ -58,7 +58,7 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
 
   test("every message the server acknowledged reaches its recipient once", { timeout: 90_000 }, async () => {
     const clients: SmClient[] = [];
-    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500 }));
+    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500, plain: true }));
     await waitUntil(() => clients.every((_, i) => workerOf(`h${i}@localhost/r`) !== "undefined"), 5000, "every start line");
     const count = new Map<string, number>();
     for (let i = 0; i < USERS; i++) count.set(workerOf(`h${i}@localhost/r`), (count.get(workerOf(`h${i}@localhost/r`)) ?? 0) + 1);
