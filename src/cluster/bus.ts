@@ -45,7 +45,7 @@ export type BusMessage =
    * its first `count` stanzas (XEP-0198 h on a failed resumption): what was taken for it up to there is settled.
    * `resumedOn`: the worker where the session was rebuilt from its resume record: the rest is routed again at once.
    */
-  | { op: "received"; key: string; count: number; resumedOn?: string }
+  | { op: "received"; key: string; count: number; resumedOn?: string; copied?: number }
   /**
    * For the keeper of worker `from`'s resume records (src/proxy/resume-records.ts): with `reset` it drops what it
    * keeps from `from` first; then keeps `keep`, the copies `held` ([key, n, wire]: written to the client as its n-th

@@ -76,7 +76,7 @@ export class BusWire {
         head = [msg.op, msg.by, msg.taken, msg.done];
         break;
       case "received":
-        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn] : [msg.op, msg.key, msg.count];
+        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn, msg.copied ?? null] : [msg.op, msg.key, msg.count];
         break;
       case "records":
         head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop, msg.held, msg.acks];
@@ -187,9 +187,10 @@ export class BusWire {
         if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
         return { op, token: head[1] };
       case "received": {
-        const [, key, count, resumedOn] = head;
+        const [, key, count, resumedOn, copied] = head;
         if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
-        return typeof resumedOn === "string" ? { op, key, count, resumedOn } : { op, key, count };
+        if (typeof resumedOn !== "string") return { op, key, count };
+        return typeof copied === "number" ? { op, key, count, resumedOn, copied } : { op, key, count, resumedOn };
       }
       case "records": {
         const [, from, reset, keep, counts, drop, held, acks] = head;

@@ -89,6 +89,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly barriers = new Map<number, () => void>();
   /** Counts clients gave for sessions whose workers seemed gone (Core.receivedUpTo), by Session.keepKey, lately. */
   private readonly clientCounts = new Map<string, number>();
+  /** Of those, the sessions rebuilt on another worker from their resume records (Core.replayedElsewhere). */
+  private readonly rebuiltElsewhere = new Map<string, number>();
   /** Workers that left the ring lately, and when: one merely stalled may come back with sessions whose clients left. */
   private readonly departed = new Map<string, number>();
   private live = new Set<string>();
@@ -489,7 +491,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         for (const ref of msg.refs) this.owner.settled(ref);
         return;
       case "received":
-        this.noteClientCount(msg.key, msg.count);
+        this.noteClientCount(msg.key, msg.count, msg.resumedOn, msg.copied);
         this.custody.receivedUpTo(msg.key, msg.count, msg.resumedOn ?? "", monotonicMs());
         return;
       case "records":
@@ -654,18 +656,25 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return this.clientCounts.get(key) ?? -1;
   }
 
+  replayedElsewhere(key: string, receipt: string, n: number): boolean {
+    const upTo = this.rebuiltElsewhere.get(key);
+    return upTo !== undefined && ((upTo - n) >>> 0) < 0x8000_0000 && (receipt === "" || workerOf(receipt) === this.self);
+  }
+
   /** A client's count for its session whose worker seemed gone: kept for dedupWindowMs (see clientReceived). */
-  private noteClientCount(key: string, count: number): void {
+  private noteClientCount(key: string, count: number, rebuiltOn = "", copied?: number): void {
     if (this.clientCounts.size >= 10_000) this.clientCounts.delete(this.clientCounts.keys().next().value!);
     this.clientCounts.set(key, count);
+    if (rebuiltOn !== "" && rebuiltOn !== this.self && copied !== undefined) this.rebuiltElsewhere.set(key, copied);
     setTimeout(() => {
       if (this.clientCounts.get(key) === count) this.clientCounts.delete(key);
+      this.rebuiltElsewhere.delete(key);
     }, this.opts.custody.dedupWindowMs).unref();
   }
 
-  receivedUpTo(key: string, count: number, resumed = false): void {
+  receivedUpTo(key: string, count: number, resumed = false, copied?: number): void {
     this.noteClientCount(key, count);
-    const msg: BusMessage = resumed ? { op: "received", key, count, resumedOn: this.self } : { op: "received", key, count };
+    const msg: BusMessage = resumed ? { op: "received", key, count, resumedOn: this.self, ...(copied !== undefined ? { copied } : {}) } : { op: "received", key, count };
     // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
     for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);
     // And those that left lately: the session's own worker may only be stalled, and must not give back what its client had.

@@ -144,7 +144,9 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       x.metrics.sm.rebuilt++;
       if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count });
       // Behind the bind on the ordered stream to the owner: what custody routes again finds the session bound.
-      x.core.barrier(session.coreSession, () => x.core.receivedUpTo(m.keepKey, m.h, true));
+      // With the place of the last copy it resent: the dead session, if only stalled, does not give those back.
+      const copied = found.held !== undefined && found.held.length > 0 ? found.held[found.held.length - 1][0] : undefined;
+      x.core.barrier(session.coreSession, () => x.core.receivedUpTo(m.keepKey, m.h, true, copied));
       // What came for the user while it had no session was stored (or held by its owner, then stored): it comes now.
       if (session.available) takeStored(x, session);
       session.release();

@@ -284,6 +284,11 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         if (receipt !== "") confirm(receipt);
         continue;
       }
+      // Rebuilt on another worker, which sent it again from the record keeper's copy.
+      if (told >= 0 && x.core.replayedElsewhere(session.coreSession.keepKey, receipt, (first + i + 1) % MOD) && wires[i].startsWith("<message")) {
+        if (receipt !== "") confirm(receipt);
+        continue;
+      }
       let env: Envelope | null = null;
       try {
         env = unackedAgain(x.config.domain, session.address, parse(wires[i]) as Element, stamp, receipt);

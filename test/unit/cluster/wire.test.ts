@@ -125,6 +125,8 @@ test("resume records: kept, copied, counted, acknowledged and dropped in one mes
   }
   const received: BusMessage = { op: "received", key: "alice\u0000id", count: 12, resumedOn: "h-w1" };
   assert.deepEqual(roundTrip(received), received);
+  const copied: BusMessage = { op: "received", key: "alice\u0000id", count: 12, resumedOn: "h-w1", copied: 15 };
+  assert.deepEqual(roundTrip(copied), copied);
   assert.throws(() => wire.decode(wire.encode({ ...records, keep: [{ ...rec, count: "x" as unknown as number }] })), /resume record without its counts/);
   assert.throws(() => wire.decode(wire.encode({ ...records, counts: [["k", "7" as unknown as number]] })), /records with bad counts/);
   assert.throws(() => wire.decode(wire.encode({ ...records, acks: [["k", null as unknown as number]] })), /records with bad counts/);
