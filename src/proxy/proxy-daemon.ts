@@ -95,6 +95,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly departed = new Map<string, number>();
   private live = new Set<string>();
   private nextBarrier = 1;
+  /** Receipts of messages this owner took over from their custodians (leaving), to settle after the fan-out. */
+  private reheld: string[] = [];
   /** Core.afterPublish callbacks waiting for this turn's bus batch. */
   private waitingPublish: (() => void)[] = [];
   /** Sessions moving between the workers of this host (Core.handovers). */
@@ -334,7 +336,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // The owner is usually this worker: then no bus message is made for it.
     const owner = this.router.ownerOf(bareOf(to));
     if (owner === this.self || owner === undefined) {
-      if (!this.settledBefore(env)) this.owner.deliver(env);
+      if (!this.settledBefore(env)) this.ownerDeliver(env);
       return "";
     }
     this.bus.send(owner, { op: "owner", env: this.leaving(env) });
@@ -354,8 +356,23 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (to === "" || workerOf(env.ref) !== to) return env;
     const held = this.custody.hold(env, monotonicMs());
     if (held === null) return env;
-    this.confirm(env.ref);
+    // Settled here once the owner's fan-out is done (a resource on this worker still takes it under the first
+    // receipt); the confirmation goes behind the message on the bus, and a copy routed again stops here.
+    if (this.reheld.push(env.ref) === 1) queueMicrotask(this.settleReheld);
     return held;
+  }
+
+  private readonly settleReheld = (): void => {
+    const rs = this.reheld;
+    if (rs.length === 0) return;
+    this.reheld = [];
+    for (const r of rs) this.confirm(r);
+  };
+
+  /** The owner's delivery rules; then what it took over from a custodian (leaving) counts as settled here. */
+  private ownerDeliver(env: Envelope): void {
+    this.owner.deliver(env);
+    if (this.reheld.length > 0) this.settleReheld();
   }
 
   /** A message with a receipt is settled here: its custodian lets it go, and it is not settled here twice. */
@@ -445,7 +462,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
         if (this.settledBefore(msg.env) || this.fromBeforeStall(msg.env)) return;
         if (this.notMine(msg.env)) return;
-        return this.owner.deliver(msg.env);
+        return this.ownerDeliver(msg.env);
       case "session": {
         if (this.fromBeforeStall(msg.env)) return;
         const s = this.sessions.get(msg.address);
@@ -460,7 +477,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "missed":
         this.owner.unbindAt(msg.address, msg.serial, msg.by);
         if (this.settledBefore(msg.env) || this.notMine(msg.env)) return;
-        return this.owner.deliver(msg.env);
+        return this.ownerDeliver(msg.env);
       case "answer":
         return this.complete(msg.env);
       case "bind":

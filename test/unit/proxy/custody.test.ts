@@ -431,3 +431,24 @@ test("a session rebuilt after its worker died: what it had taken beyond its clie
   assert.deepEqual(bob2.bodies(), ["m2", "m3"]);
   w.stop();
 });
+
+test("a bare-JID message fanned out by its owner to a resource on its custodian's worker and one on the owner's: each gets it once", { timeout: 5000 }, async () => {
+  const w = world();
+  const p0 = w.proxies.get("w0")!;
+  const p3 = w.proxies.get("w3")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const phone = new Client(p0, `${bobBare}/phone`);
+  const desk = new Client(p3, `${bobBare}/desk`);
+  p0.attach(phone);
+  p3.attach(desk);
+  await turn();
+  alice.send(bobBare, "m1");
+  await until("both delivered", () => phone.bodies().length === 1 && desk.bodies().length === 1);
+  await until("settled", () => p0.custody.size === 0 && p3.custody.size === 0);
+  await turn();
+  assert.deepEqual([phone.bodies(), desk.bodies()], [["m1"], ["m1"]]);
+  assert.equal(p3.stats.duplicates, 0, "the owner's own resource was not taken for a copy routed again");
+  w.stop();
+});
