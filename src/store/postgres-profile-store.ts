@@ -1,0 +1,79 @@
+import type pg from "pg";
+import type { ProfileStore } from "./profile-store.js";
+import type { Component } from "./postgres-schema.js";
+import { transaction } from "./postgres.js";
+
+/** XEP-0191 block lists (component "blocking"); append steps, never edit. */
+export const BLOCKING: Component = {
+  name: "blocking",
+  steps: [
+    `CREATE TABLE blocklist (
+       username text NOT NULL,
+       jid text NOT NULL,
+       PRIMARY KEY (username, jid)
+     );
+     CREATE FUNCTION users_delete_blocking() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+       DELETE FROM blocklist WHERE username = OLD.username;
+       RETURN NULL;
+     END $$;
+     CREATE TRIGGER users_delete_blocking AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_delete_blocking()`,
+  ],
+};
+
+/** XEP-0054 vCards (component "vcard"); append steps, never edit. */
+export const VCARD: Component = {
+  name: "vcard",
+  steps: [
+    `CREATE TABLE vcard (
+       username text PRIMARY KEY,
+       vcard text NOT NULL
+     );
+     CREATE FUNCTION users_delete_vcard() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+       DELETE FROM vcard WHERE username = OLD.username;
+       RETURN NULL;
+     END $$;
+     CREATE TRIGGER users_delete_vcard AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_delete_vcard()`,
+  ],
+};
+
+/** ProfileStore on PostgreSQL, sharing the accounts' pool. */
+export class PgProfileStore implements ProfileStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async blocklist(user: string): Promise<string[]> {
+    return (await this.pool.query<{ jid: string }>("SELECT jid FROM blocklist WHERE username = $1", [user])).rows.map((r) => r.jid);
+  }
+
+  block(user: string, jids: readonly string[], cap: number): Promise<boolean> {
+    return transaction(this.pool, async (c) => {
+      // Two blocks of one user at once (two resources) must not pass the cap together: the row lock on the
+      // user serializes them (the users row exists for any user who can log in).
+      await c.query("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", [user]);
+      const have = (await c.query<{ jid: string }>("SELECT jid FROM blocklist WHERE username = $1", [user])).rows.map((r) => r.jid);
+      const known = new Set(have);
+      const fresh = [...new Set(jids)].filter((j) => !known.has(j));
+      if (have.length + fresh.length > cap) return false;
+      if (fresh.length > 0) await c.query("INSERT INTO blocklist (username, jid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING", [user, fresh]);
+      return true;
+    });
+  }
+
+  async unblock(user: string, jids: readonly string[] | null): Promise<string[]> {
+    const r =
+      jids === null
+        ? await this.pool.query<{ jid: string }>("DELETE FROM blocklist WHERE username = $1 RETURNING jid", [user])
+        : await this.pool.query<{ jid: string }>("DELETE FROM blocklist WHERE username = $1 AND jid = ANY($2::text[]) RETURNING jid", [user, [...jids]]);
+    return r.rows.map((x) => x.jid);
+  }
+
+  async vcard(user: string): Promise<string | null> {
+    return (await this.pool.query<{ vcard: string }>("SELECT vcard FROM vcard WHERE username = $1", [user])).rows[0]?.vcard ?? null;
+  }
+
+  async setVcard(user: string, xml: string | null): Promise<void> {
+    if (xml === null) await this.pool.query("DELETE FROM vcard WHERE username = $1", [user]);
+    else await this.pool.query("INSERT INTO vcard (username, vcard) VALUES ($1, $2) ON CONFLICT (username) DO UPDATE SET vcard = excluded.vcard", [user, xml]);
+  }
+}

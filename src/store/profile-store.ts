@@ -1,0 +1,22 @@
+/**
+ * What a user keeps about themselves beside the roster: the XEP-0191 block
+ * list and the XEP-0054 vCard. Each is its own schema component ("blocking",
+ * "vcard"), emptied with the account. Read at login (the block list) or per
+ * request (the vCard), never on the forwarding path.
+ */
+export interface ProfileStore {
+  /** The blocked JIDs (XEP-0191 items: full, bare, domain/resource or domain), in no particular order. */
+  blocklist(user: string): Promise<string[]>;
+  /**
+   * Adds `jids` to the block list in one transaction, unless the list would
+   * then hold more than `cap`: resolves to false and adds nothing.
+   */
+  block(user: string, jids: readonly string[], cap: number): Promise<boolean>;
+  /** Removes `jids` (null: every item); resolves to the JIDs that were there. */
+  unblock(user: string, jids: readonly string[] | null): Promise<string[]>;
+
+  /** The vCard as stored (serialized <vCard/>), or null. */
+  vcard(user: string): Promise<string | null>;
+  /** Replaces the vCard; null removes it. */
+  setVcard(user: string, xml: string | null): Promise<void>;
+}

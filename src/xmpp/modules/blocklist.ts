@@ -1,0 +1,146 @@
+import { Element } from "ltx";
+import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
+import { bareOf } from "../../address/address.js";
+import { NS } from "../ns.js";
+import { StanzaCondition, StreamCondition, StreamError, stanzaError } from "../errors.js";
+import type { XmppContext } from "../context.js";
+import type { ClientSession } from "../client-session.js";
+
+/**
+ * The user's XEP-0191 block list, kept on each session so that filtering a
+ * stanza costs a few Set lookups and no store read: read once at bind, and
+ * kept current by the block and unblock pushes (§3.3, §3.4) that reach every
+ * bound session of the user, on whichever worker, like roster pushes
+ * (roster-cache.ts).
+ */
+
+/** Shared by every session whose list is empty (nearly all); replaced at its first push. */
+const EMPTY: Set<string> = new Set();
+
+/** A read in progress: pushes that arrive meanwhile are newer than what it may return, and go on top. */
+const loading = new WeakMap<ClientSession, Element[]>();
+
+/** At bind: the list is read before the client's next stanza is handled. A store that cannot be read ends the stream. */
+export function loadBlocklist(x: XmppContext, s: ClientSession): void {
+  if (s.blocked !== null || loading.has(s)) return;
+  const pushes: Element[] = [];
+  loading.set(s, pushes);
+  s.hold();
+  x.profile.blocklist(s.user).then(
+    (items) => {
+      loading.delete(s);
+      s.blocked = items.length === 0 ? EMPTY : new Set(items);
+      for (const p of pushes) apply(x, s, p);
+      s.release();
+    },
+    (e: Error) => {
+      loading.delete(s);
+      x.log.warn("block list not read", { user: s.user, error: e.message });
+      s.fail(new StreamError(StreamCondition.InternalServerError, "block list unavailable"));
+      s.release();
+    },
+  );
+}
+
+/** The <block/> or <unblock/> of a push from the server, or undefined. */
+export function blockingChild(iq: Element): Element | undefined {
+  const c = iq.children[0];
+  return typeof c !== "string" && c !== undefined && c.attrs.xmlns === NS.BLOCKING && (c.name === "block" || c.name === "unblock") ? c : undefined;
+}
+
+/** A push reached this session (XmppSession.deliver): the list it keeps follows it. */
+export function blocklistPushed(x: XmppContext, s: ClientSession, iq: Element): void {
+  const child = blockingChild(iq);
+  if (child === undefined) return;
+  const pending = loading.get(s);
+  if (pending !== undefined) pending.push(child);
+  else if (s.blocked !== null) apply(x, s, child);
+}
+
+function apply(x: XmppContext, s: ClientSession, child: Element): void {
+  if (s.blocked === EMPTY) s.blocked = new Set();
+  const list = s.blocked!;
+  const jids = child.getChildren("item").map((i) => i.attrs.jid as string);
+  if (child.name === "block") {
+    const fresh = jids.filter((j) => !list.has(j));
+    for (const j of fresh) list.add(j);
+    // §3.3: a contact who could see the user's presence now sees each resource go unavailable; directed presence is forgotten.
+    const gone = fresh.filter((j) => j.indexOf("@") > 0 && s.available && seesPresence(s, j));
+    for (const d of [...s.directed]) if (blocks(list, d, s.bare)) s.directed.delete(d);
+    if (gone.length > 0) queueMicrotask(() => {
+      for (const j of gone) s.submit(Envelope.presence({ from: s.address, to: j, protocol: "xmpp", payload: new Element("presence", { type: "unavailable" }) }));
+    });
+    return;
+  }
+  // §3.4, §3.5: an empty <unblock/> clears the list.
+  const removed = jids.length === 0 ? [...list] : jids.filter((j) => list.has(j));
+  if (jids.length === 0) list.clear();
+  else for (const j of removed) list.delete(j);
+  // Unblocked contacts that may see the user's presence get it again, and the user learns theirs (a probe).
+  const back = removed.filter((j) => j.indexOf("@") > 0 && !blocks(list, j, s.bare));
+  if (back.length > 0 && s.available) queueMicrotask(() => {
+    for (const j of back) {
+      if (seesPresence(s, j) && s.presence !== null) s.submit(Envelope.presence({ from: s.address, to: j, protocol: "xmpp", payload: s.presence as Element }));
+      const item = s.roster?.get(bareOf(j));
+      if (item !== undefined && (item.subscription === "to" || item.subscription === "both")) s.submit(Envelope.presence({ from: s.address, to: bareOf(j), protocol: "xmpp", payload: null, flags: Flag.Probe }));
+    }
+  });
+}
+
+/** RFC 6121 §4: the contact is subscribed to the user's presence, or was sent directed presence. */
+function seesPresence(s: ClientSession, jid: string): boolean {
+  const item = s.roster?.get(bareOf(jid));
+  if (item !== undefined && (item.subscription === "from" || item.subscription === "both")) return true;
+  return s.directed.has(jid) || s.directed.has(bareOf(jid));
+}
+
+/**
+ * XEP-0191 §6 (XEP-0016 §2.1 JID matching): `jid` is blocked by an item equal
+ * to it, to its bare JID, to its domain/resource or to its domain. The user's
+ * own addresses (`own`: the bare JID) are never blocked, and neither is the
+ * server (empty `jid`). `jid` is canonical (stamped by the server).
+ */
+export function blocks(list: ReadonlySet<string>, jid: string, own: string): boolean {
+  if (list.size === 0 || jid === "") return false;
+  if (list.has(jid)) return !sameBare(jid, own);
+  const slash = jid.indexOf("/");
+  const bare = slash < 0 ? jid : jid.slice(0, slash);
+  if (bare === own) return false;
+  if (slash >= 0 && list.has(bare)) return true;
+  const at = bare.indexOf("@");
+  if (at < 0) return false;
+  const domain = bare.slice(at + 1);
+  return list.has(domain) || (slash >= 0 && list.has(domain + jid.slice(slash)));
+}
+
+function sameBare(jid: string, bare: string): boolean {
+  return jid.startsWith(bare) && (jid.length === bare.length || jid.charCodeAt(bare.length) === 0x2f);
+}
+
+/**
+ * Whether the session refuses what the core delivers, from someone the user
+ * blocked (XEP-0191 §3.3): presence and iq answers dropped without a word; a
+ * message dropped, and answered with <service-unavailable/> when it was
+ * addressed to this resource (a message to the bare JID reaches every
+ * available resource, and each would answer); a request refused by the
+ * caller (XmppSession.deliver returns false: the core answers
+ * <service-unavailable/>). Copies of messages (carbons) from them are dropped too.
+ */
+export function refused(s: ClientSession, env: Envelope): boolean {
+  const list = s.blocked;
+  if (list === null || list.size === 0 || env.from === "") return false;
+  if (env.kind !== Kind.Message && env.kind !== Kind.Presence && env.kind !== Kind.Request) return false;
+  // A copy of a message the user sent (XEP-0280 <sent/>) is judged by where it went, which was checked when it was sent.
+  if ((env.flags & Flag.SentCopy) !== 0) return false;
+  if (!blocks(list, env.from, s.bare)) return false;
+  if (env.kind === Kind.Message && env.to === s.address && (env.flags & Flag.Copy) === 0 && env.payload instanceof Element) {
+    const type = env.payload.attrs.type;
+    if (type !== "error" && type !== "groupchat") {
+      // A message error rides the core like a message (type error: to that resource only, never stored).
+      const reply = stanzaError(env.payload, StanzaCondition.ServiceUnavailable, s.address, env.from);
+      // After this delivery: the core is in the middle of it.
+      queueMicrotask(() => s.submit(Envelope.message({ from: s.address, to: env.from, protocol: "xmpp", payload: reply })));
+    }
+  }
+  return true;
+}
