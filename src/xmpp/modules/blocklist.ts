@@ -62,12 +62,21 @@ function apply(x: XmppContext, s: ClientSession, child: Element): void {
   const list = s.blocked!;
   const jids = child.getChildren("item").map((i) => i.attrs.jid as string);
   if (child.name === "block") {
-    const fresh = jids.filter((j) => !list.has(j));
+    const fresh = new Set(jids.filter((j) => !list.has(j)));
     for (const j of fresh) list.add(j);
-    // §3.3: a contact who could see the user's presence now sees each resource go unavailable; directed presence is forgotten.
-    const gone = fresh.filter((j) => j.indexOf("@") > 0 && s.available && seesPresence(s, j));
-    for (const d of [...s.directed]) if (blocks(list, d, s.bare)) s.directed.delete(d);
-    if (gone.length > 0) queueMicrotask(() => {
+    // §3.3: whoever could see this resource's presence and is now blocked sees it go unavailable; directed presence is forgotten.
+    const gone = new Set<string>();
+    if (s.available) {
+      for (const item of s.roster?.values() ?? []) if (subscriber(item.subscription) && blocks(fresh, item.jid, s.bare)) gone.add(item.jid);
+      // A full-JID item of a subscribed contact: that resource only.
+      for (const j of fresh) if (j.indexOf("/") > 0 && j.indexOf("@") > 0 && subscriber(s.roster?.get(bareOf(j))?.subscription)) gone.add(j);
+    }
+    for (const d of [...s.directed]) {
+      if (!blocks(fresh, d, s.bare)) continue;
+      if (s.available) gone.add(d);
+      s.directed.delete(d);
+    }
+    if (gone.size > 0) queueMicrotask(() => {
       for (const j of gone) s.submit(Envelope.presence({ from: s.address, to: j, protocol: "xmpp", payload: new Element("presence", { type: "unavailable" }) }));
     });
     return;
@@ -80,18 +89,16 @@ function apply(x: XmppContext, s: ClientSession, child: Element): void {
   const back = removed.filter((j) => j.indexOf("@") > 0 && !blocks(list, j, s.bare));
   if (back.length > 0 && s.available) queueMicrotask(() => {
     for (const j of back) {
-      if (seesPresence(s, j) && s.presence !== null) s.submit(Envelope.presence({ from: s.address, to: j, protocol: "xmpp", payload: s.presence as Element }));
+      if (subscriber(s.roster?.get(bareOf(j))?.subscription) && s.presence !== null) s.submit(Envelope.presence({ from: s.address, to: j, protocol: "xmpp", payload: s.presence as Element }));
       const item = s.roster?.get(bareOf(j));
       if (item !== undefined && (item.subscription === "to" || item.subscription === "both")) s.submit(Envelope.presence({ from: s.address, to: bareOf(j), protocol: "xmpp", payload: null, flags: Flag.Probe }));
     }
   });
 }
 
-/** RFC 6121 §4: the contact is subscribed to the user's presence, or was sent directed presence. */
-function seesPresence(s: ClientSession, jid: string): boolean {
-  const item = s.roster?.get(bareOf(jid));
-  if (item !== undefined && (item.subscription === "from" || item.subscription === "both")) return true;
-  return s.directed.has(jid) || s.directed.has(bareOf(jid));
+/** RFC 6121 §4: a contact with this subscription receives the user's presence. */
+function subscriber(sub: string | undefined): boolean {
+  return sub === "from" || sub === "both";
 }
 
 /**
