@@ -426,8 +426,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.offlineQueueMax, "xmpp.offlineQueueMax", 0, 1000000);
   int(X.maxRosterItems, "xmpp.maxRosterItems", 1, 100000);
   int(X.maxBlocklistItems, "xmpp.maxBlocklistItems", 0, 100000);
-  // A vCard travels in one stanza: a larger limit could never be reached.
-  int(X.maxVcardBytes, "xmpp.maxVcardBytes", 0, c.limits.maxStanzaBytes);
+  // A vCard travels in one stanza: limits.maxStanzaBytes caps it too, whichever is lower.
+  int(X.maxVcardBytes, "xmpp.maxVcardBytes", 0, 16777216);
   need(typeof X.versionShowsOs === "boolean", "xmpp.versionShowsOs", "must be true or false");
   int(X.maxAuthFailuresPerIp, "xmpp.maxAuthFailuresPerIp", 1);
   int(X.authFailureWindowMs, "xmpp.authFailureWindowMs", 1000);
