@@ -12,6 +12,7 @@ export const BLOCKING: Component = {
        jid text NOT NULL,
        PRIMARY KEY (username, jid)
      );
+     CREATE INDEX blocklist_by_jid ON blocklist (jid COLLATE "C");
      CREATE FUNCTION users_delete_blocking() RETURNS trigger LANGUAGE plpgsql AS $$
      BEGIN
        DELETE FROM blocklist WHERE username = OLD.username;
@@ -66,6 +67,15 @@ export class PgProfileStore implements ProfileStore {
         ? await this.pool.query<{ jid: string }>("DELETE FROM blocklist WHERE username = $1 RETURNING jid", [user])
         : await this.pool.query<{ jid: string }>("DELETE FROM blocklist WHERE username = $1 AND jid = ANY($2::text[]) RETURNING jid", [user, [...jids]]);
     return r.rows.map((x) => x.jid);
+  }
+
+  async blockers(bare: string): Promise<{ user: string; jid: string }[]> {
+    // Byte order (COLLATE "C", as the index): the full JIDs are the range ['bare/', 'bare0').
+    const r = await this.pool.query<{ username: string; jid: string }>(
+      `SELECT username, jid FROM blocklist WHERE jid = $1 OR (jid COLLATE "C" >= $2 AND jid COLLATE "C" < $3)`,
+      [bare, `${bare}/`, `${bare}0`],
+    );
+    return r.rows.map((x) => ({ user: x.username, jid: x.jid }));
   }
 
   async vcard(user: string): Promise<string | null> {

@@ -14,6 +14,11 @@ export interface ProfileStore {
   block(user: string, jids: readonly string[], cap: number): Promise<boolean>;
   /** Removes `jids` (null: every item); resolves to the JIDs that were there. */
   unblock(user: string, jids: readonly string[] | null): Promise<string[]>;
+  /**
+   * Who blocked the account `bare` by name: the users with an item equal to
+   * it or to one of its full JIDs, with that item (domain items not included).
+   */
+  blockers(bare: string): Promise<{ user: string; jid: string }[]>;
 
   /** The vCard as stored (serialized <vCard/>), or null. */
   vcard(user: string): Promise<string | null>;

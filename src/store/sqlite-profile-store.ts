@@ -10,6 +10,7 @@ const BLOCKING: readonly string[] = [
      jid TEXT NOT NULL,
      PRIMARY KEY (username, jid)
    ) WITHOUT ROWID;
+   CREATE INDEX blocklist_by_jid ON blocklist (jid);
    CREATE TRIGGER users_delete_blocking AFTER DELETE ON users BEGIN
      DELETE FROM blocklist WHERE username = old.username;
    END`,
@@ -42,6 +43,8 @@ export class SqliteProfileStore implements ProfileStore {
       add: p<[string, string]>(`INSERT OR IGNORE INTO blocklist (username, jid) VALUES (?, ?)`),
       del: p<[string, string]>(`DELETE FROM blocklist WHERE username = ? AND jid = ?`),
       clear: p<[string]>(`DELETE FROM blocklist WHERE username = ?`),
+      // The bare JID, and its full JIDs as the range ['bare/', 'bare0') ('0' follows '/'): the index serves both.
+      blockers: p<[string, string, string], { username: string; jid: string }>(`SELECT username, jid FROM blocklist WHERE jid = ? OR (jid >= ? AND jid < ?)`),
       vcard: p<[string], { vcard: string }>(`SELECT vcard FROM vcard WHERE username = ?`),
       putVcard: p<[string, string]>(`INSERT OR REPLACE INTO vcard (username, vcard) VALUES (?, ?)`),
       delVcard: p<[string]>(`DELETE FROM vcard WHERE username = ?`),
@@ -82,6 +85,10 @@ export class SqliteProfileStore implements ProfileStore {
         })
         .immediate(),
     );
+  }
+
+  blockers(bare: string): Promise<{ user: string; jid: string }[]> {
+    return this.run(() => this.s.blockers.all(bare, `${bare}/`, `${bare}0`).map((r) => ({ user: r.username, jid: r.jid })));
   }
 
   vcard(user: string): Promise<string | null> {

@@ -41,6 +41,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   rosterRequested = false;
   roster: Map<string, RosterItem> | null = null;
   blocked: Set<string> | null = null;
+  blockedBy: Map<string, Set<string>> | null = null;
   blocklistRequested = false;
   /** Made at first use: most sessions never send directed presence, and an empty Set costs ~180 bytes. */
   private directedTo: Set<string> | null = null;

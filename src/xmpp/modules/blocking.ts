@@ -9,7 +9,7 @@ import { Ev, type Hooks, type IqEvent, type StanzaEvent } from "../hooks.js";
 import type { XmppContext } from "../context.js";
 import type { ClientSession } from "../client-session.js";
 import { held } from "./roster-items.js";
-import { blocks, loadBlocklist } from "./blocklist.js";
+import { blockedByNotice, blocks, loadBlocklist } from "./blocklist.js";
 import type { Disco } from "./disco.js";
 
 /** Ahead of the modules that send a stanza on: a stanza to a blocked JID goes no further. */
@@ -74,10 +74,18 @@ function set({ session: s, stanza, child }: IqEvent, x: XmppContext): boolean {
   // §3.3: a block names at least one JID; an empty unblock clears the list (§3.5).
   if (block && jids.length === 0) return bounce(s, stanza, StanzaCondition.BadRequest, "no item to block"), true;
   if (block && jids.length > cap) return bounce(s, stanza, StanzaCondition.PolicyViolation, `at most ${cap} blocked addresses`), true;
-  const work = block ? x.profile.block(s.user, jids, cap) : x.profile.unblock(s.user, jids.length === 0 ? null : jids).then(() => true);
-  held(x, s, work, (ok) => {
-    if (!ok) return bounce(s, stanza, StanzaCondition.PolicyViolation, `at most ${cap} blocked addresses`);
+  // Resolves to the items whose state changed (null: refused, the cap).
+  const work = block
+    ? x.profile.block(s.user, jids, cap).then((ok) => (ok ? jids : null))
+    : x.profile.unblock(s.user, jids.length === 0 ? null : jids);
+  held(x, s, work, (changed) => {
+    if (changed === null) return bounce(s, stanza, StanzaCondition.PolicyViolation, `at most ${cap} blocked addresses`);
     iqResultFor(s, stanza);
+    // The blocked users' sessions first: their notice leaves before anything the push makes this user's sessions send.
+    for (const jid of changed) {
+      const local = localUser(jid, s.domain);
+      if (local !== null && local !== s.bare) s.submit(Envelope.message({ from: "", to: local, protocol: "xmpp", payload: blockedByNotice(s.bare, jid, block), flags: Flag.EveryResource }));
+    }
     push(s, child.name, jids);
   }, () => bounce(s, stanza, StanzaCondition.InternalServerError));
   return true;
@@ -94,4 +102,12 @@ function push(s: ClientSession, name: string, jids: readonly string[]): void {
   const c = iq.c(name, { xmlns: NS.BLOCKING });
   for (const jid of jids) c.c("item", { jid });
   s.submit(Envelope.message({ from: "", to: s.bare, protocol: "xmpp", payload: iq, flags: Flag.EveryResource }));
+}
+
+/** The bare JID of the account on this server that `jid` (canonical) names, or null (a domain item, another domain). */
+function localUser(jid: string, domain: string): string | null {
+  const slash = jid.indexOf("/");
+  const bare = slash < 0 ? jid : jid.slice(0, slash);
+  const at = bare.indexOf("@");
+  return at > 0 && bare.slice(at + 1) === domain ? bare : null;
 }

@@ -16,6 +16,7 @@ import type { ClientSession } from "../client-session.js";
 
 /** Shared by every session whose list is empty (nearly all); replaced at its first push. */
 const EMPTY: Set<string> = new Set();
+const NOBODY: Map<string, Set<string>> = new Map();
 
 /** A read in progress: pushes that arrive meanwhile are newer than what it may return, and go on top. */
 const loading = new WeakMap<ClientSession, Element[]>();
@@ -26,10 +27,12 @@ export function loadBlocklist(x: XmppContext, s: ClientSession): void {
   const pushes: Element[] = [];
   loading.set(s, pushes);
   s.hold();
-  x.profile.blocklist(s.user).then(
-    (items) => {
+  Promise.all([x.profile.blocklist(s.user), x.profile.blockers(s.bare)]).then(
+    ([items, blockers]) => {
       loading.delete(s);
       s.blocked = items.length === 0 ? EMPTY : new Set(items);
+      s.blockedBy = NOBODY;
+      for (const b of blockers) blockedBy(s, `${b.user}@${s.domain}`, b.jid, true);
       for (const p of pushes) apply(x, s, p);
       s.release();
     },
@@ -42,10 +45,44 @@ export function loadBlocklist(x: XmppContext, s: ClientSession): void {
   );
 }
 
-/** The <block/> or <unblock/> of a push from the server, or undefined. */
+/** The <block/> or <unblock/> of a push from the server (or our <blocked-by/> notice), or undefined. */
 export function blockingChild(iq: Element): Element | undefined {
   const c = iq.children[0];
-  return typeof c !== "string" && c !== undefined && c.attrs.xmlns === NS.BLOCKING && (c.name === "block" || c.name === "unblock") ? c : undefined;
+  if (typeof c === "string" || c === undefined) return undefined;
+  if (c.attrs.xmlns === NS.BLOCKING) return c.name === "block" || c.name === "unblock" ? c : undefined;
+  return c.attrs.xmlns === NS.BLOCKED_BY && c.name === "blocked-by" ? c : undefined;
+}
+
+/** Whether a server push is written to this client (outbound.ts): block list pushes to those that asked for the list, notices never. */
+export function pushWritten(s: { rosterRequested: boolean; blocklistRequested: boolean }, iq: Element): boolean {
+  const c = blockingChild(iq);
+  return c === undefined ? s.rosterRequested : c.attrs.xmlns === NS.BLOCKING && s.blocklistRequested;
+}
+
+/**
+ * The notice a block or unblock by `blocker` sends to the sessions of the user
+ * its `jid` names (an item with that user's bare or full JID): so that they
+ * drop the presence the core answers to their probes (ChannelOwner.answerProbe
+ * does not know block lists), and probe again when unblocked.
+ */
+export function blockedByNotice(blocker: string, jid: string, on: boolean): Element {
+  const iq = new Element("iq", { type: "set" });
+  iq.c("blocked-by", { xmlns: NS.BLOCKED_BY, user: blocker, jid, on: on ? "1" : "0" });
+  return iq;
+}
+
+function blockedBy(s: ClientSession, blocker: string, jid: string, on: boolean): void {
+  if (s.blockedBy === NOBODY) s.blockedBy = new Map();
+  const by = s.blockedBy!;
+  const items = by.get(blocker);
+  if (on) {
+    if (items === undefined) by.set(blocker, new Set([jid]));
+    else items.add(jid);
+    return;
+  }
+  if (items === undefined) return;
+  items.delete(jid);
+  if (items.size === 0) by.delete(blocker);
 }
 
 /** A push reached this session (XmppSession.deliver): the list it keeps follows it. */
@@ -58,6 +95,17 @@ export function blocklistPushed(x: XmppContext, s: ClientSession, iq: Element): 
 }
 
 function apply(x: XmppContext, s: ClientSession, child: Element): void {
+  if (child.name === "blocked-by") {
+    const { user, jid, on } = child.attrs as Record<string, string>;
+    const mine = jid === s.bare || jid === s.address;
+    blockedBy(s, user, jid, on === "1");
+    // Unblocked: what the blocker's resources sent meanwhile may have been dropped here; a probe asks for it again.
+    const item = s.roster?.get(user);
+    if (on !== "1" && mine && s.available && !hiddenFrom(s, user) && item !== undefined && (item.subscription === "to" || item.subscription === "both")) {
+      queueMicrotask(() => s.submit(Envelope.presence({ from: s.address, to: user, protocol: "xmpp", payload: null, flags: Flag.Probe })));
+    }
+    return;
+  }
   if (s.blocked === EMPTY) s.blocked = new Set();
   const list = s.blocked!;
   const jids = child.getChildren("item").map((i) => i.attrs.jid as string);
@@ -134,8 +182,11 @@ function sameBare(jid: string, bare: string): boolean {
  * <service-unavailable/>). Copies of messages (carbons) from them are dropped too.
  */
 export function refused(s: ClientSession, env: Envelope): boolean {
+  if (env.from === "") return false;
+  // Blocked by the sender: its available presence reaches here only as the core's answer to a probe.
+  if (env.kind === Kind.Presence && s.blockedBy !== null && s.blockedBy.size !== 0 && hidden(s, env)) return true;
   const list = s.blocked;
-  if (list === null || list.size === 0 || env.from === "") return false;
+  if (list === null || list.size === 0) return false;
   if (env.kind !== Kind.Message && env.kind !== Kind.Presence && env.kind !== Kind.Request) return false;
   // A copy of a message the user sent (XEP-0280 <sent/>) is judged by where it went, which was checked when it was sent.
   if ((env.flags & Flag.SentCopy) !== 0) return false;
@@ -150,4 +201,18 @@ export function refused(s: ClientSession, env: Envelope): boolean {
     }
   }
   return true;
+}
+
+/** Available presence from a user who blocked this session's user (or this resource) by name. */
+function hidden(s: ClientSession, env: Envelope): boolean {
+  const el = env.payload;
+  // The unavailable presence §3.3 sends on a block must get through.
+  if (!(el instanceof Element) || el.attrs.type !== undefined) return false;
+  return hiddenFrom(s, bareOf(env.from));
+}
+
+function hiddenFrom(s: ClientSession, blocker: string): boolean {
+  if (blocker === s.bare) return false;
+  const items = s.blockedBy?.get(blocker);
+  return items !== undefined && (items.has(s.bare) || items.has(s.address));
 }

@@ -119,10 +119,17 @@ for (const kind of ["sqlite", "postgres"] as const) {
       assert.deepEqual((await iq(bobC, "get", xml("blocklist", { xmlns: BLOCKING }))).getChild("blocklist").getChildren("item").map((i: any) => i.attrs.jid), ["h0@localhost"]);
       assert.equal(await iqError(iq(alice, "get", xml("ping", { xmlns: "urn:xmpp:ping" }), bobC.jid)), "service-unavailable");
 
+      // Alice logs in again: her probe of bob is answered by his owner, and the answer is not shown to her.
+      const alice2 = await login("h0", "second");
+      await alice2.waitFor((s) => s.name === "presence" && s.attrs.from === alice.jid);
+      assert.deepEqual(alice2.stanzas.filter((s) => s.name === "presence" && String(s.attrs.from).startsWith("h1@") && s.attrs.type === undefined).map(String), []);
+
       // Unblocked from the other worker: the push reaches the first; alice sees bob again and reaches him.
       await iq(bobB, "set", xml("unblock", { xmlns: BLOCKING }, xml("item", { jid: "h0@localhost" })));
       await bobA.waitFor((s) => s.name === "iq" && s.attrs.type === "set" && s.getChild("unblock", BLOCKING) !== undefined);
       await alice.waitFor((s) => s.name === "presence" && s.attrs.from === bobA.jid && s.attrs.type === undefined);
+      // Her second login asks again (the notice of the unblock makes it probe) and sees bob.
+      await alice2.waitFor((s) => s.name === "presence" && String(s.attrs.from).startsWith("h1@") && s.attrs.type === undefined);
       await alice.c.send(xml("message", { to: bobA.jid, type: "chat", id: "after" }, xml("body", {}, "after unblock")));
       await bobA.waitFor((s) => s.name === "message" && s.getChildText("body") === "after unblock");
       assert.equal(await iqError(iq(alice, "get", xml("ping", { xmlns: "urn:xmpp:ping" }), bobB.jid)), "answered");

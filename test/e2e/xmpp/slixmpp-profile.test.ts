@@ -30,6 +30,7 @@ const EXPECTED = [
   "bob's message not-acceptable blocked",
   "alice reads bob's vcard service-unavailable",
   "bob got from alice 0 0",
+  "new login sees bob 0",
   "bad jid-malformed",
   "bad bad-request",
   "bad jid-malformed",
@@ -37,6 +38,7 @@ const EXPECTED = [
   "list size 3",
   "push unblock 0",
   "alice sees bob again",
+  "second login sees bob again",
   "delivered after unblock",
 ];
 

@@ -23,6 +23,11 @@ async function checks(store: Storage): Promise<void> {
   assert.deepEqual((await p.blocklist("alice")).sort(), ["bob@localhost", "spam.example", "x@localhost/r"], "nothing added by the refused call");
   assert.deepEqual(await p.blocklist("bob"), [], "per user");
 
+  // Who blocked bob by name: his bare JID or one of his full JIDs, not a JID that only begins like his.
+  await p.block("bob", ["bob@localhost/self", "bob@localhostx", "bob@localhost2/r"], 10);
+  assert.deepEqual((await p.blockers("bob@localhost")).map((b) => `${b.user} ${b.jid}`).sort(), ["alice bob@localhost", "bob bob@localhost/self"]);
+  assert.deepEqual(await p.blockers("x@localhost"), [{ user: "alice", jid: "x@localhost/r" }], "a full JID of x");
+  await p.unblock("bob", null);
   assert.deepEqual(await p.unblock("alice", ["spam.example", "never@localhost"]), ["spam.example"], "only what was there");
   assert.deepEqual((await p.unblock("alice", null)).sort(), ["bob@localhost", "x@localhost/r"], "all");
   assert.deepEqual(await p.blocklist("alice"), []);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Element } from "ltx";
 import { Envelope, Flag, Kind } from "../../../../src/envelope/envelope.js";
-import { blocks, blocklistPushed, loadBlocklist, refused } from "../../../../src/xmpp/modules/blocklist.js";
+import { blockedByNotice, blocks, blocklistPushed, loadBlocklist, refused } from "../../../../src/xmpp/modules/blocklist.js";
 import { toWire } from "../../../../src/xmpp/outbound.js";
 import { fakeContext, fakeSession, settle } from "./fake-session.js";
 
@@ -51,7 +51,7 @@ test("read at bind with input held; pushes that arrive during the read go on top
   assert.deepEqual([...s.blocked!].sort(), ["bob@localhost", "dave@localhost"]);
 
   const broken = fakeSession("alice", "b");
-  const y = { ...x, profile: { ...x.profile, blocklist: () => Promise.reject(new Error("down")) } } as typeof x;
+  const y = { ...x, profile: Object.assign(Object.create(x.profile), { blocklist: () => Promise.reject(new Error("down")) }) } as typeof x;
   loadBlocklist(y, broken);
   await settle();
   assert.match(String((broken.failed as Error)?.message), /block list unavailable/);
@@ -130,4 +130,31 @@ test("block list pushes are written only to sessions that asked for the list; ro
   assert.match(toWire(r(false, true), block)!, /<block xmlns="urn:xmpp:blocking"/);
   assert.equal(toWire(r(false, true), roster), null);
   assert.match(toWire(r(true, false), roster)!, /jabber:iq:roster/);
+});
+
+test("blocked by another user: the presence the core answers to this user's probes is dropped, unavailable passes; unblocked, a probe asks again", { timeout: 5000 }, async () => {
+  const x = await fakeContext(["alice", "bob", "carol"]);
+  await x.profile.block("bob", ["alice@localhost"], 10);
+  await x.profile.block("carol", ["alice@localhost/other"], 10);
+  const s = fakeSession("alice");
+  loadBlocklist(x, s);
+  await settle();
+  assert.deepEqual([...s.blockedBy!.keys()].sort(), ["bob@localhost", "carol@localhost"]);
+  const presence = (from: string, type?: string) => Envelope.presence({ from, to: s.address, protocol: "xmpp", payload: new Element("presence", type === undefined ? {} : { type }) });
+  assert.equal(refused(s, presence("bob@localhost/r")), true, "bob blocked alice's bare JID");
+  assert.equal(refused(s, presence("bob@localhost/r", "unavailable")), false, "§3.3's unavailable gets through");
+  assert.equal(refused(s, presence("carol@localhost/r")), false, "carol blocked another resource of alice");
+  assert.equal(refused(s, presence("dave@localhost/r")), false);
+
+  s.available = true;
+  s.roster = new Map([["bob@localhost", { jid: "bob@localhost", name: "", subscription: "both", ask: false, groups: [] }]]);
+  blocklistPushed(x, s, blockedByNotice("bob@localhost", "alice@localhost", false));
+  await settle();
+  assert.equal(refused(s, presence("bob@localhost/r")), false);
+  assert.deepEqual(s.submitted.map((e) => `${e.flags & Flag.Probe ? "probe" : "presence"} ${e.from}→${e.to}`), ["probe alice@localhost/r→bob@localhost"]);
+  blocklistPushed(x, s, blockedByNotice("bob@localhost", "alice@localhost/r", true));
+  assert.equal(refused(s, presence("bob@localhost/r")), true, "a full-JID item naming this resource");
+  // A notice is never written to the client.
+  const notice = Envelope.message({ from: "", to: s.bare, protocol: "xmpp", payload: blockedByNotice("bob@localhost", "alice@localhost", true), flags: Flag.EveryResource });
+  assert.equal(toWire({ address: s.address, bare: s.bare, rosterRequested: true, blocklistRequested: true, wantsCopies: false }, notice), null);
 });

@@ -32,6 +32,7 @@ export function fakeSession(user: string, resource = "r"): Fake {
     rosterRequested: false,
     roster: null,
     blocked: null,
+    blockedBy: null,
     blocklistRequested: false,
     wantsCopies: false,
     directed: new Set<string>(),
