@@ -72,7 +72,7 @@ export function blockedByNotice(blocker: string, jid: string, on: boolean): Elem
 }
 
 function blockedBy(s: ClientSession, blocker: string, jid: string, on: boolean): void {
-  if (s.blockedBy === NOBODY) s.blockedBy = new Map();
+  if (s.blockedBy === NOBODY || s.blockedBy === null) s.blockedBy = new Map();
   const by = s.blockedBy!;
   const items = by.get(blocker);
   if (on) {
