@@ -78,6 +78,22 @@ export class PgProfileStore implements ProfileStore {
     return r.rows.map((x) => ({ user: x.username, jid: x.jid }));
   }
 
+  async blockingAtLogin(user: string, bare: string): Promise<{ items: string[]; blockers: { user: string; jid: string }[] }> {
+    const r = await this.pool.query<{ mine: boolean; username: string; jid: string }>(
+      `SELECT true AS mine, username, jid FROM blocklist WHERE username = $1
+       UNION ALL
+       SELECT false, username, jid FROM blocklist WHERE jid = $2 OR (jid COLLATE "C" >= $3 AND jid COLLATE "C" < $4)`,
+      [user, bare, `${bare}/`, `${bare}0`],
+    );
+    const items: string[] = [];
+    const blockers: { user: string; jid: string }[] = [];
+    for (const x of r.rows) {
+      if (x.mine) items.push(x.jid);
+      else blockers.push({ user: x.username, jid: x.jid });
+    }
+    return { items, blockers };
+  }
+
   async vcard(user: string): Promise<string | null> {
     return (await this.pool.query<{ vcard: string }>("SELECT vcard FROM vcard WHERE username = $1", [user])).rows[0]?.vcard ?? null;
   }

@@ -19,6 +19,8 @@ export interface ProfileStore {
    * it or to one of its full JIDs, with that item (domain items not included).
    */
   blockers(bare: string): Promise<{ user: string; jid: string }[]>;
+  /** blocklist(user) and blockers(bare) in one round trip: what a session reads at bind. */
+  blockingAtLogin(user: string, bare: string): Promise<{ items: string[]; blockers: { user: string; jid: string }[] }>;
 
   /** The vCard as stored (serialized <vCard/>), or null. */
   vcard(user: string): Promise<string | null>;

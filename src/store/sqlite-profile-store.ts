@@ -91,6 +91,13 @@ export class SqliteProfileStore implements ProfileStore {
     return this.run(() => this.s.blockers.all(bare, `${bare}/`, `${bare}0`).map((r) => ({ user: r.username, jid: r.jid })));
   }
 
+  blockingAtLogin(user: string, bare: string): Promise<{ items: string[]; blockers: { user: string; jid: string }[] }> {
+    return this.run(() => ({
+      items: this.s.list.all(user).map((r) => r.jid),
+      blockers: this.s.blockers.all(bare, `${bare}/`, `${bare}0`).map((r) => ({ user: r.username, jid: r.jid })),
+    }));
+  }
+
   vcard(user: string): Promise<string | null> {
     return this.run(() => this.s.vcard.get(user)?.vcard ?? null);
   }

@@ -27,8 +27,8 @@ export function loadBlocklist(x: XmppContext, s: ClientSession): void {
   const pushes: Element[] = [];
   loading.set(s, pushes);
   s.hold();
-  Promise.all([x.profile.blocklist(s.user), x.profile.blockers(s.bare)]).then(
-    ([items, blockers]) => {
+  x.profile.blockingAtLogin(s.user, s.bare).then(
+    ({ items, blockers }) => {
       loading.delete(s);
       s.blocked = items.length === 0 ? EMPTY : new Set(items);
       s.blockedBy = NOBODY;

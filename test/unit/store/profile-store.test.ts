@@ -27,6 +27,8 @@ async function checks(store: Storage): Promise<void> {
   await p.block("bob", ["bob@localhost/self", "bob@localhostx", "bob@localhost2/r"], 10);
   assert.deepEqual((await p.blockers("bob@localhost")).map((b) => `${b.user} ${b.jid}`).sort(), ["alice bob@localhost", "bob bob@localhost/self"]);
   assert.deepEqual(await p.blockers("x@localhost"), [{ user: "alice", jid: "x@localhost/r" }], "a full JID of x");
+  const both = await p.blockingAtLogin("alice", "bob@localhost");
+  assert.deepEqual([both.items.sort(), both.blockers.map((b) => `${b.user} ${b.jid}`).sort()], [["bob@localhost", "spam.example", "x@localhost/r"], ["alice bob@localhost", "bob bob@localhost/self"]], "one round trip, both");
   await p.unblock("bob", null);
   assert.deepEqual(await p.unblock("alice", ["spam.example", "never@localhost"]), ["spam.example"], "only what was there");
   assert.deepEqual((await p.unblock("alice", null)).sort(), ["bob@localhost", "x@localhost/r"], "all");

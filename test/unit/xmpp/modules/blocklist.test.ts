@@ -51,7 +51,7 @@ test("read at bind with input held; pushes that arrive during the read go on top
   assert.deepEqual([...s.blocked!].sort(), ["bob@localhost", "dave@localhost"]);
 
   const broken = fakeSession("alice", "b");
-  const y = { ...x, profile: Object.assign(Object.create(x.profile), { blocklist: () => Promise.reject(new Error("down")) }) } as typeof x;
+  const y = { ...x, profile: Object.assign(Object.create(x.profile), { blockingAtLogin: () => Promise.reject(new Error("down")) }) } as typeof x;
   loadBlocklist(y, broken);
   await settle();
   assert.match(String((broken.failed as Error)?.message), /block list unavailable/);
