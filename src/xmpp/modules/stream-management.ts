@@ -34,6 +34,8 @@ interface SmState {
   receipts: [number, string][];
   directed: string[];
   rosterRequested: boolean;
+  /** XEP-0191: the client asked for the block list (absent from a worker of before). */
+  blocklistRequested?: boolean;
 }
 
 /** What a claimant worker asks with. */
@@ -159,6 +161,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.continueFrom(h, waitMs);
     for (const d of st.directed) s.directed.add(d);
     s.rosterRequested = st.rosterRequested;
+    s.blocklistRequested = st.blocklistRequested === true;
     for (const [i, receipt] of st.receipts ?? []) x.core.keeps(receipt, s.coreSession.keepKey, (st.acked + i + 1) % MOD);
     resumable.set(h.key, s);
     // Its record now names this worker (resume-records.ts), and its keeper copies what this worker alone holds.
@@ -181,7 +184,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     let bytes = 0;
     for (const w of unacked) bytes += w.length;
     if (bytes > MAX_HANDOVER_BYTES) return null;
-    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested };
+    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested, blocklistRequested: s.blocklistRequested };
   }
 
   x.core.records.describer(
