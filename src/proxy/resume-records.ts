@@ -111,7 +111,6 @@ export class ResumeRecordDesk implements ResumeRecords {
   private outHeld: [string, number, string][] = [];
   private readonly outAcks = new Map<Session, number>();
   private queued = false;
-  private heldQueued = false;
   /** Sessions that submitted something since the bus last published (their counts go right after it). */
   private readonly touchedSet = new Set<Session>();
   private touchQueued = false;
@@ -241,21 +240,13 @@ export class ResumeRecordDesk implements ResumeRecords {
       const w = workerOf(receipt);
       if (w !== "" && w !== this.host.workerId && this.liveSet.has(w)) return;
     }
-    const c: HeldCopy = [n, wire];
-    (e.held ??= []).push(c);
-    this.outHeld.push([e.key, n, wire]);
+    // The record (and a new keeper's whole set) goes first: a copy is kept only beside its record.
+    if (this.reset || this.outKeep.has(s)) this.flush();
+    (e.held ??= []).push([n, wire]);
     this.stats.copied++;
-    if (this.heldQueued) return;
-    this.heldQueued = true;
-    // Like custody's confirmations: out before this callback's client writes, so before the sender hears of it.
-    queueMicrotask(this.flushHeld);
+    // Into this turn's bus batch at once: the sender's <a/> waits until that batch is published (Core.afterPublish).
+    this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: false, keep: [], counts: [], drop: [], held: [[e.key, n, wire]], acks: [] });
   }
-
-  private readonly flushHeld = (): void => {
-    this.heldQueued = false;
-    this.flush();
-    this.host.flushNow?.();
-  };
 
   acked(s: Session, h: number): void {
     const e = this.mine.get(s);

@@ -65,9 +65,9 @@ export interface ResumeRecords {
   /**
    * `s` wrote a message to its client as its `n`-th outbound stanza (XEP-0198
    * count). Unless a live worker other than this one holds it in custody
-   * (`receipt`), its keeper gets a copy before this callback's client writes
-   * (a microtask, published at once): the sender may be told the message was
-   * accepted in the same turn, and this worker may die before the client
+   * (`receipt`), its keeper gets a copy in this turn's bus batch: the sender
+   * is told the message arrived only once that batch is published
+   * (Core.afterPublish), and this worker may die before the client
    * acknowledges it.
    */
   replicate(s: Session, n: number, wire: string, receipt: string): void;

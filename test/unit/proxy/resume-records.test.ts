@@ -213,7 +213,7 @@ test("a count follows the session's a turn after it submitted, and by the sweep"
 
 const heldIn = (msgs: BusMessage[]) => msgs.flatMap((m) => (m.op === "records" ? m.held.map((h) => h[2]) : []));
 
-test("copies of what a session alone holds reach its keeper before the turn's client writes; acknowledged ones go", { timeout: 5000 }, async () => {
+test("copies of what a session alone holds go into the turn's bus batch; acknowledged ones go", { timeout: 5000 }, async () => {
   const w = world({ a: 2, b: 1 });
   const p0 = w.p("a-w0");
   const keeper = w.p(p0.records.keeperNow);
@@ -227,8 +227,7 @@ test("copies of what a session alone holds reach its keeper before the turn's cl
   // Held in custody by a live worker elsewhere: that worker routes it again if this one dies.
   p0.records.replicate(s, 3, "<message id='3'/>", "a-w1.5");
   p0.records.replicate(s, 4, "<message id='4'/>", "gone-w9.5");
-  await Promise.resolve();
-  assert.deepEqual(heldIn(w.sent.slice(from)), ["<message id='1'/>", "<message id='2'/>", "<message id='4'/>"], "in a microtask, not a turn later");
+  assert.deepEqual(heldIn(w.sent.slice(from)), ["<message id='1'/>", "<message id='2'/>", "<message id='4'/>"], "into the bus at once (the turn's batch), not a turn later");
   assert.equal(p0.records.stats.copied, 3);
   p0.records.acked(s, 2);
   await turn();
