@@ -34,6 +34,8 @@ export interface ProxyOptions {
   maxInboundPerSession: number;
   /** Messages held by the worker that accepted them until the one that settles them confirms (docs/architecture.md, "Custody"). */
   custody: CustodyOptions;
+  /** After a worker was dropped for silence, how long owners hold what comes for users with no binding (default: the heal window). */
+  holdAfterExpiryMs?: number;
   /** Debug lines of healing (Rebinder). */
   log?: Logger | null;
 }
@@ -780,6 +782,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
     const restarted = new Set(joined);
     const fresh = new Set([...joined, ...resynced]);
+    // A worker dropped (for silence, or gone): its sessions may be alive and stalled, or their clients about to come back
+    // elsewhere; what comes for their users waits longer for their binds than a ring change's heal window.
+    let departed = false;
+    for (const w of this.live) if (w !== this.self && !live.has(w)) departed = true;
+    const heal = this.bus.healMs ?? 0;
+    const holdMs = departed && heal > 0 ? Math.max(heal, this.opts.holdAfterExpiryMs ?? 0) : heal;
     this.noteDeparted(live);
     this.handovers.membershipChanged(live, restarted);
     this.records.membershipChanged(m, joined, resynced);
@@ -788,7 +796,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const dropped = this.owner.rehome(
       (bare) => this.router.ownerOf(bare) === this.self,
       (worker) => !live.has(worker) || fresh.has(worker),
-      this.bus.healMs ?? 0,
+      holdMs,
     );
     this.announceGone(
       dropped.filter((r) => !live.has(r.workerId) || restarted.has(r.workerId)),
