@@ -807,7 +807,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const key = membersKey(m);
     const same = key === this.membersKey;
     this.membersKey = key;
-    this.rebinder.add(this.sessions.values(), same ? (_s, owner) => fresh.has(owner) : (s, owner) => owner !== before.ownerOf(s.bare) || fresh.has(owner));
+    if (!same) this.rebinder.add(this.sessions.values(), (s, owner) => owner !== before.ownerOf(s.bare) || fresh.has(owner));
+    else if (fresh.size > 0) this.rebinder.add(this.sessions.values(), (_s, owner) => fresh.has(owner));
     // After the binds above and with the owner's hold open: what came here by another worker's ring travels by the new one.
     for (const env of this.misrouted.drain()) this.route(env);
   }
