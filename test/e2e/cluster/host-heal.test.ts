@@ -178,7 +178,8 @@ describe("bindings heal on a host of two worker processes", { skip: HAVE_NATS ? 
     process.kill(workerPids(host.pid!).get(1)!, "SIGKILL");
     assert.equal(await within(answer, 10_000, "the request to end"), "unavailable");
     const ms = performance.now() - t0;
-    assert.ok(ms < 2000, `failed after ${ms.toFixed(0)} ms; ${hostLog.lines.slice(-25).map((l) => JSON.stringify(l)).join("\n")}`);
+    // On failure, what the host said last (a restarted worker slow to boot on a loaded machine joins late).
+    assert.ok(ms < 2000, `failed after ${ms.toFixed(0)} ms; ${hostLog.lines.slice(-40).filter((l) => !String(l.message).startsWith("session")).map((l) => JSON.stringify(l)).join("\n")}`);
     for (const c of clients) c.destroy();
   });
 });
