@@ -146,6 +146,11 @@ describe("stalls on a host of three workers: healed, nothing lost, only what cha
     clients.forEach((s) => s.c.streamManagement.removeListener("ack", onAck));
     tally();
     const f = { accepted: accepted.size, lost: missing().length, duplicated: [...received.values()].filter((n) => n > 1).length, bounced: bounced.size };
+    const down = clients.filter((s) => s.downAt >= start).length;
+    if (f.lost + f.duplicated > 0 || down > 0) {
+      const dups = [...received.entries()].filter(([, n]) => n > 1).map(([b]) => b);
+      process.stdout.write(`# ${tag}: clients that lost their stream ${down}; lost ${missing().slice(0, 10).join(" ")}; duplicated ${dups.slice(0, 10).join(" ")}\n`);
+    }
     return f;
   }
 
