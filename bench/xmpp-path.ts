@@ -79,7 +79,7 @@ const bus = new LocalHub(config.cluster.vnodes).join("w0", config.cluster.hostAd
 const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000, custody: config.cluster.custody });
 const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
 const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
-const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline);
+const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile);
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
 const conns: MemoryConn[] = [];

@@ -171,6 +171,10 @@ export function workerRegistry(server: Server): Registry {
     [{ result: "orphaned" }, rec.stats.orphaned],
     [{ result: "expired" }, rec.stats.expired],
   ]);
+  counter(reg, "switchboard_resume_copies_total", "Messages written to resumable sessions that only this worker held, copied to the session's record keeper (`copied`); copies this worker kept that it routed again when their record's window passed (`routed`).", ["result"], () => [
+    [{ result: "copied" }, rec.stats.copied],
+    [{ result: "routed" }, rec.stats.copiesRouted],
+  ]);
   counter(reg, "switchboard_message_copies_total", "Copies made for a user's other sessions that want them (XMPP carbons): one per message and user, however many sessions take it.", [], () => s.copies);
   counter(reg, "switchboard_offline_messages_stored_total", "Messages for offline users kept in the offline store.", [], () => m.offlineStored);
   gauge(reg, "switchboard_offline_write_queue", "Offline messages queued in this worker and not yet written to the store.", [], () => server.offline.size);

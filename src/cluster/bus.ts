@@ -47,14 +47,19 @@ export type BusMessage =
    * its first `count` stanzas (XEP-0198 h on a failed resumption): what was taken for it up to there is settled.
    * `resumedOn`: the worker where the session was rebuilt from its resume record: the rest is routed again at once.
    */
-  | { op: "received"; key: string; count: number; resumedOn?: string }
+  | { op: "received"; key: string; count: number; resumedOn?: string; copied?: number }
   /**
    * For the keeper of worker `from`'s resume records (src/proxy/resume-records.ts): with `reset` it drops what it
-   * keeps from `from` first; then keeps `keep`, updates the counts told to clients ([key, count]), drops `drop`.
+   * keeps from `from` first; then keeps `keep`, the copies `held` ([key, n, wire]: written to the client as its n-th
+   * stanza), updates the counts told to clients ([key, count]), drops the copies the clients acknowledged
+   * (`acks`: [key, h]), drops `drop`.
    */
-  | { op: "records"; from: string; reset: boolean; keep: ResumeRecord[]; counts: [string, number][]; drop: string[] }
-  /** Does the worker keep the resume record `key` of account `user`? Answered with "recalled" to `from`. */
-  | { op: "recall"; protocol: string; key: string; user: string; from: string; token: number }
+  | { op: "records"; from: string; reset: boolean; keep: ResumeRecord[]; counts: [string, number][]; drop: string[]; held: [string, number, string][]; acks: [string, number][] }
+  /**
+   * Does the worker keep the resume record `key` of account `user`? Answered with "recalled" to `from`. `h`: what
+   * the client says it received (a record whose window passed sends on only the copies beyond it).
+   */
+  | { op: "recall"; protocol: string; key: string; user: string; from: string; token: number; h: number }
   | { op: "recalled"; token: number; from: string; found: Recalled | null }
   /**
    * The sender (incarnation `inc`) has just (re)learned of the receiver: it kept none of the receiver's
@@ -115,6 +120,8 @@ export interface ClusterBus {
    * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.
    */
   onFlushed?(cb: () => void): void;
+  /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
+  readonly pending?: boolean;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

@@ -234,6 +234,10 @@ export class NatsBus implements ClusterBus {
     this.flush();
   }
 
+  get pending(): boolean {
+    return this.flushQueued;
+  }
+
   private readonly flush = (): void => {
     for (const [id, q] of this.outq) if (q.parts.length > 0) this.publish(id, q);
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.

@@ -83,16 +83,16 @@ export class BusWire {
         head = [msg.op, msg.by, msg.taken, msg.done];
         break;
       case "received":
-        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn] : [msg.op, msg.key, msg.count];
+        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn, msg.copied ?? null] : [msg.op, msg.key, msg.count];
         break;
       case "records":
-        head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop];
+        head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop, msg.held, msg.acks];
         break;
       case "recall":
-        head = [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token];
+        head = [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token, msg.h];
         break;
       case "recalled":
-        head = [msg.op, msg.token, msg.from, msg.found === null ? null : [rowOf(msg.found.record), msg.found.holder]];
+        head = [msg.op, msg.token, msg.from, msg.found === null ? null : [rowOf(msg.found.record), msg.found.holder, msg.found.held ?? []]];
         break;
       case "barrier":
         head = [msg.op, msg.from, msg.token];
@@ -196,28 +196,31 @@ export class BusWire {
         if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
         return { op, token: head[1] };
       case "received": {
-        const [, key, count, resumedOn] = head;
+        const [, key, count, resumedOn, copied] = head;
         if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
-        return typeof resumedOn === "string" ? { op, key, count, resumedOn } : { op, key, count };
+        if (typeof resumedOn !== "string") return { op, key, count };
+        return typeof copied === "number" ? { op, key, count, resumedOn, copied } : { op, key, count, resumedOn };
       }
       case "records": {
-        const [, from, reset, keep, counts, drop] = head;
+        const [, from, reset, keep, counts, drop, held, acks] = head;
         if (typeof from !== "string" || typeof reset !== "boolean" || !Array.isArray(keep) || !strings(drop)) throw new Error("records without a sender");
-        if (!Array.isArray(counts) || !counts.every((c) => Array.isArray(c) && typeof c[0] === "string" && typeof c[1] === "number")) throw new Error("records with bad counts");
-        return { op, from, reset, keep: recordsOf(keep), counts: counts as [string, number][], drop };
+        if (!keyCounts(counts) || !keyCounts(acks)) throw new Error("records with bad counts");
+        if (!heldCopies(held, 3)) throw new Error("records with bad held copies");
+        return { op, from, reset, keep: recordsOf(keep), counts, drop, held: held as [string, number, string][], acks };
       }
       case "recall": {
-        const [, protocol, key, user, from, token] = head;
+        const [, protocol, key, user, from, token, h] = head;
         if (typeof protocol !== "string" || typeof key !== "string" || typeof user !== "string" || typeof from !== "string" || typeof token !== "number") throw new Error("recall without a key");
-        return { op, protocol, key, user, from, token };
+        if (typeof h !== "number") throw new Error("recall without the client's count");
+        return { op, protocol, key, user, from, token, h };
       }
       case "recalled": {
-        const [, token, from, found] = head as [string, number, string, [RecordRow, string] | null];
+        const [, token, from, found] = head as [string, number, string, [RecordRow, string, unknown] | null];
         if (typeof token !== "number" || typeof from !== "string") throw new Error("recalled without a token");
         let f: Recalled | null = null;
         if (found !== null) {
-          if (!Array.isArray(found) || typeof found[1] !== "string") throw new Error("recalled with a bad record");
-          f = { record: recordOf(found[0]), holder: found[1] };
+          if (!Array.isArray(found) || typeof found[1] !== "string" || !heldCopies(found[2], 2)) throw new Error("recalled with a bad record");
+          f = { record: recordOf(found[0]), holder: found[1], held: found[2] as [number, string][] };
         }
         return { op, token, from, found: f };
       }
@@ -261,6 +264,20 @@ export class BusWire {
 
 function strings(a: unknown): a is string[] {
   return Array.isArray(a) && a.every((x) => typeof x === "string");
+}
+
+function keyCounts(a: unknown): a is [string, number][] {
+  return Array.isArray(a) && a.every((c) => Array.isArray(c) && c.length === 2 && typeof c[0] === "string" && typeof c[1] === "number");
+}
+
+/** Held copies: [key, n, wire] rows (width 3) or [n, wire] rows (width 2). */
+function heldCopies(a: unknown, width: 2 | 3): boolean {
+  if (!Array.isArray(a)) return false;
+  for (const c of a) {
+    if (!Array.isArray(c) || c.length !== width || typeof c[width - 1] !== "string" || typeof c[width - 2] !== "number") return false;
+    if (width === 3 && typeof c[0] !== "string") return false;
+  }
+  return true;
 }
 
 type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];

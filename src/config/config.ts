@@ -147,6 +147,12 @@ export interface XmppConfig extends PingConfig {
   offlineQueueMax: number;
   /** Roster items per user (also caps unanswered subscription requests). */
   maxRosterItems: number;
+  /** XEP-0191: JIDs one user may block. */
+  maxBlocklistItems: number;
+  /** XEP-0054: the largest vCard a user may store, in bytes as serialized. */
+  maxVcardBytes: number;
+  /** XEP-0092: the server's software version tells its operating system (off: only name and version). */
+  versionShowsOs: boolean;
   /** Failed authentications from one IP address within authFailureWindowMs before it is refused. */
   maxAuthFailuresPerIp: number;
   authFailureWindowMs: number;
@@ -219,6 +225,9 @@ export function defaults(): Config {
       allowPlainWithoutTls: false,
       offlineQueueMax: 100,
       maxRosterItems: 1000,
+      maxBlocklistItems: 1000,
+      maxVcardBytes: 65536,
+      versionShowsOs: false,
       maxAuthFailuresPerIp: 10,
       authFailureWindowMs: 600000,
       pingAfterMs: 60000,
@@ -419,6 +428,10 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   for (const k of ["requireEncryption", "exemptLoopback", "allowPlainWithoutTls"] as const) need(typeof X[k] === "boolean", `xmpp.${k}`, "must be true or false");
   int(X.offlineQueueMax, "xmpp.offlineQueueMax", 0, 1000000);
   int(X.maxRosterItems, "xmpp.maxRosterItems", 1, 100000);
+  int(X.maxBlocklistItems, "xmpp.maxBlocklistItems", 0, 100000);
+  // A vCard travels in one stanza: limits.maxStanzaBytes caps it too, whichever is lower.
+  int(X.maxVcardBytes, "xmpp.maxVcardBytes", 0, 16777216);
+  need(typeof X.versionShowsOs === "boolean", "xmpp.versionShowsOs", "must be true or false");
   int(X.maxAuthFailuresPerIp, "xmpp.maxAuthFailuresPerIp", 1);
   int(X.authFailureWindowMs, "xmpp.authFailureWindowMs", 1000);
   need(isObject(X.sm), "xmpp.sm", "must be an object");

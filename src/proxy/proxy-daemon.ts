@@ -99,10 +99,16 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly barriers = new Map<number, () => void>();
   /** Counts clients gave for sessions whose workers seemed gone (Core.receivedUpTo), by Session.keepKey, lately. */
   private readonly clientCounts = new Map<string, number>();
+  /** Of those, the sessions rebuilt on another worker from their resume records (Core.replayedElsewhere). */
+  private readonly rebuiltElsewhere = new Map<string, number>();
   /** Workers that left the ring lately, and when: one merely stalled may come back with sessions whose clients left. */
   private readonly departed = new Map<string, number>();
   private live = new Set<string>();
   private nextBarrier = 1;
+  /** Receipts of messages this owner took over from their custodians (leaving), to settle after the fan-out. */
+  private reheld: string[] = [];
+  /** Core.afterPublish callbacks waiting for this turn's bus batch. */
+  private waitingPublish: (() => void)[] = [];
   /** Sessions moving between the workers of this host (Core.handovers). */
   readonly handovers: HandoverDesk;
   /** Resume records of this worker's sessions at their keeper, and those it keeps for others (Core.records). */
@@ -144,8 +150,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       sessions: this.sessions,
       attach: (s) => this.attach(s),
     });
-    this.records = new ResumeRecordDesk({ workerId: this.self, send: (w, msg) => this.bus.send(w, msg), membership: () => this.bus.membership() });
+    this.records = new ResumeRecordDesk({
+      workerId: this.self,
+      send: (w, msg) => this.bus.send(w, msg),
+      membership: () => this.bus.membership(),
+      flushNow: () => this.bus.flushNow?.(),
+      route: (env) => this.route(env),
+    }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);
+    bus.onFlushed?.(this.published);
     // Paced only where owners hold what comes for users whose binds are on their way (healMs): the local bus binds at once.
     this.rebinder = new Rebinder(
       {
@@ -352,7 +365,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // The owner is usually this worker: then no bus message is made for it.
     const owner = this.router.ownerOf(bareOf(to));
     if (owner === this.self || owner === undefined) {
-      if (!this.settledBefore(env)) this.owner.deliver(env);
+      if (!this.settledBefore(env)) this.ownerDeliver(env);
       return "";
     }
     this.bus.send(owner, { op: "owner", env: this.leaving(env) });
@@ -364,9 +377,31 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * here under a receipt until the worker that settles it confirms (custody).
    * One that already has a receipt is held elsewhere and keeps it.
    */
-  private leaving(env: Envelope): Envelope {
-    if (env.kind !== Kind.Message || (env.flags & HELD) === 0 || env.ref !== "") return env;
-    return this.custody.hold(env, monotonicMs()) ?? env;
+  private leaving(env: Envelope, to = ""): Envelope {
+    if (env.kind !== Kind.Message || (env.flags & HELD) === 0) return env;
+    if (env.ref === "") return this.custody.hold(env, monotonicMs()) ?? env;
+    // Going back to its custodian (an owner passing it to a session on its sender's worker): that worker's
+    // death would take both, so this one holds it now, and the first custodian lets it go.
+    if (to === "" || workerOf(env.ref) !== to) return env;
+    const held = this.custody.hold(env, monotonicMs());
+    if (held === null) return env;
+    // Settled here once the owner's fan-out is done (a resource on this worker still takes it under the first
+    // receipt); the confirmation goes behind the message on the bus, and a copy routed again stops here.
+    if (this.reheld.push(env.ref) === 1) queueMicrotask(this.settleReheld);
+    return held;
+  }
+
+  private readonly settleReheld = (): void => {
+    const rs = this.reheld;
+    if (rs.length === 0) return;
+    this.reheld = [];
+    for (const r of rs) this.confirm(r);
+  };
+
+  /** The owner's delivery rules; then what it took over from a custodian (leaving) counts as settled here. */
+  private ownerDeliver(env: Envelope): void {
+    this.owner.deliver(env);
+    if (this.reheld.length > 0) this.settleReheld();
   }
 
   /** A message with a receipt is settled here: its custodian lets it go, and it is not settled here twice. */
@@ -456,7 +491,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
         if (this.settledBefore(msg.env) || this.fromBeforeStall(msg.env)) return;
         if (this.notMine(msg.env)) return;
-        return this.owner.deliver(msg.env);
+        return this.ownerDeliver(msg.env);
       case "session": {
         if (this.fromBeforeStall(msg.env)) return;
         const s = this.sessions.get(msg.address);
@@ -471,7 +506,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "missed":
         this.owner.unbindAt(msg.address, msg.serial, msg.by);
         if (this.settledBefore(msg.env) || this.notMine(msg.env)) return;
-        return this.owner.deliver(msg.env);
+        return this.ownerDeliver(msg.env);
       case "answer":
         return this.complete(msg.env);
       case "bind":
@@ -505,7 +540,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         for (const ref of msg.refs) this.owner.settled(ref);
         return;
       case "received":
-        this.noteClientCount(msg.key, msg.count);
+        this.noteClientCount(msg.key, msg.count, msg.resumedOn, msg.copied);
         this.custody.receivedUpTo(msg.key, msg.count, msg.resumedOn ?? "", monotonicMs());
         return;
       case "records":
@@ -536,7 +571,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   toSession(ref: SessionRef, env: Envelope): void {
     if (ref.workerId !== this.self) {
-      this.bus.send(ref.workerId, { op: "session", address: ref.address, serial: ref.serial, env: this.leaving(env) });
+      this.bus.send(ref.workerId, { op: "session", address: ref.address, serial: ref.serial, env: this.leaving(env, ref.workerId) });
       return;
     }
     const s = ref.session ?? this.sessions.get(ref.address);
@@ -670,18 +705,25 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return this.clientCounts.get(key) ?? -1;
   }
 
+  replayedElsewhere(key: string, receipt: string, n: number): boolean {
+    const upTo = this.rebuiltElsewhere.get(key);
+    return upTo !== undefined && ((upTo - n) >>> 0) < 0x8000_0000 && (receipt === "" || workerOf(receipt) === this.self);
+  }
+
   /** A client's count for its session whose worker seemed gone: kept for dedupWindowMs (see clientReceived). */
-  private noteClientCount(key: string, count: number): void {
+  private noteClientCount(key: string, count: number, rebuiltOn = "", copied?: number): void {
     if (this.clientCounts.size >= 10_000) this.clientCounts.delete(this.clientCounts.keys().next().value!);
     this.clientCounts.set(key, count);
+    if (rebuiltOn !== "" && rebuiltOn !== this.self && copied !== undefined) this.rebuiltElsewhere.set(key, copied);
     setTimeout(() => {
       if (this.clientCounts.get(key) === count) this.clientCounts.delete(key);
+      this.rebuiltElsewhere.delete(key);
     }, this.opts.custody.dedupWindowMs).unref();
   }
 
-  receivedUpTo(key: string, count: number, resumed = false): void {
+  receivedUpTo(key: string, count: number, resumed = false, copied?: number): void {
     this.noteClientCount(key, count);
-    const msg: BusMessage = resumed ? { op: "received", key, count, resumedOn: this.self } : { op: "received", key, count };
+    const msg: BusMessage = resumed ? { op: "received", key, count, resumedOn: this.self, ...(copied !== undefined ? { copied } : {}) } : { op: "received", key, count };
     // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
     for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);
     // And those that left lately: the session's own worker may only be stalled, and must not give back what its client had.
@@ -741,7 +783,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /** The session moved to another worker of the host (handover.ts), keeping its address and serial. */
   private forward(s: Session, env: Envelope): void {
-    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env: this.leaving(env) });
+    this.bus.send(s.movedTo!, { op: "session", address: s.address, serial: s.serial, env: this.leaving(env, s.movedTo!) });
   }
 
   // ---- membership ----------------------------------------------------------------
@@ -844,6 +886,24 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
     }
   }
+
+  afterPublish(cb: () => void): void {
+    if (this.bus.pending !== true) return cb();
+    this.waitingPublish.push(cb);
+  }
+
+  /**
+   * The bus published this turn's batch. In a microtask: nats.js writes what was published in one it
+   * queued then, ahead of this; a host link wrote it already.
+   */
+  private readonly published = (): void => {
+    if (this.waitingPublish.length === 0) return;
+    const cbs = this.waitingPublish;
+    this.waitingPublish = [];
+    queueMicrotask(() => {
+      for (const cb of cbs) cb();
+    });
+  };
 
   private failRequest(p: PendingResponse): void {
     this.pending.remove(p);

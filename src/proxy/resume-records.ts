@@ -1,9 +1,11 @@
 import { monotonicMs } from "../timer/clock.js";
 import { hash32 } from "../router/hash.js";
 import type { BusMessage } from "../cluster/bus.js";
+import type { Envelope } from "../envelope/envelope.js";
 import type { Membership } from "../router/router.js";
 import type { Session } from "../session/session.js";
-import type { Recalled, ResumeRecord, ResumeRecords } from "../session/resume-record.js";
+import type { HeldCopy, Recalled, ResumeRecord, ResumeRecords } from "../session/resume-record.js";
+import { workerOf } from "./custody.js";
 
 /** How long a recall waits for the other workers; the silent ones count as not having the record. */
 const RECALL_TIMEOUT_MS = 2000;
@@ -11,12 +13,18 @@ const RECALL_TIMEOUT_MS = 2000;
 const RECORDS_PER_MESSAGE = 500;
 /** Default of how often the keeper's copies of the counts follow the sessions' (cluster.resume.countEveryMs). */
 const COUNT_EVERY_MS = 1000;
+/** Bytes of held copies per bus message when a whole set goes to a new keeper (NATS's max_payload is 1 MiB). */
+const HELD_BYTES_PER_MESSAGE = 256 * 1024;
 
 /** What the desk needs of the worker it serves. */
 export interface RecordsHost {
   readonly workerId: string;
   send(worker: string, msg: BusMessage): void;
   membership(): Membership;
+  /** Publishes what was sent so far now, not at the end of the turn. */
+  flushNow?(): void;
+  /** Routes a message again, as custody does (a held copy whose record's window passed). */
+  route(env: Envelope): void;
 }
 
 /** Counters, read as metrics. */
@@ -27,6 +35,9 @@ export class RecordStats {
   /** Records this worker kept for a worker that died, and let go when their window passed unclaimed. */
   orphaned = 0;
   expired = 0;
+  /** Copies of written, unacknowledged messages sent to this worker's keeper; and, as keeper, sent on when a window passed. */
+  copied = 0;
+  copiesRouted = 0;
 }
 
 /**
@@ -51,8 +62,26 @@ export function keeperOf(self: string, m: Membership): string {
 interface Kept {
   holder: string;
   rec: ResumeRecord;
-  /** Infinity while its holder lives; then when its window passes. */
+  /** Infinity while its holder lives; then when its window passes; then (lapsed) when its copies go. */
   deadline: number;
+  /** Copies of what the session wrote and its client has not acknowledged, oldest first. */
+  held: HeldCopy[];
+  /** The window passed: not resumable; its copies wait resumeGraceMs for the client's count (a failed resumption). */
+  lapsed: boolean;
+}
+
+/** One of this worker's resumable sessions, as its keeper knows it. */
+interface Mine {
+  key: string;
+  /** The count last told to the client. */
+  count: number;
+  /** The copies the keeper has (oldest first), kept here too: a new keeper gets them again. Null: none. */
+  held: HeldCopy[] | null;
+}
+
+/** Whether a (modulo 2^32) is at or before b. */
+function upTo(a: number, b: number): boolean {
+  return ((b - a) >>> 0) < 0x8000_0000;
 }
 
 /**
@@ -68,17 +97,21 @@ export class ResumeRecordDesk implements ResumeRecords {
   readonly stats = new RecordStats();
   private readonly describers = new Map<string, (s: Session) => ResumeRecord | null>();
   private readonly counters = new Map<string, (s: Session) => number>();
+  private readonly leftovers = new Map<string, (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[]>();
   private lastCount = 0;
   // ---- holder
   /** This worker's sessions whose records its keeper has: the key and the count last told to the client. */
-  private readonly mine = new Map<Session, { key: string; count: number }>();
+  private readonly mine = new Map<Session, Mine>();
   private keeper = "";
   /** The next message to the keeper makes it drop what it kept from here (a new keeper, or one that restarted). */
   private reset = true;
   private readonly outKeep = new Set<Session>();
   private readonly outCounts = new Set<Session>();
   private outDrop: string[] = [];
+  private outHeld: [string, number, string][] = [];
+  private readonly outAcks = new Map<Session, number>();
   private queued = false;
+  private heldQueued = false;
   /** Sessions that submitted something since the bus last published (their counts go right after it). */
   private readonly touchedSet = new Set<Session>();
   private touchQueued = false;
@@ -95,6 +128,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   constructor(
     private readonly host: RecordsHost,
     private readonly countEveryMs = COUNT_EVERY_MS,
+    /** How long a lapsed record's copies wait for their client's count (cluster.custody.resumeGraceMs, as custody's taken messages do). */
+    private readonly graceMs = 10_000,
   ) {
     this.membershipChanged(host.membership(), [], []);
   }
@@ -109,9 +144,10 @@ export class ResumeRecordDesk implements ResumeRecords {
     return this.keeper;
   }
 
-  describer(protocol: string, describe: (s: Session) => ResumeRecord | null, count: (s: Session) => number): void {
+  describer(protocol: string, describe: (s: Session) => ResumeRecord | null, count: (s: Session) => number, leftover?: (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[]): void {
     this.describers.set(protocol, describe);
     this.counters.set(protocol, count);
+    if (leftover !== undefined) this.leftovers.set(protocol, leftover);
   }
 
   live(worker: string): boolean {
@@ -124,7 +160,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     const rec = this.describe(s);
     if (rec === null) return;
     const e = this.mine.get(s);
-    if (e === undefined) this.mine.set(s, { key: rec.key, count: this.counters.get(s.protocol)?.(s) ?? rec.count });
+    if (e === undefined) this.mine.set(s, { key: rec.key, count: this.counters.get(s.protocol)?.(s) ?? rec.count, held: null });
     else e.key = rec.key;
     this.outKeep.add(s);
     this.queue();
@@ -197,12 +233,49 @@ export class ResumeRecordDesk implements ResumeRecords {
     this.outCounts.add(s);
   }
 
+  replicate(s: Session, n: number, wire: string, receipt: string): void {
+    const e = this.mine.get(s);
+    if (e === undefined || this.keeper === "") return;
+    if (receipt !== "") {
+      // Held by a live custodian elsewhere: it routes the message again if this worker dies.
+      const w = workerOf(receipt);
+      if (w !== "" && w !== this.host.workerId && this.liveSet.has(w)) return;
+    }
+    const c: HeldCopy = [n, wire];
+    (e.held ??= []).push(c);
+    this.outHeld.push([e.key, n, wire]);
+    this.stats.copied++;
+    if (this.heldQueued) return;
+    this.heldQueued = true;
+    // Like custody's confirmations: out before this callback's client writes, so before the sender hears of it.
+    queueMicrotask(this.flushHeld);
+  }
+
+  private readonly flushHeld = (): void => {
+    this.heldQueued = false;
+    this.flush();
+    this.host.flushNow?.();
+  };
+
+  acked(s: Session, h: number): void {
+    const e = this.mine.get(s);
+    if (e === undefined || e.held === null) return;
+    let i = 0;
+    while (i < e.held.length && upTo(e.held[i][0], h)) i++;
+    if (i === 0) return;
+    if (i === e.held.length) e.held = null;
+    else e.held.splice(0, i);
+    this.outAcks.set(s, h);
+    this.queue();
+  }
+
   drop(s: Session): void {
     const e = this.mine.get(s);
     if (e === undefined) return;
     this.mine.delete(s);
     this.outKeep.delete(s);
     this.outCounts.delete(s);
+    this.outAcks.delete(s);
     this.outDrop.push(e.key);
     this.queue();
   }
@@ -223,6 +296,9 @@ export class ResumeRecordDesk implements ResumeRecords {
     const keeper = this.keeper;
     const keep: ResumeRecord[] = [];
     const counts: [string, number][] = [];
+    const acks: [string, number][] = [];
+    const held = this.outHeld;
+    this.outHeld = [];
     if (keeper !== "") {
       for (const s of this.outKeep) {
         const e = this.mine.get(s);
@@ -235,19 +311,38 @@ export class ResumeRecordDesk implements ResumeRecords {
         const e = this.mine.get(s);
         if (e !== undefined && !this.outKeep.has(s)) counts.push([e.key, e.count]);
       }
+      for (const [s, h] of this.outAcks) {
+        const e = this.mine.get(s);
+        if (e !== undefined) acks.push([e.key, h]);
+      }
     }
     const drop = this.outDrop;
     this.outKeep.clear();
     this.outCounts.clear();
+    this.outAcks.clear();
     this.outDrop = [];
-    if (keeper === "" || (keep.length === 0 && counts.length === 0 && drop.length === 0 && !this.reset)) return;
+    if (keeper === "" || (keep.length === 0 && counts.length === 0 && drop.length === 0 && held.length === 0 && acks.length === 0 && !this.reset)) return;
     let reset = this.reset;
     this.reset = false;
-    for (let i = 0; i === 0 || i < keep.length; i += RECORDS_PER_MESSAGE) {
-      const first = i === 0;
-      this.host.send(keeper, { op: "records", from: this.host.workerId, reset, keep: keep.slice(i, i + RECORDS_PER_MESSAGE), counts: first ? counts : [], drop: first ? drop : [] });
+    const from = this.host.workerId;
+    // Records first (a copy is kept only beside its record), then copies by size, then counts, acks and drops.
+    for (let i = 0; i < keep.length; i += RECORDS_PER_MESSAGE) {
+      this.host.send(keeper, { op: "records", from, reset, keep: keep.slice(i, i + RECORDS_PER_MESSAGE), counts: [], drop: [], held: [], acks: [] });
       reset = false;
     }
+    let part: [string, number, string][] = [];
+    let bytes = 0;
+    for (const c of held) {
+      if (bytes + c[2].length > HELD_BYTES_PER_MESSAGE && part.length > 0) {
+        this.host.send(keeper, { op: "records", from, reset, keep: [], counts: [], drop: [], held: part, acks: [] });
+        reset = false;
+        part = [];
+        bytes = 0;
+      }
+      part.push(c);
+      bytes += c[2].length;
+    }
+    if (reset || part.length > 0 || counts.length > 0 || drop.length > 0 || acks.length > 0) this.host.send(keeper, { op: "records", from, reset, keep: [], counts, drop, held: part, acks });
   };
 
   // ---- membership ----------------------------------------------------------
@@ -265,10 +360,14 @@ export class ResumeRecordDesk implements ResumeRecords {
     const fresh = new Set([...restarted, ...resynced]);
     const k = keeperOf(this.host.workerId, m);
     if (k !== this.keeper || fresh.has(k)) {
-      if (this.keeper !== "" && this.keeper !== k && live.has(this.keeper)) this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: true, keep: [], counts: [], drop: [] });
+      if (this.keeper !== "" && this.keeper !== k && live.has(this.keeper)) this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: true, keep: [], counts: [], drop: [], held: [], acks: [] });
       this.keeper = k;
       this.reset = true;
-      for (const s of this.mine.keys()) this.outKeep.add(s);
+      this.outHeld = [];
+      for (const [s, e] of this.mine) {
+        this.outKeep.add(s);
+        if (e.held !== null) for (const [n, wire] of e.held) this.outHeld.push([e.key, n, wire]);
+      }
       this.queue();
     }
     const gone = new Set(restarted);
@@ -303,11 +402,25 @@ export class ResumeRecordDesk implements ResumeRecords {
       if (keys === undefined) this.byHolder.set(from, (keys = new Set()));
       keys.add(rec.key);
       this.orphans.delete(rec.key);
-      this.kept.set(rec.key, { holder: from, rec, deadline: Infinity });
+      const before = this.kept.get(rec.key);
+      // Sent again (its presence changed): its copies stay.
+      const held = before !== undefined && before.holder === from && before.deadline === Infinity ? before.held : [];
+      this.kept.set(rec.key, { holder: from, rec, deadline: Infinity, held, lapsed: false });
+    }
+    for (const [key, n, wire] of msg.held) {
+      const e = this.kept.get(key);
+      if (e !== undefined && e.holder === from && e.deadline === Infinity) e.held.push([n, wire]);
     }
     for (const [key, count] of msg.counts) {
       const e = this.kept.get(key);
       if (e !== undefined && e.holder === from) e.rec.count = count;
+    }
+    for (const [key, h] of msg.acks) {
+      const e = this.kept.get(key);
+      if (e === undefined || e.holder !== from) continue;
+      let i = 0;
+      while (i < e.held.length && upTo(e.held[i][0], h)) i++;
+      if (i > 0) e.held.splice(0, i);
     }
     for (const key of msg.drop) {
       if (this.kept.get(key)?.holder !== from) continue;
@@ -317,18 +430,26 @@ export class ResumeRecordDesk implements ResumeRecords {
   }
 
   onRecall(msg: Extract<BusMessage, { op: "recall" }>): void {
-    this.host.send(msg.from, { op: "recalled", token: msg.token, from: this.host.workerId, found: this.lookup(msg.protocol, msg.key, msg.user) });
+    this.host.send(msg.from, { op: "recalled", token: msg.token, from: this.host.workerId, found: this.lookup(msg.protocol, msg.key, msg.user, msg.h) });
+    // The copies may be large: the claimant's client waits for them.
+    this.host.flushNow?.();
   }
 
-  /** The record of `key` if it is `user`'s; one whose holder is gone is taken: one resumption rebuilds it. */
-  private lookup(protocol: string, key: string, user: string): Recalled | null {
+  /**
+   * The record of `key` if it is `user`'s; one whose holder is gone is taken: one resumption rebuilds it.
+   * One whose window passed is not resumable: its copies beyond the client's count `h` go on now.
+   */
+  private lookup(protocol: string, key: string, user: string, h: number): Recalled | null {
     const e = this.kept.get(key);
     // Another account's id finds nothing, as an unknown one (XEP-0198 §5: only its owner may resume it).
     if (e === undefined || e.rec.user !== user || e.rec.protocol !== protocol) return null;
     if (e.deadline === Infinity) return { record: e.rec, holder: e.holder };
     this.kept.delete(key);
     this.orphans.delete(key);
-    return { record: e.rec, holder: "" };
+    if (!e.lapsed) return { record: e.rec, holder: "", held: e.held };
+    const after = e.held.filter(([n]) => !upTo(n, h));
+    if (after.length > 0) this.leftover(e.rec, after);
+    return null;
   }
 
   /**
@@ -352,19 +473,35 @@ export class ResumeRecordDesk implements ResumeRecords {
     for (const key of this.orphans) {
       const e = this.kept.get(key);
       if (e !== undefined && e.deadline !== Infinity && e.deadline > now) continue;
+      if (e !== undefined && e.deadline !== Infinity && !e.lapsed) {
+        this.stats.expired++;
+        // Its client, back late, fails to resume and says what it received: that much is not sent twice.
+        if (e.held.length > 0 && this.graceMs > 0) {
+          e.lapsed = true;
+          e.deadline = now + this.graceMs;
+          continue;
+        }
+      }
       this.orphans.delete(key);
       if (e !== undefined && e.deadline !== Infinity) {
         this.kept.delete(key);
-        this.stats.expired++;
+        if (e.held.length > 0) this.leftover(e.rec, e.held);
       }
     }
   };
 
+  /** Nobody resumed the session: what its client never acknowledged goes to the user's next session, or the store. */
+  private leftover(rec: ResumeRecord, held: readonly HeldCopy[]): void {
+    const envs = this.leftovers.get(rec.protocol)?.(rec, held) ?? [];
+    for (const env of envs) this.host.route(env);
+    this.stats.copiesRouted += envs.length;
+  }
+
   // ---- asker -------------------------------------------------------------------
 
-  recall(protocol: string, key: string, user: string, done: (r: Recalled | null) => void): void {
+  recall(protocol: string, key: string, user: string, h: number, done: (r: Recalled | null) => void): void {
     this.stats.recalls++;
-    const local = this.lookup(protocol, key, user);
+    const local = this.lookup(protocol, key, user, h);
     const peers = [...this.liveSet].filter((w) => w !== this.host.workerId);
     if ((local !== null && local.holder === "") || peers.length === 0) {
       if (local !== null) this.stats.found++;
@@ -375,7 +512,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     const timer = setTimeout(() => this.finish(token, this.recalls.get(token)?.best ?? null), RECALL_TIMEOUT_MS);
     timer.unref();
     this.recalls.set(token, { done, waiting: new Set(peers), best: local, timer });
-    for (const w of peers) this.host.send(w, { op: "recall", protocol, key, user, from: this.host.workerId, token });
+    for (const w of peers) this.host.send(w, { op: "recall", protocol, key, user, from: this.host.workerId, token, h });
   }
 
   onRecalled(msg: Extract<BusMessage, { op: "recalled" }>): void {

@@ -106,7 +106,7 @@ export class Server {
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const w = config.storage.offlineWrites;
     const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);
-    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline);
+    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile);
     proxy.offline = xmpp.offlineSink;
     proxy.offlineFlushed = () => offline.flushed();
     const FRONT_ENDS: FrontEnds = {

@@ -45,9 +45,10 @@ export interface Core {
    * resumption that failed): the messages that session took up to there are
    * settled rather than delivered again. `resumed`: the session was rebuilt
    * here from its resume record (ResumeRecords), so the rest of what it had
-   * taken is routed again at once, to it, once it is bound at its owner.
+   * taken is routed again at once, to it, once it is bound at its owner;
+   * `copied`: the place of the last record keeper's copy it resent.
    */
-  receivedUpTo(key: string, count: number, resumed?: boolean): void;
+  receivedUpTo(key: string, count: number, resumed?: boolean, copied?: number): void;
   /**
    * The count a client gave lately (receivedUpTo, here or on any worker) for
    * its session `key`; -1 if none. A session that was not gone after all (its
@@ -55,6 +56,12 @@ export interface Core {
    * had not acknowledged: what this count covers reached the client already.
    */
   clientReceived(key: string): number;
+  /**
+   * Whether a message with `receipt` that the session of `key` wrote as its `n`-th stanza and its client did not acknowledge was
+   * sent again by a rebuild of that session on another worker (its record keeper's copy: a message no other
+   * worker held in custody), so that the session, ending here later (a stalled worker), must not give it back.
+   */
+  replayedElsewhere(key: string, receipt: string, n: number): boolean;
   /**
    * This worker was stopped for longer than the cluster waits for it and has just come back: the
    * others took it off the ring meanwhile, and a resumable session's client may have resumed it
@@ -69,6 +76,12 @@ export interface Core {
    * stored while the login was on its way.
    */
   barrier(s: Session, done: () => void): void;
+  /**
+   * Calls `cb` once what this worker has routed so far has left it: now when nothing waits in the bus,
+   * else right after the bus publishes this turn's batch. A protocol acknowledges its client's stanzas
+   * this way (XEP-0198 <a/>): a client told "received" must not lose a stanza that died unpublished.
+   */
+  afterPublish(cb: () => void): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
   /** Resume records kept by another worker, for sessions whose worker dies (resume-record.ts). */

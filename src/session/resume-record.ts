@@ -1,4 +1,14 @@
 import type { Session } from "./session.js";
+import type { Envelope } from "../envelope/envelope.js";
+
+/**
+ * A stanza of a resumable session that is written to its client and that no
+ * other live worker holds in custody (its sender was on the session's own
+ * worker, or it came from the store): a copy at the record's keeper, until the
+ * client acknowledges it. [its place in the session's outbound count (the h
+ * that acknowledges it), its wire text].
+ */
+export type HeldCopy = [number, string];
 
 /**
  * What another worker keeps of a resumable session so that its client can
@@ -26,6 +36,8 @@ export interface ResumeRecord {
 export interface Recalled {
   record: ResumeRecord;
   holder: string;
+  /** With a holder that is gone: the copies of what its session had written and its client had not acknowledged, oldest first. */
+  held?: HeldCopy[];
 }
 
 /**
@@ -39,19 +51,38 @@ export interface ResumeRecords {
    * and to read its inbound count (XEP-0198 h: stanzas handled), which the
    * keeper's copy follows every few moments (not per stanza).
    */
-  describer(protocol: string, describe: (s: Session) => ResumeRecord | null, count: (s: Session) => number): void;
+  describer(
+    protocol: string,
+    describe: (s: Session) => ResumeRecord | null,
+    count: (s: Session) => number,
+    /** A record whose window passed unclaimed: its held copies as messages to route again (to the user's next session, or the store). */
+    leftover?: (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[],
+  ): void;
   /** `s` became resumable, or what its record says changed (presence, a move here): its keeper gets it at the end of the turn. */
   keep(s: Session): void;
   /** `s`'s inbound count is `count` now (XEP-0198 <resumed h/>): batched per turn, a few bytes. */
   counted(s: Session, count: number): void;
+  /**
+   * `s` wrote a message to its client as its `n`-th outbound stanza (XEP-0198
+   * count). Unless a live worker other than this one holds it in custody
+   * (`receipt`), its keeper gets a copy before this callback's client writes
+   * (a microtask, published at once): the sender may be told the message was
+   * accepted in the same turn, and this worker may die before the client
+   * acknowledges it.
+   */
+  replicate(s: Session, n: number, wire: string, receipt: string): void;
+  /** `s`'s client acknowledged up to `h`: the keeper's copies up to it go (batched per turn). */
+  acked(s: Session, h: number): void;
   /** `s` ended for good, or moved to another worker: its record goes. */
   drop(s: Session): void;
   /**
    * Asks every worker whether it keeps the record of `key` for account `user`;
    * `done` is called once: with the record (taken from its keeper when its
-   * holder is gone), or null when nobody has it within the deadline.
+   * holder is gone), or null when nobody has it within the deadline. `h` is
+   * what the client says it received: a record whose window has passed is
+   * not given, but its copies beyond `h` are sent on at once.
    */
-  recall(protocol: string, key: string, user: string, done: (r: Recalled | null) => void): void;
+  recall(protocol: string, key: string, user: string, h: number, done: (r: Recalled | null) => void): void;
   /** Whether `worker` is a live member in this worker's view. */
   live(worker: string): boolean;
 }

@@ -6,6 +6,7 @@ import type { Credentials } from "./scram.js";
 import { migrate } from "./sqlite-schema.js";
 import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
+import { SqliteProfileStore } from "./sqlite-profile-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -41,6 +42,7 @@ export class SqliteStore implements Storage {
   readonly db: Database.Database;
   private readonly stmts;
   private xmppStore: SqliteXmppStore | null = null;
+  private profileStore: SqliteProfileStore | null = null;
 
   constructor(
     path: string,
@@ -77,6 +79,12 @@ export class SqliteStore implements Storage {
   get xmpp(): SqliteXmppStore {
     this.xmppStore ??= this.withStartLock(() => new SqliteXmppStore(this.db, this.lockTimeoutMs));
     return this.xmppStore;
+  }
+
+  /** Block lists and vCards in this file; their schema steps run on first use. */
+  get profile(): SqliteProfileStore {
+    this.profileStore ??= this.withStartLock(() => new SqliteProfileStore(this.db, this.lockTimeoutMs));
+    return this.profileStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

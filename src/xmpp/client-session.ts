@@ -79,6 +79,12 @@ export interface ClientSession {
   rosterRequested: boolean;
   /** The user's roster by contact JID, read at bind and kept by pushes (modules/roster-cache.ts); null: not read yet. */
   roster: Map<string, RosterItem> | null;
+  /** The user's XEP-0191 block list, read at bind and kept by pushes (modules/blocklist.ts); null: not read yet. */
+  blocked: Set<string> | null;
+  /** Users of this server who blocked this user by name, with their items naming it (modules/blocklist.ts); null: not read yet. */
+  blockedBy: Map<string, Set<string>> | null;
+  /** Asked for the block list: receives block and unblock pushes (XEP-0191 §3.3). */
+  blocklistRequested: boolean;
   /** Enabled XEP-0280 Message Carbons: takes copies of the user's other resources' chats (told to the core with presenceChanged). */
   wantsCopies: boolean;
   /** Full or bare JIDs sent directed presence, told when this session goes unavailable (RFC 6121 §4.6.3). */

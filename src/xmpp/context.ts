@@ -1,5 +1,6 @@
 import type { SessionContext } from "../session/context.js";
 import type { XmppStore } from "../store/xmpp-store.js";
+import type { ProfileStore } from "../store/profile-store.js";
 import type { AccountStore } from "../store/store.js";
 import type { OfflineWriter } from "../store/offline-writer.js";
 import type { Hooks } from "./hooks.js";
@@ -10,6 +11,8 @@ import type { ClientSession } from "./client-session.js";
 export interface XmppContext extends SessionContext {
   hooks: Hooks;
   store: XmppStore;
+  /** Block lists and vCards (XEP-0191, XEP-0054). */
+  profile: ProfileStore;
   accounts: AccountStore;
   /** The worker's queue of offline messages on their way to `store` (written in batches, never awaited by the core). */
   offline: OfflineWriter;

@@ -3,6 +3,7 @@ import type { SessionContext } from "../session/context.js";
 import type { ListenerConfig } from "../config/config.js";
 import type { AccountStore } from "../store/store.js";
 import type { XmppStore } from "../store/xmpp-store.js";
+import type { ProfileStore } from "../store/profile-store.js";
 import type { OfflineWriter } from "../store/offline-writer.js";
 import { detachedConn, type Conn } from "../transport/conn.js";
 import { loadTls } from "../transport/listener.js";
@@ -23,6 +24,9 @@ import { offlineModule, offlineSink } from "./modules/offline.js";
 import { csiModule } from "./modules/csi.js";
 import { carbonsModule } from "./modules/carbons.js";
 import { streamManagementModule } from "./modules/stream-management.js";
+import { blockingModule } from "./modules/blocking.js";
+import { vcardModule } from "./modules/vcard.js";
+import { versionModule } from "./modules/version.js";
 import type { OfflineSink } from "../session/core.js";
 
 /**
@@ -33,13 +37,14 @@ import type { OfflineSink } from "../session/core.js";
 export class XmppFrontEnd {
   readonly x: XmppContext;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore) {
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
     this.x = {
       ...ctx,
       hooks,
       store,
+      profile,
       accounts,
       offline,
       ipFailures: new FailureLimiter(c.maxAuthFailuresPerIp, c.authFailureWindowMs),
@@ -52,7 +57,7 @@ export class XmppFrontEnd {
     bindModule(hooks);
     iqModule(hooks, x);
     pingModule(hooks);
-    discoModule(hooks);
+    const disco = discoModule(hooks);
     messageModule(hooks);
     presenceModule(hooks, x);
     rosterModule(hooks, x);
@@ -60,6 +65,9 @@ export class XmppFrontEnd {
     csiModule(hooks);
     carbonsModule(hooks);
     streamManagementModule(hooks, x);
+    blockingModule(hooks, x, disco);
+    vcardModule(hooks, x, disco);
+    versionModule(hooks, x, disco);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -25,4 +25,13 @@ export const NS = {
   HINTS: "urn:xmpp:hints",
   /** XEP-0198 Stream Management. */
   SM: "urn:xmpp:sm:3",
+  /** XEP-0191 Blocking Command, and its error condition. */
+  BLOCKING: "urn:xmpp:blocking",
+  BLOCKING_ERRORS: "urn:xmpp:blocking:errors",
+  /** Ours, never written to a client: "this user blocked you" told to the blocked user's sessions (modules/blocklist.ts). */
+  BLOCKED_BY: "urn:switchboard:blocked-by",
+  /** XEP-0054 vcard-temp. */
+  VCARD: "vcard-temp",
+  /** XEP-0092 Software Version. */
+  VERSION: "jabber:iq:version",
 } as const;

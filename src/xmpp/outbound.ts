@@ -3,12 +3,14 @@ import { type Envelope, ErrorCode, Flag, Kind } from "../envelope/envelope.js";
 import { NS } from "./ns.js";
 import { conditionForCode, errorElement, stanzaError } from "./errors.js";
 import { parseOne, serialize, serializeWith } from "./stanza.js";
+import { pushWritten } from "./modules/blocklist.js";
 
 /** What serializing needs to know of the session it writes for. */
 export interface Recipient {
   readonly address: string;
   readonly bare: string;
   readonly rosterRequested: boolean;
+  readonly blocklistRequested: boolean;
   readonly wantsCopies: boolean;
 }
 
@@ -33,7 +35,8 @@ function fromXmpp(s: Recipient, env: Envelope, el: Element | null): string | nul
     case Kind.Message:
       if (el === null) return null;
       // A roster push travels to the bare JID; only interested resources take it (RFC 6121 §2.1.6).
-      if (el.name === "iq") return s.rosterRequested ? serializeWith(el, { to: s.address }) : null;
+      // So does a block list push (XEP-0191 §3.3): to resources that asked for the list.
+      if (el.name === "iq") return pushWritten(s, el) ? serializeWith(el, { to: s.address }) : null;
       // A copy the core made for a session that wants copies (modules/carbons.ts); not after a <disable/> that crossed it.
       if ((env.flags & (Flag.Copy | Flag.SentCopy)) !== 0) return s.wantsCopies ? carbon(s, env, el) : null;
       // XEP-0280 §9: <private/> is removed before delivery. Most messages have one child: no scan.

@@ -20,6 +20,7 @@ import { CloseReason } from "../transport/conn.js";
 import type { Handover } from "../session/core.js";
 import type { RosterItem } from "../store/xmpp-store.js";
 import { rosterPushed } from "./modules/roster-cache.js";
+import { blocklistPushed, loadBlocklist, refused } from "./modules/blocklist.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -39,6 +40,9 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   authFailures = 0;
   rosterRequested = false;
   roster: Map<string, RosterItem> | null = null;
+  blocked: Set<string> | null = null;
+  blockedBy: Map<string, Set<string>> | null = null;
+  blocklistRequested = false;
   /** Made at first use: most sessions never send directed presence, and an empty Set costs ~180 bytes. */
   private directedTo: Set<string> | null = null;
   sasl: unknown = null;
@@ -297,6 +301,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.record = SessionRecord.start(this.x.metrics, this.x.log, "xmpp", this.address, this.conn);
     if (waitMs === null) this.established();
     else this.suspend("handed over without a connection", waitMs);
+    // Not moved with the session: read here, as at bind (input waits for it).
+    loadBlocklist(this.x, this);
   }
 
   /** The session went on on another worker: it ends here without a word to anyone (no presence, nothing stored). */
@@ -373,8 +379,15 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     if (env.kind === Kind.Request && !isStanza(env)) return false;
     if (this.phase !== Phase.Bound) return env.kind !== Kind.Request;
     // A roster push: the roster kept for presence routing follows it (modules/roster-cache.ts).
-    if (env.from === "" && env.kind === Kind.Message && env.payload !== null && (env.payload as Element).name === "iq") rosterPushed(this, env.payload as Element);
-    const wire = toWire(this, env);
+    // A block list push: so does the block list (modules/blocklist.ts).
+    if (env.from === "" && env.kind === Kind.Message && env.payload !== null && (env.payload as Element).name === "iq") {
+      rosterPushed(this, env.payload as Element);
+      blocklistPushed(this.x, this, env.payload as Element);
+    }
+    // From someone the user blocked (XEP-0191): not written; a request is refused (the core answers it).
+    const blocked = this.blocked !== null && refused(this, env);
+    if (blocked && env.kind === Kind.Request) return false;
+    const wire = blocked ? null : toWire(this, env);
     // A receipt (Envelope.ref of a message) is settled when the client acknowledges the stanza; nothing written: now.
     const receipt = env.kind === Kind.Message ? env.ref : "";
     if (wire === null) {
@@ -386,7 +399,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
         this.x.metrics.xmpp.out++;
         this.conn.write(this.framing.element(wire));
       }
-      if (this.acks !== null) this.acks.sent(wire, receipt);
+      if (this.acks !== null) {
+        this.acks.sent(wire, receipt);
+        // A message this worker alone holds: a copy goes to the session's record keeper (resume-records.ts).
+        if (this.coreSession.keepKey !== "" && wire.startsWith("<message")) this.x.core.records.replicate(this.coreSession, this.acks.sentCount, wire, receipt);
+      }
     }
     return true;
   }

@@ -4,7 +4,25 @@ import { iqResultFor, bounce } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 
-/** What the server implements, and nothing more (clients act on it). */
+/** A service of this server (XEP-0030 §4): a component, a MUC service, an upload service. */
+export interface DiscoItem {
+  jid: string;
+  name?: string;
+  node?: string;
+}
+
+/**
+ * What the server tells clients about itself, filled by the modules: each
+ * adds its feature when it is registered, so the server advertises what
+ * runs and nothing else (clients act on it).
+ */
+export interface Disco {
+  /** A feature of the server's disco#info. */
+  serverFeature(ns: string): void;
+  /** A service listed in the server's disco#items. */
+  serverItem(item: DiscoItem): void;
+}
+
 // XEP-0280 §3: clients ask the server (not the account) whether it does carbons.
 const SERVER_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.CARBONS];
 const ACCOUNT_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.ROSTER];
@@ -16,22 +34,42 @@ function info(identity: Record<string, string>, features: readonly string[]): El
   return q;
 }
 
-/** XEP-0030 service discovery of the server and of the user's own account. No nodes, no items. */
-export function discoModule(hooks: Hooks): void {
+/** XEP-0030 service discovery of the server and of the user's own account. No nodes. */
+export function discoModule(hooks: Hooks): Disco {
+  const serverFeatures: string[] = [...SERVER_FEATURES];
+  const serverItems: DiscoItem[] = [];
   const answer = (identity: Record<string, string>, features: readonly string[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
     if (e.child.attrs.node !== undefined) return bounce(e.session, e.stanza, StanzaCondition.ItemNotFound), true;
     iqResultFor(e.session, e.stanza, info(identity, features));
     return true;
   };
-  hooks.iq("host", NS.DISCO_INFO, answer({ category: "server", type: "im", name: "Switchboard" }, SERVER_FEATURES));
+  hooks.iq("host", NS.DISCO_INFO, answer({ category: "server", type: "im", name: "Switchboard" }, serverFeatures));
   hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, ACCOUNT_FEATURES));
 
-  const items = (e: IqEvent) => {
+  const items = (list: readonly DiscoItem[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
-    iqResultFor(e.session, e.stanza, new Element("query", { xmlns: NS.DISCO_ITEMS }));
+    if (e.child.attrs.node !== undefined) return bounce(e.session, e.stanza, StanzaCondition.ItemNotFound), true;
+    const q = new Element("query", { xmlns: NS.DISCO_ITEMS });
+    for (const it of list) {
+      const attrs: Record<string, string> = { jid: it.jid };
+      if (it.name !== undefined) attrs.name = it.name;
+      if (it.node !== undefined) attrs.node = it.node;
+      q.c("item", attrs);
+    }
+    iqResultFor(e.session, e.stanza, q);
     return true;
   };
-  hooks.iq("host", NS.DISCO_ITEMS, items);
-  hooks.iq("self", NS.DISCO_ITEMS, items);
+  // §4.1: the server's items are its services; none are built in (components, MUC and upload add theirs).
+  hooks.iq("host", NS.DISCO_ITEMS, items(serverItems));
+  hooks.iq("self", NS.DISCO_ITEMS, items([]));
+
+  return {
+    serverFeature(ns) {
+      if (!serverFeatures.includes(ns)) serverFeatures.push(ns);
+    },
+    serverItem(item) {
+      if (!serverItems.some((i) => i.jid === item.jid && i.node === item.node)) serverItems.push(item);
+    },
+  };
 }

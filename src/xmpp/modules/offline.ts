@@ -6,6 +6,7 @@ import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
 import type { XmppContext } from "../context.js";
 import type { ClientSession } from "../client-session.js";
+import { blocks } from "./blocklist.js";
 
 /**
  * Offline storage (RFC 6121 §8.5.2.1.1, XEP-0160): the core hands over a chat
@@ -103,7 +104,10 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
       const texts = await x.store.takeOffline(s.user);
       for (const text of texts) {
         try {
-          s.send(parse(text));
+          const el = parse(text);
+          // XEP-0191: stored while the user was away, from someone the user has blocked: dropped.
+          if (s.blocked !== null && blocks(s.blocked, el.attrs.from ?? "", s.bare)) continue;
+          s.send(el);
         } catch {
           x.log.warn("dropped an unreadable offline message", { user: s.user });
         }

@@ -11,6 +11,7 @@ import { subscription, type SubscriptionType } from "./subscription.js";
 import { withRoster } from "./roster-cache.js";
 import { held } from "./roster-items.js";
 import type { RosterItem } from "../../store/xmpp-store.js";
+import { blocks } from "./blocklist.js";
 
 /** Directed presence remembered per session; past it, still sent but not undone on logout. */
 const MAX_DIRECTED = 1000;
@@ -24,8 +25,10 @@ function presenceTo(s: ClientSession, to: string, stanza: Element | null, flags 
 
 /** From the roster kept on the session (roster-cache.ts): no store read per presence. */
 function toSubscribers(s: ClientSession, roster: ReadonlyMap<string, RosterItem>, stanza: Element): void {
+  const blocked = s.blocked;
   for (const item of roster.values()) {
-    if (item.subscription === "from" || item.subscription === "both") presenceTo(s, item.jid, stanza);
+    // XEP-0191 §3.3: a blocked contact sees the user as unavailable.
+    if ((item.subscription === "from" || item.subscription === "both") && (blocked === null || !blocks(blocked, item.jid, s.bare))) presenceTo(s, item.jid, stanza);
   }
   // RFC 6121 §4.2.2, §4.5.2: the user's own available resources see it too.
   presenceTo(s, s.bare, stanza);
@@ -92,13 +95,15 @@ export function presenceModule(hooks: Hooks, x: XmppContext): void {
     // §4.3.2: probe the contacts this user is subscribed to, and the user's own other resources.
     withRoster(x, s, (roster) => {
       for (const item of roster.values()) {
-        if (item.subscription === "to" || item.subscription === "both") presenceTo(s, item.jid, null, Flag.Probe);
+        if ((item.subscription === "to" || item.subscription === "both") && (s.blocked === null || !blocks(s.blocked, item.jid, s.bare))) presenceTo(s, item.jid, null, Flag.Probe);
       }
     });
     presenceTo(s, s.bare, null, Flag.Probe);
     // §3.1.3: subscription requests not yet answered are shown again at each login.
     held(x, s, x.store.subscriptionRequests(s.user), (requests) => {
       for (const r of requests) {
+        // XEP-0191: a request from a blocked address stays stored, unseen, until it is unblocked.
+        if (s.blocked !== null && blocks(s.blocked, r.from, s.bare)) continue;
         try {
           const el = parse(r.stanza);
           el.attrs.to = s.bare;

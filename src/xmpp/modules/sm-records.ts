@@ -4,8 +4,9 @@ import { Phase, type ClientSession } from "../client-session.js";
 import { NS } from "../ns.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
-import type { ResumeRecord } from "../../session/resume-record.js";
-import { takeStored } from "./offline.js";
+import type { HeldCopy, ResumeRecord } from "../../session/resume-record.js";
+import type { Envelope } from "../../envelope/envelope.js";
+import { takeStored, unackedAgain } from "./offline.js";
 
 /** Directed presence a record carries at most (RFC 6121 §4.6.3 is told of it at the end; the rest is not). */
 const MAX_DIRECTED = 100;
@@ -42,13 +43,46 @@ export function describer(x: XmppContext, idOf: (s: ClientSession) => string): (
 }
 
 /**
+ * A record whose window passed with nobody resuming it (kept for a worker that
+ * died): the messages its session wrote alone and its client never
+ * acknowledged go to the user's next session, or are stored, as when a
+ * session's window passes on its own worker.
+ */
+export function leftover(x: XmppContext): (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[] {
+  return (rec, held) => {
+    const stamp = new Date().toISOString();
+    const out: Envelope[] = [];
+    for (const [, wire] of held) {
+      try {
+        const env = unackedAgain(x.config.domain, rec.address, parse(wire) as Element, stamp);
+        if (env !== null) out.push(env);
+      } catch {
+        // Our own output always parses.
+      }
+    }
+    return out;
+  };
+}
+
+/** The copies a client with count `clientH` did not receive, oldest first (its count covers a prefix of what was written). */
+function notReceived(held: readonly HeldCopy[] | undefined, clientH: number): string[] {
+  const out: string[] = [];
+  for (const [n, wire] of held ?? []) {
+    const ahead = (n - clientH) >>> 0;
+    if (ahead !== 0 && ahead < 0x8000_0000) out.push(wire);
+  }
+  return out;
+}
+
+/**
  * A session rebuilt from its record, as a handover from nobody: the claimant
  * keeps its own serial (the session that died is gone from its owner), the
  * server's count is the one the client was last told, the client's is what it
- * says it received; nothing is unacknowledged (what the dead session had
- * taken comes again from custody).
+ * says it received. Unacknowledged: the keeper's copies of what the dead
+ * session alone held and the client did not receive (what other workers hold
+ * in custody comes again from them).
  */
-export function rebuiltHandover(rec: ResumeRecord, serial: number, clientH: number): Handover {
+export function rebuiltHandover(rec: ResumeRecord, serial: number, clientH: number, held?: readonly HeldCopy[]): Handover {
   const st = rec.state as RecordState;
   let presence: Element | null = null;
   try {
@@ -69,7 +103,7 @@ export function rebuiltHandover(rec: ResumeRecord, serial: number, clientH: numb
     wantsCopies: st.copies === true,
     peersWantCopies: false,
     inbound: [],
-    state: { handled: rec.count, acked: clientH, unacked: [], receipts: [], directed: Array.isArray(st.directed) ? st.directed : [], rosterRequested: st.roster === true },
+    state: { handled: rec.count, acked: clientH, unacked: notReceived(held, clientH), receipts: [], directed: Array.isArray(st.directed) ? st.directed : [], rosterRequested: st.roster === true },
   };
 }
 
@@ -102,15 +136,17 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
     if (session.phase === Phase.Authenticated) session.sendNonza(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
     session.release();
   };
-  x.core.records.recall("xmpp", m.previd, m.user, (found) => {
+  x.core.records.recall("xmpp", m.previd, m.user, m.h, (found) => {
     if (found === null) return fail();
     const rebuild = () => {
       if (session.phase !== Phase.Authenticated) return fail();
-      m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h));
+      m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h, found.held));
       x.metrics.sm.rebuilt++;
       if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count });
       // Behind the bind on the ordered stream to the owner: what custody routes again finds the session bound.
-      x.core.barrier(session.coreSession, () => x.core.receivedUpTo(m.keepKey, m.h, true));
+      // With the place of the last copy it resent: the dead session, if only stalled, does not give those back.
+      const copied = found.held !== undefined && found.held.length > 0 ? found.held[found.held.length - 1][0] : undefined;
+      x.core.barrier(session.coreSession, () => x.core.receivedUpTo(m.keepKey, m.h, true, copied));
       // What came for the user while it had no session was stored (or held by its owner, then stored): it comes now.
       if (session.available) takeStored(x, session);
       session.release();

@@ -11,7 +11,7 @@ import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
-import { afterMiss, describer } from "./sm-records.js";
+import { afterMiss, describer, leftover } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
 
@@ -34,6 +34,8 @@ interface SmState {
   receipts: [number, string][];
   directed: string[];
   rosterRequested: boolean;
+  /** XEP-0191: the client asked for the block list (absent from a worker of before). */
+  blocklistRequested?: boolean;
 }
 
 /** What a claimant worker asks with. */
@@ -61,6 +63,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   const resumable = new Map<string, ClientSession>();
   /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
   const confirm = (receipt: string) => x.core.confirm(receipt);
+  const published = (cb: () => void) => x.core.afterPublish(cb);
 
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (session.phase === Phase.Authenticated) features.c("sm", { xmlns: NS.SM });
@@ -150,7 +153,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
    */
   function restore(s: ClientSession, h: Handover, waitMs: number | null, announce?: (acks: Acks) => void): Acks {
     const st = h.state as SmState;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm);
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n), published);
     acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
     s.acks = acks;
     if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
@@ -158,10 +161,17 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     s.continueFrom(h, waitMs);
     for (const d of st.directed) s.directed.add(d);
     s.rosterRequested = st.rosterRequested;
+    s.blocklistRequested = st.blocklistRequested === true;
     for (const [i, receipt] of st.receipts ?? []) x.core.keeps(receipt, s.coreSession.keepKey, (st.acked + i + 1) % MOD);
     resumable.set(h.key, s);
-    // Its record now names this worker (resume-records.ts).
-    if (h.key !== "") x.core.records.keep(s.coreSession);
+    // Its record now names this worker (resume-records.ts), and its keeper copies what this worker alone holds.
+    if (h.key !== "") {
+      x.core.records.keep(s.coreSession);
+      const receipts = new Map(st.receipts ?? []);
+      for (let i = 0; i < st.unacked.length; i++) {
+        if (st.unacked[i].startsWith("<message")) x.core.records.replicate(s.coreSession, (st.acked + i + 1) % MOD, st.unacked[i], receipts.get(i) ?? "");
+      }
+    }
     return acks;
   }
 
@@ -174,13 +184,14 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     let bytes = 0;
     for (const w of unacked) bytes += w.length;
     if (bytes > MAX_HANDOVER_BYTES) return null;
-    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested };
+    return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested, blocklistRequested: s.blocklistRequested };
   }
 
   x.core.records.describer(
     "xmpp",
     describer(x, (s) => (s.acks instanceof Acks ? s.acks.id : "")),
     (s) => ((s as unknown as ClientSession).acks as Acks | null)?.handled ?? 0,
+    leftover(x),
   );
 
   x.core.handovers.resumer("xmpp", {
@@ -226,7 +237,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         else {
           const id = randomBytes(18).toString("base64url");
           const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm);
+          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published);
           if (resume) {
             resumable.set(id, session);
             session.coreSession.keepKey = keepKeyOf(session.user, id);
@@ -273,6 +284,11 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
       let receipt = "";
       if (r < receipts.length && receipts[r][0] === i) receipt = receipts[r++][1];
       if (told >= 0 && (told - (first + i + 1) + MOD) % MOD < MOD / 2) {
+        if (receipt !== "") confirm(receipt);
+        continue;
+      }
+      // Rebuilt on another worker, which sent it again from the record keeper's copy.
+      if (told >= 0 && x.core.replayedElsewhere(session.coreSession.keepKey, receipt, (first + i + 1) % MOD) && wires[i].startsWith("<message")) {
         if (receipt !== "") confirm(receipt);
         continue;
       }
@@ -352,6 +368,10 @@ export class Acks implements AckTracker {
     private readonly counts = new SmCounts(),
     /** Told each receipt the client acknowledged. */
     private readonly confirm: (receipt: string) => void = () => {},
+    /** Told each h the client acknowledged with (a resumable session: its keeper's copies up to h go). */
+    private readonly ackedTo?: (h: number) => void,
+    /** Runs an <a/> once what the counted stanzas caused has left this worker (Core.afterPublish). */
+    private readonly published: (cb: () => void) => void = (cb) => cb(),
   ) {}
 
   get resumable(): boolean {
@@ -404,7 +424,9 @@ export class Acks implements AckTracker {
   }
 
   answer(): void {
-    this.s.sendNonza(`<a xmlns='${NS.SM}' h='${this.handled}'/>`);
+    const a = `<a xmlns='${NS.SM}' h='${this.handled}'/>`;
+    // Not before the bus has published what the counted stanzas caused: the client forgets what <a/> covers.
+    this.published(() => this.s.sendNonza(a));
   }
 
   sent(wire: string, receipt = ""): void {
@@ -445,6 +467,7 @@ export class Acks implements AckTracker {
     this.counts.unacked -= n;
     this.acked = h;
     if (this.receiptHead < this.receipts.length) this.settleReceipts(true);
+    if (n > 0) this.ackedTo?.(h);
   }
 
   /** Receipts of what was acknowledged (or, discarding, of everything) leave; with `tell`, the core hears of each. */

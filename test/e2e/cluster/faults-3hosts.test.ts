@@ -232,11 +232,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     assert.equal(f.duplicated, 0, `duplicated: ${JSON.stringify(f)}`);
   };
 
-  // The todo reason is a product gap still seen in runs of this file (docs/cluster.md, "When something fails").
-  const LOCAL_GAP =
-    "product gap: a message between two users of the worker that dies, both sessions there, accepted (<a/> to its sender) and not yet acknowledged by its recipient's client, dies with the worker: custody holds only what crosses workers, and the recipient's resume record keeps counts, not its unacknowledged stanzas (0-2 in ~5,400 in the last runs)";
-
-  test("SIGKILL one worker", { timeout: 120_000, todo: LOCAL_GAP }, async () => {
+  test("SIGKILL one worker", { timeout: 120_000 }, async () => {
     const victim = busiestWorker(0);
     check(await phase("kill-worker", () => void process.kill(victim, "SIGKILL")));
   });
@@ -261,7 +257,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     );
   });
 
-  test("SIGKILL a whole host; its clients go to another", { timeout: 150_000, todo: LOCAL_GAP }, async () => {
+  test("SIGKILL a whole host; its clients go to another", { timeout: 150_000 }, async () => {
     const h = 2;
     check(await phase("kill-host", () => hosts[h].kill()));
     assert.ok(clients.every((s) => s.at !== h), "no client on the dead host");

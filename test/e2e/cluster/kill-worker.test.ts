@@ -34,7 +34,7 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
     port = await freePort();
     home = hostDir(
       {
-        log: { level: "info", format: "json" },
+        log: { level: process.env.KILL_WORKER_LEVEL ?? "info", format: "json" },
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
         storage: { type: "sqlite", path: "db.sqlite" },
@@ -56,13 +56,9 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
 
   const workerOf = (address: string): string => String(host.log.logged("session started").filter((l) => l.address === address).at(-1)?.worker);
 
-  // Resumption after a death made a gap visible: a message between two users of the killed worker, acknowledged to
-  // its sender (its count reached the resume record) and not yet to its recipient's client, dies with the worker.
-  const LOCAL_GAP = "product gap: a message between two users of the killed worker, accepted and not yet acknowledged by its recipient's client, dies with it (the resume record keeps counts, not unacknowledged stanzas)";
-
-  test("every message the server acknowledged reaches its recipient once", { timeout: 90_000, todo: LOCAL_GAP }, async () => {
+  test("every message the server acknowledged reaches its recipient once", { timeout: 90_000 }, async () => {
     const clients: SmClient[] = [];
-    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500 }));
+    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500, plain: true }));
     await waitUntil(() => clients.every((_, i) => workerOf(`h${i}@localhost/r`) !== "undefined"), 5000, "every start line");
     const count = new Map<string, number>();
     for (let i = 0; i < USERS; i++) count.set(workerOf(`h${i}@localhost/r`), (count.get(workerOf(`h${i}@localhost/r`)) ?? 0) + 1);
@@ -102,7 +98,12 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
       }),
     );
     // Everyone back online; then each side says what it has (acks both ways), until every accepted message arrived.
-    await waitUntil(() => clients.every((s) => s.c.status === "online"), 20_000, "every client back online");
+    await waitUntil(() => clients.every((s) => s.c.status === "online"), 20_000, () => `every client back online: ${clients.map((s, i) => `u${i} ${s.c.status}`).filter((x) => !x.endsWith(" online")).join(", ")}`).catch(async (e) => {
+      // The clients reconnect forever: stopped, or the file never ends.
+      if (process.env.KILL_WORKER_LOG) writeFileSync(process.env.KILL_WORKER_LOG, host.log.text + trace.join("\n"));
+      await Promise.all(clients.map((s) => s.stop().catch(() => {})));
+      throw e;
+    });
     const backAfterMs = Date.now() - killedAt;
     const received = new Map<string, number>();
     const tallyReceived = () => {

@@ -55,7 +55,7 @@ export class ResumeBed {
   }
 
   async login(): Promise<void> {
-    for (let i = 0; i < USERS; i++) this.clients.push(await smClient(this.port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500 }));
+    for (let i = 0; i < USERS; i++) this.clients.push(await smClient(this.port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500, plain: true }));
     this.clients.forEach((s) => {
       s.c.streamManagement.on("ack", (el: any) => this.accepted.add(el.getChildText("body")));
       s.c.streamManagement.on("fail", (el: any) => this.notAccepted.add(el.getChildText("body")));

@@ -20,9 +20,10 @@ function hasSlixmpp(): boolean {
 /** For a test's `skip`: false, or why it cannot run here. */
 export const SLIXMPP_SKIP: false | string = hasSlixmpp() ? false : "python3-slixmpp is not installed";
 
-/** A fresh server offering STARTTLS with the test certificate; `xmpp` is laid over its xmpp config. */
-export function startSlixmppServer(users: Record<string, string>, xmpp: Record<string, unknown> = {}): Promise<TestServer> {
-  return startServer({ listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, tls: TLS_FILES }], xmpp }, users);
+/** A fresh server offering STARTTLS with the test certificate; `xmpp` is laid over its xmpp config; `storage` (null: a fresh SQLite file). */
+export function startSlixmppServer(users: Record<string, string>, xmpp: Record<string, unknown> = {}, storage: Record<string, unknown> | null = null): Promise<TestServer> {
+  const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, tls: TLS_FILES }];
+  return startServer(storage === null ? { listeners, xmpp } : { listeners, xmpp, storage }, users);
 }
 
 /** Runs test/fixtures/`script` (port, CA file) against a fresh server with alice and bob; its output lines. */

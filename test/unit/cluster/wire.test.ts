@@ -113,19 +113,23 @@ test("bytes that are not a bus message are refused with an error, not misread", 
   assert.throws(() => noCodec.encode({ op: "owner", env: Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: parseStanza("<message/>") }) }), /no payload codec/);
 });
 
-test("resume records: kept, counted and dropped in one message; a recall and its answer; a client's count after a rebuild", { timeout: 5000 }, () => {
+test("resume records: kept, copied, counted, acknowledged and dropped in one message; a recall and its answer; a client's count after a rebuild", { timeout: 5000 }, () => {
   const rec = { protocol: "xmpp", key: "Zm9vYmFy", user: "alice", address: "alice@x/phone", count: 4294967295, windowMs: 300000, state: { presence: "<presence><show>away</show></presence>", available: true, priority: -1, copies: false, roster: true, directed: ["bob@x"] } };
-  const records: BusMessage = { op: "records", from: "h-w0", reset: true, keep: [rec], counts: [["k2", 7]], drop: ["k3"] };
+  const records: BusMessage = { op: "records", from: "h-w0", reset: true, keep: [rec], counts: [["k2", 7]], drop: ["k3"], held: [["Zm9vYmFy", 4, "<message to='alice@x/phone'><body>é</body></message>"]], acks: [["k2", 3]] };
   assert.deepEqual(roundTrip(records), records);
-  const recall: BusMessage = { op: "recall", protocol: "xmpp", key: "Zm9vYmFy", user: "alice", from: "h-w1", token: 9 };
+  const recall: BusMessage = { op: "recall", protocol: "xmpp", key: "Zm9vYmFy", user: "alice", from: "h-w1", token: 9, h: 4294967295 };
   assert.deepEqual(roundTrip(recall), recall);
-  for (const found of [null, { record: rec, holder: "" }, { record: rec, holder: "h-w0" }]) {
+  for (const found of [null, { record: rec, holder: "", held: [[0, "<message><body>x</body></message>"]] as [number, string][] }, { record: rec, holder: "h-w0", held: [] }]) {
     const m: BusMessage = { op: "recalled", token: 9, from: "g-w0", found };
     assert.deepEqual(roundTrip(m), m);
   }
   const received: BusMessage = { op: "received", key: "alice\u0000id", count: 12, resumedOn: "h-w1" };
   assert.deepEqual(roundTrip(received), received);
+  const copied: BusMessage = { op: "received", key: "alice\u0000id", count: 12, resumedOn: "h-w1", copied: 15 };
+  assert.deepEqual(roundTrip(copied), copied);
   assert.throws(() => wire.decode(wire.encode({ ...records, keep: [{ ...rec, count: "x" as unknown as number }] })), /resume record without its counts/);
   assert.throws(() => wire.decode(wire.encode({ ...records, counts: [["k", "7" as unknown as number]] })), /records with bad counts/);
+  assert.throws(() => wire.decode(wire.encode({ ...records, acks: [["k", null as unknown as number]] })), /records with bad counts/);
+  assert.throws(() => wire.decode(wire.encode({ ...records, held: [["k", 1, 2 as unknown as string]] })), /records with bad held copies/);
   assert.throws(() => wire.decode(wire.encode({ ...recall, token: "9" as unknown as number })), /recall without a key/);
 });

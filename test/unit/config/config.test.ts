@@ -249,3 +249,15 @@ test("drainTimeoutMs: 10 s by default, an integer in [100, 600000]", { timeout: 
   assert.equal(keyOf({ drainTimeoutMs: "10s" }), "drainTimeoutMs");
   assert.equal(keyOf({ drainTimeoutMs: 1.5 }), "drainTimeoutMs");
 });
+
+test("xmpp.maxBlocklistItems, xmpp.maxVcardBytes, xmpp.versionShowsOs (XEP-0191, XEP-0054, XEP-0092): defaults and checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual([c.xmpp.maxBlocklistItems, c.xmpp.maxVcardBytes, c.xmpp.versionShowsOs], [1000, 65536, false]);
+  assert.equal(validate({ xmpp: { maxBlocklistItems: 0, maxVcardBytes: 0 } }, "/tmp").xmpp.maxVcardBytes, 0, "0: nothing may be blocked or stored");
+  assert.equal(keyOf({ xmpp: { maxBlocklistItems: -1 } }), "xmpp.maxBlocklistItems");
+  assert.equal(keyOf({ xmpp: { maxBlocklistItems: 1.5 } }), "xmpp.maxBlocklistItems");
+  assert.equal(keyOf({ xmpp: { maxVcardBytes: "64k" } }), "xmpp.maxVcardBytes");
+  assert.equal(keyOf({ xmpp: { maxVcardBytes: 16777217 } }), "xmpp.maxVcardBytes");
+  assert.equal(validate({ limits: { maxStanzaBytes: 4096 } }, "/tmp").xmpp.maxVcardBytes, 65536, "a smaller stanza limit is no error: it caps vCards too");
+  assert.equal(keyOf({ xmpp: { versionShowsOs: "yes" } }), "xmpp.versionShowsOs");
+});

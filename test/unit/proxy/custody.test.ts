@@ -239,27 +239,51 @@ test("taken by a session whose worker dies: routed again, to another resource of
   w.stop();
 });
 
-test("both copies come back to the custodian's own worker: the second is dropped there too", { timeout: 5000 }, async () => {
+test("both copies of a message for its custodian's own worker meet at the owner: the second goes no further", { timeout: 5000 }, async () => {
   const w = world({ confirmTimeoutMs: 100, dedupWindowMs: 5000 });
   const p0 = w.proxies.get("w0")!;
+  const p3 = w.proxies.get("w3")!;
   const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
   p0.attach(alice);
   const bobBare = w.userOwnedBy("w3");
   const bob = new Client(p0, `${bobBare}/b`);
   p0.attach(bob);
-  // bob's owner stalls: the message and the copy routed again wait there, then both come back to w0.
+  // bob's owner stalls: the message and the copy routed again wait there; the owner passes the first back to w0.
   w.stalled.set("w3", []);
   alice.send(bobBare, "m1");
   await until("routed again", () => p0.custody.rerouted >= 1);
   w.release("w3");
-  await until("settled", () => p0.custody.size === 0);
+  await until("settled", () => p0.custody.size === 0 && p3.custody.size === 0);
   await turn();
   assert.deepEqual(bob.bodies(), ["m1"], "once");
-  assert.equal(p0.stats.duplicates, 1);
+  assert.equal(p3.stats.duplicates, 1, "the copy routed again is dropped at the owner, which had taken the message over");
   w.stop();
 });
 
-test("both copies come back to the custodian's own worker, to a session that keeps them until acked: the second is dropped", { timeout: 5000 }, async () => {
+test("an owner passing a message back to its custodian's worker holds it: that worker dies before the client acknowledged, and it reaches the user's next session", { timeout: 5000 }, async () => {
+  const w = world();
+  const p0 = w.proxies.get("w0")!;
+  const p3 = w.proxies.get("w3")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const phone = new Client(p0, `${bobBare}/phone`, true);
+  p0.attach(phone);
+  alice.send(bobBare, "m1");
+  await until("delivered", () => phone.bodies().length === 1);
+  await turn();
+  assert.equal(p0.custody.size, 0, "its first custodian let it go");
+  assert.equal(p3.custody.size, 1, "the owner holds it, taken by the phone's session");
+  const laptop = new Client(w.proxies.get("w2")!, `${bobBare}/laptop`);
+  w.proxies.get("w2")!.attach(laptop);
+  await turn();
+  w.hub.leave("w0");
+  await until("settled", () => p3.custody.size === 0);
+  assert.deepEqual(laptop.bodies(), ["m1"], "a bare-JID message goes to the user's other session");
+  w.stop();
+});
+
+test("both copies of a message for its custodian's own worker, to a session that keeps it until acked: the second is dropped", { timeout: 5000 }, async () => {
   const w = world({ confirmTimeoutMs: 100, dedupWindowMs: 5000 });
   const p0 = w.proxies.get("w0")!;
   const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
@@ -271,10 +295,12 @@ test("both copies come back to the custodian's own worker, to a session that kee
   alice.send(bobBare, "m1");
   await until("routed again", () => p0.custody.rerouted >= 1);
   w.release("w3");
-  await until("both copies back", () => p0.stats.duplicates === 1);
+  const p3 = w.proxies.get("w3")!;
+  await until("both copies at the owner", () => p3.stats.duplicates === 1);
+  await turn();
   assert.deepEqual(bob.bodies(), ["m1"], "once");
   bob.ack();
-  await until("settled", () => p0.custody.size === 0);
+  await until("settled", () => p0.custody.size === 0 && p3.custody.size === 0);
   w.stop();
 });
 
@@ -403,5 +429,26 @@ test("a session rebuilt after its worker died: what it had taken beyond its clie
   p0.custody.expire(performance.now() + 120_000);
   await turn();
   assert.deepEqual(bob2.bodies(), ["m2", "m3"]);
+  w.stop();
+});
+
+test("a bare-JID message fanned out by its owner to a resource on its custodian's worker and one on the owner's: each gets it once", { timeout: 5000 }, async () => {
+  const w = world();
+  const p0 = w.proxies.get("w0")!;
+  const p3 = w.proxies.get("w3")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const phone = new Client(p0, `${bobBare}/phone`);
+  const desk = new Client(p3, `${bobBare}/desk`);
+  p0.attach(phone);
+  p3.attach(desk);
+  await turn();
+  alice.send(bobBare, "m1");
+  await until("both delivered", () => phone.bodies().length === 1 && desk.bodies().length === 1);
+  await until("settled", () => p0.custody.size === 0 && p3.custody.size === 0);
+  await turn();
+  assert.deepEqual([phone.bodies(), desk.bodies()], [["m1"], ["m1"]]);
+  assert.equal(p3.stats.duplicates, 0, "the owner's own resource was not taken for a copy routed again");
   w.stop();
 });

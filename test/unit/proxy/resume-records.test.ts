@@ -7,8 +7,8 @@ import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { keeperOf } from "../../../src/proxy/resume-records.js";
 import { Session } from "../../../src/session/session.js";
-import type { Envelope } from "../../../src/envelope/envelope.js";
-import type { Recalled, ResumeRecord } from "../../../src/session/resume-record.js";
+import { Envelope, Flag } from "../../../src/envelope/envelope.js";
+import type { HeldCopy, Recalled, ResumeRecord } from "../../../src/session/resume-record.js";
 
 class Resumable extends Session {
   readonly protocol = "xmpp";
@@ -24,7 +24,9 @@ class Resumable extends Session {
     this.resource = address.slice(address.indexOf("/") + 1);
     this.available = true;
   }
-  deliver(_env: Envelope): boolean {
+  readonly got: Envelope[] = [];
+  deliver(env: Envelope): boolean {
+    this.got.push(env);
     return true;
   }
   replaced(): void {}
@@ -37,13 +39,13 @@ const describe = (s: Session): ResumeRecord | null => {
 };
 
 /** Workers on hosts: ids "<host>-w<i>". A worker made dead stops receiving and leaves the hub (as an expired member). */
-function world(hosts: Record<string, number>) {
+function world(hosts: Record<string, number>, leftover?: (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[], resumeGraceMs = 0) {
   const opts: ProxyOptions = {
     timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
     sweepIntervalMs: 20,
     maxPendingPerSession: 10,
     maxInboundPerSession: 100,
-    custody: { ...defaults().cluster.custody, resumeGraceMs: 0 },
+    custody: { ...defaults().cluster.custody, resumeGraceMs },
   };
   const hub = new LocalHub(64);
   const buses: LocalBus[] = [];
@@ -58,7 +60,7 @@ function world(hosts: Record<string, number>) {
   }
   const proxies = new Map(buses.map((b) => [b.workerId, new ProxyDaemon(b, opts)]));
   for (const p of proxies.values()) {
-    p.records.describer("xmpp", describe, (s) => (s as Resumable).handled);
+    p.records.describer("xmpp", describe, (s) => (s as Resumable).handled, leftover);
     p.start();
   }
   return {
@@ -78,8 +80,8 @@ function world(hosts: Record<string, number>) {
   };
 }
 
-function recall(p: ProxyDaemon, key: string, user: string): Promise<Recalled | null> {
-  return new Promise((resolve) => p.records.recall("xmpp", key, user, resolve));
+function recall(p: ProxyDaemon, key: string, user: string, h = 0): Promise<Recalled | null> {
+  return new Promise((resolve) => p.records.recall("xmpp", key, user, h, resolve));
 }
 
 test("the keeper is on another host when there is one, else another worker of the host, none when alone", () => {
@@ -206,5 +208,104 @@ test("a count follows the session's a turn after it submitted, and by the sweep"
   p0.records.expire(performance.now() + 2000);
   await turn();
   assert.equal(await kept(), 6);
+  w.stop();
+});
+
+const heldIn = (msgs: BusMessage[]) => msgs.flatMap((m) => (m.op === "records" ? m.held.map((h) => h[2]) : []));
+
+test("copies of what a session alone holds reach its keeper before the turn's client writes; acknowledged ones go", { timeout: 5000 }, async () => {
+  const w = world({ a: 2, b: 1 });
+  const p0 = w.p("a-w0");
+  const keeper = w.p(p0.records.keeperNow);
+  const s = new Resumable("alice@localhost/phone", "K7");
+  p0.attach(s);
+  p0.records.keep(s);
+  await turn();
+  const from = w.sent.length;
+  p0.records.replicate(s, 1, "<message id='1'/>", "");
+  p0.records.replicate(s, 2, "<message id='2'/>", "a-w0.17");
+  // Held in custody by a live worker elsewhere: that worker routes it again if this one dies.
+  p0.records.replicate(s, 3, "<message id='3'/>", "a-w1.5");
+  p0.records.replicate(s, 4, "<message id='4'/>", "gone-w9.5");
+  await Promise.resolve();
+  assert.deepEqual(heldIn(w.sent.slice(from)), ["<message id='1'/>", "<message id='2'/>", "<message id='4'/>"], "in a microtask, not a turn later");
+  assert.equal(p0.records.stats.copied, 3);
+  p0.records.acked(s, 2);
+  await turn();
+  w.kill("a-w0");
+  const found = await recall(w.p("a-w1"), "K7", "alice");
+  assert.deepEqual(found?.held, [[4, "<message id='4'/>"]], "what the client acknowledged is gone");
+  assert.equal(keeper.records.size, 0);
+  w.stop();
+});
+
+test("a new keeper gets the copies again; a window that passes sends them on to the user", { timeout: 5000 }, async () => {
+  const routed: string[] = [];
+  const leftover = (rec: ResumeRecord, held: readonly HeldCopy[]) =>
+    held.map(([, wire]) => {
+      routed.push(wire);
+      return Envelope.message({ from: "bob@localhost/pc", to: rec.address, protocol: "xmpp", payload: null, flags: Flag.Offline | Flag.BareFallback, id: wire });
+    });
+  const w = world({ a: 1, b: 1, c: 1 }, leftover);
+  const p0 = w.p("a-w0");
+  const first = p0.records.keeperNow;
+  const s = new Resumable("alice@localhost/phone", "K8");
+  p0.attach(s);
+  p0.records.keep(s);
+  p0.records.replicate(s, 1, "<message id='m1'/>", "");
+  p0.records.replicate(s, 2, "<message id='m2'/>", "");
+  await turn();
+  p0.records.acked(s, 1);
+  await turn();
+  w.kill(first);
+  const second = p0.records.keeperNow;
+  await turn();
+  await turn();
+  // The holder dies; nobody resumes; a new session of the user is on the third worker.
+  const third = ["a-w0", "b-w0", "c-w0"].find((x) => x !== first && x !== "a-w0" && x !== second);
+  const other = w.p(third ?? second);
+  const again = new Resumable("alice@localhost/laptop", "K9");
+  other.attach(again);
+  await turn();
+  w.kill("a-w0");
+  w.p(second).records.expire(performance.now() + 6000);
+  assert.deepEqual(routed, ["<message id='m2'/>"], "the unacknowledged one, once");
+  assert.equal(w.p(second).records.stats.copiesRouted, 1);
+  const until = Date.now() + 3000;
+  while (again.got.length === 0 && Date.now() < until) await turn();
+  assert.deepEqual(
+    again.got.map((e) => e.id),
+    ["<message id='m2'/>"],
+    "delivered to the user's session by the bare-address fallback",
+  );
+  w.stop();
+});
+
+test("a window that passed: the copies wait for the client's count, and only those beyond it go on", { timeout: 5000 }, async () => {
+  const routed: string[] = [];
+  const leftover = (_rec: ResumeRecord, held: readonly HeldCopy[]) => {
+    for (const [, wire] of held) routed.push(wire);
+    return [];
+  };
+  const w = world({ a: 2, b: 1 }, leftover, 10_000);
+  const p0 = w.p("a-w0");
+  const keeper = w.p(p0.records.keeperNow);
+  const s = new Resumable("alice@localhost/phone", "KA");
+  const t = new Resumable("bob@localhost/pc", "KB");
+  for (const [x, key] of [[s, "KA"], [t, "KB"]] as const) {
+    p0.attach(x);
+    p0.records.keep(x);
+    for (let n = 1; n <= 3; n++) p0.records.replicate(x, n, `<message id='${key}${n}'/>`, "");
+  }
+  await turn();
+  w.kill("a-w0");
+  const now = performance.now();
+  keeper.records.expire(now + 6000);
+  assert.deepEqual(routed, [], "the window passed: its copies wait for the client's count");
+  assert.equal(await recall(w.p("a-w1"), "KA", "alice", 1), null, "not resumable any more");
+  assert.deepEqual(routed, ["<message id='KA2'/>", "<message id='KA3'/>"], "what the client had not received, at once");
+  keeper.records.expire(now + 17_000);
+  assert.deepEqual(routed.slice(2), ["<message id='KB1'/>", "<message id='KB2'/>", "<message id='KB3'/>"], "no count came: all, after the grace");
+  assert.equal(keeper.records.stats.expired, 2);
   w.stop();
 });

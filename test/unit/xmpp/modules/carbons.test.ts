@@ -36,7 +36,7 @@ test("withoutPrivate: null when there is none; else a copy without it, the origi
 test("a copy is written as <received/> or <sent/> from the bare JID, the original forwarded in jabber:client; not to a session without carbons", { timeout: 5_000 }, () => {
   const orig = m("<message type='chat' id='7'><body>a &amp; b</body></message>");
   const env = Envelope.message({ from: "bob@x/b", to: "alice@x/phone", protocol: "xmpp", payload: orig, flags: Flag.Copies | Flag.Offline });
-  const desk = { address: "alice@x/d'sk", bare: "alice@x", rosterRequested: false, wantsCopies: true };
+  const desk = { address: "alice@x/d'sk", bare: "alice@x", rosterRequested: false, blocklistRequested: false, wantsCopies: true };
   assert.equal(
     toWire(desk, env.copy(Flag.Copy)),
     `<message from="alice@x" to="alice@x/d&apos;sk" type="chat"><received xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0">` +
