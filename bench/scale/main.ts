@@ -61,6 +61,8 @@ export function report(r: ScaleResult): string {
   r.workers.forEach((w, i) => lines.push(`  worker ${i}: RSS ${mib(w.baseline.rss)} → ${mib(w.loaded.rss)}, heap ${mib(w.baseline.heapUsed)} → ${mib(w.loaded.heapUsed)}, external ${mib(w.baseline.external)} → ${mib(w.loaded.external)}`));
   lines.push(`host RSS (all server processes) ${r.hostRssMiB.toFixed(0)} MiB`);
   lines.push(`at rest over ${p.idleS} s: server ${r.idleCpuPercent.toFixed(2)} % of a core (${r.idleServerCpuSeconds.toFixed(2)} CPU-s), clients ${r.idleClientCpuSeconds.toFixed(2)} CPU-s; stanzas in ${r.idleStanzas.in}, out ${r.idleStanzas.out}; clients answered ${r.clientStats.pings} pings and ${r.clientStats.acks} <r/>, sent ${r.clientStats.keepalives} keepalives`);
+  const c = r.cluster;
+  if (p.workers > 1) lines.push(`cluster, whole run: bus messages sent ${c.busSent}, membership changes ${c.membershipChanges}, renewals ${c.renewals}, resyncs ${c.resyncs}, sessions bound again ${c.bindsSent} in ${c.bindBatches} bus messages`);
   lines.push(`alive at the end: ${r.alive}, dead ${r.dead}, dropped by the server ${r.clientStats.dropped}`);
   return lines.join("\n");
 }

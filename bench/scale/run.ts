@@ -68,6 +68,8 @@ export interface ScaleResult {
   idleClientCpuSeconds: number;
   /** Stanzas the server read and wrote during the idle window (pings, their answers, presence…). */
   idleStanzas: { in: number; out: number };
+  /** Cluster healing over the whole run, every worker summed (admin /metrics after the final probe; NaN where the server lacks the metric). */
+  cluster: { busSent: number; membershipChanges: number; renewals: number; resyncs: number; bindsSent: number; bindBatches: number };
   /** During the idle window: server pings answered, <r/> answered, keepalives sent; dropped: sessions the server closed, ever. */
   clientStats: { pings: number; acks: number; keepalives: number; dropped: number };
   alive: number;
@@ -193,6 +195,8 @@ export async function runScale(p: ScaleParams, log: (s: string) => void = () => 
     }
     const isProbe = (e: ScaleEvent): e is Extract<ScaleEvent, { ev: "probe" }> => e.ev === "probe";
     const probes = await collect(clients, isProbe, { cmd: "probe", timeoutMs: 30_000 }, 60_000);
+    // After the probe, whose burst of pings is itself a load on the cluster (late heartbeats).
+    const end = await Scrape.of(server.adminPort);
     return {
       params: p,
       node: process.version,
@@ -216,6 +220,14 @@ export async function runScale(p: ScaleParams, log: (s: string) => void = () => 
       alive: probes.reduce((n, e) => n + e.alive, 0),
       dead: probes.reduce((n, e) => n + e.dead, 0),
       hostRssMiB,
+      cluster: {
+        busSent: end.get("switchboard_cluster_bus_messages_total", { direction: "sent" }),
+        membershipChanges: end.get("switchboard_cluster_membership_changes_total"),
+        renewals: end.get("switchboard_cluster_renewals_total"),
+        resyncs: end.get("switchboard_cluster_resyncs_total"),
+        bindsSent: end.get("switchboard_cluster_rebinds_total", { unit: "sessions" }),
+        bindBatches: end.get("switchboard_cluster_rebinds_total", { unit: "messages" }),
+      },
     };
   } finally {
     for (const c of clients) if (c.connected) c.send({ cmd: "stop" } satisfies ScaleCommand);

@@ -70,8 +70,16 @@ function clusterMetrics(reg: Registry, server: Server): void {
     [{ outcome: "held" }, server.proxy.misrouted.taken],
     [{ outcome: "passed_on" }, server.proxy.misrouted.passedOn],
   ]);
+  const rb = server.proxy.rebinder;
+  counter(reg, "switchboard_cluster_rebinds_total", "Sessions of this worker bound again at their owner after a membership change (a join, a departure, a resync), and the bus messages that carried them.", ["unit"], () => [
+    [{ unit: "sessions" }, rb.bound],
+    [{ unit: "messages" }, rb.messages],
+  ]);
   counter(reg, "switchboard_cluster_messages_received_by_clients_total", "Held messages settled by a client's count after its session's worker died (XEP-0198 h on a failed resumption).", [], () => custody.receivedByClients);
   if (bus instanceof NatsBus) {
+    counter(reg, "switchboard_cluster_renewals_total", "Generations this worker renewed after a NATS reconnect: every peer resynced with it.", [], () => bus.renewals);
+    counter(reg, "switchboard_cluster_resyncs_total", "Peers this worker resynced with (welcomed, or welcomed by): both dropped the other's bindings and bound theirs again.", [], () => bus.resyncs);
+    counter(reg, "switchboard_cluster_late_heartbeats_total", "Heartbeat timers of this worker that fired late past the expiry window (stalls); none renews towards every peer.", [], () => bus.lateBeats);
     new Gauge({
       name: "switchboard_cluster_bus_rtt_seconds",
       help: "Round trip from this worker to its NATS server and back, measured at the scrape; NaN when it did not come back within 1 s.",

@@ -82,6 +82,8 @@ export class RehomeHold {
     const bare = bareOf(env.to);
     let list = this.byBare.get(bare);
     if (list === undefined) this.byBare.set(bare, (list = []));
+    // Routed again by its custodian (no confirmation within confirmTimeoutMs) while held here: one copy is enough.
+    else if (env.ref !== "" && list.some((e) => e.ref === env.ref)) return true;
     list.push(env);
     this.count++;
     this.bytes += size;

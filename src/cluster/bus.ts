@@ -18,6 +18,8 @@ export type BusMessage =
   /** An answer for the worker named in env.responseFor (a ref), where its PendingResponse lives. */
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }
+  /** Many binds in one message: sessions binding again after a membership change (src/proxy/rebinder.ts). */
+  | { op: "binds"; refs: SessionRef[] }
   | { op: "unbind"; address: string; serial: number }
   | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown; copies: boolean }
   /** For the worker holding session `address`: whether another session of its user wants copies (Session.peersWantCopies). */

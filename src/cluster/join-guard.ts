@@ -22,6 +22,8 @@ export interface Beat {
   gen?: number;
   /** The ring parameters (ringOf); absent from workers older than the field, which count as different. */
   ring?: string;
+  /** Every member the sender knows, as it holds it: PeerView.token(inc, gen). Absent from workers older than the field. */
+  holds?: Record<string, string>;
   /** A newcomer asks everyone to beat at once instead of on their next tick. */
   hello?: boolean;
   /** Sent by a newcomer that has not joined yet: answered, never made a member. */

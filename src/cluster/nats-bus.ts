@@ -10,6 +10,7 @@ import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
 import { connectRetrying } from "./nats-connect.js";
 import { OpsResponder, serverRtt, type OpsSource } from "./ops.js";
 import { HostLinks, type HostLinksOptions } from "./host-links.js";
+import { PeerView } from "./peer-view.js";
 
 export interface NatsBusOptions {
   servers: string[];
@@ -76,6 +77,14 @@ export class NatsBus implements ClusterBus {
   /** Messages to and from other workers (not the batches that carry them). */
   sent = 0;
   received = 0;
+  /** Generations this worker renewed (a NATS reconnect): every peer resyncs with it. */
+  renewals = 0;
+  /** Peers this worker resynced with (welcomed, or welcomed by): each side dropped the other's bindings and bound again. */
+  resyncs = 0;
+  /** Heartbeat timers that fired late past the expiry window (a stall): no renewal, PeerView watches. */
+  lateBeats = 0;
+  /** What peers' beats say they hold of this worker. */
+  private readonly view: PeerView;
   private ops: OpsResponder | null = null;
   /** Same-host peers, straight over Unix domain sockets; null: everything through NATS. */
   private readonly links: HostLinks | null;
@@ -91,6 +100,7 @@ export class NatsBus implements ClusterBus {
     this.wire = new BusWire(codecs);
     this.guard = new JoinGuard(opts.workerId, this.inc, ringOf(opts.vnodes), 3 * opts.heartbeatMs, log);
     this.guard.onRefuse = opts.onRefuse ?? null;
+    this.view = new PeerView(3 * opts.heartbeatMs);
     this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, gen: 0, seen: Infinity });
     this.hostPrefix = workerIdOf(opts.hostAddress, 0).slice(0, -1);
     this.links = opts.links === undefined ? null : new HostLinks(opts.links, (data) => this.receiveOne(data), (i) => this.linkLost(i), log);
@@ -145,6 +155,8 @@ export class NatsBus implements ClusterBus {
     while (Date.now() < until && this.guard.refusal === null) await new Promise((r) => setTimeout(r, 10));
     if (this.guard.refusal !== null) throw new ConfigError("cluster", `refusing to join: ${this.guard.refusal}`);
     this.guard.join();
+    // Peers' beats hold this worker once they have heard it: not before.
+    this.view.unsettled(Date.now());
     // Listening before the hello below: a peer that hears it sends at once, over the link too.
     await this.links?.listen();
     this.nc.subscribe(this.inbox(o.workerId), { callback: (_err, m) => this.onMessage(m.data) });
@@ -156,9 +168,15 @@ export class NatsBus implements ClusterBus {
       last = now;
       // Late ourselves (a long turn of the event loop): the others' beats wait unread in our socket, so silence proves nothing.
       const late = gap > 2 * o.heartbeatMs;
-      // Late past the expiry window (a stall, SIGSTOP): peers may have dropped this worker and its bindings.
-      if (gap >= 3 * o.heartbeatMs) this.renew("stalled", gap);
-      else this.beat(false);
+      // Late past the expiry window (a stall, SIGSTOP): a peer that dropped this worker meanwhile welcomes it back
+      // when it hears this beat (onBeat, `back`), and one that did not kept its bindings: no renewal towards all.
+      // PeerView checks what the peers' beats say they hold (docs/architecture.md, "Healing").
+      if (gap >= 3 * o.heartbeatMs) {
+        this.lateBeats++;
+        this.view.unsettled(now);
+        this.log?.debug("cluster heartbeat late past the expiry window: peers that dropped this worker will welcome it back", { lateMs: gap });
+      }
+      this.beat(false);
       if (!late) this.expire();
     }, o.heartbeatMs);
     this.timer.unref();
@@ -315,13 +333,17 @@ export class NatsBus implements ClusterBus {
    */
   private renew(why: string, lateMs: number): void {
     this.gen++;
+    this.renewals++;
+    this.view.unsettled(Date.now());
     this.log?.warn("cluster bus lost touch: binding again", { why, gen: this.gen, ...(lateMs > 0 ? { lateMs } : {}) });
     this.beat(true);
   }
 
   private beat(hello: boolean): void {
     if (this.nc.isClosed()) return;
-    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, gen: this.gen, up: !this.closed, ring: this.guard.ring, ...(hello ? { hello } : {}), ...(this.guard.joined ? {} : { probe: true }) };
+    const holds: Record<string, string> = {};
+    for (const [id, m] of this.members) if (id !== this.opts.workerId) holds[id] = PeerView.token(m.inc, m.gen);
+    const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, gen: this.gen, up: !this.closed, ring: this.guard.ring, holds, ...(hello ? { hello } : {}), ...(this.guard.joined ? {} : { probe: true }) };
     try {
       this.nc.publish(`${this.opts.subject}.hb`, Buffer.from(JSON.stringify(b)));
     } catch {
@@ -353,17 +375,24 @@ export class NatsBus implements ClusterBus {
     }
     const gen = typeof b.gen === "number" ? b.gen : 0;
     if (known !== undefined && known.inc === b.inc && known.host === b.host) {
-      known.seen = Date.now();
-      if (gen <= known.gen) return;
-      known.gen = gen;
-      this.welcome(b.id);
-      this.changed([], [b.id]);
+      const now = Date.now();
+      known.seen = now;
+      if (gen > known.gen) {
+        known.gen = gen;
+        this.welcome(b.id);
+        this.changed([], [b.id]);
+      } else if (this.view.heard(b.id, b.holds, this.opts.workerId, PeerView.token(this.inc, this.gen), now)) {
+        this.log?.warn("cluster peer does not hold this worker: binding again there", { workerId: b.id });
+        this.welcome(b.id);
+        this.changed([], [b.id]);
+      }
       return;
     }
     // Expired here, and back as the same process: it was stalled or cut off, and its sessions live.
     const back = known === undefined && this.expiredInc.get(b.id) === b.inc;
     this.expiredInc.delete(b.id);
     this.members.set(b.id, { host: b.host, inc: b.inc, gen, seen: Date.now() });
+    this.view.forget(b.id);
     this.welcome(b.id);
     if (back) this.changed([], [b.id]);
     else this.changed([b.id], []);
@@ -401,6 +430,7 @@ export class NatsBus implements ClusterBus {
 
   private changed(joined: readonly string[], resynced: readonly string[] = []): void {
     const m = this.membership();
+    this.resyncs += resynced.length;
     this.log?.info("cluster membership changed", { workers: [...this.members.keys()].sort().join(" "), joined: joined.join(" "), resynced: resynced.join(" ") });
     for (const cb of this.listeners) cb(m, joined, resynced);
   }

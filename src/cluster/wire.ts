@@ -4,6 +4,7 @@ import type { SessionRef } from "../channel/user-channel.js";
 import type { BusMessage, Taken } from "./bus.js";
 import type { ClaimAnswer, Handover } from "../session/core.js";
 import { recordsOf, recordOf, rowOf, type RecordRow } from "./wire-records.js";
+import { bindRows, refsOf } from "./wire-binds.js";
 import type { Recalled } from "../session/resume-record.js";
 
 /**
@@ -40,6 +41,12 @@ export class BusWire {
         const r = msg.ref;
         presence = this.payloadOf(r.protocol, r.presence);
         head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool, r.born];
+        break;
+      }
+      case "binds": {
+        const b = bindRows(msg.refs, (p, v) => this.payloadOf(p, v));
+        presence = b.presence;
+        head = [msg.op, b.rows];
         break;
       }
       case "presence":
@@ -147,6 +154,8 @@ export class BusWire {
         const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, born: born ?? 0, copies, told, pool: pool === true };
         return { op, ref };
       }
+      case "binds":
+        return { op, refs: refsOf(head[1], presence, (p, b) => this.valueOf(p, b)) };
       case "presence": {
         const [, address, serial, available, priority, protocol, copies] = head as [string, string, number, boolean, number, string, boolean];
         return { op, address, serial, available, priority, protocol, presence: this.valueOf(protocol, presence), copies };

@@ -15,6 +15,8 @@ import { Confirmations, Custody, Receipts, workerOf, type CustodyOptions } from 
 import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
 import { ResumeRecordDesk } from "./resume-records.js";
+import { Rebinder } from "./rebinder.js";
+import type { Logger } from "../log/logger.js";
 
 export interface ProtocolTimeouts {
   defaultMs: number;
@@ -32,7 +34,15 @@ export interface ProxyOptions {
   maxInboundPerSession: number;
   /** Messages held by the worker that accepted them until the one that settles them confirms (docs/architecture.md, "Custody"). */
   custody: CustodyOptions;
+  /** After a worker was dropped for silence, how long owners hold what comes for users with no binding (default: the heal window). */
+  holdAfterExpiryMs?: number;
+  /** Debug lines of healing (Rebinder). */
+  log?: Logger | null;
 }
+
+/** Sessions looked at per event-loop turn while binding again after a membership change, and refs per `binds` message. */
+const REBIND_PER_TURN = 2000;
+const BINDS_PER_MESSAGE = 250;
 
 /** Messages that must end delivered, stored or bounced (XMPP chat, normal, groupchat); copies, presence, headlines may not. */
 const HELD = Flag.Offline | Flag.Bounce;
@@ -103,8 +113,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly handovers: HandoverDesk;
   /** Resume records of this worker's sessions at their keeper, and those it keeps for others (Core.records). */
   readonly records: ResumeRecordDesk;
+  /** Sessions binding again after membership changes, batched and paced. */
+  readonly rebinder: Rebinder;
 
   private router: Router;
+  /** membersKey of the ring above. */
+  private membersKey: string;
   private readonly self: string;
   private readonly refPrefix: string;
   private readonly notices: SettleNotices;
@@ -126,6 +140,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.self = bus.workerId;
     this.refPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
+    this.membersKey = membersKey(bus.membership());
     for (const ids of Object.values(bus.membership().hosts)) for (const id of ids) this.live.add(id);
     this.owner = new ChannelOwner(this, this.stats);
     this.handovers = new HandoverDesk({
@@ -144,6 +159,20 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);
     bus.onFlushed?.(this.published);
+    // Paced only where owners hold what comes for users whose binds are on their way (healMs): the local bus binds at once.
+    this.rebinder = new Rebinder(
+      {
+        current: (s) => s.bound && !s.closed && s.movedTo === null && this.sessions.get(s.address) === s,
+        ownerOf: (bare) => this.router.ownerOf(bare),
+        refOf: (s) => this.refOf(s),
+        send: (owner, refs) => {
+          if (owner === this.self) for (const ref of refs) this.owner.bind(ref);
+          else this.bus.send(owner, { op: "binds", refs });
+        },
+      },
+      { perTurn: (bus.healMs ?? 0) > 0 ? REBIND_PER_TURN : Infinity, perMessage: BINDS_PER_MESSAGE },
+      opts.log ?? null,
+    );
     bus.onMembership((m, joined, resynced) => this.membershipChanged(m, joined, resynced));
     bus.attach(this);
     this.timer = new TimerDaemon(this.pending, opts.sweepIntervalMs, (p) => this.timedOut(p));
@@ -482,6 +511,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.complete(msg.env);
       case "bind":
         return this.owner.bind(msg.ref);
+      case "binds":
+        for (const ref of msg.refs) this.owner.bind(ref);
+        return;
       case "unbind":
         return this.owner.unbind(msg.address, msg.serial);
       case "presence":
@@ -792,6 +824,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
     const restarted = new Set(joined);
     const fresh = new Set([...joined, ...resynced]);
+    // A worker dropped (for silence, or gone): its sessions may be alive and stalled, or their clients about to come back
+    // elsewhere; what comes for their users waits longer for their binds than a ring change's heal window.
+    let departed = false;
+    for (const w of this.live) if (w !== this.self && !live.has(w)) departed = true;
+    const heal = this.bus.healMs ?? 0;
+    const holdMs = departed && heal > 0 ? Math.max(heal, this.opts.holdAfterExpiryMs ?? 0) : heal;
     this.noteDeparted(live);
     this.handovers.membershipChanged(live, restarted);
     this.records.membershipChanged(m, joined, resynced);
@@ -800,18 +838,19 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const dropped = this.owner.rehome(
       (bare) => this.router.ownerOf(bare) === this.self,
       (worker) => !live.has(worker) || fresh.has(worker),
-      this.bus.healMs ?? 0,
+      holdMs,
     );
     this.announceGone(
       dropped.filter((r) => !live.has(r.workerId) || restarted.has(r.workerId)),
       live,
     );
     this.failVia((w) => !live.has(w) || restarted.has(w));
-    for (const s of this.sessions.values()) {
-      if (s.movedTo !== null) continue;
-      const owner = this.router.ownerOf(s.bare);
-      if (owner !== undefined && (owner !== before.ownerOf(s.bare) || fresh.has(owner))) this.toOwnerOf(s.bare, { op: "bind", ref: this.refOf(s) });
-    }
+    // Judged when each batch goes, by the ring then (Rebinder). The ring unchanged (a resync): only sessions owned by the fresh workers.
+    const key = membersKey(m);
+    const same = key === this.membersKey;
+    this.membersKey = key;
+    if (!same) this.rebinder.add(this.sessions.values(), (s, owner) => owner !== before.ownerOf(s.bare) || fresh.has(owner));
+    else if (fresh.size > 0) this.rebinder.add(this.sessions.values(), (_s, owner) => fresh.has(owner));
     // After the binds above and with the owner's hold open: what came here by another worker's ring travels by the new one.
     for (const env of this.misrouted.drain()) this.route(env);
   }
@@ -877,4 +916,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private recipientsGone(addresses: readonly string[], bares: readonly string[]): void {
     failGone(this.sessions.values(), addresses, bares, (p) => this.failRequest(p));
   }
+}
+
+/** Who is on a ring (hosts and their workers), as a string: two equal keys own every user alike. */
+function membersKey(m: Membership): string {
+  return Object.keys(m.hosts)
+    .sort()
+    .map((h) => `${h}=${[...m.hosts[h]].sort().join(",")}`)
+    .join(";");
 }

@@ -95,6 +95,8 @@ export class Server {
       maxInboundPerSession: limits.maxInboundPerSession,
       // Workers learn of a membership change up to a heartbeat apart: held messages travel again after one.
       custody: { ...config.cluster.custody, rerouteAfterMs: config.cluster.bus === "nats" ? config.cluster.nats.heartbeatMs : 0 },
+      log,
+      holdAfterExpiryMs: config.cluster.holdAfterExpiryMs,
     });
     const metrics = new Metrics();
     // Membership changes are counted for the metrics; `switchboard cluster status` asks the bus (NATS only).

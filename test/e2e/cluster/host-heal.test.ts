@@ -135,7 +135,9 @@ describe("bindings heal on a host of two worker processes", { skip: HAVE_NATS ? 
     await reachable(clients, 4 * HB);
     const healedMs = performance.now() - t0;
     assert.ok(hostLog.logged("cluster worker not heard from: removed", mark).length >= 1, "the stalled worker was dropped by the other");
-    assert.ok(hostLog.logged("cluster bus lost touch: binding again", mark).length >= 1, "the stalled worker noticed");
+    // Welcomed back by the other (not a renewal towards everyone): both sides resynced.
+    assert.ok(hostLog.logged("cluster membership changed", mark).some((l) => l.worker === ids[1] && l.resynced === ids[0]), "the stalled worker resynced with the other");
+    assert.equal(hostLog.logged("cluster bus lost touch: binding again", mark).length, 0, "no renewal after a stall");
     const r = await allPairs(clients);
     assert.deepEqual(r, { sent: r.sent, got: r.sent, errors: 0 }, `healed in ${healedMs.toFixed(0)} ms`);
     for (const c of clients) c.destroy();
@@ -176,7 +178,8 @@ describe("bindings heal on a host of two worker processes", { skip: HAVE_NATS ? 
     process.kill(workerPids(host.pid!).get(1)!, "SIGKILL");
     assert.equal(await within(answer, 10_000, "the request to end"), "unavailable");
     const ms = performance.now() - t0;
-    assert.ok(ms < 2000, `failed after ${ms.toFixed(0)} ms`);
+    // On failure, what the host said last (a restarted worker slow to boot on a loaded machine joins late).
+    assert.ok(ms < 2000, `failed after ${ms.toFixed(0)} ms; ${hostLog.lines.slice(-40).filter((l) => !String(l.message).startsWith("session")).map((l) => JSON.stringify(l)).join("\n")}`);
     for (const c of clients) c.destroy();
   });
 });

@@ -131,3 +131,20 @@ test("the hold is bounded in count and bytes: past either, an envelope is undeli
   assert.equal(byBytes.take(msg("a@x", "x".repeat(600))), true);
   byBytes.stop();
 });
+
+test("a held message routed again by its custodian (same receipt) while still held is held once, delivered once", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  o.rehome(() => true, () => false, 10_000);
+  const first = msg("bob@localhost", "m1").withReceipt("w9.7");
+  o.deliver(first);
+  o.deliver(msg("bob@localhost", "m1").withReceipt("w9.7"));
+  o.deliver(msg("bob@localhost", "m2").withReceipt("w9.8"));
+  // No receipt (not in custody): never taken for a copy of another.
+  o.deliver(msg("bob@localhost", "m3"));
+  o.deliver(msg("bob@localhost", "m3"));
+  assert.equal(o.hold.size, 4);
+  o.bind(ref("bob@localhost", "b", "w1"));
+  assert.deepEqual(said.to, ["b m1", "b m2", "b m3", "b m3"]);
+  assert.deepEqual(said.undeliverable, []);
+  o.hold.stop();
+});

@@ -241,6 +241,26 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     await killed(child);
   });
 
+  test("every worker stalled at once past the expiry window (a starved machine): each sees its timer late, nobody is expired, renews or resyncs", { timeout: 15_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 200;
+    const a = await bus(opts(subject, "a", "h", HB));
+    const b = await bus(opts(subject, "b", "h", HB));
+    await waitUntil(() => ids(a.bus.membership()).length === 2 && ids(b.bus.membership()).length === 2, 3000, "a and b to hear each other");
+    // The join made each welcome the other: count from after it.
+    await new Promise((r) => setTimeout(r, 2 * HB));
+    const heard = [a.changes.length, b.changes.length];
+    const resyncs = [a.resynced.length, b.resynced.length];
+    // Both in this process: one blocked event loop stalls both, as a starved host stalls all its workers.
+    const end = Date.now() + 5 * HB;
+    while (Date.now() < end);
+    await waitUntil(() => a.bus.lateBeats >= 1 && b.bus.lateBeats >= 1, 3 * HB, "both timers to fire late");
+    await new Promise((r) => setTimeout(r, 5 * HB));
+    assert.deepEqual([a.changes.length, b.changes.length], heard, "nobody expired or joined");
+    assert.deepEqual([a.resynced.length, b.resynced.length], resyncs, "nobody resynced");
+    assert.deepEqual([a.bus.renewals, b.bus.renewals], [0, 0]);
+  });
+
   // Last: it stops the shared nats-server and starts another on the same port.
   test("a NATS outage: nobody is expired while cut off; after the reconnect each side resyncs with the other", { timeout: 40_000 }, async () => {
     const subject = `t${subjects++}`;
