@@ -14,6 +14,7 @@ export async function openStorage(c: StorageConfig, log: Logger, opts: { migrate
   const store = new SqliteStore(c.path, c.lockTimeoutMs);
   try {
     void store.xmpp;
+    void store.archive;
   } catch (e) {
     await store.close();
     throw e;

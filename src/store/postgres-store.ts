@@ -5,6 +5,7 @@ import type { Credentials } from "./scram.js";
 import { createPool, transaction, type PostgresConfig } from "./postgres.js";
 import { migrate, type Component } from "./postgres-schema.js";
 import { PgXmppStore, XMPP } from "./postgres-xmpp-store.js";
+import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -24,7 +25,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, ARCHIVE];
 
 interface UserRow {
   salt: Buffer;
@@ -49,9 +50,11 @@ const IMPORT_CHUNK = 1000;
 export class PgStore implements Storage {
   readonly kind = "postgres";
   readonly xmpp: PgXmppStore;
+  readonly archive: PgArchiveStore;
 
   private constructor(readonly pool: pg.Pool) {
     this.xmpp = new PgXmppStore(pool);
+    this.archive = new PgArchiveStore(pool);
   }
 
   /**

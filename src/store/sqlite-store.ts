@@ -6,6 +6,7 @@ import type { Credentials } from "./scram.js";
 import { migrate } from "./sqlite-schema.js";
 import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
+import { SqliteArchiveStore } from "./sqlite-archive-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -41,6 +42,7 @@ export class SqliteStore implements Storage {
   readonly db: Database.Database;
   private readonly stmts;
   private xmppStore: SqliteXmppStore | null = null;
+  private archiveStore: SqliteArchiveStore | null = null;
 
   constructor(
     path: string,
@@ -77,6 +79,12 @@ export class SqliteStore implements Storage {
   get xmpp(): SqliteXmppStore {
     this.xmppStore ??= this.withStartLock(() => new SqliteXmppStore(this.db, this.lockTimeoutMs));
     return this.xmppStore;
+  }
+
+  /** The archive's tables in this file (XEP-0313); their schema steps run on first use. */
+  get archive(): SqliteArchiveStore {
+    this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs));
+    return this.archiveStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

@@ -1,5 +1,6 @@
 import type { Credentials } from "./scram.js";
 import type { XmppStore } from "./xmpp-store.js";
+import type { ArchiveStore } from "./archive-store.js";
 
 /**
  * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
@@ -27,6 +28,8 @@ export interface Storage extends AccountStore {
   /** "sqlite" or "postgres", for the start line and /readyz. */
   readonly kind: string;
   readonly xmpp: XmppStore;
+  /** XEP-0313 archives (schema component "archive"). */
+  readonly archive: ArchiveStore;
   /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
