@@ -16,8 +16,8 @@ function info(identity: Record<string, string>, features: readonly string[]): El
   return q;
 }
 
-/** XEP-0030 service discovery of the server and of the user's own account. No nodes, no items. */
-export function discoModule(hooks: Hooks): void {
+/** XEP-0030 service discovery of the server and of the user's own account. No nodes, no items. `account`: features other modules add to the account's. */
+export function discoModule(hooks: Hooks, account: readonly string[] = []): void {
   const answer = (identity: Record<string, string>, features: readonly string[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
     if (e.child.attrs.node !== undefined) return bounce(e.session, e.stanza, StanzaCondition.ItemNotFound), true;
@@ -25,7 +25,7 @@ export function discoModule(hooks: Hooks): void {
     return true;
   };
   hooks.iq("host", NS.DISCO_INFO, answer({ category: "server", type: "im", name: "Switchboard" }, SERVER_FEATURES));
-  hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, ACCOUNT_FEATURES));
+  hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, [...ACCOUNT_FEATURES, ...account]));
 
   const items = (e: IqEvent) => {
     if (e.type !== "get") return false;
