@@ -271,7 +271,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private copyToOwner(bare: string, env: Envelope, flag: typeof Flag.Copy | typeof Flag.SentCopy, copies: boolean): void {
     const archive = (env.flags & Flag.Archive) !== 0;
     copies &&= (env.flags & Flag.Copies) !== 0;
-    const owner = this.router.ownerOf(bare);
+    // The user's channel is here only where this worker owns it: a Map lookup spares the ring's hash for most messages.
+    const owner = this.owner.channels.has(bare) ? this.self : this.router.ownerOf(bare);
     if (owner === this.self || owner === undefined) {
       if (archive) this.archive(env, bare, flag === Flag.SentCopy);
       if (!copies) return;
