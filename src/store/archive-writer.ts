@@ -1,11 +1,24 @@
 import type { Logger } from "../log/logger.js";
 import type { ArchiveMode, ArchivePrefs, ArchiveRow, ArchiveStore } from "./archive-store.js";
 
-/** A message queued for a user's archive: the row without its text, and what the text is made from (later, off the path). */
-export interface ArchiveEntry extends Omit<ArchiveRow, "stanza"> {
+/**
+ * A message queued for the archive of `bare` (`outgoing`: that user sent it), as the core handed it over:
+ * the row (user, id, contact, text) is made from it when its batch is written, off the forwarding path.
+ */
+export interface ArchiveEntry {
+  bare: string;
+  outgoing: boolean;
+  /** When the owner took it (ms): the archive's order. */
+  ts: number;
   payload: unknown;
   from: string;
   to: string;
+}
+
+/** What the protocol reads from an entry's payload: its id in the archives and its text; null: not to be archived. */
+export interface Rendered {
+  id: string;
+  text: string;
 }
 
 export interface ArchiveWriterOptions {
@@ -15,8 +28,8 @@ export interface ArchiveWriterOptions {
   maxBatch: number;
   /** 0: kept for ever. */
   retentionDays: number;
-  /** The message's text as archived (XMPP: the stanza without our stanza-id), or null to skip it. */
-  render: (e: ArchiveEntry) => string | null;
+  /** The message's id and text as archived (XMPP: its stanza-id, the stanza without it), or null to skip it. */
+  render: (e: ArchiveEntry) => Rendered | null;
   /** Is `jid` in `user`'s roster (the "roster" mode)? */
   inRoster: (user: string, jid: string) => Promise<boolean>;
 }
@@ -134,27 +147,42 @@ export class ArchiveWriter {
 
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */
   private async rows(batch: readonly ArchiveEntry[]): Promise<ArchiveRow[]> {
-    const users = [...new Set(batch.map((e) => e.user))];
-    const prefs = await this.store.prefs(users);
     const rows: ArchiveRow[] = [];
+    const users = new Set<string>();
     let lastPayload: unknown = undefined;
-    let lastText: string | null = null;
+    let last: Rendered | null = null;
     for (const e of batch) {
-      if (!(await this.wanted(prefs.get(e.user), e))) {
-        this.stats.skipped++;
-        continue;
-      }
       if (e.payload !== lastPayload) {
         lastPayload = e.payload;
-        lastText = this.opts.render(e);
+        last = this.opts.render(e);
       }
-      if (lastText === null) continue;
-      rows.push({ user: e.user, id: e.id, with: e.with, withResource: e.withResource, ts: e.ts, outgoing: e.outgoing, stanza: lastText });
+      if (last === null) continue;
+      const at = e.bare.indexOf("@");
+      const other = e.outgoing ? e.to : e.from;
+      const slash = other.indexOf("/");
+      const user = e.bare.slice(0, at);
+      users.add(user);
+      rows.push({
+        user,
+        id: last.id,
+        with: slash < 0 ? other : other.slice(0, slash),
+        withResource: slash < 0 ? "" : other.slice(slash + 1),
+        ts: e.ts,
+        outgoing: e.outgoing,
+        stanza: last.text,
+      });
     }
-    return rows;
+    const prefs = await this.store.prefs([...users]);
+    if (prefs.size === 0 && this.opts.defaultMode === "always") return rows;
+    const kept: ArchiveRow[] = [];
+    for (const r of rows) {
+      if (await this.wanted(prefs.get(r.user), r)) kept.push(r);
+      else this.stats.skipped++;
+    }
+    return kept;
   }
 
-  private wanted(p: ArchivePrefs | undefined, e: ArchiveEntry): boolean | Promise<boolean> {
+  private wanted(p: ArchivePrefs | undefined, e: ArchiveRow): boolean | Promise<boolean> {
     if (p !== undefined) {
       if (p.never.includes(e.with)) return false;
       if (p.always.includes(e.with)) return true;

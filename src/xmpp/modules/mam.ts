@@ -7,7 +7,7 @@ import { serialize } from "../stanza.js";
 import type { ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { ArchiveSink } from "../../session/core.js";
-import type { ArchiveEntry, ArchiveWriter } from "../../store/archive-writer.js";
+import type { ArchiveEntry, ArchiveWriter, Rendered } from "../../store/archive-writer.js";
 import type { ArchiveMode, ArchivePage, ArchivePrefs, ArchiveStore } from "../../store/archive-store.js";
 import { bareOf, normalizeAddress } from "../../address/address.js";
 import { parseQuery } from "./mam-query.js";
@@ -25,41 +25,31 @@ export interface Archives {
 const MAX_PREF_JIDS = 1000;
 
 /**
- * The core's archive sink for XMPP: a message marked by StanzaIds (its id is
- * its last child) is queued for the archive of `bare`, a user of this domain.
- * Only an object and a push here; the text is made when its batch is written.
+ * The core's archive sink for XMPP: a message marked by StanzaIds is queued
+ * for the archive of `bare`, a user of this domain. An object and a push, no
+ * more: the id, the contact and the text are read when its batch is written.
  */
 export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink {
   const suffix = `@${domain}`;
   return (env, bare, outgoing) => {
-    if (!bare.endsWith(suffix) || typeof env.payload !== "object" || env.payload === null) return;
-    const el = env.payload as Element;
-    if (el.children === undefined) return;
-    const id = stanzaIdOf(el);
-    if (id === null) return;
-    const other = outgoing ? env.to : env.from;
-    const slash = other.indexOf("/");
-    writer.push({
-      user: bare.slice(0, bare.length - suffix.length),
-      id,
-      with: slash < 0 ? other : other.slice(0, slash),
-      withResource: slash < 0 ? "" : other.slice(slash + 1),
-      ts: Date.now(),
-      outgoing,
-      payload: el,
-      from: env.from,
-      to: env.to,
-    });
+    if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
+    writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to: env.to });
   };
 }
 
-/** The archived text: the message as delivered, in jabber:client (XEP-0297), without our stanza-id (results carry the id). */
-export function renderArchived(e: ArchiveEntry): string | null {
-  const el = e.payload as Element;
+/**
+ * The archived id and text: the stanza-id StanzaIds gave the message (its
+ * last child), and the message as delivered, in jabber:client (XEP-0297),
+ * without it (results carry the id). Null: not marked (nothing to archive).
+ */
+export function renderArchived(e: ArchiveEntry): Rendered | null {
+  const el = e.payload;
   if (!(el instanceof Element)) return null;
+  const id = stanzaIdOf(el);
+  if (id === null) return null;
   const out = new Element("message", { ...el.attrs, xmlns: NS.CLIENT, from: e.from, to: e.to });
   out.children = el.children.slice(0, el.children.length - 1);
-  return serialize(out);
+  return { id, text: serialize(out) };
 }
 
 /**
