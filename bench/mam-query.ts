@@ -15,7 +15,9 @@ import { performance } from "node:perf_hooks";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { PgStore } from "../src/store/postgres-store.js";
 import type { ArchiveQuery, ArchiveStore } from "../src/store/archive-store.js";
+import pg from "pg";
 import { silentLogger } from "../src/log/logger.js";
+import { clientConfig } from "../src/store/postgres.js";
 import { HAVE_POSTGRES, startPostgres } from "../test/postgres.js";
 
 const ROWS = Number(process.env.ROWS ?? 1_000_000);
@@ -42,9 +44,9 @@ async function measure(name: string, store: ArchiveStore): Promise<void> {
     const times: number[] = [];
     let got = 0;
     for (let i = 0; i < REPS; i++) {
-      const t = performance.now();
+      const t0 = performance.now();
       const page = await store.query({ ...q, user: "alice" });
-      times.push(performance.now() - t);
+      times.push(performance.now() - t0);
       got = page?.items.length ?? -1;
     }
     times.sort((a, b) => a - b);
@@ -55,28 +57,41 @@ async function measure(name: string, store: ArchiveStore): Promise<void> {
 
 const dir = mkdtempSync(join(tmpdir(), "switchboard-mam-bench-"));
 try {
-  const sqlite = new SqliteStore(join(dir, "archive.db"));
-  void sqlite.archive; // its schema
-  let t = performance.now();
-  sqlite.db.exec(`INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
-    WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ${ROWS})
-    SELECT 'alice', 'id-' || n, ${WITH}, '', ${T0} + n * 1000, n % 2, ${STANZA} FROM c`);
-  console.log(`SQLite filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  await measure("SQLite (file, WAL)", sqlite.archive);
-  await sqlite.close();
+  // ONLY=sqlite or ONLY=postgres: one store.
+  const only = process.env.ONLY ?? "";
+  let t: number;
+  if (only !== "postgres") {
+    const sqlite = new SqliteStore(join(dir, "archive.db"));
+    void sqlite.archive; // its schema
+    t = performance.now();
+    sqlite.db.exec(`INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
+      WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ${ROWS})
+      SELECT 'alice', 'id-' || n, ${WITH}, '', ${T0} + n * 1000, n % 2, ${STANZA} FROM c`);
+    console.log(`SQLite filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    await measure("SQLite (file, WAL)", sqlite.archive);
+    await sqlite.close();
+  }
 
-  if (HAVE_POSTGRES !== null) console.log(`\nPostgreSQL skipped: ${HAVE_POSTGRES}`);
+  if (only === "sqlite") {
+    // SQLite only.
+  } else if (HAVE_POSTGRES !== null) console.log(`\nPostgreSQL skipped: ${HAVE_POSTGRES}`);
   else {
     const server = await startPostgres();
     try {
-      const pg = await PgStore.open(await server.createDatabase("mambench"), silentLogger());
+      const c = await server.createDatabase("mambench");
+      const store = await PgStore.open(c, silentLogger());
       t = performance.now();
-      await pg.pool.query(`INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
+      // Its own connection without the store's statement timeout: a million rows take longer than a query may.
+      const filler = new pg.Client({ ...clientConfig(c), statement_timeout: 0 });
+      await filler.connect();
+      await filler.query(`INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
         SELECT 'alice', 'id-' || n, ${WITH}, '', ${T0}::bigint + n * 1000, n % 2 = 0, ${STANZA} FROM generate_series(1, ${ROWS}) AS n`);
-      await pg.pool.query("ANALYZE archive");
+      await filler.query("ANALYZE archive");
+      await filler.end();
+      const pgs = store;
       console.log(`\nPostgreSQL filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-      await measure("PostgreSQL 15 (loopback, one pooled connection at a time)", pg.archive);
-      await pg.close();
+      await measure("PostgreSQL 15 (loopback, one pooled connection at a time)", pgs.archive);
+      await pgs.close();
     } finally {
       await server.stop();
     }
