@@ -82,7 +82,7 @@ try {
       const store = await PgStore.open(c, silentLogger());
       t = performance.now();
       // Its own connection without the store's statement timeout: a million rows take longer than a query may.
-      const filler = new pg.Client({ ...clientConfig(c), statement_timeout: 0 });
+      const filler = new pg.Client({ ...clientConfig(c), statement_timeout: 0, query_timeout: undefined });
       await filler.connect();
       await filler.query(`INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
         SELECT 'alice', 'id-' || n, ${WITH}, '', ${T0}::bigint + n * 1000, n % 2 = 0, ${STANZA} FROM generate_series(1, ${ROWS}) AS n`);
