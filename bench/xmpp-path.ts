@@ -10,11 +10,20 @@
  * answers the server's <r/> with the count of stanzas it was written, right
  * after the message that brought it: the user-space part of `bench:xmpp --sm`
  * (the <a/> writes cost no system call here).
+ *
+ * MAM=1: XEP-0313 archives on (an in-memory SQLite archive): the path's figure
+ * is then what archiving adds to forwarding (stanza id, two queue entries per
+ * message); the writer's batches run after each turn, measured apart (their
+ * garbage is collected wherever the collector runs: some of it lands in the
+ * path's figure). MAM=path: the same path, but the writer writes nothing (its
+ * render step skips every entry): the forwarding path's own cost.
  */
 import { validate } from "../src/config/config.js";
 import { silentLogger } from "../src/log/logger.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { OfflineWriter } from "../src/store/offline-writer.js";
+import { ArchiveWriter } from "../src/store/archive-writer.js";
+import { renderArchived } from "../src/xmpp/modules/mam.js";
 import { Authenticator } from "../src/auth/authenticator.js";
 import { LocalHub } from "../src/cluster/local-bus.js";
 import { ProxyDaemon } from "../src/proxy/proxy-daemon.js";
@@ -28,6 +37,8 @@ const MESSAGES = Number(process.env.MESSAGES ?? 200000);
 const RUNS = Number(process.env.RUNS ?? 5);
 const SM = process.env.SM === "1";
 const SM_EVERY = Number(process.env.SM_EVERY ?? 1);
+const MAM = process.env.MAM === "1" || process.env.MAM === "path";
+const PATH_ONLY = process.env.MAM === "path";
 const SM_NS = "urn:xmpp:sm:3";
 /** Connections whose client owes the server an <a/> (it read an <r/>). */
 const owing: MemoryConn[] = [];
@@ -79,7 +90,12 @@ const bus = new LocalHub(config.cluster.vnodes).join("w0", config.cluster.hostAd
 const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000, custody: config.cluster.custody });
 const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
 const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
-const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile);
+// Large enough for a whole run: the batches are written after it, measured apart.
+const archive = MAM
+  ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, inRoster: async () => true }, log)
+  : null;
+const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: "always", maxPageSize: 100 });
+proxy.archiveSink = frontEnd.archiveSink;
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
 const conns: MemoryConn[] = [];
@@ -106,28 +122,54 @@ for (let i = 0; i < 4096; i++) {
   stanzas.push(Buffer.from(`<message to='user${to}@localhost' type='chat' id='m${i}'><body>1763761234567.123</body></message>${r}`));
 }
 
-function run(): number {
-  const start = process.cpuUsage();
-  for (let i = 0; i < MESSAGES; i++) {
-    conns[i % USERS].onData(stanzas[i & 4095]);
-    // The clients that read an <r/> answer it now, as pump.c does once it has scanned the read.
-    while (owing.length > 0) {
-      const c = owing.pop()!;
-      c.onData(Buffer.from(`<a xmlns='${SM_NS}' h='${c.handled}'/>`));
-    }
-  }
-  const used = process.cpuUsage(start);
-  return ((used.user + used.system) / MESSAGES) * 1000;
+/** Messages per event-loop turn: the archive's writer takes what a turn queued after it, as in the server. */
+const TURN = Number(process.env.TURN ?? 500);
+
+function cpu(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return used.user + used.system;
 }
 
-run(); // warm-up: JIT
+/** One run: the path's CPU per message, and the archive writer's (MAM=1), in ns. */
+async function run(): Promise<[number, number]> {
+  let path = 0;
+  let writer = 0;
+  for (let at = 0; at < MESSAGES; at += TURN) {
+    const start = process.cpuUsage();
+    const end = Math.min(MESSAGES, at + TURN);
+    for (let i = at; i < end; i++) {
+      conns[i % USERS].onData(stanzas[i & 4095]);
+      // The clients that read an <r/> answer it now, as pump.c does once it has scanned the read.
+      while (owing.length > 0) {
+        const c = owing.pop()!;
+        c.onData(Buffer.from(`<a xmlns='${SM_NS}' h='${c.handled}'/>`));
+      }
+    }
+    path += cpu(start);
+    if (archive !== null) {
+      const w = process.cpuUsage();
+      await archive.flushed();
+      writer += cpu(w);
+    }
+  }
+  return [(path / MESSAGES) * 1000, (writer / MESSAGES) * 1000];
+}
+
+await run(); // warm-up: JIT
 const results: number[] = [];
-for (let r = 0; r < RUNS; r++) results.push(run());
+const writes: number[] = [];
+for (let r = 0; r < RUNS; r++) {
+  const [p, w] = await run();
+  results.push(p);
+  writes.push(w);
+}
+writes.sort((a, b) => a - b);
 results.sort((a, b) => a - b);
 const delivered = conns.reduce((n, c) => n + c.bytes, 0);
 const unacked = frontEnd.x.metrics.sm.unacked;
 // A session cut (a wrong h, a slow consumer) would make the figure meaningless.
 const cut = conns.filter((c) => c.closed).length;
 if (cut > 0) console.error(`${cut} sessions were cut`);
-console.log(`xmpp message path${SM ? ` with stream management (client <r/> every ${SM_EVERY}; ${unacked} unacked at the end)` : ""}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${USERS} sessions; ${(delivered / 1e6).toFixed(0)} MB written`);
+if (archive !== null) console.log(`archive writer (SQLite in memory, batches of 500): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written, ${archive.stats.dropped} dropped`);
+console.log(`xmpp message path${MAM ? (PATH_ONLY ? " with archives on, nothing written" : " with archives on") : ""}${SM ? ` with stream management (client <r/> every ${SM_EVERY}; ${unacked} unacked at the end)` : ""}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${USERS} sessions; ${(delivered / 1e6).toFixed(0)} MB written`);
 process.exit(0);

@@ -32,6 +32,7 @@
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
+ *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
     hosts: Number(a.hosts ?? 1),
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     custody: a.custody !== "off",
+    mam: false,
     pump,
     spin: pump !== null && a.spin === "true",
     sm: false,
@@ -102,20 +104,24 @@ async function main(): Promise<void> {
   const runs = Number(a.runs ?? 1);
   // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.
   const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
+  // --mam both: archives off and on, alternating run by run (same hour of a shared machine), as --sm both does.
+  const mams = a.mam === undefined || a.mam === "off" ? [false] : a.mam === "both" ? [false, true] : [true];
   /** Every run, for the side-by-side table. */
   const every: XmppResult[] = [];
   const measure = async (p: XmppParams): Promise<XmppResult[]> => {
-    const all: XmppResult[][] = modes.map(() => []);
+    const combos = modes.flatMap((sm) => mams.map((mam) => ({ sm, mam })));
+    const all: XmppResult[][] = combos.map(() => []);
     for (let k = 0; k < runs; k++) {
-      for (const [i, sm] of modes.entries()) {
+      for (const [i, { sm, mam }] of combos.entries()) {
         await waitQuiet();
         let r: XmppResult;
         try {
-          r = await runXmpp({ ...p, sm });
+          r = await runXmpp({ ...p, sm, mam });
         } catch (e) {
           // A server nobody could log in to is a result too (0 % delivered), not the end of the sweep.
-          r = failedRun({ ...p, sm }, String((e as Error).message ?? e));
+          r = failedRun({ ...p, sm, mam }, String((e as Error).message ?? e));
         }
+        if (mams.length > 1 || mam) console.log(`archives ${mam ? "on" : "off"}:`);
         console.log(line(r));
         all[i].push(r);
         every.push(r);

@@ -203,14 +203,15 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
     "`xmpp` listener on plain TCP: loopback is exempt from `requireEncryption` by default (`xmpp.exemptLoopback`)",
     writerThread === true ? "`log.level: warn`; every other setting is the default" : `\`log.level: warn\`, \`io.writerThread: ${JSON.stringify(writerThread)}\`; every other setting is the default`,
   ];
-  const io = writerThread === true ? {} : { io: { writerThread } };
+  const io = { ...(writerThread === true ? {} : { io: { writerThread } }), ...(mam ? { xmpp: { mam: { enabled: true } } } : {}) };
+  if (mam) common.push("XEP-0313 archives on (`xmpp.mam.enabled: true`), written to the same SQLite file");
   const version = `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`;
   if (workers <= 1) {
     const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io } });
@@ -269,14 +270,14 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false);
     case "floor":
       return floor(cpu);
     case "custom":

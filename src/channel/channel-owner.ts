@@ -21,6 +21,8 @@ export interface Delivery {
   local(address: string): Session | undefined;
   /** Tell the session `ref` names, here or on its worker, whether another session of its user wants copies. */
   peersWantCopies(ref: SessionRef, on: boolean): void;
+  /** A message (Flag.Archive) for the archive of `bare`, a user this worker owns (`outgoing`: `bare` sent it). */
+  archive?(env: Envelope, bare: string, outgoing: boolean): void;
 }
 
 /**
@@ -137,7 +139,10 @@ export class ChannelOwner {
   /** The delivery rules (RFC 6121 §8.5 in protocol-neutral terms), applied by the owner of the bare address. */
   deliver(env: Envelope): void {
     if ((env.flags & (Flag.Copy | Flag.SentCopy)) !== 0) return this.deliverCopy(env);
-    const ch = this.channels.get(bareOf(env.to));
+    const bare = bareOf(env.to);
+    // XEP-0313: the recipient's archive is kept here, whether the message is delivered, stored or bounced.
+    if ((env.flags & Flag.Archive) !== 0) this.d.archive?.(env, bare, false);
+    const ch = this.channels.get(bare);
     const resource = resourceOf(env.to);
     if (env.kind === Kind.Request) {
       if (ch !== undefined && !resource && ch.pool !== null) return this.toPool(ch.pool, ch, env);
@@ -181,8 +186,12 @@ export class ChannelOwner {
    * to the sessions of that user that want copies, other than the one with the original.
    */
   private deliverCopy(env: Envelope): void {
-    const of = (env.flags & Flag.SentCopy) !== 0 ? env.from : env.to;
-    const ch = this.channels.get(bareOf(of));
+    const sent = (env.flags & Flag.SentCopy) !== 0;
+    const of = sent ? env.from : env.to;
+    const bare = bareOf(of);
+    // A copy that also carries the message to this owner's archive (the original skipped the owner).
+    if ((env.flags & Flag.Archive) !== 0) this.d.archive?.(env, bare, sent);
+    const ch = this.channels.get(bare);
     if (ch === undefined || ch.copiers === 0) return;
     const got = ch.resources.get(resourceOf(of));
     const to = ch.copyTargets(got === undefined ? [] : [got]);

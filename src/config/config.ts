@@ -158,6 +158,24 @@ export interface XmppConfig extends PingConfig {
   authFailureWindowMs: number;
   /** XEP-0198 stream management. */
   sm: StreamManagementConfig;
+  /** XEP-0313 message archives. */
+  mam: MamConfig;
+}
+
+/** XEP-0313 Message Archive Management (docs/xmpp.md, "Message archives"). */
+export interface MamConfig {
+  /** Archive chat and normal messages with a body, and answer queries; off: neither, nor advertised. */
+  enabled: boolean;
+  /** What is archived for a user who set no preferences (XEP-0313 §6). */
+  defaultMode: "always" | "never" | "roster";
+  /** RSM: results per page at most (a larger <max/> is cut to it), and the page size when none is asked. */
+  maxPageSize: number;
+  /** Messages older than this many days are removed (swept hourly); 0: kept for ever. */
+  retentionDays: number;
+  /** Messages waiting to be written per worker; past it the archive misses them (counted, logged). */
+  maxQueued: number;
+  /** Messages per write (one transaction, one statement on PostgreSQL) at most. */
+  maxBatch: number;
 }
 
 /** XEP-0198 (docs/xmpp.md): when the server asks for acks, and how much unacked output a client may have. */
@@ -233,6 +251,7 @@ export function defaults(): Config {
       pingAfterMs: 60000,
       pingTimeoutMs: 30000,
       sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
+      mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500 },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -442,6 +461,14 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   // Announced in whole seconds (XEP-0198 §5 max): 0 or at least one second.
   need(X.sm.resumeTimeoutMs === 0 || (Number.isInteger(X.sm.resumeTimeoutMs) && X.sm.resumeTimeoutMs >= 1000 && X.sm.resumeTimeoutMs <= 86400000), "xmpp.sm.resumeTimeoutMs", "must be 0 or an integer in [1000, 86400000]");
   need(X.sm.ackEveryStanzas === 0 || X.sm.ackEveryStanzas <= X.sm.maxUnacked, "xmpp.sm.ackEveryStanzas", "must not exceed xmpp.sm.maxUnacked");
+
+  need(isObject(X.mam), "xmpp.mam", "must be an object");
+  need(typeof X.mam.enabled === "boolean", "xmpp.mam.enabled", "must be true or false");
+  oneOf(X.mam.defaultMode, "xmpp.mam.defaultMode", ["always", "never", "roster"]);
+  int(X.mam.maxPageSize, "xmpp.mam.maxPageSize", 1, 1000);
+  int(X.mam.retentionDays, "xmpp.mam.retentionDays", 0, 36500);
+  int(X.mam.maxQueued, "xmpp.mam.maxQueued", 1, 10000000);
+  int(X.mam.maxBatch, "xmpp.mam.maxBatch", 1, 100000);
 
   pingFallback(input, c);
   pings(X, "xmpp");

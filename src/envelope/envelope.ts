@@ -44,6 +44,12 @@ export const Flag = {
    * the recipient's worker tells that owner when it is settled, so the owner knows each session's load.
    */
   Pool: 256,
+  /**
+   * A message its protocol wants kept in the archives of its users (XMPP: XEP-0313): the owner of the
+   * recipient hands it to the archive sink, and the owner of the sender too (a SentCopy carries it there
+   * when that owner is another worker). Archives drop a message they already have (same id).
+   */
+  Archive: 512,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */
@@ -140,8 +146,8 @@ export class Envelope {
    * or its sender (Flag.SentCopy): same from, to and payload, and no other
    * flag, so that a copy is never stored, bounced or copied again.
    */
-  copy(flag: typeof Flag.Copy | typeof Flag.SentCopy): Envelope {
-    return new Envelope(this.kind, this.id, "", "", this.from, this.to, this.protocol, this.payload, 0, flag, "");
+  copy(flag: typeof Flag.Copy | typeof Flag.SentCopy, archive = false): Envelope {
+    return new Envelope(this.kind, this.id, "", "", this.from, this.to, this.protocol, this.payload, 0, archive ? flag | Flag.Archive : flag, "");
   }
 
   /** This envelope with `flags` added (the owner marks a request it chose by pool). */

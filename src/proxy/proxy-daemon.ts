@@ -7,7 +7,7 @@ import { Router, type Membership } from "../router/router.js";
 import { ChannelOwner, type Delivery } from "../channel/channel-owner.js";
 import type { SessionRef } from "../channel/user-channel.js";
 import type { BusEndpoint, BusMessage, ClusterBus } from "../cluster/bus.js";
-import type { Core, OfflineSink } from "../session/core.js";
+import type { ArchiveSink, Core, OfflineSink } from "../session/core.js";
 import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
@@ -94,6 +94,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly sessions = new Map<string, Session>();
   readonly owner: ChannelOwner;
   offline: OfflineSink | null = null;
+  /** Where messages marked Flag.Archive go for the archives of the users this worker owns (XMPP's ArchiveWriter); null: none kept. */
+  archiveSink: ArchiveSink | null = null;
   /** Resolves once what the offline sink took before is written (the protocol's writer); barrier() waits for it. */
   offlineFlushed: () => Promise<void> = () => Promise.resolve();
   private readonly barriers = new Map<number, () => void>();
@@ -298,14 +300,34 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         if (env.ref !== "") this.receipts.forget(env.ref);
         this.route(env);
         // XEP-0280 sent carbons in neutral terms: only when the owner said another session of the sender wants copies.
-        if ((env.flags & Flag.Copies) !== 0 && s.peersWantCopies) this.copyToOwner(s.bare, env, Flag.SentCopy);
+        // XEP-0313: the sender's archive is kept by the sender's owner, which the same copy reaches.
+        if (((env.flags & Flag.Copies) !== 0 && s.peersWantCopies) || (env.flags & Flag.Archive) !== 0) this.copyToOwner(s.bare, env, Flag.SentCopy, s.peersWantCopies);
     }
   }
 
-  /** A copy goes to the owner of the user whose sessions take it, never straight to a session here (route's shortcut). */
-  private copyToOwner(bare: string, env: Envelope, flag: typeof Flag.Copy | typeof Flag.SentCopy): void {
-    this.stats.copies++;
-    this.toOwnerOf(bare, { op: "owner", env: env.copy(flag) });
+  /**
+   * A copy goes to the owner of the user whose sessions take it, never straight to a session here (route's shortcut).
+   * A message to archive (Flag.Archive) rides on it to that owner: archived here when this worker owns the user, and
+   * copied only when someone takes copies (`copies`) or the owner is another worker.
+   */
+  private copyToOwner(bare: string, env: Envelope, flag: typeof Flag.Copy | typeof Flag.SentCopy, copies: boolean): void {
+    const archive = (env.flags & Flag.Archive) !== 0;
+    copies &&= (env.flags & Flag.Copies) !== 0;
+    // The user's channel is here only where this worker owns it: a Map lookup spares the ring's hash for most messages.
+    const owner = this.owner.channels.has(bare) ? this.self : this.router.ownerOf(bare);
+    if (owner === this.self || owner === undefined) {
+      if (archive) this.archive(env, bare, flag === Flag.SentCopy);
+      if (!copies) return;
+      this.stats.copies++;
+      this.receive({ op: "owner", env: env.copy(flag) });
+      return;
+    }
+    if (copies) this.stats.copies++;
+    this.bus.send(owner, { op: "owner", env: env.copy(flag, archive) });
+  }
+
+  archive(env: Envelope, bare: string, outgoing: boolean): void {
+    if (this.archiveSink !== null) this.archiveSink(env, bare, outgoing);
   }
 
   private request(s: Session, env: Envelope): void {
@@ -357,8 +379,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       const local = this.sessions.get(to);
       if (local !== undefined) {
         this.deliverLocal(local, env);
-        // The owner was skipped, so it made no copies for the recipient's other sessions: ask it, if anyone wants them.
-        if ((env.flags & Flag.Copies) !== 0 && local.peersWantCopies) this.copyToOwner(local.bare, env, Flag.Copy);
+        // The owner was skipped, so it made no copies for the recipient's other sessions: ask it, if anyone wants them;
+        // and it did not archive the message for the recipient (XEP-0313).
+        if (((env.flags & Flag.Copies) !== 0 && local.peersWantCopies) || (env.flags & Flag.Archive) !== 0) this.copyToOwner(local.bare, env, Flag.Copy, local.peersWantCopies);
         return "";
       }
     }

@@ -5,6 +5,8 @@ import { createLogger, type Logger } from "../log/logger.js";
 import type { Storage } from "../store/store.js";
 import { openStorage } from "../store/open.js";
 import { OfflineWriter } from "../store/offline-writer.js";
+import { ArchiveWriter } from "../store/archive-writer.js";
+import { renderArchived } from "../xmpp/modules/mam.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { LocalHub } from "../cluster/local-bus.js";
 import type { ClusterBus } from "../cluster/bus.js";
@@ -66,6 +68,8 @@ export class Server {
     readonly store: Storage,
     /** Offline messages on their way to the store, written in batches. */
     readonly offline: OfflineWriter,
+    /** Messages on their way to the archives (XEP-0313); null: archives are off. */
+    readonly archive: ArchiveWriter | null,
     readonly auth: Authenticator,
     readonly bus: ClusterBus,
     readonly proxy: ProxyDaemon,
@@ -106,9 +110,27 @@ export class Server {
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const w = config.storage.offlineWrites;
     const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);
-    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile);
+    // XEP-0313: the archives of the users this worker owns, written in batches like offline messages.
+    const m = config.xmpp.mam;
+    const archive = m.enabled
+      ? new ArchiveWriter(
+          store.archive,
+          {
+            defaultMode: m.defaultMode,
+            maxQueued: m.maxQueued,
+            maxBatch: m.maxBatch,
+            retentionDays: m.retentionDays,
+            render: renderArchived,
+            inRoster: async (user, jid) => (await store.xmpp.rosterItem(user, jid)) !== undefined,
+          },
+          log,
+        )
+      : null;
+    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize });
     proxy.offline = xmpp.offlineSink;
-    proxy.offlineFlushed = () => offline.flushed();
+    proxy.archiveSink = xmpp.archiveSink;
+    // A login's barrier (and a MAM query's) waits for what its owner queued: offline messages, and archived ones.
+    proxy.offlineFlushed = archive === null ? () => offline.flushed() : () => Promise.all([offline.flushed(), archive.flushed()]).then(() => undefined);
     const FRONT_ENDS: FrontEnds = {
       relay: () => (conn) => void new RelaySession(conn, ctx),
       xmpp: (l) => xmpp.forListener(l),
@@ -149,7 +171,7 @@ export class Server {
     }
     proxy.start();
     log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
-    return new Server(config, log, store, offline, auth, bus, proxy, listeners, metrics);
+    return new Server(config, log, store, offline, archive, auth, bus, proxy, listeners, metrics);
   }
 
   /** The bound port of the first listener with this protocol and transport. */
@@ -190,7 +212,8 @@ export class Server {
     // Sessions parked on other workers: stay on the bus until their owners route to them there, to send on what still comes here.
     await this.proxy.handovers.settled(Math.max(0, Math.min(1000, deadline - performance.now())));
     await Promise.all(this.listeners.map((l) => l.close()));
-    await Promise.race([this.offline.flushed(), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
+    this.archive?.close();
+    await Promise.race([Promise.all([this.offline.flushed(), this.archive?.flushed()]), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     this.proxy.stop();
     await this.bus.close();
     await this.store.close();

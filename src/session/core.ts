@@ -100,6 +100,13 @@ export interface Core {
 export type OfflineSink = (env: Envelope, settle: (code: string | null) => void) => string | null;
 
 /**
+ * Where the owner of a user's bare address hands a message marked Flag.Archive
+ * for that user's archive (`bare`; `outgoing`: the user sent it). Only queues:
+ * the protocol writes it later, in batches, off the forwarding path.
+ */
+export type ArchiveSink = (env: Envelope, bare: string, outgoing: boolean) => void;
+
+/**
  * A session moving between two workers of one host, as the bus carries it: what
  * the core keeps of it (address, presence, the requests asked of it and not yet
  * answered) and the protocol's own state, which the core does not read. The

@@ -15,6 +15,7 @@ export async function openStorage(c: StorageConfig, log: Logger, opts: { migrate
   try {
     void store.xmpp;
     void store.profile;
+    void store.archive;
   } catch (e) {
     await store.close();
     throw e;

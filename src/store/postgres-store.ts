@@ -6,6 +6,7 @@ import { createPool, transaction, type PostgresConfig } from "./postgres.js";
 import { migrate, type Component } from "./postgres-schema.js";
 import { PgXmppStore, XMPP } from "./postgres-xmpp-store.js";
 import { BLOCKING, PgProfileStore, VCARD } from "./postgres-profile-store.js";
+import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -25,7 +26,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE];
 
 interface UserRow {
   salt: Buffer;
@@ -51,10 +52,12 @@ export class PgStore implements Storage {
   readonly kind = "postgres";
   readonly xmpp: PgXmppStore;
   readonly profile: PgProfileStore;
+  readonly archive: PgArchiveStore;
 
   private constructor(readonly pool: pg.Pool) {
     this.xmpp = new PgXmppStore(pool);
     this.profile = new PgProfileStore(pool);
+    this.archive = new PgArchiveStore(pool);
   }
 
   /**

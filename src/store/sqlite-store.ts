@@ -7,6 +7,7 @@ import { migrate } from "./sqlite-schema.js";
 import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
 import { SqliteProfileStore } from "./sqlite-profile-store.js";
+import { SqliteArchiveStore } from "./sqlite-archive-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -43,6 +44,7 @@ export class SqliteStore implements Storage {
   private readonly stmts;
   private xmppStore: SqliteXmppStore | null = null;
   private profileStore: SqliteProfileStore | null = null;
+  private archiveStore: SqliteArchiveStore | null = null;
 
   constructor(
     path: string,
@@ -85,6 +87,12 @@ export class SqliteStore implements Storage {
   get profile(): SqliteProfileStore {
     this.profileStore ??= this.withStartLock(() => new SqliteProfileStore(this.db, this.lockTimeoutMs));
     return this.profileStore;
+  }
+
+  /** The archive's tables in this file (XEP-0313); their schema steps run on first use. */
+  get archive(): SqliteArchiveStore {
+    this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs));
+    return this.archiveStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

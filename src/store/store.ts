@@ -1,6 +1,7 @@
 import type { Credentials } from "./scram.js";
 import type { XmppStore } from "./xmpp-store.js";
 import type { ProfileStore } from "./profile-store.js";
+import type { ArchiveStore } from "./archive-store.js";
 
 /**
  * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
@@ -30,6 +31,8 @@ export interface Storage extends AccountStore {
   readonly xmpp: XmppStore;
   /** XEP-0191 block lists and XEP-0054 vCards. */
   readonly profile: ProfileStore;
+  /** XEP-0313 archives (schema component "archive"). */
+  readonly archive: ArchiveStore;
   /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

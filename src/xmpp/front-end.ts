@@ -27,7 +27,10 @@ import { streamManagementModule } from "./modules/stream-management.js";
 import { blockingModule } from "./modules/blocking.js";
 import { vcardModule } from "./modules/vcard.js";
 import { versionModule } from "./modules/version.js";
-import type { OfflineSink } from "../session/core.js";
+import type { ArchiveSink, OfflineSink } from "../session/core.js";
+import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
+import { StanzaIds } from "./modules/stanza-id.js";
+import { NS } from "./ns.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -37,7 +40,11 @@ import type { OfflineSink } from "../session/core.js";
 export class XmppFrontEnd {
   readonly x: XmppContext;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore) {
+  /** XEP-0313 archives (xmpp.mam.enabled); null: off, and neither archived nor advertised. */
+  private readonly archives: Archives | null;
+
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null) {
+    this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
     this.x = {
@@ -57,8 +64,10 @@ export class XmppFrontEnd {
     bindModule(hooks);
     iqModule(hooks, x);
     pingModule(hooks);
-    const disco = discoModule(hooks);
-    messageModule(hooks);
+    // XEP-0313 §8, XEP-0359 §6: advertised on the account only when archives are on.
+    const disco = discoModule(hooks, archives === null ? [] : [NS.MAM, NS.SID]);
+    messageModule(hooks, archives === null ? null : new StanzaIds(ctx.config.domain));
+    if (archives !== null) mamModule(hooks, x, archives);
     presenceModule(hooks, x);
     rosterModule(hooks, x);
     offlineModule(hooks, x);
@@ -73,6 +82,11 @@ export class XmppFrontEnd {
   /** Where the core puts messages nobody online can take (any protocol's). */
   get offlineSink(): OfflineSink {
     return offlineSink(this.x);
+  }
+
+  /** Where the core puts messages for the archives of the users this worker owns; null: archives are off. */
+  get archiveSink(): ArchiveSink | null {
+    return this.archives === null ? null : archiveSink(this.x.config.domain, this.archives.writer);
   }
 
   /** The connection handler of one listener: a tcp listener with `tls` offers STARTTLS. */

@@ -34,4 +34,12 @@ export const NS = {
   VCARD: "vcard-temp",
   /** XEP-0092 Software Version. */
   VERSION: "jabber:iq:version",
+  /** XEP-0313 Message Archive Management. */
+  MAM: "urn:xmpp:mam:2",
+  /** XEP-0359 Unique and Stable Stanza IDs. */
+  SID: "urn:xmpp:sid:0",
+  /** XEP-0059 Result Set Management. */
+  RSM: "http://jabber.org/protocol/rsm",
+  /** XEP-0004 Data Forms. */
+  DATA: "jabber:x:data",
 } as const;

@@ -34,8 +34,8 @@ function info(identity: Record<string, string>, features: readonly string[]): El
   return q;
 }
 
-/** XEP-0030 service discovery of the server and of the user's own account. No nodes. */
-export function discoModule(hooks: Hooks): Disco {
+/** XEP-0030 service discovery of the server and of the user's own account. No nodes. `account`: features other modules add to the account's. */
+export function discoModule(hooks: Hooks, account: readonly string[] = []): Disco {
   const serverFeatures: string[] = [...SERVER_FEATURES];
   const serverItems: DiscoItem[] = [];
   const answer = (identity: Record<string, string>, features: readonly string[]) => (e: IqEvent) => {
@@ -45,7 +45,7 @@ export function discoModule(hooks: Hooks): Disco {
     return true;
   };
   hooks.iq("host", NS.DISCO_INFO, answer({ category: "server", type: "im", name: "Switchboard" }, serverFeatures));
-  hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, ACCOUNT_FEATURES));
+  hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, [...ACCOUNT_FEATURES, ...account]));
 
   const items = (list: readonly DiscoItem[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;

@@ -3,6 +3,7 @@ import { StanzaCondition } from "../errors.js";
 import { Ev, type Hooks, type StanzaEvent } from "../hooks.js";
 import { bounce } from "../replies.js";
 import { eligible } from "./carbons.js";
+import type { StanzaIds } from "./stanza-id.js";
 
 /** RFC 6121 §8.5.2/§8.5.3: what the type of a message asks of delivery. */
 function flagsFor(type: string | undefined, full: boolean): number {
@@ -27,15 +28,20 @@ function ownAddress(to: string, bare: string): boolean {
   return to.startsWith(bare) && (to.length === bare.length || to.charCodeAt(bare.length) === 0x2f);
 }
 
-/** Messages between users go through the core; the UserChannel applies the bare-JID rules. */
-export function messageModule(hooks: Hooks): void {
+/**
+ * Messages between users go through the core; the UserChannel applies the bare-JID rules.
+ * With archives on (`ids`), an archived message gets its XEP-0359 stanza-id here and Flag.Archive.
+ */
+export function messageModule(hooks: Hooks, ids: StanzaIds | null = null): void {
   const send = (full: boolean) => ({ session: s, stanza, to }: StanzaEvent) => {
     const type = stanza.attrs.type;
     // §8.5.2.1.1, §8.5.2.2.1: a groupchat message to a bare JID is delivered to no resource.
     if (!full && type === "groupchat") return bounce(s, stanza, StanzaCondition.ServiceUnavailable), true;
     // XEP-0280: the core copies it to other resources that enabled carbons (none: no cost); not between one's own resources.
     const copies = eligible(stanza) && !ownAddress(to, s.bare) ? Flag.Copies : 0;
-    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full) | copies, id: stanza.attrs.id ?? "" }));
+    // XEP-0313: the owners of both users archive it (ChannelOwner, ProxyDaemon.copyToOwner).
+    const archive = ids !== null && ids.mark(stanza, s.bare, to) ? Flag.Archive : 0;
+    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full) | copies | archive, id: stanza.attrs.id ?? "" }));
     return true;
   };
   hooks.on(Ev.MessageBare, send(false));

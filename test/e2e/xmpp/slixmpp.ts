@@ -26,9 +26,9 @@ export function startSlixmppServer(users: Record<string, string>, xmpp: Record<s
   return startServer(storage === null ? { listeners, xmpp } : { listeners, xmpp, storage }, users);
 }
 
-/** Runs test/fixtures/`script` (port, CA file) against a fresh server with alice and bob; its output lines. */
-export async function runSlixmpp(script: string, ms: number): Promise<string[]> {
-  const ts = await startSlixmppServer({ alice: "alice-pw", bob: "bob-pw" });
+/** Runs test/fixtures/`script` (port, CA file) against a fresh server with alice and bob (`xmpp` laid over its xmpp config); its output lines. */
+export async function runSlixmpp(script: string, ms: number, xmpp: Record<string, unknown> = {}): Promise<string[]> {
+  const ts = await startSlixmppServer({ alice: "alice-pw", bob: "bob-pw" }, xmpp);
   try {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(PYTHON, [join(FIXTURES, script), String(ts.port("xmpp", "tcp")), TLS_FILES.cert], { timeout: ms }, (err, stdout, stderr) =>

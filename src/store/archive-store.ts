@@ -1,0 +1,75 @@
+/**
+ * XEP-0313 message archives: each user's messages, both directions, kept by
+ * the owner worker of the user's bare JID (docs/architecture.md, "Archives").
+ * Users are named by their local part, like the XMPP store.
+ */
+
+/** One archived message as written (ArchiveWriter). */
+export interface ArchiveRow {
+  user: string;
+  /** The XEP-0359 stanza-id the message was delivered with: unique in the user's archive. */
+  id: string;
+  /** Bare JID of the other party, and its resource ("" when none). */
+  with: string;
+  withResource: string;
+  /** When the owner archived it (ms since the epoch): the order of the archive. */
+  ts: number;
+  /** The user sent it. */
+  outgoing: boolean;
+  /** The message as the recipient got it (from, to, children), without our stanza-id. */
+  stanza: string;
+}
+
+/** A query on one user's archive (XEP-0313 §4 fields, XEP-0059 paging). */
+export interface ArchiveQuery {
+  user: string;
+  /** Bare JID of the other party; with `withResource`, only that full JID. */
+  with?: string;
+  withResource?: string;
+  /** Inclusive bounds on the archive time, ms. */
+  start?: number;
+  end?: number;
+  /** RSM: the page after this id (forwards) or before it (backwards). */
+  after?: string;
+  before?: string;
+  /** RSM <before/> empty: the last page. */
+  last?: boolean;
+  /** At most this many (0: only a count). */
+  max: number;
+}
+
+export interface ArchiveItem {
+  id: string;
+  ts: number;
+  stanza: string;
+}
+
+export interface ArchivePage {
+  /** Oldest first, whichever way the page was asked. */
+  items: ArchiveItem[];
+  /** XEP-0313 §5.2 complete: the page was not cut by `max` in the direction asked. */
+  complete: boolean;
+  /** Matching messages in the whole set; only for max 0 (a count costs a scan). */
+  count?: number;
+}
+
+/** XEP-0313 §6 preferences: what is archived by default, and JIDs always or never archived. */
+export type ArchiveMode = "always" | "never" | "roster";
+export interface ArchivePrefs {
+  default: ArchiveMode;
+  always: string[];
+  never: string[];
+}
+
+export interface ArchiveStore {
+  /** Rows in one transaction; a row whose (user, id) is there already is skipped. Resolves to the rows added. */
+  append(rows: readonly ArchiveRow[]): Promise<number>;
+  /** One page; null when `after` or `before` names no message of this archive (XEP-0059 §2.6: item-not-found). */
+  query(q: ArchiveQuery): Promise<ArchivePage | null>;
+  /** Stored preferences of these users (absent: none set). */
+  prefs(users: readonly string[]): Promise<Map<string, ArchivePrefs>>;
+  setPrefs(user: string, prefs: ArchivePrefs): Promise<void>;
+  /** Removes up to `limit` messages archived before `beforeMs` (retention); resolves to how many. */
+  expire(beforeMs: number, limit: number): Promise<number>;
+  count(user: string): Promise<number>;
+}

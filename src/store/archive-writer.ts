@@ -1,0 +1,193 @@
+import type { Logger } from "../log/logger.js";
+import type { ArchiveMode, ArchivePrefs, ArchiveRow, ArchiveStore } from "./archive-store.js";
+
+/**
+ * A message queued for the archive of `bare` (`outgoing`: that user sent it), as the core handed it over:
+ * the row (user, id, contact, text) is made from it when its batch is written, off the forwarding path.
+ */
+export interface ArchiveEntry {
+  bare: string;
+  outgoing: boolean;
+  /** When the owner took it (ms): the archive's order. */
+  ts: number;
+  payload: unknown;
+  from: string;
+  to: string;
+}
+
+/** What the protocol reads from an entry's payload: its id in the archives and its text; null: not to be archived. */
+export interface Rendered {
+  id: string;
+  text: string;
+}
+
+export interface ArchiveWriterOptions {
+  /** For users with no preferences stored (xmpp.mam.defaultMode). */
+  defaultMode: ArchiveMode;
+  maxQueued: number;
+  maxBatch: number;
+  /** 0: kept for ever. */
+  retentionDays: number;
+  /** The message's id and text as archived (XMPP: its stanza-id, the stanza without it), or null to skip it. */
+  render: (e: ArchiveEntry) => Rendered | null;
+  /** Is `jid` in `user`'s roster (the "roster" mode)? */
+  inRoster: (user: string, jid: string) => Promise<boolean>;
+}
+
+const HOUR_MS = 3_600_000;
+/** Rows one retention step removes: one short transaction, then the event loop gets a turn. */
+const EXPIRE_STEP = 5000;
+
+/**
+ * The worker's queue of messages for the archives of the users it owns
+ * (XEP-0313). The core's sink only appends; after the turn a batch is taken,
+ * filtered by its users' preferences (one read per batch), rendered and
+ * written in one transaction; what arrives meanwhile forms the next batch.
+ * The archive is not a delivery guarantee: a message the queue cannot take, or
+ * a batch the store refuses, is counted and logged, and delivery goes on.
+ */
+export class ArchiveWriter {
+  private queue: ArchiveEntry[] = [];
+  private writing = false;
+  private pushed = 0;
+  private settled = 0;
+  private waiters: { upTo: number; resolve: () => void }[] = [];
+  private failing = false;
+  private sweep: NodeJS.Timeout | null = null;
+  /** Rows written, skipped by preferences, dropped (queue full), in failed batches; expired by retention. */
+  readonly stats = { archived: 0, skipped: 0, dropped: 0, failed: 0, failedBatches: 0, expired: 0 };
+
+  constructor(
+    private readonly store: ArchiveStore,
+    private readonly opts: ArchiveWriterOptions,
+    private readonly log: Logger,
+  ) {
+    if (opts.retentionDays > 0) {
+      this.sweep = setInterval(() => void this.expire(), HOUR_MS);
+      this.sweep.unref();
+    }
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** Queues a message; false when the queue is full (it is not archived). */
+  push(e: ArchiveEntry): boolean {
+    if (this.queue.length >= this.opts.maxQueued) {
+      if (this.stats.dropped++ === 0) this.log.warn("archive write queue full: messages are not archived", { maxQueued: this.opts.maxQueued });
+      return false;
+    }
+    this.queue.push(e);
+    this.pushed++;
+    if (!this.writing) {
+      this.writing = true;
+      setImmediate(() => void this.run());
+    }
+    return true;
+  }
+
+  /** Resolves once everything queued before the call has been written (or has failed). */
+  flushed(): Promise<void> {
+    if (this.settled >= this.pushed) return Promise.resolve();
+    const upTo = this.pushed;
+    return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
+  }
+
+  close(): void {
+    if (this.sweep !== null) clearInterval(this.sweep);
+    this.sweep = null;
+  }
+
+  /** Removes what is past the retention limit, a step at a time (also called by tests). */
+  async expire(now = Date.now()): Promise<number> {
+    if (this.opts.retentionDays <= 0) return 0;
+    const before = now - this.opts.retentionDays * 86_400_000;
+    let total = 0;
+    try {
+      for (;;) {
+        const n = await this.store.expire(before, EXPIRE_STEP);
+        total += n;
+        if (n < EXPIRE_STEP) break;
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (e) {
+      this.log.warn("archive retention sweep failed", { error: (e as Error).message });
+    }
+    this.stats.expired += total;
+    return total;
+  }
+
+  private async run(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.length <= this.opts.maxBatch ? this.queue : this.queue.slice(0, this.opts.maxBatch);
+      this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
+      try {
+        const rows = await this.rows(batch);
+        if (rows.length > 0) await this.store.append(rows);
+        this.stats.archived += rows.length;
+        if (this.failing) this.log.warn("messages are being archived again");
+        this.failing = false;
+      } catch (e) {
+        this.stats.failedBatches++;
+        this.stats.failed += batch.length;
+        if (!this.failing) this.log.warn("messages not archived: the store failed", { error: (e as Error).message, batch: batch.length });
+        this.failing = true;
+      }
+      this.settled += batch.length;
+      if (this.waiters.length > 0) {
+        const ready = this.waiters.filter((w) => w.upTo <= this.settled);
+        this.waiters = this.waiters.filter((w) => w.upTo > this.settled);
+        for (const w of ready) w.resolve();
+      }
+      if (this.queue.length > 0) await new Promise((r) => setImmediate(r));
+    }
+    this.writing = false;
+  }
+
+  /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */
+  private async rows(batch: readonly ArchiveEntry[]): Promise<ArchiveRow[]> {
+    const rows: ArchiveRow[] = [];
+    const users = new Set<string>();
+    let lastPayload: unknown = undefined;
+    let last: Rendered | null = null;
+    for (const e of batch) {
+      if (e.payload !== lastPayload) {
+        lastPayload = e.payload;
+        last = this.opts.render(e);
+      }
+      if (last === null) continue;
+      const at = e.bare.indexOf("@");
+      const other = e.outgoing ? e.to : e.from;
+      const slash = other.indexOf("/");
+      const user = e.bare.slice(0, at);
+      users.add(user);
+      rows.push({
+        user,
+        id: last.id,
+        with: slash < 0 ? other : other.slice(0, slash),
+        withResource: slash < 0 ? "" : other.slice(slash + 1),
+        ts: e.ts,
+        outgoing: e.outgoing,
+        stanza: last.text,
+      });
+    }
+    const prefs = await this.store.prefs([...users]);
+    if (prefs.size === 0 && this.opts.defaultMode === "always") return rows;
+    const kept: ArchiveRow[] = [];
+    for (const r of rows) {
+      if (await this.wanted(prefs.get(r.user), r)) kept.push(r);
+      else this.stats.skipped++;
+    }
+    return kept;
+  }
+
+  private wanted(p: ArchivePrefs | undefined, e: ArchiveRow): boolean | Promise<boolean> {
+    if (p !== undefined) {
+      if (p.never.includes(e.with)) return false;
+      if (p.always.includes(e.with)) return true;
+    }
+    const mode = p?.default ?? this.opts.defaultMode;
+    return mode === "always" ? true : mode === "never" ? false : this.opts.inRoster(e.user, e.with);
+  }
+}

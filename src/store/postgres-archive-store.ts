@@ -1,0 +1,114 @@
+import type pg from "pg";
+import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore } from "./archive-store.js";
+import { backward, countSql, pageSql, type Cursor } from "./archive-sql.js";
+import type { Component } from "./postgres-schema.js";
+
+/** The archive's schema steps (component "archive"); append, never edit. As in SQLite (sqlite-archive-store.ts). */
+export const ARCHIVE: Component = {
+  name: "archive",
+  steps: [
+    `CREATE TABLE archive (
+       seq bigserial PRIMARY KEY,
+       username text NOT NULL,
+       id text NOT NULL,
+       with_jid text NOT NULL,
+       with_resource text NOT NULL DEFAULT '',
+       ts bigint NOT NULL,
+       outgoing boolean NOT NULL,
+       stanza text NOT NULL
+     );
+     CREATE UNIQUE INDEX archive_by_id ON archive (username, id);
+     CREATE INDEX archive_by_time ON archive (username, ts, seq);
+     CREATE INDEX archive_by_with ON archive (username, with_jid, ts, seq);
+     CREATE INDEX archive_by_age ON archive (ts);
+     CREATE TABLE archive_prefs (
+       username text PRIMARY KEY,
+       default_mode text NOT NULL,
+       always jsonb NOT NULL DEFAULT '[]',
+       never jsonb NOT NULL DEFAULT '[]'
+     );
+     CREATE FUNCTION users_delete_archive() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+       DELETE FROM archive WHERE username = OLD.username;
+       DELETE FROM archive_prefs WHERE username = OLD.username;
+       RETURN NULL;
+     END $$;
+     CREATE TRIGGER users_delete_archive AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_delete_archive()`,
+  ],
+};
+
+/** ArchiveStore on PostgreSQL, sharing the accounts' pool. A batch is one INSERT of arrays: one round trip. */
+export class PgArchiveStore implements ArchiveStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async append(rows: readonly ArchiveRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const r = await this.pool.query(
+      `INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $7::text[])
+       ON CONFLICT (username, id) DO NOTHING`,
+      [
+        rows.map((x) => x.user),
+        rows.map((x) => x.id),
+        rows.map((x) => x.with),
+        rows.map((x) => x.withResource),
+        rows.map((x) => x.ts),
+        rows.map((x) => x.outgoing),
+        rows.map((x) => x.stanza),
+      ],
+    );
+    return r.rowCount ?? 0;
+  }
+
+  private async cursor(user: string, id: string): Promise<Cursor | null> {
+    const r = await this.pool.query<{ ts: string; seq: string }>("SELECT ts, seq FROM archive WHERE username = $1 AND id = $2", [user, id]);
+    return r.rows.length === 0 ? null : { ts: Number(r.rows[0].ts), seq: Number(r.rows[0].seq) };
+  }
+
+  async query(q: ArchiveQuery): Promise<ArchivePage | null> {
+    let after: Cursor | null = null;
+    let before: Cursor | null = null;
+    if (q.after !== undefined && (after = await this.cursor(q.user, q.after)) === null) return null;
+    if (q.before !== undefined && (before = await this.cursor(q.user, q.before)) === null) return null;
+    if (q.max === 0) {
+      const c = countSql(q, true);
+      const r = await this.pool.query<{ n: string }>(c.sql, c.args);
+      return { items: [], complete: false, count: Number(r.rows[0].n) };
+    }
+    const { sql, args } = pageSql(q, after, before, true);
+    const rows = (await this.pool.query<{ id: string; ts: string; stanza: string }>(sql, args)).rows.map((r) => ({ id: r.id, ts: Number(r.ts), stanza: r.stanza }));
+    const complete = rows.length <= q.max;
+    if (!complete) rows.pop();
+    if (backward(q)) rows.reverse();
+    return { items: rows, complete };
+  }
+
+  async prefs(users: readonly string[]): Promise<Map<string, ArchivePrefs>> {
+    const out = new Map<string, ArchivePrefs>();
+    if (users.length === 0) return out;
+    const r = await this.pool.query<{ username: string; default_mode: ArchivePrefs["default"]; always: string[]; never: string[] }>(
+      "SELECT username, default_mode, always, never FROM archive_prefs WHERE username = ANY($1::text[])",
+      [users],
+    );
+    for (const row of r.rows) out.set(row.username, { default: row.default_mode, always: row.always, never: row.never });
+    return out;
+  }
+
+  async setPrefs(user: string, p: ArchivePrefs): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO archive_prefs (username, default_mode, always, never) VALUES ($1, $2, $3::jsonb, $4::jsonb)
+       ON CONFLICT (username) DO UPDATE SET default_mode = excluded.default_mode, always = excluded.always, never = excluded.never`,
+      [user, p.default, JSON.stringify(p.always), JSON.stringify(p.never)],
+    );
+  }
+
+  async expire(beforeMs: number, limit: number): Promise<number> {
+    const r = await this.pool.query("DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE ts < $1 ORDER BY ts LIMIT $2)", [beforeMs, limit]);
+    return r.rowCount ?? 0;
+  }
+
+  async count(user: string): Promise<number> {
+    const r = await this.pool.query<{ n: string }>("SELECT count(*) AS n FROM archive WHERE username = $1", [user]);
+    return Number(r.rows[0].n);
+  }
+}

@@ -1,0 +1,130 @@
+import type Database from "better-sqlite3";
+import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore } from "./archive-store.js";
+import { backward, countSql, pageSql, type Cursor } from "./archive-sql.js";
+import { migrate } from "./sqlite-schema.js";
+import { retrying } from "./sqlite-retry.js";
+
+/**
+ * The archive's schema steps (schema_versions component "archive"); append, never edit.
+ * seq orders messages archived in the same millisecond; the indexes serve a page of a
+ * user's archive, of one contact, and the retention sweep.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE archive (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     username TEXT NOT NULL,
+     id TEXT NOT NULL,
+     with_jid TEXT NOT NULL,
+     with_resource TEXT NOT NULL DEFAULT '',
+     ts INTEGER NOT NULL,
+     outgoing INTEGER NOT NULL,
+     stanza TEXT NOT NULL
+   );
+   CREATE UNIQUE INDEX archive_by_id ON archive (username, id);
+   CREATE INDEX archive_by_time ON archive (username, ts, seq);
+   CREATE INDEX archive_by_with ON archive (username, with_jid, ts, seq);
+   CREATE INDEX archive_by_age ON archive (ts);
+   CREATE TABLE archive_prefs (
+     username TEXT PRIMARY KEY,
+     default_mode TEXT NOT NULL,
+     always TEXT NOT NULL DEFAULT '[]',
+     never TEXT NOT NULL DEFAULT '[]'
+   ) WITHOUT ROWID;
+   CREATE TRIGGER users_delete_archive AFTER DELETE ON users BEGIN
+     DELETE FROM archive WHERE username = old.username;
+     DELETE FROM archive_prefs WHERE username = old.username;
+   END`,
+];
+
+interface PrefsRow {
+  username: string;
+  default_mode: ArchivePrefs["default"];
+  always: string;
+  never: string;
+}
+
+/** ArchiveStore in the accounts' SQLite file (open the SqliteStore first: the trigger watches its users table). */
+export class SqliteArchiveStore implements ArchiveStore {
+  private readonly s;
+  private readonly pages = new Map<string, Database.Statement>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly lockTimeoutMs = 5000,
+  ) {
+    migrate(db, "archive", MIGRATIONS);
+    this.s = {
+      add: db.prepare(
+        `INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      cursor: db.prepare<[string, string], Cursor>(`SELECT ts, seq FROM archive WHERE username = ? AND id = ?`),
+      count: db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM archive WHERE username = ?`),
+      prefs: db.prepare<[string], PrefsRow>(`SELECT username, default_mode, always, never FROM archive_prefs WHERE username = ?`),
+      setPrefs: db.prepare(`INSERT OR REPLACE INTO archive_prefs (username, default_mode, always, never) VALUES (?, ?, ?, ?)`),
+      expire: db.prepare<[number, number]>(`DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE ts < ? ORDER BY ts LIMIT ?)`),
+    };
+  }
+
+  append(rows: readonly ArchiveRow[]): Promise<number> {
+    const run = this.db.transaction(() => {
+      let n = 0;
+      for (const r of rows) n += this.s.add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza).changes;
+      return n;
+    });
+    return retrying(() => run.immediate(), this.lockTimeoutMs);
+  }
+
+  query(q: ArchiveQuery): Promise<ArchivePage | null> {
+    return retrying(() => this.page(q), this.lockTimeoutMs);
+  }
+
+  private page(q: ArchiveQuery): ArchivePage | null {
+    let after: Cursor | null = null;
+    let before: Cursor | null = null;
+    if (q.after !== undefined && (after = this.s.cursor.get(q.user, q.after) ?? null) === null) return null;
+    if (q.before !== undefined && (before = this.s.cursor.get(q.user, q.before) ?? null) === null) return null;
+    if (q.max === 0) {
+      const c = countSql(q, false);
+      return { items: [], complete: false, count: (this.stmt(c.sql).get(...c.args) as { n: number }).n };
+    }
+    const { sql, args } = pageSql(q, after, before, false);
+    const rows = this.stmt(sql).all(...args) as { id: string; ts: number; stanza: string }[];
+    const complete = rows.length <= q.max;
+    if (!complete) rows.pop();
+    if (backward(q)) rows.reverse();
+    return { items: rows, complete };
+  }
+
+  /** Statements by their text: a handful of shapes (with or not, bounds or not, which way). */
+  private stmt(sql: string): Database.Statement {
+    let st = this.pages.get(sql);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      this.pages.set(sql, st);
+    }
+    return st;
+  }
+
+  prefs(users: readonly string[]): Promise<Map<string, ArchivePrefs>> {
+    return retrying(() => {
+      const out = new Map<string, ArchivePrefs>();
+      for (const u of users) {
+        const r = this.s.prefs.get(u);
+        if (r !== undefined) out.set(u, { default: r.default_mode, always: JSON.parse(r.always) as string[], never: JSON.parse(r.never) as string[] });
+      }
+      return out;
+    }, this.lockTimeoutMs);
+  }
+
+  setPrefs(user: string, p: ArchivePrefs): Promise<void> {
+    return retrying(() => void this.s.setPrefs.run(user, p.default, JSON.stringify(p.always), JSON.stringify(p.never)), this.lockTimeoutMs);
+  }
+
+  expire(beforeMs: number, limit: number): Promise<number> {
+    return retrying(() => this.s.expire.run(beforeMs, limit).changes, this.lockTimeoutMs);
+  }
+
+  count(user: string): Promise<number> {
+    return retrying(() => this.s.count.get(user)!.n, this.lockTimeoutMs);
+  }
+}
