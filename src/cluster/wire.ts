@@ -1,228 +1,158 @@
-import { Envelope } from "../envelope/envelope.js";
+import { Envelope, Kind } from "../envelope/envelope.js";
 import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
-import type { SessionRef } from "../channel/user-channel.js";
 import type { BusMessage, Taken } from "./bus.js";
-import type { ClaimAnswer, Handover } from "../session/core.js";
-import { recordsOf, recordOf, rowOf, type RecordRow } from "./wire-records.js";
-import type { Recalled } from "../session/resume-record.js";
+import { WireReader, WireWriter } from "./wire-buf.js";
+import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.js";
 
 /**
- * BusMessage ⇄ bytes for buses between processes:
+ * BusMessage ⇄ bytes for buses between processes (bus protocol 2, join-guard.ts). A batch to one peer is
+ * its messages one after another, each behind its u32 (big-endian) length; a message is
  *
- *   u32 header length | header (JSON) | payload bytes | presence bytes
+ *   u8 tag | fields | payload
  *
- * The header holds everything but the protocol payloads, whose lengths it
- * gives (-1: null). Payloads go through their protocol's PayloadCodec, so the
- * bus never parses a stanza it only has to carry.
+ * The messages of every chat message (owner, session, missed, answer: an envelope; confirm: custody's
+ * receipts) have binary fields (wire-buf.ts): strings as length and UTF-8, numbers as f64 or u32, the
+ * payload last as its length (0xffffffff: null) and bytes. The rest (tag 0) carry a JSON array and a
+ * presence payload (wire-json.ts). Payloads go through their protocol's PayloadCodec, so the bus never
+ * parses a stanza it only has to carry; a codec that gives text (encodeText) has it written straight
+ * into the batch.
  */
-export class BusWire {
+const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5 } as const;
+
+const NULL_LEN = 0xffffffff;
+/** u8 tag, u8 kind, f64 ttl, u32 flags, seven string lengths, the payload's length, and the frame's. */
+const ENV_FIXED = 1 + 1 + 8 + 4 + 7 * 4 + 4 + 4;
+
+export class BusWire implements Payloads {
   constructor(private readonly codecs: PayloadCodecs) {}
 
+  /** One message alone (without the batch's length before it): for tests and tools. */
   encode(msg: BusMessage): Uint8Array {
-    let head: unknown[];
-    let payload: Uint8Array | null = null;
-    let presence: Uint8Array | null = null;
-    switch (msg.op) {
-      case "owner":
-      case "answer":
-        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
-        head = [msg.op, envHead(msg.env)];
-        break;
-      case "session":
-        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
-        head = [msg.op, envHead(msg.env), msg.address, msg.serial];
-        break;
-      case "missed":
-        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
-        head = [msg.op, envHead(msg.env), msg.address, msg.serial, msg.by];
-        break;
-      case "bind": {
-        const r = msg.ref;
-        presence = this.payloadOf(r.protocol, r.presence);
-        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool, r.born];
-        break;
-      }
-      case "presence":
-        presence = this.payloadOf(msg.protocol, msg.presence);
-        head = [msg.op, msg.address, msg.serial, msg.available, msg.priority, msg.protocol, msg.copies];
-        break;
-      case "copies":
-        head = [msg.op, msg.address, msg.serial, msg.on];
-        break;
-      case "unbind":
-      case "replaced":
-        head = [msg.op, msg.address, msg.serial];
-        break;
-      case "claim":
-        head = [msg.op, msg.protocol, msg.key, msg.ask, msg.from, msg.token];
-        break;
-      case "claimed": {
-        const a = msg.answer;
-        if (a.kind === "ok") presence = this.payloadOf(a.handover.protocol, a.handover.presence);
-        head = [msg.op, msg.token, a.kind, a.kind === "refused" ? a.reason : null, a.kind === "ok" ? handoverHead(a.handover) : null, msg.from];
-        break;
-      }
-      case "park":
-        presence = this.payloadOf(msg.handover.protocol, msg.handover.presence);
-        head = [msg.op, handoverHead(msg.handover)];
-        break;
-      case "draining":
-        head = [msg.op, msg.worker];
-        break;
-      case "settled":
-        head = [msg.op, msg.refs];
-        break;
-      case "confirm":
-        head = [msg.op, msg.by, msg.taken, msg.done];
-        break;
-      case "received":
-        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn] : [msg.op, msg.key, msg.count];
-        break;
-      case "records":
-        head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop];
-        break;
-      case "recall":
-        head = [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token];
-        break;
-      case "recalled":
-        head = [msg.op, msg.token, msg.from, msg.found === null ? null : [rowOf(msg.found.record), msg.found.holder]];
-        break;
-      case "barrier":
-        head = [msg.op, msg.from, msg.token];
-        break;
-      case "barrierDone":
-        head = [msg.op, msg.token];
-        break;
-      case "welcome":
-        head = [msg.op, msg.from, msg.inc];
-        break;
-      case "gone":
-        head = [msg.op, msg.addresses, msg.bares];
-        break;
-    }
-    head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
-    const json = JSON.stringify(head);
-    const jsonLen = Buffer.byteLength(json);
-    const out = Buffer.allocUnsafe(4 + jsonLen + (payload?.length ?? 0) + (presence?.length ?? 0));
-    out.writeUInt32BE(jsonLen, 0);
-    out.write(json, 4);
-    let at = 4 + jsonLen;
-    if (payload !== null) {
-      out.set(payload, at);
-      at += payload.length;
-    }
-    if (presence !== null) out.set(presence, at);
-    return out;
+    const w = new WireWriter();
+    this.encodeInto(w, msg);
+    return w.take().subarray(4);
   }
 
-  /** Throws on anything that is not a message this codec wrote. */
-  decode(bytes: Uint8Array): BusMessage {
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const jsonLen = buf.readUInt32BE(0);
-    const head = JSON.parse(buf.toString("utf8", 4, 4 + jsonLen)) as unknown[];
-    const presenceLen = head.pop() as number;
-    const payloadLen = head.pop() as number;
-    let at = 4 + jsonLen;
-    const take = (len: number): Uint8Array | null => {
-      if (len < 0) return null;
-      if (at + len > buf.length) throw new Error("bus message truncated");
-      const b = buf.subarray(at, at + len);
-      at += len;
-      return b;
-    };
-    const payload = take(payloadLen);
-    const presence = take(presenceLen);
-    const op = head[0] as BusMessage["op"];
-    switch (op) {
+  /** Appends `msg` to a batch: its u32 length, then the message. Throws (writing nothing) on a payload its codec refuses. */
+  encodeInto(w: WireWriter, msg: BusMessage): void {
+    switch (msg.op) {
       case "owner":
+        return this.envOp(w, Tag.Owner, msg.env, "", 0, "");
       case "answer":
-        return { op, env: this.envOf(head[1] as EnvHead, payload) };
+        return this.envOp(w, Tag.Answer, msg.env, "", 0, "");
       case "session":
-        return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
+        return this.envOp(w, Tag.Session, msg.env, msg.address, msg.serial, "");
       case "missed":
-        return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number, by: head[4] as string };
-      case "bind": {
-        const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool, born] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?, number?];
-        // A worker from before pools sends no `pool`: its sessions keep the priority rule.
-        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, born: born ?? 0, copies, told, pool: pool === true };
-        return { op, ref };
+        return this.envOp(w, Tag.Missed, msg.env, msg.address, msg.serial, msg.by);
+      case "confirm":
+        return confirmInto(w, msg.by, msg.taken, msg.done);
+      default:
+        return this.jsonInto(w, msg);
+    }
+  }
+
+  private envOp(w: WireWriter, tag: number, e: Envelope, address: string, serial: number, by: string): void {
+    let text: string | null = null;
+    let bytes: Uint8Array | null = null;
+    const p = e.payload;
+    if (p !== null && p !== undefined) {
+      const c = this.codec(e.protocol);
+      if (c.encodeText !== undefined) text = c.encodeText(p);
+      else bytes = c.encode(p);
+    }
+    const chars = e.id.length + e.ref.length + e.responseFor.length + e.from.length + e.to.length + e.protocol.length + e.code.length + address.length + by.length;
+    w.reserve(ENV_FIXED + 16 + 3 * chars + (text !== null ? 3 * text.length : bytes !== null ? bytes.length : 0));
+    const frame = w.at;
+    w.at += 4;
+    w.u8(tag);
+    if (tag === Tag.Session || tag === Tag.Missed) {
+      w.str(address);
+      w.f64(serial);
+      if (tag === Tag.Missed) w.str(by);
+    }
+    w.u8(e.kind);
+    w.f64(e.ttl);
+    w.u32(e.flags);
+    w.str(e.id);
+    w.str(e.ref);
+    w.str(e.responseFor);
+    w.str(e.from);
+    w.str(e.to);
+    w.str(e.protocol);
+    w.str(e.code);
+    if (text !== null) w.text(text);
+    else if (bytes !== null) w.bytes(bytes);
+    else w.u32(NULL_LEN);
+    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  }
+
+  private jsonInto(w: WireWriter, msg: JsonOp): void {
+    const { head, presence } = jsonHead(msg, this);
+    const json = JSON.stringify(head);
+    w.reserve(4 + 1 + 4 + 3 * json.length + 4 + (presence?.length ?? 0));
+    const frame = w.at;
+    w.at += 4;
+    w.u8(Tag.Json);
+    w.text(json);
+    if (presence !== null) w.bytes(presence);
+    else w.u32(NULL_LEN);
+    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  }
+
+  /** Throws on anything that is not a message this codec wrote: the caller drops that message alone. */
+  decode(bytes: Uint8Array): BusMessage {
+    const r = new WireReader(bytes);
+    const tag = r.u8();
+    let msg: BusMessage;
+    switch (tag) {
+      case Tag.Owner:
+        msg = { op: "owner", env: this.envFrom(r) };
+        break;
+      case Tag.Answer:
+        msg = { op: "answer", env: this.envFrom(r) };
+        break;
+      case Tag.Session: {
+        const address = r.str();
+        const serial = r.f64();
+        msg = { op: "session", address, serial, env: this.envFrom(r) };
+        break;
       }
-      case "presence": {
-        const [, address, serial, available, priority, protocol, copies] = head as [string, string, number, boolean, number, string, boolean];
-        return { op, address, serial, available, priority, protocol, presence: this.valueOf(protocol, presence), copies };
+      case Tag.Missed: {
+        const address = r.str();
+        const serial = r.f64();
+        const by = r.str();
+        msg = { op: "missed", address, serial, by, env: this.envFrom(r) };
+        break;
       }
-      case "copies":
-        return { op, address: head[1] as string, serial: head[2] as number, on: head[3] as boolean };
-      case "unbind":
-      case "replaced":
-        return { op, address: head[1] as string, serial: head[2] as number };
-      case "claim": {
-        const [, protocol, key, ask, from, token] = head as [string, string, string, unknown, string, number];
-        return { op, protocol, key, ask, from, token };
-      }
-      case "claimed": {
-        const [, token, kind, reason, h, from] = head as [string, number, ClaimAnswer["kind"], unknown, HandoverHead | null, string];
-        const answer: ClaimAnswer = kind === "ok" ? { kind, handover: this.handoverOf(h!, presence) } : kind === "refused" ? { kind, reason } : { kind: "miss" };
-        return { op, token, answer, from: typeof from === "string" ? from : "" };
-      }
-      case "park":
-        return { op, handover: this.handoverOf(head[1] as HandoverHead, presence) };
-      case "draining":
-        return { op, worker: head[1] as string };
-      case "settled": {
-        const refs = head[1];
-        if (!Array.isArray(refs) || !refs.every((r) => typeof r === "string")) throw new Error("settled without refs");
-        return { op, refs: refs as string[] };
-      }
-      case "confirm": {
-        const [, by, taken, done] = head;
-        const triples = Array.isArray(taken) && taken.every((t) => Array.isArray(t) && typeof t[0] === "string" && typeof t[1] === "string" && typeof t[2] === "number");
-        if (typeof by !== "string" || !triples || !strings(done)) throw new Error("confirm without receipts");
-        return { op, by, taken: taken as Taken[], done };
-      }
-      case "barrier":
-        if (typeof head[1] !== "string" || typeof head[2] !== "number") throw new Error("barrier without a sender and token");
-        return { op, from: head[1], token: head[2] };
-      case "barrierDone":
-        if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
-        return { op, token: head[1] };
-      case "received": {
-        const [, key, count, resumedOn] = head;
-        if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
-        return typeof resumedOn === "string" ? { op, key, count, resumedOn } : { op, key, count };
-      }
-      case "records": {
-        const [, from, reset, keep, counts, drop] = head;
-        if (typeof from !== "string" || typeof reset !== "boolean" || !Array.isArray(keep) || !strings(drop)) throw new Error("records without a sender");
-        if (!Array.isArray(counts) || !counts.every((c) => Array.isArray(c) && typeof c[0] === "string" && typeof c[1] === "number")) throw new Error("records with bad counts");
-        return { op, from, reset, keep: recordsOf(keep), counts: counts as [string, number][], drop };
-      }
-      case "recall": {
-        const [, protocol, key, user, from, token] = head;
-        if (typeof protocol !== "string" || typeof key !== "string" || typeof user !== "string" || typeof from !== "string" || typeof token !== "number") throw new Error("recall without a key");
-        return { op, protocol, key, user, from, token };
-      }
-      case "recalled": {
-        const [, token, from, found] = head as [string, number, string, [RecordRow, string] | null];
-        if (typeof token !== "number" || typeof from !== "string") throw new Error("recalled without a token");
-        let f: Recalled | null = null;
-        if (found !== null) {
-          if (!Array.isArray(found) || typeof found[1] !== "string") throw new Error("recalled with a bad record");
-          f = { record: recordOf(found[0]), holder: found[1] };
-        }
-        return { op, token, from, found: f };
-      }
-      case "welcome":
-        if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("welcome without an incarnation");
-        return { op, from: head[1], inc: head[2] };
-      case "gone": {
-        const [, addresses, bares] = head;
-        if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
-        return { op, addresses, bares };
+      case Tag.Confirm:
+        msg = confirmFrom(r);
+        break;
+      case Tag.Json: {
+        const head: unknown = JSON.parse(r.str());
+        if (!Array.isArray(head)) throw new Error("bus message without its fields");
+        msg = fromJsonHead(head, payloadFrom(r), this);
+        break;
       }
       default:
-        throw new Error(`unknown bus op ${String(op)}`);
+        throw new Error(`unknown bus message tag ${tag}`);
     }
+    if (r.left !== 0) throw new Error("bus message with bytes after its end");
+    return msg;
+  }
+
+  private envFrom(r: WireReader): Envelope {
+    const kind = r.u8();
+    if (kind > Kind.Presence) throw new Error(`unknown envelope kind ${kind}`);
+    const ttl = r.f64();
+    const flags = r.u32();
+    const id = r.str();
+    const ref = r.str();
+    const responseFor = r.str();
+    const from = r.str();
+    const to = r.str();
+    const protocol = r.str();
+    const code = r.str();
+    return new Envelope(kind as Kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payloadFrom(r)), ttl, flags, code);
   }
 
   private codec(protocol: string): PayloadCodec {
@@ -231,38 +161,51 @@ export class BusWire {
     return c;
   }
 
-  private payloadOf(protocol: string, payload: unknown): Uint8Array | null {
+  bytesOf(protocol: string, payload: unknown): Uint8Array | null {
     return payload === null || payload === undefined ? null : this.codec(protocol).encode(payload);
   }
 
-  private valueOf(protocol: string, bytes: Uint8Array | null): unknown {
+  valueOf(protocol: string, bytes: Uint8Array | null): unknown {
     return bytes === null ? null : this.codec(protocol).decode(bytes);
   }
+}
 
-  private handoverOf(h: HandoverHead, presence: Uint8Array | null): Handover {
-    const [protocol, key, address, resource, serial, available, priority, wantsCopies, peersWantCopies, inbound, state] = h;
-    return { protocol, key, address, resource, serial, available, priority, presence: this.valueOf(protocol, presence), wantsCopies, peersWantCopies, inbound, state };
+function payloadFrom(r: WireReader): Uint8Array | null {
+  const len = r.u32();
+  return len === NULL_LEN ? null : r.view(len);
+}
+
+function confirmInto(w: WireWriter, by: string, taken: readonly Taken[], done: readonly string[]): void {
+  let chars = by.length;
+  for (let i = 0; i < taken.length; i++) chars += taken[i][0].length + taken[i][1].length;
+  for (let i = 0; i < done.length; i++) chars += done[i].length;
+  w.reserve(4 + 1 + 4 + 4 + 4 + taken.length * 16 + done.length * 4 + 3 * chars);
+  const frame = w.at;
+  w.at += 4;
+  w.u8(Tag.Confirm);
+  w.str(by);
+  w.u32(taken.length);
+  for (let i = 0; i < taken.length; i++) {
+    const t = taken[i];
+    w.str(t[0]);
+    w.str(t[1]);
+    w.f64(t[2]);
   }
-
-  private envOf(h: EnvHead, payload: Uint8Array | null): Envelope {
-    const [kind, id, ref, responseFor, from, to, protocol, ttl, flags, code] = h;
-    return new Envelope(kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
-  }
+  w.u32(done.length);
+  for (let i = 0; i < done.length; i++) w.str(done[i]);
+  w.buf.writeUInt32BE(w.at - frame - 4, frame);
 }
 
-function strings(a: unknown): a is string[] {
-  return Array.isArray(a) && a.every((x) => typeof x === "string");
-}
-
-type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];
-
-function envHead(e: Envelope): EnvHead {
-  return [e.kind, e.id, e.ref, e.responseFor, e.from, e.to, e.protocol, e.ttl, e.flags, e.code];
-}
-
-/** A Handover but its presence, which travels in the presence bytes. */
-type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number, boolean][], unknown];
-
-function handoverHead(h: Handover): HandoverHead {
-  return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state];
+function confirmFrom(r: WireReader): BusMessage {
+  const by = r.str();
+  const nTaken = r.u32();
+  // Each receipt takes at least 16 bytes: a count past what is left is not ours (and allocates nothing).
+  if (nTaken * 16 > r.left) throw new Error("confirm with more receipts than bytes");
+  const taken: Taken[] = new Array(nTaken);
+  for (let i = 0; i < nTaken; i++) taken[i] = [r.str(), r.str(), r.f64()];
+  const nDone = r.u32();
+  if (nDone * 4 > r.left) throw new Error("confirm with more receipts than bytes");
+  const done: string[] = new Array(nDone);
+  for (let i = 0; i < nDone; i++) done[i] = r.str();
+  return { op: "confirm", by, taken, done };
 }
