@@ -20,10 +20,15 @@ import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.
 const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5 } as const;
 
 const NULL_LEN = 0xffffffff;
-/** u8 tag, u8 kind, f64 ttl, u32 flags, seven string lengths, the payload's length, and the frame's. */
-const ENV_FIXED = 1 + 1 + 8 + 4 + 7 * 4 + 4 + 4;
+/** An envelope's payload: none, bytes after the strings, or text at the end of the strings (PayloadCodec.encodeText). */
+const Payload = { None: 0, Bytes: 1, Text: 2 } as const;
+/** u8 tag, u8 kind, f64 ttl, u32 flags, f64 serial, nine string lengths, u8 payload and its length, the strings' byte length, and the frame's. */
+const ENV_FIXED = 1 + 1 + 8 + 4 + 8 + 9 * 4 + 1 + 4 + 4 + 4;
 
 export class BusWire implements Payloads {
+  /** The string lengths of the message being read. */
+  private readonly lens = new Uint32Array(9);
+
   constructor(private readonly codecs: PayloadCodecs) {}
 
   /** One message alone (without the batch's length before it): for tests and tools. */
@@ -61,28 +66,38 @@ export class BusWire implements Payloads {
       else bytes = c.encode(p);
     }
     const chars = e.id.length + e.ref.length + e.responseFor.length + e.from.length + e.to.length + e.protocol.length + e.code.length + address.length + by.length;
-    w.reserve(ENV_FIXED + 16 + 3 * chars + (text !== null ? 3 * text.length : bytes !== null ? bytes.length : 0));
+    w.reserve(ENV_FIXED + 3 * chars + (text !== null ? 3 * text.length : bytes !== null ? bytes.length : 0));
     const frame = w.at;
     w.at += 4;
     w.u8(tag);
-    if (tag === Tag.Session || tag === Tag.Missed) {
-      w.str(address);
-      w.f64(serial);
-      if (tag === Tag.Missed) w.str(by);
-    }
     w.u8(e.kind);
     w.f64(e.ttl);
     w.u32(e.flags);
-    w.str(e.id);
-    w.str(e.ref);
-    w.str(e.responseFor);
-    w.str(e.from);
-    w.str(e.to);
-    w.str(e.protocol);
-    w.str(e.code);
-    if (text !== null) w.text(text);
-    else if (bytes !== null) w.bytes(bytes);
-    else w.u32(NULL_LEN);
+    const session = tag === Tag.Session || tag === Tag.Missed;
+    if (session) w.f64(serial);
+    // The strings as one text (one UTF-8 write here, one string made there) behind their lengths in UTF-16 units.
+    w.u32(e.id.length);
+    w.u32(e.ref.length);
+    w.u32(e.responseFor.length);
+    w.u32(e.from.length);
+    w.u32(e.to.length);
+    w.u32(e.protocol.length);
+    w.u32(e.code.length);
+    let all = e.id + e.ref + e.responseFor + e.from + e.to + e.protocol + e.code;
+    if (session) {
+      w.u32(address.length);
+      w.u32(by.length);
+      all += address + by;
+    }
+    if (text !== null) {
+      w.u8(Payload.Text);
+      w.u32(text.length);
+      w.text(all + text);
+    } else {
+      w.u8(bytes === null ? Payload.None : Payload.Bytes);
+      w.text(all);
+      if (bytes !== null) w.bytes(bytes);
+    }
     w.buf.writeUInt32BE(w.at - frame - 4, frame);
   }
 
@@ -106,24 +121,11 @@ export class BusWire implements Payloads {
     let msg: BusMessage;
     switch (tag) {
       case Tag.Owner:
-        msg = { op: "owner", env: this.envFrom(r) };
-        break;
       case Tag.Answer:
-        msg = { op: "answer", env: this.envFrom(r) };
+      case Tag.Session:
+      case Tag.Missed:
+        msg = this.envOpFrom(r, tag);
         break;
-      case Tag.Session: {
-        const address = r.str();
-        const serial = r.f64();
-        msg = { op: "session", address, serial, env: this.envFrom(r) };
-        break;
-      }
-      case Tag.Missed: {
-        const address = r.str();
-        const serial = r.f64();
-        const by = r.str();
-        msg = { op: "missed", address, serial, by, env: this.envFrom(r) };
-        break;
-      }
       case Tag.Confirm:
         msg = confirmFrom(r);
         break;
@@ -140,19 +142,42 @@ export class BusWire implements Payloads {
     return msg;
   }
 
-  private envFrom(r: WireReader): Envelope {
+  private envOpFrom(r: WireReader, tag: number): BusMessage {
     const kind = r.u8();
     if (kind > Kind.Presence) throw new Error(`unknown envelope kind ${kind}`);
     const ttl = r.f64();
     const flags = r.u32();
-    const id = r.str();
-    const ref = r.str();
-    const responseFor = r.str();
-    const from = r.str();
-    const to = r.str();
-    const protocol = r.str();
-    const code = r.str();
-    return new Envelope(kind as Kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payloadFrom(r)), ttl, flags, code);
+    const session = tag === Tag.Session || tag === Tag.Missed;
+    const serial = session ? r.f64() : 0;
+    const n = session ? 9 : 7;
+    const lens = this.lens;
+    let chars = 0;
+    for (let i = 0; i < n; i++) chars += lens[i] = r.u32();
+    const has = r.u8();
+    const textLen = has === Payload.Text ? r.u32() : 0;
+    const all = r.str();
+    if (all.length !== chars + textLen || has > Payload.Text) throw new Error("bus message strings do not add up");
+    let at = 0;
+    const next = (i: number): string => all.slice(at, (at += lens[i]));
+    const id = next(0);
+    const ref = next(1);
+    const responseFor = next(2);
+    const from = next(3);
+    const to = next(4);
+    const protocol = next(5);
+    const code = next(6);
+    const payload = has === Payload.None ? null : has === Payload.Bytes ? this.valueOf(protocol, r.view(r.u32())) : this.textOf(protocol, all.slice(chars));
+    const env = new Envelope(kind as Kind, id, ref, responseFor, from, to, protocol, payload, ttl, flags, code);
+    switch (tag) {
+      case Tag.Owner:
+        return { op: "owner", env };
+      case Tag.Answer:
+        return { op: "answer", env };
+      case Tag.Session:
+        return { op: "session", address: next(7), serial, env };
+      default:
+        return { op: "missed", address: next(7), serial, by: next(8), env };
+    }
   }
 
   private codec(protocol: string): PayloadCodec {
@@ -163,6 +188,12 @@ export class BusWire implements Payloads {
 
   bytesOf(protocol: string, payload: unknown): Uint8Array | null {
     return payload === null || payload === undefined ? null : this.codec(protocol).encode(payload);
+  }
+
+  private textOf(protocol: string, text: string): unknown {
+    const c = this.codec(protocol);
+    if (c.decodeText === undefined) throw new Error(`protocol ${protocol} has no text payloads`);
+    return c.decodeText(text);
   }
 
   valueOf(protocol: string, bytes: Uint8Array | null): unknown {

@@ -11,6 +11,8 @@ export interface PayloadCodec {
    * straight into its batch rather than into a buffer of its own first (src/cluster/wire.ts).
    */
   encodeText?(payload: unknown): string;
+  /** With encodeText: the payload from that text. */
+  decodeText?(text: string): unknown;
 }
 
 export type PayloadCodecs = Readonly<Record<string, PayloadCodec>>;

@@ -15,4 +15,7 @@ export const xmppPayloadCodec: PayloadCodec = {
   decode(bytes: Uint8Array): unknown {
     return parseStanza(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
   },
+  decodeText(text: string): unknown {
+    return parseStanza(text);
+  },
 };

@@ -98,10 +98,16 @@ test("every cut of a message, a foreign tag or kind, bytes after the end, and no
   const kind = Buffer.from(owner);
   kind[1] = 9;
   assert.throws(() => wire.decode(kind), /unknown envelope kind 9/);
-  // A string length past the end: refused before it is read.
+  // The strings' byte length past the end: refused before they are read. Their lengths not adding up: refused.
   const long = Buffer.from(owner);
-  long.writeUInt32LE(0xfffffff0, 1 + 1 + 8 + 4);
+  long.writeUInt32LE(0xfffffff0, 1 + 1 + 8 + 4 + 7 * 4 + 1 + 4);
   assert.throws(() => wire.decode(long), /truncated/);
+  const lens = Buffer.from(owner);
+  lens.writeUInt32LE(lens.readUInt32LE(14) + 1, 14);
+  assert.throws(() => wire.decode(lens), /do not add up/);
+  const stanza = Buffer.from(owner);
+  stanza[stanza.length - 3] = 0x3c; // "<" inside the closing tag
+  assert.throws(() => wire.decode(stanza));
   // Noise: each answer is a message or an Error, in bounded time.
   let seed = 7;
   const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
