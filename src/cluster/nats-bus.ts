@@ -92,7 +92,10 @@ export class NatsBus implements ClusterBus {
     codecs: PayloadCodecs,
     private readonly log: Logger | null,
   ) {
-    this.wire = new BusWire(codecs);
+    this.wire = new BusWire(codecs, (e) => {
+      this.droppedHere++;
+      this.log?.warn("cluster bus stanza unreadable where it was read: dropped", { error: e.message });
+    });
     this.guard = new JoinGuard(opts.workerId, this.inc, ringOf(opts.vnodes), 3 * opts.heartbeatMs, log);
     this.guard.onRefuse = opts.onRefuse ?? null;
     this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, gen: 0, seen: Infinity });

@@ -1,4 +1,4 @@
-import { Envelope, Kind } from "../envelope/envelope.js";
+import { Envelope, Kind, WireText } from "../envelope/envelope.js";
 import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
 import type { BusMessage, Taken } from "./bus.js";
 import { WireReader, WireWriter } from "./wire-buf.js";
@@ -13,9 +13,10 @@ import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.
  * The messages of every chat message (owner, session, missed, answer: an envelope; confirm: custody's
  * receipts) have binary fields (wire-buf.ts): strings as length and UTF-8, numbers as f64 or u32, the
  * payload last as its length (0xffffffff: null) and bytes. The rest (tag 0) carry a JSON array and a
- * presence payload (wire-json.ts). Payloads go through their protocol's PayloadCodec, so the bus never
- * parses a stanza it only has to carry; a codec that gives text (encodeText) has it written straight
- * into the batch.
+ * presence payload (wire-json.ts). Payloads go through their protocol's PayloadCodec; a codec that gives
+ * text (encodeText) has it written straight into the batch, and read back as a WireText that is decoded
+ * only where the payload is read: a stanza that an owner passes on to the worker of its session is never
+ * parsed there, and goes on as the text it came as.
  */
 const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5 } as const;
 
@@ -29,7 +30,11 @@ export class BusWire implements Payloads {
   /** The string lengths of the message being read. */
   private readonly lens = new Uint32Array(9);
 
-  constructor(private readonly codecs: PayloadCodecs) {}
+  constructor(
+    private readonly codecs: PayloadCodecs,
+    /** A text payload that did not decode when it was first read (WireText): the message is worth a log line and a count. */
+    private readonly badText: (e: Error) => void = () => {},
+  ) {}
 
   /** One message alone (without the batch's length before it): for tests and tools. */
   encode(msg: BusMessage): Uint8Array {
@@ -57,9 +62,10 @@ export class BusWire implements Payloads {
   }
 
   private envOp(w: WireWriter, tag: number, e: Envelope, address: string, serial: number, by: string): void {
-    let text: string | null = null;
+    // A stanza passed on unread goes on as the text it came as.
+    let text: string | null = e.wireText;
     let bytes: Uint8Array | null = null;
-    const p = e.payload;
+    const p = text === null ? e.payload : null;
     if (p !== null && p !== undefined) {
       const c = this.codec(e.protocol);
       if (c.encodeText !== undefined) text = c.encodeText(p);
@@ -190,10 +196,11 @@ export class BusWire implements Payloads {
     return payload === null || payload === undefined ? null : this.codec(protocol).encode(payload);
   }
 
-  private textOf(protocol: string, text: string): unknown {
+  /** Decoded where it is first read (Envelope.payload), if ever: a worker that passes it on or writes it as text never does. */
+  private textOf(protocol: string, text: string): WireText {
     const c = this.codec(protocol);
     if (c.decodeText === undefined) throw new Error(`protocol ${protocol} has no text payloads`);
-    return c.decodeText(text);
+    return new WireText(text, c.decodeText, this.badText);
   }
 
   valueOf(protocol: string, bytes: Uint8Array | null): unknown {

@@ -9,6 +9,7 @@ import { relayPayloadCodec } from "../../../src/relay/payload-codec.js";
 import { parseStanza } from "../../../src/xmpp/stream/xml.js";
 
 const wire = new BusWire({ xmpp: xmppPayloadCodec, relay: relayPayloadCodec });
+const fields = (e: Envelope) => [e.kind, e.id, e.ref, e.responseFor, e.from, e.to, e.protocol, e.ttl, e.flags, e.code];
 
 /** A tag-0 message (wire-json.ts) with `head` as its fields and no presence, as a worker would write it. */
 function jsonMessage(head: unknown[]): Buffer {
@@ -27,7 +28,7 @@ test("envelopes keep every field and their payload across the wire", () => {
   assert.equal(env.kind, Kind.Request);
   const back = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;
   assert.equal(back.op, "owner");
-  assert.deepEqual({ ...back.env, payload: null }, { ...env, payload: null });
+  assert.deepEqual(fields(back.env), fields(env));
   assert.ok(back.env.payload instanceof Element);
   assert.equal((back.env.payload as Element).toString(), stanza.toString());
 
@@ -47,7 +48,7 @@ test("envelopes keep every field and their payload across the wire", () => {
 
   const msg = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: stanza, flags: Flag.BareFallback | Flag.Offline, id: "m1" });
   const back2 = roundTrip({ op: "owner", env: msg }) as Extract<BusMessage, { op: "owner" }>;
-  assert.deepEqual({ ...back2.env, payload: null }, { ...msg, payload: null });
+  assert.deepEqual(fields(back2.env), fields(msg));
 });
 
 test("session bookkeeping ops keep their presence payload in the session's protocol", () => {
