@@ -6,6 +6,9 @@
  * a busy machine where the socket benchmark is not. Clients are placed without regard to owners (user i on
  * worker i mod WORKERS), as the primary places connections; custody is on, as configured by default.
  *
+ * PLACE=owner: each client on its user's owner worker instead (what a connection handed to its owner after
+ * SASL would give: no `session` hop), for the model of that proposal (docs/benchmarks.md).
+ *
  * BATCH: messages the clients send between two "turns" (a turn ends with the bus publishing what it
  * gathered, then custody's confirmations behind it, until nothing is left); 2 by default, as the socket
  * benchmark's batches carry one or two messages at 10,000 msg/s.
@@ -22,7 +25,7 @@ import type { Conn } from "../src/transport/conn.js";
 import { Metrics } from "../src/metrics/metrics.js";
 import { BusWire } from "../src/cluster/wire.js";
 import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "../src/cluster/bus.js";
-import type { Membership } from "../src/router/router.js";
+import { Router, type Membership } from "../src/router/router.js";
 import { xmppPayloadCodec } from "../src/xmpp/payload-codec.js";
 import { relayPayloadCodec } from "../src/relay/payload-codec.js";
 
@@ -31,6 +34,7 @@ const MESSAGES = Number(process.env.MESSAGES ?? 100000);
 const RUNS = Number(process.env.RUNS ?? 5);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const BATCH = Number(process.env.BATCH ?? 2);
+const ON_OWNER = process.env.PLACE === "owner";
 
 class MemoryConn implements Conn {
   readonly remoteAddress = "127.0.0.1";
@@ -190,9 +194,11 @@ const drain = () => {
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
 const conns: MemoryConn[] = [];
+const router = new Router(buses.get(ids[0])!.membership());
 for (let i = 0; i < USERS; i++) {
   const conn = new MemoryConn();
-  const s = new XmppSession(conn, fronts[i % WORKERS].x, null);
+  const worker = ON_OWNER ? ids.indexOf(router.ownerOf(`user${i}@localhost`)!) : i % WORKERS;
+  const s = new XmppSession(conn, fronts[worker].x, null);
   conn.onData(HEADER);
   s.authenticated(`user${i}`);
   s.bind("bench");
@@ -235,6 +241,6 @@ results.sort((a, b) => a - b);
 const cut = conns.filter((c) => c.closed).length;
 if (cut > 0) console.error(`${cut} sessions were cut`);
 console.log(
-  `xmpp message path, ${WORKERS} worker(s), batches of ${BATCH}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${((busMessages - m0) / (RUNS * MESSAGES)).toFixed(2)} bus messages per message; ${encodeInto !== undefined ? "protocol 2" : "protocol 1"}`,
+  `xmpp message path, ${WORKERS} worker(s), batches of ${BATCH}${ON_OWNER ? ", clients on their owners" : ""}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${((busMessages - m0) / (RUNS * MESSAGES)).toFixed(2)} bus messages per message; ${encodeInto !== undefined ? "protocol 2" : "protocol 1"}`,
 );
 process.exit(0);
