@@ -29,6 +29,9 @@ const PARSED_BYTES = 512;
 const OVERHEAD = 128;
 
 function sizeOf(env: Envelope): number {
+  // A stanza that came over the bus unread is measured as its text, not parsed to be measured.
+  const text = env.wireText;
+  if (text !== null) return OVERHEAD + text.length;
   const p = env.payload;
   if (p instanceof Uint8Array) return OVERHEAD + p.byteLength;
   if (typeof p === "string") return OVERHEAD + p.length;

@@ -5,6 +5,7 @@ import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import type { Logger } from "../log/logger.js";
 import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
 import { BusWire } from "./wire.js";
+import { WireWriter } from "./wire-buf.js";
 import { ConfigError } from "../config/config.js";
 import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
 import { connectRetrying } from "./nats-connect.js";
@@ -66,8 +67,11 @@ export class NatsBus implements ClusterBus {
   private closed = false;
   /** Between nats.js's disconnect and reconnect events it buffers what we publish; members may expire meanwhile. */
   private disconnected = false;
-  /** Encoded messages per destination worker, published together once this event-loop turn has read all its sockets. */
-  private readonly outq = new Map<string, { parts: Uint8Array[]; bytes: number }>();
+  /**
+   * Messages per destination worker, encoded straight into the batch (each behind its length), published
+   * together once this event-loop turn has read all its sockets.
+   */
+  private readonly outq = new Map<string, { w: WireWriter; messages: number }>();
   private flushQueued = false;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
@@ -97,7 +101,10 @@ export class NatsBus implements ClusterBus {
     codecs: PayloadCodecs,
     private readonly log: Logger | null,
   ) {
-    this.wire = new BusWire(codecs);
+    this.wire = new BusWire(codecs, (e) => {
+      this.droppedHere++;
+      this.log?.warn("cluster bus stanza unreadable where it was read: dropped", { error: e.message });
+    });
     this.guard = new JoinGuard(opts.workerId, this.inc, ringOf(opts.vnodes), 3 * opts.heartbeatMs, log);
     this.guard.onRefuse = opts.onRefuse ?? null;
     this.view = new PeerView(3 * opts.heartbeatMs);
@@ -212,16 +219,15 @@ export class NatsBus implements ClusterBus {
       this.endpoint?.receive(msg);
       return;
     }
-    const bytes = this.wire.encode(msg);
-    this.sent++;
     let q = this.outq.get(workerId);
     if (q === undefined) {
-      q = { parts: [], bytes: 0 };
+      q = { w: new WireWriter(), messages: 0 };
       this.outq.set(workerId, q);
     }
-    q.parts.push(bytes);
-    q.bytes += 4 + bytes.length;
-    if (q.bytes >= BATCH_BYTES) this.publish(workerId, q);
+    this.wire.encodeInto(q.w, msg);
+    this.sent++;
+    q.messages++;
+    if (q.w.pending >= BATCH_BYTES) this.publish(workerId, q);
     else if (!this.flushQueued) {
       // nats.js writes at the end of each callback: one write per client message. After the poll phase
       // (setImmediate) one NATS message per peer carries everything this turn routed to it.
@@ -239,10 +245,10 @@ export class NatsBus implements ClusterBus {
   }
 
   private readonly flush = (): void => {
-    for (const [id, q] of this.outq) if (q.parts.length > 0) this.publish(id, q);
+    for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
     for (const cb of this.flushed) cb();
-    for (const [id, q] of this.outq) if (q.parts.length > 0) this.publish(id, q);
+    for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
     this.flushQueued = false;
   };
 
@@ -250,18 +256,11 @@ export class NatsBus implements ClusterBus {
     this.flushed.push(cb);
   }
 
-  /** A batch is its messages one after another, each behind its u32 length. */
-  private publish(workerId: string, q: { parts: Uint8Array[]; bytes: number }): void {
-    const out = Buffer.allocUnsafe(q.bytes);
-    let at = 0;
-    for (const p of q.parts) {
-      out.writeUInt32BE(p.length, at);
-      out.set(p, at + 4);
-      at += 4 + p.length;
-    }
-    const messages = q.parts.length;
-    q.parts = [];
-    q.bytes = 0;
+  /** A batch is its messages one after another, each behind its u32 length: a view of the writer's slab, never written again. */
+  private publish(workerId: string, q: { w: WireWriter; messages: number }): void {
+    const out = q.w.take();
+    const messages = q.messages;
+    q.messages = 0;
     const peer = this.links === null ? -1 : this.hostIndexOf(workerId);
     if (peer >= 0) return this.links!.write(peer, out, messages);
     if (this.nc.isClosed()) return;

@@ -1,239 +1,188 @@
-import { Envelope } from "../envelope/envelope.js";
+import { Envelope, Kind, WireText } from "../envelope/envelope.js";
 import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
-import type { SessionRef } from "../channel/user-channel.js";
 import type { BusMessage, Taken } from "./bus.js";
-import type { ClaimAnswer, Handover } from "../session/core.js";
-import { recordsOf, recordOf, rowOf, type RecordRow } from "./wire-records.js";
-import { bindRows, refsOf } from "./wire-binds.js";
-import type { Recalled } from "../session/resume-record.js";
+import { WireReader, WireWriter } from "./wire-buf.js";
+import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.js";
 
 /**
- * BusMessage ⇄ bytes for buses between processes:
+ * BusMessage ⇄ bytes for buses between processes (bus protocol 2, join-guard.ts). A batch to one peer is
+ * its messages one after another, each behind its u32 (big-endian) length; a message is
  *
- *   u32 header length | header (JSON) | payload bytes | presence bytes
+ *   u8 tag | fields | payload
  *
- * The header holds everything but the protocol payloads, whose lengths it
- * gives (-1: null). Payloads go through their protocol's PayloadCodec, so the
- * bus never parses a stanza it only has to carry.
+ * The messages of every chat message (owner, session, missed, answer: an envelope; confirm: custody's
+ * receipts) have binary fields (wire-buf.ts): strings as length and UTF-8, numbers as f64 or u32, the
+ * payload last as its length (0xffffffff: null) and bytes. The rest (tag 0) carry a JSON array and a
+ * presence payload (wire-json.ts). Payloads go through their protocol's PayloadCodec; a codec that gives
+ * text (encodeText) has it written straight into the batch, and read back as a WireText that is decoded
+ * only where the payload is read: a stanza that an owner passes on to the worker of its session is never
+ * parsed there, and goes on as the text it came as.
  */
-export class BusWire {
-  constructor(private readonly codecs: PayloadCodecs) {}
+const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5 } as const;
 
+const NULL_LEN = 0xffffffff;
+/** An envelope's payload: none, bytes after the strings, or text at the end of the strings (PayloadCodec.encodeText). */
+const Payload = { None: 0, Bytes: 1, Text: 2 } as const;
+/** u8 tag, u8 kind, f64 ttl, u32 flags, f64 serial, nine string lengths, u8 payload and its length, the strings' byte length, and the frame's. */
+const ENV_FIXED = 1 + 1 + 8 + 4 + 8 + 9 * 4 + 1 + 4 + 4 + 4;
+
+export class BusWire implements Payloads {
+  /** The string lengths of the message being read. */
+  private readonly lens = new Uint32Array(9);
+
+  constructor(
+    private readonly codecs: PayloadCodecs,
+    /** A text payload that did not decode when it was first read (WireText): the message is worth a log line and a count. */
+    private readonly badText: (e: Error) => void = () => {},
+  ) {}
+
+  /** One message alone (without the batch's length before it): for tests and tools. */
   encode(msg: BusMessage): Uint8Array {
-    let head: unknown[];
-    let payload: Uint8Array | null = null;
-    let presence: Uint8Array | null = null;
-    switch (msg.op) {
-      case "owner":
-      case "answer":
-        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
-        head = [msg.op, envHead(msg.env)];
-        break;
-      case "session":
-        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
-        head = [msg.op, envHead(msg.env), msg.address, msg.serial];
-        break;
-      case "missed":
-        payload = this.payloadOf(msg.env.protocol, msg.env.payload);
-        head = [msg.op, envHead(msg.env), msg.address, msg.serial, msg.by];
-        break;
-      case "bind": {
-        const r = msg.ref;
-        presence = this.payloadOf(r.protocol, r.presence);
-        head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool, r.born];
-        break;
-      }
-      case "binds": {
-        const b = bindRows(msg.refs, (p, v) => this.payloadOf(p, v));
-        presence = b.presence;
-        head = [msg.op, b.rows];
-        break;
-      }
-      case "presence":
-        presence = this.payloadOf(msg.protocol, msg.presence);
-        head = [msg.op, msg.address, msg.serial, msg.available, msg.priority, msg.protocol, msg.copies];
-        break;
-      case "copies":
-        head = [msg.op, msg.address, msg.serial, msg.on];
-        break;
-      case "unbind":
-      case "replaced":
-        head = [msg.op, msg.address, msg.serial];
-        break;
-      case "claim":
-        head = [msg.op, msg.protocol, msg.key, msg.ask, msg.from, msg.token];
-        break;
-      case "claimed": {
-        const a = msg.answer;
-        if (a.kind === "ok") presence = this.payloadOf(a.handover.protocol, a.handover.presence);
-        head = [msg.op, msg.token, a.kind, a.kind === "refused" ? a.reason : null, a.kind === "ok" ? handoverHead(a.handover) : null, msg.from];
-        break;
-      }
-      case "park":
-        presence = this.payloadOf(msg.handover.protocol, msg.handover.presence);
-        head = [msg.op, handoverHead(msg.handover)];
-        break;
-      case "draining":
-        head = [msg.op, msg.worker];
-        break;
-      case "settled":
-        head = [msg.op, msg.refs];
-        break;
-      case "confirm":
-        head = [msg.op, msg.by, msg.taken, msg.done];
-        break;
-      case "received":
-        head = msg.resumedOn !== undefined ? [msg.op, msg.key, msg.count, msg.resumedOn, msg.copied ?? null] : [msg.op, msg.key, msg.count];
-        break;
-      case "records":
-        head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop, msg.held, msg.acks];
-        break;
-      case "recall":
-        head = [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token, msg.h];
-        break;
-      case "recalled":
-        head = [msg.op, msg.token, msg.from, msg.found === null ? null : [rowOf(msg.found.record), msg.found.holder, msg.found.held ?? []]];
-        break;
-      case "barrier":
-        head = [msg.op, msg.from, msg.token];
-        break;
-      case "barrierDone":
-        head = [msg.op, msg.token];
-        break;
-      case "welcome":
-        head = [msg.op, msg.from, msg.inc];
-        break;
-      case "gone":
-        head = [msg.op, msg.addresses, msg.bares];
-        break;
-    }
-    head.push(payload === null ? -1 : payload.length, presence === null ? -1 : presence.length);
-    const json = JSON.stringify(head);
-    const jsonLen = Buffer.byteLength(json);
-    const out = Buffer.allocUnsafe(4 + jsonLen + (payload?.length ?? 0) + (presence?.length ?? 0));
-    out.writeUInt32BE(jsonLen, 0);
-    out.write(json, 4);
-    let at = 4 + jsonLen;
-    if (payload !== null) {
-      out.set(payload, at);
-      at += payload.length;
-    }
-    if (presence !== null) out.set(presence, at);
-    return out;
+    const w = new WireWriter();
+    this.encodeInto(w, msg);
+    return w.take().subarray(4);
   }
 
-  /** Throws on anything that is not a message this codec wrote. */
-  decode(bytes: Uint8Array): BusMessage {
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const jsonLen = buf.readUInt32BE(0);
-    const head = JSON.parse(buf.toString("utf8", 4, 4 + jsonLen)) as unknown[];
-    const presenceLen = head.pop() as number;
-    const payloadLen = head.pop() as number;
-    let at = 4 + jsonLen;
-    const take = (len: number): Uint8Array | null => {
-      if (len < 0) return null;
-      if (at + len > buf.length) throw new Error("bus message truncated");
-      const b = buf.subarray(at, at + len);
-      at += len;
-      return b;
-    };
-    const payload = take(payloadLen);
-    const presence = take(presenceLen);
-    const op = head[0] as BusMessage["op"];
-    switch (op) {
+  /** Appends `msg` to a batch: its u32 length, then the message. Throws (writing nothing) on a payload its codec refuses. */
+  encodeInto(w: WireWriter, msg: BusMessage): void {
+    switch (msg.op) {
       case "owner":
+        return this.envOp(w, Tag.Owner, msg.env, "", 0, "");
       case "answer":
-        return { op, env: this.envOf(head[1] as EnvHead, payload) };
+        return this.envOp(w, Tag.Answer, msg.env, "", 0, "");
       case "session":
-        return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number };
+        return this.envOp(w, Tag.Session, msg.env, msg.address, msg.serial, "");
       case "missed":
-        return { op, env: this.envOf(head[1] as EnvHead, payload), address: head[2] as string, serial: head[3] as number, by: head[4] as string };
-      case "bind": {
-        const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool, born] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?, number?];
-        // A worker from before pools sends no `pool`: its sessions keep the priority rule.
-        const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: this.valueOf(protocol, presence), session: null, seq: 0, born: born ?? 0, copies, told, pool: pool === true };
-        return { op, ref };
-      }
-      case "binds":
-        return { op, refs: refsOf(head[1], presence, (p, b) => this.valueOf(p, b)) };
-      case "presence": {
-        const [, address, serial, available, priority, protocol, copies] = head as [string, string, number, boolean, number, string, boolean];
-        return { op, address, serial, available, priority, protocol, presence: this.valueOf(protocol, presence), copies };
-      }
-      case "copies":
-        return { op, address: head[1] as string, serial: head[2] as number, on: head[3] as boolean };
-      case "unbind":
-      case "replaced":
-        return { op, address: head[1] as string, serial: head[2] as number };
-      case "claim": {
-        const [, protocol, key, ask, from, token] = head as [string, string, string, unknown, string, number];
-        return { op, protocol, key, ask, from, token };
-      }
-      case "claimed": {
-        const [, token, kind, reason, h, from] = head as [string, number, ClaimAnswer["kind"], unknown, HandoverHead | null, string];
-        const answer: ClaimAnswer = kind === "ok" ? { kind, handover: this.handoverOf(h!, presence) } : kind === "refused" ? { kind, reason } : { kind: "miss" };
-        return { op, token, answer, from: typeof from === "string" ? from : "" };
-      }
-      case "park":
-        return { op, handover: this.handoverOf(head[1] as HandoverHead, presence) };
-      case "draining":
-        return { op, worker: head[1] as string };
-      case "settled": {
-        const refs = head[1];
-        if (!Array.isArray(refs) || !refs.every((r) => typeof r === "string")) throw new Error("settled without refs");
-        return { op, refs: refs as string[] };
-      }
-      case "confirm": {
-        const [, by, taken, done] = head;
-        const triples = Array.isArray(taken) && taken.every((t) => Array.isArray(t) && typeof t[0] === "string" && typeof t[1] === "string" && typeof t[2] === "number");
-        if (typeof by !== "string" || !triples || !strings(done)) throw new Error("confirm without receipts");
-        return { op, by, taken: taken as Taken[], done };
-      }
-      case "barrier":
-        if (typeof head[1] !== "string" || typeof head[2] !== "number") throw new Error("barrier without a sender and token");
-        return { op, from: head[1], token: head[2] };
-      case "barrierDone":
-        if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
-        return { op, token: head[1] };
-      case "received": {
-        const [, key, count, resumedOn, copied] = head;
-        if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");
-        if (typeof resumedOn !== "string") return { op, key, count };
-        return typeof copied === "number" ? { op, key, count, resumedOn, copied } : { op, key, count, resumedOn };
-      }
-      case "records": {
-        const [, from, reset, keep, counts, drop, held, acks] = head;
-        if (typeof from !== "string" || typeof reset !== "boolean" || !Array.isArray(keep) || !strings(drop)) throw new Error("records without a sender");
-        if (!keyCounts(counts) || !keyCounts(acks)) throw new Error("records with bad counts");
-        if (!heldCopies(held, 3)) throw new Error("records with bad held copies");
-        return { op, from, reset, keep: recordsOf(keep), counts, drop, held: held as [string, number, string][], acks };
-      }
-      case "recall": {
-        const [, protocol, key, user, from, token, h] = head;
-        if (typeof protocol !== "string" || typeof key !== "string" || typeof user !== "string" || typeof from !== "string" || typeof token !== "number") throw new Error("recall without a key");
-        if (typeof h !== "number") throw new Error("recall without the client's count");
-        return { op, protocol, key, user, from, token, h };
-      }
-      case "recalled": {
-        const [, token, from, found] = head as [string, number, string, [RecordRow, string, unknown] | null];
-        if (typeof token !== "number" || typeof from !== "string") throw new Error("recalled without a token");
-        let f: Recalled | null = null;
-        if (found !== null) {
-          if (!Array.isArray(found) || typeof found[1] !== "string" || !heldCopies(found[2], 2)) throw new Error("recalled with a bad record");
-          f = { record: recordOf(found[0]), holder: found[1], held: found[2] as [number, string][] };
-        }
-        return { op, token, from, found: f };
-      }
-      case "welcome":
-        if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("welcome without an incarnation");
-        return { op, from: head[1], inc: head[2] };
-      case "gone": {
-        const [, addresses, bares] = head;
-        if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
-        return { op, addresses, bares };
+        return this.envOp(w, Tag.Missed, msg.env, msg.address, msg.serial, msg.by);
+      case "confirm":
+        return confirmInto(w, msg.by, msg.taken, msg.done);
+      default:
+        return this.jsonInto(w, msg);
+    }
+  }
+
+  private envOp(w: WireWriter, tag: number, e: Envelope, address: string, serial: number, by: string): void {
+    // A stanza passed on unread goes on as the text it came as.
+    let text: string | null = e.wireText;
+    let bytes: Uint8Array | null = null;
+    const p = text === null ? e.payload : null;
+    if (p !== null && p !== undefined) {
+      const c = this.codec(e.protocol);
+      if (c.encodeText !== undefined) text = c.encodeText(p);
+      else bytes = c.encode(p);
+    }
+    const chars = e.id.length + e.ref.length + e.responseFor.length + e.from.length + e.to.length + e.protocol.length + e.code.length + address.length + by.length;
+    w.reserve(ENV_FIXED + 3 * chars + (text !== null ? 3 * text.length : bytes !== null ? bytes.length : 0));
+    const frame = w.at;
+    w.at += 4;
+    w.u8(tag);
+    w.u8(e.kind);
+    w.f64(e.ttl);
+    w.u32(e.flags);
+    const session = tag === Tag.Session || tag === Tag.Missed;
+    if (session) w.f64(serial);
+    // The strings as one text (one UTF-8 write here, one string made there) behind their lengths in UTF-16 units.
+    w.u32(e.id.length);
+    w.u32(e.ref.length);
+    w.u32(e.responseFor.length);
+    w.u32(e.from.length);
+    w.u32(e.to.length);
+    w.u32(e.protocol.length);
+    w.u32(e.code.length);
+    let all = e.id + e.ref + e.responseFor + e.from + e.to + e.protocol + e.code;
+    if (session) {
+      w.u32(address.length);
+      w.u32(by.length);
+      all += address + by;
+    }
+    if (text !== null) {
+      w.u8(Payload.Text);
+      w.u32(text.length);
+      w.text(all + text);
+    } else {
+      w.u8(bytes === null ? Payload.None : Payload.Bytes);
+      w.text(all);
+      if (bytes !== null) w.bytes(bytes);
+    }
+    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  }
+
+  private jsonInto(w: WireWriter, msg: JsonOp): void {
+    const { head, presence } = jsonHead(msg, this);
+    const json = JSON.stringify(head);
+    w.reserve(4 + 1 + 4 + 3 * json.length + 4 + (presence?.length ?? 0));
+    const frame = w.at;
+    w.at += 4;
+    w.u8(Tag.Json);
+    w.text(json);
+    if (presence !== null) w.bytes(presence);
+    else w.u32(NULL_LEN);
+    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  }
+
+  /** Throws on anything that is not a message this codec wrote: the caller drops that message alone. */
+  decode(bytes: Uint8Array): BusMessage {
+    const r = new WireReader(bytes);
+    const tag = r.u8();
+    let msg: BusMessage;
+    switch (tag) {
+      case Tag.Owner:
+      case Tag.Answer:
+      case Tag.Session:
+      case Tag.Missed:
+        msg = this.envOpFrom(r, tag);
+        break;
+      case Tag.Confirm:
+        msg = confirmFrom(r);
+        break;
+      case Tag.Json: {
+        const head: unknown = JSON.parse(r.str());
+        if (!Array.isArray(head)) throw new Error("bus message without its fields");
+        msg = fromJsonHead(head, payloadFrom(r), this);
+        break;
       }
       default:
-        throw new Error(`unknown bus op ${String(op)}`);
+        throw new Error(`unknown bus message tag ${tag}`);
+    }
+    if (r.left !== 0) throw new Error("bus message with bytes after its end");
+    return msg;
+  }
+
+  private envOpFrom(r: WireReader, tag: number): BusMessage {
+    const kind = r.u8();
+    if (kind > Kind.Presence) throw new Error(`unknown envelope kind ${kind}`);
+    const ttl = r.f64();
+    const flags = r.u32();
+    const session = tag === Tag.Session || tag === Tag.Missed;
+    const serial = session ? r.f64() : 0;
+    const n = session ? 9 : 7;
+    const lens = this.lens;
+    let chars = 0;
+    for (let i = 0; i < n; i++) chars += lens[i] = r.u32();
+    const has = r.u8();
+    const textLen = has === Payload.Text ? r.u32() : 0;
+    const all = r.str();
+    if (all.length !== chars + textLen || has > Payload.Text) throw new Error("bus message strings do not add up");
+    let at = 0;
+    const next = (i: number): string => all.slice(at, (at += lens[i]));
+    const id = next(0);
+    const ref = next(1);
+    const responseFor = next(2);
+    const from = next(3);
+    const to = next(4);
+    const protocol = next(5);
+    const code = next(6);
+    const payload = has === Payload.None ? null : has === Payload.Bytes ? this.valueOf(protocol, r.view(r.u32())) : this.textOf(protocol, all.slice(chars));
+    const env = new Envelope(kind as Kind, id, ref, responseFor, from, to, protocol, payload, ttl, flags, code);
+    switch (tag) {
+      case Tag.Owner:
+        return { op: "owner", env };
+      case Tag.Answer:
+        return { op: "answer", env };
+      case Tag.Session:
+        return { op: "session", address: next(7), serial, env };
+      default:
+        return { op: "missed", address: next(7), serial, by: next(8), env };
     }
   }
 
@@ -243,52 +192,58 @@ export class BusWire {
     return c;
   }
 
-  private payloadOf(protocol: string, payload: unknown): Uint8Array | null {
+  bytesOf(protocol: string, payload: unknown): Uint8Array | null {
     return payload === null || payload === undefined ? null : this.codec(protocol).encode(payload);
   }
 
-  private valueOf(protocol: string, bytes: Uint8Array | null): unknown {
+  /** Decoded where it is first read (Envelope.payload), if ever: a worker that passes it on or writes it as text never does. */
+  private textOf(protocol: string, text: string): WireText {
+    const c = this.codec(protocol);
+    if (c.decodeText === undefined) throw new Error(`protocol ${protocol} has no text payloads`);
+    return new WireText(text, c.decodeText, this.badText);
+  }
+
+  valueOf(protocol: string, bytes: Uint8Array | null): unknown {
     return bytes === null ? null : this.codec(protocol).decode(bytes);
   }
+}
 
-  private handoverOf(h: HandoverHead, presence: Uint8Array | null): Handover {
-    const [protocol, key, address, resource, serial, available, priority, wantsCopies, peersWantCopies, inbound, state] = h;
-    return { protocol, key, address, resource, serial, available, priority, presence: this.valueOf(protocol, presence), wantsCopies, peersWantCopies, inbound, state };
+function payloadFrom(r: WireReader): Uint8Array | null {
+  const len = r.u32();
+  return len === NULL_LEN ? null : r.view(len);
+}
+
+function confirmInto(w: WireWriter, by: string, taken: readonly Taken[], done: readonly string[]): void {
+  let chars = by.length;
+  for (let i = 0; i < taken.length; i++) chars += taken[i][0].length + taken[i][1].length;
+  for (let i = 0; i < done.length; i++) chars += done[i].length;
+  w.reserve(4 + 1 + 4 + 4 + 4 + taken.length * 16 + done.length * 4 + 3 * chars);
+  const frame = w.at;
+  w.at += 4;
+  w.u8(Tag.Confirm);
+  w.str(by);
+  w.u32(taken.length);
+  for (let i = 0; i < taken.length; i++) {
+    const t = taken[i];
+    w.str(t[0]);
+    w.str(t[1]);
+    w.f64(t[2]);
   }
-
-  private envOf(h: EnvHead, payload: Uint8Array | null): Envelope {
-    const [kind, id, ref, responseFor, from, to, protocol, ttl, flags, code] = h;
-    return new Envelope(kind, id, ref, responseFor, from, to, protocol, this.valueOf(protocol, payload), ttl, flags, code);
-  }
+  w.u32(done.length);
+  for (let i = 0; i < done.length; i++) w.str(done[i]);
+  w.buf.writeUInt32BE(w.at - frame - 4, frame);
 }
 
-function strings(a: unknown): a is string[] {
-  return Array.isArray(a) && a.every((x) => typeof x === "string");
-}
-
-function keyCounts(a: unknown): a is [string, number][] {
-  return Array.isArray(a) && a.every((c) => Array.isArray(c) && c.length === 2 && typeof c[0] === "string" && typeof c[1] === "number");
-}
-
-/** Held copies: [key, n, wire] rows (width 3) or [n, wire] rows (width 2). */
-function heldCopies(a: unknown, width: 2 | 3): boolean {
-  if (!Array.isArray(a)) return false;
-  for (const c of a) {
-    if (!Array.isArray(c) || c.length !== width || typeof c[width - 1] !== "string" || typeof c[width - 2] !== "number") return false;
-    if (width === 3 && typeof c[0] !== "string") return false;
-  }
-  return true;
-}
-
-type EnvHead = [Envelope["kind"], string, string, string, string, string, string, number, number, string];
-
-function envHead(e: Envelope): EnvHead {
-  return [e.kind, e.id, e.ref, e.responseFor, e.from, e.to, e.protocol, e.ttl, e.flags, e.code];
-}
-
-/** A Handover but its presence, which travels in the presence bytes. */
-type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number, boolean][], unknown];
-
-function handoverHead(h: Handover): HandoverHead {
-  return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state];
+function confirmFrom(r: WireReader): BusMessage {
+  const by = r.str();
+  const nTaken = r.u32();
+  // Each receipt takes at least 16 bytes: a count past what is left is not ours (and allocates nothing).
+  if (nTaken * 16 > r.left) throw new Error("confirm with more receipts than bytes");
+  const taken: Taken[] = new Array(nTaken);
+  for (let i = 0; i < nTaken; i++) taken[i] = [r.str(), r.str(), r.f64()];
+  const nDone = r.u32();
+  if (nDone * 4 > r.left) throw new Error("confirm with more receipts than bytes");
+  const done: string[] = new Array(nDone);
+  for (let i = 0; i < nDone; i++) done[i] = r.str();
+  return { op: "confirm", by, taken, done };
 }

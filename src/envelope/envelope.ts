@@ -70,6 +70,35 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * A payload that came over the bus as text (src/cluster/wire.ts, PayloadCodec.decodeText), decoded the
+ * first time it is read: a worker that only passes a stanza on to another never parses it, and one that
+ * only writes it to a client may write the text (xmpp/outbound.ts). Envelopes made from one share it.
+ */
+export class WireText {
+  private value: unknown = null;
+  decoded = false;
+
+  constructor(
+    readonly text: string,
+    private readonly decode: (text: string) => unknown,
+    /** A text that does not decode (a foreign publisher, a bug): told here, and the payload is null. Never thrown to the reader. */
+    private readonly bad: (e: Error) => void,
+  ) {}
+
+  get(): unknown {
+    if (!this.decoded) {
+      this.decoded = true;
+      try {
+        this.value = this.decode(this.text);
+      } catch (e) {
+        this.bad(e as Error);
+      }
+    }
+    return this.value;
+  }
+}
+
 /** Who sends what to whom: named, so that `from` and `to` cannot be swapped by position. */
 interface Route {
   /** Full address of the sender, stamped by the server ("" for the server itself). */
@@ -102,13 +131,30 @@ export class Envelope {
     readonly from: string,
     readonly to: string,
     readonly protocol: string,
-    readonly payload: unknown,
+    /** The protocol's payload, or a WireText standing for it (read through `payload`). */
+    payload: unknown,
     /** Request: the timeout in ms asked by the sender (0: the protocol's default); clamped when forwarded. */
     readonly ttl: number,
     readonly flags: number,
     /** Error: one of ErrorCode or a code sent by the answering peer. */
     readonly code: string,
-  ) {}
+  ) {
+    this.p = payload;
+  }
+
+  private p: unknown;
+
+  /** Belongs to the protocol that made it; a payload that came over the bus as text is decoded on its first read here. */
+  get payload(): unknown {
+    const p = this.p;
+    return p instanceof WireText ? p.get() : p;
+  }
+
+  /** The payload's text as it came over the bus while nobody here has read `payload` (BusWire passes it on as it is). */
+  get wireText(): string | null {
+    const p = this.p;
+    return p instanceof WireText && !p.decoded ? p.text : null;
+  }
 
   /** `receipt`: a message given back by a session that never had it acknowledged keeps the one it came with. */
   static message(r: Route & { payload: unknown; flags?: number; id?: string; receipt?: string }): Envelope {
@@ -133,12 +179,12 @@ export class Envelope {
 
   /** This request as forwarded: carrying the ref of its PendingResponse and its clamped timeout. */
   forwarded(ref: string, ttl: number): Envelope {
-    return new Envelope(this.kind, this.id, ref, "", this.from, this.to, this.protocol, this.payload, ttl, this.flags, "");
+    return new Envelope(this.kind, this.id, ref, "", this.from, this.to, this.protocol, this.p, ttl, this.flags, "");
   }
 
   /** This message as it leaves its sender's worker, held there under `receipt`. */
   withReceipt(receipt: string): Envelope {
-    return new Envelope(this.kind, this.id, receipt, "", this.from, this.to, this.protocol, this.payload, this.ttl, this.flags, "");
+    return new Envelope(this.kind, this.id, receipt, "", this.from, this.to, this.protocol, this.p, this.ttl, this.flags, "");
   }
 
   /**
@@ -147,16 +193,16 @@ export class Envelope {
    * flag, so that a copy is never stored, bounced or copied again.
    */
   copy(flag: typeof Flag.Copy | typeof Flag.SentCopy, archive = false): Envelope {
-    return new Envelope(this.kind, this.id, "", "", this.from, this.to, this.protocol, this.payload, 0, archive ? flag | Flag.Archive : flag, "");
+    return new Envelope(this.kind, this.id, "", "", this.from, this.to, this.protocol, this.p, 0, archive ? flag | Flag.Archive : flag, "");
   }
 
   /** This envelope with `flags` added (the owner marks a request it chose by pool). */
   flagged(flags: number): Envelope {
-    return new Envelope(this.kind, this.id, this.ref, this.responseFor, this.from, this.to, this.protocol, this.payload, this.ttl, this.flags | flags, this.code);
+    return new Envelope(this.kind, this.id, this.ref, this.responseFor, this.from, this.to, this.protocol, this.p, this.ttl, this.flags | flags, this.code);
   }
 
   /** This answer readdressed: to `to`, answering `responseFor` (the ref on the bus, the asker's own id on delivery). */
   answering(responseFor: string, to: string): Envelope {
-    return new Envelope(this.kind, "", "", responseFor, this.from, to, this.protocol, this.payload, 0, 0, this.code);
+    return new Envelope(this.kind, "", "", responseFor, this.from, to, this.protocol, this.p, 0, 0, this.code);
   }
 }

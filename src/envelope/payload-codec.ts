@@ -6,6 +6,13 @@
 export interface PayloadCodec {
   encode(payload: unknown): Uint8Array;
   decode(bytes: Uint8Array): unknown;
+  /**
+   * Optional: the payload as text whose UTF-8 bytes are what `encode` returns, for a bus that writes it
+   * straight into its batch rather than into a buffer of its own first (src/cluster/wire.ts).
+   */
+  encodeText?(payload: unknown): string;
+  /** With encodeText: the payload from that text. */
+  decodeText?(text: string): unknown;
 }
 
 export type PayloadCodecs = Readonly<Record<string, PayloadCodec>>;

@@ -2,7 +2,7 @@ import { Element } from "ltx";
 import { type Envelope, ErrorCode, Flag, Kind } from "../envelope/envelope.js";
 import { NS } from "./ns.js";
 import { conditionForCode, errorElement, stanzaError } from "./errors.js";
-import { parseOne, serialize, serializeWith } from "./stanza.js";
+import { parseOne, serialize, serializeWith, stampText } from "./stanza.js";
 import { pushWritten } from "./modules/blocklist.js";
 
 /** What serializing needs to know of the session it writes for. */
@@ -16,7 +16,7 @@ export interface Recipient {
 
 /** A stanza made by XMPP (or nothing), as opposed to another protocol's payload. */
 export function isStanza(env: Envelope): boolean {
-  return env.protocol === "xmpp" && (env.payload instanceof Element || env.payload === null);
+  return env.protocol === "xmpp" && (env.wireText !== null || env.payload instanceof Element || env.payload === null);
 }
 
 /**
@@ -26,6 +26,15 @@ export function isStanza(env: Envelope): boolean {
  * decided before (XmppSession.deliver).
  */
 export function toWire(s: Recipient, env: Envelope): string | null {
+  // A message that came over the bus unread (Envelope.wireText) is written as that text, stamped, unless
+  // it is a copy (wrapped) or may hold a <private/> to remove (XEP-0280 §9): those are parsed below.
+  if (env.kind === Kind.Message && (env.flags & (Flag.Copy | Flag.SentCopy)) === 0 && env.protocol === "xmpp") {
+    const text = env.wireText;
+    if (text !== null && !text.includes(NS.CARBONS)) {
+      const out = stampText(text, "message", env.from, env.to);
+      if (out !== null) return out;
+    }
+  }
   if (isStanza(env)) return fromXmpp(s, env, env.payload as Element | null);
   return fromOther(s, env);
 }

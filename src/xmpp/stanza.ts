@@ -12,6 +12,26 @@ function text(v: string): string {
   return TEXT_SPECIAL.test(v) ? escapeXMLText(v) : v;
 }
 
+const FROM_TO = / (?:from|to)="[^"]*"/g;
+
+/**
+ * serializeWith(el, { from, to }) for a stanza `name` that is still the text serialize(el) wrote (it came over
+ * the bus and nobody read it here, Envelope.wireText): the start tag's from and to replaced without parsing.
+ * That writer escapes quotes and '>' in values, so the first '>' ends the start tag and no value holds a '"'.
+ * Null for text of another shape: the caller parses it.
+ */
+export function stampText(text: string, name: string, from: string, to: string): string | null {
+  if (text.charCodeAt(0) !== 60 || !text.startsWith(name, 1)) return null;
+  const after = text.charCodeAt(name.length + 1);
+  const end = text.indexOf(">");
+  if (end < 0 || !(after === 32 || after === 62 || after === 47)) return null;
+  const close = text.charCodeAt(end - 1) === 47 ? end - 1 : end;
+  let out = `<${name}${text.slice(name.length + 1, close).replace(FROM_TO, "")}`;
+  if (from !== "") out += ` from="${attr(from)}"`;
+  if (to !== "") out += ` to="${attr(to)}"`;
+  return out + text.slice(close);
+}
+
 /** The start tag before its '>' or '/>': the element's attributes, those in `over` replaced (dropped when empty). */
 function openTag(el: Element, over: Record<string, string | undefined> | null): string {
   let out = `<${el.name}`;

@@ -151,7 +151,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
       other.stderr!.on("data", (b: Buffer) => (otherErr += b));
       const code = await within(new Promise<number | null>((resolve) => other.once("exit", (c) => resolve(c))), 30_000, () => `the other host to give up; its stderr:\n${otherErr}`);
       assert.equal(code, 78, otherErr);
-      assert.match(otherErr, /refusing to join: worker 127_0_0_1-w\d \(host 127\.0\.0\.1\) uses ring parameters 1\/murmur3\/\d+, this one 1\/murmur3\/128/);
+      assert.match(otherErr, /refusing to join: worker 127_0_0_1-w\d \(host 127\.0\.0\.1\) uses ring parameters 2\/murmur3\/\d+, this one 2\/murmur3\/128/);
       // The running host said so too, and never counted the other host's workers as members.
       await waitUntil(() => logged("cluster worker with other ring parameters not let in", mark).length > 0, 5000, () => `the running host to log it; stderr:\n${hostLog.text}`);
       assert.equal(logs.slice(mark).filter((l) => l.message === "cluster membership changed" && String(l.workers).includes("other-host")).length, 0, "not a member, ever");

@@ -7,10 +7,18 @@ import { connect } from "nats";
 import { HostLinks } from "../../../src/cluster/host-links.js";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
+import { BusWire } from "../../../src/cluster/wire.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
 
 // The host's direct links (src/cluster/host-links.ts) on real Unix domain sockets.
+
+const wire = new BusWire({});
+const frameBytes = (b: Uint8Array): Buffer => {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+};
 
 const frame = (body: string): Buffer => {
   const b = Buffer.from(body);
@@ -169,5 +177,26 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     assert.deepEqual(onNats, [`${subject}.w.10_0_0_2-w0`]);
     assert.equal(other.dropped + w0.dropped + w1.dropped, 0);
     await spy.close();
+  });
+
+  test("a message that is not ours costs only itself: the rest of its batch and later batches arrive", { timeout: 10_000 }, async () => {
+    const subject = "links1";
+    const got: BusMessage[] = [];
+    const w0 = await NatsBus.connect(opts(subject, "10_0_0_3-w0", "10.0.0.3"), {});
+    buses.push(w0);
+    w0.attach({ receive: (m) => got.push(m) });
+    await w0.ready(1);
+    const good = (serial: number) => wire.encode({ op: "unbind", address: "a@x/r", serial });
+    const foreign = await connect({ servers: nats.url });
+    // One batch: a good message, noise, a message with bytes cut off its end, an unknown tag, a good one.
+    const cut = Buffer.from(good(0)).subarray(0, 6);
+    foreign.publish(`${subject}.w.10_0_0_3-w0`, Buffer.concat([frameBytes(good(1)), frameBytes(Buffer.from("garbage!")), frameBytes(cut), frameBytes(Buffer.from([42, 0, 0])), frameBytes(good(2))]));
+    // A batch whose last length runs past its end: what came before it is kept.
+    foreign.publish(`${subject}.w.10_0_0_3-w0`, Buffer.concat([frameBytes(good(3)), Buffer.from([0, 0, 1, 0, 1])]));
+    foreign.publish(`${subject}.w.10_0_0_3-w0`, frameBytes(good(4)));
+    await waitUntil(() => got.length === 4, 3000, "the good messages");
+    assert.deepEqual(got.map((m) => (m as Extract<BusMessage, { op: "unbind" }>).serial), [1, 2, 3, 4]);
+    assert.equal(w0.dropped, 4);
+    await foreign.close();
   });
 });

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { connect, type NatsConnection } from "nats";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
+import { ringOf } from "../../../src/cluster/join-guard.js";
 import type { Membership } from "../../../src/router/router.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { waitUntil, within } from "../../helpers.js";
@@ -102,7 +103,7 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     const subject = `t${subjects++}`;
     const a = await bus(opts(subject, "a", "10.0.0.1", 500));
     // The newcomer's probe is answered by a's beat: it gives up before it joins or serves.
-    await assert.rejects(NatsBus.connect({ ...opts(subject, "b", "10.0.0.2", 500), vnodes: 128 }, {}), /refusing to join: worker a \(host 10\.0\.0\.1\) uses ring parameters 1\/murmur3\/64, this one 1\/murmur3\/128/);
+    await assert.rejects(NatsBus.connect({ ...opts(subject, "b", "10.0.0.2", 500), vnodes: 128 }, {}), /refusing to join: worker a \(host 10\.0\.0\.1\) uses ring parameters 2\/murmur3\/64, this one 2\/murmur3\/128/);
     // Two heartbeats later a's ring is as it was: b never became a member, so no owner moved.
     await new Promise((r) => setTimeout(r, 1000));
     assert.deepEqual(a.changes, []);
@@ -129,14 +130,14 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     const x = await bus({ ...opts(subject, "x", "10.0.0.1", 300), onRefuse: (r) => refused.push(`x1 ${r}`) });
     const raw = await connect({ servers: nats.url });
     try {
-      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "x", host: "10.0.0.2", inc: "other", up: true, ring: "1/murmur3/64" })));
+      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "x", host: "10.0.0.2", inc: "other", up: true, ring: ringOf(64) })));
       await waitUntil(() => refused.length === 1, 2000, "x to refuse");
       assert.match(refused[0], /already runs worker x/);
       // A long-running worker only logs: past 3 heartbeats of membership.
       const y = await bus({ ...opts(subject, "y", "10.0.0.1", 300), onRefuse: (r) => refused.push(`y ${r}`) });
       await new Promise((r) => setTimeout(r, 1000));
-      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "y", host: "10.0.0.2", inc: "other", up: true, ring: "1/murmur3/64" })));
-      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "z", host: "10.0.0.2", inc: "other", up: true, ring: "1/murmur3/7" })));
+      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "y", host: "10.0.0.2", inc: "other", up: true, ring: ringOf(64) })));
+      raw.publish(`${subject}.hb`, Buffer.from(JSON.stringify({ id: "z", host: "10.0.0.2", inc: "other", up: true, ring: ringOf(7) })));
       await raw.flush();
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(refused.length, 1, refused.join("\n"));

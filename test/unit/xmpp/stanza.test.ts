@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Element, parse } from "ltx";
-import { serialize, serializeWith } from "../../../src/xmpp/stanza.js";
+import { serialize, serializeWith, stampText } from "../../../src/xmpp/stanza.js";
 
 const SAMPLES = [
   `<message type="chat" to="bob@localhost" id="a1"><body>hello</body></message>`,
@@ -30,4 +30,22 @@ test("serializeWith replaces, adds and removes attributes without touching the o
   assert.deepEqual(parse(out), parse(`<iq type="get" id="w0.17" from="alice@localhost/a"><ping xmlns="urn:xmpp:ping"/></iq>`));
   assert.equal(el.toString(), before);
   assert.equal(serializeWith(el, { to: `a"<b` }).includes(`to="a&quot;&lt;b"`), true);
+});
+
+test("stampText on serialize's text writes what serializeWith writes for from and to; other shapes are left to the parser", () => {
+  const more = [
+    `<message from="forged@x" type="chat" to="old@x" id="a>b"><body>to="x" from="y" &gt;</body></message>`,
+    `<message xmlns:to="urn:t" to:x="1" xml:lang="en"/>`,
+    `<message>plain</message>`,
+  ];
+  for (const xml of [...SAMPLES, ...more].filter((x) => x.startsWith("<message"))) {
+    const el = parse(xml) as Element;
+    for (const [from, to] of [["alice@localhost/a", "bob@localhost"], ["", "b@x/r\"&<"], ["a@x/ü", ""]]) {
+      assert.equal(stampText(serialize(el), "message", from, to), serializeWith(el, { from, to }), `${xml} ${from} ${to}`);
+    }
+  }
+  assert.equal(stampText(`<iq type="set"/>`, "message", "a@x", "b@x"), null);
+  assert.equal(stampText(`<messages/>`, "message", "a@x", "b@x"), null);
+  assert.equal(stampText(`<message`, "message", "a@x", "b@x"), null);
+  assert.equal(stampText(``, "message", "a@x", "b@x"), null);
 });
