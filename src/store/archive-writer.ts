@@ -1,5 +1,6 @@
 import type { Logger } from "../log/logger.js";
 import type { ArchiveMode, ArchivePrefs, ArchiveRow, ArchiveStore } from "./archive-store.js";
+import { BatchQueue } from "./batch-queue.js";
 
 /**
  * A message queued for the archive of `bare` (`outgoing`: that user sent it), as the core handed it over:
@@ -47,11 +48,7 @@ const EXPIRE_STEP = 5000;
  * a batch the store refuses, is counted and logged, and delivery goes on.
  */
 export class ArchiveWriter {
-  private queue: ArchiveEntry[] = [];
-  private writing = false;
-  private pushed = 0;
-  private settled = 0;
-  private waiters: { upTo: number; resolve: () => void }[] = [];
+  private readonly batches: BatchQueue<ArchiveEntry>;
   private failing = false;
   private sweep: NodeJS.Timeout | null = null;
   /** Rows written, skipped by preferences, dropped (queue full), in failed batches; expired by retention. */
@@ -62,6 +59,7 @@ export class ArchiveWriter {
     private readonly opts: ArchiveWriterOptions,
     private readonly log: Logger,
   ) {
+    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch));
     if (opts.retentionDays > 0) {
       this.sweep = setInterval(() => void this.expire(), HOUR_MS);
       this.sweep.unref();
@@ -69,29 +67,19 @@ export class ArchiveWriter {
   }
 
   get size(): number {
-    return this.queue.length;
+    return this.batches.size;
   }
 
   /** Queues a message; false when the queue is full (it is not archived). */
   push(e: ArchiveEntry): boolean {
-    if (this.queue.length >= this.opts.maxQueued) {
-      if (this.stats.dropped++ === 0) this.log.warn("archive write queue full: messages are not archived", { maxQueued: this.opts.maxQueued });
-      return false;
-    }
-    this.queue.push(e);
-    this.pushed++;
-    if (!this.writing) {
-      this.writing = true;
-      setImmediate(() => void this.run());
-    }
-    return true;
+    if (this.batches.push(e)) return true;
+    if (this.stats.dropped++ === 0) this.log.warn("archive write queue full: messages are not archived", { maxQueued: this.opts.maxQueued });
+    return false;
   }
 
   /** Resolves once everything queued before the call has been written (or has failed). */
   flushed(): Promise<void> {
-    if (this.settled >= this.pushed) return Promise.resolve();
-    const upTo = this.pushed;
-    return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
+    return this.batches.flushed();
   }
 
   close(): void {
@@ -118,31 +106,19 @@ export class ArchiveWriter {
     return total;
   }
 
-  private async run(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.length <= this.opts.maxBatch ? this.queue : this.queue.slice(0, this.opts.maxBatch);
-      this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
-      try {
-        const rows = await this.rows(batch);
-        if (rows.length > 0) await this.store.append(rows);
-        this.stats.archived += rows.length;
-        if (this.failing) this.log.warn("messages are being archived again");
-        this.failing = false;
-      } catch (e) {
-        this.stats.failedBatches++;
-        this.stats.failed += batch.length;
-        if (!this.failing) this.log.warn("messages not archived: the store failed", { error: (e as Error).message, batch: batch.length });
-        this.failing = true;
-      }
-      this.settled += batch.length;
-      if (this.waiters.length > 0) {
-        const ready = this.waiters.filter((w) => w.upTo <= this.settled);
-        this.waiters = this.waiters.filter((w) => w.upTo > this.settled);
-        for (const w of ready) w.resolve();
-      }
-      if (this.queue.length > 0) await new Promise((r) => setImmediate(r));
+  private async write(batch: ArchiveEntry[]): Promise<void> {
+    try {
+      const rows = await this.rows(batch);
+      if (rows.length > 0) await this.store.append(rows);
+      this.stats.archived += rows.length;
+      if (this.failing) this.log.warn("messages are being archived again");
+      this.failing = false;
+    } catch (e) {
+      this.stats.failedBatches++;
+      this.stats.failed += batch.length;
+      if (!this.failing) this.log.warn("messages not archived: the store failed", { error: (e as Error).message, batch: batch.length });
+      this.failing = true;
     }
-    this.writing = false;
   }
 
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */

@@ -1,5 +1,6 @@
 import type { Logger } from "../log/logger.js";
 import type { OfflineResult, XmppStore } from "./xmpp-store.js";
+import { BatchQueue } from "./batch-queue.js";
 
 /** What became of a queued message: the store's answer, or "failed" when the write did not happen (store down, timeout). */
 export type OfflineOutcome = OfflineResult | "failed";
@@ -29,12 +30,7 @@ export interface OfflineWriterOptions {
  * said or "failed" — never dropped.
  */
 export class OfflineWriter {
-  private queue: Entry[] = [];
-  private writing = false;
-  /** Entries ever queued, and ever settled (written or failed): flushed() waits for a count. */
-  private pushed = 0;
-  private settled = 0;
-  private waiters: { upTo: number; resolve: () => void }[] = [];
+  private readonly batches: BatchQueue<Entry>;
   /** Batches whose write failed (store down, statement timeout); the log has the first of each run. */
   failedBatches = 0;
   private failing = false;
@@ -43,65 +39,43 @@ export class OfflineWriter {
     private readonly store: XmppStore,
     private readonly opts: OfflineWriterOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch));
+  }
 
   /** Messages queued and not yet written. */
   get size(): number {
-    return this.queue.length;
+    return this.batches.size;
   }
 
   /** Queues a message; false when the queue is full (the caller refuses it now). */
   push(user: string, stanza: string, done: (o: OfflineOutcome) => void): boolean {
-    if (this.queue.length >= this.opts.maxQueued) return false;
-    this.queue.push({ user, stanza, done });
-    this.pushed++;
-    if (!this.writing) {
-      this.writing = true;
-      // After this turn: everything queued in it goes in one batch.
-      setImmediate(() => void this.run());
-    }
-    return true;
+    return this.batches.push({ user, stanza, done });
   }
 
   /** Resolves once everything queued before the call has been written (or has failed). */
   flushed(): Promise<void> {
-    if (this.settled >= this.pushed) return Promise.resolve();
-    const upTo = this.pushed;
-    return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
+    return this.batches.flushed();
   }
 
-  private async run(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.length <= this.opts.maxBatch ? this.queue : this.queue.slice(0, this.opts.maxBatch);
-      this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
-      let results: OfflineOutcome[];
-      try {
-        results = await this.store.pushOffline(batch, this.opts.cap);
-        if (this.failing) this.log.warn("offline messages are being stored again");
-        this.failing = false;
-      } catch (e) {
-        this.failedBatches++;
-        if (!this.failing) this.log.warn("offline messages not stored: the store failed; bouncing them to their senders", { error: (e as Error).message, batch: batch.length });
-        this.failing = true;
-        results = batch.map(() => "failed");
-      }
-      for (let i = 0; i < batch.length; i++) {
-        try {
-          batch[i].done(results[i]);
-        } catch (e) {
-          this.log.error("offline write callback failed", { error: (e as Error).stack });
-        }
-      }
-      this.settled += batch.length;
-      if (this.waiters.length > 0) {
-        const ready = this.waiters.filter((w) => w.upTo <= this.settled);
-        this.waiters = this.waiters.filter((w) => w.upTo > this.settled);
-        for (const w of ready) w.resolve();
-      }
-      // SQLite answers within the call: without this, a long queue would be written batch after
-      // batch in one turn of the event loop. Sockets get their turn between two batches.
-      if (this.queue.length > 0) await new Promise((r) => setImmediate(r));
+  private async write(batch: Entry[]): Promise<void> {
+    let results: OfflineOutcome[];
+    try {
+      results = await this.store.pushOffline(batch, this.opts.cap);
+      if (this.failing) this.log.warn("offline messages are being stored again");
+      this.failing = false;
+    } catch (e) {
+      this.failedBatches++;
+      if (!this.failing) this.log.warn("offline messages not stored: the store failed; bouncing them to their senders", { error: (e as Error).message, batch: batch.length });
+      this.failing = true;
+      results = batch.map(() => "failed");
     }
-    this.writing = false;
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        batch[i].done(results[i]);
+      } catch (e) {
+        this.log.error("offline write callback failed", { error: (e as Error).stack });
+      }
+    }
   }
 }
