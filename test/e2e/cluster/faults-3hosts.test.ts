@@ -10,10 +10,9 @@ import { waitUntil } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNatsCluster, type NatsCluster } from "../../nats.js";
 import { HAVE_POSTGRES, startPostgres, type PostgresServer } from "../../postgres.js";
-import { settleAcks, type SmClient } from "../xmpp/fault-util.js";
 import { CLI, startHost, type Host } from "./host-proc.js";
 import { workersOf } from "./host-log.js";
-import { fleetClient, type FleetClient, type Service } from "./fleet.js";
+import { fleetClient, phaseOutcome, type FleetClient, type Service } from "./fleet.js";
 
 // Issue 14, "Fault tests in CI": three hosts (`switchboard start`, each its own hostAddress and
 // loopback address) of two workers each, a three-node NATS cluster, one PostgreSQL; clients with
@@ -167,31 +166,10 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     const wentDown = clients.filter((s) => s.downAt >= faultAt);
     const backMs = wentDown.length === 0 ? 0 : Math.max(...wentDown.map((s) => s.onlineAt)) - faultAt;
     const mine = (b: string) => b.startsWith(`${tag}:`);
-    const received = new Map<string, number>();
-    const bounced = new Set<string>();
-    const tally = () => {
-      received.clear();
-      bounced.clear();
-      for (const s of clients) {
-        for (const b of s.got) if (mine(b)) received.set(b, (received.get(b) ?? 0) + 1);
-        for (const id of s.bounced) if (mine(id)) bounced.add(id);
-      }
-    };
-    const missing = () => [...accepted].filter((b) => !received.has(b) && !bounced.has(b));
-    await waitUntil(
-      async () => {
-        await Promise.all(clients.map((s) => settleAcks(s as unknown as SmClient, 3000).catch(() => {})));
-        tally();
-        return missing().length === 0;
-      },
-      30_000,
-      "every accepted message received or bounced",
-      500,
-    ).catch(() => {});
-    clients.forEach((s) => s.c.streamManagement.removeListener("ack", onAck));
-    tally();
+    const { received, bounced, missing: lost } = await phaseOutcome(clients, accepted, mine, () =>
+      clients.forEach((s) => s.c.streamManagement.removeListener("ack", onAck)),
+    );
     const delayed = clients.reduce((a, s) => a + [...s.delayed].filter(mine).length, 0);
-    const lost = missing();
     const dups = [...received.entries()].filter(([, n]) => n > 1).map(([b]) => b);
     const f: Figures = { sent, accepted: accepted.size, online: received.size - delayed, fromOffline: delayed, bounced: bounced.size, lost: lost.length, duplicated: dups.length, backMs };
     process.stdout.write(`# ${tag}: ${JSON.stringify({ ...f, clientsDown: wentDown.length })}\n`);

@@ -1,5 +1,6 @@
 import { client, xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
+import { settleAcks, type SmClient } from "../xmpp/fault-util.js";
 
 // Clients for the fault tests over several hosts (faults-3hosts.test.ts): an
 // @xmpp/client with XEP-0198 and short timers, as fault-util's smClient, that
@@ -128,4 +129,42 @@ export async function fleetClient(services: Service[], home: number, username: s
     throw e;
   }
   return s;
+}
+
+/** Where one phase's accepted messages ended: received (how many times each), bounced to their senders, or nowhere. */
+export interface PhaseOutcome {
+  received: Map<string, number>;
+  bounced: Set<string>;
+  missing: string[];
+}
+
+/**
+ * Waits (up to 30 s, asking every client for its acknowledgements) until each accepted message of the phase
+ * (`mine`) was received or bounced; then `stop` (the phase's listeners off) and the final count.
+ */
+export async function phaseOutcome(clients: FleetClient[], accepted: ReadonlySet<string>, mine: (id: string) => boolean, stop: () => void): Promise<PhaseOutcome> {
+  const received = new Map<string, number>();
+  const bounced = new Set<string>();
+  const tally = () => {
+    received.clear();
+    bounced.clear();
+    for (const s of clients) {
+      for (const b of s.got) if (mine(b)) received.set(b, (received.get(b) ?? 0) + 1);
+      for (const id of s.bounced) if (mine(id)) bounced.add(id);
+    }
+  };
+  const missing = () => [...accepted].filter((b) => !received.has(b) && !bounced.has(b));
+  await waitUntil(
+    async () => {
+      await Promise.all(clients.map((s) => settleAcks(s as unknown as SmClient, 3000).catch(() => {})));
+      tally();
+      return missing().length === 0;
+    },
+    30_000,
+    "every accepted message received or bounced",
+    500,
+  ).catch(() => {});
+  stop();
+  tally();
+  return { received, bounced, missing: missing() };
 }

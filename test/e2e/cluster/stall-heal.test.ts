@@ -5,10 +5,9 @@ import { waitUntil } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { Scrape } from "../../../bench/lib/scrape.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
-import { settleAcks, type SmClient } from "../xmpp/fault-util.js";
 import { hostDir, startHost, type Host } from "./host-proc.js";
 import { workersOf } from "./host-log.js";
-import { fleetClient, type FleetClient } from "./fleet.js";
+import { fleetClient, phaseOutcome, type FleetClient } from "./fleet.js";
 
 // Heal storms (issue 14; docs/architecture.md, "Membership changes and healing"): on a host of three
 // workers with XMPP clients (XEP-0198) messaging each other's bare JIDs, workers are stopped with
@@ -123,34 +122,14 @@ describe("stalls on a host of three workers: healed, nothing lost, only what cha
       }),
     );
     await faultDone;
-    const received = new Map<string, number>();
-    const bounced = new Set<string>();
-    const tally = () => {
-      received.clear();
-      bounced.clear();
-      for (const s of clients) {
-        for (const b of s.got) if (b.startsWith(`${tag}:`)) received.set(b, (received.get(b) ?? 0) + 1);
-        for (const id of s.bounced) if (id.startsWith(`${tag}:`)) bounced.add(id);
-      }
-    };
-    const missing = () => [...accepted].filter((b) => !received.has(b) && !bounced.has(b));
-    await waitUntil(
-      async () => {
-        await Promise.all(clients.map((s) => settleAcks(s as unknown as SmClient, 3000).catch(() => {})));
-        tally();
-        return missing().length === 0;
-      },
-      30_000,
-      "every accepted message received or bounced",
-      500,
-    ).catch(() => {});
-    clients.forEach((s) => s.c.streamManagement.removeListener("ack", onAck));
-    tally();
-    const f = { accepted: accepted.size, lost: missing().length, duplicated: [...received.values()].filter((n) => n > 1).length, bounced: bounced.size };
+    const { received, bounced, missing } = await phaseOutcome(clients, accepted, (b) => b.startsWith(`${tag}:`), () =>
+      clients.forEach((s) => s.c.streamManagement.removeListener("ack", onAck)),
+    );
+    const f = { accepted: accepted.size, lost: missing.length, duplicated: [...received.values()].filter((n) => n > 1).length, bounced: bounced.size };
     const down = clients.filter((s) => s.downAt >= start).length;
     if (f.lost + f.duplicated > 0 || down > 0) {
       const dups = [...received.entries()].filter(([, n]) => n > 1).map(([b]) => b);
-      process.stdout.write(`# ${tag}: clients that lost their stream ${down}; lost ${missing().slice(0, 10).join(" ")}; duplicated ${dups.slice(0, 10).join(" ")}\n`);
+      process.stdout.write(`# ${tag}: clients that lost their stream ${down}; lost ${missing.slice(0, 10).join(" ")}; duplicated ${dups.slice(0, 10).join(" ")}\n`);
     }
     return f;
   }
