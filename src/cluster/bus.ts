@@ -120,6 +120,13 @@ export interface ClusterBus {
    * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.
    */
   onFlushed?(cb: () => void): void;
+  /**
+   * Once, at the start of this turn's publish (NatsBus; a turn's publish is queued if none was): what `cb`
+   * sends rides in the turn's batch, behind what the turn sent before, ahead of what onFlushed hooks send.
+   * Resume-record copies gather there, one bus message per turn rather than one per stanza. Absent: the
+   * caller sends at once.
+   */
+  beforePublish?(cb: () => void): void;
   /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
   readonly pending?: boolean;
   membership(): Membership;

@@ -75,6 +75,8 @@ export class NatsBus implements ClusterBus {
   private flushQueued = false;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
+  /** Called once at the start of this turn's publish (ClusterBus.beforePublish). */
+  private before: (() => void)[] = [];
   /** Bus messages that could not be read (a bug or a foreign publisher), or were sent after close: counted and dropped. */
   private droppedHere = 0;
   private readonly guard: JoinGuard;
@@ -240,11 +242,24 @@ export class NatsBus implements ClusterBus {
     this.flush();
   }
 
+  beforePublish(cb: () => void): void {
+    this.before.push(cb);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flush);
+    }
+  }
+
   get pending(): boolean {
     return this.flushQueued;
   }
 
   private readonly flush = (): void => {
+    if (this.before.length > 0) {
+      const cbs = this.before;
+      this.before = [];
+      for (const cb of cbs) cb();
+    }
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
     for (const cb of this.flushed) cb();

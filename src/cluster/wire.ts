@@ -5,20 +5,21 @@ import { WireReader, WireWriter } from "./wire-buf.js";
 import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.js";
 
 /**
- * BusMessage ⇄ bytes for buses between processes (bus protocol 2, join-guard.ts). A batch to one peer is
+ * BusMessage ⇄ bytes for buses between processes (bus protocol 3, join-guard.ts). A batch to one peer is
  * its messages one after another, each behind its u32 (big-endian) length; a message is
  *
  *   u8 tag | fields | payload
  *
  * The messages of every chat message (owner, session, missed, answer: an envelope; confirm: custody's
  * receipts) have binary fields (wire-buf.ts): strings as length and UTF-8, numbers as f64 or u32, the
- * payload last as its length (0xffffffff: null) and bytes. The rest (tag 0) carry a JSON array and a
+ * payload last as its length (0xffffffff: null) and bytes. So have resume-record copies (`records` with
+ * only `held`: one per turn, each stanza as its text, not escaped into JSON). The rest (tag 0) carry a JSON array and a
  * presence payload (wire-json.ts). Payloads go through their protocol's PayloadCodec; a codec that gives
  * text (encodeText) has it written straight into the batch, and read back as a WireText that is decoded
  * only where the payload is read: a stanza that an owner passes on to the worker of its session is never
  * parsed there, and goes on as the text it came as.
  */
-const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5 } as const;
+const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5, Held: 6 } as const;
 
 const NULL_LEN = 0xffffffff;
 /** An envelope's payload: none, bytes after the strings, or text at the end of the strings (PayloadCodec.encodeText). */
@@ -56,6 +57,9 @@ export class BusWire implements Payloads {
         return this.envOp(w, Tag.Missed, msg.env, msg.address, msg.serial, msg.by);
       case "confirm":
         return confirmInto(w, msg.by, msg.taken, msg.done);
+      case "records":
+        if (heldOnly(msg)) return heldInto(w, msg.from, msg.held);
+        return this.jsonInto(w, msg);
       default:
         return this.jsonInto(w, msg);
     }
@@ -134,6 +138,9 @@ export class BusWire implements Payloads {
         break;
       case Tag.Confirm:
         msg = confirmFrom(r);
+        break;
+      case Tag.Held:
+        msg = heldFrom(r);
         break;
       case Tag.Json: {
         const head: unknown = JSON.parse(r.str());
@@ -246,4 +253,38 @@ function confirmFrom(r: WireReader): BusMessage {
   const done: string[] = new Array(nDone);
   for (let i = 0; i < nDone; i++) done[i] = r.str();
   return { op: "confirm", by, taken, done };
+}
+
+type Records = Extract<BusMessage, { op: "records" }>;
+
+function heldOnly(m: Records): boolean {
+  return !m.reset && m.keep.length === 0 && m.counts.length === 0 && m.drop.length === 0 && m.acks.length === 0;
+}
+
+function heldInto(w: WireWriter, from: string, held: readonly [string, number, string][]): void {
+  let chars = from.length;
+  for (let i = 0; i < held.length; i++) chars += held[i][0].length + held[i][2].length;
+  w.reserve(4 + 1 + 4 + 4 + held.length * 16 + 3 * chars);
+  const frame = w.at;
+  w.at += 4;
+  w.u8(Tag.Held);
+  w.str(from);
+  w.u32(held.length);
+  for (let i = 0; i < held.length; i++) {
+    const h = held[i];
+    w.str(h[0]);
+    w.f64(h[1]);
+    w.str(h[2]);
+  }
+  w.buf.writeUInt32BE(w.at - frame - 4, frame);
+}
+
+function heldFrom(r: WireReader): BusMessage {
+  const from = r.str();
+  const n = r.u32();
+  // Each copy takes at least 16 bytes: a count past what is left is not ours (and allocates nothing).
+  if (n * 16 > r.left) throw new Error("records with more copies than bytes");
+  const held: [string, number, string][] = new Array(n);
+  for (let i = 0; i < n; i++) held[i] = [r.str(), r.f64(), r.str()];
+  return { op: "records", from, reset: false, keep: [], counts: [], drop: [], held, acks: [] };
 }

@@ -157,6 +157,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       send: (w, msg) => this.bus.send(w, msg),
       membership: () => this.bus.membership(),
       flushNow: () => this.bus.flushNow?.(),
+      ...(bus.beforePublish !== undefined ? { beforePublish: (cb: () => void) => bus.beforePublish!(cb) } : {}),
       route: (env) => this.route(env),
     }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);

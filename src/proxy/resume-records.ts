@@ -23,6 +23,8 @@ export interface RecordsHost {
   membership(): Membership;
   /** Publishes what was sent so far now, not at the end of the turn. */
   flushNow?(): void;
+  /** Calls `cb` once at the start of this turn's bus publish (ClusterBus.beforePublish); absent: at once. */
+  beforePublish?(cb: () => void): void;
   /** Routes a message again, as custody does (a held copy whose record's window passed). */
   route(env: Envelope): void;
 }
@@ -111,6 +113,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   private outHeld: [string, number, string][] = [];
   private readonly outAcks = new Map<Session, number>();
   private queued = false;
+  /** Copies wait in outHeld for the start of this turn's publish (sendHeld). */
+  private heldQueued = false;
   /** Sessions that submitted something since the bus last published (their counts go right after it). */
   private readonly touchedSet = new Set<Session>();
   private touchQueued = false;
@@ -243,10 +247,37 @@ export class ResumeRecordDesk implements ResumeRecords {
     // The record (and a new keeper's whole set) goes first: a copy is kept only beside its record.
     if (this.reset || this.outKeep.has(s)) this.flush();
     (e.held ??= []).push([n, wire]);
+    this.outHeld.push([e.key, n, wire]);
     this.stats.copied++;
-    // Into this turn's bus batch at once: the sender's <a/> waits until that batch is published (Core.afterPublish).
-    this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: false, keep: [], counts: [], drop: [], held: [[e.key, n, wire]], acks: [] });
+    // Into this turn's bus batch, all of the turn's copies in one message: the sender's <a/> waits until
+    // that batch is published (Core.afterPublish).
+    if (this.heldQueued) return;
+    this.heldQueued = true;
+    if (this.host.beforePublish !== undefined) this.host.beforePublish(this.sendHeld);
+    else this.sendHeld();
   }
+
+  /** The turn's copies (those flush has not taken with records) to the keeper, by size. */
+  private readonly sendHeld = (): void => {
+    this.heldQueued = false;
+    // A new keeper's records (and the reset) go first: it keeps a copy only beside its record.
+    if (this.reset || this.outKeep.size > 0) return this.flush();
+    const held = this.outHeld;
+    if (held.length === 0 || this.keeper === "") return;
+    this.outHeld = [];
+    const from = this.host.workerId;
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      if (bytes + held[i][2].length > HELD_BYTES_PER_MESSAGE && i > start) {
+        this.host.send(this.keeper, { op: "records", from, reset: false, keep: [], counts: [], drop: [], held: held.slice(start, i), acks: [] });
+        start = i;
+        bytes = 0;
+      }
+      bytes += held[i][2].length;
+    }
+    this.host.send(this.keeper, { op: "records", from, reset: false, keep: [], counts: [], drop: [], held: start === 0 ? held : held.slice(start), acks: [] });
+  };
 
   acked(s: Session, h: number): void {
     const e = this.mine.get(s);

@@ -179,6 +179,36 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     await spy.close();
   });
 
+  test("beforePublish: called once at the start of the turn's publish; what it sends rides in that batch, ahead of what onFlushed sends", { timeout: 10_000 }, async () => {
+    const subject = "links2";
+    const got: BusMessage[] = [];
+    const w0 = await NatsBus.connect(opts(subject, "10_0_0_4-w0", "10.0.0.4", 0), {});
+    const w1 = await NatsBus.connect(opts(subject, "10_0_0_4-w1", "10.0.0.4", 1), {});
+    buses.push(w0, w1);
+    w1.attach({ receive: (m) => got.push(m) });
+    await w0.ready(2);
+    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
+    const to = "10_0_0_4-w1";
+    let calls = 0;
+    let afterSent = false;
+    w0.onFlushed(() => {
+      if (calls === 0 || afterSent) return;
+      afterSent = true;
+      w0.send(to, { op: "unbind", address: "after@x/r", serial: 3 });
+    });
+    // Nothing else sent this turn: beforePublish alone makes the turn publish, and the bus counts as pending.
+    w0.beforePublish(() => {
+      calls++;
+      w0.send(to, { op: "unbind", address: "before@x/r", serial: 2 });
+    });
+    assert.equal(w0.pending, true);
+    w0.send(to, { op: "unbind", address: "first@x/r", serial: 1 });
+    await waitUntil(() => got.length === 3, 3000, "the three messages");
+    assert.equal(calls, 1);
+    assert.deepEqual(got.map((m) => (m as Extract<BusMessage, { op: "unbind" }>).serial), [1, 2, 3]);
+    assert.equal(w0.pending, false);
+  });
+
   test("a message that is not ours costs only itself: the rest of its batch and later batches arrive", { timeout: 10_000 }, async () => {
     const subject = "links1";
     const got: BusMessage[] = [];

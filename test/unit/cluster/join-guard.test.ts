@@ -18,12 +18,12 @@ test("while probing: members are not learnt; another incarnation of this id or o
   assert.equal(g.admit(beat({ id: "x" })), false, "a probe changes nothing, ours neither");
   assert.equal(g.refusal, null);
   assert.equal(g.admit(beat({ id: "x", ring: ringOf(128) })), false);
-  assert.match(g.refusal!, /worker x \(host 10\.0\.0\.1\) uses ring parameters 2\/murmur3\/128, this one 2\/murmur3\/64/);
+  assert.match(g.refusal!, /worker x \(host 10\.0\.0\.1\) uses ring parameters 3\/murmur3\/128, this one 3\/murmur3\/64/);
   assert.deepEqual(refused, [], "before joining the caller reads refusal");
-  // A worker of bus protocol 1 (JSON headers) cannot read protocol 2's binary messages: refused too.
+  // A worker of bus protocol 2 cannot read protocol 3's binary resume-record copies: refused too.
   const old = guard();
-  assert.equal(old.g.admit(beat({ id: "x", ring: "1/murmur3/64" })), false);
-  assert.match(old.g.refusal!, /uses ring parameters 1\/murmur3\/64, this one 2\/murmur3\/64/);
+  assert.equal(old.g.admit(beat({ id: "x", ring: "2/murmur3/64" })), false);
+  assert.match(old.g.refusal!, /uses ring parameters 2\/murmur3\/64, this one 3\/murmur3\/64/);
   const dup = guard();
   dup.g.admit(beat({ id: "w" }));
   assert.match(dup.g.refusal!, /another process \(host 10\.0\.0\.1\) already runs worker w/);

@@ -11,7 +11,7 @@ import { xmppPayloadCodec } from "../../../src/xmpp/payload-codec.js";
 import { relayPayloadCodec } from "../../../src/relay/payload-codec.js";
 import { parseStanza } from "../../../src/xmpp/stream/xml.js";
 
-// Bus protocol 2's binary messages (src/cluster/wire.ts, wire-buf.ts): batches written in place, and bytes
+// Bus protocol 3's binary messages (src/cluster/wire.ts, wire-buf.ts): batches written in place, and bytes
 // that are not such a message refused with an error that costs only that message.
 
 const wire = new BusWire({ xmpp: xmppPayloadCodec, relay: relayPayloadCodec });
@@ -47,6 +47,25 @@ test("strings of any length and script, every number, each envelope op", { timeo
   }
   const empty = Envelope.message({ from: "", to: "", protocol: "relay", payload: new Uint8Array(0) });
   assert.equal((wire.decode(wire.encode({ op: "owner", env: empty })) as Extract<BusMessage, { op: "owner" }>).env.payload instanceof Uint8Array, true);
+});
+
+test("resume-record copies go in binary, each stanza as its text; any other records message as JSON", { timeout: 5000 }, () => {
+  const held: [string, number, string][] = [
+    ["K1", 1, `<message to="b@x" id="1"><body>"quoted" & 𝄞 ${"ü".repeat(80)}</body></message>`],
+    ["K2", 2 ** 32 - 1, ""],
+  ];
+  const copies: BusMessage = { op: "records", from: "h-w0", reset: false, keep: [], counts: [], drop: [], held, acks: [] };
+  const bytes = wire.encode(copies);
+  assert.equal(bytes[0], 6, "tag Held");
+  assert.deepEqual(wire.decode(bytes), copies);
+  for (let cut = 0; cut < bytes.length; cut++) assert.throws(() => wire.decode(bytes.subarray(0, cut)), Error, `cut at ${cut}`);
+  const lie = Buffer.from(bytes);
+  lie.writeUInt32LE(0x0fffffff, 1 + 4 + 4);
+  assert.throws(() => wire.decode(lie), /more copies than bytes/);
+  const withCounts: BusMessage = { ...copies, counts: [["K1", 3]] };
+  const j = wire.encode(withCounts);
+  assert.equal(j[0], 0, "tag Json");
+  assert.deepEqual(wire.decode(j), withCounts);
 });
 
 test("a batch is written in place: its views stay whole while later messages fill this slab and the next", { timeout: 5000 }, () => {

@@ -39,7 +39,7 @@ const describe = (s: Session): ResumeRecord | null => {
 };
 
 /** Workers on hosts: ids "<host>-w<i>". A worker made dead stops receiving and leaves the hub (as an expired member). */
-function world(hosts: Record<string, number>, leftover?: (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[], resumeGraceMs = 0) {
+function world(hosts: Record<string, number>, leftover?: (rec: ResumeRecord, held: readonly HeldCopy[]) => Envelope[], resumeGraceMs = 0, batching = false) {
   const opts: ProxyOptions = {
     timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
     sweepIntervalMs: 20,
@@ -57,6 +57,20 @@ function world(hosts: Record<string, number>, leftover?: (rec: ResumeRecord, hel
       sent.push(msg);
       send(to, msg);
     };
+  }
+  // As NatsBus does (ClusterBus.beforePublish): called once when the turn's batch goes, a turn later.
+  if (batching) {
+    for (const b of buses) {
+      let queued: (() => void)[] = [];
+      (b as LocalBus & { beforePublish(cb: () => void): void }).beforePublish = (cb) => {
+        if (queued.length === 0) setImmediate(() => {
+          const cbs = queued;
+          queued = [];
+          for (const f of cbs) f();
+        });
+        queued.push(cb);
+      };
+    }
   }
   const proxies = new Map(buses.map((b) => [b.workerId, new ProxyDaemon(b, opts)]));
   for (const p of proxies.values()) {
@@ -235,6 +249,28 @@ test("copies of what a session alone holds go into the turn's bus batch; acknowl
   const found = await recall(w.p("a-w1"), "K7", "alice");
   assert.deepEqual(found?.held, [[4, "<message id='4'/>"]], "what the client acknowledged is gone");
   assert.equal(keeper.records.size, 0);
+  w.stop();
+});
+
+test("on a batching bus the copies of one turn go in one bus message when the turn's batch goes", { timeout: 5000 }, async () => {
+  const w = world({ a: 2, b: 1 }, undefined, 0, true);
+  const p0 = w.p("a-w0");
+  const s = new Resumable("alice@localhost/phone", "K8");
+  p0.attach(s);
+  p0.records.keep(s);
+  await turn();
+  const from = w.sent.length;
+  for (let n = 1; n <= 5; n++) p0.records.replicate(s, n, `<message id='${n}'/>`, "");
+  assert.equal(heldIn(w.sent.slice(from)).length, 0, "not yet: at the start of the turn's publish");
+  await turn();
+  const msgs = w.sent.slice(from).filter((m) => m.op === "records" && m.held.length > 0);
+  assert.equal(msgs.length, 1, "one message for the turn");
+  assert.deepEqual(heldIn(msgs), [1, 2, 3, 4, 5].map((n) => `<message id='${n}'/>`));
+  p0.records.acked(s, 3);
+  await turn();
+  w.kill("a-w0");
+  const found = await recall(w.p("a-w1"), "K8", "alice");
+  assert.deepEqual(found?.held, [[4, "<message id='4'/>"], [5, "<message id='5'/>"]]);
   w.stop();
 });
 
