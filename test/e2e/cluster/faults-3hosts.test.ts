@@ -187,6 +187,16 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
         return `${b}->u${to}${clients[to].downAt >= faultAt ? "(down)" : ""}`;
       };
       process.stdout.write(`# ${tag} lost: ${lost.length}, of which stored offline: ${stored.length}; ${lost.slice(0, 20).map(recipient).join(" ")}\n`);
+      if (process.env.FAULTS_TRACE) {
+        // What the hosts logged about the first one's recipient (FAULTS_LOG=debug says most), and what that client saw.
+        const [, u, n] = lost[0].split(":");
+        const to = (Number(u.slice(1)) + 1 + ((Number(n) * 7) % (USERS - 1))) % USERS;
+        const c = clients[to];
+        process.stdout.write(`# trace u${to}: faultAt ${faultAt} downAt ${c.downAt} onlineAt ${c.onlineAt} now on h${c.at}\n`);
+        for (const [i, h] of hosts.entries()) {
+          for (const l of h.log.lines) if (String(l.address ?? l.user ?? l.to ?? "").startsWith(`u${to}@`) || String(l.user ?? "") === `u${to}`) process.stdout.write(`# trace host${i} ${JSON.stringify(l)}\n`);
+        }
+      }
     }
     // For each: its recipient, whether that client lost its stream in this phase (down), took it from offline (+delay).
     const where = (b: string) => {
