@@ -16,6 +16,8 @@ import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
 import { ResumeRecordDesk } from "./resume-records.js";
 import { Rebinder } from "./rebinder.js";
+import { Departed, StallWatch } from "./stall-watch.js";
+import { ClientCounts } from "./client-counts.js";
 import type { Logger } from "../log/logger.js";
 
 export interface ProtocolTimeouts {
@@ -46,9 +48,6 @@ const BINDS_PER_MESSAGE = 250;
 
 /** Messages that must end delivered, stored or bounced (XMPP chat, normal, groupchat); copies, presence, headlines may not. */
 const HELD = Flag.Offline | Flag.Bounce;
-
-/** How long a worker that left is still told what clients received (Core.receivedUpTo): past a stall, it is dead. */
-const DEPARTED_MS = 120_000;
 
 /** How long a login waits for its owner's barrier answer at most. */
 const BARRIER_TIMEOUT_MS = 2000;
@@ -99,13 +98,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   /** Resolves once what the offline sink took before is written (the protocol's writer); barrier() waits for it. */
   offlineFlushed: () => Promise<void> = () => Promise.resolve();
   private readonly barriers = new Map<number, () => void>();
-  /** Counts clients gave for sessions whose workers seemed gone (Core.receivedUpTo), by Session.keepKey, lately. */
-  private readonly clientCounts = new Map<string, number>();
-  /** Of those, the sessions rebuilt on another worker from their resume records (Core.replayedElsewhere). */
-  private readonly rebuiltElsewhere = new Map<string, number>();
-  /** Workers that left the ring lately, and when: one merely stalled may come back with sessions whose clients left. */
-  private readonly departed = new Map<string, number>();
-  private live = new Set<string>();
+  /** Counts clients gave for sessions whose workers seemed gone (Core.receivedUpTo). */
+  private readonly clientCounts: ClientCounts;
+  /** Workers that left the ring lately: one merely stalled may come back with sessions whose clients left. */
+  private readonly departed: Departed;
   private nextBarrier = 1;
   /** Receipts of messages this owner took over from their custodians (leaving), to settle after the fan-out. */
   private reheld: string[] = [];
@@ -131,9 +127,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly confirmations: Confirmations;
   /** Sent here as to the owner by a worker whose ring differs from this one's for a moment. */
   readonly misrouted = new Misrouted();
-  /** When the TimerDaemon last swept: one far behind means this worker was stopped (fromBeforeStall). */
-  private lastSweep = monotonicMs();
-  private dropHeldUntil = 0;
+  /** Whether this worker was just stopped longer than the others wait (fromBeforeStall). */
+  private readonly stall: StallWatch;
 
   constructor(
     private readonly bus: ClusterBus,
@@ -143,7 +138,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.refPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
     this.membersKey = membersKey(bus.membership());
-    for (const ids of Object.values(bus.membership().hosts)) for (const id of ids) this.live.add(id);
+    const live = new Set<string>();
+    for (const ids of Object.values(bus.membership().hosts)) for (const id of ids) live.add(id);
+    this.departed = new Departed(this.self, live);
+    this.stall = new StallWatch(() => this.bus.healMs ?? 0);
+    this.clientCounts = new ClientCounts(this.self, opts.custody.dedupWindowMs);
     this.owner = new ChannelOwner(this, this.stats);
     this.handovers = new HandoverDesk({
       workerId: this.self,
@@ -192,7 +191,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
       () => this.bus.flushNow?.(),
     );
-    this.timer.also((now) => this.swept(now));
+    this.timer.also((now) => this.stall.swept(now));
     this.timer.also(this.custody.expire);
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);
@@ -470,20 +469,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return true;
   }
 
-  /** The sweep itself may be the first to run after a stop (libuv's timers before its I/O): it notices too. */
-  private swept(now: number): void {
-    const heal = this.bus.healMs ?? 0;
-    if (heal > 0 && now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
-    this.lastSweep = now;
-  }
-
-  /** Core.justStalled: the sweep came later than the others wait (healMs), and for healMs after that. */
   justStalled(): boolean {
-    const heal = this.bus.healMs ?? 0;
-    if (heal <= 0) return false;
-    const now = monotonicMs();
-    if (now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
-    return now < this.dropHeldUntil;
+    return this.stall.justStalled();
   }
 
   /**
@@ -564,7 +551,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         for (const ref of msg.refs) this.owner.settled(ref);
         return;
       case "received":
-        this.noteClientCount(msg.key, msg.count, msg.resumedOn, msg.copied);
+        this.clientCounts.note(msg.key, msg.count, msg.resumedOn, msg.copied);
         this.custody.receivedUpTo(msg.key, msg.count, msg.resumedOn ?? "", monotonicMs());
         return;
       case "records":
@@ -726,32 +713,20 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   clientReceived(key: string): number {
-    return this.clientCounts.get(key) ?? -1;
+    return this.clientCounts.received(key);
   }
 
   replayedElsewhere(key: string, receipt: string, n: number): boolean {
-    const upTo = this.rebuiltElsewhere.get(key);
-    return upTo !== undefined && ((upTo - n) >>> 0) < 0x8000_0000 && (receipt === "" || workerOf(receipt) === this.self);
-  }
-
-  /** A client's count for its session whose worker seemed gone: kept for dedupWindowMs (see clientReceived). */
-  private noteClientCount(key: string, count: number, rebuiltOn = "", copied?: number): void {
-    if (this.clientCounts.size >= 10_000) this.clientCounts.delete(this.clientCounts.keys().next().value!);
-    this.clientCounts.set(key, count);
-    if (rebuiltOn !== "" && rebuiltOn !== this.self && copied !== undefined) this.rebuiltElsewhere.set(key, copied);
-    setTimeout(() => {
-      if (this.clientCounts.get(key) === count) this.clientCounts.delete(key);
-      this.rebuiltElsewhere.delete(key);
-    }, this.opts.custody.dedupWindowMs).unref();
+    return this.clientCounts.replayedElsewhere(key, receipt, n);
   }
 
   receivedUpTo(key: string, count: number, resumed = false, copied?: number): void {
-    this.noteClientCount(key, count);
+    this.clientCounts.note(key, count);
     const msg: BusMessage = resumed ? { op: "received", key, count, resumedOn: this.self, ...(copied !== undefined ? { copied } : {}) } : { op: "received", key, count };
     // Every worker of every host may hold messages that session took: a failed resumption is rare, so all are told.
     for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) if (w !== this.self) this.bus.send(w, msg);
     // And those that left lately: the session's own worker may only be stalled, and must not give back what its client had.
-    for (const w of this.departed.keys()) this.bus.send(w, msg);
+    for (const w of this.departed.workers()) this.bus.send(w, msg);
     this.custody.receivedUpTo(key, count, resumed ? this.self : "", monotonicMs());
   }
 
@@ -850,11 +825,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const fresh = new Set([...joined, ...resynced]);
     // A worker dropped (for silence, or gone): its sessions may be alive and stalled, or their clients about to come back
     // elsewhere; what comes for their users waits longer for their binds than a ring change's heal window.
-    let departed = false;
-    for (const w of this.live) if (w !== this.self && !live.has(w)) departed = true;
+    const departed = this.departed.update(live);
     const heal = this.bus.healMs ?? 0;
     const holdMs = departed && heal > 0 ? Math.max(heal, this.opts.holdAfterExpiryMs ?? 0) : heal;
-    this.noteDeparted(live);
     this.handovers.membershipChanged(live, restarted);
     this.records.membershipChanged(m, joined, resynced);
     // Held messages on their way, or taken by a session of a worker that left or restarted, travel again.
@@ -877,13 +850,6 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     else if (fresh.size > 0) this.rebinder.add(this.sessions.values(), (_s, owner) => fresh.has(owner));
     // After the binds above and with the owner's hold open: what came here by another worker's ring travels by the new one.
     for (const env of this.misrouted.drain()) this.route(env);
-  }
-
-  private noteDeparted(live: Set<string>): void {
-    const now = monotonicMs();
-    for (const [w, at] of this.departed) if (live.has(w) || now - at > DEPARTED_MS) this.departed.delete(w);
-    for (const w of this.live) if (!live.has(w) && w !== this.self) this.departed.set(w, now);
-    this.live = live;
   }
 
   /** To every live worker, this one included: the sessions that died with their worker. */

@@ -1,0 +1,46 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Departed, StallWatch } from "../../../src/proxy/stall-watch.js";
+import { ClientCounts } from "../../../src/proxy/client-counts.js";
+import { monotonicMs } from "../../../src/timer/clock.js";
+
+test("StallWatch: a sweep later than the heal window marks a stall for one window; none without a heal window", { timeout: 5000 }, async () => {
+  let heal = 50;
+  const w = new StallWatch(() => heal);
+  w.swept(monotonicMs());
+  assert.equal(w.justStalled(), false, "swept just now");
+  // The sweep comes 60 ms late (the worker was stopped): stalled, for a heal window after.
+  const late = monotonicMs() + 60;
+  w.swept(late);
+  assert.equal(w.justStalled(), true);
+  heal = 0;
+  assert.equal(w.justStalled(), false, "no heal window: never");
+});
+
+test("Departed: workers that left are remembered until they come back; update says whether one left", { timeout: 5000 }, () => {
+  const d = new Departed("w0", new Set(["w0", "w1", "w2"]));
+  assert.equal(d.update(new Set(["w0", "w1", "w2", "w3"])), false, "one joined");
+  assert.equal(d.update(new Set(["w0", "w3"])), true);
+  assert.deepEqual([...d.workers()].sort(), ["w1", "w2"]);
+  assert.equal(d.update(new Set(["w0", "w1", "w3"])), false, "w1 back");
+  assert.deepEqual([...d.workers()], ["w2"]);
+});
+
+test("ClientCounts: a count is kept for the window; a rebuild elsewhere marks what it resent, only for receipts of this worker", { timeout: 5000 }, async () => {
+  const c = new ClientCounts("h-w0", 40);
+  assert.equal(c.received("K"), -1);
+  c.note("K", 7);
+  assert.equal(c.received("K"), 7);
+  assert.equal(c.replayedElsewhere("K", "", 3), false, "not rebuilt elsewhere");
+  c.note("R", 2, "h-w1", 5);
+  assert.equal(c.replayedElsewhere("R", "", 5), true);
+  assert.equal(c.replayedElsewhere("R", "h-w0.9", 4), true, "held here");
+  assert.equal(c.replayedElsewhere("R", "h-w2.9", 4), false, "held by another custodian: it routes that one");
+  assert.equal(c.replayedElsewhere("R", "", 6), false, "beyond what the rebuild resent");
+  c.note("S", 2, "h-w0", 5);
+  assert.equal(c.replayedElsewhere("S", "", 1), false, "rebuilt here: nothing to skip");
+  await sleep(80);
+  assert.equal(c.received("K"), -1, "past the window");
+  assert.equal(c.replayedElsewhere("R", "", 5), false);
+});
