@@ -66,6 +66,7 @@ function clusterMetrics(reg: Registry, server: Server): void {
   counter(reg, "switchboard_cluster_messages_given_up_total", "Held messages routed maxTries times without a confirmation: their senders got an error.", [], () => custody.givenUp);
   counter(reg, "switchboard_cluster_messages_unheld_total", "Messages sent over the bus without custody because the worker held maxHeld already.", [], () => custody.unheld);
   counter(reg, "switchboard_cluster_stale_messages_dropped_total", "Held messages read right after this worker was stopped past the others' patience, dropped: their custodians sent them again.", [], () => s.staleDropped);
+  counter(reg, "switchboard_cluster_stored_retaken_total", "Live sessions told, as they bound here again, to take the messages this owner stored for their user while they were not bound (cut off, stopped, slow to bind after a ring change).", [], () => s.storedRetaken);
   counter(reg, "switchboard_cluster_misrouted_total", "Envelopes that came here as to their user's owner while this worker's ring named another: held for the rings to agree, and those sent on to the owner this ring names.", ["outcome"], () => [
     [{ outcome: "held" }, server.proxy.misrouted.taken],
     [{ outcome: "passed_on" }, server.proxy.misrouted.passedOn],

@@ -23,6 +23,8 @@ export interface Delivery {
   peersWantCopies(ref: SessionRef, on: boolean): void;
   /** A message (Flag.Archive) for the archive of `bare`, a user this worker owns (`outgoing`: `bare` sent it). */
   archive?(env: Envelope, bare: string, outgoing: boolean): void;
+  /** `ref` is bound here now (a new session, or one binding again after a membership change). */
+  bound?(ref: SessionRef): void;
 }
 
 /**
@@ -71,6 +73,7 @@ export class ChannelOwner {
     this.tellPeers(ch);
     const held = this.hold.release(bare);
     if (held !== undefined) for (const env of held) this.deliver(env);
+    this.d.bound?.(ref);
   }
 
   /** No binding here for env's recipient: held while bindings may still be coming (RehomeHold), else undeliverable. */

@@ -54,6 +54,8 @@ export type BusMessage =
    * stanza), updates the counts told to clients ([key, count]), drops the copies the clients acknowledged
    * (`acks`: [key, h]), drops `drop`.
    */
+  /** To a session's worker, from its owner: messages were stored for its user while it was not bound there (Session.storedWhileAway). */
+  | { op: "stored"; address: string; serial: number }
   | { op: "records"; from: string; reset: boolean; keep: ResumeRecord[]; counts: [string, number][]; drop: string[]; held: [string, number, string][]; acks: [string, number][] }
   /**
    * Does the worker keep the resume record `key` of account `user`? Answered with "recalled" to `from`. `h`: what

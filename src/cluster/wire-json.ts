@@ -43,6 +43,7 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
       break;
     case "unbind":
     case "replaced":
+    case "stored":
       head = [msg.op, msg.address, msg.serial];
       break;
     case "claim":
@@ -112,6 +113,7 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
       return { op, address: head[1] as string, serial: head[2] as number, on: head[3] as boolean };
     case "unbind":
     case "replaced":
+    case "stored":
       return { op, address: head[1] as string, serial: head[2] as number };
     case "claim": {
       const [, protocol, key, ask, from, token] = head as [string, string, string, unknown, string, number];

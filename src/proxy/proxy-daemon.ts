@@ -18,6 +18,7 @@ import { ResumeRecordDesk } from "./resume-records.js";
 import { Rebinder } from "./rebinder.js";
 import { Departed, StallWatch } from "./stall-watch.js";
 import { ClientCounts } from "./client-counts.js";
+import { StoredLately } from "./stored-lately.js";
 import type { Logger } from "../log/logger.js";
 
 export interface ProtocolTimeouts {
@@ -77,6 +78,8 @@ export class ProxyStats {
   duplicates = 0;
   /** Held messages read right after this worker was stopped past the others' patience, dropped: their custodians send them again. */
   staleDropped = 0;
+  /** Live sessions told to take what was stored for their user while they were not bound here (StoredLately). */
+  storedRetaken = 0;
 }
 
 /**
@@ -118,6 +121,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   /** membersKey of the ring above. */
   private membersKey: string;
   private readonly self: string;
+  /** Debug lines of what the owner decides for a user (stored offline, bindings dropped): the fault suite's traces. */
+  private readonly trace: boolean;
   private readonly refPrefix: string;
   private readonly notices: SettleNotices;
   /** Messages this worker accepted and sent to another, until that one confirms (seed 004's pending record for messages). */
@@ -129,12 +134,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly misrouted = new Misrouted();
   /** Whether this worker was just stopped longer than the others wait (fromBeforeStall). */
   private readonly stall: StallWatch;
+  /** Users this worker stored messages for lately: a live session of theirs binding again takes them (bound). */
+  private readonly storedLately = new StoredLately();
 
   constructor(
     private readonly bus: ClusterBus,
     private readonly opts: ProxyOptions,
   ) {
     this.self = bus.workerId;
+    this.trace = opts.log?.isDebugEnabled() === true;
     this.refPrefix = `${bus.workerId}.`;
     this.router = new Router(bus.membership());
     this.membersKey = membersKey(bus.membership());
@@ -196,6 +204,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);
     this.timer.also(this.records.expire);
+    this.timer.also(this.storedLately.expire);
   }
 
   get workerId(): string {
@@ -515,6 +524,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return;
       }
       case "missed":
+        if (this.trace) this.traceOwner("missed", msg.address, { serial: msg.serial, by: msg.by, ref: msg.env.ref });
         this.owner.unbindAt(msg.address, msg.serial, msg.by);
         if (this.settledBefore(msg.env) || this.notMine(msg.env)) return;
         return this.ownerDeliver(msg.env);
@@ -526,6 +536,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         for (const ref of msg.refs) this.owner.bind(ref);
         return;
       case "unbind":
+        if (this.trace) this.traceOwner("unbind", msg.address, { serial: msg.serial });
         return this.owner.unbind(msg.address, msg.serial);
       case "presence":
         return this.owner.presence(msg.address, msg.serial, msg.available, msg.priority, msg.presence, msg.copies);
@@ -575,6 +586,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       case "gone":
         return this.recipientsGone(msg.addresses, msg.bares);
+      case "stored": {
+        const s = this.sessions.get(msg.address);
+        if (s !== undefined && s.serial === msg.serial && !s.closed) s.storedWhileAway();
+        return;
+      }
     }
   }
 
@@ -608,6 +624,26 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   local(address: string): Session | undefined {
     return this.sessions.get(address);
+  }
+
+  /** A debug line about `address`'s user as this owner sees it: its bindings (worker:serial:available). */
+  private traceOwner(what: string, address: string, more: Record<string, unknown>): void {
+    const ch = this.owner.channels.get(bareOf(address));
+    const bound = ch === undefined ? "" : [...ch.resources.values()].map((r) => `${r.resource}@${r.workerId}:${r.serial}:${r.available ? 1 : 0}`).join(" ");
+    this.opts.log?.debug(`owner: ${what}`, { address, bound, ...more });
+  }
+
+  /**
+   * A session binding here while messages stored for its user lately wait (StoredLately): one that is
+   * online (available: past its initial presence, which takes them itself) takes them now.
+   */
+  bound(ref: SessionRef): void {
+    if (this.trace) this.traceOwner("bound", ref.address, { worker: ref.workerId, serial: ref.serial });
+    if (!ref.available || !this.storedLately.has(bareOf(ref.address))) return;
+    this.stats.storedRetaken++;
+    if (ref.workerId !== this.self) return this.bus.send(ref.workerId, { op: "stored", address: ref.address, serial: ref.serial });
+    const s = this.sessions.get(ref.address);
+    if (s !== undefined && s.serial === ref.serial && !s.closed) s.storedWhileAway();
   }
 
   peersWantCopies(ref: SessionRef, on: boolean): void {
@@ -662,7 +698,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
           if (code !== null) this.bounce(env, code);
           this.settle(env);
         });
-        if (refused === null) return;
+        if (refused === null) {
+          this.storedLately.note(bareOf(env.to));
+          if (this.trace) this.traceOwner("stored offline", env.to, { ref: env.ref, from: env.from });
+          return;
+        }
       } else if (env.flags & (Flag.Bounce | Flag.Offline)) refused = ErrorCode.Unavailable;
       if (refused !== null) {
         this.bounce(env, refused);
@@ -837,6 +877,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       (worker) => !live.has(worker) || fresh.has(worker),
       holdMs,
     );
+    if (this.trace) for (const r of dropped) this.traceOwner("binding dropped", r.address, { worker: r.workerId, serial: r.serial, gone: !live.has(r.workerId) });
     this.announceGone(
       dropped.filter((r) => !live.has(r.workerId) || restarted.has(r.workerId)),
       live,

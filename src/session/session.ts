@@ -111,6 +111,12 @@ export abstract class Session implements Requester {
   /** The server stops: a session without a connection (XEP-0198, waiting to be resumed) ends now. */
   endIfSuspended(): void {}
 
+  /**
+   * Its owner stored messages for its user while this session, online, was not bound there (cut off, or
+   * slow to bind again after a ring change): a protocol with offline storage takes them now.
+   */
+  storedWhileAway(): void {}
+
   /** The key under which a request delivered to this session waits for its answer. */
   requestKey(req: Envelope): string {
     return this.idPassThrough ? `${req.from}\u0000${req.id}` : req.ref;

@@ -21,6 +21,7 @@ import type { Handover } from "../session/core.js";
 import type { RosterItem } from "../store/xmpp-store.js";
 import { rosterPushed } from "./modules/roster-cache.js";
 import { blocklistPushed, loadBlocklist, refused } from "./modules/blocklist.js";
+import { takeStored } from "./modules/offline.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -414,6 +415,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
 
   override get keptCount(): number {
     return this.acks === null ? 0 : this.acks.sentCount;
+  }
+
+  /** Stored at the owner while this session was online but not bound there: taken now, as at initial presence. */
+  override storedWhileAway(): void {
+    if (this.phase === Phase.Bound && this.available) takeStored(this.x, this);
   }
 
   override endIfSuspended(): void {
