@@ -75,7 +75,18 @@ export async function fleetClient(services: Service[], home: number, username: s
   // And an attempt that has not come online after 3 s (a host that accepts the connection and
   // then says nothing: its primary handed it to a stopped worker) is given up: the next goes elsewhere.
   let attemptAt = 0;
+  let tickAt = Date.now();
   const watchdog = setInterval(() => {
+    // This process itself was starved (a busy machine): what the servers sent waits unread in the
+    // sockets, so silence proves nothing; the clocks start again rather than every client dropping.
+    const now = Date.now();
+    const late = now - tickAt > ackInterval * 2;
+    tickAt = now;
+    if (late) {
+      if (attemptAt > 0) attemptAt = now;
+      s.heardAt = now;
+      return;
+    }
     if (attemptAt > 0 && Date.now() - attemptAt > 3000 && c.status !== "online" && c.status !== "disconnect" && c.status !== "offline") {
       attemptAt = Date.now();
       c.socket?.destroy();
