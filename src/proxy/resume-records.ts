@@ -127,6 +127,9 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly recalls = new Map<number, { done: (r: Recalled | null) => void; waiting: Set<string>; best: Recalled | null; timer: NodeJS.Timeout }>();
   private nextToken = 1;
   private liveSet = new Set<string>();
+  /** Each live worker's host; and whether this worker's keeper is on another host than this worker. */
+  private hostOf = new Map<string, string>();
+  private keeperElsewhere = false;
 
   constructor(
     private readonly host: RecordsHost,
@@ -240,9 +243,11 @@ export class ResumeRecordDesk implements ResumeRecords {
     const e = this.mine.get(s);
     if (e === undefined || this.keeper === "") return;
     if (receipt !== "") {
-      // Held by a live custodian elsewhere: it routes the message again if this worker dies.
       const w = workerOf(receipt);
-      if (w !== "" && w !== this.host.workerId && this.liveSet.has(w)) return;
+      // Held in custody by a live worker elsewhere: it routes the message again if this worker dies. If it is on this
+      // worker's host and the keeper is not, a death of the host takes both: the copy is what survives.
+      const self = this.host.workerId;
+      if (w !== "" && w !== self && this.liveSet.has(w) && (this.hostOf.get(w) !== this.hostOf.get(self) || !this.keeperElsewhere)) return;
     }
     // The record (and a new keeper's whole set) goes first: a copy is kept only beside its record.
     if (this.reset || this.outKeep.has(s)) this.flush();
@@ -379,8 +384,12 @@ export class ResumeRecordDesk implements ResumeRecords {
     const live = new Set<string>();
     for (const ids of Object.values(m.hosts)) for (const id of ids) live.add(id);
     this.liveSet = live;
-    const fresh = new Set([...restarted, ...resynced]);
+    const hostOf = new Map<string, string>();
+    for (const [h, ids] of Object.entries(m.hosts)) for (const id of ids) hostOf.set(id, h);
+    this.hostOf = hostOf;
     const k = keeperOf(this.host.workerId, m);
+    this.keeperElsewhere = k !== "" && hostOf.get(k) !== hostOf.get(this.host.workerId);
+    const fresh = new Set([...restarted, ...resynced]);
     if (k !== this.keeper || fresh.has(k)) {
       if (this.keeper !== "" && this.keeper !== k && live.has(this.keeper)) this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: true, keep: [], counts: [], drop: [], held: [], acks: [] });
       this.keeper = k;

@@ -238,8 +238,8 @@ test("copies of what a session alone holds go into the turn's bus batch; acknowl
   const from = w.sent.length;
   p0.records.replicate(s, 1, "<message id='1'/>", "");
   p0.records.replicate(s, 2, "<message id='2'/>", "a-w0.17");
-  // Held in custody by a live worker elsewhere: that worker routes it again if this one dies.
-  p0.records.replicate(s, 3, "<message id='3'/>", "a-w1.5");
+  // Held in custody by a live worker of another host: that worker routes it again if this one (or its host) dies.
+  p0.records.replicate(s, 3, "<message id='3'/>", "b-w0.5");
   p0.records.replicate(s, 4, "<message id='4'/>", "gone-w9.5");
   assert.deepEqual(heldIn(w.sent.slice(from)), ["<message id='1'/>", "<message id='2'/>", "<message id='4'/>"], "into the bus at once (the turn's batch), not a turn later");
   assert.equal(p0.records.stats.copied, 3);
@@ -250,6 +250,25 @@ test("copies of what a session alone holds go into the turn's bus batch; acknowl
   assert.deepEqual(found?.held, [[4, "<message id='4'/>"]], "what the client acknowledged is gone");
   assert.equal(keeper.records.size, 0);
   w.stop();
+});
+
+test("held by another worker of this host: copied when the keeper is on another host (a host's death takes both), not when it is on this one", { timeout: 5000 }, async () => {
+  const two = world({ a: 2, b: 1 });
+  const s = new Resumable("alice@localhost/phone", "K9");
+  two.p("a-w0").attach(s);
+  two.p("a-w0").records.keep(s);
+  await turn();
+  two.p("a-w0").records.replicate(s, 1, "<message id='1'/>", "a-w1.5");
+  assert.equal(two.p("a-w0").records.stats.copied, 1, "keeper on host b");
+  two.stop();
+  const one = world({ a: 3 });
+  const t = new Resumable("bob@localhost/phone", "K10");
+  one.p("a-w0").attach(t);
+  one.p("a-w0").records.keep(t);
+  await turn();
+  one.p("a-w0").records.replicate(t, 1, "<message id='1'/>", "a-w1.5");
+  assert.equal(one.p("a-w0").records.stats.copied, 0, "one host: its death takes the keeper too; a worker's death leaves the custodian");
+  one.stop();
 });
 
 test("on a batching bus the copies of one turn go in one bus message when the turn's batch goes", { timeout: 5000 }, async () => {
