@@ -137,7 +137,7 @@ export interface UploadConfig {
   quotaBytes: number;
   /** A file is deleted this long after its upload; 0: kept for ever. */
   expireAfterMs: number;
-  /** A slot not used (PUT) within this long is refused. */
+  /** A slot not used (PUT) within this long is refused (XEP-0363 §7 recommends about 60 s). */
   slotTimeoutMs: number;
   /** Key that signs slots (at least 32 characters); null: generated once into <path>/upload.key. */
   secret: string | null;
@@ -311,7 +311,7 @@ export function defaults(): Config {
       maxFileBytes: 104857600,
       quotaBytes: 1073741824,
       expireAfterMs: 604800000,
-      slotTimeoutMs: 300000,
+      slotTimeoutMs: 60000,
       secret: null,
     },
     drainTimeoutMs: 10000,

@@ -85,7 +85,7 @@ export interface FileMeta {
 }
 
 /**
- * XEP-0363 §4.2 <retry/>: when enough of the user's files will have expired for
+ * XEP-0363 §5 <retry/>: when enough of the user's files will have expired for
  * `need` more bytes to fit the quota; null when that never happens by expiry.
  */
 export function retryAt(u: Usage, need: number, quota: number, expireAfterMs: number): number | null {

@@ -17,7 +17,7 @@ const MAX_HEADER_BYTES = 16384;
 const MAX_HEADERS = 64;
 
 /**
- * The HTTP side of XEP-0363 (§4, §11): PUT of a slot's body once, with the
+ * The HTTP side of XEP-0363 (§6, §8): PUT of a slot's body once, with the
  * slot's signed token, then GET/HEAD by anyone with the URL. One per host
  * (docs/xmpp.md, "HTTP File Upload"): the host's primary runs it, or the only
  * worker. Bodies stream to a .part file and are renamed into place, so no file
@@ -100,7 +100,7 @@ export class UploadHttp {
     res.setHeader("Access-Control-Allow-Origin", "*");
     const m = this.match(req.url ?? "");
     if (req.method === "OPTIONS") {
-      // CORS preflight of a web client's PUT (XEP-0363 §4: it sends the slot's headers).
+      // CORS preflight of a web client's PUT (XEP-0363 §6: it sends the slot's headers).
       res.setHeader("Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS");
       res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type");
       res.setHeader("Access-Control-Max-Age", "86400");
@@ -140,11 +140,12 @@ export class UploadHttp {
     if (slot === "expired") return answer(res, 403, "the slot has expired\n", true);
     if (typeof slot === "string") return answer(res, 403, "not a slot of this service\n", true);
     if (slot.user !== m.user || slot.id !== m.id || slot.name !== m.name) return answer(res, 403, "the token is for another URL\n", true);
-    // §4: Content-Length and Content-Type must be what the slot was asked for. No length (chunked): refused.
+    // §6: Content-Length and Content-Type must be what the slot was asked for. No length (chunked): refused.
     const length = req.headers["content-length"];
     if (length === undefined) return answer(res, 411, "Content-Length is required\n", true);
     if (Number(length) !== slot.size) return answer(res, Number(length) > slot.size ? 413 : 400, `Content-Length must be ${slot.size}, the slot's size\n`, true);
-    if (normalType(req.headers["content-type"] ?? "") !== normalType(slot.type)) return answer(res, 415, `Content-Type must be ${slot.type}, the slot's type\n`, true);
+    // §6: a PUT without Content-Type may be taken as application/octet-stream.
+    if (normalType(req.headers["content-type"] ?? "application/octet-stream") !== normalType(slot.type)) return answer(res, 415, `Content-Type must be ${slot.type}, the slot's type\n`, true);
 
     const key = `${slot.user}/${slot.id}`;
     if (this.active.has(key)) return answer(res, 409, "this slot is being used\n", true);
@@ -158,16 +159,18 @@ export class UploadHttp {
         if (used.bytes + reserved > this.cfg.quotaBytes) return answer(res, 507, "upload quota exceeded\n", true);
       }
       const p = this.files.paths(slot.user, slot.id);
-      // The claim, O_EXCL: a slot's second PUT finds it and is refused, whoever won the race (§4: PUT once).
+      // The claim, O_EXCL: a slot's second PUT finds it and is refused, whoever won the race (PUT once).
       if (!(await this.claim(slot.user, p.meta, JSON.stringify({ name: slot.name, type: slot.type, size: slot.size })))) return answer(res, 409, "this slot has been used\n", true);
       if (expectsContinue) res.writeContinue();
       let ok = false;
+      let failure: NodeJS.ErrnoException | null = null;
       try {
         const out = await open(p.part, "w", 0o600);
         await pipeline(req, new Counter(slot.size), out.createWriteStream());
         ok = true;
       } catch (e) {
-        this.log.debug("upload body failed", { error: (e as Error).message });
+        failure = e as NodeJS.ErrnoException;
+        this.log.debug("upload body failed", { error: failure.message });
       } finally {
         if (!ok) {
           // A failed upload frees its slot again (until the slot expires): the client may retry it.
@@ -175,7 +178,14 @@ export class UploadHttp {
           await unlink(p.meta).catch(() => {});
         }
       }
-      if (!ok) return req.destroyed ? undefined : answer(res, 400, `the body was not ${slot.size} bytes\n`, true);
+      if (!ok) {
+        if (req.destroyed || res.headersSent) return;
+        const code = failure?.code;
+        if (code === "ENOSPC" || code === "EDQUOT") return answer(res, 507, "no space left for uploads\n", true);
+        if (code === BODY_SIZE) return answer(res, 400, `the body was not ${slot.size} bytes\n`, true);
+        this.log.warn("upload could not be written", { error: failure?.message });
+        return answer(res, 500, "the upload could not be written\n", true);
+      }
       await rename(p.part, p.data);
       this.log.debug("uploaded", { user: slot.user, id: slot.id, size: slot.size });
       res.setHeader("Location", `${this.baseUrl}${req.url ?? ""}`);
@@ -226,7 +236,7 @@ export class UploadHttp {
         "Content-Type": meta.type,
         "Content-Length": String(st.size),
         "Content-Disposition": contentDisposition(meta.name, meta.type),
-        // The upload is someone else's content on our origin: never sniffed, never run (XEP-0363 §11).
+        // The upload is someone else's content on our origin: never sniffed, never run (XEP-0363 §8).
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Last-Modified": st.mtime.toUTCString(),
@@ -241,6 +251,9 @@ export class UploadHttp {
   }
 }
 
+const BODY_SIZE = "BODY_SIZE";
+const sizeError = (msg: string): Error => Object.assign(new Error(msg), { code: BODY_SIZE });
+
 /** Fails the body when it runs past the announced size (node:http frames by Content-Length; this is the file's own guard). */
 class Counter extends Transform {
   private n = 0;
@@ -249,11 +262,11 @@ class Counter extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.n += chunk.length;
-    if (this.n > this.max) return cb(new Error("body longer than the slot"));
+    if (this.n > this.max) return cb(sizeError("body longer than the slot"));
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
-    cb(this.n === this.max ? null : new Error(`body of ${this.n} bytes, slot of ${this.max}`));
+    cb(this.n === this.max ? null : sizeError(`body of ${this.n} bytes, slot of ${this.max}`));
   }
 }
 

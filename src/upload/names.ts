@@ -1,5 +1,5 @@
 /**
- * What a slot request may name (XEP-0363 §4, §11 security): the filename
+ * What a slot request may name (XEP-0363 §4, §8 security): the filename
  * becomes part of two URLs and of a Content-Disposition header, the content
  * type a response header. Anything that could change a path, split a header
  * or disguise a name is refused (not-acceptable), never repaired.

@@ -41,7 +41,7 @@ export function newSlotId(): string {
 export const isUserKey = (s: string): boolean => USER_RE.test(s);
 export const isSlotId = (s: string): boolean => ID_RE.test(s);
 
-/** The Authorization value of the slot's PUT (§4: a header the client copies): payload.mac, both base64url. */
+/** The Authorization value of the slot's PUT (XEP-0363 §4: a header the client copies): payload.mac, both base64url. */
 export function signSlot(key: Buffer, s: Slot): string {
   const payload = Buffer.from(JSON.stringify([s.user, s.id, s.name, s.size, s.type, s.expires])).toString("base64url");
   return `${payload}.${mac(key, "slot", payload).toString("base64url")}`;

@@ -81,7 +81,7 @@ function requestSlot({ session: s, stanza }: ServiceEvent, req: Element, x: Xmpp
   if (bad !== null) return bounce(s, stanza, StanzaCondition.NotAcceptable, bad);
   const size = Number(sizeText);
   if (size > cfg.maxFileBytes) {
-    // §4.2: not-acceptable with the limit, so the client can tell the user.
+    // §5: not-acceptable with the limit, so the client can tell the user.
     const app = new Element("file-too-large", { xmlns: NS.HTTP_UPLOAD });
     app.c("max-file-size").t(String(cfg.maxFileBytes));
     return refuse(s, stanza, StanzaCondition.NotAcceptable, `File too large: the maximum file size is ${cfg.maxFileBytes} bytes`, app);
@@ -100,7 +100,7 @@ function requestSlot({ session: s, stanza }: ServiceEvent, req: Element, x: Xmpp
   const expiredBefore = cfg.expireAfterMs === 0 ? 0 : Date.now() - cfg.expireAfterMs;
   held(x, s, files.usage(user, expiredBefore), (u) => {
     if (u.bytes + size <= cfg.quotaBytes) return slot();
-    // §4.2: resource-constraint, with when enough of the user's files will have expired.
+    // §5: resource-constraint, with when enough of the user's files will have expired.
     const at = retryAt(u, size, cfg.quotaBytes, cfg.expireAfterMs);
     const app = at === null ? undefined : new Element("retry", { xmlns: NS.HTTP_UPLOAD, stamp: new Date(at).toISOString().replace(/\.\d{3}Z$/, "Z") });
     refuse(s, stanza, StanzaCondition.ResourceConstraint, `Quota exceeded: ${u.bytes} of ${cfg.quotaBytes} bytes in use`, app);

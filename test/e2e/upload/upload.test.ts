@@ -67,6 +67,12 @@ test("a slot: PUT once with its header, then GET and HEAD by anyone, byte for by
   const again = await putFile(s, randomBytes(body.length), "image/jpeg");
   assert.equal(again.status, 409, again.text);
   assert.deepEqual(Buffer.from(await (await fetch(s.get)).arrayBuffer()), body, "the file is unchanged");
+  // No content-type in the request and none in the PUT: application/octet-stream both times (§6).
+  const plain = await requestSlot(alice, "notes", 3);
+  const r3 = await fetch(plain.put, { method: "PUT", body: new Uint8Array([1, 2, 3]), headers: { Authorization: plain.auth } });
+  assert.equal(r3.status, 201);
+  assert.equal((await fetch(plain.get)).headers.get("content-type"), "application/octet-stream");
+  assert.match((await fetch(plain.get)).headers.get("content-disposition")!, /^attachment; filename="notes"/);
   // A GET for the same id under another name finds nothing.
   assert.equal((await fetch(s.get.replace(/[^/]+$/, "other.jpg"))).status, 404);
   // The file is on disk under the user's key, never under its name.

@@ -284,7 +284,7 @@ test("upload keys (XEP-0363 HTTP File Upload): defaults, derived values and chec
   assert.equal(c.domain, "upload.localhost", "upload.<domain> by default");
   assert.equal(c.path, "/tmp/data/uploads", "beside the SQLite file by default");
   assert.deepEqual(c.http, { host: "127.0.0.1", port: 5443, tls: null, headersTimeoutMs: 10000, idleTimeoutMs: 30000, maxConnections: 1000 });
-  assert.deepEqual([c.publicUrl, c.maxFileBytes, c.quotaBytes, c.expireAfterMs, c.slotTimeoutMs, c.secret], [null, 104857600, 1073741824, 604800000, 300000, null]);
+  assert.deepEqual([c.publicUrl, c.maxFileBytes, c.quotaBytes, c.expireAfterMs, c.slotTimeoutMs, c.secret], [null, 104857600, 1073741824, 604800000, 60000, null]);
   assert.equal(validate({ domain: "Example.COM" }, "/tmp").upload.domain, "upload.example.com");
   assert.equal(validate({ storage: { path: "/var/lib/sb/db.sqlite" } }, "/tmp").upload.path, "/var/lib/sb/uploads");
   assert.equal(validate({ storage: { path: ":memory:" } }, "/etc/sb").upload.path, "/etc/sb/data/uploads");
