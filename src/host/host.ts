@@ -1,4 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
+import { performance } from "node:perf_hooks";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,7 +176,8 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
     // New connections are refused from now on; the workers drain theirs.
     balancer.close();
-    void upload?.close();
+    // Uploads under way get the workers' drain time to finish (the process exits when the workers have).
+    void upload?.close(performance.now() + config.drainTimeoutMs);
     if (byIndex.size === 0) process.exit(stopCode);
     for (const w of byIndex.values()) w.process.kill("SIGTERM");
     // Longer than the workers' own drain, so a draining worker is not cut short.

@@ -233,7 +233,7 @@ export class Server {
     // Sessions parked on other workers: stay on the bus until their owners route to them there, to send on what still comes here.
     await this.proxy.handovers.settled(Math.max(0, Math.min(1000, deadline - performance.now())));
     await Promise.all(this.listeners.map((l) => l.close()));
-    await this.upload?.close();
+    await this.upload?.close(deadline);
     this.archive?.close();
     await Promise.race([Promise.all([this.offline.flushed(), this.archive?.flushed()]), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     this.proxy.stop();

@@ -3,13 +3,14 @@ import { createServer as createHttps } from "node:https";
 import { readFileSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import type { UploadConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import { UploadFiles } from "./files.js";
 import { Sweeper } from "./sweeper.js";
-import { isSlotId, isUserKey, verifySlot } from "./slot.js";
+import { isSlotId, isUserKey, slotPath, verifySlot } from "./slot.js";
 import { contentDisposition, normalType } from "./names.js";
 
 /** Headers of one request at most, in bytes and in count: a larger request is refused (431) by node:http itself. */
@@ -88,11 +89,15 @@ export class UploadHttp {
     return u;
   }
 
-  async close(): Promise<void> {
+  /** Stops accepting; uploads and downloads under way may finish until `deadline` (performance.now() ms), then are cut. */
+  async close(deadline = 0): Promise<void> {
     await this.sweeper.stop();
     await new Promise<void>((resolve) => {
       this.http.close(() => resolve());
-      this.http.closeAllConnections();
+      this.http.closeIdleConnections();
+      const cut = setTimeout(() => this.http.closeAllConnections(), Math.max(0, deadline - performance.now()));
+      cut.unref();
+      this.http.once("close", () => clearTimeout(cut));
     });
   }
 
@@ -131,24 +136,28 @@ export class UploadHttp {
   }
 
   private async put(req: IncomingMessage, res: ServerResponse, m: { user: string; id: string; name: string }, expectsContinue: boolean): Promise<void> {
+    // A refused PUT's body is read and dropped (node:http does it for a kept connection) when it is no larger than a
+    // file may be, so the client reads the answer rather than a reset; larger, or not yet sent (100-continue): closed.
+    const closes = expectsContinue || !(Number(req.headers["content-length"]) <= this.cfg.maxFileBytes);
+    const refuse = (status: number, text: string) => answer(res, status, text, closes);
     const auth = req.headers.authorization ?? "";
     if (!auth.startsWith("Bearer ")) {
       res.setHeader("WWW-Authenticate", "Bearer");
-      return answer(res, 401, "the slot's Authorization header is missing\n", true);
+      return refuse(401, "the slot's Authorization header is missing\n");
     }
     const slot = verifySlot(this.key, auth.slice(7), Date.now());
-    if (slot === "expired") return answer(res, 403, "the slot has expired\n", true);
-    if (typeof slot === "string") return answer(res, 403, "not a slot of this service\n", true);
-    if (slot.user !== m.user || slot.id !== m.id || slot.name !== m.name) return answer(res, 403, "the token is for another URL\n", true);
+    if (slot === "expired") return refuse(403, "the slot has expired\n");
+    if (typeof slot === "string") return refuse(403, "not a slot of this service\n");
+    if (slot.user !== m.user || slot.id !== m.id || slot.name !== m.name) return refuse(403, "the token is for another URL\n");
     // §6: Content-Length and Content-Type must be what the slot was asked for. No length (chunked): refused.
     const length = req.headers["content-length"];
-    if (length === undefined) return answer(res, 411, "Content-Length is required\n", true);
-    if (Number(length) !== slot.size) return answer(res, Number(length) > slot.size ? 413 : 400, `Content-Length must be ${slot.size}, the slot's size\n`, true);
+    if (length === undefined) return refuse(411, "Content-Length is required\n");
+    if (Number(length) !== slot.size) return refuse(Number(length) > slot.size ? 413 : 400, `Content-Length must be ${slot.size}, the slot's size\n`);
     // §6: a PUT without Content-Type may be taken as application/octet-stream.
-    if (normalType(req.headers["content-type"] ?? "application/octet-stream") !== normalType(slot.type)) return answer(res, 415, `Content-Type must be ${slot.type}, the slot's type\n`, true);
+    if (normalType(req.headers["content-type"] ?? "application/octet-stream") !== normalType(slot.type)) return refuse(415, `Content-Type must be ${slot.type}, the slot's type\n`);
 
     const key = `${slot.user}/${slot.id}`;
-    if (this.active.has(key)) return answer(res, 409, "this slot is being used\n", true);
+    if (this.active.has(key)) return refuse(409, "this slot is being used\n");
     // Reserved before the usage is read, so two PUTs of one user at once both count each other.
     const reserved = (this.reserved.get(slot.user) ?? 0) + slot.size;
     this.reserved.set(slot.user, reserved);
@@ -156,11 +165,11 @@ export class UploadHttp {
     try {
       if (this.cfg.quotaBytes > 0) {
         const used = await this.files.usage(slot.user, this.expiredBefore(), false);
-        if (used.bytes + reserved > this.cfg.quotaBytes) return answer(res, 507, "upload quota exceeded\n", true);
+        if (used.bytes + reserved > this.cfg.quotaBytes) return refuse(507, "upload quota exceeded\n");
       }
       const p = this.files.paths(slot.user, slot.id);
       // The claim, O_EXCL: a slot's second PUT finds it and is refused, whoever won the race (PUT once).
-      if (!(await this.claim(slot.user, p.meta, JSON.stringify({ name: slot.name, type: slot.type, size: slot.size })))) return answer(res, 409, "this slot has been used\n", true);
+      if (!(await this.claim(slot.user, p.meta, JSON.stringify({ name: slot.name, type: slot.type, size: slot.size })))) return refuse(409, "this slot has been used\n");
       if (expectsContinue) res.writeContinue();
       let ok = false;
       let failure: NodeJS.ErrnoException | null = null;
@@ -181,14 +190,14 @@ export class UploadHttp {
       if (!ok) {
         if (req.destroyed || res.headersSent) return;
         const code = failure?.code;
-        if (code === "ENOSPC" || code === "EDQUOT") return answer(res, 507, "no space left for uploads\n", true);
-        if (code === BODY_SIZE) return answer(res, 400, `the body was not ${slot.size} bytes\n`, true);
+        if (code === "ENOSPC" || code === "EDQUOT") return refuse(507, "no space left for uploads\n");
+        if (code === BODY_SIZE) return refuse(400, `the body was not ${slot.size} bytes\n`);
         this.log.warn("upload could not be written", { error: failure?.message });
-        return answer(res, 500, "the upload could not be written\n", true);
+        return refuse(500, "the upload could not be written\n");
       }
       await rename(p.part, p.data);
       this.log.debug("uploaded", { user: slot.user, id: slot.id, size: slot.size });
-      res.setHeader("Location", `${this.baseUrl}${req.url ?? ""}`);
+      res.setHeader("Location", `${this.baseUrl}${slotPath(slot)}`);
       answer(res, 201, "created\n");
     } finally {
       this.active.delete(key);

@@ -27,6 +27,7 @@ export class Sweeper {
   /** Expired files removed, and whole passes over the tree completed (for tests and logs). */
   removed = 0;
   passes = 0;
+  private removedBefore = 0;
 
   constructor(
     private readonly files: UploadFiles,
@@ -92,6 +93,8 @@ export class Sweeper {
         await this.root.close().catch(() => {});
         this.root = null;
         this.passes++;
+        if (this.removed > this.removedBefore) this.log.info("upload sweep removed expired files", { files: this.removed - this.removedBefore });
+        this.removedBefore = this.removed;
         return null;
       }
       if (d.isDirectory() && isUserKey(d.name)) return d.name;
