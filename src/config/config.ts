@@ -52,6 +52,8 @@ export interface Config {
   relay: RelayConfig;
   cluster: ClusterConfig;
   admin: AdminConfig;
+  /** XEP-0363 HTTP File Upload (docs/xmpp.md, "HTTP File Upload"). */
+  upload: UploadConfig;
   /**
    * SIGTERM or Server.stop(): how long the graceful drain may take (queues flushed, streams ended with
    * a shutdown notice); what is left after it is destroyed. The host's own kill timer is longer.
@@ -104,6 +106,41 @@ export interface AdminConfig {
   host: string;
   /** 0: any free port (tests). */
   port: number;
+}
+
+/** XEP-0363 HTTP File Upload: the service's address, its HTTP listener (one per host), its files and limits. */
+export interface UploadConfig {
+  enabled: boolean;
+  /** The service's address; null: upload.<domain> (validate fills it). */
+  domain: string | null;
+  /** The HTTP(S) listener for PUT and GET (one per host: the primary's, or the only worker's). */
+  http: {
+    host: string;
+    /** 0: any free port (tests). */
+    port: number;
+    /** PEM files (relative to the config file): HTTPS; null: plain HTTP (behind a reverse proxy, or loopback). */
+    tls: { cert: string; key: string } | null;
+    /** A request's headers must all arrive within this long (slowloris). */
+    headersTimeoutMs: number;
+    /** A connection silent this long (no header or body bytes) is closed. */
+    idleTimeoutMs: number;
+    /** Connections at once; past it new ones are refused. */
+    maxConnections: number;
+  };
+  /** What slot URLs start with (scheme, host, port, optional path); null: the listener's own address (domain for a wildcard host). */
+  publicUrl: string | null;
+  /** Where files are kept; null: "uploads" beside storage.path (validate fills it). */
+  path: string | null;
+  /** Largest file a slot is given for, in bytes (announced in disco#info, XEP-0363 §3). */
+  maxFileBytes: number;
+  /** Bytes of unexpired files one user may hold (per host's storage); 0: no quota. */
+  quotaBytes: number;
+  /** A file is deleted this long after its upload; 0: kept for ever. */
+  expireAfterMs: number;
+  /** A slot not used (PUT) within this long is refused (XEP-0363 §7 recommends about 60 s). */
+  slotTimeoutMs: number;
+  /** Key that signs slots (at least 32 characters); null: generated once into <path>/upload.key. */
+  secret: string | null;
 }
 
 /** How workers find each other (docs/configuration.md, docs/operations.md). */
@@ -265,6 +302,18 @@ export function defaults(): Config {
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
+    upload: {
+      enabled: false,
+      domain: null,
+      http: { host: "127.0.0.1", port: 5443, tls: null, headersTimeoutMs: 10000, idleTimeoutMs: 30000, maxConnections: 1000 },
+      publicUrl: null,
+      path: null,
+      maxFileBytes: 104857600,
+      quotaBytes: 1073741824,
+      expireAfterMs: 604800000,
+      slotTimeoutMs: 60000,
+      secret: null,
+    },
     drainTimeoutMs: 10000,
   };
 }
@@ -503,7 +552,51 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   str(A.host, "admin.host");
   int(A.port, "admin.port", 0, 65535);
   if (A.enabled && A.port !== 0) need(!seen.has(`${A.host}:${A.port}`), "admin.port", `${A.host}:${A.port} is used by a listener`);
+  upload(c, baseDir, A.enabled && A.port !== 0 ? new Set([...seen, `${A.host}:${A.port}`]) : seen);
   return c;
+}
+
+/** upload.* (XEP-0363): fills domain, path and publicUrl when null. `taken`: host:port of the other listeners. */
+function upload(c: Config, baseDir: string, taken: Set<string>): void {
+  const U = c.upload;
+  need(typeof U.enabled === "boolean", "upload.enabled", "must be true or false");
+  need(U.domain === null || (typeof U.domain === "string" && /^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(U.domain)), "upload.domain", "must be null or a host name");
+  U.domain = (U.domain ?? `upload.${c.domain}`).toLowerCase();
+  need(U.domain !== c.domain, "upload.domain", "must differ from domain (the service has its own address)");
+  const H = U.http;
+  str(H.host, "upload.http.host");
+  int(H.port, "upload.http.port", 0, 65535);
+  if (U.enabled && H.port !== 0) need(!taken.has(`${H.host}:${H.port}`), "upload.http.port", `${H.host}:${H.port} is used by another listener`);
+  if (H.tls !== null) {
+    const tls = H.tls as unknown;
+    need(isObject(tls), "upload.http.tls", "must be null or an object with cert and key");
+    for (const k of Object.keys(tls as object)) oneOf(k, `upload.http.tls.${k}`, ["cert", "key"]);
+    str(H.tls.cert, "upload.http.tls.cert");
+    str(H.tls.key, "upload.http.tls.key");
+    H.tls = { cert: resolve(baseDir, H.tls.cert), key: resolve(baseDir, H.tls.key) };
+  }
+  int(H.headersTimeoutMs, "upload.http.headersTimeoutMs", 100, 600000);
+  int(H.idleTimeoutMs, "upload.http.idleTimeoutMs", 100, 3600000);
+  int(H.maxConnections, "upload.http.maxConnections", 1, 1000000);
+  if (U.publicUrl !== null) {
+    let url: URL | null = null;
+    try {
+      url = typeof U.publicUrl === "string" ? new URL(U.publicUrl) : null;
+    } catch {
+      url = null;
+    }
+    need(url !== null && (url.protocol === "http:" || url.protocol === "https:") && url.search === "" && url.hash === "" && url.username === "", "upload.publicUrl", "must be null or an http(s) URL without query, fragment or credentials");
+    U.publicUrl = url!.href.replace(/\/+$/, "");
+  }
+  need(U.path === null || (typeof U.path === "string" && U.path.length > 0), "upload.path", "must be null or a directory");
+  const dataDir = c.storage.type === "sqlite" && c.storage.path !== ":memory:" ? dirname(c.storage.path) : resolve(baseDir, "data");
+  U.path = U.path === null ? resolve(dataDir, "uploads") : resolve(baseDir, U.path);
+  int(U.maxFileBytes, "upload.maxFileBytes", 1);
+  int(U.quotaBytes, "upload.quotaBytes", 0);
+  need(U.quotaBytes === 0 || U.quotaBytes >= U.maxFileBytes, "upload.quotaBytes", "must be 0 (none) or at least upload.maxFileBytes");
+  need(U.expireAfterMs === 0 || (Number.isInteger(U.expireAfterMs) && U.expireAfterMs >= 1000), "upload.expireAfterMs", "must be 0 (never) or an integer of at least 1000");
+  int(U.slotTimeoutMs, "upload.slotTimeoutMs", 1000, 86400000);
+  need(U.secret === null || (typeof U.secret === "string" && U.secret.length >= 32), "upload.secret", "must be null (generated) or a string of at least 32 characters");
 }
 
 export function loadConfig(file: string): Config {

@@ -1,4 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
+import { performance } from "node:perf_hooks";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,10 +12,14 @@ import { AdminServer } from "../admin/http.js";
 import { workerSource } from "../admin/worker.js";
 import { PrimarySource, answerPrimary } from "../admin/cluster.js";
 import { Balancer, takeHanded } from "./balancer.js";
+import { UploadHttp } from "../upload/http.js";
+import { loadUploadKey } from "../upload/slot.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 /** The host's directory of worker sockets (src/cluster/host-links.ts), when cluster.hostLinks is on. */
 const LINKS_ENV = "SWITCHBOARD_LINKS";
+/** The URL of the host's XEP-0363 listener, which the primary runs, told to its workers. */
+const UPLOAD_ENV = "SWITCHBOARD_UPLOAD_URL";
 /** sysexits.h: a configuration refused (other ring parameters, a worker id already running); the CLI exits so too. */
 const EX_CONFIG = 78;
 /** A worker tells the primary it serves (IPC). */
@@ -92,6 +97,9 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   // Every store's schema is brought up to date once here (PostgreSQL: under its advisory lock), not raced by n workers.
   await migrateStorage(config.storage, log);
   const admin = config.admin.enabled ? await AdminServer.start(config.admin, log) : null;
+  // XEP-0363's HTTP listener is the host's, like admin (docs/xmpp.md, "HTTP File Upload"): one port, one sweeper,
+  // and the quota's uploads under way in one process; the key is made here, before any worker reads it.
+  const upload = config.upload.enabled ? await UploadHttp.start(config.upload, loadUploadKey(config.upload.secret, config.upload.path!), config.domain, log) : null;
   const byIndex = new Map<number, Worker>();
   const started = new Map<number, number>();
   const backoff = new Map<number, number>();
@@ -110,7 +118,7 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   if (links !== null) process.on("exit", () => rmSync(links, { recursive: true, force: true }));
 
   const fork = (i: number) => {
-    const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}) });
+    const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}), ...(upload !== null ? { [UPLOAD_ENV]: upload.baseUrl } : {}) });
     byIndex.set(i, w);
     started.set(i, Date.now());
     w.on("message", (m: unknown) => {
@@ -168,6 +176,8 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
     // New connections are refused from now on; the workers drain theirs.
     balancer.close();
+    // Uploads under way get the workers' drain time to finish (the process exits when the workers have).
+    void upload?.close(performance.now() + config.drainTimeoutMs);
     if (byIndex.size === 0) process.exit(stopCode);
     for (const w of byIndex.values()) w.process.kill("SIGTERM");
     // Longer than the workers' own drain, so a draining worker is not cut short.
@@ -186,7 +196,8 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   let server: Server;
   try {
     const links = process.env[LINKS_ENV];
-    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, ...(links ? { links: { dir: links, index } } : {}) });
+    const uploadUrl = process.env[UPLOAD_ENV];
+    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, ...(links ? { links: { dir: links, index } } : {}), ...(uploadUrl ? { uploadUrl } : {}) });
   } catch (e) {
     // The IPC channel to the primary would keep this process alive: exit, with the code the primary acts on.
     log.error("worker could not start", { error: (e as Error).message });

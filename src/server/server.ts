@@ -24,6 +24,8 @@ import type { ListenerConfig } from "../config/config.js";
 import { hostMetaHandler } from "../xmpp/host-meta.js";
 import { Metrics } from "../metrics/metrics.js";
 import { opsSource } from "./ops-source.js";
+import { UploadHttp } from "../upload/http.js";
+import { loadUploadKey } from "../upload/slot.js";
 
 /** Each listener protocol's front end: gives the handler that takes a fresh connection and owns it from then on. */
 type FrontEnds = Record<Protocol, (l: ListenerConfig) => ((conn: Conn) => void) | null>;
@@ -43,6 +45,8 @@ export interface ServerOptions {
   handed?: boolean;
   /** With bus nats: the host's link directory and this worker's index (src/cluster/host-links.ts); none: all through NATS. */
   links?: { dir: string; index: number };
+  /** upload.enabled: the URL of the host's upload listener, which the primary runs; none: this server runs its own. */
+  uploadUrl?: string;
 }
 
 /** A host link whose peer has not taken this much is dropped: nats-server's default for a slow consumer. */
@@ -76,6 +80,8 @@ export class Server {
     readonly listeners: Listening[],
     /** This worker's counters; src/admin/ reads them. */
     readonly metrics: Metrics,
+    /** The XEP-0363 HTTP listener when this process runs the host's (upload.enabled, no primary); null: none here. */
+    readonly upload: UploadHttp | null,
   ) {}
 
   private stopping: Promise<void> | null = null;
@@ -126,7 +132,21 @@ export class Server {
           log,
         )
       : null;
-    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize });
+    // XEP-0363: slots are signed here and checked by the host's listener (this process's, or the primary's).
+    let upload: UploadHttp | null = null;
+    let uploadService = null;
+    if (config.upload.enabled) {
+      try {
+        const key = loadUploadKey(config.upload.secret, config.upload.path!);
+        if (opts.uploadUrl === undefined) upload = await UploadHttp.start(config.upload, key, config.domain, log);
+        uploadService = { cfg: config.upload, key, baseUrl: opts.uploadUrl ?? upload!.baseUrl };
+      } catch (e) {
+        await bus.close();
+        await store.close();
+        throw e;
+      }
+    }
+    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize }, uploadService);
     proxy.offline = xmpp.offlineSink;
     proxy.archiveSink = xmpp.archiveSink;
     // A login's barrier (and a MAM query's) waits for what its owner queued: offline messages, and archived ones.
@@ -165,13 +185,14 @@ export class Server {
       }
     } catch (e) {
       await Promise.all(listeners.map((l) => l.close()));
+      await upload?.close();
       await bus.close();
       await store.close();
       throw e;
     }
     proxy.start();
     log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
-    return new Server(config, log, store, offline, archive, auth, bus, proxy, listeners, metrics);
+    return new Server(config, log, store, offline, archive, auth, bus, proxy, listeners, metrics, upload);
   }
 
   /** The bound port of the first listener with this protocol and transport. */
@@ -212,6 +233,7 @@ export class Server {
     // Sessions parked on other workers: stay on the bus until their owners route to them there, to send on what still comes here.
     await this.proxy.handovers.settled(Math.max(0, Math.min(1000, deadline - performance.now())));
     await Promise.all(this.listeners.map((l) => l.close()));
+    await this.upload?.close(deadline);
     this.archive?.close();
     await Promise.race([Promise.all([this.offline.flushed(), this.archive?.flushed()]), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     this.proxy.stop();

@@ -27,9 +27,14 @@ export function dispatchStanza(hooks: Hooks, s: ClientSession, el: Element): voi
   else {
     const a = parseAddress(raw);
     if (a === null) return bounce(s, el, StanzaCondition.JidMalformed);
-    // No server-to-server: other domains are unreachable (RFC 6120 §10.4.2).
-    if (a.domain !== s.domain) return bounce(s, el, StanzaCondition.RemoteServerNotFound);
     to = canonicalAddress(raw, a);
+    // A service of this server on its own address (upload.<domain>) handles it; no server-to-server:
+    // any other domain is unreachable (RFC 6120 §10.4.2).
+    if (a.domain !== s.domain) {
+      el.attrs.to = to;
+      if (!hooks.fire(Ev.Service, { session: s, stanza: el, to, domain: a.domain })) bounce(s, el, StanzaCondition.RemoteServerNotFound);
+      return;
+    }
     el.attrs.to = to;
     target = a.local === "" ? "host" : a.resource !== "" ? "full" : bareOf(to) === s.bare ? "self" : "bare";
   }

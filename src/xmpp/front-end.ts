@@ -30,6 +30,7 @@ import { versionModule } from "./modules/version.js";
 import type { ArchiveSink, OfflineSink } from "../session/core.js";
 import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
+import { uploadModule, type UploadService } from "./modules/upload.js";
 import { NS } from "./ns.js";
 
 /**
@@ -43,7 +44,8 @@ export class XmppFrontEnd {
   /** XEP-0313 archives (xmpp.mam.enabled); null: off, and neither archived nor advertised. */
   private readonly archives: Archives | null;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null) {
+  /** `upload`: the XEP-0363 service (upload.enabled), null: none. */
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null, upload: UploadService | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -77,6 +79,7 @@ export class XmppFrontEnd {
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
+    if (upload !== null) uploadModule(hooks, x, disco, upload);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -20,6 +20,11 @@ export interface IqEvent extends StanzaEvent {
   ns: string;
 }
 
+export interface ServiceEvent extends StanzaEvent {
+  /** The domain of `to`: a service of this server on its own address (XEP-0363 upload, a MUC service), not the server's. */
+  domain: string;
+}
+
 /** Where a stanza is going, as RFC 6121 §8.5 distinguishes it. */
 export type Target = "host" | "self" | "bare" | "full";
 
@@ -42,6 +47,8 @@ export interface Events {
   "presence/host": StanzaEvent;
   "presence/bare": StanzaEvent;
   "presence/full": StanzaEvent;
+  /** Any stanza to another domain than the server's: a module that serves that domain handles it; unhandled: <remote-server-not-found/>. */
+  "service": ServiceEvent;
   /**
    * A top-level element after binding that is not a stanza (not in jabber:client):
    * XEP-0352's <active/>/<inactive/>, XEP-0198's <enable/>, <r/>, <a/>. Unhandled: <unsupported-stanza-type/>.
@@ -73,6 +80,7 @@ export const Ev = {
   PresenceHost: "presence/host",
   PresenceBare: "presence/bare",
   PresenceFull: "presence/full",
+  Service: "service",
   Nonza: "nonza",
   SessionBound: "session-bound",
   InitialPresence: "initial-presence",

@@ -40,6 +40,8 @@ export const NS = {
   SID: "urn:xmpp:sid:0",
   /** XEP-0059 Result Set Management. */
   RSM: "http://jabber.org/protocol/rsm",
+  /** XEP-0363 HTTP File Upload. */
+  HTTP_UPLOAD: "urn:xmpp:http:upload:0",
   /** XEP-0004 Data Forms. */
   DATA: "jabber:x:data",
 } as const;
