@@ -27,10 +27,13 @@ export function dispatchStanza(hooks: Hooks, s: ClientSession, el: Element): voi
   else {
     const a = parseAddress(raw);
     if (a === null) return bounce(s, el, StanzaCondition.JidMalformed);
-    // No server-to-server: other domains are unreachable (RFC 6120 §10.4.2).
-    if (a.domain !== s.domain) return bounce(s, el, StanzaCondition.RemoteServerNotFound);
     to = canonicalAddress(raw, a);
     el.attrs.to = to;
+    // No server-to-server: other domains are unreachable (RFC 6120 §10.4.2), but for the components attached here (XEP-0114).
+    if (a.domain !== s.domain) {
+      if (!hooks.fire(Ev.Remote, { session: s, stanza: el, to })) bounce(s, el, StanzaCondition.RemoteServerNotFound);
+      return;
+    }
     target = a.local === "" ? "host" : a.resource !== "" ? "full" : bareOf(to) === s.bare ? "self" : "bare";
   }
 

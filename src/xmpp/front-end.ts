@@ -31,6 +31,8 @@ import type { ArchiveSink, OfflineSink } from "../session/core.js";
 import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
 import { NS } from "./ns.js";
+import { componentsModule } from "./modules/components.js";
+import { ComponentSession, type ComponentContext } from "./component-session.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -77,6 +79,17 @@ export class XmppFrontEnd {
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
+    // XEP-0114: stanzas to the components' domains, and the components in disco#items.
+    const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
+    const domains = componentsModule(hooks, c.components, ttl, disco);
+    this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains };
+  }
+
+  private readonly components: ComponentContext;
+
+  /** The connection handler of a "component" listener (XEP-0114). */
+  forComponents(): (conn: Conn) => void {
+    return (conn) => void new ComponentSession(conn, this.components);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

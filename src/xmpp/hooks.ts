@@ -42,6 +42,8 @@ export interface Events {
   "presence/host": StanzaEvent;
   "presence/bare": StanzaEvent;
   "presence/full": StanzaEvent;
+  /** Any stanza to another domain (an XEP-0114 component's); `to` is canonical. Unhandled: <remote-server-not-found/>. */
+  "remote": StanzaEvent;
   /**
    * A top-level element after binding that is not a stanza (not in jabber:client):
    * XEP-0352's <active/>/<inactive/>, XEP-0198's <enable/>, <r/>, <a/>. Unhandled: <unsupported-stanza-type/>.
@@ -73,6 +75,7 @@ export const Ev = {
   PresenceHost: "presence/host",
   PresenceBare: "presence/bare",
   PresenceFull: "presence/full",
+  Remote: "remote",
   Nonza: "nonza",
   SessionBound: "session-bound",
   InitialPresence: "initial-presence",

@@ -42,4 +42,9 @@ export const NS = {
   RSM: "http://jabber.org/protocol/rsm",
   /** XEP-0004 Data Forms. */
   DATA: "jabber:x:data",
+  /** XEP-0114 Jabber Component Protocol: the content namespace of a component's stream. */
+  COMPONENT: "jabber:component:accept",
+  /** XEP-0077 In-Band Registration: the iq payload and the stream feature. */
+  REGISTER: "jabber:iq:register",
+  REGISTER_FEATURE: "http://jabber.org/features/iq-register",
 } as const;

@@ -1,0 +1,71 @@
+import type { Element } from "ltx";
+import { Envelope, Flag } from "../../envelope/envelope.js";
+import type { ComponentConfig } from "../../config/config.js";
+import { codeForError, StanzaCondition } from "../errors.js";
+import { Ev, type Hooks } from "../hooks.js";
+import { bounce } from "../replies.js";
+import type { Disco } from "./disco.js";
+
+/** The domain part of a canonical address. */
+export function domainOf(address: string): string {
+  const slash = address.indexOf("/");
+  const bare = slash < 0 ? address : address.slice(0, slash);
+  return bare.slice(bare.indexOf("@") + 1);
+}
+
+/**
+ * XEP-0114 §1: a component serves a whole domain. In the ring it is one
+ * address, the bare domain, where its session binds (ComponentSession); a
+ * stanza to any address in that domain travels to that address, and the
+ * stanza itself keeps its real `to` (set canonical by the dispatcher), which
+ * the component's session writes. Answers are not readdressed: they go back
+ * by their ref, and the core accepts from the domain any address in it
+ * (proxy-daemon complete()).
+ */
+export function routedEnvelope(from: string, routeTo: string, el: Element, ttlFor: (ns: string) => number, messageFlags = componentMessageFlags(el)): Envelope | StanzaCondition | null {
+  const protocol = "xmpp";
+  const kind = el.name;
+  const type = el.attrs.type;
+  if (kind === "message") return Envelope.message({ from, to: routeTo, protocol, payload: el, flags: messageFlags, id: el.attrs.id ?? "" });
+  if (kind === "presence") return Envelope.presence({ from, to: routeTo, protocol, payload: el });
+  if (kind !== "iq") return StanzaCondition.BadRequest;
+  const id = el.attrs.id;
+  if (type === "result" || type === "error") {
+    if (id === undefined) return null;
+    // An answer to the component's own request: matched by (requester, id) where it was delivered, routed by its ref.
+    const answer = { from, to: el.attrs.to, protocol, responseFor: id, payload: el };
+    return type === "result" ? Envelope.response(answer) : Envelope.error({ ...answer, code: codeForError(el) });
+  }
+  // RFC 6120 §8.2.3: get and set carry an id and exactly one child.
+  const kids = el.getChildElements();
+  if ((type !== "get" && type !== "set") || id === undefined || kids.length !== 1) return StanzaCondition.BadRequest;
+  return Envelope.request({ from, to: routeTo, protocol, id, payload: el, ttl: ttlFor(kids[0].attrs.xmlns ?? "") });
+}
+
+/** RFC 6121 §8.5.2 for a component's domain: nobody online there: chat, normal and groupchat get an error; headline and error are dropped. */
+export function componentMessageFlags(el: Element): number {
+  const type = el.attrs.type;
+  return type === "headline" || type === "error" ? 0 : Flag.Bounce;
+}
+
+/**
+ * The user side of XEP-0114: stanzas from clients to a component's domain
+ * (the dispatcher's "remote" event) go through the core like any other, IQs
+ * with the pending-response treatment; the components are the server's
+ * disco#items (XEP-0030 §4.1).
+ */
+export function componentsModule(hooks: Hooks, components: readonly ComponentConfig[], ttlFor: (ns: string) => number, disco: Disco): ReadonlySet<string> {
+  const domains = new Set(components.map((c) => c.domain));
+  for (const c of components) disco.serverItem(c.name === undefined ? { jid: c.domain } : { jid: c.domain, name: c.name });
+  if (domains.size === 0) return domains;
+  hooks.on(Ev.Remote, ({ session: s, stanza, to }) => {
+    const domain = domainOf(to);
+    if (!domains.has(domain)) return false;
+    const env = routedEnvelope(s.address, domain, stanza, ttlFor);
+    if (env === null) return true;
+    if (env instanceof Envelope) s.submit(env);
+    else bounce(s, stanza, env);
+    return true;
+  });
+  return domains;
+}
