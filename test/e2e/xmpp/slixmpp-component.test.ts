@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client";
 import { startXmppServer, within } from "../../helpers.js";
 import { online } from "./util.js";
-import { SLIXMPP_SKIP, spawnSlixmpp, type SlixmppScript } from "./slixmpp.js";
+import { componentOnline, echo, SLIXMPP_SKIP, spawnSlixmpp, type SlixmppScript } from "./slixmpp.js";
 
 // XEP-0114 end to end: components written with slixmpp's ComponentXMPP, a user with @xmpp/client, one worker.
 // Across workers: test/e2e/cluster/component-workers.test.ts.
@@ -12,20 +12,6 @@ const COMPONENTS = [
   { domain: "gw.localhost", secret: "gw-secret", name: "SMS gateway" },
   { domain: "mute.localhost", secret: "mute-secret" },
 ];
-
-export async function componentOnline(port: number, domain: string, secret: string, mode: "answer" | "silent"): Promise<SlixmppScript> {
-  const c = spawnSlixmpp("slixmpp_component.py", [String(port), domain, secret, mode]);
-  assert.equal(await c.line(15000), "online");
-  return c;
-}
-
-let seq = 0;
-/** An iq get of urn:test:echo from `u` to `to`; the whole answer stanza. */
-export async function echo(u: Awaited<ReturnType<typeof online>>, to: string, text: string, ms = 10000): Promise<any> {
-  const id = `echo-${++seq}`;
-  await u.c.send(xml("iq", { type: "get", id, to }, xml("query", { xmlns: "urn:test:echo" }, text)));
-  return u.waitFor((el) => el.is("iq") && el.attrs.id === id, ms);
-}
 
 test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways, a silent one times out, a wrong secret is refused", { skip: SLIXMPP_SKIP, timeout: 90000 }, async () => {
   const ts = await startXmppServer(
@@ -93,6 +79,15 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
       }
       const still = await echo(alice, "echo@gw.localhost/x", "still there");
       assert.equal(still.getChildText("query", "urn:test:echo"), "echo still there");
+      assert.equal(await gw.line(5000), "echo-asked alice@localhost/phone echo@gw.localhost/x");
+
+      // A second connection for a connected domain takes it over (the core's rule for an address bound twice): the older one gets <conflict/>.
+      const gw2 = await componentOnline(port, "gw.localhost", "gw-secret", "answer");
+      scripts.push(gw2);
+      assert.equal(await gw.line(5000), "stream-error conflict");
+      const fresh = await echo(alice, "echo@gw.localhost/y", "the new one");
+      assert.equal(fresh.getChildText("query", "urn:test:echo"), "echo the new one");
+      assert.equal(await gw2.line(5000), "echo-asked alice@localhost/phone echo@gw.localhost/y");
 
       // The component goes: an IQ asked of it fails at once (service-unavailable), and so does a new one.
       mute.tell("quit");
