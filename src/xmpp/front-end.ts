@@ -32,6 +32,7 @@ import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
 import { NS } from "./ns.js";
 import { componentsModule } from "./modules/components.js";
+import { registerModule } from "./modules/register.js";
 import { ComponentSession, type ComponentContext } from "./component-session.js";
 
 /**
@@ -79,6 +80,7 @@ export class XmppFrontEnd {
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
+    registerModule(hooks, x, disco);
     // XEP-0114: stanzas to the components' domains, and the components in disco#items.
     const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
     const domains = componentsModule(hooks, c.components, ttl, disco);
