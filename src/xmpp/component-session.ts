@@ -198,9 +198,9 @@ export class ComponentSession extends Session implements StreamSink, PeerProbe {
       case Kind.Message:
       case Kind.Presence:
       case Kind.Request:
-        // Copies (XEP-0280) are for clients; a stanza without its own `to` (a probe) has no place here.
-        if (el === null || (env.flags & (Flag.Copy | Flag.SentCopy)) !== 0 || el.attrs.to === undefined) return env.kind !== Kind.Request;
-        this.send(serializeWith(el, { from: env.from, xmlns: "" }));
+        // Copies (XEP-0280) are for clients. A stanza routed here keeps its real `to`; without one it was sent to the bare domain.
+        if (el === null || (env.flags & (Flag.Copy | Flag.SentCopy)) !== 0) return env.kind !== Kind.Request;
+        this.send(serializeWith(el, { from: env.from, to: el.attrs.to ?? env.to, xmlns: "" }));
         return true;
       case Kind.Response:
       case Kind.Error: {

@@ -1,5 +1,5 @@
-import type { Element } from "ltx";
-import { Envelope, Flag } from "../../envelope/envelope.js";
+import { Element } from "ltx";
+import { Envelope, Flag, Kind } from "../../envelope/envelope.js";
 import type { ComponentConfig } from "../../config/config.js";
 import { codeForError, StanzaCondition } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
@@ -49,6 +49,26 @@ export function componentMessageFlags(el: Element): number {
 }
 
 /**
+ * A presence a module sends on its own to an address in a component's domain
+ * (the presence module's unavailable to those that got directed presence, at
+ * logout): readdressed to the domain like what the dispatcher routes, the
+ * stanza (a copy sharing the children) carrying its real `to`. A probe goes to
+ * the component as a <presence type='probe'/> for it to answer (the owner
+ * answers probes of users, not of components). Null: not for a component.
+ */
+export function toComponent(env: Envelope, domains: ReadonlySet<string>): Envelope | null {
+  if (env.kind !== Kind.Presence || env.to === "") return null;
+  const domain = domainOf(env.to);
+  if (!domains.has(domain)) return null;
+  const el = env.payload as Element | null;
+  const out = el === null ? new Element("presence", { type: "probe" }) : new Element("presence", { ...el.attrs });
+  if (el !== null) out.children = el.children;
+  out.attrs.from = env.from;
+  out.attrs.to = env.to;
+  return Envelope.presence({ from: env.from, to: domain, protocol: env.protocol, payload: out, flags: env.flags & ~Flag.Probe });
+}
+
+/**
  * The user side of XEP-0114: stanzas from clients to a component's domain
  * (the dispatcher's "remote" event) go through the core like any other, IQs
  * with the pending-response treatment; the components are the server's
@@ -61,6 +81,10 @@ export function componentsModule(hooks: Hooks, components: readonly ComponentCon
   hooks.on(Ev.Remote, ({ session: s, stanza, to }) => {
     const domain = domainOf(to);
     if (!domains.has(domain)) return false;
+    // Directed presence, available or not, goes the presence module's way, which remembers it (RFC 6121 §4.6.3:
+    // the component is told when the session goes unavailable); its submit readdresses it (toComponent).
+    const type = stanza.attrs.type;
+    if (stanza.name === "presence" && (type === undefined || type === "unavailable")) return hooks.fire(to.indexOf("/") > 0 ? Ev.PresenceFull : Ev.PresenceBare, { session: s, stanza, to });
     const env = routedEnvelope(s.address, domain, stanza, ttlFor);
     if (env === null) return true;
     if (env instanceof Envelope) s.submit(env);

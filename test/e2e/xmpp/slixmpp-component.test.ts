@@ -97,6 +97,12 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
       // Unknown domains are still not reachable (no server-to-server).
       const remote = await echo(alice, "x@elsewhere.example", "?");
       assert.ok(remote.getChild("error")?.getChild("remote-server-not-found"), remote.toString());
+
+      // Directed presence reaches the component, and is undone when the user's session ends (RFC 6121 §4.6.3).
+      await alice.c.send(xml("presence", { to: "watch@gw.localhost" }));
+      assert.equal(await gw2.line(5000), "presence alice@localhost/phone watch@gw.localhost available");
+      await alice.stop();
+      assert.equal(await gw2.line(5000), "presence alice@localhost/phone watch@gw.localhost unavailable");
     } finally {
       await alice.stop();
     }
