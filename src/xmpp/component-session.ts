@@ -153,6 +153,8 @@ export class ComponentSession extends Session implements StreamSink, PeerProbe {
     if (this.c.domains.has(toDomain)) routeTo = toDomain;
     else if (toDomain !== server) return this.bounce(el, StanzaCondition.RemoteServerNotFound);
     else if (el.name === "message") flags = userMessageFlags(el, to.indexOf("/") > 0);
+    // RFC 6121 §8.5.2.1.3: an IQ to a user's bare JID is the server's to answer for the account, and it serves none for components.
+    else if (el.name === "iq" && to.indexOf("/") < 0 && (el.attrs.type === "get" || el.attrs.type === "set")) return this.bounce(el, StanzaCondition.ServiceUnavailable);
     const ttl = (ns: string) => this.c.x.config.timeouts.xmpp.byNamespace[ns] ?? 0;
     const env = routedEnvelope(from, routeTo, el, ttl, flags);
     if (env === null) return;

@@ -61,6 +61,8 @@ test("XEP-0114 streams: the header's namespace, the handshake, addresses a compo
     assert.match(await answer(gw, "m1"), /<bad-request /);
     gw.send("<message id='m2' from='a@gw.localhost' to='x@elsewhere.example'><body>far</body></message>");
     assert.match(await answer(gw, "m2"), /<remote-server-not-found /);
+    gw.send("<iq type='get' id='v1' from='a@gw.localhost' to='bob@localhost'><vCard xmlns='vcard-temp'/></iq>");
+    assert.match(await answer(gw, "v1"), /<service-unavailable /);
 
     // A chat message to a user who is offline is stored like any other, and delivered at login.
     gw.send("<message id='m3' type='chat' from='+1555@gw.localhost/sms' to='bob@localhost'><body>while you were away</body></message>");
