@@ -1,10 +1,11 @@
-import { test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { FIXTURES, TLS_FILES, type TestServer } from "../../helpers.js";
 import { HEADER, Raw, rawLogin } from "./util.js";
 import { SLIXMPP_SKIP, startSlixmppServer } from "./slixmpp.js";
+import { HAVE_POSTGRES, startPostgres, type PostgresServer } from "../../postgres.js";
 
 // XEP-0077 end to end: slixmpp's xep_0077 plugin registers through the stream feature and logs in with
 // the account; its password change; raw streams for the errors, the per-IP limit and account removal.
@@ -102,4 +103,21 @@ test("XEP-0077 is off by default: no stream feature, and a registration before a
   } finally {
     await ts.stop();
   }
+});
+
+describe("XEP-0077 on PostgreSQL", { skip: SLIXMPP_SKIP || (HAVE_POSTGRES ?? false) }, () => {
+  let pgs: PostgresServer;
+  before(async () => void (pgs = await startPostgres()));
+  after(() => pgs?.stop());
+  test("slixmpp registers, changes its password and logs in with it; a taken name is a conflict (PostgreSQL)", { timeout: 90_000 }, async () => {
+    const ts = await startSlixmppServer({ alice: "alice-pw" }, { register: { enabled: true } }, { type: "postgres", postgres: await pgs.createDatabase("register") });
+    try {
+      assert.deepEqual(await run(ts, ["carol", "pw-one", "register", "pw-two"]), ["registered", "online", "changed", "done"]);
+      assert.deepEqual(await run(ts, ["carol", "pw-two", "login"]), ["online", "done"]);
+      assert.deepEqual((await run(ts, ["alice", "stolen", "register"])).slice(0, 1), ["register-error conflict"]);
+      assert.deepEqual(await run(ts, ["alice", "alice-pw", "login"]), ["online", "done"]);
+    } finally {
+      await ts.stop();
+    }
+  });
 });
