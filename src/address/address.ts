@@ -35,6 +35,17 @@ export function bareOf(address: string): string {
   return slash < 0 ? address : address.slice(0, slash);
 }
 
+/**
+ * Whether `address` lies in `domain`, a bare address with no local part (an
+ * XEP-0114 component's): `domain` itself, or any `local@domain[/resource]`.
+ */
+export function inDomain(address: string, domain: string): boolean {
+  if (domain.indexOf("@") >= 0 || domain.indexOf("/") >= 0) return false;
+  const bare = bareOf(address);
+  const at = bare.indexOf("@");
+  return (at < 0 ? bare : bare.slice(at + 1)) === domain;
+}
+
 export function resourceOf(address: string): string {
   const slash = address.indexOf("/");
   return slash < 0 ? "" : address.slice(slash + 1);

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 
-export type Protocol = "relay" | "xmpp";
+/** "component": XEP-0114 external components (jabber:component:accept), domains in xmpp.components. */
+export type Protocol = "relay" | "xmpp" | "component";
 export type Transport = "tcp" | "tls" | "websocket";
 
 export interface ListenerConfig {
@@ -197,6 +198,31 @@ export interface XmppConfig extends PingConfig {
   sm: StreamManagementConfig;
   /** XEP-0313 message archives. */
   mam: MamConfig;
+  /** XEP-0114: the external components that may connect to a "component" listener, one per domain. */
+  components: ComponentConfig[];
+  /** XEP-0077 in-band registration and password change. */
+  register: RegisterConfig;
+}
+
+/** XEP-0114: a component's domain (a subdomain of the server's, or any other name) and its handshake secret. */
+export interface ComponentConfig {
+  domain: string;
+  secret: string;
+  /** Its name in the server's disco#items; absent: none. */
+  name?: string;
+}
+
+/** XEP-0077 (docs/xmpp.md, "In-band registration"). */
+export interface RegisterConfig {
+  /** Accounts may be created before authentication (the stream feature, jabber:iq:register get/set). */
+  enabled: boolean;
+  /** Registration attempts one IP address may make per windowMs (on each worker) before it is refused. */
+  maxPerIp: number;
+  windowMs: number;
+  /** Authenticated users may change their password with jabber:iq:register. */
+  passwordChange: boolean;
+  /** Authenticated users may remove their account with <remove/>. */
+  remove: boolean;
 }
 
 /** XEP-0313 Message Archive Management (docs/xmpp.md, "Message archives"). */
@@ -289,6 +315,8 @@ export function defaults(): Config {
       pingTimeoutMs: 30000,
       sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
       mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500 },
+      components: [],
+      register: { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -439,7 +467,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
     const key = `listeners[${i}]`;
     need(isObject(l), key, "must be an object");
     for (const k of Object.keys(l)) oneOf(k, `${key}.${k}`, ["protocol", "transport", "host", "port", "tls", "path"]);
-    oneOf(l.protocol, `${key}.protocol`, ["relay", "xmpp"]);
+    oneOf(l.protocol, `${key}.protocol`, ["relay", "xmpp", "component"]);
     oneOf(l.transport, `${key}.transport`, ["tcp", "tls", "websocket"]);
     str(l.host, `${key}.host`);
     int(l.port, `${key}.port`, 0, 65535);
@@ -460,6 +488,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
     }
     // RFC 7395 needs the HTTP path the upgrade goes to (and XEP-0156 names it).
     if (l.protocol === "xmpp" && l.transport === "websocket") need(l.path !== undefined, `${key}.path`, "is required for xmpp over websocket (e.g. /xmpp-websocket)");
+    // XEP-0114 runs over a plain or TLS stream only.
+    if (l.protocol === "component") need(l.transport !== "websocket", `${key}.transport`, "must be tcp or tls for protocol component");
     return l;
   });
 
@@ -518,6 +548,13 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.mam.retentionDays, "xmpp.mam.retentionDays", 0, 36500);
   int(X.mam.maxQueued, "xmpp.mam.maxQueued", 1, 10000000);
   int(X.mam.maxBatch, "xmpp.mam.maxBatch", 1, 100000);
+
+  components(c);
+  const R = X.register;
+  need(isObject(R), "xmpp.register", "must be an object");
+  for (const k of ["enabled", "passwordChange", "remove"] as const) need(typeof R[k] === "boolean", `xmpp.register.${k}`, "must be true or false");
+  int(R.maxPerIp, "xmpp.register.maxPerIp", 1, 1000000);
+  int(R.windowMs, "xmpp.register.windowMs", 1000, 86400000);
 
   pingFallback(input, c);
   pings(X, "xmpp");
@@ -597,6 +634,28 @@ function upload(c: Config, baseDir: string, taken: Set<string>): void {
   need(U.expireAfterMs === 0 || (Number.isInteger(U.expireAfterMs) && U.expireAfterMs >= 1000), "upload.expireAfterMs", "must be 0 (never) or an integer of at least 1000");
   int(U.slotTimeoutMs, "upload.slotTimeoutMs", 1000, 86400000);
   need(U.secret === null || (typeof U.secret === "string" && U.secret.length >= 32), "upload.secret", "must be null (generated) or a string of at least 32 characters");
+}
+
+/** XEP-0114: each domain once, not the server's own, with a secret; a component listener needs at least one. */
+function components(c: Config): void {
+  const list = c.xmpp.components;
+  need(Array.isArray(list), "xmpp.components", "must be an array of { domain, secret }");
+  const domains = new Set<string>();
+  list.forEach((e, i) => {
+    const key = `xmpp.components[${i}]`;
+    need(isObject(e), key, "must be an object with domain and secret");
+    for (const k of Object.keys(e)) oneOf(k, `${key}.${k}`, ["domain", "secret", "name"]);
+    str(e.domain, `${key}.domain`);
+    need(/^[a-z0-9-]+(\.[a-z0-9-]+)*$/i.test(e.domain), `${key}.domain`, "must be a host name");
+    e.domain = e.domain.toLowerCase();
+    need(e.domain !== c.domain, `${key}.domain`, "must not be the server's own domain");
+    need(!domains.has(e.domain), `${key}.domain`, `${e.domain} is listed twice`);
+    domains.add(e.domain);
+    str(e.secret, `${key}.secret`);
+    need(e.name === undefined || typeof e.name === "string", `${key}.name`, "must be a string");
+  });
+  const listener = c.listeners.findIndex((l) => l.protocol === "component");
+  if (listener >= 0) need(list.length > 0, `listeners[${listener}]`, "a component listener needs xmpp.components");
 }
 
 export function loadConfig(file: string): Config {

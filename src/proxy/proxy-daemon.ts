@@ -1,5 +1,5 @@
 import { Envelope, ErrorCode, Flag, Kind } from "../envelope/envelope.js";
-import { bareOf } from "../address/address.js";
+import { bareOf, inDomain } from "../address/address.js";
 import { PendingList, type PendingResponse } from "../pending/pending-list.js";
 import { TimerDaemon } from "../timer/timer-daemon.js";
 import { monotonicMs } from "../timer/clock.js";
@@ -797,8 +797,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       this.stats.late++;
       return;
     }
-    // Only the recipient may answer; a full address must match, a bare one by its bare part.
-    if (env.from !== p.recipient && (p.recipient.indexOf("/") >= 0 || bareOf(env.from) !== p.recipient)) {
+    // Only the recipient may answer; a full address must match, a bare one by its bare part, a domain (an
+    // XEP-0114 component's: only it is bound there) by any address in it.
+    if (env.from !== p.recipient && (p.recipient.indexOf("/") >= 0 || bareOf(env.from) !== p.recipient) && !inDomain(env.from, p.recipient)) {
       this.stats.forged++;
       return;
     }

@@ -154,6 +154,7 @@ export class Server {
     const FRONT_ENDS: FrontEnds = {
       relay: () => (conn) => void new RelaySession(conn, ctx),
       xmpp: (l) => xmpp.forListener(l),
+      component: () => xmpp.forComponents(),
     };
 
     // The writer thread where it can run, else Node's own writes; the log says which (docs/operations.md).

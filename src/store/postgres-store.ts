@@ -106,6 +106,15 @@ export class PgStore implements Storage {
     return list.length;
   }
 
+  async addUser(user: string, c: Credentials): Promise<boolean> {
+    const r = await this.pool.query(
+      `INSERT INTO users (username, salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username) DO NOTHING`,
+      [user, c.salt, c.iterations, c.sha1.storedKey, c.sha1.serverKey, c.sha256.storedKey, c.sha256.serverKey, Date.now()],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
   async deleteUser(user: string): Promise<boolean> {
     return ((await this.pool.query("DELETE FROM users WHERE username = $1", [user])).rowCount ?? 0) > 0;
   }

@@ -70,6 +70,10 @@ export class SqliteStore implements Storage {
       get: this.db.prepare<[string], UserRow>(
         `SELECT salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server FROM users WHERE username = ?`,
       ),
+      add: this.db.prepare(
+        `INSERT INTO users (username, salt, iterations, sha1_stored, sha1_server, sha256_stored, sha256_server, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`,
+      ),
       has: this.db.prepare<[string], { x: number }>(`SELECT 1 AS x FROM users WHERE username = ?`),
       del: this.db.prepare(`DELETE FROM users WHERE username = ?`),
       list: this.db.prepare<[], { username: string }>(`SELECT username FROM users ORDER BY username`),
@@ -124,6 +128,10 @@ export class SqliteStore implements Storage {
       }).immediate();
       return list.length;
     });
+  }
+
+  addUser(user: string, c: Credentials): Promise<boolean> {
+    return this.run(() => this.stmts.add.run(user, c.salt, c.iterations, c.sha1.storedKey, c.sha1.serverKey, c.sha256.storedKey, c.sha256.serverKey, Date.now()).changes > 0);
   }
 
   deleteUser(user: string): Promise<boolean> {

@@ -15,6 +15,8 @@ export interface AccountStore {
   putUser(user: string, creds: Credentials): Promise<void>;
   /** Many accounts in one transaction. */
   putUsers(entries: Iterable<[string, Credentials]>): Promise<number>;
+  /** Creates an account only if the name is free (XEP-0077 registration): false when it is taken. Atomic in the store. */
+  addUser(user: string, creds: Credentials): Promise<boolean>;
   deleteUser(user: string): Promise<boolean>;
   hasUser(user: string): Promise<boolean>;
   listUsers(): Promise<string[]>;

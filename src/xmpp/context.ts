@@ -22,4 +22,6 @@ export interface XmppContext extends SessionContext {
   saltSecret: Buffer;
   /** A session with no connection, for one that another worker hands over (XEP-0198 across workers). */
   detachedSession: (remoteAddress: string) => ClientSession;
+  /** XEP-0114: the domains of the components (xmpp.components); what sessions send there is readdressed (modules/components.ts). */
+  componentDomains?: ReadonlySet<string>;
 }

@@ -28,14 +28,13 @@ export function dispatchStanza(hooks: Hooks, s: ClientSession, el: Element): voi
     const a = parseAddress(raw);
     if (a === null) return bounce(s, el, StanzaCondition.JidMalformed);
     to = canonicalAddress(raw, a);
-    // A service of this server on its own address (upload.<domain>) handles it; no server-to-server:
-    // any other domain is unreachable (RFC 6120 §10.4.2).
+    el.attrs.to = to;
+    // A service of this server on its own address (upload.<domain>) or a component attached here (XEP-0114)
+    // handles it; no server-to-server: any other domain is unreachable (RFC 6120 §10.4.2).
     if (a.domain !== s.domain) {
-      el.attrs.to = to;
       if (!hooks.fire(Ev.Service, { session: s, stanza: el, to, domain: a.domain })) bounce(s, el, StanzaCondition.RemoteServerNotFound);
       return;
     }
-    el.attrs.to = to;
     target = a.local === "" ? "host" : a.resource !== "" ? "full" : bareOf(to) === s.bare ? "self" : "bare";
   }
 

@@ -9,6 +9,7 @@ export const StreamCondition = {
   ConnectionTimeout: "connection-timeout",
   HostUnknown: "host-unknown",
   InternalServerError: "internal-server-error",
+  InvalidFrom: "invalid-from",
   InvalidNamespace: "invalid-namespace",
   NotAuthorized: "not-authorized",
   NotWellFormed: "not-well-formed",

@@ -32,6 +32,9 @@ import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
 import { uploadModule, type UploadService } from "./modules/upload.js";
 import { NS } from "./ns.js";
+import { componentsModule } from "./modules/components.js";
+import { registerModule } from "./modules/register.js";
+import { ComponentSession, type ComponentContext } from "./component-session.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -80,6 +83,19 @@ export class XmppFrontEnd {
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
     if (upload !== null) uploadModule(hooks, x, disco, upload);
+    registerModule(hooks, x, disco);
+    // XEP-0114: stanzas to the components' domains, and the components in disco#items.
+    const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
+    const domains = componentsModule(hooks, c.components, ttl, disco);
+    x.componentDomains = domains;
+    this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains };
+  }
+
+  private readonly components: ComponentContext;
+
+  /** The connection handler of a "component" listener (XEP-0114). */
+  forComponents(): (conn: Conn) => void {
+    return (conn) => void new ComponentSession(conn, this.components);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -47,7 +47,10 @@ export interface Events {
   "presence/host": StanzaEvent;
   "presence/bare": StanzaEvent;
   "presence/full": StanzaEvent;
-  /** Any stanza to another domain than the server's: a module that serves that domain handles it; unhandled: <remote-server-not-found/>. */
+  /**
+   * Any stanza to another domain than the server's (`to` canonical): a module that serves that domain handles
+   * it (XEP-0363 upload, XEP-0114 components); unhandled: <remote-server-not-found/> (no server-to-server).
+   */
   "service": ServiceEvent;
   /**
    * A top-level element after binding that is not a stanza (not in jabber:client):

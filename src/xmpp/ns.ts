@@ -44,4 +44,9 @@ export const NS = {
   HTTP_UPLOAD: "urn:xmpp:http:upload:0",
   /** XEP-0004 Data Forms. */
   DATA: "jabber:x:data",
+  /** XEP-0114 Jabber Component Protocol: the content namespace of a component's stream. */
+  COMPONENT: "jabber:component:accept",
+  /** XEP-0077 In-Band Registration: the iq payload and the stream feature. */
+  REGISTER: "jabber:iq:register",
+  REGISTER_FEATURE: "http://jabber.org/features/iq-register",
 } as const;

@@ -22,6 +22,7 @@ import type { RosterItem } from "../store/xmpp-store.js";
 import { rosterPushed } from "./modules/roster-cache.js";
 import { blocklistPushed, loadBlocklist, refused } from "./modules/blocklist.js";
 import { takeStored } from "./modules/offline.js";
+import { toComponent } from "./modules/components.js";
 
 /** Nesting allowed inside one stanza; deep enough for forwarded, archived, XHTML-IM content. */
 const MAX_DEPTH = 48;
@@ -368,6 +369,9 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   }
 
   submit(env: Envelope): void {
+    // XEP-0114: presence the modules send to a component's address travels to its domain (toComponent); only when components exist.
+    const components = this.x.componentDomains;
+    if (components !== undefined && components.size > 0 && env.kind === Kind.Presence) env = toComponent(env, components) ?? env;
     this.x.core.submit(this, env);
   }
 

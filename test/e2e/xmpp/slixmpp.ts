@@ -1,7 +1,10 @@
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import assert from "node:assert/strict";
+import { xml } from "@xmpp/client";
 import { startServer, FIXTURES, TLS_FILES, type TestServer } from "../../helpers.js";
+import type { Online } from "./util.js";
 
 // slixmpp (Debian's python3-slixmpp, installed by .ci/run) as an independent client: each
 // test runs one script of test/fixtures against a server offering STARTTLS with the test certificate.
@@ -84,4 +87,19 @@ export function spawnSlixmpp(script: string, args: string[]): SlixmppScript {
       if (child.exitCode === null && child.signalCode === null) child.kill();
     },
   };
+}
+
+/** test/fixtures/slixmpp_component.py (XEP-0114) connected and through its handshake. */
+export async function componentOnline(port: number, domain: string, secret: string, mode: "answer" | "silent"): Promise<SlixmppScript> {
+  const c = spawnSlixmpp("slixmpp_component.py", [String(port), domain, secret, mode]);
+  assert.equal(await c.line(15000), "online");
+  return c;
+}
+
+let seq = 0;
+/** An iq get of urn:test:echo from `u` to `to`; the whole answer stanza. */
+export async function echo(u: Online, to: string, text: string, ms = 10000): Promise<any> {
+  const id = `echo-${++seq}`;
+  await u.c.send(xml("iq", { type: "get", id, to }, xml("query", { xmlns: "urn:test:echo" }, text)));
+  return u.waitFor((el) => el.is("iq") && el.attrs.id === id, ms);
 }

@@ -317,3 +317,31 @@ test("upload keys (XEP-0363 HTTP File Upload): defaults, derived values and chec
   assert.equal(keyOf({ upload: { secret: "short" } }), "upload.secret");
   assert.equal(keyOf({ upload: { quota: 1 } }), "upload.quota", "an unknown key is named");
 });
+
+test("xmpp.components and component listeners (XEP-0114): defaults and checks", { timeout: 5000 }, () => {
+  assert.deepEqual(validate({}, "/tmp").xmpp.components, []);
+  const listeners = [{ protocol: "component", transport: "tcp", host: "127.0.0.1", port: 5347 }];
+  const c = validate({ listeners, xmpp: { components: [{ domain: "GW.localhost", secret: "s3cret", name: "SMS" }] } }, "/tmp");
+  assert.deepEqual(c.xmpp.components, [{ domain: "gw.localhost", secret: "s3cret", name: "SMS" }], "the domain is case-folded");
+  assert.equal(c.listeners[0].protocol, "component");
+  assert.equal(keyOf({ listeners }), "listeners[0]", "a component listener without components");
+  assert.equal(keyOf({ listeners: [{ ...listeners[0], transport: "websocket", path: "/c" }], xmpp: { components: [{ domain: "gw", secret: "x" }] } }), "listeners[0].transport");
+  assert.equal(keyOf({ xmpp: { components: { domain: "gw", secret: "x" } } }), "xmpp.components");
+  assert.equal(keyOf({ xmpp: { components: [{ domain: "gw" }] } }), "xmpp.components[0].secret");
+  assert.equal(keyOf({ xmpp: { components: [{ domain: "g w", secret: "x" }] } }), "xmpp.components[0].domain");
+  assert.equal(keyOf({ xmpp: { components: [{ domain: "localhost", secret: "x" }] } }), "xmpp.components[0].domain", "not the server's own domain");
+  assert.equal(keyOf({ xmpp: { components: [{ domain: "gw", secret: "x" }, { domain: "GW", secret: "y" }] } }), "xmpp.components[1].domain", "each domain once");
+  assert.equal(keyOf({ xmpp: { components: [{ domain: "gw", secret: "x", port: 1 }] } }), "xmpp.components[0].port", "an unknown key is named");
+});
+
+test("xmpp.register keys (XEP-0077): off by default, password change on; checks", { timeout: 5000 }, () => {
+  assert.deepEqual(validate({}, "/tmp").xmpp.register, { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true });
+  const on = validate({ xmpp: { register: { enabled: true, maxPerIp: 2 } } }, "/tmp").xmpp.register;
+  assert.deepEqual(on, { enabled: true, maxPerIp: 2, windowMs: 3600000, passwordChange: true, remove: true });
+  assert.equal(keyOf({ xmpp: { register: { enabled: 1 } } }), "xmpp.register.enabled");
+  assert.equal(keyOf({ xmpp: { register: { passwordChange: "no" } } }), "xmpp.register.passwordChange");
+  assert.equal(keyOf({ xmpp: { register: { remove: null } } }), "xmpp.register.remove");
+  assert.equal(keyOf({ xmpp: { register: { maxPerIp: 0 } } }), "xmpp.register.maxPerIp");
+  assert.equal(keyOf({ xmpp: { register: { windowMs: 10 } } }), "xmpp.register.windowMs");
+  assert.equal(keyOf({ xmpp: { register: { captcha: true } } }), "xmpp.register.captcha");
+});

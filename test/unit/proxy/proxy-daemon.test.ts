@@ -431,3 +431,25 @@ test("a session that cannot express a request fails it at once", () => {
   assert.equal(mute.inbound.size, 0);
   assert.equal(c.proxies.get("w0")!.pending.size, 0);
 });
+
+test("a request to a domain (an XEP-0114 component's bare address) is answered from any address in it, and from nowhere else", { timeout: 5000 }, () => {
+  const c = cluster();
+  const alice = c.connect("w0", `${c.userOwnedBy("w0")}/a`);
+  const gw = c.connect("w3", "gw.example/component");
+  const pa = c.proxies.get("w0")!;
+  const p3 = c.proxies.get("w3")!;
+  const answer = (from: string, ref: string, body: string) => p3.submit(gw, Envelope.response({ from, to: "", protocol: "relay", responseFor: ref, payload: Buffer.from(body) }));
+  alice.request("c-1", "gw.example");
+  const req = gw.last();
+  assert.equal(req.kind, Kind.Request);
+  // Not in the domain (a look-alike suffix too): refused as forged, the real answer still awaited.
+  answer("x@other.example/r", req.ref, "forged");
+  answer("x@evilgw.example/r", req.ref, "forged");
+  assert.equal(pa.stats.forged, 2);
+  assert.equal(alice.got.length, 0);
+  answer("echo@gw.example/x", req.ref, "from inside");
+  assert.equal(alice.last().kind, Kind.Response);
+  assert.equal(alice.last().from, "echo@gw.example/x");
+  assert.equal(alice.last().responseFor, "c-1");
+  assert.equal(pa.pending.size, 0);
+});

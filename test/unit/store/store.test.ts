@@ -96,6 +96,17 @@ for (const b of BACKENDS) {
       await s.ping();
     }));
 
+    test("accounts: addUser creates only a free name (XEP-0077), never replaces, one winner among concurrent ones", { timeout: 20_000 }, withStore(async (s) => {
+      assert.equal(await s.addUser("dora", creds), true);
+      assert.deepEqual(await s.credentials("dora"), creds);
+      assert.equal(await s.addUser("dora", creds2), false, "a taken name");
+      assert.deepEqual(await s.credentials("dora"), creds, "the first password stays");
+      const race = await Promise.all([s.addUser("eve", creds), s.addUser("eve", creds2), s.addUser("eve", creds)]);
+      assert.equal(race.filter((x) => x).length, 1, "exactly one of concurrent registrations wins");
+      assert.equal(await s.deleteUser("dora"), true);
+      assert.equal(await s.addUser("dora", creds2), true, "free again after removal");
+    }));
+
     test("rosters: items with names, groups and ask; replace, remove, size, in JID order; per user", { timeout: 20_000 }, withStore(async (s) => {
       const x = s.xmpp;
       await x.putRosterItem("alice", item("carol@localhost", "both", { name: "Carol", groups: ["Friends", "Work"] }));
