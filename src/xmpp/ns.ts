@@ -42,4 +42,14 @@ export const NS = {
   RSM: "http://jabber.org/protocol/rsm",
   /** XEP-0004 Data Forms. */
   DATA: "jabber:x:data",
+  /** XEP-0060 Publish-Subscribe (the subset XEP-0163 PEP needs), its owner, event and error namespaces. */
+  PUBSUB: "http://jabber.org/protocol/pubsub",
+  PUBSUB_OWNER: "http://jabber.org/protocol/pubsub#owner",
+  PUBSUB_EVENT: "http://jabber.org/protocol/pubsub#event",
+  PUBSUB_ERRORS: "http://jabber.org/protocol/pubsub#errors",
+  /** XEP-0060 §16.4: the FORM_TYPE of node configuration and of XEP-0223 publish-options. */
+  PUBSUB_NODE_CONFIG: "http://jabber.org/protocol/pubsub#node_config",
+  PUBSUB_PUBLISH_OPTIONS: "http://jabber.org/protocol/pubsub#publish-options",
+  /** XEP-0115 Entity Capabilities. */
+  CAPS: "http://jabber.org/protocol/caps",
 } as const;

@@ -21,15 +21,19 @@ export interface Disco {
   serverFeature(ns: string): void;
   /** A service listed in the server's disco#items. */
   serverItem(item: DiscoItem): void;
+  /** A feature of the user's own account's disco#info (XEP-0163 §6: PEP's). */
+  accountFeature(ns: string): void;
+  /** An identity of the account besides account/registered (XEP-0163 §6: pubsub/pep). */
+  accountIdentity(identity: Record<string, string>): void;
 }
 
 // XEP-0280 §3: clients ask the server (not the account) whether it does carbons.
 const SERVER_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.CARBONS];
 const ACCOUNT_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.ROSTER];
 
-function info(identity: Record<string, string>, features: readonly string[]): Element {
+function info(identities: readonly Record<string, string>[], features: readonly string[]): Element {
   const q = new Element("query", { xmlns: NS.DISCO_INFO });
-  q.c("identity", identity);
+  for (const i of identities) q.c("identity", i);
   for (const f of features) q.c("feature", { var: f });
   return q;
 }
@@ -38,14 +42,16 @@ function info(identity: Record<string, string>, features: readonly string[]): El
 export function discoModule(hooks: Hooks, account: readonly string[] = []): Disco {
   const serverFeatures: string[] = [...SERVER_FEATURES];
   const serverItems: DiscoItem[] = [];
-  const answer = (identity: Record<string, string>, features: readonly string[]) => (e: IqEvent) => {
+  const accountFeatures: string[] = [...ACCOUNT_FEATURES, ...account];
+  const accountIdentities: Record<string, string>[] = [{ category: "account", type: "registered" }];
+  const answer = (identities: readonly Record<string, string>[], features: readonly string[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
     if (e.child.attrs.node !== undefined) return bounce(e.session, e.stanza, StanzaCondition.ItemNotFound), true;
-    iqResultFor(e.session, e.stanza, info(identity, features));
+    iqResultFor(e.session, e.stanza, info(identities, features));
     return true;
   };
-  hooks.iq("host", NS.DISCO_INFO, answer({ category: "server", type: "im", name: "Switchboard" }, serverFeatures));
-  hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, [...ACCOUNT_FEATURES, ...account]));
+  hooks.iq("host", NS.DISCO_INFO, answer([{ category: "server", type: "im", name: "Switchboard" }], serverFeatures));
+  hooks.iq("self", NS.DISCO_INFO, answer(accountIdentities, accountFeatures));
 
   const items = (list: readonly DiscoItem[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
@@ -70,6 +76,12 @@ export function discoModule(hooks: Hooks, account: readonly string[] = []): Disc
     },
     serverItem(item) {
       if (!serverItems.some((i) => i.jid === item.jid && i.node === item.node)) serverItems.push(item);
+    },
+    accountFeature(ns) {
+      if (!accountFeatures.includes(ns)) accountFeatures.push(ns);
+    },
+    accountIdentity(identity) {
+      accountIdentities.push(identity);
     },
   };
 }
