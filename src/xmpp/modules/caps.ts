@@ -47,8 +47,8 @@ export class Caps {
   /** Verified feature sets by `ver`; insertion order is age (the oldest is forgotten first). */
   private readonly cache = new Map<string, ReadonlySet<string>>();
   private readonly questions = new Map<string, Question>();
-  /** Sessions waiting for the answer about a ver, by ver. */
-  private readonly waiting = new Map<string, Set<ClientSession>>();
+  /** Sessions announcing a ver not verified yet, and those already asked about it, by ver. */
+  private readonly waiting = new Map<string, { sessions: Set<ClientSession>; asked: WeakSet<ClientSession> }>();
 
   constructor(
     private readonly x: XmppContext,
@@ -87,8 +87,8 @@ export class Caps {
     // Until the answer, the session keeps what it had (a client changing caps misses nothing it still wants).
     if (hash === "sha-1") {
       const w = this.waiting.get(ver);
-      if (w !== undefined) return void w.add(s);
-      this.waiting.set(ver, new Set([s]));
+      if (w !== undefined) return void w.sessions.add(s);
+      this.waiting.set(ver, { sessions: new Set([s]), asked: new WeakSet([s]) });
     }
     this.ask(s, node, typeof hash === "string" ? hash : "", ver);
   }
@@ -96,7 +96,7 @@ export class Caps {
   /** The session went unavailable or away: it wants nothing until its next available presence, which sends the last items again. */
   forget(s: ClientSession): void {
     this.sessions.delete(s);
-    for (const w of this.waiting.values()) w.delete(s);
+    for (const w of this.waiting.values()) w.sessions.delete(s);
   }
 
   /** An iq result or error to the server: true when it answers one of our questions. */
@@ -114,7 +114,7 @@ export class Caps {
       this.remember(q.ver, features);
       const w = this.waiting.get(q.ver);
       this.waiting.delete(q.ver);
-      for (const other of w ?? [s]) if (other.phase === Phase.Bound) this.applyIfStill(other, key, features);
+      for (const other of w?.sessions ?? [s]) if (other.phase === Phase.Bound) this.applyIfStill(other, key, features);
       this.applyIfStill(s, key, features);
     } else {
       // §5.4: not verified (another hash, legacy caps, or a mismatch): never cached; this session's own answer is still about itself.
@@ -138,14 +138,18 @@ export class Caps {
     s.send(iq);
   }
 
-  /** No usable answer: the next session waiting for this ver is asked instead (once each), or nobody is left. */
+  /**
+   * No usable answer: the next session announcing this ver that was not asked
+   * yet is asked instead; when none is left, they all stay without caps until
+   * their next presence (the ver is asked again then).
+   */
   private failed(q: Question, retry = true): void {
     if (q.hash !== "sha-1") return;
     const w = this.waiting.get(q.ver);
     if (w === undefined) return;
-    w.delete(q.session);
-    const next = retry ? [...w].find((o) => o.phase === Phase.Bound) : undefined;
+    const next = retry ? [...w.sessions].find((o) => o.phase === Phase.Bound && !w.asked.has(o)) : undefined;
     if (next === undefined) return void this.waiting.delete(q.ver);
+    w.asked.add(next);
     const c = (next.presence as Element | null)?.getChild?.("c", NS.CAPS);
     this.ask(next, String(c?.attrs.node ?? ""), q.hash, q.ver);
   }
