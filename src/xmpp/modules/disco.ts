@@ -2,7 +2,12 @@ import { Element } from "ltx";
 import { NS } from "../ns.js";
 import { iqResultFor, bounce } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
-import type { Hooks, IqEvent } from "../hooks.js";
+import { Ev, type Hooks, type IqEvent } from "../hooks.js";
+import { Phase } from "../client-session.js";
+import { capsVer } from "./caps-hash.js";
+
+/** XEP-0115 §4: the URI naming this software in the server's caps. */
+export const SERVER_CAPS_NODE = "urn:switchboard:caps";
 
 /** A service of this server (XEP-0030 §4): a component, a MUC service, an upload service. */
 export interface DiscoItem {
@@ -50,7 +55,22 @@ export function discoModule(hooks: Hooks, account: readonly string[] = []): Disc
     iqResultFor(e.session, e.stanza, info(identities, features));
     return true;
   };
-  hooks.iq("host", NS.DISCO_INFO, answer([{ category: "server", type: "im", name: "Switchboard" }], serverFeatures));
+  const serverIdentities = [{ category: "server", type: "im", name: "Switchboard" }];
+  // XEP-0115 §6.2: the server's caps ver, computed once every module has added its features (the first time it is asked).
+  let ver: string | null = null;
+  const serverVer = () => (ver ??= capsVer(info(serverIdentities, serverFeatures))!);
+  hooks.on(Ev.IqHost, (e) => {
+    if (e.ns !== NS.DISCO_INFO || e.type !== "get" || e.child.attrs.node !== `${SERVER_CAPS_NODE}#${serverVer()}`) return false;
+    const q = info(serverIdentities, serverFeatures);
+    q.attrs.node = e.child.attrs.node;
+    iqResultFor(e.session, e.stanza, q);
+    return true;
+  });
+  hooks.iq("host", NS.DISCO_INFO, answer(serverIdentities, serverFeatures));
+  // §6.3: the server's caps in the stream features once the client is authenticated (what it can ask then).
+  hooks.on(Ev.StreamFeatures, ({ session, features }) => {
+    if (session.phase === Phase.Authenticated) features.c("c", { xmlns: NS.CAPS, hash: "sha-1", node: SERVER_CAPS_NODE, ver: serverVer() });
+  });
   hooks.iq("self", NS.DISCO_INFO, answer(accountIdentities, accountFeatures));
 
   const items = (list: readonly DiscoItem[]) => (e: IqEvent) => {
@@ -72,6 +92,7 @@ export function discoModule(hooks: Hooks, account: readonly string[] = []): Disc
 
   return {
     serverFeature(ns) {
+      ver = null;
       if (!serverFeatures.includes(ns)) serverFeatures.push(ns);
     },
     serverItem(item) {

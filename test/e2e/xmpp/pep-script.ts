@@ -8,6 +8,7 @@ import { FIXTURES, TLS_FILES } from "../../helpers.js";
 const DL = "eu.siacs.conversations.axolotl.devicelist";
 export const PEP_EXPECTED = [
   "pep identity True publish-options",
+  "server caps verified True",
   `bob/one got publish alice@localhost ${DL} 1001`,
   `alice got publish bob@localhost ${DL} 2001,2002`,
   `bob/one got own publish bob@localhost ${DL} 2001,2002`,
