@@ -29,6 +29,7 @@ import { blockingModule } from "./modules/blocking.js";
 import { vcardModule } from "./modules/vcard.js";
 import { versionModule } from "./modules/version.js";
 import { pepModule } from "./modules/pep.js";
+import { avatarModule } from "./modules/avatar.js";
 import { toWire } from "./outbound.js";
 import type { ArchiveSink, OfflineSink } from "../session/core.js";
 import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
@@ -83,6 +84,7 @@ export class XmppFrontEnd {
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
     pepModule(hooks, x, disco);
+    avatarModule(hooks, x, disco);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */
