@@ -182,7 +182,7 @@ const fronts = ids.map((id) => {
   const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000, custody: config.cluster.custody });
   const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
   const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
-  return new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile);
+  return new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep);
 });
 for (const b of buses.values()) for (const cb of b.listeners) cb(b.membership(), ids, []);
 const drain = () => {

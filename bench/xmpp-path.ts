@@ -94,7 +94,7 @@ const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax
 const archive = MAM
   ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, inRoster: async () => true }, log)
   : null;
-const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: "always", maxPageSize: 100 });
+const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: store.archive, writer: archive, defaultMode: "always", maxPageSize: 100 });
 proxy.archiveSink = frontEnd.archiveSink;
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);

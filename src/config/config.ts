@@ -202,6 +202,8 @@ export interface XmppConfig extends PingConfig {
   components: ComponentConfig[];
   /** XEP-0077 in-band registration and password change. */
   register: RegisterConfig;
+  /** XEP-0163 personal eventing and XEP-0115 capabilities. */
+  pep: PepConfig;
 }
 
 /** XEP-0114: a component's domain (a subdomain of the server's, or any other name) and its handshake secret. */
@@ -223,6 +225,20 @@ export interface RegisterConfig {
   passwordChange: boolean;
   /** Authenticated users may remove their account with <remove/>. */
   remove: boolean;
+}
+
+/** XEP-0163 PEP and XEP-0115 entity capabilities (docs/xmpp.md, "Personal eventing"). */
+export interface PepConfig {
+  /** The largest item payload (serialized, bytes) a user may publish. */
+  maxItemBytes: number;
+  /** Items kept per node at most (a node's pubsub#max_items may ask fewer, never more). */
+  maxItemsPerNode: number;
+  /** Nodes per account at most. */
+  maxNodes: number;
+  /** XEP-0115: verified capabilities remembered per worker, by ver. */
+  capsCacheSize: number;
+  /** XEP-0115: how long the server waits for a client's disco#info answer about a new ver. */
+  capsTimeoutMs: number;
 }
 
 /** XEP-0313 Message Archive Management (docs/xmpp.md, "Message archives"). */
@@ -317,6 +333,7 @@ export function defaults(): Config {
       mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500 },
       components: [],
       register: { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true },
+      pep: { maxItemBytes: 262144, maxItemsPerNode: 256, maxNodes: 256, capsCacheSize: 10000, capsTimeoutMs: 10000 },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -548,6 +565,12 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.mam.retentionDays, "xmpp.mam.retentionDays", 0, 36500);
   int(X.mam.maxQueued, "xmpp.mam.maxQueued", 1, 10000000);
   int(X.mam.maxBatch, "xmpp.mam.maxBatch", 1, 100000);
+  need(isObject(X.pep), "xmpp.pep", "must be an object");
+  int(X.pep.maxItemBytes, "xmpp.pep.maxItemBytes", 1, 16777216);
+  int(X.pep.maxItemsPerNode, "xmpp.pep.maxItemsPerNode", 1, 100000);
+  int(X.pep.maxNodes, "xmpp.pep.maxNodes", 0, 100000);
+  int(X.pep.capsCacheSize, "xmpp.pep.capsCacheSize", 1, 10000000);
+  int(X.pep.capsTimeoutMs, "xmpp.pep.capsTimeoutMs", 100, 300000);
 
   components(c);
   const R = X.register;

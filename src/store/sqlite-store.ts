@@ -8,6 +8,7 @@ import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
 import { SqliteProfileStore } from "./sqlite-profile-store.js";
 import { SqliteArchiveStore } from "./sqlite-archive-store.js";
+import { SqlitePepStore } from "./sqlite-pep-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -45,6 +46,7 @@ export class SqliteStore implements Storage {
   private xmppStore: SqliteXmppStore | null = null;
   private profileStore: SqliteProfileStore | null = null;
   private archiveStore: SqliteArchiveStore | null = null;
+  private pepStore: SqlitePepStore | null = null;
 
   constructor(
     path: string,
@@ -97,6 +99,12 @@ export class SqliteStore implements Storage {
   get archive(): SqliteArchiveStore {
     this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs));
     return this.archiveStore;
+  }
+
+  /** XEP-0163 nodes and items in this file; their schema steps run on first use. */
+  get pep(): SqlitePepStore {
+    this.pepStore ??= this.withStartLock(() => new SqlitePepStore(this.db, this.lockTimeoutMs));
+    return this.pepStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

@@ -1,6 +1,8 @@
 import type { SessionContext } from "../session/context.js";
 import type { XmppStore } from "../store/xmpp-store.js";
 import type { ProfileStore } from "../store/profile-store.js";
+import type { PepStore } from "../store/pep-store.js";
+import type { Envelope } from "../envelope/envelope.js";
 import type { AccountStore } from "../store/store.js";
 import type { OfflineWriter } from "../store/offline-writer.js";
 import type { Hooks } from "./hooks.js";
@@ -13,6 +15,14 @@ export interface XmppContext extends SessionContext {
   store: XmppStore;
   /** Block lists and vCards (XEP-0191, XEP-0054). */
   profile: ProfileStore;
+  /** XEP-0163 PEP nodes and items. */
+  pep: PepStore;
+  /**
+   * What a message sent to every resource of a user by another user (a PEP
+   * event, modules/pep-events.ts) becomes on this session's stream, or null:
+   * not for it. Set by the PEP module.
+   */
+  pepEvent: (s: ClientSession, env: Envelope) => string | null;
   accounts: AccountStore;
   /** The worker's queue of offline messages on their way to `store` (written in batches, never awaited by the core). */
   offline: OfflineWriter;

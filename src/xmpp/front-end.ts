@@ -4,6 +4,7 @@ import type { ListenerConfig } from "../config/config.js";
 import type { AccountStore } from "../store/store.js";
 import type { XmppStore } from "../store/xmpp-store.js";
 import type { ProfileStore } from "../store/profile-store.js";
+import type { PepStore } from "../store/pep-store.js";
 import type { OfflineWriter } from "../store/offline-writer.js";
 import { detachedConn, type Conn } from "../transport/conn.js";
 import { loadTls } from "../transport/listener.js";
@@ -27,6 +28,9 @@ import { streamManagementModule } from "./modules/stream-management.js";
 import { blockingModule } from "./modules/blocking.js";
 import { vcardModule } from "./modules/vcard.js";
 import { versionModule } from "./modules/version.js";
+import { pepModule } from "./modules/pep.js";
+import { avatarModule } from "./modules/avatar.js";
+import { toWire } from "./outbound.js";
 import type { ArchiveSink, OfflineSink } from "../session/core.js";
 import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
@@ -48,7 +52,7 @@ export class XmppFrontEnd {
   private readonly archives: Archives | null;
 
   /** `upload`: the XEP-0363 service (upload.enabled), null: none. */
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null, upload: UploadService | null = null) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -57,6 +61,8 @@ export class XmppFrontEnd {
       hooks,
       store,
       profile,
+      pep,
+      pepEvent: toWire,
       accounts,
       offline,
       ipFailures: new FailureLimiter(c.maxAuthFailuresPerIp, c.authFailureWindowMs),
@@ -82,6 +88,8 @@ export class XmppFrontEnd {
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
+    pepModule(hooks, x, disco);
+    avatarModule(hooks, x, disco);
     if (upload !== null) uploadModule(hooks, x, disco, upload);
     registerModule(hooks, x, disco);
     // XEP-0114: stanzas to the components' domains, and the components in disco#items.

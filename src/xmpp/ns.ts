@@ -49,4 +49,19 @@ export const NS = {
   /** XEP-0077 In-Band Registration: the iq payload and the stream feature. */
   REGISTER: "jabber:iq:register",
   REGISTER_FEATURE: "http://jabber.org/features/iq-register",
+  /** XEP-0060 Publish-Subscribe (the subset XEP-0163 PEP needs), its owner, event and error namespaces. */
+  PUBSUB: "http://jabber.org/protocol/pubsub",
+  PUBSUB_OWNER: "http://jabber.org/protocol/pubsub#owner",
+  PUBSUB_EVENT: "http://jabber.org/protocol/pubsub#event",
+  PUBSUB_ERRORS: "http://jabber.org/protocol/pubsub#errors",
+  /** XEP-0060 §16.4: the FORM_TYPE of node configuration and of XEP-0223 publish-options. */
+  PUBSUB_NODE_CONFIG: "http://jabber.org/protocol/pubsub#node_config",
+  PUBSUB_PUBLISH_OPTIONS: "http://jabber.org/protocol/pubsub#publish-options",
+  /** XEP-0084 User Avatar (PEP nodes), XEP-0153 vCard-based avatar hash in presence, XEP-0398 their conversion. */
+  AVATAR_DATA: "urn:xmpp:avatar:data",
+  AVATAR_METADATA: "urn:xmpp:avatar:metadata",
+  VCARD_UPDATE: "vcard-temp:x:update",
+  PEP_VCARD_CONVERSION: "urn:xmpp:pep-vcard-conversion:0",
+  /** XEP-0115 Entity Capabilities. */
+  CAPS: "http://jabber.org/protocol/caps",
 } as const;

@@ -3,7 +3,7 @@ import type { SecureContext } from "node:tls";
 import type { Element } from "ltx";
 import { Session } from "../session/session.js";
 import { PeerWatch, type PeerProbe } from "../session/peer-watch.js";
-import { Kind, type Envelope } from "../envelope/envelope.js";
+import { Flag, Kind, type Envelope } from "../envelope/envelope.js";
 import type { Conn } from "../transport/conn.js";
 import type { StreamSink } from "./stream/parser.js";
 import { SM_REQUEST } from "./stream/sm-shortcut.js";
@@ -392,7 +392,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     // From someone the user blocked (XEP-0191): not written; a request is refused (the core answers it).
     const blocked = this.blocked !== null && refused(this, env);
     if (blocked && env.kind === Kind.Request) return false;
-    const wire = blocked ? null : toWire(this, env);
+    // A message to every resource from a user (a PEP event): only sessions whose caps ask for it write it (pep-events.ts).
+    const wire = blocked ? null : (env.flags & Flag.EveryResource) !== 0 && env.from !== "" ? this.x.pepEvent(this, env) : toWire(this, env);
     // A receipt (Envelope.ref of a message) is settled when the client acknowledges the stanza; nothing written: now.
     const receipt = env.kind === Kind.Message ? env.ref : "";
     if (wire === null) {

@@ -2,7 +2,12 @@ import { Element } from "ltx";
 import { NS } from "../ns.js";
 import { iqResultFor, bounce } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
-import type { Hooks, IqEvent } from "../hooks.js";
+import { Ev, type Hooks, type IqEvent } from "../hooks.js";
+import { Phase } from "../client-session.js";
+import { capsVer } from "./caps-hash.js";
+
+/** XEP-0115 §4: the URI naming this software in the server's caps. */
+export const SERVER_CAPS_NODE = "urn:switchboard:caps";
 
 /** A service of this server (XEP-0030 §4): a component, a MUC service, an upload service. */
 export interface DiscoItem {
@@ -21,15 +26,19 @@ export interface Disco {
   serverFeature(ns: string): void;
   /** A service listed in the server's disco#items. */
   serverItem(item: DiscoItem): void;
+  /** A feature of the user's own account's disco#info (XEP-0163 §6: PEP's). */
+  accountFeature(ns: string): void;
+  /** An identity of the account besides account/registered (XEP-0163 §6: pubsub/pep). */
+  accountIdentity(identity: Record<string, string>): void;
 }
 
 // XEP-0280 §3: clients ask the server (not the account) whether it does carbons.
 const SERVER_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.CARBONS];
 const ACCOUNT_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING, NS.ROSTER];
 
-function info(identity: Record<string, string>, features: readonly string[]): Element {
+function info(identities: readonly Record<string, string>[], features: readonly string[]): Element {
   const q = new Element("query", { xmlns: NS.DISCO_INFO });
-  q.c("identity", identity);
+  for (const i of identities) q.c("identity", i);
   for (const f of features) q.c("feature", { var: f });
   return q;
 }
@@ -38,14 +47,31 @@ function info(identity: Record<string, string>, features: readonly string[]): El
 export function discoModule(hooks: Hooks, account: readonly string[] = []): Disco {
   const serverFeatures: string[] = [...SERVER_FEATURES];
   const serverItems: DiscoItem[] = [];
-  const answer = (identity: Record<string, string>, features: readonly string[]) => (e: IqEvent) => {
+  const accountFeatures: string[] = [...ACCOUNT_FEATURES, ...account];
+  const accountIdentities: Record<string, string>[] = [{ category: "account", type: "registered" }];
+  const answer = (identities: readonly Record<string, string>[], features: readonly string[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
     if (e.child.attrs.node !== undefined) return bounce(e.session, e.stanza, StanzaCondition.ItemNotFound), true;
-    iqResultFor(e.session, e.stanza, info(identity, features));
+    iqResultFor(e.session, e.stanza, info(identities, features));
     return true;
   };
-  hooks.iq("host", NS.DISCO_INFO, answer({ category: "server", type: "im", name: "Switchboard" }, serverFeatures));
-  hooks.iq("self", NS.DISCO_INFO, answer({ category: "account", type: "registered" }, [...ACCOUNT_FEATURES, ...account]));
+  const serverIdentities = [{ category: "server", type: "im", name: "Switchboard" }];
+  // XEP-0115 §6.2: the server's caps ver, computed once every module has added its features (the first time it is asked).
+  let ver: string | null = null;
+  const serverVer = () => (ver ??= capsVer(info(serverIdentities, serverFeatures))!);
+  hooks.on(Ev.IqHost, (e) => {
+    if (e.ns !== NS.DISCO_INFO || e.type !== "get" || e.child.attrs.node !== `${SERVER_CAPS_NODE}#${serverVer()}`) return false;
+    const q = info(serverIdentities, serverFeatures);
+    q.attrs.node = e.child.attrs.node;
+    iqResultFor(e.session, e.stanza, q);
+    return true;
+  });
+  hooks.iq("host", NS.DISCO_INFO, answer(serverIdentities, serverFeatures));
+  // §6.3: the server's caps in the stream features once the client is authenticated (what it can ask then).
+  hooks.on(Ev.StreamFeatures, ({ session, features }) => {
+    if (session.phase === Phase.Authenticated) features.c("c", { xmlns: NS.CAPS, hash: "sha-1", node: SERVER_CAPS_NODE, ver: serverVer() });
+  });
+  hooks.iq("self", NS.DISCO_INFO, answer(accountIdentities, accountFeatures));
 
   const items = (list: readonly DiscoItem[]) => (e: IqEvent) => {
     if (e.type !== "get") return false;
@@ -66,10 +92,17 @@ export function discoModule(hooks: Hooks, account: readonly string[] = []): Disc
 
   return {
     serverFeature(ns) {
+      ver = null;
       if (!serverFeatures.includes(ns)) serverFeatures.push(ns);
     },
     serverItem(item) {
       if (!serverItems.some((i) => i.jid === item.jid && i.node === item.node)) serverItems.push(item);
+    },
+    accountFeature(ns) {
+      if (!accountFeatures.includes(ns)) accountFeatures.push(ns);
+    },
+    accountIdentity(identity) {
+      accountIdentities.push(identity);
     },
   };
 }

@@ -7,12 +7,13 @@ import type { XmppContext } from "../context.js";
 import { held } from "./roster-items.js";
 import { blocks } from "./blocklist.js";
 import type { Disco } from "./disco.js";
+import { vcardSet } from "./avatar.js";
 
 /**
  * XEP-0054 vcard-temp, kept by the server: the user sets and gets their own
  * vCard (§3.2, §3.1), and the server answers for any account asked at its
  * bare JID (§3.3). Stored as the client wrote it, up to xmpp.maxVcardBytes.
- * No XEP-0153/XEP-0398 avatar hashes in presence (they need PEP).
+ * Its PHOTO is kept in step with the XEP-0084 PEP avatar (XEP-0398, avatar.ts).
  */
 export function vcardModule(hooks: Hooks, x: XmppContext, disco: Disco): void {
   hooks.iq("self", NS.VCARD, (e) => (e.type === "get" ? getOwn(e, x) : setOwn(e, x)));
@@ -51,7 +52,11 @@ function setOwn({ session: s, stanza, child }: IqEvent, x: XmppContext): boolean
   const max = x.config.xmpp.maxVcardBytes;
   if (Buffer.byteLength(text) > max) return bounce(s, stanza, StanzaCondition.NotAcceptable, `vCard larger than ${max} bytes`), true;
   const empty = child.getChildElements().length === 0;
-  held(x, s, x.profile.setVcard(s.user, empty ? null : text), () => iqResultFor(s, stanza), () => bounce(s, stanza, StanzaCondition.InternalServerError));
+  held(x, s, x.profile.setVcard(s.user, empty ? null : text), () => {
+    iqResultFor(s, stanza);
+    // XEP-0398 §2: the vCard's photo becomes the PEP avatar.
+    vcardSet(x, s, child);
+  }, () => bounce(s, stanza, StanzaCondition.InternalServerError));
   return true;
 }
 

@@ -345,3 +345,18 @@ test("xmpp.register keys (XEP-0077): off by default, password change on; checks"
   assert.equal(keyOf({ xmpp: { register: { windowMs: 10 } } }), "xmpp.register.windowMs");
   assert.equal(keyOf({ xmpp: { register: { captcha: true } } }), "xmpp.register.captcha");
 });
+
+test("xmpp.pep keys (XEP-0163, XEP-0115): defaults and checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual(c.xmpp.pep, { maxItemBytes: 262144, maxItemsPerNode: 256, maxNodes: 256, capsCacheSize: 10000, capsTimeoutMs: 10000 });
+  const some = validate({ xmpp: { pep: { maxItemBytes: 1024, maxNodes: 0 } } }, "/tmp").xmpp.pep;
+  assert.deepEqual(some, { maxItemBytes: 1024, maxItemsPerNode: 256, maxNodes: 0, capsCacheSize: 10000, capsTimeoutMs: 10000 }, "the rest keep their defaults");
+  assert.equal(keyOf({ xmpp: { pep: { maxItemBytes: 0 } } }), "xmpp.pep.maxItemBytes");
+  assert.equal(keyOf({ xmpp: { pep: { maxItemBytes: "1M" } } }), "xmpp.pep.maxItemBytes");
+  assert.equal(keyOf({ xmpp: { pep: { maxItemsPerNode: 0 } } }), "xmpp.pep.maxItemsPerNode");
+  assert.equal(keyOf({ xmpp: { pep: { maxNodes: -1 } } }), "xmpp.pep.maxNodes");
+  assert.equal(keyOf({ xmpp: { pep: { capsCacheSize: 0 } } }), "xmpp.pep.capsCacheSize");
+  assert.equal(keyOf({ xmpp: { pep: { capsTimeoutMs: 10 } } }), "xmpp.pep.capsTimeoutMs");
+  assert.equal(keyOf({ xmpp: { pep: { cacheSize: 3 } } }), "xmpp.pep.cacheSize", "an unknown key is named");
+  assert.equal(keyOf({ xmpp: { pep: 5 } }), "xmpp.pep");
+});

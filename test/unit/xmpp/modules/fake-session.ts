@@ -66,7 +66,7 @@ export async function fakeContext(users: string[], xmpp: Record<string, unknown>
   const store = new SqliteStore(":memory:");
   const creds = await deriveCredentials("pw", 4096);
   for (const u of users) await store.putUser(u, creds);
-  return { config, accounts: store, store: store.xmpp, profile: store.profile, hooks: new Hooks(), log: silentLogger() } as unknown as XmppContext;
+  return { config, accounts: store, store: store.xmpp, profile: store.profile, pep: store.pep, hooks: new Hooks(), log: silentLogger() } as unknown as XmppContext;
 }
 
 /** The stanza as a client sends it, through the dispatcher (from stamped, to classified). */
