@@ -160,6 +160,26 @@ export interface XmppConfig extends PingConfig {
   sm: StreamManagementConfig;
   /** XEP-0313 message archives. */
   mam: MamConfig;
+  /** XEP-0388 SASL2 with XEP-0386 Bind2 and XEP-0198 inline. */
+  sasl2: Sasl2Config;
+  /** XEP-0484 FAST tokens (inside SASL2). */
+  fast: FastConfig;
+}
+
+/** XEP-0388 Extensible SASL Profile (docs/xmpp.md, "SASL2, Bind2, FAST"). */
+export interface Sasl2Config {
+  /** Offer <authentication xmlns='urn:xmpp:sasl:2'> beside RFC 6120 SASL; off: not advertised, <authenticate/> refused. */
+  enabled: boolean;
+}
+
+/** XEP-0484 Fast Authentication Streamlining Tokens. */
+export interface FastConfig {
+  /** Offer FAST inside SASL2 (over TLS only); off: not advertised, no token issued or accepted. */
+  enabled: boolean;
+  /** How long an issued token is valid. */
+  tokenLifetimeMs: number;
+  /** A token used with less than this left gets a successor in the <success/> (XEP-0484 §3.5); 0: only on request. */
+  rotateBeforeMs: number;
 }
 
 /** XEP-0313 Message Archive Management (docs/xmpp.md, "Message archives"). */
@@ -252,6 +272,8 @@ export function defaults(): Config {
       pingTimeoutMs: 30000,
       sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
       mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500 },
+      sasl2: { enabled: false },
+      fast: { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -469,6 +491,15 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.mam.retentionDays, "xmpp.mam.retentionDays", 0, 36500);
   int(X.mam.maxQueued, "xmpp.mam.maxQueued", 1, 10000000);
   int(X.mam.maxBatch, "xmpp.mam.maxBatch", 1, 100000);
+
+  need(isObject(X.sasl2), "xmpp.sasl2", "must be an object");
+  need(typeof X.sasl2.enabled === "boolean", "xmpp.sasl2.enabled", "must be true or false");
+  need(isObject(X.fast), "xmpp.fast", "must be an object");
+  need(typeof X.fast.enabled === "boolean", "xmpp.fast.enabled", "must be true or false");
+  // A minute to a year; rotation must leave a token some life before it is replaced.
+  int(X.fast.tokenLifetimeMs, "xmpp.fast.tokenLifetimeMs", 60000, 31536000000);
+  int(X.fast.rotateBeforeMs, "xmpp.fast.rotateBeforeMs", 0, 31536000000);
+  need(X.fast.rotateBeforeMs < X.fast.tokenLifetimeMs, "xmpp.fast.rotateBeforeMs", "must be less than xmpp.fast.tokenLifetimeMs");
 
   pingFallback(input, c);
   pings(X, "xmpp");

@@ -13,6 +13,7 @@ import { FailureLimiter } from "../auth/failure-limiter.js";
 import { XmppSession } from "./xmpp-session.js";
 import { starttlsModule } from "./modules/starttls.js";
 import { saslModule } from "./sasl/sasl.js";
+import { sasl2Module } from "./sasl/sasl2.js";
 import { bindModule } from "./modules/bind.js";
 import { iqModule } from "./modules/iq.js";
 import { pingModule } from "./modules/ping.js";
@@ -73,7 +74,8 @@ export class XmppFrontEnd {
     offlineModule(hooks, x);
     csiModule(hooks);
     carbonsModule(hooks);
-    streamManagementModule(hooks, x);
+    const sm = streamManagementModule(hooks, x);
+    sasl2Module(hooks, x, sm, null);
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);

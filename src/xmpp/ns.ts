@@ -40,6 +40,12 @@ export const NS = {
   SID: "urn:xmpp:sid:0",
   /** XEP-0059 Result Set Management. */
   RSM: "http://jabber.org/protocol/rsm",
+  /** XEP-0388 Extensible SASL Profile. */
+  SASL2: "urn:xmpp:sasl:2",
+  /** XEP-0386 Bind 2. */
+  BIND2: "urn:xmpp:bind:0",
+  /** XEP-0484 Fast Authentication Streamlining Tokens. */
+  FAST: "urn:xmpp:fast:0",
   /** XEP-0004 Data Forms. */
   DATA: "jabber:x:data",
 } as const;

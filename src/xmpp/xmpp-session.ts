@@ -360,7 +360,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.conn.write(this.framing.header(this.streamId, this.domain));
   }
 
-  private sendFeatures(): void {
+  sendFeatures(): void {
     const features = this.framing.features();
     this.x.hooks.fire(Ev.StreamFeatures, { session: this, features });
     this.conn.write(features.toString());
