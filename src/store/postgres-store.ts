@@ -7,6 +7,7 @@ import { migrate, type Component } from "./postgres-schema.js";
 import { PgXmppStore, XMPP } from "./postgres-xmpp-store.js";
 import { BLOCKING, PgProfileStore, VCARD } from "./postgres-profile-store.js";
 import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
+import { FAST, PgFastStore } from "./postgres-fast-store.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -26,7 +27,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, FAST];
 
 interface UserRow {
   salt: Buffer;
@@ -53,8 +54,10 @@ export class PgStore implements Storage {
   readonly xmpp: PgXmppStore;
   readonly profile: PgProfileStore;
   readonly archive: PgArchiveStore;
+  readonly fast: PgFastStore;
 
   private constructor(readonly pool: pg.Pool) {
+    this.fast = new PgFastStore(pool);
     this.xmpp = new PgXmppStore(pool);
     this.profile = new PgProfileStore(pool);
     this.archive = new PgArchiveStore(pool);

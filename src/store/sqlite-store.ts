@@ -7,6 +7,7 @@ import { migrate } from "./sqlite-schema.js";
 import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
 import { SqliteProfileStore } from "./sqlite-profile-store.js";
+import { SqliteFastStore } from "./sqlite-fast-store.js";
 import { SqliteArchiveStore } from "./sqlite-archive-store.js";
 
 interface UserRow {
@@ -45,6 +46,7 @@ export class SqliteStore implements Storage {
   private xmppStore: SqliteXmppStore | null = null;
   private profileStore: SqliteProfileStore | null = null;
   private archiveStore: SqliteArchiveStore | null = null;
+  private fastStore: SqliteFastStore | null = null;
 
   constructor(
     path: string,
@@ -93,6 +95,12 @@ export class SqliteStore implements Storage {
   get archive(): SqliteArchiveStore {
     this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs));
     return this.archiveStore;
+  }
+
+  /** XEP-0484 FAST tokens in this file; their schema steps run on first use. */
+  get fast(): SqliteFastStore {
+    this.fastStore ??= this.withStartLock(() => new SqliteFastStore(this.db, this.lockTimeoutMs));
+    return this.fastStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

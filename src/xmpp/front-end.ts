@@ -14,6 +14,8 @@ import { XmppSession } from "./xmpp-session.js";
 import { starttlsModule } from "./modules/starttls.js";
 import { saslModule } from "./sasl/sasl.js";
 import { sasl2Module } from "./sasl/sasl2.js";
+import { fastAuth } from "./sasl/fast.js";
+import type { FastStore } from "../store/fast-store.js";
 import { bindModule } from "./modules/bind.js";
 import { iqModule } from "./modules/iq.js";
 import { pingModule } from "./modules/ping.js";
@@ -44,7 +46,7 @@ export class XmppFrontEnd {
   /** XEP-0313 archives (xmpp.mam.enabled); null: off, and neither archived nor advertised. */
   private readonly archives: Archives | null;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null, fast: FastStore | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -75,7 +77,8 @@ export class XmppFrontEnd {
     csiModule(hooks);
     carbonsModule(hooks);
     const sm = streamManagementModule(hooks, x);
-    sasl2Module(hooks, x, sm, null);
+    // XEP-0484 rides on SASL2; off, or without a token store, it is neither advertised nor accepted.
+    sasl2Module(hooks, x, sm, fast !== null && c.fast.enabled ? fastAuth(x, fast) : null);
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
