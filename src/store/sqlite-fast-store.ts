@@ -18,7 +18,8 @@ const FAST: readonly string[] = [
    CREATE TRIGGER users_delete_fast AFTER DELETE ON users BEGIN
      DELETE FROM fast_tokens WHERE username = old.username;
    END;
-   CREATE TRIGGER users_password_fast AFTER UPDATE OF sha256_stored, sha1_stored ON users BEGIN
+   CREATE TRIGGER users_password_fast AFTER UPDATE OF sha256_stored, sha1_stored ON users
+     WHEN old.sha256_stored IS NOT new.sha256_stored OR old.sha1_stored IS NOT new.sha1_stored BEGIN
      DELETE FROM fast_tokens WHERE username = new.username;
    END`,
 ];

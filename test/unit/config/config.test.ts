@@ -277,3 +277,19 @@ test("xmpp.mam keys (XEP-0313 archives): defaults and checks", { timeout: 5000 }
   assert.equal(keyOf({ xmpp: { mam: { maxBatch: 0 } } }), "xmpp.mam.maxBatch");
   assert.equal(keyOf({ xmpp: { mam: { retention: 3 } } }), "xmpp.mam.retention", "an unknown key is named");
 });
+
+test("xmpp.sasl2 and xmpp.fast keys (XEP-0388, XEP-0484): defaults and checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual(c.xmpp.sasl2, { enabled: false });
+  assert.deepEqual(c.xmpp.fast, { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 });
+  const on = validate({ xmpp: { sasl2: { enabled: true }, fast: { tokenLifetimeMs: 86400000, rotateBeforeMs: 0 } } }, "/tmp").xmpp;
+  assert.deepEqual([on.sasl2, on.fast], [{ enabled: true }, { enabled: true, tokenLifetimeMs: 86400000, rotateBeforeMs: 0 }], "the rest keep their defaults");
+  assert.equal(keyOf({ xmpp: { sasl2: { enabled: 1 } } }), "xmpp.sasl2.enabled");
+  assert.equal(keyOf({ xmpp: { sasl2: true } }), "xmpp.sasl2");
+  assert.equal(keyOf({ xmpp: { fast: { enabled: "no" } } }), "xmpp.fast.enabled");
+  assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 59999 } } }), "xmpp.fast.tokenLifetimeMs");
+  assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 31536000001 } } }), "xmpp.fast.tokenLifetimeMs");
+  assert.equal(keyOf({ xmpp: { fast: { rotateBeforeMs: -1 } } }), "xmpp.fast.rotateBeforeMs");
+  assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 3600000, rotateBeforeMs: 3600000 } } }), "xmpp.fast.rotateBeforeMs", "rotation must leave the token some life");
+  assert.equal(keyOf({ xmpp: { fast: { lifetime: 5 } } }), "xmpp.fast.lifetime", "an unknown key is named");
+});
