@@ -43,8 +43,8 @@ interface SmState {
  * <failed/> as top-level elements) or inside SASL2's <success/> (XEP-0198 §5 inline, XEP-0388).
  */
 export interface ResumeReply {
-  /** `s` (now on the asking connection) is resumed: `xml` is its <resumed/>, announced before the stanzas sent again. */
-  resumed(s: ClientSession, xml: string): void;
+  /** `s` (now on the asking connection) is resumed at full JID `address`: `xml` is its <resumed/>, announced before the stanzas sent again. */
+  resumed(s: ClientSession, xml: string, address: string): void;
   /** Not resumed: `xml` is the <failed/>; the asking session is still authenticated and unbound. */
   failed(xml: string): void;
 }
@@ -132,7 +132,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     old.gate?.flush();
     old.gate = null;
     old.takeOver(session);
-    resumed(old, acks, previd!, reply);
+    resumed(old, acks, previd!, old.address, reply);
   }
 
   /**
@@ -150,8 +150,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   }
 
   /** The session is back on a connection: <resumed/>, then what the client had not acknowledged, again, in order (§5). */
-  function resumed(s: ClientSession, acks: Acks, previd: string, reply: ResumeReply): void {
-    reply.resumed(s, `<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`);
+  function resumed(s: ClientSession, acks: Acks, previd: string, address: string, reply: ResumeReply): void {
+    reply.resumed(s, `<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`, address);
     x.core.records.counted(s.coreSession, acks.handled);
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
@@ -162,7 +162,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   function arrived(session: ClientSession, h: Handover, reply: ResumeReply): void {
     // The client went away while the claim travelled: the session waits here for it instead.
     if (session.phase !== Phase.Authenticated) return void adopt(h);
-    restore(session, h, null, (acks) => resumed(session, acks, h.key, reply));
+    // Announced before the session takes its place in the core (restore): its full JID is the handover's.
+    restore(session, h, null, (acks) => resumed(session, acks, h.key, h.address, reply));
   }
 
   /** A session that arrived with no connection (parked by a draining worker, or a claim answered too late). */

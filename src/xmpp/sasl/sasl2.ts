@@ -126,9 +126,9 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
         return s.release();
       }
       sm.resume(s, resume, {
-        resumed(owner, xml) {
+        resumed(owner, xml, address) {
           // XEP-0198 inline: the resumed session's full JID; the stanzas sent again follow the <success/>.
-          owner.sendNonza(`<success xmlns='${NS.SASL2}'>${head}${aid(owner.address)}${xml}</success>`);
+          owner.sendNonza(`<success xmlns='${NS.SASL2}'>${head}${aid(address)}${xml}</success>`);
           owner.sendFeatures();
         },
         failed(xml) {

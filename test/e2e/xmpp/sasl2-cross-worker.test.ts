@@ -57,6 +57,8 @@ test("@xmpp/client on worker A, connection cut, back on worker B with its FAST t
   });
   let resumed = 0;
   c.streamManagement.on("resumed", () => resumed++);
+  const successes: string[] = [];
+  c.on("element", (el: any) => el.is("success", "urn:xmpp:sasl:2") && successes.push(el.getChildText("authorization-identifier")));
   c.reconnect.delay = 50;
   const address = String(await within(c.start(), 10_000, "online on A"));
   await c.send(xml("presence"));
@@ -84,6 +86,7 @@ test("@xmpp/client on worker A, connection cut, back on worker B with its FAST t
     assert.match(auths[1], /mechanism="HT-SHA-256-NONE"/, "the token, not the password");
     assert.match(auths[1], /<resume xmlns="urn:xmpp:sm:3"/, "the resumption in the same element");
     assert.equal(String(c.jid), address, "the same full JID");
+    assert.deepEqual(successes, [address, address], "told in both <success/>s");
     assert.equal(a.proxy.handovers.stats.movedOut, movedOut + 1, "the session left worker A");
     assert.equal(b.proxy.handovers.stats.movedIn, movedIn + 1, "and arrived on worker B");
     assert.ok(b.proxy.sessions.get(address) !== undefined, "bound on worker B now");

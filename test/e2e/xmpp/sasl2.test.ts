@@ -1,7 +1,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { client, xml } from "@xmpp/client";
-import { startXmppServer, waitUntil, within, type TestServer } from "../../helpers.js";
+import { startXmppServer, waitUntil, within, xmppListeners, type TestServer } from "../../helpers.js";
 import { HEADER, Raw, online } from "./util.js";
 
 // XEP-0388 SASL2 with XEP-0386 Bind2, XEP-0198 inline (and XEP-0484 FAST), on a real server with
@@ -16,7 +16,10 @@ let tcp: number;
 
 before(async () => {
   ts = await startXmppServer(
-    { xmpp: { allowPlainWithoutTls: true, sasl2: { enabled: true }, sm: { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 5000 } } },
+    {
+      listeners: [...xmppListeners(), { protocol: "xmpp", transport: "websocket", host: "127.0.0.1", port: 0, path: "/xmpp-websocket" }],
+      xmpp: { allowPlainWithoutTls: true, sasl2: { enabled: true }, sm: { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 5000 } },
+    },
     { alice: "a-pass", bob: "b-pass" },
   );
   tls = ts.port("xmpp", "tls");
@@ -100,6 +103,25 @@ test("@xmpp/client: its TCP connection is destroyed, it resumes inline in the <a
   }
 });
 
+test("@xmpp/client over RFC 7395 WebSocket: SASL2 and Bind2 (features after <success/> in a framing message of their own)", { timeout: 15_000 }, async () => {
+  const wsl = ts.server.listeners.find((l) => l.config.transport === "websocket")!;
+  const c = client({ service: `ws://127.0.0.1:${wsl.port}/xmpp-websocket`, domain: "localhost", username: "bob", password: "b-pass", resource: "web" });
+  c.on("error", () => {});
+  c.reconnect.stop();
+  const out: string[] = [];
+  c.on("send", (el: any) => out.push(String(el)));
+  try {
+    const address = String(await within(c.start(), 10_000, "online over WebSocket"));
+    assert.match(address, /^bob@localhost\/web\./);
+    assert.ok(out.some((s) => s.startsWith("<authenticate") && s.includes(SASL2)));
+    assert.ok(!out.some((s) => s.includes("urn:xmpp:fast:0") && s.includes("request-token")), "no FAST over plain ws");
+    const res = await c.iqCaller.request(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+    assert.equal(res.attrs.type, "result");
+  } finally {
+    await c.stop().catch(() => {});
+  }
+});
+
 /** A raw stream on the plain TCP listener, features read. */
 async function rawOpen(): Promise<Raw> {
   const r = new Raw(tcp);
@@ -138,6 +160,18 @@ test("raw SASL2 PLAIN with Bind2 and carbons inline: <success> with the full JID
     // Bound: stanzas flow on the same stream.
     r.send(`<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await r.until(/id=["']p1["']/);
+    // Carbons work: a chat from bob to another resource of alice reaches this one as a <received/> copy.
+    r.send("<presence/>");
+    const other = await online(tcp, "alice", "a-pass", { resource: "desk" });
+    const bob = await online(tcp, "bob", "b-pass", { presence: false });
+    try {
+      await bob.c.send(xml("message", { to: other.jid, type: "chat", id: "c1" }, xml("body", {}, "copy me")));
+      await other.waitFor((el: any) => el.is("message") && el.attrs.id === "c1");
+      await r.until(/<received xmlns=["']urn:xmpp:carbons:2["']>[\s\S]*copy me/);
+    } finally {
+      await other.stop();
+      await bob.stop();
+    }
   } finally {
     r.destroy();
   }
