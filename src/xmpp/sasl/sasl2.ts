@@ -118,25 +118,30 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
     s.hold();
     const tokenP = fast === null ? Promise.resolve("") : fast.settle(s, st.fast ? st.ex : null, o.user, st.agent, st.req);
     void tokenP.then((token) => {
-      if (s.phase !== Phase.Authenticated) return s.release();
-      const head = extra + token;
-      const resume = st.req.getChild("resume", NS.SM);
-      if (resume === undefined) {
-        bindOrNot(s, st.req, head, "");
-        return s.release();
+      try {
+        if (s.phase === Phase.Authenticated) finish(s, st, extra + token);
+      } catch (e) {
+        s.fail(e);
       }
-      sm.resume(s, resume, {
-        resumed(owner, xml, address) {
-          // XEP-0198 inline: the resumed session's full JID; the stanzas sent again follow the <success/>.
-          owner.sendNonza(`<success xmlns='${NS.SASL2}'>${head}${aid(address)}${xml}</success>`);
-          owner.sendFeatures();
-        },
-        failed(xml) {
-          // Authenticated all the same: the client binds, inline if it asked to.
-          bindOrNot(s, st.req, head, xml);
-        },
-      });
       s.release();
+    });
+  }
+
+  /** After the token: the inline resumption, else Bind2 (or nothing bound). */
+  function finish(s: ClientSession, st: Sasl2State, head: string): void {
+    const resume = st.req.getChild("resume", NS.SM);
+    if (resume === undefined) return bindOrNot(s, st.req, head, "");
+    sm.resume(s, resume, {
+      resumed(owner, xml, address) {
+        // XEP-0198 inline: the resumed session's full JID; the stanzas sent again follow the <success/>. A
+        // resumed session is bound: its features are empty, whatever step of its restoration it is at.
+        owner.sendNonza(`<success xmlns='${NS.SASL2}'>${head}${aid(address)}${xml}</success>`);
+        owner.sendFeatures(true);
+      },
+      failed(xml) {
+        // Authenticated all the same: the client binds, inline if it asked to.
+        bindOrNot(s, st.req, head, xml);
+      },
     });
   }
 
