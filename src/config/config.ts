@@ -204,6 +204,10 @@ export interface XmppConfig extends PingConfig {
   register: RegisterConfig;
   /** XEP-0163 personal eventing and XEP-0115 capabilities. */
   pep: PepConfig;
+  /** XEP-0388 SASL2 with XEP-0386 Bind2 and XEP-0198 inline. */
+  sasl2: Sasl2Config;
+  /** XEP-0484 FAST tokens (inside SASL2). */
+  fast: FastConfig;
 }
 
 /** XEP-0114: a component's domain (a subdomain of the server's, or any other name) and its handshake secret. */
@@ -239,6 +243,22 @@ export interface PepConfig {
   capsCacheSize: number;
   /** XEP-0115: how long the server waits for a client's disco#info answer about a new ver. */
   capsTimeoutMs: number;
+}
+
+/** XEP-0388 Extensible SASL Profile (docs/xmpp.md, "SASL2, Bind2, FAST"). */
+export interface Sasl2Config {
+  /** Offer <authentication xmlns='urn:xmpp:sasl:2'> beside RFC 6120 SASL; off: not advertised, <authenticate/> refused. */
+  enabled: boolean;
+}
+
+/** XEP-0484 Fast Authentication Streamlining Tokens. */
+export interface FastConfig {
+  /** Offer FAST inside SASL2 (over TLS only); off: not advertised, no token issued or accepted. */
+  enabled: boolean;
+  /** How long an issued token is valid. */
+  tokenLifetimeMs: number;
+  /** A token used with less than this left gets a successor in the <success/> (XEP-0484 §3.5); 0: only on request. */
+  rotateBeforeMs: number;
 }
 
 /** XEP-0313 Message Archive Management (docs/xmpp.md, "Message archives"). */
@@ -334,6 +354,8 @@ export function defaults(): Config {
       components: [],
       register: { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true },
       pep: { maxItemBytes: 262144, maxItemsPerNode: 256, maxNodes: 256, capsCacheSize: 10000, capsTimeoutMs: 10000 },
+      sasl2: { enabled: false },
+      fast: { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 },
     },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
@@ -578,6 +600,15 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   for (const k of ["enabled", "passwordChange", "remove"] as const) need(typeof R[k] === "boolean", `xmpp.register.${k}`, "must be true or false");
   int(R.maxPerIp, "xmpp.register.maxPerIp", 1, 1000000);
   int(R.windowMs, "xmpp.register.windowMs", 1000, 86400000);
+
+  need(isObject(X.sasl2), "xmpp.sasl2", "must be an object");
+  need(typeof X.sasl2.enabled === "boolean", "xmpp.sasl2.enabled", "must be true or false");
+  need(isObject(X.fast), "xmpp.fast", "must be an object");
+  need(typeof X.fast.enabled === "boolean", "xmpp.fast.enabled", "must be true or false");
+  // A minute to a year; rotation must leave a token some life before it is replaced.
+  int(X.fast.tokenLifetimeMs, "xmpp.fast.tokenLifetimeMs", 60000, 31536000000);
+  int(X.fast.rotateBeforeMs, "xmpp.fast.rotateBeforeMs", 0, 31536000000);
+  need(X.fast.rotateBeforeMs < X.fast.tokenLifetimeMs, "xmpp.fast.rotateBeforeMs", "must be less than xmpp.fast.tokenLifetimeMs");
 
   pingFallback(input, c);
   pings(X, "xmpp");

@@ -17,6 +17,7 @@ export async function openStorage(c: StorageConfig, log: Logger, opts: { migrate
     void store.profile;
     void store.archive;
     void store.pep;
+    void store.fast;
   } catch (e) {
     await store.close();
     throw e;

@@ -8,6 +8,7 @@ import { PgXmppStore, XMPP } from "./postgres-xmpp-store.js";
 import { BLOCKING, PgProfileStore, VCARD } from "./postgres-profile-store.js";
 import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
 import { PEP, PgPepStore } from "./postgres-pep-store.js";
+import { FAST, PgFastStore } from "./postgres-fast-store.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -27,7 +28,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, PEP];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, PEP, FAST];
 
 interface UserRow {
   salt: Buffer;
@@ -55,8 +56,10 @@ export class PgStore implements Storage {
   readonly profile: PgProfileStore;
   readonly archive: PgArchiveStore;
   readonly pep: PgPepStore;
+  readonly fast: PgFastStore;
 
   private constructor(readonly pool: pg.Pool) {
+    this.fast = new PgFastStore(pool);
     this.xmpp = new PgXmppStore(pool);
     this.profile = new PgProfileStore(pool);
     this.archive = new PgArchiveStore(pool);

@@ -7,6 +7,7 @@ import { migrate } from "./sqlite-schema.js";
 import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
 import { SqliteProfileStore } from "./sqlite-profile-store.js";
+import { SqliteFastStore } from "./sqlite-fast-store.js";
 import { SqliteArchiveStore } from "./sqlite-archive-store.js";
 import { SqlitePepStore } from "./sqlite-pep-store.js";
 
@@ -47,6 +48,7 @@ export class SqliteStore implements Storage {
   private profileStore: SqliteProfileStore | null = null;
   private archiveStore: SqliteArchiveStore | null = null;
   private pepStore: SqlitePepStore | null = null;
+  private fastStore: SqliteFastStore | null = null;
 
   constructor(
     path: string,
@@ -105,6 +107,12 @@ export class SqliteStore implements Storage {
   get pep(): SqlitePepStore {
     this.pepStore ??= this.withStartLock(() => new SqlitePepStore(this.db, this.lockTimeoutMs));
     return this.pepStore;
+  }
+
+  /** XEP-0484 FAST tokens in this file; their schema steps run on first use. */
+  get fast(): SqliteFastStore {
+    this.fastStore ??= this.withStartLock(() => new SqliteFastStore(this.db, this.lockTimeoutMs));
+    return this.fastStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

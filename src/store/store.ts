@@ -3,6 +3,7 @@ import type { XmppStore } from "./xmpp-store.js";
 import type { ProfileStore } from "./profile-store.js";
 import type { ArchiveStore } from "./archive-store.js";
 import type { PepStore } from "./pep-store.js";
+import type { FastStore } from "./fast-store.js";
 
 /**
  * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
@@ -38,6 +39,8 @@ export interface Storage extends AccountStore {
   readonly archive: ArchiveStore;
   /** XEP-0163 PEP nodes and items (schema component "pep"). */
   readonly pep: PepStore;
+  /** XEP-0484 FAST tokens (schema component "fast"). */
+  readonly fast: FastStore;
   /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import type { SecureContext } from "node:tls";
 
 /** Channel-binding types a TLS connection can give (XEP-0440). */
-export type ChannelBindingType = "tls-exporter" | "tls-unique";
+export type ChannelBindingType = "tls-exporter" | "tls-unique" | "tls-server-end-point";
 
 /**
  * A client connection as protocols see it: bytes in, bytes out, bounded.

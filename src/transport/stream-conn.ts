@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { endpointBinding } from "./endpoint-binding.js";
 import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type ChannelBindingType, type Conn } from "./conn.js";
@@ -126,6 +127,11 @@ export class StreamConn implements Conn {
     if (!(s instanceof TLSSocket) || !s.encrypted) return null;
     // RFC 9266: 32 bytes exported under this label, with an empty context.
     if (type === "tls-exporter") return s.getProtocol() === "TLSv1.3" ? s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0)) : null;
+    // RFC 5929 §4 tls-server-end-point: our certificate's hash (XEP-0484's HT-*-ENDP).
+    if (type === "tls-server-end-point") {
+      const raw = (s.getCertificate() as { raw?: Buffer } | null)?.raw;
+      return raw === undefined ? null : endpointBinding(raw);
+    }
     // RFC 5929 tls-unique: the first Finished of the handshake, which on a full handshake is the client's.
     return s.getPeerFinished() ?? null;
   }

@@ -126,6 +126,8 @@ export interface ClientSession {
   /** Pauses input until release(): for a decision made asynchronously. Holds nest: input resumes at the last release. */
   hold(): void;
   release(): void;
+  /** <stream:features/> on the open stream: after SASL2's <success/>, which restarts nothing (XEP-0388 §2.6.1); `empty`: with none. */
+  sendFeatures(empty?: boolean): void;
   /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */
   restartStream(): void;
   authenticated(user: string): void;

@@ -14,6 +14,9 @@ import { FailureLimiter } from "../auth/failure-limiter.js";
 import { XmppSession } from "./xmpp-session.js";
 import { starttlsModule } from "./modules/starttls.js";
 import { saslModule } from "./sasl/sasl.js";
+import { sasl2Module } from "./sasl/sasl2.js";
+import { fastAuth } from "./sasl/fast.js";
+import type { FastStore } from "../store/fast-store.js";
 import { bindModule } from "./modules/bind.js";
 import { iqModule } from "./modules/iq.js";
 import { pingModule } from "./modules/ping.js";
@@ -51,8 +54,8 @@ export class XmppFrontEnd {
   /** XEP-0313 archives (xmpp.mam.enabled); null: off, and neither archived nor advertised. */
   private readonly archives: Archives | null;
 
-  /** `upload`: the XEP-0363 service (upload.enabled), null: none. */
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null) {
+  /** `upload`: the XEP-0363 service (upload.enabled), null: none. `fast`: XEP-0484 tokens (null: FAST off). */
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null, fast: FastStore | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -84,7 +87,9 @@ export class XmppFrontEnd {
     offlineModule(hooks, x);
     csiModule(hooks);
     carbonsModule(hooks);
-    streamManagementModule(hooks, x);
+    const sm = streamManagementModule(hooks, x);
+    // XEP-0484 rides on SASL2; off, or without a token store, it is neither advertised nor accepted.
+    sasl2Module(hooks, x, sm, fast !== null && c.fast.enabled ? fastAuth(x, fast) : null);
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);

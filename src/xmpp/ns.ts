@@ -42,6 +42,12 @@ export const NS = {
   RSM: "http://jabber.org/protocol/rsm",
   /** XEP-0363 HTTP File Upload. */
   HTTP_UPLOAD: "urn:xmpp:http:upload:0",
+  /** XEP-0388 Extensible SASL Profile. */
+  SASL2: "urn:xmpp:sasl:2",
+  /** XEP-0386 Bind 2. */
+  BIND2: "urn:xmpp:bind:0",
+  /** XEP-0484 Fast Authentication Streamlining Tokens. */
+  FAST: "urn:xmpp:fast:0",
   /** XEP-0004 Data Forms. */
   DATA: "jabber:x:data",
   /** XEP-0114 Jabber Component Protocol: the content namespace of a component's stream. */

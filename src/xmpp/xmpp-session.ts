@@ -362,9 +362,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.conn.write(this.framing.header(this.streamId, this.domain));
   }
 
-  private sendFeatures(): void {
+  sendFeatures(empty = false): void {
+    if (this.phase === Phase.Closing) return;
     const features = this.framing.features();
-    this.x.hooks.fire(Ev.StreamFeatures, { session: this, features });
+    if (!empty) this.x.hooks.fire(Ev.StreamFeatures, { session: this, features });
     this.conn.write(features.toString());
   }
 

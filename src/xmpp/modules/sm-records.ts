@@ -118,6 +118,8 @@ export interface Missed {
   ask: unknown;
   /** Makes `session` the handed-over (or rebuilt) one and answers <resumed/>. */
   arrived(session: ClientSession, h: Handover): void;
+  /** Tells the client its <failed/> (§5 alone, or inside SASL2's <success/>). */
+  failed(xml: string): void;
 }
 
 /**
@@ -133,7 +135,7 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
   const fail = () => {
     // What its client says it received is not sent again (Core.receivedUpTo).
     x.core.receivedUpTo(m.keepKey, m.h);
-    if (session.phase === Phase.Authenticated) session.sendNonza(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
+    if (session.phase === Phase.Authenticated) m.failed(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
     session.release();
   };
   x.core.records.recall("xmpp", m.previd, m.user, m.h, (found) => {
@@ -161,7 +163,7 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       (a) => {
         if (a.kind === "miss") return x.core.records.live(found.holder) ? fail() : rebuild();
         if (a.kind === "ok") m.arrived(session, a.handover);
-        else if (session.phase === Phase.Authenticated) session.sendNonza(String(a.reason));
+        else if (session.phase === Phase.Authenticated) m.failed(String(a.reason));
         session.release();
       },
       [found.holder],

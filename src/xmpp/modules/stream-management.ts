@@ -38,6 +38,28 @@ interface SmState {
   blocklistRequested?: boolean;
 }
 
+/**
+ * How a resumption's outcome reaches the client: alone (§5, <resumed/> or
+ * <failed/> as top-level elements) or inside SASL2's <success/> (XEP-0198 §5 inline, XEP-0388).
+ */
+export interface ResumeReply {
+  /** `s` (now on the asking connection) is resumed at full JID `address`: `xml` is its <resumed/>, announced before the stanzas sent again. */
+  resumed(s: ClientSession, xml: string, address: string): void;
+  /** Not resumed: `xml` is the <failed/>; the asking session is still authenticated and unbound. */
+  failed(xml: string): void;
+}
+
+/** XEP-0198 in other elements than its own: inline in SASL2 and Bind2 (sasl/sasl2.ts). */
+export interface SmInline {
+  /** A <resume/> inside <authenticate/>, the session just authenticated; the outcome goes to `reply`, once. */
+  resume(session: ClientSession, el: Element, reply: ResumeReply): void;
+  /**
+   * An <enable/> inside Bind2's <bind/>, before the session binds: counting starts now. Returns the
+   * <enabled/> to put in <bound/>, and what to do once the session is bound.
+   */
+  enable(session: ClientSession, el: Element): { xml: string; bound(): void };
+}
+
 /** What a claimant worker asks with. */
 interface ResumeAsk {
   user: string;
@@ -57,7 +79,7 @@ interface ResumeAsk {
  * sessions on another worker. Sessions that end with stanzas unacknowledged
  * have their chat and normal messages stored offline.
  */
-export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
+export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   const cfg = x.config.xmpp.sm;
   /** Resumable sessions of this worker by their id (unguessable: 144 random bits). */
   const resumable = new Map<string, ClientSession>();
@@ -73,38 +95,44 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.Negotiation, ({ session, stanza }) => {
     if (session.phase !== Phase.Authenticated || stanza.attrs.xmlns !== NS.SM) return false;
     if (stanza.name === "enable") session.sendNonza(failed("unexpected-request"));
-    else if (stanza.name === "resume") resume(session, stanza);
+    else if (stanza.name === "resume") resume(session, stanza, alone(session));
     else return false;
     return true;
   });
 
-  function resume(session: ClientSession, stanza: Element): void {
+  /** §5: the outcome as top-level elements. */
+  function alone(session: ClientSession): ResumeReply {
+    return { resumed: (s, xml) => s.sendNonza(xml), failed: (xml) => session.sendNonza(xml) };
+  }
+
+  function resume(session: ClientSession, stanza: Element, reply: ResumeReply): void {
     const previd = stanza.attrs.previd;
     const h = stanza.attrs.h !== undefined && /^[0-9]{1,10}$/.test(stanza.attrs.h) ? Number(stanza.attrs.h) : -1;
     const old = previd === undefined ? undefined : resumable.get(previd);
     if (old === undefined) {
-      if (previd === undefined || h < 0 || h >= MOD) return session.sendNonza(failed("item-not-found"));
+      if (previd === undefined || h < 0 || h >= MOD) return reply.failed(failed("item-not-found"));
       // Perhaps another worker of this host holds it. Input waits until the answer, which comes once.
       session.hold();
       const ask: ResumeAsk = { user: session.user, h };
       x.core.handovers.claim("xmpp", previd, ask, (a) => {
         // Nobody on this host has it: perhaps it died with its worker, and its record is kept elsewhere (sm-records.ts).
-        if (a.kind === "miss") return afterMiss(x, session, { previd, user: session.user, h, keepKey: keepKeyOf(session.user, previd), ask, arrived });
-        if (a.kind === "ok") arrived(session, a.handover);
-        else if (session.phase === Phase.Authenticated) session.sendNonza(a.kind === "refused" ? String(a.reason) : failed("item-not-found"));
+        const arrive = (s: ClientSession, ho: Handover) => arrived(s, ho, reply);
+        if (a.kind === "miss") return afterMiss(x, session, { previd, user: session.user, h, keepKey: keepKeyOf(session.user, previd), ask, arrived: arrive, failed: reply.failed });
+        if (a.kind === "ok") arrive(session, a.handover);
+        else if (session.phase === Phase.Authenticated) reply.failed(a.kind === "refused" ? String(a.reason) : failed("item-not-found"));
         session.release();
       });
       return;
     }
     const refusal = refuse(old, session.user, h);
-    if (refusal !== null) return session.sendNonza(refusal);
+    if (refusal !== null) return reply.failed(refusal);
     const acks = old.acks as Acks;
     acks.acknowledged(h);
     // XEP-0352: a stream starts active; what an inactive client's gate held joins the queue, resent below.
     old.gate?.flush();
     old.gate = null;
     old.takeOver(session);
-    resumed(old, acks, previd!);
+    resumed(old, acks, previd!, old.address, reply);
   }
 
   /**
@@ -122,8 +150,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   }
 
   /** The session is back on a connection: <resumed/>, then what the client had not acknowledged, again, in order (§5). */
-  function resumed(s: ClientSession, acks: Acks, previd: string): void {
-    s.sendNonza(`<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`);
+  function resumed(s: ClientSession, acks: Acks, previd: string, address: string, reply: ResumeReply): void {
+    reply.resumed(s, `<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`, address);
     x.core.records.counted(s.coreSession, acks.handled);
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
@@ -131,10 +159,11 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
   }
 
   /** A session claimed from another worker arrived for `session`, whose client asked for it. */
-  function arrived(session: ClientSession, h: Handover): void {
+  function arrived(session: ClientSession, h: Handover, reply: ResumeReply): void {
     // The client went away while the claim travelled: the session waits here for it instead.
     if (session.phase !== Phase.Authenticated) return void adopt(h);
-    restore(session, h, null, (acks) => resumed(session, acks, h.key));
+    // Announced before the session takes its place in the core (restore): its full JID is the handover's.
+    restore(session, h, null, (acks) => resumed(session, acks, h.key, h.address, reply));
   }
 
   /** A session that arrived with no connection (parked by a draining worker, or a claim answered too late). */
@@ -235,17 +264,9 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         // §3: enabling twice is an unexpected request (Prosody answers alike).
         if (acks !== null) session.sendNonza(failed("unexpected-request"));
         else {
-          const id = randomBytes(18).toString("base64url");
-          const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-          session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published);
-          if (resume) {
-            resumable.set(id, session);
-            session.coreSession.keepKey = keepKeyOf(session.user, id);
-            x.core.records.keep(session.coreSession);
-          }
-          // §5: max in seconds.
-          const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
-          session.sendNonza(`<enabled xmlns='${NS.SM}' id='${id}'${offer}/>`);
+          const e = enable(session, stanza);
+          e.bound();
+          session.sendNonza(e.xml);
         }
         return true;
       case "resume":
@@ -264,6 +285,22 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
         return false;
     }
   });
+
+  /** Counting starts at once; `bound()` makes the session resumable once it is bound (at once when it is). */
+  function enable(session: ClientSession, stanza: Element): { xml: string; bound(): void } {
+    const id = randomBytes(18).toString("base64url");
+    const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
+    session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published);
+    // §5: max in seconds.
+    const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
+    const bound = () => {
+      if (!resume || session.phase !== Phase.Bound) return;
+      resumable.set(id, session);
+      session.coreSession.keepKey = keepKeyOf(session.user, id);
+      x.core.records.keep(session.coreSession);
+    };
+    return { xml: `<enabled xmlns='${NS.SM}' id='${id}'${offer}/>`, bound };
+  }
 
   // The session ends for good (clean close, error, window passed, replaced): what the client never acknowledged is not lost.
   hooks.on(Ev.SessionClosing, ({ session }) => {
@@ -324,6 +361,14 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): void {
     });
     if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length });
   });
+
+  return {
+    resume,
+    enable(session, el) {
+      if (session.acks !== null) return { xml: failed("unexpected-request"), bound: () => {} };
+      return enable(session, el);
+    },
+  };
 }
 
 /** Session.keepKey of a resumable session: the account, so another account's h settles nothing, and the unguessable id. */

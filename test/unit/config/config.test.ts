@@ -360,3 +360,19 @@ test("xmpp.pep keys (XEP-0163, XEP-0115): defaults and checks", { timeout: 5000 
   assert.equal(keyOf({ xmpp: { pep: { cacheSize: 3 } } }), "xmpp.pep.cacheSize", "an unknown key is named");
   assert.equal(keyOf({ xmpp: { pep: 5 } }), "xmpp.pep");
 });
+
+test("xmpp.sasl2 and xmpp.fast keys (XEP-0388, XEP-0484): defaults and checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual(c.xmpp.sasl2, { enabled: false });
+  assert.deepEqual(c.xmpp.fast, { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 });
+  const on = validate({ xmpp: { sasl2: { enabled: true }, fast: { tokenLifetimeMs: 86400000, rotateBeforeMs: 0 } } }, "/tmp").xmpp;
+  assert.deepEqual([on.sasl2, on.fast], [{ enabled: true }, { enabled: true, tokenLifetimeMs: 86400000, rotateBeforeMs: 0 }], "the rest keep their defaults");
+  assert.equal(keyOf({ xmpp: { sasl2: { enabled: 1 } } }), "xmpp.sasl2.enabled");
+  assert.equal(keyOf({ xmpp: { sasl2: true } }), "xmpp.sasl2");
+  assert.equal(keyOf({ xmpp: { fast: { enabled: "no" } } }), "xmpp.fast.enabled");
+  assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 59999 } } }), "xmpp.fast.tokenLifetimeMs");
+  assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 31536000001 } } }), "xmpp.fast.tokenLifetimeMs");
+  assert.equal(keyOf({ xmpp: { fast: { rotateBeforeMs: -1 } } }), "xmpp.fast.rotateBeforeMs");
+  assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 3600000, rotateBeforeMs: 3600000 } } }), "xmpp.fast.rotateBeforeMs", "rotation must leave the token some life");
+  assert.equal(keyOf({ xmpp: { fast: { lifetime: 5 } } }), "xmpp.fast.lifetime", "an unknown key is named");
+});
