@@ -27,9 +27,14 @@ export function dispatchStanza(hooks: Hooks, s: ClientSession, el: Element): voi
   else {
     const a = parseAddress(raw);
     if (a === null) return bounce(s, el, StanzaCondition.JidMalformed);
-    // No server-to-server: other domains are unreachable (RFC 6120 §10.4.2).
-    if (a.domain !== s.domain) return bounce(s, el, StanzaCondition.RemoteServerNotFound);
     to = canonicalAddress(raw, a);
+    if (a.domain !== s.domain) {
+      // A service of this server on its own domain takes its stanzas (XEP-0045 rooms); no server-to-server:
+      // other domains are unreachable (RFC 6120 §10.4.2).
+      el.attrs.to = to;
+      if (!hooks.fire(Ev.OtherDomain, { session: s, stanza: el, to })) bounce(s, el, StanzaCondition.RemoteServerNotFound);
+      return;
+    }
     el.attrs.to = to;
     target = a.local === "" ? "host" : a.resource !== "" ? "full" : bareOf(to) === s.bare ? "self" : "bare";
   }

@@ -31,6 +31,9 @@ import type { ArchiveSink, OfflineSink } from "../session/core.js";
 import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
 import { NS } from "./ns.js";
+import { mucModule } from "./muc/module.js";
+import type { MucRooms } from "./muc/service.js";
+import type { MucService } from "./muc/service.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -42,8 +45,10 @@ export class XmppFrontEnd {
 
   /** XEP-0313 archives (xmpp.mam.enabled); null: off, and neither archived nor advertised. */
   private readonly archives: Archives | null;
+  /** XEP-0045 rooms owned by this worker (muc.enabled); null: off. */
+  readonly muc: MucService | null = null;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null, mucRooms: MucRooms | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -77,6 +82,7 @@ export class XmppFrontEnd {
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
+    if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucRooms);
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

@@ -43,6 +43,11 @@ export interface Events {
   "presence/bare": StanzaEvent;
   "presence/full": StanzaEvent;
   /**
+   * Any stanza to another domain (`to` canonical): a service of this server on a domain of its own takes
+   * it (XEP-0045 rooms); unhandled, <remote-server-not-found/> (no server-to-server).
+   */
+  "stanza/other-domain": StanzaEvent;
+  /**
    * A top-level element after binding that is not a stanza (not in jabber:client):
    * XEP-0352's <active/>/<inactive/>, XEP-0198's <enable/>, <r/>, <a/>. Unhandled: <unsupported-stanza-type/>.
    */
@@ -73,6 +78,7 @@ export const Ev = {
   PresenceHost: "presence/host",
   PresenceBare: "presence/bare",
   PresenceFull: "presence/full",
+  OtherDomain: "stanza/other-domain",
   Nonza: "nonza",
   SessionBound: "session-bound",
   InitialPresence: "initial-presence",

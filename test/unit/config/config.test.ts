@@ -277,3 +277,19 @@ test("xmpp.mam keys (XEP-0313 archives): defaults and checks", { timeout: 5000 }
   assert.equal(keyOf({ xmpp: { mam: { maxBatch: 0 } } }), "xmpp.mam.maxBatch");
   assert.equal(keyOf({ xmpp: { mam: { retention: 3 } } }), "xmpp.mam.retention", "an unknown key is named");
 });
+
+test("muc keys (XEP-0045): defaults, the service domain, checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual(c.muc, { enabled: false, domain: "conference.localhost", maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5 });
+  assert.equal(validate({ domain: "Example.ORG", muc: { enabled: true } }, "/tmp").muc.domain, "conference.example.org", "derived from the server's domain");
+  assert.equal(validate({ muc: { domain: "rooms.example.org" } }, "/tmp").muc.domain, "rooms.example.org");
+  assert.equal(keyOf({ muc: { enabled: 1 } }), "muc.enabled");
+  assert.equal(keyOf({ muc: { domain: "Rooms" } }), "muc.domain");
+  assert.equal(keyOf({ domain: "a.b", muc: { domain: "a.b" } }), "muc.domain");
+  assert.equal(keyOf({ muc: { maxOccupants: 0 } }), "muc.maxOccupants");
+  assert.equal(keyOf({ muc: { historyMessages: -1 } }), "muc.historyMessages");
+  assert.equal(keyOf({ muc: { maxNickLength: 2000 } }), "muc.maxNickLength");
+  assert.equal(keyOf({ muc: { maxRoomsPerWorker: 0 } }), "muc.maxRoomsPerWorker");
+  assert.equal(keyOf({ muc: { maxPresencePerSecond: 0.5 } }), "muc.maxPresencePerSecond");
+  assert.equal(keyOf({ muc: { rooms: 3 } }), "muc.rooms");
+});
