@@ -61,3 +61,49 @@ export const bodyFrom = (from: string, body: string) => (el: any) => el.is("mess
 export async function admin(o: Online, room: string, item: Record<string, string>, reason?: string): Promise<any> {
   return iq(o, room, "set", xml("query", { xmlns: MUC_ADMIN }, xml("item", item, ...(reason === undefined ? [] : [xml("reason", {}, reason)]))));
 }
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as pathJoin } from "node:path";
+import { validate } from "../../../src/config/config.js";
+import { Server } from "../../../src/server/server.js";
+import { LocalHub } from "../../../src/cluster/local-bus.js";
+import { silentLogger } from "../../../src/log/logger.js";
+import { deriveCredentials } from "../../../src/store/scram.js";
+import { online } from "./util.js";
+
+/** Two workers in one process on a LocalHub, each with its own xmpp listener; users `<name>`/`<name>-pass`. */
+export async function startPair(users: string[], muc: Record<string, unknown> = {}, storage?: Record<string, unknown>): Promise<{ a: Server; b: Server; portA: number; portB: number; stop(): Promise<void> }> {
+  const dir = mkdtempSync(pathJoin(tmpdir(), "switchboard-muc-"));
+  const hub = new LocalHub(64);
+  const c = validate({
+    storage: storage ?? { type: "sqlite", path: pathJoin(dir, "db.sqlite") },
+    listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 }],
+    muc: { enabled: true, ...muc },
+  });
+  const a = await Server.start(c, { log: silentLogger(), hub, workerId: "w0" });
+  const b = await Server.start(c, { log: silentLogger(), hub, workerId: "w1" });
+  for (const u of users) await a.store.putUser(u, await deriveCredentials(`${u}-pass`, c.auth.scramIterations));
+  return {
+    a,
+    b,
+    portA: a.port("xmpp", "tcp"),
+    portB: b.port("xmpp", "tcp"),
+    async stop() {
+      await a.stop();
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Logs users in, alternating between the two ports (the first on A). */
+export function usersOn(ports: [number, number], ...names: string[]): Promise<Online[]> {
+  return Promise.all(names.map((n, i) => online(ports[i % 2], n, `${n}-pass`, { resource: "r" })));
+}
+
+/** A room made by `owner` and opened as an instant room. */
+export async function openRoom(owner: Online, room: string, nick: string): Promise<void> {
+  await join(owner, room, nick);
+  await instant(owner, room);
+}
