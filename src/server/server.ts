@@ -126,7 +126,7 @@ export class Server {
           log,
         )
       : null;
-    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize });
+    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize }, store.muc);
     proxy.offline = xmpp.offlineSink;
     proxy.archiveSink = xmpp.archiveSink;
     // A login's barrier (and a MAM query's) waits for what its owner queued: offline messages, and archived ones.

@@ -16,6 +16,7 @@ export async function openStorage(c: StorageConfig, log: Logger, opts: { migrate
     void store.xmpp;
     void store.profile;
     void store.archive;
+    void store.muc;
   } catch (e) {
     await store.close();
     throw e;

@@ -7,6 +7,7 @@ import { migrate, type Component } from "./postgres-schema.js";
 import { PgXmppStore, XMPP } from "./postgres-xmpp-store.js";
 import { BLOCKING, PgProfileStore, VCARD } from "./postgres-profile-store.js";
 import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
+import { MUC, PgMucStore } from "./postgres-muc-store.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -26,7 +27,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, MUC];
 
 interface UserRow {
   salt: Buffer;
@@ -53,11 +54,13 @@ export class PgStore implements Storage {
   readonly xmpp: PgXmppStore;
   readonly profile: PgProfileStore;
   readonly archive: PgArchiveStore;
+  readonly muc: PgMucStore;
 
   private constructor(readonly pool: pg.Pool) {
     this.xmpp = new PgXmppStore(pool);
     this.profile = new PgProfileStore(pool);
     this.archive = new PgArchiveStore(pool);
+    this.muc = new PgMucStore(pool);
   }
 
   /**

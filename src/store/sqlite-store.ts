@@ -8,6 +8,7 @@ import { BUSY_TIMEOUT_MS, retrying } from "./sqlite-retry.js";
 import { SqliteXmppStore } from "./sqlite-xmpp-store.js";
 import { SqliteProfileStore } from "./sqlite-profile-store.js";
 import { SqliteArchiveStore } from "./sqlite-archive-store.js";
+import { SqliteMucStore } from "./sqlite-muc-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -45,6 +46,7 @@ export class SqliteStore implements Storage {
   private xmppStore: SqliteXmppStore | null = null;
   private profileStore: SqliteProfileStore | null = null;
   private archiveStore: SqliteArchiveStore | null = null;
+  private mucStore: SqliteMucStore | null = null;
 
   constructor(
     path: string,
@@ -93,6 +95,12 @@ export class SqliteStore implements Storage {
   get archive(): SqliteArchiveStore {
     this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs));
     return this.archiveStore;
+  }
+
+  /** XEP-0045 persistent rooms in this file; their schema steps run on first use. */
+  get muc(): SqliteMucStore {
+    this.mucStore ??= this.withStartLock(() => new SqliteMucStore(this.db, this.lockTimeoutMs));
+    return this.mucStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

@@ -2,6 +2,7 @@ import type { Credentials } from "./scram.js";
 import type { XmppStore } from "./xmpp-store.js";
 import type { ProfileStore } from "./profile-store.js";
 import type { ArchiveStore } from "./archive-store.js";
+import type { MucStore } from "./muc-store.js";
 
 /**
  * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
@@ -33,6 +34,8 @@ export interface Storage extends AccountStore {
   readonly profile: ProfileStore;
   /** XEP-0313 archives (schema component "archive"). */
   readonly archive: ArchiveStore;
+  /** XEP-0045 persistent rooms (schema component "muc"). */
+  readonly muc: MucStore;
   /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -32,8 +32,9 @@ import { archiveSink, mamModule, type Archives } from "./modules/mam.js";
 import { StanzaIds } from "./modules/stanza-id.js";
 import { NS } from "./ns.js";
 import { mucModule } from "./muc/module.js";
-import type { MucRooms } from "./muc/service.js";
 import type { MucService } from "./muc/service.js";
+import { storedRooms } from "./muc/rooms-store.js";
+import type { MucStore } from "../store/muc-store.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -48,7 +49,7 @@ export class XmppFrontEnd {
   /** XEP-0045 rooms owned by this worker (muc.enabled); null: off. */
   readonly muc: MucService | null = null;
 
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null, mucRooms: MucRooms | null = null) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, archives: Archives | null = null, mucStore: MucStore | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -82,7 +83,7 @@ export class XmppFrontEnd {
     blockingModule(hooks, x, disco);
     vcardModule(hooks, x, disco);
     versionModule(hooks, x, disco);
-    if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucRooms);
+    if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucStore === null ? null : storedRooms(mucStore, ctx.log));
   }
 
   /** Where the core puts messages nobody online can take (any protocol's). */

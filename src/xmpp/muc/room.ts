@@ -53,6 +53,8 @@ export class Room {
   fresh = false;
   /** Destroyed by its owner (§10.9): a persistent room leaves the store too. */
   destroyed = false;
+  /** In the store (persistent, written or read from there). */
+  stored = false;
   private readonly idKey: string;
 
   constructor(

@@ -73,6 +73,7 @@ export class MucService implements OwnedService, RoomOut {
     if (state !== null && !this.rooms.has(bare)) {
       const room = new Room(bare, this, this.limits, this.secret);
       room.restore(state);
+      room.stored = true;
       this.rooms.set(bare, room);
     }
     for (const [env, at] of queue) {
@@ -146,18 +147,21 @@ export class MucService implements OwnedService, RoomOut {
     this.link.fanout(env, to);
   }
 
+  /** Written off the path (the store queues writes per room and logs a failure); the room goes on either way. */
   changed(room: Room): void {
     if (this.store === null) return;
     if (!room.config.persistent) {
-      // Made temporary: it leaves the store (a no-op for a room that never was in it).
-      void this.store.remove(room.jid).catch((e: Error) => this.log.warn("muc: room not removed from the store", { room: room.jid, error: e.message }));
+      // Made temporary: it leaves the store.
+      if (room.stored) void this.store.remove(room.jid);
+      room.stored = false;
       return;
     }
-    void this.store.save(room.jid, room.state()).catch((e: Error) => this.log.warn("muc: room not written to the store", { room: room.jid, error: e.message }));
+    room.stored = true;
+    void this.store.save(room.jid, room.state());
   }
 
   gone(room: Room): void {
     this.rooms.delete(room.jid);
-    if (room.destroyed && this.store !== null) void this.store.remove(room.jid).catch((e: Error) => this.log.warn("muc: room not removed from the store", { room: room.jid, error: e.message }));
+    if (room.destroyed && room.stored && this.store !== null) void this.store.remove(room.jid);
   }
 }
