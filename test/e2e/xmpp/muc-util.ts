@@ -71,14 +71,15 @@ import { LocalHub } from "../../../src/cluster/local-bus.js";
 import { silentLogger } from "../../../src/log/logger.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
 import { online } from "./util.js";
+import { TLS_FILES } from "../../helpers.js";
 
 /** Two workers in one process on a LocalHub, each with its own xmpp listener; users `<name>`/`<name>-pass`. */
-export async function startPair(users: string[], muc: Record<string, unknown> = {}, storage?: Record<string, unknown>): Promise<{ a: Server; b: Server; portA: number; portB: number; stop(): Promise<void> }> {
+export async function startPair(users: string[], muc: Record<string, unknown> = {}, storage?: Record<string, unknown>, tls = false): Promise<{ a: Server; b: Server; portA: number; portB: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(pathJoin(tmpdir(), "switchboard-muc-"));
   const hub = new LocalHub(64);
   const c = validate({
     storage: storage ?? { type: "sqlite", path: pathJoin(dir, "db.sqlite") },
-    listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 }],
+    listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, ...(tls ? { tls: TLS_FILES } : {}) }],
     muc: { enabled: true, ...muc },
   });
   const a = await Server.start(c, { log: silentLogger(), hub, workerId: "w0" });
