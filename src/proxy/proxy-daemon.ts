@@ -892,6 +892,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       live,
     );
     this.failVia((w) => !live.has(w) || restarted.has(w));
+    this.services.membershipChanged((w) => !live.has(w) || restarted.has(w));
     // Judged when each batch goes, by the ring then (Rebinder). The ring unchanged (a resync): only sessions owned by the fresh workers.
     const key = membersKey(m);
     const same = key === this.membersKey;

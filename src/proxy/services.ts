@@ -83,6 +83,11 @@ export class ServiceDesk {
     }
   }
 
+  /** A membership change: sessions of workers that left or restarted are gone; each service forgets them. */
+  membershipChanged(lost: (worker: string) => boolean): void {
+    for (const svc of new Set(this.byDomain.values())) svc.lost?.((at) => at !== "" && at !== this.w.self && lost(at));
+  }
+
   /** Bus op `fanout`: to each session here; one that is not here (moved, ended) is routed to its address. */
   delivered(env: Envelope, to: readonly string[]): void {
     for (let i = 0; i < to.length; i++) this.deliverHere(env, to[i]);

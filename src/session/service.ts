@@ -23,6 +23,11 @@ export interface OwnedService {
    * sender is not a session, or not known).
    */
   receive(env: Envelope, at: string): void;
+  /**
+   * Workers left the ring or restarted: the sessions at the locators for which `lost` holds are gone
+   * (their connections died with their worker), and will send nothing more.
+   */
+  lost?(lost: (at: string) => boolean): void;
 }
 
 /** What the core gives a service to send with (Core.serve). */

@@ -67,6 +67,13 @@ export class MucService implements OwnedService, RoomOut {
     );
   }
 
+  /** XEP-0045 status 333: occupants whose sessions died with their worker are removed, everyone told. */
+  lost(lost: (at: string) => boolean): void {
+    for (const room of [...this.rooms.values()]) {
+      for (const o of [...room.occupants.values()]) if (lost(o.at)) room.leave(o, null, [333], { reason: "the occupant's server went away" });
+    }
+  }
+
   private loaded(bare: string, state: RoomState | null): void {
     const queue = this.waiting.get(bare) ?? [];
     this.waiting.delete(bare);
