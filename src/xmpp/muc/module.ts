@@ -11,8 +11,8 @@ import type { ClientSession } from "../client-session.js";
 import { MucService, type MucRooms } from "./service.js";
 import { SELF_PING } from "./room-admin.js";
 
-/** Rooms one session may be in at once (each is told when the session goes). */
-const MAX_ROOMS_PER_SESSION = 1000;
+/** Rooms one session may be in at once (each is told when the session goes); directed presence is capped at 1000 too. */
+const MAX_ROOMS_PER_SESSION = 500;
 
 /**
  * XEP-0045 on the client's side: stanzas to room@service[/nick] go into the core marked Flag.Service,
@@ -25,7 +25,9 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
   const domain = c.domain as string;
   const service = new MucService(domain, { maxRooms: c.maxRoomsPerWorker, maxOccupants: c.maxOccupants, historyMessages: c.historyMessages, maxNickLength: c.maxNickLength, maxPresencePerSecond: c.maxPresencePerSecond }, x.core, rooms, x.log);
   disco.serverItem({ jid: domain, name: "Chatrooms" });
-  const joined = new WeakMap<ClientSession, Set<string>>();
+  const suffix = `@${domain}`;
+  /** The session's rooms: kept among its directed presence (RFC 6121 §4.6), which moves with it to another worker (XEP-0198) and its resume record. */
+  const roomsOf = (s: ClientSession): string[] => [...s.directed].filter((j) => j.endsWith(suffix));
 
   const toService = ({ session: s, stanza, to }: StanzaEvent): boolean => {
     if (to.slice(to.indexOf("@") + 1, to.indexOf("/") < 0 ? undefined : to.indexOf("/")) !== domain) return false;
@@ -48,12 +50,10 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
     const type = stanza.attrs.type;
     if (type !== undefined && type !== "unavailable" && type !== "error") return true;
     const room = bareOf(to);
-    let mine = joined.get(s);
     if (type === undefined) {
-      if (mine === undefined) joined.set(s, (mine = new Set()));
-      if (!mine.has(room) && mine.size >= MAX_ROOMS_PER_SESSION) return bounce(s, stanza, StanzaCondition.ResourceConstraint, "in too many rooms"), true;
-      mine.add(room);
-    } else if (type === "unavailable") mine?.delete(room);
+      if (!s.directed.has(room) && roomsOf(s).length >= MAX_ROOMS_PER_SESSION) return bounce(s, stanza, StanzaCondition.ResourceConstraint, "in too many rooms"), true;
+      s.directed.add(room);
+    } else if (type === "unavailable") s.directed.delete(room);
     s.submit(Envelope.presence({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: Flag.Service }));
     return true;
   };
@@ -76,10 +76,10 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
     return true;
   };
 
+  /** Taken out of the directed presence first: the presence module would send these without Flag.Service. */
   const leaveAll = (s: ClientSession): void => {
-    const mine = joined.get(s);
-    if (mine === undefined) return;
-    joined.delete(s);
+    const mine = roomsOf(s);
+    for (const room of mine) s.directed.delete(room);
     for (const room of mine) s.submit(Envelope.presence({ from: s.address, to: room, protocol: "xmpp", payload: new Element("presence", { type: "unavailable" }), flags: Flag.Service }));
   };
 

@@ -10,7 +10,7 @@ export interface RoomConfig {
   description: string;
   /** Kept (with its affiliations) when the last occupant leaves, and in the store ("muc" schema component). */
   persistent: boolean;
-  /** Listed in the service's disco#items (not built yet: the service lists no rooms). */
+  /** To be listed in the service's disco#items; the service lists no rooms yet, so rooms default to hidden (muc_hidden). */
   public: boolean;
   membersOnly: boolean;
   /** Only occupants with voice (participants, moderators) send groupchat messages. */
@@ -29,7 +29,7 @@ export interface RoomConfig {
 }
 
 export function defaultConfig(): RoomConfig {
-  return { name: "", description: "", persistent: false, public: true, membersOnly: false, moderated: false, password: "", whois: "moderators", maxUsers: 0, changeSubject: false, allowPm: "anyone", allowInvites: false };
+  return { name: "", description: "", persistent: false, public: false, membersOnly: false, moderated: false, password: "", whois: "moderators", maxUsers: 0, changeSubject: false, allowPm: "anyone", allowInvites: false };
 }
 
 const F = {

@@ -81,6 +81,8 @@ export async function startPair(users: string[], muc: Record<string, unknown> = 
     storage: storage ?? { type: "sqlite", path: pathJoin(dir, "db.sqlite") },
     listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0, ...(tls ? { tls: TLS_FILES } : {}) }],
     muc: { enabled: true, ...muc },
+    // Raw clients (util.ts rawLogin) authenticate with PLAIN on loopback.
+    xmpp: { allowPlainWithoutTls: true },
   });
   const a = await Server.start(c, { log: silentLogger(), hub, workerId: "w0" });
   const b = await Server.start(c, { log: silentLogger(), hub, workerId: "w1" });
