@@ -15,6 +15,13 @@ export type BusMessage =
    * (it ended, or a newer one replaced it); the binding is stale. Unbind it and deliver env again.
    */
   | { op: "missed"; address: string; serial: number; by: string; env: Envelope }
+  /**
+   * For the owner of bare(env.to), an address served by a protocol's service there (Flag.Service, XEP-0045
+   * rooms): from worker `via`, where the session that sent it is (src/proxy/services.ts).
+   */
+  | { op: "service"; via: string; env: Envelope }
+  /** For the worker holding the sessions `to` (full addresses): env readdressed to each, one payload for all (a service's fan-out). */
+  | { op: "fanout"; env: Envelope; to: string[] }
   /** An answer for the worker named in env.responseFor (a ref), where its PendingResponse lives. */
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }

@@ -10,7 +10,7 @@ import { bindRows, refsOf } from "./wire-binds.js";
  * bindings, presence, handovers, resume records, membership. Their fields travel as a JSON array, their
  * presence payload (if any) as bytes behind it in the session's protocol.
  */
-export type JsonOp = Exclude<BusMessage, { op: "owner" | "session" | "missed" | "answer" | "confirm" }>;
+export type JsonOp = Exclude<BusMessage, { op: "owner" | "session" | "missed" | "answer" | "confirm" | "service" | "fanout" }>;
 
 /** A protocol's payloads as bytes and back (BusWire, through the protocol's PayloadCodec). */
 export interface Payloads {

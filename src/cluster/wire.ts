@@ -3,6 +3,7 @@ import type { PayloadCodec, PayloadCodecs } from "../envelope/payload-codec.js";
 import type { BusMessage, Taken } from "./bus.js";
 import { WireReader, WireWriter } from "./wire-buf.js";
 import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.js";
+import { serviceOpFrom, serviceOpInto, type EnvPayloads } from "./wire-fanout.js";
 
 /**
  * BusMessage ⇄ bytes for buses between processes (bus protocol 3, join-guard.ts). A batch to one peer is
@@ -19,7 +20,7 @@ import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.
  * only where the payload is read: a stanza that an owner passes on to the worker of its session is never
  * parsed there, and goes on as the text it came as.
  */
-const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5, Held: 6 } as const;
+const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5, Held: 6, Service: 7, Fanout: 8 } as const;
 
 const NULL_LEN = 0xffffffff;
 /** An envelope's payload: none, bytes after the strings, or text at the end of the strings (PayloadCodec.encodeText). */
@@ -27,7 +28,7 @@ const Payload = { None: 0, Bytes: 1, Text: 2 } as const;
 /** u8 tag, u8 kind, f64 ttl, u32 flags, f64 serial, nine string lengths, u8 payload and its length, the strings' byte length, and the frame's. */
 const ENV_FIXED = 1 + 1 + 8 + 4 + 8 + 9 * 4 + 1 + 4 + 4 + 4;
 
-export class BusWire implements Payloads {
+export class BusWire implements Payloads, EnvPayloads {
   /** The string lengths of the message being read. */
   private readonly lens = new Uint32Array(9);
 
@@ -60,6 +61,10 @@ export class BusWire implements Payloads {
       case "records":
         if (heldOnly(msg)) return heldInto(w, msg.from, msg.held);
         return this.jsonInto(w, msg);
+      case "service":
+        return serviceOpInto(w, Tag.Service, msg, this);
+      case "fanout":
+        return serviceOpInto(w, Tag.Fanout, msg, this);
       default:
         return this.jsonInto(w, msg);
     }
@@ -142,6 +147,10 @@ export class BusWire implements Payloads {
       case Tag.Held:
         msg = heldFrom(r);
         break;
+      case Tag.Service:
+      case Tag.Fanout:
+        msg = serviceOpFrom(r, tag === Tag.Fanout, this);
+        break;
       case Tag.Json: {
         const head: unknown = JSON.parse(r.str());
         if (!Array.isArray(head)) throw new Error("bus message without its fields");
@@ -191,6 +200,19 @@ export class BusWire implements Payloads {
       default:
         return { op: "missed", address: next(7), serial, by: next(8), env };
     }
+  }
+
+  payloadOut(e: Envelope): { text: string | null; bytes: Uint8Array | null } {
+    const text = e.wireText;
+    if (text !== null) return { text, bytes: null };
+    const p = e.payload;
+    if (p === null || p === undefined) return { text: null, bytes: null };
+    const c = this.codec(e.protocol);
+    return c.encodeText !== undefined ? { text: c.encodeText(p), bytes: null } : { text: null, bytes: c.encode(p) };
+  }
+
+  payloadIn(protocol: string, text: string | null, bytes: Uint8Array | null): unknown {
+    return text !== null ? this.textOf(protocol, text) : this.valueOf(protocol, bytes);
   }
 
   private codec(protocol: string): PayloadCodec {

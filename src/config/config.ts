@@ -50,6 +50,8 @@ export interface Config {
   /** true: where there are two cores; "always": on one core too (for measuring it); false: never. */
   io: { writerThread: boolean | "always" };
   xmpp: XmppConfig;
+  /** XEP-0045 multi-user chat (docs/xmpp.md, "XEP-0045"). */
+  muc: MucConfig;
   relay: RelayConfig;
   cluster: ClusterConfig;
   admin: AdminConfig;
@@ -262,6 +264,20 @@ export interface FastConfig {
 }
 
 /** XEP-0313 Message Archive Management (docs/xmpp.md, "Message archives"). */
+export interface MucConfig {
+  enabled: boolean;
+  /** The service's domain; null: `conference.<domain>`. */
+  domain: string | null;
+  /** Rooms one worker holds at most (each lives on the worker that owns its address). */
+  maxRoomsPerWorker: number;
+  maxOccupants: number;
+  /** Groupchat messages each room keeps for history on join (XEP-0045 §7.2.15); 0: none. */
+  historyMessages: number;
+  maxNickLength: number;
+  /** Presence stanzas one occupant may send a room in a second; past it they are refused (<policy-violation/>). */
+  maxPresencePerSecond: number;
+}
+
 export interface MamConfig {
   /** Archive chat and normal messages with a body, and answer queries; off: neither, nor advertised. */
   enabled: boolean;
@@ -357,6 +373,7 @@ export function defaults(): Config {
       sasl2: { enabled: false },
       fast: { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 },
     },
+    muc: { enabled: false, domain: null, maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5 },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
       bus: "local",
@@ -609,6 +626,17 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.fast.tokenLifetimeMs, "xmpp.fast.tokenLifetimeMs", 60000, 31536000000);
   int(X.fast.rotateBeforeMs, "xmpp.fast.rotateBeforeMs", 0, 31536000000);
   need(X.fast.rotateBeforeMs < X.fast.tokenLifetimeMs, "xmpp.fast.rotateBeforeMs", "must be less than xmpp.fast.tokenLifetimeMs");
+
+  const M = c.muc;
+  need(typeof M.enabled === "boolean", "muc.enabled", "must be true or false");
+  need(M.domain === null || (typeof M.domain === "string" && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(M.domain)), "muc.domain", "must be null or a lower-case domain name");
+  M.domain ??= `conference.${c.domain}`;
+  need(M.domain !== c.domain, "muc.domain", "must differ from domain");
+  int(M.maxRoomsPerWorker, "muc.maxRoomsPerWorker", 1, 10000000);
+  int(M.maxOccupants, "muc.maxOccupants", 1, 100000);
+  int(M.historyMessages, "muc.historyMessages", 0, 1000);
+  int(M.maxNickLength, "muc.maxNickLength", 1, 1023);
+  int(M.maxPresencePerSecond, "muc.maxPresencePerSecond", 1, 1000);
 
   pingFallback(input, c);
   pings(X, "xmpp");

@@ -50,6 +50,12 @@ export const Flag = {
    * when that owner is another worker). Archives drop a message they already have (same id).
    */
   Archive: 512,
+  /**
+   * For an address served on its owner worker by a protocol's service rather than a UserChannel (XMPP:
+   * XEP-0045 rooms, src/session/service.ts): the ring names the owner as for a user, and the owner hands
+   * it to the service of the address's domain. Never stored, bounced or held in custody.
+   */
+  Service: 1024,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */
@@ -199,6 +205,11 @@ export class Envelope {
   /** This envelope with `flags` added (the owner marks a request it chose by pool). */
   flagged(flags: number): Envelope {
     return new Envelope(this.kind, this.id, this.ref, this.responseFor, this.from, this.to, this.protocol, this.p, this.ttl, this.flags | flags, this.code);
+  }
+
+  /** The same envelope to another recipient, sharing its payload: one of a service's fan-out (src/proxy/services.ts). */
+  readdressed(to: string): Envelope {
+    return new Envelope(this.kind, this.id, this.ref, this.responseFor, this.from, to, this.protocol, this.p, this.ttl, this.flags, this.code);
   }
 
   /** This answer readdressed: to `to`, answering `responseFor` (the ref on the bus, the asker's own id on delivery). */

@@ -19,6 +19,8 @@ import { Rebinder } from "./rebinder.js";
 import { Departed, StallWatch } from "./stall-watch.js";
 import { ClientCounts } from "./client-counts.js";
 import { StoredLately } from "./stored-lately.js";
+import { ServiceDesk } from "./services.js";
+import type { OwnedService, ServiceLink } from "../session/service.js";
 import type { Logger } from "../log/logger.js";
 
 export interface ProtocolTimeouts {
@@ -116,6 +118,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly records: ResumeRecordDesk;
   /** Sessions binding again after membership changes, batched and paced. */
   readonly rebinder: Rebinder;
+  /** Addresses served by a protocol's service on their owner (Core.serve: XEP-0045 rooms), and their fan-out. */
+  readonly services: ServiceDesk;
 
   private router: Router;
   /** membersKey of the ring above. */
@@ -152,6 +156,16 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.stall = new StallWatch(() => this.bus.healMs ?? 0);
     this.clientCounts = new ClientCounts(this.self, opts.custody.dedupWindowMs);
     this.owner = new ChannelOwner(this, this.stats);
+    this.services = new ServiceDesk({
+      self: this.self,
+      ownerOf: (bare) => this.router.ownerOf(bare),
+      send: (w, msg) => this.bus.send(w, msg),
+      local: (address) => this.sessions.get(address),
+      deliverLocal: (s, env) => this.deliverLocal(s, env),
+      route: (env) => this.route(env),
+      toRequester: (env) => this.toRequester(env),
+      undeliverable: (env) => this.undeliverable(env),
+    });
     this.handovers = new HandoverDesk({
       workerId: this.self,
       hostPeers: () => (this.bus.membership().hosts[this.bus.hostAddress] ?? []).filter((w) => w !== this.self),
@@ -335,6 +349,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.bus.send(owner, { op: "owner", env: env.copy(flag, archive) });
   }
 
+  serve(domain: string, svc: OwnedService): ServiceLink {
+    return this.services.serve(domain, svc);
+  }
+
   archive(env: Envelope, bare: string, outgoing: boolean): void {
     if (this.archiveSink !== null) this.archiveSink(env, bare, outgoing);
   }
@@ -382,6 +400,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * Gives the worker it went to over the bus, "" when it stayed on this one.
    */
   route(env: Envelope): string {
+    // A room (or another served address) lives on its owner, with no UserChannel: a flag test for everything else.
+    if ((env.flags & Flag.Service) !== 0) return this.services.route(env);
     const to = env.to;
     // Sessions are keyed by full address: a bare one cannot match, and a lookup of a fresh string is not free.
     if (to.indexOf("/") > 0) {
@@ -530,6 +550,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.ownerDeliver(msg.env);
       case "answer":
         return this.complete(msg.env);
+      case "service":
+        return this.services.receive(msg.env, msg.via);
+      case "fanout":
+        return this.services.delivered(msg.env, msg.to);
       case "bind":
         return this.owner.bind(msg.ref);
       case "binds":
@@ -884,6 +908,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       live,
     );
     this.failVia((w) => !live.has(w) || restarted.has(w));
+    this.services.membershipChanged((w) => !live.has(w) || restarted.has(w));
     // Judged when each batch goes, by the ring then (Rebinder). The ring unchanged (a resync): only sessions owned by the fresh workers.
     const key = membersKey(m);
     const same = key === this.membersKey;

@@ -1,6 +1,7 @@
 import type { Envelope } from "../envelope/envelope.js";
 import type { Session } from "./session.js";
 import type { ResumeRecords } from "./resume-record.js";
+import type { OwnedService, ServiceLink } from "./service.js";
 
 /**
  * The one way a protocol reaches the core. Everything else (pending requests,
@@ -82,6 +83,11 @@ export interface Core {
    * this way (XEP-0198 <a/>): a client told "received" must not lose a stanza that died unpublished.
    */
   afterPublish(cb: () => void): void;
+  /**
+   * Addresses at `domain` (any local part) are served by `svc` on the worker that owns each by the ring,
+   * reached by envelopes marked Flag.Service (XEP-0045 rooms; src/session/service.ts).
+   */
+  serve(domain: string, svc: OwnedService): ServiceLink;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
   /** Resume records kept by another worker, for sessions whose worker dies (resume-record.ts). */

@@ -18,6 +18,7 @@ export async function openStorage(c: StorageConfig, log: Logger, opts: { migrate
     void store.archive;
     void store.pep;
     void store.fast;
+    void store.muc;
   } catch (e) {
     await store.close();
     throw e;

@@ -9,6 +9,7 @@ import { BLOCKING, PgProfileStore, VCARD } from "./postgres-profile-store.js";
 import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
 import { PEP, PgPepStore } from "./postgres-pep-store.js";
 import { FAST, PgFastStore } from "./postgres-fast-store.js";
+import { MUC, PgMucStore } from "./postgres-muc-store.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -28,7 +29,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, PEP, FAST];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, PEP, FAST, MUC];
 
 interface UserRow {
   salt: Buffer;
@@ -57,6 +58,7 @@ export class PgStore implements Storage {
   readonly archive: PgArchiveStore;
   readonly pep: PgPepStore;
   readonly fast: PgFastStore;
+  readonly muc: PgMucStore;
 
   private constructor(readonly pool: pg.Pool) {
     this.fast = new PgFastStore(pool);
@@ -64,6 +66,7 @@ export class PgStore implements Storage {
     this.profile = new PgProfileStore(pool);
     this.archive = new PgArchiveStore(pool);
     this.pep = new PgPepStore(pool);
+    this.muc = new PgMucStore(pool);
   }
 
   /**

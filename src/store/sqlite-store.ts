@@ -10,6 +10,7 @@ import { SqliteProfileStore } from "./sqlite-profile-store.js";
 import { SqliteFastStore } from "./sqlite-fast-store.js";
 import { SqliteArchiveStore } from "./sqlite-archive-store.js";
 import { SqlitePepStore } from "./sqlite-pep-store.js";
+import { SqliteMucStore } from "./sqlite-muc-store.js";
 
 interface UserRow {
   salt: Buffer;
@@ -49,6 +50,7 @@ export class SqliteStore implements Storage {
   private archiveStore: SqliteArchiveStore | null = null;
   private pepStore: SqlitePepStore | null = null;
   private fastStore: SqliteFastStore | null = null;
+  private mucStore: SqliteMucStore | null = null;
 
   constructor(
     path: string,
@@ -113,6 +115,12 @@ export class SqliteStore implements Storage {
   get fast(): SqliteFastStore {
     this.fastStore ??= this.withStartLock(() => new SqliteFastStore(this.db, this.lockTimeoutMs));
     return this.fastStore;
+  }
+
+  /** XEP-0045 persistent rooms in this file; their schema steps run on first use. */
+  get muc(): SqliteMucStore {
+    this.mucStore ??= this.withStartLock(() => new SqliteMucStore(this.db, this.lockTimeoutMs));
+    return this.mucStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

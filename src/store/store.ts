@@ -4,6 +4,7 @@ import type { ProfileStore } from "./profile-store.js";
 import type { ArchiveStore } from "./archive-store.js";
 import type { PepStore } from "./pep-store.js";
 import type { FastStore } from "./fast-store.js";
+import type { MucStore } from "./muc-store.js";
 
 /**
  * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
@@ -41,6 +42,8 @@ export interface Storage extends AccountStore {
   readonly pep: PepStore;
   /** XEP-0484 FAST tokens (schema component "fast"). */
   readonly fast: FastStore;
+  /** XEP-0045 persistent rooms (schema component "muc"). */
+  readonly muc: MucStore;
   /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

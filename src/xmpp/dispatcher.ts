@@ -29,8 +29,8 @@ export function dispatchStanza(hooks: Hooks, s: ClientSession, el: Element): voi
     if (a === null) return bounce(s, el, StanzaCondition.JidMalformed);
     to = canonicalAddress(raw, a);
     el.attrs.to = to;
-    // A service of this server on its own address (upload.<domain>) or a component attached here (XEP-0114)
-    // handles it; no server-to-server: any other domain is unreachable (RFC 6120 §10.4.2).
+    // A service of this server on its own address (upload.<domain>, XEP-0045 rooms) or a component attached
+    // here (XEP-0114) handles it; no server-to-server: any other domain is unreachable (RFC 6120 §10.4.2).
     if (a.domain !== s.domain) {
       if (!hooks.fire(Ev.Service, { session: s, stanza: el, to, domain: a.domain })) bounce(s, el, StanzaCondition.RemoteServerNotFound);
       return;

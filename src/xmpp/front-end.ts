@@ -42,6 +42,10 @@ import { NS } from "./ns.js";
 import { componentsModule } from "./modules/components.js";
 import { registerModule } from "./modules/register.js";
 import { ComponentSession, type ComponentContext } from "./component-session.js";
+import { mucModule } from "./muc/module.js";
+import type { MucService } from "./muc/service.js";
+import { storedRooms } from "./muc/rooms-store.js";
+import type { MucStore } from "../store/muc-store.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -53,9 +57,11 @@ export class XmppFrontEnd {
 
   /** XEP-0313 archives (xmpp.mam.enabled); null: off, and neither archived nor advertised. */
   private readonly archives: Archives | null;
+  /** XEP-0045 rooms owned by this worker (muc.enabled); null: off. */
+  readonly muc: MucService | null = null;
 
-  /** `upload`: the XEP-0363 service (upload.enabled), null: none. `fast`: XEP-0484 tokens (null: FAST off). */
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null, fast: FastStore | null = null) {
+  /** `upload`: the XEP-0363 service (upload.enabled), null: none. `fast`: XEP-0484 tokens (null: FAST off). `mucStore`: XEP-0045 persistent rooms. */
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null, fast: FastStore | null = null, mucStore: MucStore | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -97,6 +103,7 @@ export class XmppFrontEnd {
     avatarModule(hooks, x, disco);
     if (upload !== null) uploadModule(hooks, x, disco, upload);
     registerModule(hooks, x, disco);
+    if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucStore === null ? null : storedRooms(mucStore, ctx.log));
     // XEP-0114: stanzas to the components' domains, and the components in disco#items.
     const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
     const domains = componentsModule(hooks, c.components, ttl, disco);

@@ -49,7 +49,8 @@ export interface Events {
   "presence/full": StanzaEvent;
   /**
    * Any stanza to another domain than the server's (`to` canonical): a module that serves that domain handles
-   * it (XEP-0363 upload, XEP-0114 components); unhandled: <remote-server-not-found/> (no server-to-server).
+   * it (XEP-0363 upload, XEP-0114 components, XEP-0045 rooms); unhandled: <remote-server-not-found/> (no
+   * server-to-server).
    */
   "service": ServiceEvent;
   /**

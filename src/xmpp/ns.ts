@@ -70,4 +70,16 @@ export const NS = {
   PEP_VCARD_CONVERSION: "urn:xmpp:pep-vcard-conversion:0",
   /** XEP-0115 Entity Capabilities. */
   CAPS: "http://jabber.org/protocol/caps",
+  /** XEP-0045 Multi-User Chat, its user, admin and owner namespaces, and its forms. */
+  MUC: "http://jabber.org/protocol/muc",
+  MUC_USER: "http://jabber.org/protocol/muc#user",
+  MUC_ADMIN: "http://jabber.org/protocol/muc#admin",
+  MUC_OWNER: "http://jabber.org/protocol/muc#owner",
+  MUC_ROOMCONFIG: "http://jabber.org/protocol/muc#roomconfig",
+  MUC_ROOMINFO: "http://jabber.org/protocol/muc#roominfo",
+  MUC_REQUEST: "http://jabber.org/protocol/muc#request",
+  /** XEP-0421 Anonymous unique occupant identifiers. */
+  OCCUPANT_ID: "urn:xmpp:occupant-id:0",
+  /** XEP-0249 Direct MUC Invitations. */
+  CONFERENCE: "jabber:x:conference",
 } as const;

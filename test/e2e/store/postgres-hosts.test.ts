@@ -146,6 +146,7 @@ describe("two hosts on one PostgreSQL", { skip: HAVE_POSTGRES ?? false }, () => 
         { component: "archive", version: 1 },
         { component: "blocking", version: 1 },
         { component: "pep", version: 1 },
+        { component: "muc", version: 1 },
         { component: "vcard", version: 1 },
         { component: "xmpp", version: 1 },
       ]);

@@ -103,7 +103,7 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     const subject = `t${subjects++}`;
     const a = await bus(opts(subject, "a", "10.0.0.1", 500));
     // The newcomer's probe is answered by a's beat: it gives up before it joins or serves.
-    await assert.rejects(NatsBus.connect({ ...opts(subject, "b", "10.0.0.2", 500), vnodes: 128 }, {}), /refusing to join: worker a \(host 10\.0\.0\.1\) uses ring parameters 2\/murmur3\/64, this one 2\/murmur3\/128/);
+    await assert.rejects(NatsBus.connect({ ...opts(subject, "b", "10.0.0.2", 500), vnodes: 128 }, {}), /refusing to join: worker a \(host 10\.0\.0\.1\) uses ring parameters 3\/murmur3\/64, this one 3\/murmur3\/128/);
     // Two heartbeats later a's ring is as it was: b never became a member, so no owner moved.
     await new Promise((r) => setTimeout(r, 1000));
     assert.deepEqual(a.changes, []);

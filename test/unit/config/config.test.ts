@@ -376,3 +376,19 @@ test("xmpp.sasl2 and xmpp.fast keys (XEP-0388, XEP-0484): defaults and checks", 
   assert.equal(keyOf({ xmpp: { fast: { tokenLifetimeMs: 3600000, rotateBeforeMs: 3600000 } } }), "xmpp.fast.rotateBeforeMs", "rotation must leave the token some life");
   assert.equal(keyOf({ xmpp: { fast: { lifetime: 5 } } }), "xmpp.fast.lifetime", "an unknown key is named");
 });
+
+test("muc keys (XEP-0045): defaults, the service domain, checks", { timeout: 5000 }, () => {
+  const c = validate({}, "/tmp");
+  assert.deepEqual(c.muc, { enabled: false, domain: "conference.localhost", maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5 });
+  assert.equal(validate({ domain: "Example.ORG", muc: { enabled: true } }, "/tmp").muc.domain, "conference.example.org", "derived from the server's domain");
+  assert.equal(validate({ muc: { domain: "rooms.example.org" } }, "/tmp").muc.domain, "rooms.example.org");
+  assert.equal(keyOf({ muc: { enabled: 1 } }), "muc.enabled");
+  assert.equal(keyOf({ muc: { domain: "Rooms" } }), "muc.domain");
+  assert.equal(keyOf({ domain: "a.b", muc: { domain: "a.b" } }), "muc.domain");
+  assert.equal(keyOf({ muc: { maxOccupants: 0 } }), "muc.maxOccupants");
+  assert.equal(keyOf({ muc: { historyMessages: -1 } }), "muc.historyMessages");
+  assert.equal(keyOf({ muc: { maxNickLength: 2000 } }), "muc.maxNickLength");
+  assert.equal(keyOf({ muc: { maxRoomsPerWorker: 0 } }), "muc.maxRoomsPerWorker");
+  assert.equal(keyOf({ muc: { maxPresencePerSecond: 0.5 } }), "muc.maxPresencePerSecond");
+  assert.equal(keyOf({ muc: { rooms: 3 } }), "muc.rooms");
+});

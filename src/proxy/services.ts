@@ -1,0 +1,102 @@
+import { bareOf } from "../address/address.js";
+import type { Envelope } from "../envelope/envelope.js";
+import type { BusMessage } from "../cluster/bus.js";
+import type { Session } from "../session/session.js";
+import type { FanoutTarget, OwnedService, ServiceLink } from "../session/service.js";
+
+/** What the desk needs of its worker (the ProxyDaemon). */
+export interface ServiceWorker {
+  readonly self: string;
+  ownerOf(bare: string): string | undefined;
+  send(worker: string, msg: BusMessage): void;
+  local(address: string): Session | undefined;
+  deliverLocal(s: Session, env: Envelope): void;
+  route(env: Envelope): string;
+  toRequester(env: Envelope): void;
+  undeliverable(env: Envelope): void;
+}
+
+/**
+ * The owner side of addresses served by a protocol's service (src/session/service.ts): XEP-0045 rooms.
+ * An envelope marked Flag.Service goes to the owner of its bare address by the ring, as a user's would,
+ * with the worker of its sender's session (bus op `service`); there the service of its domain takes it.
+ * What a service sends to many sessions leaves as one bus message per worker (bus op `fanout`).
+ */
+export class ServiceDesk {
+  private readonly byDomain = new Map<string, OwnedService>();
+  /** Envelopes fanned out, and bus messages that took them (metrics, tests). */
+  fannedOut = 0;
+  fanoutMessages = 0;
+
+  constructor(private readonly w: ServiceWorker) {}
+
+  serve(domain: string, svc: OwnedService): ServiceLink {
+    this.byDomain.set(domain, svc);
+    return {
+      fanout: (env, to) => this.fanout(env, to),
+      answer: (env) => this.w.toRequester(env),
+      owns: (bare) => {
+        const o = this.w.ownerOf(bare);
+        return o === undefined || o === this.w.self;
+      },
+    };
+  }
+
+  /** Routes an envelope marked Flag.Service from this worker to its owner; gives the worker it went to ("" here). */
+  route(env: Envelope): string {
+    const owner = this.w.ownerOf(bareOf(env.to));
+    if (owner === undefined || owner === this.w.self) {
+      this.receive(env, this.w.self);
+      return "";
+    }
+    this.w.send(owner, { op: "service", via: this.w.self, env });
+    return owner;
+  }
+
+  /** On the owner: the service of the address's domain takes it; an unknown domain is nobody's. */
+  receive(env: Envelope, via: string): void {
+    const bare = bareOf(env.to);
+    const svc = this.byDomain.get(bare.slice(bare.indexOf("@") + 1));
+    if (svc === undefined) return this.w.undeliverable(env);
+    svc.receive(env, via);
+  }
+
+  private fanout(env: Envelope, to: readonly FanoutTarget[]): void {
+    const self = this.w.self;
+    let groups: Map<string, string[]> | null = null;
+    for (let i = 0; i < to.length; i++) {
+      const t = to[i];
+      this.fannedOut++;
+      if (t.at === self || t.at === "") {
+        this.deliverHere(env, t.address);
+        continue;
+      }
+      groups ??= new Map();
+      const list = groups.get(t.at);
+      if (list === undefined) groups.set(t.at, [t.address]);
+      else list.push(t.address);
+    }
+    if (groups === null) return;
+    for (const [worker, addresses] of groups) {
+      this.fanoutMessages++;
+      this.w.send(worker, { op: "fanout", env, to: addresses });
+    }
+  }
+
+  /** A membership change: sessions of workers that left or restarted are gone; each service forgets them. */
+  membershipChanged(lost: (worker: string) => boolean): void {
+    for (const svc of new Set(this.byDomain.values())) svc.lost?.((at) => at !== "" && at !== this.w.self && lost(at));
+  }
+
+  /** Bus op `fanout`: to each session here; one that is not here (moved, ended) is routed to its address. */
+  delivered(env: Envelope, to: readonly string[]): void {
+    for (let i = 0; i < to.length; i++) this.deliverHere(env, to[i]);
+  }
+
+  private deliverHere(env: Envelope, address: string): void {
+    const e = env.readdressed(address);
+    const s = this.w.local(address);
+    if (s !== undefined && !s.closed) this.w.deliverLocal(s, e);
+    else this.w.route(e);
+  }
+}

@@ -1,0 +1,45 @@
+import type { Envelope } from "../envelope/envelope.js";
+
+/*
+ * Addresses that are owned like a user's bare address but served by a
+ * protocol's service on the owner worker instead of a UserChannel: XEP-0045
+ * rooms (room@conference.example.org). Seed 000's idea unchanged: the ring
+ * names the owner of `room@service` as it names a user's, so there is no room
+ * registry and no broadcast. The core knows nothing of rooms; the protocol
+ * knows nothing of workers: where a session is travels as an opaque string.
+ */
+
+/** A recipient of a fan-out: a session's full address and where it is (`Served.at`; "" unknown). */
+export interface FanoutTarget {
+  address: string;
+  at: string;
+}
+
+/** A protocol's service of one domain, on every worker; each address of it lives on its owner worker. */
+export interface OwnedService {
+  /**
+   * An envelope marked Flag.Service for an address at the service's domain reached the worker the ring
+   * names its owner. `at`: where the session that sent it is, to give back in a FanoutTarget ("" when the
+   * sender is not a session, or not known).
+   */
+  receive(env: Envelope, at: string): void;
+  /**
+   * Workers left the ring or restarted: the sessions at the locators for which `lost` holds are gone
+   * (their connections died with their worker), and will send nothing more.
+   */
+  lost?(lost: (at: string) => boolean): void;
+}
+
+/** What the core gives a service to send with (Core.serve). */
+export interface ServiceLink {
+  /**
+   * One envelope (its `to` is ignored) to each target, readdressed to it and sharing one payload: one bus
+   * message per worker that holds targets, however many there are. A target not found where `at` says
+   * (it moved, or ended) is routed to its address as any envelope.
+   */
+  fanout(env: Envelope, to: readonly FanoutTarget[]): void;
+  /** An answer (response or error) to a request the service received: env.responseFor is that request's ref. */
+  answer(env: Envelope): void;
+  /** This worker owns `bare` by the ring now (false: it moved; rooms do not move yet, see docs/xmpp.md). */
+  owns(bare: string): boolean;
+}

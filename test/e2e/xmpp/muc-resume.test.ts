@@ -1,0 +1,45 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rawAuth, rawResumable } from "./util.js";
+import { SERVICE, bodyFrom, groupchat, openRoom, presenceFrom, startPair, usersOn } from "./muc-util.js";
+import { waitUntil } from "../../helpers.js";
+
+// An occupant's session resumed on another worker (XEP-0198): its rooms go with it (kept among its
+// directed presence), the room reaches it there, and when it ends there the room is told.
+
+test("an occupant resumed on the other worker keeps its rooms, and leaves them when its session ends there", { timeout: 30_000 }, async () => {
+  const pair = await startPair(["alice", "bob"]);
+  const room = `moving@${SERVICE}`;
+  try {
+    const [al] = await usersOn([pair.portA, pair.portB], "alice");
+    try {
+      await openRoom(al, room, "Alice");
+      const { r: b1, id } = await rawResumable(pair.portA, "bob", "bob-pass", "phone");
+      b1.send("<presence/>");
+      b1.send(`<presence to='${room}/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+      await b1.until(/code=["']110["']/);
+      await al.waitFor(presenceFrom(`${room}/Bob`));
+      b1.destroy();
+      await waitUntil(() => (pair.a.proxy.sessions.get("bob@localhost/phone") as any)?.suspended === true, 5000, "bob's session suspended on A");
+
+      const b2 = await rawAuth(pair.portB, "bob", "bob-pass");
+      try {
+        b2.send(`<resume xmlns='urn:xmpp:sm:3' previd='${id}' h='0'/>`);
+        await b2.until(/<resumed /);
+        await groupchat(al, room, "still with us?");
+        await b2.until(/still with us\?/);
+        assert.ok(!al.stanzas.some((el) => presenceFrom(`${room}/Bob`)(el) && el.attrs.type === "unavailable"), "Bob never left the room");
+        b2.send(`<message to='${room}' type='groupchat'><body>yes, from B</body></message>`);
+        await al.waitFor(bodyFrom(`${room}/Bob`, "yes, from B"));
+        b2.send("</stream:stream>");
+        await al.waitFor((el) => presenceFrom(`${room}/Bob`)(el) && el.attrs.type === "unavailable");
+      } finally {
+        b2.destroy();
+      }
+    } finally {
+      await al.stop();
+    }
+  } finally {
+    await pair.stop();
+  }
+});
