@@ -109,7 +109,8 @@ export class UploadHttp {
       res.setHeader("Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS");
       res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type");
       res.setHeader("Access-Control-Max-Age", "86400");
-      return answer(res, 204, "");
+      res.writeHead(204, { "Cache-Control": "no-store" });
+      return void res.end();
     }
     if (req.method !== "PUT" && req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("Allow", "GET, HEAD, PUT, OPTIONS");

@@ -52,6 +52,12 @@ test("a slot: PUT once with its header, then GET and HEAD by anyone, byte for by
   assert.match(s.put, new RegExp(`^http://127\\.0\\.0\\.1:${httpPort}/[0-9a-f]{32}/[A-Za-z0-9_-]{22}/tr%C3%A8s%20cool\\.jpg$`));
   assert.equal(s.get, s.put);
   assert.match(s.auth, /^Bearer /);
+  // A web client's CORS preflight, then the PUT itself.
+  const pre = await fetch(s.put, { method: "OPTIONS", headers: { Origin: "https://web.example", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization, content-type" } });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+  assert.match(pre.headers.get("access-control-allow-methods")!, /PUT/);
+  assert.match(pre.headers.get("access-control-allow-headers")!, /Authorization/);
   assert.equal((await putFile(s, body, "image/jpeg")).status, 201);
   const r = await fetch(s.get);
   assert.equal(r.status, 200);
