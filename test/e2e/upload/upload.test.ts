@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect, type Socket } from "node:net";
 import { xml } from "@xmpp/client";
 import { startXmppServer, waitUntil, type TestServer } from "../../helpers.js";
 import { online, type Online } from "../xmpp/util.js";
@@ -223,5 +224,26 @@ test("expiry: a file is removed from disk and no longer served after upload.expi
   } finally {
     await carol.stop();
     await ex.stop();
+  }
+});
+
+test("upload.http.maxConnections: connections past it are closed at accept; the others are served", { timeout: 20_000 }, async () => {
+  const ts2 = await startXmppServer({ upload: { enabled: true, http: { port: 0, maxConnections: 2 } } });
+  const port = ts2.server.upload!.port;
+  const held: Socket[] = [];
+  try {
+    // Two kept-alive connections, each answered once (so the server has surely counted them).
+    for (let i = 0; i < 2; i++) {
+      const s = connect(port, "127.0.0.1");
+      held.push(s);
+      s.write("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+      await new Promise<void>((resolve) => s.once("data", () => resolve()));
+    }
+    assert.equal(await rawHttp(port, (c) => c.write("GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 3000), "", "closed without an answer");
+    held.pop()!.destroy();
+    await waitUntil(async () => (await rawHttp(port, (c) => c.write("GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 3000)).startsWith("HTTP/1.1 404"), 5000, "a free place again", 50);
+  } finally {
+    for (const s of held) s.destroy();
+    await ts2.stop();
   }
 });
