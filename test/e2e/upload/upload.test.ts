@@ -1,7 +1,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
 import { xml } from "@xmpp/client";
@@ -205,6 +205,22 @@ test("slow or hostile HTTP clients cost only their connection: huge headers, slo
   // Still serving everyone else, and the XMPP side untouched.
   assert.equal((await fetch(s.get)).status, 200);
   await alice.c.iqCaller.get(xml("ping", { xmlns: "urn:xmpp:ping" }), "localhost");
+});
+
+test("a file that cannot be written: the client gets a clear answer (500), nothing is left, and the slot can be used again", { timeout: 20_000 }, async () => {
+  const body = randomBytes(300_000);
+  const s = await requestSlot(bob, "blocked.bin", body.length);
+  const [user, id] = new URL(s.put).pathname.split("/").slice(1, 3);
+  // Its .part path taken by a directory: opening it for writing fails (as a full or broken disk would, with 507 for ENOSPC).
+  const part = join(ts.dir, "uploads", user, `${id}.part`);
+  mkdirSync(part, { recursive: true });
+  const r = await putFile(s, body);
+  assert.equal(r.status, 500, r.text);
+  assert.match(r.text, /could not be written/);
+  assert.ok(!existsSync(join(ts.dir, "uploads", user, `${id}.meta`)), "the claim is given back");
+  rmdirSync(part);
+  assert.equal((await putFile(s, body)).status, 201);
+  assert.deepEqual(Buffer.from(await (await fetch(s.get)).arrayBuffer()), body);
 });
 
 test("expiry: a file is removed from disk and no longer served after upload.expireAfterMs", { timeout: 20_000 }, async () => {
