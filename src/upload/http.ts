@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
-import { pipeline } from "node:stream/promises";
+import { finished, pipeline } from "node:stream/promises";
 import { Transform, type TransformCallback } from "node:stream";
 import type { UploadConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
@@ -109,7 +109,8 @@ export class UploadHttp {
       res.setHeader("Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS");
       res.setHeader("Access-Control-Allow-Headers", "Authorization, Content-Type");
       res.setHeader("Access-Control-Max-Age", "86400");
-      return answer(res, 204, "");
+      res.writeHead(204, { "Cache-Control": "no-store" });
+      return void res.end();
     }
     if (req.method !== "PUT" && req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("Allow", "GET, HEAD, PUT, OPTIONS");
@@ -174,8 +175,7 @@ export class UploadHttp {
       let ok = false;
       let failure: NodeJS.ErrnoException | null = null;
       try {
-        const out = await open(p.part, "w", 0o600);
-        await pipeline(req, new Counter(slot.size), out.createWriteStream());
+        await this.receive(req, p.part, slot.size);
         ok = true;
       } catch (e) {
         failure = e as NodeJS.ErrnoException;
@@ -188,7 +188,10 @@ export class UploadHttp {
         }
       }
       if (!ok) {
-        if (req.destroyed || res.headersSent) return;
+        if (failure?.code === ABORTED || res.headersSent) return;
+        // Whatever is still coming is dropped until the answer is written and the connection closed.
+        req.unpipe();
+        req.resume();
         const code = failure?.code;
         if (code === "ENOSPC" || code === "EDQUOT") return refuse(507, "no space left for uploads\n");
         if (code === BODY_SIZE) return refuse(400, `the body was not ${slot.size} bytes\n`);
@@ -205,6 +208,27 @@ export class UploadHttp {
       if (left > 0) this.reserved.set(slot.user, left);
       else this.reserved.delete(slot.user);
     }
+  }
+
+  /**
+   * The body into `file`, streamed (backpressure: the socket is read as fast as the disk takes it). Not
+   * pipeline(): it would destroy the request on a disk error, and with it the socket the answer must go out on.
+   */
+  private async receive(req: IncomingMessage, file: string, size: number): Promise<void> {
+    const gone = () => Object.assign(new Error("the client went away"), { code: ABORTED });
+    // Cut while the checks ran (the connection closed, or its next bytes were not HTTP): nothing to read.
+    if (req.destroyed) throw gone();
+    const out = (await open(file, "w", 0o600)).createWriteStream();
+    const counter = new Counter(size);
+    counter.once("error", (e) => out.destroy(e));
+    const cut = () => {
+      if (!req.complete) out.destroy(gone());
+    };
+    req.once("error", cut);
+    req.once("close", cut);
+    if (req.destroyed) cut();
+    req.pipe(counter).pipe(out);
+    await finished(out);
   }
 
   /** Creates the claim file, or false when it exists. The user's directory is made again if a sweep removed it meanwhile. */
@@ -261,6 +285,7 @@ export class UploadHttp {
 }
 
 const BODY_SIZE = "BODY_SIZE";
+const ABORTED = "ABORTED";
 const sizeError = (msg: string): Error => Object.assign(new Error(msg), { code: BODY_SIZE });
 
 /** Fails the body when it runs past the announced size (node:http frames by Content-Length; this is the file's own guard). */

@@ -1,8 +1,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
+import { connect, type Socket } from "node:net";
 import { xml } from "@xmpp/client";
 import { startXmppServer, waitUntil, type TestServer } from "../../helpers.js";
 import { online, type Online } from "../xmpp/util.js";
@@ -52,6 +53,12 @@ test("a slot: PUT once with its header, then GET and HEAD by anyone, byte for by
   assert.match(s.put, new RegExp(`^http://127\\.0\\.0\\.1:${httpPort}/[0-9a-f]{32}/[A-Za-z0-9_-]{22}/tr%C3%A8s%20cool\\.jpg$`));
   assert.equal(s.get, s.put);
   assert.match(s.auth, /^Bearer /);
+  // A web client's CORS preflight, then the PUT itself.
+  const pre = await fetch(s.put, { method: "OPTIONS", headers: { Origin: "https://web.example", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization, content-type" } });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get("access-control-allow-origin"), "*");
+  assert.match(pre.headers.get("access-control-allow-methods")!, /PUT/);
+  assert.match(pre.headers.get("access-control-allow-headers")!, /Authorization/);
   assert.equal((await putFile(s, body, "image/jpeg")).status, 201);
   const r = await fetch(s.get);
   assert.equal(r.status, 200);
@@ -200,6 +207,22 @@ test("slow or hostile HTTP clients cost only their connection: huge headers, slo
   await alice.c.iqCaller.get(xml("ping", { xmlns: "urn:xmpp:ping" }), "localhost");
 });
 
+test("a file that cannot be written: the client gets a clear answer (500), nothing is left, and the slot can be used again", { timeout: 20_000 }, async () => {
+  const body = randomBytes(300_000);
+  const s = await requestSlot(bob, "blocked.bin", body.length);
+  const [user, id] = new URL(s.put).pathname.split("/").slice(1, 3);
+  // Its .part path taken by a directory: opening it for writing fails (as a full or broken disk would, with 507 for ENOSPC).
+  const part = join(ts.dir, "uploads", user, `${id}.part`);
+  mkdirSync(part, { recursive: true });
+  const r = await putFile(s, body);
+  assert.equal(r.status, 500, r.text);
+  assert.match(r.text, /could not be written/);
+  assert.ok(!existsSync(join(ts.dir, "uploads", user, `${id}.meta`)), "the claim is given back");
+  rmdirSync(part);
+  assert.equal((await putFile(s, body)).status, 201);
+  assert.deepEqual(Buffer.from(await (await fetch(s.get)).arrayBuffer()), body);
+});
+
 test("expiry: a file is removed from disk and no longer served after upload.expireAfterMs", { timeout: 20_000 }, async () => {
   const ex = await startXmppServer({ upload: { enabled: true, http: { port: 0 }, expireAfterMs: 1500 } }, { carol: "c-pass" });
   const carol = await online(ex.port("xmpp", "tcp"), "carol", "c-pass");
@@ -217,5 +240,26 @@ test("expiry: a file is removed from disk and no longer served after upload.expi
   } finally {
     await carol.stop();
     await ex.stop();
+  }
+});
+
+test("upload.http.maxConnections: connections past it are closed at accept; the others are served", { timeout: 20_000 }, async () => {
+  const ts2 = await startXmppServer({ upload: { enabled: true, http: { port: 0, maxConnections: 2 } } });
+  const port = ts2.server.upload!.port;
+  const held: Socket[] = [];
+  try {
+    // Two kept-alive connections, each answered once (so the server has surely counted them).
+    for (let i = 0; i < 2; i++) {
+      const s = connect(port, "127.0.0.1");
+      held.push(s);
+      s.write("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+      await new Promise<void>((resolve) => s.once("data", () => resolve()));
+    }
+    assert.equal(await rawHttp(port, (c) => c.write("GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 3000), "", "closed without an answer");
+    held.pop()!.destroy();
+    await waitUntil(async () => (await rawHttp(port, (c) => c.write("GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 3000)).startsWith("HTTP/1.1 404"), 5000, "a free place again", 50);
+  } finally {
+    for (const s of held) s.destroy();
+    await ts2.stop();
   }
 });
