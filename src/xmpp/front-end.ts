@@ -69,7 +69,8 @@ export class XmppFrontEnd {
     pingModule(hooks);
     // XEP-0313 §8, XEP-0359 §6: advertised on the account only when archives are on.
     const disco = discoModule(hooks, archives === null ? [] : [NS.MAM, NS.SID]);
-    messageModule(hooks, archives === null ? null : new StanzaIds(ctx.config.domain));
+    const ids = archives === null ? null : new StanzaIds(ctx.config.domain);
+    messageModule(hooks, ids);
     if (archives !== null) mamModule(hooks, x, archives);
     presenceModule(hooks, x);
     rosterModule(hooks, x);
@@ -85,7 +86,7 @@ export class XmppFrontEnd {
     const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
     const domains = componentsModule(hooks, c.components, ttl, disco);
     x.componentDomains = domains;
-    this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains };
+    this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains, ids };
   }
 
   private readonly components: ComponentContext;

@@ -16,7 +16,7 @@ async function start(xmpp: Record<string, unknown> = {}): Promise<TestServer> {
         { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 },
         { protocol: "component", transport: "tcp", host: "127.0.0.1", port: 0 },
       ],
-      xmpp: { components: [{ domain: "gw.localhost", secret: "gw-secret" }], allowPlainWithoutTls: true, ...xmpp },
+      xmpp: { components: [{ domain: "gw.localhost", secret: "gw-secret" }], allowPlainWithoutTls: true, mam: { enabled: true }, ...xmpp },
     },
     { alice: "alice-pw", bob: "bob-pw" },
   );
@@ -73,6 +73,10 @@ test("XEP-0114 streams: the header's namespace, the handshake, addresses a compo
     const stored = await answer(bob, "m3");
     assert.match(stored, /from=["']\+1555@gw.localhost\/sms["']/);
     assert.match(stored, /while you were away/);
+    // …and kept in bob's archive (XEP-0313), from the address in the component's domain.
+    bob.send("<iq type='set' id='mq'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>");
+    const archived = await bob.until(/<fin [^>]*complete=["']true["']/);
+    assert.match(archived, /<result xmlns=["']urn:xmpp:mam:2["'] queryid=["']q1["'][\s\S]*from=["']\+1555@gw.localhost\/sms["'][\s\S]*while you were away/);
 
     // From outside its domain: invalid-from, and the stream ends; the server goes on.
     gw.send("<message from='mallory@localhost' to='alice@localhost'><body>spoofed</body></message>");
