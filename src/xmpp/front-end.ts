@@ -84,7 +84,7 @@ export class XmppFrontEnd {
     registerModule(hooks, x, disco);
     // XEP-0114: stanzas to the components' domains, and the components in disco#items.
     const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
-    const domains = componentsModule(hooks, c.components, ttl, disco);
+    const domains = componentsModule(hooks, c.components, ttl, disco, ids);
     x.componentDomains = domains;
     this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains, ids };
   }
