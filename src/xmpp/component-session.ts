@@ -3,7 +3,7 @@ import { Element } from "ltx";
 import { Session } from "../session/session.js";
 import { PeerWatch, type PeerProbe } from "../session/peer-watch.js";
 import { Envelope, Flag, Kind } from "../envelope/envelope.js";
-import { canonicalAddress, parseAddress } from "../address/address.js";
+import { bareOf, canonicalAddress, parseAddress } from "../address/address.js";
 import type { Conn } from "../transport/conn.js";
 import { StreamParser, type StreamSink } from "./stream/parser.js";
 import { conditionForCode, StanzaCondition, stanzaError, StreamCondition, StreamError } from "./errors.js";
@@ -14,6 +14,7 @@ import { SessionRecord } from "../metrics/session-record.js";
 import { eligible } from "./modules/carbons.js";
 import { domainOf, routedEnvelope } from "./modules/components.js";
 import type { XmppContext } from "./context.js";
+import type { StanzaIds } from "./modules/stanza-id.js";
 
 /** The resource a component's session binds at: its domain is its bare address in the ring (modules/components.ts). */
 export const COMPONENT_RESOURCE = "component";
@@ -27,6 +28,8 @@ export interface ComponentContext {
   secrets: ReadonlyMap<string, string>;
   /** Every component domain of this server: a component may talk to another. */
   domains: ReadonlySet<string>;
+  /** XEP-0359 ids of archived messages (xmpp.mam.enabled); null: archives are off. */
+  ids: StanzaIds | null;
 }
 
 const enum State {
@@ -152,7 +155,11 @@ export class ComponentSession extends Session implements StreamSink, PeerProbe {
     let flags: number | undefined;
     if (this.c.domains.has(toDomain)) routeTo = toDomain;
     else if (toDomain !== server) return this.bounce(el, StanzaCondition.RemoteServerNotFound);
-    else if (el.name === "message") flags = userMessageFlags(el, to.indexOf("/") > 0);
+    else if (el.name === "message") {
+      flags = userMessageFlags(el, to.indexOf("/") > 0);
+      // XEP-0313: kept in the user's archive like a message from another user (the recipient's owner archives it).
+      if (this.c.ids !== null && this.c.ids.mark(el, bareOf(from), to)) flags |= Flag.Archive;
+    }
     // RFC 6121 §8.5.2.1.3: an IQ to a user's bare JID is the server's to answer for the account, and it serves none for components.
     else if (el.name === "iq" && to.indexOf("/") < 0 && (el.attrs.type === "get" || el.attrs.type === "set")) return this.bounce(el, StanzaCondition.ServiceUnavailable);
     const ttl = (ns: string) => this.c.x.config.timeouts.xmpp.byNamespace[ns] ?? 0;

@@ -86,7 +86,8 @@ export class XmppFrontEnd {
     pingModule(hooks);
     // XEP-0313 §8, XEP-0359 §6: advertised on the account only when archives are on.
     const disco = discoModule(hooks, archives === null ? [] : [NS.MAM, NS.SID]);
-    messageModule(hooks, archives === null ? null : new StanzaIds(ctx.config.domain));
+    const ids = archives === null ? null : new StanzaIds(ctx.config.domain);
+    messageModule(hooks, ids);
     if (archives !== null) mamModule(hooks, x, archives);
     presenceModule(hooks, x);
     rosterModule(hooks, x);
@@ -106,9 +107,9 @@ export class XmppFrontEnd {
     if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucStore === null ? null : storedRooms(mucStore, ctx.log));
     // XEP-0114: stanzas to the components' domains, and the components in disco#items.
     const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
-    const domains = componentsModule(hooks, c.components, ttl, disco);
+    const domains = componentsModule(hooks, c.components, ttl, disco, ids);
     x.componentDomains = domains;
-    this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains };
+    this.components = { x, secrets: new Map(c.components.map((e) => [e.domain, e.secret])), domains, ids };
   }
 
   private readonly components: ComponentContext;

@@ -125,7 +125,9 @@ function errorText(code: string): string {
  * content is shared, not copied.
  */
 function carbon(s: Recipient, env: Envelope, el: Element): string {
-  const inner = new Element("message", { ...el.attrs, xmlns: NS.CLIENT, from: env.from, to: env.to });
+  // To a component (XEP-0114) the envelope names its domain; the stanza keeps the address written to (modules/components.ts).
+  const to = env.to.indexOf("@") < 0 && el.attrs.to !== undefined ? el.attrs.to : env.to;
+  const inner = new Element("message", { ...el.attrs, xmlns: NS.CLIENT, from: env.from, to });
   inner.children = el.children;
   const attrs: Record<string, string> = { from: s.bare, to: s.address };
   // §7: the wrapper keeps the type.

@@ -5,6 +5,8 @@ import { codeForError, StanzaCondition } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
 import { bounce } from "../replies.js";
 import type { Disco } from "./disco.js";
+import { eligible } from "./carbons.js";
+import type { StanzaIds } from "./stanza-id.js";
 
 /** The domain part of a canonical address. */
 export function domainOf(address: string): string {
@@ -74,7 +76,7 @@ export function toComponent(env: Envelope, domains: ReadonlySet<string>): Envelo
  * with the pending-response treatment; the components are the server's
  * disco#items (XEP-0030 §4.1).
  */
-export function componentsModule(hooks: Hooks, components: readonly ComponentConfig[], ttlFor: (ns: string) => number, disco: Disco): ReadonlySet<string> {
+export function componentsModule(hooks: Hooks, components: readonly ComponentConfig[], ttlFor: (ns: string) => number, disco: Disco, ids: StanzaIds | null = null): ReadonlySet<string> {
   const domains = new Set(components.map((c) => c.domain));
   for (const c of components) disco.serverItem(c.name === undefined ? { jid: c.domain } : { jid: c.domain, name: c.name });
   if (domains.size === 0) return domains;
@@ -85,7 +87,14 @@ export function componentsModule(hooks: Hooks, components: readonly ComponentCon
     // the component is told when the session goes unavailable); its submit readdresses it (toComponent).
     const type = stanza.attrs.type;
     if (stanza.name === "presence" && (type === undefined || type === "unavailable")) return hooks.fire(to.indexOf("/") > 0 ? Ev.PresenceFull : Ev.PresenceBare, { session: s, stanza, to });
-    const env = routedEnvelope(s.address, domain, stanza, ttlFor);
+    let flags: number | undefined;
+    if (stanza.name === "message") {
+      flags = componentMessageFlags(stanza);
+      // XEP-0280 sent carbons and XEP-0313 (the sender's archive), as for a message to a user.
+      if (eligible(stanza)) flags |= Flag.Copies;
+      if (ids !== null && ids.mark(stanza, s.bare, to)) flags |= Flag.Archive;
+    }
+    const env = routedEnvelope(s.address, domain, stanza, ttlFor, flags);
     if (env === null) return true;
     if (env instanceof Envelope) s.submit(env);
     else bounce(s, stanza, env);

@@ -33,7 +33,9 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
   const suffix = `@${domain}`;
   return (env, bare, outgoing) => {
     if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
-    writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to: env.to });
+    // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
+    const to = env.to.indexOf("@") < 0 ? ((env.payload as Element | null)?.attrs?.to ?? env.to) : env.to;
+    writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to });
   };
 }
 

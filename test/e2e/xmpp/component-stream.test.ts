@@ -16,7 +16,7 @@ async function start(xmpp: Record<string, unknown> = {}): Promise<TestServer> {
         { protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port: 0 },
         { protocol: "component", transport: "tcp", host: "127.0.0.1", port: 0 },
       ],
-      xmpp: { components: [{ domain: "gw.localhost", secret: "gw-secret" }], allowPlainWithoutTls: true, ...xmpp },
+      xmpp: { components: [{ domain: "gw.localhost", secret: "gw-secret" }], allowPlainWithoutTls: true, mam: { enabled: true }, ...xmpp },
     },
     { alice: "alice-pw", bob: "bob-pw" },
   );
@@ -73,6 +73,26 @@ test("XEP-0114 streams: the header's namespace, the handshake, addresses a compo
     const stored = await answer(bob, "m3");
     assert.match(stored, /from=["']\+1555@gw.localhost\/sms["']/);
     assert.match(stored, /while you were away/);
+    // …and kept in bob's archive (XEP-0313), from the address in the component's domain.
+    bob.send("<iq type='set' id='mq'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>");
+    const archived = await bob.until(/<fin [^>]*complete=["']true["']/);
+    assert.match(archived, /<result xmlns=["']urn:xmpp:mam:2["'] queryid=["']q1["'][\s\S]*from=["']\+1555@gw.localhost\/sms["'][\s\S]*while you were away/);
+
+    // A user's chat to the component: the user's other resource that enabled carbons gets a sent copy, and the
+    // user's archive keeps it, both naming the address written to (not the domain the envelope travels to).
+    const desk = await rawLogin(ts.server.port("xmpp", "tcp"), "alice", "alice-pw", "desk");
+    desk.send("<iq type='set' id='cb'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    await answer(desk, "cb");
+    gw.text = "";
+    alice.send("<message id='s1' type='chat' to='+1555@gw.localhost'><body>text to sms</body></message>");
+    await gw.until(/text to sms/);
+    assert.match(gw.text, /<message [^>]*from="alice@localhost\/raw"[^>]*to="\+1555@gw.localhost"|<message [^>]*to="\+1555@gw.localhost"[^>]*from="alice@localhost\/raw"/);
+    const copy = await desk.until(/<sent xmlns=["']urn:xmpp:carbons:2["'][\s\S]*?<\/sent>/);
+    assert.match(copy, /<sent [\s\S]*to="\+1555@gw.localhost"[\s\S]*text to sms/);
+    alice.send("<iq type='set' id='aq'><query xmlns='urn:xmpp:mam:2' queryid='q2'/></iq>");
+    const mine = await alice.until(/<fin [^>]*complete=["']true["']/);
+    assert.match(mine, /queryid=["']q2["'][\s\S]*to="\+1555@gw.localhost"[\s\S]*text to sms/);
+    desk.destroy();
 
     // From outside its domain: invalid-from, and the stream ends; the server goes on.
     gw.send("<message from='mallory@localhost' to='alice@localhost'><body>spoofed</body></message>");

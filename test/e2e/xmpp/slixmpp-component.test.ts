@@ -21,7 +21,7 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
         { protocol: "component", transport: "tcp", host: "127.0.0.1", port: 0 },
       ],
       xmpp: { components: COMPONENTS },
-      timeouts: { xmpp: { defaultMs: 2000, minMs: 500 } },
+      timeouts: { xmpp: { defaultMs: 2000, minMs: 500, byNamespace: { "urn:test:slow": 30000 } } },
     },
     { alice: "alice-pw" },
   );
@@ -89,9 +89,13 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
       assert.equal(fresh.getChildText("query", "urn:test:echo"), "echo the new one");
       assert.equal(await gw2.line(5000), "echo-asked alice@localhost/phone echo@gw.localhost/y");
 
-      // The component goes: an IQ asked of it fails at once (service-unavailable), and so does a new one.
+      // The component goes while an IQ waits for it: that IQ fails then (service-unavailable, not its timeout), and so does a new one.
+      const waiting = echo(alice, "y@mute.localhost", "still waiting", 20000, "urn:test:slow");
+      assert.equal(await mute.line(5000), "echo-asked alice@localhost/phone y@mute.localhost");
       mute.tell("quit");
       assert.equal(await mute.line(5000), "disconnected");
+      const failed = await waiting;
+      assert.ok(failed.getChild("error")?.getChild("service-unavailable"), failed.toString());
       const gone = await within(echo(alice, "x@mute.localhost", "gone"), 1500, "an error at once, not at the timeout");
       assert.ok(gone.getChild("error")?.getChild("service-unavailable"), gone.toString());
       // Unknown domains are still not reachable (no server-to-server).

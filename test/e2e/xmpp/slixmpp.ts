@@ -98,8 +98,8 @@ export async function componentOnline(port: number, domain: string, secret: stri
 
 let seq = 0;
 /** An iq get of urn:test:echo from `u` to `to`; the whole answer stanza. */
-export async function echo(u: Online, to: string, text: string, ms = 10000): Promise<any> {
+export async function echo(u: Online, to: string, text: string, ms = 10000, ns = "urn:test:echo"): Promise<any> {
   const id = `echo-${++seq}`;
-  await u.c.send(xml("iq", { type: "get", id, to }, xml("query", { xmlns: "urn:test:echo" }, text)));
+  await u.c.send(xml("iq", { type: "get", id, to }, xml("query", { xmlns: ns }, text)));
   return u.waitFor((el) => el.is("iq") && el.attrs.id === id, ms);
 }
