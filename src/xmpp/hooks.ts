@@ -65,6 +65,8 @@ export interface Events {
   "session-closing": SessionEvent;
   /** The server drains and this session waits for its client (XEP-0198): handled when it moved to another worker. */
   "session-parking": SessionEvent;
+  /** A session another worker handed over (XEP-0198 across workers) continues here: what a module keeps per worker is read again. */
+  "session-continued": SessionEvent;
 }
 export type EventName = keyof Events;
 
@@ -90,6 +92,7 @@ export const Ev = {
   InitialPresence: "initial-presence",
   SessionClosing: "session-closing",
   SessionParking: "session-parking",
+  SessionContinued: "session-continued",
 } as const satisfies Record<string, EventName>;
 
 /** Returning true means handled: later handlers are not called. */

@@ -305,6 +305,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     else this.suspend("handed over without a connection", waitMs);
     // Not moved with the session: read here, as at bind (input waits for it).
     loadBlocklist(this.x, this);
+    this.x.hooks.fire(Ev.SessionContinued, { session: this });
   }
 
   /** The session went on on another worker: it ends here without a word to anyone (no presence, nothing stored). */

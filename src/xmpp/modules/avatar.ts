@@ -29,6 +29,7 @@ const hashes = new WeakMap<ClientSession, string | null>();
 export function avatarModule(hooks: Hooks, x: XmppContext, disco: Disco): void {
   disco.accountFeature(NS.PEP_VCARD_CONVERSION);
   hooks.on(Ev.SessionBound, ({ session }) => loadHash(x, session));
+  hooks.on(Ev.SessionContinued, ({ session }) => loadHash(x, session));
   hooks.on(
     Ev.PresenceBroadcast,
     ({ session: s, stanza }) => {

@@ -47,6 +47,8 @@ export class Caps {
   /** Verified feature sets by `ver`; insertion order is age (the oldest is forgotten first). */
   private readonly cache = new Map<string, ReadonlySet<string>>();
   private readonly questions = new Map<string, Question>();
+  /** Sessions resumed from another worker whose caps are being learned again: their last items were sent already. */
+  private readonly resumed = new WeakSet<ClientSession>();
   /** Sessions announcing a ver not verified yet, and those already asked about it, by ver. */
   private readonly waiting = new Map<string, { sessions: Set<ClientSession>; asked: WeakSet<ClientSession> }>();
 
@@ -59,11 +61,6 @@ export class Caps {
   /** The nodes this session wants notifications of; none while its caps are not known. */
   notifyNodes(s: ClientSession): ReadonlySet<string> {
     return this.sessions.get(s)?.notify ?? NONE;
-  }
-
-  /** Whether this worker has seen the session's presence (a session resumed from another worker has not). */
-  knows(s: ClientSession): boolean {
-    return this.sessions.has(s);
   }
 
   /** How many vers are verified and cached (tests, metrics). */
@@ -91,6 +88,14 @@ export class Caps {
       this.waiting.set(ver, { sessions: new Set([s]), asked: new WeakSet([s]) });
     }
     this.ask(s, node, typeof hash === "string" ? hash : "", ver);
+  }
+
+  /** A session continued here from another worker (XEP-0198): its caps learned again from its last presence, without sending last items again. */
+  continued(s: ClientSession): void {
+    const p = s.presence;
+    if (!s.available || !(p instanceof Element)) return;
+    this.resumed.add(s);
+    this.presence(s, p);
   }
 
   /** The session went unavailable or away: it wants nothing until its next available presence, which sends the last items again. */
@@ -173,7 +178,8 @@ export class Caps {
     this.sessions.set(s, { key, notify });
     const fresh = new Set([...notify].filter((n) => !before.has(n)));
     // The presence module makes the session available right after (this runs first); the last items are read after that.
-    if (fresh.size > 0) this.interested(s, fresh);
+    if (fresh.size > 0 && !this.resumed.has(s)) this.interested(s, fresh);
+    this.resumed.delete(s);
   }
 }
 
@@ -190,5 +196,6 @@ export function capsHooks(hooks: Hooks, caps: Caps): void {
     10,
   );
   hooks.on(Ev.SessionClosing, ({ session: s }) => caps.forget(s));
+  hooks.on(Ev.SessionContinued, ({ session: s }) => caps.continued(s));
   hooks.on(Ev.IqAnswer, ({ session: s, stanza, to }) => (to === s.domain || to === "") && caps.answer(s, stanza), 10);
 }

@@ -63,11 +63,7 @@ export function filterEvent(x: XmppContext, caps: Caps, s: ClientSession, env: E
   if (env.from === s.bare) ownAvatarEvent(x, s, ev);
   if (!s.available) return null;
   const node = ev.getChildElements()[0]?.attrs.node;
-  if (typeof node !== "string" || !caps.notifyNodes(s).has(node)) {
-    // A session that came from another worker (XEP-0198) is not known to this worker's caps yet: learned from its presence now.
-    if (!caps.knows(s) && s.presence instanceof Element) caps.presence(s, s.presence);
-    return null;
-  }
+  if (typeof node !== "string" || !caps.notifyNodes(s).has(node)) return null;
   return serializeWith(el, { from: env.from, to: s.address });
 }
 

@@ -134,3 +134,23 @@ test("caps: an error or no answer in time asks the next session with that ver; t
   caps.presence(e, presence(ver));
   assert.equal(questions(e).length, 1, "the forgotten ver is asked again");
 });
+
+test("caps: a session continued from another worker is learned again from its last presence, without its last items again", { timeout: 5000 }, async () => {
+  const x = await fakeContext(["alice"]);
+  const told: string[] = [];
+  const caps = new Caps(x, (s) => told.push(s.address));
+  const { q, ver } = withNotify("");
+  const a = fakeSession("alice", "a");
+  a.presence = presence(ver);
+  caps.presence(a, a.presence as Element);
+  caps.answer(a, answer(questions(a)[0], q.toString()));
+  assert.deepEqual(told, ["alice@localhost/a"]);
+  const moved = fakeSession("alice", "a");
+  moved.presence = presence(ver);
+  caps.continued(moved);
+  assert.deepEqual([...caps.notifyNodes(moved)], ["urn:x:a"], "known at once: the ver is cached here");
+  assert.deepEqual(told, ["alice@localhost/a"], "no last items again");
+  caps.presence(moved, parse("<presence/>"));
+  caps.presence(moved, presence(ver));
+  assert.equal(told.length, 2, "a later change of caps is told as usual");
+});
