@@ -3,6 +3,7 @@ import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore 
 import { backward, countSql, pageSql, type Cursor } from "./archive-sql.js";
 import { migrate } from "./sqlite-schema.js";
 import { retrying } from "./sqlite-retry.js";
+import { SqliteArchiveThread } from "./sqlite-archive-thread.js";
 
 /**
  * The archive's schema steps (schema_versions component "archive"); append, never edit.
@@ -48,9 +49,15 @@ export class SqliteArchiveStore implements ArchiveStore {
   private readonly s;
   private readonly pages = new Map<string, Database.Statement>();
 
+  /** Appends on a thread of their own, started at the first (a file, not ":memory:", which no other connection can share). */
+  private thread: SqliteArchiveThread | null = null;
+  private closed = false;
+
   constructor(
     private readonly db: Database.Database,
     private readonly lockTimeoutMs = 5000,
+    /** The database file; ":memory:" or absent: appends on the event loop. */
+    private readonly path = ":memory:",
   ) {
     migrate(db, "archive", MIGRATIONS);
     this.s = {
@@ -66,6 +73,11 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   append(rows: readonly ArchiveRow[]): Promise<number> {
+    if (this.path !== ":memory:" && this.path !== "") {
+      if (this.closed) return Promise.reject(new Error("archive store closed"));
+      this.thread ??= new SqliteArchiveThread(this.path, this.lockTimeoutMs);
+      return this.thread.append(rows);
+    }
     const run = this.db.transaction(() => {
       let n = 0;
       for (const r of rows) n += this.s.add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza).changes;
@@ -126,5 +138,11 @@ export class SqliteArchiveStore implements ArchiveStore {
 
   count(user: string): Promise<number> {
     return retrying(() => this.s.count.get(user)!.n, this.lockTimeoutMs);
+  }
+
+  /** Waits for the batches already on the thread, then ends it. */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.thread?.close() ?? Promise.resolve();
   }
 }

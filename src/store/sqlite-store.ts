@@ -53,7 +53,7 @@ export class SqliteStore implements Storage {
   private mucStore: SqliteMucStore | null = null;
 
   constructor(
-    path: string,
+    private readonly path: string,
     private readonly lockTimeoutMs = 5000,
   ) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -101,7 +101,7 @@ export class SqliteStore implements Storage {
 
   /** The archive's tables in this file (XEP-0313); their schema steps run on first use. */
   get archive(): SqliteArchiveStore {
-    this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs));
+    this.archiveStore ??= this.withStartLock(() => new SqliteArchiveStore(this.db, this.lockTimeoutMs, this.path));
     return this.archiveStore;
   }
 
@@ -189,6 +189,7 @@ export class SqliteStore implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.archiveStore?.close();
     if (this.db.open) this.db.close();
   }
 }

@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SqliteStore } from "../../../src/store/sqlite-store.js";
+import type { ArchiveRow } from "../../../src/store/archive-store.js";
+import { deriveCredentials } from "../../../src/store/scram.js";
+
+// On a SQLite file the archive's appends run on a thread of their own (sqlite-archive-thread.ts):
+// the event loop goes on while a batch is written, reads see it once committed, and close waits for it.
+
+const rows = (user: string, from: number, n: number): ArchiveRow[] =>
+  Array.from({ length: n }, (_, k) => ({
+    user,
+    id: `id-${from + k}`,
+    with: `c${(from + k) % 500}@localhost`,
+    withResource: "",
+    ts: 1_000_000 + from + k,
+    outgoing: k % 2 === 0,
+    stanza: `<message><body>${"x".repeat(200)} ${from + k}</body></message>`,
+  }));
+
+test("a big batch is written while the event loop turns; reads see it after; close waits for what was sent", { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-archive-thread-"));
+  try {
+    const path = join(dir, "db.sqlite");
+    let st = new SqliteStore(path);
+    await st.putUser("alice", await deriveCredentials("pw", 4096));
+    await st.archive.append(rows("alice", 0, 10));
+    // 40,000 rows: on the event loop this transaction held it for its whole length (no turn at all).
+    let turns = 0;
+    let done = false;
+    const big = st.archive.append(rows("alice", 10, 40_000)).then((n) => ((done = true), n));
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      turns++;
+      // The event loop's own connection reads meanwhile (WAL): the first ten rows at least.
+      if (turns === 1) assert.ok((await st.archive.count("alice")) >= 10);
+    }
+    assert.equal(await big, 40_000);
+    assert.ok(turns > 10, `the event loop turned ${turns} times while the batch was written`);
+    assert.equal(await st.archive.count("alice"), 40_010);
+    // A duplicate (user, id) is skipped, as on the event loop.
+    assert.equal(await st.archive.append(rows("alice", 0, 5)), 0);
+    // Sent, then closed at once: written before the thread ends.
+    const last = st.archive.append(rows("alice", 50_000, 100));
+    await st.close();
+    assert.equal(await last, 100);
+    st = new SqliteStore(path);
+    assert.equal(await st.archive.count("alice"), 40_110);
+    const page = await st.archive.query({ user: "alice", max: 2, last: true });
+    assert.deepEqual(page?.items.map((i) => i.id), ["id-50098", "id-50099"]);
+    await st.close();
+    await assert.rejects(st.archive.append(rows("alice", 60_000, 1)), /closed/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("in memory (no file another connection could share): appends stay on the event loop", { timeout: 10_000 }, async () => {
+  const st = new SqliteStore(":memory:");
+  await st.putUser("bob", await deriveCredentials("pw", 4096));
+  assert.equal(await st.archive.append(rows("bob", 0, 3)), 3);
+  assert.equal(await st.archive.count("bob"), 3);
+  await st.close();
+});
