@@ -3,7 +3,7 @@ import { parse, type Element } from "ltx";
 import type { StreamManagementConfig } from "../../config/config.js";
 import { SmCounts } from "../../metrics/metrics.js";
 import type { XmppContext } from "../context.js";
-import { offlineSink, unackedAgain } from "./offline.js";
+import { offlineSink, takeStored, unackedAgain } from "./offline.js";
 import type { Envelope } from "../../envelope/envelope.js";
 import { CloseReason } from "../../transport/conn.js";
 import { StreamCondition, StreamError } from "../errors.js";
@@ -156,6 +156,9 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
     if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length });
+    // What its owner stored for the user while this session could not be reached (its worker stalled or cut off, the
+    // ring changed meanwhile and changed back) comes now, as after a rebuild: else it waited for the client's next login.
+    if (s.available) takeStored(x, s);
   }
 
   /** A session claimed from another worker arrived for `session`, whose client asked for it. */

@@ -16,7 +16,7 @@ const SM = "urn:xmpp:sm:3";
 before(async () => {
   ts = await startXmppServer(
     { xmpp: { allowPlainWithoutTls: true, sm: { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 2000 } } },
-    { alice: "a-pass", bob: "b-pass", carol: "c-pass" },
+    { alice: "a-pass", bob: "b-pass", carol: "c-pass", dave: "d-pass" },
   );
   port = ts.port("xmpp", "tcp");
 }, { timeout: 15_000 });
@@ -143,6 +143,33 @@ test("the window passes: contacts get unavailable, requests to it fail, unacknow
     c2.destroy();
   } finally {
     bob.destroy();
+  }
+});
+
+test("a resumed session takes what was stored for its user while it was away (its owner could not reach it)", { timeout: 15_000 }, async () => {
+  const { r: a1, id } = await resumable("dave", "d-pass", "tablet");
+  try {
+    a1.send("<presence/>");
+    await pingOk(a1);
+    a1.send(`<a xmlns='${SM}' h='1'/>`);
+    await pingOk(a1);
+    a1.destroy();
+    await suspended("dave@localhost/tablet");
+    // Stored by an owner that had no binding of hers then (a stalled worker, a ring change and back: the
+    // three-host fault suite's case), here written to the store directly: one process has no second owner.
+    const stanza = "<message from='bob@localhost/desk' to='dave@localhost' type='chat' id='st1'><body>stored</body><delay xmlns='urn:xmpp:delay' from='localhost' stamp='2026-12-02T00:00:00Z'/></message>";
+    assert.deepEqual(await ts.server.store.xmpp.pushOffline([{ user: "dave", stanza }], 100), ["stored"]);
+    const a2 = await rawAuth("dave", "d-pass");
+    try {
+      a2.send(`<resume xmlns='${SM}' previd='${id}' h='2'/>`);
+      const text = await a2.until(/<body>stored<\/body>/);
+      assert.ok(text.indexOf("<resumed") < text.indexOf("<body>stored"), "after <resumed/>");
+      assert.equal(await ts.server.store.xmpp.offlineCount("dave"), 0, "taken from the store");
+    } finally {
+      a2.destroy();
+    }
+  } finally {
+    a1.destroy();
   }
 });
 
