@@ -29,7 +29,8 @@ const hashes = new WeakMap<ClientSession, string | null>();
 export function avatarModule(hooks: Hooks, x: XmppContext, disco: Disco): void {
   disco.accountFeature(NS.PEP_VCARD_CONVERSION);
   hooks.on(Ev.SessionBound, ({ session }) => loadHash(x, session));
-  hooks.on(Ev.SessionContinued, ({ session }) => loadHash(x, session));
+  // A session continued from another worker (XEP-0198) broadcast its presence already: the hash is for its next one, read without holding its input.
+  hooks.on(Ev.SessionContinued, ({ session }) => loadHash(x, session, false));
   hooks.on(
     Ev.PresenceBroadcast,
     ({ session: s, stanza }) => {
@@ -48,21 +49,21 @@ function stamp(s: ClientSession, stanza: Element): void {
   stanza.c("x", { xmlns: NS.VCARD_UPDATE }).c("photo").t(hash);
 }
 
-/** At bind, before the initial presence is handled: the newest avatar metadata, else the vCard's photo. */
-function loadHash(x: XmppContext, s: ClientSession): void {
-  s.hold();
+/** At bind, before the initial presence is handled (`hold`: input waits for it): the newest avatar metadata, else the vCard's photo. */
+function loadHash(x: XmppContext, s: ClientSession, hold = true): void {
+  if (hold) s.hold();
   const work = x.pep.items(s.user, NS.AVATAR_METADATA, { max: 1 }).then(async (items) => {
     if (items !== null) return items.length === 0 ? null : metadataHash(payloadElement(items[0].payload));
     return vcardPhoto(await x.profile.vcard(s.user))?.hash ?? null;
   });
   work.then(
     (h) => {
-      hashes.set(s, h);
-      s.release();
+      if (!hashes.has(s)) hashes.set(s, h);
+      if (hold) s.release();
     },
     (e: Error) => {
       x.log.warn("xmpp: avatar hash not read", { user: s.user, error: e.message });
-      s.release();
+      if (hold) s.release();
     },
   );
 }
