@@ -145,8 +145,9 @@ describe("two hosts on one PostgreSQL", { skip: HAVE_POSTGRES ?? false }, () => 
         { component: "accounts", version: 1 },
         { component: "archive", version: 1 },
         { component: "blocking", version: 1 },
-        { component: "pep", version: 1 },
+        { component: "fast", version: 1 },
         { component: "muc", version: 1 },
+        { component: "pep", version: 1 },
         { component: "vcard", version: 1 },
         { component: "xmpp", version: 1 },
       ]);
