@@ -9,7 +9,6 @@ import type { AccessModel } from "../../store/pep-store.js";
 import { blocks } from "./blocklist.js";
 import { withRoster } from "./roster-cache.js";
 import type { Caps } from "./caps.js";
-import { ownAvatarEvent } from "./avatar.js";
 
 /** An event message (XEP-0060 §7.1.2.1) from the owner's bare JID; `inner` is the child of <event/> (items, delete). */
 export function eventMessage(owner: string, inner: Element): Element {
@@ -53,14 +52,16 @@ export function notify(x: XmppContext, s: ClientSession, access: AccessModel, ev
 /**
  * On the recipient's side (XmppSession.deliver): what a PEP event becomes on
  * this session's stream, or null when it is not wanted here. Any other
- * message sent to every resource goes the usual way (toWire).
+ * message sent to every resource goes the usual way (toWire). `ownEvent` sees
+ * the user's own events first (avatar.ts: XEP-0398's hash in presence), passed
+ * in so that avatar.ts, which sends events through this file, is not imported here.
  */
-export function filterEvent(x: XmppContext, caps: Caps, s: ClientSession, env: Envelope): string | null {
+export function filterEvent(x: XmppContext, caps: Caps, s: ClientSession, env: Envelope, ownEvent: (x: XmppContext, s: ClientSession, event: Element) => void): string | null {
   const el = env.payload as Element | null;
   const ev = el?.name === "message" ? el.getChild("event", NS.PUBSUB_EVENT) : undefined;
   if (el == null || ev === undefined) return toWire(s, env);
   // The user's own events reach every session of the user: a new avatar changes the hash its presence carries (XEP-0398).
-  if (env.from === s.bare) ownAvatarEvent(x, s, ev);
+  if (env.from === s.bare) ownEvent(x, s, ev);
   if (!s.available) return null;
   const node = ev.getChildElements()[0]?.attrs.node;
   if (typeof node !== "string" || !caps.notifyNodes(s).has(node)) return null;

@@ -14,7 +14,7 @@ import { Caps, capsHooks } from "./caps.js";
 import { configForm, DEFAULT_CONFIG, readConfigForm } from "./pep-forms.js";
 import { eventMessage, filterEvent, notify, payloadElement, sendLastItems } from "./pep-events.js";
 import { pepDisco } from "./pep-disco.js";
-import { avatarPublished } from "./avatar.js";
+import { avatarPublished, ownAvatarEvent } from "./avatar.js";
 
 /** XEP-0163 §9 / XEP-0060 §10: what the account's PEP service does, advertised once it all works. */
 export const PEP_FEATURES = [
@@ -68,7 +68,7 @@ function pubsubResult(name: string, attrs: Record<string, string>): [Element, El
 export function pepModule(hooks: Hooks, x: XmppContext, disco: Disco): void {
   const caps = new Caps(x, (s, nodes) => sendLastItems(x, s, nodes));
   capsHooks(hooks, caps);
-  x.pepEvent = (s, env) => filterEvent(x, caps, s, env);
+  x.pepEvent = (s, env) => filterEvent(x, caps, s, env, ownAvatarEvent);
   hooks.iq("self", NS.PUBSUB, (e) => own(e, x));
   hooks.iq("self", NS.PUBSUB_OWNER, (e) => owner(e, x));
   hooks.iq("bare", NS.PUBSUB, (e) => other(e, x));
