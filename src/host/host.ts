@@ -11,6 +11,7 @@ import { AdminServer } from "../admin/http.js";
 import { workerSource } from "../admin/worker.js";
 import { PrimarySource, answerPrimary } from "../admin/cluster.js";
 import { Balancer, takeHanded } from "./balancer.js";
+import { HandoffRelay, WorkerHandoff } from "./handoff.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 /** The host's directory of worker sockets (src/cluster/host-links.ts), when cluster.hostLinks is on. */
@@ -105,6 +106,8 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   const served = new Set<number>();
   const hostStarted = () => served.size === n;
   const balancer = new Balancer(config.listeners, log);
+  // Connections moving to their user's owner worker after SASL pass through here (cluster.handoff).
+  const relay = config.cluster.handoff ? new HandoffRelay(log) : null;
   // The workers' bus messages to each other go over Unix sockets here (mkdtemp: mode 0700, this user only).
   const links = config.cluster.hostLinks ? mkdtempSync(join(tmpdir(), "switchboard-links-")) : null;
   if (links !== null) process.on("exit", () => rmSync(links, { recursive: true, force: true }));
@@ -113,6 +116,7 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}) });
     byIndex.set(i, w);
     started.set(i, Date.now());
+    relay?.watch(i, w);
     w.on("message", (m: unknown) => {
       if (typeof m !== "object" || m === null || (m as { sbHost?: unknown }).sbHost !== STARTED.sbHost || stopping) return;
       balancer.bind().then(
@@ -184,15 +188,18 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   const workerId = workerIdOf(config.cluster.hostAddress, index);
   const log = createLogger(config.log, { worker: workerId });
   let server: Server;
+  const handoff = config.cluster.handoff ? new WorkerHandoff(index, config.cluster.hostAddress, log) : undefined;
   try {
     const links = process.env[LINKS_ENV];
-    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, ...(links ? { links: { dir: links, index } } : {}) });
+    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, handoff, ...(links ? { links: { dir: links, index } } : {}) });
   } catch (e) {
     // The IPC channel to the primary would keep this process alive: exit, with the code the primary acts on.
     log.error("worker could not start", { error: (e as Error).message });
     process.exit(e instanceof ConfigError ? EX_CONFIG : 1);
   }
   takeHanded(server);
+  const s = server;
+  handoff?.serve((bare) => s.proxy.ownerOf(bare), s.listeners, () => s.draining);
   process.send?.(STARTED);
   if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.

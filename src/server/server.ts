@@ -11,7 +11,7 @@ import { Authenticator } from "../auth/authenticator.js";
 import { LocalHub } from "../cluster/local-bus.js";
 import type { ClusterBus } from "../cluster/bus.js";
 import { ProxyDaemon } from "../proxy/proxy-daemon.js";
-import type { SessionContext } from "../session/context.js";
+import type { HandoffPort, SessionContext } from "../session/context.js";
 import { listen, type Listening } from "../transport/listener.js";
 import type { Conn } from "../transport/conn.js";
 import { RelaySession } from "../relay/relay-session.js";
@@ -43,6 +43,8 @@ export interface ServerOptions {
   handed?: boolean;
   /** With bus nats: the host's link directory and this worker's index (src/cluster/host-links.ts); none: all through NATS. */
   links?: { dir: string; index: number };
+  /** A host of several workers with cluster.handoff on: connections move to their user's owner worker (src/host/handoff.ts). */
+  handoff?: HandoffPort;
 }
 
 /** A host link whose peer has not taken this much is dropped: nats-server's default for a slow consumer. */
@@ -106,7 +108,7 @@ export class Server {
     // Membership changes are counted for the metrics; `switchboard cluster status` asks the bus (NATS only).
     bus.onMembership(() => metrics.membershipChanges++);
     if (bus instanceof NatsBus) bus.serveOps(opsSource(proxy.sessions));
-    const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled() };
+    const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled(), handoff: opts.handoff ?? null };
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const w = config.storage.offlineWrites;
     const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);
@@ -155,6 +157,8 @@ export class Server {
           maxMessageBytes: limits.maxFrameBytes,
           tcpKeepAliveMs: limits.tcpKeepAliveMs,
           onConnection: frontEnd,
+          // Connections another worker hands over after SASL continue here (xmpp on plain TCP only).
+          ...(l.protocol === "xmpp" && l.transport === "tcp" && opts.handoff !== undefined ? { onAdopted: xmpp.adopter(l) } : {}),
           writer,
           metrics,
           handed: opts.handed,

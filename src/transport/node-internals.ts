@@ -54,3 +54,30 @@ export function socketFd(s: Socket): number {
   const fd = (s as unknown as { _handle?: Handle })._handle?.fd;
   return typeof fd === "number" && fd >= 0 ? fd : -1;
 }
+
+interface ReadingHandle {
+  reading?: boolean;
+  readStart?: () => number;
+  readStop?: () => number;
+}
+
+/**
+ * Stops libuv reading the socket (what net.Socket's pause() does only for `onread` sockets): no byte
+ * leaves the kernel's buffer until startReading(). False, with the socket unchanged, when this
+ * Node.js's handle lacks readStop (a connection hand-off then does not happen: src/host/handoff.ts).
+ */
+export function stopReading(s: Socket): boolean {
+  const h = (s as unknown as { _handle?: ReadingHandle })._handle;
+  if (typeof h?.readStop !== "function" || typeof h.readStart !== "function") return false;
+  // `reading` is Node's own flag: false makes its _read() start the handle again when the stream is read.
+  h.reading = false;
+  return h.readStop() === 0;
+}
+
+/** Reads again after stopReading(). */
+export function startReading(s: Socket): void {
+  const h = (s as unknown as { _handle?: ReadingHandle })._handle;
+  if (h === undefined || h.reading === true || typeof h.readStart !== "function") return;
+  h.reading = true;
+  h.readStart();
+}

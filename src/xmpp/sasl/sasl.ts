@@ -10,6 +10,7 @@ import type { XmppContext } from "../context.js";
 import { bindingData, bindingTypes } from "./channel-binding.js";
 import { SaslCondition, SaslFailure, ScramServer } from "./scram.js";
 import { parsePlain } from "./plain.js";
+import { handOff } from "../handoff.js";
 
 const SCRAM: Record<string, { hash: ScramHash; plus: boolean }> = {
   "SCRAM-SHA-256-PLUS": { hash: "sha256", plus: true },
@@ -170,6 +171,8 @@ function succeed(s: ClientSession, user: string, data: string, x: XmppContext): 
   s.authenticated(user);
   s.restartStream();
   if (x.debug) x.log.debug("xmpp authenticated", { user, remote: s.conn.remoteAddress });
+  // The new stream may go on on the worker that owns the user (cluster.handoff).
+  handOff(s, x);
 }
 
 function failureXml(cond: SaslCondition, text = ""): string {
