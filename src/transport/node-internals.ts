@@ -69,15 +69,17 @@ interface ReadingHandle {
 export function stopReading(s: Socket): boolean {
   const h = (s as unknown as { _handle?: ReadingHandle })._handle;
   if (typeof h?.readStop !== "function" || typeof h.readStart !== "function") return false;
-  // `reading` is Node's own flag: false makes its _read() start the handle again when the stream is read.
-  h.reading = false;
-  return h.readStop() === 0;
+  if (h.readStop() !== 0) return false;
+  // `reading` is Node's own flag. Left true, as if a read were under way, so that Node's stream does not start the
+  // handle again by itself: it does when it wants more after delivering a chunk (Readable's maybeReadMore, _read).
+  h.reading = true;
+  return true;
 }
 
 /** Reads again after stopReading(). */
 export function startReading(s: Socket): void {
   const h = (s as unknown as { _handle?: ReadingHandle })._handle;
-  if (h === undefined || h.reading === true || typeof h.readStart !== "function") return;
+  if (h === undefined || typeof h.readStart !== "function") return;
   h.reading = true;
   h.readStart();
 }

@@ -76,7 +76,7 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
 
   test("every session starts on its user's owner, and messages arrive once", { timeout: 60_000 }, async () => {
     // h0 with SCRAM (the success answers the client's final message at once), the others with PLAIN (after a store read).
-    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { plain: process.env.HO_SCRAM ? i !== 0 : true }));
+    for (let i = 0; i < USERS; i++) clients.push(await smClient(port, `h${i}`, "pw", "r", { plain: i !== 0, timeoutMs: 10_000 }));
     await waitUntil(() => clients.every((_, i) => workerOf(`h${i}@localhost/r`) !== "undefined"), 5000, "every start line");
     for (let i = 0; i < USERS; i++) assert.equal(workerOf(`h${i}@localhost/r`), ownerOf(`h${i}`), `h${i}'s session is on its owner; stderr:\n${host.log.text.slice(-3000)}`);
     // Both workers own some of them, and the primary spread the connections evenly: some had to move.
