@@ -64,6 +64,18 @@ const send = (to: NodeJS.Process | Worker, m: Msg, socket?: Socket, keepOpen = f
   }
 };
 
+/**
+ * The index of `owner` when it is a worker of this host (its id is `prefix` and a number, workerIdOf) other
+ * than `self`; else null: an owner on another host, or this worker, or none known, keeps the connection here.
+ */
+export function otherWorkerOfHost(owner: string | undefined, prefix: string, self: number): number | null {
+  if (owner === undefined || !owner.startsWith(prefix)) return null;
+  const rest = owner.slice(prefix.length);
+  if (!/^\d+$/.test(rest)) return null;
+  const i = Number(rest);
+  return i !== self ? i : null;
+}
+
 /** In a worker: both ends of a hand-off (HandoffPort for the protocol), over the IPC channel to the primary. */
 export class WorkerHandoff implements HandoffPort {
   private readonly prefix: string;
@@ -100,10 +112,8 @@ export class WorkerHandoff implements HandoffPort {
   }
 
   target(bare: string): number | null {
-    const owner = this.ownerOf(bare);
-    if (owner === undefined || !owner.startsWith(this.prefix) || this.stopping() || !process.connected) return null;
-    const i = Number(owner.slice(this.prefix.length));
-    return Number.isInteger(i) && i >= 0 && i !== this.index ? i : null;
+    if (this.stopping() || !process.connected) return null;
+    return otherWorkerOfHost(this.ownerOf(bare), this.prefix, this.index);
   }
 
   offer(socket: Socket, to: number, listener: number, state: unknown, verdict: (moved: boolean) => void): void {

@@ -59,7 +59,12 @@ export function handOff(s: ClientSession, x: XmppContext): void {
 
 /** The owner's side: the connection another worker handed over continues here at the client's new stream header. */
 export function adoptXmpp(conn: Conn, x: XmppContext, state: unknown, listenerIndex: number): void {
-  const st = state as HandoffState;
+  if (!isHandoffState(state)) {
+    // Only this host's workers send it: a state it cannot read is a bug, and costs this connection only.
+    x.log.error("a connection handed over came with a state this worker cannot read; closing it");
+    return conn.destroy("unreadable hand-off state");
+  }
+  const st = state;
   const s = new XmppSession(conn, x, null);
   s.listenerIndex = listenerIndex;
   x.metrics.handoffs.in++;
