@@ -158,14 +158,19 @@ export class StreamConn implements Conn {
    */
   pauseForHandoff(ready: (socket: Socket | null) => void): boolean {
     const s = this.socket;
-    if (this.closed || this.ending || s instanceof TLSSocket || this.slot >= 0 || this.sharedReads || s.readableLength > 0) return false;
-    if (!stopReading(s)) return false;
+    if (!this.movable || !stopReading(s)) return false;
     this.flush();
     const done = (err?: Error | null) => ready(err || this.closed ? null : s);
     // A write's callback comes once it, and so all before it, is in the kernel.
     if (s.writableLength === 0) setImmediate(done);
     else s.write("", done);
     return true;
+  }
+
+  /** Whether pauseForHandoff() can take this connection now (it may still fail where Node lacks readStop). */
+  get movable(): boolean {
+    const s = this.socket;
+    return !(this.closed || this.ending || s instanceof TLSSocket || this.slot >= 0 || this.sharedReads || s.readableLength > 0);
   }
 
   /** The hand-off did not happen: this process reads the connection again. */

@@ -29,7 +29,7 @@ export function handOff(s: ClientSession, x: XmppContext): void {
   const port = x.handoff;
   if (port === undefined || port === null || !(s instanceof XmppSession) || s.listenerIndex < 0) return;
   const conn = s.conn;
-  if (!(conn instanceof StreamConn)) return;
+  if (!(conn instanceof StreamConn) || !conn.movable) return;
   const to = port.target(s.bare);
   if (to === null) return;
   const user = s.user;
