@@ -30,6 +30,15 @@ import { workerIdOf } from "../cluster/nats-bus.js";
 
 /** The primary waits this long for the owner's `have`; then the connection stays where it is. */
 const ADOPT_MS = 2000;
+/**
+ * Hand-offs a worker has under way at once; past it a login stays where it is. Node's IPC channel passes one
+ * descriptor per round trip (every message behind a handle waits for its acknowledgement), and the primary's
+ * channel to each worker also carries the balancer's new connections: in a login storm an unbounded queue there
+ * made logins wait past limits.authTimeoutMs. Bounded, a storm leaves some connections off their owner instead.
+ */
+const MAX_IN_FLIGHT = 8;
+/** Hand-offs the primary has under way to one owner at once (several sources); past it, stay. */
+const MAX_PENDING_PER_OWNER = 16;
 
 type Msg =
   | { sbHandoff: "offer"; id: number; to: number; listener: number; state: unknown }
@@ -112,7 +121,7 @@ export class WorkerHandoff implements HandoffPort {
   }
 
   target(bare: string): number | null {
-    if (this.stopping() || !process.connected) return null;
+    if (this.stopping() || !process.connected || this.verdicts.size >= MAX_IN_FLIGHT) return null;
     return otherWorkerOfHost(this.ownerOf(bare), this.prefix, this.index);
   }
 
@@ -215,7 +224,7 @@ export class HandoffRelay {
         const stopped = stopReading(socket);
         const state = withInput(m.state, alreadyRead(socket));
         const owner = this.workers.get(m.to);
-        if (!stopped || owner === undefined || !owner.isConnected() || m.to === from) {
+        if (!stopped || owner === undefined || !owner.isConnected() || m.to === from || this.pendingTo(m.to) >= MAX_PENDING_PER_OWNER) {
           socket.destroy();
           this.stayed++;
           return reply(false);
@@ -238,6 +247,12 @@ export class HandoffRelay {
       default:
         return;
     }
+  }
+
+  private pendingTo(i: number): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (p.to === i) n++;
+    return n;
   }
 
   private decide(key: string, moved: boolean): void {

@@ -170,6 +170,7 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     // Stopped before it ever served: not the clean stop of a host that ran.
     if (stopCode === 0 && !hostStarted()) stopCode = 1;
     log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
+    if (relay !== null) log.info("connection hand-offs", { moved: relay.moved, stayed: relay.stayed });
     // New connections are refused from now on; the workers drain theirs.
     balancer.close();
     if (byIndex.size === 0) process.exit(stopCode);
