@@ -31,6 +31,7 @@
  *                   --server-cpu 0,1), off, or always (also on one core)
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
+ *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
  *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     hosts: Number(a.hosts ?? 1),
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     custody: a.custody !== "off",
+    handoff: a.handoff === undefined ? undefined : a.handoff === "on",
     mam: false,
     pump,
     spin: pump !== null && a.spin === "true",

@@ -203,7 +203,7 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
@@ -223,7 +223,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   await waitPort(natsPort);
   let host: RunningServer;
   try {
-    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] }, ...(custody ? {} : { custody: { maxHeld: 0 } }) } } });
+    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] }, ...(custody ? {} : { custody: { maxHeld: 0 } }), ...(handoff === undefined ? {} : { handoff }) } } });
   } catch (e) {
     await stopChild(nats);
     throw e;
@@ -245,6 +245,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
     `${workers} worker processes under node:cluster (\`cluster.workers: ${workers}\`), \`cluster.bus: nats\` through a nats-server (${versionOf("nats-server", ["--version"])}, default settings) on the same CPUs; its CPU and memory are counted as the server's`,
     "SQLite store in a temp dir shared by the workers, accounts written into it with the same SCRAM keys",
     ...(custody ? [] : ["custody off (`cluster.custody.maxHeld: 0`)"]),
+    ...(handoff === undefined ? [] : [`\`cluster.handoff: ${handoff}\``]),
     ...common,
   ];
   return { server, port, version: `${version}, ${workers} workers`, settings };
@@ -270,14 +271,14 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff);
     case "floor":
       return floor(cpu);
     case "custom":

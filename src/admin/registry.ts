@@ -54,6 +54,11 @@ function clusterMetrics(reg: Registry, server: Server): void {
   const bus = server.bus;
   const s = server.proxy.stats;
   counter(reg, "switchboard_cluster_membership_changes_total", "Membership changes this worker saw: a worker joined, restarted or left.", [], () => server.metrics.membershipChanges);
+  counter(reg, "switchboard_cluster_handoffs_total", "Plain TCP connections handed to their user's owner worker after SASL (cluster.handoff): out from here, in to here, stayed here (the owner could not take it).", ["direction"], () => [
+    [{ direction: "out" }, server.metrics.handoffs.out],
+    [{ direction: "in" }, server.metrics.handoffs.in],
+    [{ direction: "stayed" }, server.metrics.handoffs.stayed],
+  ]);
   gauge(reg, "switchboard_cluster_hosts", "Hosts on the global ring as this worker sees them.", [], () => Object.keys(bus.membership().hosts).length);
   counter(reg, "switchboard_cluster_bus_messages_total", "Bus messages to other workers (sent) and from them (received); NATS batches several per publish.", ["direction"], () => [
     [{ direction: "sent" }, bus.sent],

@@ -158,6 +158,8 @@ export interface ClusterConfig {
   nats: { servers: string[]; subject: string; heartbeatMs: number; connectTimeoutMs: number };
   /** Workers of this host send each other bus messages over Unix domain sockets; NATS carries membership and other hosts' traffic. */
   hostLinks: boolean;
+  /** With several workers: a plain TCP XMPP connection moves to the worker that owns its user after SASL (docs/architecture.md, "Connections on their owner"). */
+  handoff: boolean;
   /** After a worker was dropped for silence (dead, or stopped), owners hold what comes for unbound users this long for their binds; 0: the heal window (docs/architecture.md, "Hold"). */
   holdAfterExpiryMs: number;
   /** Messages held by the worker that accepted them until settled (docs/architecture.md, "Custody"). */
@@ -382,6 +384,7 @@ export function defaults(): Config {
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 },
       hostLinks: true,
+      handoff: false,
       holdAfterExpiryMs: 0,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
@@ -656,6 +659,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(C.nats.heartbeatMs, "cluster.nats.heartbeatMs", 100, 60000);
   int(C.nats.connectTimeoutMs, "cluster.nats.connectTimeoutMs", 0, 86_400_000);
   need(typeof C.hostLinks === "boolean", "cluster.hostLinks", "must be true or false");
+  need(typeof C.handoff === "boolean", "cluster.handoff", "must be true or false");
   int(C.holdAfterExpiryMs, "cluster.holdAfterExpiryMs", 0, 600000);
   const K = C.custody;
   int(K.confirmTimeoutMs, "cluster.custody.confirmTimeoutMs", 100, 600000);

@@ -14,6 +14,7 @@ import { PrimarySource, answerPrimary } from "../admin/cluster.js";
 import { Balancer, takeHanded } from "./balancer.js";
 import { UploadHttp } from "../upload/http.js";
 import { loadUploadKey } from "../upload/slot.js";
+import { HandoffRelay, WorkerHandoff } from "./handoff.js";
 
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 /** The host's directory of worker sockets (src/cluster/host-links.ts), when cluster.hostLinks is on. */
@@ -113,6 +114,8 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   const served = new Set<number>();
   const hostStarted = () => served.size === n;
   const balancer = new Balancer(config.listeners, log);
+  // Connections moving to their user's owner worker after SASL pass through here (cluster.handoff).
+  const relay = config.cluster.handoff ? new HandoffRelay(log) : null;
   // The workers' bus messages to each other go over Unix sockets here (mkdtemp: mode 0700, this user only).
   const links = config.cluster.hostLinks ? mkdtempSync(join(tmpdir(), "switchboard-links-")) : null;
   if (links !== null) process.on("exit", () => rmSync(links, { recursive: true, force: true }));
@@ -121,6 +124,7 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}), ...(upload !== null ? { [UPLOAD_ENV]: upload.baseUrl } : {}) });
     byIndex.set(i, w);
     started.set(i, Date.now());
+    relay?.watch(i, w);
     w.on("message", (m: unknown) => {
       if (typeof m !== "object" || m === null || (m as { sbHost?: unknown }).sbHost !== STARTED.sbHost || stopping) return;
       balancer.bind().then(
@@ -174,6 +178,7 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     // Stopped before it ever served: not the clean stop of a host that ran.
     if (stopCode === 0 && !hostStarted()) stopCode = 1;
     log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
+    if (relay !== null) log.info("connection hand-offs", { moved: relay.moved, stayed: relay.stayed });
     // New connections are refused from now on; the workers drain theirs.
     balancer.close();
     // Uploads under way get the workers' drain time to finish (the process exits when the workers have).
@@ -194,16 +199,19 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   const workerId = workerIdOf(config.cluster.hostAddress, index);
   const log = createLogger(config.log, { worker: workerId });
   let server: Server;
+  const handoff = config.cluster.handoff ? new WorkerHandoff(index, config.cluster.hostAddress, log) : undefined;
   try {
     const links = process.env[LINKS_ENV];
     const uploadUrl = process.env[UPLOAD_ENV];
-    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, ...(links ? { links: { dir: links, index } } : {}), ...(uploadUrl ? { uploadUrl } : {}) });
+    server = await startRefusable(config, { log, workerId, expectWorkers: n, migrated: true, handed: true, handoff, ...(links ? { links: { dir: links, index } } : {}), ...(uploadUrl ? { uploadUrl } : {}) });
   } catch (e) {
     // The IPC channel to the primary would keep this process alive: exit, with the code the primary acts on.
     log.error("worker could not start", { error: (e as Error).message });
     process.exit(e instanceof ConfigError ? EX_CONFIG : 1);
   }
   takeHanded(server);
+  const s = server;
+  handoff?.serve((bare) => s.proxy.ownerOf(bare), s.listeners, () => s.draining);
   process.send?.(STARTED);
   if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.

@@ -54,6 +54,11 @@ export class Metrics {
   offlineStored = 0;
   /** Times this worker saw the cluster's membership change (a worker joined, restarted or left). */
   membershipChanges = 0;
+  /**
+   * Plain TCP connections handed to their user's owner worker after SASL (cluster.handoff): `out` sent
+   * from here, `in` adopted here, `stayed` offered and kept here (the owner could not take it).
+   */
+  readonly handoffs = { out: 0, in: 0, stayed: 0 };
   private readonly kinds = new Map<string, ConnCounts>();
   /** Which kind each accepted connection is: read once per session start, never per message. */
   private readonly kindOf = new WeakMap<object, ConnCounts>();

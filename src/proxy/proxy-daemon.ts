@@ -225,6 +225,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return this.self;
   }
 
+  /** The worker that owns `bare` now, by this worker's view of the rings (a connection's hand-off asks). */
+  ownerOf(bare: string): string | undefined {
+    return this.router.ownerOf(bare);
+  }
+
   start(): void {
     this.timer.start();
   }

@@ -11,7 +11,7 @@ import { Authenticator } from "../auth/authenticator.js";
 import { LocalHub } from "../cluster/local-bus.js";
 import type { ClusterBus } from "../cluster/bus.js";
 import { ProxyDaemon } from "../proxy/proxy-daemon.js";
-import type { SessionContext } from "../session/context.js";
+import type { HandoffPort, SessionContext } from "../session/context.js";
 import { listen, type Listening } from "../transport/listener.js";
 import type { Conn } from "../transport/conn.js";
 import { RelaySession } from "../relay/relay-session.js";
@@ -47,6 +47,8 @@ export interface ServerOptions {
   links?: { dir: string; index: number };
   /** upload.enabled: the URL of the host's upload listener, which the primary runs; none: this server runs its own. */
   uploadUrl?: string;
+  /** A host of several workers with cluster.handoff on: connections move to their user's owner worker (src/host/handoff.ts). */
+  handoff?: HandoffPort;
 }
 
 /** A host link whose peer has not taken this much is dropped: nats-server's default for a slow consumer. */
@@ -112,7 +114,7 @@ export class Server {
     // Membership changes are counted for the metrics; `switchboard cluster status` asks the bus (NATS only).
     bus.onMembership(() => metrics.membershipChanges++);
     if (bus instanceof NatsBus) bus.serveOps(opsSource(proxy.sessions));
-    const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled() };
+    const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled(), handoff: opts.handoff ?? null };
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const w = config.storage.offlineWrites;
     const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);
@@ -176,6 +178,8 @@ export class Server {
           maxMessageBytes: limits.maxFrameBytes,
           tcpKeepAliveMs: limits.tcpKeepAliveMs,
           onConnection: frontEnd,
+          // Connections another worker hands over after SASL continue here (xmpp on plain TCP only).
+          ...(l.protocol === "xmpp" && l.transport === "tcp" && opts.handoff !== undefined ? { onAdopted: xmpp.adopter(l) } : {}),
           writer,
           metrics,
           handed: opts.handed,

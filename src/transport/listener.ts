@@ -37,6 +37,12 @@ export interface Listening {
   readonly connections: number;
   /** A connection accepted elsewhere (a host's primary, ListenOptions.handed) taken as if accepted here. */
   accept(socket: Socket): void;
+  /**
+   * A plain TCP connection another worker of the host began and hands over mid-stream (src/host/handoff.ts):
+   * tracked as if accepted here, then given to ListenOptions.onAdopted with the protocol's `state`.
+   * False, with the socket untouched, when this listener takes none (closed, not tcp, no onAdopted).
+   */
+  adopt(socket: Socket, state: unknown): boolean;
 }
 
 export interface ListenOptions {
@@ -44,6 +50,8 @@ export interface ListenOptions {
   /** Largest message the protocol accepts; the protocol answers one over it itself. */
   maxMessageBytes: number;
   onConnection(conn: Conn): void;
+  /** A connection handed over by another worker after its protocol's handshake began (Listening.adopt); tcp only. */
+  onAdopted?(conn: Conn, state: unknown): void;
   /** Plain TCP connections hand their output to this thread once established (null: libuv writes it). */
   writer: WriterThread | null;
   /** SO_KEEPALIVE on every accepted socket, first probe after this much silence (whole seconds); 0: off. */
@@ -83,10 +91,10 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
   let draining = false;
   /** Resolved when conns empties during a drain. */
   let drained: (() => void) | null = null;
-  const track = (c: Conn) => {
+  const track = (c: Conn, start: (c: Conn) => void = opts.onConnection) => {
     conns.add(c);
     opts.metrics.accepted(c, kind);
-    opts.onConnection(c);
+    start(c);
     // Wrapped after the protocol has set its handler, so both run.
     const protocolClose = c.onClose;
     c.onClose = (r) => {
@@ -143,11 +151,12 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
   // "connection" carries the TCP socket itself on every server kind (under TLS and HTTP too), so
   // keepalive covers all transports: the kernel notices a vanished peer even where the protocol is quiet.
   const keepAliveMs = opts.tcpKeepAliveMs;
-  server.on("connection", (socket: Socket) => {
+  const watchSocket = (socket: Socket) => {
     if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-  });
+  };
+  server.on("connection", watchSocket);
 
   if (opts.handed !== true)
     await new Promise<void>((resolve, reject) => {
@@ -185,6 +194,14 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
         if (cfg.transport === "tcp") socket.allowHalfOpen = true;
         server.emit("connection", socket);
       }
+    },
+    adopt: (socket, state) => {
+      const adopted = opts.onAdopted;
+      if (released !== null || cfg.transport !== "tcp" || adopted === undefined) return false;
+      socket.allowHalfOpen = true;
+      watchSocket(socket);
+      track(new StreamConn(socket, opts.maxOutboundBytes, opts.writer), (c) => adopted(c, state));
+      return true;
     },
     queuedBytes: () => {
       let n = 0;

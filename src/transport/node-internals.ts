@@ -54,3 +54,32 @@ export function socketFd(s: Socket): number {
   const fd = (s as unknown as { _handle?: Handle })._handle?.fd;
   return typeof fd === "number" && fd >= 0 ? fd : -1;
 }
+
+interface ReadingHandle {
+  reading?: boolean;
+  readStart?: () => number;
+  readStop?: () => number;
+}
+
+/**
+ * Stops libuv reading the socket (what net.Socket's pause() does only for `onread` sockets): no byte
+ * leaves the kernel's buffer until startReading(). False, with the socket unchanged, when this
+ * Node.js's handle lacks readStop (a connection hand-off then does not happen: src/host/handoff.ts).
+ */
+export function stopReading(s: Socket): boolean {
+  const h = (s as unknown as { _handle?: ReadingHandle })._handle;
+  if (typeof h?.readStop !== "function" || typeof h.readStart !== "function") return false;
+  if (h.readStop() !== 0) return false;
+  // `reading` is Node's own flag. Left true, as if a read were under way, so that Node's stream does not start the
+  // handle again by itself: it does when it wants more after delivering a chunk (Readable's maybeReadMore, _read).
+  h.reading = true;
+  return true;
+}
+
+/** Reads again after stopReading(). */
+export function startReading(s: Socket): void {
+  const h = (s as unknown as { _handle?: ReadingHandle })._handle;
+  if (h === undefined || typeof h.readStart !== "function") return;
+  h.reading = true;
+  h.readStart();
+}

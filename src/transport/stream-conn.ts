@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type ChannelBindingType, type Conn } from "./conn.js";
 import type { WriterThread } from "./writer-thread.js";
-import { readInto, socketFd } from "./node-internals.js";
+import { readInto, socketFd, startReading, stopReading } from "./node-internals.js";
 
 const CONN = Symbol("conn");
 type Tagged = Socket & { [CONN]?: StreamConn };
@@ -86,6 +86,8 @@ export class StreamConn implements Conn {
   private reason = "";
   /** The writer thread's slot once output goes that way (see established()); -1 before. */
   private slot = -1;
+  /** Reads go into the shared READ_BUFFER (established with reuseInput). */
+  private sharedReads = false;
   onData: (chunk: Buffer) => void = () => {};
   onClose: (reason: string) => void = () => {};
   onShutdown: (() => void) | null = null;
@@ -145,13 +147,41 @@ export class StreamConn implements Conn {
     const s = this.socket;
     if (this.closed || this.ending || s instanceof TLSSocket) return;
     // Neither the descriptor nor the read mode is public API; without them the socket keeps Node's own reads and writes.
-    if (opts.reuseInput) readInto(s, READ_BUFFER, onSocketRead);
+    if (opts.reuseInput) this.sharedReads = readInto(s, READ_BUFFER, onSocketRead);
     if (this.writerThread === null || this.slot >= 0) return;
     this.flush();
     const fd = socketFd(s);
     if (fd < 0 || s.writableLength > 0) return;
     this.slot = this.writerThread.open(fd);
     if (this.slot >= 0) writer = this.writerThread;
+  }
+
+  /**
+   * Connection hand-off (src/host/handoff.ts): reading stops now, and `ready` gets the socket once
+   * everything written so far has gone to the kernel (null: it closed meanwhile). False, with nothing
+   * changed, where the connection cannot move: TLS (its state is in this process), a writer-thread
+   * slot (a second descriptor), reads into the shared buffer, input Node has buffered, an end begun.
+   */
+  pauseForHandoff(ready: (socket: Socket | null) => void): boolean {
+    const s = this.socket;
+    if (!this.movable || !stopReading(s)) return false;
+    this.flush();
+    const done = (err?: Error | null) => ready(err || this.closed ? null : s);
+    // A write's callback comes once it, and so all before it, is in the kernel.
+    if (s.writableLength === 0) setImmediate(done);
+    else s.write("", done);
+    return true;
+  }
+
+  /** Whether pauseForHandoff() can take this connection now (it may still fail where Node lacks readStop). */
+  get movable(): boolean {
+    const s = this.socket;
+    return !(this.closed || this.ending || s instanceof TLSSocket || this.slot >= 0 || this.sharedReads || s.readableLength > 0);
+  }
+
+  /** The hand-off did not happen: this process reads the connection again. */
+  resumeAfterHandoff(): void {
+    if (!this.closed) startReading(this.socket);
   }
 
   /** Written and not yet taken by the kernel. */

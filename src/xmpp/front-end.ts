@@ -12,6 +12,7 @@ import { Hooks } from "./hooks.js";
 import type { XmppContext } from "./context.js";
 import { FailureLimiter } from "../auth/failure-limiter.js";
 import { XmppSession } from "./xmpp-session.js";
+import { adoptXmpp } from "./handoff.js";
 import { starttlsModule } from "./modules/starttls.js";
 import { saslModule } from "./sasl/sasl.js";
 import { sasl2Module } from "./sasl/sasl2.js";
@@ -132,6 +133,15 @@ export class XmppFrontEnd {
   /** The connection handler of one listener: a tcp listener with `tls` offers STARTTLS. */
   forListener(l: ListenerConfig): (conn: Conn) => void {
     const starttls = l.transport === "tcp" && l.tls !== undefined ? loadTls(l.tls) : null;
-    return (conn) => void new XmppSession(conn, this.x, starttls);
+    const index = this.x.config.listeners.indexOf(l);
+    return (conn) => {
+      new XmppSession(conn, this.x, starttls).listenerIndex = index;
+    };
+  }
+
+  /** A connection another worker of the host handed over after SASL (src/xmpp/handoff.ts) continues on this listener. */
+  adopter(l: ListenerConfig): (conn: Conn, state: unknown) => void {
+    const index = this.x.config.listeners.indexOf(l);
+    return (conn, state) => adoptXmpp(conn, this.x, state, index);
   }
 }

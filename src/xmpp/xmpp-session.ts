@@ -67,6 +67,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   /** From bind on; before it the auth timer applies. */
   private watch: PeerWatch | null = null;
   private authTimer: NodeJS.Timeout | null;
+  /** When negotiation must be over (Date.now() time): a connection handed to another worker keeps it. */
+  private authDeadline: number;
+  /** Index in config.listeners of the listener that accepted the connection; -1: not known (a test's, a detached one). */
+  listenerIndex = -1;
   /** From resource bound to the end: the session's start and end log lines. */
   private record: SessionRecord | null = null;
   readonly streamId = randomBytes(12).toString("base64url");
@@ -85,8 +89,46 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.listen(conn);
     conn.onClose = (reason) => this.connClosed(conn, reason);
     // Negotiation (TLS, SASL, bind) must be over in time; the peer watch starts at bind.
-    this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), limits.authTimeoutMs);
+    this.authDeadline = Date.now() + limits.authTimeoutMs;
+    this.authTimer = null;
+    this.armAuthTimer(limits.authTimeoutMs);
+  }
+
+  private armAuthTimer(ms: number): void {
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = setTimeout(() => this.fail(new StreamError(StreamCondition.ConnectionTimeout, "no authentication in time")), Math.max(0, ms));
     this.authTimer.unref();
+  }
+
+  /**
+   * Connection hand-off (src/xmpp/handoff.ts), right after SASL success restarted the stream: the
+   * session lets go of its connection, for another worker to continue it at the new stream header.
+   * Gives what was read and not parsed (input held during the password check) and the time left for
+   * negotiation; null, with nothing changed, when it cannot (it holds parsed stanzas it could not hand on).
+   */
+  moveOut(): { chunks: Buffer[]; authLeftMs: number } | null {
+    if (this.phase !== Phase.Authenticated || this.heldStanzas.length > 0 || this.takenBy !== null) return null;
+    const chunks = this.held === null ? [] : this.held.map((h) => h.chunk);
+    // A pending release() (PLAIN's password check) then finds nothing; input after this is not read (the transport stopped).
+    if (this.held !== null) this.held = [];
+    this.heldBytes = 0;
+    this.phase = Phase.Closing;
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    return { chunks, authLeftMs: this.authDeadline - Date.now() };
+  }
+
+  /**
+   * Continues a stream restarted after SASL success as if this session had authenticated `user`:
+   * on the worker a connection was handed to, or on the one that began it when the hand-off failed.
+   * `chunks`: input read after the success and not parsed, in order.
+   */
+  continueAuthenticated(user: string, chunks: Buffer[], authLeftMs: number): void {
+    this.authenticated(user);
+    this.restartStream();
+    this.authDeadline = Date.now() + authLeftMs;
+    this.armAuthTimer(authLeftMs);
+    for (const c of chunks) this.onData(c, false);
   }
 
   private listen(conn: Conn): void {

@@ -7,6 +7,7 @@ import type { XmppContext } from "../context.js";
 import { bindingTypes } from "./channel-binding.js";
 import { SaslCondition, SaslFailure } from "./scram.js";
 import { admit, advance, authFailed, decode, mechanisms, passwordExchange, type Exchange, type Outcome } from "./exchange.js";
+import { handOff } from "../handoff.js";
 
 /** SASL (RFC 6120 §6) with SCRAM (RFC 5802, 7677; -PLUS per RFC 5929/9266) and PLAIN (RFC 4616); the mechanisms are in exchange.ts. */
 export function saslModule(hooks: Hooks, x: XmppContext): void {
@@ -69,4 +70,6 @@ function outcome(s: ClientSession, o: Outcome, x: XmppContext): void {
   s.authenticated(o.user);
   s.restartStream();
   if (x.debug) x.log.debug("xmpp authenticated", { user: o.user, remote: s.conn.remoteAddress });
+  // The new stream may go on on the worker that owns the user (cluster.handoff).
+  handOff(s, x);
 }

@@ -39,7 +39,8 @@ for (const kind of ["sqlite", "postgres"] as const) {
           log: { level: "info", format: "json" },
           listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
           storage,
-          cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: `sb-block-${kind}`, heartbeatMs: 500 } },
+          // Two sessions placed on different workers by the primary: the hand-off (cluster.handoff) would move both to their owner.
+          cluster: { bus: "nats", workers: 2, handoff: false, nats: { servers: [nats.url], subject: `sb-block-${kind}`, heartbeatMs: 500 } },
           admin: { enabled: false },
         },
         2,

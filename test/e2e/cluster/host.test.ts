@@ -10,6 +10,7 @@ import { waitUntil, within } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { HostLog } from "./host-log.js";
+import { BUS_PROTOCOL } from "../../../src/cluster/join-guard.js";
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "cli", "main.js");
 
@@ -151,7 +152,7 @@ describe("a host of two worker processes", { skip: HAVE_NATS ? false : "nats-ser
       other.stderr!.on("data", (b: Buffer) => (otherErr += b));
       const code = await within(new Promise<number | null>((resolve) => other.once("exit", (c) => resolve(c))), 30_000, () => `the other host to give up; its stderr:\n${otherErr}`);
       assert.equal(code, 78, otherErr);
-      assert.match(otherErr, /refusing to join: worker 127_0_0_1-w\d \(host 127\.0\.0\.1\) uses ring parameters 2\/murmur3\/\d+, this one 2\/murmur3\/128/);
+      assert.match(otherErr, new RegExp(`refusing to join: worker 127_0_0_1-w\\d \\(host 127\\.0\\.0\\.1\\) uses ring parameters ${BUS_PROTOCOL}/murmur3/\\d+, this one ${BUS_PROTOCOL}/murmur3/128`));
       // The running host said so too, and never counted the other host's workers as members.
       await waitUntil(() => logged("cluster worker with other ring parameters not let in", mark).length > 0, 5000, () => `the running host to log it; stderr:\n${hostLog.text}`);
       assert.equal(logs.slice(mark).filter((l) => l.message === "cluster membership changed" && String(l.workers).includes("other-host")).length, 0, "not a member, ever");

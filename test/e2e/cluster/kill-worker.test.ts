@@ -38,7 +38,8 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
         storage: { type: "sqlite", path: "db.sqlite" },
-        cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbkill", heartbeatMs: 300 } },
+        // KILL_WORKER_HANDOFF=1: connections on their owners (cluster.handoff), so the victim dies with its users' ownership too.
+        cluster: { bus: "nats", workers: 2, handoff: process.env.KILL_WORKER_HANDOFF === "1", nats: { servers: [nats.url], subject: "sbkill", heartbeatMs: 300 } },
         admin: { enabled: false },
         drainTimeoutMs: 3000,
       },

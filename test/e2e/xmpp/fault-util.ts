@@ -59,12 +59,12 @@ export interface SmClient {
  * @xmpp/client 0.14 does not count the results its iqCaller takes, and would
  * then get the last message before a drop twice on resumption (docs/xmpp.md).
  */
-export async function smClient(port: number, username: string, password: string, resource: string, opts: { ackIntervalMs?: number; ackTimeoutMs?: number; plain?: boolean } = {}): Promise<SmClient> {
+export async function smClient(port: number, username: string, password: string, resource: string, opts: { ackIntervalMs?: number; ackTimeoutMs?: number; plain?: boolean; timeoutMs?: number } = {}): Promise<SmClient> {
   // `plain`: SASL PLAIN (the server must allow it without TLS). @xmpp/client's SCRAM runs its 4,096 HMACs one
   // WebCrypto call at a time, each a thread-pool round trip: a dozen clients reconnecting at once on the busy
   // 2 cores took ~9 s to log in again, which a fault test would count against the server.
   const credentials = opts.plain === true ? (authenticate: any) => authenticate({ username, password }, "PLAIN") : undefined;
-  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username, password, credentials, resource, timeout: 500 });
+  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username, password, credentials, resource, timeout: opts.timeoutMs ?? 500 });
   c.on("error", () => {});
   c.reconnect.delay = 100;
   c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;

@@ -176,6 +176,13 @@ test("cluster.hostLinks: on by default, a boolean", { timeout: 5000 }, () => {
   assert.equal(keyOf({ cluster: { hostLinks: 1 } }), "cluster.hostLinks");
 });
 
+test("cluster.handoff: off by default, a boolean", { timeout: 5000 }, () => {
+  assert.equal(validate({}).cluster.handoff, false);
+  assert.equal(validate({ cluster: { bus: "nats", workers: 2, handoff: true } }).cluster.handoff, true);
+  assert.equal(keyOf({ cluster: { handoff: "on" } }), "cluster.handoff");
+  assert.equal(keyOf({ cluster: { handoff: 0 } }), "cluster.handoff");
+});
+
 test("custody: defaults, bounds, and a dedup window no shorter than the confirm timeout", { timeout: 5000 }, () => {
   assert.deepEqual(validate({}).cluster.custody, { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 });
   assert.equal(keyOf({ cluster: { custody: { resumeGraceMs: -1 } } }), "cluster.custody.resumeGraceMs");

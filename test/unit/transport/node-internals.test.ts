@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
 import { readlinkSync, writeSync } from "node:fs";
-import { canReadInto, readInto, socketFd } from "../../../src/transport/node-internals.js";
+import { canReadInto, readInto, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
 
 // The Node.js internals in src/transport/node-internals.ts, on real sockets.
 // Each has a fallback in production, so a Node.js release that changes one would
@@ -72,3 +72,31 @@ test("socketFd is the descriptor of the socket itself: bytes written to it reach
   peer.destroy();
   assert.equal(socketFd(peer), -1);
 });
+
+test("stopReading inside a 'data' handler keeps later bytes in the kernel until startReading", { timeout: 10_000 }, async (t) => {
+  const { client, peer } = await accepted(t);
+  const got: string[] = [];
+  let stopped = false;
+  peer.on("data", (b: Buffer) => {
+    got.push(b.toString());
+    // As SASL does on its success: from inside the read that brought the last step.
+    if (!stopped) stopped = stopReading(peer);
+  });
+  client.write("first");
+  await waitFor(() => got.length === 1);
+  assert.ok(stopped, `${NODE}: the socket's handle has no readStop/readStart`);
+  client.write("second");
+  // Node's stream asks for more after each chunk it delivers (maybeReadMore): it must not start the handle again.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(got, ["first"], "nothing read while stopped");
+  startReading(peer);
+  await waitFor(() => got.join("") === "firstsecond");
+});
+
+async function waitFor(pred: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
