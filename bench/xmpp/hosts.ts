@@ -56,10 +56,10 @@ class ClusterWatch extends ProcWatch {
     super(roots);
   }
 
-  override cpu(): { total: number; sys: number } {
+  override cpu(): { total: number; sys: number; main: number } {
     const a = super.cpu();
     const b = this.db.cpu();
-    return { total: a.total + b.total, sys: a.sys + b.sys };
+    return { total: a.total + b.total, sys: a.sys + b.sys, main: a.main + b.main };
   }
 
   override stop(): void {

@@ -126,6 +126,8 @@ export interface XmppResult {
   serverCpuSeconds: number;
   /** The kernel's share of the server's CPU (system time over user + system). */
   serverSysShare?: number;
+  /** The server processes' main threads alone (the event loops), per message sent. */
+  serverMainUsPerMessage?: number;
   serverUsPerMessage: number;
   serverPeakRssMiB: number;
   generatorCpuCores: number;
@@ -215,7 +217,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     if (!latest("ready").every((e) => e !== undefined)) throw new Error("the generator's processes did not get ready in 60 s");
     // The schedule, measured from t0 to the end of the wait.
     const t0 = performance.timeOrigin + performance.now() + 200;
-    const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0 };
+    const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0 };
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
@@ -237,7 +239,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       await sleep(250);
     }
     const phaseSeconds = (Date.now() - phase0) / 1000;
-    const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0 };
+    const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0 };
     const serverCpu = cpu1.total - cpu0.total;
     const serverSys = cpu1.sys - cpu0.sys;
     const busy = machineBusySeconds() - busy0;
@@ -299,6 +301,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverCpuSeconds: serverCpu,
       serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
       serverSysShare: serverCpu > 0 ? serverSys / serverCpu : NaN,
+      serverMainUsPerMessage: sent ? ((cpu1.main - cpu0.main) / sent) * 1e6 : NaN,
       serverPeakRssMiB: peak,
       generatorCpuCores: genCpu / phaseSeconds,
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,

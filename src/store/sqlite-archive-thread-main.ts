@@ -12,15 +12,20 @@ const db = new Database(path);
 db.pragma("synchronous = NORMAL");
 db.pragma(`busy_timeout = ${Math.max(lockTimeoutMs, 1000)}`);
 const add = db.prepare(`INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-const write = db.transaction((rows: readonly ArchiveRow[]) => {
-  let n = 0;
-  for (const r of rows) n += add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza).changes;
-  return n;
-});
+/** Each append's rows added, in one transaction for all of them. */
+const write = db.transaction((batches: readonly (readonly ArchiveRow[])[]) =>
+  batches.map((rows) => {
+    let n = 0;
+    for (const r of rows) n += add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza).changes;
+    return n;
+  }),
+);
 
-parentPort!.on("message", (m: { id: number; rows: ArchiveRow[] }) => {
+const decoder = new TextDecoder();
+
+parentPort!.on("message", (m: { id: number; batches: Uint8Array }) => {
   try {
-    parentPort!.postMessage({ id: m.id, n: write.immediate(m.rows) });
+    parentPort!.postMessage({ id: m.id, ns: write.immediate(JSON.parse(decoder.decode(m.batches)) as ArchiveRow[][]) });
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: (e as Error).message, code: (e as { code?: string }).code });
   }

@@ -1,8 +1,14 @@
 import { Worker } from "node:worker_threads";
 import type { ArchiveRow } from "./archive-store.js";
 
-/** A batch on its way to the thread, and its answer. */
+const ENCODER = new TextEncoder();
+/** How long appends gather before they go to the thread together, and how many rows go at once at most. */
+const GATHER_MS = 5;
+const MAX_ROWS = 2000;
+
+/** An append waiting for its answer. */
 interface Pending {
+  rows: readonly ArchiveRow[];
   resolve: (n: number) => void;
   reject: (e: Error) => void;
 }
@@ -11,55 +17,82 @@ interface Pending {
  * The archive's writes on a thread of their own (SQLite). better-sqlite3 is synchronous: a batch of
  * archived messages inserted on the event loop held the worker's forwarding for the whole
  * transaction, tens of milliseconds as the archive grew (docs/benchmarks.md, "Archives"). Here the
- * thread has its own connection to the same file (WAL: readers on the event loop go on meanwhile),
- * waits on the file's lock itself, and only the rows cross (structured clone, strings). Queries,
- * preferences and retention stay on the event loop's connection.
+ * thread has its own connection to the same file (WAL: readers on the event loop go on meanwhile) and
+ * waits on the file's lock itself. The appends of a few milliseconds go together, as the UTF-8 bytes
+ * of one JSON text, transferred: each postMessage costs the event loop tens of microseconds whatever
+ * it carries, and the writer's batches are one event-loop turn's (a few rows at moderate rates).
+ * Queries, preferences and retention stay on the event loop's connection.
  */
 export class SqliteArchiveThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, Pending>();
-  private readonly inFlight = new Set<Promise<number>>();
+  /** Gathered, not yet sent. */
+  private gathered: Pending[] = [];
+  private gatheredRows = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Sent, by message id: the appends it carries, in order. */
+  private readonly sent = new Map<number, Pending[]>();
   private next = 1;
   private dead: Error | null = null;
   private closing: Promise<void> | null = null;
+  private idle: (() => void)[] = [];
 
   constructor(path: string, lockTimeoutMs: number) {
     this.worker = new Worker(new URL("./sqlite-archive-thread-main.js", import.meta.url), { workerData: { path, lockTimeoutMs } });
     this.worker.unref();
-    this.worker.on("message", (m: { id: number; n?: number; error?: string; code?: string }) => {
-      const p = this.pending.get(m.id);
-      if (p === undefined) return;
-      this.pending.delete(m.id);
-      if (m.error === undefined) p.resolve(m.n ?? 0);
-      else p.reject(Object.assign(new Error(m.error), { code: m.code }));
+    this.worker.on("message", (m: { id: number; ns?: number[]; error?: string; code?: string }) => {
+      const ps = this.sent.get(m.id);
+      if (ps === undefined) return;
+      this.sent.delete(m.id);
+      if (m.error === undefined) ps.forEach((p, i) => p.resolve(m.ns?.[i] ?? 0));
+      else {
+        const e = Object.assign(new Error(m.error), { code: m.code });
+        for (const p of ps) p.reject(e);
+      }
+      this.settled();
     });
     this.worker.on("error", (e) => this.fail(e));
     this.worker.on("exit", (code) => this.fail(new Error(`archive thread exited (${code})`)));
   }
 
-  /** Rows in one transaction on the thread; resolves to the rows added (a (user, id) there already is skipped). */
+  /** Rows in one transaction on the thread (with others gathered beside them); resolves to the rows added (a (user, id) there already is skipped). */
   append(rows: readonly ArchiveRow[]): Promise<number> {
     if (this.dead !== null) return Promise.reject(this.dead);
-    const id = this.next++;
-    const done = new Promise<number>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      // Referenced while a batch is out: a process ending waits for it (and the writer's flushed() does too).
-      if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage({ id, rows });
+    return new Promise<number>((resolve, reject) => {
+      // Referenced while anything is out: a process ending waits for it (and the writer's flushed() does too).
+      if (this.gathered.length === 0 && this.sent.size === 0) this.worker.ref();
+      this.gathered.push({ rows, resolve, reject });
+      this.gatheredRows += rows.length;
+      if (this.gatheredRows >= MAX_ROWS) this.send();
+      else this.timer ??= setTimeout(this.send, GATHER_MS);
     });
-    this.inFlight.add(done);
-    const settled = () => {
-      this.inFlight.delete(done);
-      if (this.pending.size === 0) this.worker.unref();
-    };
-    done.then(settled, settled);
-    return done;
   }
 
-  /** After the batches already sent are written. */
+  private readonly send = (): void => {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const ps = this.gathered;
+    if (ps.length === 0) return;
+    this.gathered = [];
+    this.gatheredRows = 0;
+    const id = this.next++;
+    this.sent.set(id, ps);
+    const bytes = ENCODER.encode(JSON.stringify(ps.map((p) => p.rows)));
+    this.worker.postMessage({ id, batches: bytes }, [bytes.buffer]);
+  };
+
+  private settled(): void {
+    if (this.gathered.length > 0 || this.sent.size > 0) return;
+    if (this.dead === null) this.worker.unref();
+    const cbs = this.idle;
+    this.idle = [];
+    for (const cb of cbs) cb();
+  }
+
+  /** After what was appended before is written. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([...this.inFlight]);
+      this.send();
+      if (this.sent.size > 0) await new Promise<void>((r) => this.idle.push(r));
       this.dead ??= new Error("archive thread closed");
       await this.worker.terminate();
     })();
@@ -69,7 +102,12 @@ export class SqliteArchiveThread {
   private fail(e: Error): void {
     if (this.dead !== null) return;
     this.dead = e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    for (const p of this.gathered) p.reject(e);
+    for (const ps of this.sent.values()) for (const p of ps) p.reject(e);
+    this.gathered = [];
+    this.sent.clear();
+    this.settled();
   }
 }
