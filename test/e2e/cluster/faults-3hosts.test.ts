@@ -225,7 +225,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     check(await phase("kill-worker", () => void process.kill(victim, "SIGKILL")));
   });
 
-  // 1 duplicate in 1 of session 12's two CI runs (0 lost): a message a stopped worker had written, unacknowledged,
+  // 1 duplicate in 1 of session 12's two CI runs (0 lost), most likely a message a stopped worker had written, unacknowledged,
   // that its custodian also routed again and the owner stored; the resumed session resends the first and, since
   // session 12, takes the stored one at once (it used to wait for the next login). Counted and shown; strict again
   // once custody waits for the stopped session's fate before routing again (docs/architecture.md, "Custody").
