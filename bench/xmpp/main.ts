@@ -32,6 +32,7 @@
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)
+ *   --coalesce-ms N  with --workers > 1: cluster.coalesceMs (a turn's bus batches go at most once per N ms)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
  *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
@@ -97,6 +98,7 @@ async function main(): Promise<void> {
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     custody: a.custody !== "off",
     handoff: a.handoff === undefined ? undefined : a.handoff === "on",
+    coalesceMs: a["coalesce-ms"] === undefined ? undefined : Number(a["coalesce-ms"]),
     mam: false,
     pump,
     spin: pump !== null && a.spin === "true",

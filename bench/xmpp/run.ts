@@ -37,6 +37,8 @@ export interface XmppParams {
   custody?: boolean;
   /** Switchboard with several workers: connections move to their user's owner after SASL (`cluster.handoff`; default: the config's default). */
   handoff?: boolean;
+  /** Switchboard with several workers: `cluster.coalesceMs` (default: the config's default). */
+  coalesceMs?: number;
   /** Switchboard (one worker): XEP-0313 archives on (xmpp.mam.enabled). */
   mam?: boolean;
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
@@ -178,7 +180,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const target =
     hosts > 1
       ? await startHosts(p.serverCpu, accounts, { hosts, workers: p.workers, nodeArgs: p.nodeArgs, writerThread: p.writerThread ?? true, custody: p.custody ?? true })
-      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff })), endpoints: undefined };
+      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {

@@ -203,7 +203,7 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean, coalesceMs?: number): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
@@ -223,7 +223,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   await waitPort(natsPort);
   let host: RunningServer;
   try {
-    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] }, ...(custody ? {} : { custody: { maxHeld: 0 } }), ...(handoff === undefined ? {} : { handoff }) } } });
+    host = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io, cluster: { bus: "nats", workers, nats: { servers: [`nats://127.0.0.1:${natsPort}`] }, ...(custody ? {} : { custody: { maxHeld: 0 } }), ...(handoff === undefined ? {} : { handoff }), ...(coalesceMs === undefined ? {} : { coalesceMs }) } } });
   } catch (e) {
     await stopChild(nats);
     throw e;
@@ -246,6 +246,7 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
     "SQLite store in a temp dir shared by the workers, accounts written into it with the same SCRAM keys",
     ...(custody ? [] : ["custody off (`cluster.custody.maxHeld: 0`)"]),
     ...(handoff === undefined ? [] : [`\`cluster.handoff: ${handoff}\``]),
+    ...(coalesceMs === undefined ? [] : [`\`cluster.coalesceMs: ${coalesceMs}\``]),
     ...common,
   ];
   return { server, port, version: `${version}, ${workers} workers`, settings };
@@ -271,14 +272,14 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean; coalesceMs?: number }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff, opts.coalesceMs);
     case "floor":
       return floor(cpu);
     case "custom":

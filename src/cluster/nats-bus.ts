@@ -27,6 +27,12 @@ export interface NatsBusOptions {
   onRefuse?: (reason: string) => void;
   /** Workers of this host send each other bus messages over Unix domain sockets (src/cluster/host-links.ts), not through NATS. */
   links?: HostLinksOptions;
+  /**
+   * A turn's batches go at most once per this many ms (0: at the end of every turn). At high rates a batch
+   * then carries several turns' messages: fewer system calls and wake-ups per bus message, for at most this
+   * much more latency on a crossing (docs/configuration.md, cluster.coalesceMs).
+   */
+  coalesceMs?: number;
 }
 
 interface Member {
@@ -73,6 +79,9 @@ export class NatsBus implements ClusterBus {
    */
   private readonly outq = new Map<string, { w: WireWriter; messages: number }>();
   private flushQueued = false;
+  /** performance.now() of the last flush: with coalesceMs the next one waits until this + coalesceMs. */
+  private lastFlush = -Infinity;
+  private flushTimer: NodeJS.Timeout | null = null;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
   /** Called once at the start of this turn's publish (ClusterBus.beforePublish). */
@@ -230,12 +239,21 @@ export class NatsBus implements ClusterBus {
     this.sent++;
     q.messages++;
     if (q.w.pending >= BATCH_BYTES) this.publish(workerId, q);
-    else if (!this.flushQueued) {
-      // nats.js writes at the end of each callback: one write per client message. After the poll phase
-      // (setImmediate) one NATS message per peer carries everything this turn routed to it.
-      this.flushQueued = true;
-      setImmediate(this.flush);
-    }
+    else this.schedule();
+  }
+
+  /**
+   * nats.js writes at the end of each callback: one write per client message. After the poll phase
+   * (setImmediate) one message per peer carries everything this turn routed to it — or, within coalesceMs
+   * of the last flush, everything the turns until then routed.
+   */
+  private schedule(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    const w = this.opts.coalesceMs ?? 0;
+    const wait = w > 0 ? this.lastFlush + w - performance.now() : 0;
+    if (wait < 0.5) setImmediate(this.flush);
+    else this.flushTimer = setTimeout(this.flush, wait);
   }
 
   flushNow(): void {
@@ -244,10 +262,7 @@ export class NatsBus implements ClusterBus {
 
   beforePublish(cb: () => void): void {
     this.before.push(cb);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      setImmediate(this.flush);
-    }
+    this.schedule();
   }
 
   get pending(): boolean {
@@ -255,6 +270,11 @@ export class NatsBus implements ClusterBus {
   }
 
   private readonly flush = (): void => {
+    if (this.flushTimer !== null) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    this.lastFlush = performance.now();
     if (this.before.length > 0) {
       const cbs = this.before;
       this.before = [];

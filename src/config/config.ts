@@ -162,6 +162,8 @@ export interface ClusterConfig {
   handoff: boolean;
   /** After a worker was dropped for silence (dead, or stopped), owners hold what comes for unbound users this long for their binds; 0: the heal window (docs/architecture.md, "Hold"). */
   holdAfterExpiryMs: number;
+  /** A worker's bus batches go at most once per this many ms (0: every event-loop turn); docs/architecture.md, "Coalescing". */
+  coalesceMs: number;
   /** Messages held by the worker that accepted them until settled (docs/architecture.md, "Custody"). */
   custody: { confirmTimeoutMs: number; maxTries: number; dedupWindowMs: number; maxHeld: number; heldMaxMs: number; resumeGraceMs: number };
 }
@@ -386,6 +388,7 @@ export function defaults(): Config {
       hostLinks: true,
       handoff: false,
       holdAfterExpiryMs: 0,
+      coalesceMs: 0,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
@@ -661,6 +664,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   need(typeof C.hostLinks === "boolean", "cluster.hostLinks", "must be true or false");
   need(typeof C.handoff === "boolean", "cluster.handoff", "must be true or false");
   int(C.holdAfterExpiryMs, "cluster.holdAfterExpiryMs", 0, 600000);
+  int(C.coalesceMs, "cluster.coalesceMs", 0, 100);
   const K = C.custody;
   int(K.confirmTimeoutMs, "cluster.custody.confirmTimeoutMs", 100, 600000);
   int(K.maxTries, "cluster.custody.maxTries", 1, 100);

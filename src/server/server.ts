@@ -62,7 +62,7 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
   if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
   const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED };
-  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links }, CODECS, log);
+  return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links, coalesceMs: c.coalesceMs }, CODECS, log);
 }
 
 /** The composition root: one worker with its store, core, and listeners. */

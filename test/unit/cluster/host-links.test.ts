@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
+import { performance } from "node:perf_hooks";
 import { HostLinks } from "../../../src/cluster/host-links.js";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
@@ -207,6 +208,35 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     assert.equal(calls, 1);
     assert.deepEqual(got.map((m) => (m as Extract<BusMessage, { op: "unbind" }>).serial), [1, 2, 3]);
     assert.equal(w0.pending, false);
+  });
+
+  test("coalesceMs: a batch goes at once, the next turns' messages wait for the window and go as one batch, in order", { timeout: 10_000 }, async () => {
+    const subject = "links3";
+    const got: BusMessage[] = [];
+    const w0 = await NatsBus.connect({ ...opts(subject, "10_0_0_5-w0", "10.0.0.5"), coalesceMs: 60 }, {});
+    const w1 = await NatsBus.connect(opts(subject, "10_0_0_6-w0", "10.0.0.6"), {});
+    buses.push(w0, w1);
+    w1.attach({ receive: (m) => got.push(m) });
+    await w0.ready(2);
+    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
+    // Settle: the joining's own messages (welcomes) go first, then the window is measured from the last flush.
+    await new Promise((r) => setTimeout(r, 100));
+    const spy = await connect({ servers: nats.url });
+    const batches: number[] = [];
+    spy.subscribe(`${subject}.w.10_0_0_6-w0`, { callback: () => batches.push(performance.now()) });
+    await spy.flush();
+    const base = got.length;
+    const t0 = performance.now();
+    // Five turns in a row, a message each: the first turn's batch goes at its end, the four others together.
+    for (let i = 0; i < 5; i++) {
+      w0.send("10_0_0_6-w0", { op: "unbind", address: `c${i}@x/r`, serial: i });
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(() => got.length === base + 5, 3000, "the five messages");
+    assert.deepEqual(got.slice(base).map((m) => (m as Extract<BusMessage, { op: "unbind" }>).serial), [0, 1, 2, 3, 4]);
+    assert.equal(batches.length, 2, "two batches on NATS");
+    assert.ok(batches[1] - t0 >= 50, `the second batch waited for the window (${(batches[1] - t0).toFixed(1)} ms)`);
+    await spy.close();
   });
 
   test("a message that is not ours costs only itself: the rest of its batch and later batches arrive", { timeout: 10_000 }, async () => {
