@@ -10,6 +10,8 @@ import type { XmppContext } from "../context.js";
 import type { ClientSession } from "../client-session.js";
 import { MucService, type MucRooms } from "./service.js";
 import { SELF_PING } from "./room-admin.js";
+import { RoomArchive } from "./room-mam.js";
+import type { ArchiveStore } from "../../store/archive-store.js";
 
 /** Rooms one session may be in at once (each is told when the session goes); directed presence is capped at 1000 too. */
 const MAX_ROOMS_PER_SESSION = 500;
@@ -20,10 +22,12 @@ const MAX_ROOMS_PER_SESSION = 500;
  * The service's own address is answered here (disco). A session's rooms are told when it goes
  * unavailable or its connection ends, as directed presence is (RFC 6121 §4.6.3).
  */
-export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: MucRooms | null): MucService {
+export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: MucRooms | null, archiveStore: ArchiveStore | null = null): MucService {
   const c = x.config.muc;
   const domain = c.domain as string;
   const service = new MucService(domain, { maxRooms: c.maxRoomsPerWorker, maxOccupants: c.maxOccupants, historyMessages: c.historyMessages, maxNickLength: c.maxNickLength, maxPresencePerSecond: c.maxPresencePerSecond }, x.core, rooms, x.log);
+  // XEP-0313 on rooms (muc.mam.enabled): written in batches like the users' archives, whose queue sizes it takes.
+  if (c.mam.enabled && archiveStore !== null) service.archives = new RoomArchive(archiveStore, { maxQueued: x.config.xmpp.mam.maxQueued, maxBatch: x.config.xmpp.mam.maxBatch, maxPageSize: c.mam.maxPageSize }, x.log);
   disco.serverItem({ jid: domain, name: "Chatrooms" });
   const suffix = `@${domain}`;
   /** The session's rooms: kept among its directed presence (RFC 6121 §4.6), which moves with it to another worker (XEP-0198) and its resume record. */

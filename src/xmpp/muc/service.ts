@@ -9,6 +9,8 @@ import { codeForError, errorElement, StanzaCondition } from "../errors.js";
 import { Room, type RoomLimits, type RoomOut, type RoomState } from "./room.js";
 import { roomIq, type IqReply } from "./room-admin.js";
 import { mediatedInvite } from "./invite.js";
+import type { RoomArchive } from "./room-mam.js";
+import { NS } from "../ns.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
 export interface MucRooms {
@@ -30,6 +32,8 @@ export class MucService implements OwnedService, RoomOut {
   private readonly waiting = new Map<string, [Envelope, string][]>();
   /** Per worker: occupant ids are stable while the rooms live here (XEP-0421 asks no more of a temporary room). */
   private readonly secret = randomBytes(16).toString("hex");
+  /** XEP-0313 room archives (muc.mam.enabled; room-mam.ts); null: rooms keep none. */
+  archives: RoomArchive | null = null;
 
   constructor(
     readonly domain: string,
@@ -126,7 +130,11 @@ export class MucService implements OwnedService, RoomOut {
         if (nick === "" && mediatedInvite(room, el, env.from, at)) return;
         return room.message(el, env.from, at, nick, now);
       }
-      if (env.kind === Kind.Request) return this.answer(env, roomIq(room, el, env.from, nick));
+      if (env.kind === Kind.Request) {
+        const q = el.getChildElements()[0];
+        if (nick === "" && this.archives !== null && q?.attrs.xmlns === NS.MAM) return this.archives.request(room, env, q, at, this);
+        return this.answer(env, roomIq(room, el, env.from, nick));
+      }
     } catch (e) {
       // A bug must cost the stanza, not the worker.
       this.log.error("muc: stanza failed", { room: room.jid, error: (e as Error)?.stack ?? String(e) });
@@ -134,7 +142,7 @@ export class MucService implements OwnedService, RoomOut {
     }
   }
 
-  private answer(req: Envelope, r: IqReply): void {
+  answer(req: Envelope, r: IqReply): void {
     const route = { from: req.to, to: req.from, protocol: "xmpp", responseFor: req.ref };
     if ("ok" in r) {
       const iq = new Element("iq", { type: "result" });
@@ -167,8 +175,18 @@ export class MucService implements OwnedService, RoomOut {
     void this.store.save(room.jid, room.state());
   }
 
+  get archiving(): boolean {
+    return this.archives !== null;
+  }
+
+  archive(room: Room, m: Element, nick: string, now: number): void {
+    this.archives?.mark(room, m, nick, now);
+  }
+
   gone(room: Room): void {
     this.rooms.delete(room.jid);
+    // Its archive ends with it: a room made again under its name starts with none.
+    if (this.archives !== null && (room.destroyed || !room.config.persistent)) this.archives.forget(room.jid, Date.now());
     if (room.destroyed && room.stored && this.store !== null) void this.store.remove(room.jid);
   }
 }
