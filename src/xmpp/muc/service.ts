@@ -10,6 +10,7 @@ import { Room, type RoomLimits, type RoomOut, type RoomState } from "./room.js";
 import { roomIq, type IqReply } from "./room-admin.js";
 import { mediatedInvite } from "./invite.js";
 import type { RoomArchive } from "./room-mam.js";
+import type { RoomDirectory } from "./directory.js";
 import { NS } from "../ns.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
@@ -34,6 +35,8 @@ export class MucService implements OwnedService, RoomOut {
   private readonly secret = randomBytes(16).toString("hex");
   /** XEP-0313 room archives (muc.mam.enabled; room-mam.ts); null: rooms keep none. */
   archives: RoomArchive | null = null;
+  /** XEP-0045 §6.3 public rooms of every worker (directory.ts); null: the service lists none. */
+  directory: RoomDirectory | null = null;
 
   constructor(
     readonly domain: string,
@@ -164,6 +167,7 @@ export class MucService implements OwnedService, RoomOut {
 
   /** Written off the path (the store queues writes per room and logs a failure); the room goes on either way. */
   changed(room: Room): void {
+    this.directory?.update(room);
     if (this.store === null) return;
     if (!room.config.persistent) {
       // Made temporary: it leaves the store.
@@ -186,7 +190,10 @@ export class MucService implements OwnedService, RoomOut {
   gone(room: Room): void {
     this.rooms.delete(room.jid);
     // Its archive ends with it: a room made again under its name starts with none.
-    if (this.archives !== null && (room.destroyed || !room.config.persistent)) this.archives.forget(room.jid, Date.now());
+    if (room.destroyed || !room.config.persistent) {
+      this.archives?.forget(room.jid, Date.now());
+      this.directory?.gone(room);
+    }
     if (room.destroyed && room.stored && this.store !== null) void this.store.remove(room.jid);
   }
 }
