@@ -3,7 +3,7 @@ import { bareOf } from "../../address/address.js";
 import { Envelope, Flag } from "../../envelope/envelope.js";
 import { Ev, type Hooks, type StanzaEvent } from "../hooks.js";
 import { NS } from "../ns.js";
-import { StanzaCondition } from "../errors.js";
+import { codeForError, StanzaCondition } from "../errors.js";
 import { bounce, iqResultFor } from "../replies.js";
 import type { Disco } from "../modules/disco.js";
 import type { XmppContext } from "../context.js";
@@ -42,8 +42,14 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
     const kind = stanza.name;
     if (kind === "iq") {
       const type = stanza.attrs.type;
-      // Rooms ask nothing of occupants (iq forwarding is not built): answers to them end here.
-      if (type === "result" || type === "error") return true;
+      // An occupant's answer to an iq its room passed on from another occupant (§7.5, occupant-iq.ts): matched by
+      // the core to that request (asker's occupant JID, id), and back to the room's worker. Others end here.
+      if (type === "result" || type === "error") {
+        if (to.indexOf("/") < 0 || stanza.attrs.id === undefined) return true;
+        const answer = { from: s.address, to, protocol: "xmpp", responseFor: stanza.attrs.id, payload: stanza };
+        s.submit(type === "result" ? Envelope.response(answer) : Envelope.error({ ...answer, code: codeForError(stanza) }));
+        return true;
+      }
       const kids = stanza.getChildElements();
       if ((type !== "get" && type !== "set") || stanza.attrs.id === undefined || kids.length !== 1) return bounce(s, stanza, StanzaCondition.BadRequest), true;
       const ttl = x.config.timeouts.xmpp.byNamespace[kids[0].attrs.xmlns ?? ""] ?? 0;

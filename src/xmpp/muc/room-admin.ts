@@ -22,10 +22,10 @@ export function roomIq(room: Room, iq: Element, jid: string, nick: string): IqRe
   const type = iq.attrs.type;
   const actor = room.occupantOf(jid);
   if (nick !== "") {
-    // XEP-0410: a self-ping is answered here; forwarding iqs to other occupants (§7.5) is not built.
+    // XEP-0410: a self-ping is answered here; other iqs to occupants are passed on before this (occupant-iq.ts).
     if (actor === undefined) return fail(StanzaCondition.NotAcceptable, "not an occupant");
     if (ns === NS.PING && type === "get" && actor.nick === nick) return ok();
-    return fail(StanzaCondition.ServiceUnavailable, "iq to occupants is not forwarded");
+    return fail(StanzaCondition.ServiceUnavailable, "not passed on to the occupant");
   }
   if (ns === NS.DISCO_INFO && type === "get") return ok(info(room));
   if (ns === NS.DISCO_ITEMS && type === "get") return ok(new Element("query", { xmlns: NS.DISCO_ITEMS }));

@@ -11,6 +11,8 @@ import { roomIq, type IqReply } from "./room-admin.js";
 import { mediatedInvite } from "./invite.js";
 import type { RoomArchive } from "./room-mam.js";
 import type { RoomDirectory } from "./directory.js";
+import { OccupantIqs } from "./occupant-iq.js";
+import type { Occupant } from "./occupants.js";
 import { NS } from "../ns.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
@@ -37,6 +39,8 @@ export class MucService implements OwnedService, RoomOut {
   archives: RoomArchive | null = null;
   /** XEP-0045 §6.3 public rooms of every worker (directory.ts); null: the service lists none. */
   directory: RoomDirectory | null = null;
+  /** §7.5: iqs passed on to occupants, not answered yet (occupant-iq.ts). */
+  private readonly iqs: OccupantIqs;
 
   constructor(
     readonly domain: string,
@@ -46,6 +50,7 @@ export class MucService implements OwnedService, RoomOut {
     private readonly log: Logger,
   ) {
     this.link = core.serve(domain, this);
+    this.iqs = new OccupantIqs(this.link);
   }
 
   // ---- OwnedService ------------------------------------------------------------------
@@ -136,6 +141,7 @@ export class MucService implements OwnedService, RoomOut {
       if (env.kind === Kind.Request) {
         const q = el.getChildElements()[0];
         if (nick === "" && this.archives !== null && q?.attrs.xmlns === NS.MAM) return this.archives.request(room, env, q, at, this);
+        if (nick !== "" && this.iqs.forward(room, env, el, nick)) return;
         return this.answer(env, roomIq(room, el, env.from, nick));
       }
     } catch (e) {
@@ -187,8 +193,13 @@ export class MucService implements OwnedService, RoomOut {
     this.archives?.mark(room, m, nick, now);
   }
 
+  left(room: Room, o: Occupant): void {
+    this.iqs.left(room, o);
+  }
+
   gone(room: Room): void {
     this.rooms.delete(room.jid);
+    this.iqs.gone(room);
     // Its archive ends with it: a room made again under its name starts with none.
     if (room.destroyed || !room.config.persistent) {
       this.archives?.forget(room.jid, Date.now());
