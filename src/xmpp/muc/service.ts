@@ -199,9 +199,10 @@ export class MucService implements OwnedService, RoomOut {
 
   gone(room: Room): void {
     this.rooms.delete(room.jid);
-    this.iqs.gone(room);
-    // Its archive ends with it: a room made again under its name starts with none.
-    if (room.destroyed || !room.config.persistent) {
+    // Ended (not merely leaving this worker): what was passed on to its occupants fails, it is no longer
+    // listed, and its archive ends with it, so that a room made again under its name starts with none.
+    if (room.destroyed || (!room.config.persistent && room.occupants.size === 0)) {
+      this.iqs.gone(room);
       this.archives?.forget(room.jid, Date.now());
       this.directory?.gone(room);
     }
