@@ -259,7 +259,7 @@ export class Room {
     for (const c of el.children) if (typeof c !== "string" && !(c.name === "occupant-id" && c.attrs.xmlns === NS.OCCUPANT_ID) && c.name !== "delay" && !(c.name === "stanza-id" && c.attrs.xmlns === NS.SID && c.attrs.by === this.jid)) m.cnode(c);
     m.c("occupant-id", { xmlns: NS.OCCUPANT_ID, id: sender.id });
     const from = this.from(sender.nick);
-    // XEP-0359 §5: a <stanza-id by=room/> is the room's alone (a client's was dropped above).
+    // XEP-0313 on rooms: archived, with the room's XEP-0359 <stanza-id/> (a client's claiming to be it was dropped above), before the broadcast.
     if (body !== undefined) this.out.archive?.(this, m, sender.nick, now);
     this.out.send("message", from, m, this.all());
     if (body !== undefined && this.limits.historyMessages > 0) this.keep(m, from, now);
