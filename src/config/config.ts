@@ -280,6 +280,8 @@ export interface MucConfig {
   maxNickLength: number;
   /** Presence stanzas one occupant may send a room in a second; past it they are refused (<policy-violation/>). */
   maxPresencePerSecond: number;
+  /** XEP-0313 archives of rooms (docs/xmpp.md, "Multi-user chat"): rooms archive unless their owner turns muc#roomconfig_enablelogging off. */
+  mam: { enabled: boolean; maxPageSize: number };
 }
 
 export interface MamConfig {
@@ -377,7 +379,7 @@ export function defaults(): Config {
       sasl2: { enabled: false },
       fast: { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 },
     },
-    muc: { enabled: false, domain: null, maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5 },
+    muc: { enabled: false, domain: null, maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5, mam: { enabled: false, maxPageSize: 100 } },
     relay: { pingAfterMs: 60000, pingTimeoutMs: 30000 },
     cluster: {
       bus: "local",
@@ -643,6 +645,9 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(M.historyMessages, "muc.historyMessages", 0, 1000);
   int(M.maxNickLength, "muc.maxNickLength", 1, 1023);
   int(M.maxPresencePerSecond, "muc.maxPresencePerSecond", 1, 1000);
+  need(isObject(M.mam), "muc.mam", "must be an object");
+  need(typeof M.mam.enabled === "boolean", "muc.mam.enabled", "must be true or false");
+  int(M.mam.maxPageSize, "muc.mam.maxPageSize", 1, 1000);
 
   pingFallback(input, c);
   pings(X, "xmpp");

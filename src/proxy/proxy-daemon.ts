@@ -19,8 +19,8 @@ import { Rebinder } from "./rebinder.js";
 import { Departed, StallWatch } from "./stall-watch.js";
 import { ClientCounts } from "./client-counts.js";
 import { StoredLately } from "./stored-lately.js";
-import { ServiceDesk } from "./services.js";
-import type { OwnedService, ServiceLink } from "../session/service.js";
+import { ServiceAsker, ServiceDesk } from "./services.js";
+import type { FanoutTarget, OwnedService, ServiceLink } from "../session/service.js";
 import type { Logger } from "../log/logger.js";
 
 export interface ProtocolTimeouts {
@@ -165,6 +165,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       route: (env) => this.route(env),
       toRequester: (env) => this.toRequester(env),
       undeliverable: (env) => this.undeliverable(env),
+      request: (env, to, done) => this.serviceRequest(env, to, done),
     });
     this.handovers = new HandoverDesk({
       workerId: this.self,
@@ -372,6 +373,18 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const ttl = this.timeoutFor(s.protocol, env.ttl);
     const p = this.pending.add(s, env.id, env.to, ttl, monotonicMs());
     p.via = this.route(env.forwarded(this.refPrefix + p.key, ttl));
+  }
+
+  /**
+   * A request a served address makes of a session (ServiceLink.request: a room passing an iq on to an
+   * occupant): pending here like a session's, its timeout clamped alike; the answer comes back by its ref.
+   */
+  private serviceRequest(env: Envelope, to: FanoutTarget, done: (answer: Envelope) => void): () => void {
+    this.stats.requests++;
+    const ttl = this.timeoutFor(env.protocol, env.ttl);
+    const p = this.pending.add(new ServiceAsker(env.protocol, done), env.id, to.address, ttl, monotonicMs());
+    p.via = this.services.toTarget(env.forwarded(this.refPrefix + p.key, ttl), to);
+    return () => this.pending.remove(p);
   }
 
   /** A session answers a request delivered to it: the answer goes to the requester's worker, named by the ref. */
@@ -834,12 +847,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }
     this.pending.remove(p);
     this.stats.answered++;
+    if (p.sender instanceof ServiceAsker) return p.sender.done(env);
     const s = p.sender as Session;
     this.give(s, env.answering(p.originalId, s.address));
   }
 
   private timedOut(p: PendingResponse): void {
     this.stats.timeouts++;
+    if (p.sender instanceof ServiceAsker) return p.sender.done(Envelope.error({ from: p.recipient, to: "", protocol: p.sender.protocol, responseFor: p.originalId, code: ErrorCode.Timeout }));
     const s = p.sender as Session;
     this.give(s, Envelope.error({ from: p.recipient, to: s.address, protocol: s.protocol, responseFor: p.originalId, code: ErrorCode.Timeout }));
   }

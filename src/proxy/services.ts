@@ -3,6 +3,7 @@ import type { Envelope } from "../envelope/envelope.js";
 import type { BusMessage } from "../cluster/bus.js";
 import type { Session } from "../session/session.js";
 import type { FanoutTarget, OwnedService, ServiceLink } from "../session/service.js";
+import type { PendingResponse, Requester } from "../pending/pending-list.js";
 
 /** What the desk needs of its worker (the ProxyDaemon). */
 export interface ServiceWorker {
@@ -14,6 +15,18 @@ export interface ServiceWorker {
   route(env: Envelope): string;
   toRequester(env: Envelope): void;
   undeliverable(env: Envelope): void;
+  /** A service's request, pending like a session's (ProxyDaemon.serviceRequest). */
+  request(env: Envelope, to: FanoutTarget, done: (answer: Envelope) => void): () => void;
+}
+
+/** Who asked, for a request a service made (ServiceLink.request): the pending list's requester, answered by a call. */
+export class ServiceAsker implements Requester {
+  outstanding = 0;
+  firstPending: PendingResponse | null = null;
+  constructor(
+    readonly protocol: string,
+    readonly done: (answer: Envelope) => void,
+  ) {}
 }
 
 /**
@@ -35,6 +48,7 @@ export class ServiceDesk {
     return {
       fanout: (env, to) => this.fanout(env, to),
       answer: (env) => this.w.toRequester(env),
+      request: (env, to, done) => this.w.request(env, to, done),
       owns: (bare) => {
         const o = this.w.ownerOf(bare);
         return o === undefined || o === this.w.self;
@@ -81,6 +95,17 @@ export class ServiceDesk {
       this.fanoutMessages++;
       this.w.send(worker, { op: "fanout", env, to: addresses });
     }
+  }
+
+  /** One envelope (a service's request) to one target: delivered here, or one bus op fanout to its worker; gives that worker ("" here). */
+  toTarget(env: Envelope, t: FanoutTarget): string {
+    if (t.at === this.w.self || t.at === "") {
+      this.deliverHere(env, t.address);
+      return "";
+    }
+    this.fanoutMessages++;
+    this.w.send(t.at, { op: "fanout", env, to: [t.address] });
+    return t.at;
   }
 
   /** A membership change: sessions of workers that left or restarted are gone; each service forgets them. */

@@ -148,7 +148,7 @@ export class Server {
         throw e;
       }
     }
-    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize }, uploadService, store.fast, store.muc);
+    const xmpp = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: store.archive, writer: archive, defaultMode: m.defaultMode, maxPageSize: m.maxPageSize }, uploadService, store.fast, store.muc, config.muc.mam.enabled ? store.archive : null, store.mucDirectory);
     proxy.offline = xmpp.offlineSink;
     proxy.archiveSink = xmpp.archiveSink;
     // A login's barrier (and a MAM query's) waits for what its owner queued: offline messages, and archived ones.

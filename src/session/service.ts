@@ -40,6 +40,14 @@ export interface ServiceLink {
   fanout(env: Envelope, to: readonly FanoutTarget[]): void;
   /** An answer (response or error) to a request the service received: env.responseFor is that request's ref. */
   answer(env: Envelope): void;
+  /**
+   * A request from the service (`env.from`: an address at its domain) to one session (XEP-0045 §7.5: an iq
+   * passed on to an occupant), with the pending-response treatment a session's requests get: `done` is
+   * called once, with the recipient's answer (a response or an error, from `to.address`), or an error
+   * the core made (timeout, unavailable). The returned function forgets the request: `done` is not
+   * called, and an answer arriving later counts as late.
+   */
+  request(env: Envelope, to: FanoutTarget, done: (answer: Envelope) => void): () => void;
   /** This worker owns `bare` by the ring now (false: it moved; rooms do not move yet, see docs/xmpp.md). */
   owns(bare: string): boolean;
 }

@@ -72,4 +72,6 @@ export interface ArchiveStore {
   /** Removes up to `limit` messages archived before `beforeMs` (retention); resolves to how many. */
   expire(beforeMs: number, limit: number): Promise<number>;
   count(user: string): Promise<number>;
+  /** Removes an archive's messages archived at or before `upToMs` (a room that ended: src/xmpp/muc/room-mam.ts); resolves to how many. */
+  forget(user: string, upToMs: number): Promise<number>;
 }

@@ -19,6 +19,7 @@ export async function openStorage(c: StorageConfig, log: Logger, opts: { migrate
     void store.pep;
     void store.fast;
     void store.muc;
+    void store.mucDirectory;
   } catch (e) {
     await store.close();
     throw e;

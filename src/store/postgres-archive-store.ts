@@ -107,6 +107,11 @@ export class PgArchiveStore implements ArchiveStore {
     return r.rowCount ?? 0;
   }
 
+  async forget(user: string, upToMs: number): Promise<number> {
+    const r = await this.pool.query("DELETE FROM archive WHERE username = $1 AND ts <= $2", [user, upToMs]);
+    return r.rowCount ?? 0;
+  }
+
   async count(user: string): Promise<number> {
     const r = await this.pool.query<{ n: string }>("SELECT count(*) AS n FROM archive WHERE username = $1", [user]);
     return Number(r.rows[0].n);

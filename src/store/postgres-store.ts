@@ -10,6 +10,7 @@ import { ARCHIVE, PgArchiveStore } from "./postgres-archive-store.js";
 import { PEP, PgPepStore } from "./postgres-pep-store.js";
 import { FAST, PgFastStore } from "./postgres-fast-store.js";
 import { MUC, PgMucStore } from "./postgres-muc-store.js";
+import { MUC_DIRECTORY, PgMucDirectory } from "./postgres-muc-directory.js";
 
 /** The accounts' schema steps (component "accounts"); append, never edit. */
 const ACCOUNTS: Component = {
@@ -29,7 +30,7 @@ const ACCOUNTS: Component = {
 };
 
 /** Every component, in the order their steps apply (XMPP's trigger watches the users table). Later stores append theirs. */
-export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, PEP, FAST, MUC];
+export const COMPONENTS: readonly Component[] = [ACCOUNTS, XMPP, BLOCKING, VCARD, ARCHIVE, PEP, FAST, MUC, MUC_DIRECTORY];
 
 interface UserRow {
   salt: Buffer;
@@ -59,6 +60,7 @@ export class PgStore implements Storage {
   readonly pep: PgPepStore;
   readonly fast: PgFastStore;
   readonly muc: PgMucStore;
+  readonly mucDirectory: PgMucDirectory;
 
   private constructor(readonly pool: pg.Pool) {
     this.fast = new PgFastStore(pool);
@@ -67,6 +69,7 @@ export class PgStore implements Storage {
     this.archive = new PgArchiveStore(pool);
     this.pep = new PgPepStore(pool);
     this.muc = new PgMucStore(pool);
+    this.mucDirectory = new PgMucDirectory(pool);
   }
 
   /**

@@ -11,6 +11,7 @@ import { SqliteFastStore } from "./sqlite-fast-store.js";
 import { SqliteArchiveStore } from "./sqlite-archive-store.js";
 import { SqlitePepStore } from "./sqlite-pep-store.js";
 import { SqliteMucStore } from "./sqlite-muc-store.js";
+import { SqliteMucDirectory } from "./sqlite-muc-directory.js";
 
 interface UserRow {
   salt: Buffer;
@@ -51,6 +52,7 @@ export class SqliteStore implements Storage {
   private pepStore: SqlitePepStore | null = null;
   private fastStore: SqliteFastStore | null = null;
   private mucStore: SqliteMucStore | null = null;
+  private mucDirectoryStore: SqliteMucDirectory | null = null;
 
   constructor(
     private readonly path: string,
@@ -121,6 +123,12 @@ export class SqliteStore implements Storage {
   get muc(): SqliteMucStore {
     this.mucStore ??= this.withStartLock(() => new SqliteMucStore(this.db, this.lockTimeoutMs));
     return this.mucStore;
+  }
+
+  /** XEP-0045 §6.3 public rooms in this file; their schema steps run on first use. */
+  get mucDirectory(): SqliteMucDirectory {
+    this.mucDirectoryStore ??= this.withStartLock(() => new SqliteMucDirectory(this.db, this.lockTimeoutMs));
+    return this.mucDirectoryStore;
   }
 
   private withStartLock<T>(fn: () => T): T {

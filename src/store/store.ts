@@ -5,6 +5,7 @@ import type { ArchiveStore } from "./archive-store.js";
 import type { PepStore } from "./pep-store.js";
 import type { FastStore } from "./fast-store.js";
 import type { MucStore } from "./muc-store.js";
+import type { MucDirectory } from "./muc-directory.js";
 
 /**
  * Accounts as SCRAM keys. Every call returns a Promise, on both backends:
@@ -44,6 +45,8 @@ export interface Storage extends AccountStore {
   readonly fast: FastStore;
   /** XEP-0045 persistent rooms (schema component "muc"). */
   readonly muc: MucStore;
+  /** XEP-0045 §6.3 public rooms (schema component "muc_directory"). */
+  readonly mucDirectory: MucDirectory;
   /** A cheap query (readiness, /readyz); rejects when the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;

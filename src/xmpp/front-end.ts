@@ -47,6 +47,8 @@ import { mucModule } from "./muc/module.js";
 import type { MucService } from "./muc/service.js";
 import { storedRooms } from "./muc/rooms-store.js";
 import type { MucStore } from "../store/muc-store.js";
+import type { ArchiveStore } from "../store/archive-store.js";
+import type { MucDirectory } from "../store/muc-directory.js";
 
 /**
  * The XMPP composition root (xmpp.js's packages/client/index.js, Prosody's
@@ -62,7 +64,7 @@ export class XmppFrontEnd {
   readonly muc: MucService | null = null;
 
   /** `upload`: the XEP-0363 service (upload.enabled), null: none. `fast`: XEP-0484 tokens (null: FAST off). `mucStore`: XEP-0045 persistent rooms. */
-  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null, fast: FastStore | null = null, mucStore: MucStore | null = null) {
+  constructor(ctx: SessionContext, accounts: AccountStore, store: XmppStore, offline: OfflineWriter, profile: ProfileStore, pep: PepStore, archives: Archives | null = null, upload: UploadService | null = null, fast: FastStore | null = null, mucStore: MucStore | null = null, roomArchives: ArchiveStore | null = null, mucDirectory: MucDirectory | null = null) {
     this.archives = archives;
     const hooks = new Hooks();
     const c = ctx.config.xmpp;
@@ -105,7 +107,7 @@ export class XmppFrontEnd {
     avatarModule(hooks, x, disco);
     if (upload !== null) uploadModule(hooks, x, disco, upload);
     registerModule(hooks, x, disco);
-    if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucStore === null ? null : storedRooms(mucStore, ctx.log));
+    if (ctx.config.muc.enabled) this.muc = mucModule(hooks, x, disco, mucStore === null ? null : storedRooms(mucStore, ctx.log), roomArchives, mucDirectory);
     // XEP-0114: stanzas to the components' domains, and the components in disco#items.
     const ttl = (ns: string) => ctx.config.timeouts.xmpp.byNamespace[ns] ?? 0;
     const domains = componentsModule(hooks, c.components, ttl, disco, ids);

@@ -22,10 +22,10 @@ export function roomIq(room: Room, iq: Element, jid: string, nick: string): IqRe
   const type = iq.attrs.type;
   const actor = room.occupantOf(jid);
   if (nick !== "") {
-    // XEP-0410: a self-ping is answered here; forwarding iqs to other occupants (§7.5) is not built.
+    // XEP-0410: a self-ping is answered here; other iqs to occupants are passed on before this (occupant-iq.ts).
     if (actor === undefined) return fail(StanzaCondition.NotAcceptable, "not an occupant");
     if (ns === NS.PING && type === "get" && actor.nick === nick) return ok();
-    return fail(StanzaCondition.ServiceUnavailable, "iq to occupants is not forwarded");
+    return fail(StanzaCondition.ServiceUnavailable, "not passed on to the occupant");
   }
   if (ns === NS.DISCO_INFO && type === "get") return ok(info(room));
   if (ns === NS.DISCO_ITEMS && type === "get") return ok(new Element("query", { xmlns: NS.DISCO_ITEMS }));
@@ -38,7 +38,9 @@ export function roomIq(room: Room, iq: Element, jid: string, nick: string): IqRe
 function info(room: Room): Element {
   const q = new Element("query", { xmlns: NS.DISCO_INFO });
   q.c("identity", { category: "conference", type: "text", name: room.config.name || room.jid.slice(0, room.jid.indexOf("@")) });
-  for (const f of [NS.DISCO_INFO, NS.MUC, NS.OCCUPANT_ID, SELF_PING, ...configFeatures(room.config)]) q.c("feature", { var: f });
+  // XEP-0313 §MUC, XEP-0359: only while the room archives.
+  const mam = room.out.archiving === true && room.config.logging ? [NS.MAM, NS.SID] : [];
+  for (const f of [NS.DISCO_INFO, NS.MUC, NS.OCCUPANT_ID, SELF_PING, ...configFeatures(room.config), ...mam]) q.c("feature", { var: f });
   // §15.5.4: muc#roominfo, with what clients show.
   const x = q.c("x", { xmlns: NS.DATA, type: "result" });
   x.c("field", { var: "FORM_TYPE", type: "hidden" }).c("value").t(NS.MUC_ROOMINFO);
@@ -162,7 +164,7 @@ function ownerGet(room: Room, q: Element, jid: string): IqReply {
   if (room.affiliationOf(bareOf(jid)) !== "owner") return fail(StanzaCondition.Forbidden, "only owners configure the room");
   if (q.getChildElements().length > 0) return fail(StanzaCondition.BadRequest, "a configuration request is an empty query");
   const out = new Element("query", { xmlns: NS.MUC_OWNER });
-  out.cnode(configForm(room.config, room.limits.maxOccupants));
+  out.cnode(configForm(room.config, room.limits.maxOccupants, room.out.archiving === true));
   return ok(out);
 }
 

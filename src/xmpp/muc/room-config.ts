@@ -26,10 +26,12 @@ export interface RoomConfig {
   allowPm: AllowPm;
   /** Occupants may invite others (XEP-0045 §7.8.2 mediated invitations; members-only rooms). */
   allowInvites: boolean;
+  /** Groupchat kept in the room's XEP-0313 archive (muc#roomconfig_enablelogging), when the service archives (muc.mam.enabled). */
+  logging: boolean;
 }
 
 export function defaultConfig(): RoomConfig {
-  return { name: "", description: "", persistent: false, public: false, membersOnly: false, moderated: false, password: "", whois: "moderators", maxUsers: 0, changeSubject: false, allowPm: "anyone", allowInvites: false };
+  return { name: "", description: "", persistent: false, public: false, membersOnly: false, moderated: false, password: "", whois: "moderators", maxUsers: 0, changeSubject: false, allowPm: "anyone", allowInvites: false, logging: true };
 }
 
 const F = {
@@ -46,6 +48,7 @@ const F = {
   changeSubject: "muc#roomconfig_changesubject",
   allowPm: "muc#roomconfig_allowpm",
   allowInvites: "muc#roomconfig_allowinvites",
+  logging: "muc#roomconfig_enablelogging",
 } as const;
 
 function field(x: Element, v: string, type: string, label: string, values: readonly string[], options: readonly string[] = []): void {
@@ -56,8 +59,8 @@ function field(x: Element, v: string, type: string, label: string, values: reado
 
 const bool = (b: boolean) => (b ? "1" : "0");
 
-/** The configuration form an owner is given (§10.2), filled with the room's current values. */
-export function configForm(c: RoomConfig, maxOccupants: number): Element {
+/** The configuration form an owner is given (§10.2), filled with the room's current values; `archives`: the service keeps room archives. */
+export function configForm(c: RoomConfig, maxOccupants: number, archives = false): Element {
   const x = new Element("x", { xmlns: NS.DATA, type: "form" });
   x.c("title").t("Room configuration");
   x.c("field", { var: "FORM_TYPE", type: "hidden" }).c("value").t(NS.MUC_ROOMCONFIG);
@@ -74,6 +77,7 @@ export function configForm(c: RoomConfig, maxOccupants: number): Element {
   field(x, F.changeSubject, "boolean", "Participants may change the subject", [bool(c.changeSubject)]);
   field(x, F.allowPm, "list-single", "Who may send private messages", [c.allowPm], ["anyone", "participants", "moderators", "none"]);
   field(x, F.allowInvites, "boolean", "Occupants may invite", [bool(c.allowInvites)]);
+  if (archives) field(x, F.logging, "boolean", "Archive the room's messages (XEP-0313)", [bool(c.logging)]);
   return x;
 }
 
@@ -132,6 +136,7 @@ export function applyForm(cur: RoomConfig, x: Element, maxOccupants: number): Ro
   c.moderated = boolOf(vals, F.moderated, c.moderated);
   c.changeSubject = boolOf(vals, F.changeSubject, c.changeSubject);
   c.allowInvites = boolOf(vals, F.allowInvites, c.allowInvites);
+  c.logging = boolOf(vals, F.logging, c.logging);
   const protectedRoom = boolOf(vals, F.passwordProtected, c.password !== "");
   c.password = protectedRoom ? textOf(vals, F.password, c.password, 200) : "";
   if (protectedRoom && c.password === "") throw new FormError(`${F.password} must be given for a password-protected room`);

@@ -9,6 +9,11 @@ import { codeForError, errorElement, StanzaCondition } from "../errors.js";
 import { Room, type RoomLimits, type RoomOut, type RoomState } from "./room.js";
 import { roomIq, type IqReply } from "./room-admin.js";
 import { mediatedInvite } from "./invite.js";
+import type { RoomArchive } from "./room-mam.js";
+import type { RoomDirectory } from "./directory.js";
+import { OccupantIqs } from "./occupant-iq.js";
+import type { Occupant } from "./occupants.js";
+import { NS } from "../ns.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
 export interface MucRooms {
@@ -30,6 +35,12 @@ export class MucService implements OwnedService, RoomOut {
   private readonly waiting = new Map<string, [Envelope, string][]>();
   /** Per worker: occupant ids are stable while the rooms live here (XEP-0421 asks no more of a temporary room). */
   private readonly secret = randomBytes(16).toString("hex");
+  /** XEP-0313 room archives (muc.mam.enabled; room-mam.ts); null: rooms keep none. */
+  archives: RoomArchive | null = null;
+  /** XEP-0045 §6.3 public rooms of every worker (directory.ts); null: the service lists none. */
+  directory: RoomDirectory | null = null;
+  /** §7.5: iqs passed on to occupants, not answered yet (occupant-iq.ts). */
+  private readonly iqs: OccupantIqs;
 
   constructor(
     readonly domain: string,
@@ -39,6 +50,7 @@ export class MucService implements OwnedService, RoomOut {
     private readonly log: Logger,
   ) {
     this.link = core.serve(domain, this);
+    this.iqs = new OccupantIqs(this.link);
   }
 
   // ---- OwnedService ------------------------------------------------------------------
@@ -126,7 +138,12 @@ export class MucService implements OwnedService, RoomOut {
         if (nick === "" && mediatedInvite(room, el, env.from, at)) return;
         return room.message(el, env.from, at, nick, now);
       }
-      if (env.kind === Kind.Request) return this.answer(env, roomIq(room, el, env.from, nick));
+      if (env.kind === Kind.Request) {
+        const q = el.getChildElements()[0];
+        if (nick === "" && this.archives !== null && q?.attrs.xmlns === NS.MAM) return this.archives.request(room, env, q, at, this);
+        if (nick !== "" && this.iqs.forward(room, env, el, nick)) return;
+        return this.answer(env, roomIq(room, el, env.from, nick));
+      }
     } catch (e) {
       // A bug must cost the stanza, not the worker.
       this.log.error("muc: stanza failed", { room: room.jid, error: (e as Error)?.stack ?? String(e) });
@@ -134,7 +151,7 @@ export class MucService implements OwnedService, RoomOut {
     }
   }
 
-  private answer(req: Envelope, r: IqReply): void {
+  answer(req: Envelope, r: IqReply): void {
     const route = { from: req.to, to: req.from, protocol: "xmpp", responseFor: req.ref };
     if ("ok" in r) {
       const iq = new Element("iq", { type: "result" });
@@ -156,6 +173,7 @@ export class MucService implements OwnedService, RoomOut {
 
   /** Written off the path (the store queues writes per room and logs a failure); the room goes on either way. */
   changed(room: Room): void {
+    this.directory?.update(room);
     if (this.store === null) return;
     if (!room.config.persistent) {
       // Made temporary: it leaves the store.
@@ -167,8 +185,27 @@ export class MucService implements OwnedService, RoomOut {
     void this.store.save(room.jid, room.state());
   }
 
+  get archiving(): boolean {
+    return this.archives !== null;
+  }
+
+  archive(room: Room, m: Element, nick: string, now: number): void {
+    this.archives?.mark(room, m, nick, now);
+  }
+
+  left(room: Room, o: Occupant): void {
+    this.iqs.left(room, o);
+  }
+
   gone(room: Room): void {
     this.rooms.delete(room.jid);
+    // Ended (not merely leaving this worker): what was passed on to its occupants fails, it is no longer
+    // listed, and its archive ends with it, so that a room made again under its name starts with none.
+    if (room.destroyed || (!room.config.persistent && room.occupants.size === 0)) {
+      this.iqs.gone(room);
+      this.archives?.forget(room.jid, Date.now());
+      this.directory?.gone(room);
+    }
     if (room.destroyed && room.stored && this.store !== null) void this.store.remove(room.jid);
   }
 }

@@ -11,12 +11,13 @@ import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { HostLog } from "./host-log.js";
 import { CLI } from "./host-proc.js";
 import { online, type Online } from "../xmpp/util.js";
-import { SERVICE, admin, bodyFrom, codes, errorOf, groupchat, instant, itemOf, join as joinRoom, presenceFrom } from "../xmpp/muc-util.js";
+import { SERVICE, admin, bodyFrom, codes, configure, errorOf, groupchat, instant, iq, itemOf, join as joinRoom, presenceFrom } from "../xmpp/muc-util.js";
 
 /**
  * XEP-0045 on a real host: `switchboard start` with two worker processes on a real nats-server, so
  * the room's stanzas and its fan-out cross between processes in the bus's wire format (service and
- * fanout ops). The primary hands connections to the workers in turn: occupants on both.
+ * fanout ops). The primary hands connections to the workers in turn: occupants on both. With room
+ * archives on: a query reaches the room's process, and an iq to room/nick the occupant's, over the bus.
  */
 describe("MUC on a host of two worker processes", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
   let nats: NatsServer;
@@ -38,7 +39,7 @@ describe("MUC on a host of two worker processes", { skip: HAVE_NATS ? false : "n
         log: { level: "info", format: "json" },
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         storage: { type: "sqlite", path: "db.sqlite" },
-        muc: { enabled: true },
+        muc: { enabled: true, mam: { enabled: true } },
         cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sbmuc", heartbeatMs: 1000 } },
         admin: { enabled: false },
         drainTimeoutMs: 2000,
@@ -98,5 +99,38 @@ describe("MUC on a host of two worker processes", { skip: HAVE_NATS ? false : "n
       await a.waitFor((el) => presenceFrom(`${room}/A`, 110)(el) && el.attrs.type === "unavailable");
       for (const o of clients) o.stanzas.length = 0;
     }
+  });
+
+  test("room archives, the room list and iqs to occupants across the two processes", { timeout: 60_000 }, async () => {
+    const [a, b, c] = clients;
+    const VERSION = "jabber:iq:version";
+    b.c.iqCallee.get(VERSION, "query", () => xml("query", { xmlns: VERSION }, xml("name", {}, "b's client")));
+    const rooms = ["delta", "epsilon", "zeta"].map((n) => `${n}@${SERVICE}`);
+    for (const room of rooms) {
+      await joinRoom(a, room, "A");
+      assert.equal((await configure(a, room, { "muc#roomconfig_publicroom": "1", "muc#roomconfig_roomname": room.slice(0, room.indexOf("@")) })).attrs.type, "result");
+      await joinRoom(b, room, "B");
+      await groupchat(a, room, `${room} archived`);
+      const got = await b.waitFor(bodyFrom(`${room}/A`, `${room} archived`), 8000);
+      assert.equal(got.getChild("stanza-id", "urn:xmpp:sid:0")?.attrs.by, room);
+      // The archive, read by b from wherever the room lives.
+      const fin = await iq(b, room, "set", xml("query", { xmlns: "urn:xmpp:mam:2", queryid: room }));
+      assert.equal(fin.attrs.type, "result", `${fin}`);
+      const results = b.stanzas.filter((el) => el.is("message") && el.getChild("result", "urn:xmpp:mam:2")?.attrs.queryid === room);
+      assert.deepEqual(results.map((m) => m.getChild("result", "urn:xmpp:mam:2").getChild("forwarded", "urn:xmpp:forward:0").getChild("message").getChildText("body")), [`${room} archived`]);
+      // An iq to room/B answered by b's own client, back to a from room/B.
+      const v = await iq(a, `${room}/B`, "get", xml("query", { xmlns: VERSION }));
+      assert.equal(v.attrs.type, "result", `${v}`);
+      assert.equal(v.attrs.from, `${room}/B`);
+      assert.equal(v.getChild("query", VERSION).getChildText("name"), "b's client");
+    }
+    // The list, asked by c on its worker: the public rooms of both workers.
+    await waitUntil(async () => {
+      const items = await iq(c, SERVICE, "get", xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }));
+      const jids = items.getChild("query").getChildren("item").map((i: any) => i.attrs.jid);
+      return rooms.every((r) => jids.includes(r));
+    }, 8000, "the three rooms listed");
+    for (const room of rooms) for (const o of [a, b]) await o.c.send(xml("presence", { to: `${room}/x`, type: "unavailable" }));
+    for (const o of clients) o.stanzas.length = 0;
   });
 });

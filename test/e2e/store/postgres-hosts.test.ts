@@ -147,6 +147,7 @@ describe("two hosts on one PostgreSQL", { skip: HAVE_POSTGRES ?? false }, () => 
         { component: "blocking", version: 1 },
         { component: "fast", version: 1 },
         { component: "muc", version: 1 },
+        { component: "muc_directory", version: 1 },
         { component: "pep", version: 1 },
         { component: "vcard", version: 1 },
         { component: "xmpp", version: 1 },

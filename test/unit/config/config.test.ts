@@ -394,7 +394,7 @@ test("xmpp.sasl2 and xmpp.fast keys (XEP-0388, XEP-0484): defaults and checks", 
 
 test("muc keys (XEP-0045): defaults, the service domain, checks", { timeout: 5000 }, () => {
   const c = validate({}, "/tmp");
-  assert.deepEqual(c.muc, { enabled: false, domain: "conference.localhost", maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5 });
+  assert.deepEqual(c.muc, { enabled: false, domain: "conference.localhost", maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5, mam: { enabled: false, maxPageSize: 100 } });
   assert.equal(validate({ domain: "Example.ORG", muc: { enabled: true } }, "/tmp").muc.domain, "conference.example.org", "derived from the server's domain");
   assert.equal(validate({ muc: { domain: "rooms.example.org" } }, "/tmp").muc.domain, "rooms.example.org");
   assert.equal(keyOf({ muc: { enabled: 1 } }), "muc.enabled");
@@ -406,4 +406,9 @@ test("muc keys (XEP-0045): defaults, the service domain, checks", { timeout: 500
   assert.equal(keyOf({ muc: { maxRoomsPerWorker: 0 } }), "muc.maxRoomsPerWorker");
   assert.equal(keyOf({ muc: { maxPresencePerSecond: 0.5 } }), "muc.maxPresencePerSecond");
   assert.equal(keyOf({ muc: { rooms: 3 } }), "muc.rooms");
+  assert.equal(validate({ muc: { mam: { enabled: true } } }, "/tmp").muc.mam.maxPageSize, 100, "room archives: a page size of their own");
+  assert.equal(keyOf({ muc: { mam: true } }), "muc.mam");
+  assert.equal(keyOf({ muc: { mam: { enabled: "yes" } } }), "muc.mam.enabled");
+  assert.equal(keyOf({ muc: { mam: { maxPageSize: 0 } } }), "muc.mam.maxPageSize");
+  assert.equal(keyOf({ muc: { mam: { retention: 1 } } }), "muc.mam.retention");
 });
