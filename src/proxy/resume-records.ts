@@ -119,6 +119,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly touchedSet = new Set<Session>();
   private touchQueued = false;
   private counted1 = new Map<Session, number>();
+  /** counted1 maps whose counts wait for the next turn (turnEnd). */
+  private readonly counting = new Set<Map<Session, number>>();
   // ---- keeper
   private readonly kept = new Map<string, Kept>();
   private readonly byHolder = new Map<string, Set<string>>();
@@ -212,13 +214,39 @@ export class ResumeRecordDesk implements ResumeRecords {
       if (c !== undefined) counts.set(s, c);
     }
     this.touchedSet.clear();
+    this.counting.add(counts);
     setImmediate(() => {
+      this.counting.delete(counts);
       for (const [s, c] of counts) this.advance(s, c);
       counts.clear();
       this.flush();
     });
     this.counted1 = new Map();
   };
+
+  /**
+   * The bus is about to publish what it gathered before this worker was stopped past the others'
+   * patience (ClusterBus stalled): the resumable sessions that submitted since their counts last went to
+   * the keeper, each with that count (their clients, resumed elsewhere from it, send the rest again).
+   * Their counts in waiting are forgotten: they would cover stanzas whose effects are dropped.
+   */
+  untouch(): [Session, number][] {
+    const out: [Session, number][] = [];
+    const seen = new Set<Session>();
+    const take = (s: Session) => {
+      if (seen.has(s)) return;
+      seen.add(s);
+      const e = this.mine.get(s);
+      if (e !== undefined) out.push([s, e.count]);
+    };
+    for (const s of this.touchedSet) take(s);
+    this.touchedSet.clear();
+    for (const counts of this.counting) {
+      for (const s of counts.keys()) take(s);
+      counts.clear();
+    }
+    return out;
+  }
 
   /** The bus published what this worker routed so far: the counts of the sessions that caused it follow at once. */
   readonly busFlushed = (): void => {

@@ -102,16 +102,19 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
       // worker's, and its owner's (which may be another worker: the barrier follows the presence to it).
       await Promise.all([x.offline.flushed(), new Promise<void>((r) => x.core.barrier(s.coreSession, r))]);
       const texts = await x.store.takeOffline(s.user);
+      const ids: string[] | null = x.debug && texts.length > 0 ? [] : null;
       for (const text of texts) {
         try {
           const el = parse(text);
           // XEP-0191: stored while the user was away, from someone the user has blocked: dropped.
           if (s.blocked !== null && blocks(s.blocked, el.attrs.from ?? "", s.bare)) continue;
           s.send(el);
+          ids?.push(el.attrs.id ?? "");
         } catch {
           x.log.warn("dropped an unreadable offline message", { user: s.user });
         }
       }
+      if (ids !== null) x.log.debug("offline messages taken", { address: s.address, ids });
     } catch (e) {
       // They stay stored: the next login takes them.
       x.log.warn("offline messages not read", { user: s.user, error: (e as Error).message });

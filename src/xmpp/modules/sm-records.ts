@@ -60,6 +60,7 @@ export function leftover(x: XmppContext): (rec: ResumeRecord, held: readonly Hel
         // Our own output always parses.
       }
     }
+    if (x.debug && out.length > 0) x.log.debug("left-over resume copies sent again", { address: rec.address, ids: out.map((e) => e.id) });
     return out;
   };
 }

@@ -155,7 +155,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     x.core.records.counted(s.coreSession, acks.handled);
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
-    if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length });
+    if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length, ids: idsOf(acks.queue.pending()) });
     // What its owner stored for the user while this session could not be reached (its worker stalled or cut off, the
     // ring changed meanwhile and changed back) comes now, as after a rebuild: else it waited for the client's next login.
     if (s.available) takeStored(x, s);
@@ -362,7 +362,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     queueMicrotask(() => {
       for (const env of again) x.core.submit(s, env);
     });
-    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length });
+    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length, ids: again.map((e) => e.id) });
   });
 
   return {
@@ -372,6 +372,16 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
       return enable(session, el);
     },
   };
+}
+
+/** The id attributes of stanzas as written (debug traces only: which message went where). */
+export function idsOf(wires: readonly string[]): string[] {
+  const ids: string[] = [];
+  for (const w of wires) {
+    const m = /^<[a-z]+ [^>]*?\bid='([^']*)'/.exec(w) ?? /^<[a-z]+ [^>]*?\bid="([^"]*)"/.exec(w);
+    if (m !== null) ids.push(m[1]);
+  }
+  return ids;
 }
 
 /** Session.keepKey of a resumable session: the account, so another account's h settles nothing, and the unguessable id. */

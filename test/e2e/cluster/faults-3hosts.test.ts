@@ -205,11 +205,25 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
       return `${b}->u${to}${r !== undefined && r.downAt >= faultAt ? `(down, now on h${r.at})` : ""}${r?.delayed.has(b) ? "+delay" : ""}`;
     };
     if (dups.length > 0) process.stdout.write(`# ${tag} duplicated: ${dups.slice(0, 20).map(where).join(" ")}\n`);
+    // Every host's whole log, for reading afterwards (FAULTS_DUMP=<dir>, with FAULTS_LOG=debug).
+    if (process.env.FAULTS_DUMP) for (const [i, h] of hosts.entries()) writeFileSync(join(process.env.FAULTS_DUMP, `${tag}-host${i}.log`), h.log.text);
     if (dups.length > 0 && process.env.FAULTS_TRACE) {
-      // What the hosts logged about the first recipient's sessions (FAULTS_LOG=debug says most).
-      const to = clients.findIndex((s) => s.got.includes(dups[0]));
-      for (const [i, h] of hosts.entries()) {
-        for (const l of h.log.lines) if (String(l.address ?? "").startsWith(`u${to}@`)) process.stdout.write(`# trace host${i} ${JSON.stringify(l)}\n`);
+      // Every path each of the first duplicates took (FAULTS_LOG=debug): the workers that delivered it ("message:
+      // delivered"), stored it offline, took it from offline storage, routed it again as its custodian, resent it
+      // from a resumed session's queue or the keeper's copies; then what the hosts logged about its recipient.
+      for (const b of dups.slice(0, 3)) {
+        const to = clients.findIndex((s) => s.got.includes(b));
+        const c = clients[to];
+        process.stdout.write(`# trace ${b}: recipient u${to} faultAt ${faultAt} downAt ${c.downAt} onlineAt ${c.onlineAt} now on h${c.at}; got it at ${c.got.map((x, i) => (x === b ? i : -1)).filter((i) => i >= 0).join(",")} of ${c.got.length}\n`);
+        for (const [i, h] of hosts.entries()) {
+          for (const l of h.log.lines) {
+            const ids = Array.isArray(l.ids) ? (l.ids as string[]) : [];
+            if (l.id === b || ids.includes(b)) process.stdout.write(`# trace ${b} host${i} ${JSON.stringify({ ...l, ids: ids.length > 0 ? `${ids.length} ids` : undefined })}\n`);
+          }
+        }
+        for (const [i, h] of hosts.entries()) {
+          for (const l of h.log.lines) if (l.id === undefined && String(l.address ?? "").startsWith(`u${to}@`)) process.stdout.write(`# trace u${to} host${i} ${JSON.stringify({ ...l, ids: undefined })}\n`);
+        }
       }
     }
     return f;
