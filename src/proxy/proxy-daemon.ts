@@ -181,6 +181,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       membership: () => this.bus.membership(),
       flushNow: () => this.bus.flushNow?.(),
       ...(bus.beforePublish !== undefined ? { beforePublish: (cb: () => void) => bus.beforePublish!(cb) } : {}),
+      busPending: () => this.bus.pending === true,
       route: (env) => this.route(env),
     }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);

@@ -25,6 +25,8 @@ export interface RecordsHost {
   flushNow?(): void;
   /** Calls `cb` once at the start of this turn's bus publish (ClusterBus.beforePublish); absent: at once. */
   beforePublish?(cb: () => void): void;
+  /** The bus holds messages it publishes at the end of this turn (ClusterBus.pending). */
+  busPending?(): boolean;
   /** Routes a message again, as custody does (a held copy whose record's window passed). */
   route(env: Envelope): void;
 }
@@ -208,6 +210,11 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly turnEnd = (): void => {
     this.touchQueued = false;
     if (this.touchedSet.size === 0) return;
+    // The bus publishes this turn's batch after this (both at setImmediate; the first touch came before the first
+    // send): busFlushed sends these counts right behind it, in the same write. Taken here, they went a turn or two
+    // later, and a worker stopped or killed in between left its clients' counts behind what it had published:
+    // each resumption elsewhere then had its client send again what was delivered already.
+    if (this.host.busPending?.() === true) return;
     const counts = this.counted1;
     for (const s of this.touchedSet) {
       const c = this.counters.get(s.protocol)?.(s);

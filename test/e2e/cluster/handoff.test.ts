@@ -1,5 +1,6 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
@@ -39,7 +40,7 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
     adminPort = await freePort();
     home = hostDir(
       {
-        log: { level: "info", format: "json" },
+        log: { level: process.env.HANDOFF_LOG ?? "info", format: "json" },
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
         storage: { type: "sqlite", path: "db.sqlite" },
@@ -55,6 +56,8 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
 
   after(async () => {
     await Promise.all(clients.map((s) => s.stop()));
+    // The host's whole log, for reading afterwards (HANDOFF_DUMP=<file>, with HANDOFF_LOG=debug).
+    if (process.env.HANDOFF_DUMP) writeFileSync(process.env.HANDOFF_DUMP, host.log.text);
     host.kill();
     await nats.stop();
     home.remove();
@@ -114,7 +117,8 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
   const works = async (s: SmClient, user: string): Promise<void> => {
     await s.c.send(xml("message", { to: "h0@localhost", type: "chat" }, xml("body", {}, `from ${user}`)));
     await clients[0].c.send(xml("message", { to: `${user}@localhost`, type: "chat" }, xml("body", {}, `to ${user}`)));
-    await waitUntil(() => clients[0].got.includes(`from ${user}`) && s.got.includes(`to ${user}`), 20_000, () => `${user} and h0 exchanged; stderr:\n${host.log.text.slice(-3000)}`, 20);
+    const state = (c: SmClient) => `${c.c.status} sessions ${c.sessions} resumed ${c.resumed} got ${JSON.stringify(c.got.slice(-3))}`;
+    await waitUntil(() => clients[0].got.includes(`from ${user}`) && s.got.includes(`to ${user}`), 20_000, () => `${user} and h0 exchanged; h0: ${state(clients[0])}; ${user}: ${state(s)}; stderr:\n${host.log.text.slice(-3000)}`, 20);
   };
 
   test("a login whose owner is stopped at that moment stays where it was accepted, and works", { timeout: 40_000 }, async () => {
