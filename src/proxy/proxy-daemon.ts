@@ -700,6 +700,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (this.trace) this.traceOwner("bound", ref.address, { worker: ref.workerId, serial: ref.serial });
     if (!ref.available || !this.storedLately.has(bareOf(ref.address))) return;
     this.stats.storedRetaken++;
+    if (this.trace) this.traceOwner("told to take what was stored", ref.address, { worker: ref.workerId, serial: ref.serial });
     if (ref.workerId !== this.self) return this.bus.send(ref.workerId, { op: "stored", address: ref.address, serial: ref.serial });
     const s = this.sessions.get(ref.address);
     if (s !== undefined && s.serial === ref.serial && !s.closed) s.storedWhileAway();
@@ -819,6 +820,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   replayedElsewhere(key: string, receipt: string, n: number): boolean {
     return this.clientCounts.replayedElsewhere(key, receipt, n);
+  }
+
+  whenClientCounted(key: string, ms: number, done: () => void): void {
+    this.clientCounts.whenNoted(key, ms, done);
   }
 
   receivedUpTo(key: string, count: number, resumed = false, copied?: number): void {

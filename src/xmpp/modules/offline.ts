@@ -122,7 +122,10 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
       await Promise.all([x.offline.flushed(), new Promise<void>((r) => x.core.barrier(s.coreSession, r))]);
       // Ended or moved to another worker (a resumption claimed it) while the barrier waited: they stay stored, for the
       // session where it is now (a resumption there takes them) or the user's next login.
-      if (gone(s)) return;
+      if (gone(s)) {
+        if (x.debug) x.log.debug("offline messages left stored: the session went", { address: s.address });
+        return;
+      }
       const texts = await x.store.takeOffline(s.user);
       // And if it went while the store answered, they go after it through the core, as a session's unacknowledged
       // messages do when it ends (to its new place, another resource, or offline storage again): written here, they were lost.
