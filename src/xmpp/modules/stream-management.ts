@@ -381,7 +381,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     queueMicrotask(() => {
       for (const env of again) x.core.submit(s, env);
     });
-    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length, ids: again.map((e) => e.id) });
+    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length, ids: again.map((e) => String((e.payload as Element).attrs.id ?? "")) });
   }
 
   return {
