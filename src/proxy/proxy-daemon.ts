@@ -515,6 +515,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return this.stall.justStalled();
   }
 
+  stalledWithin(ms: number): boolean {
+    return this.stall.stalledWithin(ms);
+  }
+
   /**
    * The bus publishes, marked stale, what it gathered before this worker was stopped past the others'
    * patience (NatsBus.flush); its peers drop the held messages in it (fromBeforeStall). Meanwhile they

@@ -76,6 +76,11 @@ export interface Core {
    */
   justStalled(): boolean;
   /**
+   * This worker was stopped past the cluster's patience at most `ms` ago: its sessions' clients may have
+   * resumed them elsewhere meanwhile (their rebuilds say so a moment after replacing them here).
+   */
+  stalledWithin(ms: number): boolean;
+  /**
    * Calls `done` once what the owner of `s`'s user stored offline for it before
    * `s`'s latest presence reached the owner is written (or after a timeout): a
    * login reads its offline messages then, and finds a message the owner

@@ -25,6 +25,8 @@ const MOD = 0x1_0000_0000;
 const MAX_HANDOVER_BYTES = 256 * 1024;
 /** A replaced resumable session waits this long at most for its client's count before giving back what it was not told of. */
 const TOLD_WAIT_MS = 3000;
+/** How long after a stall of this worker a replaced session may have been resumed elsewhere from its record. */
+const STALLED_LATELY_MS = 60_000;
 
 /** What moves with a session to another worker of the host, besides what the core moves. */
 interface SmState {
@@ -321,11 +323,12 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     acks.discard();
     const key = session.coreSession.keepKey;
     const giveBack = () => unacknowledged(session, wires, receipts, first);
-    // Replaced by a newer session of its address (a resumption elsewhere from its resume record, while this worker was
-    // stopped): the worker that rebuilt it says how much the client received once the new session is bound at its
+    // Replaced by a newer session of its address after this worker was stopped (a resumption elsewhere from its resume
+    // record): the worker that rebuilt it says how much the client received once the new session is bound at its
     // owner, which is what replaced this one, so a moment after. Waited for (up to TOLD_WAIT_MS): given back before
-    // that, what the client had would come again, from offline storage.
-    if (key !== "" && wires.length > 0 && session.endReason === "conflict" && x.core.clientReceived(key) < 0) {
+    // that, what the client had would come again, from offline storage. A worker that was not stopped lately holds
+    // the only copy of its session: replaced by a new login, it gives back at once, as before.
+    if (key !== "" && wires.length > 0 && session.endReason === "conflict" && x.core.clientReceived(key) < 0 && x.core.stalledWithin(STALLED_LATELY_MS)) {
       x.core.whenClientCounted(key, TOLD_WAIT_MS, giveBack);
       return;
     }
