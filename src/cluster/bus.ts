@@ -96,6 +96,12 @@ export type MembershipListener = (m: Membership, joined: readonly string[], resy
 
 export interface BusEndpoint {
   receive(msg: BusMessage): void;
+  /**
+   * The bus is about to publish messages gathered before this worker was stopped past the others'
+   * patience (healMs): they arrive marked (ClusterBus.readingStale), and the endpoint voids what its
+   * own sessions caused in them (ProxyDaemon.stalled).
+   */
+  stalled?(): void;
 }
 
 /**
@@ -138,6 +144,11 @@ export interface ClusterBus {
   beforePublish?(cb: () => void): void;
   /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
   readonly pending?: boolean;
+  /**
+   * True while the endpoint receives messages its sender gathered before it was stopped past the others'
+   * patience and published after (BusEndpoint.stalled): its held messages among them are dropped there.
+   */
+  readonly readingStale?: boolean;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

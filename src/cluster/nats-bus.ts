@@ -4,7 +4,8 @@ import type { Membership } from "../router/router.js";
 import type { PayloadCodecs } from "../envelope/payload-codec.js";
 import type { Logger } from "../log/logger.js";
 import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "./bus.js";
-import { BusWire } from "./wire.js";
+import { BusWire, STALE_TAG } from "./wire.js";
+import { monotonicMs } from "../timer/clock.js";
 import { WireWriter } from "./wire-buf.js";
 import { ConfigError } from "../config/config.js";
 import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
@@ -82,6 +83,15 @@ export class NatsBus implements ClusterBus {
   /** performance.now() of the last flush: with coalesceMs the next one waits until this + coalesceMs. */
   private lastFlush = -Infinity;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** When the batches in outq began (monotonicMs): one published a heal window later was gathered before a stall. */
+  private batchAt = 0;
+  /** Publishing batches gathered before a stall: each goes wrapped (STALE_TAG). */
+  private wrapStale = false;
+  /** Reading such a batch from a peer (ClusterBus.readingStale). */
+  readingStale = false;
+  /** Batches published late past the heal window (a stall, SIGSTOP), and read so. */
+  staleSent = 0;
+  staleRead = 0;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
   /** Called once at the start of this turn's publish (ClusterBus.beforePublish). */
@@ -250,6 +260,7 @@ export class NatsBus implements ClusterBus {
   private schedule(): void {
     if (this.flushQueued) return;
     this.flushQueued = true;
+    this.batchAt = monotonicMs();
     const w = this.opts.coalesceMs ?? 0;
     const wait = w > 0 ? this.lastFlush + w - performance.now() : 0;
     if (wait < 0.5) setImmediate(this.flush);
@@ -275,12 +286,23 @@ export class NatsBus implements ClusterBus {
       this.flushTimer = null;
     }
     this.lastFlush = performance.now();
+    // Gathered a heal window ago or more: this worker was stopped (SIGSTOP, a stall) between gathering and
+    // publishing, and its peers may have taken it off the ring and routed again, or had resent, what it
+    // carries. The endpoint voids what its own sessions caused; the peers drop the held messages in it.
+    const stale = this.batchAt > 0 && monotonicMs() - this.batchAt >= this.healMs;
+    this.batchAt = 0;
+    if (stale) {
+      this.log?.debug("cluster bus batch gathered before a stall: published marked stale", { healMs: this.healMs });
+      this.endpoint?.stalled?.();
+    }
     if (this.before.length > 0) {
       const cbs = this.before;
       this.before = [];
       for (const cb of cbs) cb();
     }
+    this.wrapStale = stale;
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
+    this.wrapStale = false;
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
     for (const cb of this.flushed) cb();
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
@@ -293,9 +315,19 @@ export class NatsBus implements ClusterBus {
 
   /** A batch is its messages one after another, each behind its u32 length: a view of the writer's slab, never written again. */
   private publish(workerId: string, q: { w: WireWriter; messages: number }): void {
-    const out = q.w.take();
-    const messages = q.messages;
+    let out = q.w.take();
+    let messages = q.messages;
     q.messages = 0;
+    if (this.wrapStale) {
+      // One frame holding the whole batch behind STALE_TAG: read as one, so the mark covers exactly these messages.
+      const inner = out;
+      out = Buffer.allocUnsafe(5 + inner.length);
+      out.writeUInt32BE(1 + inner.length, 0);
+      out[4] = STALE_TAG;
+      out.set(inner, 5);
+      messages = 1;
+      this.staleSent++;
+    }
     const peer = this.links === null ? -1 : this.hostIndexOf(workerId);
     if (peer >= 0) return this.links!.write(peer, out, messages);
     if (this.nc.isClosed()) return;
@@ -328,6 +360,11 @@ export class NatsBus implements ClusterBus {
   }
 
   private onMessage(data: Uint8Array): void {
+    this.frames(data);
+  }
+
+  /** Each message of a batch (behind its u32 length), in order. */
+  private frames(data: Uint8Array): void {
     let at = 0;
     while (at + 4 <= data.length) {
       const len = ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
@@ -342,6 +379,18 @@ export class NatsBus implements ClusterBus {
   }
 
   private receiveOne(data: Uint8Array): void {
+    if (data.length > 0 && data[0] === STALE_TAG) {
+      // A batch its sender gathered before a stall (flush): its messages are read with the mark set.
+      this.staleRead++;
+      const was = this.readingStale;
+      this.readingStale = true;
+      try {
+        this.frames(data.subarray(1));
+      } finally {
+        this.readingStale = was;
+      }
+      return;
+    }
     let msg: BusMessage;
     try {
       msg = this.wire.decode(data);

@@ -20,7 +20,15 @@ import { serviceOpFrom, serviceOpInto, type EnvPayloads } from "./wire-fanout.js
  * only where the payload is read: a stanza that an owner passes on to the worker of its session is never
  * parsed there, and goes on as the text it came as.
  */
-const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5, Held: 6, Service: 7, Fanout: 8 } as const;
+const Tag = { Json: 0, Owner: 1, Session: 2, Missed: 3, Answer: 4, Confirm: 5, Held: 6, Service: 7, Fanout: 8, Stale: 9 } as const;
+
+/**
+ * A frame whose first byte is this holds, behind it, a whole batch (frames) that its sender gathered before
+ * it was stopped past the others' patience and published after (NatsBus: BusEndpoint.stalled); a reader
+ * unwraps it and reads those messages with ClusterBus.readingStale set. A worker of before (bus protocol 3
+ * without it) finds an unknown tag and drops the batch: what it held travels again from custody.
+ */
+export const STALE_TAG = Tag.Stale;
 
 const NULL_LEN = 0xffffffff;
 /** An envelope's payload: none, bytes after the strings, or text at the end of the strings (PayloadCodec.encodeText). */

@@ -13,6 +13,8 @@ const MAX_COUNTS = 10_000;
 export class ClientCounts {
   private readonly counts = new Map<string, number>();
   private readonly rebuiltElsewhere = new Map<string, number>();
+  /** Callbacks waiting for a key's count (whenNoted). */
+  private readonly waiting = new Map<string, (() => void)[]>();
 
   constructor(
     private readonly self: string,
@@ -39,5 +41,33 @@ export class ClientCounts {
       if (this.counts.get(key) === count) this.counts.delete(key);
       this.rebuiltElsewhere.delete(key);
     }, this.windowMs).unref();
+    const ws = this.waiting.get(key);
+    if (ws !== undefined) {
+      this.waiting.delete(key);
+      for (const w of ws) w();
+    }
+  }
+
+  /** Calls `done` when `key`'s count is noted (at once if it is), or after `ms` whatever comes. */
+  whenNoted(key: string, ms: number, done: () => void): void {
+    if (this.counts.has(key)) return done();
+    let fired = false;
+    const fire = () => {
+      if (fired) return;
+      fired = true;
+      clearTimeout(timer);
+      const ws = this.waiting.get(key);
+      if (ws !== undefined) {
+        const rest = ws.filter((w) => w !== fire);
+        if (rest.length > 0) this.waiting.set(key, rest);
+        else this.waiting.delete(key);
+      }
+      done();
+    };
+    const timer = setTimeout(fire, ms);
+    timer.unref();
+    const ws = this.waiting.get(key);
+    if (ws === undefined) this.waiting.set(key, [fire]);
+    else ws.push(fire);
   }
 }

@@ -70,6 +70,8 @@ export class Custody {
   unheld = 0;
   /** Settled by a client's count after its worker died (receivedUpTo). */
   receivedByClients = 0;
+  /** Dropped because the bus message that carried them was composed before a stall (voidSince). */
+  voided = 0;
 
   constructor(
     workerId: string,
@@ -150,6 +152,28 @@ export class Custody {
       const gone = new Set(again);
       for (const d of this.due) d.keys = d.keys.filter((k) => !gone.has(k));
     }
+    return n;
+  }
+
+  /** The receipt key the next held message gets: what is held from here on has keys at least this. */
+  mark(): number {
+    return this.next;
+  }
+
+  /**
+   * Held since `mark` and still travelling, from a sender `void` names: dropped without a trace, neither
+   * routed again nor given up. The bus message that carried each was composed before this worker was
+   * stopped past the others' patience and is dropped where it arrives, and the sender's client sends it
+   * again (Session.stalledBack). Returns how many.
+   */
+  voidSince(mark: number, voided: (env: Envelope) => boolean): number {
+    let n = 0;
+    for (const [key, h] of this.travelling) {
+      if (key < mark || h.tries > 1 || !voided(h.env)) continue;
+      this.travelling.delete(key);
+      n++;
+    }
+    this.voided += n;
     return n;
   }
 

@@ -140,6 +140,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly stall: StallWatch;
   /** Users this worker stored messages for lately: a live session of theirs binding again takes them (bound). */
   private readonly storedLately = new StoredLately();
+  /** Custody's next key when the bus last published: what is held from it on went in a batch not yet published. */
+  private custodyMark = 0;
 
   constructor(
     private readonly bus: ClusterBus,
@@ -180,6 +182,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       membership: () => this.bus.membership(),
       flushNow: () => this.bus.flushNow?.(),
       ...(bus.beforePublish !== undefined ? { beforePublish: (cb: () => void) => bus.beforePublish!(cb) } : {}),
+      busPending: () => this.bus.pending === true,
       route: (env) => this.route(env),
     }, undefined, opts.custody.resumeGraceMs);
     bus.onFlushed?.(this.records.busFlushed);
@@ -204,7 +207,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.timer.also(this.owner.load.expire);
     this.notices = new SettleNotices((owner, refs) => this.bus.send(owner, { op: "settled", refs }));
     this.custody = new Custody(this.self, opts.custody, {
-      reroute: (env) => this.route(env),
+      reroute: (env) => {
+        if (this.trace) this.traceMsg("routed again by its custodian", env);
+        this.route(env);
+      },
       giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
@@ -496,6 +502,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private settledBefore(env: Envelope): boolean {
     if (env.ref === "" || env.kind !== Kind.Message || !this.receipts.has(env.ref)) return false;
     this.stats.duplicates++;
+    if (this.trace) this.traceMsg("settled here before: dropped", env);
     const w = workerOf(env.ref);
     // Its custodian is this worker: custody knows already.
     if (w === this.self) return true;
@@ -511,13 +518,35 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * twin (to a session whose client has left, say, which would give it back later: a duplicate).
    */
   private fromBeforeStall(env: Envelope): boolean {
-    if (env.ref === "" || env.kind !== Kind.Message || !this.justStalled()) return false;
+    if (env.ref === "" || env.kind !== Kind.Message || (this.bus.readingStale !== true && !this.justStalled())) return false;
     this.stats.staleDropped++;
+    if (this.trace) this.traceMsg("read after a stall: dropped", env);
     return true;
   }
 
   justStalled(): boolean {
     return this.stall.justStalled();
+  }
+
+  stalledWithin(ms: number): boolean {
+    return this.stall.stalledWithin(ms);
+  }
+
+  /**
+   * The bus publishes, marked stale, what it gathered before this worker was stopped past the others'
+   * patience (NatsBus.flush); its peers drop the held messages in it (fromBeforeStall). Meanwhile they
+   * may have rebuilt this worker's sessions elsewhere from their keepers' counts, which do not cover
+   * the stanzas that caused those messages (the counts follow the publish): the clients send them again
+   * there. So they are void here too: each such session counts them no more and drops its connection
+   * (a resumption here asks for them again too), and custody forgets the messages they caused rather
+   * than routing them again next to the clients' second copies. What else custody holds from before
+   * travels again as any message whose bus message was lost.
+   */
+  stalled(): void {
+    const from = new Set<string>();
+    for (const [s, count] of this.records.untouch()) if (s.stalledBack(count)) from.add(s.address);
+    const voided = from.size === 0 ? 0 : this.custody.voidSince(this.custodyMark, (env) => from.has(env.from));
+    this.opts.log?.debug("bus batch gathered before a stall: its sessions' stanzas voided", { sessions: from.size, messages: voided });
   }
 
   /**
@@ -668,6 +697,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return this.sessions.get(address);
   }
 
+  /** A debug line about one message (FAULTS_TRACE: every path a duplicate took). */
+  private traceMsg(what: string, env: Envelope, more: Record<string, unknown> = {}): void {
+    this.opts.log?.debug(`message: ${what}`, { id: env.id, ref: env.ref, to: env.to, ...more });
+  }
+
   /** A debug line about `address`'s user as this owner sees it: its bindings (worker:serial:available). */
   private traceOwner(what: string, address: string, more: Record<string, unknown>): void {
     const ch = this.owner.channels.get(bareOf(address));
@@ -683,6 +717,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (this.trace) this.traceOwner("bound", ref.address, { worker: ref.workerId, serial: ref.serial });
     if (!ref.available || !this.storedLately.has(bareOf(ref.address))) return;
     this.stats.storedRetaken++;
+    if (this.trace) this.traceOwner("told to take what was stored", ref.address, { worker: ref.workerId, serial: ref.serial });
     if (ref.workerId !== this.self) return this.bus.send(ref.workerId, { op: "stored", address: ref.address, serial: ref.serial });
     const s = this.sessions.get(ref.address);
     if (s !== undefined && s.serial === ref.serial && !s.closed) s.storedWhileAway();
@@ -698,10 +733,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (s.movedTo !== null) return this.forward(s, env);
     if (env.kind !== Kind.Request) {
       if (env.ref === "" || env.kind !== Kind.Message) {
+        if (this.trace && env.kind === Kind.Message) this.traceMsg("delivered", env, { address: s.address, serial: s.serial });
         s.deliver(env);
         return;
       }
       if (this.settledBefore(env)) return;
+      if (this.trace) this.traceMsg("delivered", env, { address: s.address, serial: s.serial, keeps: s.confirmsLater });
       s.deliver(env);
       // Kept until the client acknowledges it: the custodian hears it was taken, and settled when the protocol confirms.
       if (!s.confirmsLater) this.settle(env);
@@ -742,7 +779,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         });
         if (refused === null) {
           this.storedLately.note(bareOf(env.to));
-          if (this.trace) this.traceOwner("stored offline", env.to, { ref: env.ref, from: env.from });
+          if (this.trace) this.traceOwner("stored offline", env.to, { ref: env.ref, from: env.from, id: env.id });
           return;
         }
       } else if (env.flags & (Flag.Bounce | Flag.Offline)) refused = ErrorCode.Unavailable;
@@ -800,6 +837,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   replayedElsewhere(key: string, receipt: string, n: number): boolean {
     return this.clientCounts.replayedElsewhere(key, receipt, n);
+  }
+
+  whenClientCounted(key: string, ms: number, done: () => void): void {
+    this.clientCounts.whenNoted(key, ms, done);
   }
 
   receivedUpTo(key: string, count: number, resumed = false, copied?: number): void {
@@ -974,6 +1015,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * queued then, ahead of this; a host link wrote it already.
    */
   private readonly published = (): void => {
+    this.custodyMark = this.custody.mark();
     if (this.waitingPublish.length === 0) return;
     const cbs = this.waitingPublish;
     this.waitingPublish = [];

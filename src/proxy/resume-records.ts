@@ -25,6 +25,8 @@ export interface RecordsHost {
   flushNow?(): void;
   /** Calls `cb` once at the start of this turn's bus publish (ClusterBus.beforePublish); absent: at once. */
   beforePublish?(cb: () => void): void;
+  /** The bus holds messages it publishes at the end of this turn (ClusterBus.pending). */
+  busPending?(): boolean;
   /** Routes a message again, as custody does (a held copy whose record's window passed). */
   route(env: Envelope): void;
 }
@@ -119,6 +121,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly touchedSet = new Set<Session>();
   private touchQueued = false;
   private counted1 = new Map<Session, number>();
+  /** counted1 maps whose counts wait for the next turn (turnEnd). */
+  private readonly counting = new Set<Map<Session, number>>();
   // ---- keeper
   private readonly kept = new Map<string, Kept>();
   private readonly byHolder = new Map<string, Set<string>>();
@@ -206,19 +210,50 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly turnEnd = (): void => {
     this.touchQueued = false;
     if (this.touchedSet.size === 0) return;
+    // The bus publishes this turn's batch after this (both at setImmediate; the first touch came before the first
+    // send): busFlushed sends these counts right behind it, in the same write. Taken here, they went a turn or two
+    // later, and a worker stopped or killed in between left its clients' counts behind what it had published:
+    // each resumption elsewhere then had its client send again what was delivered already.
+    if (this.host.busPending?.() === true) return;
     const counts = this.counted1;
     for (const s of this.touchedSet) {
       const c = this.counters.get(s.protocol)?.(s);
       if (c !== undefined) counts.set(s, c);
     }
     this.touchedSet.clear();
+    this.counting.add(counts);
     setImmediate(() => {
+      this.counting.delete(counts);
       for (const [s, c] of counts) this.advance(s, c);
       counts.clear();
       this.flush();
     });
     this.counted1 = new Map();
   };
+
+  /**
+   * The bus is about to publish what it gathered before this worker was stopped past the others'
+   * patience (ClusterBus stalled): the resumable sessions that submitted since their counts last went to
+   * the keeper, each with that count (their clients, resumed elsewhere from it, send the rest again).
+   * Their counts in waiting are forgotten: they would cover stanzas whose effects are dropped.
+   */
+  untouch(): [Session, number][] {
+    const out: [Session, number][] = [];
+    const seen = new Set<Session>();
+    const take = (s: Session) => {
+      if (seen.has(s)) return;
+      seen.add(s);
+      const e = this.mine.get(s);
+      if (e !== undefined) out.push([s, e.count]);
+    };
+    for (const s of this.touchedSet) take(s);
+    this.touchedSet.clear();
+    for (const counts of this.counting) {
+      for (const s of counts.keys()) take(s);
+      counts.clear();
+    }
+    return out;
+  }
 
   /** The bus published what this worker routed so far: the counts of the sessions that caused it follow at once. */
   readonly busFlushed = (): void => {

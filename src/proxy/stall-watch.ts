@@ -12,14 +12,27 @@ const DEPARTED_MS = 120_000;
 export class StallWatch {
   private lastSweep = monotonicMs();
   private dropHeldUntil = 0;
+  /** When the last stall past the heal window was noticed (0: never). */
+  private lastStall = 0;
 
   constructor(private readonly healMs: () => number) {}
 
   /** The sweep itself may be the first to run after a stop (libuv's timers before its I/O): it notices too. */
   swept(now: number): void {
     const heal = this.healMs();
-    if (heal > 0 && now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
+    if (heal > 0 && now - this.lastSweep >= heal) this.stalled(now, heal);
     this.lastSweep = now;
+  }
+
+  private stalled(now: number, heal: number): void {
+    this.dropHeldUntil = now + heal;
+    this.lastStall = now;
+  }
+
+  /** Core.stalledWithin: this worker was stopped past the heal window at most `ms` ago. */
+  stalledWithin(ms: number): boolean {
+    this.justStalled();
+    return this.lastStall > 0 && monotonicMs() - this.lastStall <= ms;
   }
 
   /** Core.justStalled: the sweep came later than the others wait (healMs), and for healMs after that. */
@@ -27,7 +40,7 @@ export class StallWatch {
     const heal = this.healMs();
     if (heal <= 0) return false;
     const now = monotonicMs();
-    if (now - this.lastSweep >= heal) this.dropHeldUntil = now + heal;
+    if (now - this.lastSweep >= heal) this.stalled(now, heal);
     return now < this.dropHeldUntil;
   }
 }

@@ -64,12 +64,22 @@ export interface Core {
    */
   replayedElsewhere(key: string, receipt: string, n: number): boolean;
   /**
+   * Calls `done` once a client count for session `key` is known here (clientReceived), or after `ms`: a
+   * session replaced by its own resumption elsewhere waits for it before giving back what its client had.
+   */
+  whenClientCounted(key: string, ms: number, done: () => void): void;
+  /**
    * This worker was stopped for longer than the cluster waits for it and has just come back: the
    * others took it off the ring meanwhile, and a resumable session's client may have resumed it
    * elsewhere (from its resume record). What such a session reads now was sent before that, and
    * must not be handled here as well.
    */
   justStalled(): boolean;
+  /**
+   * This worker was stopped past the cluster's patience at most `ms` ago: its sessions' clients may have
+   * resumed them elsewhere meanwhile (their rebuilds say so a moment after replacing them here).
+   */
+  stalledWithin(ms: number): boolean;
   /**
    * Calls `done` once what the owner of `s`'s user stored offline for it before
    * `s`'s latest presence reached the owner is written (or after a timeout): a

@@ -117,6 +117,18 @@ export abstract class Session implements Requester {
    */
   storedWhileAway(): void {}
 
+  /**
+   * What this session's client sent since its count last went to its resume record's keeper caused
+   * bus messages composed before this worker was stopped past the others' patience and published only
+   * after it (docs/architecture.md, "Back from a stop"): they are dropped where they arrive, and the client,
+   * which may have resumed elsewhere from the keeper's count, sends them again. The session counts
+   * `count` again and drops its connection, so that a resumption here asks for them too. False: the
+   * protocol cannot (its messages then travel again from custody as any dropped held message does).
+   */
+  stalledBack(_count: number): boolean {
+    return false;
+  }
+
   /** The key under which a request delivered to this session waits for its answer. */
   requestKey(req: Envelope): string {
     return this.idPassThrough ? `${req.from}\u0000${req.id}` : req.ref;

@@ -21,6 +21,8 @@ import type { Session } from "../session/session.js";
  * session tells it about every stanza it handled and every stanza it wrote.
  */
 export interface AckTracker {
+  /** Stanzas handled from the client (§4 h), modulo 2^32; set back only when their effects were voided (Session.stalledBack). */
+  handled: number;
   /** A stanza (message, presence, iq) from the client was handled. */
   received(): void;
   /** A stanza was written to the client, as `wire`; `receipt`: a message held in custody (Envelope.ref), settled when acknowledged. */

@@ -471,6 +471,15 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     if (this.phase === Phase.Bound && this.available) takeStored(this.x, this);
   }
 
+  override stalledBack(count: number): boolean {
+    const acks = this.acks;
+    if (acks === null || !acks.resumable) return false;
+    // XEP-0198 §4: h counts what was handled; these stanzas' effects are void, so they are not counted.
+    acks.handled = count;
+    this.conn.destroy("worker stalled");
+    return true;
+  }
+
   override endIfSuspended(): void {
     // A resumable session moves to another worker of the host where one runs; else it ends here, its unacknowledged messages stored.
     if (this.resumeTimer !== null && !this.x.hooks.fire(Ev.SessionParking, { session: this })) this.cleanup("server shutdown");

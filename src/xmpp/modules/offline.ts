@@ -5,7 +5,7 @@ import type { OfflineSink } from "../../session/core.js";
 import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
 import type { XmppContext } from "../context.js";
-import type { ClientSession } from "../client-session.js";
+import { Phase, type ClientSession } from "../client-session.js";
 import { blocks } from "./blocklist.js";
 
 /**
@@ -85,6 +85,25 @@ function isCarbon(el: Element): boolean {
   return false;
 }
 
+/** Not this worker's live session any more: ended, or moved to another worker (its core session says where). */
+function gone(s: ClientSession): boolean {
+  return s.phase === Phase.Closing || s.coreSession.closed || s.coreSession.movedTo !== null;
+}
+
+/** Stored messages taken for `s`, which went meanwhile: routed to its full JID with the bare-JID fallback, as unackedAgain does. */
+function again(x: XmppContext, s: ClientSession, texts: string[]): void {
+  const stamp = new Date().toISOString();
+  for (const text of texts) {
+    try {
+      const env = unackedAgain(x.config.domain, s.address, parse(text) as Element, stamp);
+      if (env !== null) x.core.submit(s.coreSession, env);
+    } catch {
+      x.log.warn("dropped an unreadable offline message", { user: s.user });
+    }
+  }
+  if (x.debug && texts.length > 0) x.log.debug("offline messages taken for a session that went: routed again", { address: s.address, count: texts.length });
+}
+
 export function offlineModule(hooks: Hooks, x: XmppContext): void {
   hooks.on(Ev.InitialPresence, ({ session: s }) => takeStored(x, s));
 }
@@ -101,17 +120,29 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
       // Messages queued for the user before this login are written first, so that this take finds them: this
       // worker's, and its owner's (which may be another worker: the barrier follows the presence to it).
       await Promise.all([x.offline.flushed(), new Promise<void>((r) => x.core.barrier(s.coreSession, r))]);
+      // Ended or moved to another worker (a resumption claimed it) while the barrier waited: they stay stored, for the
+      // session where it is now (a resumption there takes them) or the user's next login.
+      if (gone(s)) {
+        if (x.debug) x.log.debug("offline messages left stored: the session went", { address: s.address });
+        return;
+      }
       const texts = await x.store.takeOffline(s.user);
+      // And if it went while the store answered, they go after it through the core, as a session's unacknowledged
+      // messages do when it ends (to its new place, another resource, or offline storage again): written here, they were lost.
+      if (gone(s)) return void again(x, s, texts);
+      const ids: string[] | null = x.debug && texts.length > 0 ? [] : null;
       for (const text of texts) {
         try {
           const el = parse(text);
           // XEP-0191: stored while the user was away, from someone the user has blocked: dropped.
           if (s.blocked !== null && blocks(s.blocked, el.attrs.from ?? "", s.bare)) continue;
           s.send(el);
+          ids?.push(el.attrs.id ?? "");
         } catch {
           x.log.warn("dropped an unreadable offline message", { user: s.user });
         }
       }
+      if (ids !== null) x.log.debug("offline messages taken", { address: s.address, ids });
     } catch (e) {
       // They stay stored: the next login takes them.
       x.log.warn("offline messages not read", { user: s.user, error: (e as Error).message });

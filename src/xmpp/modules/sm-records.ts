@@ -6,7 +6,7 @@ import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
 import type { HeldCopy, ResumeRecord } from "../../session/resume-record.js";
 import type { Envelope } from "../../envelope/envelope.js";
-import { takeStored, unackedAgain } from "./offline.js";
+import { unackedAgain } from "./offline.js";
 
 /** Directed presence a record carries at most (RFC 6121 §4.6.3 is told of it at the end; the rest is not). */
 const MAX_DIRECTED = 100;
@@ -60,6 +60,7 @@ export function leftover(x: XmppContext): (rec: ResumeRecord, held: readonly Hel
         // Our own output always parses.
       }
     }
+    if (x.debug && out.length > 0) x.log.debug("left-over resume copies sent again", { address: rec.address, ids: out.map((e) => e.id) });
     return out;
   };
 }
@@ -149,8 +150,8 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       // With the place of the last copy it resent: the dead session, if only stalled, does not give those back.
       const copied = found.held !== undefined && found.held.length > 0 ? found.held[found.held.length - 1][0] : undefined;
       x.core.barrier(session.coreSession, () => x.core.receivedUpTo(m.keepKey, m.h, true, copied));
-      // What came for the user while it had no session was stored (or held by its owner, then stored): it comes now.
-      if (session.available) takeStored(x, session);
+      // What came for the user while it had no session was stored (or held by its owner, then stored): it comes now
+      // (arrived takes it, as for any session that arrives here by a resumption).
       session.release();
     };
     // Its worker is gone (the keeper saw it go, or this worker did): rebuilt here.

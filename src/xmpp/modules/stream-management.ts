@@ -23,6 +23,10 @@ const MOD = 0x1_0000_0000;
  * fails there, and its messages are stored offline when its window passes.
  */
 const MAX_HANDOVER_BYTES = 256 * 1024;
+/** A replaced resumable session waits this long at most for its client's count before giving back what it was not told of. */
+const TOLD_WAIT_MS = 3000;
+/** How long after a stall of this worker a replaced session may have been resumed elsewhere from its record. */
+const STALLED_LATELY_MS = 60_000;
 
 /** What moves with a session to another worker of the host, besides what the core moves. */
 interface SmState {
@@ -150,23 +154,25 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   }
 
   /** The session is back on a connection: <resumed/>, then what the client had not acknowledged, again, in order (§5). */
-  function resumed(s: ClientSession, acks: Acks, previd: string, address: string, reply: ResumeReply): void {
+  function resumed(s: ClientSession, acks: Acks, previd: string, address: string, reply: ResumeReply, take = true): void {
     reply.resumed(s, `<resumed xmlns='${NS.SM}' h='${acks.handled}' previd='${previd}'/>`, address);
     x.core.records.counted(s.coreSession, acks.handled);
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
-    if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length });
+    if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length, ids: idsOf(acks.queue.pending()) });
     // What its owner stored for the user while this session could not be reached (its worker stalled or cut off, the
     // ring changed meanwhile and changed back) comes now, as after a rebuild: else it waited for the client's next login.
-    if (s.available) takeStored(x, s);
+    if (take && s.available) takeStored(x, s);
   }
 
   /** A session claimed from another worker arrived for `session`, whose client asked for it. */
   function arrived(session: ClientSession, h: Handover, reply: ResumeReply): void {
     // The client went away while the claim travelled: the session waits here for it instead.
     if (session.phase !== Phase.Authenticated) return void adopt(h);
-    // Announced before the session takes its place in the core (restore): its full JID is the handover's.
-    restore(session, h, null, (acks) => resumed(session, acks, h.key, h.address, reply));
+    // Announced before the session takes its place in the core (restore): its full JID is the handover's. What is
+    // stored is taken once it has (its availability came with the handover).
+    restore(session, h, null, (acks) => resumed(session, acks, h.key, h.address, reply, false));
+    if (session.available) takeStored(x, session);
   }
 
   /** A session that arrived with no connection (parked by a draining worker, or a claim answered too late). */
@@ -311,14 +317,31 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     if (!(acks instanceof Acks)) return;
     acks.stop();
     if (acks.id !== "") resumable.delete(acks.id);
+    const receipts = acks.receiptsPending();
+    const wires = acks.queue.pending();
+    const first = acks.acknowledgedCount;
+    acks.discard();
+    const key = session.coreSession.keepKey;
+    const giveBack = () => unacknowledged(session, wires, receipts, first);
+    // Replaced by a newer session of its address after this worker was stopped (a resumption elsewhere from its resume
+    // record): the worker that rebuilt it says how much the client received once the new session is bound at its
+    // owner, which is what replaced this one, so a moment after. Waited for (up to TOLD_WAIT_MS): given back before
+    // that, what the client had would come again, from offline storage. A worker that was not stopped lately holds
+    // the only copy of its session: replaced by a new login, it gives back at once, as before.
+    if (key !== "" && wires.length > 0 && session.endReason === "conflict" && x.core.clientReceived(key) < 0 && x.core.stalledWithin(STALLED_LATELY_MS)) {
+      x.core.whenClientCounted(key, TOLD_WAIT_MS, giveBack);
+      return;
+    }
+    giveBack();
+  });
+
+  /** What `session`, ended, had written and its client never acknowledged goes back through the core, or is settled. */
+  function unacknowledged(session: ClientSession, wires: string[], receipts: [number, string][], first: number): void {
     const again: Envelope[] = [];
     const stamp = new Date().toISOString();
-    const receipts = acks.receiptsPending();
     let r = 0;
-    const wires = acks.queue.pending();
     // Its client, which went elsewhere, may have said how much it received (a failed resumption, while this worker was stopped).
     const told = session.coreSession.keepKey === "" ? -1 : x.core.clientReceived(session.coreSession.keepKey);
-    const first = acks.acknowledgedCount;
     for (let i = 0; i < wires.length; i++) {
       // The message keeps the receipt it came with: whoever settles it now tells the worker holding it.
       let receipt = "";
@@ -342,7 +365,6 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
       // Not sent again (a carbon, a headline): settled as far as this session goes.
       else if (receipt !== "") confirm(receipt);
     }
-    acks.discard();
     if (again.length === 0) return;
     // The server stops: the owner may be a worker that stops too, so they are stored here and now.
     if (session.endReason === CloseReason.Shutdown) {
@@ -362,8 +384,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     queueMicrotask(() => {
       for (const env of again) x.core.submit(s, env);
     });
-    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length });
-  });
+    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length, ids: again.map((e) => String((e.payload as Element).attrs.id ?? "")) });
+  }
 
   return {
     resume,
@@ -372,6 +394,16 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
       return enable(session, el);
     },
   };
+}
+
+/** The id attributes of stanzas as written (debug traces only: which message went where). */
+export function idsOf(wires: readonly string[]): string[] {
+  const ids: string[] = [];
+  for (const w of wires) {
+    const m = /^<[a-z]+ [^>]*?\bid='([^']*)'/.exec(w) ?? /^<[a-z]+ [^>]*?\bid="([^"]*)"/.exec(w);
+    if (m !== null) ids.push(m[1]);
+  }
+  return ids;
 }
 
 /** Session.keepKey of a resumable session: the account, so another account's h settles nothing, and the unguessable id. */

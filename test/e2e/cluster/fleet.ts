@@ -49,7 +49,11 @@ export async function fleetClient(services: Service[], home: number, username: s
   c.on("error", () => {});
   c.reconnect.delay = 100;
   c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;
-  c.streamManagement.timeout = opts.ackTimeoutMs ?? 2000;
+  // @xmpp/client's own ack timeout closes the stream gracefully (its last <a/>, then </stream>): from a server
+  // that was stopped and runs again, stanzas written after that <a/> and before it reads the close reach this
+  // client unacknowledged, and XEP-0198 has the server send them again (RFC 6121 §8.5.3.2.1): counted twice
+  // here. The watchdog below cuts the socket instead, as a phone that loses its network does.
+  c.streamManagement.timeout = 0;
   let attempts = 0;
   const s: FleetClient = {
     c,

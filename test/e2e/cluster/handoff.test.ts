@@ -1,5 +1,6 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
@@ -39,7 +40,7 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
     adminPort = await freePort();
     home = hostDir(
       {
-        log: { level: "info", format: "json" },
+        log: { level: process.env.HANDOFF_LOG ?? "info", format: "json" },
         listeners: [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }],
         xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
         storage: { type: "sqlite", path: "db.sqlite" },
@@ -55,6 +56,8 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
 
   after(async () => {
     await Promise.all(clients.map((s) => s.stop()));
+    // The host's whole log, for reading afterwards (HANDOFF_DUMP=<file>, with HANDOFF_LOG=debug).
+    if (process.env.HANDOFF_DUMP) writeFileSync(process.env.HANDOFF_DUMP, host.log.text);
     host.kill();
     await nats.stop();
     home.remove();
@@ -114,7 +117,8 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
   const works = async (s: SmClient, user: string): Promise<void> => {
     await s.c.send(xml("message", { to: "h0@localhost", type: "chat" }, xml("body", {}, `from ${user}`)));
     await clients[0].c.send(xml("message", { to: `${user}@localhost`, type: "chat" }, xml("body", {}, `to ${user}`)));
-    await waitUntil(() => clients[0].got.includes(`from ${user}`) && s.got.includes(`to ${user}`), 20_000, () => `${user} and h0 exchanged; stderr:\n${host.log.text.slice(-3000)}`, 20);
+    const state = (c: SmClient) => `${c.c.status} sessions ${c.sessions} resumed ${c.resumed} got ${JSON.stringify(c.got.slice(-3))}`;
+    await waitUntil(() => clients[0].got.includes(`from ${user}`) && s.got.includes(`to ${user}`), 20_000, () => `${user} and h0 exchanged; h0: ${state(clients[0])}; ${user}: ${state(s)}; stderr:\n${host.log.text.slice(-3000)}`, 20);
   };
 
   test("a login whose owner is stopped at that moment stays where it was accepted, and works", { timeout: 40_000 }, async () => {
@@ -147,18 +151,25 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
     assert.equal(workerOf(`${user}@localhost/r`), W[0], "the session is where the connection was accepted");
   });
 
-  // Failed in 1 of 4 of the helper's runs and in session 12's second CI run (the exchange with h0 timed out after 20 s,
-  // cause not found yet); cluster.handoff is off by default. Kept running, its outcome reported, until it is understood.
-  test("a login whose owner was just killed goes on, wherever it ends up", { timeout: 60_000, todo: "flaky: the exchange with h0 timed out in 2 of ~6 runs, cause not found (cluster.handoff is off by default)" }, async () => {
+  test("a login whose owner was just killed goes on, wherever it ends up", { timeout: 60_000 }, async () => {
     const victimId = W[0];
     const user = userOwnedBy(victimId);
     const pid = workersOf(host.child.pid!).get(0)!;
     const restarts = host.log.logged("worker died; restarting it").length;
+    // h0, the other end of the exchange, is owned by the victim too, so its session is there (the first test).
+    const h0 = clients[0];
+    assert.equal(workerOf("h0@localhost/r"), victimId, "h0's session is on the worker killed");
+    const h0Back = h0.sessions + h0.resumed;
     process.kill(pid, "SIGKILL");
     // The primary gives the connection to the survivor; the ring still names the dead worker as the owner.
     const s = await smClient(port, user, "pw", "r", { plain: true, timeoutMs: 10_000 });
     clients.push(s);
     await waitUntil(() => host.log.logged("worker died; restarting it").length > restarts, 5000, "the primary saw the death");
+    // h0 lost its stream with the victim: it is back (resumed from its record, or logged in again) before it sends.
+    // What @xmpp/client sends while reconnecting is written to a socket that is not a session yet and queued nowhere
+    // (its stream management is off until <resumed/>): the cause of this case's timeouts in session 12 ("to <user>"
+    // sent by h0 during its resumption, traced: never routed; "from <user>" reached h0 once it was back).
+    await waitUntil(() => h0.sessions + h0.resumed > h0Back && h0.c.status === "online", 20_000, () => `h0 back online (${h0.c.status}); stderr:\n${host.log.text.slice(-3000)}`, 20);
     await works(s, user);
   });
 });

@@ -452,3 +452,20 @@ test("a bare-JID message fanned out by its owner to a resource on its custodian'
   assert.equal(p3.stats.duplicates, 0, "the owner's own resource was not taken for a copy routed again");
   w.stop();
 });
+
+test("voided since a mark: only what was held after it, still travelling, from the named senders; never routed again", { timeout: 5000 }, () => {
+  const routed: string[] = [];
+  const c = new Custody("w0", { ...defaults().cluster.custody, confirmTimeoutMs: 1000, resumeGraceMs: 0 }, { reroute: (e) => void routed.push(e.ref), giveUp: () => {} });
+  const from = (sender: string) => Envelope.message({ from: sender, to: "b@localhost", protocol: "xmpp", payload: null, flags: Flag.Offline });
+  const before = c.hold(from("a@localhost/stalled"), 0)!;
+  const mark = c.mark();
+  const voided = c.hold(from("a@localhost/stalled"), 0)!;
+  const taken = c.hold(from("a@localhost/stalled"), 0)!;
+  const other = c.hold(from("c@localhost/other"), 0)!;
+  c.takenBy(c.keyOf(taken.ref), "w1", 10, "K", 1);
+  assert.equal(c.voidSince(mark, (e) => e.from === "a@localhost/stalled"), 1);
+  assert.equal(c.voided, 1);
+  c.expire(5000);
+  assert.deepEqual(routed.sort(), [before.ref, other.ref].sort(), "the rest travels again at the confirm timeout");
+  assert.ok(!routed.includes(voided.ref));
+});

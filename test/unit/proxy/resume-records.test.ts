@@ -5,7 +5,7 @@ import { defaults } from "../../../src/config/config.js";
 import { LocalHub, type LocalBus } from "../../../src/cluster/local-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
-import { keeperOf } from "../../../src/proxy/resume-records.js";
+import { keeperOf, ResumeRecordDesk } from "../../../src/proxy/resume-records.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
 import type { HeldCopy, Recalled, ResumeRecord } from "../../../src/session/resume-record.js";
@@ -362,4 +362,58 @@ test("a window that passed: the copies wait for the client's count, and only tho
   assert.deepEqual(routed.slice(2), ["<message id='KB1'/>", "<message id='KB2'/>", "<message id='KB3'/>"], "no count came: all, after the grace");
   assert.equal(keeper.records.stats.expired, 2);
   w.stop();
+});
+
+/** A holder's desk alone, on a host that says whether its bus will publish this turn (ClusterBus.pending). */
+function desk(busPending: () => boolean) {
+  const sent: BusMessage[] = [];
+  const d = new ResumeRecordDesk({
+    workerId: "a-w0",
+    send: (_w, msg) => void sent.push(msg),
+    membership: () => ({ hosts: { a: ["a-w0"], b: ["b-w0"] }, vnodes: 64 }),
+    busPending,
+    route: () => {},
+  });
+  d.describer("xmpp", describe, (s) => (s as Resumable).handled);
+  const counts = () => sent.flatMap((m) => (m.op === "records" ? m.counts : []));
+  return { d, sent, counts };
+}
+
+test("on a batching bus a count goes right behind the turn's publish, not a turn or two later", { timeout: 5000 }, async () => {
+  let pending = true;
+  const { d, counts } = desk(() => pending);
+  const s = new Resumable("alice@localhost/phone", "K9");
+  d.keep(s);
+  await turn();
+  s.handled = 3;
+  d.touched(s);
+  await turn();
+  assert.deepEqual(counts(), [], "left for the publish (its setImmediate came after the touch's)");
+  d.busFlushed();
+  assert.deepEqual(counts(), [["K9", 3]], "behind the publish, in the same write");
+  // A turn whose stanzas put nothing on the bus: read at its end, sent a turn later, as before.
+  pending = false;
+  s.handled = 5;
+  d.touched(s);
+  await turn();
+  await turn();
+  assert.deepEqual(counts(), [["K9", 3], ["K9", 5]]);
+});
+
+test("a batch gathered before a stall: the sessions it counted are handed back with their last count, which never goes", { timeout: 5000 }, async () => {
+  const { d, counts } = desk(() => true);
+  const s = new Resumable("alice@localhost/phone", "K10");
+  d.keep(s);
+  await turn();
+  s.handled = 2;
+  d.touched(s);
+  d.busFlushed();
+  s.handled = 4;
+  d.touched(s);
+  await turn();
+  assert.deepEqual(d.untouch().map(([x, n]) => [x === s, n]), [[true, 2]], "the count the keeper has");
+  d.busFlushed();
+  await turn();
+  assert.deepEqual(counts(), [["K10", 2]], "4 never goes: its stanzas' effects are dropped, and the client sends them again");
+  assert.deepEqual(d.untouch(), []);
 });

@@ -44,3 +44,26 @@ test("ClientCounts: a count is kept for the window; a rebuild elsewhere marks wh
   await waitUntil(() => c.received("K") === -1, 2000, "the count forgotten past the window");
   assert.equal(c.replayedElsewhere("R", "", 5), false);
 });
+
+test("StallWatch: stalledWithin remembers the last stall past its heal window", { timeout: 5000 }, () => {
+  const w = new StallWatch(() => 50);
+  w.swept(monotonicMs());
+  assert.equal(w.stalledWithin(60_000), false, "never stalled");
+  w.swept(monotonicMs() + 60);
+  assert.equal(w.stalledWithin(60_000), true);
+});
+
+test("ClientCounts: whenNoted calls back when the count comes, or at its deadline; at once when it is known", { timeout: 5000 }, async () => {
+  const c = new ClientCounts("h-w0", 1000);
+  const calls: string[] = [];
+  c.whenNoted("K", 2000, () => calls.push("K"));
+  c.whenNoted("L", 30, () => calls.push("L"));
+  c.note("K", 3);
+  assert.deepEqual(calls, ["K"], "with the count");
+  await waitUntil(() => calls.length === 2, 1000, "L's deadline");
+  assert.deepEqual(calls, ["K", "L"]);
+  c.whenNoted("K", 2000, () => calls.push("K again"));
+  assert.deepEqual(calls, ["K", "L", "K again"], "known: at once");
+  c.note("L", 1);
+  assert.equal(calls.length, 3, "each called once");
+});
