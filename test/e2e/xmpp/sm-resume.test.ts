@@ -215,7 +215,7 @@ test("@xmpp/client: its TCP connection is destroyed mid-conversation, it resumes
   const N = 60;
   try {
     for (let i = 0; i < N; i++) {
-      await bob.c.send(xml("message", { to: "alice@localhost/xc", type: "chat" }, xml("body", {}, String(i))));
+      await bob.c.send(xml("message", { to: String(c.jid), type: "chat" }, xml("body", {}, String(i))));
       // Mid-conversation, with messages in flight: the socket is destroyed (no </stream:stream>).
       if (i === 20) c.socket.destroy();
     }
