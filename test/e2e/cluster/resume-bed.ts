@@ -60,7 +60,7 @@ export class ResumeBed {
       s.c.streamManagement.on("ack", (el: any) => this.accepted.add(el.getChildText("body")));
       s.c.streamManagement.on("fail", (el: any) => this.notAccepted.add(el.getChildText("body")));
     });
-    await waitUntil(() => this.clients.every((_, i) => this.workerOf(`h${i}@localhost/r`) !== "undefined"), 5000, "every start line");
+    await waitUntil(() => this.clients.every((s) => this.workerOf(String(s.c.jid)) !== "undefined"), 5000, "every start line");
   }
 
   async stop(): Promise<void> {
