@@ -2,7 +2,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { client, xml } from "@xmpp/client";
-import { startXmppServer, within, type TestServer } from "../../helpers.js";
+import { startXmppServer, waitUntil, within, type TestServer } from "../../helpers.js";
 import { HEADER, Raw, online, pingOk } from "./util.js";
 
 // XEP-0386 §3.2.1: the resource Bind2 makes is the client's tag and a part of the server's, stable for a
@@ -23,20 +23,22 @@ after(() => ts.stop());
 const plainIr = (u: string, p: string) => Buffer.from(`\u0000${u}\u0000${p}`).toString("base64");
 
 /** A raw stream logged in with SASL2 PLAIN and bound by Bind2 with `tag`; `agent` "": no <user-agent/>. */
-async function bind2(user: string, agent: string, tag: string): Promise<{ r: Raw; jid: string }> {
+async function bind2(user: string, agent: string, tag: string, inBind = ""): Promise<{ r: Raw; jid: string; text: string }> {
   const r = new Raw(tcp);
   await r.ready();
   r.send(HEADER);
   await r.until(/<\/stream:features>/);
   r.text = "";
   const ua = agent === "" ? "" : `<user-agent id='${agent}'><software>raw</software></user-agent>`;
-  r.send(`<authenticate xmlns='${SASL2}' mechanism='PLAIN'><initial-response>${plainIr(user, `${user[0]}-pass`)}</initial-response>${ua}<bind xmlns='urn:xmpp:bind:0'><tag>${tag}</tag></bind></authenticate>`);
+  r.send(`<authenticate xmlns='${SASL2}' mechanism='PLAIN'><initial-response>${plainIr(user, `${user[0]}-pass`)}</initial-response>${ua}<bind xmlns='urn:xmpp:bind:0'><tag>${tag}</tag>${inBind}</bind></authenticate>`);
   // Bound: the features that follow are empty (XEP-0388 §2.6.1, nothing left to negotiate).
   const text = await r.until(/<\/success><stream:features\/>/);
   assert.match(text, /<bound xmlns=["']urn:xmpp:bind:0["']/);
   const jid = text.match(/<authorization-identifier>([^<]+)<\/authorization-identifier>/)![1];
-  r.text = "";
-  return { r, jid };
+  // What came after the features (in the same read) is the bound session's: kept.
+  const end = text.indexOf("<stream:features/>") + "<stream:features/>".length;
+  r.text = text.slice(end);
+  return { r, jid, text: text.slice(0, end) };
 }
 
 /** Logs in, notes the JID, leaves (and waits until the server has let the session go). */
@@ -116,5 +118,36 @@ test("@xmpp/client reconnecting (a new connection, no stream management) is boun
     }
   } finally {
     await c.stop().catch(() => {});
+  }
+});
+
+test("a client that binds again instead of resuming: its suspended session ends, and what that one held unacknowledged comes to the new one once, with <delay/>", { timeout: 20_000 }, async () => {
+  const a = randomUUID();
+  const SM = "urn:xmpp:sm:3";
+  const old = await bind2("alice", a, "phone", `<enable xmlns='${SM}' resume='true'/>`);
+  assert.match(old.text, /<enabled xmlns=["']urn:xmpp:sm:3["'] id=["'][^"']+["'] resume=["']true["']/);
+  old.r.send("<presence/>");
+  const bob = await online(tcp, "bob", "b-pass", { presence: false });
+  let fresh: { r: Raw; jid: string } | null = null;
+  try {
+    await bob.c.send(xml("message", { to: old.jid, type: "chat", id: "held" }, xml("body", {}, "held")));
+    await old.r.until(/<body>held<\/body>/);
+    // Read, never acknowledged; then the connection is gone: the session waits for a resumption.
+    old.r.destroy();
+    await waitUntil(() => (ts.server.proxy.sessions.get(old.jid) as { suspended?: boolean } | undefined)?.suspended === true, 5000, "suspended");
+    // The app was restarted: no resumption state, the same user-agent id: the same full JID, a new session.
+    fresh = await bind2("alice", a, "phone");
+    assert.equal(fresh.jid, old.jid);
+    await waitUntil(() => (ts.server.proxy.sessions.get(old.jid) as { suspended?: boolean } | undefined)?.suspended !== true, 5000, "the suspended session ended");
+    fresh.r.send("<presence/>");
+    await fresh.r.until(/<body>held<\/body>/);
+    await bob.c.send(xml("message", { to: fresh.jid, type: "chat", id: "after" }, xml("body", {}, "after")));
+    const text = await fresh.r.until(/<body>after<\/body>/);
+    assert.equal(text.match(/<body>held<\/body>/g)?.length, 1, "once");
+    assert.match(text, /id=["']held["'][^]*<delay xmlns=["']urn:xmpp:delay["']/, "sent again, stamped");
+  } finally {
+    fresh?.r.destroy();
+    old.r.destroy();
+    await bob.stop();
   }
 });
