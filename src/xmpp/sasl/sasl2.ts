@@ -12,7 +12,7 @@ import { admit, advance, authFailed, decode, mechanisms, passwordExchange, type 
 
 /** XEP-0388 §2.3: the user-agent id identifies one installation; longer ones are refused, not cut. */
 const MAX_AGENT_ID = 256;
-/** XEP-0386 §2.2: the tag names the client software; the resource is the tag and a part the server makes. */
+/** XEP-0386 §3.2: the tag names the client software; the resource is the tag and a part the server makes (bind2Resource). */
 const MAX_TAG = 64;
 
 /** What FAST (fast.ts) gives SASL2: its mechanisms, their exchanges, and the token after success. */
@@ -52,7 +52,7 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
     const auth = features.c("authentication", { xmlns: NS.SASL2 });
     for (const m of mechanisms(session, x)) auth.c("mechanism").t(m);
     const inline = auth.c("inline");
-    // XEP-0386 §2.1: what may be enabled inside <bind/>.
+    // XEP-0386 §3.1: what may be enabled inside <bind/>.
     const bind = inline.c("bind", { xmlns: NS.BIND2 }).c("inline");
     bind.c("feature", { var: NS.CARBONS });
     bind.c("feature", { var: NS.SM });
@@ -145,7 +145,7 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
     });
   }
 
-  /** <success/> with Bind2's <bound/> when the client asked for it (XEP-0386 §2.3), else unbound; then the features. */
+  /** <success/> with Bind2's <bound/> when the client asked for it (XEP-0386 §3.2), else unbound; then the features. */
   function bindOrNot(s: ClientSession, req: Element, agent: string, head: string, smFailed: string): void {
     const bind = req.getChild("bind", NS.BIND2);
     if (bind === undefined) {
