@@ -376,7 +376,7 @@ export function defaults(): Config {
       components: [],
       register: { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true },
       pep: { maxItemBytes: 262144, maxItemsPerNode: 256, maxNodes: 256, capsCacheSize: 10000, capsTimeoutMs: 10000 },
-      sasl2: { enabled: false },
+      sasl2: { enabled: true },
       fast: { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 },
     },
     muc: { enabled: false, domain: null, maxRoomsPerWorker: 10000, maxOccupants: 200, historyMessages: 20, maxNickLength: 64, maxPresencePerSecond: 5, mam: { enabled: false, maxPageSize: 100 } },

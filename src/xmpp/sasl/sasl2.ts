@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Element } from "ltx";
 import { StreamCondition, StreamError } from "../errors.js";
 import { Ev, type Hooks } from "../hooks.js";
@@ -12,7 +12,7 @@ import { admit, advance, authFailed, decode, mechanisms, passwordExchange, type 
 
 /** XEP-0388 §2.3: the user-agent id identifies one installation; longer ones are refused, not cut. */
 const MAX_AGENT_ID = 256;
-/** XEP-0386 §2.2: the tag names the client software; the resource is the tag and a random part. */
+/** XEP-0386 §3.2: the tag names the client software; the resource is the tag and a part the server makes (bind2Resource). */
 const MAX_TAG = 64;
 
 /** What FAST (fast.ts) gives SASL2: its mechanisms, their exchanges, and the token after success. */
@@ -52,7 +52,7 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
     const auth = features.c("authentication", { xmlns: NS.SASL2 });
     for (const m of mechanisms(session, x)) auth.c("mechanism").t(m);
     const inline = auth.c("inline");
-    // XEP-0386 §2.1: what may be enabled inside <bind/>.
+    // XEP-0386 §3.1: what may be enabled inside <bind/>.
     const bind = inline.c("bind", { xmlns: NS.BIND2 }).c("inline");
     bind.c("feature", { var: NS.CARBONS });
     bind.c("feature", { var: NS.SM });
@@ -130,7 +130,7 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
   /** After the token: the inline resumption, else Bind2 (or nothing bound). */
   function finish(s: ClientSession, st: Sasl2State, head: string): void {
     const resume = st.req.getChild("resume", NS.SM);
-    if (resume === undefined) return bindOrNot(s, st.req, head, "");
+    if (resume === undefined) return bindOrNot(s, st.req, st.agent, head, "");
     sm.resume(s, resume, {
       resumed(owner, xml, address) {
         // XEP-0198 inline: the resumed session's full JID; the stanzas sent again follow the <success/>. A
@@ -140,21 +140,20 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
       },
       failed(xml) {
         // Authenticated all the same: the client binds, inline if it asked to.
-        bindOrNot(s, st.req, head, xml);
+        bindOrNot(s, st.req, st.agent, head, xml);
       },
     });
   }
 
-  /** <success/> with Bind2's <bound/> when the client asked for it (XEP-0386 §2.3), else unbound; then the features. */
-  function bindOrNot(s: ClientSession, req: Element, head: string, smFailed: string): void {
+  /** <success/> with Bind2's <bound/> when the client asked for it (XEP-0386 §3.2), else unbound; then the features. */
+  function bindOrNot(s: ClientSession, req: Element, agent: string, head: string, smFailed: string): void {
     const bind = req.getChild("bind", NS.BIND2);
     if (bind === undefined) {
       s.sendNonza(`<success xmlns='${NS.SASL2}'>${head}${aid(s.bare)}${smFailed}</success>`);
       s.sendFeatures();
       return;
     }
-    const tag = (bind.getChildText("tag") ?? "").replace(/[\u0000-\u0020\u007f/@]/g, "").slice(0, MAX_TAG);
-    const resource = (tag === "" ? "" : `${tag}.`) + randomBytes(6).toString("base64url");
+    const resource = bind2Resource(s.bare, agent, bind.getChildText("tag") ?? "");
     let bound = "";
     let afterBind: (() => void) | null = null;
     const enable = bind.getChild("enable", NS.SM);
@@ -171,6 +170,20 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
     if (s.wantsCopies) s.presenceChanged();
     s.sendFeatures();
   }
+}
+
+/**
+ * XEP-0386 §3.2.1 (resource identifier generation): the client's tag (spaces, control characters, `/` and `@`
+ * removed, so that the resource's first `/` ends the tag), a `/` (the format §3.2.1 recommends), and 48 bits the
+ * server makes (`phone/Xa9_3kQ2`; without a tag, those alone). With a user-agent id (XEP-0388) they are stable, a
+ * hash of the account and the id: a client keeps its full JID across reconnects, on any worker or host, and its new
+ * binding replaces its own earlier session (RFC 6120 §7.7.2.2 conflict; §3.2 asks the server to end a client's
+ * earlier sessions). The hash does not expose the id (§3.2.1) and differs between accounts. Without an id: random.
+ */
+export function bind2Resource(bare: string, agent: string, tag: string): string {
+  const t = tag.replace(/[\u0000-\u0020\u007f/@]/g, "").slice(0, MAX_TAG);
+  const made = agent === "" ? randomBytes(6) : createHash("sha256").update(`${bare}\u0000${agent}`).digest().subarray(0, 6);
+  return (t === "" ? "" : `${t}/`) + made.toString("base64url");
 }
 
 function aid(jid: string): string {

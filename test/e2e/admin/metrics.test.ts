@@ -72,9 +72,9 @@ describe("/metrics after real XMPP and relay traffic", () => {
     // The measured phase: every stanza in it is known.
     for (let i = 0; i < 5; i++) await a.c.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, `m${i}`)));
     for (let i = 0; i < 5; i++) await b.waitFor((el) => el.is("message") && el.getChildText("body") === `m${i}`);
-    const echo = await a.c.iqCaller.request(xml("iq", { type: "get", to: "bob@localhost/b" }, xml("echo", { xmlns: "urn:example:echo" })));
+    const echo = await a.c.iqCaller.request(xml("iq", { type: "get", to: b.jid }, xml("echo", { xmlns: "urn:example:echo" })));
     assert.equal(echo.attrs.type, "result");
-    await assert.rejects(a.c.iqCaller.request(xml("iq", { type: "get", to: "bob@localhost/b" }, xml("slow", { xmlns: "urn:example:slow" }))), /remote-server-timeout/);
+    await assert.rejects(a.c.iqCaller.request(xml("iq", { type: "get", to: b.jid }, xml("slow", { xmlns: "urn:example:slow" }))), /remote-server-timeout/);
     await a.c.send(xml("message", { to: "carol@localhost", type: "chat" }, xml("body", {}, "while you were away")));
     await Promise.all([xmppSync(a), xmppSync(b)]);
     const s2 = await scrape(admin.port);

@@ -39,7 +39,7 @@ test("one info line when a session starts and one when it ends; nothing per mess
       started.sort((a, b) => String(a.address).localeCompare(String(b.address))),
       [
         { level: "info", address: "alice@localhost/r1", remote: "127.0.0.1", protocol: "relay", transport: "tcp" },
-        { level: "info", address: "bob@localhost/x1", remote: "127.0.0.1", protocol: "xmpp", transport: "tcp" },
+        { level: "info", address: bob.jid, remote: "127.0.0.1", protocol: "xmpp", transport: "tcp" },
         { level: "info", address: "carol@localhost/r2", remote: "127.0.0.1", protocol: "relay", transport: "websocket" },
         { level: "info", address: "dave@localhost/x2", remote: "127.0.0.1", protocol: "xmpp", transport: "tcp" },
       ],
@@ -70,7 +70,7 @@ test("one info line when a session starts and one when it ends; nothing per mess
     const ended: Record<string, Record<string, unknown>> = Object.fromEntries(named(lines, "session ended").map((l) => [l.address, l]));
     assert.equal(ended["alice@localhost/r1"].reason, "bye");
     assert.equal(ended["carol@localhost/r2"].reason, "peer closed");
-    assert.equal(ended["bob@localhost/x1"].reason, "client closed the stream");
+    assert.equal(ended[bob.jid].reason, "client closed the stream");
     assert.equal(ended["dave@localhost/x2"].reason, "peer closed");
     for (const l of Object.values(ended)) {
       assert.equal(l.level, "info");

@@ -60,7 +60,8 @@ describe("resumption on another host while the session lives", { skip: HAVE_NATS
     });
     let resumed = 0;
     c.streamManagement.on("resumed", () => resumed++);
-    await c.start();
+    // The full JID the server bound (Bind2: the tag and the server's part); resumption keeps it.
+    const alice = String(await c.start());
     await c.send(xml("presence"));
     await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 5000, "sm enabled with an id");
     // Its record reached its keeper, the worker on the other host.
@@ -70,7 +71,7 @@ describe("resumption on another host while the session lives", { skip: HAVE_NATS
     const N = 60;
     try {
       for (let i = 0; i < N; i++) {
-        await bob.c.send(xml("message", { to: "alice@localhost/roaming", type: "chat" }, xml("body", {}, String(i))));
+        await bob.c.send(xml("message", { to: alice, type: "chat" }, xml("body", {}, String(i))));
         if (i === 20) {
           (c as any).options.service = tcp("hostB-w0");
           c.socket.destroy();
@@ -82,7 +83,7 @@ describe("resumption on another host while the session lives", { skip: HAVE_NATS
       assert.equal(b.proxy.handovers.stats.movedIn, 1, "claimed from host A");
       assert.equal(b.proxy.records.stats.found, 1, "after the keeper named its holder");
       assert.equal(b.metrics.sm.rebuilt + workers.get("hostA-w0")!.metrics.sm.rebuilt, 0, "not rebuilt: it lived");
-      await bob.c.send(xml("message", { to: "alice@localhost/roaming", type: "chat" }, xml("body", {}, "after")));
+      await bob.c.send(xml("message", { to: alice, type: "chat" }, xml("body", {}, "after")));
       await waitUntil(() => got.includes("after"), 5000, "a message after the move");
     } finally {
       c.reconnect.stop();

@@ -258,7 +258,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
         for (const s of clients) st.set(s.c.status, (st.get(s.c.status) ?? 0) + 1);
         process.stdout.write(`# stop-worker: client states before SIGCONT: ${JSON.stringify(Object.fromEntries(st))}\n`);
         const procState = readFileSync(`/proc/${victim}/stat`, "utf8").split(") ")[1].slice(0, 1);
-        const onIt = clients.filter((_, i) => String(hosts[1].log.logged("session started").filter((l) => l.address === `u${i}@localhost/r`).at(-1)?.worker).endsWith(`-w${victimIdx}`));
+        const onIt = clients.filter((s) => String(hosts[1].log.logged("session started").filter((l) => l.address === String(s.c.jid)).at(-1)?.worker).endsWith(`-w${victimIdx}`));
         process.stdout.write(`# stop-worker: victim state ${procState}; its ${onIt.length} clients: ${onIt.slice(0, 5).map((s) => `${s.c.status} q=${s.c.streamManagement.outbound_q.length} heard ${Date.now() - s.heardAt} ms ago`).join("; ")}\n`);
         process.kill(victim, "SIGCONT");
       }),

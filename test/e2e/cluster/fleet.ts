@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { client, xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
 import { settleAcks, type SmClient } from "../xmpp/fault-util.js";
@@ -43,7 +44,10 @@ export async function fleetClient(services: Service[], home: number, username: s
   const url = (i: number) => `xmpp://${services[i].host}:${services[i].port}`;
   // SASL PLAIN (the hosts allow it without TLS, on loopback): @xmpp/client's SCRAM derives its key in
   // JavaScript, ~0.3 s of this process's CPU per login, which would starve a test of many clients.
-  const credentials = (authenticate: any) => authenticate({ username, password }, "PLAIN");
+  // A user-agent id (XEP-0388), one per client as an app keeps one per installation: a new session after a
+  // failed resumption is bound by XEP-0386 Bind2 to the same full JID (RFC 6120 SASL ignores it).
+  const userAgent = xml("user-agent", { id: randomUUID() }, xml("software", {}, "fleet"));
+  const credentials = (authenticate: any) => authenticate({ username, password }, "PLAIN", userAgent);
   // The open/close handshake's timeout: generous, the 2 cores are busy; a host that hangs is left by the watchdog below.
   const c = client({ service: url(home), domain: "localhost", credentials, resource: "r", timeout: 5000 });
   c.on("error", () => {});

@@ -76,18 +76,19 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
     const statuses: string[] = [];
     c.on("status", (st: string) => statuses.push(st));
     c.on("error", (e: Error) => statuses.push(`error ${e.message}`));
-    await c.start();
+    // The full JID the server bound (Bind2: the tag and the server's part); resumption keeps it.
+    const alice = String(await c.start());
     await c.send(xml("presence"));
     await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 5000, "sm enabled with an id");
-    await waitUntil(() => workerOf("alice@localhost/phone") !== "undefined", 5000, "alice's start line");
-    const aliceWorker = workerOf("alice@localhost/phone");
+    await waitUntil(() => workerOf(alice) !== "undefined", 5000, "alice's start line");
+    const aliceWorker = workerOf(alice);
     // bob on the other worker (connections go round-robin): he is not the one restarted.
     let bob: Online | null = null;
     const spare: Online[] = [];
     for (let i = 0; i < 4 && bob === null; i++) {
       const b = await online(port, "bob", "b-pw", { resource: `s${i}`, presence: false });
-      await waitUntil(() => workerOf(`bob@localhost/s${i}`) !== "undefined", 5000, "bob's start line");
-      if (workerOf(`bob@localhost/s${i}`) !== aliceWorker) bob = b;
+      await waitUntil(() => workerOf(b.jid) !== "undefined", 5000, "bob's start line");
+      if (workerOf(b.jid) !== aliceWorker) bob = b;
       else spare.push(b);
     }
     for (const s of spare) await s.stop();
@@ -98,7 +99,7 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
     const N = 60;
     try {
       for (let i = 0; i < N; i++) {
-        await bob.c.send(xml("message", { to: "alice@localhost/phone", type: "chat" }, xml("body", {}, String(i))));
+        await bob.c.send(xml("message", { to: alice, type: "chat" }, xml("body", {}, String(i))));
         if (i === 20) process.kill(victim, "SIGTERM");
       }
       await within(waitUntil(() => got.length >= N, 30_000, () => `got ${got.length} of ${N}: ${got.join(",")}; client: ${statuses.join(" ")}; stderr:\n${hostLog.text.slice(-3000)}`), 35_000, "all messages");
@@ -108,7 +109,7 @@ describe("a worker of a host restarted under a resumable client", { skip: HAVE_N
       assert.equal([...seen.values()].filter((n) => n > 1).length, 0, `duplicated in ${got.join(",")}`);
       assert.deepEqual(got, Array.from({ length: N }, (_, i) => String(i)), "in order");
       assert.equal(resumed, 1, "resumed, not bound again");
-      assert.notEqual(workerOf("alice@localhost/phone"), aliceWorker, "her session now runs on the other worker");
+      assert.notEqual(workerOf(alice), aliceWorker, "her session now runs on the other worker");
       // The primary restarts the stopped worker; the host goes on.
       await waitUntil(() => hostLog.logged("switchboard started").length === 3, 15_000, () => `the worker restarted; stderr:\n${hostLog.text.slice(-3000)}`, 20);
     } finally {

@@ -117,12 +117,12 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     const x1 = await online(workers.get("a")!.port("xmpp", "tcp"), alice, `${alice}-pw`, { resource: "pc" });
     const x2 = await online(workers.get("b")!.port("xmpp", "tcp"), bob, `${bob}-pw`, { resource: "phone" });
     // Bob's own presence comes back through his owner on the other worker, after it has marked him available.
-    await x2.waitFor((el) => el.is("presence") && el.attrs.from === `${bob}@localhost/phone`);
+    await x2.waitFor((el) => el.is("presence") && el.attrs.from === x2.jid);
     await x1.c.send(xml("message", { to: `${bob}@localhost`, type: "chat", id: "m1" }, xml("body", {}, "über the bus <&>")));
     const got = await x2.waitFor((el) => el.is("message"));
-    assert.equal(got.attrs.from, `${alice}@localhost/pc`);
+    assert.equal(got.attrs.from, x1.jid);
     assert.equal(got.getChildText("body"), "über the bus <&>");
-    await x2.c.send(xml("message", { to: `${alice}@localhost/pc`, type: "chat" }, xml("body", {}, "back")));
+    await x2.c.send(xml("message", { to: x1.jid, type: "chat" }, xml("body", {}, "back")));
     assert.equal((await x1.waitFor((el) => el.is("message"))).getChildText("body"), "back");
     await x1.stop();
     await x2.stop();
@@ -132,13 +132,13 @@ describe("workers over a NATS bus", { skip: HAVE_NATS ? false : "nats-server is 
     const [alice, bob] = [ownedBy("b")[1], ownedBy("a")[1]];
     const x1 = await online(workers.get("a")!.port("xmpp", "tcp"), alice, `${alice}-pw`, { resource: "pc" });
     const x2 = await online(workers.get("b")!.port("xmpp", "tcp"), bob, `${bob}-pw`, { resource: "phone" });
-    await x2.waitFor((el) => el.is("presence") && el.attrs.from === `${bob}@localhost/phone`);
+    await x2.waitFor((el) => el.is("presence") && el.attrs.from === x2.jid);
     let seen = "";
     x2.c.iqCallee.get("urn:example:echo", "echo", (ctx: any) => {
       seen = ctx.stanza.attrs.id;
       return xml("echo", { xmlns: "urn:example:echo" }, "from b");
     });
-    await x1.c.send(xml("iq", { type: "get", to: `${bob}@localhost/phone`, id: "over-the-bus" }, xml("echo", { xmlns: "urn:example:echo" })));
+    await x1.c.send(xml("iq", { type: "get", to: x2.jid, id: "over-the-bus" }, xml("echo", { xmlns: "urn:example:echo" })));
     const r = await x1.waitFor((el) => el.is("iq") && el.attrs.id === "over-the-bus");
     assert.equal(seen, "over-the-bus");
     assert.equal(r.attrs.type, "result");

@@ -66,7 +66,8 @@ describe("resumption across workers over a NATS bus", { skip: HAVE_NATS ? false 
     });
     let resumed = 0;
     c.streamManagement.on("resumed", () => resumed++);
-    await c.start();
+    // The full JID the server bound (Bind2: the tag and the server's part); resumption keeps it.
+    const alice = String(await c.start());
     await c.send(xml("presence"));
     await waitUntil(() => c.streamManagement.enabled === true && c.streamManagement.id !== "", 5000, "sm enabled with an id");
     const bob = await online(workers.get("b")!.port("xmpp", "tcp"), "bob", "bob-pw", { resource: "sender", presence: false });
@@ -74,7 +75,7 @@ describe("resumption across workers over a NATS bus", { skip: HAVE_NATS ? false 
     const N = 90;
     try {
       for (let i = 0; i < N; i++) {
-        await bob.c.send(xml("message", { to: "alice@localhost/roaming", type: "chat" }, xml("body", {}, String(i))));
+        await bob.c.send(xml("message", { to: alice, type: "chat" }, xml("body", {}, String(i))));
         // The reconnection goes to the other worker: its session is claimed there.
         if (i === 20) {
           (c as any).options.service = tcp("b");
@@ -102,7 +103,8 @@ describe("resumption across workers over a NATS bus", { skip: HAVE_NATS ? false 
       assert.equal(moved(), 2, "the session moved between the workers twice");
       assert.equal(workers.get("a")!.metrics.offlineStored + workers.get("b")!.metrics.offlineStored, 0, "nothing stored offline");
       // Still reachable at the same full JID after both moves, from either side.
-      await bob.c.send(xml("message", { to: "alice@localhost/roaming", type: "chat" }, xml("body", {}, "after")));
+      assert.equal(String(c.jid), alice, "the same full JID after both moves");
+      await bob.c.send(xml("message", { to: alice, type: "chat" }, xml("body", {}, "after")));
       await waitUntil(() => got.includes("after"), 5000, "a message after both moves");
     } finally {
       c.reconnect.stop();

@@ -34,9 +34,9 @@ describe("resumption after a worker's death", { timeout: 120_000, skip: HAVE_NAT
     await bed.login();
     const { clients, workerOf } = bed;
     const count = new Map<string, number>();
-    for (let i = 0; i < USERS; i++) count.set(workerOf(`h${i}@localhost/r`), (count.get(workerOf(`h${i}@localhost/r`)) ?? 0) + 1);
+    for (let i = 0; i < USERS; i++) count.set(workerOf(String(clients[i].c.jid)), (count.get(workerOf(String(clients[i].c.jid))) ?? 0) + 1);
     const victimId = [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
-    const onVictim = clients.map((_, i) => i).filter((i) => workerOf(`h${i}@localhost/r`) === victimId);
+    const onVictim = clients.map((_, i) => i).filter((i) => workerOf(String(clients[i].c.jid)) === victimId);
     const victim = bed.pidOf(victimId);
     const resumedBefore = clients.map((s) => s.resumed);
     let killedAt = 0;
@@ -49,7 +49,7 @@ describe("resumption after a worker's death", { timeout: 120_000, skip: HAVE_NAT
     const r = await bed.delivered("after the kill");
     const resumed = onVictim.filter((i) => clients[i].resumed > resumedBefore[i]).length;
     const loggedIn = onVictim.filter((i) => clients[i].sessions > 1).length;
-    const where = onVictim.map((i) => workerOf(`h${i}@localhost/r`));
+    const where = onVictim.map((i) => workerOf(String(clients[i].c.jid)));
     const atKill = r.dups.filter((b) => Math.abs((bed.sentAt.get(b) ?? 0) - killedAt) <= LAST_TURN_MS);
     const report = { victim: victimId, onVictim: onVictim.length, resumed, loggedInAgain: loggedIn, resumedOn: where.join(","), sent, accepted: bed.accepted.size, notAccepted: bed.notAccepted.size, lost: r.lost, duplicated: r.duplicated - atKill.length, duplicatedAtKill: atKill.length, backAfterMs: back };
     process.stdout.write(`# resume-after-kill: ${JSON.stringify(report)}\n`);

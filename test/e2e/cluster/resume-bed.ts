@@ -57,10 +57,11 @@ export class ResumeBed {
   async login(): Promise<void> {
     for (let i = 0; i < USERS; i++) this.clients.push(await smClient(this.port, `h${i}`, "pw", "r", { ackIntervalMs: 200, ackTimeoutMs: 1500, plain: true }));
     this.clients.forEach((s) => {
-      s.c.streamManagement.on("ack", (el: any) => this.accepted.add(el.getChildText("body")));
-      s.c.streamManagement.on("fail", (el: any) => this.notAccepted.add(el.getChildText("body")));
+      // The traffic's messages only: with SM enabled inline (Bind2), the initial presence is counted and acknowledged too.
+      s.c.streamManagement.on("ack", (el: any) => el.is("message") && this.accepted.add(el.getChildText("body")));
+      s.c.streamManagement.on("fail", (el: any) => el.is("message") && this.notAccepted.add(el.getChildText("body")));
     });
-    await waitUntil(() => this.clients.every((_, i) => this.workerOf(`h${i}@localhost/r`) !== "undefined"), 5000, "every start line");
+    await waitUntil(() => this.clients.every((s) => this.workerOf(String(s.c.jid)) !== "undefined"), 5000, "every start line");
   }
 
   async stop(): Promise<void> {

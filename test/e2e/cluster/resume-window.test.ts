@@ -23,12 +23,13 @@ describe("resumption after a worker's death, past the window", { timeout: 120_00
     const { clients, workerOf } = bed;
     const i = 0;
     const x = clients[i];
-    const w = workerOf(`h${i}@localhost/r`);
+    const w = workerOf(String(x.c.jid));
     const sessionsBefore = x.sessions;
     const resumedBefore = x.resumed;
     let failed = 0;
+    // XEP-0198's <failed/>: on its own after RFC 6120 SASL, or inside SASL2's <success/> (inline resumption, XEP-0388).
     x.c.on("nonza", (el: any) => {
-      if (el.is("failed", "urn:xmpp:sm:3")) failed++;
+      if (el.is("failed", "urn:xmpp:sm:3") || (el.is("success", "urn:xmpp:sasl:2") && el.getChild("failed", "urn:xmpp:sm:3") !== undefined)) failed++;
     });
     // The kill is noticed within three heartbeats; the record goes a window after that.
     x.c.reconnect.delay = WINDOW_MS + 3000;

@@ -82,8 +82,8 @@ for (const writerThread of [true, false]) test(`stop(): each client gets what wa
     alice.pause();
     const N = 2000;
     await sendAndSettle(bob, "alice@localhost/phone", N, "x".repeat(4000), "settle1");
-    await sendAndSettle(bob, "frank@localhost/lib", 20, "hi", "settle2");
-    await sendAndSettle(bob, "gina@localhost/web", 1, "hi", "settle3");
+    await sendAndSettle(bob, frank.jid, 20, "hi", "settle2");
+    await sendAndSettle(bob, gina.jid, 1, "hi", "settle3");
     // Requests pending at the stop: bob's iq to carol, dave's req to erin.
     bob.send(`<iq type='get' id='q1' to='carol@localhost/quiet'><query xmlns='urn:example:slow'/></iq>`);
     await carol.until(/id=["']q1["']/);

@@ -93,7 +93,7 @@ test(
       const bob = await online(ts.port("xmpp", "tcp"), "bob", "b-pass", { resource: "desk" });
       const wsUrl = `ws://127.0.0.1:${ts.port("xmpp", "websocket")}${PATH}`;
       const page = pathToFileURL(PAGE);
-      page.search = new URLSearchParams({ url: wsUrl, jid: "alice@localhost", password: "a-pass", to: "bob@localhost/desk", body: "hi from Chromium \u2713" }).toString();
+      page.search = new URLSearchParams({ url: wsUrl, jid: "alice@localhost", password: "a-pass", to: bob.jid, body: "hi from Chromium \u2713" }).toString();
       const started = await startChromium(page.href, profile);
       child = started.child;
 
@@ -115,7 +115,7 @@ test(
           "the page's result",
         );
         assert.equal(r.exceptionDetails, undefined, JSON.stringify(r.exceptionDetails));
-        assert.deepEqual(r.result.value, { jid: "alice@localhost/browser", received: { from: "bob@localhost/desk", body: "hello, browser <&>" } });
+        assert.deepEqual(r.result.value, { jid: "alice@localhost/browser", received: { from: bob.jid, body: "hello, browser <&>" } });
       } finally {
         devtools.close();
       }

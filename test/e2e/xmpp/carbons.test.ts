@@ -46,7 +46,7 @@ test("the server advertises carbons; enable to the server and to the own bare JI
 });
 
 test("received carbon: bob to alice/phone reaches desk wrapped, from alice's bare JID", { timeout: 10_000 }, async () => {
-  await bob.c.send(chat("alice@localhost/phone", "r1"));
+  await bob.c.send(chat(phone.jid, "r1"));
   const direct = await phone.waitFor(isMsg("r1"));
   assert.equal(direct.attrs.from, bob.jid);
   const copy = await desk.waitFor(isCarbonOf("received", "r1"));
@@ -54,7 +54,7 @@ test("received carbon: bob to alice/phone reaches desk wrapped, from alice's bar
   assert.equal(copy.attrs.to, desk.jid);
   const inner = carbon(copy, "received");
   assert.equal(inner.attrs.from, bob.jid);
-  assert.equal(inner.attrs.to, "alice@localhost/phone");
+  assert.equal(inner.attrs.to, phone.jid);
   assert.equal(inner.attrs.xmlns, "jabber:client");
   assert.equal(inner.getChildText("body"), "text of r1");
 });
@@ -71,28 +71,28 @@ test("sent carbon: alice/phone to bob reaches desk, not phone itself", { timeout
   await phone.c.send(xml("message", { to: "bob@localhost", id: "s2", type: "chat" }, xml("composing", { xmlns: "http://jabber.org/protocol/chatstates" })));
   await desk.waitFor(isCarbonOf("sent", "s2"));
   // Phone's own stream is caught up once bob's answer arrives after both.
-  await bob.c.send(chat("alice@localhost/phone", "s-barrier"));
+  await bob.c.send(chat(phone.jid, "s-barrier"));
   await phone.waitFor(isMsg("s-barrier"));
   await desk.waitFor(isCarbonOf("received", "s-barrier"));
   assert.deepEqual(anyCarbon(phone), []);
 });
 
 test("<private/>, <no-copy/>, headline, normal without body: not copied; <private/> is stripped", { timeout: 10_000 }, async () => {
-  await bob.c.send(chat("alice@localhost/phone", "p1", xml("private", { xmlns: CARBONS })));
+  await bob.c.send(chat(phone.jid, "p1", xml("private", { xmlns: CARBONS })));
   const got = await phone.waitFor(isMsg("p1"));
   assert.equal(got.getChild("private", CARBONS), undefined, got.toString());
   assert.equal(got.getChildText("body"), "text of p1");
-  await bob.c.send(chat("alice@localhost/phone", "n1", xml("no-copy", { xmlns: "urn:xmpp:hints" })));
+  await bob.c.send(chat(phone.jid, "n1", xml("no-copy", { xmlns: "urn:xmpp:hints" })));
   await phone.waitFor(isMsg("n1"));
-  await bob.c.send(xml("message", { to: "alice@localhost/phone", id: "h1", type: "headline" }, xml("body", {}, "news")));
-  await bob.c.send(xml("message", { to: "alice@localhost/phone", id: "e1" }, xml("x", { xmlns: "urn:example" })));
+  await bob.c.send(xml("message", { to: phone.jid, id: "h1", type: "headline" }, xml("body", {}, "news")));
+  await bob.c.send(xml("message", { to: phone.jid, id: "e1" }, xml("x", { xmlns: "urn:example" })));
   await phone.c.send(chat("bob@localhost", "p2", xml("private", { xmlns: CARBONS })));
   const atBob = await bob.waitFor(isMsg("p2"));
   assert.equal(atBob.getChild("private", CARBONS), undefined, atBob.toString());
   await phone.c.send(chat("bob@localhost", "n2", xml("no-copy", { xmlns: "urn:xmpp:hints" })));
   await bob.waitFor(isMsg("n2"));
   // Barriers: copies of later messages on the same paths arrive.
-  await bob.c.send(chat("alice@localhost/phone", "r2"));
+  await bob.c.send(chat(phone.jid, "r2"));
   await desk.waitFor(isCarbonOf("received", "r2"));
   await phone.c.send(chat("bob@localhost", "s3"));
   await desk.waitFor(isCarbonOf("sent", "s3"));
@@ -102,7 +102,7 @@ test("<private/>, <no-copy/>, headline, normal without body: not copied; <privat
 test("a resource that did not enable gets no carbons; a message to the bare JID reaches each resource once", { timeout: 10_000 }, async () => {
   await bob.c.send(chat("alice@localhost", "b1"));
   for (const c of [phone, desk, legacy]) await c.waitFor(isMsg("b1"));
-  await bob.c.send(chat("alice@localhost/legacy", "l1"));
+  await bob.c.send(chat(legacy.jid, "l1"));
   await legacy.waitFor(isMsg("l1"));
   // The legacy resource's received message is copied to the others, though it did not enable carbons itself.
   await desk.waitFor(isCarbonOf("received", "l1"));
@@ -140,7 +140,7 @@ test("to the bare JID: resources outside RFC 6121's targets that enabled carbons
     for (const c of [phone, desk, legacy]) await c.waitFor(isMsg("b3"));
     for (const c of [shy, low]) assert.equal(carbon(await c.waitFor(isCarbonOf("received", "b3")), "received").attrs.to, "alice@localhost/gone");
     // Barrier: a later copy on the same path has arrived at each; nothing else of b2 or b3 came before it.
-    await bob.c.send(chat("alice@localhost/legacy", "b-barrier"));
+    await bob.c.send(chat(legacy.jid, "b-barrier"));
     for (const c of [phone, desk, shy, low]) await c.waitFor(isCarbonOf("received", "b-barrier"));
     const extra = (c: Online) => c.stanzas.filter((el) => /^b[23]$/.test(el.attrs.id ?? "") || /^b[23]$/.test(carbon(el, "received")?.attrs.id ?? ""));
     for (const c of [phone, desk, legacy, shy, low]) assert.deepEqual(extra(c).map(String), [], c.jid);
@@ -158,7 +158,7 @@ test("no copy is made while no other resource of the user wants one", { timeout:
     const made = stats.copies;
     // x's own carbons are not "another resource" for what x sends or receives.
     await x.c.iqCaller.set(xml("enable", { xmlns: CARBONS }));
-    await bob.c.send(chat("carol@localhost/x", "c1"));
+    await bob.c.send(chat(x.jid, "c1"));
     await x.waitFor(isMsg("c1"));
     await x.c.send(chat("bob@localhost", "c2"));
     await bob.waitFor(isMsg("c2"));
@@ -167,7 +167,7 @@ test("no copy is made while no other resource of the user wants one", { timeout:
     await y.waitFor(isMsg("c3"));
     assert.equal(stats.copies, made, "no copy envelope was made");
     // What y receives or sends, x wants: one copy each.
-    await bob.c.send(chat("carol@localhost/y", "c4"));
+    await bob.c.send(chat(y.jid, "c4"));
     await x.waitFor(isCarbonOf("received", "c4"));
     await y.c.send(chat("bob@localhost", "c5"));
     await x.waitFor(isCarbonOf("sent", "c5"));
@@ -182,10 +182,10 @@ test("disable stops them", { timeout: 10_000 }, async () => {
   await desk.c.iqCaller.set(xml("disable", { xmlns: CARBONS }));
   // Whatever was written to desk before the result is behind us.
   desk.stanzas.length = 0;
-  await bob.c.send(chat("alice@localhost/phone", "r3"));
+  await bob.c.send(chat(phone.jid, "r3"));
   await phone.c.send(chat("bob@localhost", "s4"));
   await bob.waitFor(isMsg("s4"));
-  await bob.c.send(chat("alice@localhost/desk", "d1"));
+  await bob.c.send(chat(desk.jid, "d1"));
   await desk.waitFor(isMsg("d1"));
   // Phone still takes carbons: the copy of desk's message.
   await phone.waitFor(isCarbonOf("received", "d1"));

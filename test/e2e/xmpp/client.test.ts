@@ -17,21 +17,31 @@ async function withServer(overrides: Record<string, unknown>, f: (ts: TestServer
 
 const isIq = (id: string) => (el: any) => el.is("iq") && el.attrs.id === id;
 
-test("SCRAM-SHA-1 over plain TCP (loopback exempt): login, messages to bare and full JIDs, from stamped", { timeout: 15_000 }, () =>
-  withServer({}, async (ts) => {
-    const port = ts.port("xmpp", "tcp");
-    const a = await online(port, "alice", "a-pass", { resource: "phone" });
-    const b = await online(port, "bob", "b-pass", { resource: "desk" });
-    assert.equal(a.jid, "alice@localhost/phone");
-    await a.c.send(xml("message", { to: "bob@localhost", type: "chat", from: "mallory@localhost/x" }, xml("body", {}, "to bare")));
-    const m1 = await b.waitFor((el) => el.is("message"));
-    assert.equal(m1.getChildText("body"), "to bare");
-    assert.equal(m1.attrs.from, "alice@localhost/phone");
-    await a.c.send(xml("message", { to: "bob@localhost/desk", type: "chat" }, xml("body", {}, "to full \u2713")));
-    const m2 = await b.waitFor((el) => el.is("message"));
-    assert.equal(m2.getChildText("body"), "to full \u2713");
-    await Promise.all([a.stop(), b.stop()]);
-  }));
+// Both ways of logging in, with a real client: RFC 6120 SASL and bind (the resource asked for), and XEP-0388
+// SASL2 with XEP-0386 Bind2, which @xmpp/client uses when offered (the resource is its tag and a part the server
+// makes: the peers address the JID the server bound).
+for (const [profile, sasl2, resource] of [
+  ["RFC 6120 SASL and bind (xmpp.sasl2 off)", false, /^alice@localhost\/phone$/], // RFC 6120 §7.6: the resource asked for
+  ["SASL2 and Bind2", true, /^alice@localhost\/phone\/[A-Za-z0-9_-]{8}$/],
+] as const) {
+  test(`SCRAM-SHA-1 over plain TCP (loopback exempt), ${profile}: login, messages to bare and full JIDs, from stamped`, { timeout: 15_000 }, () =>
+    withServer({ xmpp: { sasl2: { enabled: sasl2 } } }, async (ts) => {
+      const port = ts.port("xmpp", "tcp");
+      const a = await online(port, "alice", "a-pass", { resource: "phone" });
+      const b = await online(port, "bob", "b-pass", { resource: "desk" });
+      assert.match(a.jid, resource);
+      assert.deepEqual([a.auth, b.auth], sasl2 ? ["sasl2", "sasl2"] : ["sasl", "sasl"]);
+      await a.c.send(xml("message", { to: "bob@localhost", type: "chat", from: "mallory@localhost/x" }, xml("body", {}, "to bare")));
+      const m1 = await b.waitFor((el) => el.is("message"));
+      assert.equal(m1.getChildText("body"), "to bare");
+      assert.equal(m1.attrs.from, a.jid);
+      await a.c.send(xml("message", { to: b.jid, type: "chat" }, xml("body", {}, "to full \u2713")));
+      const m2 = await b.waitFor((el) => el.is("message"));
+      assert.equal(m2.getChildText("body"), "to full \u2713");
+      assert.equal(m2.attrs.to, b.jid);
+      await Promise.all([a.stop(), b.stop()]);
+    }));
+}
 
 test("STARTTLS with the test certificate when encryption is required; direct TLS too", { timeout: 15_000 }, () =>
   withServer(
@@ -39,7 +49,7 @@ test("STARTTLS with the test certificate when encryption is required; direct TLS
     async (ts) => {
       const a = await online(ts.port("xmpp", "tcp"), "alice", "a-pass", { resource: "starttls" });
       const b = await online(ts.port("xmpp", "tls"), "bob", "b-pass", { resource: "direct", tls: true });
-      await a.c.send(xml("message", { to: "bob@localhost/direct", type: "chat" }, xml("body", {}, "over TLS")));
+      await a.c.send(xml("message", { to: b.jid, type: "chat" }, xml("body", {}, "over TLS")));
       assert.equal((await b.waitFor((el) => el.is("message"))).getChildText("body"), "over TLS");
       await Promise.all([a.stop(), b.stop()]);
     },
@@ -57,21 +67,21 @@ test("IQ ids pass through unchanged: the responder sees the id the requester wro
       seen.push(`${ctx.stanza.attrs.from} ${ctx.stanza.attrs.id}`);
       return xml("echo", { xmlns: "urn:example:echo" }, `${ctx.element.getText()} for ${ctx.stanza.attrs.from}`);
     });
-    const ask = (who: Online, text: string) => who.c.send(xml("iq", { type: "get", to: "bob@localhost/b", id: "same-id" }, xml("echo", { xmlns: "urn:example:echo" }, text)));
+    const ask = (who: Online, text: string) => who.c.send(xml("iq", { type: "get", to: b.jid, id: "same-id" }, xml("echo", { xmlns: "urn:example:echo" }, text)));
     await Promise.all([ask(a, "from alice"), ask(c, "from carol")]);
     const [ra, rc] = await Promise.all([a.waitFor(isIq("same-id")), c.waitFor(isIq("same-id"))]);
-    assert.deepEqual(seen.sort(), ["alice@localhost/a same-id", "carol@localhost/c same-id"]);
-    for (const [r, who] of [[ra, "alice@localhost/a"], [rc, "carol@localhost/c"]] as const) {
+    assert.deepEqual(seen.sort(), [`${a.jid} same-id`, `${c.jid} same-id`].sort());
+    for (const [r, who] of [[ra, a.jid], [rc, c.jid]] as const) {
       assert.equal(r.attrs.type, "result");
-      assert.equal(r.attrs.from, "bob@localhost/b");
+      assert.equal(r.attrs.from, b.jid);
       assert.equal(r.attrs.to, who);
-      assert.equal(r.getChild("echo").getText(), `${who === "alice@localhost/a" ? "from alice" : "from carol"} for ${who}`);
+      assert.equal(r.getChild("echo").getText(), `${who === a.jid ? "from alice" : "from carol"} for ${who}`);
     }
     // The client library's own correlation (by id and from) works as with any server.
-    const viaCaller = await a.c.iqCaller.request(xml("iq", { type: "get", to: "bob@localhost/b" }, xml("echo", { xmlns: "urn:example:echo" }, "caller")));
-    assert.equal(viaCaller.getChild("echo").getText(), "caller for alice@localhost/a");
+    const viaCaller = await a.c.iqCaller.request(xml("iq", { type: "get", to: b.jid }, xml("echo", { xmlns: "urn:example:echo" }, "caller")));
+    assert.equal(viaCaller.getChild("echo").getText(), `caller for ${a.jid}`);
     // An error answer reaches the requester under its own id too.
-    await assert.rejects(a.c.iqCaller.request(xml("iq", { type: "get", to: "bob@localhost/b" }, xml("nope", { xmlns: "urn:example:none" }))), (e: any) => e.condition === "service-unavailable");
+    await assert.rejects(a.c.iqCaller.request(xml("iq", { type: "get", to: b.jid }, xml("nope", { xmlns: "urn:example:none" }))), (e: any) => e.condition === "service-unavailable");
     assert.equal(ts.server.proxy.pending.size, 0);
     await Promise.all([a.stop(), b.stop(), c.stop()]);
   }));
@@ -82,7 +92,7 @@ test("IQ with no answer in time gets <remote-server-timeout/>; to an offline res
     const a = await online(port, "alice", "a-pass", { resource: "a" });
     const b = await online(port, "bob", "b-pass", { resource: "b" });
     b.c.iqCallee.get("urn:example:slow", "slow", () => new Promise(() => {}));
-    await a.c.send(xml("iq", { type: "get", to: "bob@localhost/b", id: "slow-1" }, xml("slow", { xmlns: "urn:example:slow" })));
+    await a.c.send(xml("iq", { type: "get", to: b.jid, id: "slow-1" }, xml("slow", { xmlns: "urn:example:slow" })));
     const r = await a.waitFor(isIq("slow-1"));
     assert.equal(r.attrs.type, "error");
     assert.ok(r.getChild("error").getChild("remote-server-timeout"), r.toString());
@@ -129,16 +139,16 @@ test("roster and subscription: add, subscribe, approve, presence flows, unavaila
     await b.c.send(xml("presence", { to: "alice@localhost", type: "subscribed" }));
     await a.waitFor((el) => el.is("presence") && el.attrs.type === "subscribed" && el.attrs.from === "bob@localhost");
     // Bob's current presence follows the approval.
-    await a.waitFor((el) => el.is("presence") && el.attrs.from === "bob@localhost/b" && el.attrs.type === undefined);
+    await a.waitFor((el) => el.is("presence") && el.attrs.from === b.jid && el.attrs.type === undefined);
     assert.deepEqual(await roster(a), { "bob@localhost": "to" });
     assert.deepEqual(await roster(b), { "alice@localhost": "from" });
 
     // Bob's later presence reaches Alice; his disconnect makes him unavailable to her.
     await b.c.send(xml("presence", {}, xml("show", {}, "away")));
     const away = await a.waitFor((el) => el.is("presence") && el.getChildText("show") === "away");
-    assert.equal(away.attrs.from, "bob@localhost/b");
+    assert.equal(away.attrs.from, b.jid);
     await b.stop();
-    await a.waitFor((el) => el.is("presence") && el.attrs.type === "unavailable" && el.attrs.from === "bob@localhost/b");
+    await a.waitFor((el) => el.is("presence") && el.attrs.type === "unavailable" && el.attrs.from === b.jid);
 
     // Alice logs in again elsewhere: her probe brings nothing (Bob offline) but the roster persisted.
     const a2 = await online(port, "alice", "a-pass", { resource: "a2" });
@@ -163,7 +173,7 @@ test("offline messages: stored while away, delivered at the next initial presenc
 
     const c = await online(port, "carol", "c-pass", { resource: "c" });
     const first = await c.waitFor((el) => el.is("message") && el.getChildText("body") === "note 1");
-    assert.equal(first.attrs.from, "alice@localhost/a");
+    assert.equal(first.attrs.from, a.jid);
     assert.ok(first.getChild("delay", "urn:xmpp:delay"));
     await c.waitFor((el) => el.is("message") && el.getChildText("body") === "note 2");
     await Promise.all([a.stop(), c.stop()]);

@@ -32,7 +32,7 @@ test("groupchat to a bare JID reaches no resource and the sender gets <service-u
     assert.equal(errorOf(err), "service-unavailable");
 
     // To an online full JID it is delivered; to a resource that is not online, an error (§8.5.3.2.1).
-    await a.c.send(xml("message", { to: "bob@localhost/b1", type: "groupchat", id: "gc-full" }, xml("body", {}, "for b1")));
+    await a.c.send(xml("message", { to: b1.jid, type: "groupchat", id: "gc-full" }, xml("body", {}, "for b1")));
     await a.c.send(xml("message", { to: "bob@localhost/gone", type: "groupchat", id: "gc-gone" }, xml("body", {}, "for nobody")));
     const gone = await a.waitFor((el) => el.is("message") && el.attrs.id === "gc-gone");
     assert.equal(errorOf(gone), "service-unavailable");
@@ -66,7 +66,7 @@ test("a roster set by one resource pushes to every resource that fetched the ros
     }
     // b3 is not interested: the next thing it gets is this message, not a push.
     const a = await online(port, "alice", "a-pass", { resource: "a" });
-    await a.c.send(xml("message", { to: "bob@localhost/b3", type: "chat", id: "after" }, xml("body", {}, "x")));
+    await a.c.send(xml("message", { to: b3.jid, type: "chat", id: "after" }, xml("body", {}, "x")));
     const next = await b3.waitFor((el) => el.is("message") || isPush(el));
     assert.equal(next.attrs.id, "after");
     // A removal pushes too, from another resource.

@@ -128,8 +128,9 @@ test("@xmpp/client: a password login asks for and gets a token (stored hashed), 
   const agent = randomUUID();
   const a = xc({ username: "alice", password: "a-pass" }, agent);
   let token: Token;
+  let first = "";
   try {
-    await within(a.c.start(), 10_000, "password login");
+    first = String(await within(a.c.start(), 10_000, "password login"));
     assert.ok(a.out.some((s) => s.startsWith("<authenticate") && s.includes(`<request-token xmlns="${FAST}" mechanism="HT-SHA-256-NONE"/>`)), a.out.join("\n"));
     assert.equal(a.saved.length, 1, "a token in the <success/>");
     token = a.saved[0];
@@ -143,7 +144,8 @@ test("@xmpp/client: a password login asks for and gets a token (stored hashed), 
   const b = xc({ username: "alice", token: token! }, agent);
   try {
     const address = String(await within(b.c.start(), 10_000, "token login"));
-    assert.match(address, /^alice@localhost\/fast\./);
+    assert.match(address, /^alice@localhost\/fast\/[A-Za-z0-9_-]{8}$/);
+    assert.equal(address, first, "the same user-agent id and tag: the same full JID (XEP-0386 §3.2.1)");
     const auth = b.out.find((s) => s.startsWith("<authenticate"))!;
     assert.match(auth, /mechanism="HT-SHA-256-NONE"/);
     assert.match(auth, /<fast xmlns="urn:xmpp:fast:0"\/>/);

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { client, xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
 
@@ -63,8 +64,11 @@ export async function smClient(port: number, username: string, password: string,
   // `plain`: SASL PLAIN (the server must allow it without TLS). @xmpp/client's SCRAM runs its 4,096 HMACs one
   // WebCrypto call at a time, each a thread-pool round trip: a dozen clients reconnecting at once on the busy
   // 2 cores took ~9 s to log in again, which a fault test would count against the server.
-  const credentials = opts.plain === true ? (authenticate: any) => authenticate({ username, password }, "PLAIN") : undefined;
-  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username, password, credentials, resource, timeout: opts.timeoutMs ?? 500 });
+  // The user-agent id @xmpp/client sends (one per client, as an app keeps one per installation), here too:
+  // XEP-0386 Bind2 then binds each new session of this client to the same full JID.
+  const userAgent = xml("user-agent", { id: randomUUID() }, xml("software", {}, "smClient"));
+  const credentials = opts.plain === true ? (authenticate: any) => authenticate({ username, password }, "PLAIN", userAgent) : undefined;
+  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username, password, credentials, userAgent, resource, timeout: opts.timeoutMs ?? 500 });
   c.on("error", () => {});
   c.reconnect.delay = 100;
   c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;

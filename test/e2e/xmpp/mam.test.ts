@@ -110,7 +110,7 @@ test("a second device fetches the history of both directions, pages forwards and
     const b2 = await mam(desk, "b2", {}, [xml("max", {}, "4"), xml("before", {}, bf.getChild("set", RSM).getChildText("first"))]);
     assert.deepEqual(bodies(b2), ["m5", "m6", "m7", "m8"].map((m) => `text of ${m}`));
     // with: only bob's messages to alice were every third.
-    const fromBob = await mam(desk, "w", { with: "bob@localhost/b" });
+    const fromBob = await mam(desk, "w", { with: bob.jid });
     assert.deepEqual(bodies(fromBob), ["m3", "m6", "m9", "m12"].map((m) => `text of ${m}`));
     // start in the future: nothing, complete.
     const none = await mam(desk, "future", { start: "2100-01-01T00:00:00Z" });

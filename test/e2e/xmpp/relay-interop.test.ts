@@ -19,11 +19,11 @@ test("relay and XMPP share one account store; messages and requests cross betwee
     const got = new Promise<{ from: string; body: Buffer }>((res) => e.once("message", res));
     await x.c.send(xml("message", { to: "erin@localhost/gw", type: "chat" }, xml("body", {}, "from xmpp")));
     const m = await got;
-    assert.equal(m.from, "dave@localhost/im");
+    assert.equal(m.from, x.jid);
     assert.match(m.body.toString(), /<body>from xmpp<\/body>/);
 
     // relay → XMPP: a message with a <body>.
-    e.message("dave@localhost/im", "from relay \u2713");
+    e.message(x.jid, "from relay \u2713");
     const msg = await x.waitFor((el) => el.is("message"));
     assert.equal(msg.getChildText("body"), "from relay \u2713");
     assert.equal(msg.attrs.from, "erin@localhost/gw");
@@ -36,7 +36,7 @@ test("relay and XMPP share one account store; messages and requests cross betwee
     assert.equal(res.getChild("answer", "urn:example").getText(), "42");
 
     // A relay request to an XMPP session is refused at once (no XMPP form for an opaque request).
-    await assert.rejects(e.request("dave@localhost/im", "opaque"), (err: unknown) => err instanceof RelayError && err.code === "unavailable");
+    await assert.rejects(e.request(x.jid, "opaque"), (err: unknown) => err instanceof RelayError && err.code === "unavailable");
 
     await x.stop();
     await Promise.all([r.close(), e.close()]);

@@ -46,26 +46,26 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
       assert.equal(answer.attrs.type, "result");
       assert.equal(answer.attrs.from, "echo@gw.localhost/x");
       assert.equal(answer.getChildText("query", "urn:test:echo"), "echo hi");
-      assert.equal(await gw.line(5000), "echo-asked alice@localhost/phone echo@gw.localhost/x");
+      assert.equal(await gw.line(5000), `echo-asked ${alice.jid} echo@gw.localhost/x`);
       const toDomain = await echo(alice, "gw.localhost", "domain");
       assert.equal(toDomain.attrs.from, "gw.localhost");
       assert.equal(toDomain.getChildText("query", "urn:test:echo"), "echo domain");
-      assert.equal(await gw.line(5000), "echo-asked alice@localhost/phone gw.localhost");
+      assert.equal(await gw.line(5000), `echo-asked ${alice.jid} gw.localhost`);
 
       // Messages both ways.
       await alice.c.send(xml("message", { to: "+15551234@gw.localhost", type: "chat" }, xml("body", {}, "hello gateway")));
-      assert.equal(await gw.line(5000), "message alice@localhost/phone +15551234@gw.localhost hello gateway");
+      assert.equal(await gw.line(5000), `message ${alice.jid} +15551234@gw.localhost hello gateway`);
       gw.tell("send alice@localhost hello alice");
       const m = await alice.waitFor((el) => el.is("message") && el.getChildText("body") === "hello alice");
       assert.equal(m.attrs.from, "sms@gw.localhost/gw");
       // The component asks the user (XEP-0199): the user's client answers (@xmpp/client: an error, it serves no ping), back to the component.
-      gw.tell("ask alice@localhost/phone");
+      gw.tell(`ask ${alice.jid}`);
       assert.match(await gw.line(15000), /^asked (result|error \S+)$/);
 
       // A component that takes the IQ and never answers: the user gets a timeout error, from the domain, at the configured timeout.
       const t0 = Date.now();
       const late = await echo(alice, "x@mute.localhost", "anyone?", 10000);
-      assert.equal(await mute.line(5000), "echo-asked alice@localhost/phone x@mute.localhost");
+      assert.equal(await mute.line(5000), `echo-asked ${alice.jid} x@mute.localhost`);
       assert.equal(late.attrs.type, "error");
       assert.ok(late.getChild("error")?.getChild("remote-server-timeout"), late.toString());
       assert.equal(late.attrs.from, "mute.localhost");
@@ -79,7 +79,7 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
       }
       const still = await echo(alice, "echo@gw.localhost/x", "still there");
       assert.equal(still.getChildText("query", "urn:test:echo"), "echo still there");
-      assert.equal(await gw.line(5000), "echo-asked alice@localhost/phone echo@gw.localhost/x");
+      assert.equal(await gw.line(5000), `echo-asked ${alice.jid} echo@gw.localhost/x`);
 
       // A second connection for a connected domain takes it over (the core's rule for an address bound twice): the older one gets <conflict/>.
       const gw2 = await componentOnline(port, "gw.localhost", "gw-secret", "answer");
@@ -87,11 +87,11 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
       assert.equal(await gw.line(5000), "stream-error conflict");
       const fresh = await echo(alice, "echo@gw.localhost/y", "the new one");
       assert.equal(fresh.getChildText("query", "urn:test:echo"), "echo the new one");
-      assert.equal(await gw2.line(5000), "echo-asked alice@localhost/phone echo@gw.localhost/y");
+      assert.equal(await gw2.line(5000), `echo-asked ${alice.jid} echo@gw.localhost/y`);
 
       // The component goes while an IQ waits for it: that IQ fails then (service-unavailable, not its timeout), and so does a new one.
       const waiting = echo(alice, "y@mute.localhost", "still waiting", 20000, "urn:test:slow");
-      assert.equal(await mute.line(5000), "echo-asked alice@localhost/phone y@mute.localhost");
+      assert.equal(await mute.line(5000), `echo-asked ${alice.jid} y@mute.localhost`);
       mute.tell("quit");
       assert.equal(await mute.line(5000), "disconnected");
       const failed = await waiting;
@@ -104,9 +104,9 @@ test("XEP-0114: a slixmpp component answers a user's IQs, messages go both ways,
 
       // Directed presence reaches the component, and is undone when the user's session ends (RFC 6121 §4.6.3).
       await alice.c.send(xml("presence", { to: "watch@gw.localhost" }));
-      assert.equal(await gw2.line(5000), "presence alice@localhost/phone watch@gw.localhost available");
+      assert.equal(await gw2.line(5000), `presence ${alice.jid} watch@gw.localhost available`);
       await alice.stop();
-      assert.equal(await gw2.line(5000), "presence alice@localhost/phone watch@gw.localhost unavailable");
+      assert.equal(await gw2.line(5000), `presence ${alice.jid} watch@gw.localhost unavailable`);
     } finally {
       await alice.stop();
     }

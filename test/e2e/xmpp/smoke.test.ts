@@ -24,7 +24,7 @@ test("smoke: two clients log in with SCRAM and exchange a message", { timeout: 1
     await a.c.send(xml("message", { to: "bob@localhost", type: "chat", id: "m1" }, xml("body", {}, "hello bob")));
     const m = await b.waitFor((el) => el.is("message"));
     assert.equal(m.getChildText("body"), "hello bob");
-    assert.equal(m.attrs.from, "alice@localhost/phone");
+    assert.equal(m.attrs.from, a.jid);
   });
 });
 

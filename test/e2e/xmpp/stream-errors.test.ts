@@ -1,5 +1,6 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
+import { parse } from "ltx";
 import { startXmppServer, type TestServer } from "../../helpers.js";
 import { HEADER, Raw, plainAuth, rawLogin } from "./util.js";
 
@@ -26,13 +27,20 @@ async function expectStreamError(input: string | string[], condition: string, ra
   return text;
 }
 
-test("features before auth: SCRAM offered strongest first, PLAIN only where allowed, no <sm/>", { timeout: 15_000 }, async () => {
+test("features before auth: SCRAM offered strongest first, PLAIN only where allowed, no <sm/>; SASL2 offers the same", { timeout: 15_000 }, async () => {
   const r = new Raw(port);
   await r.ready();
   r.send(HEADER);
   const text = await r.until(/<\/stream:features>/);
-  assert.match(text, /<mechanism>SCRAM-SHA-256<\/mechanism><mechanism>SCRAM-SHA-1<\/mechanism><mechanism>PLAIN<\/mechanism>/);
-  assert.doesNotMatch(text, /<sm |<starttls/);
+  const features = parse(text.slice(text.indexOf("<stream:features")));
+  const mechs = (el: any) => el.getChildren("mechanism").map((m: any) => m.getText());
+  assert.deepEqual(mechs(features.getChild("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")), ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+  // No XEP-0198 feature and no STARTTLS (no certificate) among the stream's features before authentication.
+  assert.deepEqual(features.getChildElements().map((el: any) => `${el.name} ${el.attrs.xmlns}`), ["mechanisms urn:ietf:params:xml:ns:xmpp-sasl", "authentication urn:xmpp:sasl:2"]);
+  // XEP-0388 §2.1 (on by default): the same mechanisms in the same order; <sm/> only inline, for a <resume/> inside <authenticate/>.
+  const sasl2: any = features.getChild("authentication", "urn:xmpp:sasl:2");
+  assert.deepEqual(mechs(sasl2), ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+  assert.deepEqual(sasl2.getChild("inline").getChildElements().map((el: any) => `${el.name} ${el.attrs.xmlns}`), ["bind urn:xmpp:bind:0", "sm urn:xmpp:sm:3"]);
   r.destroy();
 });
 

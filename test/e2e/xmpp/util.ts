@@ -8,7 +8,10 @@ import { WebSocket as WsWebSocket } from "ws";
 /** An @xmpp/client that is online, with every stanza it receives kept for waitFor(). */
 export interface Online {
   c: any;
+  /** The full JID the server bound (RFC 6120 bind: the resource asked for; XEP-0386 Bind2: the tag and the server's part). */
   jid: string;
+  /** How the client authenticated: XEP-0388 SASL2 (and bound by Bind2) or RFC 6120 SASL (and bound by RFC 6120 bind). */
+  auth: "sasl2" | "sasl" | null;
   stanzas: any[];
   waitFor(pred: (el: any) => boolean, ms?: number): Promise<any>;
   stop(): Promise<void>;
@@ -25,6 +28,11 @@ export async function online(at: number | string, username: string, password: st
   });
   c.reconnect.stop();
   c.on("error", () => {});
+  let auth: Online["auth"] = null;
+  c.on("send", (el: any) => {
+    if (auth === null && el.is("authenticate", "urn:xmpp:sasl:2")) auth = "sasl2";
+    else if (auth === null && el.is("auth", "urn:ietf:params:xml:ns:xmpp-sasl")) auth = "sasl";
+  });
   const stanzas: any[] = [];
   const waiters: { pred: (el: any) => boolean; resolve: (el: any) => void }[] = [];
   c.on("stanza", (el: any) => {
@@ -37,6 +45,7 @@ export async function online(at: number | string, username: string, password: st
   return {
     c,
     jid: String(address),
+    auth,
     stanzas,
     waitFor(pred, ms = 5000) {
       const i = stanzas.findIndex(pred);

@@ -90,21 +90,25 @@ test("over WebSocket: <enable/> is answered <enabled resume/>, and acks go both 
     assert.ok(c.streamManagement.max > 0, "resumable, with a window");
     // The client's messages: it asks for an ack and the server's <a h/> acknowledges them all.
     const acked: string[] = [];
-    c.streamManagement.on("ack", (el: any) => acked.push(el.attrs.id));
+    c.streamManagement.on("ack", (el: any) => acked.push(el.attrs.id ?? el.name));
     for (let i = 0; i < 7; i++) await c.send(xml("message", { to: "bob@localhost", type: "chat", id: `c${i}` }, xml("body", {}, String(i))));
-    await waitUntil(() => acked.length === 7, 5000, () => `the server acknowledged ${acked.length} of 7`);
+    await waitUntil(() => acked.length === 8, 5000, () => `the server acknowledged ${acked.length} of 8`);
+    // Enabled inline by Bind2 (XEP-0386 §3.2), SM counted from the first stanza: the initial presence, then the 7.
+    assert.deepEqual(acked, ["presence", ...Array.from({ length: 7 }, (_, i) => `c${i}`)]);
     // The server's messages: after 5 it asks (<r/>), and the client's <a/> counts what it handled.
     const bob = await online(tcp, "bob", "b-pass", { resource: "acks-peer", presence: false });
     try {
-      for (let i = 0; i < 5; i++) await bob.c.send(xml("message", { to: "alice@localhost/acks", type: "chat" }, xml("body", {}, String(i))));
+      for (let i = 0; i < 5; i++) await bob.c.send(xml("message", { to: String(c.jid), type: "chat" }, xml("body", {}, String(i))));
       await waitUntil(() => bodies.length === 5, 5000, "five messages");
       await waitUntil(() => fromClient.some((a) => /^<a /.test(a)), 5000, () => `an <a/> from the client; the server sent ${fromServer.join(" ")}`);
     } finally {
       await bob.stop();
     }
     assert.ok(fromServer.some((s) => /^<r xmlns="urn:xmpp:sm:3"\/>$/.test(s)), `the server asked: ${fromServer.join(" ")}`);
-    const a = fromClient.filter((s) => s.startsWith("<a ")).pop()!;
-    assert.equal(Number(/h="(\d+)"/.exec(a)![1]), c.streamManagement.inbound, "its h is what it handled");
+    // The server asks after every 5 stanzas it sent, counted (SM enabled inline by Bind2) from the first one it
+    // sent the session: the client answers that <r/> with what it had handled by then, 5.
+    const hs = fromClient.filter((s) => s.startsWith("<a ")).map((a) => Number(/h="(\d+)"/.exec(a)![1]));
+    assert.equal(hs[0], 5, "its h is what it handled");
     assert.ok(c.streamManagement.inbound >= 5);
   } finally {
     c.reconnect.stop();
@@ -117,7 +121,7 @@ test("over WebSocket: the socket is cut mid-conversation; the client resumes ove
   try {
     const opened = ts.server.metrics.listener("xmpp", "websocket").opened;
     // No close frame, no </close>: the TCP connection under the WebSocket just goes.
-    await conversation("alice@localhost/wsc", bodies, 60, 20, () => c.socket.socket._socket.destroy());
+    await conversation(String(c.jid), bodies, 60, 20, () => c.socket.socket._socket.destroy());
     assert.equal(counts.resumed, 1, "resumed, not a new session");
     assert.equal(ts.server.metrics.listener("xmpp", "websocket").opened, opened + 1, "on a new WebSocket");
   } finally {
@@ -132,7 +136,9 @@ test("a session begun over TCP is resumed over WebSocket; every message exactly 
     const opened = ts.server.metrics.listener("xmpp", "websocket").opened;
     // The phone moves from one network to another: it comes back over the WebSocket listener.
     c.options.service = ws;
-    await conversation("alice@localhost/roam", bodies, 60, 20, () => c.socket.destroy());
+    const bound = String(c.jid);
+    assert.match(bound, /^alice@localhost\/roam\//);
+    await conversation(bound, bodies, 60, 20, () => c.socket.destroy());
     assert.equal(counts.resumed, 1, "resumed, not a new session");
     assert.equal(c.socket.url, ws, "now on the WebSocket");
     assert.equal(ts.server.metrics.listener("xmpp", "websocket").opened, opened + 1);
@@ -140,7 +146,7 @@ test("a session begun over TCP is resumed over WebSocket; every message exactly 
     const bob = await online(tcp, "bob", "b-pass", { resource: "after", presence: false });
     try {
       await c.send(xml("message", { to: bob.jid, type: "chat", id: "back" }, xml("body", {}, "from the web")));
-      assert.equal((await bob.waitFor((el) => el.is("message"))).attrs.from, "alice@localhost/roam");
+      assert.equal((await bob.waitFor((el) => el.is("message"))).attrs.from, bound, "the resumed session keeps its full JID");
     } finally {
       await bob.stop();
     }

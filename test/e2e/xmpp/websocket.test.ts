@@ -36,39 +36,47 @@ test("@xmpp/client over ws:// logs in with SCRAM, binds, exchanges messages and 
   withServer({}, async (ts, ws) => {
     const a = await online(ws, "alice", "a-pass", { resource: "web" });
     const b = await online(ts.port("xmpp", "tcp"), "bob", "b-pass", { resource: "desk" });
-    assert.equal(a.jid, "alice@localhost/web");
+    // SASL2 and Bind2 over RFC 7395 (on by default): the resource is the client's tag and the server's part.
+    assert.deepEqual([a.auth, b.auth], ["sasl2", "sasl2"]);
+    assert.match(a.jid, /^alice@localhost\/web\/[A-Za-z0-9_-]{8}$/);
 
     await a.c.send(xml("message", { to: "bob@localhost", type: "chat" }, xml("body", {}, "from the web \u2713")));
     const m1 = await b.waitFor((el) => el.is("message"));
     assert.equal(m1.getChildText("body"), "from the web \u2713");
-    assert.equal(m1.attrs.from, "alice@localhost/web");
-    await b.c.send(xml("message", { to: "alice@localhost/web", type: "chat" }, xml("body", {}, "back over TCP <&>")));
+    assert.equal(m1.attrs.from, a.jid);
+    await b.c.send(xml("message", { to: a.jid, type: "chat" }, xml("body", {}, "back over TCP <&>")));
     const m2 = await a.waitFor((el) => el.is("message"));
     assert.equal(m2.getChildText("body"), "back over TCP <&>");
-    assert.equal(m2.attrs.from, "bob@localhost/desk");
+    assert.equal(m2.attrs.from, b.jid);
 
     // IQ both ways: the web client answers one, and asks one.
     a.c.iqCallee.get("urn:example:echo", "echo", (ctx: any) => xml("echo", { xmlns: "urn:example:echo" }, `web got ${ctx.element.getText()}`));
     b.c.iqCallee.get("urn:example:echo", "echo", (ctx: any) => xml("echo", { xmlns: "urn:example:echo" }, `tcp got ${ctx.element.getText()}`));
-    const r1 = await b.c.iqCaller.get(xml("echo", { xmlns: "urn:example:echo" }, "ping"), "alice@localhost/web");
+    const r1 = await b.c.iqCaller.get(xml("echo", { xmlns: "urn:example:echo" }, "ping"), a.jid);
     assert.equal(r1.getText(), "web got ping");
-    const r2 = await a.c.iqCaller.get(xml("echo", { xmlns: "urn:example:echo" }, "pong"), "bob@localhost/desk");
+    const r2 = await a.c.iqCaller.get(xml("echo", { xmlns: "urn:example:echo" }, "pong"), b.jid);
     assert.equal(r2.getText(), "tcp got pong");
     await Promise.all([a.stop(), b.stop()]);
   }));
 
-test("SCRAM is what the web client used, and the stream restarts with a new <open/>", { timeout: 15_000 }, () =>
-  withServer({}, async (_ts, ws) => {
+// RFC 6120 SASL over RFC 7395 (SASL2 off: SASL2 succeeds without a restart, sasl2.test.ts).
+test("RFC 6120 SASL (xmpp.sasl2 off): SCRAM is what the web client used, and the stream restarts with a new <open/>", { timeout: 15_000 }, () =>
+  withServer({ xmpp: { sasl2: { enabled: false } } }, async (_ts, ws) => {
     const sent: string[] = [];
     const { client } = await import("@xmpp/client");
     const c = client({ service: ws, domain: "localhost", username: "alice", password: "a-pass", resource: "r" });
     c.reconnect.stop();
     c.on("error", () => {});
     c.on("send", (el: any) => sent.push(String(el)));
+    let opened = 0;
+    c.on("open", () => opened++);
     const got: string[] = [];
     c.on("element", (el: any) => got.push(String(el)));
     await c.start();
-    assert.match(sent.find((s) => s.startsWith("<auth"))!, /mechanism="SCRAM-SHA-1"/);
+    const auth = sent.find((s) => s.startsWith("<auth "))!;
+    assert.match(auth, /xmlns="urn:ietf:params:xml:ns:xmpp-sasl"/);
+    assert.match(auth, /mechanism="SCRAM-SHA-1"/);
+    assert.equal(opened, 2, "the server's <open/> again after <success/>");
     assert.equal(got.filter((s) => s.startsWith("<stream:features")).length, 2);
     await c.stop();
   }));
@@ -77,7 +85,7 @@ test("wss:// with the test certificate: a web client and a TCP client talk", { t
   withServer({}, async (ts, _ws, wss) => {
     const a = await online(wss, "alice", "a-pass", { resource: "secure" });
     const b = await online(ts.port("xmpp", "tcp"), "bob", "b-pass", { resource: "desk" });
-    await b.c.send(xml("message", { to: "alice@localhost/secure", type: "chat" }, xml("body", {}, "over wss")));
+    await b.c.send(xml("message", { to: a.jid, type: "chat" }, xml("body", {}, "over wss")));
     assert.equal((await a.waitFor((el) => el.is("message"))).getChildText("body"), "over wss");
     await Promise.all([a.stop(), b.stop()]);
   }));

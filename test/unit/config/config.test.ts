@@ -378,10 +378,10 @@ test("xmpp.pep keys (XEP-0163, XEP-0115): defaults and checks", { timeout: 5000 
 
 test("xmpp.sasl2 and xmpp.fast keys (XEP-0388, XEP-0484): defaults and checks", { timeout: 5000 }, () => {
   const c = validate({}, "/tmp");
-  assert.deepEqual(c.xmpp.sasl2, { enabled: false });
+  assert.deepEqual(c.xmpp.sasl2, { enabled: true }, "on by default (docs/configuration.md)");
   assert.deepEqual(c.xmpp.fast, { enabled: true, tokenLifetimeMs: 1209600000, rotateBeforeMs: 259200000 });
-  const on = validate({ xmpp: { sasl2: { enabled: true }, fast: { tokenLifetimeMs: 86400000, rotateBeforeMs: 0 } } }, "/tmp").xmpp;
-  assert.deepEqual([on.sasl2, on.fast], [{ enabled: true }, { enabled: true, tokenLifetimeMs: 86400000, rotateBeforeMs: 0 }], "the rest keep their defaults");
+  const off = validate({ xmpp: { sasl2: { enabled: false }, fast: { tokenLifetimeMs: 86400000, rotateBeforeMs: 0 } } }, "/tmp").xmpp;
+  assert.deepEqual([off.sasl2, off.fast], [{ enabled: false }, { enabled: true, tokenLifetimeMs: 86400000, rotateBeforeMs: 0 }], "the rest keep their defaults");
   assert.equal(keyOf({ xmpp: { sasl2: { enabled: 1 } } }), "xmpp.sasl2.enabled");
   assert.equal(keyOf({ xmpp: { sasl2: true } }), "xmpp.sasl2");
   assert.equal(keyOf({ xmpp: { fast: { enabled: "no" } } }), "xmpp.fast.enabled");
