@@ -79,7 +79,7 @@ test("a vCard request to room/nick reaches the occupant from the asker's occupan
     const id = await ask(al, `${room}/Bob`, "get", xml("vCard", { xmlns: VCARD }));
     const got = await requestFrom(bo, `${room}/Alice`, VCARD);
     assert.equal(got.attrs.id, id, "the asker's id passes through");
-    assert.equal(got.attrs.to, "bob@localhost/r");
+    assert.equal(got.attrs.to, bo.jid, "to the occupant's real full JID");
     // Semi-anonymous (the default): nothing of alice's real JID reaches bob.
     assert.ok(!got.toString().includes("alice@localhost"), got.toString());
     bobVcard.get(id)!(xml("vCard", { xmlns: VCARD }, xml("FN", {}, "Bob Builder")));
