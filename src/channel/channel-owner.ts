@@ -225,7 +225,8 @@ export class ChannelOwner {
   private answerProbe(ch: UserChannel | undefined, probe: Envelope): void {
     if (ch === undefined) return;
     for (const ref of ch.resources.values()) {
-      if (!ref.available || ref.presence === null) continue;
+      // The prober itself (its own bare JID probed at login, RFC 6121 §4.3.2) had its presence from its broadcast (§4.2.2).
+      if (!ref.available || ref.presence === null || ref.address === probe.from) continue;
       this.d.route(Envelope.presence({ from: ref.address, to: probe.from, protocol: ref.protocol, payload: ref.presence }));
     }
   }
