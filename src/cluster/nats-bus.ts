@@ -53,6 +53,9 @@ export function workerIdOf(hostAddress: string, index: number): string {
  * the connection's writes by nats.js. Membership rides on heartbeats: a
  * worker not heard for three beats has left.
  */
+/** Messages kept for a worker that has joined the bus and not attached yet. */
+const MAX_EARLY = 100_000;
+
 export class NatsBus implements ClusterBus {
   private readonly members = new Map<string, Member>();
   private readonly listeners: MembershipListener[] = [];
@@ -63,6 +66,8 @@ export class NatsBus implements ClusterBus {
   private readonly expiredInc = new Map<string, string>();
   private readonly wire: BusWire;
   private endpoint: BusEndpoint | null = null;
+  /** Messages that came before the worker attached (once, at start); null after. */
+  private early: BusMessage[] | null = [];
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Between nats.js's disconnect and reconnect events it buffers what we publish; members may expire meanwhile. */
@@ -332,8 +337,13 @@ export class NatsBus implements ClusterBus {
     }
     this.received++;
     if (msg.op === "welcome") return this.welcomed(msg.from, msg.inc);
+    if (this.endpoint === null) {
+      // Joined but not attached yet (the worker is starting): peers may already hand it what it owns now (rooms, binds).
+      if (this.early !== null && this.early.length < MAX_EARLY) this.early.push(msg);
+      return;
+    }
     try {
-      this.endpoint?.receive(msg);
+      this.endpoint.receive(msg);
     } catch (e) {
       // nats.js calls back from its parser: a throw here would cost the bus connection, not one message.
       this.log?.error("cluster bus message failed", { op: msg.op, error: (e as Error).stack });
@@ -462,6 +472,9 @@ export class NatsBus implements ClusterBus {
 
   attach(endpoint: BusEndpoint): void {
     this.endpoint = endpoint;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const msg of early) endpoint.receive(msg);
   }
 
   /** Answer `switchboard cluster status` and `switchboard sessions` with what `source` reports (src/cluster/ops.ts). */

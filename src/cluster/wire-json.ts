@@ -89,6 +89,9 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
     case "gone":
       head = [msg.op, msg.addresses, msg.bares];
       break;
+    case "moved":
+      head = [msg.op, msg.from, msg.ring, msg.states, msg.done];
+      break;
   }
   return { head, presence };
 }
@@ -175,6 +178,12 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
       const [, addresses, bares] = head;
       if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
       return { op, addresses, bares };
+    }
+    case "moved": {
+      const [, from, ring, states, done] = head;
+      if (typeof from !== "string" || typeof ring !== "string" || typeof done !== "boolean") throw new Error("moved without a sender");
+      if (!Array.isArray(states) || !states.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === "string" && typeof x[1] === "string")) throw new Error("moved with bad states");
+      return { op, from, ring, states: states as [string, string][], done };
     }
     default:
       throw new Error(`unknown bus op ${String(op)}`);

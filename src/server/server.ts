@@ -230,6 +230,8 @@ export class Server {
     const deadline = started + this.config.drainTimeoutMs;
     for (const l of this.listeners) l.stopAccepting();
     this.proxy.handovers.draining();
+    // XEP-0045 rooms here move to their owners without this worker, before its occupants leave them.
+    this.proxy.drainServices();
     const failed = this.proxy.failPending();
     this.log.info("draining", { requestsFailed: failed, drainTimeoutMs: this.config.drainTimeoutMs });
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));

@@ -28,6 +28,16 @@ export interface OwnedService {
    * (their connections died with their worker), and will send nothing more.
    */
   lost?(lost: (at: string) => boolean): void;
+  /** Whether the address lives here now (or is being read for it): what is not is looked at before receive (moves). */
+  holds?(bare: string): boolean;
+  /**
+   * The ring changed (or this worker drains): every address held here for which `owns` is false leaves, with
+   * its whole state as text (the service's own format), to be adopted by its new owner. Nothing it held is
+   * told anything: its sessions keep what they had (src/proxy/service-moves.ts).
+   */
+  handOff?(owns: (bare: string) => boolean): [string, string][];
+  /** A state handed off by the address's previous owner; false when it was unreadable or the address lives here already. */
+  adopt?(bare: string, state: string): boolean;
 }
 
 /** What the core gives a service to send with (Core.serve). */
@@ -40,6 +50,6 @@ export interface ServiceLink {
   fanout(env: Envelope, to: readonly FanoutTarget[]): void;
   /** An answer (response or error) to a request the service received: env.responseFor is that request's ref. */
   answer(env: Envelope): void;
-  /** This worker owns `bare` by the ring now (false: it moved; rooms do not move yet, see docs/xmpp.md). */
+  /** This worker owns `bare` by the ring now (false: it moved, or is about to: src/proxy/service-moves.ts). */
   owns(bare: string): boolean;
 }

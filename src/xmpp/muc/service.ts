@@ -9,6 +9,7 @@ import { codeForError, errorElement, StanzaCondition } from "../errors.js";
 import { Room, type RoomLimits, type RoomOut, type RoomState } from "./room.js";
 import { roomIq, type IqReply } from "./room-admin.js";
 import { mediatedInvite } from "./invite.js";
+import { roomFrom, roomText } from "./room-state.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
 export interface MucRooms {
@@ -65,6 +66,36 @@ export class MucService implements OwnedService, RoomOut {
         this.loaded(bare, null);
       },
     );
+  }
+
+  holds(bare: string): boolean {
+    return this.rooms.has(bare) || this.waiting.has(bare);
+  }
+
+  /** The ring changed: rooms owned elsewhere now leave with their whole state; their occupants are told nothing (room-state.ts). */
+  handOff(owns: (bare: string) => boolean): [string, string][] {
+    const out: [string, string][] = [];
+    for (const [jid, room] of this.rooms) {
+      if (owns(jid)) continue;
+      out.push([jid, roomText(room)]);
+      this.rooms.delete(jid);
+    }
+    return out;
+  }
+
+  /** A room handed off by its previous owner: it goes on here as it was there. */
+  adopt(bare: string, state: string): boolean {
+    if (this.rooms.has(bare)) {
+      this.log.warn("muc: a room moved here lives here already; the one here is kept", { room: bare });
+      return false;
+    }
+    const room = roomFrom(state, bare, this, this.limits);
+    if (room === null) {
+      this.log.warn("muc: a room moved here is unreadable; it starts afresh", { room: bare });
+      return false;
+    }
+    this.rooms.set(bare, room);
+    return true;
   }
 
   /** XEP-0045 status 333: occupants whose sessions died with their worker are removed, everyone told. */
