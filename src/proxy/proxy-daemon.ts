@@ -935,10 +935,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * This worker drains: what its services hold (XEP-0045 rooms) goes now to the owners by the ring without
    * it, and what still comes here for them is sent on (service-moves.ts).
    */
-  drainServices(): void {
+  drainServices(): Promise<void> {
     let key = "";
     let router: Router | null = null;
-    this.services.moves.draining((bare) => {
+    const told = this.services.moves.draining((bare) => {
       const m = this.bus.membership();
       if (router === null || key !== this.membersKey) {
         const hosts: Record<string, readonly string[]> = {};
@@ -951,6 +951,20 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       return router.ownerOf(bare);
     });
+    // Each worker told answers after the notice (a pair of workers is kept in order): what it sent here before is here.
+    return Promise.all(told.map((w) => new Promise<void>((done) => this.roundTrip(w, done)))).then(() => undefined);
+  }
+
+  /** `done` once `worker` answered a barrier (everything it sent here before has come), or BARRIER_TIMEOUT_MS passed. */
+  private roundTrip(worker: string, done: () => void): void {
+    const token = this.nextBarrier++;
+    const timer = setTimeout(() => this.barrierDone(token), BARRIER_TIMEOUT_MS);
+    timer.unref();
+    this.barriers.set(token, () => {
+      clearTimeout(timer);
+      done();
+    });
+    this.bus.send(worker, { op: "barrier", from: this.self, token });
   }
 
   /** To every live worker, this one included: the sessions that died with their worker. */

@@ -47,7 +47,9 @@ export interface MovesHost {
  * - What comes here as to the owner while this worker's ring names another (the rings differ for a
  *   moment, as in Misrouted) waits for this worker's next ring change and travels again by it; if none
  *   comes within the heal window, it is served here.
- * - A draining worker hands everything to the owners by the ring without it, and sends on what still comes.
+ * - A draining worker hands everything to the owners by the ring without it, tells every live worker where
+ *   each address is now (`placed`: they route there while their ring still names the drainer), and sends on
+ *   what still comes; it leaves the bus once each has answered a round trip (ProxyDaemon.drainServices).
  *
  * Nothing here awaits: holding is a queue, sending on is a bus message.
  */
@@ -68,6 +70,8 @@ export class ServiceMoves {
   private pushing = false;
   /** States that came before the service of their domain was registered: [address, state, when]. */
   private early: [string, string, number][] = [];
+  /** Addresses a draining worker handed on: where they are, until it leaves the ring (or FORWARD_MS). */
+  private readonly placed = new Map<string, { to: string; from: string; until: number }>();
   /** Draining: the owner of an address by the ring without this worker. */
   private drainOwner: ((bare: string) => string | undefined) | null = null;
   /** Counters (metrics, tests). */
@@ -117,11 +121,18 @@ export class ServiceMoves {
     return true;
   }
 
+  /** Where a draining worker said `bare` is now (undefined: the ring says). */
+  placedAt(bare: string): string | undefined {
+    return this.placed.size === 0 ? undefined : this.placed.get(bare)?.to;
+  }
+
   /** The ring changed (`ring`: its membersKey), or this worker started: wait for every live peer's `done`, hand off what moved. */
   ringChanged(ring: string, now: number): void {
     this.ring = ring;
     const live = new Set(this.h.members());
     for (const w of this.done.keys()) if (!live.has(w)) this.done.delete(w);
+    // The drainer left: the ring names the owners now.
+    for (const [bare, p] of this.placed) if (!live.has(p.from)) this.placed.delete(bare);
     this.missing = new Set();
     for (const w of live) if (w !== this.h.self && this.done.get(w) !== ring) this.missing.add(w);
     this.waitUntil = now + Math.max(MIN_WAIT_MS, this.h.healMs());
@@ -141,10 +152,10 @@ export class ServiceMoves {
     }
   }
 
-  /** This worker drains: everything goes to the owners by the ring without it, now and whatever comes later. */
-  draining(ownerOf: (bare: string) => string | undefined): void {
+  /** This worker drains: everything goes to the owners by the ring without it, now and whatever comes later. Gives the workers told. */
+  draining(ownerOf: (bare: string) => string | undefined): string[] {
     this.drainOwner = ownerOf;
-    this.push();
+    return this.push();
   }
 
   /** Bus op `moved`. */
@@ -160,8 +171,22 @@ export class ServiceMoves {
       }
       this.adopt(svc, bare, state);
     }
+    // After the states (this worker's own among them): where a draining worker's addresses are now, this one included.
+    if (msg.placed.length > 0) {
+      const until = monotonicMs() + FORWARD_MS;
+      for (const [bare, to] of msg.placed) {
+        this.placed.set(bare, { to, from: msg.from, until });
+        // Waiting here for a state that went elsewhere: there.
+        const q = to === this.h.self ? undefined : this.waiting.get(bare);
+        if (q !== undefined) {
+          this.waiting.delete(bare);
+          this.held -= q.length;
+          for (const [env, via] of q) this.h.send(to, { op: "service", via, env });
+        }
+      }
+    }
     // Given to a worker that drains: on again.
-    if (this.drainOwner !== null && msg.states.length > 0) this.push();
+    if (this.drainOwner !== null && msg.states.length > 0) void this.push();
     if (!msg.done) return;
     this.done.set(msg.from, msg.ring);
     if (msg.ring === this.ring && this.missing.delete(msg.from) && this.missing.size === 0) this.releaseAll();
@@ -188,6 +213,7 @@ export class ServiceMoves {
   sweep(now: number): void {
     if (this.early.length > 0) this.early = this.early.filter((e) => e[2] > now - FORWARD_MS);
     if (this.movedTo.size > 0) for (const [bare, m] of this.movedTo) if (m.until <= now) this.movedTo.delete(bare);
+    if (this.placed.size > 0) for (const [bare, p] of this.placed) if (p.until <= now) this.placed.delete(bare);
     if (this.missing.size > 0 && now >= this.waitUntil) {
       this.log?.debug("services: the states due after a ring change did not all come", { missing: [...this.missing] });
       this.missing.clear();
@@ -221,13 +247,16 @@ export class ServiceMoves {
   private routeVia(env: Envelope, via: string): void {
     const to = env.to;
     const bare = to.indexOf("/") < 0 ? to : to.slice(0, to.indexOf("/"));
-    const o = this.h.ownerOf(bare);
+    const o = this.placedAt(bare) ?? this.h.ownerOf(bare);
     if (o === undefined || o === this.h.self) this.h.receive(env, via);
     else this.h.send(o, { op: "service", via, env });
   }
 
-  /** Every address held here and owned elsewhere now goes with its state; then each live worker hears `done`. */
-  private push(): void {
+  /**
+   * Every address held here and owned elsewhere now goes with its state; then each live worker hears `done`
+   * (draining: where each address went, and no `done`). Gives the workers sent to.
+   */
+  private push(): string[] {
     const self = this.h.self;
     const ownerOf = this.drainOwner ?? ((b: string) => this.h.ownerOf(b));
     const out = new Map<string, [string, string][]>();
@@ -249,23 +278,32 @@ export class ServiceMoves {
       }
     }
     if (out.size > 0) this.log?.debug("services: addresses handed to their new owners", { moved: [...out].map(([w, l]) => [w, l.length]) });
-    // A draining worker says no `done`: its peers wait for nothing from it when it is gone.
-    const to = this.drainOwner !== null ? [...out.keys()] : [...this.h.members()].filter((w) => w !== self);
-    for (const w of to) this.sendStates(w, out.get(w) ?? [], this.drainOwner === null);
+    const to = [...this.h.members()].filter((w) => w !== self);
+    if (this.drainOwner === null) {
+      for (const w of to) this.sendStates(w, out.get(w) ?? [], true, []);
+      return to;
+    }
+    // A draining worker says no `done` (its peers wait for nothing from it when it is gone), and where each went.
+    if (out.size === 0) return [];
+    const placed: [string, string][] = [];
+    for (const [w, list] of out) for (const [bare] of list) placed.push([bare, w]);
+    for (const w of to) this.sendStates(w, out.get(w) ?? [], false, placed);
+    return to;
   }
 
-  private sendStates(to: string, states: [string, string][], done: boolean): void {
+  private sendStates(to: string, states: [string, string][], done: boolean, placed: [string, string][]): void {
     let chunk: [string, string][] = [];
     let chars = 0;
     for (const s of states) {
       if (chunk.length > 0 && chars + s[1].length > CHUNK_CHARS) {
-        this.h.send(to, { op: "moved", from: this.h.self, ring: this.ring, states: chunk, done: false });
+        this.h.send(to, { op: "moved", from: this.h.self, ring: this.ring, states: chunk, done: false, placed: [] });
         chunk = [];
         chars = 0;
       }
       chunk.push(s);
       chars += s[1].length;
     }
-    if (chunk.length > 0 || done) this.h.send(to, { op: "moved", from: this.h.self, ring: this.ring, states: chunk, done });
+    // The places last: a worker that holds one of these addresses by now has its state.
+    if (chunk.length > 0 || done || placed.length > 0) this.h.send(to, { op: "moved", from: this.h.self, ring: this.ring, states: chunk, done, placed });
   }
 }

@@ -56,7 +56,7 @@ function bed(opts: { healMs?: number; members?: string[]; ring?: string; serve?:
     moves, sent, served, rooms, owners, stanza,
     setMembers: (m: string[]) => (members = m),
     register: () => ((registered = true), moves.served(D)),
-    take: () => sent.splice(0).map(([to, m]) => (m.op === "moved" ? `${to} moved ${m.states.map((s) => s[0]).join(",")}${m.done ? " done" : ""} ${m.ring}` : m.op === "service" ? `${to} service ${m.via} ${String(m.env.payload)}` : `${to} ${m.op}`)),
+    take: () => sent.splice(0).map(([to, m]) => (m.op === "moved" ? `${to} moved ${m.states.map((s) => s[0]).join(",")}${m.done ? " done" : ""} ${m.ring}${m.placed.length > 0 ? ` placed ${m.placed.map((x) => x.join(">")).join(",")}` : ""}` : m.op === "service" ? `${to} service ${m.via} ${String(m.env.payload)}` : `${to} ${m.op}`)),
   };
 }
 
@@ -95,18 +95,18 @@ test("the new owner holds what comes for a room it does not hold until the state
   b.stanza(R, "m2", "w0");
   assert.deepEqual(b.served, [], "both wait");
   // w0's state for r: r goes on with what waited for it, in order; x waits for w2's word.
-  b.moves.onMoved({ op: "moved", from: "w0", ring: "k2", states: [[R, "s"]], done: true });
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k2", states: [[R, "s"]], done: true, placed: [] });
   assert.deepEqual(b.served, [`${R} m1 (room)`, `${R} m2 (room)`]);
-  b.moves.onMoved({ op: "moved", from: "w2", ring: "k1", states: [], done: true });
+  b.moves.onMoved({ op: "moved", from: "w2", ring: "k1", states: [], done: true, placed: [] });
   assert.equal(b.served.length, 2, "a done for another ring is not the one awaited");
-  b.moves.onMoved({ op: "moved", from: "w2", ring: "k2", states: [], done: true });
+  b.moves.onMoved({ op: "moved", from: "w2", ring: "k2", states: [], done: true, placed: [] });
   assert.deepEqual(b.served.slice(2), [`${X} j1`], "nobody had x: it is served as a room not here (a join makes it)");
   // Now nothing waits.
   b.stanza(`y@${D}`, "j2");
   assert.deepEqual(b.served.slice(3), [`y@${D} j2`]);
   // A done that came before this worker saw the ring: not waited for again.
-  b.moves.onMoved({ op: "moved", from: "w0", ring: "k3", states: [], done: true });
-  b.moves.onMoved({ op: "moved", from: "w2", ring: "k3", states: [], done: true });
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k3", states: [], done: true, placed: [] });
+  b.moves.onMoved({ op: "moved", from: "w2", ring: "k3", states: [], done: true, placed: [] });
   b.moves.ringChanged("k3", monotonicMs());
   b.stanza(`z@${D}`, "j3");
   assert.deepEqual(b.served.slice(4), [`z@${D} j3`]);
@@ -121,8 +121,8 @@ test("the new owner holds what comes for a room it does not hold until the state
 test("what comes here while this worker's ring names another owner waits for its next ring change, then travels by it", { timeout: 5000 }, async () => {
   const b = bed({ healMs: 3000 });
   await turn();
-  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [], done: true });
-  b.moves.onMoved({ op: "moved", from: "w2", ring: "k1", states: [], done: true });
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [], done: true, placed: [] });
+  b.moves.onMoved({ op: "moved", from: "w2", ring: "k1", states: [], done: true, placed: [] });
   b.take();
   // The sender's ring is ahead: this worker's still names w2.
   b.owners.set(R, "w2");
@@ -132,10 +132,10 @@ test("what comes here while this worker's ring names another owner waits for its
   b.owners.delete(R);
   b.moves.ringChanged("k2", monotonicMs());
   assert.deepEqual(b.served, [], "now it waits for the state");
-  b.moves.onMoved({ op: "moved", from: "w2", ring: "k2", states: [[R, "s"]], done: true });
+  b.moves.onMoved({ op: "moved", from: "w2", ring: "k2", states: [[R, "s"]], done: true, placed: [] });
   assert.deepEqual(b.served, [`${R} m1 (room)`]);
   // No change comes: after the heal window it is served here.
-  b.moves.onMoved({ op: "moved", from: "w0", ring: "k2", states: [], done: true });
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k2", states: [], done: true, placed: [] });
   b.owners.set(X, "w2");
   b.stanza(X, "m2");
   b.moves.sweep(monotonicMs() + 3001);
@@ -150,16 +150,34 @@ test("states that come before the service is registered are kept for it; a drain
   const b = bed({ serve: false });
   await turn();
   b.take();
-  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [[R, "s"]], done: true });
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [[R, "s"]], done: true, placed: [] });
   assert.equal(b.rooms.size, 0);
   b.register();
   assert.deepEqual([...b.rooms], [[R, "s"]]);
   assert.equal(b.moves.stats.movedIn, 1);
-  b.moves.draining((bare) => (bare === R ? "w2" : "w0"));
-  assert.deepEqual(b.take(), ["w2 moved r@conference.x k1"]);
+  // Every live worker is told where r went (they route there while their ring names this one), w2 with its state.
+  assert.deepEqual(b.moves.draining((bare) => (bare === R ? "w2" : "w0")).sort(), ["w0", "w2"]);
+  assert.deepEqual(b.take().sort(), [`w0 moved  k1 placed ${R}>w2`, `w2 moved ${R} k1 placed ${R}>w2`]);
   // A room not here: to its owner without this worker. One given here while draining: on again.
   b.stanza(X, "j1", "w1");
-  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [[X, "sx"]], done: false });
-  assert.deepEqual(b.take(), ["w0 service w1 j1", "w0 moved x@conference.x k1"]);
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [[X, "sx"]], done: false, placed: [] });
+  assert.deepEqual(b.take().sort(), ["w0 moved x@conference.x k1 placed x@conference.x>w0", "w0 service w1 j1", `w2 moved  k1 placed ${X}>w0`]);
   assert.equal(b.rooms.size, 0);
+});
+
+test("a worker told where a draining worker's room went routes there, and holds nothing for it, until the drainer leaves", { timeout: 5000 }, async () => {
+  const b = bed();
+  await turn();
+  b.moves.ringChanged("k1", monotonicMs());
+  b.moves.onMoved({ op: "moved", from: "w0", ring: "k1", states: [], done: true, placed: [] });
+  b.take();
+  // w2 still waits to say done: r's stanza waits here; then w2 drains and says r is on w0.
+  b.stanza(R, "m1", "w1");
+  b.moves.onMoved({ op: "moved", from: "w2", ring: "k1", states: [], done: false, placed: [[R, "w0"]] });
+  assert.deepEqual(b.take(), ["w0 service w1 m1"]);
+  assert.equal(b.moves.placedAt(R), "w0");
+  // The drainer left: the ring names the owner again.
+  b.setMembers(["w0", "w1"]);
+  b.moves.ringChanged("k2", monotonicMs());
+  assert.equal(b.moves.placedAt(R), undefined);
 });
