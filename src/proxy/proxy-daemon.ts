@@ -921,7 +921,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     );
     this.failVia((w) => !live.has(w) || restarted.has(w));
     const key = membersKey(m);
-    this.services.membershipChanged((w) => !live.has(w) || restarted.has(w), key, monotonicMs());
+    this.services.membershipChanged((w) => !live.has(w) || restarted.has(w), key, monotonicMs(), (bare) => before.ownerOf(bare));
     // Judged when each batch goes, by the ring then (Rebinder). The ring unchanged (a resync): only sessions owned by the fresh workers.
     const same = key === this.membersKey;
     this.membersKey = key;

@@ -70,8 +70,8 @@ export class ServiceMoves {
   private pushing = false;
   /** States that came before the service of their domain was registered: [address, state, when]. */
   private early: [string, string, number][] = [];
-  /** Addresses a draining worker handed on: where they are, until it leaves the ring (or FORWARD_MS). */
-  private readonly placed = new Map<string, { to: string; from: string; until: number }>();
+  /** Addresses a draining worker handed on: where they are, until it leaves the ring. */
+  private readonly placed = new Map<string, { to: string; from: string }>();
   /** Draining: the owner of an address by the ring without this worker. */
   private drainOwner: ((bare: string) => string | undefined) | null = null;
   /** Counters (metrics, tests). */
@@ -131,8 +131,8 @@ export class ServiceMoves {
     this.ring = ring;
     const live = new Set(this.h.members());
     for (const w of this.done.keys()) if (!live.has(w)) this.done.delete(w);
-    // The drainer left: the ring names the owners now.
-    for (const [bare, p] of this.placed) if (!live.has(p.from)) this.placed.delete(bare);
+    // The drainer left (or the ring names the same owner): the ring says.
+    for (const [bare, p] of this.placed) if (!live.has(p.from) || this.h.ownerOf(bare) === p.to) this.placed.delete(bare);
     this.missing = new Set();
     for (const w of live) if (w !== this.h.self && this.done.get(w) !== ring) this.missing.add(w);
     this.waitUntil = now + Math.max(MIN_WAIT_MS, this.h.healMs());
@@ -173,9 +173,8 @@ export class ServiceMoves {
     }
     // After the states (this worker's own among them): where a draining worker's addresses are now, this one included.
     if (msg.placed.length > 0) {
-      const until = monotonicMs() + FORWARD_MS;
       for (const [bare, to] of msg.placed) {
-        this.placed.set(bare, { to, from: msg.from, until });
+        this.placed.set(bare, { to, from: msg.from });
         // Waiting here for a state that went elsewhere: there.
         const q = to === this.h.self ? undefined : this.waiting.get(bare);
         if (q !== undefined) {
@@ -213,7 +212,6 @@ export class ServiceMoves {
   sweep(now: number): void {
     if (this.early.length > 0) this.early = this.early.filter((e) => e[2] > now - FORWARD_MS);
     if (this.movedTo.size > 0) for (const [bare, m] of this.movedTo) if (m.until <= now) this.movedTo.delete(bare);
-    if (this.placed.size > 0) for (const [bare, p] of this.placed) if (p.until <= now) this.placed.delete(bare);
     if (this.missing.size > 0 && now >= this.waitUntil) {
       this.log?.debug("services: the states due after a ring change did not all come", { missing: [...this.missing] });
       this.missing.clear();

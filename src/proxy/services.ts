@@ -135,8 +135,17 @@ export class ServiceDesk {
    * A membership change: sessions of workers that left or restarted are gone, each service forgets them;
    * what a service holds and no longer owns moves (`ring`: the new ring's membersKey).
    */
-  membershipChanged(lost: (worker: string) => boolean, ring: string, now: number): void {
-    for (const svc of new Set(this.byDomain.values())) svc.lost?.((at) => at !== "" && at !== this.w.self && lost(at));
+  membershipChanged(lost: (worker: string) => boolean, ring: string, now: number, ownerBefore: (bare: string) => string | undefined): void {
+    const self = this.w.self;
+    // Owned by a worker that died: gone with it, unless it drained and said where the address went.
+    const died = (bare: string): boolean => {
+      const o = ownerBefore(bare);
+      return o !== undefined && o !== self && lost(o) && this.moves.placedAt(bare) === undefined;
+    };
+    for (const svc of new Set(this.byDomain.values())) {
+      svc.lost?.((at) => at !== "" && at !== self && lost(at));
+      svc.ownerLost?.(died);
+    }
     this.moves.ringChanged(ring, now);
   }
 

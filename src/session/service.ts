@@ -28,6 +28,11 @@ export interface OwnedService {
    * (their connections died with their worker), and will send nothing more.
    */
   lost?(lost: (at: string) => boolean): void;
+  /**
+   * Workers died (left the ring without handing anything off, or restarted empty): the addresses for which
+   * `lost` holds lived there and are gone with their state; on every worker, for the sessions here.
+   */
+  ownerLost?(lost: (bare: string) => boolean): void;
   /** Whether the address lives here now (or is being read for it): what is not is looked at before receive (moves). */
   holds?(bare: string): boolean;
   /**

@@ -98,6 +98,13 @@ export class MucService implements OwnedService, RoomOut {
     return true;
   }
 
+  /** Set by the module: rooms whose worker died, for the sessions here that were in them (owner-lost.ts). */
+  onOwnerLost: ((lost: (room: string) => boolean) => void) | null = null;
+
+  ownerLost(lost: (bare: string) => boolean): void {
+    this.onOwnerLost?.(lost);
+  }
+
   /** XEP-0045 status 333: occupants whose sessions died with their worker are removed, everyone told. */
   lost(lost: (at: string) => boolean): void {
     for (const room of [...this.rooms.values()]) {

@@ -10,7 +10,7 @@ import { LocalHub } from "../../../src/cluster/local-bus.js";
 import { silentLogger } from "../../../src/log/logger.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
 import { online } from "./util.js";
-import { MUC_ADMIN, SERVICE, iq } from "./muc-util.js";
+import { MUC_ADMIN, SERVICE, codes, configure, iq, itemOf, join, openRoom } from "./muc-util.js";
 import { chatThrough, checkState, lateJoiner, ownerOn as ownerOnRing, roomsOf, setUp } from "./muc-move-util.js";
 
 // XEP-0045 rooms move with their whole state when the ring changes (docs/architecture.md, "Rooms on the ring";
@@ -127,5 +127,43 @@ test("the room's worker drains and leaves: the room moves to the owner without i
     }
   } finally {
     await b.stop();
+  }
+});
+
+test("the room's worker dies: its occupants elsewhere are told they are out (110, 333) and join again; a persistent room keeps what the store has", { timeout: 60_000 }, async () => {
+  const beds = await bed(["w0", "w1"]);
+  try {
+    const rooms = Array.from({ length: 400 }, (_, i) => `gone${i}@${SERVICE}`).filter((r) => ownerOn(beds.hub, ["w0", "w1"], r) === "w1");
+    const [temp, kept] = rooms;
+    const p0 = beds.servers.get("w0")!.port("xmpp", "tcp");
+    const p1 = beds.servers.get("w1")!.port("xmpp", "tcp");
+    const [al, ca, bo] = await Promise.all([online(p0, "alice", "alice-pass", { resource: "r" }), online(p0, "carol", "carol-pass", { resource: "r" }), online(p1, "bob", "bob-pass", { resource: "r" })]);
+    try {
+      for (const room of [temp, kept]) {
+        await openRoom(al, room, "Alice");
+        await join(ca, room, "Carol");
+        await join(bo, room, "Bob");
+      }
+      assert.equal((await configure(al, kept, { "muc#roomconfig_persistentroom": "1", "muc#roomconfig_roomname": "Kept" })).attrs.type, "result");
+      // w1 leaves the ring without a word, as when it dies.
+      beds.servers.get("w1")!.bus.close();
+      for (const [o, nick] of [[al, "Alice"], [ca, "Carol"]] as const) {
+        for (const room of [temp, kept]) {
+          const out = await o.waitFor((el) => el.is("presence") && el.attrs.from === `${room}/${nick}` && el.attrs.type === "unavailable", 8000);
+          assert.deepEqual(codes(out).sort(), [110, 333]);
+          assert.equal(itemOf(out).attrs.role, "none");
+        }
+      }
+      // The temporary room is gone: joining again makes a new one (201); the persistent one is read from the store.
+      assert.deepEqual(codes(await join(al, temp, "Alice")).sort(), [110, 201]);
+      assert.deepEqual(codes(await join(al, kept, "Alice")), [110]);
+      const info = await iq(al, kept, "get", xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }));
+      assert.equal(info.getChild("query").getChild("identity").attrs.name, "Kept");
+      assert.ok(roomsOf(beds.servers.get("w0")!).has(kept));
+    } finally {
+      await Promise.all([al.stop(), ca.stop(), bo.stop()]);
+    }
+  } finally {
+    await beds.stop();
   }
 });
