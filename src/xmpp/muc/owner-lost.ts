@@ -17,11 +17,14 @@ import { nickOf } from "./room.js";
 export class RoomNicks {
   /** Sessions in rooms → room → the nick it asked for there (as the room keeps it: nickOf). */
   private readonly bySession = new Map<ClientSession, Map<string, string>>();
+  private joins = 0;
 
   /** Available presence to room/nick from `s`: a join, or a nick change. */
   joined(s: ClientSession, to: string): void {
     const nick = nickOf(resourceOf(to));
     if (nick === null) return;
+    // A session that continued on another worker (XEP-0198) ends here without closing: forgotten now and then.
+    if (++this.joins % 1024 === 0) for (const o of [...this.bySession.keys()]) if (gone(o)) this.bySession.delete(o);
     let rooms = this.bySession.get(s);
     if (rooms === undefined) this.bySession.set(s, (rooms = new Map()));
     rooms.set(bareOf(to), nick);
@@ -41,6 +44,10 @@ export class RoomNicks {
   /** The workers of the rooms for which `lost` holds died: each session here still in one is told it is out. */
   ownerLost(lost: (room: string) => boolean): void {
     for (const [s, rooms] of [...this.bySession]) {
+      if (gone(s)) {
+        this.bySession.delete(s);
+        continue;
+      }
       for (const [room, nick] of [...rooms]) {
         if (!lost(room) || !s.directed.has(room)) continue;
         rooms.delete(room);
@@ -56,3 +63,6 @@ export class RoomNicks {
     }
   }
 }
+
+/** Ended here, or continued on another worker. */
+const gone = (s: ClientSession): boolean => s.coreSession.closed || s.coreSession.movedTo !== null;
