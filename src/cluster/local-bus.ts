@@ -38,7 +38,7 @@ export class LocalBus implements ClusterBus {
   readonly listeners: MembershipListener[] = [];
   dropped = 0;
   sent = 0;
-  /** Messages sent to this worker before it attached (once, at start); null after. */
+  /** Rooms handed to this worker before it attached (once, at start); null after. */
   early: BusMessage[] | null = [];
   received = 0;
   private closed = false;
@@ -56,8 +56,8 @@ export class LocalBus implements ClusterBus {
       this.sent++;
       to!.received++;
       target.receive(msg);
-    } else if (to !== undefined && to.early !== null) {
-      // Joined, not attached yet (starting): kept for it.
+    } else if (to !== undefined && to.early !== null && msg.op === "moved") {
+      // Joined, not attached yet (starting): rooms handed to it are kept for it (service-moves.ts).
       this.sent++;
       to.early.push(msg);
     } else this.dropped++;

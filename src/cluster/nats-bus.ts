@@ -53,7 +53,7 @@ export function workerIdOf(hostAddress: string, index: number): string {
  * the connection's writes by nats.js. Membership rides on heartbeats: a
  * worker not heard for three beats has left.
  */
-/** Messages kept for a worker that has joined the bus and not attached yet. */
+/** `moved` messages kept for a worker that has joined the bus and not attached yet. */
 const MAX_EARLY = 100_000;
 
 export class NatsBus implements ClusterBus {
@@ -66,7 +66,7 @@ export class NatsBus implements ClusterBus {
   private readonly expiredInc = new Map<string, string>();
   private readonly wire: BusWire;
   private endpoint: BusEndpoint | null = null;
-  /** Messages that came before the worker attached (once, at start); null after. */
+  /** Rooms handed to this worker before it attached (once, at start); null after. */
   private early: BusMessage[] | null = [];
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -338,8 +338,9 @@ export class NatsBus implements ClusterBus {
     this.received++;
     if (msg.op === "welcome") return this.welcomed(msg.from, msg.inc);
     if (this.endpoint === null) {
-      // Joined but not attached yet (the worker is starting): peers may already hand it what it owns now (rooms, binds).
-      if (this.early !== null && this.early.length < MAX_EARLY) this.early.push(msg);
+      // Joined but not attached yet (the worker is starting): rooms its peers hand it already are kept for it
+      // (service-moves.ts); anything else is dropped as before (custody and binding again cover those).
+      if (this.early !== null && msg.op === "moved" && this.early.length < MAX_EARLY) this.early.push(msg);
       return;
     }
     try {
