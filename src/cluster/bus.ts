@@ -22,6 +22,14 @@ export type BusMessage =
   | { op: "service"; via: string; env: Envelope }
   /** For the worker holding the sessions `to` (full addresses): env readdressed to each, one payload for all (a service's fan-out). */
   | { op: "fanout"; env: Envelope; to: string[] }
+  /**
+   * Served addresses (XEP-0045 rooms) handed to their new owner after a ring change, each with its whole state as
+   * its service wrote it (`states`: [address, state]); `done`: the last of what `from` hands this worker for its
+   * ring `ring` (membersKey), sent to every live worker even with nothing in it (src/proxy/service-moves.ts).
+   * `placed` ([address, worker]): from a worker that drains, to every live worker: where those addresses are now,
+   * while the ring still names the sender.
+   */
+  | { op: "moved"; from: string; ring: string; states: [string, string][]; done: boolean; placed: [string, string][] }
   /** An answer for the worker named in env.responseFor (a ref), where its PendingResponse lives. */
   | { op: "answer"; env: Envelope }
   | { op: "bind"; ref: SessionRef }

@@ -38,6 +38,8 @@ export class LocalBus implements ClusterBus {
   readonly listeners: MembershipListener[] = [];
   dropped = 0;
   sent = 0;
+  /** Rooms handed to this worker before it attached (once, at start); null after. */
+  early: BusMessage[] | null = [];
   received = 0;
   private closed = false;
 
@@ -54,6 +56,10 @@ export class LocalBus implements ClusterBus {
       this.sent++;
       to!.received++;
       target.receive(msg);
+    } else if (to !== undefined && to.early !== null && msg.op === "moved") {
+      // Joined, not attached yet (starting): rooms handed to it are kept for it (service-moves.ts).
+      this.sent++;
+      to.early.push(msg);
     } else this.dropped++;
   }
 
@@ -74,6 +80,12 @@ export class LocalBus implements ClusterBus {
 
   attach(endpoint: BusEndpoint): void {
     this.endpoint = endpoint;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const msg of early) {
+      this.received++;
+      endpoint.receive(msg);
+    }
   }
 
   close(): void {

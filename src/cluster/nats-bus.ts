@@ -60,6 +60,9 @@ export function workerIdOf(hostAddress: string, index: number): string {
  * the connection's writes by nats.js. Membership rides on heartbeats: a
  * worker not heard for three beats has left.
  */
+/** `moved` messages kept for a worker that has joined the bus and not attached yet. */
+const MAX_EARLY = 100_000;
+
 export class NatsBus implements ClusterBus {
   private readonly members = new Map<string, Member>();
   private readonly listeners: MembershipListener[] = [];
@@ -70,6 +73,8 @@ export class NatsBus implements ClusterBus {
   private readonly expiredInc = new Map<string, string>();
   private readonly wire: BusWire;
   private endpoint: BusEndpoint | null = null;
+  /** Rooms handed to this worker before it attached (once, at start); null after. */
+  private early: BusMessage[] | null = [];
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Between nats.js's disconnect and reconnect events it buffers what we publish; members may expire meanwhile. */
@@ -401,8 +406,14 @@ export class NatsBus implements ClusterBus {
     }
     this.received++;
     if (msg.op === "welcome") return this.welcomed(msg.from, msg.inc);
+    if (this.endpoint === null) {
+      // Joined but not attached yet (the worker is starting): rooms its peers hand it already are kept for it
+      // (service-moves.ts); anything else is dropped as before (custody and binding again cover those).
+      if (this.early !== null && msg.op === "moved" && this.early.length < MAX_EARLY) this.early.push(msg);
+      return;
+    }
     try {
-      this.endpoint?.receive(msg);
+      this.endpoint.receive(msg);
     } catch (e) {
       // nats.js calls back from its parser: a throw here would cost the bus connection, not one message.
       this.log?.error("cluster bus message failed", { op: msg.op, error: (e as Error).stack });
@@ -531,6 +542,9 @@ export class NatsBus implements ClusterBus {
 
   attach(endpoint: BusEndpoint): void {
     this.endpoint = endpoint;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const msg of early) endpoint.receive(msg);
   }
 
   /** Answer `switchboard cluster status` and `switchboard sessions` with what `source` reports (src/cluster/ops.ts). */

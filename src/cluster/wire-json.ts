@@ -89,6 +89,9 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
     case "gone":
       head = [msg.op, msg.addresses, msg.bares];
       break;
+    case "moved":
+      head = [msg.op, msg.from, msg.ring, msg.states, msg.done, msg.placed];
+      break;
   }
   return { head, presence };
 }
@@ -176,6 +179,13 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
       if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
       return { op, addresses, bares };
     }
+    case "moved": {
+      const [, from, ring, states, done, placed] = head;
+      if (typeof from !== "string" || typeof ring !== "string" || typeof done !== "boolean") throw new Error("moved without a sender");
+      if (!pairs(states)) throw new Error("moved with bad states");
+      if (!pairs(placed)) throw new Error("moved with bad places");
+      return { op, from, ring, states, done, placed };
+    }
     default:
       throw new Error(`unknown bus op ${String(op)}`);
   }
@@ -185,6 +195,10 @@ function handoverOf(p: Payloads, h: HandoverHead, presence: Uint8Array | null): 
   if (!Array.isArray(h)) throw new Error("handover without its fields");
   const [protocol, key, address, resource, serial, available, priority, wantsCopies, peersWantCopies, inbound, state] = h;
   return { protocol, key, address, resource, serial, available, priority, presence: p.valueOf(protocol, presence), wantsCopies, peersWantCopies, inbound, state };
+}
+
+function pairs(a: unknown): a is [string, string][] {
+  return Array.isArray(a) && a.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === "string" && typeof x[1] === "string");
 }
 
 function strings(a: unknown): a is string[] {

@@ -168,6 +168,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       toRequester: (env) => this.toRequester(env),
       undeliverable: (env) => this.undeliverable(env),
       request: (env, to, done) => this.serviceRequest(env, to, done),
+      members: () => Object.values(this.bus.membership().hosts).flat(),
+      healMs: () => this.bus.healMs ?? 0,
+      ring: () => this.membersKey,
+      log: opts.log ?? null,
     });
     this.handovers = new HandoverDesk({
       workerId: this.self,
@@ -226,6 +230,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.timer.also(this.receipts.expire);
     this.timer.also(this.records.expire);
     this.timer.also(this.storedLately.expire);
+    this.timer.also((now) => this.services.moves.sweep(now));
   }
 
   get workerId(): string {
@@ -601,6 +606,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.services.receive(msg.env, msg.via);
       case "fanout":
         return this.services.delivered(msg.env, msg.to);
+      case "moved":
+        return this.services.moves.onMoved(msg);
       case "bind":
         return this.owner.bind(msg.ref);
       case "binds":
@@ -969,15 +976,51 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       live,
     );
     this.failVia((w) => !live.has(w) || restarted.has(w));
-    this.services.membershipChanged((w) => !live.has(w) || restarted.has(w));
-    // Judged when each batch goes, by the ring then (Rebinder). The ring unchanged (a resync): only sessions owned by the fresh workers.
     const key = membersKey(m);
+    this.services.membershipChanged((w) => !live.has(w) || restarted.has(w), key, monotonicMs(), (bare) => before.ownerOf(bare));
+    // Judged when each batch goes, by the ring then (Rebinder). The ring unchanged (a resync): only sessions owned by the fresh workers.
     const same = key === this.membersKey;
     this.membersKey = key;
     if (!same) this.rebinder.add(this.sessions.values(), (s, owner) => owner !== before.ownerOf(s.bare) || fresh.has(owner));
     else if (fresh.size > 0) this.rebinder.add(this.sessions.values(), (_s, owner) => fresh.has(owner));
     // After the binds above and with the owner's hold open: what came here by another worker's ring travels by the new one.
     for (const env of this.misrouted.drain()) this.route(env);
+  }
+
+  /**
+   * This worker drains: what its services hold (XEP-0045 rooms) goes now to the owners by the ring without
+   * it, and what still comes here for them is sent on (service-moves.ts).
+   */
+  drainServices(): Promise<void> {
+    let key = "";
+    let router: Router | null = null;
+    const told = this.services.moves.draining((bare) => {
+      const m = this.bus.membership();
+      if (router === null || key !== this.membersKey) {
+        const hosts: Record<string, readonly string[]> = {};
+        for (const [h, ids] of Object.entries(m.hosts)) {
+          const rest = ids.filter((w) => w !== this.self);
+          if (rest.length > 0) hosts[h] = rest;
+        }
+        router = new Router({ hosts, vnodes: m.vnodes });
+        key = this.membersKey;
+      }
+      return router.ownerOf(bare);
+    });
+    // Each worker told answers after the notice (a pair of workers is kept in order): what it sent here before is here.
+    return Promise.all(told.map((w) => new Promise<void>((done) => this.roundTrip(w, done)))).then(() => undefined);
+  }
+
+  /** `done` once `worker` answered a barrier (everything it sent here before has come), or BARRIER_TIMEOUT_MS passed. */
+  private roundTrip(worker: string, done: () => void): void {
+    const token = this.nextBarrier++;
+    const timer = setTimeout(() => this.barrierDone(token), BARRIER_TIMEOUT_MS);
+    timer.unref();
+    this.barriers.set(token, () => {
+      clearTimeout(timer);
+      done();
+    });
+    this.bus.send(worker, { op: "barrier", from: this.self, token });
   }
 
   /** To every live worker, this one included: the sessions that died with their worker. */

@@ -4,6 +4,8 @@ import type { BusMessage } from "../cluster/bus.js";
 import type { Session } from "../session/session.js";
 import type { FanoutTarget, OwnedService, ServiceLink } from "../session/service.js";
 import type { PendingResponse, Requester } from "../pending/pending-list.js";
+import type { Logger } from "../log/logger.js";
+import { ServiceMoves } from "./service-moves.js";
 
 /** What the desk needs of its worker (the ProxyDaemon). */
 export interface ServiceWorker {
@@ -15,6 +17,13 @@ export interface ServiceWorker {
   route(env: Envelope): string;
   toRequester(env: Envelope): void;
   undeliverable(env: Envelope): void;
+  /** The live workers, this one included. */
+  members(): Iterable<string>;
+  /** The bus's heal window (0: every worker sees a ring change at once). */
+  healMs(): number;
+  /** The ring's membersKey now. */
+  ring(): string;
+  readonly log?: Logger | null;
   /** A service's request, pending like a session's (ProxyDaemon.serviceRequest). */
   request(env: Envelope, to: FanoutTarget, done: (answer: Envelope) => void): () => void;
 }
@@ -34,6 +43,7 @@ export class ServiceAsker implements Requester {
  * An envelope marked Flag.Service goes to the owner of its bare address by the ring, as a user's would,
  * with the worker of its sender's session (bus op `service`); there the service of its domain takes it.
  * What a service sends to many sessions leaves as one bus message per worker (bus op `fanout`).
+ * When the ring changes, what a service holds moves to its new owner with its state (service-moves.ts).
  */
 export class ServiceDesk {
   private readonly byDomain = new Map<string, OwnedService>();
@@ -41,10 +51,30 @@ export class ServiceDesk {
   fannedOut = 0;
   fanoutMessages = 0;
 
-  constructor(private readonly w: ServiceWorker) {}
+  /** Addresses moving to their new owners when the ring changes. */
+  readonly moves: ServiceMoves;
+
+  constructor(private readonly w: ServiceWorker) {
+    this.moves = new ServiceMoves(
+      {
+        self: w.self,
+        ownerOf: (bare) => w.ownerOf(bare),
+        send: (to, msg) => w.send(to, msg),
+        members: () => w.members(),
+        healMs: () => w.healMs(),
+        services: () => new Set(this.byDomain.values()),
+        serviceOf: (bare) => this.byDomain.get(bare.slice(bare.indexOf("@") + 1)),
+        receive: (env, via) => this.receive(env, via),
+        serve: (env, via) => this.serveHere(env, via),
+      },
+      w.ring(),
+      w.log ?? null,
+    );
+  }
 
   serve(domain: string, svc: OwnedService): ServiceLink {
     this.byDomain.set(domain, svc);
+    this.moves.served(domain);
     return {
       fanout: (env, to) => this.fanout(env, to),
       answer: (env) => this.w.toRequester(env),
@@ -56,9 +86,16 @@ export class ServiceDesk {
     };
   }
 
+  /** The service of a domain here (tests, metrics). */
+  serviceOf(domain: string): OwnedService | undefined {
+    return this.byDomain.get(domain);
+  }
+
   /** Routes an envelope marked Flag.Service from this worker to its owner; gives the worker it went to ("" here). */
   route(env: Envelope): string {
-    const owner = this.w.ownerOf(bareOf(env.to));
+    const bare = bareOf(env.to);
+    // A worker that drains said where its rooms went: there, while the ring still names it.
+    const owner = this.moves.placedAt(bare) ?? this.w.ownerOf(bare);
     if (owner === undefined || owner === this.w.self) {
       this.receive(env, this.w.self);
       return "";
@@ -67,8 +104,19 @@ export class ServiceDesk {
     return owner;
   }
 
-  /** On the owner: the service of the address's domain takes it; an unknown domain is nobody's. */
+  /**
+   * On the owner: the service of the address's domain takes it; an unknown domain is nobody's. An address
+   * the service does not hold may have moved, or be on its way here (ServiceMoves).
+   */
   receive(env: Envelope, via: string): void {
+    const bare = bareOf(env.to);
+    const svc = this.byDomain.get(bare.slice(bare.indexOf("@") + 1));
+    if (svc === undefined) return this.w.undeliverable(env);
+    if (svc.holds !== undefined && !svc.holds(bare) && this.moves.unheld(env, via, bare)) return;
+    svc.receive(env, via);
+  }
+
+  private serveHere(env: Envelope, via: string): void {
     const bare = bareOf(env.to);
     const svc = this.byDomain.get(bare.slice(bare.indexOf("@") + 1));
     if (svc === undefined) return this.w.undeliverable(env);
@@ -108,9 +156,22 @@ export class ServiceDesk {
     return t.at;
   }
 
-  /** A membership change: sessions of workers that left or restarted are gone; each service forgets them. */
-  membershipChanged(lost: (worker: string) => boolean): void {
-    for (const svc of new Set(this.byDomain.values())) svc.lost?.((at) => at !== "" && at !== this.w.self && lost(at));
+  /**
+   * A membership change: sessions of workers that left or restarted are gone, each service forgets them;
+   * what a service holds and no longer owns moves (`ring`: the new ring's membersKey).
+   */
+  membershipChanged(lost: (worker: string) => boolean, ring: string, now: number, ownerBefore: (bare: string) => string | undefined): void {
+    const self = this.w.self;
+    // Owned by a worker that died: gone with it, unless it drained and said where the address went.
+    const died = (bare: string): boolean => {
+      const o = ownerBefore(bare);
+      return o !== undefined && o !== self && lost(o) && this.moves.placedAt(bare) === undefined;
+    };
+    for (const svc of new Set(this.byDomain.values())) {
+      svc.lost?.((at) => at !== "" && at !== self && lost(at));
+      svc.ownerLost?.(died);
+    }
+    this.moves.ringChanged(ring, now);
   }
 
   /** Bus op `fanout`: to each session here; one that is not here (moved, ended) is routed to its address. */

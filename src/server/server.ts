@@ -230,6 +230,8 @@ export class Server {
     const deadline = started + this.config.drainTimeoutMs;
     for (const l of this.listeners) l.stopAccepting();
     this.proxy.handovers.draining();
+    // XEP-0045 rooms here move to their owners without this worker, before its occupants leave them.
+    const roomsPlaced = this.proxy.drainServices();
     const failed = this.proxy.failPending();
     this.log.info("draining", { requestsFailed: failed, drainTimeoutMs: this.config.drainTimeoutMs });
     await Promise.all(this.listeners.map((l) => l.drain(deadline)));
@@ -241,6 +243,8 @@ export class Server {
     await this.upload?.close(deadline);
     this.archive?.close();
     await Promise.race([Promise.all([this.offline.flushed(), this.archive?.flushed()]), new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
+    // Every worker knows where the rooms went, and what it sent here before is sent on: off the bus.
+    await Promise.race([roomsPlaced, new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     this.proxy.stop();
     await this.bus.close();
     await this.store.close();

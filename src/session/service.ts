@@ -28,6 +28,21 @@ export interface OwnedService {
    * (their connections died with their worker), and will send nothing more.
    */
   lost?(lost: (at: string) => boolean): void;
+  /**
+   * Workers died (left the ring without handing anything off, or restarted empty): the addresses for which
+   * `lost` holds lived there and are gone with their state; on every worker, for the sessions here.
+   */
+  ownerLost?(lost: (bare: string) => boolean): void;
+  /** Whether the address lives here now (or is being read for it): what is not is looked at before receive (moves). */
+  holds?(bare: string): boolean;
+  /**
+   * The ring changed (or this worker drains): every address held here for which `owns` is false leaves, with
+   * its whole state as text (the service's own format), to be adopted by its new owner. Nothing it held is
+   * told anything: its sessions keep what they had (src/proxy/service-moves.ts).
+   */
+  handOff?(owns: (bare: string) => boolean): [string, string][];
+  /** A state handed off by the address's previous owner; false when it was unreadable or the address lives here already. */
+  adopt?(bare: string, state: string): boolean;
 }
 
 /** What the core gives a service to send with (Core.serve). */
@@ -48,6 +63,6 @@ export interface ServiceLink {
    * called, and an answer arriving later counts as late.
    */
   request(env: Envelope, to: FanoutTarget, done: (answer: Envelope) => void): () => void;
-  /** This worker owns `bare` by the ring now (false: it moved; rooms do not move yet, see docs/xmpp.md). */
+  /** This worker owns `bare` by the ring now (false: it moved, or is about to: src/proxy/service-moves.ts). */
   owns(bare: string): boolean;
 }

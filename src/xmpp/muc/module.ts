@@ -14,6 +14,7 @@ import { RoomArchive } from "./room-mam.js";
 import type { ArchiveStore } from "../../store/archive-store.js";
 import type { MucDirectory } from "../../store/muc-directory.js";
 import { RoomDirectory } from "./directory.js";
+import { RoomNicks } from "./owner-lost.js";
 
 /** Rooms one session may be in at once (each is told when the session goes); directed presence is capped at 1000 too. */
 const MAX_ROOMS_PER_SESSION = 500;
@@ -35,6 +36,9 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
   const suffix = `@${domain}`;
   /** The session's rooms: kept among its directed presence (RFC 6121 §4.6), which moves with it to another worker (XEP-0198) and its resume record. */
   const roomsOf = (s: ClientSession): string[] => [...s.directed].filter((j) => j.endsWith(suffix));
+  // Rooms whose worker died: their occupants here are told (owner-lost.ts).
+  const nicks = new RoomNicks();
+  service.onOwnerLost = (lost) => nicks.ownerLost(lost);
 
   const toService = ({ session: s, stanza, to }: StanzaEvent): boolean => {
     if (to.slice(to.indexOf("@") + 1, to.indexOf("/") < 0 ? undefined : to.indexOf("/")) !== domain) return false;
@@ -66,7 +70,11 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
     if (type === undefined) {
       if (!s.directed.has(room) && roomsOf(s).length >= MAX_ROOMS_PER_SESSION) return bounce(s, stanza, StanzaCondition.ResourceConstraint, "in too many rooms"), true;
       s.directed.add(room);
-    } else if (type === "unavailable") s.directed.delete(room);
+      nicks.joined(s, to);
+    } else if (type === "unavailable") {
+      s.directed.delete(room);
+      nicks.left(s, room);
+    }
     s.submit(Envelope.presence({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: Flag.Service }));
     return true;
   };
@@ -101,6 +109,7 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
   /** Taken out of the directed presence first: the presence module would send these without Flag.Service. */
   const leaveAll = (s: ClientSession): void => {
     const mine = roomsOf(s);
+    nicks.ended(s);
     for (const room of mine) s.directed.delete(room);
     for (const room of mine) s.submit(Envelope.presence({ from: s.address, to: room, protocol: "xmpp", payload: new Element("presence", { type: "unavailable" }), flags: Flag.Service }));
   };

@@ -61,7 +61,8 @@ export class Room {
   destroyed = false;
   /** In the store (persistent, written or read from there). */
   stored = false;
-  private readonly idKey: string;
+  /** What its occupant ids are made from (XEP-0421): moves with the room (room-state.ts), so they stay the same. */
+  idKey: string;
 
   constructor(
     readonly jid: string,

@@ -14,6 +14,7 @@ import type { RoomDirectory } from "./directory.js";
 import { OccupantIqs } from "./occupant-iq.js";
 import type { Occupant } from "./occupants.js";
 import { NS } from "../ns.js";
+import { roomFrom, roomText } from "./room-state.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
 export interface MucRooms {
@@ -77,6 +78,45 @@ export class MucService implements OwnedService, RoomOut {
         this.loaded(bare, null);
       },
     );
+  }
+
+  holds(bare: string): boolean {
+    return this.rooms.has(bare) || this.waiting.has(bare);
+  }
+
+  /** The ring changed: rooms owned elsewhere now leave with their whole state; their occupants are told nothing (room-state.ts). */
+  handOff(owns: (bare: string) => boolean): [string, string][] {
+    const out: [string, string][] = [];
+    for (const [jid, room] of this.rooms) {
+      if (owns(jid)) continue;
+      out.push([jid, roomText(room)]);
+      this.rooms.delete(jid);
+    }
+    return out;
+  }
+
+  /** A room handed off by its previous owner: it goes on here as it was there. */
+  adopt(bare: string, state: string): boolean {
+    if (this.rooms.has(bare)) {
+      this.log.warn("muc: a room moved here lives here already; the one here is kept", { room: bare });
+      return false;
+    }
+    const room = roomFrom(state, bare, this, this.limits);
+    if (room === null) {
+      this.log.warn("muc: a room moved here is unreadable; it starts afresh", { room: bare });
+      return false;
+    }
+    this.rooms.set(bare, room);
+    // The directory's row (a public room's lease) is this worker's now.
+    this.directory?.update(room);
+    return true;
+  }
+
+  /** Set by the module: rooms whose worker died, for the sessions here that were in them (owner-lost.ts). */
+  onOwnerLost: ((lost: (room: string) => boolean) => void) | null = null;
+
+  ownerLost(lost: (bare: string) => boolean): void {
+    this.onOwnerLost?.(lost);
   }
 
   /** XEP-0045 status 333: occupants whose sessions died with their worker are removed, everyone told. */

@@ -144,3 +144,13 @@ test("resume records: kept, copied, counted, acknowledged and dropped in one mes
   assert.throws(() => wire.decode(wire.encode({ ...records, held: [["k", 1, 2 as unknown as string]] })), /records with bad held copies/);
   assert.throws(() => wire.decode(wire.encode({ ...recall, token: "9" as unknown as number })), /recall without a key/);
 });
+
+test("moves: a service's states go whole to their new owner, with the ring they were judged by; bad ones are refused", { timeout: 5000 }, () => {
+  const m: BusMessage = { op: "moved", from: "h-w0", ring: "10.0.0.1=h-w0,h-w1", states: [["room@conference.x", '{"v":1,"subject":"é \u0000 <x/>"}'], ["other@conference.x", "{}"]], done: false, placed: [["room@conference.x", "h-w1"]] };
+  assert.deepEqual(roundTrip(m), m);
+  const done: BusMessage = { op: "moved", from: "h-w0", ring: "k", states: [], done: true, placed: [] };
+  assert.deepEqual(roundTrip(done), done);
+  assert.throws(() => wire.decode(wire.encode({ op: "moved", from: "h-w0", ring: "k", states: [["a", 1 as unknown as string]], done: true, placed: [] })), /moved with bad states/);
+  assert.throws(() => wire.decode(wire.encode({ op: "moved", from: "h-w0", ring: "k", states: [], done: true, placed: [["a"]] as unknown as [string, string][] })), /moved with bad places/);
+  assert.throws(() => wire.decode(wire.encode({ op: "moved", from: "h-w0", ring: "k", states: [], done: "yes" as unknown as boolean, placed: [] })), /moved without a sender/);
+});
