@@ -531,6 +531,9 @@ export class ResumeRecordDesk implements ResumeRecords {
     if (now - this.lastCount >= this.countEveryMs && this.keeper !== "") {
       this.lastCount = now;
       for (const s of this.mine.keys()) {
+        // Touched since the last publish: its count may cover stanzas still unpublished (timers run before the
+        // turn's publish, and first after a stall): it follows that publish instead (busFlushed).
+        if (this.touchedSet.has(s)) continue;
         const c = this.counters.get(s.protocol)?.(s);
         if (c !== undefined) this.advance(s, c);
       }
