@@ -20,9 +20,6 @@ export interface ServiceWorker {
  * What a service sent in this turn, kept in order until its end (flushQueue): an answer, a fan-out made
  * here (to sessions here and on other workers), or one that came over the bus for sessions here.
  */
-/** How long one turn spends on a service's queue before it lets the connections write (flushQueue). */
-const SLICE_MS = 5;
-
 type Pending = { k: 0; env: Envelope } | { k: 1; env: Envelope; to: readonly FanoutTarget[] } | { k: 2; env: Envelope; to: readonly string[] };
 
 /**
@@ -92,16 +89,7 @@ export class ServiceDesk {
     this.scheduled = false;
     const q = this.queue;
     this.queue = [];
-    const start = performance.now();
     for (let i = 0; i < q.length; ) {
-      // A long queue (a burst of joins: each a presence to everyone) is taken in slices, so that the connections'
-      // writes go out between them (their flush comes at the next turn) instead of piling up in memory.
-      if (performance.now() - start > SLICE_MS) {
-        this.queue = q.slice(i).concat(this.queue);
-        this.scheduled = true;
-        setImmediate(this.flushQueue);
-        return;
-      }
       const p = q[i];
       if (p.k === 0) {
         this.w.toRequester(p.env);
