@@ -38,6 +38,12 @@ export interface GenSpec {
   sm: boolean;
   /** With sm: an <r/> of the client's own with every smEvery-th message it sends (Conversations: 1); 0: never. */
   smEvery: number;
+  /**
+   * bench/muc: every user is an occupant of this XEP-0045 room (the "create" and "join" commands); in the
+   * messaging phase the users whose index is below `senders` send groupchat messages to it at `rate` each,
+   * "send-time seq" in the body, and every occupant counts each room message once (a bitmap of seqs).
+   */
+  room?: { jid: string; senders: number };
 }
 
 /** What the clients' stream management saw (all zero without it). */
@@ -57,10 +63,12 @@ export interface SmStats {
 export type GenEvent =
   | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[] }
   | { ev: "ready" }
+  | { ev: "created"; error: string }
+  | { ev: "joined"; joined: number; errors: number; firstError: string }
   | { ev: "progress"; sent: number; received: number; doneSending: boolean }
-  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number; sm: SmStats };
+  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number; sm: SmStats; duplicates: number; pumpStatus: number | string | null };
 
-export type GenCommand = { cmd: "prepare"; offline: number[] } | { cmd: "go"; t0: number } | { cmd: "stop" };
+export type GenCommand = { cmd: "prepare"; offline: number[] } | { cmd: "go"; t0: number } | { cmd: "stop" } | { cmd: "create" } | { cmd: "join"; occupants: number; rampMs: number };
 
 const now = () => performance.timeOrigin + performance.now();
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -84,6 +92,9 @@ class User {
   /** Messages sent since this user's last <r/>, and for each <r/> not yet answered the count sent before it. */
   unasked = 0;
   expect: number[] = [];
+  /** bench/muc: presence stanzas received (an occupant of a room of N has seen N once everyone joined); room seqs seen. */
+  presences = 0;
+  seen: Uint8Array | null = null;
 
   constructor(
     readonly index: number,
@@ -105,6 +116,7 @@ let sent = 0;
 let received = 0;
 let inDeadline = 0;
 let errors = 0;
+let duplicates = 0;
 const sm: SmStats = { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0 };
 const hist = new Histogram();
 const cpuStart = process.cpuUsage();
@@ -271,14 +283,18 @@ function onlineData(u: User, d: string): void {
         break;
       }
       at = close + 7;
-      const sentAt = Number(b.slice(gt + 1, close));
+      // A room message's body is "send-time seq" (bench/muc).
+      const sp = u.seen === null ? -1 : b.indexOf(" ", gt + 1);
+      const sentAt = Number(b.slice(gt + 1, sp > gt && sp < close ? sp : close));
       if (!measuring || !(sentAt > 0)) continue;
+      if (u.seen !== null && !firstArrival(u.seen, sp > gt && sp < close ? Number(b.slice(sp + 1, close)) : -1)) continue;
       const ms = t - sentAt;
       received++;
       hist.record(ms);
       if (ms <= spec.deadlineMs) inDeadline++;
     } else if (tagIs(b, p, gt, "message") || tagIs(b, p, gt, "presence") || tagIs(b, p, gt, "iq")) {
       u.h = (u.h + 1) % 0x1_0000_0000;
+      if (spec.room !== undefined) roomStanza(u, b, lt, gt);
       if (!measuring) continue;
       const tag = b.slice(lt, gt);
       if (tag.includes("type='error'") || tag.includes('type="error"')) errors++;
@@ -297,6 +313,74 @@ function onlineData(u: User, d: string): void {
   }
   u.buf = at >= b.length ? "" : b.slice(at);
   if (ackDue) u.socket.write(`<a xmlns='${NS_SM}' h='${u.h}'/>`);
+}
+
+/** bench/muc: a room message's seq, seen for the first time by this occupant (else a duplicate, or not a seq of ours: an error). */
+function firstArrival(seen: Uint8Array, q: number): boolean {
+  if (!(Number.isInteger(q) && q >= 0 && q < spec.room!.senders * spec.messages)) {
+    errors++;
+    return false;
+  }
+  const bit = 1 << (q & 7);
+  if ((seen[q >> 3] & bit) !== 0) {
+    duplicates++;
+    return false;
+  }
+  seen[q >> 3] |= bit;
+  return true;
+}
+
+// ---- bench/muc: the room, made by user0 (its owner) and joined by everyone --------------------------
+
+const NS_MUC = "http://jabber.org/protocol/muc";
+let creating: User | null = null;
+let joinErrors = 0;
+let joinError = "";
+let joinReport: NodeJS.Timeout | null = null;
+
+/** XEP-0045 §7.2: enter the room with the user's name as nick, no history. */
+function joinRoom(u: User): void {
+  if (u.state === St.Online) u.socket.write(`<presence to='${spec.room!.jid}/${u.name}'><x xmlns='${NS_MUC}'><history maxstanzas='0'/></x></presence>`);
+}
+
+/** A stanza's start tag while in a room: the room's presences are counted; the creator's self-presence and the instant room's answer. */
+function roomStanza(u: User, b: string, lt: number, gt: number): void {
+  const tag = b.slice(lt, gt);
+  const error = tag.includes("type='error'") || tag.includes('type="error"');
+  if (tagIs(b, lt + 1, gt, "presence")) {
+    // The user's own presence comes back from its server too (RFC 6121 §4.2.2): only the room's count.
+    if (!tag.includes(spec.room!.jid)) return;
+    if (error) {
+      joinErrors++;
+      joinError ||= `${u.name}: ${b.slice(lt, lt + 400)}`;
+      if (creating === u) created(b.slice(lt, lt + 400));
+      return;
+    }
+    // §10.1.1: the creator's self-presence (201, the room locked); §10.1.2: accept the default configuration at once.
+    if (++u.presences === 1 && creating === u) u.socket.write(`<iq type='set' id='instant' to='${spec.room!.jid}'><query xmlns='${NS_MUC}#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+  } else if (creating === u && tagIs(b, lt + 1, gt, "iq") && /id=['"]instant['"]/.test(tag)) created(error ? b.slice(lt, lt + 400) : "");
+}
+
+/** user0, the room's creator and owner: joins first (§10.1.1), then makes the room instant (roomStanza). */
+function create(): void {
+  const u = users.find((x) => x.index === 0 && x.state === St.Online);
+  if (u === undefined) return send({ ev: "created", error: "user0, the room's creator, is not online here" });
+  creating = u;
+  joinRoom(u);
+}
+
+function created(error: string): void {
+  creating = null;
+  send({ ev: "created", error });
+}
+
+/** Every online user but the room's creator joins, spread over rampMs; "joined" every 500 ms counts those that saw all `occupants`' presence. */
+function join(occupants: number, rampMs: number): void {
+  const active = users.filter((u) => u.state === St.Online && u.presences === 0);
+  active.forEach((u, i) => setTimeout(() => joinRoom(u), (i * rampMs) / Math.max(1, active.length)));
+  const report = () => send({ ev: "joined", joined: users.filter((u) => u.state === St.Online && u.presences >= occupants).length, errors: joinErrors, firstError: joinError });
+  joinReport = setInterval(report, 500);
+  report();
 }
 
 let reportQueued = false;
@@ -319,13 +403,16 @@ function send(e: GenEvent): void {
  * and this process lets go of them (the connections stay open: the pump holds them).
  */
 let pump: ChildProcess | null = null;
-let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string; sm: number[] } | null = null;
+let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string; sm: number[]; duplicates: number } | null = null;
+/** The pump's exit: 0, another status (a sanitizer's report in its sanitized build), or the signal that ended it. */
+let pumpStatus: number | string | null = null;
 function preparePump(path: string, targets: number[]): void {
   const active = users.filter((u) => u.state === St.Online);
   // The pump's count starts where this process's stops: an element half read here would be missed there.
   const partial = active.filter((u) => u.buf.length > 0).length;
   if (spec.sm && partial > 0) console.error(`gen: ${partial} users handed to the pump in the middle of an element: their h may miss a stanza`);
-  const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0", ...(spec.sm ? [String(spec.smEvery)] : [])], {
+  const room = spec.room === undefined ? [] : [`room=${spec.room.jid}`, `senders=${spec.room.senders}`];
+  const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0", ...(spec.sm ? [String(spec.smEvery)] : []), ...room], {
     stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
   });
   pump = child;
@@ -339,15 +426,20 @@ function preparePump(path: string, targets: number[]): void {
   if (spec.sm) child.stdin!.write(`${active.map((u) => u.h).join(" ")}\n${active.map((u) => u.out).join(" ")}\n`);
   let r: string[] | null = null;
   let smLine: number[] = [0, 0, 0, 0];
+  let dups = 0;
   createInterface({ input: child.stdout! }).on("line", (line) => {
     const f = line.split(" ");
     if (f[0] === "READY") send({ ev: "ready" });
     else if (f[0] === "P") send({ ev: "progress", sent: Number(f[1]), received: Number(f[2]), doneSending: f[3] === "1" });
     else if (f[0] === "R") r = f;
     else if (f[0] === "S") smLine = f.slice(1).map(Number);
-    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line, sm: smLine };
+    else if (f[0] === "U") dups = Number(f[1]);
+    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line, sm: smLine, duplicates: dups };
   });
-  child.on("close", () => stop());
+  child.on("close", (code, signal) => {
+    pumpStatus = code ?? signal;
+    stop();
+  });
 }
 
 /**
@@ -356,6 +448,7 @@ function preparePump(path: string, targets: number[]): void {
  */
 let targets: number[] = [];
 function prepare(offline: Set<number>): void {
+  if (joinReport !== null) clearInterval(joinReport);
   for (let i = 0; i < spec.totalUsers; i++) if (!offline.has(i)) targets.push(i);
   if (spec.pump) return preparePump(spec.pump, targets);
   send({ ev: "ready" });
@@ -370,7 +463,10 @@ function go(t0: number): void {
     return;
   }
   const period = 1000 / spec.rate;
-  const active = users.filter((u) => u.state === St.Online);
+  const room = spec.room;
+  // In a room only its senders send; everyone counts each room message once.
+  if (room !== undefined) for (const u of users) u.seen = new Uint8Array(Math.ceil((room.senders * spec.messages) / 8));
+  const active = users.filter((u) => u.state === St.Online && (room === undefined || u.index < room.senders));
   for (const u of active) u.phase = Math.random() * period;
   active.sort((a, b) => a.phase - b.phase);
   let round = 0;
@@ -379,7 +475,11 @@ function go(t0: number): void {
     const t = now();
     while (round < spec.messages && t0 + round * period + active[next].phase <= t) {
       const u = active[next];
-      if (u.state === St.Online) {
+      if (u.state === St.Online && room !== undefined) {
+        const seq = round * room.senders + u.index;
+        u.socket.write(`<message to='${room.jid}' type='groupchat' id='g${seq}'><body>${now().toFixed(3)} ${seq}</body></message>`);
+        sent++;
+      } else if (u.state === St.Online) {
         let to = targets[(Math.random() * targets.length) | 0];
         if (to === u.index) to = targets[(Math.random() * targets.length) | 0];
         let ask = "";
@@ -426,6 +526,7 @@ function stop(): void {
     sent = pumpResult.sent;
     received = pumpResult.received;
     errors = pumpResult.errors;
+    duplicates = pumpResult.duplicates;
     const [sr, cr, bad, failed] = pumpResult.sm;
     sm.serverRequests += sr;
     sm.clientRequests += cr;
@@ -436,7 +537,7 @@ function stop(): void {
   const cpu = process.cpuUsage(cpuGo);
   const login = process.cpuUsage(cpuStart);
   const own = (cpu.user + cpu.system) / 1e6;
-  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6, sm });
+  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6, sm, duplicates, pumpStatus });
   for (const u of users) {
     if (u.state === St.Dead || u.state === St.Handed) continue;
     // Log off as a client does: acknowledge what came, then close the stream.
@@ -450,6 +551,8 @@ function stop(): void {
 
 process.on("message", (m: GenCommand) => {
   if (m.cmd === "prepare") prepare(new Set(m.offline));
+  else if (m.cmd === "create") create();
+  else if (m.cmd === "join") join(m.occupants, m.rampMs);
   else if (m.cmd === "go") go(m.t0);
   else if (m.cmd === "stop") stop();
 });

@@ -5,7 +5,7 @@
  * 20,000 msg/s a Node generator fills its core and its own queueing shows up
  * in the latencies it measures; this needs a fraction of that.
  *
- *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY]
+ *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S]
  *        < "users\ntargets\n[h\nsent\n]T0_EPOCH_MS\n"
  *
  * stdin: line 1, the global index of the user on each fd; line 2, the online
@@ -20,6 +20,14 @@
  * a latency. stdout: "P sent received done" every second; when stdin closes,
  * "R sent received errors cpu_seconds busy_seconds", "S server_r client_r
  * bad_a failed" (stream management), then "L" and every latency in ms.
+ *
+ * With room=JID (bench/muc, XEP-0045): every fd is an occupant of that room
+ * (gen.ts joined them); only the users whose global index is below S send,
+ * MESSAGES groupchat messages each, one every PERIOD_MS, to the room, with
+ * "send-time seq" in the body, seq = round × S + index: unique per room
+ * message. Each fd keeps a bitmap of the seqs it received, so that each of
+ * the S × MESSAGES room messages is counted once per occupant: "U" reports
+ * the duplicates, and the latencies are the first arrivals only.
  *
  * Stream management as a client does it: every stanza read (message,
  * presence, iq) counts, found by the same pass over the '<'s that finds the
@@ -66,6 +74,7 @@ typedef struct {
   uint32_t base; /* out at hand-over: our k-th <r/> follows stanza base + k × SM_EVERY */
   uint32_t asked, answered, unasked; /* our <r/>s, the server's <a/>s, messages since our last <r/> */
   int ack_due; /* the server asked (<r/>): answer after this read */
+  unsigned char *seen; /* room mode: a bit per room message seq received */
 } conn_t;
 
 /* This thread's CPU time: what a spinning pump's working turns cost. */
@@ -94,6 +103,9 @@ static size_t nlat, caplat;
 static long sent, received, errors;
 /* Stream management: SM_EVERY, or -1 when off; the server's <r/>s answered, ours sent, wrong <a/>s, <failed/>s. */
 static long sm_every = -1, sm_server_r, sm_client_r, sm_bad_a, sm_failed;
+/* Room mode: the room's JID (NULL: chat messages between users), its senders, seqs per room (S × MESSAGES), duplicates. */
+static const char *room;
+static long room_senders, room_seqs, dups;
 #define SM_NS "urn:xmpp:sm:3"
 #define SM_R "<r xmlns='" SM_NS "'/>"
 
@@ -177,9 +189,25 @@ static void scan(conn_t *c, double t) {
         at = (size_t)(lt - b);
         break;
       }
-      double s = strtod(gt + 1, NULL);
-      if (s > 0) record(t - s, t);
+      char *end = NULL;
+      double s = strtod(gt + 1, &end);
       at = (size_t)(close - b) + 7;
+      if (!(s > 0)) continue;
+      if (c->seen != NULL) {
+        /* "time seq": the first arrival of each room message counts, a second is a duplicate. */
+        long q = end != NULL && end < close && *end == ' ' ? strtol(end + 1, NULL, 10) : -1;
+        if (q < 0 || q >= room_seqs) {
+          errors++;
+          continue;
+        }
+        unsigned char bit = (unsigned char)(1u << (q & 7));
+        if (c->seen[q >> 3] & bit) {
+          dups++;
+          continue;
+        }
+        c->seen[q >> 3] |= bit;
+      }
+      record(t - s, t);
     } else if (tag_is(p, tl, "message", 7) || tag_is(p, tl, "presence", 8) || tag_is(p, tl, "iq", 2)) {
       c->h++;
       const char *ty = memmem(p, tl, " type=", 6); /* one search, then the value's first letters */
@@ -210,15 +238,24 @@ static int by_phase(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6 && argc != 7) {
-    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY]\n");
+  if (argc < 6) {
+    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S]\n");
     return 2;
   }
-  if (argc == 7) sm_every = atol(argv[6]);
+  for (int i = 6; i < argc; i++) {
+    if (strncmp(argv[i], "room=", 5) == 0) room = argv[i] + 5;
+    else if (strncmp(argv[i], "senders=", 8) == 0) room_senders = atol(argv[i] + 8);
+    else sm_every = atol(argv[i]);
+  }
+  if (room != NULL && (room_senders <= 0 || strlen(room) > 256)) {
+    fprintf(stderr, "pump: room mode needs senders=S > 0 and a room JID of at most 256 bytes\n");
+    return 2;
+  }
   double period = atof(argv[1]);
   long messages = atol(argv[2]);
+  room_seqs = room_senders * messages;
   const char *domain = argv[3];
-  size_t count = (size_t)atol(argv[4]), nusers, ntargets;
+  size_t count = (size_t)atol(argv[4]), nusers, ntargets, nsend = 0;
   long *users = read_line_longs(stdin, &nusers);
   long *targets = read_line_longs(stdin, &ntargets);
   if (nusers != count || ntargets == 0) {
@@ -249,15 +286,17 @@ int main(int argc, char **argv) {
       c->h = (uint32_t)h0[i];
       c->out = c->base = (uint32_t)out0[i];
     }
+    if (room != NULL && (c->seen = calloc((size_t)room_seqs / 8 + 1, 1)) == NULL) abort();
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
       perror("pump: epoll_ctl");
       return 1;
     }
-    order[i] = c;
+    /* In a room only its senders send; every fd receives. */
+    if (room == NULL || c->user < room_senders) order[nsend++] = c;
   }
-  qsort(order, count, sizeof *order, by_phase);
+  qsort(order, nsend, sizeof *order, by_phase);
   printf("READY\n");
   fflush(stdout);
   char line[64];
@@ -270,7 +309,8 @@ int main(int argc, char **argv) {
 
   const int spin = atoi(argv[5]) != 0;
   double busy = 0;
-  long round = 0;
+  /* A pump with no senders (room mode) has nothing to send. */
+  long round = nsend == 0 ? messages : 0;
   size_t next = 0;
   int stop = 0, reported_done = 0;
   double last_report = 0;
@@ -281,9 +321,15 @@ int main(int argc, char **argv) {
     long sent0 = sent;
     while (round < messages && t0 + round * period + order[next]->phase <= t) {
       conn_t *c = order[next];
-      long to = targets[next_rand() % ntargets];
-      if (to == c->user) to = targets[next_rand() % ntargets];
-      int n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
+      int n;
+      if (room != NULL) {
+        long seq = round * room_senders + c->user;
+        n = snprintf(msg, sizeof msg, "<message to='%s' type='groupchat' id='g%ld'><body>%.3f %ld</body></message>", room, seq, now_ms(), seq);
+      } else {
+        long to = targets[next_rand() % ntargets];
+        if (to == c->user) to = targets[next_rand() % ntargets];
+        n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
+      }
       if (sm_every >= 0) {
         c->out++;
         if (sm_every > 0 && ++c->unasked == (uint32_t)sm_every) {
@@ -296,7 +342,7 @@ int main(int argc, char **argv) {
       }
       if (write(c->fd, msg, (size_t)n) != n) errors++;
       sent++;
-      if (++next == count) {
+      if (++next == nsend) {
         next = 0;
         round++;
       }
@@ -371,9 +417,23 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nlat; i++) fprintf(tf, "%.3f %.3f\n", at_ms[i], lat[i]);
     fclose(tf);
   }
-  printf("R %ld %ld %ld %.3f %.3f\nS %ld %ld %ld %ld\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu, sm_server_r, sm_client_r, sm_bad_a, sm_failed);
+  printf("R %ld %ld %ld %.3f %.3f\nS %ld %ld %ld %ld\nU %ld\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu, sm_server_r, sm_client_r, sm_bad_a, sm_failed, dups);
   for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
   printf("\n");
   fflush(stdout);
+  /* Everything back, so that a sanitized build (LeakSanitizer) reports only real leaks. */
+  for (size_t i = 0; i < count; i++) {
+    free(conns[i].buf);
+    free(conns[i].seen);
+  }
+  free(conns);
+  free(order);
+  free(users);
+  free(targets);
+  free(h0);
+  free(out0);
+  free(lat);
+  free(at_ms);
+  close(ep);
   return 0;
 }

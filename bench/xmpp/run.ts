@@ -79,11 +79,13 @@ export function toyRun(over: Partial<XmppParams>): XmppParams {
  * Compiles bench/xmpp/pump.c next to the compiled bench once per source
  * change; null (with the reason on stderr) where there is no C compiler.
  */
-export function buildPump(): string | null {
+export function buildPump(opts: { sanitize?: boolean } = {}): string | null {
   const src = join(REPO, "bench/xmpp/pump.c");
-  const out = join(REPO, "dist/bench/xmpp/pump");
+  const out = join(REPO, opts.sanitize ? "dist/bench/xmpp/pump-asan" : "dist/bench/xmpp/pump");
   if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
-  const cc = spawnSync("cc", ["-O2", "-o", out, src], { stdio: ["ignore", "inherit", "inherit"] });
+  // sanitize: AddressSanitizer and UBSan (the project's rule for its C code), for the smoke tests; a report ends the pump with a non-zero status.
+  const flags = opts.sanitize ? ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"] : ["-O2"];
+  const cc = spawnSync("cc", [...flags, "-o", out, src], { stdio: ["ignore", "inherit", "inherit"] });
   if (cc.status === 0) return out;
   console.error(`bench: no C compiler for ${src} (${cc.error?.message ?? `exit ${cc.status}`}): the messaging phase runs in Node.js`);
   return null;

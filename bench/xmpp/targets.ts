@@ -203,7 +203,7 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean, coalesceMs?: number): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean, coalesceMs?: number, more?: MoreConfig): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
@@ -212,6 +212,9 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   ];
   const io = { ...(writerThread === true ? {} : { io: { writerThread } }), ...(mam ? { xmpp: { mam: { enabled: true } } } : {}) };
   if (mam) common.push("XEP-0313 archives on (`xmpp.mam.enabled: true`), written to the same SQLite file");
+  // A bench's own keys (bench/muc: the `muc` section), and why, before the line that says the rest is the default.
+  Object.assign(io, more?.config ?? {});
+  common.splice(1, 0, ...(more?.settings ?? []));
   const version = `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`;
   if (workers <= 1) {
     const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io } });
@@ -272,14 +275,20 @@ async function floor(cpu: string): Promise<Target> {
   return { server, port, version: `byte forwarder (Node.js ${process.version})`, settings };
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean; coalesceMs?: number }): Promise<Target> {
+/** Top-level config sections a bench adds to Switchboard's (e.g. bench/muc's `muc`), with the sentences that say why. */
+export interface MoreConfig {
+  config: Record<string, unknown>;
+  settings: string[];
+}
+
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean; coalesceMs?: number; more?: MoreConfig }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff, opts.coalesceMs);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff, opts.coalesceMs, opts.more);
     case "floor":
       return floor(cpu);
     case "custom":

@@ -39,6 +39,12 @@ export class ServiceAsker implements Requester {
 }
 
 /**
+ * What a service sent in this turn, kept in order until its end (flushQueue): an answer, a fan-out made
+ * here (to sessions here and on other workers), or one that came over the bus for sessions here.
+ */
+type Pending = { k: 0; env: Envelope } | { k: 1; env: Envelope; to: readonly FanoutTarget[] } | { k: 2; env: Envelope; to: readonly string[] };
+
+/**
  * The owner side of addresses served by a protocol's service (src/session/service.ts): XEP-0045 rooms.
  * An envelope marked Flag.Service goes to the owner of its bare address by the ring, as a user's would,
  * with the worker of its sender's session (bus op `service`); there the service of its domain takes it.
@@ -50,6 +56,10 @@ export class ServiceDesk {
   /** Envelopes fanned out, and bus messages that took them (metrics, tests). */
   fannedOut = 0;
   fanoutMessages = 0;
+  /** Runs of fan-outs to the same sessions that were interleaved (metrics, tests): each a room's messages of one turn. */
+  interleaved = 0;
+  private queue: Pending[] = [];
+  private scheduled = false;
 
   /** Addresses moving to their new owners when the ring changes. */
   readonly moves: ServiceMoves;
@@ -76,8 +86,8 @@ export class ServiceDesk {
     this.byDomain.set(domain, svc);
     this.moves.served(domain);
     return {
-      fanout: (env, to) => this.fanout(env, to),
-      answer: (env) => this.w.toRequester(env),
+      fanout: (env, to) => this.enqueue({ k: 1, env, to }),
+      answer: (env) => this.enqueue({ k: 0, env }),
       request: (env, to, done) => this.w.request(env, to, done),
       owns: (bare) => {
         const o = this.w.ownerOf(bare);
@@ -123,14 +133,50 @@ export class ServiceDesk {
     svc.receive(env, via);
   }
 
-  private fanout(env: Envelope, to: readonly FanoutTarget[]): void {
+  /**
+   * Everything a service sends waits for the end of the turn, in order, so that a room's messages of one
+   * turn reach each session one after the other: its connection then writes them in one system call
+   * instead of one each (src/transport/stream-conn.ts writes what a turn gave a connection at once). A
+   * room falling behind gets several messages a turn, and so pays fewer writes per delivery the further
+   * behind it is. Answers wait too, so that nothing overtakes what the service sent before it.
+   */
+  private enqueue(p: Pending): void {
+    this.queue.push(p);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushQueue);
+  }
+
+  private readonly flushQueue = (): void => {
+    this.scheduled = false;
+    const q = this.queue;
+    this.queue = [];
+    for (let i = 0; i < q.length; ) {
+      const p = q[i];
+      if (p.k === 0) {
+        this.w.toRequester(p.env);
+        i++;
+        continue;
+      }
+      // A run of fan-outs to the same sessions, in a row: a room's messages.
+      let j = i + 1;
+      while (j < q.length && q[j].k === p.k && sameTargets((q[j] as typeof p).to, p.to)) j++;
+      if (j - i > 1) this.interleaved++;
+      if (p.k === 1) this.fanout(q, i, j, p.to);
+      else for (let t = 0; t < p.to.length; t++) for (let k = i; k < j; k++) this.deliverHere(q[k].env, p.to[t]);
+      i = j;
+    }
+  };
+
+  /** q[i..j): envelopes to the same targets; each session here takes them in a row, each other worker one bus message per envelope. */
+  private fanout(q: Pending[], i: number, j: number, to: readonly FanoutTarget[]): void {
     const self = this.w.self;
     let groups: Map<string, string[]> | null = null;
-    for (let i = 0; i < to.length; i++) {
-      const t = to[i];
-      this.fannedOut++;
+    for (let n = 0; n < to.length; n++) {
+      const t = to[n];
+      this.fannedOut += j - i;
       if (t.at === self || t.at === "") {
-        this.deliverHere(env, t.address);
+        for (let k = i; k < j; k++) this.deliverHere(q[k].env, t.address);
         continue;
       }
       groups ??= new Map();
@@ -139,9 +185,11 @@ export class ServiceDesk {
       else list.push(t.address);
     }
     if (groups === null) return;
-    for (const [worker, addresses] of groups) {
-      this.fanoutMessages++;
-      this.w.send(worker, { op: "fanout", env, to: addresses });
+    for (let k = i; k < j; k++) {
+      for (const [worker, addresses] of groups) {
+        this.fanoutMessages++;
+        this.w.send(worker, { op: "fanout", env: q[k].env, to: addresses });
+      }
     }
   }
 
@@ -176,13 +224,26 @@ export class ServiceDesk {
 
   /** Bus op `fanout`: to each session here; one that is not here (moved, ended) is routed to its address. */
   delivered(env: Envelope, to: readonly string[]): void {
-    for (let i = 0; i < to.length; i++) this.deliverHere(env, to[i]);
+    this.enqueue({ k: 2, env, to });
   }
 
   private deliverHere(env: Envelope, address: string): void {
+    // A session that went meanwhile (this turn) is looked up now, and routed to its address like any envelope.
     const e = env.readdressed(address);
     const s = this.w.local(address);
     if (s !== undefined && !s.closed) this.w.deliverLocal(s, e);
     else this.w.route(e);
   }
+}
+
+/** The same recipients, in the same order (a room's occupants, for two of its messages in a row). */
+function sameTargets(a: readonly (FanoutTarget | string)[], b: readonly (FanoutTarget | string)[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (typeof x === "string" ? x !== y : typeof y === "string" || x.address !== y.address || x.at !== y.at) return false;
+  }
+  return true;
 }

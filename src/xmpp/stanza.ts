@@ -26,7 +26,9 @@ export function stampText(text: string, name: string, from: string, to: string):
   const end = text.indexOf(">");
   if (end < 0 || !(after === 32 || after === 62 || after === 47)) return null;
   const close = text.charCodeAt(end - 1) === 47 ? end - 1 : end;
-  let out = `<${name}${text.slice(name.length + 1, close).replace(FROM_TO, "")}`;
+  // A text serialized once for many recipients (a room's broadcast) has neither: no regex per recipient then.
+  const attrs = text.slice(name.length + 1, close);
+  let out = `<${name}${attrs.indexOf(' from="') < 0 && attrs.indexOf(' to="') < 0 ? attrs : attrs.replace(FROM_TO, "")}`;
   if (from !== "") out += ` from="${attr(from)}"`;
   if (to !== "") out += ` to="${attr(to)}"`;
   return out + text.slice(close);

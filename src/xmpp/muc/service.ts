@@ -15,6 +15,7 @@ import { OccupantIqs } from "./occupant-iq.js";
 import type { Occupant } from "./occupants.js";
 import { NS } from "../ns.js";
 import { roomFrom, roomText } from "./room-state.js";
+import { serializedOnce } from "./broadcast.js";
 
 /** Where persistent rooms are kept (src/store/muc-store.ts); the service never waits for it on a room it holds. */
 export interface MucRooms {
@@ -207,7 +208,9 @@ export class MucService implements OwnedService, RoomOut {
 
   send(kind: "message" | "presence", from: string, el: Element, to: readonly FanoutTarget[]): void {
     if (to.length === 0) return;
-    const env = kind === "message" ? Envelope.message({ from, to: "", protocol: "xmpp", payload: el }) : Envelope.presence({ from, to: "", protocol: "xmpp", payload: el });
+    // A groupchat message to the room's occupants: serialized once for all of them (broadcast.ts).
+    const payload = kind === "message" && to.length > 1 ? serializedOnce(el) : el;
+    const env = kind === "message" ? Envelope.message({ from, to: "", protocol: "xmpp", payload }) : Envelope.presence({ from, to: "", protocol: "xmpp", payload: el });
     this.link.fanout(env, to);
   }
 
