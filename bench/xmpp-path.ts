@@ -92,7 +92,7 @@ const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, l
 const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
 // Large enough for a whole run: the batches are written after it, measured apart.
 const archive = MAM
-  ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, inRoster: async () => true }, log)
+  ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, prefsCacheSize: 100000, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, inRoster: async () => true }, log)
   : null;
 const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: store.archive, writer: archive, defaultMode: "always", maxPageSize: 100 });
 proxy.archiveSink = frontEnd.archiveSink;

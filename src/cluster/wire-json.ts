@@ -89,6 +89,9 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
     case "gone":
       head = [msg.op, msg.addresses, msg.bares];
       break;
+    case "stale":
+      head = [msg.op, msg.topic, msg.key];
+      break;
   }
   return { head, presence };
 }
@@ -176,6 +179,9 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
       if (!strings(addresses) || !strings(bares)) throw new Error("gone without addresses");
       return { op, addresses, bares };
     }
+    case "stale":
+      if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("stale without a topic and key");
+      return { op, topic: head[1], key: head[2] };
     default:
       throw new Error(`unknown bus op ${String(op)}`);
   }

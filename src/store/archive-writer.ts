@@ -1,6 +1,7 @@
 import type { Logger } from "../log/logger.js";
 import type { ArchiveMode, ArchivePrefs, ArchiveRow, ArchiveStore } from "./archive-store.js";
 import { BatchQueue } from "./batch-queue.js";
+import { ArchivePrefsCache } from "./archive-prefs.js";
 
 /**
  * A message queued for the archive of `bare` (`outgoing`: that user sent it), as the core handed it over:
@@ -27,6 +28,8 @@ export interface ArchiveWriterOptions {
   defaultMode: ArchiveMode;
   maxQueued: number;
   maxBatch: number;
+  /** Users whose preferences are kept in memory (xmpp.mam.prefsCacheSize). */
+  prefsCacheSize: number;
   /** 0: kept for ever. */
   retentionDays: number;
   /** The message's id and text as archived (XMPP: its stanza-id, the stanza without it), or null to skip it. */
@@ -44,11 +47,14 @@ const EXPIRE_STEP = 5000;
  * (XEP-0313). The core's sink only appends; after the turn a batch is taken,
  * filtered by its users' preferences (one read per batch), rendered and
  * written in one transaction; what arrives meanwhile forms the next batch.
+ * Preferences are read once per user and kept (ArchivePrefsCache) until they change.
  * The archive is not a delivery guarantee: a message the queue cannot take, or
  * a batch the store refuses, is counted and logged, and delivery goes on.
  */
 export class ArchiveWriter {
   private readonly batches: BatchQueue<ArchiveEntry>;
+  /** The preferences of the users this worker archives for. */
+  readonly prefs: ArchivePrefsCache;
   private failing = false;
   private sweep: NodeJS.Timeout | null = null;
   /** Rows written, skipped by preferences, dropped (queue full), in failed batches; expired by retention. */
@@ -60,6 +66,7 @@ export class ArchiveWriter {
     private readonly log: Logger,
   ) {
     this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch));
+    this.prefs = new ArchivePrefsCache(store, opts.prefsCacheSize);
     if (opts.retentionDays > 0) {
       this.sweep = setInterval(() => void this.expire(), HOUR_MS);
       this.sweep.unref();
@@ -75,6 +82,11 @@ export class ArchiveWriter {
     if (this.batches.push(e)) return true;
     if (this.stats.dropped++ === 0) this.log.warn("archive write queue full: messages are not archived", { maxQueued: this.opts.maxQueued });
     return false;
+  }
+
+  /** `user`'s preferences were set (on any worker); null: anyone's may have been. Read again when next needed. */
+  prefsChanged(user: string | null): void {
+    this.prefs.forget(user);
   }
 
   /** Resolves once everything queued before the call has been written (or has failed). */
@@ -148,7 +160,9 @@ export class ArchiveWriter {
         stanza: last.text,
       });
     }
-    const prefs = await this.store.prefs([...users]);
+    // Kept in memory: the batch waits for a read only for users it has not seen (or whose preferences changed).
+    const got = this.prefs.lookup(users);
+    const prefs = got instanceof Map ? got : await got;
     if (prefs.size === 0 && this.opts.defaultMode === "always") return rows;
     const kept: ArchiveRow[] = [];
     for (const r of rows) {

@@ -21,6 +21,9 @@ export interface Archives {
   maxPageSize: number;
 }
 
+/** Core.stale topic: a user's preferences changed; every worker's writer reads them again (ArchivePrefsCache). */
+const PREFS_TOPIC = "mam-prefs";
+
 /** JIDs per always/never list at most: a preference set is one row, read with every batch. */
 const MAX_PREF_JIDS = 1000;
 
@@ -61,10 +64,12 @@ export function renderArchived(e: ArchiveEntry): Rendered | null {
  * (so a message just sent is found), then read one page.
  */
 export function mamModule(hooks: Hooks, x: XmppContext, a: Archives): void {
+  // The user's owner writes its archive with the preferences it keeps; they may be set on any worker.
+  x.core.onStale(PREFS_TOPIC, (user) => a.writer.prefsChanged(user));
   hooks.iq("self", NS.MAM, (e) => {
     const name = e.child.name;
     if (name === "query") return e.type === "get" ? queryForm(e) : void query(x, a, e).catch((err) => failed(x, e, err)), true;
-    if (name === "prefs") return void (e.type === "get" ? getPrefs(a, e) : setPrefs(a, e)).catch((err) => failed(x, e, err)), true;
+    if (name === "prefs") return void (e.type === "get" ? getPrefs(a, e) : setPrefs(x, a, e)).catch((err) => failed(x, e, err)), true;
     bounce(e.session, e.stanza, StanzaCondition.BadRequest, "expected query or prefs");
     return true;
   });
@@ -150,7 +155,7 @@ async function getPrefs(a: Archives, e: IqEvent): Promise<void> {
 }
 
 /** §6.1: default is required; each list holds bare JIDs (a JID in both: never wins, as the writer reads them). */
-async function setPrefs(a: Archives, e: IqEvent): Promise<void> {
+async function setPrefs(x: XmppContext, a: Archives, e: IqEvent): Promise<void> {
   const s = e.session;
   const mode = e.child.attrs.default;
   if (mode !== "always" && mode !== "never" && mode !== "roster") return bounce(s, e.stanza, StanzaCondition.BadRequest, "default must be always, never or roster");
@@ -170,6 +175,8 @@ async function setPrefs(a: Archives, e: IqEvent): Promise<void> {
   const p: ArchivePrefs = { default: mode, always, never };
   try {
     await a.store.setPrefs(s.user, p);
+    // Stored first: a writer told reads the new ones. Messages the owner archives after the notice reaches it follow them.
+    x.core.stale(PREFS_TOPIC, s.user);
     iqResultFor(s, e.stanza, prefsElement(p));
   } catch {
     bounce(s, e.stanza, StanzaCondition.InternalServerError, "preferences could not be stored");
