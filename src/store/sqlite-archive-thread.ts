@@ -1,7 +1,17 @@
 import { Worker } from "node:worker_threads";
 import type { ArchiveRow } from "./archive-store.js";
 
-const ENCODER = new TextEncoder();
+/** Fields per row in a handover's `rows`: user, id, with, withResource, ts, outgoing (0/1), index of its text in `texts`. */
+export const ROW_FIELDS = 7;
+
+/** What the event loop posts to the thread: rows as one flat array, each distinct text once (a message's two rows share it). */
+export interface Handover {
+  id: number;
+  rows: (string | number)[];
+  texts: string[];
+  /** Rows per append, in order: each append's count of rows added comes back. */
+  counts: number[];
+}
 /** How long appends gather before they go to the thread together, and how many rows go at once at most. */
 const GATHER_MS = 5;
 const MAX_ROWS = 2000;
@@ -18,9 +28,11 @@ interface Pending {
  * archived messages inserted on the event loop held the worker's forwarding for the whole
  * transaction, tens of milliseconds as the archive grew (docs/benchmarks.md, "Archives"). Here the
  * thread has its own connection to the same file (WAL: readers on the event loop go on meanwhile) and
- * waits on the file's lock itself. The appends of a few milliseconds go together, as the UTF-8 bytes
- * of one JSON text, transferred: each postMessage costs the event loop tens of microseconds whatever
- * it carries, and the writer's batches are one event-loop turn's (a few rows at moderate rates).
+ * waits on the file's lock itself. The appends of a few milliseconds go together in one message: each
+ * postMessage costs the event loop tens of microseconds whatever it carries, and the writer's batches
+ * are one event-loop turn's (a few rows at moderate rates). They go as one flat array of the rows'
+ * short fields and the list of their texts, each text once (Handover): no JSON text to build and
+ * escape, and a message archived for both users is copied once.
  * Queries, preferences and retention stay on the event loop's connection.
  */
 export class SqliteArchiveThread {
@@ -76,8 +88,20 @@ export class SqliteArchiveThread {
     this.gatheredRows = 0;
     const id = this.next++;
     this.sent.set(id, ps);
-    const bytes = ENCODER.encode(JSON.stringify(ps.map((p) => p.rows)));
-    this.worker.postMessage({ id, batches: bytes }, [bytes.buffer]);
+    const rows: (string | number)[] = [];
+    const texts: string[] = [];
+    const counts: number[] = [];
+    let last: string | null = null;
+    for (const p of ps) {
+      counts.push(p.rows.length);
+      for (const r of p.rows) {
+        // The writer gives a message's rows (both directions) one string: compared by identity first, cheaply.
+        if (r.stanza !== last) texts.push((last = r.stanza));
+        rows.push(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, texts.length - 1);
+      }
+    }
+    const m: Handover = { id, rows, texts, counts };
+    this.worker.postMessage(m);
   };
 
   private settled(): void {

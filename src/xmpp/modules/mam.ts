@@ -3,7 +3,7 @@ import { NS } from "../ns.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 import { bounce, iqResultFor } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
-import { serialize } from "../stanza.js";
+import { serializeFirst, stampText } from "../stanza.js";
 import type { ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { ArchiveSink } from "../../session/core.js";
@@ -12,6 +12,7 @@ import type { ArchiveMode, ArchivePage, ArchivePrefs, ArchiveStore } from "../..
 import { bareOf, normalizeAddress } from "../../address/address.js";
 import { parseQuery } from "./mam-query.js";
 import { stanzaIdOf } from "./stanza-id.js";
+import { parseOne } from "../stanza.js";
 
 /** What the archive module is given (front-end.ts, from xmpp.mam). */
 export interface Archives {
@@ -37,6 +38,9 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
   return (env, bare, outgoing) => {
     if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
     // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
+    // A message that came over the bus unread is archived from its text, never parsed here (renderArchived).
+    const text = env.wireText;
+    if (text !== null && env.to.indexOf("@") > 0) return void writer.push({ bare, outgoing, ts: Date.now(), payload: text, from: env.from, to: env.to });
     const to = env.to.indexOf("@") < 0 ? ((env.payload as Element | null)?.attrs?.to ?? env.to) : env.to;
     writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to });
   };
@@ -48,13 +52,39 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
  * without it (results carry the id). Null: not marked (nothing to archive).
  */
 export function renderArchived(e: ArchiveEntry): Rendered | null {
-  const el = e.payload;
+  let el = e.payload;
+  if (typeof el === "string") {
+    const r = renderText(el, e.from, e.to);
+    if (r !== undefined) return r;
+    el = parseOne(el);
+  }
   if (!(el instanceof Element)) return null;
   const id = stanzaIdOf(el);
   if (id === null) return null;
-  const out = new Element("message", { ...el.attrs, xmlns: NS.CLIENT, from: e.from, to: e.to });
-  out.children = el.children.slice(0, el.children.length - 1);
-  return { id, text: serialize(out) };
+  return { id, text: serializeFirst(el, { xmlns: NS.CLIENT, from: e.from, to: e.to }, el.children.length - 1) };
+}
+
+/** StanzaIds.mark's last child as serialize() writes it: its id is what the archive keys the message by. */
+const SID_TAIL = /<stanza-id xmlns="urn:xmpp:sid:0" by="[^"&<]*" id="([A-Za-z0-9_.-]+)"\/><\/message>$/;
+const CLIENT_XMLNS = ` xmlns="${NS.CLIENT}"`;
+
+/**
+ * renderArchived for a message that came over the bus as the text serialize() wrote (Envelope.wireText),
+ * by string operations: the stanza-id StanzaIds appended is its last child, right before </message>
+ * (serialize escapes '<' everywhere else), and its start tag is restamped (stampText). Null: not
+ * marked; undefined: another shape, which the caller parses.
+ */
+export function renderText(text: string, from: string, to: string): Rendered | null | undefined {
+  if (!text.endsWith("</message>")) return text.startsWith("<message") ? null : undefined;
+  const at = text.lastIndexOf("<stanza-id ");
+  if (at < 0) return null;
+  const m = SID_TAIL.exec(text.slice(at));
+  if (m === null) return undefined;
+  let out = stampText(`${text.slice(0, at)}</message>`, "message", from, to);
+  if (out === null) return undefined;
+  const end = out.indexOf(">");
+  if (!out.slice(0, end).includes(" xmlns=")) out = `<message${CLIENT_XMLNS}${out.slice(8)}`;
+  return { id: m[1], text: out };
 }
 
 /**

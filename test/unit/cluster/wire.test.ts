@@ -144,3 +144,9 @@ test("resume records: kept, copied, counted, acknowledged and dropped in one mes
   assert.throws(() => wire.decode(wire.encode({ ...records, held: [["k", 1, 2 as unknown as string]] })), /records with bad held copies/);
   assert.throws(() => wire.decode(wire.encode({ ...recall, token: "9" as unknown as number })), /recall without a key/);
 });
+
+test("stale: a protocol's topic and key (XEP-0313 preferences changed); anything else refused", { timeout: 5000 }, () => {
+  const m: BusMessage = { op: "stale", topic: "mam-prefs", key: "alice" };
+  assert.deepEqual(roundTrip(m), m);
+  assert.throws(() => wire.decode(jsonMessage(["stale", "mam-prefs", 3])), /stale without a topic and key/);
+});

@@ -41,6 +41,11 @@ test("a big batch is written while the event loop turns; reads see it after; clo
     assert.equal(await big, 40_000);
     assert.ok(turns > 10, `the event loop turned ${turns} times while the batch was written`);
     assert.equal(await st.archive.count("alice"), 40_010);
+    // A message's rows for two users share one text (sent once to the thread); each keeps it.
+    const shared = `<message><body>"both" \\ '</body></message>`;
+    assert.equal(await st.archive.append([{ ...rows("bob", 0, 1)[0], stanza: shared }, { ...rows("carol", 0, 1)[0], stanza: shared }, ...rows("carol", 1, 1)]), 3);
+    assert.deepEqual((await st.archive.query({ user: "carol", max: 5 }))!.items.map((x) => x.stanza), [shared, rows("carol", 1, 1)[0].stanza]);
+    assert.equal((await st.archive.query({ user: "bob", max: 5 }))!.items[0].stanza, shared);
     // A duplicate (user, id) is skipped, as on the event loop.
     assert.equal(await st.archive.append(rows("alice", 0, 5)), 0);
     // Sent, then closed at once: written before the thread ends.
