@@ -34,6 +34,8 @@
  *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
  *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
+ *   --store S       Switchboard (one worker): sqlite (default, a file in a temp dir) or postgres (a PostgreSQL started
+ *                   for the run by test/postgres.ts; its CPU is printed apart, not counted as the server's)
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
     custody: a.custody !== "off",
     handoff: a.handoff === undefined ? undefined : a.handoff === "on",
     mam: false,
+    store: a.store === "postgres" ? "postgres" : "sqlite",
     pump,
     spin: pump !== null && a.spin === "true",
     sm: false,

@@ -91,7 +91,9 @@ export class ArchiveWriter {
 
   /** Resolves once everything queued before the call has been written (or has failed). */
   flushed(): Promise<void> {
-    return this.batches.flushed();
+    const done = this.batches.flushed();
+    this.store.hurry?.();
+    return done;
   }
 
   close(): void {
@@ -121,7 +123,12 @@ export class ArchiveWriter {
   private async write(batch: ArchiveEntry[]): Promise<void> {
     try {
       const rows = await this.rows(batch);
-      if (rows.length > 0) await this.store.append(rows);
+      if (rows.length > 0) {
+        const written = this.store.append(rows);
+        // A login's barrier or an archive query waits (flushed): not for the store's gathering time.
+        if (this.batches.awaited) this.store.hurry?.();
+        await written;
+      }
       this.stats.archived += rows.length;
       if (this.failing) this.log.warn("messages are being archived again");
       this.failing = false;

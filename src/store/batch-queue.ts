@@ -38,6 +38,11 @@ export class BatchQueue<T> {
     return true;
   }
 
+  /** Someone waits in flushed() (a writer that gathers before writing should not make it wait longer). */
+  get awaited(): boolean {
+    return this.waiters.length > 0;
+  }
+
   /** Resolves once everything queued before the call has been written (or has failed). */
   flushed(): Promise<void> {
     if (this.settled >= this.pushed) return Promise.resolve();
