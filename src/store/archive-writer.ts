@@ -143,7 +143,9 @@ export class ArchiveWriter {
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */
   private async rows(batch: readonly ArchiveEntry[]): Promise<ArchiveRow[]> {
     const rows: ArchiveRow[] = [];
-    const users = new Set<string>();
+    const cache = this.prefs;
+    /** Users whose preferences are not kept: read once for the batch (the batch waits for them, not the path). */
+    let missing: Set<string> | null = null;
     let lastPayload: unknown = undefined;
     let last: Rendered | null = null;
     for (const e of batch) {
@@ -156,7 +158,7 @@ export class ArchiveWriter {
       const other = e.outgoing ? e.to : e.from;
       const slash = other.indexOf("/");
       const user = e.bare.slice(0, at);
-      users.add(user);
+      if (cache.get(user) === undefined) (missing ??= new Set()).add(user);
       rows.push({
         user,
         id: last.id,
@@ -167,13 +169,14 @@ export class ArchiveWriter {
         stanza: last.text,
       });
     }
-    // Kept in memory: the batch waits for a read only for users it has not seen (or whose preferences changed).
-    const got = this.prefs.lookup(users);
-    const prefs = got instanceof Map ? got : await got;
-    if (prefs.size === 0 && this.opts.defaultMode === "always") return rows;
+    const read = missing === null ? null : await cache.read([...missing]);
+    // Nobody here has preferences stored and the default keeps everything: no row needs a look.
+    if (this.opts.defaultMode === "always" && !cache.anyStored && (read === null || read.size === 0)) return rows;
     const kept: ArchiveRow[] = [];
     for (const r of rows) {
-      if (await this.wanted(prefs.get(r.user), r)) kept.push(r);
+      // Kept, or read for this batch (a read overtaken by a change is not kept, but serves its batch).
+      const p = cache.get(r.user) ?? read?.get(r.user) ?? undefined;
+      if (await this.wanted(p, r)) kept.push(r);
       else this.stats.skipped++;
     }
     return kept;

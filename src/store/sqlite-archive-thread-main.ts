@@ -12,13 +12,24 @@ const db = new Database(path);
 db.pragma("synchronous = NORMAL");
 db.pragma(`busy_timeout = ${Math.max(lockTimeoutMs, 1000)}`);
 const add = db.prepare(`INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-/** Each append's rows added, in one transaction for all of them. */
+/** Each append's rows added, in one transaction for all of them (the hand-over's layout: sqlite-archive-thread.ts). */
 const write = db.transaction((m: Handover) => {
-  const { rows, texts } = m;
+  const head = JSON.parse(m.head) as (string | number)[];
+  const texts = m.texts;
   let at = 0;
+  let from = 0;
+  let text = "";
   return m.counts.map((count) => {
     let n = 0;
-    for (let k = 0; k < count; k++, at += ROW_FIELDS) n += add.run(rows[at], rows[at + 1], rows[at + 2], rows[at + 3], rows[at + 4], rows[at + 5], texts[rows[at + 6] as number]).changes;
+    for (let k = 0; k < count; k++, at += ROW_FIELDS) {
+      // A length of 0: the previous row's text (the same message, archived for the other user).
+      const len = head[at + 6] as number;
+      if (len > 0) {
+        text = texts.slice(from, from + len);
+        from += len;
+      }
+      n += add.run(head[at], head[at + 1], head[at + 2], head[at + 3], head[at + 4], head[at + 5], text).changes;
+    }
     return n;
   });
 });
