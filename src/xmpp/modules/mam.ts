@@ -3,7 +3,7 @@ import { NS } from "../ns.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 import { bounce, iqResultFor } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
-import { serializeFirst, stampText } from "../stanza.js";
+import { parseOne, serializeFirst, stampText } from "../stanza.js";
 import type { ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { ArchiveSink } from "../../session/core.js";
@@ -12,7 +12,6 @@ import type { ArchiveMode, ArchivePage, ArchivePrefs, ArchiveStore } from "../..
 import { bareOf, normalizeAddress } from "../../address/address.js";
 import { parseQuery } from "./mam-query.js";
 import { stanzaIdOf } from "./stanza-id.js";
-import { parseOne } from "../stanza.js";
 
 /** What the archive module is given (front-end.ts, from xmpp.mam). */
 export interface Archives {
@@ -25,7 +24,7 @@ export interface Archives {
 /** Core.stale topic: a user's preferences changed; every worker's writer reads them again (ArchivePrefsCache). */
 const PREFS_TOPIC = "mam-prefs";
 
-/** JIDs per always/never list at most: a preference set is one row, read with every batch. */
+/** JIDs per always/never list at most: a preference set is one row, kept in memory by the user's owner (ArchivePrefsCache). */
 const MAX_PREF_JIDS = 1000;
 
 /**
@@ -37,10 +36,10 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
   const suffix = `@${domain}`;
   return (env, bare, outgoing) => {
     if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
-    // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
     // A message that came over the bus unread is archived from its text, never parsed here (renderArchived).
     const text = env.wireText;
     if (text !== null && env.to.indexOf("@") > 0) return void writer.push({ bare, outgoing, ts: Date.now(), payload: text, from: env.from, to: env.to });
+    // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
     const to = env.to.indexOf("@") < 0 ? ((env.payload as Element | null)?.attrs?.to ?? env.to) : env.to;
     writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to });
   };
