@@ -128,6 +128,7 @@ export class Server {
             maxQueued: m.maxQueued,
             maxBatch: m.maxBatch,
             prefsCacheSize: m.prefsCacheSize,
+            gatherMs: m.gatherMs,
             retentionDays: m.retentionDays,
             render: renderArchived,
             inRoster: async (user, jid) => (await store.xmpp.rosterItem(user, jid)) !== undefined,

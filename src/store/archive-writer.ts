@@ -30,6 +30,8 @@ export interface ArchiveWriterOptions {
   maxBatch: number;
   /** Users whose preferences are kept in memory (xmpp.mam.prefsCacheSize). */
   prefsCacheSize: number;
+  /** How long messages gather before a batch is written (xmpp.mam.gatherMs); 0: a batch per event-loop turn. */
+  gatherMs?: number;
   /** 0: kept for ever. */
   retentionDays: number;
   /** The message's id and text as archived (XMPP: its stanza-id, the stanza without it), or null to skip it. */
@@ -65,7 +67,7 @@ export class ArchiveWriter {
     private readonly opts: ArchiveWriterOptions,
     private readonly log: Logger,
   ) {
-    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch));
+    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch), opts.gatherMs ?? 0);
     this.prefs = new ArchivePrefsCache(store, opts.prefsCacheSize);
     if (opts.retentionDays > 0) {
       this.sweep = setInterval(() => void this.expire(), HOUR_MS);

@@ -18,12 +18,12 @@ export interface Handover {
 }
 /**
  * How long appends gather before they go to the thread together, and how many rows go at once at most.
- * Each hand-over costs the event loop a postMessage and its answer (tens of µs, whatever they carry):
- * at 2,000 messages/s, gathering 5 ms cost ~4 µs per message, 50 ms a tenth of that. A reader that
- * waits for the writes (a login's barrier, an archive query: ArchiveWriter.flushed) does not wait for
- * the gathering: hurry() sends at once.
+ * Each hand-over costs the event loop a postMessage and its answer (tens of µs, whatever they carry);
+ * the writer gathers its batches itself (xmpp.mam.gatherMs), this merges what comes meanwhile. A reader
+ * that waits for the writes (a login's barrier, an archive query: ArchiveWriter.flushed) has them sent at
+ * once (hurry()).
  */
-const GATHER_MS = 50;
+const GATHER_MS = 5;
 const MAX_ROWS = 4000;
 
 /** An append waiting for its answer. */

@@ -146,3 +146,18 @@ test("the kept preferences are bounded (least recently used dropped); a read ove
   await d;
   await store.close();
 });
+
+test("gatherMs: entries gather before a batch is written; a full batch or someone waiting (flushed) ends the gathering", { timeout: 5000 }, async () => {
+  const { store, w } = await setup("always", { gatherMs: 60_000, maxBatch: 3 });
+  w.push(entry("alice@localhost", "bob@localhost", true));
+  w.push(entry("alice@localhost", "bob@localhost", false));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(await store.archive.count("alice"), 0, "gathering: nothing written after ten turns");
+  w.push(entry("alice@localhost", "carol@localhost", true));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(await store.archive.count("alice"), 3, "a full batch (maxBatch) is written at once");
+  w.push(entry("alice@localhost", "dave@localhost", true));
+  await w.flushed();
+  assert.equal(await store.archive.count("alice"), 4, "flushed() does not wait for the gathering");
+  await store.close();
+});
