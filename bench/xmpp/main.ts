@@ -35,6 +35,8 @@
  *   --coalesce-ms N  with --workers > 1: cluster.coalesceMs (a turn's bus batches go at most once per N ms)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
  *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
+ *   --store S       Switchboard (one worker): sqlite (default, a file in a temp dir) or postgres (a PostgreSQL started
+ *                   for the run by test/postgres.ts; its CPU is printed apart, not counted as the server's)
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc)
  */
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
     handoff: a.handoff === undefined ? undefined : a.handoff === "on",
     coalesceMs: a["coalesce-ms"] === undefined ? undefined : Number(a["coalesce-ms"]),
     mam: false,
+    store: a.store === "postgres" ? "postgres" : "sqlite",
     pump,
     spin: pump !== null && a.spin === "true",
     sm: false,

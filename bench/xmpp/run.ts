@@ -41,6 +41,8 @@ export interface XmppParams {
   coalesceMs?: number;
   /** Switchboard (one worker): XEP-0313 archives on (xmpp.mam.enabled). */
   mam?: boolean;
+  /** Switchboard (one worker): its store (default SQLite in a temp dir; postgres: a PostgreSQL started for the run). */
+  store?: "sqlite" | "postgres";
   /** The compiled messaging pump (pump.c), or null for the Node.js generator's own loop. */
   pump: string | null;
   /** The pump polls without sleeping: its whole core, for no wake-up delay in what it measures. */
@@ -182,7 +184,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const target =
     hosts > 1
       ? await startHosts(p.serverCpu, accounts, { hosts, workers: p.workers, nodeArgs: p.nodeArgs, writerThread: p.writerThread ?? true, custody: p.custody ?? true })
-      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs })), endpoints: undefined };
+      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {

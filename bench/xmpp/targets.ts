@@ -7,6 +7,9 @@ import type { BenchAccount } from "../lib/accounts.js";
 import { connect } from "node:net";
 import { ensureCommand, ensurePackage, freePort, ProcWatch, sleep, spawnPinned, stopChild, versionOf, waitPort } from "../lib/proc.js";
 import { REPO, startSwitchboard, type RunningServer } from "../lib/switchboard.js";
+import { startPostgres } from "../../test/postgres.js";
+import { PgStore } from "../../src/store/postgres-store.js";
+import { silentLogger } from "../../src/log/logger.js";
 
 /** ejabberd's SQLite schema, as Debian installs it. */
 const EJABBERD_LITE_SQL = "/usr/share/ejabberd/sql/lite.sql";
@@ -203,7 +206,7 @@ async function untilChallenge(port: number, user: string, timeoutMs: number): Pr
  * processes (node:cluster) whose bus is a nats-server started here on the
  * same CPUs; its CPU and memory count as the server's.
  */
-async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean, coalesceMs?: number, more?: MoreConfig): Promise<Target> {
+async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: string[], workers: number, writerThread: boolean | "always", custody = true, mam = false, handoff?: boolean, coalesceMs?: number, more?: MoreConfig, store: "sqlite" | "postgres" = "sqlite"): Promise<Target> {
   const port = await freePort();
   const listeners = [{ protocol: "xmpp", transport: "tcp", host: "127.0.0.1", port }];
   const common = [
@@ -211,11 +214,15 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
     writerThread === true ? "`log.level: warn`; every other setting is the default" : `\`log.level: warn\`, \`io.writerThread: ${JSON.stringify(writerThread)}\`; every other setting is the default`,
   ];
   const io = { ...(writerThread === true ? {} : { io: { writerThread } }), ...(mam ? { xmpp: { mam: { enabled: true } } } : {}) };
-  if (mam) common.push("XEP-0313 archives on (`xmpp.mam.enabled: true`), written to the same SQLite file");
+  if (mam) common.push(`XEP-0313 archives on (\`xmpp.mam.enabled: true\`), written to the same ${store === "postgres" ? "PostgreSQL database" : "SQLite file"}`);
   // A bench's own keys (bench/muc: the `muc` section), and why, before the line that says the rest is the default.
   Object.assign(io, more?.config ?? {});
   common.splice(1, 0, ...(more?.settings ?? []));
   const version = `Switchboard ${process.env.npm_package_version ?? "0.1.0"} (Node.js ${process.version})`;
+  if (store === "postgres") {
+    if (workers > 1) throw new Error("--store postgres: one worker only (--hosts runs several on PostgreSQL)");
+    return onPostgres(cpu, accounts, nodeArgs, { listeners, ...io }, port, version, common);
+  }
   if (workers <= 1) {
     const server = await startSwitchboard({ cpu, accounts, waitOn: [port], nodeArgs, config: { listeners, ...io } });
     return { server, port, version, settings: ["one worker (one process), SQLite store in a temp dir, accounts written into it with the same SCRAM keys", ...common] };
@@ -255,6 +262,35 @@ async function switchboard(cpu: string, accounts: BenchAccount[], nodeArgs: stri
   return { server, port, version: `${version}, ${workers} workers`, settings };
 }
 
+/**
+ * One worker on PostgreSQL (`--store postgres`), started here by test/postgres.ts (initdb in a temp dir,
+ * fsync off, not pinned: the kernel places its backends); its CPU is not counted as the server's, and is
+ * printed at the end of the run. The accounts are written into it with the same SCRAM keys.
+ */
+async function onPostgres(cpu: string, accounts: BenchAccount[], nodeArgs: string[], config: Record<string, unknown>, port: number, version: string, common: string[]): Promise<Target> {
+  const pgs = await startPostgres();
+  let server: RunningServer;
+  try {
+    const postgres = await pgs.createDatabase("bench");
+    const store = await PgStore.open(postgres, silentLogger());
+    await store.putUsers(accounts.map((a) => [a.user, a.creds]));
+    await store.close();
+    server = await startSwitchboard({ cpu, accounts: [], waitOn: [port], nodeArgs, config: { ...config, storage: { type: "postgres", postgres } } });
+  } catch (e) {
+    await pgs.stop();
+    throw e;
+  }
+  const dbWatch = new ProcWatch(pgs.pid);
+  const stop = server.stop;
+  server.stop = async () => {
+    console.error(`bench: PostgreSQL used ${dbWatch.cpu().total.toFixed(1)} CPU-s over the whole run (not counted as the server's)`);
+    dbWatch.stop();
+    await stop();
+    await pgs.stop();
+  };
+  return { server, port, version, settings: ["one worker (one process), PostgreSQL store (initdb in a temp dir by test/postgres.ts: fsync off, trust on loopback), accounts written into it with the same SCRAM keys; PostgreSQL's CPU is not the server's", ...common] };
+}
+
 /** A byte forwarder that does no XMPP work (floor-server.ts): the yardstick for any Node.js server here. */
 async function floor(cpu: string): Promise<Target> {
   const port = await freePort();
@@ -281,14 +317,14 @@ export interface MoreConfig {
   settings: string[];
 }
 
-export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean; coalesceMs?: number; more?: MoreConfig }): Promise<Target> {
+export async function startTarget(name: TargetName, cpu: string, accounts: BenchAccount[], opts: { port?: number; nodeArgs?: string[]; workers?: number; writerThread?: boolean | "always"; custody?: boolean; mam?: boolean; handoff?: boolean; coalesceMs?: number; more?: MoreConfig; store?: "sqlite" | "postgres" }): Promise<Target> {
   switch (name) {
     case "prosody":
       return prosody(cpu, accounts);
     case "ejabberd":
       return ejabberd(cpu, accounts);
     case "switchboard":
-      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff, opts.coalesceMs, opts.more);
+      return switchboard(cpu, accounts, opts.nodeArgs ?? [], opts.workers ?? 1, opts.writerThread ?? true, opts.custody ?? true, opts.mam ?? false, opts.handoff, opts.coalesceMs, opts.more, opts.store);
     case "floor":
       return floor(cpu);
     case "custom":

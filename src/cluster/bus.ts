@@ -90,7 +90,9 @@ export type BusMessage =
    * ordered stream: answer `barrierDone` once what the owner stored offline for the user before is written.
    */
   | { op: "barrier"; from: string; token: number }
-  | { op: "barrierDone"; token: number };
+  | { op: "barrierDone"; token: number }
+  /** For every worker: what a protocol keeps in memory for `key` under `topic` changed (Core.stale; XEP-0313 preferences). */
+  | { op: "stale"; topic: string; key: string };
 
 /** A held message taken by a session: [receipt, Session.keepKey, Session.keptCount after it]. */
 export type Taken = [string, string, number];

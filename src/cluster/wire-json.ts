@@ -92,6 +92,9 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
     case "moved":
       head = [msg.op, msg.from, msg.ring, msg.states, msg.done, msg.placed];
       break;
+    case "stale":
+      head = [msg.op, msg.topic, msg.key];
+      break;
   }
   return { head, presence };
 }
@@ -186,6 +189,9 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
       if (!pairs(placed)) throw new Error("moved with bad places");
       return { op, from, ring, states, done, placed };
     }
+    case "stale":
+      if (typeof head[1] !== "string" || typeof head[2] !== "string") throw new Error("stale without a topic and key");
+      return { op, topic: head[1], key: head[2] };
     default:
       throw new Error(`unknown bus op ${String(op)}`);
   }

@@ -297,6 +297,10 @@ export interface MamConfig {
   maxQueued: number;
   /** Messages per write (one transaction, one statement on PostgreSQL) at most. */
   maxBatch: number;
+  /** Users whose preferences (XEP-0313 §6) the writer keeps in memory, per worker, least recently used dropped first. */
+  prefsCacheSize: number;
+  /** How long archived messages gather before a batch is written (ms); 0: one batch per event-loop turn. */
+  gatherMs: number;
 }
 
 /** XEP-0198 (docs/xmpp.md): when the server asks for acks, and how much unacked output a client may have. */
@@ -372,7 +376,7 @@ export function defaults(): Config {
       pingAfterMs: 60000,
       pingTimeoutMs: 30000,
       sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
-      mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500 },
+      mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500, prefsCacheSize: 100000, gatherMs: 50 },
       components: [],
       register: { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true },
       pep: { maxItemBytes: 262144, maxItemsPerNode: 256, maxNodes: 256, capsCacheSize: 10000, capsTimeoutMs: 10000 },
@@ -612,6 +616,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   int(X.mam.retentionDays, "xmpp.mam.retentionDays", 0, 36500);
   int(X.mam.maxQueued, "xmpp.mam.maxQueued", 1, 10000000);
   int(X.mam.maxBatch, "xmpp.mam.maxBatch", 1, 100000);
+  int(X.mam.prefsCacheSize, "xmpp.mam.prefsCacheSize", 1, 10000000);
+  int(X.mam.gatherMs, "xmpp.mam.gatherMs", 0, 10000);
   need(isObject(X.pep), "xmpp.pep", "must be an object");
   int(X.pep.maxItemBytes, "xmpp.pep.maxItemBytes", 1, 16777216);
   int(X.pep.maxItemsPerNode, "xmpp.pep.maxItemsPerNode", 1, 100000);

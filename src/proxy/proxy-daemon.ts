@@ -20,6 +20,7 @@ import { Departed, StallWatch } from "./stall-watch.js";
 import { ClientCounts } from "./client-counts.js";
 import { StoredLately } from "./stored-lately.js";
 import { ServiceAsker, ServiceDesk } from "./services.js";
+import { StaleNotices } from "./stale-notices.js";
 import type { FanoutTarget, OwnedService, ServiceLink } from "../session/service.js";
 import type { Logger } from "../log/logger.js";
 
@@ -142,6 +143,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly storedLately = new StoredLately();
   /** Custody's next key when the bus last published: what is held from it on went in a batch not yet published. */
   private custodyMark = 0;
+  /** Core.stale: what protocols keep in memory, told changed on every worker. */
+  private readonly staleNotices: StaleNotices;
 
   constructor(
     private readonly bus: ClusterBus,
@@ -172,6 +175,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       healMs: () => this.bus.healMs ?? 0,
       ring: () => this.membersKey,
       log: opts.log ?? null,
+    });
+    this.staleNotices = new StaleNotices({
+      self: this.self,
+      workers: () => {
+        const all = new Set<string>(this.departed.workers());
+        for (const ids of Object.values(this.bus.membership().hosts)) for (const w of ids) all.add(w);
+        return all;
+      },
+      send: (w, msg) => this.bus.send(w, msg),
     });
     this.handovers = new HandoverDesk({
       workerId: this.self,
@@ -368,6 +380,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   serve(domain: string, svc: OwnedService): ServiceLink {
     return this.services.serve(domain, svc);
+  }
+
+  stale(topic: string, key: string): void {
+    this.staleNotices.tell(topic, key);
+  }
+
+  onStale(topic: string, cb: (key: string | null) => void): void {
+    this.staleNotices.listen(topic, cb);
   }
 
   archive(env: Envelope, bare: string, outgoing: boolean): void {
@@ -664,6 +684,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       case "gone":
         return this.recipientsGone(msg.addresses, msg.bares);
+      case "stale":
+        return this.staleNotices.received(msg.topic, msg.key);
       case "stored": {
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial && !s.closed) s.storedWhileAway();
@@ -962,6 +984,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const heal = this.bus.healMs ?? 0;
     const holdMs = departed && heal > 0 ? Math.max(heal, this.opts.holdAfterExpiryMs ?? 0) : heal;
     this.handovers.membershipChanged(live, restarted);
+    this.staleNotices.membershipChanged();
     this.records.membershipChanged(m, joined, resynced);
     // Held messages on their way, or taken by a session of a worker that left or restarted, travel again.
     this.custody.lost((w) => w !== this.self && (!live.has(w) || restarted.has(w)), monotonicMs());

@@ -127,6 +127,8 @@ export class Server {
             defaultMode: m.defaultMode,
             maxQueued: m.maxQueued,
             maxBatch: m.maxBatch,
+            prefsCacheSize: m.prefsCacheSize,
+            gatherMs: m.gatherMs,
             retentionDays: m.retentionDays,
             render: renderArchived,
             inRoster: async (user, jid) => (await store.xmpp.rosterItem(user, jid)) !== undefined,

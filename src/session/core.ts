@@ -98,6 +98,13 @@ export interface Core {
    * reached by envelopes marked Flag.Service (XEP-0045 rooms; src/session/service.ts).
    */
   serve(domain: string, svc: OwnedService): ServiceLink;
+  /**
+   * What the protocol keeps in memory for `key` under `topic` changed (XEP-0313: a user's archive
+   * preferences, kept by the user's owner): every worker of the cluster is told, this one at once.
+   */
+  stale(topic: string, key: string): void;
+  /** Called for every `stale(topic, …)` of any worker; with null when anything may be stale (the membership changed). */
+  onStale(topic: string, cb: (key: string | null) => void): void;
   /** Sessions that continue on another worker of the host. */
   readonly handovers: Handovers;
   /** Resume records kept by another worker, for sessions whose worker dies (resume-record.ts). */

@@ -64,6 +64,8 @@ export interface ArchivePrefs {
 export interface ArchiveStore {
   /** Rows in one transaction; a row whose (user, id) is there already is skipped. Resolves to the rows added. */
   append(rows: readonly ArchiveRow[]): Promise<number>;
+  /** A store that gathers appends for a while before it writes them (SQLite's thread): write what it holds now, someone waits for it. */
+  hurry?(): void;
   /** One page; null when `after` or `before` names no message of this archive (XEP-0059 §2.6: item-not-found). */
   query(q: ArchiveQuery): Promise<ArchivePage | null>;
   /** Stored preferences of these users (absent: none set). */

@@ -1,6 +1,7 @@
 import type { Logger } from "../log/logger.js";
 import type { ArchiveMode, ArchivePrefs, ArchiveRow, ArchiveStore } from "./archive-store.js";
 import { BatchQueue } from "./batch-queue.js";
+import { ArchivePrefsCache } from "./archive-prefs.js";
 
 /**
  * A message queued for the archive of `bare` (`outgoing`: that user sent it), as the core handed it over:
@@ -27,6 +28,10 @@ export interface ArchiveWriterOptions {
   defaultMode: ArchiveMode;
   maxQueued: number;
   maxBatch: number;
+  /** Users whose preferences are kept in memory (xmpp.mam.prefsCacheSize). */
+  prefsCacheSize: number;
+  /** How long messages gather before a batch is written (xmpp.mam.gatherMs); 0: a batch per event-loop turn. */
+  gatherMs?: number;
   /** 0: kept for ever. */
   retentionDays: number;
   /** The message's id and text as archived (XMPP: its stanza-id, the stanza without it), or null to skip it. */
@@ -44,11 +49,14 @@ const EXPIRE_STEP = 5000;
  * (XEP-0313). The core's sink only appends; after the turn a batch is taken,
  * filtered by its users' preferences (one read per batch), rendered and
  * written in one transaction; what arrives meanwhile forms the next batch.
+ * Preferences are read once per user and kept (ArchivePrefsCache) until they change.
  * The archive is not a delivery guarantee: a message the queue cannot take, or
  * a batch the store refuses, is counted and logged, and delivery goes on.
  */
 export class ArchiveWriter {
   private readonly batches: BatchQueue<ArchiveEntry>;
+  /** The preferences of the users this worker archives for. */
+  readonly prefs: ArchivePrefsCache;
   private failing = false;
   private sweep: NodeJS.Timeout | null = null;
   /** Rows written, skipped by preferences, dropped (queue full), in failed batches; expired by retention. */
@@ -59,7 +67,8 @@ export class ArchiveWriter {
     private readonly opts: ArchiveWriterOptions,
     private readonly log: Logger,
   ) {
-    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch));
+    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch), opts.gatherMs ?? 0);
+    this.prefs = new ArchivePrefsCache(store, opts.prefsCacheSize);
     if (opts.retentionDays > 0) {
       this.sweep = setInterval(() => void this.expire(), HOUR_MS);
       this.sweep.unref();
@@ -77,9 +86,16 @@ export class ArchiveWriter {
     return false;
   }
 
+  /** `user`'s preferences were set (on any worker); null: anyone's may have been. Read again when next needed. */
+  prefsChanged(user: string | null): void {
+    this.prefs.forget(user);
+  }
+
   /** Resolves once everything queued before the call has been written (or has failed). */
   flushed(): Promise<void> {
-    return this.batches.flushed();
+    const done = this.batches.flushed();
+    this.store.hurry?.();
+    return done;
   }
 
   close(): void {
@@ -109,7 +125,12 @@ export class ArchiveWriter {
   private async write(batch: ArchiveEntry[]): Promise<void> {
     try {
       const rows = await this.rows(batch);
-      if (rows.length > 0) await this.store.append(rows);
+      if (rows.length > 0) {
+        const written = this.store.append(rows);
+        // A login's barrier or an archive query waits (flushed): not for the store's gathering time.
+        if (this.batches.awaited) this.store.hurry?.();
+        await written;
+      }
       this.stats.archived += rows.length;
       if (this.failing) this.log.warn("messages are being archived again");
       this.failing = false;
@@ -124,7 +145,9 @@ export class ArchiveWriter {
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */
   private async rows(batch: readonly ArchiveEntry[]): Promise<ArchiveRow[]> {
     const rows: ArchiveRow[] = [];
-    const users = new Set<string>();
+    const cache = this.prefs;
+    /** Users whose preferences are not kept: read once for the batch (the batch waits for them, not the path). */
+    let missing: Set<string> | null = null;
     let lastPayload: unknown = undefined;
     let last: Rendered | null = null;
     for (const e of batch) {
@@ -137,7 +160,7 @@ export class ArchiveWriter {
       const other = e.outgoing ? e.to : e.from;
       const slash = other.indexOf("/");
       const user = e.bare.slice(0, at);
-      users.add(user);
+      if (cache.get(user) === undefined) (missing ??= new Set()).add(user);
       rows.push({
         user,
         id: last.id,
@@ -148,11 +171,14 @@ export class ArchiveWriter {
         stanza: last.text,
       });
     }
-    const prefs = await this.store.prefs([...users]);
-    if (prefs.size === 0 && this.opts.defaultMode === "always") return rows;
+    const read = missing === null ? null : await cache.read([...missing]);
+    // Nobody here has preferences stored and the default keeps everything: no row needs a look.
+    if (this.opts.defaultMode === "always" && !cache.anyStored && (read === null || read.size === 0)) return rows;
     const kept: ArchiveRow[] = [];
     for (const r of rows) {
-      if (await this.wanted(prefs.get(r.user), r)) kept.push(r);
+      // Kept, or read for this batch (a read overtaken by a change is not kept, but serves its batch).
+      const p = cache.get(r.user) ?? read?.get(r.user) ?? undefined;
+      if (await this.wanted(p, r)) kept.push(r);
       else this.stats.skipped++;
     }
     return kept;

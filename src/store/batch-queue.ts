@@ -13,11 +13,19 @@ export class BatchQueue<T> {
   private pushed = 0;
   private settled = 0;
   private waiters: { upTo: number; resolve: () => void }[] = [];
+  /** The gathering timer (gatherMs > 0) while the first batch waits for more. */
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly maxQueued: number,
     private readonly maxBatch: number,
     private readonly write: (batch: T[]) => Promise<void>,
+    /**
+     * 0: a batch is what one event-loop turn queued. More: entries gather this long first (each write costs
+     * its writer a fixed part, a query or a hand-over to a thread, whatever it carries), unless someone
+     * waits in flushed() or a batch is full.
+     */
+    private readonly gatherMs = 0,
   ) {}
 
   /** Entries queued and not yet written. */
@@ -32,16 +40,36 @@ export class BatchQueue<T> {
     this.pushed++;
     if (!this.writing) {
       this.writing = true;
-      // After this turn: everything queued in it goes in one batch.
-      setImmediate(() => void this.run());
-    }
+      // After this turn: everything queued in it goes in one batch; or after gathering for gatherMs.
+      if (this.gatherMs > 0) this.timer = setTimeout(this.start, this.gatherMs);
+      else setImmediate(this.start);
+    } else if (this.timer !== null && this.queue.length >= this.maxBatch) this.now();
     return true;
+  }
+
+  private readonly start = (): void => {
+    this.timer = null;
+    void this.run();
+  };
+
+  /** The gathering ends now (someone waits, or a batch is full). */
+  private now(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.start();
+  }
+
+  /** Someone waits in flushed() (a writer that gathers before writing should not make it wait longer). */
+  get awaited(): boolean {
+    return this.waiters.length > 0;
   }
 
   /** Resolves once everything queued before the call has been written (or has failed). */
   flushed(): Promise<void> {
     if (this.settled >= this.pushed) return Promise.resolve();
     const upTo = this.pushed;
+    // A login's barrier or an archive query waits: not for the gathering.
+    this.now();
     return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
   }
 

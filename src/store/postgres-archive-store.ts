@@ -41,21 +41,39 @@ export const ARCHIVE: Component = {
 export class PgArchiveStore implements ArchiveStore {
   constructor(private readonly pool: pg.Pool) {}
 
+  /**
+   * The client's part kept small: seven arrays, the texts each once (a message's two rows, one per user,
+   * share theirs: node-postgres escapes every text into the array literal, on the event loop).
+   */
   async append(rows: readonly ArchiveRow[]): Promise<number> {
     if (rows.length === 0) return 0;
+    const n = rows.length;
+    const users = new Array<string>(n);
+    const ids = new Array<string>(n);
+    const withs = new Array<string>(n);
+    const resources = new Array<string>(n);
+    const ts = new Array<number>(n);
+    const out = new Array<boolean>(n);
+    const at = new Array<number>(n);
+    const texts: string[] = [];
+    let last: string | null = null;
+    for (let i = 0; i < n; i++) {
+      const x = rows[i];
+      users[i] = x.user;
+      ids[i] = x.id;
+      withs[i] = x.with;
+      resources[i] = x.withResource;
+      ts[i] = x.ts;
+      out[i] = x.outgoing;
+      if (x.stanza !== last) texts.push((last = x.stanza));
+      at[i] = texts.length;
+    }
     const r = await this.pool.query(
       `INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $7::text[])
+       SELECT u, i, w, wr, t, o, ($7::text[])[x]
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $8::int[]) AS r(u, i, w, wr, t, o, x)
        ON CONFLICT (username, id) DO NOTHING`,
-      [
-        rows.map((x) => x.user),
-        rows.map((x) => x.id),
-        rows.map((x) => x.with),
-        rows.map((x) => x.withResource),
-        rows.map((x) => x.ts),
-        rows.map((x) => x.outgoing),
-        rows.map((x) => x.stanza),
-      ],
+      [users, ids, withs, resources, ts, out, texts, at],
     );
     return r.rowCount ?? 0;
   }

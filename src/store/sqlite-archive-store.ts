@@ -86,6 +86,10 @@ export class SqliteArchiveStore implements ArchiveStore {
     return retrying(() => run.immediate(), this.lockTimeoutMs);
   }
 
+  hurry(): void {
+    this.thread?.hurry();
+  }
+
   query(q: ArchiveQuery): Promise<ArchivePage | null> {
     return retrying(() => this.page(q), this.lockTimeoutMs);
   }

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import type { ArchiveRow } from "./archive-store.js";
+import { ROW_FIELDS, type Handover } from "./sqlite-archive-thread.js";
 
 /**
  * The archive writer's thread (sqlite-archive-thread.ts): its own connection to the file, which the
@@ -12,20 +12,31 @@ const db = new Database(path);
 db.pragma("synchronous = NORMAL");
 db.pragma(`busy_timeout = ${Math.max(lockTimeoutMs, 1000)}`);
 const add = db.prepare(`INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-/** Each append's rows added, in one transaction for all of them. */
-const write = db.transaction((batches: readonly (readonly ArchiveRow[])[]) =>
-  batches.map((rows) => {
+/** Each append's rows added, in one transaction for all of them (the hand-over's layout: sqlite-archive-thread.ts). */
+const write = db.transaction((m: Handover) => {
+  const head = JSON.parse(m.head) as (string | number)[];
+  const texts = m.texts;
+  let at = 0;
+  let from = 0;
+  let text = "";
+  return m.counts.map((count) => {
     let n = 0;
-    for (const r of rows) n += add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza).changes;
+    for (let k = 0; k < count; k++, at += ROW_FIELDS) {
+      // A length of 0: the previous row's text (the same message, archived for the other user).
+      const len = head[at + 6] as number;
+      if (len > 0) {
+        text = texts.slice(from, from + len);
+        from += len;
+      }
+      n += add.run(head[at], head[at + 1], head[at + 2], head[at + 3], head[at + 4], head[at + 5], text).changes;
+    }
     return n;
-  }),
-);
+  });
+});
 
-const decoder = new TextDecoder();
-
-parentPort!.on("message", (m: { id: number; batches: Uint8Array }) => {
+parentPort!.on("message", (m: Handover) => {
   try {
-    parentPort!.postMessage({ id: m.id, ns: write.immediate(JSON.parse(decoder.decode(m.batches)) as ArchiveRow[][]) });
+    parentPort!.postMessage({ id: m.id, ns: write.immediate(m) });
   } catch (e) {
     parentPort!.postMessage({ id: m.id, error: (e as Error).message, code: (e as { code?: string }).code });
   }

@@ -1,10 +1,30 @@
 import { Worker } from "node:worker_threads";
 import type { ArchiveRow } from "./archive-store.js";
 
-const ENCODER = new TextEncoder();
-/** How long appends gather before they go to the thread together, and how many rows go at once at most. */
+/** Fields per row in a hand-over's `head`: user, id, with, withResource, ts, outgoing (0/1), length of its text (0: the previous row's). */
+export const ROW_FIELDS = 7;
+
+/**
+ * What the event loop posts to the thread: two strings, which postMessage copies as they are, and each append's
+ * count of rows. The rows' short fields as one JSON array (ROW_FIELDS per row), and their texts end to end, each
+ * text once (a message's two rows, one per user, share it). A structured clone of the rows as arrays or objects cost the
+ * event loop several µs per row (V8's serializer, value by value); JSON.stringify of short fields is native and fast.
+ */
+export interface Handover {
+  id: number;
+  head: string;
+  texts: string;
+  counts: number[];
+}
+/**
+ * How long appends gather before they go to the thread together, and how many rows go at once at most.
+ * Each hand-over costs the event loop a postMessage and its answer (tens of µs, whatever they carry);
+ * the writer gathers its batches itself (xmpp.mam.gatherMs), this merges what comes meanwhile. A reader
+ * that waits for the writes (a login's barrier, an archive query: ArchiveWriter.flushed) has them sent at
+ * once (hurry()).
+ */
 const GATHER_MS = 5;
-const MAX_ROWS = 2000;
+const MAX_ROWS = 4000;
 
 /** An append waiting for its answer. */
 interface Pending {
@@ -18,9 +38,11 @@ interface Pending {
  * archived messages inserted on the event loop held the worker's forwarding for the whole
  * transaction, tens of milliseconds as the archive grew (docs/benchmarks.md, "Archives"). Here the
  * thread has its own connection to the same file (WAL: readers on the event loop go on meanwhile) and
- * waits on the file's lock itself. The appends of a few milliseconds go together, as the UTF-8 bytes
- * of one JSON text, transferred: each postMessage costs the event loop tens of microseconds whatever
- * it carries, and the writer's batches are one event-loop turn's (a few rows at moderate rates).
+ * waits on the file's lock itself. The appends of a few milliseconds go together in one message: each
+ * postMessage costs the event loop tens of microseconds whatever it carries, and the writer's batches
+ * are one event-loop turn's (a few rows at moderate rates). They go as one flat array of the rows'
+ * short fields and the list of their texts, each text once (Handover): no JSON text to build and
+ * escape, and a message archived for both users is copied once.
  * Queries, preferences and retention stay on the event loop's connection.
  */
 export class SqliteArchiveThread {
@@ -67,6 +89,11 @@ export class SqliteArchiveThread {
     });
   }
 
+  /** Sends what is gathered now: someone waits for it to be written. */
+  hurry(): void {
+    if (this.gathered.length > 0) this.send();
+  }
+
   private readonly send = (): void => {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -76,8 +103,30 @@ export class SqliteArchiveThread {
     this.gatheredRows = 0;
     const id = this.next++;
     this.sent.set(id, ps);
-    const bytes = ENCODER.encode(JSON.stringify(ps.map((p) => p.rows)));
-    this.worker.postMessage({ id, batches: bytes }, [bytes.buffer]);
+    let n = 0;
+    for (const p of ps) n += p.rows.length;
+    const head = new Array<string | number>(n * ROW_FIELDS);
+    const texts: string[] = [];
+    let at = 0;
+    let last: string | null = null;
+    for (const p of ps) {
+      for (const r of p.rows) {
+        head[at++] = r.user;
+        head[at++] = r.id;
+        head[at++] = r.with;
+        head[at++] = r.withResource;
+        head[at++] = r.ts;
+        head[at++] = r.outgoing ? 1 : 0;
+        // The writer gives a message's rows (both directions) one string: compared by identity first, cheaply.
+        if (r.stanza === last) head[at++] = 0;
+        else {
+          texts.push((last = r.stanza));
+          head[at++] = r.stanza.length;
+        }
+      }
+    }
+    const m: Handover = { id, head: JSON.stringify(head), texts: texts.join(""), counts: ps.map((p) => p.rows.length) };
+    this.worker.postMessage(m);
   };
 
   private settled(): void {

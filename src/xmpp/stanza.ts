@@ -68,6 +68,19 @@ function closeWith(head: string, el: Element): string {
   return `${out}</${el.name}>`;
 }
 
+/** serializeWith for the element with only its first `n` children (an archived message without the stanza-id it was given). */
+export function serializeFirst(el: Element, over: Record<string, string | undefined>, n: number): string {
+  const head = openTag(el, over);
+  if (n <= 0) return `${head}/>`;
+  const children = el.children;
+  let out = `${head}>`;
+  for (let i = 0; i < n; i++) {
+    const c = children[i];
+    out += typeof c === "string" ? text(c) : serialize(c as Element);
+  }
+  return `${out}</${el.name}>`;
+}
+
 /**
  * The stanza as serialized for one recipient, with some attributes replaced
  * (a stamped from, the recipient's to, an answer's id). The original is shared by

@@ -3,7 +3,7 @@ import { NS } from "../ns.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 import { bounce, iqResultFor } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
-import { serialize } from "../stanza.js";
+import { parseOne, serializeFirst, stampText } from "../stanza.js";
 import type { ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { ArchiveSink } from "../../session/core.js";
@@ -21,7 +21,10 @@ export interface Archives {
   maxPageSize: number;
 }
 
-/** JIDs per always/never list at most: a preference set is one row, read with every batch. */
+/** Core.stale topic: a user's preferences changed; every worker's writer reads them again (ArchivePrefsCache). */
+const PREFS_TOPIC = "mam-prefs";
+
+/** JIDs per always/never list at most: a preference set is one row, kept in memory by the user's owner (ArchivePrefsCache). */
 const MAX_PREF_JIDS = 1000;
 
 /**
@@ -33,6 +36,9 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
   const suffix = `@${domain}`;
   return (env, bare, outgoing) => {
     if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
+    // A message that came over the bus unread is archived from its text, never parsed here (renderArchived).
+    const text = env.wireText;
+    if (text !== null && env.to.indexOf("@") > 0) return void writer.push({ bare, outgoing, ts: Date.now(), payload: text, from: env.from, to: env.to });
     // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
     const to = env.to.indexOf("@") < 0 ? ((env.payload as Element | null)?.attrs?.to ?? env.to) : env.to;
     writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to });
@@ -45,13 +51,39 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
  * without it (results carry the id). Null: not marked (nothing to archive).
  */
 export function renderArchived(e: ArchiveEntry): Rendered | null {
-  const el = e.payload;
+  let el = e.payload;
+  if (typeof el === "string") {
+    const r = renderText(el, e.from, e.to);
+    if (r !== undefined) return r;
+    el = parseOne(el);
+  }
   if (!(el instanceof Element)) return null;
   const id = stanzaIdOf(el);
   if (id === null) return null;
-  const out = new Element("message", { ...el.attrs, xmlns: NS.CLIENT, from: e.from, to: e.to });
-  out.children = el.children.slice(0, el.children.length - 1);
-  return { id, text: serialize(out) };
+  return { id, text: serializeFirst(el, { xmlns: NS.CLIENT, from: e.from, to: e.to }, el.children.length - 1) };
+}
+
+/** StanzaIds.mark's last child as serialize() writes it: its id is what the archive keys the message by. */
+const SID_TAIL = /<stanza-id xmlns="urn:xmpp:sid:0" by="[^"&<]*" id="([A-Za-z0-9_.-]+)"\/><\/message>$/;
+const CLIENT_XMLNS = ` xmlns="${NS.CLIENT}"`;
+
+/**
+ * renderArchived for a message that came over the bus as the text serialize() wrote (Envelope.wireText),
+ * by string operations: the stanza-id StanzaIds appended is its last child, right before </message>
+ * (serialize escapes '<' everywhere else), and its start tag is restamped (stampText). Null: not
+ * marked; undefined: another shape, which the caller parses.
+ */
+export function renderText(text: string, from: string, to: string): Rendered | null | undefined {
+  if (!text.endsWith("</message>")) return text.startsWith("<message") ? null : undefined;
+  const at = text.lastIndexOf("<stanza-id ");
+  if (at < 0) return null;
+  const m = SID_TAIL.exec(text.slice(at));
+  if (m === null) return undefined;
+  let out = stampText(`${text.slice(0, at)}</message>`, "message", from, to);
+  if (out === null) return undefined;
+  const end = out.indexOf(">");
+  if (!out.slice(0, end).includes(" xmlns=")) out = `<message${CLIENT_XMLNS}${out.slice(8)}`;
+  return { id: m[1], text: out };
 }
 
 /**
@@ -61,10 +93,12 @@ export function renderArchived(e: ArchiveEntry): Rendered | null {
  * (so a message just sent is found), then read one page.
  */
 export function mamModule(hooks: Hooks, x: XmppContext, a: Archives): void {
+  // The user's owner writes its archive with the preferences it keeps; they may be set on any worker.
+  x.core.onStale(PREFS_TOPIC, (user) => a.writer.prefsChanged(user));
   hooks.iq("self", NS.MAM, (e) => {
     const name = e.child.name;
     if (name === "query") return e.type === "get" ? queryForm(e) : void query(x, a, e).catch((err) => failed(x, e, err)), true;
-    if (name === "prefs") return void (e.type === "get" ? getPrefs(a, e) : setPrefs(a, e)).catch((err) => failed(x, e, err)), true;
+    if (name === "prefs") return void (e.type === "get" ? getPrefs(a, e) : setPrefs(x, a, e)).catch((err) => failed(x, e, err)), true;
     bounce(e.session, e.stanza, StanzaCondition.BadRequest, "expected query or prefs");
     return true;
   });
@@ -150,7 +184,7 @@ async function getPrefs(a: Archives, e: IqEvent): Promise<void> {
 }
 
 /** §6.1: default is required; each list holds bare JIDs (a JID in both: never wins, as the writer reads them). */
-async function setPrefs(a: Archives, e: IqEvent): Promise<void> {
+async function setPrefs(x: XmppContext, a: Archives, e: IqEvent): Promise<void> {
   const s = e.session;
   const mode = e.child.attrs.default;
   if (mode !== "always" && mode !== "never" && mode !== "roster") return bounce(s, e.stanza, StanzaCondition.BadRequest, "default must be always, never or roster");
@@ -170,6 +204,8 @@ async function setPrefs(a: Archives, e: IqEvent): Promise<void> {
   const p: ArchivePrefs = { default: mode, always, never };
   try {
     await a.store.setPrefs(s.user, p);
+    // Stored first: a writer told reads the new ones. Messages the owner archives after the notice reaches it follow them.
+    x.core.stale(PREFS_TOPIC, s.user);
     iqResultFor(s, e.stanza, prefsElement(p));
   } catch {
     bounce(s, e.stanza, StanzaCondition.InternalServerError, "preferences could not be stored");

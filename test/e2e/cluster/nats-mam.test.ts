@@ -91,4 +91,49 @@ describe("archives on a host of two workers", { skip: HAVE_NATS ? false : "nats-
       .map((el) => el.getChild("result", MAM).getChild("forwarded", FORWARD).getChild("message").getChildText("body"));
     assert.deepEqual(bodies, ["alice 0", "bob 1", "alice 2", "bob 3", "alice 4", "bob 5"]);
   });
+
+  test("preferences set on the worker of the user's session apply to what its owner, another worker, archives next", { timeout: 30_000 }, async () => {
+    const alice = USERS.filter((u) => ownerOf(u) === "b")[1];
+    const bob = USERS.filter((u) => ownerOf(u) === "a")[1];
+    assert.ok(alice !== undefined && bob !== undefined, USERS.map(ownerOf).join(","));
+    const phone = await online(port("a"), alice, `${alice}-pw`, { resource: "phone" });
+    const b = await online(port("a"), bob, `${bob}-pw`, { resource: "b" });
+    clients.push(phone, b);
+    const isMsg = (id: string) => (el: any) => el.is("message") && el.attrs.id === id;
+    const owner = workers.get("b")!.archive!;
+    const exchange = async (tag: string) => {
+      await phone.c.send(xml("message", { to: `${bob}@localhost`, type: "chat", id: `${tag}-1` }, xml("body", {}, `${tag} from alice`)));
+      await b.waitFor(isMsg(`${tag}-1`));
+      await b.c.send(xml("message", { to: phone.jid, type: "chat", id: `${tag}-2` }, xml("body", {}, `${tag} from bob`)));
+      await phone.waitFor(isMsg(`${tag}-2`));
+    };
+    const setPrefs = (mode: string, never: string[]) =>
+      phone.c.iqCaller.request(xml("iq", { type: "set" }, xml("prefs", { xmlns: MAM, default: mode }, xml("always"), xml("never", {}, ...never.map((j) => xml("jid", {}, j))))));
+    // Her preferences (none: the default, always) read by b and kept there.
+    let archived = owner.stats.archived;
+    await exchange("p0");
+    await waitUntil(() => owner.stats.archived === archived + 2, 5000, () => `b archived ${owner.stats.archived - archived} of alice's 2`);
+    const reads = owner.prefs.reads;
+    await exchange("p1");
+    await waitUntil(() => owner.stats.archived === archived + 4, 5000, () => `b archived ${owner.stats.archived - archived} of alice's 4`);
+    assert.equal(owner.prefs.reads, reads, "kept on b: not read again");
+    // Set on a (her session's worker): b is told over the bus and reads them again.
+    await setPrefs("always", [`${bob}@localhost`]);
+    const skipped = owner.stats.skipped;
+    await exchange("p2");
+    await waitUntil(() => owner.stats.skipped === skipped + 2, 5000, () => `b skipped ${owner.stats.skipped - skipped} of alice's 2 (never: bob)`);
+    assert.equal(owner.stats.archived, archived + 4, "nothing with bob archived for alice");
+    await setPrefs("always", []);
+    archived = owner.stats.archived;
+    await exchange("p3");
+    await waitUntil(() => owner.stats.archived === archived + 2, 5000, () => `b archived ${owner.stats.archived - archived} of alice's 2 after her change back`);
+    assert.equal(owner.stats.skipped, skipped + 2);
+    const store = workers.get("b")!.store.archive;
+    const page = await store.query({ user: alice, max: 100 });
+    const texts = page!.items.map((it) => it.stanza);
+    assert.ok(texts.some((t) => t.includes("p1 from bob")) && texts.some((t) => t.includes("p3 from alice")));
+    assert.ok(!texts.some((t) => t.includes("p2 from")), "the messages sent while bob was in never are not in her archive");
+    const bobs = (await store.query({ user: bob, max: 100 }))!.items.map((it) => it.stanza);
+    assert.ok(bobs.some((t) => t.includes("p2 from alice")), "bob's archive (his owner, a) has them");
+  });
 });

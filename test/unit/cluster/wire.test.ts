@@ -154,3 +154,9 @@ test("moves: a service's states go whole to their new owner, with the ring they 
   assert.throws(() => wire.decode(wire.encode({ op: "moved", from: "h-w0", ring: "k", states: [], done: true, placed: [["a"]] as unknown as [string, string][] })), /moved with bad places/);
   assert.throws(() => wire.decode(wire.encode({ op: "moved", from: "h-w0", ring: "k", states: [], done: "yes" as unknown as boolean, placed: [] })), /moved without a sender/);
 });
+
+test("stale: a protocol's topic and key (XEP-0313 preferences changed); anything else refused", { timeout: 5000 }, () => {
+  const m: BusMessage = { op: "stale", topic: "mam-prefs", key: "alice" };
+  assert.deepEqual(roundTrip(m), m);
+  assert.throws(() => wire.decode(jsonMessage(["stale", "mam-prefs", 3])), /stale without a topic and key/);
+});

@@ -279,9 +279,9 @@ test("xmpp.maxBlocklistItems, xmpp.maxVcardBytes, xmpp.versionShowsOs (XEP-0191,
 
 test("xmpp.mam keys (XEP-0313 archives): defaults and checks", { timeout: 5000 }, () => {
   const c = validate({}, "/tmp");
-  assert.deepEqual(c.xmpp.mam, { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500 });
+  assert.deepEqual(c.xmpp.mam, { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500, prefsCacheSize: 100000, gatherMs: 50 });
   const on = validate({ xmpp: { mam: { enabled: true, defaultMode: "roster", retentionDays: 30 } } }, "/tmp").xmpp.mam;
-  assert.deepEqual(on, { enabled: true, defaultMode: "roster", maxPageSize: 100, retentionDays: 30, maxQueued: 100000, maxBatch: 500 }, "the rest keep their defaults");
+  assert.deepEqual(on, { enabled: true, defaultMode: "roster", maxPageSize: 100, retentionDays: 30, maxQueued: 100000, maxBatch: 500, prefsCacheSize: 100000, gatherMs: 50 }, "the rest keep their defaults");
   assert.equal(keyOf({ xmpp: { mam: { enabled: "yes" } } }), "xmpp.mam.enabled");
   assert.equal(keyOf({ xmpp: { mam: { defaultMode: "sometimes" } } }), "xmpp.mam.defaultMode");
   assert.equal(keyOf({ xmpp: { mam: { maxPageSize: 0 } } }), "xmpp.mam.maxPageSize");
@@ -290,6 +290,13 @@ test("xmpp.mam keys (XEP-0313 archives): defaults and checks", { timeout: 5000 }
   assert.equal(keyOf({ xmpp: { mam: { retentionDays: 1.5 } } }), "xmpp.mam.retentionDays");
   assert.equal(keyOf({ xmpp: { mam: { maxQueued: 0 } } }), "xmpp.mam.maxQueued");
   assert.equal(keyOf({ xmpp: { mam: { maxBatch: 0 } } }), "xmpp.mam.maxBatch");
+  assert.equal(validate({ xmpp: { mam: { prefsCacheSize: 10 } } }, "/tmp").xmpp.mam.prefsCacheSize, 10);
+  assert.equal(keyOf({ xmpp: { mam: { prefsCacheSize: 0 } } }), "xmpp.mam.prefsCacheSize", "at least one user kept");
+  assert.equal(keyOf({ xmpp: { mam: { prefsCacheSize: 2.5 } } }), "xmpp.mam.prefsCacheSize");
+  assert.equal(keyOf({ xmpp: { mam: { prefsCacheSize: "many" } } }), "xmpp.mam.prefsCacheSize");
+  assert.equal(validate({ xmpp: { mam: { gatherMs: 0 } } }, "/tmp").xmpp.mam.gatherMs, 0, "0: a batch per turn");
+  assert.equal(keyOf({ xmpp: { mam: { gatherMs: -1 } } }), "xmpp.mam.gatherMs");
+  assert.equal(keyOf({ xmpp: { mam: { gatherMs: 60000 } } }), "xmpp.mam.gatherMs");
   assert.equal(keyOf({ xmpp: { mam: { retention: 3 } } }), "xmpp.mam.retention", "an unknown key is named");
 });
 

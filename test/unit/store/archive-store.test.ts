@@ -44,6 +44,16 @@ function suite(name: string, open: () => Promise<Storage>, skip: string | false)
       assert.equal(await st.archive.count("zoe"), 2);
     });
 
+    test("a message's rows for both users share one text; each row keeps the text it was given", { timeout: 10_000 }, async () => {
+      const shared = "<message><body>both</body></message>";
+      const rows = [{ ...row("sam", 900), stanza: shared }, { ...row("tom", 900), stanza: shared }, { ...row("tom", 901), stanza: "<message><body>'\"\\{}</body></message>" }];
+      assert.equal(await st.archive.append(rows), 3);
+      const t = await st.archive.query({ user: "tom", max: 10 });
+      assert.deepEqual(t!.items.map((x) => x.stanza), [shared, rows[2].stanza]);
+      const a = await st.archive.query({ user: "sam", max: 10 });
+      assert.deepEqual(a!.items.map((x) => x.stanza), [shared]);
+    });
+
     test("forwards: first page, then after the last id; complete only on the last one", { timeout: 10_000 }, async () => {
       const p1 = await st.archive.query({ user: "alice", max: 12 });
       assert.deepEqual(ids(p1), range(0, 11));

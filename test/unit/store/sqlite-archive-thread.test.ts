@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { SqliteStore } from "../../../src/store/sqlite-store.js";
 import type { ArchiveRow } from "../../../src/store/archive-store.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
+import { ArchiveWriter } from "../../../src/store/archive-writer.js";
+import { silentLogger } from "../../../src/log/logger.js";
 
 // On a SQLite file the archive's appends run on a thread of their own (sqlite-archive-thread.ts):
 // the event loop goes on while a batch is written, reads see it once committed, and close waits for it.
@@ -41,6 +43,11 @@ test("a big batch is written while the event loop turns; reads see it after; clo
     assert.equal(await big, 40_000);
     assert.ok(turns > 10, `the event loop turned ${turns} times while the batch was written`);
     assert.equal(await st.archive.count("alice"), 40_010);
+    // A message's rows for two users share one text (sent once to the thread); each keeps it.
+    const shared = `<message><body>"both" \\ '</body></message>`;
+    assert.equal(await st.archive.append([{ ...rows("bob", 0, 1)[0], stanza: shared }, { ...rows("carol", 0, 1)[0], stanza: shared }, ...rows("carol", 1, 1)]), 3);
+    assert.deepEqual((await st.archive.query({ user: "carol", max: 5 }))!.items.map((x) => x.stanza), [shared, rows("carol", 1, 1)[0].stanza]);
+    assert.equal((await st.archive.query({ user: "bob", max: 5 }))!.items[0].stanza, shared);
     // A duplicate (user, id) is skipped, as on the event loop.
     assert.equal(await st.archive.append(rows("alice", 0, 5)), 0);
     // Sent, then closed at once: written before the thread ends.
@@ -64,4 +71,49 @@ test("in memory (no file another connection could share): appends stay on the ev
   assert.equal(await st.archive.append(rows("bob", 0, 3)), 3);
   assert.equal(await st.archive.count("bob"), 3);
   await st.close();
+});
+
+test("appends gather for a while before they go to the thread; someone waiting (flushed) has them sent at once", { timeout: 20_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-archive-hurry-"));
+  const st = new SqliteStore(join(dir, "db.sqlite"));
+  try {
+    await st.archive.append(rows("alice", 0, 1)); // the thread started and ready
+    // The gathering timer never fires from here on: only hurry() can send what is gathered.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    let written = false;
+    const a = st.archive.append(rows("alice", 1, 3)).then((n) => ((written = true), n));
+    const b = st.archive.append(rows("bob", 1, 2));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(written, false, "gathered, not sent");
+    st.archive.hurry();
+    assert.deepEqual(await Promise.all([a, b]), [3, 2], "both appends in one hand-over, each told its own count");
+    t.mock.timers.reset();
+    assert.equal(await st.archive.count("alice"), 4);
+  } finally {
+    t.mock.timers.reset();
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the writer's flushed() (a login's barrier, an archive query) does not wait for the gathering", { timeout: 20_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-archive-flushed-"));
+  const st = new SqliteStore(join(dir, "db.sqlite"));
+  const render = (e: { payload: unknown }) => ({ id: String(e.payload), text: `<message id="${String(e.payload)}"/>` });
+  const w = new ArchiveWriter(st.archive, { defaultMode: "always", maxQueued: 100, maxBatch: 2, prefsCacheSize: 10, retentionDays: 0, render, inRoster: async () => true }, silentLogger());
+  try {
+    await st.archive.append(rows("alice", 0, 1));
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    // Five entries: three batches of at most two, one after the other, each sent at once because someone waits.
+    for (let i = 0; i < 5; i++) w.push({ bare: "alice@localhost", outgoing: true, ts: 1, payload: `f${i}`, from: "alice@localhost/r", to: "bob@localhost" });
+    await w.flushed();
+    assert.equal(w.stats.archived, 5);
+    t.mock.timers.reset();
+    assert.equal(await st.archive.count("alice"), 6);
+  } finally {
+    t.mock.timers.reset();
+    w.close();
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
