@@ -1,7 +1,7 @@
-import type { Element } from "ltx";
+import { Element } from "ltx";
 import { NS } from "../ns.js";
 import { normalizeAddress, bareOf, resourceOf } from "../../address/address.js";
-import type { ArchiveQuery } from "../../store/archive-store.js";
+import type { ArchivePage, ArchiveQuery } from "../../store/archive-store.js";
 
 /** A query as asked, or why it cannot be answered: the condition and a text for the client. */
 export type Parsed = { ok: true; query: Omit<ArchiveQuery, "user">; queryid: string } | { ok: false; cond: "bad-request" | "feature-not-implemented"; text: string };
@@ -121,4 +121,18 @@ function rsm(set: Element, out: Omit<ArchiveQuery, "user">, maxPageSize: number)
     }
   }
   return null;
+}
+
+/** §4.3: the query's <fin/> with the RSM set of its page (user and room archives alike). */
+export function finElement(queryid: string, page: ArchivePage): Element {
+  const f = new Element("fin", { xmlns: NS.MAM });
+  if (page.complete) f.attrs.complete = "true";
+  if (queryid !== "") f.attrs.queryid = queryid;
+  const set = f.c("set", { xmlns: NS.RSM });
+  if (page.items.length > 0) {
+    set.c("first").t(page.items[0].id);
+    set.c("last").t(page.items[page.items.length - 1].id);
+  }
+  if (page.count !== undefined) set.c("count").t(String(page.count));
+  return f;
 }

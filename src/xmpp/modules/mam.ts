@@ -10,7 +10,7 @@ import type { ArchiveSink } from "../../session/core.js";
 import type { ArchiveEntry, ArchiveWriter, Rendered } from "../../store/archive-writer.js";
 import type { ArchiveMode, ArchivePage, ArchivePrefs, ArchiveStore } from "../../store/archive-store.js";
 import { bareOf, normalizeAddress } from "../../address/address.js";
-import { parseQuery } from "./mam-query.js";
+import { finElement, parseQuery } from "./mam-query.js";
 import { stanzaIdOf } from "./stanza-id.js";
 
 /** What the archive module is given (front-end.ts, from xmpp.mam). */
@@ -152,16 +152,7 @@ function send(s: ClientSession, iq: Element, queryid: string, page: ArchivePage)
         `<forwarded xmlns='${NS.FORWARD}'><delay xmlns='${NS.DELAY}' stamp='${stamp}'/>${it.stanza}</forwarded></result></message>`,
     );
   }
-  const fin = new Element("fin", { xmlns: NS.MAM });
-  if (page.complete) fin.attrs.complete = "true";
-  if (queryid !== "") fin.attrs.queryid = queryid;
-  const set = fin.c("set", { xmlns: NS.RSM });
-  if (page.items.length > 0) {
-    set.c("first").t(page.items[0].id);
-    set.c("last").t(page.items[page.items.length - 1].id);
-  }
-  if (page.count !== undefined) set.c("count").t(String(page.count));
-  iqResultFor(s, iq, fin);
+  iqResultFor(s, iq, finElement(queryid, page));
 }
 
 function prefsElement(p: ArchivePrefs): Element {

@@ -8,7 +8,7 @@ import { BatchQueue } from "../../store/batch-queue.js";
 import { NS } from "../ns.js";
 import { StanzaCondition } from "../errors.js";
 import { parseOne, serialize } from "../stanza.js";
-import { parseQuery } from "../modules/mam-query.js";
+import { finElement, parseQuery } from "../modules/mam-query.js";
 import type { IqReply } from "./room-admin.js";
 import type { Room } from "./room.js";
 
@@ -113,7 +113,7 @@ export class RoomArchive {
         (page) => {
           if (page === null) return out.answer(env, { error: StanzaCondition.ItemNotFound, text: "no such result in this archive (RSM after/before)" });
           for (const el of results(jid, parsed.queryid, page)) out.send("message", jid, el, [to]);
-          out.answer(env, { ok: fin(parsed.queryid, page) });
+          out.answer(env, { ok: finElement(parsed.queryid, page) });
         },
         (e: Error) => {
           this.log.warn("room archive query failed", { room: jid, error: e.message });
@@ -175,16 +175,3 @@ function results(room: string, queryid: string, page: ArchivePage): Element[] {
   return out;
 }
 
-/** §4.3: <fin/> with the RSM set. */
-function fin(queryid: string, page: ArchivePage): Element {
-  const f = new Element("fin", { xmlns: NS.MAM });
-  if (page.complete) f.attrs.complete = "true";
-  if (queryid !== "") f.attrs.queryid = queryid;
-  const set = f.c("set", { xmlns: NS.RSM });
-  if (page.items.length > 0) {
-    set.c("first").t(page.items[0].id);
-    set.c("last").t(page.items[page.items.length - 1].id);
-  }
-  if (page.count !== undefined) set.c("count").t(String(page.count));
-  return f;
-}
