@@ -842,15 +842,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       void this.offlineFlushed().then(done, done);
       return;
     }
-    const token = this.nextBarrier++;
     // An owner that never answers (it died meanwhile) does not hold the login for long.
-    const timer = setTimeout(() => this.barrierDone(token), BARRIER_TIMEOUT_MS);
-    timer.unref();
-    this.barriers.set(token, () => {
-      clearTimeout(timer);
-      done();
-    });
-    this.bus.send(owner, { op: "barrier", from: this.self, token });
+    this.roundTrip(owner, done);
   }
 
   private barrierDone(token: number): void {
