@@ -135,6 +135,14 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
       const where = dups.map((b) => { const to = clients.findIndex((s) => s.got.filter((x) => x === b).length > 1); return `${b}->u${to}${onVictim.has(to) ? "(victim)" : ""}${clients[to]?.delayed.includes(b) ? "+delay" : ""}`; });
       process.stdout.write(`# duplicated: ${where.join(" ")}\n`);
     }
+    if (report.lost > 0) {
+      // Who lost what, and the host's own account of it: a loss seen once in CI must be traceable from its output.
+      const lostHere = missing();
+      const bySender = new Map<string, number>();
+      for (const b of lostHere) bySender.set(b.split(":")[0], (bySender.get(b.split(":")[0]) ?? 0) + 1);
+      process.stdout.write(`# lost by sender: ${[...bySender].map(([u, n]) => `${u}${onVictim.has(Number(u.slice(1))) ? "(victim)" : ""}=${n}`).join(" ")}\n`);
+      for (const line of host.log.text.slice(-6000).split("\n")) process.stdout.write(`# host: ${line}\n`);
+    }
     await Promise.all(clients.map((s) => s.stop()));
     assert.equal(report.lost, 0, "lost");
     assert.equal(duplicated, 0, `duplicated: ${JSON.stringify(report)}`);
