@@ -136,3 +136,14 @@ export function finElement(queryid: string, page: ArchivePage): Element {
   if (page.count !== undefined) set.c("count").t(String(page.count));
   return f;
 }
+
+/** §4.1.1: the fields a query may carry (user and room archives alike). */
+export function queryFormElement(): Element {
+  const q = new Element("query", { xmlns: NS.MAM });
+  const form = q.c("x", { xmlns: NS.DATA, type: "form" });
+  form.c("field", { var: "FORM_TYPE", type: "hidden" }).c("value").t(NS.MAM);
+  form.c("field", { var: "with", type: "jid-single" });
+  form.c("field", { var: "start", type: "text-single" });
+  form.c("field", { var: "end", type: "text-single" });
+  return q;
+}

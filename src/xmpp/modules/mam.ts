@@ -10,7 +10,7 @@ import type { ArchiveSink } from "../../session/core.js";
 import type { ArchiveEntry, ArchiveWriter, Rendered } from "../../store/archive-writer.js";
 import type { ArchiveMode, ArchivePage, ArchivePrefs, ArchiveStore } from "../../store/archive-store.js";
 import { bareOf, normalizeAddress } from "../../address/address.js";
-import { finElement, parseQuery } from "./mam-query.js";
+import { finElement, parseQuery, queryFormElement } from "./mam-query.js";
 import { stanzaIdOf } from "./stanza-id.js";
 
 /** What the archive module is given (front-end.ts, from xmpp.mam). */
@@ -112,13 +112,7 @@ function failed(x: XmppContext, e: IqEvent, err: unknown): void {
 
 /** §4.1.1: the fields a query may carry. */
 function queryForm(e: IqEvent): void {
-  const q = new Element("query", { xmlns: NS.MAM });
-  const form = q.c("x", { xmlns: NS.DATA, type: "form" });
-  form.c("field", { var: "FORM_TYPE", type: "hidden" }).c("value").t(NS.MAM);
-  form.c("field", { var: "with", type: "jid-single" });
-  form.c("field", { var: "start", type: "text-single" });
-  form.c("field", { var: "end", type: "text-single" });
-  iqResultFor(e.session, e.stanza, q);
+  iqResultFor(e.session, e.stanza, queryFormElement());
 }
 
 async function query(x: XmppContext, a: Archives, e: IqEvent): Promise<void> {

@@ -8,7 +8,7 @@ import { BatchQueue } from "../../store/batch-queue.js";
 import { NS } from "../ns.js";
 import { StanzaCondition } from "../errors.js";
 import { parseOne, serialize } from "../stanza.js";
-import { finElement, parseQuery } from "../modules/mam-query.js";
+import { finElement, parseQuery, queryFormElement } from "../modules/mam-query.js";
 import type { IqReply } from "./room-admin.js";
 import type { Room } from "./room.js";
 
@@ -101,7 +101,7 @@ export class RoomArchive {
     const refused = refusal(room, env.from);
     if (refused !== null) return out.answer(env, refused);
     if (q.name !== "query") return out.answer(env, { error: StanzaCondition.FeatureNotImplemented, text: "a room's archive has no preferences" });
-    if (type === "get") return out.answer(env, { ok: queryForm() });
+    if (type === "get") return out.answer(env, { ok: queryFormElement() });
     const parsed = parseQuery(q, this.opts.maxPageSize);
     if (!parsed.ok) return out.answer(env, { error: parsed.cond === "bad-request" ? StanzaCondition.BadRequest : StanzaCondition.FeatureNotImplemented, text: parsed.text });
     const to = { address: env.from, at };
@@ -146,17 +146,6 @@ function rowOf(e: Entry): ArchiveRow {
   delete out.attrs.to;
   out.children = e.el.children.filter((c) => typeof c === "string" || !(c.name === "stanza-id" && c.attrs.xmlns === NS.SID && c.attrs.by === e.room));
   return { user: e.room, id: e.id, with: e.room, withResource: e.nick, ts: e.ts, outgoing: false, stanza: serialize(out) };
-}
-
-/** §4.1.1: the fields a query may carry. */
-function queryForm(): Element {
-  const q = new Element("query", { xmlns: NS.MAM });
-  const form = q.c("x", { xmlns: NS.DATA, type: "form" });
-  form.c("field", { var: "FORM_TYPE", type: "hidden" }).c("value").t(NS.MAM);
-  form.c("field", { var: "with", type: "jid-single" });
-  form.c("field", { var: "start", type: "text-single" });
-  form.c("field", { var: "end", type: "text-single" });
-  return q;
 }
 
 /** §4.2: each result as a message from the room, the archived message forwarded with its time. */
