@@ -74,17 +74,23 @@ export class ProcWatch {
    * processes' main threads alone (Node.js's event loop: what forwarding costs, without the threads beside
    * it, such as the archive's writer, the native writer, libuv's pool and V8's helpers).
    */
-  cpu(): { total: number; sys: number; main: number } {
+  cpu(): { total: number; sys: number; main: number; perRoot: number[] } {
     let ticks = 0;
     let sys = 0;
     let main = 0;
-    for (const p of this.roots.flatMap(processTree)) {
-      const st = readStat(p);
-      ticks += st?.cpuTicks ?? 0;
-      sys += st?.sysTicks ?? 0;
-      main += readStat(p, `/proc/${p}/task/${p}/stat`)?.cpuTicks ?? 0;
-    }
-    return { total: ticks / HZ, sys: sys / HZ, main: main / HZ };
+    // Each root's tree apart too: a host's workers and its nats-server are counted separately as well as together.
+    const perRoot = this.roots.map((root) => {
+      let rootTicks = 0;
+      for (const p of processTree(root)) {
+        const st = readStat(p);
+        rootTicks += st?.cpuTicks ?? 0;
+        sys += st?.sysTicks ?? 0;
+        main += readStat(p, `/proc/${p}/task/${p}/stat`)?.cpuTicks ?? 0;
+      }
+      ticks += rootTicks;
+      return rootTicks / HZ;
+    });
+    return { total: ticks / HZ, sys: sys / HZ, main: main / HZ, perRoot };
   }
 
   sample(): void {

@@ -56,10 +56,11 @@ class ClusterWatch extends ProcWatch {
     super(roots);
   }
 
-  override cpu(): { total: number; sys: number; main: number } {
+  override cpu(): { total: number; sys: number; main: number; perRoot: number[] } {
     const a = super.cpu();
     const b = this.db.cpu();
-    return { total: a.total + b.total, sys: a.sys + b.sys, main: a.main + b.main };
+    // No nats-server figure apart here: these roots are several hosts, not [host, nats-server].
+    return { total: a.total + b.total, sys: a.sys + b.sys, main: a.main + b.main, perRoot: [] };
   }
 
   override stop(): void {

@@ -134,6 +134,8 @@ export interface XmppResult {
   serverSysShare?: number;
   /** The server processes' main threads alone (the event loops), per message sent. */
   serverMainUsPerMessage?: number;
+  /** With --workers > 1: the nats-server's CPU alone per message sent (included in serverUsPerMessage). */
+  natsUsPerMessage?: number;
   serverUsPerMessage: number;
   serverPeakRssMiB: number;
   generatorCpuCores: number;
@@ -223,7 +225,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     if (!latest("ready").every((e) => e !== undefined)) throw new Error("the generator's processes did not get ready in 60 s");
     // The schedule, measured from t0 to the end of the wait.
     const t0 = performance.timeOrigin + performance.now() + 200;
-    const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0 };
+    const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
@@ -245,7 +247,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       await sleep(250);
     }
     const phaseSeconds = (Date.now() - phase0) / 1000;
-    const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0 };
+    const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
     const serverCpu = cpu1.total - cpu0.total;
     const serverSys = cpu1.sys - cpu0.sys;
     const busy = machineBusySeconds() - busy0;
@@ -308,6 +310,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
       serverSysShare: serverCpu > 0 ? serverSys / serverCpu : NaN,
       serverMainUsPerMessage: sent ? ((cpu1.main - cpu0.main) / sent) * 1e6 : NaN,
+      // A host of several workers watches [host, nats-server]: the bus's server apart (it is in serverUsPerMessage too).
+      natsUsPerMessage: sent && cpu1.perRoot.length > 1 ? ((cpu1.perRoot[1] - cpu0.perRoot[1]) / sent) * 1e6 : undefined,
       serverPeakRssMiB: peak,
       generatorCpuCores: genCpu / phaseSeconds,
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,
