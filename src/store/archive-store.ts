@@ -64,14 +64,15 @@ export interface ArchivePrefs {
 /**
  * A writer's batch as the event loop hands it to a store that makes the rows off the event loop (SQLite's
  * thread): per entry (ArchiveEntry) its text as written, its owner's bare JID, from and to, end to end in
- * `strs`; in `nums`, TEXT_FIELDS numbers per entry: those four lengths in that order (the text's -1: none
+ * `strs` (joined); in `nums`, TEXT_FIELDS numbers per entry: those four lengths in that order (the text's -1: none
  * here, the previous entry's text, the same message archived for the other user), outgoing (1) or not, and
  * the time. A Float64Array is transferred, not copied, and a string is copied as one block: the structured
  * clone of objects or arrays costs the event loop microseconds per row.
  */
 export interface TextBatch {
   nums: Float64Array<ArrayBuffer>;
-  strs: string;
+  /** The strings end to end, cut anywhere into pieces (each copied as one block by postMessage). */
+  strs: string[];
   /** The preferences were applied already (entries the roster let through): every row is written. */
   decided: boolean;
   defaultMode: ArchiveMode;

@@ -47,15 +47,24 @@ export interface ArchiveWriterOptions {
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * A TextBatch's strings are joined in pieces of about this many characters: a string past V8's largest
+ * regular object (~128 KiB) goes to its large-object space, and one of 250 KB cost the event loop ~1 ms
+ * to join where ten of 25 KB cost 0.2 ms (docs/benchmarks.md, "Archives", session 14).
+ */
+const CHUNK_CHARS = 16_384;
 /** Rows one retention step removes: one short transaction, then the event loop gets a turn. */
 const EXPIRE_STEP = 5000;
 
 /**
  * The worker's queue of messages for the archives of the users it owns
- * (XEP-0313). The core's sink only appends; after the turn a batch is taken,
- * filtered by its users' preferences (one read per batch), rendered and
- * written in one transaction; what arrives meanwhile forms the next batch.
- * Preferences are read once per user and kept (ArchivePrefsCache) until they change.
+ * (XEP-0313). The core's sink only appends; batches gather for gatherMs. A
+ * store that can (SQLite on a file: its thread) is handed each batch as the
+ * messages' texts as written and their addresses, end to end (appendTexts),
+ * and renders, filters by its users' preferences and writes it off the event
+ * loop; otherwise the batch is filtered here by the preferences kept in
+ * ArchivePrefsCache (read once per user until they change), rendered and
+ * written in one transaction or statement.
  * The archive is not a delivery guarantee: a message the queue cannot take, or
  * a batch the store refuses, is counted and logged, and delivery goes on.
  */
@@ -188,6 +197,8 @@ export class ArchiveWriter {
   private encode(batch: readonly ArchiveEntry[], text: (e: ArchiveEntry) => string | null, renderModule: string, decided: boolean): TextBatch {
     const nums = new Float64Array(batch.length * TEXT_FIELDS);
     const strs: string[] = [];
+    let parts: string[] = [];
+    let chars = 0;
     let lastPayload: unknown = undefined;
     let at = 0;
     for (let i = 0; i < batch.length; i++) {
@@ -196,18 +207,26 @@ export class ArchiveWriter {
       if (e.payload !== lastPayload) {
         lastPayload = e.payload;
         const t = text(e) ?? "";
-        strs.push(t);
+        parts.push(t);
         len = t.length;
+        chars += len;
       }
-      strs.push(e.bare, e.from, e.to);
+      parts.push(e.bare, e.from, e.to);
+      chars += e.bare.length + e.from.length + e.to.length;
       nums[at++] = len;
       nums[at++] = e.bare.length;
       nums[at++] = e.from.length;
       nums[at++] = e.to.length;
       nums[at++] = e.outgoing ? 1 : 0;
       nums[at++] = e.ts;
+      if (chars >= CHUNK_CHARS) {
+        strs.push(parts.join(""));
+        parts = [];
+        chars = 0;
+      }
     }
-    return { nums, strs: strs.join(""), decided, defaultMode: this.opts.defaultMode, prefsCacheSize: this.opts.prefsCacheSize, renderModule };
+    if (parts.length > 0) strs.push(parts.join(""));
+    return { nums, strs, decided, defaultMode: this.opts.defaultMode, prefsCacheSize: this.opts.prefsCacheSize, renderModule };
   }
 
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */

@@ -61,7 +61,8 @@ async function texts(b: TextBatch): Promise<TextResult> {
   }
   const cache = (prefs ??= new ArchivePrefsCache({ prefs: (users) => Promise.resolve(readPrefs(prefsOf, users)) }, b.prefsCacheSize));
   const readsBefore = cache.reads;
-  const { nums, strs } = b;
+  const nums = b.nums;
+  const strs = b.strs.length === 1 ? b.strs[0] : b.strs.join("");
   const rows: Row[] = [];
   /** Per row, its entry in the batch. */
   const index: number[] = [];
