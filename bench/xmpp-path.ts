@@ -30,7 +30,7 @@ import { silentLogger } from "../src/log/logger.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { OfflineWriter } from "../src/store/offline-writer.js";
 import { ArchiveWriter } from "../src/store/archive-writer.js";
-import { renderArchived } from "../src/xmpp/modules/mam.js";
+import { archivedText, renderArchived, RENDER_MODULE } from "../src/xmpp/modules/mam.js";
 import { Authenticator } from "../src/auth/authenticator.js";
 import { LocalHub } from "../src/cluster/local-bus.js";
 import { ProxyDaemon } from "../src/proxy/proxy-daemon.js";
@@ -105,7 +105,7 @@ const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, l
 const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
 // Large enough for a whole run: the batches are written after it, measured apart.
 const archive = MAM
-  ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, prefsCacheSize: 100000, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, inRoster: async () => true }, log)
+  ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, prefsCacheSize: 100000, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, text: archivedText, renderModule: RENDER_MODULE, inRoster: async () => true }, log)
   : null;
 const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: store.archive, writer: archive, defaultMode: "always", maxPageSize: 100 });
 proxy.archiveSink = frontEnd.archiveSink;

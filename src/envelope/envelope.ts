@@ -150,6 +150,12 @@ export class Envelope {
 
   private p: unknown;
 
+  /**
+   * A message marked Flag.Archive: the text its protocol wrote it as for a session on this worker, kept for
+   * the archive, which then neither serializes it again nor holds the event loop for it (src/store/archive-writer.ts).
+   */
+  written: string | null = null;
+
   /** Belongs to the protocol that made it; a payload that came over the bus as text is decoded on its first read here. */
   get payload(): unknown {
     const p = this.p;

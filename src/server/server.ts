@@ -6,7 +6,7 @@ import type { Storage } from "../store/store.js";
 import { openStorage } from "../store/open.js";
 import { OfflineWriter } from "../store/offline-writer.js";
 import { ArchiveWriter } from "../store/archive-writer.js";
-import { renderArchived } from "../xmpp/modules/mam.js";
+import { archivedText, renderArchived, RENDER_MODULE } from "../xmpp/modules/mam.js";
 import { Authenticator } from "../auth/authenticator.js";
 import { LocalHub } from "../cluster/local-bus.js";
 import type { ClusterBus } from "../cluster/bus.js";
@@ -131,6 +131,8 @@ export class Server {
             gatherMs: m.gatherMs,
             retentionDays: m.retentionDays,
             render: renderArchived,
+            text: archivedText,
+            renderModule: RENDER_MODULE,
             inRoster: async (user, jid) => (await store.xmpp.rosterItem(user, jid)) !== undefined,
           },
           log,

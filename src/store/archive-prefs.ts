@@ -1,4 +1,4 @@
-import type { ArchivePrefs, ArchiveStore } from "./archive-store.js";
+import type { ArchiveMode, ArchivePrefs, ArchiveStore } from "./archive-store.js";
 
 /** A user kept: its preferences (null: none stored, the writer applies xmpp.mam.defaultMode), and whether used since it was last passed over. */
 interface Slot {
@@ -26,7 +26,7 @@ export class ArchivePrefsCache {
   reads = 0;
 
   constructor(
-    private readonly store: ArchiveStore,
+    private readonly store: Pick<ArchiveStore, "prefs">,
     private readonly max: number,
   ) {}
 
@@ -106,4 +106,17 @@ export class ArchivePrefsCache {
     this.kept.clear();
     this.stored = 0;
   }
+}
+
+/**
+ * XEP-0313 §6: is a message with `contact` (a bare JID) archived for a user with preferences `p` (null: none
+ * stored, `defaultMode` applies)? "roster": if the contact is in the user's roster, which the caller asks.
+ */
+export function decide(p: ArchivePrefs | null | undefined, contact: string, defaultMode: ArchiveMode): boolean | "roster" {
+  if (p != null) {
+    if (p.never.includes(contact)) return false;
+    if (p.always.includes(contact)) return true;
+  }
+  const mode = p?.default ?? defaultMode;
+  return mode === "always" ? true : mode === "never" ? false : "roster";
 }

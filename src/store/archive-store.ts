@@ -61,9 +61,48 @@ export interface ArchivePrefs {
   never: string[];
 }
 
+/**
+ * A writer's batch as the event loop hands it to a store that makes the rows off the event loop (SQLite's
+ * thread): per entry (ArchiveEntry) its text as written, its owner's bare JID, from and to, end to end in
+ * `strs` (joined); in `nums`, TEXT_FIELDS numbers per entry: those four lengths in that order (the text's -1: none
+ * here, the previous entry's text, the same message archived for the other user), outgoing (1) or not, and
+ * the time. A Float64Array is transferred, not copied, and a string is copied as one block: the structured
+ * clone of objects or arrays costs the event loop microseconds per row.
+ */
+export interface TextBatch {
+  nums: Float64Array<ArrayBuffer>;
+  /** The strings end to end, cut anywhere into pieces (each copied as one block by postMessage). */
+  strs: string[];
+  /** The preferences were applied already (entries the roster let through): every row is written. */
+  decided: boolean;
+  defaultMode: ArchiveMode;
+  prefsCacheSize: number;
+  /** A module (URL) exporting renderWire(text, from, to): { id, text } | null, the protocol's rendering (ArchiveWriterOptions.renderModule). */
+  renderModule: string;
+}
+export const TEXT_FIELDS = 6;
+
+export interface TextResult {
+  /** Rows to write after the preferences, and rows added (a (user, id) there already is not). */
+  kept: number;
+  added: number;
+  skipped: number;
+  /** Entries whose owner's preferences say "roster" for their contact: [index in the batch, user, contact]; not written. */
+  ask: [number, string, string][];
+  /** Preferences read from the store for this batch (users not kept). */
+  reads: number;
+}
+
 export interface ArchiveStore {
   /** Rows in one transaction; a row whose (user, id) is there already is skipped. Resolves to the rows added. */
   append(rows: readonly ArchiveRow[]): Promise<number>;
+  /**
+   * A writer's batch rendered, filtered by its users' preferences (kept where this is done) and written off
+   * the event loop; null when this store cannot (the writer then makes the rows itself and calls append).
+   */
+  appendTexts?(b: TextBatch): Promise<TextResult> | null;
+  /** `user`'s preferences changed (null: anyone's may have): for a store that keeps them (appendTexts). */
+  prefsChanged?(user: string | null): void;
   /** A store that gathers appends for a while before it writes them (SQLite's thread): write what it holds now, someone waits for it. */
   hurry?(): void;
   /** One page; null when `after` or `before` names no message of this archive (XEP-0059 §2.6: item-not-found). */

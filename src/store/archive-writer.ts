@@ -1,7 +1,7 @@
 import type { Logger } from "../log/logger.js";
-import type { ArchiveMode, ArchivePrefs, ArchiveRow, ArchiveStore } from "./archive-store.js";
+import { TEXT_FIELDS, type ArchiveMode, type ArchivePrefs, type ArchiveRow, type ArchiveStore, type TextBatch, type TextResult } from "./archive-store.js";
 import { BatchQueue } from "./batch-queue.js";
-import { ArchivePrefsCache } from "./archive-prefs.js";
+import { ArchivePrefsCache, decide } from "./archive-prefs.js";
 
 /**
  * A message queued for the archive of `bare` (`outgoing`: that user sent it), as the core handed it over:
@@ -36,20 +36,35 @@ export interface ArchiveWriterOptions {
   retentionDays: number;
   /** The message's id and text as archived (XMPP: its stanza-id, the stanza without it), or null to skip it. */
   render: (e: ArchiveEntry) => Rendered | null;
+  /**
+   * For a store that renders off the event loop (ArchiveStore.appendTexts): the message's text as written, for
+   * `renderModule`'s renderWire(text, from, to) to render there; null to skip it. Without both: `render`.
+   */
+  text?: (e: ArchiveEntry) => string | null;
+  renderModule?: string;
   /** Is `jid` in `user`'s roster (the "roster" mode)? */
   inRoster: (user: string, jid: string) => Promise<boolean>;
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * A TextBatch's strings are joined in pieces of about this many characters: a string past V8's largest
+ * regular object (~128 KiB) goes to its large-object space, and one of 250 KB cost the event loop ~1 ms
+ * to join where ten of 25 KB cost 0.2 ms (docs/benchmarks.md, "Archives", session 14).
+ */
+const CHUNK_CHARS = 16_384;
 /** Rows one retention step removes: one short transaction, then the event loop gets a turn. */
 const EXPIRE_STEP = 5000;
 
 /**
  * The worker's queue of messages for the archives of the users it owns
- * (XEP-0313). The core's sink only appends; after the turn a batch is taken,
- * filtered by its users' preferences (one read per batch), rendered and
- * written in one transaction; what arrives meanwhile forms the next batch.
- * Preferences are read once per user and kept (ArchivePrefsCache) until they change.
+ * (XEP-0313). The core's sink only appends; batches gather for gatherMs. A
+ * store that can (SQLite on a file: its thread) is handed each batch as the
+ * messages' texts as written and their addresses, end to end (appendTexts),
+ * and renders, filters by its users' preferences and writes it off the event
+ * loop; otherwise the batch is filtered here by the preferences kept in
+ * ArchivePrefsCache (read once per user until they change), rendered and
+ * written in one transaction or statement.
  * The archive is not a delivery guarantee: a message the queue cannot take, or
  * a batch the store refuses, is counted and logged, and delivery goes on.
  */
@@ -89,6 +104,7 @@ export class ArchiveWriter {
   /** `user`'s preferences were set (on any worker); null: anyone's may have been. Read again when next needed. */
   prefsChanged(user: string | null): void {
     this.prefs.forget(user);
+    this.store.prefsChanged?.(user);
   }
 
   /** Resolves once everything queued before the call has been written (or has failed). */
@@ -124,14 +140,8 @@ export class ArchiveWriter {
 
   private async write(batch: ArchiveEntry[]): Promise<void> {
     try {
-      const rows = await this.rows(batch);
-      if (rows.length > 0) {
-        const written = this.store.append(rows);
-        // A login's barrier or an archive query waits (flushed): not for the store's gathering time.
-        if (this.batches.awaited) this.store.hurry?.();
-        await written;
-      }
-      this.stats.archived += rows.length;
+      const n = (await this.writeTexts(batch)) ?? (await this.writeRows(batch));
+      this.stats.archived += n;
       if (this.failing) this.log.warn("messages are being archived again");
       this.failing = false;
     } catch (e) {
@@ -140,6 +150,83 @@ export class ArchiveWriter {
       if (!this.failing) this.log.warn("messages not archived: the store failed", { error: (e as Error).message, batch: batch.length });
       this.failing = true;
     }
+  }
+
+  /** Rows made and written here: resolves to the rows kept. */
+  private async writeRows(batch: readonly ArchiveEntry[]): Promise<number> {
+    const rows = await this.rows(batch);
+    if (rows.length > 0) {
+      const written = this.store.append(rows);
+      // A login's barrier or an archive query waits (flushed): not for the store's gathering time.
+      if (this.batches.awaited) this.store.hurry?.();
+      await written;
+    }
+    return rows.length;
+  }
+
+  /**
+   * The batch handed to a store that makes its rows off the event loop (appendTexts): each entry's text as
+   * written and its addresses, end to end, no rendering and no preferences here. Entries whose preferences
+   * say "roster" come back: the roster is asked here, and those let through go again, decided. Null: the
+   * store cannot (in memory), the rows are made here.
+   */
+  private async writeTexts(batch: readonly ArchiveEntry[]): Promise<number | null> {
+    const { text, renderModule } = this.opts;
+    if (text === undefined || renderModule === undefined || this.store.appendTexts === undefined) return null;
+    const first = this.store.appendTexts(this.encode(batch, text, renderModule, false));
+    if (first === null) return null;
+    const r = await first;
+    let kept = this.settle(r);
+    if (r.ask.length === 0) return kept;
+    const through: ArchiveEntry[] = [];
+    for (const [i, user, contact] of r.ask) {
+      if (await this.opts.inRoster(user, contact)) through.push(batch[i]);
+      else this.stats.skipped++;
+    }
+    if (through.length > 0) kept += this.settle(await this.store.appendTexts(this.encode(through, text, renderModule, true))!);
+    return kept;
+  }
+
+  private settle(r: TextResult): number {
+    this.stats.skipped += r.skipped;
+    this.prefs.reads += r.reads;
+    return r.kept;
+  }
+
+  /** TextBatch's layout: the strings end to end, TEXT_FIELDS numbers per entry. A message's entries (both users) share its text. */
+  private encode(batch: readonly ArchiveEntry[], text: (e: ArchiveEntry) => string | null, renderModule: string, decided: boolean): TextBatch {
+    const nums = new Float64Array(batch.length * TEXT_FIELDS);
+    const strs: string[] = [];
+    let parts: string[] = [];
+    let chars = 0;
+    let lastPayload: unknown = undefined;
+    let at = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i];
+      let len = -1;
+      if (e.payload !== lastPayload) {
+        lastPayload = e.payload;
+        const t = text(e) ?? "";
+        parts.push(t);
+        len = t.length;
+        chars += len;
+      }
+      parts.push(e.bare, e.from, e.to);
+      chars += e.bare.length + e.from.length + e.to.length;
+      nums[at++] = len;
+      nums[at++] = e.bare.length;
+      nums[at++] = e.from.length;
+      nums[at++] = e.to.length;
+      nums[at++] = e.outgoing ? 1 : 0;
+      nums[at++] = e.ts;
+      if (chars >= CHUNK_CHARS) {
+        strs.push(parts.join(""));
+        parts = [];
+        chars = 0;
+      }
+    }
+    if (parts.length > 0) strs.push(parts.join(""));
+    return { nums, strs, decided, defaultMode: this.opts.defaultMode, prefsCacheSize: this.opts.prefsCacheSize, renderModule };
   }
 
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */
@@ -184,12 +271,8 @@ export class ArchiveWriter {
     return kept;
   }
 
-  private wanted(p: ArchivePrefs | undefined, e: ArchiveRow): boolean | Promise<boolean> {
-    if (p !== undefined) {
-      if (p.never.includes(e.with)) return false;
-      if (p.always.includes(e.with)) return true;
-    }
-    const mode = p?.default ?? this.opts.defaultMode;
-    return mode === "always" ? true : mode === "never" ? false : this.opts.inRoster(e.user, e.with);
+  private wanted(p: ArchivePrefs | null | undefined, e: ArchiveRow): boolean | Promise<boolean> {
+    const d = decide(p, e.with, this.opts.defaultMode);
+    return d === "roster" ? this.opts.inRoster(e.user, e.with) : d;
   }
 }

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore } from "./archive-store.js";
+import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore, TextBatch, TextResult } from "./archive-store.js";
 import { backward, countSql, pageSql, type Cursor } from "./archive-sql.js";
 import { migrate } from "./sqlite-schema.js";
 import { retrying } from "./sqlite-retry.js";
@@ -37,11 +37,24 @@ const MIGRATIONS: readonly string[] = [
    END`,
 ];
 
-interface PrefsRow {
+export interface PrefsRow {
   username: string;
   default_mode: ArchivePrefs["default"];
   always: string;
   never: string;
+}
+
+/** The statement reading one user's preferences (here, and on the archive's thread: sqlite-archive-thread-main.ts). */
+export const PREFS_SQL = `SELECT username, default_mode, always, never FROM archive_prefs WHERE username = ?`;
+
+/** The stored preferences of `users` (absent: none set). */
+export function readPrefs(st: Database.Statement<[string], PrefsRow>, users: readonly string[]): Map<string, ArchivePrefs> {
+  const out = new Map<string, ArchivePrefs>();
+  for (const u of users) {
+    const r = st.get(u);
+    if (r !== undefined) out.set(u, { default: r.default_mode, always: JSON.parse(r.always) as string[], never: JSON.parse(r.never) as string[] });
+  }
+  return out;
 }
 
 /** ArchiveStore in the accounts' SQLite file (open the SqliteStore first: the trigger watches its users table). */
@@ -66,7 +79,7 @@ export class SqliteArchiveStore implements ArchiveStore {
       ),
       cursor: db.prepare<[string, string], Cursor>(`SELECT ts, seq FROM archive WHERE username = ? AND id = ?`),
       count: db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM archive WHERE username = ?`),
-      prefs: db.prepare<[string], PrefsRow>(`SELECT username, default_mode, always, never FROM archive_prefs WHERE username = ?`),
+      prefs: db.prepare<[string], PrefsRow>(PREFS_SQL),
       setPrefs: db.prepare(`INSERT OR REPLACE INTO archive_prefs (username, default_mode, always, never) VALUES (?, ?, ?, ?)`),
       expire: db.prepare<[number, number]>(`DELETE FROM archive WHERE seq IN (SELECT seq FROM archive WHERE ts < ? ORDER BY ts LIMIT ?)`),
     };
@@ -75,8 +88,7 @@ export class SqliteArchiveStore implements ArchiveStore {
   append(rows: readonly ArchiveRow[]): Promise<number> {
     if (this.path !== ":memory:" && this.path !== "") {
       if (this.closed) return Promise.reject(new Error("archive store closed"));
-      this.thread ??= new SqliteArchiveThread(this.path, this.lockTimeoutMs);
-      return this.thread.append(rows);
+      return this.started().append(rows);
     }
     const run = this.db.transaction(() => {
       let n = 0;
@@ -88,6 +100,21 @@ export class SqliteArchiveStore implements ArchiveStore {
 
   hurry(): void {
     this.thread?.hurry();
+  }
+
+  /** On a file: rendered, filtered and written on the archive's thread. In memory: null, the writer makes the rows. */
+  appendTexts(b: TextBatch): Promise<TextResult> | null {
+    if (this.path === ":memory:" || this.path === "") return null;
+    if (this.closed) return Promise.reject(new Error("archive store closed"));
+    return this.started().appendTexts(b);
+  }
+
+  prefsChanged(user: string | null): void {
+    this.thread?.prefsChanged(user);
+  }
+
+  private started(): SqliteArchiveThread {
+    return (this.thread ??= new SqliteArchiveThread(this.path, this.lockTimeoutMs));
   }
 
   query(q: ArchiveQuery): Promise<ArchivePage | null> {
@@ -122,14 +149,7 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   prefs(users: readonly string[]): Promise<Map<string, ArchivePrefs>> {
-    return retrying(() => {
-      const out = new Map<string, ArchivePrefs>();
-      for (const u of users) {
-        const r = this.s.prefs.get(u);
-        if (r !== undefined) out.set(u, { default: r.default_mode, always: JSON.parse(r.always) as string[], never: JSON.parse(r.never) as string[] });
-      }
-      return out;
-    }, this.lockTimeoutMs);
+    return retrying(() => readPrefs(this.s.prefs, users), this.lockTimeoutMs);
   }
 
   setPrefs(user: string, p: ArchivePrefs): Promise<void> {

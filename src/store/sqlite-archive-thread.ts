@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import type { ArchiveRow } from "./archive-store.js";
+import type { ArchiveRow, TextBatch, TextResult } from "./archive-store.js";
 
 /** Fields per row in a hand-over's `head`: user, id, with, withResource, ts, outgoing (0/1), length of its text (0: the previous row's). */
 export const ROW_FIELDS = 7;
@@ -11,10 +11,23 @@ export const ROW_FIELDS = 7;
  * event loop several µs per row (V8's serializer, value by value); JSON.stringify of short fields is native and fast.
  */
 export interface Handover {
+  op: "rows";
   id: number;
   head: string;
   texts: string;
   counts: number[];
+}
+
+/** What else the event loop posts: a writer's batch to render, filter and write (ArchiveStore.appendTexts); a user's preferences changed. */
+export type ThreadMessage = Handover | ({ op: "texts"; id: number } & TextBatch) | { op: "prefs"; user: string | null };
+
+/** The thread's answer: an append's rows added (ns, per append of a Handover), a TextBatch's result, or an error. */
+export interface ThreadAnswer {
+  id: number;
+  ns?: number[];
+  texts?: TextResult;
+  error?: string;
+  code?: string;
 }
 /**
  * How long appends gather before they go to the thread together, and how many rows go at once at most.
@@ -53,6 +66,8 @@ export class SqliteArchiveThread {
   private timer: NodeJS.Timeout | null = null;
   /** Sent, by message id: the appends it carries, in order. */
   private readonly sent = new Map<number, Pending[]>();
+  /** TextBatches sent, by message id. */
+  private readonly textsSent = new Map<number, { resolve: (r: TextResult) => void; reject: (e: Error) => void }>();
   private next = 1;
   private dead: Error | null = null;
   private closing: Promise<void> | null = null;
@@ -61,14 +76,19 @@ export class SqliteArchiveThread {
   constructor(path: string, lockTimeoutMs: number) {
     this.worker = new Worker(new URL("./sqlite-archive-thread-main.js", import.meta.url), { workerData: { path, lockTimeoutMs } });
     this.worker.unref();
-    this.worker.on("message", (m: { id: number; ns?: number[]; error?: string; code?: string }) => {
+    this.worker.on("message", (m: ThreadAnswer) => {
+      const e = m.error === undefined ? null : Object.assign(new Error(m.error), { code: m.code });
+      const t = this.textsSent.get(m.id);
+      if (t !== undefined) {
+        this.textsSent.delete(m.id);
+        if (e === null) t.resolve(m.texts!);
+        else t.reject(e);
+      }
       const ps = this.sent.get(m.id);
-      if (ps === undefined) return;
-      this.sent.delete(m.id);
-      if (m.error === undefined) ps.forEach((p, i) => p.resolve(m.ns?.[i] ?? 0));
-      else {
-        const e = Object.assign(new Error(m.error), { code: m.code });
-        for (const p of ps) p.reject(e);
+      if (ps !== undefined) {
+        this.sent.delete(m.id);
+        if (e === null) ps.forEach((p, i) => p.resolve(m.ns?.[i] ?? 0));
+        else for (const p of ps) p.reject(e);
       }
       this.settled();
     });
@@ -81,12 +101,38 @@ export class SqliteArchiveThread {
     if (this.dead !== null) return Promise.reject(this.dead);
     return new Promise<number>((resolve, reject) => {
       // Referenced while anything is out: a process ending waits for it (and the writer's flushed() does too).
-      if (this.gathered.length === 0 && this.sent.size === 0) this.worker.ref();
+      if (this.out === 0) this.worker.ref();
       this.gathered.push({ rows, resolve, reject });
       this.gatheredRows += rows.length;
       if (this.gatheredRows >= MAX_ROWS) this.send();
       else this.timer ??= setTimeout(this.send, GATHER_MS);
     });
+  }
+
+  /**
+   * A writer's batch, sent at once (the writer gathered it: xmpp.mam.gatherMs): rendered, filtered by the
+   * preferences the thread keeps, and written there. The event loop pays a postMessage per batch, its
+   * buffer transferred and its one string copied.
+   */
+  appendTexts(b: TextBatch): Promise<TextResult> {
+    if (this.dead !== null) return Promise.reject(this.dead);
+    return new Promise<TextResult>((resolve, reject) => {
+      if (this.out === 0) this.worker.ref();
+      const id = this.next++;
+      this.textsSent.set(id, { resolve, reject });
+      const m: ThreadMessage = { op: "texts", id, ...b };
+      this.worker.postMessage(m, [b.nums.buffer]);
+    });
+  }
+
+  /** The preferences the thread keeps for `user` (null: anyone) are read again when next needed. */
+  prefsChanged(user: string | null): void {
+    if (this.dead === null) this.worker.postMessage({ op: "prefs", user } satisfies ThreadMessage);
+  }
+
+  /** Appends gathered or sent, and batches sent, not yet answered. */
+  private get out(): number {
+    return this.gathered.length + this.sent.size + this.textsSent.size;
   }
 
   /** Sends what is gathered now: someone waits for it to be written. */
@@ -125,12 +171,12 @@ export class SqliteArchiveThread {
         }
       }
     }
-    const m: Handover = { id, head: JSON.stringify(head), texts: texts.join(""), counts: ps.map((p) => p.rows.length) };
+    const m: Handover = { op: "rows", id, head: JSON.stringify(head), texts: texts.join(""), counts: ps.map((p) => p.rows.length) };
     this.worker.postMessage(m);
   };
 
   private settled(): void {
-    if (this.gathered.length > 0 || this.sent.size > 0) return;
+    if (this.out > 0) return;
     if (this.dead === null) this.worker.unref();
     const cbs = this.idle;
     this.idle = [];
@@ -141,7 +187,7 @@ export class SqliteArchiveThread {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.send();
-      if (this.sent.size > 0) await new Promise<void>((r) => this.idle.push(r));
+      if (this.out > 0) await new Promise<void>((r) => this.idle.push(r));
       this.dead ??= new Error("archive thread closed");
       await this.worker.terminate();
     })();
@@ -155,8 +201,10 @@ export class SqliteArchiveThread {
     this.timer = null;
     for (const p of this.gathered) p.reject(e);
     for (const ps of this.sent.values()) for (const p of ps) p.reject(e);
+    for (const t of this.textsSent.values()) t.reject(e);
     this.gathered = [];
     this.sent.clear();
+    this.textsSent.clear();
     this.settled();
   }
 }

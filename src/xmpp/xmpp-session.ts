@@ -444,6 +444,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
       if (receipt !== "" && this.acks !== null) this.x.core.confirm(receipt);
       return true;
     }
+    // The archive takes this text as it is (modules/mam-render.ts): the plain message, not a copy.
+    if ((env.flags & (Flag.Archive | Flag.Copy | Flag.SentCopy)) === Flag.Archive && env.written === null) env.written = wire;
     if (this.gate === null || this.gate.pass(env, wire)) {
       if (this.resumeTimer === null) {
         this.x.metrics.xmpp.out++;

@@ -3,15 +3,14 @@ import { NS } from "../ns.js";
 import type { Hooks, IqEvent } from "../hooks.js";
 import { bounce, iqResultFor } from "../replies.js";
 import { StanzaCondition } from "../errors.js";
-import { parseOne, serializeFirst, stampText } from "../stanza.js";
 import type { ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { ArchiveSink } from "../../session/core.js";
-import type { ArchiveEntry, ArchiveWriter, Rendered } from "../../store/archive-writer.js";
+import type { ArchiveWriter } from "../../store/archive-writer.js";
 import type { ArchiveMode, ArchivePage, ArchivePrefs, ArchiveStore } from "../../store/archive-store.js";
 import { bareOf, normalizeAddress } from "../../address/address.js";
 import { finElement, parseQuery, queryFormElement } from "./mam-query.js";
-import { stanzaIdOf } from "./stanza-id.js";
+export { archivedText, renderArchived, renderText, renderWire, RENDER_MODULE } from "./mam-render.js";
 
 /** What the archive module is given (front-end.ts, from xmpp.mam). */
 export interface Archives {
@@ -30,60 +29,21 @@ const MAX_PREF_JIDS = 1000;
 /**
  * The core's archive sink for XMPP: a message marked by StanzaIds is queued
  * for the archive of `bare`, a user of this domain. An object and a push, no
- * more: the id, the contact and the text are read when its batch is written.
+ * more: the text is taken when its batch is written (the one written to the
+ * recipient's socket meanwhile, Envelope.written), and read off the event loop
+ * where the store can (mam-render.ts).
  */
 export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink {
   const suffix = `@${domain}`;
   return (env, bare, outgoing) => {
     if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
-    // A message that came over the bus unread is archived from its text, never parsed here (renderArchived).
+    // A message that came over the bus unread is archived from its text, never parsed here.
     const text = env.wireText;
     if (text !== null && env.to.indexOf("@") > 0) return void writer.push({ bare, outgoing, ts: Date.now(), payload: text, from: env.from, to: env.to });
     // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
     const to = env.to.indexOf("@") < 0 ? ((env.payload as Element | null)?.attrs?.to ?? env.to) : env.to;
-    writer.push({ bare, outgoing, ts: Date.now(), payload: env.payload, from: env.from, to });
+    writer.push({ bare, outgoing, ts: Date.now(), payload: env, from: env.from, to });
   };
-}
-
-/**
- * The archived id and text: the stanza-id StanzaIds gave the message (its
- * last child), and the message as delivered, in jabber:client (XEP-0297),
- * without it (results carry the id). Null: not marked (nothing to archive).
- */
-export function renderArchived(e: ArchiveEntry): Rendered | null {
-  let el = e.payload;
-  if (typeof el === "string") {
-    const r = renderText(el, e.from, e.to);
-    if (r !== undefined) return r;
-    el = parseOne(el);
-  }
-  if (!(el instanceof Element)) return null;
-  const id = stanzaIdOf(el);
-  if (id === null) return null;
-  return { id, text: serializeFirst(el, { xmlns: NS.CLIENT, from: e.from, to: e.to }, el.children.length - 1) };
-}
-
-/** StanzaIds.mark's last child as serialize() writes it: its id is what the archive keys the message by. */
-const SID_TAIL = /<stanza-id xmlns="urn:xmpp:sid:0" by="[^"&<]*" id="([A-Za-z0-9_.-]+)"\/><\/message>$/;
-const CLIENT_XMLNS = ` xmlns="${NS.CLIENT}"`;
-
-/**
- * renderArchived for a message that came over the bus as the text serialize() wrote (Envelope.wireText),
- * by string operations: the stanza-id StanzaIds appended is its last child, right before </message>
- * (serialize escapes '<' everywhere else), and its start tag is restamped (stampText). Null: not
- * marked; undefined: another shape, which the caller parses.
- */
-export function renderText(text: string, from: string, to: string): Rendered | null | undefined {
-  if (!text.endsWith("</message>")) return text.startsWith("<message") ? null : undefined;
-  const at = text.lastIndexOf("<stanza-id ");
-  if (at < 0) return null;
-  const m = SID_TAIL.exec(text.slice(at));
-  if (m === null) return undefined;
-  let out = stampText(`${text.slice(0, at)}</message>`, "message", from, to);
-  if (out === null) return undefined;
-  const end = out.indexOf(">");
-  if (!out.slice(0, end).includes(" xmlns=")) out = `<message${CLIENT_XMLNS}${out.slice(8)}`;
-  return { id: m[1], text: out };
 }
 
 /**

@@ -8,6 +8,7 @@ import type { ArchiveRow } from "../../../src/store/archive-store.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
 import { ArchiveWriter } from "../../../src/store/archive-writer.js";
 import { silentLogger } from "../../../src/log/logger.js";
+import { archivedText, RENDER_MODULE } from "../../../src/xmpp/modules/mam-render.js";
 
 // On a SQLite file the archive's appends run on a thread of their own (sqlite-archive-thread.ts):
 // the event loop goes on while a batch is written, reads see it once committed, and close waits for it.
@@ -112,6 +113,66 @@ test("the writer's flushed() (a login's barrier, an archive query) does not wait
     assert.equal(await st.archive.count("alice"), 6);
   } finally {
     t.mock.timers.reset();
+    w.close();
+    await st.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the writer's batches as texts: rendered and filtered on the thread (preferences kept there, told when they change; roster mode asked back)", { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-archive-texts-"));
+  const st = new SqliteStore(join(dir, "db.sqlite"));
+  const w = new ArchiveWriter(
+    st.archive,
+    { defaultMode: "roster", maxQueued: 100, maxBatch: 100, prefsCacheSize: 10, retentionDays: 0, render: () => null, text: archivedText, renderModule: RENDER_MODULE, inRoster: async (u, j) => (await st.xmpp.rosterItem(u, j)) !== undefined },
+    silentLogger(),
+  );
+  let n = 0;
+  // As a session wrote it, or as it came over the bus: with the stanza-id StanzaIds appended last.
+  const wire = (from: string, to: string) => `<message type="chat" from="${from}" to="${to}"><body>m${n}</body><stanza-id xmlns="urn:xmpp:sid:0" by="x@localhost" id="i${n++}"/></message>`;
+  const push = (bare: string, outgoing: boolean, other: string, payload?: string) => {
+    const from = outgoing ? `${bare}/r` : other;
+    const to = outgoing ? other : `${bare}/r`;
+    w.push({ bare, outgoing, ts: Date.now(), payload: payload ?? wire(from, to), from, to });
+  };
+  try {
+    for (const u of ["alice", "bob"]) await st.putUser(u, await deriveCredentials("pw", 4096));
+    await st.xmpp.putRosterItem("alice", { jid: "friend@localhost", name: "", subscription: "both", ask: false, groups: [] });
+    push("alice@localhost", false, "friend@localhost/x");
+    push("alice@localhost", false, "stranger@localhost/x");
+    await w.flushed();
+    assert.equal(await st.archive.count("alice"), 1, "roster mode: the friend only");
+    assert.equal(w.stats.skipped, 1);
+    const [item] = (await st.archive.query({ user: "alice", max: 5 }))!.items;
+    assert.equal(item.id, "i0");
+    assert.equal(item.stanza, `<message xmlns="jabber:client" type="chat" from="friend@localhost/x" to="alice@localhost/r"><body>m0</body></message>`);
+    // A message archived for both users: one text, two rows.
+    await st.archive.setPrefs("bob", { default: "always", always: [], never: [] });
+    const shared = wire("bob@localhost/r", "alice@localhost/r");
+    w.push({ bare: "bob@localhost", outgoing: true, ts: Date.now(), payload: shared, from: "bob@localhost/r", to: "alice@localhost/r" });
+    w.push({ bare: "alice@localhost", outgoing: false, ts: Date.now(), payload: shared, from: "bob@localhost/r", to: "alice@localhost/r" });
+    await w.flushed();
+    assert.equal(await st.archive.count("bob"), 1);
+    assert.equal(await st.archive.count("alice"), 1, "bob is not in alice's roster");
+    // Set elsewhere and not told: the thread keeps what it read. Told: read again.
+    await st.archive.setPrefs("alice", { default: "always", always: [], never: ["friend@localhost"] });
+    push("alice@localhost", true, "stranger@localhost");
+    await w.flushed();
+    assert.equal(await st.archive.count("alice"), 1, "not told: still roster mode");
+    w.prefsChanged("alice");
+    push("alice@localhost", true, "friend@localhost");
+    push("alice@localhost", true, "stranger@localhost");
+    await w.flushed();
+    assert.equal(await st.archive.count("alice"), 2, "told: never the friend, the default always");
+    await st.archive.setPrefs("alice", { default: "never", always: ["stranger@localhost"], never: [] });
+    w.prefsChanged(null);
+    push("alice@localhost", true, "friend@localhost");
+    push("alice@localhost", true, "stranger@localhost");
+    await w.flushed();
+    assert.equal(await st.archive.count("alice"), 3);
+    assert.equal(w.stats.skipped, 5);
+    assert.ok(w.prefs.reads >= 3, `the thread's reads are counted (${w.prefs.reads})`);
+  } finally {
     w.close();
     await st.close();
     rmSync(dir, { recursive: true, force: true });
