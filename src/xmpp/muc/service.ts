@@ -208,9 +208,10 @@ export class MucService implements OwnedService, RoomOut {
 
   send(kind: "message" | "presence", from: string, el: Element, to: readonly FanoutTarget[]): void {
     if (to.length === 0) return;
-    // A groupchat message to the room's occupants: serialized once for all of them (broadcast.ts).
-    const payload = kind === "message" && to.length > 1 ? serializedOnce(el) : el;
-    const env = kind === "message" ? Envelope.message({ from, to: "", protocol: "xmpp", payload }) : Envelope.presence({ from, to: "", protocol: "xmpp", payload: el });
+    // A stanza to several occupants, and every occupant presence: serialized once for all of them
+    // (broadcast.ts); a newcomer's occupant list then crosses the bus as one message of known size.
+    const payload = to.length > 1 || kind === "presence" ? serializedOnce(el) : el;
+    const env = kind === "message" ? Envelope.message({ from, to: "", protocol: "xmpp", payload }) : Envelope.presence({ from, to: "", protocol: "xmpp", payload });
     this.link.fanout(env, to);
   }
 
