@@ -280,7 +280,8 @@ export function fanoutMessages(envs: readonly Envelope[], to: readonly string[])
     runChars = 0;
   };
   for (const e of envs) {
-    const c = (e.wireText?.length ?? UNKNOWN_CHARS) + e.from.length + e.id.length + 64;
+    const t = e.textLength;
+    const c = (t >= 0 ? t : UNKNOWN_CHARS) + e.from.length + e.id.length + 64;
     if (run.length > 0 && runChars + c > budget) flush();
     run.push(e);
     runChars += c;
