@@ -148,9 +148,10 @@ describe("HostLinks", () => {
     const d = dir();
     const peer = await slowPeer(d);
     const lost: number[] = [];
-    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 256 * 1024, stallMs: 5000 }, () => {}, (i) => lost.push(i), null);
+    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 1024 * 1024, stallMs: 5000 }, () => {}, (i) => lost.push(i), null);
     links.push(l);
-    // 2 MiB to a socket that does not read: the kernel's buffer fills, the writer waits, the queue passes the bound.
+    // 2 MiB to a socket that does not read: the kernel's buffer fills, the writer waits, the queue passes the
+    // bound (1 MiB), below HARD_FACTOR times it.
     const want = Array.from({ length: 64 }, (_, i) => `m${i}:${"z".repeat(32 * 1024)}`);
     for (const m of want) {
       l.write(1, frame(m), 1);
@@ -169,15 +170,16 @@ describe("HostLinks", () => {
     const d = dir();
     const peer = await slowPeer(d);
     const lost: number[] = [];
-    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 256 * 1024, stallMs: 400 }, () => {}, (i) => lost.push(i), null);
+    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 512 * 1024, stallMs: 400 }, () => {}, (i) => lost.push(i), null);
     links.push(l);
     const big = frame("y".repeat(64 * 1024));
+    const small = frame("s".repeat(1024));
     let blockedAt = 0;
     for (let i = 0; i < 400 && lost.length === 0; i++) {
-      l.write(1, big, 1);
+      // Past the bound (1 MiB, well below HARD_FACTOR times it) at once, then a small message every 20 ms.
+      l.write(1, i < 16 ? big : small, 1);
       if (blockedAt === 0 && l.waits > 0) blockedAt = performance.now();
-      // A few writes a turn until the bound, then one every 20 ms.
-      await new Promise((r) => (i < 20 ? setImmediate(r) : setTimeout(r, 20)));
+      await new Promise((r) => (i < 16 ? setImmediate(r) : setTimeout(r, 20)));
     }
     await waitUntil(() => lost.length === 1, 3000, "onLost");
     assert.ok(blockedAt > 0);
