@@ -20,8 +20,12 @@ export type BusMessage =
    * rooms): from worker `via`, where the session that sent it is (src/proxy/services.ts).
    */
   | { op: "service"; via: string; env: Envelope }
-  /** For the worker holding the sessions `to` (full addresses): env readdressed to each, one payload for all (a service's fan-out). */
-  | { op: "fanout"; env: Envelope; to: string[] }
+  /**
+   * For the worker holding the sessions `to` (full addresses): each of `envs`, in order, readdressed to each, one
+   * payload for all (a service's fan-out; several envelopes: what the service sent the same sessions in a row, such
+   * as a room's occupant list to a newcomer). Kept below MAX_FANOUT_CHARS by its sender (src/proxy/services.ts).
+   */
+  | { op: "fanout"; envs: Envelope[]; to: string[] }
   /**
    * Served addresses (XEP-0045 rooms) handed to their new owner after a ring change, each with its whole state as
    * its service wrote it (`states`: [address, state]); `done`: the last of what `from` hands this worker for its

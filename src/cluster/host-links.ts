@@ -14,30 +14,61 @@ import type { Logger } from "../log/logger.js";
  * stays on NATS; so does everything between hosts.
  *
  * The stream is the bus's batch format without the batches: each message
- * behind its u32 length. What a link loses — its peer died, or stopped reading
- * for longer than `maxQueuedBytes` took to fill — is lost as a NATS message to a
- * dead or slow subscriber is: custody routes held messages again, and the
- * owner of the lost link is told (`onLost`) so that both sides bind again.
+ * behind its u32 length. The writer respects the socket's backpressure: once
+ * a write is not taken at once, what follows waits here and goes, joined into
+ * few large writes, when the socket drains. A peer that reads slowly (busy
+ * with a burst: a room's join) is waited for, not dropped. A link is dropped
+ * only when its peer took nothing for `stallMs` with more than
+ * `maxQueuedBytes` held for it, or when it holds `HARD_FACTOR` times that
+ * (memory). What it loses then — its peer died, or stopped reading — is lost
+ * as a NATS message to a dead or slow subscriber is: custody routes held
+ * messages again, and the owner of the lost link is told (`onLost`) so that
+ * both sides bind again.
  */
 export interface HostLinksOptions {
   /** The host's link directory (made by the primary, mode 0700). */
   dir: string;
   /** This worker's index on its host: it listens on `w<index>.sock`. */
   index: number;
-  /** Bytes written to one peer and not yet taken by it, past which the link is dropped (a stalled peer). */
+  /** Bytes held for one peer (not yet taken by it) past which a peer that takes nothing for `stallMs` is dropped. */
   maxQueuedBytes: number;
+  /** How long a peer with more than maxQueuedBytes held for it may take nothing before its link is dropped; 0: at once. */
+  stallMs?: number;
 }
 
-/** Messages larger than this are not ours: the connection is closed (NATS's max_payload is 1 MiB; batches are split at 256 KiB). */
-const MAX_MESSAGE = 64 * 1024 * 1024;
+/** Past this many times maxQueuedBytes held for a peer, its link is dropped even if it reads (this worker's memory). */
+export const HARD_FACTOR = 4;
+/** Batches waiting for a drain are joined into writes of about this size. */
+const WRITE_CHUNK = 1024 * 1024;
+
+/** One outbound link: the socket, and what waits for it to drain. */
+interface Out {
+  index: number;
+  s: Socket;
+  /** Batches not given to the socket yet: it has not drained since it last refused more. */
+  queue: Uint8Array[];
+  queued: number;
+  /** Whether the socket refused more (write returned false) and has not drained since. */
+  blocked: boolean;
+  /** performance.now() when the socket last drained, or blocked from a drained state. */
+  progressAt: number;
+}
+
+/**
+ * Messages larger than this are not ours: the connection is closed (NATS's max_payload is 1 MiB; batches are split
+ * at 256 KiB, a service's fan-out at MAX_FANOUT_CHARS; NatsBus refuses to send a message past it).
+ */
+export const MAX_MESSAGE = 64 * 1024 * 1024;
 
 export class HostLinks {
   private server: Server | null = null;
-  private readonly out = new Map<number, Socket>();
+  private readonly out = new Map<number, Out>();
   private readonly inbound = new Set<Socket>();
   private closed = false;
   /** For the bus's `dropped` metric: messages written after close, and links dropped with what they held. */
   dropped = 0;
+  /** Times a socket refused more and batches waited for its drain (metrics, tests). */
+  waits = 0;
 
   constructor(
     private readonly opts: HostLinksOptions,
@@ -77,16 +108,48 @@ export class HostLinks {
       this.dropped += messages;
       return;
     }
-    let s = this.out.get(index);
-    if (s === undefined) {
-      s = this.connect(index);
-      this.out.set(index, s);
+    let o = this.out.get(index);
+    if (o === undefined) {
+      o = { index, s: this.connect(index), queue: [], queued: 0, blocked: false, progressAt: performance.now() };
+      this.out.set(index, o);
     }
-    // Node.js keeps what the socket does not take yet; a peer that does not read for long is dropped.
-    s.write(bytes);
-    if (s.writableLength > this.opts.maxQueuedBytes) {
-      this.log?.warn("cluster host link: peer not reading, link dropped", { peer: index, queuedBytes: s.writableLength });
-      this.lose(index, s);
+    if (!o.blocked) {
+      if (!o.s.write(bytes)) this.block(o);
+      return;
+    }
+    o.queue.push(bytes);
+    o.queued += bytes.length;
+    const held = o.queued + o.s.writableLength;
+    const max = this.opts.maxQueuedBytes;
+    if (held <= max) return;
+    const still = performance.now() - o.progressAt;
+    if (held > HARD_FACTOR * max || still >= (this.opts.stallMs ?? 0)) {
+      this.log?.warn("cluster host link: peer not reading, link dropped", { peer: index, queuedBytes: held, stillMs: Math.round(still) });
+      this.lose(index, o);
+    }
+  }
+
+  /** The socket took `bytes` but wants no more until it drains: what follows waits in `queue`. */
+  private block(o: Out): void {
+    o.blocked = true;
+    o.progressAt = performance.now();
+    this.waits++;
+    o.s.once("drain", () => this.drained(o));
+  }
+
+  /** The peer took what the socket held: the queue goes in writes of about WRITE_CHUNK, until the socket refuses again. */
+  private drained(o: Out): void {
+    if (this.out.get(o.index) !== o) return;
+    o.blocked = false;
+    o.progressAt = performance.now();
+    while (o.queue.length > 0) {
+      let n = 0;
+      let bytes = 0;
+      while (n < o.queue.length && (n === 0 || bytes + o.queue[n].length <= WRITE_CHUNK)) bytes += o.queue[n++].length;
+      const chunk = n === 1 ? o.queue[0] : Buffer.concat(o.queue.slice(0, n), bytes);
+      o.queue.splice(0, n);
+      o.queued -= bytes;
+      if (!o.s.write(chunk)) return this.block(o);
     }
   }
 
@@ -97,7 +160,7 @@ export class HostLinks {
       this.log?.debug("cluster host link failed", { peer: index, error: e.message });
     });
     s.on("close", () => {
-      if (this.out.get(index) === s) this.out.delete(index);
+      if (this.out.get(index)?.s === s) this.out.delete(index);
     });
     // Nothing comes back on an outbound link; a peer's end (it closed or died) ends ours.
     s.on("end", () => s.destroy());
@@ -105,9 +168,11 @@ export class HostLinks {
     return s;
   }
 
-  private lose(index: number, s: Socket): void {
+  private lose(index: number, o: Out): void {
     this.out.delete(index);
-    s.destroy();
+    o.s.destroy();
+    o.queue = [];
+    o.queued = 0;
     this.dropped++;
     // Not from inside the send that found the queue full: the bus may be in the middle of routing.
     setImmediate(() => this.onLost(index));
@@ -147,7 +212,12 @@ export class HostLinks {
     if (this.closed) return;
     this.closed = true;
     this.server?.close();
-    for (const s of this.out.values()) s.end();
+    for (const o of this.out.values()) {
+      // What waits for a drain goes first: end() writes after it.
+      for (const b of o.queue) o.s.write(b);
+      o.queue = [];
+      o.s.end();
+    }
     this.out.clear();
     for (const s of this.inbound) s.destroy();
     this.inbound.clear();

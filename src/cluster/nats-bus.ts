@@ -11,7 +11,7 @@ import { ConfigError } from "../config/config.js";
 import { JoinGuard, ringOf, type Beat } from "./join-guard.js";
 import { connectRetrying } from "./nats-connect.js";
 import { OpsResponder, serverRtt, type OpsSource } from "./ops.js";
-import { HostLinks, type HostLinksOptions } from "./host-links.js";
+import { HostLinks, MAX_MESSAGE, type HostLinksOptions } from "./host-links.js";
 import { PeerView } from "./peer-view.js";
 
 export interface NatsBusOptions {
@@ -250,11 +250,26 @@ export class NatsBus implements ClusterBus {
       q = { w: new WireWriter(), messages: 0 };
       this.outq.set(workerId, q);
     }
+    const before = q.w.pending;
     this.wire.encodeInto(q.w, msg);
+    const size = q.w.pending - before;
+    if (size > MAX_MESSAGE) {
+      // A bug, not traffic: every op that can grow is split by its sender. It would cost the link and all it carries.
+      q.w.at -= size;
+      this.droppedHere++;
+      this.log?.error("cluster bus message too large: dropped", { op: msg.op, bytes: size });
+      return;
+    }
     this.sent++;
     q.messages++;
-    if (q.w.pending >= BATCH_BYTES) this.publish(workerId, q);
-    else this.schedule();
+    if (q.w.pending < BATCH_BYTES) return this.schedule();
+    if (before === 0 || q.messages === 1) return this.publish(workerId, q);
+    // The batch before this message goes alone, then the message: no batch is much past BATCH_BYTES (NATS's max_payload).
+    const out = q.w.take();
+    const messages = q.messages;
+    q.messages = 0;
+    this.publishBytes(workerId, out.subarray(0, before), messages - 1);
+    this.publishBytes(workerId, out.subarray(before), 1);
   }
 
   /**
@@ -320,14 +335,18 @@ export class NatsBus implements ClusterBus {
 
   /** A batch is its messages one after another, each behind its u32 length: a view of the writer's slab, never written again. */
   private publish(workerId: string, q: { w: WireWriter; messages: number }): void {
-    let out = q.w.take();
-    let messages = q.messages;
+    const messages = q.messages;
     q.messages = 0;
+    this.publishBytes(workerId, q.w.take(), messages);
+  }
+
+  private publishBytes(workerId: string, out: Uint8Array, messages: number): void {
     if (this.wrapStale) {
       // One frame holding the whole batch behind STALE_TAG: read as one, so the mark covers exactly these messages.
       const inner = out;
-      out = Buffer.allocUnsafe(5 + inner.length);
-      out.writeUInt32BE(1 + inner.length, 0);
+      const wrapped = Buffer.allocUnsafe(5 + inner.length);
+      wrapped.writeUInt32BE(1 + inner.length, 0);
+      out = wrapped;
       out[4] = STALE_TAG;
       out.set(inner, 5);
       messages = 1;

@@ -6,7 +6,7 @@ import { fromJsonHead, jsonHead, type JsonOp, type Payloads } from "./wire-json.
 import { serviceOpFrom, serviceOpInto, type EnvPayloads } from "./wire-fanout.js";
 
 /**
- * BusMessage ⇄ bytes for buses between processes (bus protocol 4, join-guard.ts). A batch to one peer is
+ * BusMessage ⇄ bytes for buses between processes (bus protocol 5, join-guard.ts). A batch to one peer is
  * its messages one after another, each behind its u32 (big-endian) length; a message is
  *
  *   u8 tag | fields | payload

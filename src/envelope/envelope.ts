@@ -168,6 +168,12 @@ export class Envelope {
     return p instanceof WireText && !p.decoded ? p.text : null;
   }
 
+  /** The length of the payload's text when it is one (a WireText, read or not), else -1: a size for splitting batches. */
+  get textLength(): number {
+    const p = this.p;
+    return p instanceof WireText ? p.text.length : -1;
+  }
+
   /** `receipt`: a message given back by a session that never had it acknowledged keeps the one it came with. */
   static message(r: Route & { payload: unknown; flags?: number; id?: string; receipt?: string }): Envelope {
     return new Envelope(Kind.Message, r.id ?? "", r.receipt ?? "", "", r.from, r.to, r.protocol, r.payload, 0, r.flags ?? 0, "");

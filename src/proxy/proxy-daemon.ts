@@ -625,7 +625,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "service":
         return this.services.receive(msg.env, msg.via);
       case "fanout":
-        return this.services.delivered(msg.env, msg.to);
+        return this.services.delivered(msg.envs, msg.to);
       case "moved":
         return this.services.moves.onMoved(msg);
       case "bind":

@@ -168,7 +168,11 @@ export class ServiceDesk {
     }
   };
 
-  /** q[i..j): envelopes to the same targets; each session here takes them in a row, each other worker one bus message per envelope. */
+  /**
+   * q[i..j): envelopes to the same targets; each session here takes them in a row, each other worker them
+   * all in as few bus messages as MAX_FANOUT_CHARS allows (one, for a room's message or a newcomer's
+   * occupant list of up to a few thousand presences).
+   */
   private fanout(q: Pending[], i: number, j: number, to: readonly FanoutTarget[]): void {
     const self = this.w.self;
     let groups: Map<string, string[]> | null = null;
@@ -185,10 +189,12 @@ export class ServiceDesk {
       else list.push(t.address);
     }
     if (groups === null) return;
-    for (let k = i; k < j; k++) {
-      for (const [worker, addresses] of groups) {
+    const envs: Envelope[] = new Array(j - i);
+    for (let k = i; k < j; k++) envs[k - i] = q[k].env;
+    for (const [worker, addresses] of groups) {
+      for (const msg of fanoutMessages(envs, addresses)) {
         this.fanoutMessages++;
-        this.w.send(worker, { op: "fanout", env: q[k].env, to: addresses });
+        this.w.send(worker, msg);
       }
     }
   }
@@ -200,7 +206,7 @@ export class ServiceDesk {
       return "";
     }
     this.fanoutMessages++;
-    this.w.send(t.at, { op: "fanout", env, to: [t.address] });
+    this.w.send(t.at, { op: "fanout", envs: [env], to: [t.address] });
     return t.at;
   }
 
@@ -222,9 +228,9 @@ export class ServiceDesk {
     this.moves.ringChanged(ring, now);
   }
 
-  /** Bus op `fanout`: to each session here; one that is not here (moved, ended) is routed to its address. */
-  delivered(env: Envelope, to: readonly string[]): void {
-    this.enqueue({ k: 2, env, to });
+  /** Bus op `fanout`: each envelope, in order, to each session here; one that is not here (moved, ended) is routed to its address. */
+  delivered(envs: readonly Envelope[], to: readonly string[]): void {
+    for (let i = 0; i < envs.length; i++) this.enqueue({ k: 2, env: envs[i], to });
   }
 
   private deliverHere(env: Envelope, address: string): void {
@@ -234,6 +240,54 @@ export class ServiceDesk {
     if (s !== undefined && !s.closed) this.w.deliverLocal(s, e);
     else this.w.route(e);
   }
+}
+
+/**
+ * A bus message of op `fanout` carries at most about this many characters of payloads and addresses (one
+ * envelope or one address more, if that alone is larger): ≤ 768 KiB of UTF-8, below NATS's default
+ * max_payload (1 MiB) and far below a host link's largest message (host-links.ts). A payload of unknown
+ * size (not text yet) counts as UNKNOWN_CHARS.
+ */
+export const MAX_FANOUT_CHARS = 256 * 1024;
+const UNKNOWN_CHARS = 4096;
+
+/** The bus messages that take `envs` to `to` (the sessions of one worker): split so that none is past MAX_FANOUT_CHARS. */
+export function fanoutMessages(envs: readonly Envelope[], to: readonly string[]): BusMessage[] {
+  const half = MAX_FANOUT_CHARS / 2;
+  // The addresses in slices of at most half the budget; the envelopes fill the rest.
+  const slices: string[][] = [];
+  let addrChars = 0;
+  let slice: string[] = [];
+  let sliceChars = 0;
+  for (const a of to) {
+    if (slice.length > 0 && sliceChars + a.length > half) {
+      slices.push(slice);
+      slice = [];
+      sliceChars = 0;
+    }
+    slice.push(a);
+    sliceChars += a.length;
+    addrChars = Math.max(addrChars, sliceChars);
+  }
+  slices.push(slice);
+  const budget = MAX_FANOUT_CHARS - addrChars;
+  const out: BusMessage[] = [];
+  let run: Envelope[] = [];
+  let runChars = 0;
+  const flush = (): void => {
+    for (const s of slices) out.push({ op: "fanout", envs: run, to: s });
+    run = [];
+    runChars = 0;
+  };
+  for (const e of envs) {
+    const t = e.textLength;
+    const c = (t >= 0 ? t : UNKNOWN_CHARS) + e.from.length + e.id.length + 64;
+    if (run.length > 0 && runChars + c > budget) flush();
+    run.push(e);
+    runChars += c;
+  }
+  if (run.length > 0) flush();
+  return out;
 }
 
 /** The same recipients, in the same order (a room's occupants, for two of its messages in a row). */

@@ -51,7 +51,11 @@ export interface ServerOptions {
   handoff?: HandoffPort;
 }
 
-/** A host link whose peer has not taken this much is dropped: nats-server's default for a slow consumer. */
+/**
+ * A host link holding this much for a peer that took nothing for three heartbeats (the window after which a silent
+ * worker leaves the ring) is dropped: nats-server's default for a slow consumer. A peer that reads, however slowly,
+ * is waited for up to HARD_FACTOR times this (src/cluster/host-links.ts).
+ */
 const LINK_MAX_QUEUED = 64 * 1024 * 1024;
 
 /** Every protocol's payloads, for a bus that crosses processes. */
@@ -61,7 +65,7 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   const c = config.cluster;
   const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
   if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
-  const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED };
+  const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED, stallMs: 3 * c.nats.heartbeatMs };
   return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links, coalesceMs: c.coalesceMs }, CODECS, log);
 }
 

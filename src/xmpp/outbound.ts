@@ -26,12 +26,13 @@ export function isStanza(env: Envelope): boolean {
  * decided before (XmppSession.deliver).
  */
 export function toWire(s: Recipient, env: Envelope): string | null {
-  // A message that came over the bus unread (Envelope.wireText) is written as that text, stamped, unless
-  // it is a copy (wrapped) or may hold a <private/> to remove (XEP-0280 §9): those are parsed below.
-  if (env.kind === Kind.Message && (env.flags & (Flag.Copy | Flag.SentCopy)) === 0 && env.protocol === "xmpp") {
+  // A message or presence that came over the bus unread, or a room's serialized once (Envelope.wireText), is
+  // written as that text, stamped, unless it is a copy (wrapped) or may hold a <private/> to remove (XEP-0280
+  // §9): those are parsed below.
+  if (env.protocol === "xmpp" && ((env.kind === Kind.Message && (env.flags & (Flag.Copy | Flag.SentCopy)) === 0) || env.kind === Kind.Presence)) {
     const text = env.wireText;
-    if (text !== null && !text.includes(NS.CARBONS)) {
-      const out = stampText(text, "message", env.from, env.to);
+    if (text !== null && (env.kind === Kind.Presence || !text.includes(NS.CARBONS))) {
+      const out = stampText(text, env.kind === Kind.Presence ? "presence" : "message", env.from, env.to);
       if (out !== null) return out;
     }
   }

@@ -29,6 +29,18 @@ export interface Occupant {
   /** Presence flood control: stanzas counted in the current second. */
   windowStart: number;
   inWindow: number;
+  /** Its presence as newcomers are shown it (Room.listed), made once while nothing in it changes. */
+  listed?: Listed;
+}
+
+/** An occupant's §7.2.3 presence to newcomers, for what it was made from; with and without the real JID. */
+export interface Listed {
+  shown: Element;
+  nick: string;
+  role: Role;
+  affiliation: Affiliation;
+  withJid: Element | null;
+  withoutJid: Element | null;
 }
 
 export const target = (o: Occupant): FanoutTarget => ({ address: o.jid, at: o.at });

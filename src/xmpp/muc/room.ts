@@ -164,9 +164,9 @@ export class Room {
     const role: Role = aff === "owner" || aff === "admin" ? "moderator" : this.config.moderated && aff === "none" ? "visitor" : "participant";
     const o: Occupant = { nick, jid, bare, at, role, shown: shownOf(el), id: this.occupantId(bare), windowStart: now, inWindow: 1 };
     // §7.2.3: the occupants already there, to the newcomer, first.
-    for (const other of this.occupants.values()) {
-      this.out.send("presence", this.from(other.nick), occupantPresence(other, this.affiliationOf(other.bare), { jid: this.config.whois === "anyone" || role === "moderator", codes: [], occupantIds: true }), [target(o)]);
-    }
+    const seesJid = this.config.whois === "anyone" || role === "moderator";
+    const newcomer = [target(o)];
+    for (const other of this.occupants.values()) this.out.send("presence", this.from(other.nick), this.listed(other, seesJid), newcomer);
     this.occupants.set(nick, o);
     this.nickOf.set(jid, nick);
     const self: number[] = [110];
@@ -180,6 +180,22 @@ export class Room {
     const subj = new Element("message", { type: "groupchat", id: `subject-${now.toString(36)}` });
     subj.c("subject").t(this.subject);
     this.out.send("message", this.subjectBy === "" ? this.jid : this.from(this.subjectBy), subj, [to]);
+  }
+
+  /**
+   * An occupant's presence as each newcomer is shown it (§7.2.3): the same element for every join until the
+   * occupant's presence, nick, role or affiliation changes, so that a join costs no new element per occupant
+   * there, and its text is made once (the service keeps it: service.ts).
+   */
+  private listed(o: Occupant, jid: boolean): Element {
+    const affiliation = this.affiliationOf(o.bare);
+    let l = o.listed;
+    if (l === undefined || l.shown !== o.shown || l.nick !== o.nick || l.role !== o.role || l.affiliation !== affiliation) {
+      l = { shown: o.shown, nick: o.nick, role: o.role, affiliation, withJid: null, withoutJid: null };
+      o.listed = l;
+    }
+    if (jid) return (l.withJid ??= occupantPresence(o, affiliation, { jid: true, codes: [], occupantIds: true }));
+    return (l.withoutJid ??= occupantPresence(o, affiliation, { jid: false, codes: [], occupantIds: true }));
   }
 
   private update(o: Occupant, el: Element): void {

@@ -1,7 +1,7 @@
 import { Element } from "ltx";
 import { randomBytes } from "node:crypto";
 import { bareOf, resourceOf } from "../../address/address.js";
-import { Envelope, Kind } from "../../envelope/envelope.js";
+import { Envelope, Kind, type WireText } from "../../envelope/envelope.js";
 import type { Core } from "../../session/core.js";
 import type { FanoutTarget, OwnedService, ServiceLink } from "../../session/service.js";
 import type { Logger } from "../../log/logger.js";
@@ -41,6 +41,8 @@ export class MucService implements OwnedService, RoomOut {
   archives: RoomArchive | null = null;
   /** XEP-0045 §6.3 public rooms of every worker (directory.ts); null: the service lists none. */
   directory: RoomDirectory | null = null;
+  /** Presences serialized (send): an element sent again (Room.listed) is not serialized again. */
+  private readonly texts = new WeakMap<Element, WireText>();
   /** §7.5: iqs passed on to occupants, not answered yet (occupant-iq.ts). */
   private readonly iqs: OccupantIqs;
 
@@ -208,9 +210,16 @@ export class MucService implements OwnedService, RoomOut {
 
   send(kind: "message" | "presence", from: string, el: Element, to: readonly FanoutTarget[]): void {
     if (to.length === 0) return;
-    // A groupchat message to the room's occupants: serialized once for all of them (broadcast.ts).
-    const payload = kind === "message" && to.length > 1 ? serializedOnce(el) : el;
-    const env = kind === "message" ? Envelope.message({ from, to: "", protocol: "xmpp", payload }) : Envelope.presence({ from, to: "", protocol: "xmpp", payload: el });
+    // A stanza to several occupants, and every occupant presence: serialized once for all of them
+    // (broadcast.ts); a newcomer's occupant list then crosses the bus as one message of known size. An
+    // occupant's presence to newcomers is the same element join after join (Room.listed): its text too.
+    let payload: unknown = el;
+    if (kind === "presence") {
+      let t = this.texts.get(el);
+      if (t === undefined) this.texts.set(el, (t = serializedOnce(el)));
+      payload = t;
+    } else if (to.length > 1) payload = serializedOnce(el);
+    const env = kind === "message" ? Envelope.message({ from, to: "", protocol: "xmpp", payload }) : Envelope.presence({ from, to: "", protocol: "xmpp", payload });
     this.link.fanout(env, to);
   }
 

@@ -122,6 +122,87 @@ describe("HostLinks", () => {
     for (const s of held) s.destroy();
     srv.close();
   });
+  /** A listener at peer 1's path that accepts one link and does not read until `resume`; what it reads, as frames. */
+  async function slowPeer(d: string) {
+    const { createServer } = await import("node:net");
+    const got: string[] = [];
+    let sock: import("node:net").Socket | null = null;
+    let rest = Buffer.alloc(0);
+    const srv = createServer((s) => {
+      sock = s;
+      s.pause();
+      s.on("data", (c: Buffer) => {
+        rest = Buffer.concat([rest, c]);
+        while (rest.length >= 4 && rest.length - 4 >= rest.readUInt32BE(0)) {
+          const len = rest.readUInt32BE(0);
+          got.push(rest.subarray(4, 4 + len).toString());
+          rest = rest.subarray(4 + len);
+        }
+      });
+    });
+    await new Promise<void>((r) => srv.listen(HostLinks.pathOf(d, 1), r));
+    return { got, resume: () => sock?.resume(), close: () => (sock?.destroy(), srv.close()) };
+  }
+
+  test("flow control: a peer that reads late is waited for, past maxQueuedBytes; everything arrives, in order", { timeout: 10_000 }, async () => {
+    const d = dir();
+    const peer = await slowPeer(d);
+    const lost: number[] = [];
+    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 1024 * 1024, stallMs: 5000 }, () => {}, (i) => lost.push(i), null);
+    links.push(l);
+    // 2 MiB to a socket that does not read: the kernel's buffer fills, the writer waits, the queue passes the
+    // bound (1 MiB), below HARD_FACTOR times it.
+    const want = Array.from({ length: 64 }, (_, i) => `m${i}:${"z".repeat(32 * 1024)}`);
+    for (const m of want) {
+      l.write(1, frame(m), 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(l.waits > 0, "the socket refused more and the writer waited");
+    assert.deepEqual(lost, [], "a peer late by less than stallMs keeps its link");
+    peer.resume();
+    await waitUntil(() => peer.got.length === want.length, 5000, () => `${peer.got.length} of ${want.length}`);
+    assert.deepEqual(peer.got, want);
+    assert.equal(l.dropped, 0);
+    peer.close();
+  });
+
+  test("flow control: a peer that takes nothing for stallMs past maxQueuedBytes is dropped, not before", { timeout: 10_000 }, async () => {
+    const d = dir();
+    const peer = await slowPeer(d);
+    const lost: number[] = [];
+    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 512 * 1024, stallMs: 400 }, () => {}, (i) => lost.push(i), null);
+    links.push(l);
+    const big = frame("y".repeat(64 * 1024));
+    const small = frame("s".repeat(1024));
+    let blockedAt = 0;
+    for (let i = 0; i < 400 && lost.length === 0; i++) {
+      // Past the bound (1 MiB, well below HARD_FACTOR times it) at once, then a small message every 20 ms.
+      l.write(1, i < 16 ? big : small, 1);
+      if (blockedAt === 0 && l.waits > 0) blockedAt = performance.now();
+      await new Promise((r) => (i < 16 ? setImmediate(r) : setTimeout(r, 20)));
+    }
+    await waitUntil(() => lost.length === 1, 3000, "onLost");
+    assert.ok(blockedAt > 0);
+    assert.ok(performance.now() - blockedAt >= 400, "not before stallMs without progress");
+    assert.equal(l.dropped, 1);
+    peer.close();
+  });
+
+  test("flow control: past HARD_FACTOR × maxQueuedBytes the link is dropped, however recent the last progress", { timeout: 10_000 }, async () => {
+    const d = dir();
+    const peer = await slowPeer(d);
+    const lost: number[] = [];
+    const l = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 128 * 1024, stallMs: 60_000 }, () => {}, (i) => lost.push(i), null);
+    links.push(l);
+    const big = frame("y".repeat(64 * 1024));
+    for (let i = 0; i < 200 && lost.length === 0; i++) {
+      l.write(1, big, 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(() => lost.length === 1, 3000, "onLost");
+    assert.deepEqual(lost, [1]);
+    peer.close();
+  });
 });
 
 describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {

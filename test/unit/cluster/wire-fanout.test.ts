@@ -27,14 +27,15 @@ test("service and fanout ops round-trip, the payload written once, read as text 
 
   const out = Envelope.message({ from: "room@conference.localhost/Alice", to: "", protocol: "xmpp", payload: stanza });
   const to = Array.from({ length: 500 }, (_, i) => `user${i}@localhost/r\u00fc`);
-  const bytes = wire.encode({ op: "fanout", env: out, to });
+  const bytes = wire.encode({ op: "fanout", envs: [out], to });
   assert.ok(bytes.length < 500 * 30 + 1000, `the payload once, not once per recipient (${bytes.length} bytes)`);
   const f = wire.decode(bytes) as Extract<BusMessage, { op: "fanout" }>;
   assert.deepEqual(f.to, to);
-  assert.deepEqual(fields(f.env), fields(out));
+  assert.equal(f.envs.length, 1);
+  assert.deepEqual(fields(f.envs[0]), fields(out));
   // Passed on unread: each recipient's copy is the text stamped with its own address.
-  assert.ok(f.env.wireText !== null);
-  const one = toWire({ address: to[7], bare: "user7@localhost", rosterRequested: false, blocklistRequested: false, wantsCopies: false }, f.env.readdressed(to[7]))!;
+  assert.ok(f.envs[0].wireText !== null);
+  const one = toWire({ address: to[7], bare: "user7@localhost", rosterRequested: false, blocklistRequested: false, wantsCopies: false }, f.envs[0].readdressed(to[7]))!;
   assert.match(one, /to="user7@localhost\/rü"/);
   assert.match(one, /from="room@conference.localhost\/Alice"/);
 
@@ -45,29 +46,43 @@ test("service and fanout ops round-trip, the payload written once, read as text 
     Envelope.message({ from: "r@c", to: "", protocol: "relay", payload: Buffer.from([0, 1, 2, 255]) }),
     Envelope.presence({ from: "r@c/n", to: "", protocol: "xmpp", payload: null }),
   ]) {
-    const m = wire.decode(wire.encode({ op: "fanout", env, to: ["x@l/1"] })) as Extract<BusMessage, { op: "fanout" }>;
-    assert.deepEqual(fields(m.env), fields(env));
-    if (env.protocol === "relay") assert.deepEqual(Buffer.from(m.env.payload as Uint8Array), env.payload);
-    if (env.payload === null) assert.equal(m.env.payload, null);
+    const m = wire.decode(wire.encode({ op: "fanout", envs: [env], to: ["x@l/1"] })) as Extract<BusMessage, { op: "fanout" }>;
+    assert.deepEqual(fields(m.envs[0]), fields(env));
+    if (env.protocol === "relay") assert.deepEqual(Buffer.from(m.envs[0].payload as Uint8Array), env.payload);
+    if (env.payload === null) assert.equal(m.envs[0].payload, null);
   }
   assert.equal(Kind.Message, 0);
 });
 
 test("a service op that does not add up is refused, costing only itself", { timeout: 5000 }, () => {
   const env = Envelope.presence({ from: "r@c/n", to: "", protocol: "xmpp", payload: parseStanza("<presence/>") });
-  const good = wire.encode({ op: "fanout", env, to: ["a@l/1", "b@l/2"] });
+  const good = wire.encode({ op: "fanout", envs: [env, env], to: ["a@l/1", "b@l/2"] });
   for (let cut = 1; cut < good.length; cut += 3) assert.throws(() => wire.decode(good.subarray(0, cut)));
   // A count of recipients far past the bytes.
   const w = new WireWriter();
-  wire.encodeInto(w, { op: "fanout", env, to: ["a@l/1"] });
+  wire.encodeInto(w, { op: "fanout", envs: [env], to: ["a@l/1"] });
   const b = w.take().subarray(4);
   const bad = Buffer.from(b);
   const countAt = bad.indexOf(Buffer.from([1, 0, 0, 0, 5, 0, 0, 0]));
   assert.ok(countAt > 0);
   bad.writeUInt32LE(0x7fffffff, countAt);
   assert.throws(() => wire.decode(bad), /recipient count/);
-  // A service op carries exactly one worker: one written as a fanout of two is not one.
+  // A count of envelopes far past the bytes, and none.
+  for (const m of [0x7fffffff, 0]) {
+    const e = Buffer.from(b);
+    e.writeUInt32LE(m, countAt + 4 + 4 + 5);
+    assert.throws(() => wire.decode(e), /envelope count/);
+  }
+  // A fanout is not a service op: read as one, it does not add up.
   const two = Buffer.from(good);
   two[0] = good[0] - 1; // the service tag: the one before fanout's (src/cluster/wire.ts)
-  assert.throws(() => wire.decode(two), /recipient count/);
+  assert.throws(() => wire.decode(two));
+});
+
+test("a fanout of several envelopes: each once, in order, to the same recipients", { timeout: 5000 }, () => {
+  const envs = Array.from({ length: 999 }, (_, i) => Envelope.presence({ from: `room@conference.localhost/n${i}`, to: "", protocol: "xmpp", payload: parseStanza(`<presence><x xmlns="http://jabber.org/protocol/muc#user"><item affiliation="none" role="participant"/></x></presence>`) }));
+  const m = wire.decode(wire.encode({ op: "fanout", envs, to: ["new@localhost/r"] })) as Extract<BusMessage, { op: "fanout" }>;
+  assert.deepEqual(m.to, ["new@localhost/r"]);
+  assert.deepEqual(m.envs.map(fields), envs.map(fields));
+  assert.equal((m.envs[998].payload as Element).getChild("x")?.getChild("item")?.attrs.role, "participant");
 });
