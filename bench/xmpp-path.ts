@@ -9,7 +9,7 @@
  * <r/> with every SM_EVERY-th message (1, as Conversations does; 0: never) and
  * answers the server's <r/> with the count of stanzas it was written, right
  * after the message that brought it: the user-space part of `bench:xmpp --sm`
- * (the <a/> writes cost no system call here).
+ * (the <a/> writes cost no system call here). SM_ANSWER_DELAY_MS sets xmpp.sm.answerDelayMs.
  *
  * MAM=1: XEP-0313 archives on (an in-memory SQLite archive): the path's figure
  * is then what archiving adds to forwarding (stanza id, two queue entries per
@@ -95,7 +95,8 @@ class MemoryConn implements Conn {
   }
 }
 
-const config = validate({ storage: { type: "sqlite", path: ":memory:" }, listeners: [], log: { level: "error" } });
+// SM_ANSWER_DELAY_MS: xmpp.sm.answerDelayMs (0: each <a/> at the end of its turn, as before held answers).
+const config = validate({ storage: { type: "sqlite", path: ":memory:" }, listeners: [], log: { level: "error" }, xmpp: process.env.SM_ANSWER_DELAY_MS === undefined ? {} : { sm: { answerDelayMs: Number(process.env.SM_ANSWER_DELAY_MS) } } });
 const dir = FILE ? mkdtempSync(join(tmpdir(), "bench-xmpp-path-")) : null;
 const store = new SqliteStore(dir === null ? ":memory:" : join(dir, "db.sqlite"));
 const log = silentLogger();

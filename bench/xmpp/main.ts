@@ -19,6 +19,8 @@
  *                   alternating, then a table of CPU per message side by side (docs/benchmarks.md)
  *   --sm-every N    with --sm: the client's <r/> goes with every N-th message it sends (1, as Conversations
  *                   does, the default; 0: only the server asks)
+ *   --sm-answer-delay MS  with --sm: Switchboard's xmpp.sm.answerDelayMs (how long an <a/> may wait for other
+ *                   output to its client; default: the config's)
  *   --host H --port P --domain D               for --target custom
  *   --sweep LIST    loads in msg/s, e.g. 1000,2000,5000,10000,20000; with --targets A,B,C.
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
@@ -107,6 +109,7 @@ async function main(): Promise<void> {
     spin: pump !== null && a.spin === "true",
     sm: false,
     smEvery: Number(a["sm-every"] ?? 1),
+    smAnswerDelayMs: a["sm-answer-delay"] === undefined ? undefined : Number(a["sm-answer-delay"]),
   });
   const runs = Number(a.runs ?? 1);
   // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.

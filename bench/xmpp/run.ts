@@ -8,7 +8,7 @@ import { machineBusySeconds, sleep, spawnPinned, stealSeconds, stopChild } from 
 import { REPO } from "../lib/switchboard.js";
 import { Scrape } from "../lib/scrape.js";
 import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
-import { startTarget, type TargetName } from "./targets.js";
+import { startTarget, type MoreConfig, type TargetName } from "./targets.js";
 import { startHosts } from "./hosts.js";
 import type { GenCommand, GenEvent, GenSpec, SmStats } from "./gen.js";
 
@@ -51,6 +51,8 @@ export interface XmppParams {
   sm: boolean;
   /** With sm: a client <r/> with every smEvery-th message sent (1, as Conversations does); 0: never. */
   smEvery: number;
+  /** Switchboard with sm: `xmpp.sm.answerDelayMs` (default: the config's default). */
+  smAnswerDelayMs?: number;
 }
 
 /** A toy-sized run against Switchboard on loopback, for the smoke tests; `over` sets the rest. */
@@ -186,7 +188,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const target =
     hosts > 1
       ? await startHosts(p.serverCpu, accounts, { hosts, workers: p.workers, nodeArgs: p.nodeArgs, writerThread: p.writerThread ?? true, custody: p.custody ?? true })
-      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store })), endpoints: undefined };
+      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store, more: smMore(p) })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   try {
@@ -260,7 +262,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const unackedMax = seen.length > 0 ? Math.max(...seen) : NaN;
     // After the phase, not measured: the server's last <r/> comes ackEveryMs after its last stanza; once the
     // clients answered it, nothing may stay unacknowledged (an h one short anywhere would show here).
-    const policy = defaults().xmpp.sm;
+    const policy = { ...defaults().xmpp.sm, ...(p.smAnswerDelayMs === undefined ? {} : { answerDelayMs: p.smAnswerDelayMs }) };
     let settled = atEnd;
     const settle0 = Date.now();
     if (p.sm && settled !== null) {
@@ -338,4 +340,10 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     await target.server?.stop();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** `--sm-answer-delay`: Switchboard's xmpp.sm.answerDelayMs set for the run, and said so. */
+function smMore(p: XmppParams): MoreConfig | undefined {
+  if (p.smAnswerDelayMs === undefined || p.target !== "switchboard") return undefined;
+  return { config: { xmpp: { sm: { answerDelayMs: p.smAnswerDelayMs } } }, settings: [`\`xmpp.sm.answerDelayMs: ${p.smAnswerDelayMs}\``] };
 }

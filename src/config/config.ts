@@ -313,6 +313,11 @@ export interface StreamManagementConfig {
   maxUnacked: number;
   /** How long a session whose connection dropped stays resumable (announced as max, in seconds); 0: no resumption. */
   resumeTimeoutMs: number;
+  /**
+   * How long the <a/> answering a client's <r/> may wait for other output to that client, to leave in the same
+   * write (XEP-0198 §4 allows withholding it for a timeout); 0: at the end of the turn that read the <r/>.
+   */
+  answerDelayMs: number;
 }
 
 /** The embedded defaults: what `npm start` runs with when the file says nothing else. */
@@ -375,7 +380,7 @@ export function defaults(): Config {
       authFailureWindowMs: 600000,
       pingAfterMs: 60000,
       pingTimeoutMs: 30000,
-      sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 },
+      sm: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000, answerDelayMs: 1000 },
       mam: { enabled: false, defaultMode: "always", maxPageSize: 100, retentionDays: 0, maxQueued: 100000, maxBatch: 500, prefsCacheSize: 100000, gatherMs: 50 },
       components: [],
       register: { enabled: false, maxPerIp: 5, windowMs: 3600000, passwordChange: true, remove: true },
@@ -603,6 +608,8 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   need(isObject(X.sm), "xmpp.sm", "must be an object");
   int(X.sm.ackEveryStanzas, "xmpp.sm.ackEveryStanzas", 0, 1000000);
   int(X.sm.ackEveryMs, "xmpp.sm.ackEveryMs", 0, 3600000);
+  // Clients time out unanswered requests (tens of seconds); a few seconds at most is still "as soon as possible" (§4).
+  int(X.sm.answerDelayMs, "xmpp.sm.answerDelayMs", 0, 5000);
   // Acks must be asked for before the queue can fill, or every busy client would be cut.
   int(X.sm.maxUnacked, "xmpp.sm.maxUnacked", 1, 10000000);
   // Announced in whole seconds (XEP-0198 §5 max): 0 or at least one second.

@@ -275,8 +275,10 @@ export class ResumeRecordDesk implements ResumeRecords {
   }
 
   replicate(s: Session, n: number, wire: string, receipt: string): void {
+    // Alone (no keeper): nothing to copy, and no lookup per message written.
+    if (this.keeper === "") return;
     const e = this.mine.get(s);
-    if (e === undefined || this.keeper === "") return;
+    if (e === undefined) return;
     if (receipt !== "") {
       const w = workerOf(receipt);
       // Held in custody by a live worker elsewhere: it routes the message again if this worker dies. If it is on this

@@ -30,6 +30,8 @@ export interface Conn {
    * shutdown notice after what is queued and ends the connection; null: the transport just ends it.
    */
   onShutdown: (() => void) | null;
+  /** Output of this turn not yet handed on: a write now leaves in the same system call (absent: not known). */
+  readonly outputPending?: boolean;
   /** Queues bytes; writes made in one event-loop turn leave in one system call. */
   write(chunk: Buffer | string): void;
   /** Sends one message made of parts (message transports join them into one message). */

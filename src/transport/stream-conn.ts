@@ -189,6 +189,10 @@ export class StreamConn implements Conn {
     return this.slot >= 0 ? this.writerThread!.backlog(this.slot) : this.socket.writableLength;
   }
 
+  get outputPending(): boolean {
+    return this.queued;
+  }
+
   get queuedBytes(): number {
     return this.backlog + this.pendingBytes;
   }

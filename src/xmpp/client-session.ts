@@ -33,8 +33,10 @@ export interface AckTracker {
   readonly sentCount: number;
   /** No more requests for acks (the connection is gone). */
   stop(): void;
-  /** The client's <r/>: answered with <a h/> (§4). */
+  /** The client's <r/>: answered with <a h/> (§4), perhaps held a while for other output (xmpp.sm.answerDelayMs). */
   answer(): void;
+  /** Answers held for other output go now (the stream closes). */
+  sendAnswers(): void;
   /** The client's <a h/>: drops what it acknowledges; §6: more than was sent ends the stream (a StreamError). */
   acknowledged(h: number): void;
 }
@@ -103,6 +105,8 @@ export interface ClientSession {
   send(el: Element | string): void;
   /** Writes an element that is not a stanza (XEP-0198's <r/>, <a/>, …): not counted as sent. */
   sendNonza(xml: string): void;
+  /** Output written in this turn is still waiting to leave: more joins the same write. */
+  readonly outputPending: boolean;
   /** Cuts the connection at once without a stream error (a client that does not acknowledge). */
   destroy(reason: string): void;
   /** Why the session ended (CloseReason or a stream error's condition); empty while it lives. */

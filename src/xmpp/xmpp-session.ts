@@ -394,6 +394,10 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.conn.write(this.framing.element(xml));
   }
 
+  get outputPending(): boolean {
+    return this.conn.outputPending === true;
+  }
+
   destroy(reason: string): void {
     if (this.resumeTimer !== null) this.cleanup(reason);
     else this.conn.destroy(reason);
@@ -531,6 +535,8 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     if (this.phase === Phase.Closing) return;
     if (this.resumeTimer !== null) return this.cleanup(reason);
     this.sendHeader();
+    // XEP-0198: answers held for other output go before the stream ends.
+    this.acks?.sendAnswers();
     this.conn.write(this.framing.close());
     this.cleanup(reason);
     this.conn.end(reason);

@@ -11,6 +11,7 @@ import { Ev, type Hooks } from "../hooks.js";
 import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
+import { HeldAnswers, type HoldsAnswers } from "./held-answers.js";
 import { afterMiss, describer, leftover } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
@@ -90,6 +91,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
   const confirm = (receipt: string) => x.core.confirm(receipt);
   const published = (cb: () => void) => x.core.afterPublish(cb);
+  /** <a/> answers waiting for other output to their client (xmpp.sm.answerDelayMs); none: each goes at the end of its turn. */
+  const held = cfg.answerDelayMs > 0 ? new HeldAnswers(cfg.answerDelayMs) : undefined;
 
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (session.phase === Phase.Authenticated) features.c("sm", { xmlns: NS.SM });
@@ -191,7 +194,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
    */
   function restore(s: ClientSession, h: Handover, waitMs: number | null, announce?: (acks: Acks) => void): Acks {
     const st = h.state as SmState;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n), published);
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n), published, held);
     acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
     s.acks = acks;
     if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
@@ -299,7 +302,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   function enable(session: ClientSession, stanza: Element): { xml: string; bound(): void } {
     const id = randomBytes(18).toString("base64url");
     const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-    session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published);
+    session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published, held);
     // §5: max in seconds.
     const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
     const bound = () => {
@@ -415,6 +418,10 @@ function failed(condition: string): string {
   return `<failed xmlns='${NS.SM}'><${condition} xmlns='${NS.STANZA_ERRORS}'/></failed>`;
 }
 
+function answerOf(h: number): string {
+  return `<a xmlns='${NS.SM}' h='${h}'/>`;
+}
+
 function parseH(h: string | undefined): number {
   const n = h !== undefined && /^[0-9]{1,10}$/.test(h) ? Number(h) : MOD;
   if (n >= MOD) throw new StreamError(StreamCondition.BadFormat, "h must be an integer in [0, 2^32)");
@@ -422,7 +429,7 @@ function parseH(h: string | undefined): number {
 }
 
 /** The counters, the unacked queue and the ack-request policy of one stream. */
-export class Acks implements AckTracker {
+export class Acks implements AckTracker, HoldsAnswers {
   /** Stanzas handled from the client (§4 h), modulo 2^32. */
   handled = 0;
   /** The last h the client acknowledged: the sent count at the queue's head. */
@@ -438,6 +445,10 @@ export class Acks implements AckTracker {
   private receiptAt: number[] = [];
   private receipts: string[] = [];
   private receiptHead = 0;
+  /** The h of each <r/> whose <a/> is held (HeldAnswers), in order: one answer per request, each with its own count. */
+  private answers: number[] = [];
+  /** When the held answers go at the latest (HeldAnswers' entry); 0: none held. */
+  answerDue = 0;
 
   constructor(
     private readonly s: ClientSession,
@@ -452,6 +463,8 @@ export class Acks implements AckTracker {
     private readonly ackedTo?: (h: number) => void,
     /** Runs an <a/> once what the counted stanzas caused has left this worker (Core.afterPublish). */
     private readonly published: (cb: () => void) => void = (cb) => cb(),
+    /** Where answers wait for other output; absent: each goes at the end of the turn that read its <r/>. */
+    private readonly held?: HeldAnswers,
   ) {}
 
   get resumable(): boolean {
@@ -490,6 +503,9 @@ export class Acks implements AckTracker {
 
   /** After a resume resent the queue: ask for an ack of it. */
   resumed(): void {
+    // Answers to the old connection's requests: the client has its count from <resumed/>.
+    this.answers = [];
+    this.answerDue = 0;
     this.sinceRequest = 0;
     if (this.queue.length > 0) this.request();
   }
@@ -504,9 +520,25 @@ export class Acks implements AckTracker {
   }
 
   answer(): void {
-    const a = `<a xmlns='${NS.SM}' h='${this.handled}'/>`;
+    const h = this.handled;
     // Not before the bus has published what the counted stanzas caused: the client forgets what <a/> covers.
-    this.published(() => this.s.sendNonza(a));
+    if (this.held === undefined) this.published(() => this.s.sendNonza(answerOf(h)));
+    else this.published(() => this.hold(h));
+  }
+
+  /** An answer waits for other output to this client, at most the configured delay; at once if this turn wrote to it already. */
+  private hold(h: number): void {
+    if (this.answers.length === 0) this.answerDue = this.held!.add(this);
+    this.answers.push(h);
+    if (this.s.outputPending) this.sendAnswers();
+  }
+
+  sendAnswers(): void {
+    const hs = this.answers;
+    if (hs.length === 0) return;
+    this.answers = [];
+    this.answerDue = 0;
+    for (let i = 0; i < hs.length; i++) this.s.sendNonza(answerOf(hs[i]));
   }
 
   sent(wire: string, receipt = ""): void {
@@ -517,6 +549,8 @@ export class Acks implements AckTracker {
     this.queue.push(wire);
     this.queued++;
     this.counts.unacked++;
+    // Held answers ride with this stanza: the same write.
+    if (this.answers.length > 0) this.sendAnswers();
     if (this.queue.length > this.cfg.maxUnacked) {
       // Not reading, or not acknowledging what it reads: like a full socket buffer (the listener counts it).
       this.stop();
@@ -584,6 +618,7 @@ export class Acks implements AckTracker {
   private request(): void {
     this.sinceRequest = 0;
     this.stop();
+    if (this.answers.length > 0) this.sendAnswers();
     this.s.sendNonza(`<r xmlns='${NS.SM}'/>`);
   }
 }

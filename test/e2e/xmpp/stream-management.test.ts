@@ -92,6 +92,41 @@ test("enable resume='true' → enabled with an id, resume and max in seconds; tw
   }
 });
 
+test("an <a/> is held up to xmpp.sm.answerDelayMs (default 1 s) for other output: it leaves with the next stanza to the client, else alone once the delay passed", { timeout: 15_000 }, async () => {
+  const r = await rawLogin(port, "alice", "a-pass", "held");
+  const bob = await rawLogin(port, "bob", "b-pass", "held");
+  try {
+    r.send(`<enable xmlns='${SM}'/>`);
+    await r.until(/<enabled /);
+    await r.until(new RegExp(`id=["']${ping(r)}["']`));
+    r.text = "";
+    // Nothing else for alice: the answer comes alone, not before the delay (less a timer's slack).
+    let t0 = performance.now();
+    r.send(`<r xmlns='${SM}'/>`);
+    assert.match(await r.until(/<a [^>]*\/>/), /^<a xmlns=["']urn:xmpp:sm:3["'] h=["']1["']\/>$/);
+    assert.ok(performance.now() - t0 >= 900, `alone after ${performance.now() - t0} ms`);
+    r.text = "";
+    // A request, then a message to alice: the answer comes with it, well before the delay.
+    t0 = performance.now();
+    r.send(`<r xmlns='${SM}'/>`);
+    // A headline: left unacknowledged, it is not sent again to alice's next session (a chat message would be).
+    bob.send(`<message to='alice@localhost/held' type='headline' id='with-a'><body>x</body></message>`);
+    let text = await r.until(/(id=["']with-a["'][\s\S]*<a [^>]*\/>)|(<a [^>]*\/>[\s\S]*id=["']with-a["'])/);
+    assert.ok(performance.now() - t0 < 900, `with the message, after ${performance.now() - t0} ms`);
+    assert.match(text, /<a xmlns=["']urn:xmpp:sm:3["'] h=["']1["']\/>/);
+    r.text = "";
+    // One answer per request, each with the count at its request, in order.
+    r.send(`<r xmlns='${SM}'/>`);
+    ping(r);
+    r.send(`<r xmlns='${SM}'/>`);
+    text = await r.until(/<a [^>]*\/>[\s\S]*<a [^>]*\/>/);
+    assert.deepEqual([...text.matchAll(/<a [^>]*h=["'](\d+)["']\/>/g)].map((m) => m[1]), ["1", "2"]);
+  } finally {
+    r.destroy();
+    bob.destroy();
+  }
+});
+
 test("the server asks for an ack every 3 stanzas; acks trim the unacked queue; past 8 unacked the client is cut as a slow consumer", { timeout: 15_000 }, async () => {
   const counts = ts.server.metrics.listener("xmpp", "tcp");
   const slowBefore = counts.slowConsumers;

@@ -235,8 +235,8 @@ test("dead-peer keys: TCP keepalive and per-protocol pings, with defaults for NA
 
 test("xmpp.sm keys (XEP-0198 ack policy and resumption window): defaults and checks", { timeout: 5000 }, () => {
   const c = validate({}, "/tmp");
-  assert.deepEqual(c.xmpp.sm, { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 });
-  assert.deepEqual(validate({ xmpp: { sm: { ackEveryStanzas: 0, ackEveryMs: 0, resumeTimeoutMs: 0 } } }, "/tmp").xmpp.sm, { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 1000, resumeTimeoutMs: 0 }, "0 turns a trigger, or resumption, off");
+  assert.deepEqual(c.xmpp.sm, { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000, answerDelayMs: 1000 });
+  assert.deepEqual(validate({ xmpp: { sm: { ackEveryStanzas: 0, ackEveryMs: 0, resumeTimeoutMs: 0 } } }, "/tmp").xmpp.sm, { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 1000, resumeTimeoutMs: 0, answerDelayMs: 1000 }, "0 turns a trigger, or resumption, off");
   // Announced in whole seconds: under one would be announced as max='0'.
   assert.equal(keyOf({ xmpp: { sm: { resumeTimeoutMs: 500 } } }), "xmpp.sm.resumeTimeoutMs");
   assert.equal(keyOf({ xmpp: { sm: { resumeTimeoutMs: "5m" } } }), "xmpp.sm.resumeTimeoutMs");
@@ -244,6 +244,7 @@ test("xmpp.sm keys (XEP-0198 ack policy and resumption window): defaults and che
   assert.equal(keyOf({ xmpp: { sm: { ackEveryStanzas: 20, maxUnacked: 10 } } }), "xmpp.sm.ackEveryStanzas", "no more than the queue may hold");
   assert.equal(keyOf({ xmpp: { sm: { ackEveryMs: 1.5 } } }), "xmpp.sm.ackEveryMs");
   assert.equal(keyOf({ xmpp: { sm: { maxUnacked: 0 } } }), "xmpp.sm.maxUnacked");
+  assert.equal(keyOf({ xmpp: { sm: { answerDelayMs: 5001 } } }), "xmpp.sm.answerDelayMs", "held answers stay well within clients' patience");
   assert.equal(keyOf({ xmpp: { sm: { resume: true } } }), "xmpp.sm.resume");
   assert.equal(keyOf({ xmpp: { sm: 5 } }), "xmpp.sm");
 });

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Acks } from "../../../../src/xmpp/modules/stream-management.js";
 import { UnackedQueue } from "../../../../src/xmpp/modules/unacked-queue.js";
+import { HeldAnswers } from "../../../../src/xmpp/modules/held-answers.js";
 import { StreamError } from "../../../../src/xmpp/errors.js";
 import { SmCounts } from "../../../../src/metrics/metrics.js";
 import type { ClientSession } from "../../../../src/xmpp/client-session.js";
@@ -11,10 +12,11 @@ import type { ClientSession } from "../../../../src/xmpp/client-session.js";
 function session() {
   const written: string[] = [];
   const cut: string[] = [];
-  const s = { sendNonza: (x: string) => written.push(x), destroy: (r: string) => cut.push(r) } as unknown as ClientSession;
-  return { s, written, cut };
+  const out = { pending: false };
+  const s = { sendNonza: (x: string) => written.push(x), destroy: (r: string) => cut.push(r), get outputPending() { return out.pending; } } as unknown as ClientSession;
+  return { s, written, cut, out };
 }
-const policy = { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 0 };
+const policy = { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 0, answerDelayMs: 0 };
 
 test("h and the sent count wrap modulo 2^32; an ack across the wrap trims the queue", { timeout: 5_000 }, () => {
   const { s } = session();
@@ -46,7 +48,7 @@ test("the queue drops from the head in order and compacts without losing anythin
 
 test("policy: <r/> every N stanzas; past maxUnacked the session is cut as a slow consumer", { timeout: 5_000 }, () => {
   const { s, written, cut } = session();
-  const acks = new Acks(s, { ackEveryStanzas: 2, ackEveryMs: 0, maxUnacked: 4, resumeTimeoutMs: 0 });
+  const acks = new Acks(s, { ackEveryStanzas: 2, ackEveryMs: 0, maxUnacked: 4, resumeTimeoutMs: 0, answerDelayMs: 0 });
   for (let i = 0; i < 4; i++) acks.sent(`m${i}`);
   assert.equal(written.length, 2);
   assert.deepEqual(cut, []);
@@ -56,7 +58,7 @@ test("policy: <r/> every N stanzas; past maxUnacked the session is cut as a slow
 
 test("policy: <r/> by time after the first unrequested stanza", { timeout: 5_000 }, async () => {
   const { s, written } = session();
-  const acks = new Acks(s, { ackEveryStanzas: 0, ackEveryMs: 20, maxUnacked: 10, resumeTimeoutMs: 0 });
+  const acks = new Acks(s, { ackEveryStanzas: 0, ackEveryMs: 20, maxUnacked: 10, resumeTimeoutMs: 0, answerDelayMs: 0 });
   acks.sent("m");
   const deadline = Date.now() + 3000;
   while (written.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
@@ -78,4 +80,58 @@ test("the worker's unacked gauge follows sends, acks and a discarded queue acros
   assert.equal(b.queue.length, 0);
   a.acknowledged(3);
   assert.equal(counts.unacked, 0);
+});
+
+const a = (h: number) => `<a xmlns='urn:xmpp:sm:3' h='${h}'/>`;
+
+test("held answers: each <r/> gets its own <a/> with the count at its request, with the next stanza written", { timeout: 5_000 }, () => {
+  const { s, written } = session();
+  const held = new HeldAnswers(60_000);
+  const acks = new Acks(s, policy, "", new SmCounts(), undefined, undefined, undefined, held);
+  acks.received();
+  acks.answer();
+  acks.received();
+  acks.received();
+  acks.answer();
+  assert.deepEqual(written, [], "held: nothing else was written to the client");
+  acks.sent("m");
+  assert.deepEqual(written, [a(1), a(3)]);
+  acks.sent("n");
+  assert.deepEqual(written, [a(1), a(3)], "sent once");
+  assert.equal(acks.answerDue, 0);
+});
+
+test("held answers go at once when this turn already wrote to the client, and alone once the delay passed", { timeout: 5_000 }, async () => {
+  const { s, written, out } = session();
+  const held = new HeldAnswers(30);
+  const acks = new Acks(s, policy, "", new SmCounts(), undefined, undefined, undefined, held);
+  out.pending = true;
+  acks.answer();
+  assert.deepEqual(written, [a(0)]);
+  out.pending = false;
+  acks.received();
+  acks.answer();
+  assert.equal(written.length, 1);
+  const t0 = Date.now();
+  const deadline = t0 + 3000;
+  while (written.length === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(written, [a(0), a(1)]);
+  assert.ok(Date.now() - t0 >= 25, "not before the delay");
+  assert.equal(held.size, 0);
+});
+
+test("held answers: sent with the server's own <r/>; dropped on resumption (the client has its count from <resumed/>)", { timeout: 5_000 }, () => {
+  const { s, written } = session();
+  const held = new HeldAnswers(60_000);
+  const acks = new Acks(s, { ...policy, ackEveryStanzas: 1 }, "", new SmCounts(), undefined, undefined, undefined, held);
+  acks.answer();
+  acks.sent("m");
+  assert.deepEqual(written, [a(0), "<r xmlns='urn:xmpp:sm:3'/>"]);
+  acks.acknowledged(1);
+  written.length = 0;
+  acks.received();
+  acks.answer();
+  acks.resumed();
+  acks.sent("n");
+  assert.deepEqual(written, ["<r xmlns='urn:xmpp:sm:3'/>"]);
 });
