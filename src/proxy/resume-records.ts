@@ -128,7 +128,7 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly byHolder = new Map<string, Set<string>>();
   private readonly orphans = new Set<string>();
   // ---- asker
-  private readonly recalls = new Map<number, { done: (r: Recalled | null) => void; waiting: Set<string>; best: Recalled | null; timer: NodeJS.Timeout }>();
+  private readonly recalls = new Map<number, { done: (r: Recalled | null) => void; waiting: Set<string>; best: Recalled | null; timer: NodeJS.Timeout; ask: [protocol: string, key: string, user: string, h: number] }>();
   private nextToken = 1;
   private liveSet = new Set<string>();
   /** Each live worker's host; and whether this worker's keeper is on another host than this worker. */
@@ -452,6 +452,17 @@ export class ResumeRecordDesk implements ResumeRecords {
       }
     }
     for (const [token, r] of this.recalls) {
+      // The record found here names a holder that died or restarted (under the same id) while the others answered:
+      // orphaned above, it is taken now, with its copies. Its holder's id is live again after a restart, and a claim
+      // there would miss: the client would fail to resume a session this worker can rebuild.
+      const b = r.best;
+      if (b !== null && b.holder !== "" && (!live.has(b.holder) || gone.has(b.holder)) && this.kept.get(r.ask[1])?.holder === b.holder) {
+        const taken = this.lookup(...r.ask);
+        if (taken !== null) {
+          this.finish(token, taken);
+          continue;
+        }
+      }
       for (const w of r.waiting) if (!live.has(w) || gone.has(w)) r.waiting.delete(w);
       if (r.waiting.size === 0) this.finish(token, r.best);
     }
@@ -582,7 +593,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     const token = this.nextToken++;
     const timer = setTimeout(() => this.finish(token, this.recalls.get(token)?.best ?? null), RECALL_TIMEOUT_MS);
     timer.unref();
-    this.recalls.set(token, { done, waiting: new Set(peers), best: local, timer });
+    this.recalls.set(token, { done, waiting: new Set(peers), best: local, timer, ask: [protocol, key, user, h] });
     for (const w of peers) this.host.send(w, { op: "recall", protocol, key, user, from: this.host.workerId, token, h });
   }
 

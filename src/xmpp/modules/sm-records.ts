@@ -139,7 +139,7 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
     if (session.phase === Phase.Authenticated) m.failed(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
     session.release();
   };
-  x.core.records.recall("xmpp", m.previd, m.user, m.h, (found) => {
+  const ask = (again: boolean) => x.core.records.recall("xmpp", m.previd, m.user, m.h, (found) => {
     if (found === null) return fail();
     const rebuild = () => {
       if (session.phase !== Phase.Authenticated) return fail();
@@ -162,7 +162,12 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       m.previd,
       m.ask,
       (a) => {
-        if (a.kind === "miss") return x.core.records.live(found.holder) ? fail() : rebuild();
+        if (a.kind === "miss") {
+          if (!x.core.records.live(found.holder)) return rebuild();
+          // Its holder says it has no such session: it may have restarted under the same id since the keepers
+          // answered, and its keeper kept the record for the dead one (orphaned now): asked once more.
+          return again ? ask(false) : fail();
+        }
         if (a.kind === "ok") m.arrived(session, a.handover);
         else if (session.phase === Phase.Authenticated) m.failed(String(a.reason));
         session.release();
@@ -170,4 +175,5 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       [found.holder],
     );
   });
+  ask(true);
 }

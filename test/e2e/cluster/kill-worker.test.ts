@@ -141,6 +141,14 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
       const bySender = new Map<string, number>();
       for (const b of lostHere) bySender.set(b.split(":")[0], (bySender.get(b.split(":")[0]) ?? 0) + 1);
       process.stdout.write(`# lost by sender: ${[...bySender].map(([u, n]) => `${u}${onVictim.has(Number(u.slice(1))) ? "(victim)" : ""}=${n}`).join(" ")}\n`);
+      // And by recipient (each body "u<i>:<n>" went to h<(i + 1 + 7n mod 15) mod 16>), with the first lost per recipient.
+      const byRecipient = new Map<number, string[]>();
+      for (const b of lostHere) {
+        const [i, n] = b.slice(1).split(":").map(Number);
+        const to = (i + 1 + ((n * 7) % (USERS - 1))) % USERS;
+        byRecipient.set(to, [...(byRecipient.get(to) ?? []), b]);
+      }
+      process.stdout.write(`# lost by recipient: ${[...byRecipient].map(([to, bs]) => `u${to}${onVictim.has(to) ? "(victim)" : ""}=${bs.length} (${bs.slice(0, 3).join(" ")})`).join(" ")}\n`);
       for (const line of host.log.text.slice(-6000).split("\n")) process.stdout.write(`# host: ${line}\n`);
     }
     await Promise.all(clients.map((s) => s.stop()));

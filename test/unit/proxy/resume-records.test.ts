@@ -417,3 +417,27 @@ test("a batch gathered before a stall: the sessions it counted are handed back w
   assert.deepEqual(counts(), [["K10", 2]], "4 never goes: its stanzas' effects are dropped, and the client sends them again");
   assert.deepEqual(d.untouch(), []);
 });
+
+test("the holder restarts under the same id while a recall waits: the record kept for it is taken, not its holder named (issue 14)", { timeout: 5000 }, async () => {
+  // A host of two workers; a-w0 keeps a-w1's records. a-w1 is SIGKILLed and restarts before a-w0 notices it died, so a-w0
+  // sees it only as restarted (a new incarnation, the same id), while the client's resumption is already asking.
+  const m = { hosts: { a: ["a-w0", "a-w1"] }, vnodes: 8 };
+  const sent: [string, BusMessage][] = [];
+  const desk = new ResumeRecordDesk({ workerId: "a-w0", send: (w, msg) => sent.push([w, msg]), membership: () => m, route: () => {} });
+  const rec: ResumeRecord = { protocol: "xmpp", key: "KR", user: "alice", address: "alice@localhost/r", count: 4, windowMs: 20_000, state: {} };
+  desk.onRecords({ op: "records", from: "a-w1", reset: true, keep: [rec], counts: [], drop: [], held: [["KR", 5, "<message id='m5'/>"]], acks: [] });
+  const got: { found?: Recalled | null; again?: Recalled | null } = {};
+  desk.recall("xmpp", "KR", "alice", 4, (r) => (got.found = r));
+  assert.equal(got.found, undefined, "its holder is live: the others are asked first");
+  assert.ok(sent.some(([w, msg]) => w === "a-w1" && msg.op === "recall"));
+  desk.membershipChanged(m, ["a-w1"], []);
+  // Named "a-w1", the client would claim the session there, where the new process has none, and fail to resume.
+  const found = got.found as Recalled | null | undefined;
+  assert.equal(found?.holder, "", "taken: the holder that had the session is gone");
+  assert.equal(found?.record.count, 4);
+  assert.deepEqual(found?.held, [[5, "<message id='m5'/>"]], "with the copies of what its client had not acknowledged");
+  desk.recall("xmpp", "KR", "alice", 4, (r) => (got.again = r));
+  await turn();
+  desk.membershipChanged(m, ["a-w1"], []);
+  assert.equal(got.again, null, "taken once");
+});
