@@ -1,8 +1,8 @@
-import { defaults } from "../../../src/config/config.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
+import { Recorder, proxyOptions } from "./fixtures.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
 import { Router } from "../../../src/router/router.js";
@@ -11,39 +11,17 @@ import { Router } from "../../../src/router/router.js";
 // core: three workers on the synchronous local bus, the user's owner on a
 // worker where none of its sessions is, so every hop is a bus message.
 
-class Rec extends Session {
-  readonly protocol = "xmpp";
-  readonly idPassThrough = true;
-  readonly got: Envelope[] = [];
-  constructor(address: string) {
-    super();
-    this.address = address;
-    this.bare = address.slice(0, address.indexOf("/"));
-    this.resource = address.slice(address.indexOf("/") + 1);
-    this.available = true;
-  }
-  deliver(env: Envelope): boolean {
-    this.got.push(env);
-    return true;
-  }
-  replaced(): void {}
+class Rec extends Recorder {
   /** What each session got, as "original" or "copy"/"sent copy", by message id. */
   seen(): string[] {
     return this.got.map((e) => `${e.id} ${e.flags & Flag.SentCopy ? "sent copy" : e.flags & Flag.Copy ? "copy" : "original"}`);
   }
 }
 
-const OPTS: ProxyOptions = {
-  timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
-  sweepIntervalMs: 50,
-  maxPendingPerSession: 3,
-  maxInboundPerSession: 100,
-  custody: defaults().cluster.custody,
-};
 
 function setup() {
   const hub = new LocalHub(64);
-  const proxies = new Map(["w0", "w1", "w2"].map((id) => [id, new ProxyDaemon(hub.join(id, "10.0.0.1"), OPTS)]));
+  const proxies = new Map(["w0", "w1", "w2"].map((id) => [id, new ProxyDaemon(hub.join(id, "10.0.0.1"), proxyOptions())]));
   const router = new Router(hub.membership());
   const userOwnedBy = (w: string, skip = "") => {
     for (let i = 0; ; i++) if (`u${i}` !== skip && router.ownerOf(`u${i}@x`) === w) return `u${i}@x`;

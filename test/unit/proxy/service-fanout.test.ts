@@ -1,10 +1,9 @@
-import { defaults } from "../../../src/config/config.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
+import { Recorder, proxyOptions } from "./fixtures.js";
 import { MAX_FANOUT_CHARS, fanoutMessages } from "../../../src/proxy/services.js";
-import { Session } from "../../../src/session/session.js";
 import { Envelope, WireText } from "../../../src/envelope/envelope.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
 import { BusWire } from "../../../src/cluster/wire.js";
@@ -15,31 +14,7 @@ import { waitUntil } from "../../helpers.js";
 // a row (a newcomer's occupant list, a room's messages of one turn) crosses the bus as one `fanout` message per
 // worker, split only below MAX_FANOUT_CHARS; each session takes each envelope once, in order.
 
-class Taker extends Session {
-  readonly protocol = "xmpp";
-  readonly idPassThrough = true;
-  readonly got: Envelope[] = [];
-  constructor(address: string) {
-    super();
-    this.address = address;
-    this.bare = address.slice(0, address.indexOf("/"));
-    this.resource = address.slice(address.indexOf("/") + 1);
-    this.available = true;
-  }
-  deliver(env: Envelope): boolean {
-    this.got.push(env);
-    return true;
-  }
-  replaced(): void {}
-}
 
-const OPTS: ProxyOptions = {
-  timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
-  sweepIntervalMs: 20,
-  maxPendingPerSession: 3,
-  maxInboundPerSession: 100,
-  custody: defaults().cluster.custody,
-};
 
 /** An occupant's presence as a room sends it: serialized once (src/xmpp/muc/broadcast.ts). */
 const presence = (nick: string, pad = 0): Envelope =>
@@ -52,7 +27,7 @@ const presence = (nick: string, pad = 0): Envelope =>
 
 function setup() {
   const hub = new LocalHub(64);
-  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), OPTS));
+  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), proxyOptions({ sweepIntervalMs: 20 })));
   for (const p of proxies) p.start();
   const links = proxies.map((p) => p.serve("rooms.localhost", { receive: () => undefined }));
   return { proxies, links, stop: () => proxies.forEach((p) => p.stop()) };
@@ -61,7 +36,7 @@ function setup() {
 test("a newcomer's occupant list (999 presences to one session on the other worker): one bus message, each presence once, in order", { timeout: 5000 }, async () => {
   const { proxies, links, stop } = setup();
   try {
-    const late = new Taker("late@localhost/r");
+    const late = new Recorder("late@localhost/r");
     proxies[1].attach(late);
     const svc = proxies[0].services;
     const before = svc.fanoutMessages;
@@ -83,8 +58,8 @@ test("a newcomer's occupant list (999 presences to one session on the other work
 test("a presence broadcast to occupants on both workers: one bus message for the other worker, each occupant takes it once", { timeout: 5000 }, async () => {
   const { proxies, links, stop } = setup();
   try {
-    const here = Array.from({ length: 150 }, (_, i) => new Taker(`h${i}@localhost/r`));
-    const there = Array.from({ length: 150 }, (_, i) => new Taker(`t${i}@localhost/r`));
+    const here = Array.from({ length: 150 }, (_, i) => new Recorder(`h${i}@localhost/r`));
+    const there = Array.from({ length: 150 }, (_, i) => new Recorder(`t${i}@localhost/r`));
     for (const s of here) proxies[0].attach(s);
     for (const s of there) proxies[1].attach(s);
     const to = [...here.map((s) => ({ address: s.address, at: "w0" })), ...there.map((s) => ({ address: s.address, at: "w1" }))];

@@ -1,9 +1,8 @@
-import { defaults } from "../../../src/config/config.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
-import { Session } from "../../../src/session/session.js";
+import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
+import { Recorder, proxyOptions } from "./fixtures.js";
 import { Envelope, ErrorCode, Kind } from "../../../src/envelope/envelope.js";
 import type { ServiceLink } from "../../../src/session/service.js";
 import { waitUntil } from "../../helpers.js";
@@ -12,35 +11,11 @@ import { waitUntil } from "../../helpers.js";
 // pending on the service's worker like a session's request: answered, timed out, failed when the
 // recipient leaves or cannot be found, checked to come from the recipient, forgotten on cancel.
 
-class Recorder extends Session {
-  readonly protocol = "relay";
-  readonly idPassThrough = false;
-  readonly got: Envelope[] = [];
-  constructor(address: string) {
-    super();
-    this.address = address;
-    this.bare = address.slice(0, address.indexOf("/"));
-    this.resource = address.slice(address.indexOf("/") + 1);
-    this.available = true;
-  }
-  deliver(env: Envelope): boolean {
-    this.got.push(env);
-    return true;
-  }
-  replaced(): void {}
-}
 
-const OPTS: ProxyOptions = {
-  timeouts: { relay: { defaultMs: 5000, minMs: 100, maxMs: 120000 }, xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
-  sweepIntervalMs: 20,
-  maxPendingPerSession: 3,
-  maxInboundPerSession: 100,
-  custody: defaults().cluster.custody,
-};
 
 function setup() {
   const hub = new LocalHub(64);
-  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), OPTS));
+  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), proxyOptions({ sweepIntervalMs: 20 })));
   for (const p of proxies) p.start();
   const links = proxies.map((p) => p.serve("rooms.localhost", { receive: () => undefined }));
   return { proxies, links, stop: () => proxies.forEach((p) => p.stop()) };
@@ -58,7 +33,7 @@ for (const where of ["w0", "w1"]) {
   test(`answered by the recipient (its session on ${where}): the answer reaches the service once, by its ref`, { timeout: 5000 }, async () => {
     const { proxies, links, stop } = setup();
     try {
-      const bob = new Recorder("bob@localhost/b");
+      const bob = new Recorder("bob@localhost/b", "relay");
       proxies[where === "w0" ? 0 : 1].attach(bob);
       const { answers } = ask(links[0], bob, where);
       await waitUntil(() => bob.got.length === 1, 2000, "the request delivered");
@@ -80,7 +55,7 @@ for (const where of ["w0", "w1"]) {
 test("no answer: a timeout error (the protocol's bounds apply); cancel: nothing, and the answer is late", { timeout: 5000 }, async () => {
   const { proxies, links, stop } = setup();
   try {
-    const bob = new Recorder("bob@localhost/b");
+    const bob = new Recorder("bob@localhost/b", "relay");
     proxies[1].attach(bob);
     const slow = ask(links[0], bob, "w1", 150);
     await waitUntil(() => slow.answers.length === 1, 3000, "the timeout");
@@ -103,12 +78,12 @@ test("no answer: a timeout error (the protocol's bounds apply); cancel: nothing,
 test("the recipient leaves, or is not where said and nowhere else: unavailable at once; another's answer is not taken", { timeout: 5000 }, async () => {
   const { proxies, links, stop } = setup();
   try {
-    const bob = new Recorder("bob@localhost/b");
+    const bob = new Recorder("bob@localhost/b", "relay");
     proxies[1].attach(bob);
     const r = ask(links[0], bob, "w1");
     await waitUntil(() => bob.got.length === 1, 2000, "the request");
     // Answered by someone else with its ref: forged, not taken.
-    const eve = new Recorder("eve@localhost/e");
+    const eve = new Recorder("eve@localhost/e", "relay");
     proxies[1].attach(eve);
     const forged = proxies[0].stats.forged;
     proxies[1].submit(eve, Envelope.response({ from: eve.address, to: "", protocol: "relay", responseFor: bob.got[0].ref, payload: null }));

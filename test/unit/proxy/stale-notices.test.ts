@@ -1,26 +1,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { defaults } from "../../../src/config/config.js";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
+import { proxyOptions } from "./fixtures.js";
 
 // Core.stale / onStale (what a protocol keeps in memory on the worker that uses it, XEP-0313 preferences):
 // told on one worker, heard on every worker of the cluster, itself included; a membership change says
 // that anything may be stale (null).
 
-const OPTS: ProxyOptions = {
-  timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
-  sweepIntervalMs: 50,
-  maxPendingPerSession: 3,
-  maxInboundPerSession: 100,
-  custody: defaults().cluster.custody,
-};
 
 test("a stale key told on one worker reaches the listeners of its topic on every worker; a membership change clears all", { timeout: 5000 }, () => {
   const hub = new LocalHub(64);
   const ids = ["w0", "w1", "w2"];
   const buses = ids.map((id, i) => hub.join(id, `10.0.0.${1 + (i % 2)}`));
-  const proxies = buses.map((b) => new ProxyDaemon(b, OPTS));
+  const proxies = buses.map((b) => new ProxyDaemon(b, proxyOptions()));
   const heard = new Map<string, (string | null)[]>(ids.map((id) => [id, []]));
   proxies.forEach((p, i) => p.onStale("mam-prefs", (k) => heard.get(ids[i])!.push(k)));
   const other: (string | null)[] = [];

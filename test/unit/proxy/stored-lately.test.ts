@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { defaults } from "../../../src/config/config.js";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
+import { Recorder, proxyOptions } from "./fixtures.js";
 import { StoredLately } from "../../../src/proxy/stored-lately.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
@@ -11,38 +11,21 @@ import { Router } from "../../../src/router/router.js";
 // A live session that binds at its owner after the owner stored messages for its user (its worker was
 // cut off, stopped, or slow to bind again after a ring change) is told to take them (Session.storedWhileAway).
 
-class Taker extends Session {
-  readonly protocol = "xmpp";
-  readonly idPassThrough = true;
+class Taker extends Recorder {
   told = 0;
   constructor(address: string, available: boolean) {
-    super();
-    this.address = address;
-    this.bare = address.slice(0, address.indexOf("/"));
-    this.resource = address.slice(address.indexOf("/") + 1);
-    this.available = available;
+    super(address, "xmpp", available);
   }
-  deliver(): boolean {
-    return true;
-  }
-  replaced(): void {}
   override storedWhileAway(): void {
     this.told++;
   }
 }
 
-const OPTS: ProxyOptions = {
-  timeouts: { xmpp: { defaultMs: 30_000, minMs: 100, maxMs: 120_000 } },
-  sweepIntervalMs: 50,
-  maxPendingPerSession: 10,
-  maxInboundPerSession: 100,
-  custody: defaults().cluster.custody,
-};
 
 test("a session binding after its owner stored for its user takes them: online ones only, on any worker, once per bind", { timeout: 5000 }, () => {
   const hub = new LocalHub(64);
   const ids = ["w0", "w1"];
-  const proxies = new Map(ids.map((id) => [id, new ProxyDaemon(hub.join(id, "h"), OPTS)]));
+  const proxies = new Map(ids.map((id) => [id, new ProxyDaemon(hub.join(id, "h"), proxyOptions({ maxPendingPerSession: 10 }))]));
   const stored: string[] = [];
   for (const p of proxies.values()) {
     p.offline = (env, settle) => {

@@ -1,0 +1,42 @@
+import { defaults } from "../../../src/config/config.js";
+import type { ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { Session } from "../../../src/session/session.js";
+import type { Envelope } from "../../../src/envelope/envelope.js";
+
+// What the core's unit tests share: a session that records what reaches it, and the core's options.
+
+/** A session at `address` ("user@domain/resource") that keeps every envelope delivered to it. */
+export class Recorder extends Session {
+  readonly idPassThrough: boolean;
+  readonly got: Envelope[] = [];
+  constructor(
+    address: string,
+    readonly protocol: "xmpp" | "relay" = "xmpp",
+    available = true,
+  ) {
+    super();
+    // XMPP keeps a stanza's id end to end; the relay gives each request its own.
+    this.idPassThrough = protocol === "xmpp";
+    this.address = address;
+    this.bare = address.slice(0, address.indexOf("/"));
+    this.resource = address.slice(address.indexOf("/") + 1);
+    this.available = available;
+  }
+  deliver(env: Envelope): boolean {
+    this.got.push(env);
+    return true;
+  }
+  replaced(): void {}
+}
+
+/** The core's options as the tests use them: XMPP and relay timeouts, a fast sweep, custody's defaults. */
+export function proxyOptions(over: Partial<ProxyOptions> = {}): ProxyOptions {
+  return {
+    timeouts: { relay: { defaultMs: 5000, minMs: 100, maxMs: 120000 }, xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
+    sweepIntervalMs: 50,
+    maxPendingPerSession: 3,
+    maxInboundPerSession: 100,
+    custody: defaults().cluster.custody,
+    ...over,
+  };
+}
