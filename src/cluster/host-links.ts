@@ -95,7 +95,10 @@ export class HostLinks {
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen(path, () => {
+      // Exclusive: in a cluster worker a plain listen() is the primary's socket (round robin), which outlives
+      // this worker: a peer that connects after a SIGKILL is accepted by the primary and handed to no one,
+      // and everything it writes to this worker's next incarnation vanishes without an error.
+      server.listen({ path, exclusive: true }, () => {
         server.removeListener("error", reject);
         resolve();
       });
@@ -151,6 +154,20 @@ export class HostLinks {
       o.queued -= bytes;
       if (!o.s.write(chunk)) return this.block(o);
     }
+  }
+
+  /**
+   * Peer `index` is a new process (it joined with another incarnation): a link to its predecessor goes,
+   * with what waits for it, and the next write connects anew.
+   */
+  reset(index: number): void {
+    const o = this.out.get(index);
+    if (o === undefined) return;
+    this.out.delete(index);
+    o.s.destroy();
+    this.dropped += o.queue.length;
+    o.queue = [];
+    o.queued = 0;
   }
 
   private connect(index: number): Socket {

@@ -506,6 +506,11 @@ export class NatsBus implements ClusterBus {
     this.expiredInc.delete(b.id);
     this.members.set(b.id, { host: b.host, inc: b.inc, gen, seen: Date.now() });
     this.view.forget(b.id);
+    // Another incarnation: a link to the one before, if any, leads nowhere (host-links.ts, reset).
+    if (!back && known?.inc !== b.inc) {
+      const peer = this.links === null ? -1 : this.hostIndexOf(b.id);
+      if (peer >= 0) this.links!.reset(peer);
+    }
     this.welcome(b.id);
     if (back) this.changed([], [b.id]);
     else this.changed([b.id], []);

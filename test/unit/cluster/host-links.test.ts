@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
 import { performance } from "node:perf_hooks";
+import { createServer, type Socket } from "node:net";
 import { HostLinks } from "../../../src/cluster/host-links.js";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
@@ -44,6 +45,30 @@ describe("HostLinks", () => {
   after(() => {
     for (const l of links) l.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test("reset: a link to a peer's earlier process goes, and the next write reaches the new one", { timeout: 5000 }, async () => {
+    const d = dir();
+    // The earlier process's socket as a cluster primary held it after a SIGKILL: it accepts and never reads.
+    const held: Socket[] = [];
+    const stale = createServer((s) => held.push(s));
+    await new Promise<void>((r) => stale.listen(HostLinks.pathOf(d, 1), r));
+    const a = make(d, 0, []);
+    a.write(1, frame("to the dead one"), 1);
+    await waitUntil(() => held.length === 1, 3000, () => "the stale listener's accept");
+    stale.close();
+    try {
+      const got: string[] = [];
+      const b = make(d, 1, got);
+      await b.listen();
+      // Without the reset this would go into the held connection: nobody reads it, and no error says so.
+      a.reset(1);
+      a.write(1, frame("to the new one"), 1);
+      await waitUntil(() => got.length === 1, 3000, () => `${got.length} arrived at the new process`);
+      assert.deepEqual(got, ["to the new one"]);
+    } finally {
+      for (const s of held) s.destroy();
+    }
   });
 
   test("messages arrive whole and in order, however the stream is cut", { timeout: 5000 }, async () => {
