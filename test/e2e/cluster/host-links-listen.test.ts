@@ -1,10 +1,9 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { waitUntil } from "../../helpers.js";
 import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
-import { childrenOf, hostDir, startHost, type Host } from "./host-proc.js";
+import { childrenOf, hostDir, startedHost, type Host } from "./host-proc.js";
 
 /**
  * Each worker's host-link listener (src/cluster/host-links.ts) is its own socket, not one the cluster
@@ -55,8 +54,7 @@ describe("host links: each worker listens itself", { timeout: 60_000, skip: !HAV
       cluster: { bus: "nats", workers: 2, nats: { servers: [nats.url], subject: "sblisten", heartbeatMs: 300 } },
       admin: { enabled: false },
     });
-    host = startHost(home.cfg);
-    await waitUntil(() => host.log.logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${host.log.text}`, 20);
+    host = await startedHost(home.cfg, 2);
   }, { timeout: 30_000 });
 
   after(async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { within } from "../../helpers.js";
+import { waitUntil, within } from "../../helpers.js";
 import { HostLog } from "./host-log.js";
 
 /** The real CLI, as an operator runs it. */
@@ -64,6 +64,13 @@ export function startHost(cfg: string): Host {
     },
     exit: (ms) => within(exited, ms, () => `the host to exit; its stderr:\n${log.text}`),
   };
+}
+
+/** A host started and ready: each of its `workers` logged that it started (within 20 s). */
+export async function startedHost(cfg: string, workers: number): Promise<Host> {
+  const host = startHost(cfg);
+  await waitUntil(() => host.log.logged("switchboard started").length === workers, 20_000, () => `${workers} workers started; stderr:\n${host.log.text}`, 20);
+  return host;
 }
 
 /** GET /readyz on an admin port: its status and body. */

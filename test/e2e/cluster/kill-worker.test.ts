@@ -7,7 +7,7 @@ import { freePort } from "../../../bench/lib/proc.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { smClient, settleAcks, type SmClient } from "../xmpp/fault-util.js";
 import { workersOf } from "./host-log.js";
-import { hostDir, startHost, type Host } from "./host-proc.js";
+import { hostDir, startedHost, type Host } from "./host-proc.js";
 
 const USERS = 16;
 const SEND_MS = Number(process.env.KILL_WORKER_SEND_MS ?? 6000);
@@ -45,8 +45,7 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
       },
       USERS,
     );
-    host = startHost(home.cfg);
-    await waitUntil(() => host.log.logged("switchboard started").length === 2, 20_000, () => `both workers started; stderr:\n${host.log.text}`, 20);
+    host = await startedHost(home.cfg, 2);
   }, { timeout: 30_000 });
 
   after(async () => {

@@ -1,5 +1,6 @@
 import { defaults } from "../../../src/config/config.js";
-import type { ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { LocalHub } from "../../../src/cluster/local-bus.js";
+import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import type { Envelope } from "../../../src/envelope/envelope.js";
 
@@ -39,4 +40,13 @@ export function proxyOptions(over: Partial<ProxyOptions> = {}): ProxyOptions {
     custody: defaults().cluster.custody,
     ...over,
   };
+}
+
+/** Two workers on the local bus, each serving rooms.localhost (a service that takes nothing): its links, by worker. */
+export function servedPair() {
+  const hub = new LocalHub(64);
+  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), proxyOptions({ sweepIntervalMs: 20 })));
+  for (const p of proxies) p.start();
+  const links = proxies.map((p) => p.serve("rooms.localhost", { receive: () => undefined }));
+  return { proxies, links, stop: () => proxies.forEach((p) => p.stop()) };
 }

@@ -1,8 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
-import { Recorder, proxyOptions } from "./fixtures.js";
+import { Recorder, servedPair as setup } from "./fixtures.js";
 import { MAX_FANOUT_CHARS, fanoutMessages } from "../../../src/proxy/services.js";
 import { Envelope, WireText } from "../../../src/envelope/envelope.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
@@ -14,8 +12,6 @@ import { waitUntil } from "../../helpers.js";
 // a row (a newcomer's occupant list, a room's messages of one turn) crosses the bus as one `fanout` message per
 // worker, split only below MAX_FANOUT_CHARS; each session takes each envelope once, in order.
 
-
-
 /** An occupant's presence as a room sends it: serialized once (src/xmpp/muc/broadcast.ts). */
 const presence = (nick: string, pad = 0): Envelope =>
   Envelope.presence({
@@ -24,14 +20,6 @@ const presence = (nick: string, pad = 0): Envelope =>
     protocol: "xmpp",
     payload: new WireText(`<presence><x xmlns="http://jabber.org/protocol/muc#user"><item affiliation="none" role="participant"/></x>${"<status>" + "s".repeat(pad) + "</status>"}</presence>`, () => null, () => {}),
   });
-
-function setup() {
-  const hub = new LocalHub(64);
-  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), proxyOptions({ sweepIntervalMs: 20 })));
-  for (const p of proxies) p.start();
-  const links = proxies.map((p) => p.serve("rooms.localhost", { receive: () => undefined }));
-  return { proxies, links, stop: () => proxies.forEach((p) => p.stop()) };
-}
 
 test("a newcomer's occupant list (999 presences to one session on the other worker): one bus message, each presence once, in order", { timeout: 5000 }, async () => {
   const { proxies, links, stop } = setup();

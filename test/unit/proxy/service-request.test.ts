@@ -1,8 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LocalHub } from "../../../src/cluster/local-bus.js";
-import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
-import { Recorder, proxyOptions } from "./fixtures.js";
+import { Recorder, servedPair as setup } from "./fixtures.js";
 import { Envelope, ErrorCode, Kind } from "../../../src/envelope/envelope.js";
 import type { ServiceLink } from "../../../src/session/service.js";
 import { waitUntil } from "../../helpers.js";
@@ -10,16 +8,6 @@ import { waitUntil } from "../../helpers.js";
 // ServiceLink.request (src/session/service.ts): a request a served address (a room) makes of a session,
 // pending on the service's worker like a session's request: answered, timed out, failed when the
 // recipient leaves or cannot be found, checked to come from the recipient, forgotten on cancel.
-
-
-
-function setup() {
-  const hub = new LocalHub(64);
-  const proxies = ["w0", "w1"].map((id) => new ProxyDaemon(hub.join(id, "10.0.0.1"), proxyOptions({ sweepIntervalMs: 20 })));
-  for (const p of proxies) p.start();
-  const links = proxies.map((p) => p.serve("rooms.localhost", { receive: () => undefined }));
-  return { proxies, links, stop: () => proxies.forEach((p) => p.stop()) };
-}
 
 /** One request from the service on w0 to `s` (on worker `at`), answers collected. */
 function ask(link: ServiceLink, s: Recorder, at: string, ttl = 0): { answers: Envelope[]; cancel: () => void } {
