@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { connect } from "nats";
 import { performance } from "node:perf_hooks";
 import { createServer, type Socket } from "node:net";
+import { Writable } from "node:stream";
+import winston from "winston";
 import { HostLinks } from "../../../src/cluster/host-links.js";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
@@ -88,9 +90,14 @@ describe("HostLinks", () => {
 
   test("a peer not listening costs only what was sent to it; once it listens, the next messages arrive", { timeout: 5000 }, async () => {
     const d = dir();
-    const a = make(d, 0, []);
+    // The link says at debug level when its connection fails: that is the moment to start the peer.
+    const said: string[] = [];
+    const sink = new Writable({ objectMode: true, write: (info: { message: string }, _e, cb) => (said.push(info.message), cb()) });
+    const log = winston.createLogger({ level: "debug", transports: [new winston.transports.Stream({ stream: sink })] });
+    const a = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 1 << 20 }, () => {}, () => {}, log);
+    links.push(a);
     a.write(1, frame("lost"), 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => said.includes("cluster host link failed"), 3000, "the failed connection to the absent peer");
     const got: string[] = [];
     const b = make(d, 1, got);
     await b.listen();
@@ -325,8 +332,10 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     w1.attach({ receive: (m) => got.push(m) });
     await w0.ready(2);
     await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
-    // Settle: the joining's own messages (welcomes) go first, then the window is measured from the last flush.
-    await new Promise((r) => setTimeout(r, 100));
+    // Settle: the joining's own messages (welcomes) go first; then the window (a span of time, 60 ms) must
+    // have passed since that flush, or the first test message would wait for it.
+    await waitUntil(() => !w0.pending, 3000, "the welcomes flushed");
+    await new Promise((r) => setTimeout(r, 70)); // the window itself is time: nothing to wait for but it
     const spy = await connect({ servers: nats.url });
     const batches: number[] = [];
     spy.subscribe(`${subject}.w.10_0_0_6-w0`, { callback: () => batches.push(performance.now()) });
