@@ -13,6 +13,7 @@ import { Phase, type AckTracker, type ClientSession } from "../client-session.js
 import { UnackedQueue } from "./unacked-queue.js";
 import { HeldAnswers, type HoldsAnswers } from "./held-answers.js";
 import { EqualWaits } from "../../timer/equal-waits.js";
+import { monotonicMs } from "../../timer/clock.js";
 import { afterMiss, describer, leftover } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
@@ -454,6 +455,8 @@ export class Acks implements AckTracker, HoldsAnswers {
   private requestAt = 0;
   /** Where the timed <r/> waits (absent: its own queue, for a tracker made alone: tests). */
   private readonly requests: TimedRequests | undefined;
+  /** How long before its time the timed <r/> rides with other output (rideNow). */
+  private readonly rideMs: number;
   /** Stanzas queued and acknowledged since this tracker began, not wrapped: where a receipt sits in the queue. */
   private queued = 0;
   private dropped = 0;
@@ -486,6 +489,7 @@ export class Acks implements AckTracker, HoldsAnswers {
     requests?: TimedRequests,
   ) {
     this.requests = requests ?? (cfg.ackEveryMs > 0 ? new TimedRequests(cfg.ackEveryMs) : undefined);
+    this.rideMs = Math.floor(cfg.ackEveryMs / 5);
   }
 
   get resumable(): boolean {
@@ -554,7 +558,17 @@ export class Acks implements AckTracker, HoldsAnswers {
     if (this.s.outputPending) this.sendAnswers();
   }
 
-  sendAnswers(): void {
+  /**
+   * HeldAnswers: the delay passed (or this turn wrote to the client): the answers go, with the timed <r/> when it is
+   * near (`ride`; not when the stream closes).
+   */
+  sendAnswers(ride = true): void {
+    if (this.answerCount === 0) return;
+    if (ride && this.sinceRequest > 0 && this.rideNow()) this.request();
+    else this.sendHeld();
+  }
+
+  private sendHeld(): void {
     const n = this.answerCount;
     if (n === 0) return;
     this.answerCount = 0;
@@ -570,8 +584,6 @@ export class Acks implements AckTracker, HoldsAnswers {
     this.queue.push(wire);
     this.queued++;
     this.counts.unacked++;
-    // Held answers ride with this stanza: the same write.
-    if (this.answerCount > 0) this.sendAnswers();
     if (this.queue.length > this.cfg.maxUnacked) {
       // Not reading, or not acknowledging what it reads: like a full socket buffer (the listener counts it).
       this.stop();
@@ -579,8 +591,21 @@ export class Acks implements AckTracker, HoldsAnswers {
       return;
     }
     const every = this.cfg.ackEveryStanzas;
-    if (++this.sinceRequest >= every && every > 0) this.request();
-    else if (this.requestAt === 0 && this.requests !== undefined) this.requestAt = this.requests.add(this);
+    // The <r/> (with the held answers before it) rides with this stanza: the same write.
+    if (++this.sinceRequest >= every && every > 0) return this.request();
+    if (this.requestAt === 0) {
+      if (this.requests !== undefined) this.requestAt = this.requests.add(this);
+    } else if (this.rideNow()) return this.request();
+    // Held answers ride with this stanza.
+    if (this.answerCount > 0) this.sendHeld();
+  }
+
+  /**
+   * The timed <r/> is near (the last fifth of ackEveryMs): it goes with output written now rather than alone at its
+   * time, a write of its own. Asked a little sooner, never later.
+   */
+  private rideNow(): boolean {
+    return this.requestAt !== 0 && monotonicMs() >= this.requestAt - this.rideMs;
   }
 
   /** The timed <r/>'s wait that ends at `deadline` is over: asked now, unless asked since (or stopped). */
@@ -640,7 +665,7 @@ export class Acks implements AckTracker, HoldsAnswers {
   private request(): void {
     this.sinceRequest = 0;
     this.stop();
-    if (this.answerCount > 0) this.sendAnswers();
+    if (this.answerCount > 0) this.sendHeld();
     this.s.sendNonza(`<r xmlns='${NS.SM}'/>`);
   }
 }
