@@ -93,6 +93,22 @@ export class ProcWatch {
     return { total: ticks / HZ, sys: sys / HZ, main: main / HZ, perRoot };
   }
 
+  /** Read and write system calls so far by the whole tree (/proc/N/io's syscr and syscw; 0 where unreadable). */
+  syscalls(): { reads: number; writes: number } {
+    let reads = 0;
+    let writes = 0;
+    for (const p of this.roots.flatMap(processTree)) {
+      try {
+        const io = readFileSync(`/proc/${p}/io`, "utf8");
+        reads += Number(/^syscr: (\d+)/m.exec(io)?.[1] ?? 0);
+        writes += Number(/^syscw: (\d+)/m.exec(io)?.[1] ?? 0);
+      } catch {
+        // Gone, or not ours to read.
+      }
+    }
+    return { reads, writes };
+  }
+
   sample(): void {
     // Sum of each process's own high-water mark: an upper bound of the tree's peak.
     let kb = 0;

@@ -56,7 +56,7 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core  ${smText(r)}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core  ${smText(r)}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
@@ -76,7 +76,7 @@ function combine(runs: XmppResult[]): XmppResult {
     return xs.length > 0 ? Math.max(...xs) : NaN;
   };
   const sm = m.sm && { ...m.sm, badAcks: worst((r) => r.sm?.badAcks), failed: worst((r) => r.sm?.failed), unackedMax: worst((r) => r.sm?.unackedMax), unackedSettled: worst((r) => r.sm?.unackedSettled) };
-  return { ...m, sm, slowConsumers: worst((r) => r.slowConsumers), deliveryRate: median(runs.map((r) => r.deliveryRate)), avgMs: median(runs.map((r) => r.avgMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), maxMs: median(runs.map((r) => r.maxMs)), serverUsPerMessage: median(runs.map((r) => r.serverUsPerMessage)), serverPeakRssMiB: median(runs.map((r) => r.serverPeakRssMiB)), generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)), generatorBusyCores: median(runs.map((r) => r.generatorBusyCores ?? r.generatorCpuCores)) };
+  return { ...m, sm, slowConsumers: worst((r) => r.slowConsumers), deliveryRate: median(runs.map((r) => r.deliveryRate)), avgMs: median(runs.map((r) => r.avgMs)), p50Ms: median(runs.map((r) => r.p50Ms)), p99Ms: median(runs.map((r) => r.p99Ms)), maxMs: median(runs.map((r) => r.maxMs)), serverUsPerMessage: median(runs.map((r) => r.serverUsPerMessage)), serverReadsPerMessage: median(runs.map((r) => r.serverReadsPerMessage ?? NaN)), serverWritesPerMessage: median(runs.map((r) => r.serverWritesPerMessage ?? NaN)), serverPeakRssMiB: median(runs.map((r) => r.serverPeakRssMiB)), generatorCpuCores: median(runs.map((r) => r.generatorCpuCores)), generatorBusyCores: median(runs.map((r) => r.generatorBusyCores ?? r.generatorCpuCores)) };
 }
 
 async function main(): Promise<void> {

@@ -136,6 +136,9 @@ export interface XmppResult {
   serverSysShare?: number;
   /** The server processes' main threads alone (the event loops), per message sent. */
   serverMainUsPerMessage?: number;
+  /** The server's read and write system calls (read, readv, write, writev…: /proc/N/io) per message sent, in the phase. */
+  serverReadsPerMessage?: number;
+  serverWritesPerMessage?: number;
   /** With --workers > 1: the nats-server's CPU alone per message sent (included in serverUsPerMessage). */
   natsUsPerMessage?: number;
   serverUsPerMessage: number;
@@ -228,6 +231,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     // The schedule, measured from t0 to the end of the wait.
     const t0 = performance.timeOrigin + performance.now() + 200;
     const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
+    const io0 = target.server?.watch.syscalls() ?? { reads: NaN, writes: NaN };
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
@@ -250,6 +254,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     }
     const phaseSeconds = (Date.now() - phase0) / 1000;
     const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
+    const io1 = target.server?.watch.syscalls() ?? { reads: NaN, writes: NaN };
     const serverCpu = cpu1.total - cpu0.total;
     const serverSys = cpu1.sys - cpu0.sys;
     const busy = machineBusySeconds() - busy0;
@@ -312,6 +317,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
       serverSysShare: serverCpu > 0 ? serverSys / serverCpu : NaN,
       serverMainUsPerMessage: sent ? ((cpu1.main - cpu0.main) / sent) * 1e6 : NaN,
+      serverReadsPerMessage: sent ? (io1.reads - io0.reads) / sent : NaN,
+      serverWritesPerMessage: sent ? (io1.writes - io0.writes) / sent : NaN,
       // A host of several workers watches [host, nats-server]: the bus's server apart (it is in serverUsPerMessage too).
       natsUsPerMessage: sent && cpu1.perRoot.length > 1 ? ((cpu1.perRoot[1] - cpu0.perRoot[1]) / sent) * 1e6 : undefined,
       serverPeakRssMiB: peak,

@@ -196,10 +196,12 @@ export class ResumeRecordDesk implements ResumeRecords {
    * on this worker, written to its clients at the turn's end), as counted
    * at the turn's end, a turn later. Either way a count never covers a
    * stanza whose effect died unpublished with this worker. A Set write per
-   * stanza; one pair per session and turn.
+   * stanza; one pair per session and turn. Alone (no keeper), nothing: the
+   * sweep keeps the counts current once a second (expire), and a keeper
+   * that appears gets them from there.
    */
   touched(s: Session): void {
-    if (!this.mine.has(s)) return;
+    if (this.keeper === "" || !this.mine.has(s)) return;
     this.touchedSet.add(s);
     if (this.touchQueued) return;
     this.touchQueued = true;
@@ -266,12 +268,12 @@ export class ResumeRecordDesk implements ResumeRecords {
     this.flush();
   };
 
-  /** A count only moves forward (modulo 2^32): one read later may have gone out first. */
+  /** A count only moves forward (modulo 2^32): one read later may have gone out first. Alone: nobody to tell. */
   private advance(s: Session, c: number): void {
     const e = this.mine.get(s);
     if (e === undefined || c === e.count || ((c - e.count) >>> 0) >= 0x8000_0000) return;
     e.count = c;
-    this.outCounts.add(s);
+    if (this.keeper !== "") this.outCounts.add(s);
   }
 
   replicate(s: Session, n: number, wire: string, receipt: string): void {
@@ -538,10 +540,13 @@ export class ResumeRecordDesk implements ResumeRecords {
    * what the stanzas it counts caused (earlier turns), so a resumption never
    * says a stanza was handled whose effect died with its worker; it may say
    * less (those come again from the client: resend-guard.ts). Then records of
-   * dead workers whose window passed go.
+   * dead workers whose window passed go. A worker alone (no keeper) reads
+   * its counts here too, telling nobody: a keeper that appears gets records
+   * whose counts are at most a second behind (a duplicate at worst, never a
+   * loss), then counts as stanzas are handled (touched).
    */
   readonly expire = (now: number): void => {
-    if (now - this.lastCount >= this.countEveryMs && this.keeper !== "") {
+    if (now - this.lastCount >= this.countEveryMs) {
       this.lastCount = now;
       for (const s of this.mine.keys()) {
         // Touched since the last publish: its count may cover stanzas still unpublished (timers run before the

@@ -35,8 +35,8 @@ export interface AckTracker {
   stop(): void;
   /** The client's <r/>: answered with <a h/> (§4), perhaps held a while for other output (xmpp.sm.answerDelayMs). */
   answer(): void;
-  /** Answers held for other output go now (the stream closes). */
-  sendAnswers(): void;
+  /** Answers held for other output go now (the stream closes: `ride` false, no <r/> with them). */
+  sendAnswers(ride?: boolean): void;
   /** The client's <a h/>: drops what it acknowledges; §6: more than was sent ends the stream (a StreamError). */
   acknowledged(h: number): void;
 }

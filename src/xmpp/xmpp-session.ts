@@ -536,7 +536,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     if (this.resumeTimer !== null) return this.cleanup(reason);
     this.sendHeader();
     // XEP-0198: answers held for other output go before the stream ends.
-    this.acks?.sendAnswers();
+    this.acks?.sendAnswers(false);
     this.conn.write(this.framing.close());
     this.cleanup(reason);
     this.conn.end(reason);

@@ -12,6 +12,8 @@ import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
 import { HeldAnswers, type HoldsAnswers } from "./held-answers.js";
+import { EqualWaits } from "../../timer/equal-waits.js";
+import { monotonicMs } from "../../timer/clock.js";
 import { afterMiss, describer, leftover } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
@@ -93,6 +95,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   const published = (cb: () => void) => x.core.afterPublish(cb);
   /** <a/> answers waiting for other output to their client (xmpp.sm.answerDelayMs); none: each goes at the end of its turn. */
   const held = cfg.answerDelayMs > 0 ? new HeldAnswers(cfg.answerDelayMs) : undefined;
+  /** The time trigger of every stream's <r/> (xmpp.sm.ackEveryMs): one timer for the worker. */
+  const requests = cfg.ackEveryMs > 0 ? new TimedRequests(cfg.ackEveryMs) : undefined;
 
   hooks.on(Ev.StreamFeatures, ({ session, features }) => {
     if (session.phase === Phase.Authenticated) features.c("sm", { xmlns: NS.SM });
@@ -194,7 +198,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
    */
   function restore(s: ClientSession, h: Handover, waitMs: number | null, announce?: (acks: Acks) => void): Acks {
     const st = h.state as SmState;
-    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n), published, held);
+    const acks = new Acks(s, cfg, h.key, x.metrics.sm, confirm, h.key === "" ? undefined : (n) => x.core.records.acked(s.coreSession, n), published, held, requests);
     acks.restore(st.handled, st.acked, st.unacked, st.receipts ?? []);
     s.acks = acks;
     if (h.key !== "") s.coreSession.keepKey = keepKeyOf(s.user, h.key);
@@ -302,7 +306,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   function enable(session: ClientSession, stanza: Element): { xml: string; bound(): void } {
     const id = randomBytes(18).toString("base64url");
     const resume = (stanza.attrs.resume === "true" || stanza.attrs.resume === "1") && cfg.resumeTimeoutMs > 0;
-    session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published, held);
+    session.acks = new Acks(session, cfg, resume ? id : "", x.metrics.sm, confirm, resume ? (n) => x.core.records.acked(session.coreSession, n) : undefined, published, held, requests);
     // §5: max in seconds.
     const offer = resume ? ` resume='true' max='${Math.floor(cfg.resumeTimeoutMs / 1000)}'` : "";
     const bound = () => {
@@ -428,6 +432,16 @@ function parseH(h: string | undefined): number {
   return n;
 }
 
+/**
+ * The time trigger of the server's <r/> (xmpp.sm.ackEveryMs), for all the streams of a worker: every wait is
+ * as long. At most 1 % of the wait late.
+ */
+export class TimedRequests extends EqualWaits<Acks> {
+  constructor(ms: number) {
+    super(ms, (acks, deadline) => acks.requestDue(deadline), 0.01);
+  }
+}
+
 /** The counters, the unacked queue and the ack-request policy of one stream. */
 export class Acks implements AckTracker, HoldsAnswers {
   /** Stanzas handled from the client (§4 h), modulo 2^32. */
@@ -437,7 +451,12 @@ export class Acks implements AckTracker, HoldsAnswers {
   readonly queue = new UnackedQueue();
   /** Stanzas sent since the last <r/>. */
   private sinceRequest = 0;
-  private timer: NodeJS.Timeout | null = null;
+  /** The deadline of the timed <r/> (TimedRequests' entry); 0: none armed. */
+  private requestAt = 0;
+  /** Where the timed <r/> waits (absent: its own queue, for a tracker made alone: tests). */
+  private readonly requests: TimedRequests | undefined;
+  /** How long before its time the timed <r/> rides with other output (rideNow). */
+  private readonly rideMs: number;
   /** Stanzas queued and acknowledged since this tracker began, not wrapped: where a receipt sits in the queue. */
   private queued = 0;
   private dropped = 0;
@@ -445,8 +464,9 @@ export class Acks implements AckTracker, HoldsAnswers {
   private receiptAt: number[] = [];
   private receipts: string[] = [];
   private receiptHead = 0;
-  /** The h of each <r/> whose <a/> is held (HeldAnswers), in order: one answer per request, each with its own count. */
+  /** The h of each <r/> whose <a/> is held (HeldAnswers), in order: one answer per request, each with its own count. The first `answerCount` count; the array is kept. */
   private answers: number[] = [];
+  private answerCount = 0;
   /** When the held answers go at the latest (HeldAnswers' entry); 0: none held. */
   answerDue = 0;
 
@@ -465,7 +485,12 @@ export class Acks implements AckTracker, HoldsAnswers {
     private readonly published: (cb: () => void) => void = (cb) => cb(),
     /** Where answers wait for other output; absent: each goes at the end of the turn that read its <r/>. */
     private readonly held?: HeldAnswers,
-  ) {}
+    /** The worker's time trigger of <r/>; absent: one of its own when the policy has one. */
+    requests?: TimedRequests,
+  ) {
+    this.requests = requests ?? (cfg.ackEveryMs > 0 ? new TimedRequests(cfg.ackEveryMs) : undefined);
+    this.rideMs = Math.floor(cfg.ackEveryMs / 5);
+  }
 
   get resumable(): boolean {
     return this.id !== "";
@@ -504,7 +529,7 @@ export class Acks implements AckTracker, HoldsAnswers {
   /** After a resume resent the queue: ask for an ack of it. */
   resumed(): void {
     // Answers to the old connection's requests: the client has its count from <resumed/>.
-    this.answers = [];
+    this.answerCount = 0;
     this.answerDue = 0;
     this.sinceRequest = 0;
     if (this.queue.length > 0) this.request();
@@ -528,17 +553,27 @@ export class Acks implements AckTracker, HoldsAnswers {
 
   /** An answer waits for other output to this client, at most the configured delay; at once if this turn wrote to it already. */
   private hold(h: number): void {
-    if (this.answers.length === 0) this.answerDue = this.held!.add(this);
-    this.answers.push(h);
+    if (this.answerCount === 0) this.answerDue = this.held!.add(this);
+    this.answers[this.answerCount++] = h;
     if (this.s.outputPending) this.sendAnswers();
   }
 
-  sendAnswers(): void {
-    const hs = this.answers;
-    if (hs.length === 0) return;
-    this.answers = [];
+  /**
+   * HeldAnswers: the delay passed (or this turn wrote to the client): the answers go, with the timed <r/> when it is
+   * near (`ride`; not when the stream closes).
+   */
+  sendAnswers(ride = true): void {
+    if (this.answerCount === 0) return;
+    if (ride && this.sinceRequest > 0 && this.rideNow()) this.request();
+    else this.sendHeld();
+  }
+
+  private sendHeld(): void {
+    const n = this.answerCount;
+    if (n === 0) return;
+    this.answerCount = 0;
     this.answerDue = 0;
-    for (let i = 0; i < hs.length; i++) this.s.sendNonza(answerOf(hs[i]));
+    for (let i = 0; i < n; i++) this.s.sendNonza(answerOf(this.answers[i]));
   }
 
   sent(wire: string, receipt = ""): void {
@@ -549,8 +584,6 @@ export class Acks implements AckTracker, HoldsAnswers {
     this.queue.push(wire);
     this.queued++;
     this.counts.unacked++;
-    // Held answers ride with this stanza: the same write.
-    if (this.answers.length > 0) this.sendAnswers();
     if (this.queue.length > this.cfg.maxUnacked) {
       // Not reading, or not acknowledging what it reads: like a full socket buffer (the listener counts it).
       this.stop();
@@ -558,14 +591,28 @@ export class Acks implements AckTracker, HoldsAnswers {
       return;
     }
     const every = this.cfg.ackEveryStanzas;
-    if (++this.sinceRequest >= every && every > 0) this.request();
-    else if (this.timer === null && this.cfg.ackEveryMs > 0) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        if (this.sinceRequest > 0) this.request();
-      }, this.cfg.ackEveryMs);
-      this.timer.unref();
-    }
+    // The <r/> (with the held answers before it) rides with this stanza: the same write.
+    if (++this.sinceRequest >= every && every > 0) return this.request();
+    if (this.requestAt === 0) {
+      if (this.requests !== undefined) this.requestAt = this.requests.add(this);
+    } else if (this.rideNow()) return this.request();
+    // Held answers ride with this stanza.
+    if (this.answerCount > 0) this.sendHeld();
+  }
+
+  /**
+   * The timed <r/> is near (the last fifth of ackEveryMs): it goes with output written now rather than alone at its
+   * time, a write of its own. Asked a little sooner, never later.
+   */
+  private rideNow(): boolean {
+    return this.requestAt !== 0 && monotonicMs() >= this.requestAt - this.rideMs;
+  }
+
+  /** The timed <r/>'s wait that ends at `deadline` is over: asked now, unless asked since (or stopped). */
+  requestDue(deadline: number): void {
+    if (this.requestAt !== deadline) return;
+    this.requestAt = 0;
+    if (this.sinceRequest > 0) this.request();
   }
 
   /** An <a h/>: drops what it acknowledges; §6: more than was sent ends the stream. */
@@ -611,14 +658,14 @@ export class Acks implements AckTracker, HoldsAnswers {
   }
 
   stop(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    // Its entry in TimedRequests stays, and finds nothing to do.
+    this.requestAt = 0;
   }
 
   private request(): void {
     this.sinceRequest = 0;
     this.stop();
-    if (this.answers.length > 0) this.sendAnswers();
+    if (this.answerCount > 0) this.sendHeld();
     this.s.sendNonza(`<r xmlns='${NS.SM}'/>`);
   }
 }

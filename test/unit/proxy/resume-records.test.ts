@@ -441,3 +441,30 @@ test("the holder restarts under the same id while a recall waits: the record kep
   desk.membershipChanged(m, ["a-w1"], []);
   assert.equal(got.again, null, "taken once");
 });
+
+test("alone (no keeper), a stanza costs nothing here; a keeper that appears gets the count the sweep read, then counts as stanzas come", { timeout: 5000 }, async () => {
+  let hosts: Record<string, string[]> = { a: ["a-w0"] };
+  const sent: BusMessage[] = [];
+  const d = new ResumeRecordDesk({ workerId: "a-w0", send: (_w, msg) => void sent.push(msg), membership: () => ({ hosts, vnodes: 64 }), route: () => {} });
+  d.describer("xmpp", describe, (s) => (s as Resumable).handled);
+  const s = new Resumable("alice@localhost/phone", "K12");
+  d.keep(s);
+  await turn();
+  s.handled = 3;
+  d.touched(s);
+  assert.equal(d.untouch().length, 0, "nothing noted per stanza while alone");
+  // The sweep (once a second) keeps the count current, telling nobody.
+  d.expire(performance.now() + 2000);
+  s.handled = 5;
+  await turn();
+  assert.equal(sent.length, 0);
+  hosts = { a: ["a-w0"], b: ["b-w0"] };
+  d.membershipChanged({ hosts, vnodes: 64 }, [], []);
+  await turn();
+  const kept = sent.flatMap((m) => (m.op === "records" ? m.keep : []));
+  assert.deepEqual(kept.map((r) => [r.key, r.count]), [["K12", 3]], "the sweep's count: stanzas it covers were handled turns before");
+  d.touched(s);
+  await turn();
+  await turn();
+  assert.deepEqual(sent.flatMap((m) => (m.op === "records" ? m.counts : [])), [["K12", 5]], "then the count follows the session's");
+});

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Acks } from "../../../../src/xmpp/modules/stream-management.js";
+import { Acks, TimedRequests } from "../../../../src/xmpp/modules/stream-management.js";
+import { EqualWaits } from "../../../../src/timer/equal-waits.js";
 import { UnackedQueue } from "../../../../src/xmpp/modules/unacked-queue.js";
 import { HeldAnswers } from "../../../../src/xmpp/modules/held-answers.js";
 import { StreamError } from "../../../../src/xmpp/errors.js";
@@ -83,6 +84,7 @@ test("the worker's unacked gauge follows sends, acks and a discarded queue acros
 });
 
 const a = (h: number) => `<a xmlns='urn:xmpp:sm:3' h='${h}'/>`;
+const r = "<r xmlns='urn:xmpp:sm:3'/>";
 
 test("held answers: each <r/> gets its own <a/> with the count at its request, with the next stanza written", { timeout: 5_000 }, () => {
   const { s, written } = session();
@@ -134,4 +136,58 @@ test("held answers: sent with the server's own <r/>; dropped on resumption (the 
   acks.resumed();
   acks.sent("n");
   assert.deepEqual(written, ["<r xmlns='urn:xmpp:sm:3'/>"]);
+});
+
+test("the timed <r/> rides with a stanza written in the last fifth of ackEveryMs, else goes alone at its time; one timer for all streams", { timeout: 5_000 }, async () => {
+  const requests = new TimedRequests(100);
+  const cfg = { ...policy, ackEveryMs: 100 };
+  const one = session();
+  const two = session();
+  const a1 = new Acks(one.s, cfg, "", new SmCounts(), undefined, undefined, undefined, undefined, requests);
+  const a2 = new Acks(two.s, cfg, "", new SmCounts(), undefined, undefined, undefined, undefined, requests);
+  const t0 = performance.now();
+  a1.sent("m1");
+  a2.sent("n1");
+  assert.equal(requests.size, 2);
+  a1.sent("m2");
+  assert.deepEqual(one.written, [], "not yet near its time");
+  while (performance.now() - t0 < 85) await new Promise((r) => setTimeout(r, 5));
+  if (one.written.length === 0) {
+    a1.sent("m3");
+    assert.deepEqual(one.written, [r], "with the stanza, before its time");
+  }
+  const deadline = Date.now() + 3000;
+  while (two.written.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(two.written, [r], "alone at its time");
+  assert.ok(performance.now() - t0 >= 99, "not before");
+  assert.deepEqual(one.written, [r], "asked once");
+  a1.acknowledged(3);
+  a2.acknowledged(1);
+});
+
+test("EqualWaits: deadlines in order across the ring's growth; an entry its holder no longer waits for does nothing", { timeout: 5_000 }, async () => {
+  const fired: number[] = [];
+  const current = new Map<number, number>();
+  const q = new EqualWaits<number>(20, (id, due) => {
+    if (current.get(id) === due) fired.push(id);
+  });
+  for (let i = 0; i < 40; i++) current.set(i, q.add(i));
+  current.set(3, 0); // no longer waits
+  const deadline = Date.now() + 3000;
+  while (fired.length < 39 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(fired, [...Array(40).keys()].filter((i) => i !== 3));
+  assert.equal(q.size, 0);
+});
+
+test("the unacked queue is a ring: interleaved pushes and drops wrap and grow in order, and hold flat text", { timeout: 5_000 }, () => {
+  const q = new UnackedQueue();
+  let next = 0;
+  let first = 0;
+  for (let round = 0; round < 50; round++) {
+    for (let k = 0; k < (round % 7) + 3; k++) q.push(`s${next++}`);
+    const n = Math.min(q.length, (round % 5) + 1);
+    q.drop(n);
+    first += n;
+    assert.deepEqual(q.pending(), [...Array(next - first).keys()].map((i) => `s${first + i}`));
+  }
 });
