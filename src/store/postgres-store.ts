@@ -62,14 +62,11 @@ export class PgStore implements Storage {
   readonly muc: PgMucStore;
   readonly mucDirectory: PgMucDirectory;
 
-  private constructor(
-    readonly pool: pg.Pool,
-    config: PostgresConfig | null = null,
-  ) {
+  private constructor(readonly pool: pg.Pool) {
     this.fast = new PgFastStore(pool);
     this.xmpp = new PgXmppStore(pool);
     this.profile = new PgProfileStore(pool);
-    this.archive = new PgArchiveStore(pool, config);
+    this.archive = new PgArchiveStore(pool);
     this.pep = new PgPepStore(pool);
     this.muc = new PgMucStore(pool);
     this.mucDirectory = new PgMucDirectory(pool);
@@ -83,7 +80,7 @@ export class PgStore implements Storage {
     await migrate(c, COMPONENTS, opts.migrate);
     const pool = createPool(c, log);
     await openKept(pool, c);
-    return new PgStore(pool, c);
+    return new PgStore(pool);
   }
 
   async putUser(user: string, c: Credentials): Promise<void> {
@@ -167,8 +164,6 @@ export class PgStore implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // The archive's thread first: what it was given is written before its connection ends.
-    await this.archive.close();
     await this.pool.end();
   }
 }
