@@ -8,10 +8,10 @@
  * (the RSM id's lookup included; PostgreSQL's round trips on loopback included).
  * ROWS and REPS from the environment.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { performance, PerformanceObserver } from "node:perf_hooks";
 import { SqliteStore } from "../src/store/sqlite-store.js";
 import { PgStore } from "../src/store/postgres-store.js";
 import type { ArchiveQuery, ArchiveStore } from "../src/store/archive-store.js";
@@ -25,6 +25,32 @@ const REPS = Number(process.env.REPS ?? 200);
 const T0 = 1_700_000_000_000;
 const STANZA = `'<message xmlns=''jabber:client'' from=''alice@localhost/phone'' to=''c7@localhost'' type=''chat'' id=''m'' ><body>message number ' || n || ' of the benchmark, a line of text</body></message>'`;
 const WITH = `CASE WHEN n % 10000 = 0 THEN 'rare@localhost' ELSE 'c' || (n % 100) || '@localhost' END`;
+
+/**
+ * TRACE=ms: every run slower than that is printed with its wall-clock time, its place in the series, and the
+ * client's garbage collections that overlap it; PostgreSQL logs, with the same clock, every statement slower
+ * than half that, every autovacuum/autoanalyze and checkpoint (to find what a slow run waited for).
+ */
+const TRACE = Number(process.env.TRACE ?? 0);
+const gcs: { start: number; end: number; kind: number }[] = [];
+if (TRACE > 0) {
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration, kind: (e as unknown as { detail: { kind: number } }).detail.kind });
+  }).observe({ entryTypes: ["gc"] });
+}
+/** A thread's CPU and its time waiting for a CPU (runnable, not running), ns, from /proc/…/schedstat; a pid of 0: none. */
+const sched = (path: string): [number, number] => {
+  try {
+    const [cpu, wait] = readFileSync(path, "utf8").split(" ").map(Number);
+    return [cpu, wait];
+  } catch {
+    return [0, 0];
+  }
+};
+let backend = 0;
+let afterFirst: (() => Promise<void>) | null = null;
+const ms = (ns: number) => (ns / 1e6).toFixed(1);
+const wall = (t: number) => new Date(performance.timeOrigin + t).toISOString().slice(11, 23);
 
 const mid = Math.floor(ROWS / 2);
 const QUERIES: [string, Omit<ArchiveQuery, "user">][] = [
@@ -44,9 +70,21 @@ async function measure(name: string, store: ArchiveStore): Promise<void> {
     const times: number[] = [];
     let got = 0;
     for (let i = 0; i < REPS; i++) {
+      const c0 = TRACE > 0 ? sched(`/proc/self/task/${process.pid}/schedstat`) : null;
+      const b0 = TRACE > 0 && backend > 0 ? sched(`/proc/${backend}/schedstat`) : null;
       const t0 = performance.now();
       const page = await store.query({ ...q, user: "alice" });
-      times.push(performance.now() - t0);
+      const t1 = performance.now();
+      times.push(t1 - t0);
+      if (afterFirst !== null) await afterFirst().then(() => void (afterFirst = null));
+      if (TRACE > 0 && t1 - t0 > TRACE) {
+        const gc = gcs.filter((g) => g.end > t0 && g.start < t1).map((g) => `gc kind ${g.kind} ${(g.end - g.start).toFixed(1)} ms`);
+        const c1 = sched(`/proc/self/task/${process.pid}/schedstat`);
+        const b1 = backend > 0 ? sched(`/proc/${backend}/schedstat`) : null;
+        const who =
+          `client cpu ${ms(c1[0] - c0![0])} waiting ${ms(c1[1] - c0![1])}` + (b0 !== null && b1 !== null ? `, backend cpu ${ms(b1[0] - b0[0])} waiting ${ms(b1[1] - b0[1])}` : "");
+        console.log(`  slow: run ${i} of "${label}" ${(t1 - t0).toFixed(2)} ms, ${wall(t0)}–${wall(t1)} UTC; ${who}${gc.length > 0 ? `; ${gc.join(", ")}` : ""}`);
+      }
       got = page?.items.length ?? -1;
     }
     times.sort((a, b) => a - b);
@@ -76,7 +114,11 @@ try {
     // SQLite only.
   } else if (HAVE_POSTGRES !== null) console.log(`\nPostgreSQL skipped: ${HAVE_POSTGRES}`);
   else {
-    const server = await startPostgres();
+    const settings: Record<string, string> =
+      TRACE > 0
+        ? { log_min_duration_statement: String(TRACE / 2), log_autovacuum_min_duration: "0", log_checkpoints: "on", log_connections: "on", log_line_prefix: "%m [%p] ", log_timezone: "UTC" }
+        : {};
+    const server = await startPostgres({ settings, log: TRACE > 0 ? (c) => process.stdout.write(c.replace(/^/gm, "  pg: ")) : undefined });
     try {
       const c = await server.createDatabase("mambench");
       const store = await PgStore.open(c, silentLogger());
@@ -89,6 +131,8 @@ try {
       await filler.query("ANALYZE archive");
       await filler.end();
       const pgs = store;
+      // The backend the store's pool uses (its one connection, opened by the first query): for its schedstat.
+      if (TRACE > 0) afterFirst = async () => void (backend = (await pgs.pool.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid);
       console.log(`\nPostgreSQL filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
       await measure("PostgreSQL 15 (loopback, one pooled connection at a time)", pgs.archive);
       await pgs.close();

@@ -64,7 +64,13 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+/** Extra server settings (`-c name=value`), and where its log goes (benchmarks that trace it: bench/mam-query.ts). */
+export interface PostgresOptions {
+  settings?: Record<string, string>;
+  log?: (chunk: string) => void;
+}
+
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   if (HAVE_POSTGRES !== null) throw new Error(HAVE_POSTGRES);
   const bin = BIN!;
   const as: { uid?: number; gid?: number } = USER === null || USER === "missing" ? {} : USER;
@@ -85,14 +91,14 @@ export async function startPostgres(): Promise<PostgresServer> {
     // Durability is not what these tests are about: no fsync. The socket directory is ours, not /var/run.
     child = spawn(
       join(bin, "postgres"),
-      ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${dir}`, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"],
+      ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${dir}`, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200", ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
       { ...as, stdio: ["ignore", "pipe", "pipe"] },
     );
     // Not left behind if this test process ends without stop().
     const c = child;
     process.once("exit", () => c.exitCode === null && c.signalCode === null && c.kill("SIGKILL"));
-    child.stdout!.on("data", (b) => (output += b));
-    child.stderr!.on("data", (b) => (output += b));
+    child.stdout!.on("data", (b) => ((output += b), opts.log?.(String(b))));
+    child.stderr!.on("data", (b) => ((output += b), opts.log?.(String(b))));
     await ready(port, 30_000, () => output, () => child!.exitCode !== null);
   };
 

@@ -77,6 +77,12 @@ export interface PostgresConfig {
   database: string;
   /** Connections per worker process. */
   poolSize: number;
+  /**
+   * Connections each worker opens at start and keeps while idle (at most poolSize); others close after 30 s idle.
+   * A query on a connection opened for it waited ~10 ms for the connection and a few more for a new backend's
+   * first plan (docs/benchmarks.md, "Archives", session 15).
+   */
+  poolKept: number;
   /** Connecting (TCP, TLS, authentication) longer than this fails the call that waited for it. */
   connectTimeoutMs: number;
   /** The server cancels any statement running longer (statement_timeout); the client gives up a little later. */
@@ -343,6 +349,7 @@ export function defaults(): Config {
         password: null,
         database: "switchboard",
         poolSize: 10,
+        poolKept: 2,
         connectTimeoutMs: 5000,
         statementTimeoutMs: 5000,
         ssl: null,
@@ -480,6 +487,7 @@ function storage(S: StorageConfig, baseDir: string): void {
   need(P.password === null || typeof P.password === "string", "storage.postgres.password", "must be null (PGPASSWORD, ~/.pgpass) or a string");
   str(P.database, "storage.postgres.database");
   int(P.poolSize, "storage.postgres.poolSize", 1, 1000);
+  int(P.poolKept, "storage.postgres.poolKept", 0, 1000);
   int(P.connectTimeoutMs, "storage.postgres.connectTimeoutMs", 100, 600000);
   int(P.statementTimeoutMs, "storage.postgres.statementTimeoutMs", 100, 600000);
   if (P.ssl !== null) {

@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { Logger } from "../log/logger.js";
 import type { Storage } from "./store.js";
 import type { Credentials } from "./scram.js";
-import { createPool, transaction, type PostgresConfig } from "./postgres.js";
+import { createPool, openKept, transaction, type PostgresConfig } from "./postgres.js";
 import { migrate, type Component } from "./postgres-schema.js";
 import { PgXmppStore, XMPP } from "./postgres-xmpp-store.js";
 import { BLOCKING, PgProfileStore, VCARD } from "./postgres-profile-store.js";
@@ -78,7 +78,9 @@ export class PgStore implements Storage {
    */
   static async open(c: PostgresConfig, log: Logger, opts: { migrate: boolean } = { migrate: true }): Promise<PgStore> {
     await migrate(c, COMPONENTS, opts.migrate);
-    return new PgStore(createPool(c, log));
+    const pool = createPool(c, log);
+    await openKept(pool, c);
+    return new PgStore(pool);
   }
 
   async putUser(user: string, c: Credentials): Promise<void> {

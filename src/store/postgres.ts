@@ -24,11 +24,24 @@ export function clientConfig(c: PostgresConfig): pg.ClientConfig {
   };
 }
 
+/** A pool whose first `poolKept` connections stay open while idle (the others close after 30 s idle). */
 export function createPool(c: PostgresConfig, log: Logger): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(c), max: c.poolSize, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({ ...clientConfig(c), max: c.poolSize, min: Math.min(c.poolKept, c.poolSize), idleTimeoutMillis: 30_000 });
   // An idle connection the server closed (restart, failover) is reported here; without a listener it would end the process.
   pool.on("error", (e) => log.warn("postgres: an idle connection failed", { error: e.message }));
   return pool;
+}
+
+/**
+ * Opens the pool's kept connections now, at start, rather than in the first calls: a call that waits for a
+ * connection to open pays the TCP and TLS handshakes, authentication and a backend's start (~10 ms on
+ * loopback), and a query on a new backend plans without its catalog caches (docs/benchmarks.md, "Archives",
+ * session 15). Kept connections are never closed for being idle, so this is paid once per process.
+ */
+export async function openKept(pool: pg.Pool, c: PostgresConfig): Promise<void> {
+  const n = Math.min(c.poolKept, c.poolSize);
+  const clients = await Promise.all(Array.from({ length: n }, () => pool.connect()));
+  for (const client of clients) client.release();
 }
 
 /**
