@@ -160,7 +160,7 @@ class BenchBus implements ClusterBus {
     let at = 0;
     while (at + 4 <= data.length) {
       const len = ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
-      const msg = wire.decode(data.subarray(at + 4, at + 4 + len));
+      const msg = wire.decode(data, at + 4, at + 4 + len);
       at += 4 + len;
       busMessages++;
       this.received++;
