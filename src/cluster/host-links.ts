@@ -72,8 +72,8 @@ export class HostLinks {
 
   constructor(
     private readonly opts: HostLinksOptions,
-    /** One message as the peer wrote it: a view into the chunk read, which Node.js does not reuse. */
-    private readonly onMessage: (data: Uint8Array) => void,
+    /** One message as the peer wrote it: data[start, end), the chunk read (Node.js does not reuse it), with no view made per message. */
+    private readonly onMessage: (data: Uint8Array, start: number, end: number) => void,
     /** The link to peer `index` was dropped with messages not taken: they are lost. */
     private readonly onLost: (index: number) => void,
     private readonly log: Logger | null,
@@ -195,7 +195,7 @@ export class HostLinks {
     setImmediate(() => this.onLost(index));
   }
 
-  /** Reads messages from one peer: chunks are views as they come; only a message split across reads is copied. */
+  /** Reads messages from one peer: in place in the chunks as they come; only a message split across reads is copied. */
   private accepted(s: Socket): void {
     if (this.closed) {
       s.destroy();
@@ -215,7 +215,7 @@ export class HostLinks {
           return;
         }
         if (buf.length - at - 4 < len) break;
-        this.onMessage(buf.subarray(at + 4, at + 4 + len));
+        this.onMessage(buf, at + 4, at + 4 + len);
         at += 4 + len;
       }
       if (at < buf.length) rest = buf.subarray(at);

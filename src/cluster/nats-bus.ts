@@ -136,7 +136,7 @@ export class NatsBus implements ClusterBus {
     this.view = new PeerView(3 * opts.heartbeatMs);
     this.members.set(opts.workerId, { host: opts.hostAddress, inc: this.inc, gen: 0, seen: Infinity });
     this.hostPrefix = workerIdOf(opts.hostAddress, 0).slice(0, -1);
-    this.links = opts.links === undefined ? null : new HostLinks(opts.links, (data) => this.receiveOne(data), (i) => this.linkLost(i), log);
+    this.links = opts.links === undefined ? null : new HostLinks(opts.links, (data, start, end) => this.receiveOne(data, start, end), (i) => this.linkLost(i), log);
   }
 
   static async connect(opts: NatsBusOptions, codecs: PayloadCodecs, log: Logger | null = null): Promise<NatsBus> {
@@ -387,29 +387,29 @@ export class NatsBus implements ClusterBus {
     this.frames(data);
   }
 
-  /** Each message of a batch (behind its u32 length), in order. */
-  private frames(data: Uint8Array): void {
-    let at = 0;
-    while (at + 4 <= data.length) {
+  /** Each message of a batch (behind its u32 length) in data[from, to), in order; read in place, without a view each. */
+  private frames(data: Uint8Array, from = 0, to = data.length): void {
+    let at = from;
+    while (at + 4 <= to) {
       const len = ((data[at] << 24) | (data[at + 1] << 16) | (data[at + 2] << 8) | data[at + 3]) >>> 0;
-      if (at + 4 + len > data.length) break;
-      this.receiveOne(data.subarray(at + 4, at + 4 + len));
+      if (at + 4 + len > to) break;
+      this.receiveOne(data, at + 4, at + 4 + len);
       at += 4 + len;
     }
-    if (at !== data.length) {
+    if (at !== to) {
       this.droppedHere++;
-      this.log?.warn("cluster bus batch with a truncated message", { bytes: data.length });
+      this.log?.warn("cluster bus batch with a truncated message", { bytes: to - from });
     }
   }
 
-  private receiveOne(data: Uint8Array): void {
-    if (data.length > 0 && data[0] === STALE_TAG) {
+  private receiveOne(data: Uint8Array, start: number, end: number): void {
+    if (end > start && data[start] === STALE_TAG) {
       // A batch its sender gathered before a stall (flush): its messages are read with the mark set.
       this.staleRead++;
       const was = this.readingStale;
       this.readingStale = true;
       try {
-        this.frames(data.subarray(1));
+        this.frames(data, start + 1, end);
       } finally {
         this.readingStale = was;
       }
@@ -417,7 +417,7 @@ export class NatsBus implements ClusterBus {
     }
     let msg: BusMessage;
     try {
-      msg = this.wire.decode(data);
+      msg = this.wire.decode(data, start, end);
     } catch (e) {
       this.droppedHere++;
       this.log?.warn("unreadable cluster bus message dropped", { error: (e as Error).message });

@@ -18,6 +18,8 @@ const utf8Write: (b: Buffer, s: string, at: number) => number =
 const utf8Slice: (b: Buffer, start: number, end: number) => string =
   typeof proto.utf8Slice === "function" ? (b, start, end) => (b as unknown as Utf8).utf8Slice(start, end) : (b, start, end) => b.toString("utf8", start, end);
 
+const EMPTY = Buffer.alloc(0);
+
 /** A slab is shared by many batches: a batch handed to a socket is a view, and what it covers is never written again. */
 const SLAB = 64 * 1024;
 
@@ -121,19 +123,31 @@ export class WireWriter {
 
 /** Reads what a WireWriter wrote; every read past the end throws, so a short or foreign message costs only itself. */
 export class WireReader {
-  private readonly buf: Buffer;
+  private buf: Buffer = EMPTY;
   at = 0;
+  /** Where the message read ends in `buf`. */
+  private end = 0;
 
-  constructor(bytes: Uint8Array) {
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  constructor(bytes?: Uint8Array) {
+    if (bytes !== undefined) this.reset(bytes, 0, bytes.length);
+  }
+
+  /**
+   * Reads bytes[start, end) next: one reader serves every message of a batch, with no view made per message
+   * (a Buffer is read as it is; another Uint8Array through one Buffer view of it).
+   */
+  reset(bytes: Uint8Array, start: number, end: number): void {
+    this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.at = start;
+    this.end = end;
   }
 
   get left(): number {
-    return this.buf.length - this.at;
+    return this.end - this.at;
   }
 
   private need(n: number): void {
-    if (this.buf.length - this.at < n) throw new Error("bus message truncated");
+    if (this.end - this.at < n) throw new Error("bus message truncated");
   }
 
   u8(): number {

@@ -39,6 +39,7 @@ const ENV_FIXED = 1 + 1 + 8 + 4 + 8 + 9 * 4 + 1 + 4 + 4 + 4;
 export class BusWire implements Payloads, EnvPayloads {
   /** The string lengths of the message being read. */
   private readonly lens = new Uint32Array(9);
+  private readonly reader = new WireReader();
 
   constructor(
     private readonly codecs: PayloadCodecs,
@@ -137,9 +138,14 @@ export class BusWire implements Payloads, EnvPayloads {
     w.buf.writeUInt32BE(w.at - frame - 4, frame);
   }
 
-  /** Throws on anything that is not a message this codec wrote: the caller drops that message alone. */
-  decode(bytes: Uint8Array): BusMessage {
-    const r = new WireReader(bytes);
+  /**
+   * Throws on anything that is not a message this codec wrote: the caller drops that message alone. With
+   * `start` and `end`, the message is that part of `bytes` (a batch read without a view per message).
+   */
+  decode(bytes: Uint8Array, start = 0, end = bytes.length): BusMessage {
+    // One reader for every message: decoding is synchronous and never decodes another message meanwhile.
+    const r = this.reader;
+    r.reset(bytes, start, end);
     const tag = r.u8();
     let msg: BusMessage;
     switch (tag) {

@@ -49,7 +49,7 @@ export interface CustodyActions {
 
 /**
  * The sender's side of custody: every message that leaves this worker over the
- * bus is held here under a receipt `<worker>.<n>` until the worker that settles
+ * bus is held here under a receipt `<worker>.<tag>_<n>` until the worker that settles
  * it (delivers it to a session, stores it, or bounces it) confirms. Two maps in
  * routing order, each with one deadline for all its entries, so a sweep stops at
  * the first entry still in time, as PendingList does per timeout.
@@ -59,7 +59,8 @@ export class Custody {
   private readonly travelling = new Map<number, Held>();
   /** Taken by a session that waits for its client's acknowledgement (XEP-0198): timeout heldMaxMs. */
   private readonly taken = new Map<number, Held>();
-  private next = Math.floor(Math.random() * 2 ** 40);
+  /** From 0: keys stay small integers (no heap number per entry, nor per receipt made); the prefix tells incarnations apart. */
+  private next = 0;
   /** Keys to route again once their time comes (membership changes), in time order. */
   private readonly due: { at: number; since: number; keys: number[] }[] = [];
   private readonly prefix: string;
@@ -78,7 +79,8 @@ export class Custody {
     private readonly opts: CustodyOptions,
     private readonly act: CustodyActions,
   ) {
-    this.prefix = `${workerId}.`;
+    // A restarted worker (same id) must not reuse receipts the others still remember (Receipts): its own random tag.
+    this.prefix = `${workerId}.${Math.floor(Math.random() * 2 ** 40).toString(36)}_`;
   }
 
   get size(): number {
@@ -99,9 +101,17 @@ export class Custody {
 
   /** The key of one of this worker's receipts; -1 for anything else. */
   keyOf(receipt: string): number {
-    if (!receipt.startsWith(this.prefix)) return -1;
-    const n = Number(receipt.slice(this.prefix.length));
-    return Number.isInteger(n) ? n : -1;
+    const from = this.prefix.length;
+    const to = receipt.length;
+    if (to === from || to - from > 15 || !receipt.startsWith(this.prefix)) return -1;
+    // Read in place: no slice of the receipt, no string parsed as a number.
+    let n = 0;
+    for (let i = from; i < to; i++) {
+      const c = receipt.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return -1;
+      n = n * 10 + c;
+    }
+    return n;
   }
 
   /**
@@ -256,11 +266,22 @@ export class Custody {
  * negative) here lately,
  * so that one arriving again — routed again by a custodian that did not hear
  * in time, or an original that was late behind its re-routed twin — is
- * confirmed again and dropped instead of delivered twice. Insertion order is
- * time order, so expiry stops at the first entry still in the window.
+ * confirmed again and dropped instead of delivered twice. Kept per custodian
+ * (the receipt up to its number) as numbers: tens of thousands of entries
+ * for `windowMs` that point nowhere, so the GC has nothing to copy or trace,
+ * and a receipt read off the bus (a slice of its message's text) does not keep
+ * that text alive. Insertion order is time order in each map, so expiry stops
+ * at the first entry still in the window.
  */
 export class Receipts {
-  private readonly seen = new Map<string, number>();
+  /** Custodian → receipt number → time; a receipt that does not end in a number is kept whole under "". */
+  private readonly byCustodian = new Map<string, Map<number | string, number>>();
+  private count = 0;
+  /** The custodian of the last lookup: consecutive receipts mostly come from the same one. */
+  private lastName = "";
+  private lastMap: Map<number | string, number> | null = null;
+  /** Set by `find`: the key of the receipt in its custodian's map. */
+  private key: number | string = 0;
 
   constructor(
     private readonly windowMs: number,
@@ -268,44 +289,118 @@ export class Receipts {
   ) {}
 
   get size(): number {
-    return this.seen.size;
+    return this.count;
   }
 
   has(receipt: string): boolean {
-    return this.seen.has(receipt);
+    const m = this.find(receipt, false);
+    return m !== null && m.has(this.key);
   }
 
   /** Taken by a session here that waits for its client's acknowledgement, not settled. */
   isTaken(receipt: string): boolean {
-    return (this.seen.get(receipt) ?? 0) < 0;
+    const m = this.find(receipt, false);
+    return m !== null && (m.get(this.key) ?? 0) < 0;
   }
 
   /** Settled here at `now`, or with `taken` only taken (the time kept negative, so one number per entry). */
   add(receipt: string, now: number, taken = false): void {
-    if (this.seen.size >= this.max) {
-      // Full: the oldest goes first (its window shortens; counted nowhere, the cap is in config).
-      for (const k of this.seen.keys()) {
-        this.seen.delete(k);
-        break;
-      }
-    }
+    // Full: the oldest goes first (its window shortens; counted nowhere, the cap is in config).
+    if (this.count >= this.max) this.dropOldest();
+    const m = this.find(receipt, true)!;
+    const k = this.key;
     // Delete first: a receipt taken and then settled moves to the end, keeping time order.
-    this.seen.delete(receipt);
-    this.seen.set(receipt, taken ? -now : now);
+    if (m.delete(k)) this.count--;
+    m.set(k, taken ? -now : now);
+    this.count++;
   }
 
   /** A session gave the message back (its client never acknowledged it): it may be delivered here again. */
   forget(receipt: string): void {
-    this.seen.delete(receipt);
+    const m = this.find(receipt, false);
+    if (m !== null && m.delete(this.key)) this.count--;
   }
 
   readonly expire = (now: number): void => {
     const old = now - this.windowMs;
-    for (const [k, t] of this.seen) {
-      if (Math.abs(t) > old) break;
-      this.seen.delete(k);
+    for (const [c, m] of this.byCustodian) {
+      for (const [k, t] of m) {
+        if (Math.abs(t) > old) break;
+        m.delete(k);
+        this.count--;
+      }
+      if (m.size === 0) this.drop(c, m);
     }
   };
+
+  private dropOldest(): void {
+    let oldest: Map<number | string, number> | null = null;
+    let at = Infinity;
+    for (const m of this.byCustodian.values()) {
+      for (const t of m.values()) {
+        if (Math.abs(t) < at) {
+          at = Math.abs(t);
+          oldest = m;
+        }
+        break;
+      }
+    }
+    if (oldest === null) return;
+    for (const k of oldest.keys()) {
+      oldest.delete(k);
+      this.count--;
+      break;
+    }
+  }
+
+  private drop(name: string, m: Map<number | string, number>): void {
+    this.byCustodian.delete(name);
+    if (this.lastMap === m) {
+      this.lastMap = null;
+      this.lastName = "";
+    }
+  }
+
+  /** The map of `receipt`'s custodian (made with `make`), its key in it left in `this.key`. */
+  private find(receipt: string, make: boolean): Map<number | string, number> | null {
+    const d = numberAt(receipt);
+    let name = "";
+    if (d < 0) this.key = receipt;
+    else {
+      let n = 0;
+      for (let i = d; i < receipt.length; i++) n = n * 10 + receipt.charCodeAt(i) - 48;
+      this.key = n;
+      if (this.lastMap !== null && d === this.lastName.length && receipt.startsWith(this.lastName)) return this.lastMap;
+      name = receipt.slice(0, d);
+    }
+    let m = this.byCustodian.get(name);
+    if (m === undefined) {
+      if (!make) return null;
+      m = new Map();
+      this.byCustodian.set(name, m);
+    }
+    if (d >= 0) {
+      this.lastName = name;
+      this.lastMap = m;
+    }
+    return m;
+  }
+}
+
+/**
+ * Where the number that ends `receipt` starts (1 to 15 digits after something else, so that it is exact as a
+ * double, without a leading zero), else -1.
+ */
+function numberAt(receipt: string): number {
+  let i = receipt.length;
+  while (i > 0) {
+    const c = receipt.charCodeAt(i - 1);
+    if (c < 48 || c > 57) break;
+    i--;
+  }
+  const digits = receipt.length - i;
+  // "07" is not "7": a leading zero makes it a receipt kept whole.
+  return i > 0 && digits > 0 && digits <= 15 && (digits === 1 || receipt.charCodeAt(i) !== 48) ? i : -1;
 }
 
 /**

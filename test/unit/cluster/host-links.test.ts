@@ -40,7 +40,7 @@ describe("HostLinks", () => {
     return d;
   };
   const make = (d: string, index: number, got: string[], lost: number[] = [], maxQueuedBytes = 1 << 20) => {
-    const l = new HostLinks({ dir: d, index, maxQueuedBytes }, (m) => got.push(Buffer.from(m).toString()), (i) => lost.push(i), null);
+    const l = new HostLinks({ dir: d, index, maxQueuedBytes }, (m, start, end) => got.push(Buffer.from(m.subarray(start, end)).toString()), (i) => lost.push(i), null);
     links.push(l);
     return l;
   };

@@ -7,7 +7,7 @@ import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, ErrorCode, Flag, Kind } from "../../../src/envelope/envelope.js";
-import { Custody } from "../../../src/proxy/custody.js";
+import { Custody, Receipts, workerOf } from "../../../src/proxy/custody.js";
 import { Router } from "../../../src/router/router.js";
 
 /** A session as the core sees it; `acks` makes it keep what it gets until its "client" acknowledges (XEP-0198). */
@@ -468,4 +468,46 @@ test("voided since a mark: only what was held after it, still travelling, from t
   c.expire(5000);
   assert.deepEqual(routed.sort(), [before.ref, other.ref].sort(), "the rest travels again at the confirm timeout");
   assert.ok(!routed.includes(voided.ref));
+});
+
+test("receipts name their worker, differ between incarnations of one worker id, and are read back as their keys", { timeout: 5000 }, () => {
+  const opts = { ...defaults().cluster.custody };
+  const act = { reroute: () => {}, giveUp: () => {} };
+  const a = new Custody("w0", opts, act);
+  const b = new Custody("w0", opts, act);
+  const env = Envelope.message({ from: "alice@localhost/a", to: "bob@localhost", protocol: "xmpp", payload: "x", flags: Flag.Offline });
+  const ra = a.hold(env, 0)!.ref;
+  const rb = b.hold(env, 0)!.ref;
+  assert.equal(workerOf(ra), "w0");
+  assert.notEqual(ra, rb, "a restarted worker's first receipt is not its predecessor's");
+  assert.equal(a.keyOf(ra), 0);
+  assert.equal(a.keyOf(rb), -1, "another incarnation's receipt is not this one's");
+  assert.equal(a.keyOf(ra + "x"), -1);
+  assert.equal(a.done(a.keyOf(ra)), 1);
+});
+
+test("settled receipts are remembered per custodian for the window, whatever their shape", { timeout: 5000 }, () => {
+  const r = new Receipts(1000, 100);
+  r.add("w0.ab_7", 10);
+  r.add("w1.ab_7", 20, true);
+  r.add("w0.07", 30);
+  r.add("odd", 40);
+  assert.ok(r.has("w0.ab_7") && r.has("w1.ab_7") && r.has("w0.07") && r.has("odd"));
+  assert.ok(!r.has("w0.ab_8") && !r.has("w0.7") && !r.has("w2.ab_7"), "same number, another custodian or shape: not seen");
+  assert.ok(r.isTaken("w1.ab_7") && !r.isTaken("w0.ab_7"));
+  r.add("w1.ab_7", 500);
+  assert.ok(!r.isTaken("w1.ab_7"), "taken, then settled");
+  assert.equal(r.size, 4);
+  r.forget("w0.07");
+  assert.ok(!r.has("w0.07"));
+  r.expire(1015);
+  assert.ok(!r.has("w0.ab_7") && r.has("w1.ab_7") && r.has("odd"), "expired by the time each was settled");
+  r.expire(1600);
+  assert.equal(r.size, 0);
+  const full = new Receipts(1000, 3);
+  full.add("w0.a_1", 1);
+  full.add("w1.a_1", 2);
+  full.add("w0.a_2", 3);
+  full.add("w1.a_2", 4);
+  assert.ok(!full.has("w0.a_1") && full.has("w1.a_1") && full.has("w0.a_2") && full.has("w1.a_2"), "full: the oldest goes");
 });
