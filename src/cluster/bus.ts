@@ -156,6 +156,14 @@ export interface ClusterBus {
    * caller sends at once.
    */
   beforePublish?(cb: () => void): void;
+  /**
+   * At every publish of the turn's batches, after the beforePublish callbacks and before any batch is
+   * written: what `cb` sends rides in this publish, behind what was gathered before. `cb` returns a peer
+   * whose batch must be written after every other one's ("": none), because what it sends there speaks of
+   * them (resume-record counts: a count must never reach its keeper ahead of what the stanzas it counts
+   * caused, and should not come a write later, which a death in between turns into a duplicate).
+   */
+  onPublishing?(cb: () => string): void;
   /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
   readonly pending?: boolean;
   /**

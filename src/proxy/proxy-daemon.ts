@@ -201,7 +201,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       busPending: () => this.bus.pending === true,
       route: (env) => this.route(env),
     }, undefined, opts.custody.resumeGraceMs);
-    bus.onFlushed?.(this.records.busFlushed);
+    bus.onPublishing?.(this.records.busPublishing);
     bus.onFlushed?.(this.published);
     // Paced only where owners hold what comes for users whose binds are on their way (healMs): the local bus binds at once.
     this.rebinder = new Rebinder(
