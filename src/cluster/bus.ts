@@ -116,6 +116,12 @@ export interface BusEndpoint {
    * own sessions caused in them (ProxyDaemon.stalled).
    */
   stalled?(): void;
+  /**
+   * Worker `from` welcomed this one (NatsBus): it had dropped this worker (expired it, or renewed), so its
+   * custody routes again what it held on its way here. Held messages of its that this worker set aside
+   * after a stall of its own are dropped (ProxyDaemon, StallAside).
+   */
+  welcomedBy?(from: string): void;
 }
 
 /**

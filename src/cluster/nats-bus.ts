@@ -540,6 +540,7 @@ export class NatsBus implements ClusterBus {
     const m = this.members.get(from);
     // Not known yet: its beat will make it joined here, which does the same. Another incarnation's: stale.
     if (m === undefined || m.inc !== inc || from === this.opts.workerId) return;
+    this.endpoint?.welcomedBy?.(from);
     this.changed([], [from]);
   }
 
