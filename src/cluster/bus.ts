@@ -116,6 +116,12 @@ export interface BusEndpoint {
    * own sessions caused in them (ProxyDaemon.stalled).
    */
   stalled?(): void;
+  /**
+   * Worker `from` welcomed this one (NatsBus): it had dropped this worker (expired it, or renewed), so its
+   * custody routes again what it held on its way here. Held messages of its that this worker set aside
+   * after a stall of its own are dropped (ProxyDaemon, StallAside).
+   */
+  welcomedBy?(from: string): void;
 }
 
 /**
@@ -156,6 +162,14 @@ export interface ClusterBus {
    * caller sends at once.
    */
   beforePublish?(cb: () => void): void;
+  /**
+   * At every publish of the turn's batches, after the beforePublish callbacks and before any batch is
+   * written: what `cb` sends rides in this publish, behind what was gathered before. `cb` returns a peer
+   * whose batch must be written after every other one's ("": none), because what it sends there speaks of
+   * them (resume-record counts: a count must never reach its keeper ahead of what the stanzas it counts
+   * caused, and should not come a write later, which a death in between turns into a duplicate).
+   */
+  onPublishing?(cb: () => string): void;
   /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
   readonly pending?: boolean;
   /**

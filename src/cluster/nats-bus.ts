@@ -99,6 +99,8 @@ export class NatsBus implements ClusterBus {
   staleRead = 0;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
+  /** Called at each publish before any batch is written (ClusterBus.onPublishing). */
+  private readonly publishing: (() => string)[] = [];
   /** Called once at the start of this turn's publish (ClusterBus.beforePublish). */
   private before: (() => void)[] = [];
   /** Bus messages that could not be read (a bug or a foreign publisher), or were sent after close: counted and dropped. */
@@ -320,8 +322,15 @@ export class NatsBus implements ClusterBus {
       this.before = [];
       for (const cb of cbs) cb();
     }
+    let last = "";
+    for (const cb of this.publishing) {
+      const w = cb();
+      if (w !== "") last = w;
+    }
     this.wrapStale = stale;
-    for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
+    for (const [id, q] of this.outq) if (q.messages > 0 && id !== last) this.publish(id, q);
+    const lastq = last === "" ? undefined : this.outq.get(last);
+    if (lastq !== undefined && lastq.messages > 0) this.publish(last, lastq);
     this.wrapStale = false;
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
     for (const cb of this.flushed) cb();
@@ -331,6 +340,10 @@ export class NatsBus implements ClusterBus {
 
   onFlushed(cb: () => void): void {
     this.flushed.push(cb);
+  }
+
+  onPublishing(cb: () => string): void {
+    this.publishing.push(cb);
   }
 
   /** A batch is its messages one after another, each behind its u32 length: a view of the writer's slab, never written again. */
@@ -527,6 +540,7 @@ export class NatsBus implements ClusterBus {
     const m = this.members.get(from);
     // Not known yet: its beat will make it joined here, which does the same. Another incarnation's: stale.
     if (m === undefined || m.inc !== inc || from === this.opts.workerId) return;
+    this.endpoint?.welcomedBy?.(from);
     this.changed([], [from]);
   }
 

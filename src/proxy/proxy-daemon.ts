@@ -16,7 +16,7 @@ import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
 import { ResumeRecordDesk } from "./resume-records.js";
 import { Rebinder } from "./rebinder.js";
-import { Departed, StallWatch } from "./stall-watch.js";
+import { Departed, StallAside, StallWatch } from "./stall-watch.js";
 import { ClientCounts } from "./client-counts.js";
 import { StoredLately } from "./stored-lately.js";
 import { ServiceAsker, ServiceDesk } from "./services.js";
@@ -139,6 +139,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   readonly misrouted = new Misrouted();
   /** Whether this worker was just stopped longer than the others wait (fromBeforeStall). */
   private readonly stall: StallWatch;
+  /** Held messages read right after such a stall, until its window closes or their custodian welcomes this worker. */
+  private readonly aside: StallAside;
   /** Users this worker stored messages for lately: a live session of theirs binding again takes them (bound). */
   private readonly storedLately = new StoredLately();
   /** Custody's next key when the bus last published: what is held from it on went in a batch not yet published. */
@@ -159,6 +161,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     for (const ids of Object.values(bus.membership().hosts)) for (const id of ids) live.add(id);
     this.departed = new Departed(this.self, live);
     this.stall = new StallWatch(() => this.bus.healMs ?? 0);
+    this.aside = new StallAside(
+      () => this.stall.until,
+      (msgs) => {
+        for (const m of msgs) this.receive(m);
+      },
+    );
     this.clientCounts = new ClientCounts(this.self, opts.custody.dedupWindowMs);
     this.owner = new ChannelOwner(this, this.stats);
     this.services = new ServiceDesk({
@@ -201,7 +209,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       busPending: () => this.bus.pending === true,
       route: (env) => this.route(env),
     }, undefined, opts.custody.resumeGraceMs);
-    bus.onFlushed?.(this.records.busFlushed);
+    bus.onPublishing?.(this.records.busPublishing);
     bus.onFlushed?.(this.published);
     // Paced only where owners hold what comes for users whose binds are on their way (healMs): the local bus binds at once.
     this.rebinder = new Rebinder(
@@ -542,8 +550,18 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * it held on its way here, so this copy, sent before, is dropped rather than delivered next to its
    * twin (to a session whose client has left, say, which would give it back later: a duplicate).
    */
-  private fromBeforeStall(env: Envelope): boolean {
-    if (env.ref === "" || env.kind !== Kind.Message || (this.bus.readingStale !== true && !this.justStalled())) return false;
+  private fromBeforeStall(msg: Extract<BusMessage, { op: "owner" | "session" }>): boolean {
+    const env = msg.env;
+    if (env.ref === "" || env.kind !== Kind.Message) return false;
+    if (this.bus.readingStale !== true) {
+      if (!this.justStalled()) return false;
+      // Its custodian may not have given up on this worker (a stall just past the window, not noticed there):
+      // set aside until the window closes, dropped only if the custodian welcomes this worker meanwhile (StallAside).
+      if (this.aside.add(workerOf(env.ref), msg)) {
+        if (this.trace) this.traceMsg("read after a stall: set aside", env);
+        return true;
+      }
+    }
     this.stats.staleDropped++;
     if (this.trace) this.traceMsg("read after a stall: dropped", env);
     return true;
@@ -551,6 +569,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   justStalled(): boolean {
     return this.stall.justStalled();
+  }
+
+  /** A custodian that welcomes this worker had dropped it and routes again what it held: its messages set aside go. */
+  welcomedBy(from: string): void {
+    const n = this.aside.forget(from);
+    this.stats.staleDropped += n;
+    if (this.trace && n > 0) this.opts.log?.debug("held messages set aside after a stall: dropped, their custodian welcomed this worker", { from, messages: n });
   }
 
   stalledWithin(ms: number): boolean {
@@ -601,11 +626,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     switch (msg.op) {
       case "owner":
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
-        if (this.settledBefore(msg.env) || this.fromBeforeStall(msg.env)) return;
+        if (this.settledBefore(msg.env) || this.fromBeforeStall(msg)) return;
         if (this.notMine(msg.env)) return;
         return this.ownerDeliver(msg.env);
       case "session": {
-        if (this.fromBeforeStall(msg.env)) return;
+        if (this.fromBeforeStall(msg)) return;
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial) this.deliverLocal(s, msg.env);
         else if (msg.env.kind === Kind.Message && (msg.env.flags & HELD) !== 0) {

@@ -190,8 +190,8 @@ export class ResumeRecordDesk implements ResumeRecords {
 
   /**
    * `s` (resumable) submitted something, which its count covers now. The
-   * keeper hears the count right after the bus has published this turn's
-   * messages (ClusterBus.onFlushed: behind them on the same connection), or,
+   * keeper hears the count in the bus publish of this turn's messages
+   * (ClusterBus.onPublishing: behind them, in the keeper's batch, written last), or,
    * in a turn that published nothing on the bus (the stanza's effects stayed
    * on this worker, written to its clients at the turn's end), as counted
    * at the turn's end, a turn later. Either way a count never covers a
@@ -208,12 +208,12 @@ export class ResumeRecordDesk implements ResumeRecords {
     setImmediate(this.turnEnd);
   }
 
-  /** This turn's counts, read now (its stanzas are all handled), are sent next turn (if busFlushed did not send them). */
+  /** This turn's counts, read now (its stanzas are all handled), are sent next turn (if busPublishing did not send them). */
   private readonly turnEnd = (): void => {
     this.touchQueued = false;
     if (this.touchedSet.size === 0) return;
     // The bus publishes this turn's batch after this (both at setImmediate; the first touch came before the first
-    // send): busFlushed sends these counts right behind it, in the same write. Taken here, they went a turn or two
+    // send): busPublishing sends these counts with it, in the keeper's batch. Taken here, they went a turn or two
     // later, and a worker stopped or killed in between left its clients' counts behind what it had published:
     // each resumption elsewhere then had its client send again what was delivered already.
     if (this.host.busPending?.() === true) return;
@@ -257,15 +257,22 @@ export class ResumeRecordDesk implements ResumeRecords {
     return out;
   }
 
-  /** The bus published what this worker routed so far: the counts of the sessions that caused it follow at once. */
-  readonly busFlushed = (): void => {
-    if (this.touchedSet.size === 0) return;
+  /**
+   * The bus is about to write what this worker routed so far (ClusterBus.onPublishing): the counts of the
+   * sessions that caused it ride in the same publish, in the keeper's batch, which the bus writes last. A
+   * count sent after the publish, in a write of its own, was lost when this worker died between the two
+   * writes (a woken peer preempts the writer on a busy host): the keeper's count then lagged what was
+   * delivered, and each client resumed from it sent those stanzas again (kill-worker: 4 duplicates in one run).
+   */
+  readonly busPublishing = (): string => {
+    if (this.touchedSet.size === 0) return "";
     for (const s of this.touchedSet) {
       const c = this.counters.get(s.protocol)?.(s);
       if (c !== undefined) this.advance(s, c);
     }
     this.touchedSet.clear();
     this.flush();
+    return this.keeper;
   };
 
   /** A count only moves forward (modulo 2^32): one read later may have gone out first. Alone: nobody to tell. */
@@ -550,7 +557,7 @@ export class ResumeRecordDesk implements ResumeRecords {
       this.lastCount = now;
       for (const s of this.mine.keys()) {
         // Touched since the last publish: its count may cover stanzas still unpublished (timers run before the
-        // turn's publish, and first after a stall): it follows that publish instead (busFlushed).
+        // turn's publish, and first after a stall): it goes with that publish instead (busPublishing).
         if (this.touchedSet.has(s)) continue;
         const c = this.counters.get(s.protocol)?.(s);
         if (c !== undefined) this.advance(s, c);

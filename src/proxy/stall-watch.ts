@@ -1,4 +1,5 @@
 import { monotonicMs } from "../timer/clock.js";
+import type { BusMessage } from "../cluster/bus.js";
 
 /** How long a worker that left is still told what clients received (Core.receivedUpTo): past a stall, it is dead. */
 const DEPARTED_MS = 120_000;
@@ -6,8 +7,8 @@ const DEPARTED_MS = 120_000;
 /**
  * Whether this worker was just stopped (SIGSTOP, a starved machine) longer than the others wait for
  * it (the bus's heal window): its TimerDaemon's sweep came that late. For a heal window after that,
- * held messages read from before the stop are dropped (ProxyDaemon.fromBeforeStall): the others took
- * this worker off the ring meanwhile, and their custodians route those messages again.
+ * held messages read from before the stop are set aside (StallAside, ProxyDaemon.fromBeforeStall): a
+ * custodian that took this worker off the ring meanwhile routes them again.
  */
 export class StallWatch {
   private lastSweep = monotonicMs();
@@ -22,6 +23,11 @@ export class StallWatch {
     const heal = this.healMs();
     if (heal > 0 && now - this.lastSweep >= heal) this.stalled(now, heal);
     this.lastSweep = now;
+  }
+
+  /** Monotonic ms until which what is read counts as read right after a stall (justStalled). */
+  get until(): number {
+    return this.dropHeldUntil;
   }
 
   private stalled(now: number, heal: number): void {
@@ -77,4 +83,63 @@ export class Departed {
   workers(): IterableIterator<string> {
     return this.at.keys();
   }
+}
+
+/**
+ * Held messages (custody) read right after a stall of this worker, set aside until the stall's window
+ * closes, in arrival order, with the worker holding each in custody. A custodian that welcomes this
+ * worker meanwhile had dropped it (expired it: the others' patience is the same window) and routes what
+ * it held again: its messages set aside are dropped, or they would come twice. The others' are read
+ * again when the window closes: their custodians never gave up on this worker, and would route them
+ * again only after confirmTimeoutMs — or never, if they die meanwhile. Dropping them all, as before,
+ * lost messages whose senders had been told they arrived (kill-worker: a worker starved for a second
+ * at the start, its peer killed two seconds later). Bounded: past `max`, the caller drops as before.
+ */
+export class StallAside {
+  private list: { custodian: string; msg: BusMessage }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    /** The window's end now (StallWatch.until): a later stall moves it. */
+    private readonly until: () => number,
+    /** Called when the window closes, with what is set aside, in arrival order. */
+    private readonly release: (msgs: BusMessage[]) => void,
+    private readonly max = 50_000,
+  ) {}
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** False: full. */
+  add(custodian: string, msg: BusMessage): boolean {
+    if (this.list.length >= this.max) return false;
+    this.list.push({ custodian, msg });
+    this.schedule();
+    return true;
+  }
+
+  /** `custodian` welcomed this worker: what it holds in custody travels again from it. Returns how many were dropped. */
+  forget(custodian: string): number {
+    const n = this.list.length;
+    if (n === 0) return 0;
+    this.list = this.list.filter((e) => e.custodian !== custodian);
+    return n - this.list.length;
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(this.closed, Math.max(1, this.until() - monotonicMs()));
+    this.timer.unref();
+  }
+
+  private readonly closed = (): void => {
+    this.timer = null;
+    if (this.list.length === 0) return;
+    // Stalled again meanwhile: wait for the new end.
+    if (monotonicMs() < this.until()) return this.schedule();
+    const out = this.list.map((e) => e.msg);
+    this.list = [];
+    this.release(out);
+  };
 }

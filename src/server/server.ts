@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { WriterThread } from "../transport/writer-thread.js";
+import { beforeClientWrites } from "../transport/stream-conn.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import type { Storage } from "../store/store.js";
@@ -91,6 +92,8 @@ export class Server {
   ) {}
 
   private stopping: Promise<void> | null = null;
+  /** Takes this worker's bus off the hooks before client writes (beforeClientWrites). */
+  private unhookWrites: () => void = () => {};
 
   static async start(config: Config, opts: ServerOptions = {}): Promise<Server> {
     const log = opts.log ?? createLogger(config.log);
@@ -113,6 +116,12 @@ export class Server {
       custody: { ...config.cluster.custody, rerouteAfterMs: config.cluster.bus === "nats" ? config.cluster.nats.heartbeatMs : 0 },
       log,
       holdAfterExpiryMs: config.cluster.holdAfterExpiryMs,
+    });
+    // A turn's bus batch is published before its client output is written: what a client is shown never leaves
+    // ahead of the bus messages about it — resume-record copies and counts: a worker killed in between had shown a
+    // message whose sender's count never reached the keeper, and the sender's client, resumed, sent it again.
+    const unhook = bus.flushNow === undefined ? () => {} : beforeClientWrites(() => {
+      if (bus.pending === true) bus.flushNow!();
     });
     const metrics = new Metrics();
     // Membership changes are counted for the metrics; `switchboard cluster status` asks the bus (NATS only).
@@ -151,6 +160,7 @@ export class Server {
         if (opts.uploadUrl === undefined) upload = await UploadHttp.start(config.upload, key, config.domain, log);
         uploadService = { cfg: config.upload, key, baseUrl: opts.uploadUrl ?? upload!.baseUrl };
       } catch (e) {
+        unhook();
         await bus.close();
         await store.close();
         throw e;
@@ -197,6 +207,7 @@ export class Server {
         log.info(`listening`, { protocol: l.protocol, transport: l.transport, host: l.host, port: bound.port });
       }
     } catch (e) {
+      unhook();
       await Promise.all(listeners.map((l) => l.close()));
       await upload?.close();
       await bus.close();
@@ -205,7 +216,9 @@ export class Server {
     }
     proxy.start();
     log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
-    return new Server(config, log, store, offline, archive, auth, bus, proxy, listeners, metrics, upload);
+    const server = new Server(config, log, store, offline, archive, auth, bus, proxy, listeners, metrics, upload);
+    server.unhookWrites = unhook;
+    return server;
   }
 
   /** The bound port of the first listener with this protocol and transport. */
@@ -254,6 +267,7 @@ export class Server {
     // Every worker knows where the rooms went, and what it sent here before is sent on: off the bus.
     await Promise.race([roomsPlaced, new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     this.proxy.stop();
+    this.unhookWrites();
     await this.bus.close();
     await this.store.close();
     this.log.info("switchboard stopped", { drainMs: Math.round(performance.now() - started) });

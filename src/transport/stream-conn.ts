@@ -21,8 +21,25 @@ let flushScheduled = false;
 /** The writer thread, once a connection has taken a slot: published at the end of each flush. */
 let writer: WriterThread | null = null;
 
+/** Called before each flush of the turn's client output (beforeClientWrites). */
+const beforeFlush: (() => void)[] = [];
+
+/**
+ * `cb` runs before each flush of client output, however it comes (end of turn, or a busy turn's 1 ms):
+ * the composition root publishes the turn's bus batch there, so that what a client is shown never
+ * leaves ahead of the bus messages about it (a worker killed in between). Returns its removal.
+ */
+export function beforeClientWrites(cb: () => void): () => void {
+  beforeFlush.push(cb);
+  return () => {
+    const i = beforeFlush.indexOf(cb);
+    if (i >= 0) beforeFlush.splice(i, 1);
+  };
+}
+
 function flushAll(): void {
   flushScheduled = false;
+  for (let i = 0; i < beforeFlush.length; i++) beforeFlush[i]();
   const list = dirty;
   dirty = [];
   for (let i = 0; i < list.length; i++) list[i].flush();
@@ -37,11 +54,21 @@ function markDirty(c: StreamConn): void {
       flushScheduled = true;
       setImmediate(flushAll);
     }
-  } else if ((n & 15) === 0 && performance.now() - dirtySince > FLUSH_AFTER_MS) {
-    // The setImmediate still comes and finds the list empty or newly filled.
-    flushAll();
-    flushScheduled = true;
+  } else if ((n & 15) === 0 && !midTurnQueued && performance.now() - dirtySince > FLUSH_AFTER_MS) {
+    // At the end of the callback that wrote (a microtask), not inside it: the hooks before a flush
+    // (beforeClientWrites) then publish everything the callback's stanzas caused, not half of it.
+    midTurnQueued = true;
+    queueMicrotask(flushMidTurn);
   }
+}
+
+let midTurnQueued = false;
+
+function flushMidTurn(): void {
+  midTurnQueued = false;
+  flushAll();
+  // The setImmediate still comes and finds the list empty or newly filled.
+  flushScheduled = true;
 }
 
 /**

@@ -81,6 +81,13 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
     clients.forEach((s) => s.c.on("online", () => backAt.push(Date.now() - killedAt)));
     const trace: string[] = [];
     if (process.env.KILL_WORKER_LOG) clients.forEach((s, i) => s.c.on("status", (st: string) => trace.push(`u${i} ${st} ${killedAt === 0 ? "-" : Date.now() - killedAt}`)));
+    const T = () => new Date().toISOString().slice(11);
+    if (process.env.KILL_WORKER_LOG) clients.forEach((s, i) => {
+      s.c.on("stanza", (el: any) => el.is("message") && el.getChildText("body") !== null && trace.push(`${T()} u${i} got ${el.getChildText("body")}${el.getChild("delay", "urn:xmpp:delay") !== undefined ? " +delay" : ""} inbound=${s.c.streamManagement.inbound}`));
+      s.c.streamManagement.on("ack", (el: any) => el.is("message") && trace.push(`${T()} u${i} acked ${el.getChildText("body")}`));
+      s.c.streamManagement.on("resumed", () => trace.push(`${T()} u${i} resumed`));
+      s.c.on("online", () => trace.push(`${T()} u${i} online (new session)`));
+    });
     const start = Date.now();
     await Promise.all(
       clients.map(async (s, i) => {
@@ -88,11 +95,13 @@ describe("SIGKILL of a worker under traffic", { timeout: 150_000, skip: HAVE_NAT
           const to = `h${(i + 1 + ((n * 7) % (USERS - 1))) % USERS}@localhost`;
           if (s.c.status === "online") {
             s.c.send(xml("message", { to, type: "chat", id: `u${i}-${n}` }, xml("body", {}, `u${i}:${n}`))).catch(() => {});
+            if (process.env.KILL_WORKER_LOG) trace.push(`${T()} u${i} send u${i}:${n} to ${to}`);
             sent++;
           }
           if (killedAt === 0 && Date.now() - start > SEND_MS / 3) {
             killedAt = Date.now();
             process.kill(victim, "SIGKILL");
+            trace.push(`${T()} KILL ${victimId}`);
           }
           await new Promise((r) => setTimeout(r, EVERY_MS));
         }

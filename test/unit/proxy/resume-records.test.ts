@@ -389,7 +389,7 @@ test("on a batching bus a count goes right behind the turn's publish, not a turn
   d.touched(s);
   await turn();
   assert.deepEqual(counts(), [], "left for the publish (its setImmediate came after the touch's)");
-  d.busFlushed();
+  d.busPublishing();
   assert.deepEqual(counts(), [["K9", 3]], "behind the publish, in the same write");
   // A turn whose stanzas put nothing on the bus: read at its end, sent a turn later, as before.
   pending = false;
@@ -407,12 +407,12 @@ test("a batch gathered before a stall: the sessions it counted are handed back w
   await turn();
   s.handled = 2;
   d.touched(s);
-  d.busFlushed();
+  d.busPublishing();
   s.handled = 4;
   d.touched(s);
   await turn();
   assert.deepEqual(d.untouch().map(([x, n]) => [x === s, n]), [[true, 2]], "the count the keeper has");
-  d.busFlushed();
+  d.busPublishing();
   await turn();
   assert.deepEqual(counts(), [["K10", 2]], "4 never goes: its stanzas' effects are dropped, and the client sends them again");
   assert.deepEqual(d.untouch(), []);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { StreamConn } from "../../../src/transport/stream-conn.js";
+import { beforeClientWrites, StreamConn } from "../../../src/transport/stream-conn.js";
 
 // StreamConn's input on real sockets: with reuseInput every read lands in one
 // shared buffer, and each connection still gets exactly its own bytes; without
@@ -95,4 +95,51 @@ test("established without reuseInput: a chunk stays as it was after later reads 
   s.client.destroy();
   await s.closed;
   server.close();
+});
+
+test("beforeClientWrites: the hooks run before a turn's output is written, and never inside a write (a busy turn's flush waits for the end of its callback)", { timeout: 10_000 }, async () => {
+  const server = await listening();
+  const sides: Side[] = [];
+  for (let i = 0; i < 16; i++) sides.push(await accept(server, false));
+  const events: string[] = [];
+  for (const [i, s] of sides.entries()) {
+    const sock = (s.conn as unknown as { socket: Socket }).socket;
+    const write = sock.write.bind(sock) as (...a: unknown[]) => boolean;
+    (sock as unknown as { write: (...a: unknown[]) => boolean }).write = (...a: unknown[]) => {
+      events.push(`write${i}`);
+      return write(...a);
+    };
+  }
+  let writing = false;
+  let inside = 0;
+  const unhook = beforeClientWrites(() => {
+    events.push("hook");
+    if (writing) inside++;
+  });
+  try {
+    // A turn that writes to one client: the hook first (the composition root publishes the bus batch there).
+    sides[0].conn.write("a");
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(events, ["hook", "write0"]);
+    // A busy turn: 16 connections written to, the last more than 1 ms after the first, in one callback.
+    events.length = 0;
+    writing = true;
+    for (let i = 0; i < 16; i++) {
+      if (i === 15) {
+        const end = performance.now() + 3;
+        while (performance.now() < end);
+      }
+      sides[i].conn.write("b");
+    }
+    assert.equal(events.length, 0, "nothing flushed inside the callback");
+    writing = false;
+    await Promise.resolve();
+    assert.equal(events[0], "hook", "flushed at its end, hook first");
+    assert.equal(events.filter((e) => e.startsWith("write")).length, 16);
+    assert.equal(inside, 0);
+  } finally {
+    unhook();
+    for (const s of sides) s.client.destroy();
+    server.close();
+  }
 });
