@@ -101,17 +101,8 @@ export class Custody {
 
   /** The key of one of this worker's receipts; -1 for anything else. */
   keyOf(receipt: string): number {
-    const from = this.prefix.length;
-    const to = receipt.length;
-    if (to === from || to - from > 15 || !receipt.startsWith(this.prefix)) return -1;
     // Read in place: no slice of the receipt, no string parsed as a number.
-    let n = 0;
-    for (let i = from; i < to; i++) {
-      const c = receipt.charCodeAt(i) - 48;
-      if (c < 0 || c > 9) return -1;
-      n = n * 10 + c;
-    }
-    return n;
+    return numberAt(receipt) === this.prefix.length && receipt.startsWith(this.prefix) ? valueAt(receipt, this.prefix.length) : -1;
   }
 
   /**
@@ -367,9 +358,7 @@ export class Receipts {
     let name = "";
     if (d < 0) this.key = receipt;
     else {
-      let n = 0;
-      for (let i = d; i < receipt.length; i++) n = n * 10 + receipt.charCodeAt(i) - 48;
-      this.key = n;
+      this.key = valueAt(receipt, d);
       if (this.lastMap !== null && d === this.lastName.length && receipt.startsWith(this.lastName)) return this.lastMap;
       name = receipt.slice(0, d);
     }
@@ -401,6 +390,13 @@ function numberAt(receipt: string): number {
   const digits = receipt.length - i;
   // "07" is not "7": a leading zero makes it a receipt kept whole.
   return i > 0 && digits > 0 && digits <= 15 && (digits === 1 || receipt.charCodeAt(i) !== 48) ? i : -1;
+}
+
+/** The number written from `from` to the end of `receipt` (digits only, as numberAt found them). */
+function valueAt(receipt: string, from: number): number {
+  let n = 0;
+  for (let i = from; i < receipt.length; i++) n = n * 10 + receipt.charCodeAt(i) - 48;
+  return n;
 }
 
 /**
