@@ -142,19 +142,7 @@ class BenchBus implements ClusterBus {
     return any;
   }
 
-  /** ClusterBus.beforePublish: run at the start of the next publish (flush, flushNow), as NatsBus does. */
-  private before: (() => void)[] = [];
-  beforePublish(cb: () => void): void {
-    this.before.push(cb);
-  }
-  private runBefore(): void {
-    const cbs = this.before;
-    this.before = [];
-    for (const cb of cbs) cb();
-  }
-
   flush(): boolean {
-    this.runBefore();
     const a = this.publishAll();
     for (const cb of this.flushedCbs) cb();
     return this.publishAll() || a;
@@ -181,7 +169,6 @@ class BenchBus implements ClusterBus {
   }
 
   flushNow(): void {
-    this.runBefore();
     this.publishAll();
   }
   onFlushed(cb: () => void): void {

@@ -336,8 +336,6 @@ export class NatsBus implements ClusterBus {
     for (const cb of this.flushed) cb();
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
     this.flushQueued = false;
-    // Asked for during this publish, after its beforePublish callbacks had run (a hook above delivered): the next one.
-    if (this.before.length > 0) this.schedule();
   };
 
   onFlushed(cb: () => void): void {

@@ -400,10 +400,9 @@ function valueAt(receipt: string, from: number): number {
 }
 
 /**
- * Confirmations for custodians on other workers, gathered until they are sent: one bus message per
- * custodian per gathering. On a bus that batches per turn (`later`: ClusterBus.beforePublish) they ride the
- * turn's batch to that peer, which is published before the turn's client writes (beforeClientWrites);
- * otherwise at the end of the callback that delivered, published at once (`sent`).
+ * Confirmations for custodians on other workers, gathered over one callback
+ * (the bus batch or the socket read that delivered): one bus message per
+ * custodian and callback, published at once.
  */
 export class Confirmations {
   private readonly byWorker = new Map<string, { taken: Taken[]; done: string[] }>();
@@ -411,10 +410,8 @@ export class Confirmations {
 
   constructor(
     private readonly send: (worker: string, taken: Taken[], done: string[]) => void,
-    /** After each gathering is sent without `later`: publish it now. */
+    /** After each gathering is sent: publish it now. */
     private readonly sent: () => void = () => {},
-    /** Calls its argument once at the start of the bus's next publish (ClusterBus.beforePublish). */
-    private readonly later: ((cb: () => void) => void) | null = null,
   ) {}
 
   taken(worker: string, t: Taken): void {
@@ -433,11 +430,9 @@ export class Confirmations {
     }
     if (!this.queued) {
       this.queued = true;
-      // Either way before the turn's client writes (setImmediate, or a busy turn's microtask, both behind
-      // the hook that publishes the bus batch): a confirmation reaches the bus no later than the stanzas it
-      // counts reach their clients. Riding the turn's batch, it costs the link no write of its own.
-      if (this.later !== null) this.later(this.flush);
-      else queueMicrotask(this.flush);
+      // At the end of the callback that delivered (a microtask), so before the turn's client writes
+      // (setImmediate): a confirmation reaches the bus no later than the stanzas it counts reach their clients.
+      queueMicrotask(this.flush);
     }
     return c;
   }
@@ -446,7 +441,7 @@ export class Confirmations {
     this.queued = false;
     for (const [w, c] of this.byWorker) this.send(w, c.taken, c.done);
     this.byWorker.clear();
-    if (this.later === null) this.sent();
+    this.sent();
   };
 }
 

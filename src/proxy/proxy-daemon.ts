@@ -238,13 +238,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
-    // In the turn's bus batch, published before the turn's client writes (never a turn later: a client may
-    // have its stanzas by then, and a worker killed in between would leave them travelling at their
-    // custodians, routed again: a duplicate). A bus without turns: at the end of the callback, at once.
+    // Sent at once, not batched into the next turn: a client may have its stanzas already, and a worker
+    // killed in between would leave them travelling at their custodians (routed again: a duplicate).
     this.confirmations = new Confirmations(
       (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
       () => this.bus.flushNow?.(),
-      bus.beforePublish !== undefined && bus.flushNow !== undefined ? (cb) => bus.beforePublish!(cb) : null,
     );
     this.timer.also((now) => this.stall.swept(now));
     this.timer.also(this.custody.expire);
