@@ -75,8 +75,6 @@ export interface TextBatch {
   strs: string[];
   /** The preferences were applied already (entries the roster let through): every row is written. */
   decided: boolean;
-  /** Rows per transaction at most (xmpp.mam.maxBatch): a hand-over may carry several transactions' worth. */
-  maxBatch: number;
   defaultMode: ArchiveMode;
   prefsCacheSize: number;
   /** A module (URL) exporting renderWire(text, from, to): { id, text } | null, the protocol's rendering (ArchiveWriterOptions.renderModule). */
@@ -93,9 +91,6 @@ export interface TextResult {
   ask: [number, string, string][];
   /** Preferences read from the store for this batch (users not kept). */
   reads: number;
-  /** Rows of `kept` in transactions that failed (a hand-over's others were written), and the first failure's message. */
-  failed?: number;
-  error?: string;
 }
 
 export interface ArchiveStore {

@@ -53,13 +53,6 @@ const HOUR_MS = 3_600_000;
  * to join where ten of 25 KB cost 0.2 ms (docs/benchmarks.md, "Archives", session 14).
  */
 const CHUNK_CHARS = 16_384;
-/**
- * Entries one hand-over to a store's thread (appendTexts) takes at most: what gathered while the last one was
- * out goes in one postMessage, written there in transactions of maxBatch. Each hand-over and its answer cost
- * the event loop a fixed part, a wake-up of the thread included, whatever they carry (docs/benchmarks.md,
- * "Archives", session 16).
- */
-const HANDOVER_ENTRIES = 4000;
 /** Rows one retention step removes: one short transaction, then the event loop gets a turn. */
 const EXPIRE_STEP = 5000;
 
@@ -80,8 +73,6 @@ export class ArchiveWriter {
   /** The preferences of the users this worker archives for. */
   readonly prefs: ArchivePrefsCache;
   private failing = false;
-  /** Part of the batch being written failed (write's others went through). */
-  private partFailed = false;
   private sweep: NodeJS.Timeout | null = null;
   /** Rows written, skipped by preferences, dropped (queue full), in failed batches; expired by retention. */
   readonly stats = { archived: 0, skipped: 0, dropped: 0, failed: 0, failedBatches: 0, expired: 0 };
@@ -91,8 +82,7 @@ export class ArchiveWriter {
     private readonly opts: ArchiveWriterOptions,
     private readonly log: Logger,
   ) {
-    const handsOver = opts.text !== undefined && opts.renderModule !== undefined && store.appendTexts !== undefined;
-    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch), opts.gatherMs ?? 0, handsOver ? Math.max(opts.maxBatch, HANDOVER_ENTRIES) : opts.maxBatch);
+    this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (batch) => this.write(batch), opts.gatherMs ?? 0);
     this.prefs = new ArchivePrefsCache(store, opts.prefsCacheSize);
     if (opts.retentionDays > 0) {
       this.sweep = setInterval(() => void this.expire(), HOUR_MS);
@@ -149,44 +139,21 @@ export class ArchiveWriter {
   }
 
   private async write(batch: ArchiveEntry[]): Promise<void> {
-    this.partFailed = false;
     try {
       const n = (await this.writeTexts(batch)) ?? (await this.writeRows(batch));
       this.stats.archived += n;
-      if (this.partFailed) return;
       if (this.failing) this.log.warn("messages are being archived again");
       this.failing = false;
     } catch (e) {
-      this.failedPart(batch.length, (e as Error).message);
+      this.stats.failedBatches++;
+      this.stats.failed += batch.length;
+      if (!this.failing) this.log.warn("messages not archived: the store failed", { error: (e as Error).message, batch: batch.length });
+      this.failing = true;
     }
   }
 
-  /** `n` messages of the batch being written were not archived: the store failed (the others were written). */
-  private failedPart(n: number, error: string | undefined): void {
-    this.partFailed = true;
-    this.stats.failedBatches++;
-    this.stats.failed += n;
-    if (!this.failing) this.log.warn("messages not archived: the store failed", { error, batch: n });
-    this.failing = true;
-  }
-
-  /** Rows made and written here, maxBatch at a time (a batch meant for a hand-over may be larger): resolves to the rows kept. */
+  /** Rows made and written here: resolves to the rows kept. */
   private async writeRows(batch: readonly ArchiveEntry[]): Promise<number> {
-    const max = this.opts.maxBatch;
-    if (batch.length <= max) return this.writeSlice(batch);
-    let n = 0;
-    for (let at = 0; at < batch.length; at += max) {
-      const slice = batch.slice(at, at + max);
-      try {
-        n += await this.writeSlice(slice);
-      } catch (e) {
-        this.failedPart(slice.length, (e as Error).message);
-      }
-    }
-    return n;
-  }
-
-  private async writeSlice(batch: readonly ArchiveEntry[]): Promise<number> {
     const rows = await this.rows(batch);
     if (rows.length > 0) {
       const written = this.store.append(rows);
@@ -223,8 +190,6 @@ export class ArchiveWriter {
   private settle(r: TextResult): number {
     this.stats.skipped += r.skipped;
     this.prefs.reads += r.reads;
-    // Part of a hand-over failed (one of its transactions): counted and logged as a failed batch is.
-    if (r.failed !== undefined && r.failed > 0) this.failedPart(r.failed, r.error);
     return r.kept;
   }
 
@@ -261,7 +226,7 @@ export class ArchiveWriter {
       }
     }
     if (parts.length > 0) strs.push(parts.join(""));
-    return { nums, strs, decided, maxBatch: this.opts.maxBatch, defaultMode: this.opts.defaultMode, prefsCacheSize: this.opts.prefsCacheSize, renderModule };
+    return { nums, strs, decided, defaultMode: this.opts.defaultMode, prefsCacheSize: this.opts.prefsCacheSize, renderModule };
   }
 
   /** The batch as rows: preferences applied (XEP-0313 §6), each text rendered once per message (both directions share it). */

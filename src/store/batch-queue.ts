@@ -26,12 +26,6 @@ export class BatchQueue<T> {
      * waits in flushed() or a batch is full.
      */
     private readonly gatherMs = 0,
-    /**
-     * Entries one write takes at most (maxBatch: the default). More for a writer whose write costs a fixed part
-     * per call and splits the entries itself (the archive's hand-over to SQLite's thread): what gathered while
-     * the last write was out goes at once. The gathering still ends at maxBatch.
-     */
-    private readonly maxTake = maxBatch,
   ) {}
 
   /** Entries queued and not yet written. */
@@ -81,7 +75,7 @@ export class BatchQueue<T> {
 
   private async run(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.length <= this.maxTake ? this.queue : this.queue.slice(0, this.maxTake);
+      const batch = this.queue.length <= this.maxBatch ? this.queue : this.queue.slice(0, this.maxBatch);
       this.queue = batch === this.queue ? [] : this.queue.slice(batch.length);
       await this.write(batch);
       this.settled += batch.length;

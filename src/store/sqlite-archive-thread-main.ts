@@ -52,7 +52,7 @@ type Render = (text: string, from: string, to: string) => { id: string; text: st
 const renderers = new Map<string, Render>();
 let prefs: ArchivePrefsCache | null = null;
 
-/** A TextBatch's rows (layout: archive-store.ts), its preferences applied unless decided, written in transactions of maxBatch rows. */
+/** A TextBatch's rows (layout: archive-store.ts), its preferences applied unless decided, written in one transaction. */
 async function texts(b: TextBatch): Promise<TextResult> {
   let render = renderers.get(b.renderModule);
   if (render === undefined) {
@@ -100,22 +100,8 @@ async function texts(b: TextBatch): Promise<TextResult> {
       }
     }
   }
-  // A hand-over may carry several batches (ArchiveWriter's HANDOVER_ENTRIES): a transaction per maxBatch rows.
-  // One that fails leaves the others written: its rows are counted as failed, not the whole hand-over's.
-  let added = 0;
-  let failed = 0;
-  let error: string | undefined;
-  const max = b.maxBatch > 0 ? b.maxBatch : kept.length;
-  for (let at = 0; at < kept.length; at += max) {
-    const slice = at === 0 && kept.length <= max ? kept : kept.slice(at, at + max);
-    try {
-      added += insert.immediate(slice);
-    } catch (e) {
-      failed += slice.length;
-      error ??= (e as Error).message;
-    }
-  }
-  return { kept: kept.length - failed, added, failed, error, skipped: rows.length - kept.length - ask.length, ask, reads: cache.reads - readsBefore };
+  const added = kept.length === 0 ? 0 : insert.immediate(kept);
+  return { kept: kept.length, added, skipped: rows.length - kept.length - ask.length, ask, reads: cache.reads - readsBefore };
 }
 
 /** One message at a time, in order: a change of preferences applies to every batch posted after it. */
