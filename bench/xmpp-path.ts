@@ -23,7 +23,8 @@
  * alone (/proc/self/task/<pid>/schedstat, ns), as `bench:xmpp` reports "main threads": the writer's figure
  * is then what the event loop spends after each turn (the archive's preferences, rendering, hand-over, and
  * whatever else the turn left for later), not the thread; with archives off that "after the turn" is
- * measured too, so that the sums on and off compare.
+ * measured too, so that the sums on and off compare. Compare the sums ("path + after the turn"): schedstat
+ * charges a running thread's CPU at ticks and sleeps only, so the split between the two is not reliable.
  */
 import { validate } from "../src/config/config.js";
 import { silentLogger } from "../src/log/logger.js";
