@@ -68,7 +68,7 @@ function withInput(state: unknown, more: string[]): unknown {
  * Every message of a hand-off goes ahead of those Node.js holds back on the channel (sendFirst): Node passes one
  * descriptor per round trip and queues everything behind it, and the primary's channel to a worker carries the
  * balancer's new connections, thousands of them in a login storm. Behind them a verdict took seconds (benchmarks.md,
- * "Connections on their owner, in a login storm"); ahead of them it waits for one acknowledgement at most.
+ * "Connections on their owner in a login storm"); ahead of them it waits for one acknowledgement at most.
  */
 const send = (to: NodeJS.Process | Worker, m: Msg, socket?: Socket, keepOpen = false, done: (e: Error | null) => void = () => {}): void => {
   try {
