@@ -59,6 +59,12 @@ function clusterMetrics(reg: Registry, server: Server): void {
     [{ direction: "in" }, server.metrics.handoffs.in],
     [{ direction: "stayed" }, server.metrics.handoffs.stayed],
   ]);
+  // One ring lookup per session, at scrape time only: the share on their owner is this over switchboard_sessions.
+  gauge(reg, "switchboard_cluster_sessions_on_owner", "Sessions on this worker whose user this worker owns now (with cluster.handoff, plain TCP logins move here; the others stay where the primary put them).", [], () => {
+    let n = 0;
+    for (const s of server.proxy.sessions.values()) if (server.proxy.ownerOf(s.bare) === bus.workerId) n++;
+    return n;
+  });
   gauge(reg, "switchboard_cluster_hosts", "Hosts on the global ring as this worker sees them.", [], () => Object.keys(bus.membership().hosts).length);
   counter(reg, "switchboard_cluster_bus_messages_total", "Bus messages to other workers (sent) and from them (received); NATS batches several per publish.", ["direction"], () => [
     [{ direction: "sent" }, bus.sent],

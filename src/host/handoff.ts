@@ -3,7 +3,7 @@ import type { Worker } from "node:cluster";
 import type { Logger } from "../log/logger.js";
 import type { HandoffPort } from "../session/context.js";
 import type { Listening } from "../transport/listener.js";
-import { startReading, stopReading } from "../transport/node-internals.js";
+import { sendFirst, startReading, stopReading } from "../transport/node-internals.js";
 import { workerIdOf } from "../cluster/nats-bus.js";
 
 /*
@@ -29,12 +29,12 @@ import { workerIdOf } from "../cluster/nats-bus.js";
  */
 
 /** The primary waits this long for the owner's `have`; then the connection stays where it is. */
-const ADOPT_MS = 2000;
+const ADOPT_MS = 1000;
+/** An owner the primary has not heard from for this long (stopped, stuck) is not offered connections: they stay at once. */
+const SILENT_MS = 1000;
 /**
- * Hand-offs a worker has under way at once; past it a login stays where it is. Node's IPC channel passes one
- * descriptor per round trip (every message behind a handle waits for its acknowledgement), and the primary's
- * channel to each worker also carries the balancer's new connections: in a login storm an unbounded queue there
- * made logins wait past limits.authTimeoutMs. Bounded, a storm leaves some connections off their owner instead.
+ * Hand-offs a worker has under way at once; past it a login stays where it is (a login waits for its verdict,
+ * and a worker that cannot get verdicts quickly should not make more of them wait).
  */
 const MAX_IN_FLIGHT = 8;
 /** Hand-offs the primary has under way to one owner at once (several sources); past it, stay. */
@@ -64,10 +64,16 @@ function withInput(state: unknown, more: string[]): unknown {
   return { ...s, chunks: [...(Array.isArray(s.chunks) ? s.chunks : []), ...more] };
 }
 
+/**
+ * Every message of a hand-off goes ahead of those Node.js holds back on the channel (sendFirst): Node passes one
+ * descriptor per round trip and queues everything behind it, and the primary's channel to a worker carries the
+ * balancer's new connections, thousands of them in a login storm. Behind them a verdict took seconds (benchmarks.md,
+ * "Connections on their owner in a login storm"); ahead of them it waits for one acknowledgement at most.
+ */
 const send = (to: NodeJS.Process | Worker, m: Msg, socket?: Socket, keepOpen = false, done: (e: Error | null) => void = () => {}): void => {
   try {
     // A failed send (the other side gone) calls back with the error.
-    (to.send as (m: unknown, h: unknown, o: unknown, cb: (e: Error | null) => void) => boolean)(m, socket, socket === undefined ? undefined : { keepOpen }, done);
+    sendFirst(to === process ? process : (to as Worker).process, m, socket, socket === undefined ? {} : { keepOpen }, done);
   } catch (e) {
     done(e as Error);
   }
@@ -195,6 +201,8 @@ interface Pending {
 export class HandoffRelay {
   private readonly workers = new Map<number, Worker>();
   private readonly pending = new Map<string, Pending>();
+  /** When each worker last said anything. */
+  private readonly heard = new WeakMap<Worker, number>();
   private seq = 0;
   /** Hand-offs decided: moved to their owner, or stayed (for the primary's log at stop; tests read it). */
   moved = 0;
@@ -205,7 +213,10 @@ export class HandoffRelay {
   /** Worker `i` runs (a fork, or its restart). */
   watch(i: number, w: Worker): void {
     this.workers.set(i, w);
+    this.heard.set(w, Date.now());
     w.on("message", (m: unknown, socket: unknown) => {
+      // Any message: a worker reports its load at least every half second (balancer.ts), so silence means stopped or stuck.
+      this.heard.set(w, Date.now());
       if (isMsg(m)) this.onMessage(i, w, m, socket as Socket | undefined);
     });
     // After "disconnect" no message of that worker can come: what it was to adopt stays with its source.
@@ -224,7 +235,9 @@ export class HandoffRelay {
         const stopped = stopReading(socket);
         const state = withInput(m.state, alreadyRead(socket));
         const owner = this.workers.get(m.to);
-        if (!stopped || owner === undefined || !owner.isConnected() || m.to === from || this.pendingTo(m.to) >= MAX_PENDING_PER_OWNER) {
+        // An owner silent for a while would keep the login waiting ADOPT_MS for nothing: it stays at once.
+        const silent = owner === undefined || (this.heard.get(owner) ?? 0) < Date.now() - SILENT_MS;
+        if (!stopped || owner === undefined || !owner.isConnected() || silent || m.to === from || this.pendingTo(m.to) >= MAX_PENDING_PER_OWNER) {
           socket.destroy();
           this.stayed++;
           return reply(false);

@@ -1,4 +1,5 @@
 import { Socket } from "node:net";
+import type { ChildProcess } from "node:child_process";
 
 // The only place where Switchboard reaches into Node.js internals. Each use
 // has a fallback (the socket keeps Node's own reads, or its own writes), so a
@@ -82,4 +83,40 @@ export function startReading(s: Socket): void {
   if (h === undefined || typeof h.readStart !== "function") return;
   h.reading = true;
   h.readStart();
+}
+
+/** Something with a Node.js IPC channel: a worker's `process`, or a child process (a cluster Worker's `process`) in its parent. */
+type IpcEnd = NodeJS.Process | ChildProcess;
+
+/** A send Node.js holds back: the entries of the child_process field `_handleQueue`. */
+interface Queued {
+  message: unknown;
+  handle: unknown;
+  options: object;
+  callback: ((e: Error | null) => void) | undefined;
+}
+
+/** Messages sendFirst put first, so that they keep their order among themselves (Node re-queues entries as new objects, with the same message). */
+const first = new WeakSet<object>();
+
+/**
+ * Sends `message` (with `handle`, a socket, if given) over the IPC channel of `to` ahead of the messages Node.js
+ * holds back there. Node passes one descriptor per round trip: after sending one it queues every later message,
+ * with a descriptor or without, until the other side acknowledges it (`_handleQueue`), so behind a host's new
+ * connections (src/host/balancer.ts) a message can wait for thousands of acknowledgements in a login storm. Put
+ * first, it waits for one at most. Without the field (another Node.js), or with nothing held back, it is a plain
+ * send. The callback as send's: null once written, or the error.
+ */
+export function sendFirst(to: IpcEnd, message: object, handle?: unknown, options: { keepOpen?: boolean } = {}, callback?: (e: Error | null) => void): void {
+  const q = (to as { _handleQueue?: unknown })._handleQueue;
+  if (!Array.isArray(q) || to.connected !== true) {
+    (to.send as (m: unknown, h: unknown, o: object, cb?: (e: Error | null) => void) => boolean)(message, handle, options, callback);
+    return;
+  }
+  const queue = q as Queued[];
+  let at = 0;
+  while (at < queue.length && typeof queue[at].message === "object" && first.has(queue[at].message as object)) at++;
+  first.add(message);
+  // The entry as send() would have queued it (lib/internal/child_process.js: target.send, then target._send).
+  queue.splice(at, 0, { message, handle: handle ?? null, options: { swallowErrors: false, ...options }, callback });
 }

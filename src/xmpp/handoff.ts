@@ -35,17 +35,18 @@ export function handOff(s: ClientSession, x: XmppContext): void {
   const user = s.user;
   const moved = s.moveOut();
   if (moved === null) return;
+  // The time the hand-off takes is not charged to limits.authTimeoutMs, here or at the owner: moving is this
+  // server's choice, and a login must never fail for it (an owner stopped for ADOPT_MS, a storm's IPC queues).
   const stay = () => {
     if (conn.closed) return;
     x.metrics.handoffs.stayed++;
     conn.resumeAfterHandoff();
-    s.continueAuthenticated(user, moved.chunks, moved.authLeftMs - (Date.now() - at));
+    s.continueAuthenticated(user, moved.chunks, moved.authLeftMs);
   };
-  const at = Date.now();
   const paused = conn.pauseForHandoff((socket) => {
     // Closed meanwhile (the peer, a server stop): the session had already let go; nothing to continue.
     if (socket === null) return;
-    const state: HandoffState = { protocol: "xmpp", user, chunks: moved.chunks.map((c) => c.toString("base64")), authLeftMs: moved.authLeftMs - (Date.now() - at) };
+    const state: HandoffState = { protocol: "xmpp", user, chunks: moved.chunks.map((c) => c.toString("base64")), authLeftMs: moved.authLeftMs };
     port.offer(socket, to, s.listenerIndex, state, (ok) => {
       if (!ok) return stay();
       x.metrics.handoffs.out++;

@@ -123,7 +123,7 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
   };
 
   test("a login whose owner is stopped at that moment stays where it was accepted, and works", { timeout: 40_000 }, async () => {
-    // The owner is SIGSTOPped: it takes the primary's offer only after the primary has given up on it (ADOPT_MS).
+    // The owner is SIGSTOPped: silent for over a second, the primary does not offer it the connection (SILENT_MS).
     const victimId = W[1];
     const user = userOwnedBy(victimId);
     const pid = workersOf(host.child.pid!).get(1)!;
@@ -132,7 +132,7 @@ describe("connections handed to their owner worker", { timeout: 150_000, skip: H
     let s: SmClient;
     try {
       // Silent for over a second, the stopped worker gets no new connection from the primary (balancer.ts, QUIET_MS):
-      // the login lands on the other worker, whose offer the primary gives up on after ADOPT_MS (2 s). The ring
+      // the login lands on the other worker, whose offer the primary refuses at once (silent owner). The ring
       // keeps the stopped worker for three heartbeats (6 s), so it is still the owner throughout.
       await new Promise((r) => setTimeout(r, 1300));
       const login = smClient(port, user, "pw", "r", { plain: true, timeoutMs: 10_000 });

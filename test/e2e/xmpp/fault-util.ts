@@ -60,7 +60,7 @@ export interface SmClient {
  * @xmpp/client 0.14 does not count the results its iqCaller takes, and would
  * then get the last message before a drop twice on resumption (docs/xmpp.md).
  */
-export async function smClient(port: number, username: string, password: string, resource: string, opts: { ackIntervalMs?: number; ackTimeoutMs?: number; plain?: boolean; timeoutMs?: number } = {}): Promise<SmClient> {
+export async function smClient(port: number, username: string, password: string, resource: string, opts: { ackIntervalMs?: number; ackTimeoutMs?: number; plain?: boolean; timeoutMs?: number; errors?: string[] } = {}): Promise<SmClient> {
   // `plain`: SASL PLAIN (the server must allow it without TLS). @xmpp/client's SCRAM runs its 4,096 HMACs one
   // WebCrypto call at a time, each a thread-pool round trip: a dozen clients reconnecting at once on the busy
   // 2 cores took ~9 s to log in again, which a fault test would count against the server.
@@ -69,7 +69,8 @@ export async function smClient(port: number, username: string, password: string,
   const userAgent = xml("user-agent", { id: randomUUID() }, xml("software", {}, "smClient"));
   const credentials = opts.plain === true ? (authenticate: any) => authenticate({ username, password }, "PLAIN", userAgent) : undefined;
   const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: "localhost", username, password, credentials, userAgent, resource, timeout: opts.timeoutMs ?? 500 });
-  c.on("error", () => {});
+  // `errors`: what the client reports (a stream error's condition, else the message), for a test to count.
+  c.on("error", (e: any) => opts.errors?.push(`${username}: ${e?.condition ?? e?.message ?? String(e)}`));
   c.reconnect.delay = 100;
   c.streamManagement.requestAckInterval = opts.ackIntervalMs ?? 300;
   c.streamManagement.timeout = opts.ackTimeoutMs ?? 2500;

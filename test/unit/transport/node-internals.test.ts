@@ -2,8 +2,11 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
-import { readlinkSync, writeSync } from "node:fs";
-import { canReadInto, readInto, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
+import { mkdtempSync, readlinkSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { fork } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { canReadInto, readInto, sendFirst, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
 
 // The Node.js internals in src/transport/node-internals.ts, on real sockets.
 // Each has a fallback in production, so a Node.js release that changes one would
@@ -91,6 +94,42 @@ test("stopReading inside a 'data' handler keeps later bytes in the kernel until 
   assert.deepEqual(got, ["first"], "nothing read while stopped");
   startReading(peer);
   await waitFor(() => got.join("") === "firstsecond");
+});
+
+test("sendFirst puts a message, with or without a socket, ahead of those Node.js holds back behind a socket in flight", { timeout: 20_000 }, async (t) => {
+  // The child notes what arrives, in order; `end` sends the list back.
+  const dir = mkdtempSync(join(tmpdir(), "sb-sendfirst-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, "child.cjs");
+  writeFileSync(script, `const got = []; process.on("message", (m, h) => { if (h) h.destroy(); if (m.n === "end") process.send(got); else got.push(m.n + (h ? "+socket" : "")); });`);
+  const child = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  t.after(() => child.kill());
+  const sockets: Socket[] = [];
+  for (let i = 0; i < 3; i++) sockets.push((await accepted(t)).peer);
+  // All in one turn: the acknowledgement of the first socket cannot come before the rest is queued.
+  child.send({ n: 1 }, sockets[0]);
+  child.send({ n: 2 }, sockets[1]);
+  child.send({ n: 3 });
+  sendFirst(child, { n: 4 });
+  sendFirst(child, { n: 5 }, sockets[2]);
+  sendFirst(child, { n: 6 });
+  child.send({ n: "end" });
+  const [order] = (await once(child, "message")) as [string[]];
+  assert.deepEqual(order, ["1+socket", "4", "5+socket", "6", "2+socket", "3"], `${NODE}: child_process's _handleQueue is not what sendFirst expects`);
+});
+
+test("sendFirst with nothing held back is a plain send", { timeout: 20_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-sendfirst-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, "child.cjs");
+  writeFileSync(script, `process.on("message", (m) => process.send(m));`);
+  const child = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  t.after(() => child.kill());
+  let written: Error | null | undefined;
+  sendFirst(child, { n: 1 }, undefined, {}, (e) => (written = e));
+  const [back] = (await once(child, "message")) as [{ n: number }];
+  assert.deepEqual(back, { n: 1 });
+  assert.equal(written, null);
 });
 
 async function waitFor(pred: () => boolean, ms = 5000): Promise<void> {
