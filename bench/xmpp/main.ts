@@ -21,6 +21,7 @@
  *                   does, the default; 0: only the server asks)
  *   --sm-answer-delay MS  with --sm: Switchboard's xmpp.sm.answerDelayMs (how long an <a/> may wait for other
  *                   output to its client; default: the config's)
+ *   --sm-ack-every-ms MS  with --sm: Switchboard's xmpp.sm.ackEveryMs (the time trigger of its <r/>; default: the config's)
  *   --host H --port P --domain D               for --target custom
  *   --sweep LIST    loads in msg/s, e.g. 1000,2000,5000,10000,20000; with --targets A,B,C.
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
     sm: false,
     smEvery: Number(a["sm-every"] ?? 1),
     smAnswerDelayMs: a["sm-answer-delay"] === undefined ? undefined : Number(a["sm-answer-delay"]),
+    smAckEveryMs: a["sm-ack-every-ms"] === undefined ? undefined : Number(a["sm-ack-every-ms"]),
   });
   const runs = Number(a.runs ?? 1);
   // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.

@@ -53,6 +53,8 @@ export interface XmppParams {
   smEvery: number;
   /** Switchboard with sm: `xmpp.sm.answerDelayMs` (default: the config's default). */
   smAnswerDelayMs?: number;
+  /** Switchboard with sm: `xmpp.sm.ackEveryMs` (default: the config's default). */
+  smAckEveryMs?: number;
 }
 
 /** A toy-sized run against Switchboard on loopback, for the smoke tests; `over` sets the rest. */
@@ -269,7 +271,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const unackedMax = seen.length > 0 ? Math.max(...seen) : NaN;
     // After the phase, not measured: the server's last <r/> comes ackEveryMs after its last stanza; once the
     // clients answered it, nothing may stay unacknowledged (an h one short anywhere would show here).
-    const policy = { ...defaults().xmpp.sm, ...(p.smAnswerDelayMs === undefined ? {} : { answerDelayMs: p.smAnswerDelayMs }) };
+    const policy = { ...defaults().xmpp.sm, ...smPolicy(p) };
     let settled = atEnd;
     const settle0 = Date.now();
     if (p.sm && settled !== null) {
@@ -355,8 +357,14 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   }
 }
 
-/** `--sm-answer-delay`: Switchboard's xmpp.sm.answerDelayMs set for the run, and said so. */
+/** `--sm-answer-delay`, `--sm-ack-every-ms`: the xmpp.sm keys set for the run. */
+function smPolicy(p: XmppParams): { answerDelayMs?: number; ackEveryMs?: number } {
+  return { ...(p.smAnswerDelayMs === undefined ? {} : { answerDelayMs: p.smAnswerDelayMs }), ...(p.smAckEveryMs === undefined ? {} : { ackEveryMs: p.smAckEveryMs }) };
+}
+
+/** Switchboard's xmpp.sm keys set for the run (smPolicy), and said so. */
 function smMore(p: XmppParams): MoreConfig | undefined {
-  if (p.smAnswerDelayMs === undefined || p.target !== "switchboard") return undefined;
-  return { config: { xmpp: { sm: { answerDelayMs: p.smAnswerDelayMs } } }, settings: [`\`xmpp.sm.answerDelayMs: ${p.smAnswerDelayMs}\``] };
+  const sm = smPolicy(p);
+  if (Object.keys(sm).length === 0 || p.target !== "switchboard") return undefined;
+  return { config: { xmpp: { sm } }, settings: Object.entries(sm).map(([k, v]) => `\`xmpp.sm.${k}: ${v}\``) };
 }
