@@ -404,7 +404,7 @@ export function defaults(): Config {
       workers: 1,
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 },
       hostLinks: true,
-      handoff: false,
+      handoff: true,
       holdAfterExpiryMs: 0,
       coalesceMs: 0,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },

@@ -184,8 +184,8 @@ test("cluster.hostLinks: on by default, a boolean", { timeout: 5000 }, () => {
   assert.equal(keyOf({ cluster: { hostLinks: 1 } }), "cluster.hostLinks");
 });
 
-test("cluster.handoff: off by default, a boolean", { timeout: 5000 }, () => {
-  assert.equal(validate({}).cluster.handoff, false);
+test("cluster.handoff: on by default, a boolean", { timeout: 5000 }, () => {
+  assert.equal(validate({}).cluster.handoff, true);
   assert.equal(validate({ cluster: { bus: "nats", workers: 2, handoff: true } }).cluster.handoff, true);
   assert.equal(keyOf({ cluster: { handoff: "on" } }), "cluster.handoff");
   assert.equal(keyOf({ cluster: { handoff: 0 } }), "cluster.handoff");
