@@ -28,7 +28,7 @@ export function pageSql(q: ArchiveQuery, after: Cursor | null, before: Cursor | 
   if (before !== null) where += ` AND (ts, seq) < (${p(before.ts)}, ${p(before.seq)})`;
   const backwards = backward(q);
   const order = backwards ? "ts DESC, seq DESC" : "ts, seq";
-  return { sql: `SELECT id, ts, stanza FROM archive WHERE ${where} ORDER BY ${order} LIMIT ${p(q.max + 1)}`, args };
+  return { sql: `SELECT id, ts, stanza, real_jid AS "realJid" FROM archive WHERE ${where} ORDER BY ${order} LIMIT ${p(q.max + 1)}`, args };
 }
 
 /** The count of a whole result set (RSM max 0). */

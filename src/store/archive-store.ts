@@ -18,6 +18,11 @@ export interface ArchiveRow {
   outgoing: boolean;
   /** The message as the recipient got it (from, to, children), without our stanza-id. */
   stanza: string;
+  /**
+   * A room's archive (src/xmpp/muc/room-mam.ts): the sender's real full JID, for the readers who may be
+   * shown it (XEP-0313 §MUC archives); absent or "": none kept (a user's archive, rows from before).
+   */
+  realJid?: string;
 }
 
 /** A query on one user's archive (XEP-0313 §4 fields, XEP-0059 paging). */
@@ -42,6 +47,8 @@ export interface ArchiveItem {
   id: string;
   ts: number;
   stanza: string;
+  /** ArchiveRow.realJid as kept; null when none was. */
+  realJid: string | null;
 }
 
 export interface ArchivePage {

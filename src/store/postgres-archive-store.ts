@@ -34,6 +34,8 @@ export const ARCHIVE: Component = {
        RETURN NULL;
      END $$;
      CREATE TRIGGER users_delete_archive AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_delete_archive()`,
+    // A room's archive keeps its sender's real JID (XEP-0313 §MUC archives; NULL: none). No default: no table rewrite.
+    `ALTER TABLE archive ADD COLUMN real_jid text`,
   ],
 };
 
@@ -42,8 +44,9 @@ export class PgArchiveStore implements ArchiveStore {
   constructor(private readonly pool: pg.Pool) {}
 
   /**
-   * The client's part kept small: seven arrays, the texts each once (a message's two rows, one per user,
-   * share theirs: node-postgres escapes every text into the array literal, on the event loop).
+   * The client's part kept small: eight arrays, the texts each once (a message's two rows, one per user,
+   * share theirs: node-postgres escapes every text into the array literal, on the event loop), and the
+   * real JIDs only when a row has one (a room's archive).
    */
   async append(rows: readonly ArchiveRow[]): Promise<number> {
     if (rows.length === 0) return 0;
@@ -55,6 +58,7 @@ export class PgArchiveStore implements ArchiveStore {
     const ts = new Array<number>(n);
     const out = new Array<boolean>(n);
     const at = new Array<number>(n);
+    let reals: (string | null)[] | null = null;
     const texts: string[] = [];
     let last: string | null = null;
     for (let i = 0; i < n; i++) {
@@ -67,13 +71,15 @@ export class PgArchiveStore implements ArchiveStore {
       out[i] = x.outgoing;
       if (x.stanza !== last) texts.push((last = x.stanza));
       at[i] = texts.length;
+      if (x.realJid) (reals ??= new Array<string | null>(n).fill(null))[i] = x.realJid;
     }
+    // $9 NULL (no row has a real JID): unnest pads the missing column with NULLs.
     const r = await this.pool.query(
-      `INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza)
-       SELECT u, i, w, wr, t, o, ($7::text[])[x]
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $8::int[]) AS r(u, i, w, wr, t, o, x)
+      `INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza, real_jid)
+       SELECT u, i, w, wr, t, o, ($7::text[])[x], rj
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $8::int[], $9::text[]) AS r(u, i, w, wr, t, o, x, rj)
        ON CONFLICT (username, id) DO NOTHING`,
-      [users, ids, withs, resources, ts, out, texts, at],
+      [users, ids, withs, resources, ts, out, texts, at, reals],
     );
     return r.rowCount ?? 0;
   }
@@ -94,7 +100,7 @@ export class PgArchiveStore implements ArchiveStore {
       return { items: [], complete: false, count: Number(r.rows[0].n) };
     }
     const { sql, args } = pageSql(q, after, before, true);
-    const rows = (await this.pool.query<{ id: string; ts: string; stanza: string }>(sql, args)).rows.map((r) => ({ id: r.id, ts: Number(r.ts), stanza: r.stanza }));
+    const rows = (await this.pool.query<{ id: string; ts: string; stanza: string; realJid: string | null }>(sql, args)).rows.map((r) => ({ id: r.id, ts: Number(r.ts), stanza: r.stanza, realJid: r.realJid }));
     const complete = rows.length <= q.max;
     if (!complete) rows.pop();
     if (backward(q)) rows.reverse();

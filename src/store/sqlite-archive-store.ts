@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore, TextBatch, TextResult } from "./archive-store.js";
+import type { ArchiveItem, ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore, TextBatch, TextResult } from "./archive-store.js";
 import { backward, countSql, pageSql, type Cursor } from "./archive-sql.js";
 import { migrate } from "./sqlite-schema.js";
 import { retrying } from "./sqlite-retry.js";
@@ -35,7 +35,12 @@ const MIGRATIONS: readonly string[] = [
      DELETE FROM archive WHERE username = old.username;
      DELETE FROM archive_prefs WHERE username = old.username;
    END`,
+  // A room's archive keeps its sender's real JID (XEP-0313 §MUC archives; NULL: none, as in every row before).
+  `ALTER TABLE archive ADD COLUMN real_jid TEXT`,
 ];
+
+/** One row's insert, here and on the archive's thread (sqlite-archive-thread-main.ts); real_jid NULL for none. */
+export const INSERT_SQL = `INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza, real_jid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export interface PrefsRow {
   username: string;
@@ -74,9 +79,7 @@ export class SqliteArchiveStore implements ArchiveStore {
   ) {
     migrate(db, "archive", MIGRATIONS);
     this.s = {
-      add: db.prepare(
-        `INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ),
+      add: db.prepare(INSERT_SQL),
       cursor: db.prepare<[string, string], Cursor>(`SELECT ts, seq FROM archive WHERE username = ? AND id = ?`),
       count: db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM archive WHERE username = ?`),
       prefs: db.prepare<[string], PrefsRow>(PREFS_SQL),
@@ -92,7 +95,7 @@ export class SqliteArchiveStore implements ArchiveStore {
     }
     const run = this.db.transaction(() => {
       let n = 0;
-      for (const r of rows) n += this.s.add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza).changes;
+      for (const r of rows) n += this.s.add.run(r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza, r.realJid || null).changes;
       return n;
     });
     return retrying(() => run.immediate(), this.lockTimeoutMs);
@@ -131,7 +134,7 @@ export class SqliteArchiveStore implements ArchiveStore {
       return { items: [], complete: false, count: (this.stmt(c.sql).get(...c.args) as { n: number }).n };
     }
     const { sql, args } = pageSql(q, after, before, false);
-    const rows = this.stmt(sql).all(...args) as { id: string; ts: number; stanza: string }[];
+    const rows = this.stmt(sql).all(...args) as ArchiveItem[];
     const complete = rows.length <= q.max;
     if (!complete) rows.pop();
     if (backward(q)) rows.reverse();

@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import { ROW_FIELDS, type Handover, type ThreadAnswer, type ThreadMessage } from "./sqlite-archive-thread.js";
 import { TEXT_FIELDS, type TextBatch, type TextResult } from "./archive-store.js";
 import { ArchivePrefsCache, decide } from "./archive-prefs.js";
-import { PREFS_SQL, readPrefs, type PrefsRow } from "./sqlite-archive-store.js";
+import { INSERT_SQL, PREFS_SQL, readPrefs, type PrefsRow } from "./sqlite-archive-store.js";
 
 /**
  * The archive writer's thread (sqlite-archive-thread.ts): its own connection to the file, which the
@@ -16,7 +16,7 @@ const { path, lockTimeoutMs } = workerData as { path: string; lockTimeoutMs: num
 const db = new Database(path);
 db.pragma("synchronous = NORMAL");
 db.pragma(`busy_timeout = ${Math.max(lockTimeoutMs, 1000)}`);
-const add = db.prepare(`INSERT OR IGNORE INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+const add = db.prepare(INSERT_SQL);
 const prefsOf = db.prepare<[string], PrefsRow>(PREFS_SQL);
 
 /** Each append's rows added, in one transaction for all of them (the hand-over's layout: sqlite-archive-thread.ts). */
@@ -35,13 +35,14 @@ const write = db.transaction((m: Handover) => {
         text = texts.slice(from, from + len);
         from += len;
       }
-      n += add.run(head[at], head[at + 1], head[at + 2], head[at + 3], head[at + 4], head[at + 5], text).changes;
+      n += add.run(head[at], head[at + 1], head[at + 2], head[at + 3], head[at + 4], head[at + 5], text, head[at + 7] || null).changes;
     }
     return n;
   });
 });
 
-type Row = [user: string, id: string, contact: string, resource: string, ts: number, outgoing: number, stanza: string];
+/** A user's archive row: no real JID (a room's rows come as a Handover). */
+type Row = [user: string, id: string, contact: string, resource: string, ts: number, outgoing: number, stanza: string, realJid: null];
 const insert = db.transaction((rows: Row[]) => {
   let n = 0;
   for (const r of rows) n += add.run(...r).changes;
@@ -83,7 +84,7 @@ async function texts(b: TextBatch): Promise<TextResult> {
     const slash = other.indexOf("/");
     const user = bare.slice(0, bare.indexOf("@"));
     if (!b.decided && cache.get(user) === undefined) (missing ??= new Set()).add(user);
-    rows.push([user, rendered.id, slash < 0 ? other : other.slice(0, slash), slash < 0 ? "" : other.slice(slash + 1), nums[at + 5], outgoing, rendered.text]);
+    rows.push([user, rendered.id, slash < 0 ? other : other.slice(0, slash), slash < 0 ? "" : other.slice(slash + 1), nums[at + 5], outgoing, rendered.text, null]);
     index.push(i);
   }
   const ask: [number, string, string][] = [];

@@ -1,8 +1,11 @@
 import { Worker } from "node:worker_threads";
 import type { ArchiveRow, TextBatch, TextResult } from "./archive-store.js";
 
-/** Fields per row in a hand-over's `head`: user, id, with, withResource, ts, outgoing (0/1), length of its text (0: the previous row's). */
-export const ROW_FIELDS = 7;
+/**
+ * Fields per row in a hand-over's `head`: user, id, with, withResource, ts, outgoing (0/1), length of its text
+ * (0: the previous row's), real JID ("": none; a room's archive keeps its senders').
+ */
+export const ROW_FIELDS = 8;
 
 /**
  * What the event loop posts to the thread: two strings, which postMessage copies as they are, and each append's
@@ -169,6 +172,7 @@ export class SqliteArchiveThread {
           texts.push((last = r.stanza));
           head[at++] = r.stanza.length;
         }
+        head[at++] = r.realJid ?? "";
       }
     }
     const m: Handover = { op: "rows", id, head: JSON.stringify(head), texts: texts.join(""), counts: ps.map((p) => p.rows.length) };

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Element } from "ltx";
+import { bareOf } from "../../address/address.js";
 import type { Envelope } from "../../envelope/envelope.js";
 import type { FanoutTarget } from "../../session/service.js";
 import type { Logger } from "../../log/logger.js";
@@ -11,6 +12,7 @@ import { parseOne, serialize } from "../stanza.js";
 import { finElement, parseQuery, queryFormElement } from "../modules/mam-query.js";
 import type { IqReply } from "./room-admin.js";
 import type { Room } from "./room.js";
+import type { Occupant } from "./occupants.js";
 
 /** How the archive answers: results to the asker's session, then the iq's answer (service.ts). */
 export interface MamOut {
@@ -29,6 +31,8 @@ interface Entry {
   room: string;
   id: string;
   nick: string;
+  /** The sender's real full JID. */
+  jid: string;
   el: Element;
   ts: number;
 }
@@ -56,13 +60,13 @@ export class RoomArchive {
     this.batches = new BatchQueue(opts.maxQueued, opts.maxBatch, (b) => this.write(b));
   }
 
-  /** RoomOut.archive: when the room archives, queues `m` (as broadcast from room/nick) and gives it its id. */
-  mark(room: Room, m: Element, nick: string, now: number): void {
+  /** RoomOut.archive: when the room archives, queues `m` (as broadcast from `sender`'s nick) and gives it its id. */
+  mark(room: Room, m: Element, sender: Occupant, now: number): void {
     if (!room.config.logging) return;
     // XEP-0334 hints ask servers not to keep a message.
     for (const c of m.children) if (typeof c !== "string" && c.attrs.xmlns === NS.HINTS && (c.name === "no-store" || c.name === "no-permanent-store")) return;
     const id = this.prefix + (this.n++).toString(36);
-    if (!this.batches.push({ room: room.jid, id, nick, el: m, ts: now })) {
+    if (!this.batches.push({ room: room.jid, id, nick: sender.nick, jid: sender.jid, el: m, ts: now })) {
       if (this.stats.dropped++ === 0) this.log.warn("room archive queue full: groupchat messages are not archived", { maxQueued: this.opts.maxQueued });
       return;
     }
@@ -106,13 +110,16 @@ export class RoomArchive {
     if (!parsed.ok) return out.answer(env, { error: parsed.cond === "bad-request" ? StanzaCondition.BadRequest : StanzaCondition.FeatureNotImplemented, text: parsed.text });
     const to = { address: env.from, at };
     const jid = room.jid;
+    const asker = env.from;
     // Written first: a message the room broadcast just before is found.
     this.flushed()
       .then(() => this.store.query({ ...parsed.query, user: jid }))
       .then(
         (page) => {
           if (page === null) return out.answer(env, { error: StanzaCondition.ItemNotFound, text: "no such result in this archive (RSM after/before)" });
-          for (const el of results(jid, parsed.queryid, page)) out.send("message", jid, el, [to]);
+          // Judged now, not when the query came: the room's whois and the asker's role as the results go.
+          const shown = realJidsFor(room, asker);
+          for (const el of results(jid, parsed.queryid, page, shown)) out.send("message", jid, el, [to]);
           out.answer(env, { ok: finElement(parsed.queryid, page) });
         },
         (e: Error) => {
@@ -140,20 +147,41 @@ export function refusal(room: Room, jid: string): IqReply | null {
   return null;
 }
 
-/** The row of one message: the archive's owner is the room; `with` the occupant JID (room/nick) it came from. */
+/**
+ * Whose real JIDs `asker` (a full JID) is shown in the room's archive (XEP-0313 §MUC archives: in a
+ * non-anonymous room, or when the asker may learn the sender's real JID at the time of the query). In a
+ * non-anonymous room (whois anyone) every reader's, as XEP-0045 shows every occupant's real JID to all;
+ * in a semi-anonymous one only a moderator's (XEP-0045 §7.2.4: real JIDs go to occupants whose role is
+ * moderator; an owner or admin not in the room has no role), and a user's own messages to that user,
+ * which tells nobody anything new. Returns a test on a stored real JID.
+ */
+export function realJidsFor(room: Room, asker: string): (realJid: string) => boolean {
+  if (room.config.whois === "anyone" || room.occupantOf(asker)?.role === "moderator") return ALL;
+  const bare = bareOf(asker);
+  return (realJid) => bareOf(realJid) === bare;
+}
+const ALL = () => true;
+
+/** The row of one message: the archive's owner is the room; `with` the occupant JID (room/nick) it came from, `realJid` its sender's. */
 function rowOf(e: Entry): ArchiveRow {
   const out = new Element("message", { ...e.el.attrs, xmlns: NS.CLIENT, from: `${e.room}/${e.nick}` });
   delete out.attrs.to;
   out.children = e.el.children.filter((c) => typeof c === "string" || !(c.name === "stanza-id" && c.attrs.xmlns === NS.SID && c.attrs.by === e.room));
-  return { user: e.room, id: e.id, with: e.room, withResource: e.nick, ts: e.ts, outgoing: false, stanza: serialize(out) };
+  return { user: e.room, id: e.id, with: e.room, withResource: e.nick, ts: e.ts, outgoing: false, stanza: serialize(out), realJid: e.jid };
 }
 
-/** §4.2: each result as a message from the room, the archived message forwarded with its time. */
-function results(room: string, queryid: string, page: ArchivePage): Element[] {
+/**
+ * §4.2: each result as a message from the room, the archived message forwarded with its time; the sender's
+ * real JID in <x xmlns=muc#user><item jid/></x> where `shown` allows (and one was kept). Any such <x/>
+ * in the archived text is dropped first (kept before the room stripped it from groupchat: not the room's word).
+ */
+function results(room: string, queryid: string, page: ArchivePage, shown: (realJid: string) => boolean): Element[] {
   const out: Element[] = [];
   for (const it of page.items) {
     const archived = parseOne(it.stanza);
     if (archived === null) continue;
+    archived.children = archived.children.filter((c) => typeof c === "string" || !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER));
+    if (it.realJid !== null && it.realJid !== "" && shown(it.realJid)) archived.c("x", { xmlns: NS.MUC_USER }).c("item", { jid: it.realJid });
     const m = new Element("message", { from: room });
     const r = m.c("result", queryid === "" ? { xmlns: NS.MAM, id: it.id } : { xmlns: NS.MAM, queryid, id: it.id });
     const f = r.c("forwarded", { xmlns: NS.FORWARD });

@@ -18,8 +18,11 @@ export interface RoomOut {
   gone(room: Room): void;
   /** XEP-0313: the service keeps room archives (muc.mam.enabled; room-mam.ts). */
   readonly archiving?: boolean;
-  /** A groupchat message with a body, before its broadcast: archived if the room archives, given its <stanza-id by=room/> (room-mam.ts). */
-  archive?(room: Room, m: Element, nick: string, now: number): void;
+  /**
+   * A groupchat message with a body from `sender`, before its broadcast: archived if the room archives (with the
+   * sender's real JID, for the readers who may see it), given its <stanza-id by=room/> (room-mam.ts).
+   */
+  archive?(room: Room, m: Element, sender: Occupant, now: number): void;
   /** The occupant left (or was removed): what was forwarded to it and not answered fails now (occupant-iq.ts). */
   left?(room: Room, o: Occupant): void;
 }
@@ -273,11 +276,12 @@ export class Room {
     if (sender.role === "visitor") return this.error(el, to, StanzaCondition.Forbidden, "you have no voice in this moderated room");
     const m = new Element("message", { type: "groupchat" });
     if (el.attrs.id !== undefined) m.attrs.id = el.attrs.id;
-    for (const c of el.children) if (typeof c !== "string" && !(c.name === "occupant-id" && c.attrs.xmlns === NS.OCCUPANT_ID) && c.name !== "delay" && !(c.name === "stanza-id" && c.attrs.xmlns === NS.SID && c.attrs.by === this.jid)) m.cnode(c);
+    // Dropped: what only the room may say. A <x xmlns=muc#user/> could claim a real JID (XEP-0313, "MUC message spoofing": an archive strips it).
+    for (const c of el.children) if (typeof c !== "string" && !(c.name === "occupant-id" && c.attrs.xmlns === NS.OCCUPANT_ID) && c.name !== "delay" && !(c.name === "stanza-id" && c.attrs.xmlns === NS.SID && c.attrs.by === this.jid) && !(c.name === "x" && c.attrs.xmlns === NS.MUC_USER)) m.cnode(c);
     m.c("occupant-id", { xmlns: NS.OCCUPANT_ID, id: sender.id });
     const from = this.from(sender.nick);
     // XEP-0313 on rooms: archived, with the room's XEP-0359 <stanza-id/> (a client's claiming to be it was dropped above), before the broadcast.
-    if (body !== undefined) this.out.archive?.(this, m, sender.nick, now);
+    if (body !== undefined) this.out.archive?.(this, m, sender, now);
     this.out.send("message", from, m, this.all());
     if (body !== undefined && this.limits.historyMessages > 0) this.keep(m, from, now);
   }

@@ -241,8 +241,8 @@ export class MucService implements OwnedService, RoomOut {
     return this.archives !== null;
   }
 
-  archive(room: Room, m: Element, nick: string, now: number): void {
-    this.archives?.mark(room, m, nick, now);
+  archive(room: Room, m: Element, sender: Occupant, now: number): void {
+    this.archives?.mark(room, m, sender, now);
   }
 
   left(room: Room, o: Occupant): void {

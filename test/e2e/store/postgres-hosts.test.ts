@@ -143,7 +143,7 @@ describe("two hosts on one PostgreSQL", { skip: HAVE_POSTGRES ?? false }, () => 
       // The migrations were applied once: by the CLI's first run, before either host started.
       assert.deepEqual((await db.query("SELECT component, version FROM schema_versions ORDER BY component")).rows, [
         { component: "accounts", version: 1 },
-        { component: "archive", version: 1 },
+        { component: "archive", version: 2 },
         { component: "blocking", version: 1 },
         { component: "fast", version: 1 },
         { component: "muc", version: 1 },

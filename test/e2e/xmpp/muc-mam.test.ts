@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { xml } from "@xmpp/client";
 import { waitUntil } from "../../helpers.js";
 import type { Online } from "./util.js";
-import { SERVICE, admin, bodyFrom, configure, errorOf, groupchat, iq, join, MUC_OWNER, openRoom, startPair, usersOn } from "./muc-util.js";
+import { SERVICE, admin, bodyFrom, configure, errorOf, groupchat, iq, join, MUC_OWNER, MUC_USER, openRoom, startPair, usersOn } from "./muc-util.js";
 
 // XEP-0313 on rooms with @xmpp/client: the room (on its owner worker) archives its groupchat with
 // <stanza-id by=room/>, and occupants on both workers, or outsiders the room lets in, page through it.
@@ -174,5 +174,60 @@ test("muc#roomconfig_enablelogging off: no features, no ids, no archive; a destr
     assert.deepEqual(bodies(await query(al, room)), []);
   } finally {
     await stop([al, bo]);
+  }
+});
+
+/** The real JIDs a result's forwarded message carries in <x xmlns=muc#user><item jid/></x> (XEP-0313 §MUC archives). */
+const realJids = (m: any) => forwarded(m).getChildren("x", MUC_USER).map((x: any) => x.getChild("item")?.attrs.jid);
+const realJidsOf = (r: { results: any[] }) => r.results.map(realJids);
+
+test("real JIDs in a room's archive: every reader's in a non-anonymous room; a moderator's in a semi-anonymous one, judged at query time", { timeout: 60_000 }, async () => {
+  const room = `whois@${SERVICE}`;
+  const [al, bo, ca] = await usersOn([pair.portA, pair.portB], "alice", "bob", "carol");
+  try {
+    await openRoom(al, room, "Alice");
+    await join(bo, room, "Bob");
+    await groupchat(al, room, "from alice");
+    await bo.waitFor(bodyFrom(`${room}/Alice`, "from alice"), 8000);
+    // A client's own muc#user <x/> claiming a real JID is not the room's word: dropped (XEP-0313, "MUC message spoofing").
+    await bo.c.send(xml("message", { to: room, type: "groupchat" }, xml("body", {}, "from bob"), xml("x", { xmlns: MUC_USER }, xml("item", { jid: "dave@localhost/spoof" }))));
+    const live = await al.waitFor(bodyFrom(`${room}/Bob`, "from bob"), 8000);
+    // XEP-0045 §7.4 gives a groupchat message no real JID, moderators' copies neither: they learn it from presence.
+    assert.equal(live.getChild("x", MUC_USER), undefined, `${live}`);
+    await bo.waitFor(bodyFrom(`${room}/Bob`, "from bob"), 8000);
+
+    // Semi-anonymous (whois moderators, the default): the owner, a moderator, sees both senders' full JIDs, once each.
+    const byOwner = await query(al, room);
+    assert.deepEqual(bodies(byOwner), ["from alice", "from bob"]);
+    assert.deepEqual(realJidsOf(byOwner), [[al.jid], [bo.jid]]);
+    // A participant: only its own messages' (which tell it nothing new).
+    assert.deepEqual(realJidsOf(await query(bo, room)), [[], [bo.jid]]);
+    // An outsider of this open room reads it, without real JIDs.
+    const outsider = await query(ca, room);
+    assert.deepEqual(bodies(outsider), ["from alice", "from bob"]);
+    assert.deepEqual(realJidsOf(outsider), [[], []]);
+    // The asker's role now, not when the message was sent: Bob made a moderator sees Alice's; made a participant again, not.
+    assert.equal((await admin(al, room, { nick: "Bob", role: "moderator" })).attrs.type, "result");
+    assert.deepEqual(realJidsOf(await query(bo, room)), [[al.jid], [bo.jid]]);
+    assert.equal((await admin(al, room, { nick: "Bob", role: "participant" })).attrs.type, "result");
+    assert.deepEqual(realJidsOf(await query(bo, room)), [[], [bo.jid]]);
+
+    // Made non-anonymous: every reader sees every kept real JID, the outsider too, also of what was said before.
+    assert.equal((await configure(al, room, { "muc#roomconfig_whois": "anyone" })).attrs.type, "result");
+    assert.deepEqual(realJidsOf(await query(ca, room)), [[al.jid], [bo.jid]]);
+    assert.deepEqual(realJidsOf(await query(bo, room)), [[al.jid], [bo.jid]]);
+    // A row kept without a real JID (as before this was kept), with a muc#user <x/> in its text: it shows none.
+    assert.equal(
+      await pair.a.store.archive.append([{ user: room, id: "old-row", with: room, withResource: "Old", ts: Date.now(), outgoing: false, stanza: `<message xmlns='jabber:client' from='${room}/Old' type='groupchat'><body>old</body><x xmlns='${MUC_USER}'><item jid='dave@localhost/spoof'/></x></message>` }]),
+      1,
+    );
+    const withOld = await query(ca, room);
+    assert.deepEqual(bodies(withOld), ["from alice", "from bob", "old"]);
+    assert.deepEqual(realJidsOf(withOld), [[al.jid], [bo.jid], []]);
+    // Semi-anonymous again: hidden from the outsider at once.
+    assert.equal((await configure(al, room, { "muc#roomconfig_whois": "moderators" })).attrs.type, "result");
+    assert.deepEqual(realJidsOf(await query(ca, room)), [[], [], []]);
+  } finally {
+    await stop([al, bo, ca]);
   }
 });
