@@ -26,17 +26,8 @@ export interface SessionRef {
   told: boolean;
   /**
    * Session.client: the client (installation) the session belongs to, named by its resource's part after the
-   * first `/` (clientPart). Bound with it, the session ends the user's earlier sessions of the same client under
-   * other resources (ChannelOwner.bind). "": none named (always so in `binds`: wire-binds.ts).
+   * first `/` (clientPart, address.ts). Bound with it, the session ends the user's earlier sessions of the same
+   * client under other resources (ChannelOwner.bind). "": none named (always so in `binds`: wire-binds.ts).
    */
   client: string;
-}
-
-/**
- * The part of a resource that names its client (SessionRef.client): after the first `/`, or the whole resource
- * without one. XEP-0386 §3.2.1's `tag/part` puts the server's part there, stable per account and user-agent id.
- */
-export function clientPart(resource: string): string {
-  const slash = resource.indexOf("/");
-  return slash < 0 ? resource : resource.slice(slash + 1);
 }

@@ -1,7 +1,8 @@
 import { Flag, Kind } from "../envelope/envelope.js";
 import type { Session } from "../session/session.js";
 import type { Pool } from "./pool.js";
-import { clientPart, type SessionRef } from "./session-ref.js";
+import { clientPart } from "../address/address.js";
+import type { SessionRef } from "./session-ref.js";
 
 export type { SessionRef };
 

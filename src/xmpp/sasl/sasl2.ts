@@ -7,7 +7,7 @@ import { encryptionRequired } from "../policy.js";
 import { Phase, type ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { SmInline } from "../modules/stream-management.js";
-import { clientPart } from "../../channel/session-ref.js";
+import { clientPart } from "../../address/address.js";
 import { SaslCondition, SaslFailure } from "./scram.js";
 import { admit, advance, authFailed, decode, mechanisms, passwordExchange, type Exchange, type Outcome } from "./exchange.js";
 
