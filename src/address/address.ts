@@ -51,6 +51,15 @@ export function resourceOf(address: string): string {
   return slash < 0 ? "" : address.slice(slash + 1);
 }
 
+/**
+ * The part of a resource that names its client (Session.client): after the first `/`, or the whole resource without
+ * one. XEP-0386 §3.2.1's `tag/part` puts the server's part there, stable per account and user-agent id.
+ */
+export function clientPart(resource: string): string {
+  const slash = resource.indexOf("/");
+  return slash < 0 ? resource : resource.slice(slash + 1);
+}
+
 export function formatAddress(a: Address): string {
   const bare = a.local ? `${a.local}@${a.domain}` : a.domain;
   return a.resource ? `${bare}/${a.resource}` : bare;

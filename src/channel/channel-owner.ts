@@ -15,8 +15,11 @@ export interface Delivery {
   undeliverable(env: Envelope): void;
   /** Sends env on its way from this worker, as any envelope a session sends. */
   route(env: Envelope): void;
-  /** A newer session took `old`'s address: tell it, here or on its worker. */
-  replaced(old: SessionRef): void;
+  /**
+   * A newer session, `by`, took `old`'s address, or (another address) is the same client's new binding: tell
+   * `old`, here or on its worker, and where `by` is when its address differs (what `old` gives back goes there).
+   */
+  replaced(old: SessionRef, by: SessionRef): void;
   /** The session connected to this worker at a full address. */
   local(address: string): Session | undefined;
   /** Tell the session `ref` names, here or on its worker, whether another session of its user wants copies. */
@@ -62,14 +65,25 @@ export class ChannelOwner {
     if (cur !== undefined && cur.born > ref.born && (cur.workerId !== ref.workerId || cur.serial !== ref.serial)) {
       // An older session binding again (its worker stalled or was cut off, and is back) after a newer
       // login took the address meanwhile: the older one goes, not the one its client uses now.
-      this.d.replaced(ref);
+      this.d.replaced(ref, cur);
       return;
+    }
+    // XEP-0386 §3.2: a client's new binding ends its earlier sessions under its other resources (tags), by the
+    // same rule: of two sessions of one client, the older goes, whichever bind comes last.
+    const same = ch.sameClient(ref);
+    for (const r of same) {
+      if (r.born > ref.born) return this.d.replaced(ref, r);
+    }
+    for (const r of same) {
+      ch.unbind(r.resource, r.serial);
+      this.leftPool(ch, r);
+      this.d.replaced(r, ref);
     }
     const old = ch.bind(ref);
     if (old !== undefined) this.leftPool(ch, old);
     if (ref.pool) (ch.pool ??= new Pool()).add(ref);
     // Same worker: attach() told the old session already, or this is a session binding again after a membership change.
-    if (old !== undefined && old.workerId !== ref.workerId) this.d.replaced(old);
+    if (old !== undefined && old.workerId !== ref.workerId) this.d.replaced(old, ref);
     this.tellPeers(ch);
     const held = this.hold.release(bare);
     if (held !== undefined) for (const env of held) this.deliver(env);

@@ -24,4 +24,10 @@ export interface SessionRef {
   copies: boolean;
   /** What the session was last told (Session.peersWantCopies): whether another session of the user wants copies. */
   told: boolean;
+  /**
+   * Session.client: the client (installation) the session belongs to, named by its resource's part after the
+   * first `/` (clientPart, address.ts). Bound with it, the session ends the user's earlier sessions of the same
+   * client under other resources (ChannelOwner.bind). "": none named (always so in `binds`: wire-binds.ts).
+   */
+  client: string;
 }

@@ -1,6 +1,7 @@
 import { Flag, Kind } from "../envelope/envelope.js";
 import type { Session } from "../session/session.js";
 import type { Pool } from "./pool.js";
+import { clientPart } from "../address/address.js";
 import type { SessionRef } from "./session-ref.js";
 
 export type { SessionRef };
@@ -18,6 +19,8 @@ export class UserChannel {
   copiers = 0;
   /** The pooled sessions among them, kept by the owner (ChannelOwner); null while there are none. */
   pool: Pool | null = null;
+  /** How many of them were bound naming their client (SessionRef.client): none (nearly always) costs a bind no search. */
+  clients = 0;
 
   constructor(readonly bare: string) {}
 
@@ -28,6 +31,8 @@ export class UserChannel {
     this.resources.set(ref.resource, ref);
     if (old?.copies === true) this.copiers--;
     if (ref.copies) this.copiers++;
+    if (old !== undefined && old.client !== "") this.clients--;
+    if (ref.client !== "") this.clients++;
     return old;
   }
 
@@ -36,7 +41,25 @@ export class UserChannel {
     if (ref === undefined || ref.serial !== serial) return false;
     this.resources.delete(resource);
     if (ref.copies) this.copiers--;
+    if (ref.client !== "") this.clients--;
     return true;
+  }
+
+  /**
+   * The other sessions of `ref`'s client: of its protocol, under another resource with the same clientPart, where
+   * `ref` or that session was bound naming its client (a session binding again after a membership change names
+   * none: `binds` do not carry it, wire-binds.ts). Without a client named on either side, sessions that merely
+   * look alike are left alone.
+   */
+  sameClient(ref: SessionRef): SessionRef[] {
+    const out: SessionRef[] = [];
+    if (ref.client === "" && this.clients === 0) return out;
+    const part = clientPart(ref.resource);
+    for (const r of this.resources.values()) {
+      if (r.resource === ref.resource || r.protocol !== ref.protocol || (ref.client === "" && r.client === "")) continue;
+      if (clientPart(r.resource) === part) out.push(r);
+    }
+    return out;
   }
 
   update(resource: string, serial: number, available: boolean, priority: number, presence: unknown, copies: boolean): SessionRef | undefined {

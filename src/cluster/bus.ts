@@ -43,8 +43,12 @@ export type BusMessage =
   | { op: "presence"; address: string; serial: number; available: boolean; priority: number; protocol: string; presence: unknown; copies: boolean }
   /** For the worker holding session `address`: whether another session of its user wants copies (Session.peersWantCopies). */
   | { op: "copies"; address: string; serial: number; on: boolean }
-  /** Tell the worker holding `address` that a newer session replaced it. */
-  | { op: "replaced"; address: string; serial: number }
+  /**
+   * Tell the worker holding `address` that a newer session replaced it; `by`: that session's address when it is
+   * another (the same client's binding under another resource, ChannelOwner.bind), else "". Workers from before
+   * the field ignore it; from them it reads "".
+   */
+  | { op: "replaced"; address: string; serial: number; by: string }
   /** Does the worker have detached session `key` of `protocol`? Answered with "claimed" to `from`. */
   | { op: "claim"; protocol: string; key: string; ask: unknown; from: string; token: number }
   | { op: "claimed"; token: number; answer: ClaimAnswer; from: string }

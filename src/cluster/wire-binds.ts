@@ -47,7 +47,8 @@ export function refsOf(rows: unknown, presence: Uint8Array | null, decode: Decod
       bytes = presence.subarray(at, at + len);
       at += len;
     }
-    refs.push({ address, resource, workerId, serial, protocol, available, priority, presence: decode(protocol, bytes), session: null, seq: 0, born, copies, told, pool: pool === true });
+    // Rows have no `client` (their length is checked, by workers from before too): a session binding again ends no other.
+    refs.push({ address, resource, workerId, serial, protocol, available, priority, presence: decode(protocol, bytes), session: null, seq: 0, born, client: "", copies, told, pool: pool === true });
   }
   if (presence !== null && at !== presence.length) throw new Error("binds with presences left over");
   return refs;

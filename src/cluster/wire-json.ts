@@ -26,6 +26,8 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
       const r = msg.ref;
       presence = p.bytesOf(r.protocol, r.presence);
       head = [msg.op, r.address, r.resource, r.workerId, r.serial, r.protocol, r.available, r.priority, r.copies, r.told, r.pool, r.born];
+      // Last, and only when there is one: a worker from before the field reads the rest as ever.
+      if (r.client !== "") head.push(r.client);
       break;
     }
     case "binds": {
@@ -42,9 +44,11 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
       head = [msg.op, msg.address, msg.serial, msg.on];
       break;
     case "unbind":
-    case "replaced":
     case "stored":
       head = [msg.op, msg.address, msg.serial];
+      break;
+    case "replaced":
+      head = msg.by === "" ? [msg.op, msg.address, msg.serial] : [msg.op, msg.address, msg.serial, msg.by];
       break;
     case "claim":
       head = [msg.op, msg.protocol, msg.key, msg.ask, msg.from, msg.token];
@@ -104,9 +108,9 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
   const op = head[0] as BusMessage["op"];
   switch (op) {
     case "bind": {
-      const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool, born] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?, number?];
-      // A worker from before pools sends no `pool`: its sessions keep the priority rule.
-      const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: p.valueOf(protocol, presence), session: null, seq: 0, born: born ?? 0, copies, told, pool: pool === true };
+      const [, address, resource, workerId, serial, protocol, available, priority, copies, told, pool, born, client] = head as [string, string, string, string, number, string, boolean, number, boolean, boolean, boolean?, number?, unknown?];
+      // A worker from before pools sends no `pool`: its sessions keep the priority rule. Nor `client`: its sessions end no other.
+      const ref: SessionRef = { address, resource, workerId, serial, protocol, available, priority, presence: p.valueOf(protocol, presence), session: null, seq: 0, born: born ?? 0, client: typeof client === "string" ? client : "", copies, told, pool: pool === true };
       return { op, ref };
     }
     case "binds":
@@ -118,9 +122,10 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
     case "copies":
       return { op, address: head[1] as string, serial: head[2] as number, on: head[3] as boolean };
     case "unbind":
-    case "replaced":
     case "stored":
       return { op, address: head[1] as string, serial: head[2] as number };
+    case "replaced":
+      return { op, address: head[1] as string, serial: head[2] as number, by: typeof head[3] === "string" ? head[3] : "" };
     case "claim": {
       const [, protocol, key, ask, from, token] = head as [string, string, string, unknown, string, number];
       return { op, protocol, key, ask, from, token };

@@ -670,7 +670,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       case "replaced": {
         const s = this.sessions.get(msg.address);
-        if (s !== undefined && s.serial === msg.serial) this.replacedHere(s);
+        if (s !== undefined && s.serial === msg.serial) this.replacedHere(s, msg.by);
         return;
       }
       case "claim":
@@ -731,17 +731,23 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.deliverLocal(s, env);
   }
 
-  replaced(old: SessionRef): void {
+  replaced(old: SessionRef, by: SessionRef): void {
+    const successor = by.address === old.address ? "" : by.address;
     if (old.workerId === this.self) {
-      if (old.session !== null) this.replacedHere(old.session);
-    } else this.bus.send(old.workerId, { op: "replaced", address: old.address, serial: old.serial });
+      if (old.session !== null) this.replacedHere(old.session, successor);
+    } else this.bus.send(old.workerId, { op: "replaced", address: old.address, serial: old.serial, by: successor });
   }
 
-  /** A newer session bound this one's address elsewhere; for a session that moved there, its new place. */
-  private replacedHere(s: Session): void {
+  /**
+   * A newer session bound this one's address elsewhere, or (`successor`, its address) is the same client's new
+   * binding under another one; for a session that moved there, its new place.
+   */
+  private replacedHere(s: Session, successor: string): void {
     // The owner now knows the moved session's new place: nothing more will be routed to it here.
-    if (s.movedTo === null) s.replaced();
-    else {
+    if (s.movedTo === null) {
+      s.successor = successor;
+      s.replaced();
+    } else {
       if (this.sessions.get(s.address) === s) this.sessions.delete(s.address);
       this.handovers.forgotten(s);
     }
@@ -974,6 +980,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       session: null,
       seq: 0,
       born: s.since,
+      client: s.client,
       copies: s.wantsCopies,
       // What it was told by an owner before: a new owner corrects it if that no longer holds.
       told: s.peersWantCopies,

@@ -51,6 +51,14 @@ export abstract class Session implements Requester {
   wantsCopies = false;
   /** Set by the owner: another session of this user wants copies, so what this one sends or receives is copied (Flag.Copies). */
   peersWantCopies = false;
+  /**
+   * The client (one installation) this session belongs to, when its protocol knows one that several of the
+   * user's sessions may share under different resources: clientPart(resource), or "" (XMPP: a XEP-0386 Bind2
+   * binding with a XEP-0388 user-agent id). Binding it ends the user's earlier sessions of that client.
+   */
+  client = "";
+  /** The address of the session that replaced this one, when it differs from this one's (a client's binding under another resource); else "". */
+  successor = "";
   bound = false;
   closed = false;
   /** When its connection came to this worker, ms since the epoch (`switchboard sessions`). */

@@ -137,8 +137,11 @@ export interface ClientSession {
   /** A new stream on this connection (RFC 6120 §5.4.3.3 after TLS, §6.4.6 after SASL). */
   restartStream(): void;
   authenticated(user: string): void;
-  /** RFC 6120 §7: the session becomes reachable at its full JID. */
-  bind(resource: string): void;
+  /**
+   * RFC 6120 §7: the session becomes reachable at its full JID. `client`: the resource's part that names the
+   * client (XEP-0386 Bind2 with a user-agent id, Session.client): its earlier sessions under other tags end.
+   */
+  bind(resource: string, client?: string): void;
   /** Ends the stream with a stream error (a StreamError; anything else is an internal error). */
   fail(e: unknown): void;
   close(reason?: string): void;

@@ -290,8 +290,9 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.phase = Phase.Authenticated;
   }
 
-  bind(resource: string): void {
+  bind(resource: string, client = ""): void {
     this.resource = resource;
+    this.client = client;
     this.address = `${this.bare}/${resource}`;
     this.phase = Phase.Bound;
     if (this.authTimer !== null) clearTimeout(this.authTimer);

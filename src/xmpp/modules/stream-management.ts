@@ -349,6 +349,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     let r = 0;
     // Its client, which went elsewhere, may have said how much it received (a failed resumption, while this worker was stopped).
     const told = session.coreSession.keepKey === "" ? -1 : x.core.clientReceived(session.coreSession.keepKey);
+    // Replaced by its client's binding under another tag (XEP-0386 §3.2): to that session, as to the same full JID.
+    const to = session.coreSession.successor !== "" ? session.coreSession.successor : session.address;
     for (let i = 0; i < wires.length; i++) {
       // The message keeps the receipt it came with: whoever settles it now tells the worker holding it.
       let receipt = "";
@@ -364,7 +366,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
       }
       let env: Envelope | null = null;
       try {
-        env = unackedAgain(x.config.domain, session.address, parse(wires[i]) as Element, stamp, receipt);
+        env = unackedAgain(x.config.domain, to, parse(wires[i]) as Element, stamp, receipt);
       } catch {
         // Our own output always parses; nothing to send again if it did not.
       }
@@ -391,7 +393,7 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     queueMicrotask(() => {
       for (const env of again) x.core.submit(s, env);
     });
-    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, count: again.length, ids: again.map((e) => String((e.payload as Element).attrs.id ?? "")) });
+    if (x.debug) x.log.debug("unacknowledged messages sent again", { address: session.address, to, count: again.length, ids: again.map((e) => String((e.payload as Element).attrs.id ?? "")) });
   }
 
   return {

@@ -7,6 +7,7 @@ import { encryptionRequired } from "../policy.js";
 import { Phase, type ClientSession } from "../client-session.js";
 import type { XmppContext } from "../context.js";
 import type { SmInline } from "../modules/stream-management.js";
+import { clientPart } from "../../address/address.js";
 import { SaslCondition, SaslFailure } from "./scram.js";
 import { admit, advance, authFailed, decode, mechanisms, passwordExchange, type Exchange, type Outcome } from "./exchange.js";
 
@@ -154,6 +155,8 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
       return;
     }
     const resource = bind2Resource(s.bare, agent, bind.getChildText("tag") ?? "");
+    // §3.2: with a user-agent id, the server's part names the client; its earlier sessions (any tag) end at bind.
+    const client = agent === "" ? "" : clientPart(resource);
     let bound = "";
     let afterBind: (() => void) | null = null;
     const enable = bind.getChild("enable", NS.SM);
@@ -165,7 +168,7 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
     // XEP-0280 §4 inline: enabled with the binding, told to the owner with it.
     if (bind.getChild("enable", NS.CARBONS) !== undefined) s.wantsCopies = true;
     s.sendNonza(`<success xmlns='${NS.SASL2}'>${head}${aid(`${s.bare}/${resource}`)}${smFailed}<bound xmlns='${NS.BIND2}'>${bound}</bound></success>`);
-    s.bind(resource);
+    s.bind(resource, client);
     afterBind?.();
     if (s.wantsCopies) s.presenceChanged();
     s.sendFeatures();
@@ -177,8 +180,10 @@ export function sasl2Module(hooks: Hooks, x: XmppContext, sm: SmInline, fast: Fa
  * removed, so that the resource's first `/` ends the tag), a `/` (the format §3.2.1 recommends), and 48 bits the
  * server makes (`phone/Xa9_3kQ2`; without a tag, those alone). With a user-agent id (XEP-0388) they are stable, a
  * hash of the account and the id: a client keeps its full JID across reconnects, on any worker or host, and its new
- * binding replaces its own earlier session (RFC 6120 §7.7.2.2 conflict; §3.2 asks the server to end a client's
- * earlier sessions). The hash does not expose the id (§3.2.1) and differs between accounts. Without an id: random.
+ * binding replaces its own earlier session (RFC 6120 §7.7.2.2 conflict). Being the same under every tag, they also
+ * name the client (clientPart, Session.client): its owner ends the client's earlier sessions under other tags (§3.2:
+ * the server SHOULD end any earlier sessions of the same client). The hash does not expose the id (§3.2.1) and
+ * differs between accounts. Without an id: random.
  */
 export function bind2Resource(bare: string, agent: string, tag: string): string {
   const t = tag.replace(/[\u0000-\u0020\u007f/@]/g, "").slice(0, MAX_TAG);

@@ -13,13 +13,15 @@ interface Said {
   undeliverable: Envelope[];
   routed: Envelope[];
   replaced: string[];
+  /** For each in `replaced`: the address of the session that replaced it. */
+  by: string[];
   told: string[];
   /** What toSession was given, by session resource. */
   envs: [string, Envelope][];
 }
 
 function owner(self = "w0"): { o: ChannelOwner; said: Said } {
-  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [], envs: [] };
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], by: [], told: [], envs: [] };
   const d: Delivery = {
     workerId: self,
     toSession: (ref, env) => {
@@ -28,7 +30,10 @@ function owner(self = "w0"): { o: ChannelOwner; said: Said } {
     },
     undeliverable: (env) => void said.undeliverable.push(env),
     route: (env) => void said.routed.push(env),
-    replaced: (old) => void said.replaced.push(`${old.address}#${old.serial}`),
+    replaced: (old, by) => {
+      said.replaced.push(`${old.address}#${old.serial}`);
+      said.by.push(by.address);
+    },
     local: () => undefined,
     peersWantCopies: (ref, on) => void said.told.push(`${ref.resource} ${on}`),
   };
@@ -37,7 +42,7 @@ function owner(self = "w0"): { o: ChannelOwner; said: Said } {
 
 let serial = 0;
 function ref(resource: string, workerId: string, available = true, priority = 0, presence: unknown = null, copies = false): SessionRef {
-  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, pool: false, session: null, seq: 0, born: 0, copies, told: false };
+  return { address: `bob@localhost/${resource}`, resource, workerId, serial: ++serial, protocol: "xmpp", available, priority, presence, pool: false, session: null, seq: 0, born: 0, client: "", copies, told: false };
 }
 
 /** A relay gateway session: one of a pool. */
@@ -138,7 +143,7 @@ const copiesOf = (said: Said) => said.to.filter((s) => s.endsWith(" copy")).sort
 
 function copyOwner(): { o: ChannelOwner; said: Said; stats: { copies: number } } {
   const stats = { copies: 0 };
-  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], told: [], envs: [] };
+  const said: Said = { to: [], undeliverable: [], routed: [], replaced: [], by: [], told: [], envs: [] };
   const o = new ChannelOwner(
     {
       workerId: "w0",
@@ -355,4 +360,70 @@ test("an older session binding again after a newer one took its address is the o
   // The same session binding again (a new owner, or its worker resynced) replaces nothing.
   o2.bind({ ...newer });
   assert.equal(said2.replaced.length, 1);
+});
+
+// XEP-0386 §3.2: a client (a XEP-0388 user-agent id) binding again ends its earlier sessions, whatever tag they
+// bound under. The client is the resource's part after its first `/` (Bind2's `tag/part`, the part stable per id).
+
+/** A session of client `part` (Bind2 with a user-agent id) under `tag`; `named`: its bind names the client. */
+function client(tag: string, part: string, workerId: string, born: number, named = true): SessionRef {
+  const resource = tag === "" ? part : `${tag}/${part}`;
+  return { ...ref(resource, workerId), born, client: named ? part : "" };
+}
+
+test("a client's new binding ends its sessions under its other tags (here or on any worker), no other client's, and no look-alike's of another protocol", { timeout: 5000 }, () => {
+  const { o, said } = owner("w0");
+  // Bound without naming their client (as by workers from before the field), so they are there together.
+  const phone = client("phone", "Xa9_3kQ2", "w1", 1000, false);
+  const untagged = client("", "Xa9_3kQ2", "w0", 1100, false);
+  const desk = client("desk", "Xa9_3kQ2", "w2", 1200, false);
+  const other = client("phone", "Zz0-1234", "w1", 1300);
+  const relay = { ...ref("gw/Xa9_3kQ2", "w1", false), protocol: "relay", born: 1400 };
+  for (const r of [phone, untagged, desk, other, relay]) o.bind(r);
+  assert.deepEqual(said.replaced, []);
+  const tablet = client("tablet", "Xa9_3kQ2", "w2", 2000);
+  o.bind(tablet);
+  assert.deepEqual(said.replaced.sort(), [phone, untagged, desk].map((r) => `${r.address}#${r.serial}`).sort());
+  assert.deepEqual(said.by, [tablet.address, tablet.address, tablet.address]);
+  // Unbound at once: nothing more goes to them; the others stay.
+  assert.deepEqual([...o.channels.get("bob@localhost")!.resources.keys()].sort(), ["gw/Xa9_3kQ2", "phone/Zz0-1234", "tablet/Xa9_3kQ2"]);
+  o.deliver(msg("bob@localhost"));
+  assert.deepEqual(said.to.map((s) => s.split("@")[0]).sort(), ["phone/Zz0-1234", "tablet/Xa9_3kQ2"]);
+  // Their own unbinds, when they end, find nothing to undo.
+  o.unbind(phone.address, phone.serial);
+  assert.equal(o.channels.get("bob@localhost")!.resources.size, 3);
+});
+
+test("bindings that name no client end nothing, whatever their resources look like", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  // Bind2 without a user-agent id (a random part), RFC 6120 resources a client chose.
+  o.bind(client("phone", "Xa9_3kQ2", "w1", 1000, false));
+  o.bind(client("desk", "Xa9_3kQ2", "w2", 2000, false));
+  o.bind(client("", "Xa9_3kQ2", "w0", 3000, false));
+  assert.deepEqual(said.replaced, []);
+  assert.equal(o.channels.get("bob@localhost")!.resources.size, 3);
+  // A client's session gone (unbound): those after it that name none end nothing either.
+  const { o: o2, said: said2 } = owner();
+  const named = client("phone", "Xa9_3kQ2", "w1", 1000);
+  o2.bind(named);
+  o2.unbind(named.address, named.serial);
+  o2.bind(client("desk", "Xa9_3kQ2", "w2", 2000, false));
+  o2.bind(client("tab", "Xa9_3kQ2", "w2", 3000, false));
+  assert.deepEqual(said2.replaced, []);
+});
+
+test("of two sessions of one client under different tags, the older goes, whichever bind comes last", { timeout: 5000 }, () => {
+  const { o, said } = owner();
+  // The new binding (on w1) came while the older session's worker (w2) was stalled; w2, back, binds it again
+  // (a `binds` row: no client named).
+  const newer = client("desk", "Xa9_3kQ2", "w1", 2000);
+  const older = client("phone", "Xa9_3kQ2", "w2", 1000, false);
+  o.bind(newer);
+  o.bind(older);
+  assert.deepEqual(said.replaced, [`${older.address}#${older.serial}`]);
+  assert.deepEqual(said.by, [newer.address]);
+  assert.deepEqual([...o.channels.get("bob@localhost")!.resources.keys()], ["desk/Xa9_3kQ2"]);
+  // The newer binding itself binding again (a new owner) ends nothing more.
+  o.bind({ ...newer, client: "" });
+  assert.equal(said.replaced.length, 1);
 });

@@ -5,7 +5,7 @@ import type { SessionRef } from "../../../src/channel/user-channel.js";
 
 let serial = 0;
 function ref(resource: string, available = true): SessionRef {
-  return { address: `gw@localhost/${resource}`, resource, workerId: "w0", serial: ++serial, protocol: "relay", available, priority: 0, presence: null, pool: true, session: null, seq: 0, born: 0, copies: false, told: false };
+  return { address: `gw@localhost/${resource}`, resource, workerId: "w0", serial: ++serial, protocol: "relay", available, priority: 0, presence: null, pool: true, session: null, seq: 0, born: 0, client: "", copies: false, told: false };
 }
 
 function pool(...names: string[]): { p: Pool; refs: SessionRef[] } {

@@ -32,7 +32,7 @@ function owner(): { o: ChannelOwner; said: Said } {
 
 let serial = 0;
 function ref(bare: string, resource: string, workerId: string): SessionRef {
-  return { address: `${bare}/${resource}`, resource, workerId, serial: ++serial, protocol: "relay", available: true, priority: 0, presence: null, pool: false, session: null, seq: 0, born: 0, copies: false, told: false };
+  return { address: `${bare}/${resource}`, resource, workerId, serial: ++serial, protocol: "relay", available: true, priority: 0, presence: null, pool: false, session: null, seq: 0, born: 0, client: "", copies: false, told: false };
 }
 const msg = (to: string, body: string) => Envelope.message({ from: "alice@localhost/a", to, protocol: "relay", payload: Buffer.from(body) });
 const req = (to: string, body: string) => Envelope.request({ from: "alice@localhost/a", to, protocol: "relay", id: body, payload: Buffer.from(body), ttl: 5000 }).forwarded("w9.1", 5000);

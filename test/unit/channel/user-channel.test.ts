@@ -16,7 +16,7 @@ function ref(resource: string, available: boolean, priority: number, copies = fa
     presence: null,
     pool: false,
     session: null,
-    seq: 0, born: 0,
+    seq: 0, born: 0, client: "",
     copies,
     told: false,
   };

@@ -26,6 +26,7 @@ const ref = (address: string, protocol: string, presence: unknown, over: Partial
   session: null,
   seq: 0,
   born: 1_700_000_000_000,
+  client: "",
   copies: false,
   told: false,
   ...over,

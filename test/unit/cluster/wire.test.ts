@@ -55,7 +55,7 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   const presence = parseStanza(`<presence><show>away</show><priority>-1</priority></presence>`);
   const bind = roundTrip({
     op: "bind",
-    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, pool: false, session: null, seq: 0, born: 0, copies: true, told: false },
+    ref: { address: "a@x/r", resource: "r", workerId: "h-w1", serial: 9, protocol: "xmpp", available: true, priority: -1, presence, pool: false, session: null, seq: 0, born: 0, client: "", copies: true, told: false },
   }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.workerId, "h-w1");
   assert.equal(bind.ref.priority, -1);
@@ -65,7 +65,32 @@ test("session bookkeeping ops keep their presence payload in the session's proto
   assert.deepEqual(upd, { op: "presence", address: "a@x/r", serial: 9, available: false, priority: 0, protocol: "relay", presence: null, copies: true });
   assert.deepEqual(roundTrip({ op: "copies", address: "a@x/r", serial: 9, on: true }), { op: "copies", address: "a@x/r", serial: 9, on: true });
   assert.deepEqual(roundTrip({ op: "unbind", address: "a@x/r", serial: 9 }), { op: "unbind", address: "a@x/r", serial: 9 });
-  assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1 }), { op: "replaced", address: "a@x/r", serial: 1 });
+  assert.deepEqual(roundTrip({ op: "replaced", address: "a@x/r", serial: 1, by: "" }), { op: "replaced", address: "a@x/r", serial: 1, by: "" });
+});
+
+test("XEP-0386 §3.2: a bind names its client, a replaced session learns its successor; a worker from before sends neither and reads the rest as ever", { timeout: 5000 }, () => {
+  const ref = { address: "a@x/phone/Xa9_3kQ2", resource: "phone/Xa9_3kQ2", workerId: "h-w1", serial: 9, protocol: "xmpp", available: false, priority: 0, presence: null, pool: false, session: null, seq: 0, born: 5, client: "Xa9_3kQ2", copies: false, told: false };
+  const bind = roundTrip({ op: "bind", ref }) as Extract<BusMessage, { op: "bind" }>;
+  assert.equal(bind.ref.client, "Xa9_3kQ2");
+  // The field comes last: the head a worker from before reads is the one it always read.
+  const headOf = (bytes: Uint8Array) => {
+    const b = Buffer.from(bytes);
+    return JSON.parse(b.toString("utf8", 5, 5 + b.readUInt32LE(1))) as unknown[];
+  };
+  const named = headOf(wire.encode({ op: "bind", ref }));
+  const unnamed = headOf(wire.encode({ op: "bind", ref: { ...ref, client: "" } }));
+  assert.deepEqual(named.slice(0, -1), unnamed);
+  assert.equal(named.at(-1), "Xa9_3kQ2");
+  // From a worker from before: no client named.
+  assert.equal((wire.decode(jsonMessage(unnamed)) as Extract<BusMessage, { op: "bind" }>).ref.client, "");
+  const by = "a@x/desk/Xa9_3kQ2";
+  assert.deepEqual(roundTrip({ op: "replaced", address: ref.address, serial: 9, by }), { op: "replaced", address: ref.address, serial: 9, by });
+  const replaced = headOf(wire.encode({ op: "replaced", address: ref.address, serial: 9, by }));
+  assert.deepEqual(replaced, ["replaced", ref.address, 9, by]);
+  assert.deepEqual(wire.decode(jsonMessage(replaced.slice(0, 3))), { op: "replaced", address: ref.address, serial: 9, by: "" });
+  // `binds` rows keep their length (a worker from before refuses any other): no client in them.
+  const binds = roundTrip({ op: "binds", refs: [ref] }) as Extract<BusMessage, { op: "binds" }>;
+  assert.equal(binds.refs[0].client, "");
 });
 
 test("handover ops carry a moving session whole: the core's part, the presence in its protocol, the protocol's state", () => {
@@ -87,7 +112,7 @@ test("handover ops carry a moving session whole: the core's part, the presence i
 });
 
 test("pools: a bind says whether the session is pooled; settle notices carry their refs", { timeout: 5000 }, () => {
-  const ref = { address: "gw@x/g1", resource: "g1", workerId: "h-w1", serial: 3, protocol: "relay", available: true, priority: 0, presence: null, pool: true, session: null, seq: 0, born: 0, copies: false, told: false };
+  const ref = { address: "gw@x/g1", resource: "g1", workerId: "h-w1", serial: 3, protocol: "relay", available: true, priority: 0, presence: null, pool: true, session: null, seq: 0, born: 0, client: "", copies: false, told: false };
   const bind = roundTrip({ op: "bind", ref }) as Extract<BusMessage, { op: "bind" }>;
   assert.equal(bind.ref.pool, true);
   assert.deepEqual(roundTrip({ op: "settled", refs: ["w0.1", "h_1-w3.42"] }), { op: "settled", refs: ["w0.1", "h_1-w3.42"] });
