@@ -1,0 +1,66 @@
+/**
+ * `node dist/bench/xmpp-path-callgrind.js`: bench:xmpp-path's main thread counted in instructions, under
+ * valgrind's callgrind: deterministic enough to compare two builds, or archives off and on, to a fraction of
+ * a microsecond per message, where the CPU clock of this shared 2-core VM moves by ±2 µs between processes
+ * (docs/benchmarks.md, "Archives", session 17). The bench runs with CALLGRIND=1, which calls os.loadavg()
+ * before each measured run and after the last; callgrind dumps its counters at each (--dump-before=uv_loadavg)
+ * and keeps one set per thread (--separate-threads=yes): the main thread's dumps between two markers are
+ * the runs. What it counts: user-space instructions (Ir) of the event loop's thread, V8's generated code
+ * included; not the kernel's part (system calls), not other threads (the archive's, V8's helpers), and
+ * not time (a cache miss costs one instruction's count). Under valgrind the threads run one at a time,
+ * ~50 times slower: keep MESSAGES small (2,000: a few minutes).
+ *
+ * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …),
+ * and XMPP_PATH_JS: the bench to run (default: this build's dist/bench/xmpp-path.js; another build's to
+ * compare it), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const script = resolve(process.env.XMPP_PATH_JS ?? join(dirname(fileURLToPath(import.meta.url)), "xmpp-path.js"));
+const messages = Number(process.env.MESSAGES ?? 2000);
+const runs = Number(process.env.RUNS ?? 3);
+const dir = mkdtempSync(join(tmpdir(), "xmpp-path-callgrind-"));
+// Under valgrind V8's optimizing compiler (a thread of its own) delivers late: two warm-up runs, not one.
+const env = { ...process.env, CALLGRIND: "1", WARMUP: process.env.WARMUP ?? "2", MESSAGES: String(messages), RUNS: String(runs), USERS: process.env.USERS ?? "2000" };
+const args = [
+  "--tool=callgrind",
+  "--separate-threads=yes",
+  "--dump-before=uv_loadavg",
+  "--dump-instr=no",
+  "--collect-jumps=no",
+  `--callgrind-out-file=${join(dir, "cg.%p")}`,
+  process.execPath,
+  script,
+];
+const started = Date.now();
+const r = spawnSync("valgrind", args, { env, cwd: dirname(dirname(dirname(script))), encoding: "utf8", maxBuffer: 64 << 20 });
+if (r.error !== undefined) throw r.error;
+process.stdout.write(r.stdout);
+if (r.status !== 0) {
+  process.stderr.write(r.stderr.split("\n").slice(-30).join("\n"));
+  throw new Error(`valgrind exited with ${r.status}`);
+}
+// The main thread's dump k (k ≥ 1) holds what it ran since the marker before: cg.<pid>.<k>-01. Dump 1 is the
+// start and the warm-ups; dumps 2 … runs+1 are the measured runs.
+const files = readdirSync(dir);
+const pid = /^cg\.(\d+)/.exec(files.find((f) => /^cg\.\d+\.\d+-01$/.test(f)) ?? "")?.[1];
+if (pid === undefined) throw new Error(`no dumps of the main thread in ${dir}: ${files.join(" ")}`);
+const perRun: number[] = [];
+for (let k = 2; k <= runs + 1; k++) {
+  const text = readFileSync(join(dir, `cg.${pid}.${k}-01`), "utf8");
+  const m = /^totals:\s+(\d+)/m.exec(text) ?? /^summary:\s+(\d+)/m.exec(text);
+  if (m === null) throw new Error(`no totals in cg.${pid}.${k}-01`);
+  perRun.push(Number(m[1]) / messages);
+}
+const sorted = [...perRun].sort((a, b) => a - b);
+const what = process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`;
+console.log(
+  `callgrind, main thread (${what}; ${script}): ${sorted[sorted.length >> 1].toFixed(0)} instructions/message ` +
+    `(median of ${runs} runs of ${messages}; runs ${perRun.map((x) => x.toFixed(0)).join(", ")}); ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`,
+);
+if (process.env.KEEP === "1") console.log(`callgrind's files: ${dir} (main thread, run k: cg.${pid}.${"{k+1}"}-01)`);
+else rmSync(dir, { recursive: true, force: true });
