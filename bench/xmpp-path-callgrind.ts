@@ -26,6 +26,13 @@ const runs = Number(process.env.RUNS ?? 3);
 const dir = mkdtempSync(join(tmpdir(), "xmpp-path-callgrind-"));
 // Under valgrind V8's optimizing compiler (a thread of its own) delivers late: two warm-up runs, not one.
 const env = { ...process.env, CALLGRIND: "1", WARMUP: process.env.WARMUP ?? "2", MESSAGES: String(messages), RUNS: String(runs), USERS: process.env.USERS ?? "2000" };
+/**
+ * V8's collector and optimizing compiler work on helper threads beside the main thread, and how much of a
+ * collection the main thread does itself depends on when valgrind lets those run: counts moved by ±10,000
+ * instructions per message between runs of one build. --single-threaded puts all of it on the main thread
+ * (deterministic; the garbage a change makes or spares is counted whole). NODE_ARGS replaces it.
+ */
+const nodeArgs = (process.env.NODE_ARGS ?? "--single-threaded").split(" ").filter((a) => a !== "");
 const args = [
   "--tool=callgrind",
   "--separate-threads=yes",
@@ -34,6 +41,7 @@ const args = [
   "--collect-jumps=no",
   `--callgrind-out-file=${join(dir, "cg.%p")}`,
   process.execPath,
+  ...nodeArgs,
   script,
 ];
 const started = Date.now();
