@@ -30,9 +30,10 @@ const env = { ...process.env, CALLGRIND: "1", WARMUP: process.env.WARMUP ?? "2",
  * V8's collector and optimizing compiler work on helper threads beside the main thread, and how much of a
  * collection the main thread does itself depends on when valgrind lets those run: counts moved by ±10,000
  * instructions per message between runs of one build. --single-threaded puts all of it on the main thread
- * (deterministic; the garbage a change makes or spares is counted whole). NODE_ARGS replaces it.
+ * (deterministic; the garbage a change makes or spares is counted whole); --expose-gc lets the bench collect
+ * the heap before each run, so that each run's collections are its own. NODE_ARGS replaces them.
  */
-const nodeArgs = (process.env.NODE_ARGS ?? "--single-threaded").split(" ").filter((a) => a !== "");
+const nodeArgs = (process.env.NODE_ARGS ?? "--single-threaded --expose-gc").split(" ").filter((a) => a !== "");
 const args = [
   "--tool=callgrind",
   "--separate-threads=yes",
@@ -65,10 +66,12 @@ for (let k = 2; k <= runs + 1; k++) {
   perRun.push(Number(m[1]) / messages);
 }
 const sorted = [...perRun].sort((a, b) => a - b);
+// A run holds a few collections (a major one or not): the mean of the runs is the figure to compare.
+const mean = perRun.reduce((a, b) => a + b, 0) / perRun.length;
 const what = process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`;
 console.log(
-  `callgrind, main thread (${what}; ${script}): ${sorted[sorted.length >> 1].toFixed(0)} instructions/message ` +
-    `(median of ${runs} runs of ${messages}; runs ${perRun.map((x) => x.toFixed(0)).join(", ")}); ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`,
+  `callgrind, main thread (${what}; ${script}): ${mean.toFixed(0)} instructions/message ` +
+    `(mean of ${runs} runs of ${messages}, median ${sorted[sorted.length >> 1].toFixed(0)}; runs ${perRun.map((x) => x.toFixed(0)).join(", ")}); ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`,
 );
 if (process.env.KEEP === "1") console.log(`callgrind's files: ${dir} (main thread, run k: cg.${pid}.${"{k+1}"}-01)`);
 else rmSync(dir, { recursive: true, force: true });
