@@ -27,13 +27,13 @@ const dir = mkdtempSync(join(tmpdir(), "xmpp-path-callgrind-"));
 // Under valgrind V8's optimizing compiler (a thread of its own) delivers late: two warm-up runs, not one.
 const env = { ...process.env, CALLGRIND: "1", WARMUP: process.env.WARMUP ?? "2", MESSAGES: String(messages), RUNS: String(runs), USERS: process.env.USERS ?? "2000" };
 /**
- * V8's collector and optimizing compiler work on helper threads beside the main thread, and how much of a
- * collection the main thread does itself depends on when valgrind lets those run: counts moved by ±10,000
- * instructions per message between runs of one build. --single-threaded puts all of it on the main thread
- * (deterministic; the garbage a change makes or spares is counted whole); --expose-gc lets the bench collect
- * the heap before each run, so that each run's collections are its own. NODE_ARGS replaces them.
+ * V8's collector and optimizing compiler work on helper threads beside the main thread, and when it collects
+ * follows time-based heuristics (allocation rate per ms, the memory reducer's timers): counts moved by
+ * ±10,000 instructions per message between processes of one build. --predictable makes V8 deterministic
+ * (single-threaded: collections and compilations on the main thread, counted whole; no time-based decisions).
+ * NODE_ARGS replaces it.
  */
-const nodeArgs = (process.env.NODE_ARGS ?? "--single-threaded --expose-gc").split(" ").filter((a) => a !== "");
+const nodeArgs = (process.env.NODE_ARGS ?? "--predictable").split(" ").filter((a) => a !== "");
 const args = [
   "--tool=callgrind",
   "--separate-threads=yes",
@@ -58,20 +58,35 @@ if (r.status !== 0) {
 const files = readdirSync(dir);
 const pid = /^cg\.(\d+)/.exec(files.find((f) => /^cg\.\d+\.\d+-01$/.test(f)) ?? "")?.[1];
 if (pid === undefined) throw new Error(`no dumps of the main thread in ${dir}: ${files.join(" ")}`);
-const perRun: number[] = [];
-for (let k = 2; k <= runs + 1; k++) {
-  const text = readFileSync(join(dir, `cg.${pid}.${k}-01`), "utf8");
-  const m = /^totals:\s+(\d+)/m.exec(text) ?? /^summary:\s+(\d+)/m.exec(text);
-  if (m === null) throw new Error(`no totals in cg.${pid}.${k}-01`);
-  perRun.push(Number(m[1]) / messages);
+/**
+ * Inclusive counts of V8's own work, from callgrind_annotate: optimizing and baseline compilation (the JIT
+ * still tiering up or deoptimizing: a warm-up artifact, and it moves between processes) and the collector
+ * (scavenges, mark-compacts, incremental marking). "Work" is the rest: what the code itself ran.
+ */
+const COMPILE = [/Compiler::CompileOptimized\(/, /BaselineBatchCompiler::CompileBatch\(/, /Compiler::Compile\(v8::internal::Isolate\*, v8::internal::Handle<v8::internal::JSFunction>/];
+const GC = [/Heap::CollectGarbage\(/, /IncrementalMarking::AdvanceOnAllocation\(/, /IncrementalMarking::Start\(/];
+function inclusive(file: string): { total: number; compile: number; gc: number } {
+  const a = spawnSync("callgrind_annotate", ["--inclusive=yes", "--threshold=100", file], { encoding: "utf8", maxBuffer: 256 << 20 });
+  if (a.status !== 0) throw new Error(`callgrind_annotate ${file}: ${a.stderr}`);
+  const sum = (res: RegExp[]) => {
+    let n = 0;
+    for (const re of res) {
+      const line = a.stdout.split("\n").find((l) => re.test(l));
+      if (line !== undefined) n += Number(line.trim().split(" ")[0].replace(/,/g, ""));
+    }
+    return n;
+  };
+  const total = Number(/^\s*([\d,]+) \S* ?\(100\.0%\)\s+PROGRAM TOTALS/m.exec(a.stdout)?.[1].replace(/,/g, "") ?? NaN);
+  return { total, compile: sum(COMPILE), gc: sum(GC) };
 }
-const sorted = [...perRun].sort((a, b) => a - b);
-// A run holds a few collections (a major one or not): the mean of the runs is the figure to compare.
-const mean = perRun.reduce((a, b) => a + b, 0) / perRun.length;
+const perRun: { total: number; compile: number; gc: number }[] = [];
+for (let k = 2; k <= runs + 1; k++) perRun.push(inclusive(join(dir, `cg.${pid}.${k}-01`)));
+const per = (f: (r: { total: number; compile: number; gc: number }) => number) => perRun.map((r) => f(r) / messages);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const show = (xs: number[]) => `${mean(xs).toFixed(0)} (runs ${xs.map((x) => x.toFixed(0)).join(", ")})`;
 const what = process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`;
-console.log(
-  `callgrind, main thread (${what}; ${script}): ${mean.toFixed(0)} instructions/message ` +
-    `(mean of ${runs} runs of ${messages}, median ${sorted[sorted.length >> 1].toFixed(0)}; runs ${perRun.map((x) => x.toFixed(0)).join(", ")}); ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`,
-);
+const work = per((r) => r.total - r.compile - r.gc);
+const gcs = per((r) => r.gc);
+console.log(`callgrind, main thread (${what}; ${script}; ${runs} runs of ${messages}, means), instructions/message: work ${show(work)}; collector ${show(gcs)}; work + collector ${mean(work.map((w, i) => w + gcs[i])).toFixed(0)}; compiler ${show(per((r) => r.compile))}; all ${show(per((r) => r.total))}; ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`);
 if (process.env.KEEP === "1") console.log(`callgrind's files: ${dir} (main thread, run k: cg.${pid}.${"{k+1}"}-01)`);
 else rmSync(dir, { recursive: true, force: true });

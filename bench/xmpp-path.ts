@@ -224,12 +224,7 @@ const results: number[] = [];
 const writes: number[] = [];
 const sums: number[] = [];
 for (let r = 0; r < RUNS; r++) {
-  if (CALLGRIND) {
-    // Every run starts from a collected heap (node --expose-gc): which collections fall inside a run is then
-    // the run's own doing, not the runs' before it.
-    (globalThis as { gc?: () => void }).gc?.();
-    loadavg();
-  }
+  if (CALLGRIND) loadavg();
   const [p, w] = await run();
   results.push(p);
   writes.push(w);
