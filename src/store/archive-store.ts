@@ -64,10 +64,9 @@ export interface ArchivePrefs {
 /**
  * A writer's batch as the event loop hands it to a store that makes the rows off the event loop (SQLite's
  * thread): per entry (ArchiveEntry) its text as written, its owner's bare JID, from and to, end to end in
- * `strs` (joined); in `nums`, TEXT_FIELDS numbers per entry: those four lengths in that order, outgoing (1) or
- * not, and the time. A length of -1 leaves a string out: the text's, the previous entry's text (the same message
- * archived for the other user); the owner's, the bare JID of its own side (from when outgoing, else to), up to
- * the first "@" as the user; from's and to's (both -1), the previous entry's. A Float64Array is transferred, not copied, and a string is copied as one block: the structured
+ * `strs` (joined); in `nums`, TEXT_FIELDS numbers per entry: those four lengths in that order (the text's -1: none
+ * here, the previous entry's text, the same message archived for the other user), outgoing (1) or not, and
+ * the time. A Float64Array is transferred, not copied, and a string is copied as one block: the structured
  * clone of objects or arrays costs the event loop microseconds per row.
  */
 export interface TextBatch {

@@ -47,12 +47,6 @@ export interface ArchiveWriterOptions {
 }
 
 const HOUR_MS = 3_600_000;
-
-/** Is `bare` the bare JID of `jid` (its owner's own address: TextBatch leaves it out)? */
-function ownSide(bare: string, jid: string): boolean {
-  const n = bare.length;
-  return jid.length === n ? jid === bare : jid.charCodeAt(n) === 47 /* "/" */ && jid.startsWith(bare);
-}
 /**
  * A TextBatch's strings are joined in pieces of about this many characters: a string past V8's largest
  * regular object (~128 KiB) goes to its large-object space, and one of 250 KB cost the event loop ~1 ms
@@ -211,19 +205,13 @@ export class ArchiveWriter {
     return r.kept;
   }
 
-  /**
-   * TextBatch's layout: the strings end to end, TEXT_FIELDS numbers per entry. A message's entries (both users)
-   * share its text, and its addresses (-1: the previous entry's from and to); an entry's owner is the bare JID of
-   * its own side (-1), written only when it is not.
-   */
+  /** TextBatch's layout: the strings end to end, TEXT_FIELDS numbers per entry. A message's entries (both users) share its text. */
   private encode(batch: readonly ArchiveEntry[], text: (e: ArchiveEntry) => string | null, renderModule: string, decided: boolean): TextBatch {
     const nums = new Float64Array(batch.length * TEXT_FIELDS);
     const strs: string[] = [];
     let parts: string[] = [];
     let chars = 0;
     let lastPayload: unknown = undefined;
-    let lastFrom = "";
-    let lastTo = "";
     let at = 0;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i];
@@ -235,25 +223,12 @@ export class ArchiveWriter {
         len = t.length;
         chars += len;
       }
+      parts.push(e.bare, e.from, e.to);
+      chars += e.bare.length + e.from.length + e.to.length;
       nums[at++] = len;
-      const { bare, from, to } = e;
-      if (ownSide(bare, e.outgoing ? from : to)) nums[at++] = -1;
-      else {
-        parts.push(bare);
-        chars += bare.length;
-        nums[at++] = bare.length;
-      }
-      if (from === lastFrom && to === lastTo) {
-        nums[at++] = -1;
-        nums[at++] = -1;
-      } else {
-        parts.push(from, to);
-        chars += from.length + to.length;
-        nums[at++] = from.length;
-        nums[at++] = to.length;
-        lastFrom = from;
-        lastTo = to;
-      }
+      nums[at++] = e.bare.length;
+      nums[at++] = e.from.length;
+      nums[at++] = e.to.length;
       nums[at++] = e.outgoing ? 1 : 0;
       nums[at++] = e.ts;
       if (chars >= CHUNK_CHARS) {

@@ -68,28 +68,20 @@ async function texts(b: TextBatch): Promise<TextResult> {
   const index: number[] = [];
   let missing: Set<string> | null = null;
   let pos = 0;
-  let from = "";
-  let to = "";
   let rendered: ReturnType<Render> = null;
   for (let i = 0, at = 0; at < nums.length; i++, at += TEXT_FIELDS) {
     const textLen = nums[at];
     const text = textLen < 0 ? "" : strs.slice(pos, (pos += textLen));
-    const bareLen = nums[at + 1];
-    const bare = bareLen < 0 ? null : strs.slice(pos, (pos += bareLen));
-    // -1: the previous entry's addresses (the same message, archived for the other user).
-    if (nums[at + 2] >= 0) {
-      from = strs.slice(pos, (pos += nums[at + 2]));
-      to = strs.slice(pos, (pos += nums[at + 3]));
-    }
+    const bare = strs.slice(pos, (pos += nums[at + 1]));
+    const from = strs.slice(pos, (pos += nums[at + 2]));
+    const to = strs.slice(pos, (pos += nums[at + 3]));
     // -1: the previous entry's message, archived for the other user: rendered once.
     if (textLen >= 0) rendered = render(text, from, to);
     if (rendered === null) continue;
     const outgoing = nums[at + 4];
     const other = outgoing === 1 ? to : from;
     const slash = other.indexOf("/");
-    // The owner's bare JID, left out when it is that of its own side (from for outgoing, to for incoming): its local part.
-    const own = bare ?? (outgoing === 1 ? from : to);
-    const user = own.slice(0, own.indexOf("@"));
+    const user = bare.slice(0, bare.indexOf("@"));
     if (!b.decided && cache.get(user) === undefined) (missing ??= new Set()).add(user);
     rows.push([user, rendered.id, slash < 0 ? other : other.slice(0, slash), slash < 0 ? "" : other.slice(slash + 1), nums[at + 5], outgoing, rendered.text]);
     index.push(i);

@@ -6,10 +6,9 @@ import { join } from "node:path";
 import { SqliteStore } from "../../../src/store/sqlite-store.js";
 import type { ArchiveRow } from "../../../src/store/archive-store.js";
 import { deriveCredentials } from "../../../src/store/scram.js";
-import { ArchiveWriter, type ArchiveEntry } from "../../../src/store/archive-writer.js";
-import Database from "better-sqlite3";
+import { ArchiveWriter } from "../../../src/store/archive-writer.js";
 import { silentLogger } from "../../../src/log/logger.js";
-import { archivedText, renderWire, RENDER_MODULE } from "../../../src/xmpp/modules/mam-render.js";
+import { archivedText, RENDER_MODULE } from "../../../src/xmpp/modules/mam-render.js";
 
 // On a SQLite file the archive's appends run on a thread of their own (sqlite-archive-thread.ts):
 // the event loop goes on while a batch is written, reads see it once committed, and close waits for it.
@@ -173,66 +172,6 @@ test("the writer's batches as texts: rendered and filtered on the thread (prefer
     assert.equal(await st.archive.count("alice"), 3);
     assert.equal(w.stats.skipped, 5);
     assert.ok(w.prefs.reads >= 3, `the thread's reads are counted (${w.prefs.reads})`);
-  } finally {
-    w.close();
-    await st.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test("a batch for the thread leaves out what repeats (a message's addresses, its owner's own bare JID): every row as the event loop makes it", { timeout: 20_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sb-archive-layout-"));
-  const path = join(dir, "db.sqlite");
-  const st = new SqliteStore(path);
-  const w = new ArchiveWriter(
-    st.archive,
-    { defaultMode: "always", maxQueued: 100, maxBatch: 100, prefsCacheSize: 10, retentionDays: 0, render: () => null, text: archivedText, renderModule: RENDER_MODULE, inRoster: async () => true },
-    silentLogger(),
-  );
-  let n = 0;
-  const wire = (from: string, to: string) => `<message type="chat" from="${from}" to="${to}"><body>é${n}</body><stanza-id xmlns="urn:xmpp:sid:0" by="x@localhost" id="i${n++}"/></message>`;
-  const entries: ArchiveEntry[] = [];
-  const push = (bare: string, outgoing: boolean, from: string, to: string, payload: string) => {
-    const e = { bare, outgoing, ts: 1_000 + entries.length, payload, from, to };
-    entries.push(e);
-    assert.ok(w.push(e));
-  };
-  try {
-    // A message archived for both users: the second entry repeats text and addresses; each owner is its own side.
-    let m = wire("bob@localhost/b", "alice@localhost/r");
-    push("alice@localhost", false, "bob@localhost/b", "alice@localhost/r", m);
-    push("bob@localhost", true, "bob@localhost/b", "alice@localhost/r", m);
-    // To a bare JID: the owner's own side is the whole address.
-    m = wire("alice@localhost/r", "carol@localhost");
-    push("alice@localhost", true, "alice@localhost/r", "carol@localhost", m);
-    push("carol@localhost", false, "alice@localhost/r", "carol@localhost", m);
-    // Another message between the same addresses: a new text, the addresses left out.
-    m = wire("alice@localhost/r", "carol@localhost");
-    push("carol@localhost", false, "alice@localhost/r", "carol@localhost", m);
-    // An owner that is not its own side's bare JID (only its prefix): written out.
-    m = wire("erin@localhost/e", "dave@localhost.example/r");
-    push("dave@localhost", false, "erin@localhost/e", "dave@localhost.example/r", m);
-    push("erin@localhost", true, "erin@localhost/e", "dave@localhost.example/r", m);
-    await w.flushed();
-    assert.equal(w.stats.archived, entries.length);
-    const expected = entries.map((e) => {
-      const r = renderWire(e.payload as string, e.from, e.to)!;
-      const other = e.outgoing ? e.to : e.from;
-      const slash = other.indexOf("/");
-      return {
-        username: e.bare.slice(0, e.bare.indexOf("@")),
-        id: r.id,
-        with_jid: slash < 0 ? other : other.slice(0, slash),
-        with_resource: slash < 0 ? "" : other.slice(slash + 1),
-        ts: e.ts,
-        outgoing: e.outgoing ? 1 : 0,
-        stanza: r.text,
-      };
-    });
-    const db = new Database(path, { readonly: true });
-    const got = db.prepare("SELECT username, id, with_jid, with_resource, ts, outgoing, stanza FROM archive ORDER BY rowid").all();
-    db.close();
-    assert.deepEqual(got, expected);
   } finally {
     w.close();
     await st.close();
