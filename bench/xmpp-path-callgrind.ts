@@ -12,7 +12,8 @@
  *
  * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …),
  * and XMPP_PATH_JS: the bench to run (default: this build's dist/bench/xmpp-path.js; another build's to
- * compare it), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where.
+ * compare it), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where, NODE_ARGS: node's
+ * options (below), VALGRIND_ARGS: callgrind's.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -41,6 +42,8 @@ const args = [
   "--dump-instr=no",
   "--collect-jumps=no",
   `--callgrind-out-file=${join(dir, "cg.%p")}`,
+  // VALGRIND_ARGS: more of callgrind's options, e.g. --cache-sim=yes (then KEEP=1 and read the files' totals).
+  ...(process.env.VALGRIND_ARGS ?? "").split(" ").filter((a) => a !== ""),
   process.execPath,
   ...nodeArgs,
   script,

@@ -218,8 +218,15 @@ async function run(): Promise<[number, number]> {
   return [(path / MESSAGES) * 1000, (writer / MESSAGES) * 1000];
 }
 
+/** The main thread's minor page faults, and its user and system CPU in ticks (/proc's task stat: 10 ms each). */
+function mainStat(): [faults: number, user: number, sys: number] {
+  const st = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return [Number(f[7]), Number(f[11]), Number(f[12])];
+}
 const WARMUP = Number(process.env.WARMUP ?? 1);
 for (let w = 0; w < WARMUP; w++) await run(); // warm-up: JIT
+const statBefore = MAIN_ONLY ? mainStat() : null;
 const results: number[] = [];
 const writes: number[] = [];
 const sums: number[] = [];
@@ -231,6 +238,7 @@ for (let r = 0; r < RUNS; r++) {
   sums.push(p + w);
 }
 if (CALLGRIND) loadavg();
+const statAfter = MAIN_ONLY ? mainStat() : null;
 sums.sort((a, b) => a - b);
 writes.sort((a, b) => a - b);
 results.sort((a, b) => a - b);
@@ -251,5 +259,9 @@ console.log(`xmpp message path${MAM ? (PATH_ONLY ? " with archives on, nothing w
 // date only at a scheduler tick (4 ms here) or when it sleeps, and with archives on the wait for the thread's
 // answer is such a sleep, which charges "after the turn" with the path's last milliseconds. Their sum per run is
 // right to a tick per run (docs/benchmarks.md, "Archives", session 16): the figure to compare on and off.
+if (statBefore !== null && statAfter !== null) {
+  const n = RUNS * MESSAGES;
+  console.log(`main thread in the runs: ${(((statAfter[0] - statBefore[0]) / n) * 1000).toFixed(1)} minor page faults per 1,000 messages; user ${((statAfter[1] - statBefore[1]) * 1e7 / n).toFixed(0)}, system ${((statAfter[2] - statBefore[2]) * 1e7 / n).toFixed(0)} ns/message (10 ms ticks)`);
+}
 if (MAIN_ONLY) console.log(`path + after the turn (main thread's CPU): ${sums[sums.length >> 1].toFixed(0)} ns/message (runs ${sums.map((x) => x.toFixed(0)).join(", ")})`);
 process.exit(0);
