@@ -101,18 +101,6 @@ export class ArchiveWriter {
     return false;
   }
 
-  /**
-   * `payload`'s text is known now (written to its recipient here): the entry queued last, when it holds that
-   * payload (the recipient's, taken before the message was written), keeps the text instead. What it archives
-   * is the same (archivedText takes that text first); the envelope, its element tree and its session's
-   * references are no longer kept alive until the batch is written, where the collector had to copy them
-   * (docs/benchmarks.md, "Archives", session 17).
-   */
-  written(payload: unknown, text: string): void {
-    const last = this.batches.last;
-    if (last !== undefined && last.payload === payload) last.payload = text;
-  }
-
   /** `user`'s preferences were set (on any worker); null: anyone's may have been. Read again when next needed. */
   prefsChanged(user: string | null): void {
     this.prefs.forget(user);

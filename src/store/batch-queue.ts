@@ -33,11 +33,6 @@ export class BatchQueue<T> {
     return this.queue.length;
   }
 
-  /** The entry queued last and not yet taken for a batch. */
-  get last(): T | undefined {
-    return this.queue.length === 0 ? undefined : this.queue[this.queue.length - 1];
-  }
-
   /** Queues an entry; false when the queue is full. */
   push(e: T): boolean {
     if (this.queue.length >= this.maxQueued) return false;

@@ -37,14 +37,9 @@ export function archiveSink(domain: string, writer: ArchiveWriter): ArchiveSink 
   const suffix = `@${domain}`;
   return (env, bare, outgoing) => {
     if (env.protocol !== "xmpp" || !bare.endsWith(suffix)) return;
-    // A message that came over the bus unread is archived from its text, never parsed here; one written to its
-    // recipient here (the sender's entry, after delivery), from that text: the entries keep the text, not the envelope.
-    const wire = env.wireText;
-    const text = wire ?? env.written;
-    if (text !== null && env.to.indexOf("@") > 0) {
-      if (wire === null) writer.written(env, text);
-      return void writer.push({ bare, outgoing, ts: Date.now(), payload: text, from: env.from, to: env.to });
-    }
+    // A message that came over the bus unread is archived from its text, never parsed here.
+    const text = env.wireText;
+    if (text !== null && env.to.indexOf("@") > 0) return void writer.push({ bare, outgoing, ts: Date.now(), payload: text, from: env.from, to: env.to });
     // To a component (XEP-0114) the envelope names its domain, the stanza the address written to (modules/components.ts).
     const to = env.to.indexOf("@") < 0 ? ((env.payload as Element | null)?.attrs?.to ?? env.to) : env.to;
     writer.push({ bare, outgoing, ts: Date.now(), payload: env, from: env.from, to });
