@@ -32,7 +32,9 @@ const env = { ...process.env, CALLGRIND: "1", WARMUP: process.env.WARMUP ?? "2",
  * follows time-based heuristics (allocation rate per ms, the memory reducer's timers): counts moved by
  * ±10,000 instructions per message between processes of one build. --predictable makes V8 deterministic
  * (single-threaded: collections and compilations on the main thread, counted whole; no time-based decisions).
- * NODE_ARGS replaces it.
+ * NODE_ARGS replaces it. It also sizes the young generation its own way: the collector's figure is what
+ * V8 collects under it, not what the server's collector does (in session 17 a change cut it by 13,000
+ * instructions per message and the server's CPU not at all); compare the "work" figure.
  */
 const nodeArgs = (process.env.NODE_ARGS ?? "--predictable").split(" ").filter((a) => a !== "");
 const args = [
