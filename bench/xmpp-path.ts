@@ -20,11 +20,14 @@
  *
  * MAM=file: archives on, in a SQLite file in a temp dir, as the server writes them: the batches go to the
  * archive's thread (sqlite-archive-thread.ts). With MAIN_ONLY=1 (any mode) CPU is that of the main thread
- * alone (/proc/self/task/<pid>/schedstat, ns), as `bench:xmpp` reports "main threads": the writer's figure
+ * alone (the optional addon's clock_gettime(CLOCK_THREAD_CPUTIME_ID), else /proc/self/task/<pid>/schedstat), as
+ * `bench:xmpp` reports "main threads": the writer's figure
  * is then what the event loop spends after each turn (the archive's preferences, rendering, hand-over, and
  * whatever else the turn left for later), not the thread; with archives off that "after the turn" is
  * measured too, so that the sums on and off compare. Compare the sums ("path + after the turn"): schedstat
- * charges a running thread's CPU at ticks and sleeps only, so the split between the two is not reliable.
+ * charges a running thread's CPU at ticks and sleeps only, so the split between the two is not reliable
+ * (the thread clock splits them right, but the path's garbage may be collected after the turn).
+ * WARMUP: unmeasured runs first (default 1), for the JIT. CALLGRIND=1: below.
  */
 import { validate } from "../src/config/config.js";
 import { silentLogger } from "../src/log/logger.js";
@@ -42,6 +45,9 @@ import { Metrics } from "../src/metrics/metrics.js";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadavg } from "node:os";
+import { createRequire } from "node:module";
+import { WriterThread } from "../src/transport/writer-thread.js";
 
 const USERS = Number(process.env.USERS ?? 10000);
 const MESSAGES = Number(process.env.MESSAGES ?? 200000);
@@ -52,6 +58,12 @@ const MAM = process.env.MAM === "1" || process.env.MAM === "path" || process.env
 const FILE = process.env.MAM === "file";
 const MAIN_ONLY = process.env.MAIN_ONLY === "1";
 const PATH_ONLY = process.env.MAM === "path";
+/**
+ * CALLGRIND=1: run under valgrind's callgrind by bench/xmpp-path-callgrind.ts, which counts the main thread's
+ * instructions between markers: os.loadavg() (libuv's uv_loadavg, called by nothing else here) before each
+ * measured run and after the last (callgrind --dump-before=uv_loadavg).
+ */
+const CALLGRIND = process.env.CALLGRIND === "1";
 const SM_NS = "urn:xmpp:sm:3";
 /** Connections whose client owes the server an <a/> (it read an <r/>). */
 const owing: MemoryConn[] = [];
@@ -137,13 +149,37 @@ for (let i = 0; i < 4096; i++) {
   stanzas.push(Buffer.from(`<message to='user${to}@localhost' type='chat' id='m${i}'><body>1763761234567.123</body></message>${r}`));
 }
 
+/**
+ * FLUSH=end: the turns do not wait for the archive's writes (only the run's end does), as a server's event loop
+ * does not: the archive's thread writes beside the next turns. By default each turn waits for them (flushed()),
+ * and the main thread sleeps meanwhile: on this VM a thread that slept ~30 ms runs its next turn slower (its
+ * caches cold), which archives off never pay (docs/benchmarks.md, "Archives", session 17).
+ */
+const FLUSH_AT_END = process.env.FLUSH === "end";
 /** Messages per event-loop turn: the archive's writer takes what a turn queued after it, as in the server. */
 const TURN = Number(process.env.TURN ?? 500);
 
-/** The main thread's CPU so far, µs (schedstat's first field is ns on the CPU). */
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
+/**
+ * The main thread's CPU clock, ns: the optional addon's threadCpuNs (clock_gettime(CLOCK_THREAD_CPUTIME_ID),
+ * exact when read) where it is built, else /proc's schedstat (its first field: ns on the CPU, but brought up
+ * to date only at scheduler ticks and sleeps: right to a tick per run). THREAD_CLOCK=schedstat forces the latter.
+ */
+function threadClock(): { name: string; ns: () => number } {
+  const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
+  const schedstat = { name: "schedstat", ns: () => Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]) };
+  if (process.env.THREAD_CLOCK === "schedstat" || process.platform !== "linux") return schedstat;
+  try {
+    const native = createRequire(import.meta.url)(WriterThread.addonPath()) as { threadCpuNs?: () => number };
+    if (typeof native.threadCpuNs === "function") return { name: "CLOCK_THREAD_CPUTIME_ID", ns: native.threadCpuNs };
+  } catch {
+    // Not built, or built before it had threadCpuNs: schedstat.
+  }
+  return schedstat;
+}
+const CLOCK = threadClock();
+/** The main thread's CPU so far, µs. */
 function mainCpu(): number {
-  return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]) / 1000;
+  return CLOCK.ns() / 1000;
 }
 
 type Mark = NodeJS.CpuUsage | number;
@@ -174,11 +210,11 @@ async function run(): Promise<[number, number]> {
       }
     }
     path += cpu(start);
-    if (archive !== null) {
+    if (archive !== null && !FLUSH_AT_END) {
       const w = mark();
       await archive.flushed();
       writer += cpu(w);
-    } else if (MAIN_ONLY) {
+    } else if (MAIN_ONLY || CALLGRIND || archive !== null) {
       // What the turn left for later (setImmediate, timers) runs here, counted as the writer's time is with
       // archives on: so that on − off (path + after the turn) is all that archiving costs the main thread.
       const w = mark();
@@ -186,19 +222,35 @@ async function run(): Promise<[number, number]> {
       writer += cpu(w);
     }
   }
+  if (archive !== null && FLUSH_AT_END) {
+    const w = mark();
+    await archive.flushed();
+    writer += cpu(w);
+  }
   return [(path / MESSAGES) * 1000, (writer / MESSAGES) * 1000];
 }
 
-await run(); // warm-up: JIT
+/** The main thread's minor page faults, and its user and system CPU in ticks (/proc's task stat: 10 ms each). */
+function mainStat(): [faults: number, user: number, sys: number] {
+  const st = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return [Number(f[7]), Number(f[11]), Number(f[12])];
+}
+const WARMUP = Number(process.env.WARMUP ?? 1);
+for (let w = 0; w < WARMUP; w++) await run(); // warm-up: JIT
+const statBefore = MAIN_ONLY ? mainStat() : null;
 const results: number[] = [];
 const writes: number[] = [];
 const sums: number[] = [];
 for (let r = 0; r < RUNS; r++) {
+  if (CALLGRIND) loadavg();
   const [p, w] = await run();
   results.push(p);
   writes.push(w);
   sums.push(p + w);
 }
+if (CALLGRIND) loadavg();
+const statAfter = MAIN_ONLY ? mainStat() : null;
 sums.sort((a, b) => a - b);
 writes.sort((a, b) => a - b);
 results.sort((a, b) => a - b);
@@ -211,13 +263,17 @@ if (dir !== null) {
   await (store.archive as unknown as { close(): Promise<void> }).close();
   rmSync(dir, { recursive: true, force: true });
 }
-const how = MAIN_ONLY ? "main thread's CPU" : "process CPU";
+const how = MAIN_ONLY ? `main thread's CPU, ${CLOCK.name}` : "process CPU";
 if (archive === null && MAIN_ONLY) console.log(`after each turn (no archive): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")})`);
-if (archive !== null) console.log(`archive writer (SQLite ${FILE ? "file, written on its thread" : "in memory"}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + 1) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
+if (archive !== null) console.log(`archive writer (SQLite ${FILE ? "file, written on its thread" : "in memory"}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + WARMUP) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
 console.log(`xmpp message path${MAM ? (PATH_ONLY ? " with archives on, nothing written" : " with archives on") : ""}${SM ? ` with stream management (client <r/> every ${SM_EVERY}; ${unacked} unacked at the end)` : ""} (${how}): ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${USERS} sessions; ${(delivered / 1e6).toFixed(0)} MB written`);
 // The split between the two is not reliable with MAIN_ONLY: schedstat brings a running thread's figure up to
 // date only at a scheduler tick (4 ms here) or when it sleeps, and with archives on the wait for the thread's
 // answer is such a sleep, which charges "after the turn" with the path's last milliseconds. Their sum per run is
 // right to a tick per run (docs/benchmarks.md, "Archives", session 16): the figure to compare on and off.
+if (statBefore !== null && statAfter !== null) {
+  const n = RUNS * MESSAGES;
+  console.log(`main thread in the runs: ${(((statAfter[0] - statBefore[0]) / n) * 1000).toFixed(1)} minor page faults per 1,000 messages; user ${((statAfter[1] - statBefore[1]) * 1e7 / n).toFixed(0)}, system ${((statAfter[2] - statBefore[2]) * 1e7 / n).toFixed(0)} ns/message (10 ms ticks)`);
+}
 if (MAIN_ONLY) console.log(`path + after the turn (main thread's CPU): ${sums[sums.length >> 1].toFixed(0)} ns/message (runs ${sums.map((x) => x.toFixed(0)).join(", ")})`);
 process.exit(0);

@@ -48,6 +48,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -432,11 +433,26 @@ static napi_value kick(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * threadCpuNs(): the calling thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID), for benchmarks. Exact when
+ * read (the kernel brings a running thread's figure up to date for it), unlike /proc's schedstat, which
+ * moves at scheduler ticks and sleeps only (docs/benchmarks.md, "Archives", sessions 16-17).
+ */
+static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct timespec ts;
+  napi_value out;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return throw_errno(env, "clock_gettime");
+  CHECK(napi_create_double(env, (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
       {"open", NULL, open_slot, NULL, NULL, NULL, napi_default, NULL},
       {"kick", NULL, kick, NULL, NULL, NULL, napi_default, NULL},
+      {"threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
