@@ -27,11 +27,17 @@
  * measured too, so that the sums on and off compare. Compare the sums ("path + after the turn"): schedstat
  * charges a running thread's CPU at ticks and sleeps only, so the split between the two is not reliable
  * (the thread clock splits them right, but the path's garbage may be collected after the turn).
+ * MAM=postgres: archives on, in a PostgreSQL 15 the bench starts (test/postgres.ts: initdb in a temp dir, a
+ * free port), as a cluster's workers write them: the rows made on the event loop, one INSERT of arrays per
+ * batch (postgres-archive-store.ts); the accounts stay in SQLite. With MAIN_ONLY=1 the wait for PostgreSQL's
+ * answer is a sleep, not counted: the figure is the event loop's share, as with MAM=file.
  * WARMUP: unmeasured runs first (default 1), for the JIT. CALLGRIND=1: below.
  */
 import { validate } from "../src/config/config.js";
 import { silentLogger } from "../src/log/logger.js";
 import { SqliteStore } from "../src/store/sqlite-store.js";
+import { PgStore } from "../src/store/postgres-store.js";
+import { startPostgres } from "../test/postgres.js";
 import { OfflineWriter } from "../src/store/offline-writer.js";
 import { ArchiveWriter } from "../src/store/archive-writer.js";
 import { archivedText, renderArchived, RENDER_MODULE } from "../src/xmpp/modules/mam.js";
@@ -54,7 +60,8 @@ const MESSAGES = Number(process.env.MESSAGES ?? 200000);
 const RUNS = Number(process.env.RUNS ?? 5);
 const SM = process.env.SM === "1";
 const SM_EVERY = Number(process.env.SM_EVERY ?? 1);
-const MAM = process.env.MAM === "1" || process.env.MAM === "path" || process.env.MAM === "file";
+const PG = process.env.MAM === "postgres";
+const MAM = process.env.MAM === "1" || process.env.MAM === "path" || process.env.MAM === "file" || PG;
 const FILE = process.env.MAM === "file";
 const MAIN_ONLY = process.env.MAIN_ONLY === "1";
 const PATH_ONLY = process.env.MAM === "path";
@@ -113,15 +120,18 @@ const config = validate({ storage: { type: "sqlite", path: ":memory:" }, listene
 const dir = FILE ? mkdtempSync(join(tmpdir(), "bench-xmpp-path-")) : null;
 const store = new SqliteStore(dir === null ? ":memory:" : join(dir, "db.sqlite"));
 const log = silentLogger();
+const pgServer = PG ? await startPostgres() : null;
+const pgStore = pgServer === null ? null : await PgStore.open(await pgServer.createDatabase("xmpppath"), log);
+const archiveStore = pgStore === null ? store.archive : pgStore.archive;
 const bus = new LocalHub(config.cluster.vnodes).join("w0", config.cluster.hostAddress);
 const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000, custody: config.cluster.custody });
 const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
 const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
 // Large enough for a whole run: the batches are written after it, measured apart.
 const archive = MAM
-  ? new ArchiveWriter(store.archive, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, prefsCacheSize: 100000, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, text: archivedText, renderModule: RENDER_MODULE, inRoster: async () => true }, log)
+  ? new ArchiveWriter(archiveStore, { defaultMode: "always", maxQueued: 4 * MESSAGES, maxBatch: 500, prefsCacheSize: 100000, retentionDays: 0, render: PATH_ONLY ? () => null : renderArchived, text: archivedText, renderModule: RENDER_MODULE, inRoster: async () => true }, log)
   : null;
-const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: store.archive, writer: archive, defaultMode: "always", maxPageSize: 100 });
+const frontEnd = new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep, archive === null ? null : { store: archiveStore, writer: archive, defaultMode: "always", maxPageSize: 100 });
 proxy.archiveSink = frontEnd.archiveSink;
 
 const HEADER = Buffer.from(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
@@ -263,9 +273,11 @@ if (dir !== null) {
   await (store.archive as unknown as { close(): Promise<void> }).close();
   rmSync(dir, { recursive: true, force: true });
 }
+if (pgStore !== null) await pgStore.close();
+if (pgServer !== null) await pgServer.stop();
 const how = MAIN_ONLY ? `main thread's CPU, ${CLOCK.name}` : "process CPU";
 if (archive === null && MAIN_ONLY) console.log(`after each turn (no archive): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")})`);
-if (archive !== null) console.log(`archive writer (SQLite ${FILE ? "file, written on its thread" : "in memory"}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + WARMUP) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
+if (archive !== null) console.log(`archive writer (${PG ? "PostgreSQL, rows made on the event loop" : `SQLite ${FILE ? "file, written on its thread" : "in memory"}`}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + WARMUP) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
 console.log(`xmpp message path${MAM ? (PATH_ONLY ? " with archives on, nothing written" : " with archives on") : ""}${SM ? ` with stream management (client <r/> every ${SM_EVERY}; ${unacked} unacked at the end)` : ""} (${how}): ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${USERS} sessions; ${(delivered / 1e6).toFixed(0)} MB written`);
 // The split between the two is not reliable with MAIN_ONLY: schedstat brings a running thread's figure up to
 // date only at a scheduler tick (4 ms here) or when it sleeps, and with archives on the wait for the thread's
