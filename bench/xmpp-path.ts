@@ -28,8 +28,8 @@
  * charges a running thread's CPU at ticks and sleeps only, so the split between the two is not reliable
  * (the thread clock splits them right, but the path's garbage may be collected after the turn).
  * MAM=postgres: archives on, in a PostgreSQL 15 the bench starts (test/postgres.ts: initdb in a temp dir, a
- * free port), as a cluster's workers write them: the rows made on the event loop, one INSERT of arrays per
- * batch (postgres-archive-store.ts); the accounts stay in SQLite. With MAIN_ONLY=1 the wait for PostgreSQL's
+ * free port), as a cluster's workers write them: the batches go to the archive's thread, which makes the rows
+ * and runs one INSERT of arrays per batch (postgres-archive-thread-main.ts); the accounts stay in SQLite. With MAIN_ONLY=1 the wait for PostgreSQL's
  * answer is a sleep, not counted: the figure is the event loop's share, as with MAM=file.
  * WARMUP: unmeasured runs first (default 1), for the JIT. CALLGRIND=1: below.
  */
@@ -277,7 +277,7 @@ if (pgStore !== null) await pgStore.close();
 if (pgServer !== null) await pgServer.stop();
 const how = MAIN_ONLY ? `main thread's CPU, ${CLOCK.name}` : "process CPU";
 if (archive === null && MAIN_ONLY) console.log(`after each turn (no archive): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")})`);
-if (archive !== null) console.log(`archive writer (${PG ? "PostgreSQL, rows made on the event loop" : `SQLite ${FILE ? "file, written on its thread" : "in memory"}`}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + WARMUP) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
+if (archive !== null) console.log(`archive writer (${PG ? "PostgreSQL, rows made and inserted on its thread" : `SQLite ${FILE ? "file, written on its thread" : "in memory"}`}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + WARMUP) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
 console.log(`xmpp message path${MAM ? (PATH_ONLY ? " with archives on, nothing written" : " with archives on") : ""}${SM ? ` with stream management (client <r/> every ${SM_EVERY}; ${unacked} unacked at the end)` : ""} (${how}): ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${USERS} sessions; ${(delivered / 1e6).toFixed(0)} MB written`);
 // The split between the two is not reliable with MAIN_ONLY: schedstat brings a running thread's figure up to
 // date only at a scheduler tick (4 ms here) or when it sleeps, and with archives on the wait for the thread's

@@ -1,5 +1,8 @@
 import type pg from "pg";
-import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore } from "./archive-store.js";
+import type { ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveRow, ArchiveStore, TextBatch, TextResult } from "./archive-store.js";
+import type { TextRow } from "./archive-text-rows.js";
+import { ArchiveThread } from "./archive-thread.js";
+import type { PostgresConfig } from "./postgres.js";
 import { backward, countSql, pageSql, type Cursor } from "./archive-sql.js";
 import type { Component } from "./postgres-schema.js";
 
@@ -39,49 +42,81 @@ export const ARCHIVE: Component = {
   ],
 };
 
-/** ArchiveStore on PostgreSQL, sharing the accounts' pool. A batch is one INSERT of arrays: one round trip. */
-export class PgArchiveStore implements ArchiveStore {
-  constructor(private readonly pool: pg.Pool) {}
+/**
+ * Rows in one INSERT of arrays: one round trip. The client's part kept small: eight arrays, the texts each once (a
+ * message's two rows, one per user, share theirs: node-postgres escapes every text into the array literal), and
+ * the real JIDs (`reals`, by row) only when a row has one (a room's archive).
+ */
+export async function insertRows(db: pg.Pool, rows: readonly TextRow[], reals: readonly (string | null)[] | null = null): Promise<number> {
+  if (rows.length === 0) return 0;
+  const n = rows.length;
+  const users = new Array<string>(n);
+  const ids = new Array<string>(n);
+  const withs = new Array<string>(n);
+  const resources = new Array<string>(n);
+  const ts = new Array<number>(n);
+  const out = new Array<boolean>(n);
+  const at = new Array<number>(n);
+  const texts: string[] = [];
+  let last: string | null = null;
+  for (let i = 0; i < n; i++) {
+    const x = rows[i];
+    users[i] = x[0];
+    ids[i] = x[1];
+    withs[i] = x[2];
+    resources[i] = x[3];
+    ts[i] = x[4];
+    out[i] = x[5] === 1;
+    if (x[6] !== last) texts.push((last = x[6]));
+    at[i] = texts.length;
+  }
+  // $9 NULL (no row has a real JID): unnest pads the missing column with NULLs.
+  const r = await db.query(
+    `INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza, real_jid)
+     SELECT u, i, w, wr, t, o, ($7::text[])[x], rj
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $8::int[], $9::text[]) AS r(u, i, w, wr, t, o, x, rj)
+     ON CONFLICT (username, id) DO NOTHING`,
+    [users, ids, withs, resources, ts, out, texts, at, reals],
+  );
+  return r.rowCount ?? 0;
+}
 
-  /**
-   * The client's part kept small: eight arrays, the texts each once (a message's two rows, one per user,
-   * share theirs: node-postgres escapes every text into the array literal, on the event loop), and the
-   * real JIDs only when a row has one (a room's archive).
-   */
-  async append(rows: readonly ArchiveRow[]): Promise<number> {
-    if (rows.length === 0) return 0;
-    const n = rows.length;
-    const users = new Array<string>(n);
-    const ids = new Array<string>(n);
-    const withs = new Array<string>(n);
-    const resources = new Array<string>(n);
-    const ts = new Array<number>(n);
-    const out = new Array<boolean>(n);
-    const at = new Array<number>(n);
-    let reals: (string | null)[] | null = null;
-    const texts: string[] = [];
-    let last: string | null = null;
-    for (let i = 0; i < n; i++) {
-      const x = rows[i];
-      users[i] = x.user;
-      ids[i] = x.id;
-      withs[i] = x.with;
-      resources[i] = x.withResource;
-      ts[i] = x.ts;
-      out[i] = x.outgoing;
-      if (x.stanza !== last) texts.push((last = x.stanza));
-      at[i] = texts.length;
-      if (x.realJid) (reals ??= new Array<string | null>(n).fill(null))[i] = x.realJid;
-    }
-    // $9 NULL (no row has a real JID): unnest pads the missing column with NULLs.
-    const r = await this.pool.query(
-      `INSERT INTO archive (username, id, with_jid, with_resource, ts, outgoing, stanza, real_jid)
-       SELECT u, i, w, wr, t, o, ($7::text[])[x], rj
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $8::int[], $9::text[]) AS r(u, i, w, wr, t, o, x, rj)
-       ON CONFLICT (username, id) DO NOTHING`,
-      [users, ids, withs, resources, ts, out, texts, at, reals],
-    );
-    return r.rowCount ?? 0;
+/**
+ * ArchiveStore on PostgreSQL, sharing the accounts' pool. A writer's batches (appendTexts) go to a thread of
+ * their own with its own connection (postgres-archive-thread-main.ts), which makes the rows and runs the INSERT:
+ * rendering, preferences and node-postgres's arrays off the event loop. Given no config (tests of the SQL
+ * alone), the writer makes the rows on the event loop and calls append.
+ */
+export class PgArchiveStore implements ArchiveStore {
+  private thread: ArchiveThread | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly config: PostgresConfig | null = null,
+  ) {}
+
+  /** Rows made on the event loop (a room's archive: src/xmpp/muc/room-mam.ts), in one INSERT. */
+  append(rows: readonly ArchiveRow[]): Promise<number> {
+    const reals = rows.some((r) => r.realJid) ? rows.map((r) => r.realJid || null) : null;
+    return insertRows(this.pool, rows.map((r): TextRow => [r.user, r.id, r.with, r.withResource, r.ts, r.outgoing ? 1 : 0, r.stanza]), reals);
+  }
+
+  appendTexts(b: TextBatch): Promise<TextResult> | null {
+    if (this.config === null) return null;
+    if (this.closed) return Promise.reject(new Error("archive store closed"));
+    this.thread ??= new ArchiveThread(new URL("./postgres-archive-thread-main.js", import.meta.url), { config: this.config });
+    return this.thread.appendTexts(b);
+  }
+
+  prefsChanged(user: string | null): void {
+    this.thread?.prefsChanged(user);
+  }
+
+  /** Waits for the batches already on the thread, then ends it (and its connection). */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.thread?.close() ?? Promise.resolve();
   }
 
   private async cursor(user: string, id: string): Promise<Cursor | null> {

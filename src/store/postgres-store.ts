@@ -62,11 +62,14 @@ export class PgStore implements Storage {
   readonly muc: PgMucStore;
   readonly mucDirectory: PgMucDirectory;
 
-  private constructor(readonly pool: pg.Pool) {
+  private constructor(
+    readonly pool: pg.Pool,
+    config: PostgresConfig | null = null,
+  ) {
     this.fast = new PgFastStore(pool);
     this.xmpp = new PgXmppStore(pool);
     this.profile = new PgProfileStore(pool);
-    this.archive = new PgArchiveStore(pool);
+    this.archive = new PgArchiveStore(pool, config);
     this.pep = new PgPepStore(pool);
     this.muc = new PgMucStore(pool);
     this.mucDirectory = new PgMucDirectory(pool);
@@ -80,7 +83,7 @@ export class PgStore implements Storage {
     await migrate(c, COMPONENTS, opts.migrate);
     const pool = createPool(c, log);
     await openKept(pool, c);
-    return new PgStore(pool);
+    return new PgStore(pool, c);
   }
 
   async putUser(user: string, c: Credentials): Promise<void> {
@@ -164,6 +167,8 @@ export class PgStore implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The archive's thread first: what it was given is written before its connection ends.
+    await this.archive.close();
     await this.pool.end();
   }
 }

@@ -1,8 +1,10 @@
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { ROW_FIELDS, type Handover, type ThreadAnswer, type ThreadMessage } from "./sqlite-archive-thread.js";
-import { TEXT_FIELDS, type TextBatch, type TextResult } from "./archive-store.js";
-import { ArchivePrefsCache, decide } from "./archive-prefs.js";
+import { ROW_FIELDS, type Handover, type ThreadMessage } from "./sqlite-archive-thread.js";
+import type { ThreadAnswer } from "./archive-thread.js";
+import type { TextBatch, TextResult } from "./archive-store.js";
+import { ArchivePrefsCache } from "./archive-prefs.js";
+import { textRows, type TextRow } from "./archive-text-rows.js";
 import { INSERT_SQL, PREFS_SQL, readPrefs, type PrefsRow } from "./sqlite-archive-store.js";
 
 /**
@@ -41,68 +43,20 @@ const write = db.transaction((m: Handover) => {
   });
 });
 
-/** A user's archive row: no real JID (a room's rows come as a Handover). */
-type Row = [user: string, id: string, contact: string, resource: string, ts: number, outgoing: number, stanza: string, realJid: null];
-const insert = db.transaction((rows: Row[]) => {
+const insert = db.transaction((rows: TextRow[]) => {
   let n = 0;
-  for (const r of rows) n += add.run(...r).changes;
+  // A user's archive row: no real JID (a room's rows come as a Handover).
+  for (const r of rows) n += add.run(r[0], r[1], r[2], r[3], r[4], r[5], r[6], null).changes;
   return n;
 });
 
-type Render = (text: string, from: string, to: string) => { id: string; text: string } | null;
-const renderers = new Map<string, Render>();
 let prefs: ArchivePrefsCache | null = null;
 
-/** A TextBatch's rows (layout: archive-store.ts), its preferences applied unless decided, written in one transaction. */
+/** A TextBatch's rows (archive-text-rows.ts), written in one transaction. */
 async function texts(b: TextBatch): Promise<TextResult> {
-  let render = renderers.get(b.renderModule);
-  if (render === undefined) {
-    render = ((await import(b.renderModule)) as { renderWire: Render }).renderWire;
-    renderers.set(b.renderModule, render);
-  }
   const cache = (prefs ??= new ArchivePrefsCache({ prefs: (users) => Promise.resolve(readPrefs(prefsOf, users)) }, b.prefsCacheSize));
-  const readsBefore = cache.reads;
-  const nums = b.nums;
-  const strs = b.strs.length === 1 ? b.strs[0] : b.strs.join("");
-  const rows: Row[] = [];
-  /** Per row, its entry in the batch. */
-  const index: number[] = [];
-  let missing: Set<string> | null = null;
-  let pos = 0;
-  let rendered: ReturnType<Render> = null;
-  for (let i = 0, at = 0; at < nums.length; i++, at += TEXT_FIELDS) {
-    const textLen = nums[at];
-    const text = textLen < 0 ? "" : strs.slice(pos, (pos += textLen));
-    const bare = strs.slice(pos, (pos += nums[at + 1]));
-    const from = strs.slice(pos, (pos += nums[at + 2]));
-    const to = strs.slice(pos, (pos += nums[at + 3]));
-    // -1: the previous entry's message, archived for the other user: rendered once.
-    if (textLen >= 0) rendered = render(text, from, to);
-    if (rendered === null) continue;
-    const outgoing = nums[at + 4];
-    const other = outgoing === 1 ? to : from;
-    const slash = other.indexOf("/");
-    const user = bare.slice(0, bare.indexOf("@"));
-    if (!b.decided && cache.get(user) === undefined) (missing ??= new Set()).add(user);
-    rows.push([user, rendered.id, slash < 0 ? other : other.slice(0, slash), slash < 0 ? "" : other.slice(slash + 1), nums[at + 5], outgoing, rendered.text, null]);
-    index.push(i);
-  }
-  const ask: [number, string, string][] = [];
-  let kept = rows;
-  if (!b.decided) {
-    const read = missing === null ? null : await cache.lookup(missing);
-    if (!(b.defaultMode === "always" && !cache.anyStored && (read === null || read.size === 0))) {
-      kept = [];
-      for (let k = 0; k < rows.length; k++) {
-        const r = rows[k];
-        const d = decide(cache.get(r[0]) ?? read?.get(r[0]), r[2], b.defaultMode);
-        if (d === true) kept.push(r);
-        else if (d === "roster") ask.push([index[k], r[0], r[2]]);
-      }
-    }
-  }
-  const added = kept.length === 0 ? 0 : insert.immediate(kept);
-  return { kept: kept.length, added, skipped: rows.length - kept.length - ask.length, ask, reads: cache.reads - readsBefore };
+  const { rows, ...r } = await textRows(b, cache);
+  return { ...r, added: rows.length === 0 ? 0 : insert.immediate(rows) };
 }
 
 /** One message at a time, in order: a change of preferences applies to every batch posted after it. */

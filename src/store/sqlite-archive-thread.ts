@@ -1,5 +1,5 @@
-import { Worker } from "node:worker_threads";
-import type { ArchiveRow, TextBatch, TextResult } from "./archive-store.js";
+import type { ArchiveRow } from "./archive-store.js";
+import { ArchiveThread, type ThreadAnswer, type TextsMessage } from "./archive-thread.js";
 
 /**
  * Fields per row in a hand-over's `head`: user, id, with, withResource, ts, outgoing (0/1), length of its text
@@ -21,17 +21,9 @@ export interface Handover {
   counts: number[];
 }
 
-/** What else the event loop posts: a writer's batch to render, filter and write (ArchiveStore.appendTexts); a user's preferences changed. */
-export type ThreadMessage = Handover | ({ op: "texts"; id: number } & TextBatch) | { op: "prefs"; user: string | null };
+/** What the event loop posts: rows (SQLite's own hand-over), or a writer's batch or a preferences change (archive-thread.ts). */
+export type ThreadMessage = Handover | TextsMessage;
 
-/** The thread's answer: an append's rows added (ns, per append of a Handover), a TextBatch's result, or an error. */
-export interface ThreadAnswer {
-  id: number;
-  ns?: number[];
-  texts?: TextResult;
-  error?: string;
-  code?: string;
-}
 /**
  * How long appends gather before they go to the thread together, and how many rows go at once at most.
  * Each hand-over costs the event loop a postMessage and its answer (tens of µs, whatever they carry);
@@ -61,50 +53,23 @@ interface Pending {
  * escape, and a message archived for both users is copied once.
  * Queries, preferences and retention stay on the event loop's connection.
  */
-export class SqliteArchiveThread {
-  private readonly worker: Worker;
+export class SqliteArchiveThread extends ArchiveThread {
   /** Gathered, not yet sent. */
   private gathered: Pending[] = [];
   private gatheredRows = 0;
   private timer: NodeJS.Timeout | null = null;
   /** Sent, by message id: the appends it carries, in order. */
   private readonly sent = new Map<number, Pending[]>();
-  /** TextBatches sent, by message id. */
-  private readonly textsSent = new Map<number, { resolve: (r: TextResult) => void; reject: (e: Error) => void }>();
-  private next = 1;
-  private dead: Error | null = null;
-  private closing: Promise<void> | null = null;
-  private idle: (() => void)[] = [];
 
   constructor(path: string, lockTimeoutMs: number) {
-    this.worker = new Worker(new URL("./sqlite-archive-thread-main.js", import.meta.url), { workerData: { path, lockTimeoutMs } });
-    this.worker.unref();
-    this.worker.on("message", (m: ThreadAnswer) => {
-      const e = m.error === undefined ? null : Object.assign(new Error(m.error), { code: m.code });
-      const t = this.textsSent.get(m.id);
-      if (t !== undefined) {
-        this.textsSent.delete(m.id);
-        if (e === null) t.resolve(m.texts!);
-        else t.reject(e);
-      }
-      const ps = this.sent.get(m.id);
-      if (ps !== undefined) {
-        this.sent.delete(m.id);
-        if (e === null) ps.forEach((p, i) => p.resolve(m.ns?.[i] ?? 0));
-        else for (const p of ps) p.reject(e);
-      }
-      this.settled();
-    });
-    this.worker.on("error", (e) => this.fail(e));
-    this.worker.on("exit", (code) => this.fail(new Error(`archive thread exited (${code})`)));
+    super(new URL("./sqlite-archive-thread-main.js", import.meta.url), { path, lockTimeoutMs });
   }
 
   /** Rows in one transaction on the thread (with others gathered beside them); resolves to the rows added (a (user, id) there already is skipped). */
   append(rows: readonly ArchiveRow[]): Promise<number> {
     if (this.dead !== null) return Promise.reject(this.dead);
     return new Promise<number>((resolve, reject) => {
-      // Referenced while anything is out: a process ending waits for it (and the writer's flushed() does too).
-      if (this.out === 0) this.worker.ref();
+      this.holding();
       this.gathered.push({ rows, resolve, reject });
       this.gatheredRows += rows.length;
       if (this.gatheredRows >= MAX_ROWS) this.send();
@@ -112,35 +77,25 @@ export class SqliteArchiveThread {
     });
   }
 
-  /**
-   * A writer's batch, sent at once (the writer gathered it: xmpp.mam.gatherMs): rendered, filtered by the
-   * preferences the thread keeps, and written there. The event loop pays a postMessage per batch, its
-   * buffer transferred and its one string copied.
-   */
-  appendTexts(b: TextBatch): Promise<TextResult> {
-    if (this.dead !== null) return Promise.reject(this.dead);
-    return new Promise<TextResult>((resolve, reject) => {
-      if (this.out === 0) this.worker.ref();
-      const id = this.next++;
-      this.textsSent.set(id, { resolve, reject });
-      const m: ThreadMessage = { op: "texts", id, ...b };
-      this.worker.postMessage(m, [b.nums.buffer]);
-    });
+  protected override pending(): number {
+    return this.gathered.length + this.sent.size;
   }
 
-  /** The preferences the thread keeps for `user` (null: anyone) are read again when next needed. */
-  prefsChanged(user: string | null): void {
-    if (this.dead === null) this.worker.postMessage({ op: "prefs", user } satisfies ThreadMessage);
-  }
-
-  /** Appends gathered or sent, and batches sent, not yet answered. */
-  private get out(): number {
-    return this.gathered.length + this.sent.size + this.textsSent.size;
+  protected override answered(m: ThreadAnswer, e: Error | null): void {
+    const ps = this.sent.get(m.id);
+    if (ps === undefined) return;
+    this.sent.delete(m.id);
+    if (e === null) ps.forEach((p, i) => p.resolve(m.ns?.[i] ?? 0));
+    else for (const p of ps) p.reject(e);
   }
 
   /** Sends what is gathered now: someone waits for it to be written. */
   hurry(): void {
     if (this.gathered.length > 0) this.send();
+  }
+
+  protected override flush(): void {
+    this.send();
   }
 
   private readonly send = (): void => {
@@ -179,36 +134,12 @@ export class SqliteArchiveThread {
     this.worker.postMessage(m);
   };
 
-  private settled(): void {
-    if (this.out > 0) return;
-    if (this.dead === null) this.worker.unref();
-    const cbs = this.idle;
-    this.idle = [];
-    for (const cb of cbs) cb();
-  }
-
-  /** After what was appended before is written. */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.send();
-      if (this.out > 0) await new Promise<void>((r) => this.idle.push(r));
-      this.dead ??= new Error("archive thread closed");
-      await this.worker.terminate();
-    })();
-    return this.closing;
-  }
-
-  private fail(e: Error): void {
-    if (this.dead !== null) return;
-    this.dead = e;
+  protected override failed(e: Error): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     for (const p of this.gathered) p.reject(e);
     for (const ps of this.sent.values()) for (const p of ps) p.reject(e);
-    for (const t of this.textsSent.values()) t.reject(e);
     this.gathered = [];
     this.sent.clear();
-    this.textsSent.clear();
-    this.settled();
   }
 }

@@ -30,8 +30,8 @@ export function startSlixmppServer(users: Record<string, string>, xmpp: Record<s
 }
 
 /** Runs test/fixtures/`script` (port, CA file) against a fresh server with alice and bob (`xmpp` laid over its xmpp config); its output lines. */
-export async function runSlixmpp(script: string, ms: number, xmpp: Record<string, unknown> = {}): Promise<string[]> {
-  const ts = await startSlixmppServer({ alice: "alice-pw", bob: "bob-pw" }, xmpp);
+export async function runSlixmpp(script: string, ms: number, xmpp: Record<string, unknown> = {}, storage: Record<string, unknown> | null = null): Promise<string[]> {
+  const ts = await startSlixmppServer({ alice: "alice-pw", bob: "bob-pw" }, xmpp, storage);
   try {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(PYTHON, [join(FIXTURES, script), String(ts.port("xmpp", "tcp")), TLS_FILES.cert], { timeout: ms }, (err, stdout, stderr) =>

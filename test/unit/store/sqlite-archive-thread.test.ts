@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,9 +9,12 @@ import { deriveCredentials } from "../../../src/store/scram.js";
 import { ArchiveWriter } from "../../../src/store/archive-writer.js";
 import { silentLogger } from "../../../src/log/logger.js";
 import { archivedText, RENDER_MODULE } from "../../../src/xmpp/modules/mam-render.js";
+import { PgStore } from "../../../src/store/postgres-store.js";
+import { HAVE_POSTGRES, startPostgres, type PostgresServer } from "../../postgres.js";
 
 // On a SQLite file the archive's appends run on a thread of their own (sqlite-archive-thread.ts):
 // the event loop goes on while a batch is written, reads see it once committed, and close waits for it.
+// On PostgreSQL the writer's batches go to a thread too (postgres-archive-thread-main.ts): the last tests.
 
 const rows = (user: string, from: number, n: number): ArchiveRow[] =>
   Array.from({ length: n }, (_, k) => ({
@@ -119,9 +122,14 @@ test("the writer's flushed() (a login's barrier, an archive query) does not wait
   }
 });
 
-test("the writer's batches as texts: rendered and filtered on the thread (preferences kept there, told when they change; roster mode asked back)", { timeout: 20_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sb-archive-texts-"));
-  const st = new SqliteStore(join(dir, "db.sqlite"));
+/** What both stores' threads are given: a store with accounts, rosters and the archive. */
+type ThreadStore = Pick<SqliteStore, "putUser" | "archive" | "close"> & { xmpp: Pick<SqliteStore["xmpp"], "rosterItem" | "putRosterItem"> };
+
+/**
+ * The writer's batches as texts on a store's archive thread. The event loop's `render` archives nothing: every
+ * row written was made on the thread.
+ */
+async function textsOnThread(st: ThreadStore | PgStore): Promise<void> {
   const w = new ArchiveWriter(
     st.archive,
     { defaultMode: "roster", maxQueued: 100, maxBatch: 100, prefsCacheSize: 10, retentionDays: 0, render: () => null, text: archivedText, renderModule: RENDER_MODULE, inRoster: async (u, j) => (await st.xmpp.rosterItem(u, j)) !== undefined },
@@ -174,7 +182,39 @@ test("the writer's batches as texts: rendered and filtered on the thread (prefer
     assert.ok(w.prefs.reads >= 3, `the thread's reads are counted (${w.prefs.reads})`);
   } finally {
     w.close();
+  }
+}
+
+test("the writer's batches as texts: rendered and filtered on the thread (preferences kept there, told when they change; roster mode asked back)", { timeout: 20_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sb-archive-texts-"));
+  const st = new SqliteStore(join(dir, "db.sqlite"));
+  try {
+    await textsOnThread(st);
+  } finally {
     await st.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe("PostgreSQL's archive thread", { skip: HAVE_POSTGRES ?? false }, () => {
+  let server: PostgresServer;
+  before(async () => void (server = await startPostgres()));
+  after(async () => server?.stop());
+
+  test("the writer's batches as texts: rendered, filtered and inserted on the thread's own connection", { timeout: 30_000 }, async () => {
+    const st = await PgStore.open(await server.createDatabase("texts"), silentLogger());
+    try {
+      await textsOnThread(st);
+      // A batch that needs no preferences: written on the thread's connection, counted on the event loop's.
+      const w = new ArchiveWriter(st.archive, { defaultMode: "always", maxQueued: 100, maxBatch: 100, prefsCacheSize: 10, retentionDays: 0, render: () => null, text: archivedText, renderModule: RENDER_MODULE, inRoster: async () => true }, silentLogger());
+      w.push({ bare: "bob@localhost", outgoing: true, ts: Date.now(), payload: `<message type="chat" from="bob@localhost/r" to="x@localhost"><body>last</body><stanza-id xmlns="urn:xmpp:sid:0" by="x@localhost" id="last"/></message>`, from: "bob@localhost/r", to: "x@localhost" });
+      await w.flushed();
+      w.close();
+      assert.equal(w.stats.archived, 1);
+      assert.equal(await st.archive.count("bob"), 2);
+    } finally {
+      await st.close();
+    }
+    await assert.rejects(st.archive.appendTexts({ nums: new Float64Array(0), strs: [], decided: true, defaultMode: "always", prefsCacheSize: 1, renderModule: RENDER_MODULE })!, /closed/);
+  });
 });
