@@ -122,7 +122,7 @@ export class BusWire implements Payloads, EnvPayloads {
       w.text(all);
       if (bytes !== null) w.bytes(bytes);
     }
-    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+    w.endFrame(frame);
   }
 
   private jsonInto(w: WireWriter, msg: JsonOp): void {
@@ -135,7 +135,7 @@ export class BusWire implements Payloads, EnvPayloads {
     w.text(json);
     if (presence !== null) w.bytes(presence);
     else w.u32(NULL_LEN);
-    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+    w.endFrame(frame);
   }
 
   /**
@@ -274,7 +274,7 @@ function confirmInto(w: WireWriter, by: string, taken: readonly Taken[], done: r
   }
   w.u32(done.length);
   for (let i = 0; i < done.length; i++) w.str(done[i]);
-  w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  w.endFrame(frame);
 }
 
 function confirmFrom(r: WireReader): BusMessage {
@@ -312,7 +312,7 @@ function heldInto(w: WireWriter, from: string, held: readonly [string, number, s
     w.f64(h[1]);
     w.str(h[2]);
   }
-  w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  w.endFrame(frame);
 }
 
 function heldFrom(r: WireReader): BusMessage {
