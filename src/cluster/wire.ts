@@ -40,12 +40,26 @@ export class BusWire implements Payloads, EnvPayloads {
   /** The string lengths of the message being read. */
   private readonly lens = new Uint32Array(9);
   private readonly reader = new WireReader();
+  /** The protocols' names as the codecs' keys: a name read off the bus becomes one of these (see `named`). */
+  private readonly names: string[];
 
   constructor(
     private readonly codecs: PayloadCodecs,
     /** A text payload that did not decode when it was first read (WireText): the message is worth a log line and a count. */
     private readonly badText: (e: Error) => void = () => {},
-  ) {}
+  ) {
+    this.names = Object.keys(codecs);
+  }
+
+  /**
+   * The protocol's name as the codecs' key (an internalized string) rather than the slice read: a lookup by
+   * it (the codec here, timeouts, …) is then not a hash of a fresh string and a search of the string table.
+   */
+  private named(protocol: string): string {
+    const names = this.names;
+    for (let i = 0; i < names.length; i++) if (names[i] === protocol) return names[i];
+    return protocol;
+  }
 
   /** One message alone (without the batch's length before it): for tests and tools. */
   encode(msg: BusMessage): Uint8Array {
@@ -200,7 +214,7 @@ export class BusWire implements Payloads, EnvPayloads {
     const responseFor = next(2);
     const from = next(3);
     const to = next(4);
-    const protocol = next(5);
+    const protocol = this.named(next(5));
     const code = next(6);
     const payload = has === Payload.None ? null : has === Payload.Bytes ? this.valueOf(protocol, r.view(r.u32())) : this.textOf(protocol, all.slice(chars));
     const env = new Envelope(kind as Kind, id, ref, responseFor, from, to, protocol, payload, ttl, flags, code);
