@@ -275,6 +275,13 @@ export class Receipts {
   /** The custodian of the last lookup: consecutive receipts mostly come from the same one. */
   private lastName = "";
   private lastMap: Map<number | string, number> | null = null;
+  /** The custodian of the lookup before (two workers' receipts alternate on a host of two). */
+  private prevName = "";
+  private prevMap: Map<number | string, number> | null = null;
+  /** The receipt last found, its map and key: a message's receipt is looked up (has) and then added, in a row. */
+  private lastReceipt = "";
+  private lastReceiptMap: Map<number | string, number> | null = null;
+  private lastReceiptKey: number | string = 0;
   /** Set by `find`: the key of the receipt in its custodian's map. */
   private key: number | string = 0;
 
@@ -354,27 +361,59 @@ export class Receipts {
       this.lastMap = null;
       this.lastName = "";
     }
+    if (this.prevMap === m) {
+      this.prevMap = null;
+      this.prevName = "";
+    }
+    if (this.lastReceiptMap === m) {
+      this.lastReceiptMap = null;
+      this.lastReceipt = "";
+    }
   }
 
   /** The map of `receipt`'s custodian (made with `make`), its key in it left in `this.key`. */
   private find(receipt: string, make: boolean): Map<number | string, number> | null {
-    const d = numberAt(receipt);
-    let name = "";
-    if (d < 0) this.key = receipt;
-    else {
-      this.key = valueAt(receipt, d);
-      if (this.lastMap !== null && d === this.lastName.length && receipt.startsWith(this.lastName)) return this.lastMap;
-      name = receipt.slice(0, d);
+    if (this.lastReceiptMap !== null && receipt === this.lastReceipt) {
+      this.key = this.lastReceiptKey;
+      return this.lastReceiptMap;
     }
+    const d = numberAt(receipt);
+    let m: Map<number | string, number> | undefined;
+    if (d < 0) {
+      this.key = receipt;
+      m = this.mapOf("", make);
+    } else {
+      this.key = valueAt(receipt, d);
+      if (this.lastMap !== null && d === this.lastName.length && receipt.startsWith(this.lastName)) m = this.lastMap;
+      else {
+        const lastName = this.lastName;
+        const lastMap = this.lastMap;
+        if (this.prevMap !== null && d === this.prevName.length && receipt.startsWith(this.prevName)) {
+          this.lastName = this.prevName;
+          m = this.lastMap = this.prevMap;
+        } else {
+          const name = receipt.slice(0, d);
+          m = this.mapOf(name, make);
+          if (m === undefined) return null;
+          this.lastName = name;
+          this.lastMap = m;
+        }
+        this.prevName = lastName;
+        this.prevMap = lastMap;
+      }
+    }
+    if (m === undefined) return null;
+    this.lastReceipt = receipt;
+    this.lastReceiptMap = m;
+    this.lastReceiptKey = this.key;
+    return m;
+  }
+
+  private mapOf(name: string, make: boolean): Map<number | string, number> | undefined {
     let m = this.byCustodian.get(name);
-    if (m === undefined) {
-      if (!make) return null;
+    if (m === undefined && make) {
       m = new Map();
       this.byCustodian.set(name, m);
-    }
-    if (d >= 0) {
-      this.lastName = name;
-      this.lastMap = m;
     }
     return m;
   }
