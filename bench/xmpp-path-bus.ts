@@ -34,6 +34,7 @@ import type { BusEndpoint, BusMessage, ClusterBus, MembershipListener } from "..
 import { Router, type Membership } from "../src/router/router.js";
 import { xmppPayloadCodec } from "../src/xmpp/payload-codec.js";
 import { relayPayloadCodec } from "../src/relay/payload-codec.js";
+import { loadavg } from "node:os";
 
 const USERS = Number(process.env.USERS ?? 10000);
 const MESSAGES = Number(process.env.MESSAGES ?? 100000);
@@ -41,6 +42,13 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const BATCH = Number(process.env.BATCH ?? 2);
 const ON_OWNER = process.env.PLACE === "owner";
+/**
+ * CALLGRIND=1: run under valgrind's callgrind by bench/xmpp-path-callgrind.ts (XMPP_PATH_JS=dist/bench/xmpp-path-bus.js),
+ * which counts the main thread's instructions between markers: os.loadavg() before each measured run and after
+ * the last, as bench:xmpp-path does. WARMUP: unmeasured runs first (default 1).
+ */
+const CALLGRIND = process.env.CALLGRIND === "1";
+const WARMUP = Number(process.env.WARMUP ?? 1);
 
 class MemoryConn implements Conn {
   readonly remoteAddress = "127.0.0.1";
@@ -258,11 +266,15 @@ async function run(): Promise<number> {
   return ((used.user + used.system) / MESSAGES) * 1000;
 }
 
-await run(); // warm-up: JIT
+for (let w = 0; w < WARMUP; w++) await run(); // warm-up: JIT
 const m0 = busMessages;
 const b0 = batches;
 const results: number[] = [];
-for (let r = 0; r < RUNS; r++) results.push(await run());
+for (let r = 0; r < RUNS; r++) {
+  if (CALLGRIND) loadavg();
+  results.push(await run());
+}
+if (CALLGRIND) loadavg();
 results.sort((a, b) => a - b);
 const cut = conns.filter((c) => c.closed).length;
 if (cut > 0) console.error(`${cut} sessions were cut`);

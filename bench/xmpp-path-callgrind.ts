@@ -12,7 +12,8 @@
  *
  * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …),
  * and XMPP_PATH_JS: the bench to run (default: this build's dist/bench/xmpp-path.js; another build's to
- * compare it), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where, NODE_ARGS: node's
+ * compare it; dist/bench/xmpp-path-bus.js: two workers' cores in one process over the bus code, WORKERS=1|2, the same
+ * markers, so that WORKERS=2 minus WORKERS=1 is what crossing costs in instructions), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where, NODE_ARGS: node's
  * options (below), VALGRIND_ARGS: callgrind's.
  */
 import { spawnSync } from "node:child_process";

@@ -80,6 +80,16 @@ export class WireWriter {
     b[at + 3] = v >>> 24;
   }
 
+  /** Ends the message whose frame starts at `frame`: its length (after the 4 bytes of the length itself), big-endian. */
+  endFrame(frame: number): void {
+    const b = this.buf;
+    const n = this.at - frame - 4;
+    b[frame] = n >>> 24;
+    b[frame + 1] = n >>> 16;
+    b[frame + 2] = n >>> 8;
+    b[frame + 3] = n;
+  }
+
   f64(v: number): void {
     this.buf.writeDoubleLE(v, this.at);
     this.at += 8;

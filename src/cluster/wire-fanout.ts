@@ -58,7 +58,7 @@ export function serviceOpInto(w: WireWriter, tag: number, msg: ServiceOp, p: Env
     w.u32(envs.length);
   }
   for (let i = 0; i < envs.length; i++) envInto(w, envs[i], out[i]);
-  w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  w.endFrame(frame);
 }
 
 function envInto(w: WireWriter, e: Envelope, o: { text: string | null; bytes: Uint8Array | null }): void {

@@ -40,12 +40,26 @@ export class BusWire implements Payloads, EnvPayloads {
   /** The string lengths of the message being read. */
   private readonly lens = new Uint32Array(9);
   private readonly reader = new WireReader();
+  /** The protocols' names as the codecs' keys: a name read off the bus becomes one of these (see `named`). */
+  private readonly names: string[];
 
   constructor(
     private readonly codecs: PayloadCodecs,
     /** A text payload that did not decode when it was first read (WireText): the message is worth a log line and a count. */
     private readonly badText: (e: Error) => void = () => {},
-  ) {}
+  ) {
+    this.names = Object.keys(codecs);
+  }
+
+  /**
+   * The protocol's name as the codecs' key (an internalized string) rather than the slice read: a lookup by
+   * it (the codec here, timeouts, …) is then not a hash of a fresh string and a search of the string table.
+   */
+  private named(protocol: string): string {
+    const names = this.names;
+    for (let i = 0; i < names.length; i++) if (names[i] === protocol) return names[i];
+    return protocol;
+  }
 
   /** One message alone (without the batch's length before it): for tests and tools. */
   encode(msg: BusMessage): Uint8Array {
@@ -122,7 +136,7 @@ export class BusWire implements Payloads, EnvPayloads {
       w.text(all);
       if (bytes !== null) w.bytes(bytes);
     }
-    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+    w.endFrame(frame);
   }
 
   private jsonInto(w: WireWriter, msg: JsonOp): void {
@@ -135,7 +149,7 @@ export class BusWire implements Payloads, EnvPayloads {
     w.text(json);
     if (presence !== null) w.bytes(presence);
     else w.u32(NULL_LEN);
-    w.buf.writeUInt32BE(w.at - frame - 4, frame);
+    w.endFrame(frame);
   }
 
   /**
@@ -200,7 +214,7 @@ export class BusWire implements Payloads, EnvPayloads {
     const responseFor = next(2);
     const from = next(3);
     const to = next(4);
-    const protocol = next(5);
+    const protocol = this.named(next(5));
     const code = next(6);
     const payload = has === Payload.None ? null : has === Payload.Bytes ? this.valueOf(protocol, r.view(r.u32())) : this.textOf(protocol, all.slice(chars));
     const env = new Envelope(kind as Kind, id, ref, responseFor, from, to, protocol, payload, ttl, flags, code);
@@ -274,7 +288,7 @@ function confirmInto(w: WireWriter, by: string, taken: readonly Taken[], done: r
   }
   w.u32(done.length);
   for (let i = 0; i < done.length; i++) w.str(done[i]);
-  w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  w.endFrame(frame);
 }
 
 function confirmFrom(r: WireReader): BusMessage {
@@ -312,7 +326,7 @@ function heldInto(w: WireWriter, from: string, held: readonly [string, number, s
     w.f64(h[1]);
     w.str(h[2]);
   }
-  w.buf.writeUInt32BE(w.at - frame - 4, frame);
+  w.endFrame(frame);
 }
 
 function heldFrom(r: WireReader): BusMessage {

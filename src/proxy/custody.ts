@@ -183,10 +183,14 @@ export class Custody {
    * many times it was routed (0: not held, or settled already): more than once, and another copy may follow.
    */
   done(key: number): number {
-    const h = this.travelling.get(key) ?? this.taken.get(key);
-    if (h === undefined) return 0;
-    this.travelling.delete(key);
-    this.taken.delete(key);
+    // Each entry is in one map only.
+    let h = this.travelling.get(key);
+    if (h !== undefined) this.travelling.delete(key);
+    else {
+      h = this.taken.get(key);
+      if (h === undefined) return 0;
+      this.taken.delete(key);
+    }
     return h.tries;
   }
 
@@ -271,6 +275,13 @@ export class Receipts {
   /** The custodian of the last lookup: consecutive receipts mostly come from the same one. */
   private lastName = "";
   private lastMap: Map<number | string, number> | null = null;
+  /** The custodian of the lookup before (two workers' receipts alternate on a host of two). */
+  private prevName = "";
+  private prevMap: Map<number | string, number> | null = null;
+  /** The receipt last found, its map and key: a message's receipt is looked up (has) and then added, in a row. */
+  private lastReceipt = "";
+  private lastReceiptMap: Map<number | string, number> | null = null;
+  private lastReceiptKey: number | string = 0;
   /** Set by `find`: the key of the receipt in its custodian's map. */
   private key: number | string = 0;
 
@@ -350,27 +361,59 @@ export class Receipts {
       this.lastMap = null;
       this.lastName = "";
     }
+    if (this.prevMap === m) {
+      this.prevMap = null;
+      this.prevName = "";
+    }
+    if (this.lastReceiptMap === m) {
+      this.lastReceiptMap = null;
+      this.lastReceipt = "";
+    }
   }
 
   /** The map of `receipt`'s custodian (made with `make`), its key in it left in `this.key`. */
   private find(receipt: string, make: boolean): Map<number | string, number> | null {
-    const d = numberAt(receipt);
-    let name = "";
-    if (d < 0) this.key = receipt;
-    else {
-      this.key = valueAt(receipt, d);
-      if (this.lastMap !== null && d === this.lastName.length && receipt.startsWith(this.lastName)) return this.lastMap;
-      name = receipt.slice(0, d);
+    if (this.lastReceiptMap !== null && receipt === this.lastReceipt) {
+      this.key = this.lastReceiptKey;
+      return this.lastReceiptMap;
     }
+    const d = numberAt(receipt);
+    let m: Map<number | string, number> | undefined;
+    if (d < 0) {
+      this.key = receipt;
+      m = this.mapOf("", make);
+    } else {
+      this.key = valueAt(receipt, d);
+      if (this.lastMap !== null && d === this.lastName.length && receipt.startsWith(this.lastName)) m = this.lastMap;
+      else {
+        const lastName = this.lastName;
+        const lastMap = this.lastMap;
+        if (this.prevMap !== null && d === this.prevName.length && receipt.startsWith(this.prevName)) {
+          this.lastName = this.prevName;
+          m = this.lastMap = this.prevMap;
+        } else {
+          const name = receipt.slice(0, d);
+          m = this.mapOf(name, make);
+          if (m === undefined) return null;
+          this.lastName = name;
+          this.lastMap = m;
+        }
+        this.prevName = lastName;
+        this.prevMap = lastMap;
+      }
+    }
+    if (m === undefined) return null;
+    this.lastReceipt = receipt;
+    this.lastReceiptMap = m;
+    this.lastReceiptKey = this.key;
+    return m;
+  }
+
+  private mapOf(name: string, make: boolean): Map<number | string, number> | undefined {
     let m = this.byCustodian.get(name);
-    if (m === undefined) {
-      if (!make) return null;
+    if (m === undefined && make) {
       m = new Map();
       this.byCustodian.set(name, m);
-    }
-    if (d >= 0) {
-      this.lastName = name;
-      this.lastMap = m;
     }
     return m;
   }
@@ -399,12 +442,16 @@ function valueAt(receipt: string, from: number): number {
   return n;
 }
 
+/** A microtask without Node's queueMicrotask, which makes an AsyncResource and a bound function per call. */
+const resolved = Promise.resolve();
+
 /**
  * Confirmations for custodians on other workers, gathered over one callback
  * (the bus batch or the socket read that delivered): one bus message per
  * custodian and callback, published at once.
  */
 export class Confirmations {
+  /** Per custodian; an entry stays (its lists start empty again), so a callback's gathering makes no map entry. */
   private readonly byWorker = new Map<string, { taken: Taken[]; done: string[] }>();
   private queued = false;
 
@@ -425,6 +472,8 @@ export class Confirmations {
   private of(worker: string): { taken: Taken[]; done: string[] } {
     let c = this.byWorker.get(worker);
     if (c === undefined) {
+      // Workers that left keep no entry for long: a membership change is rare, a sweep of this map cheap.
+      if (this.byWorker.size >= 64) for (const [w, e] of this.byWorker) if (e.taken.length === 0 && e.done.length === 0) this.byWorker.delete(w);
       c = { taken: [], done: [] };
       this.byWorker.set(worker, c);
     }
@@ -432,21 +481,43 @@ export class Confirmations {
       this.queued = true;
       // At the end of the callback that delivered (a microtask), so before the turn's client writes
       // (setImmediate): a confirmation reaches the bus no later than the stanzas it counts reach their clients.
-      queueMicrotask(this.flush);
+      void resolved.then(this.flush);
     }
     return c;
   }
 
   readonly flush = (): void => {
     this.queued = false;
-    for (const [w, c] of this.byWorker) this.send(w, c.taken, c.done);
-    this.byWorker.clear();
+    for (const [w, c] of this.byWorker) {
+      if (c.taken.length === 0 && c.done.length === 0) continue;
+      const { taken, done } = c;
+      // New lists: the bus message may keep these (an in-process bus hands the message over as it is).
+      c.taken = taken.length === 0 ? taken : [];
+      c.done = done.length === 0 ? done : [];
+      this.send(w, taken, done);
+    }
     this.sent();
   };
 }
 
+/** Worker ids seen in receipts lately: a receipt's worker is then that string, not a slice made (and hashed) again. */
+const knownWorkers: string[] = [];
+let nextKnown = 0;
+
 /** The worker named by a receipt or ref `<worker>.<n>`; "" when it names none. */
 export function workerOf(receipt: string): string {
-  const dot = receipt.lastIndexOf(".");
-  return dot > 0 ? receipt.slice(0, dot) : "";
+  let dot = receipt.length - 1;
+  while (dot >= 0 && receipt.charCodeAt(dot) !== 46) dot--;
+  if (dot <= 0) return "";
+  for (let i = 0; i < knownWorkers.length; i++) {
+    const w = knownWorkers[i];
+    if (w.length === dot && receipt.startsWith(w)) return w;
+  }
+  const w = receipt.slice(0, dot);
+  if (knownWorkers.length < 16) knownWorkers.push(w);
+  else {
+    knownWorkers[nextKnown] = w;
+    nextKnown = (nextKnown + 1) & 15;
+  }
+  return w;
 }

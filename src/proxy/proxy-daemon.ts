@@ -55,6 +55,8 @@ const HELD = Flag.Offline | Flag.Bounce;
 
 /** How long a login waits for its owner's barrier answer at most. */
 const BARRIER_TIMEOUT_MS = 2000;
+/** Microtasks of the message path without Node's queueMicrotask (an AsyncResource and a bound function per call). */
+const resolvedPromise = Promise.resolve();
 
 /** Plain counters, read when someone asks (metrics); incrementing one costs nothing on the forwarding path. */
 export class ProxyStats {
@@ -496,7 +498,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (held === null) return env;
     // Settled here once the owner's fan-out is done (a resource on this worker still takes it under the first
     // receipt); the confirmation goes behind the message on the bus, and a copy routed again stops here.
-    if (this.reheld.push(env.ref) === 1) queueMicrotask(this.settleReheld);
+    if (this.reheld.push(env.ref) === 1) void resolvedPromise.then(this.settleReheld);
     return held;
   }
 

@@ -7,7 +7,7 @@ import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, ErrorCode, Flag, Kind } from "../../../src/envelope/envelope.js";
-import { Custody, Receipts, workerOf } from "../../../src/proxy/custody.js";
+import { Confirmations, Custody, Receipts, workerOf } from "../../../src/proxy/custody.js";
 import { Router } from "../../../src/router/router.js";
 
 /** A session as the core sees it; `acks` makes it keep what it gets until its "client" acknowledges (XEP-0198). */
@@ -510,4 +510,52 @@ test("settled receipts are remembered per custodian for the window, whatever the
   full.add("w0.a_2", 3);
   full.add("w1.a_2", 4);
   assert.ok(!full.has("w0.a_1") && full.has("w1.a_1") && full.has("w0.a_2") && full.has("w1.a_2"), "full: the oldest goes");
+});
+
+test("a receipt's worker is read whole, whichever workers were read before (ids of one length, one a prefix of another)", { timeout: 5000 }, () => {
+  for (const [receipt, worker] of [
+    ["h-w1.ab_1", "h-w1"],
+    ["h-w2.ab_1", "h-w2"],
+    ["h-w1.ab_2", "h-w1"],
+    ["h-w1x.ab_1", "h-w1x"],
+    ["h-w.ab_1", "h-w"],
+    ["a.b.c_1", "a.b"],
+    [".x_1", ""],
+    ["nodot", ""],
+    ["", ""],
+  ]) {
+    assert.equal(workerOf(receipt), worker, receipt);
+  }
+  // More workers than it remembers: each still read right.
+  for (let i = 0; i < 40; i++) assert.equal(workerOf(`h-w${i}.t_${i}`), `h-w${i}`);
+  for (let i = 39; i >= 0; i--) assert.equal(workerOf(`h-w${i}.t_${i}`), `h-w${i}`);
+});
+
+test("confirmations go once per custodian and callback, each gathering in lists of its own", { timeout: 5000 }, async () => {
+  const sent: [string, string[], string[]][] = [];
+  let published = 0;
+  const c = new Confirmations(
+    (w, taken, done) => sent.push([w, taken.map((t) => t[0]), done]),
+    () => published++,
+  );
+  c.done("w1", "w1.a_1");
+  c.done("w2", "w2.a_1");
+  c.taken("w1", ["w1.a_2", "k", 3]);
+  await null;
+  assert.deepEqual(sent, [
+    ["w1", ["w1.a_2"], ["w1.a_1"]],
+    ["w2", [], ["w2.a_1"]],
+  ]);
+  assert.equal(published, 1);
+  const first = sent[0][2];
+  c.done("w2", "w2.a_2");
+  await null;
+  assert.deepEqual(sent.slice(2), [["w2", [], ["w2.a_2"]]], "a custodian with nothing this time gets no message");
+  assert.deepEqual(first, ["w1.a_1"], "a list sent before is never written again");
+  assert.equal(published, 2);
+  // Many custodians over time (workers that came and went): each gathering still reaches its own.
+  for (let i = 0; i < 100; i++) c.done(`x${i}`, `x${i}.a_1`);
+  await null;
+  assert.equal(sent.length, 103);
+  assert.deepEqual(sent[102], ["x99", [], ["x99.a_1"]]);
 });
