@@ -89,7 +89,8 @@ for (let k = 2; k <= runs + 1; k++) perRun.push(inclusive(join(dir, `cg.${pid}.$
 const per = (f: (r: { total: number; compile: number; gc: number }) => number) => perRun.map((r) => f(r) / messages);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const show = (xs: number[]) => `${mean(xs).toFixed(0)} (runs ${xs.map((x) => x.toFixed(0)).join(", ")})`;
-const what = process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`;
+const smEnv = ["SM", "SM_EVERY", "SM_ANSWER_DELAY_MS", "SM_ACK_EVERY_MS", "SM_ACK_EVERY_STANZAS"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
+const what = [process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`, ...smEnv].join(", ");
 const work = per((r) => r.total - r.compile - r.gc);
 const gcs = per((r) => r.gc);
 console.log(`callgrind, main thread (${what}; ${script}; ${runs} runs of ${messages}, means), instructions/message: work ${show(work)}; collector ${show(gcs)}; work + collector ${mean(work.map((w, i) => w + gcs[i])).toFixed(0)}; compiler ${show(per((r) => r.compile))}; all ${show(per((r) => r.total))}; ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`);
