@@ -10,7 +10,9 @@
  * not time (a cache miss costs one instruction's count). Under valgrind the threads run one at a time,
  * ~50 times slower: keep MESSAGES small (2,000: a few minutes).
  *
- * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …),
+ * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …; passed
+ * through; with SM=1 fix the policy's time triggers, SM_ACK_EVERY_MS=3600000 SM_ANSWER_DELAY_MS=5000
+ * SM_ACK_EVERY_STANZAS=5 with USERS=500 WARMUP=8, or valgrind's pace decides how often they fire),
  * and XMPP_PATH_JS: the bench to run (default: this build's dist/bench/xmpp-path.js; another build's to
  * compare it), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where, NODE_ARGS: node's
  * options (below), VALGRIND_ARGS: callgrind's.
