@@ -40,29 +40,3 @@ test("one stanza larger than the buffer grows it; a drop of 0 is nothing", { tim
   q.drop(1);
   assert.deepEqual(q.pending(), [big]);
 });
-
-test("bytes kept at the back of a full buffer move to its front; an emptied queue starts afresh", { timeout: 5_000 }, () => {
-  const q = new UnackedQueue();
-  const model: string[] = [];
-  // Stanzas of ~100 bytes, pushed and acknowledged so that the kept ones sit at the buffer's end when it fills.
-  for (let i = 0; i < 400; i++) {
-    const s = `<message id='${i}'><body>${"ü".repeat(i % 5)}${"z".repeat(60 + (i % 13))}</body></message>`;
-    q.push(s);
-    model.push(s);
-    if (i % 3 === 2) {
-      q.drop(2);
-      model.splice(0, 2);
-    }
-    assert.equal(q.length, model.length);
-  }
-  assert.deepEqual(q.pending(), model);
-  q.drop(q.length);
-  assert.deepEqual(q.pending(), []);
-  const big = "<message>" + "€".repeat(5000) + "</message>";
-  q.push(big);
-  q.push("<iq/>");
-  assert.deepEqual(q.pending(), [big, "<iq/>"]);
-  assert.equal((q as unknown as { bytes: Buffer | null }).bytes !== null, true);
-  q.drop(2);
-  assert.equal((q as unknown as { bytes: Buffer | null }).bytes, null, "an empty queue holds no buffer");
-});
