@@ -10,7 +10,9 @@
  * not time (a cache miss costs one instruction's count). Under valgrind the threads run one at a time,
  * ~50 times slower: keep MESSAGES small (2,000: a few minutes).
  *
- * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …),
+ * Environment: what bench:xmpp-path takes (MESSAGES default 2000 here, RUNS 3, USERS 2000, MAM, TURN, SM, …; passed
+ * through; with SM=1 fix the policy's time triggers, SM_ACK_EVERY_MS=3600000 SM_ANSWER_DELAY_MS=5000
+ * SM_ACK_EVERY_STANZAS=5 with USERS=500 WARMUP=8, or valgrind's pace decides how often they fire),
  * and XMPP_PATH_JS: the bench to run (default: this build's dist/bench/xmpp-path.js; another build's to
  * compare it; dist/bench/xmpp-path-bus.js: two workers' cores in one process over the bus code, WORKERS=1|2, the same
  * markers, so that WORKERS=2 minus WORKERS=1 is what crossing costs in instructions), KEEP=1: keep callgrind's files (callgrind_annotate them) and print where, NODE_ARGS: node's
@@ -90,7 +92,8 @@ for (let k = 2; k <= runs + 1; k++) perRun.push(inclusive(join(dir, `cg.${pid}.$
 const per = (f: (r: { total: number; compile: number; gc: number }) => number) => perRun.map((r) => f(r) / messages);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const show = (xs: number[]) => `${mean(xs).toFixed(0)} (runs ${xs.map((x) => x.toFixed(0)).join(", ")})`;
-const what = process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`;
+const smEnv = ["SM", "SM_EVERY", "SM_ANSWER_DELAY_MS", "SM_ACK_EVERY_MS", "SM_ACK_EVERY_STANZAS"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`);
+const what = [process.env.MAM === undefined || process.env.MAM === "0" ? "archives off" : `MAM=${process.env.MAM}`, ...smEnv].join(", ");
 const work = per((r) => r.total - r.compile - r.gc);
 const gcs = per((r) => r.gc);
 console.log(`callgrind, main thread (${what}; ${script}; ${runs} runs of ${messages}, means), instructions/message: work ${show(work)}; collector ${show(gcs)}; work + collector ${mean(work.map((w, i) => w + gcs[i])).toFixed(0)}; compiler ${show(per((r) => r.compile))}; all ${show(per((r) => r.total))}; ${((Date.now() - started) / 1000).toFixed(0)} s under valgrind`);

@@ -9,7 +9,8 @@
  * <r/> with every SM_EVERY-th message (1, as Conversations does; 0: never) and
  * answers the server's <r/> with the count of stanzas it was written, right
  * after the message that brought it: the user-space part of `bench:xmpp --sm`
- * (the <a/> writes cost no system call here). SM_ANSWER_DELAY_MS sets xmpp.sm.answerDelayMs.
+ * (the <a/> writes cost no system call here). SM_ANSWER_DELAY_MS, SM_ACK_EVERY_MS and SM_ACK_EVERY_STANZAS set
+ * xmpp.sm.answerDelayMs, ackEveryMs and ackEveryStanzas (below).
  *
  * MAM=1: XEP-0313 archives on (an in-memory SQLite archive): the path's figure
  * is then what archiving adds to forwarding (stanza id, two queue entries per
@@ -74,6 +75,8 @@ const CALLGRIND = process.env.CALLGRIND === "1";
 const SM_NS = "urn:xmpp:sm:3";
 /** Connections whose client owes the server an <a/> (it read an <r/>). */
 const owing: MemoryConn[] = [];
+/** XEP-0198 traffic over the whole process (SM=1): the server's <r/> and <a/> written, the clients' <a/> sent. */
+const smTraffic = { serverR: 0, serverA: 0, clientA: 0 };
 
 class MemoryConn implements Conn {
   readonly remoteAddress = "127.0.0.1";
@@ -94,10 +97,15 @@ class MemoryConn implements Conn {
     this.bytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
     if (!SM || typeof chunk !== "string") return;
     // The server writes one element per call: a stanza, or one of XEP-0198's own.
-    if (chunk.startsWith(`<r xmlns='${SM_NS}'`)) owing.push(this);
-    // Counting starts at <enabled/> (XEP-0198 §4).
-    else if (chunk.startsWith("<enabled")) this.handled = 0;
-    else if (!chunk.startsWith(`<a xmlns='${SM_NS}'`)) this.handled++;
+    // By the second character, cheaply (this is the client's work, not the server's): "<r " and "<a " are XEP-0198's
+    // (no stanza is named so), "<enabled" starts the count (XEP-0198 §4); stanzas are <message>, <presence>, <iq>.
+    const c = chunk.charCodeAt(1);
+    if (c === 114 /* r */) {
+      owing.push(this);
+      smTraffic.serverR++;
+    } else if (c === 97 /* a */) smTraffic.serverA++;
+    else if (c === 101 /* e */ && chunk.startsWith("<enabled")) this.handled = 0;
+    else this.handled++;
   }
   writeParts(a: Buffer, b: Buffer): void {
     this.bytes += a.length + b.length;
@@ -116,7 +124,15 @@ class MemoryConn implements Conn {
 }
 
 // SM_ANSWER_DELAY_MS: xmpp.sm.answerDelayMs (0: each <a/> at the end of its turn, as before held answers).
-const config = validate({ storage: { type: "sqlite", path: ":memory:" }, listeners: [], log: { level: "error" }, xmpp: process.env.SM_ANSWER_DELAY_MS === undefined ? {} : { sm: { answerDelayMs: Number(process.env.SM_ANSWER_DELAY_MS) } } });
+// SM_ACK_EVERY_STANZAS, SM_ACK_EVERY_MS: xmpp.sm.ackEveryStanzas and ackEveryMs (the server's <r/> policy). Its time
+// triggers (ackEveryMs, answerDelayMs) make instruction counts depend on how fast the runs go (under valgrind, ~50
+// times slower): for callgrind comparisons, SM_ACK_EVERY_MS=3600000 SM_ANSWER_DELAY_MS=5000 SM_ACK_EVERY_STANZAS=5
+// keep every code path of the default policy but let the stanza count decide (docs/benchmarks.md, session 18).
+const smPolicy: Record<string, number> = {};
+for (const [env, key] of [["SM_ANSWER_DELAY_MS", "answerDelayMs"], ["SM_ACK_EVERY_MS", "ackEveryMs"], ["SM_ACK_EVERY_STANZAS", "ackEveryStanzas"]]) {
+  if (process.env[env] !== undefined) smPolicy[key] = Number(process.env[env]);
+}
+const config = validate({ storage: { type: "sqlite", path: ":memory:" }, listeners: [], log: { level: "error" }, xmpp: { sm: smPolicy } });
 const dir = FILE ? mkdtempSync(join(tmpdir(), "bench-xmpp-path-")) : null;
 const store = new SqliteStore(dir === null ? ":memory:" : join(dir, "db.sqlite"));
 const log = silentLogger();
@@ -216,6 +232,7 @@ async function run(): Promise<[number, number]> {
       // The clients that read an <r/> answer it now, as pump.c does once it has scanned the read.
       while (owing.length > 0) {
         const c = owing.pop()!;
+        smTraffic.clientA++;
         c.onData(Buffer.from(`<a xmlns='${SM_NS}' h='${c.handled}'/>`));
       }
     }
@@ -278,6 +295,11 @@ if (pgServer !== null) await pgServer.stop();
 const how = MAIN_ONLY ? `main thread's CPU, ${CLOCK.name}` : "process CPU";
 if (archive === null && MAIN_ONLY) console.log(`after each turn (no archive): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")})`);
 if (archive !== null) console.log(`archive writer (${PG ? "PostgreSQL, rows made and inserted on its thread" : `SQLite ${FILE ? "file, written on its thread" : "in memory"}`}, turns of ${TURN}; ${how}): ${writes[writes.length >> 1].toFixed(0)} ns/message (runs ${writes.map((x) => x.toFixed(0)).join(", ")}); ${archive.stats.archived} rows written (${(archive.stats.archived / ((RUNS + WARMUP) * MESSAGES)).toFixed(2)} per message: the sender's archive and the recipient's), ${archive.stats.dropped} dropped`);
+if (SM) {
+  const n = (RUNS + WARMUP) * MESSAGES;
+  const per = (k: number) => ((k / n) * 1000).toFixed(0);
+  console.log(`stream management, per 1,000 messages (warm-ups included): server <r/> ${per(smTraffic.serverR)}, server <a/> ${per(smTraffic.serverA)}, client <a h/> ${per(smTraffic.clientA)}`);
+}
 console.log(`xmpp message path${MAM ? (PATH_ONLY ? " with archives on, nothing written" : " with archives on") : ""}${SM ? ` with stream management (client <r/> every ${SM_EVERY}; ${unacked} unacked at the end)` : ""} (${how}): ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${USERS} sessions; ${(delivered / 1e6).toFixed(0)} MB written`);
 // The split between the two is not reliable with MAIN_ONLY: schedstat brings a running thread's figure up to
 // date only at a scheduler tick (4 ms here) or when it sleeps, and with archives on the wait for the thread's

@@ -283,6 +283,10 @@ export class ResumeRecordDesk implements ResumeRecords {
     if (this.keeper !== "") this.outCounts.add(s);
   }
 
+  get copying(): boolean {
+    return this.keeper !== "";
+  }
+
   replicate(s: Session, n: number, wire: string, receipt: string): void {
     // Alone (no keeper): nothing to copy, and no lookup per message written.
     if (this.keeper === "") return;

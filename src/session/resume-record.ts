@@ -71,6 +71,8 @@ export interface ResumeRecords {
    * acknowledges it.
    */
   replicate(s: Session, n: number, wire: string, receipt: string): void;
+  /** False while replicate copies nothing (no keeper: a worker alone): a stream writing a message need not call it. */
+  readonly copying: boolean;
   /** `s`'s client acknowledged up to `h`: the keeper's copies up to it go (batched per turn). */
   acked(s: Session, h: number): void;
   /** `s` ended for good, or moved to another worker: its record goes. */

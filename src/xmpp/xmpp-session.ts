@@ -459,7 +459,9 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
       if (this.acks !== null) {
         this.acks.sent(wire, receipt);
         // A message this worker alone holds: a copy goes to the session's record keeper (resume-records.ts).
-        if (this.coreSession.keepKey !== "" && wire.startsWith("<message")) this.x.core.records.replicate(this.coreSession, this.acks.sentCount, wire, receipt);
+        // Tested first: alone (no keeper) a worker copies nothing, and the count and the test of the text are not needed.
+        const records = this.x.core.records;
+        if (records.copying && this.coreSession.keepKey !== "" && wire.startsWith("<message")) records.replicate(this.coreSession, this.acks.sentCount, wire, receipt);
       }
     }
     return true;

@@ -3,7 +3,7 @@ import { StringDecoder } from "node:string_decoder";
 import { Element } from "ltx";
 import { StreamCondition, StreamError } from "../errors.js";
 import { parseStanza, parseTag } from "./xml.js";
-import { NOT_SM, smShortcut } from "./sm-shortcut.js";
+import { NOT_SM, SM_REQUEST, smEnd, smShortcut } from "./sm-shortcut.js";
 
 /** What the stream codec hands on: the stream header, one whole stanza at a time, the stream's end. */
 export interface StreamSink {
@@ -137,12 +137,13 @@ export class StreamParser {
     }
   }
 
-  /** Over the byte limit, counting UTF-8 bytes only when the length in UTF-16 units cannot decide. */
-  private tooBig(text: string): boolean {
+  /** `text[from, to)` is over the byte limit, counting UTF-8 bytes only when the length in UTF-16 units cannot decide. */
+  private tooBig(text: string, from = 0, to = text.length): boolean {
     const max = this.limits.maxStanzaBytes;
-    if (text.length * 3 <= max) return false;
-    if (text.length > max) return true;
-    return Buffer.byteLength(text) > max;
+    const len = to - from;
+    if (len * 3 <= max) return false;
+    if (len > max) return true;
+    return Buffer.byteLength(from === 0 && to === text.length ? text : text.slice(from, to)) > max;
   }
 
   private scan(): void {
@@ -170,6 +171,22 @@ export class StreamParser {
             }
             if (c !== 60 /* < */) throw new StreamError(StreamCondition.NotWellFormed, "text outside a stanza");
             this.mark = i;
+            // XEP-0198's <r/> or <a h/>, whole in this read: taken as it is, without the tag loop below.
+            if (this.depth === 1 && this.sink.smNonza !== undefined) {
+              const end = smEnd(buf, i, n);
+              if (end > 0) {
+                // An <a/>'s h is read by smShortcut (an h of 2^32 or more: NOT_SM, parsed and refused as before).
+                const what = buf.charCodeAt(i + 1) === 114 /* r */ ? SM_REQUEST : smShortcut(buf, i, end);
+                this.mark = end;
+                if (what === NOT_SM || !this.sink.smNonza(what)) {
+                  // Declined (not bound, not enabled, input held): the generic way, which owns every error.
+                  this.mark = i;
+                  if (!this.stanza(buf, end)) return;
+                }
+                i = end;
+                continue;
+              }
+            }
           }
           this.state = LT;
           i++;
@@ -305,10 +322,11 @@ export class StreamParser {
         this.mark = start;
       }
     }
-    const text = buf.slice(this.mark, end);
-    if (this.tooBig(text)) throw new StreamError(StreamCondition.PolicyViolation, `stanza larger than ${this.limits.maxStanzaBytes} bytes`);
+    const start = this.mark;
+    if (this.tooBig(buf, start, end)) throw new StreamError(StreamCondition.PolicyViolation, `stanza larger than ${this.limits.maxStanzaBytes} bytes`);
     this.mark = end;
-    this.sink.stanza(parseStanza(text));
+    // Parsed where it lies in the read: no slice (xml.ts parseStanza).
+    this.sink.stanza(parseStanza(buf, start, end));
     return this.generation === gen;
   }
 }

@@ -50,3 +50,29 @@ export function smShortcut(buf: string, start: number, end: number): number {
   // Out of range: the generic path answers it with the right error.
   return h < 0x1_0000_0000 ? h : NOT_SM;
 }
+
+/**
+ * Where the element that starts at `buf[start]` ('<') ends, if it is one of the two forms above and wholly in
+ * `buf[start, n)`: just past its "/>"; else -1 (the framer then reads it the generic way, character by
+ * character). Lets the framer take an <r/> or <a h/> between stanzas without its tag loop (a mobile client
+ * sends an <r/> with each message, in the same read). What it is: smShortcut on the same bounds.
+ */
+export function smEnd(buf: string, start: number, n: number): number {
+  const c = buf.charCodeAt(start + 1);
+  if (c === 114 /* r */) {
+    const end = start + R_APOS.length;
+    return end <= n && (buf.startsWith(R_APOS, start) || buf.startsWith(R_QUOT, start)) ? end : -1;
+  }
+  if (c !== 97 /* a */) return -1;
+  const quote = buf.charCodeAt(start + A_APOS.length - 1);
+  if (!(quote === 39 ? buf.startsWith(A_APOS, start) : quote === 34 && buf.startsWith(A_QUOT, start))) return -1;
+  let i = start + A_APOS.length;
+  const last = Math.min(n, i + MAX_H_DIGITS);
+  while (i < last) {
+    const d = buf.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    i++;
+  }
+  if (i === start + A_APOS.length || i + 3 > n || buf.charCodeAt(i) !== quote || buf.charCodeAt(i + 1) !== 47 /* / */ || buf.charCodeAt(i + 2) !== 62 /* > */) return -1;
+  return i + 3;
+}

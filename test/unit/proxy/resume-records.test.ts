@@ -236,6 +236,8 @@ test("copies of what a session alone holds go into the turn's bus batch; acknowl
   p0.records.keep(s);
   await turn();
   const from = w.sent.length;
+  // With a keeper a stream writing a message calls replicate (xmpp-session.ts tests `copying` first).
+  assert.equal(p0.records.copying, true);
   p0.records.replicate(s, 1, "<message id='1'/>", "");
   p0.records.replicate(s, 2, "<message id='2'/>", "a-w0.17");
   // Held in custody by a live worker of another host: that worker routes it again if this one (or its host) dies.
@@ -249,6 +251,23 @@ test("copies of what a session alone holds go into the turn's bus batch; acknowl
   const found = await recall(w.p("a-w1"), "K7", "alice");
   assert.deepEqual(found?.held, [[4, "<message id='4'/>"]], "what the client acknowledged is gone");
   assert.equal(keeper.records.size, 0);
+  w.stop();
+});
+
+test("a worker alone has no keeper: it copies nothing, and says so (copying), so streams skip replicate", { timeout: 5000 }, async () => {
+  const w = world({ a: 1 });
+  const p0 = w.p("a-w0");
+  const s = new Resumable("alice@localhost/phone", "K8");
+  p0.attach(s);
+  p0.records.keep(s);
+  await turn();
+  assert.equal(p0.records.keeperNow, "");
+  assert.equal(p0.records.copying, false);
+  const from = w.sent.length;
+  p0.records.replicate(s, 1, "<message id='1'/>", "");
+  await turn();
+  assert.deepEqual(heldIn(w.sent.slice(from)), []);
+  assert.equal(p0.records.stats.copied, 0);
   w.stop();
 });
 

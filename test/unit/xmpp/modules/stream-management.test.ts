@@ -33,6 +33,28 @@ test("h and the sent count wrap modulo 2^32; an ack across the wrap trims the qu
   assert.throws(() => acks.acknowledged(3), (e: unknown) => e instanceof StreamError && /handled-count-too-high[^>]* h='3' send-count='2'/.test(e.appCondition));
 });
 
+test("at the wrap, fits takes exactly the counts from the last ack to the sent count, and nothing past it", { timeout: 5_000 }, () => {
+  const { s } = session();
+  const acks = new Acks(s, policy);
+  (acks as unknown as { acked: number }).acked = 2 ** 32 - 3;
+  for (const w of ["a", "b", "c", "d", "e"]) acks.sent(w);
+  assert.equal(acks.sentCount, 2);
+  for (const h of [2 ** 32 - 3, 2 ** 32 - 2, 2 ** 32 - 1, 0, 1, 2]) assert.equal(acks.fits(h), true, String(h));
+  for (const h of [3, 4, 2 ** 31, 2 ** 32 - 4, 2 ** 32 - 1000]) assert.equal(acks.fits(h), false, String(h));
+  acks.acknowledged(0);
+  assert.deepEqual(acks.queue.pending(), ["d", "e"]);
+  assert.equal(acks.acknowledgedCount, 0);
+  acks.acknowledged(2);
+  assert.equal(acks.queue.length, 0);
+  // h counts received stanzas up to 2^32 − 1 and goes on from 0.
+  acks.handled = 2 ** 32 - 2;
+  acks.received();
+  assert.equal(acks.handled, 2 ** 32 - 1);
+  acks.received();
+  acks.received();
+  assert.equal(acks.handled, 1);
+});
+
 test("the queue drops from the head in order and compacts without losing anything", { timeout: 5_000 }, () => {
   const q = new UnackedQueue();
   for (let i = 0; i < 5000; i++) q.push(String(i));

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { parse as ltxParse, type Element } from "ltx";
 import { StreamParser, type StreamSink } from "../../../../src/xmpp/stream/parser.js";
 import { StreamError } from "../../../../src/xmpp/errors.js";
+import { parseStanza } from "../../../../src/xmpp/stream/xml.js";
 
 class Recorder implements StreamSink {
   events: string[] = [];
@@ -185,4 +186,27 @@ test("a multi-byte stanza is measured in bytes against the limit", () => {
   // 120 three-byte characters: 120 UTF-16 units, 360 bytes.
   assert.equal(conditionOf([Buffer.from(HEADER + `<message><body>${"\u2713".repeat(120)}</body></message>`)], limits), "policy-violation");
   assert.equal(run([Buffer.from(HEADER + `<message><body>${"\u2713".repeat(60)}</body></message>`)], limits).length, 2);
+});
+
+test("stanzas that share a read with others are parsed within their bounds, the same as alone (no slice of the read)", () => {
+  // Every stanza of SAME_AS_LTX, each followed and preceded by others in one read: each is parsed where it lies.
+  const all = SAME_AS_LTX.join("");
+  const events = run([Buffer.from(HEADER + all)]);
+  assert.deepEqual(events.slice(1), SAME_AS_LTX.map((s) => `stanza ${ltxParse(s).toString()}`));
+  // A multi-byte stanza next to another is still measured alone against the limit.
+  const limits = { maxStanzaBytes: 300, maxDepth: 8 };
+  assert.equal(run([Buffer.from(HEADER + `<presence/><message><body>${"\u2713".repeat(60)}</body></message><presence/>`)], limits).length, 4);
+  assert.equal(conditionOf([Buffer.from(HEADER + `<presence/><message><body>${"\u2713".repeat(120)}</body></message><presence/>`)], limits), "policy-violation");
+});
+
+test("parseStanza reads only s[from, to)", () => {
+  assert.equal(parseStanza("<a/><b/>", 0, 4).toString(), "<a/>");
+  assert.equal(parseStanza("<a/><b/>", 4, 8).toString(), "<b/>");
+  const s = "xx<message to='b'><body>hi &amp; bye</body></message><r xmlns='urn:xmpp:sm:3'/>";
+  const end = s.indexOf("<r ");
+  assert.equal(parseStanza(s, 2, end).toString(), parseStanza(s.slice(2, end)).toString());
+  // What lies past `to` is not the stanza's: an end tag or a CDATA section that would end only there does not end.
+  assert.throws(() => parseStanza("<a></a>", 0, 6), StreamError);
+  assert.throws(() => parseStanza("<a><![CDATA[x]]></a>", 0, 14), StreamError);
+  assert.throws(() => parseStanza("<a>text<b/></a>", 0, 7), StreamError);
 });

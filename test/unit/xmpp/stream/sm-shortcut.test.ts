@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Element } from "ltx";
 import { StreamParser, type StreamSink } from "../../../../src/xmpp/stream/parser.js";
-import { NOT_SM, SM_REQUEST, smShortcut } from "../../../../src/xmpp/stream/sm-shortcut.js";
+import { NOT_SM, SM_REQUEST, smEnd, smShortcut } from "../../../../src/xmpp/stream/sm-shortcut.js";
 
 const of = (s: string) => smShortcut(s, 0, s.length);
 
@@ -82,4 +82,41 @@ test("a sink that declines gets them as parsed stanzas", { timeout: 5_000 }, () 
   assert.equal(r.events.length, 4);
   assert.match(r.events[1], /^stanza <r xmlns="urn:xmpp:sm:3"\/>$/);
   assert.match(r.events[2], /^stanza <a xmlns="urn:xmpp:sm:3" h="3"\/>$/);
+});
+
+test("smEnd finds where an exact form ends within the read, and nothing for anything else or a form cut short", { timeout: 5_000 }, () => {
+  const buf = "<r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='42'/><message/>";
+  assert.equal(smEnd(buf, 0, buf.length), 26);
+  assert.equal(smEnd(buf, 26, buf.length), 59);
+  assert.equal(smShortcut(buf, 26, 59), 42);
+  assert.equal(smEnd(buf, 59, buf.length), -1);
+  assert.equal(smEnd('<a xmlns="urn:xmpp:sm:3" h="4294967295"/>', 0, 41), 41);
+  assert.equal(smEnd('<r xmlns="urn:xmpp:sm:3"/>', 0, 26), 26);
+  // Cut by the read: not there yet (the framer reads it the generic way, and finds its end when the rest comes).
+  for (const s of ["<r xmlns='urn:xmpp:sm:3'/>", "<a xmlns='urn:xmpp:sm:3' h='42'/>"]) {
+    for (let cut = 2; cut < s.length; cut++) assert.equal(smEnd(s, 0, cut), -1, `${s} cut at ${cut}`);
+    assert.equal(smEnd(s, 0, s.length), s.length, s);
+  }
+  for (const s of [
+    "<r xmlns='urn:xmpp:sm:2'/>",
+    "<r xmlns='urn:xmpp:sm:3' />",
+    "<rr xmlns='urn:xmpp:sm:3'/>",
+    "<a xmlns='urn:xmpp:sm:3' h=''/>",
+    "<a xmlns='urn:xmpp:sm:3' h='12345678901'/>",
+    "<a xmlns='urn:xmpp:sm:3' h='-1'/>",
+    "<a xmlns='urn:xmpp:sm:3' h='1x'/>",
+    "<a xmlns='urn:xmpp:sm:3' h='1\"/>",
+    "<a xmlns='urn:xmpp:sm:3' h='1'>",
+    "<a xmlns='urn:xmpp:sm:3' h='1' x='2'/>",
+    "<a xmlns='urn:xmpp:sm:3'/>",
+  ]) {
+    assert.equal(smEnd(s, 0, s.length), -1, s);
+  }
+});
+
+test("an <a/> whose h is out of range, whole in one read, still goes the generic way", { timeout: 5_000 }, () => {
+  const r = new Recorder();
+  const p = new StreamParser(r, { maxStanzaBytes: 1024, maxDepth: 8 });
+  p.push(Buffer.from(HEADER + "<a xmlns='urn:xmpp:sm:3' h='4294967296'/><r xmlns='urn:xmpp:sm:3'/>"));
+  assert.deepEqual(r.events, ['stanza <a xmlns="urn:xmpp:sm:3" h="4294967296"/>', "r"]);
 });
