@@ -4,7 +4,7 @@ import type { Worker } from "node:cluster";
 import type { ListenerConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 import type { Server } from "../server/server.js";
-import { bindShared, type BoundHandle } from "../transport/node-internals.js";
+import { bindShared, sendFirst, type BoundHandle } from "../transport/node-internals.js";
 
 /*
  * A host's listeners under several workers (docs/architecture.md, "How connections reach a worker").
@@ -16,8 +16,7 @@ import { bindShared, type BoundHandle } from "../transport/node-internals.js";
  *
  * The balance node:cluster's round-robin lacks (a restarted worker takes new connections until the counts are
  * even; a stopped one takes none) comes from a gate. Each worker counts its open sockets and may accept while
- * it holds fewer than its *ceiling*: the fewest any other running worker reported, plus a margin (1, or a
- * sixteenth of the mean, so that in a storm the workers rarely wait for each other's reports). At its ceiling a
+ * it holds fewer than its *ceiling*: the fewest any other running worker reported, plus a margin (marginFor). At its ceiling a
  * worker closes its copies of the listening sockets, at once, in the same turn as the accept, and reports; it
  * gets them again from the primary when the others' counts have raised its ceiling. The kernel's queue belongs
  * to the socket, which the primary holds, so a connection not yet accepted waits there, whoever holds a copy:
@@ -40,10 +39,11 @@ interface Give {
 interface Handed {
   sbConn: number;
 }
-/** worker → primary: sockets open now; whether it holds the listening sockets of giving `gen`. */
+/** worker → primary: sockets open now, and accepted so far; whether it holds the listening sockets of giving `gen`. */
 interface Load {
   sbLoad: true;
   open: number;
+  accepted: number;
   holding: boolean;
   gen: number;
 }
@@ -52,17 +52,41 @@ interface Load {
 const REPORT_MS = 20;
 /** Unchanged, a worker still reports every QUIET_MS / 2 (the primary, and the hand-off relay, hear it runs). */
 const QUIET_MS = 1000;
+/**
+ * Copies (descriptors) of each listening socket a worker listens on. libuv accepts one connection per ready
+ * descriptor per turn of the event loop (measured: a worker whose turns take 2 ms accepts 500 a second from one
+ * descriptor, while 2,000 arrive), and in a login storm a worker's turns are that long: each copy is one more
+ * accept per turn. An idle worker pays for it with COPIES − 1 accept calls that find nothing, per connection.
+ */
+const COPIES = 32;
+/**
+ * The kernel's queue of connections not yet accepted (capped by net.core.somaxconn). Node's default, 511, fills in
+ * half a second of a login storm that the workers serve more slowly than it comes; past it the kernel drops the
+ * handshake and the client tries again after 1, 3, 7 s.
+ */
+const BACKLOG = 4096;
 /** The primary recomputes the ceilings this often too, for a worker that went quiet. */
 const TICK_MS = 200;
 
-/** How far past the fewest a worker may go: 1 for a few connections, a sixteenth of the mean for many. */
-export const marginFor = (mean: number): number => Math.max(1, Math.floor(mean / 16));
+/** How long the workers' reports take to raise each other's ceilings, generously: the margin covers what arrives meanwhile. */
+const CATCH_UP_MS = 500;
+/** The accept rate is sampled over this much time at least, and counts when this many samples in a row show it. */
+const RATE_MS = 100;
+const SUSTAINED = 3;
+
+/**
+ * How far past the fewest a worker may go: 1 for a few connections; in a storm, what arrives while the reports
+ * travel (else the workers would take turns, each waiting for the other's report); and an eighth of the mean.
+ */
+export const marginFor = (mean: number, perSecond: number): number =>
+  Math.max(1, Math.floor(mean / 8), Math.floor((perSecond * CATCH_UP_MS) / 1000));
 
 interface Slot {
   worker: Worker;
-  /** Sockets open, as last reported. */
+  /** Sockets open, and accepted so far, as last reported. */
   open: number;
-  /** It holds the listening sockets (or they are on their way: given, and no report of that giving yet). */
+  accepted: number;
+  /** It listens (or copies are on their way: given, and no report of that giving yet). */
   holding: boolean;
   /** The last giving. */
   gen: number;
@@ -79,6 +103,11 @@ export class Balancer {
   private readonly slots = new Map<number, Slot>();
   private bound: Promise<void> | null = null;
   private tick: NodeJS.Timeout | null = null;
+  /** Connections accepted by all workers so far; at the last rate sample; the last samples; the sustained rate (per second). */
+  private total = 0;
+  private sampled = { at: Date.now(), total: 0 };
+  private rate = 0;
+  private readonly rates: number[] = [];
   /** The fallback's turn among equals. */
   private next = 0;
 
@@ -120,13 +149,15 @@ export class Balancer {
 
   /** Worker `i` serves: it accepts from now on, within its ceiling. */
   serve(i: number, worker: Worker): void {
-    const slot: Slot = { worker, open: 0, holding: false, gen: 0, ceiling: undefined, heardAt: Date.now() };
+    const slot: Slot = { worker, open: 0, accepted: 0, holding: false, gen: 0, ceiling: undefined, heardAt: Date.now() };
     this.slots.set(i, slot);
     worker.on("message", (m: Load) => {
       if (typeof m !== "object" || m === null || this.slots.get(i) !== slot) return;
       slot.heardAt = Date.now();
       if (m.sbLoad !== true) return;
       slot.open = m.open;
+      this.total += Math.max(0, m.accepted - slot.accepted);
+      slot.accepted = m.accepted;
       // A report from before the last giving arrived says nothing of what it holds now.
       if (m.gen === slot.gen) slot.holding = m.holding;
       this.rebalance();
@@ -144,13 +175,27 @@ export class Balancer {
     return new Map([...this.slots].map(([i, s]) => [i, s.open]));
   }
 
+  private indexOf(s: Slot): number {
+    for (const [i, x] of this.slots) if (x === s) return i;
+    return -1;
+  }
+
   /** Sends each worker its ceiling, and the listening sockets to those below it that do not hold them. */
   private rebalance(): void {
     if (this.handles.length === 0) return;
-    const quietBefore = Date.now() - QUIET_MS;
+    const now = Date.now();
+    const dt = now - this.sampled.at;
+    if (dt >= RATE_MS) {
+      this.rates.push(((this.total - this.sampled.total) * 1000) / dt);
+      if (this.rates.length > SUSTAINED) this.rates.shift();
+      // Sustained: the lowest of the last few samples (a burst of a few connections is not a storm).
+      this.rate = this.rates.length < SUSTAINED ? 0 : Math.min(...this.rates);
+      this.sampled = { at: now, total: this.total };
+    }
+    const quietBefore = now - QUIET_MS;
     const live = [...this.slots.values()].filter((s) => s.worker.isConnected() && s.heardAt >= quietBefore);
     const mean = live.reduce((n, s) => n + s.open, 0) / Math.max(1, live.length);
-    const margin = marginFor(mean);
+    const margin = marginFor(mean, this.rate);
     for (const s of this.slots.values()) {
       if (!s.worker.isConnected()) continue;
       let fewest = Infinity;
@@ -158,7 +203,9 @@ export class Balancer {
       const ceiling = fewest === Infinity ? null : fewest + margin;
       if (ceiling !== s.ceiling) {
         s.ceiling = ceiling;
-        s.worker.send({ sbCeil: ceiling } satisfies Ceiling, undefined, undefined, () => {});
+        // Ahead of the descriptors Node holds back on the channel (copies being given, hand-offs): a ceiling late by a
+        // few of the worker's turns stops it while the other has long raised it.
+        sendFirst(s.worker.process, { sbCeil: ceiling } satisfies Ceiling, undefined, {}, () => {});
       }
       if (!s.holding && live.includes(s) && (ceiling === null || s.open < ceiling)) this.give(s);
     }
@@ -168,7 +215,20 @@ export class Balancer {
     s.holding = true;
     s.gen++;
     // A failed send is a worker that died: its "exit" (gone) takes it out.
-    this.handles.forEach((h, k) => s.worker.send({ sbListen: k, gen: s.gen } satisfies Give, h as never, undefined, () => {}));
+    const gen = s.gen;
+    // One descriptor at a time (Node passes one per round trip anyway), each listener's first copy first: when the
+    // worker reaches its ceiling meanwhile, what is left of this giving is not sent, and the next giving does not
+    // wait behind it.
+    let n = 0;
+    const next = () => {
+      if (n >= COPIES * this.handles.length || s.gen !== gen || !s.holding || this.slots.get(this.indexOf(s)) !== s) return;
+      const k = n % this.handles.length;
+      n++;
+      s.worker.send({ sbListen: k, gen } satisfies Give, this.handles[k] as never, undefined, (e: Error | null) => {
+        if (e === null) next();
+      });
+    };
+    next();
   }
 
   /** The fallback (no shared socket on this Node.js): the primary accepts and passes the socket to the worker with the fewest. */
@@ -199,30 +259,29 @@ export class Balancer {
  * load. Returns close(): no more accepting here (the worker stops).
  */
 export function acceptShared(server: Server, log: Logger): { close(): void } {
-  const held: (NetServer | null)[] = server.listeners.map(() => null);
+  /** Per listener, the copies of its socket this worker listens on. */
+  const held: NetServer[][] = server.listeners.map(() => []);
   let ceiling = Infinity;
   let gen = 0;
   let closed = false;
+  let accepted = 0;
   const open = () => server.listeners.reduce((n, l) => n + l.openSockets, 0);
-  const holding = () => held.some((s) => s !== null);
+  const holding = () => held.some((c) => c.length > 0);
 
   let last = "";
   let lastAt = 0;
   const report = (now = false) => {
     const n = open();
     const h = holding();
-    const key = `${n} ${h} ${gen}`;
+    const key = `${n} ${accepted} ${h} ${gen}`;
     const t = Date.now();
     if (!process.connected || (!now && key === last && t - lastAt < QUIET_MS / 2)) return;
     last = key;
     lastAt = t;
-    process.send!({ sbLoad: true, open: n, holding: h, gen } satisfies Load, undefined, undefined, () => {});
+    sendFirst(process, { sbLoad: true, open: n, accepted, holding: h, gen } satisfies Load, undefined, {}, () => {});
   };
   const shut = () => {
-    for (let k = 0; k < held.length; k++) {
-      held[k]?.close();
-      held[k] = null;
-    }
+    for (const copies of held) for (const s of copies.splice(0)) s.close();
   };
   /** At the ceiling: the kernel's queue is left to the others until the primary gives the sockets again. */
   const atCeiling = () => {
@@ -241,7 +300,7 @@ export function acceptShared(server: Server, log: Logger): { close(): void } {
       if (h === undefined) return;
       if (m.gen > gen) gen = m.gen;
       const l = server.listeners[m.sbListen];
-      if (closed || l === undefined || held[m.sbListen] !== null || open() >= ceiling) {
+      if (closed || l === undefined || held[m.sbListen].length >= COPIES || open() >= ceiling) {
         h.close();
         atCeiling();
         report(true);
@@ -249,12 +308,13 @@ export function acceptShared(server: Server, log: Logger): { close(): void } {
       }
       const k = m.sbListen;
       const s = createServer((socket) => {
+        accepted++;
         l.accept(socket);
         atCeiling();
       });
       s.on("error", (e) => log.error("accepting", { protocol: l.config.protocol, transport: l.config.transport, error: e.message }));
-      held[k] = s;
-      s.listen(h);
+      held[k].push(s);
+      s.listen(h, BACKLOG);
       report(true);
     } else if ("sbConn" in m) {
       const l = server.listeners[m.sbConn];

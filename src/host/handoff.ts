@@ -36,9 +36,9 @@ const SILENT_MS = 1000;
  * Hand-offs a worker has under way at once; past it a login stays where it is (a login waits for its verdict,
  * and a worker that cannot get verdicts quickly should not make more of them wait).
  */
-const MAX_IN_FLIGHT = 8;
+const MAX_IN_FLIGHT = 64;
 /** Hand-offs the primary has under way to one owner at once (several sources); past it, stay. */
-const MAX_PENDING_PER_OWNER = 16;
+const MAX_PENDING_PER_OWNER = 2 * MAX_IN_FLIGHT;
 
 type Msg =
   | { sbHandoff: "offer"; id: number; to: number; listener: number; state: unknown }
