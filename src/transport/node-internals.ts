@@ -103,8 +103,8 @@ const first = new WeakSet<object>();
 /**
  * Sends `message` (with `handle`, a socket, if given) over the IPC channel of `to` ahead of the messages Node.js
  * holds back there. Node passes one descriptor per round trip: after sending one it queues every later message,
- * with a descriptor or without, until the other side acknowledges it (`_handleQueue`), so behind a host's new
- * connections (src/host/balancer.ts) a message can wait for thousands of acknowledgements in a login storm. Put
+ * with a descriptor or without, until the other side acknowledges it (`_handleQueue`), so behind other descriptors
+ * (hand-offs, copies of listening sockets: src/host/balancer.ts) a message can wait for many acknowledgements. Put
  * first, it waits for one at most. Without the field (another Node.js), or with nothing held back, it is a plain
  * send. The callback as send's: null once written, or the error.
  */
