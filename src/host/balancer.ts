@@ -126,6 +126,9 @@ export class Balancer {
 
   private async listen(l: ListenerConfig, index: number): Promise<void> {
     const host = isIP(l.host) !== 0 ? l.host : (await lookup(l.host)).address;
+    // libuv reports a port in use only at listen(2), which the workers do: find out here, so that the host
+    // stops with "cannot listen" rather than run without the listener.
+    if (l.port !== 0) await probe(host, l.port);
     const h = bindShared(host, l.port);
     if (h !== null) {
       this.handles[index] = h;
@@ -252,6 +255,15 @@ export class Balancer {
     this.handles = [];
     for (const s of this.servers) s.close();
   }
+}
+
+/** Listens on host:port and closes at once: rejects with the error (EADDRINUSE, EACCES) a listen would meet. */
+function probe(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve()));
+  });
 }
 
 /**

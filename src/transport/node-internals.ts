@@ -133,7 +133,8 @@ export interface BoundHandle {
  * SCHED_NONE workers): the primary holds the socket and never accepts from it; each worker it sends the
  * handle to listens and accepts (src/host/balancer.ts). The socket, and the kernel's queue of connections
  * not yet accepted, lives while any process holds a copy. null when this Node.js has no such function (the
- * balancer then accepts in the primary and passes each socket over IPC); throws the bind's error.
+ * balancer then accepts in the primary and passes each socket over IPC); throws the bind's error, except
+ * EADDRINUSE, which libuv keeps for listen(2) (uv__tcp_bind's delayed_error): the caller checks the port first.
  */
 export function bindShared(host: string, port: number): BoundHandle | null {
   const create = (net as unknown as { _createServerHandle?: (a: string, p: number, t: number, fd?: number, flags?: number) => BoundHandle | number })._createServerHandle;

@@ -159,9 +159,11 @@ test("bindShared binds without listening (refused), and a net.Server listening o
   c.destroy();
 });
 
-test("bindShared throws the bind's error (a port in use)", { timeout: 10_000 }, async (t) => {
+test("bindShared on a port in use does not fail: libuv defers EADDRINUSE to listen (the balancer probes first)", { timeout: 10_000 }, async (t) => {
   const server = createServer().listen(0, "127.0.0.1");
   t.after(() => server.close());
   await once(server, "listening");
-  assert.throws(() => bindShared("127.0.0.1", (server.address() as AddressInfo).port), /EADDRINUSE/);
+  const h = bindShared("127.0.0.1", (server.address() as AddressInfo).port);
+  assert.ok(h !== null);
+  h.close();
 });
