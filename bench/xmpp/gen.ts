@@ -61,7 +61,7 @@ export interface SmStats {
 }
 
 export type GenEvent =
-  | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[] }
+  | { ev: "login"; online: number; failed: number; done: boolean; firstError: string; offline: number[]; firstByte?: ReturnType<Histogram["toJSON"]> }
   | { ev: "ready" }
   | { ev: "created"; error: string }
   | { ev: "joined"; joined: number; errors: number; firstError: string }
@@ -95,6 +95,8 @@ class User {
   /** bench/muc: presence stanzas received (an occupant of a room of N has seen N once everyone joined); room seqs seen. */
   presences = 0;
   seen: Uint8Array | null = null;
+  /** performance.now() at the TCP connect (the kernel's handshake done), until the server's first byte. */
+  connectedAt = -1;
 
   constructor(
     readonly index: number,
@@ -119,6 +121,8 @@ let errors = 0;
 let duplicates = 0;
 const sm: SmStats = { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0 };
 const hist = new Histogram();
+/** TCP connect → the server's first byte (its stream header): the time a new connection waits before a worker serves it. */
+const firstByte = new Histogram();
 const cpuStart = process.cpuUsage();
 let cpuGo = cpuStart;
 
@@ -148,6 +152,7 @@ function startLogin(u: User): void {
   s.setNoDelay(true);
   s.setEncoding("utf8");
   s.on("connect", () => {
+    u.connectedAt = performance.now();
     u.state = St.Features;
     s.write(streamHeader);
   });
@@ -158,6 +163,10 @@ function startLogin(u: User): void {
 
 function onData(u: User, d: string): void {
   if (u.state === St.Online) return onlineData(u, d);
+  if (u.connectedAt >= 0) {
+    firstByte.record(performance.now() - u.connectedAt);
+    u.connectedAt = -1;
+  }
   u.buf += d;
   const b = u.buf;
   if (b.includes("<stream:error") || b.includes("<failure")) return fail(u, b.slice(b.search(/<stream:error|<failure/), 300));
@@ -390,7 +399,7 @@ function reportLogin(): void {
   setTimeout(() => {
     reportQueued = false;
     const done = online + failed >= users.length;
-    send({ ev: "login", online, failed, done, firstError, offline: done ? offline : [] });
+    send({ ev: "login", online, failed, done, firstError, offline: done ? offline : [], ...(done ? { firstByte: firstByte.toJSON() } : {}) });
   }, 200);
 }
 

@@ -124,6 +124,8 @@ export interface XmppResult {
   messages: number;
   loggedIn: number;
   loginSeconds: number;
+  /** TCP connect → the server's first byte at login (the wait for a worker to take the connection), ms. */
+  firstByteMs?: { p50: number; p99: number; max: number };
   sent: number;
   received: number;
   inDeadline: number;
@@ -223,6 +225,9 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const offline = logins.flatMap((e) => e?.offline ?? []);
     const firstError = logins.find((e) => e?.firstError)?.firstError ?? "";
     const loginSeconds = (Date.now() - loginStart) / 1000;
+    const fb = new Histogram();
+    for (const e of logins) if (e?.firstByte !== undefined) fb.merge(e.firstByte);
+    const firstByteMs = fb.n > 0 ? { p50: fb.quantile(0.5), p99: fb.quantile(0.99), max: fb.maxMs } : undefined;
     if (loggedIn === 0) throw new Error(`nobody logged in to ${p.target}: ${firstError}`);
     await sleep(1000); // initial presences settle
 
@@ -308,6 +313,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       messages: p.messages,
       loggedIn,
       loginSeconds,
+      firstByteMs,
       sent,
       received: sum((r) => r.received),
       inDeadline: sum((r) => r.inDeadline),

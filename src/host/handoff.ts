@@ -34,11 +34,12 @@ const ADOPT_MS = 1000;
 const SILENT_MS = 1000;
 /**
  * Hand-offs a worker has under way at once; past it a login stays where it is (a login waits for its verdict,
- * and a worker that cannot get verdicts quickly should not make more of them wait).
+ * and a worker that cannot get verdicts quickly should not make more of them wait). 8 until the workers accepted
+ * themselves (session 18): a storm's logins now reach SASL together, and 8 kept a third of them off their owner.
  */
-const MAX_IN_FLIGHT = 8;
+const MAX_IN_FLIGHT = 64;
 /** Hand-offs the primary has under way to one owner at once (several sources); past it, stay. */
-const MAX_PENDING_PER_OWNER = 16;
+const MAX_PENDING_PER_OWNER = 2 * MAX_IN_FLIGHT;
 
 type Msg =
   | { sbHandoff: "offer"; id: number; to: number; listener: number; state: unknown }
@@ -66,9 +67,10 @@ function withInput(state: unknown, more: string[]): unknown {
 
 /**
  * Every message of a hand-off goes ahead of those Node.js holds back on the channel (sendFirst): Node passes one
- * descriptor per round trip and queues everything behind it, and the primary's channel to a worker carries the
- * balancer's new connections, thousands of them in a login storm. Behind them a verdict took seconds (benchmarks.md,
- * "Connections on their owner in a login storm"); ahead of them it waits for one acknowledgement at most.
+ * descriptor per round trip and queues everything behind it, and the primary's channel to a worker carries other
+ * descriptors (until session 18 every new connection, thousands in a login storm: a verdict took seconds behind them,
+ * benchmarks.md, "Connections on their owner in a login storm"; now copies of the listening sockets, balancer.ts).
+ * Ahead of them it waits for one acknowledgement at most.
  */
 const send = (to: NodeJS.Process | Worker, m: Msg, socket?: Socket, keepOpen = false, done: (e: Error | null) => void = () => {}): void => {
   try {

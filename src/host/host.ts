@@ -11,7 +11,7 @@ import { workerIdOf } from "../cluster/nats-bus.js";
 import { AdminServer } from "../admin/http.js";
 import { workerSource } from "../admin/worker.js";
 import { PrimarySource, answerPrimary } from "../admin/cluster.js";
-import { Balancer, takeHanded } from "./balancer.js";
+import { Balancer, acceptShared } from "./balancer.js";
 import { UploadHttp } from "../upload/http.js";
 import { loadUploadKey } from "../upload/slot.js";
 import { HandoffRelay, WorkerHandoff } from "./handoff.js";
@@ -31,8 +31,8 @@ const KILL_MARGIN_MS = 5000;
 /**
  * One host. One worker: this process. More: `workers` processes under
  * node:cluster, each a worker of the local ring (seed 000) with its own event
- * loop, talking over the cluster bus. The primary only hands out accepted
- * connections (to the worker with the fewest: src/host/balancer.ts), restarts
+ * loop, talking over the cluster bus. The primary only binds the listeners
+ * (the workers accept, within a share it sets: src/host/balancer.ts), restarts
  * a worker that dies, and stops the host, non-zero, when a worker cannot
  * start; everything else happens in the workers.
  *
@@ -209,7 +209,9 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
     log.error("worker could not start", { error: (e as Error).message });
     process.exit(e instanceof ConfigError ? EX_CONFIG : 1);
   }
-  takeHanded(server);
+  const gate = acceptShared(server, log);
+  // Stopping: no new connection is accepted here; the kernel's queue is left to the others (or closes with the host).
+  for (const ev of ["SIGTERM", "disconnect"]) process.once(ev, () => gate.close());
   const s = server;
   handoff?.serve((bare) => s.proxy.ownerOf(bare), s.listeners, () => s.draining);
   process.send?.(STARTED);

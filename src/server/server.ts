@@ -42,7 +42,7 @@ export interface ServerOptions {
   migrated?: boolean;
   /** The cluster refused this worker after it joined (other ring parameters, a duplicate id): it must stop. Default: logged only. */
   onRefused?: (reason: string) => void;
-  /** A host's primary accepts on the listeners' ports and hands connections over (src/host/balancer.ts): bind none. */
+  /** A host's primary binds the listeners' ports and its workers accept from them (src/host/balancer.ts): bind none here. */
   handed?: boolean;
   /** With bus nats: the host's link directory and this worker's index (src/cluster/host-links.ts); none: all through NATS. */
   links?: { dir: string; index: number };

@@ -35,7 +35,9 @@ export interface Listening {
   close(): Promise<void>;
   /** Connections open now. */
   readonly connections: number;
-  /** A connection accepted elsewhere (a host's primary, ListenOptions.handed) taken as if accepted here. */
+  /** Sockets open now, also those before their TLS handshake or WebSocket upgrade: what a host's balance counts. */
+  readonly openSockets: number;
+  /** A connection accepted outside this listener (from the host's shared socket, ListenOptions.handed) taken as if accepted here. */
   accept(socket: Socket): void;
   /**
    * A plain TCP connection another worker of the host began and hands over mid-stream (src/host/handoff.ts):
@@ -63,8 +65,8 @@ export interface ListenOptions {
   /** websocket: answers plain HTTP requests on the same port (404 without it). */
   onHttpRequest?: (req: IncomingMessage, res: ServerResponse) => void;
   /**
-   * Bind nothing: a host's primary accepts on the configured port and hands each
-   * connection to a worker (src/host/balancer.ts), which passes it to accept().
+   * Bind nothing: a host's primary binds the configured port and its workers accept
+   * from it (src/host/balancer.ts), passing each connection to accept().
    */
   handed?: boolean;
 }
@@ -185,6 +187,9 @@ export async function listen(cfg: ListenerConfig, opts: ListenOptions): Promise<
     },
     get connections() {
       return conns.size;
+    },
+    get openSockets() {
+      return sockets.size;
     },
     accept: (socket) => {
       // "connection" is what every server kind (TCP, TLS, HTTP for WebSocket) reacts to with its own handshake.

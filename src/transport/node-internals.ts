@@ -1,4 +1,5 @@
-import { Socket } from "node:net";
+import net, { Socket, isIPv6 } from "node:net";
+import { getSystemErrorName } from "node:util";
 import type { ChildProcess } from "node:child_process";
 
 // The only place where Switchboard reaches into Node.js internals. Each use
@@ -102,8 +103,8 @@ const first = new WeakSet<object>();
 /**
  * Sends `message` (with `handle`, a socket, if given) over the IPC channel of `to` ahead of the messages Node.js
  * holds back there. Node passes one descriptor per round trip: after sending one it queues every later message,
- * with a descriptor or without, until the other side acknowledges it (`_handleQueue`), so behind a host's new
- * connections (src/host/balancer.ts) a message can wait for thousands of acknowledgements in a login storm. Put
+ * with a descriptor or without, until the other side acknowledges it (`_handleQueue`), so behind other descriptors
+ * (hand-offs, copies of listening sockets: src/host/balancer.ts) a message can wait for many acknowledgements. Put
  * first, it waits for one at most. Without the field (another Node.js), or with nothing held back, it is a plain
  * send. The callback as send's: null once written, or the error.
  */
@@ -119,4 +120,29 @@ export function sendFirst(to: IpcEnd, message: object, handle?: unknown, options
   first.add(message);
   // The entry as send() would have queued it (lib/internal/child_process.js: target.send, then target._send).
   queue.splice(at, 0, { message, handle: handle ?? null, options: { swallowErrors: false, ...options }, callback });
+}
+
+/** A TCP socket bound and not yet listening (libuv's TCP handle): what a host's primary shares with its workers. */
+export interface BoundHandle {
+  getsockname(out: { port?: number }): number;
+  close(cb?: () => void): void;
+}
+
+/**
+ * Binds `host:port` without listening (net._createServerHandle, as node:cluster's primary does for its
+ * SCHED_NONE workers): the primary holds the socket and never accepts from it; each worker it sends the
+ * handle to listens and accepts (src/host/balancer.ts). The socket, and the kernel's queue of connections
+ * not yet accepted, lives while any process holds a copy. null when this Node.js has no such function (the
+ * balancer then accepts in the primary and passes each socket over IPC); throws the bind's error, except
+ * EADDRINUSE, which libuv keeps for listen(2) (uv__tcp_bind's delayed_error): the caller checks the port first.
+ */
+export function bindShared(host: string, port: number): BoundHandle | null {
+  const create = (net as unknown as { _createServerHandle?: (a: string, p: number, t: number, fd?: number, flags?: number) => BoundHandle | number })._createServerHandle;
+  if (typeof create !== "function") return null;
+  const h = create(host, port, isIPv6(host) ? 6 : 4);
+  if (typeof h === "number") {
+    const code = getSystemErrorName(h);
+    throw Object.assign(new Error(`listen ${code} ${host}:${port}`), { code });
+  }
+  return h;
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, readlinkSync, rmSync, writeFileSync, writeSync } from "nod
 import { fork } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { canReadInto, readInto, sendFirst, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
+import { bindShared, canReadInto, readInto, sendFirst, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
 
 // The Node.js internals in src/transport/node-internals.ts, on real sockets.
 // Each has a fallback in production, so a Node.js release that changes one would
@@ -139,3 +139,31 @@ async function waitFor(pred: () => boolean, ms = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+test("bindShared binds without listening (refused), and a net.Server listening on the handle accepts from it", { timeout: 10_000 }, async (t) => {
+  const h = bindShared("127.0.0.1", 0);
+  assert.ok(h !== null, `${NODE} has no net._createServerHandle: a host's primary would pass every connection over IPC`);
+  const a: { port?: number } = {};
+  h.getsockname(a);
+  assert.ok(typeof a.port === "number" && a.port > 0);
+  // Bound, not listening: a connection is refused (the primary never accepts).
+  const refused = connect(a.port, "127.0.0.1");
+  const [e] = (await once(refused, "error")) as [NodeJS.ErrnoException];
+  assert.equal(e.code, "ECONNREFUSED");
+  const server = createServer((s) => s.end("hi"));
+  t.after(() => server.close());
+  server.listen(h as never);
+  const c = connect(a.port, "127.0.0.1");
+  const [data] = (await once(c, "data")) as [Buffer];
+  assert.equal(String(data), "hi");
+  c.destroy();
+});
+
+test("bindShared on a port in use does not fail: libuv defers EADDRINUSE to listen (the balancer probes first)", { timeout: 10_000 }, async (t) => {
+  const server = createServer().listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await once(server, "listening");
+  const h = bindShared("127.0.0.1", (server.address() as AddressInfo).port);
+  assert.ok(h !== null);
+  h.close();
+});
