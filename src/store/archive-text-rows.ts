@@ -1,5 +1,7 @@
 import { TEXT_FIELDS, type TextBatch, type TextResult } from "./archive-store.js";
+import { parentPort } from "node:worker_threads";
 import { decide, type ArchivePrefsCache } from "./archive-prefs.js";
+import type { ThreadAnswer } from "./archive-thread.js";
 
 /**
  * A writer's batch (TextBatch) made into rows off the event loop, on an archive's thread (SQLite's:
@@ -72,4 +74,26 @@ export async function textRows(b: TextBatch, cache: ArchivePrefsCache): Promise<
     }
   }
   return { rows: kept, kept: kept.length, skipped: rows.length - kept.length - ask.length, ask, reads: cache.reads - readsBefore };
+}
+
+/**
+ * An archive thread's loop: the event loop's messages served one at a time, in order, so that a change of
+ * preferences (`prefs`: `forget` drops the user's, or all with null) applies to every batch posted after it;
+ * each other message answered with what `serve` gives, or with its error.
+ */
+export function serveInOrder<M extends { op: string }>(forget: (user: string | null) => void, serve: (m: M) => Promise<Omit<ThreadAnswer, "id">>): void {
+  let chain: Promise<void> = Promise.resolve();
+  parentPort!.on("message", (m: M | { op: "prefs"; user: string | null }) => {
+    chain = chain.then(async () => {
+      if (m.op === "prefs") return forget((m as { user: string | null }).user);
+      const id = (m as unknown as { id: number }).id;
+      let answer: ThreadAnswer;
+      try {
+        answer = { id, ...(await serve(m as M)) };
+      } catch (e) {
+        answer = { id, error: (e as Error).message, code: (e as { code?: string }).code };
+      }
+      parentPort!.postMessage(answer);
+    });
+  });
 }

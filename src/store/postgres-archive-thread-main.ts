@@ -1,7 +1,7 @@
-import { parentPort, workerData } from "node:worker_threads";
-import type { ThreadAnswer, TextsMessage } from "./archive-thread.js";
+import { workerData } from "node:worker_threads";
+import type { TextsMessage } from "./archive-thread.js";
 import { ArchivePrefsCache } from "./archive-prefs.js";
-import { textRows } from "./archive-text-rows.js";
+import { serveInOrder, textRows } from "./archive-text-rows.js";
 import { insertRows, PgArchiveStore } from "./postgres-archive-store.js";
 import { createPool, type PostgresConfig } from "./postgres.js";
 import { silentLogger } from "../log/logger.js";
@@ -18,22 +18,11 @@ const pool = createPool({ ...config, poolSize: 1, poolKept: 1 }, silentLogger())
 const store = new PgArchiveStore(pool);
 let prefs: ArchivePrefsCache | null = null;
 
-/** One message at a time, in order: a change of preferences applies to every batch posted after it. */
-let chain: Promise<void> = Promise.resolve();
-parentPort!.on("message", (m: TextsMessage) => {
-  chain = chain.then(async () => {
-    if (m.op === "prefs") {
-      prefs?.forget(m.user);
-      return;
-    }
-    let answer: ThreadAnswer;
-    try {
-      const cache = (prefs ??= new ArchivePrefsCache(store, m.prefsCacheSize));
-      const { rows, ...r } = await textRows(m, cache);
-      answer = { id: m.id, texts: { ...r, added: await insertRows(pool, rows) } };
-    } catch (e) {
-      answer = { id: m.id, error: (e as Error).message, code: (e as { code?: string }).code };
-    }
-    parentPort!.postMessage(answer);
-  });
-});
+serveInOrder<Exclude<TextsMessage, { op: "prefs" }>>(
+  (user) => prefs?.forget(user),
+  async (m) => {
+    const cache = (prefs ??= new ArchivePrefsCache(store, m.prefsCacheSize));
+    const { rows, ...r } = await textRows(m, cache);
+    return { texts: { ...r, added: await insertRows(pool, rows) } };
+  },
+);

@@ -1,10 +1,9 @@
-import { parentPort, workerData } from "node:worker_threads";
+import { workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { ROW_FIELDS, type Handover, type ThreadMessage } from "./sqlite-archive-thread.js";
-import type { ThreadAnswer } from "./archive-thread.js";
 import type { TextBatch, TextResult } from "./archive-store.js";
 import { ArchivePrefsCache } from "./archive-prefs.js";
-import { textRows, type TextRow } from "./archive-text-rows.js";
+import { serveInOrder, textRows, type TextRow } from "./archive-text-rows.js";
 import { INSERT_SQL, PREFS_SQL, readPrefs, type PrefsRow } from "./sqlite-archive-store.js";
 
 /**
@@ -59,20 +58,7 @@ async function texts(b: TextBatch): Promise<TextResult> {
   return { ...r, added: rows.length === 0 ? 0 : insert.immediate(rows) };
 }
 
-/** One message at a time, in order: a change of preferences applies to every batch posted after it. */
-let chain: Promise<void> = Promise.resolve();
-parentPort!.on("message", (m: ThreadMessage) => {
-  chain = chain.then(async () => {
-    if (m.op === "prefs") {
-      prefs?.forget(m.user);
-      return;
-    }
-    let answer: ThreadAnswer;
-    try {
-      answer = m.op === "rows" ? { id: m.id, ns: write.immediate(m) } : { id: m.id, texts: await texts(m) };
-    } catch (e) {
-      answer = { id: m.id, error: (e as Error).message, code: (e as { code?: string }).code };
-    }
-    parentPort!.postMessage(answer);
-  });
-});
+serveInOrder<Exclude<ThreadMessage, { op: "prefs" }>>(
+  (user) => prefs?.forget(user),
+  async (m) => (m.op === "rows" ? { ns: write.immediate(m) } : { texts: await texts(m) }),
+);
