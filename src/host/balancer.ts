@@ -45,6 +45,8 @@ interface Load {
   open: number;
   accepted: number;
   holding: boolean;
+  /** It listens on every listener (at least one copy of each). */
+  all: boolean;
   gen: number;
 }
 
@@ -94,6 +96,9 @@ interface Slot {
   ceiling: number | null | undefined;
   /** When the worker last said anything. */
   heardAt: number;
+  /** Resolved once it has listened on every listener (the host's start waits for it: until then a connect is refused). */
+  listening: Promise<void>;
+  listened: () => void;
 }
 
 export class Balancer {
@@ -152,7 +157,11 @@ export class Balancer {
 
   /** Worker `i` serves: it accepts from now on, within its ceiling. */
   serve(i: number, worker: Worker): void {
-    const slot: Slot = { worker, open: 0, accepted: 0, holding: false, gen: 0, ceiling: undefined, heardAt: Date.now() };
+    let listened = () => {};
+    const listening = new Promise<void>((resolve) => (listened = resolve));
+    const slot: Slot = { worker, open: 0, accepted: 0, holding: false, gen: 0, ceiling: undefined, heardAt: Date.now(), listening, listened };
+    // The fallback: the primary accepts itself, so the worker takes connections from the start.
+    if (this.handles.length === 0) listened();
     this.slots.set(i, slot);
     worker.on("message", (m: Load) => {
       if (typeof m !== "object" || m === null || this.slots.get(i) !== slot) return;
@@ -163,9 +172,15 @@ export class Balancer {
       slot.accepted = m.accepted;
       // A report from before the last giving arrived says nothing of what it holds now.
       if (m.gen === slot.gen) slot.holding = m.holding;
+      if (m.all) slot.listened();
       this.rebalance();
     });
     this.rebalance();
+  }
+
+  /** Resolves once worker `i` (served) listens on every listener, or at once where the primary accepts (the fallback). */
+  listening(i: number): Promise<void> {
+    return this.slots.get(i)?.listening ?? Promise.resolve();
   }
 
   /** Worker `i` died or stops: its ceiling no longer bounds the others (what it did not accept is in the kernel's queue). */
@@ -285,12 +300,13 @@ export function acceptShared(server: Server, log: Logger): { close(): void } {
   const report = (now = false) => {
     const n = open();
     const h = holding();
-    const key = `${n} ${accepted} ${h} ${gen}`;
+    const all = held.every((c) => c.length > 0);
+    const key = `${n} ${accepted} ${h} ${all} ${gen}`;
     const t = Date.now();
     if (!process.connected || (!now && key === last && t - lastAt < QUIET_MS / 2)) return;
     last = key;
     lastAt = t;
-    sendFirst(process, { sbLoad: true, open: n, accepted, holding: h, gen } satisfies Load, undefined, {}, () => {});
+    sendFirst(process, { sbLoad: true, open: n, accepted, holding: h, all, gen } satisfies Load, undefined, {}, () => {});
   };
   const shut = () => {
     for (const copies of held) for (const s of copies.splice(0)) s.close();

@@ -132,8 +132,13 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
           if (stopping || byIndex.get(i) !== w) return;
           balancer.serve(i, w);
           if (served.has(i)) return;
-          served.add(i);
-          if (hostStarted()) log.info("all workers started", { workers: n });
+          // Started once it listens on every listener: the listening sockets reach it a round trip later, and a
+          // connect before any worker listens is refused (the primary binds them, never listens).
+          return balancer.listening(i).then(() => {
+            if (stopping || byIndex.get(i) !== w || served.has(i)) return;
+            served.add(i);
+            if (hostStarted()) log.info("all workers started", { workers: n });
+          });
         },
         (e: Error) => {
           log.error("cannot listen", { error: e.message });
