@@ -25,6 +25,8 @@ const UPLOAD_ENV = "SWITCHBOARD_UPLOAD_URL";
 const EX_CONFIG = 78;
 /** A worker tells the primary it serves (IPC). */
 const STARTED = { sbHost: "started" } as const;
+/** primary → worker: it listens on every listener, so it is started (it logs "switchboard started"). */
+const SERVING = { sbHost: "serving" } as const;
 /** After drainTimeoutMs: time for the bus and the store to close before a process is killed. */
 const KILL_MARGIN_MS = 5000;
 
@@ -131,11 +133,13 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
         () => {
           if (stopping || byIndex.get(i) !== w) return;
           balancer.serve(i, w);
-          if (served.has(i)) return;
           // Started once it listens on every listener: the listening sockets reach it a round trip later, and a
           // connect before any worker listens is refused (the primary binds them, never listens).
           return balancer.listening(i).then(() => {
-            if (stopping || byIndex.get(i) !== w || served.has(i)) return;
+            if (stopping || byIndex.get(i) !== w) return;
+            // The worker's "switchboard started" waits for this (a restart's too).
+            if (w.isConnected()) w.send(SERVING, undefined, {}, () => {});
+            if (served.has(i)) return;
             served.add(i);
             if (hostStarted()) log.info("all workers started", { workers: n });
           });
@@ -219,6 +223,13 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   for (const ev of ["SIGTERM", "disconnect"]) process.once(ev, () => gate.close());
   const s = server;
   handoff?.serve((bare) => s.proxy.ownerOf(bare), s.listeners, () => s.draining);
+  let started = false;
+  process.on("message", (m: unknown) => {
+    if (typeof m === "object" && m !== null && (m as { sbHost?: unknown }).sbHost === SERVING.sbHost && !started) {
+      started = true;
+      log.info("switchboard started", { domain: config.domain, worker: workerId });
+    }
+  });
   process.send?.(STARTED);
   if (config.admin.enabled) answerPrimary(server);
   // SIGINT from a terminal reaches the whole group: the primary decides when workers stop.

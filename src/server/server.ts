@@ -215,7 +215,8 @@ export class Server {
       throw e;
     }
     proxy.start();
-    log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
+    // A host's worker says it once it listens (host.ts: the primary tells it), not before: a connect then is refused.
+    if (!opts.handed) log.info("switchboard started", { domain: config.domain, worker: bus.workerId });
     const server = new Server(config, log, store, offline, archive, auth, bus, proxy, listeners, metrics, upload);
     server.unhookWrites = unhook;
     return server;
