@@ -59,6 +59,7 @@ function clusterMetrics(reg: Registry, server: Server): void {
     [{ direction: "in" }, server.metrics.handoffs.in],
     [{ direction: "stayed" }, server.metrics.handoffs.stayed],
   ]);
+  counter(reg, "switchboard_cluster_handoffs_direct_total", "Of the connections handed out from here, those passed straight to the owner worker (the optional addon's descriptor channel) rather than through the host's primary.", [], () => server.metrics.handoffsDirect());
   // One ring lookup per session, at scrape time only: the share on their owner is this over switchboard_sessions.
   gauge(reg, "switchboard_cluster_sessions_on_owner", "Sessions on this worker whose user this worker owns now (with cluster.handoff, plain TCP logins move here; the others stay where the primary put them).", [], () => {
     let n = 0;

@@ -5,6 +5,7 @@ import type { HandoffPort } from "../session/context.js";
 import type { Listening } from "../transport/listener.js";
 import { sendFirst, startReading, stopReading } from "../transport/node-internals.js";
 import { workerIdOf } from "../cluster/nats-bus.js";
+import { FdChannel } from "../transport/fd-channel.js";
 
 /*
  * Connections on their owner (cluster.handoff, docs/architecture.md): a plain
@@ -26,6 +27,25 @@ import { workerIdOf } from "../cluster/nats-bus.js";
  * read before that travels on as the protocol's unparsed input. An owner
  * that says `have` after the primary gave up on it is told `drop`: it closes
  * its descriptor, which leaves the connection open in the source.
+ *
+ * That path passes one descriptor per round trip on each channel and waits
+ * for the receiving event loop to acknowledge it: in a login storm 30-50 moves
+ * a second per owner. Where the optional addon is built, the workers pass
+ * descriptors to each other directly (FdChannel, Unix seqpacket sockets in a
+ * private directory the primary makes), with the same two steps and the
+ * source as the judge, since no primary sees the move:
+ *
+ *   source  --offer+socket-->  owner    (the owner holds it, not reading)
+ *   source  <--have----------  owner
+ *   source  --go------------>  owner    (the owner reads it from here on)
+ *
+ * The source keeps its descriptor until it sends `go`, and sends it only
+ * within ADOPT_MS of its offer; `refuse`, or no `have` in time, and it reads
+ * the connection again itself (a late `have` gets `drop`). An owner that holds
+ * a socket for HOLD_MS without `go` or `drop` (its source died) closes its
+ * copy, after taking any packet already sent to it. Where the direct send
+ * fails (the owner not listening, its buffer full) the offer takes the
+ * primary's path.
  */
 
 /** The primary waits this long for the owner's `have`; then the connection stays where it is. */
@@ -40,6 +60,40 @@ const SILENT_MS = 1000;
 const MAX_IN_FLIGHT = 64;
 /** Hand-offs the primary has under way to one owner at once (several sources); past it, stay. */
 const MAX_PENDING_PER_OWNER = 2 * MAX_IN_FLIGHT;
+/** Direct hand-offs (FdChannel) a worker has under way at once: nothing queues behind them. */
+const MAX_DIRECT_IN_FLIGHT = 512;
+/** An owner holds a socket offered directly this long for its `go` (the source decides within ADOPT_MS). */
+const HOLD_MS = 3 * ADOPT_MS;
+
+/** The packets of a direct hand-off (JSON). `pid` tells a source's incarnations apart; `from`/`owner`: who sent it. */
+type Direct =
+  | { t: "offer"; id: number; from: number; pid: number; listener: number; state: unknown }
+  | { t: "have" | "refuse"; id: number; pid: number; owner: number }
+  | { t: "go" | "drop"; id: number; pid: number; from: number };
+
+function parseDirect(data: Buffer): Direct | null {
+  try {
+    const m = JSON.parse(data.toString("utf8")) as Direct;
+    return typeof m === "object" && m !== null && typeof m.t === "string" && typeof m.id === "number" && typeof m.pid === "number" ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A direct offer's at the source: waiting for the owner's answer. */
+interface Offered {
+  to: number;
+  timer: NodeJS.Timeout;
+  verdict: (moved: boolean) => void;
+}
+
+/** A socket offered directly, at the owner: held, not reading, until `go` or `drop`. */
+interface Holding {
+  socket: Socket;
+  listener: number;
+  state: unknown;
+  timer: NodeJS.Timeout;
+}
 
 type Msg =
   | { sbHandoff: "offer"; id: number; to: number; listener: number; state: unknown }
@@ -104,10 +158,22 @@ export class WorkerHandoff implements HandoffPort {
   private listeners: readonly Listening[] = [];
   private stopping = () => true;
 
+  /** The direct path between this host's workers (null: only the primary's). */
+  private direct: FdChannel | null = null;
+  private readonly offered = new Map<number, Offered>();
+  private readonly holding = new Map<string, Holding>();
+  /** Owners whose last direct offer went unanswered and who have sent nothing since (stopped, stuck). */
+  private readonly unanswered = new Set<number>();
+  /** Direct hand-offs decided at this source (the primary counts the others): tests and logs read them. */
+  directMoved = 0;
+  directStayed = 0;
+
   constructor(
     private readonly index: number,
     hostAddress: string,
     private readonly log: Logger,
+    /** The host's private directory for the direct path (SWITCHBOARD_HANDOFF_DIR); undefined: the primary's path only. */
+    dir?: string,
   ) {
     // workerIdOf(host, i) is this prefix and i.
     this.prefix = workerIdOf(hostAddress, 0).slice(0, -1);
@@ -119,6 +185,28 @@ export class WorkerHandoff implements HandoffPort {
       for (const v of [...this.verdicts.values()]) v(false);
       this.verdicts.clear();
     });
+    if (dir !== undefined) {
+      const c = FdChannel.open(dir, index, (data, socket) => this.onDirect(data, socket));
+      if (typeof c === "string") log.info("connection hand-offs go through the primary", { why: c });
+      else this.direct = c;
+    }
+  }
+
+  /** Whether hand-offs go straight to their owner (the addon's FdChannel). */
+  get directPath(): boolean {
+    return this.direct !== null;
+  }
+
+  /** Stops the direct path: sockets held for a `go` are closed (their sources still have them). */
+  close(): void {
+    for (const h of this.holding.values()) {
+      clearTimeout(h.timer);
+      h.socket.destroy();
+    }
+    this.holding.clear();
+    for (const o of [...this.offered.keys()]) this.settleDirect(o, false);
+    this.direct?.close();
+    this.direct = null;
   }
 
   /** The server is up: owners are looked up on its rings, adopted connections go to its listeners. */
@@ -129,17 +217,135 @@ export class WorkerHandoff implements HandoffPort {
   }
 
   target(bare: string): number | null {
-    if (this.stopping() || !process.connected || this.verdicts.size >= MAX_IN_FLIGHT) return null;
+    if (this.stopping()) return null;
+    const busy = this.direct !== null ? this.offered.size >= MAX_DIRECT_IN_FLIGHT && this.verdicts.size >= MAX_IN_FLIGHT : this.verdicts.size >= MAX_IN_FLIGHT;
+    if (busy || (this.direct === null && !process.connected)) return null;
     return otherWorkerOfHost(this.ownerOf(bare), this.prefix, this.index);
   }
 
   offer(socket: Socket, to: number, listener: number, state: unknown, verdict: (moved: boolean) => void): void {
     const id = ++this.seq;
+    if (this.offerDirect(id, socket, to, listener, state, verdict)) return;
+    if (this.verdicts.size >= MAX_IN_FLIGHT || !process.connected) return verdict(false);
     this.verdicts.set(id, verdict);
     // keepOpen: this descriptor stays open (and not read) until the primary says `moved`.
     send(process, { sbHandoff: "offer", id, to, listener, state }, socket, true, (e) => {
       if (e !== null) this.settle(id, false);
     });
+  }
+
+  /** The direct path: true once the offer is in the owner's buffer (the verdict follows), false to take the primary's. */
+  private offerDirect(id: number, socket: Socket, to: number, listener: number, state: unknown, verdict: (moved: boolean) => void): boolean {
+    const d = this.direct;
+    // An owner that left the last offer unanswered and said nothing since would make this login wait ADOPT_MS for nothing.
+    if (d === null || this.offered.size >= MAX_DIRECT_IN_FLIGHT || this.unanswered.has(to)) return false;
+    const packet: Direct = { t: "offer", id, from: this.index, pid: process.pid, listener, state };
+    if (d.send(to, Buffer.from(JSON.stringify(packet)), socket) !== 0) return false;
+    const timer = setTimeout(() => {
+      if (!this.offered.has(id)) return;
+      this.unanswered.add(to);
+      this.settleDirect(id, false);
+    }, ADOPT_MS);
+    this.offered.set(id, { to, timer, verdict });
+    return true;
+  }
+
+  private settleDirect(id: number, moved: boolean): void {
+    const o = this.offered.get(id);
+    if (o === undefined) return;
+    this.offered.delete(id);
+    clearTimeout(o.timer);
+    if (moved) this.directMoved++;
+    else this.directStayed++;
+    o.verdict(moved);
+  }
+
+  private sendDirect(to: number, m: Direct): boolean {
+    return this.direct !== null && this.direct.send(to, Buffer.from(JSON.stringify(m))) === 0;
+  }
+
+  private onDirect(data: Buffer, socket: Socket | null): void {
+    const m = parseDirect(data);
+    if (m === null) {
+      // Only this host's workers can reach the directory: a packet this worker cannot read is a bug, and costs only itself.
+      this.log.error("a direct hand-off packet this worker cannot read; dropped");
+      socket?.destroy();
+      return;
+    }
+    switch (m.t) {
+      case "offer": {
+        this.unanswered.delete(m.from);
+        if (socket === null) return void this.sendDirect(m.from, { t: "refuse", id: m.id, pid: m.pid, owner: this.index });
+        const l = this.listeners[m.listener];
+        if (l === undefined || !l.open || this.stopping() || this.holding.size >= MAX_DIRECT_IN_FLIGHT * 4) {
+          // Our descriptor only: the source still holds the connection.
+          socket.destroy();
+          return void this.sendDirect(m.from, { t: "refuse", id: m.id, pid: m.pid, owner: this.index });
+        }
+        const key = `${m.from}.${m.pid}.${m.id}`;
+        const timer = setTimeout(() => {
+          // A `go` already sent must not be overtaken by this deadline: take what has arrived first.
+          this.direct?.poll();
+          const h = this.holding.get(key);
+          if (h === undefined) return;
+          this.holding.delete(key);
+          h.socket.destroy();
+        }, HOLD_MS);
+        this.holding.set(key, { socket, listener: m.listener, state: m.state, timer });
+        if (!this.sendDirect(m.from, { t: "have", id: m.id, pid: m.pid, owner: this.index })) {
+          // The source cannot hear us (gone, or its buffer full): it will stay at its deadline.
+          clearTimeout(timer);
+          this.holding.delete(key);
+          socket.destroy();
+        }
+        return;
+      }
+      case "have":
+      case "refuse": {
+        socket?.destroy();
+        this.unanswered.delete(m.owner);
+        const o = m.pid === process.pid ? this.offered.get(m.id) : undefined;
+        if (m.t === "refuse" || o === undefined || o.to !== m.owner) {
+          // Too late (this source already stayed), or for an earlier incarnation of this worker: the owner lets go.
+          if (m.t === "have") this.sendDirect(m.owner, { t: "drop", id: m.id, pid: m.pid, from: this.index });
+          if (o !== undefined && o.to === m.owner) this.settleDirect(m.id, false);
+          return;
+        }
+        // `go` in the owner's buffer, or stay: without it the owner never reads the socket and lets go at HOLD_MS.
+        this.settleDirect(m.id, this.sendDirect(m.owner, { t: "go", id: m.id, pid: m.pid, from: this.index }));
+        return;
+      }
+      case "go":
+      case "drop": {
+        socket?.destroy();
+        this.unanswered.delete(m.from);
+        const key = `${m.from}.${m.pid}.${m.id}`;
+        const h = this.holding.get(key);
+        if (h === undefined) return;
+        this.holding.delete(key);
+        clearTimeout(h.timer);
+        if (m.t === "drop") return void h.socket.destroy();
+        this.adopt(h.socket, h.listener, h.state);
+        return;
+      }
+      default:
+        socket?.destroy();
+        return;
+    }
+  }
+
+  /** A connection this worker now reads: its listener takes it, and the protocol continues from `state`. */
+  private adopt(socket: Socket, listener: number, state: unknown): void {
+    const l = this.listeners[listener];
+    if (l === undefined || !l.adopt(socket, state)) {
+      // The listener closed between the offer and `go` (a stop began): the connection ends, as it would here.
+      this.log.warn("a connection handed over arrived at a closed listener; closing it");
+      socket.destroy();
+      return;
+    }
+    // A socket from the IPC channel: Node started a read when it made it, and the primary stopped it. From the
+    // direct path: none started. Either way the handle reads from here.
+    startReading(socket);
   }
 
   private settle(id: number, moved: boolean): void {
@@ -171,15 +377,7 @@ export class WorkerHandoff implements HandoffPort {
         const h = this.held.get(m.key);
         if (h === undefined) return;
         this.held.delete(m.key);
-        if (!this.listeners[h.listener].adopt(h.socket, h.state)) {
-          // The listener closed between `have` and `go` (a stop began): the connection ends, as it would here.
-          this.log.warn("a connection handed over arrived at a closed listener; closing it");
-          h.socket.destroy();
-          return;
-        }
-        // Node's stream thinks a read is under way (it started one when it made the socket): the handle reads again.
-        startReading(h.socket);
-        return;
+        return this.adopt(h.socket, h.listener, h.state);
       }
       case "drop": {
         this.held.get(m.key)?.socket.destroy();

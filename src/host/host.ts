@@ -19,6 +19,8 @@ import { HandoffRelay, WorkerHandoff } from "./handoff.js";
 const WORKER_ENV = "SWITCHBOARD_WORKER";
 /** The host's directory of worker sockets (src/cluster/host-links.ts), when cluster.hostLinks is on. */
 const LINKS_ENV = "SWITCHBOARD_LINKS";
+/** The private directory where the workers pass connections to each other (cluster.handoff's direct path). */
+const HANDOFF_ENV = "SWITCHBOARD_HANDOFF_DIR";
 /** The URL of the host's XEP-0363 listener, which the primary runs, told to its workers. */
 const UPLOAD_ENV = "SWITCHBOARD_UPLOAD_URL";
 /** sysexits.h: a configuration refused (other ring parameters, a worker id already running); the CLI exits so too. */
@@ -121,9 +123,12 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
   // The workers' bus messages to each other go over Unix sockets here (mkdtemp: mode 0700, this user only).
   const links = config.cluster.hostLinks ? mkdtempSync(join(tmpdir(), "switchboard-links-")) : null;
   if (links !== null) process.on("exit", () => rmSync(links, { recursive: true, force: true }));
+  // Hand-offs go from worker to worker over Unix sockets here where the addon is built (src/host/handoff.ts).
+  const handoffDir = config.cluster.handoff ? mkdtempSync(join(tmpdir(), "switchboard-handoff-")) : null;
+  if (handoffDir !== null) process.on("exit", () => rmSync(handoffDir, { recursive: true, force: true }));
 
   const fork = (i: number) => {
-    const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}), ...(upload !== null ? { [UPLOAD_ENV]: upload.baseUrl } : {}) });
+    const w = cluster.fork({ [WORKER_ENV]: String(i), ...(links !== null ? { [LINKS_ENV]: links } : {}), ...(handoffDir !== null ? { [HANDOFF_ENV]: handoffDir } : {}), ...(upload !== null ? { [UPLOAD_ENV]: upload.baseUrl } : {}) });
     byIndex.set(i, w);
     started.set(i, Date.now());
     relay?.watch(i, w);
@@ -187,7 +192,8 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
     // Stopped before it ever served: not the clean stop of a host that ran.
     if (stopCode === 0 && !hostStarted()) stopCode = 1;
     log.info(`received ${signal}, stopping workers`, { exitCode: stopCode });
-    if (relay !== null) log.info("connection hand-offs", { moved: relay.moved, stayed: relay.stayed });
+    // The direct path's moves are the workers' own (switchboard_cluster_handoffs_total).
+    if (relay !== null) log.info("connection hand-offs through the primary", { moved: relay.moved, stayed: relay.stayed });
     // New connections are refused from now on; the workers drain theirs.
     balancer.close();
     // Uploads under way get the workers' drain time to finish (the process exits when the workers have).
@@ -208,7 +214,7 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   const workerId = workerIdOf(config.cluster.hostAddress, index);
   const log = createLogger(config.log, { worker: workerId });
   let server: Server;
-  const handoff = config.cluster.handoff ? new WorkerHandoff(index, config.cluster.hostAddress, log) : undefined;
+  const handoff = config.cluster.handoff ? new WorkerHandoff(index, config.cluster.hostAddress, log, process.env[HANDOFF_ENV]) : undefined;
   try {
     const links = process.env[LINKS_ENV];
     const uploadUrl = process.env[UPLOAD_ENV];

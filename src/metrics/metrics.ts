@@ -59,6 +59,8 @@ export class Metrics {
    * from here, `in` adopted here, `stayed` offered and kept here (the owner could not take it).
    */
   readonly handoffs = { out: 0, in: 0, stayed: 0 };
+  /** Of `handoffs.out`, the moves that went straight to the owner worker (the host's HandoffPort counts them). */
+  handoffsDirect: () => number = () => 0;
   private readonly kinds = new Map<string, ConnCounts>();
   /** Which kind each accepted connection is: read once per session start, never per message. */
   private readonly kindOf = new WeakMap<object, ConnCounts>();

@@ -128,6 +128,8 @@ export class Server {
     bus.onMembership(() => metrics.membershipChanges++);
     if (bus instanceof NatsBus) bus.serveOps(opsSource(proxy.sessions));
     const ctx: SessionContext = { core: proxy, auth, config, log, metrics, debug: log.isDebugEnabled(), handoff: opts.handoff ?? null };
+    const port = opts.handoff;
+    if (port !== undefined) metrics.handoffsDirect = () => port.directMoved ?? 0;
     // Made even without an xmpp listener: it is also the offline store for messages from other protocols.
     const w = config.storage.offlineWrites;
     const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: w.maxQueued, maxBatch: w.maxBatch }, log);

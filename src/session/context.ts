@@ -21,7 +21,7 @@ export interface SessionContext {
 
 /**
  * Where a host's worker hands a connection over to another worker of the host
- * (src/host/handoff.ts, over the primary's IPC). The protocol decides when and
+ * (src/host/handoff.ts: straight to it, or through the primary's IPC). The protocol decides when and
  * what travels (src/xmpp/handoff.ts); the port only moves the descriptor.
  */
 export interface HandoffPort {
@@ -33,4 +33,6 @@ export interface HandoffPort {
    * here. Exactly one verdict comes, unless this process dies first.
    */
   offer(socket: Socket, to: number, listener: number, state: unknown, verdict: (moved: boolean) => void): void;
+  /** Of the moves out of this worker, those that went straight to the owner rather than through the primary. */
+  readonly directMoved?: number;
 }

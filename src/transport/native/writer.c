@@ -447,6 +447,9 @@ static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* fdpass.c: descriptors between the workers of a host. */
+napi_status fdpass_define(napi_env env, napi_value exports);
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
@@ -455,5 +458,6 @@ NAPI_MODULE_INIT() {
       {"threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (fdpass_define(env, exports) != napi_ok) return NULL;
   return exports;
 }

@@ -49,8 +49,8 @@ export interface Host {
   exit(ms: number): Promise<number | null>;
 }
 
-export function startHost(cfg: string): Host {
-  const child = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"] });
+export function startHost(cfg: string, env?: NodeJS.ProcessEnv): Host {
+  const child = spawn(process.execPath, [CLI, "start", "--config", cfg], { stdio: ["ignore", "ignore", "pipe"], ...(env !== undefined ? { env: { ...process.env, ...env } } : {}) });
   const log = new HostLog();
   child.stderr!.on("data", log.onData);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
