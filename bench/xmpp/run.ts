@@ -161,7 +161,7 @@ export interface XmppResult {
   /** Connections the server cut as slow consumers over the whole run (Switchboard's switchboard_slow_consumers_total, xmpp). */
   slowConsumers?: number;
   /** Switchboard of several workers at the end: the share of sessions on their user's owner worker, and connections moved (cluster.handoff) or kept. */
-  onOwner?: { share: number; out: number; stayed: number };
+  onOwner?: { share: number; out: number; stayed: number; direct?: number };
 }
 
 /** The server's gauge of unacked stanzas every 2 s from t0, until stop() gives the highest seen. */
@@ -343,7 +343,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       onOwner:
         atEnd === null || Number.isNaN(atEnd.get("switchboard_cluster_sessions_on_owner"))
           ? undefined
-          : { share: atEnd.get("switchboard_cluster_sessions_on_owner") / atEnd.get("switchboard_sessions"), out: atEnd.get("switchboard_cluster_handoffs_total", { direction: "out" }), stayed: atEnd.get("switchboard_cluster_handoffs_total", { direction: "stayed" }) },
+          : { share: atEnd.get("switchboard_cluster_sessions_on_owner") / atEnd.get("switchboard_sessions"), out: atEnd.get("switchboard_cluster_handoffs_total", { direction: "out" }), stayed: atEnd.get("switchboard_cluster_handoffs_total", { direction: "stayed" }), direct: atEnd.get("switchboard_cluster_handoffs_direct_total") },
       sm: p.sm
         ? {
             ...res.reduce((a, r) => ({ enabled: a.enabled + r.sm.enabled, serverRequests: a.serverRequests + r.sm.serverRequests, clientRequests: a.clientRequests + r.sm.clientRequests, badAcks: a.badAcks + r.sm.badAcks, failed: a.failed + r.sm.failed }), { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0 } as SmStats),
