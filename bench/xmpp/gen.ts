@@ -44,6 +44,11 @@ export interface GenSpec {
    * "send-time seq" in the body, and every occupant counts each room message once (a bitmap of seqs).
    */
   room?: { jid: string; senders: number };
+  /**
+   * bench:xmpp --recipients: every user's group by global index (the worker that owns it), and whether each
+   * sender picks its recipients in its own group (local: no message crosses workers) or in the others (cross).
+   */
+  pick?: { mode: "local" | "cross"; groups: number[] };
 }
 
 /** What the clients' stream management saw (all zero without it). */
@@ -421,6 +426,7 @@ function preparePump(path: string, targets: number[]): void {
   const partial = active.filter((u) => u.buf.length > 0).length;
   if (spec.sm && partial > 0) console.error(`gen: ${partial} users handed to the pump in the middle of an element: their h may miss a stanza`);
   const room = spec.room === undefined ? [] : [`room=${spec.room.jid}`, `senders=${spec.room.senders}`];
+  if (spec.pick !== undefined) room.push(`pick=${spec.pick.mode}`);
   const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0", ...(spec.sm ? [String(spec.smEvery)] : []), ...room], {
     stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
   });
@@ -432,6 +438,7 @@ function preparePump(path: string, targets: number[]): void {
     u.state = St.Handed;
   }
   child.stdin!.write(`${active.map((u) => u.index).join(" ")}\n${targets.join(" ")}\n`);
+  if (spec.pick !== undefined) child.stdin!.write(`${spec.pick.groups.join(" ")}\n`);
   if (spec.sm) child.stdin!.write(`${active.map((u) => u.h).join(" ")}\n${active.map((u) => u.out).join(" ")}\n`);
   let r: string[] | null = null;
   let smLine: number[] = [0, 0, 0, 0];
@@ -490,7 +497,12 @@ function go(t0: number): void {
         sent++;
       } else if (u.state === St.Online) {
         let to = targets[(Math.random() * targets.length) | 0];
-        if (to === u.index) to = targets[(Math.random() * targets.length) | 0];
+        const pick = spec.pick;
+        if (pick !== undefined) {
+          // Recipients of the sender's own group, or of the others (pump.c does the same).
+          const mine = pick.groups[u.index];
+          while (to === u.index || (pick.groups[to] === mine) !== (pick.mode === "local")) to = targets[(Math.random() * targets.length) | 0];
+        } else if (to === u.index) to = targets[(Math.random() * targets.length) | 0];
         let ask = "";
         if (spec.sm) {
           u.out = (u.out + 1) % 0x1_0000_0000;

@@ -35,6 +35,9 @@
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)
+ *   --recipients local|cross  with --workers > 1 (one host): each sender writes to users owned by its own worker
+ *                   (local) or by another (cross); with cluster.handoff (the default) sessions are on their owners,
+ *                   so no message, or every one, crosses workers: a crossing's cost in the same deployment
  *   --coalesce-ms N  with --workers > 1: cluster.coalesceMs (a turn's bus batches go at most once per N ms)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
  *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
@@ -57,7 +60,7 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core  ${smText(r)}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core  ${smText(r)}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed}${r.onOwner.busPerMessage === undefined || Number.isNaN(r.onOwner.busPerMessage) ? "" : `; ${r.onOwner.busPerMessage.toFixed(2)} bus messages per message`})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
@@ -83,6 +86,7 @@ function combine(runs: XmppResult[]): XmppResult {
 async function main(): Promise<void> {
   const a = benchArgs();
   const maxUsers = Number(a["max-users"] ?? 10000);
+  if (a.recipients !== undefined && a.recipients !== "local" && a.recipients !== "cross") throw new Error(`--recipients ${a.recipients}: local or cross`);
   const pump = a.generator === "c" ? buildPump() : null;
   const base = (target: TargetName, users: number, rate: number): XmppParams => ({
     target,
@@ -104,6 +108,7 @@ async function main(): Promise<void> {
     custody: a.custody !== "off",
     handoff: a.handoff === undefined ? undefined : a.handoff === "on",
     coalesceMs: a["coalesce-ms"] === undefined ? undefined : Number(a["coalesce-ms"]),
+    ...(a.recipients === "local" || a.recipients === "cross" ? { recipients: a.recipients } : {}),
     mam: false,
     store: a.store === "postgres" ? "postgres" : "sqlite",
     pump,

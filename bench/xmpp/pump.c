@@ -5,8 +5,8 @@
  * 20,000 msg/s a Node generator fills its core and its own queueing shows up
  * in the latencies it measures; this needs a fraction of that.
  *
- *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S]
- *        < "users\ntargets\n[h\nsent\n]T0_EPOCH_MS\n"
+ *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S] [pick=local|cross]
+ *        < "users\ntargets\n[groups\n][h\nsent\n]T0_EPOCH_MS\n"
  *
  * stdin: line 1, the global index of the user on each fd; line 2, the online
  * users to pick recipients from. With SM_EVERY (stream management, XEP-0198,
@@ -20,6 +20,11 @@
  * a latency. stdout: "P sent received done" every second; when stdin closes,
  * "R sent received errors cpu_seconds busy_seconds", "S server_r client_r
  * bad_a failed" (stream management), then "L" and every latency in ms.
+ *
+ * With pick=local or pick=cross (bench:xmpp --recipients), a line after the
+ * targets gives every user's group (by global index: the worker that owns
+ * it), and each sender picks its recipients among the online users of its
+ * own group (local) or of the others (cross).
  *
  * With room=JID (bench/muc, XEP-0045): every fd is an occupant of that room
  * (gen.ts joined them); only the users whose global index is below S send,
@@ -239,11 +244,14 @@ static int by_phase(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S]\n");
+    fprintf(stderr, "usage: pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S] [pick=local|cross]\n");
     return 2;
   }
+  int pick = 0; /* 1: local, 2: cross */
   for (int i = 6; i < argc; i++) {
-    if (strncmp(argv[i], "room=", 5) == 0) room = argv[i] + 5;
+    if (strcmp(argv[i], "pick=local") == 0) pick = 1;
+    else if (strcmp(argv[i], "pick=cross") == 0) pick = 2;
+    else if (strncmp(argv[i], "room=", 5) == 0) room = argv[i] + 5;
     else if (strncmp(argv[i], "senders=", 8) == 0) room_senders = atol(argv[i] + 8);
     else sm_every = atol(argv[i]);
   }
@@ -261,6 +269,38 @@ int main(int argc, char **argv) {
   if (nusers != count || ntargets == 0) {
     fprintf(stderr, "pump: %zu users for %zu fds, %zu targets\n", nusers, count, ntargets);
     return 2;
+  }
+  /* pick: every user's group, and the targets of each group (groups are small numbers: workers). */
+  size_t ngroups_of = 0;
+  long *group = pick ? read_line_longs(stdin, &ngroups_of) : NULL;
+  long **tg = NULL;
+  size_t *ntg = NULL, ng = 0;
+  if (pick) {
+    long g_max = 0;
+    for (size_t i = 0; i < ngroups_of; i++) {
+      if (group[i] < 0 || group[i] > 255) {
+        fprintf(stderr, "pump: group %ld of user %zu is not 0-255\n", group[i], i);
+        return 2;
+      }
+      if (group[i] > g_max) g_max = group[i];
+    }
+    ng = (size_t)g_max + 1;
+    tg = calloc(ng, sizeof *tg);
+    ntg = calloc(ng, sizeof *ntg);
+    for (size_t i = 0; i < ntargets; i++) {
+      if (targets[i] < 0 || (size_t)targets[i] >= ngroups_of) {
+        fprintf(stderr, "pump: target %ld has no group\n", targets[i]);
+        return 2;
+      }
+      long g = group[targets[i]];
+      tg[g] = realloc(tg[g], (ntg[g] + 1) * sizeof **tg);
+      tg[g][ntg[g]++] = targets[i];
+    }
+    for (size_t i = 0; i < nusers; i++)
+      if (users[i] < 0 || (size_t)users[i] >= ngroups_of || (pick == 1 && ntg[group[users[i]]] < 2) || (pick == 2 && ntg[group[users[i]]] == ntargets)) {
+        fprintf(stderr, "pump: user %ld has no recipient to pick (pick=%s)\n", users[i], pick == 1 ? "local" : "cross");
+        return 2;
+      }
   }
   size_t nh = count, nout = count;
   long *h0 = sm_every >= 0 ? read_line_longs(stdin, &nh) : NULL;
@@ -326,8 +366,18 @@ int main(int argc, char **argv) {
         long seq = round * room_senders + c->user;
         n = snprintf(msg, sizeof msg, "<message to='%s' type='groupchat' id='g%ld'><body>%.3f %ld</body></message>", room, seq, now_ms(), seq);
       } else {
-        long to = targets[next_rand() % ntargets];
-        if (to == c->user) to = targets[next_rand() % ntargets];
+        long to;
+        if (pick == 1) {
+          long g = group[c->user];
+          do to = tg[g][next_rand() % ntg[g]];
+          while (to == c->user);
+        } else if (pick == 2) {
+          do to = targets[next_rand() % ntargets];
+          while (group[to] == group[c->user]);
+        } else {
+          to = targets[next_rand() % ntargets];
+          if (to == c->user) to = targets[next_rand() % ntargets];
+        }
         n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
       }
       if (sm_every >= 0) {
@@ -430,6 +480,10 @@ int main(int argc, char **argv) {
   free(order);
   free(users);
   free(targets);
+  for (size_t g = 0; g < ng; g++) free(tg[g]);
+  free(tg);
+  free(ntg);
+  free(group);
   free(h0);
   free(out0);
   free(lat);

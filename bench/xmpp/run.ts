@@ -10,6 +10,8 @@ import { Scrape } from "../lib/scrape.js";
 import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
 import { startTarget, type MoreConfig, type TargetName } from "./targets.js";
 import { startHosts } from "./hosts.js";
+import { Router } from "../../src/router/router.js";
+import { workerIdOf } from "../../src/cluster/nats-bus.js";
 import type { GenCommand, GenEvent, GenSpec, SmStats } from "./gen.js";
 
 export interface XmppParams {
@@ -49,12 +51,27 @@ export interface XmppParams {
   spin: boolean;
   /** Every client enables XEP-0198 stream management and acknowledges (gen.ts, pump.c). */
   sm: boolean;
+  /**
+   * Switchboard with several workers on one host: each sender's recipients are users owned by its own worker
+   * (local) or by another (cross); with cluster.handoff every session is on its owner, so no message, or
+   * every message, crosses workers. Default: any user.
+   */
+  recipients?: "local" | "cross";
   /** With sm: a client <r/> with every smEvery-th message sent (1, as Conversations does); 0: never. */
   smEvery: number;
   /** Switchboard with sm: `xmpp.sm.answerDelayMs` (default: the config's default). */
   smAnswerDelayMs?: number;
   /** Switchboard with sm: `xmpp.sm.ackEveryMs` (default: the config's default). */
   smAckEveryMs?: number;
+}
+
+/** Each bench user's owner worker (user i is `user<i>`), by the ring a host of `p.workers` builds with the defaults. */
+function ownerGroups(p: XmppParams): number[] {
+  if (p.target !== "switchboard" || p.workers < 2 || (p.hosts ?? 1) > 1) throw new Error("--recipients needs Switchboard with --workers > 1 on one host");
+  const c = defaults().cluster;
+  const ids = Array.from({ length: p.workers }, (_, i) => workerIdOf(c.hostAddress, i));
+  const ring = new Router({ hosts: { [c.hostAddress]: ids }, vnodes: c.vnodes });
+  return Array.from({ length: p.users }, (_, i) => ids.indexOf(ring.ownerOf(`user${i}@${p.domain}`)!));
 }
 
 /** A toy-sized run against Switchboard on loopback, for the smoke tests; `over` sets the rest. */
@@ -161,7 +178,8 @@ export interface XmppResult {
   /** Connections the server cut as slow consumers over the whole run (Switchboard's switchboard_slow_consumers_total, xmpp). */
   slowConsumers?: number;
   /** Switchboard of several workers at the end: the share of sessions on their user's owner worker, and connections moved (cluster.handoff) or kept. */
-  onOwner?: { share: number; out: number; stayed: number; direct?: number };
+  /** busPerMessage: bus messages the workers sent (the whole run, logins included) per chat message. */
+  onOwner?: { share: number; out: number; stayed: number; direct?: number; busPerMessage?: number };
 }
 
 /** The server's gauge of unacked stanzas every 2 s from t0, until stop() gives the highest seen. */
@@ -208,7 +226,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       const file = join(work, `accounts-${w}.json`);
       writeFileSync(file, JSON.stringify(slice));
       // Each process has its own source address: ~28k ephemeral ports each.
-      const spec: GenSpec = { host: p.host, port: target.port, hosts: target.endpoints, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery };
+      const spec: GenSpec = { host: p.host, port: target.port, hosts: target.endpoints, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery, ...(p.recipients === undefined ? {} : { pick: { mode: p.recipients, groups: ownerGroups(p) } }) };
       const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       events.push([]);
       child.on("message", (e: GenEvent) => events[w].push(e));
@@ -343,7 +361,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       onOwner:
         atEnd === null || Number.isNaN(atEnd.get("switchboard_cluster_sessions_on_owner"))
           ? undefined
-          : { share: atEnd.get("switchboard_cluster_sessions_on_owner") / atEnd.get("switchboard_sessions"), out: atEnd.get("switchboard_cluster_handoffs_total", { direction: "out" }), stayed: atEnd.get("switchboard_cluster_handoffs_total", { direction: "stayed" }), direct: atEnd.get("switchboard_cluster_handoffs_direct_total") },
+          : { share: atEnd.get("switchboard_cluster_sessions_on_owner") / atEnd.get("switchboard_sessions"), out: atEnd.get("switchboard_cluster_handoffs_total", { direction: "out" }), stayed: atEnd.get("switchboard_cluster_handoffs_total", { direction: "stayed" }), direct: atEnd.get("switchboard_cluster_handoffs_direct_total"), busPerMessage: sent ? atEnd.get("switchboard_cluster_bus_messages_total", { direction: "sent" }) / sent : NaN },
       sm: p.sm
         ? {
             ...res.reduce((a, r) => ({ enabled: a.enabled + r.sm.enabled, serverRequests: a.serverRequests + r.sm.serverRequests, clientRequests: a.clientRequests + r.sm.clientRequests, badAcks: a.badAcks + r.sm.badAcks, failed: a.failed + r.sm.failed }), { enabled: 0, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0 } as SmStats),
