@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
-import { machineBusySeconds, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
+import { cpuBusySeconds, machineBusySeconds, pinSelf, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
 import { REPO } from "../lib/switchboard.js";
 import { Scrape } from "../lib/scrape.js";
 import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
@@ -153,6 +153,8 @@ export interface XmppResult {
   otherCpuCores: number;
   /** Share of the messaging phase in which the hypervisor ran something else on the server's core. */
   serverCoreStealShare?: number;
+  /** The server's CPUs' busy time during the phase that was not the server's (other processes, interrupts), as a share of them. */
+  serverCoreOthersShare?: number;
   phaseSeconds: number;
   firstError: string;
   settings: string[];
@@ -244,6 +246,11 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
+    const core0 = cpuBusySeconds(p.serverCpu);
+    // This process (scrapes, progress) keeps off the server's core while the phase is measured,
+    // where the generator has a core of its own (docs/benchmarks.md, session 19).
+    const apart = p.genCpu.split(",").every((c) => !p.serverCpu.split(",").includes(c));
+    const unpin = apart ? pinSelf(p.genCpu) : null;
     const phase0 = Date.now();
     // Sampled with and without --sm alike (Switchboard), so both pay the same few scrapes.
     const adminPort = target.server?.adminPort;
@@ -269,6 +276,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const busy = machineBusySeconds() - busy0;
     const steal = stealSeconds(p.serverCpu) - steal0;
     const allSteal = stealSeconds() - allSteal0;
+    const coreOthers = cpuBusySeconds(p.serverCpu) - core0 - serverCpu;
+    if (unpin !== null) pinSelf(unpin);
     // A server still working through a backlog (a saturated core) may take long to answer: that is a result, not a failed run.
     // Unanswered, the run stands without it (its SM checks then report the gauge as unread).
     const atEnd = adminPort === undefined ? null : await Scrape.of(adminPort, 30_000).catch(() => null);
@@ -336,6 +345,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,
       otherCpuCores: Math.max(0, busy - serverCpu - genCpu - allSteal) / phaseSeconds,
       serverCoreStealShare: steal / phaseSeconds / p.serverCpu.split(",").length,
+      serverCoreOthersShare: Math.max(0, coreOthers) / phaseSeconds / p.serverCpu.split(",").length,
       phaseSeconds,
       firstError,
       settings: target.settings,
