@@ -202,6 +202,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store, more: smMore(p) })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
+  /** This process's CPUs before the phase moved it to the generator's (pinSelf), until they are back. */
+  let unpin: string | null = null;
   try {
     const events: GenEvent[][] = [];
     const latest = (ev: GenEvent["ev"]) => events.map((l) => [...l].reverse().find((e) => e.ev === ev));
@@ -250,7 +252,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     // This process (scrapes, progress) keeps off the server's core while the phase is measured,
     // where the generator has a core of its own (docs/benchmarks.md, session 19).
     const apart = p.genCpu.split(",").every((c) => !p.serverCpu.split(",").includes(c));
-    const unpin = apart ? pinSelf(p.genCpu) : null;
+    unpin = apart ? pinSelf(p.genCpu) : null;
     const phase0 = Date.now();
     // Sampled with and without --sm alike (Switchboard), so both pay the same few scrapes.
     const adminPort = target.server?.adminPort;
@@ -278,6 +280,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const allSteal = stealSeconds() - allSteal0;
     const coreOthers = cpuBusySeconds(p.serverCpu) - core0 - serverCpu;
     if (unpin !== null) pinSelf(unpin);
+    unpin = null;
     // A server still working through a backlog (a saturated core) may take long to answer: that is a result, not a failed run.
     // Unanswered, the run stands without it (its SM checks then report the gauge as unread).
     const atEnd = adminPort === undefined ? null : await Scrape.of(adminPort, 30_000).catch(() => null);
@@ -367,6 +370,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
         : undefined,
     };
   } finally {
+    if (unpin !== null) pinSelf(unpin);
     await Promise.all(gens.map((g) => stopChild(g, 2000)));
     await target.server?.stop();
     rmSync(work, { recursive: true, force: true });
