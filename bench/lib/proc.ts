@@ -234,6 +234,26 @@ export function machineBusySeconds(): number {
   return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / HZ;
 }
 
+/** CPU time the given CPUs ("0", "0,1") spent busy (user, nice, system, irq, softirq; steal apart). */
+export function cpuBusySeconds(cpus: string): number {
+  return cpus.split(",").reduce((n, c) => {
+    const f = cpuTicks(c);
+    return n + (f[0] + f[1] + f[2] + f[5] + f[6]) / HZ;
+  }, 0);
+}
+
+/**
+ * Sets the CPUs this process (all its threads) may run on, e.g. the generator's while the server
+ * has its own core; returns the previous list (to restore), or null where taskset failed.
+ */
+export function pinSelf(cpus: string): string | null {
+  const was = spawnSync("taskset", ["-p", "-c", String(process.pid)], { encoding: "utf8" });
+  const prev = /:\s*(\S+)\s*$/.exec(was.stdout ?? "")?.[1];
+  if (was.status !== 0 || prev === undefined) return null;
+  const r = spawnSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" });
+  return r.status === 0 ? prev : null;
+}
+
 /**
  * Time the hypervisor gave one CPU (or all: "") to someone else: on a shared
  * virtual machine, the pauses that no program on it can account for.

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
-import { machineBusySeconds, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
+import { cpuBusySeconds, machineBusySeconds, pinSelf, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
 import { REPO } from "../lib/switchboard.js";
 import { Scrape } from "../lib/scrape.js";
 import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
@@ -170,6 +170,8 @@ export interface XmppResult {
   otherCpuCores: number;
   /** Share of the messaging phase in which the hypervisor ran something else on the server's core. */
   serverCoreStealShare?: number;
+  /** The server's CPUs' busy time during the phase that was not the server's (other processes, interrupts), as a share of them. */
+  serverCoreOthersShare?: number;
   phaseSeconds: number;
   firstError: string;
   settings: string[];
@@ -218,6 +220,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store, more: smMore(p) })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
+  /** This process's CPUs before the phase moved it to the generator's (pinSelf), until they are back. */
+  let unpin: string | null = null;
   try {
     const events: GenEvent[][] = [];
     const latest = (ev: GenEvent["ev"]) => events.map((l) => [...l].reverse().find((e) => e.ev === ev));
@@ -262,6 +266,11 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
+    const core0 = cpuBusySeconds(p.serverCpu);
+    // This process (scrapes, progress) keeps off the server's core while the phase is measured,
+    // where the generator has a core of its own (docs/benchmarks.md, session 19).
+    const apart = p.genCpu.split(",").every((c) => !p.serverCpu.split(",").includes(c));
+    unpin = apart ? pinSelf(p.genCpu) : null;
     const phase0 = Date.now();
     // Sampled with and without --sm alike (Switchboard), so both pay the same few scrapes.
     const adminPort = target.server?.adminPort;
@@ -287,6 +296,9 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const busy = machineBusySeconds() - busy0;
     const steal = stealSeconds(p.serverCpu) - steal0;
     const allSteal = stealSeconds() - allSteal0;
+    const coreOthers = cpuBusySeconds(p.serverCpu) - core0 - serverCpu;
+    if (unpin !== null) pinSelf(unpin);
+    unpin = null;
     // A server still working through a backlog (a saturated core) may take long to answer: that is a result, not a failed run.
     // Unanswered, the run stands without it (its SM checks then report the gauge as unread).
     const atEnd = adminPort === undefined ? null : await Scrape.of(adminPort, 30_000).catch(() => null);
@@ -354,6 +366,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       generatorBusyCores: sum((r) => r.busySeconds) / phaseSeconds,
       otherCpuCores: Math.max(0, busy - serverCpu - genCpu - allSteal) / phaseSeconds,
       serverCoreStealShare: steal / phaseSeconds / p.serverCpu.split(",").length,
+      serverCoreOthersShare: Math.max(0, coreOthers) / phaseSeconds / p.serverCpu.split(",").length,
       phaseSeconds,
       firstError,
       settings: target.settings,
@@ -375,6 +388,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
         : undefined,
     };
   } finally {
+    if (unpin !== null) pinSelf(unpin);
     await Promise.all(gens.map((g) => stopChild(g, 2000)));
     await target.server?.stop();
     rmSync(work, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
-import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import { processMetrics } from "./process-metrics.js";
 import type { Server } from "../server/server.js";
 import type { AdminSource } from "./http.js";
 import { workerRegistry } from "./registry.js";
@@ -42,7 +43,7 @@ export class PrimarySource implements AdminSource {
 
   constructor(private readonly slots: () => WorkerSlot[]) {
     this.reg.setDefaultLabels({ worker: "primary" });
-    collectDefaultMetrics({ register: this.reg });
+    processMetrics(this.reg);
     this.up = new Gauge({ name: "switchboard_worker_up", help: "1 when the worker answered this scrape, 0 when it is starting, restarting or did not answer.", labelNames: ["worker"], registers: [this.reg] });
     new Counter({
       name: "switchboard_worker_restarts_total",

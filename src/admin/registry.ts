@@ -1,4 +1,5 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
+import { processMetrics } from "./process-metrics.js";
 import type { Server } from "../server/server.js";
 import { NatsBus } from "../cluster/nats-bus.js";
 
@@ -116,8 +117,9 @@ export function workerRegistry(server: Server): Registry {
   const reg = new Registry();
   reg.setDefaultLabels({ worker: server.bus.workerId });
   // process_* and nodejs_*: CPU, memory, descriptors, GC, and the event-loop delay
-  // (nodejs_eventloop_lag_*: perf_hooks.monitorEventLoopDelay, reset at each scrape).
-  collectDefaultMetrics({ register: reg });
+  // (nodejs_eventloop_lag_*: perf_hooks.monitorEventLoopDelay, reset at each scrape);
+  // none that walks every socket on the event loop (process-metrics.ts).
+  processMetrics(reg);
 
   const m = server.metrics;
   const byKind = (f: (k: { opened: number; closed: number; slowConsumers: number; deadPeers: number; sessionsStarted: number; sessionsEnded: number }) => number) => (): [Labels, number][] =>
