@@ -145,7 +145,7 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       if (session.phase !== Phase.Authenticated) return fail();
       m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h, found.held));
       x.metrics.sm.rebuilt++;
-      if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count });
+      if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count, holder: found.holder, copies: found.held?.length ?? -1 });
       // Behind the bind on the ordered stream to the owner: what custody routes again finds the session bound.
       // With the place of the last copy it resent: the dead session, if only stalled, does not give those back.
       const copied = found.held !== undefined && found.held.length > 0 ? found.held[found.held.length - 1][0] : undefined;
@@ -163,7 +163,9 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       m.ask,
       (a) => {
         if (a.kind === "miss") {
-          if (!x.core.records.live(found.holder)) return rebuild();
+          // Seen to leave while the claim waited: asked again, its keeper gives the record up with its copies (rebuilt
+          // from this answer, without them, the keeper would send them on when the window passed: duplicates).
+          if (!x.core.records.live(found.holder)) return again ? ask(false) : rebuild();
           // Its holder says it has no such session: it may have restarted under the same id since the keepers
           // answered, and its keeper kept the record for the dead one (orphaned now): asked once more.
           return again ? ask(false) : fail();
