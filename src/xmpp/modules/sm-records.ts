@@ -4,7 +4,7 @@ import { Phase, type ClientSession } from "../client-session.js";
 import { NS } from "../ns.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
-import type { HeldCopy, ResumeRecord } from "../../session/resume-record.js";
+import type { HeldCopy, Recalled, ResumeRecord } from "../../session/resume-record.js";
 import type { Envelope } from "../../envelope/envelope.js";
 import { unackedAgain } from "./offline.js";
 
@@ -139,8 +139,10 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
     if (session.phase === Phase.Authenticated) m.failed(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
     session.release();
   };
-  const ask = (again: boolean) => x.core.records.recall("xmpp", m.previd, m.user, m.h, (found) => {
-    if (found === null) return fail();
+  /** `before`: the record a first recall found, rebuilt from if the second finds none. */
+  const ask = (again: boolean, before?: Recalled) => x.core.records.recall("xmpp", m.previd, m.user, m.h, (got) => {
+    if (got === null && before === undefined) return fail();
+    const found = got ?? before!;
     const rebuild = () => {
       if (session.phase !== Phase.Authenticated) return fail();
       m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h, found.held));
@@ -165,7 +167,7 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
         if (a.kind === "miss") {
           // Seen to leave while the claim waited: asked again, its keeper gives the record up with its copies (rebuilt
           // from this answer, without them, the keeper would send them on when the window passed: duplicates).
-          if (!x.core.records.live(found.holder)) return again ? ask(false) : rebuild();
+          if (!x.core.records.live(found.holder)) return again ? ask(false, found) : rebuild();
           // Its holder says it has no such session: it may have restarted under the same id since the keepers
           // answered, and its keeper kept the record for the dead one (orphaned now): asked once more.
           return again ? ask(false) : fail();
