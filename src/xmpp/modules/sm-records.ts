@@ -52,15 +52,20 @@ export function leftover(x: XmppContext): (rec: ResumeRecord, held: readonly Hel
   return (rec, held) => {
     const stamp = new Date().toISOString();
     const out: Envelope[] = [];
+    const ids: string[] = [];
     for (const [, wire] of held) {
       try {
-        const env = unackedAgain(x.config.domain, rec.address, parse(wire) as Element, stamp);
-        if (env !== null) out.push(env);
+        const el = parse(wire) as Element;
+        const env = unackedAgain(x.config.domain, rec.address, el, stamp);
+        if (env === null) continue;
+        out.push(env);
+        // The stanza's own id (the envelope of a message has none): what a trace looks for.
+        ids.push(String(el.attrs.id ?? ""));
       } catch {
         // Our own output always parses.
       }
     }
-    if (x.debug && out.length > 0) x.log.debug("left-over resume copies sent again", { address: rec.address, ids: out.map((e) => e.id) });
+    if (x.debug && out.length > 0) x.log.debug("left-over resume copies sent again", { address: rec.address, ids });
     return out;
   };
 }
