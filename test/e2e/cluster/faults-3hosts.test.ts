@@ -280,6 +280,11 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     assert.ok(clients.every((s) => s.at !== h), "no client on the dead host");
     // Back to three hosts for what follows.
     hosts[h] = await startAt(h);
+    // Some clients' watchdogs give up on a server busy with the new host's joining (1.5 s without an answer) and
+    // resume: settled before what follows, or a teardown that overtakes such a resumption has @xmpp/client write
+    // to a closing stream (its "resumed" handler is not awaited: "Connection is closing", unhandled, in 3 of 10 runs).
+    const back = Date.now();
+    await waitUntil(() => clients.every((s) => s.c.status === "online" && s.heardAt > back + 1600), 30_000, () => `every client online and answering after host ${h} is back`, 50);
   });
 
   test("stop one NATS node", { timeout: 120_000 }, async () => {
