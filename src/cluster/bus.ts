@@ -82,9 +82,10 @@ export type BusMessage =
   | { op: "records"; from: string; reset: boolean; keep: ResumeRecord[]; counts: [string, number][]; drop: string[]; held: [string, number, string][]; acks: [string, number][] }
   /**
    * Does the worker keep the resume record `key` of account `user`? Answered with "recalled" to `from`. `h`: what
-   * the client says it received (a record whose window passed sends on only the copies beyond it).
+   * the client says it received (a record whose window passed sends on only the copies beyond it). `gone`: the
+   * holder the asker saw leave, whose record the keeper named before it saw the same (it gives the record up now).
    */
-  | { op: "recall"; protocol: string; key: string; user: string; from: string; token: number; h: number }
+  | { op: "recall"; protocol: string; key: string; user: string; from: string; token: number; h: number; gone?: string }
   | { op: "recalled"; token: number; from: string; found: Recalled | null }
   /**
    * The sender (incarnation `inc`) has just (re)learned of the receiver: it kept none of the receiver's

@@ -76,7 +76,7 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
       head = [msg.op, msg.from, msg.reset, msg.keep.map(rowOf), msg.counts, msg.drop, msg.held, msg.acks];
       break;
     case "recall":
-      head = [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token, msg.h];
+      head = msg.gone !== undefined ? [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token, msg.h, msg.gone] : [msg.op, msg.protocol, msg.key, msg.user, msg.from, msg.token, msg.h];
       break;
     case "recalled":
       head = [msg.op, msg.token, msg.from, msg.found === null ? null : [rowOf(msg.found.record), msg.found.holder, msg.found.held ?? []]];
@@ -164,10 +164,11 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
       return { op, from, reset, keep: recordsOf(keep), counts, drop, held: held as [string, number, string][], acks };
     }
     case "recall": {
-      const [, protocol, key, user, from, token, h] = head;
+      const [, protocol, key, user, from, token, h, gone] = head;
       if (typeof protocol !== "string" || typeof key !== "string" || typeof user !== "string" || typeof from !== "string" || typeof token !== "number") throw new Error("recall without a key");
       if (typeof h !== "number") throw new Error("recall without the client's count");
-      return { op, protocol, key, user, from, token, h };
+      if (gone !== undefined && typeof gone !== "string") throw new Error("recall with a bad holder");
+      return gone === undefined ? { op, protocol, key, user, from, token, h } : { op, protocol, key, user, from, token, h, gone };
     }
     case "recalled": {
       const [, token, from, found] = head as [string, number, string, [RecordRow, string, unknown] | null];

@@ -83,6 +83,19 @@ interface Mine {
   held: HeldCopy[] | null;
 }
 
+/** A recall waiting for the other workers' answers. */
+interface Recall {
+  done: (r: Recalled | null) => void;
+  waiting: Set<string>;
+  best: Recalled | null;
+  /** The worker whose answer `best` is ("": this one's own). */
+  bestFrom: string;
+  /** Asked once more, the record's keeper, to give up the record of a holder only this worker saw leave (finish). */
+  taking: boolean;
+  timer: NodeJS.Timeout;
+  ask: [protocol: string, key: string, user: string, h: number];
+}
+
 /** Whether a (modulo 2^32) is at or before b. */
 function upTo(a: number, b: number): boolean {
   return ((b - a) >>> 0) < 0x8000_0000;
@@ -128,7 +141,7 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly byHolder = new Map<string, Set<string>>();
   private readonly orphans = new Set<string>();
   // ---- asker
-  private readonly recalls = new Map<number, { done: (r: Recalled | null) => void; waiting: Set<string>; best: Recalled | null; timer: NodeJS.Timeout; ask: [protocol: string, key: string, user: string, h: number] }>();
+  private readonly recalls = new Map<number, Recall>();
   private nextToken = 1;
   private liveSet = new Set<string>();
   /** Each live worker's host; and whether this worker's keeper is on another host than this worker. */
@@ -522,22 +535,24 @@ export class ResumeRecordDesk implements ResumeRecords {
   }
 
   onRecall(msg: Extract<BusMessage, { op: "recall" }>): void {
-    this.host.send(msg.from, { op: "recalled", token: msg.token, from: this.host.workerId, found: this.lookup(msg.protocol, msg.key, msg.user, msg.h) });
+    this.host.send(msg.from, { op: "recalled", token: msg.token, from: this.host.workerId, found: this.lookup(msg.protocol, msg.key, msg.user, msg.h, msg.gone) });
     // The copies may be large: the claimant's client waits for them.
     this.host.flushNow?.();
   }
 
   /**
    * The record of `key` if it is `user`'s; one whose holder is gone is taken: one resumption rebuilds it.
-   * One whose window passed is not resumable: its copies beyond the client's count `h` go on now.
+   * One whose window passed is not resumable: its copies beyond the client's count `h` go on now. `gone`: the
+   * asker saw that holder leave, before this worker did; its record is taken as if this worker had seen it too.
    */
-  private lookup(protocol: string, key: string, user: string, h: number): Recalled | null {
+  private lookup(protocol: string, key: string, user: string, h: number, gone?: string): Recalled | null {
     const e = this.kept.get(key);
     // Another account's id finds nothing, as an unknown one (XEP-0198 §5: only its owner may resume it).
     if (e === undefined || e.rec.user !== user || e.rec.protocol !== protocol) return null;
-    if (e.deadline === Infinity) return { record: e.rec, holder: e.holder };
+    if (e.deadline === Infinity && (gone === undefined || gone !== e.holder)) return { record: e.rec, holder: e.holder };
     this.kept.delete(key);
     this.orphans.delete(key);
+    this.byHolder.get(e.holder)?.delete(key);
     if (!e.lapsed) return { record: e.rec, holder: "", held: e.held };
     const after = e.held.filter(([n]) => !upTo(n, h));
     if (after.length > 0) this.leftover(e.rec, after);
@@ -609,7 +624,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     const token = this.nextToken++;
     const timer = setTimeout(() => this.finish(token, this.recalls.get(token)?.best ?? null), RECALL_TIMEOUT_MS);
     timer.unref();
-    this.recalls.set(token, { done, waiting: new Set(peers), best: local, timer, ask: [protocol, key, user, h] });
+    this.recalls.set(token, { done, waiting: new Set(peers), best: local, bestFrom: "", taking: false, timer, ask: [protocol, key, user, h] });
     for (const w of peers) this.host.send(w, { op: "recall", protocol, key, user, from: this.host.workerId, token, h });
   }
 
@@ -620,15 +635,35 @@ export class ResumeRecordDesk implements ResumeRecords {
     const f = msg.found;
     // A record whose holder is gone was given to this recall alone: no need to wait for the others.
     if (f !== null && f.holder === "") return this.finish(msg.token, f);
-    if (f !== null && (r.best === null || ((f.record.count - r.best.record.count) >>> 0) < 0x8000_0000)) r.best = f;
+    if (f !== null && (r.best === null || ((f.record.count - r.best.record.count) >>> 0) < 0x8000_0000)) {
+      r.best = f;
+      r.bestFrom = msg.from;
+    }
     if (r.waiting.size === 0) this.finish(msg.token, r.best);
   }
 
   private finish(token: number, found: Recalled | null): void {
     const r = this.recalls.get(token);
     if (r === undefined) return;
-    this.recalls.delete(token);
     clearTimeout(r.timer);
+    // Its keeper named the record's holder, which this worker has seen leave since (the keeper answered before it saw
+    // the same: its heartbeats' timeout runs apart from this worker's by up to one). Rebuilt from that answer, the
+    // session would lack the copies of what the dead one had written alone, and the keeper, holding them as an
+    // orphan's, would send them on when the window passed, to a client that had them (kill-host: 20 duplicates from
+    // offline storage, 30 s later). Asked once more, told the holder is gone, the keeper gives the record up with them.
+    const k = r.bestFrom;
+    if (found !== null && found.holder !== "" && !this.liveSet.has(found.holder) && !r.taking && k !== "" && this.liveSet.has(k)) {
+      r.taking = true;
+      r.best = found;
+      r.waiting = new Set([k]);
+      r.timer = setTimeout(() => this.finish(token, this.recalls.get(token)?.best ?? null), RECALL_TIMEOUT_MS);
+      r.timer.unref();
+      const [protocol, key, user, h] = r.ask;
+      this.host.send(k, { op: "recall", protocol, key, user, from: this.host.workerId, token, h, gone: found.holder });
+      this.host.flushNow?.();
+      return;
+    }
+    this.recalls.delete(token);
     if (found !== null) this.stats.found++;
     r.done(found);
   }

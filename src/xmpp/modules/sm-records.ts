@@ -4,7 +4,7 @@ import { Phase, type ClientSession } from "../client-session.js";
 import { NS } from "../ns.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
-import type { HeldCopy, ResumeRecord } from "../../session/resume-record.js";
+import type { HeldCopy, Recalled, ResumeRecord } from "../../session/resume-record.js";
 import type { Envelope } from "../../envelope/envelope.js";
 import { unackedAgain } from "./offline.js";
 
@@ -52,15 +52,20 @@ export function leftover(x: XmppContext): (rec: ResumeRecord, held: readonly Hel
   return (rec, held) => {
     const stamp = new Date().toISOString();
     const out: Envelope[] = [];
+    const ids: string[] = [];
     for (const [, wire] of held) {
       try {
-        const env = unackedAgain(x.config.domain, rec.address, parse(wire) as Element, stamp);
-        if (env !== null) out.push(env);
+        const el = parse(wire) as Element;
+        const env = unackedAgain(x.config.domain, rec.address, el, stamp);
+        if (env === null) continue;
+        out.push(env);
+        // The stanza's own id (the envelope of a message has none): what a trace looks for.
+        ids.push(String(el.attrs.id ?? ""));
       } catch {
         // Our own output always parses.
       }
     }
-    if (x.debug && out.length > 0) x.log.debug("left-over resume copies sent again", { address: rec.address, ids: out.map((e) => e.id) });
+    if (x.debug && out.length > 0) x.log.debug("left-over resume copies sent again", { address: rec.address, ids });
     return out;
   };
 }
@@ -139,13 +144,15 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
     if (session.phase === Phase.Authenticated) m.failed(`<failed xmlns='${NS.SM}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`);
     session.release();
   };
-  const ask = (again: boolean) => x.core.records.recall("xmpp", m.previd, m.user, m.h, (found) => {
-    if (found === null) return fail();
+  /** `before`: the record a first recall found, rebuilt from if the second finds none. */
+  const ask = (again: boolean, before?: Recalled) => x.core.records.recall("xmpp", m.previd, m.user, m.h, (got) => {
+    if (got === null && before === undefined) return fail();
+    const found = got ?? before!;
     const rebuild = () => {
       if (session.phase !== Phase.Authenticated) return fail();
       m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h, found.held));
       x.metrics.sm.rebuilt++;
-      if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count });
+      if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count, holder: found.holder, copies: found.held?.length ?? -1 });
       // Behind the bind on the ordered stream to the owner: what custody routes again finds the session bound.
       // With the place of the last copy it resent: the dead session, if only stalled, does not give those back.
       const copied = found.held !== undefined && found.held.length > 0 ? found.held[found.held.length - 1][0] : undefined;
@@ -163,7 +170,9 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
       m.ask,
       (a) => {
         if (a.kind === "miss") {
-          if (!x.core.records.live(found.holder)) return rebuild();
+          // Seen to leave while the claim waited: asked again, its keeper gives the record up with its copies (rebuilt
+          // from this answer, without them, the keeper would send them on when the window passed: duplicates).
+          if (!x.core.records.live(found.holder)) return again ? ask(false, found) : rebuild();
           // Its holder says it has no such session: it may have restarted under the same id since the keepers
           // answered, and its keeper kept the record for the dead one (orphaned now): asked once more.
           return again ? ask(false) : fail();

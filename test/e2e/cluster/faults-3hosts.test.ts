@@ -31,6 +31,8 @@ const HOSTS = 3;
 const USERS = Number(process.env.FAULTS_USERS ?? 150);
 const PHASE_MS = Number(process.env.FAULTS_PHASE_MS ?? 10_000);
 const EVERY_MS = Number(process.env.FAULTS_EVERY_MS ?? 250);
+/** xmpp.sm.resumeTimeoutMs of the hosts. */
+const RESUME_MS = 20_000;
 const SKIP = !HAVE_NATS ? "nats-server is not installed (apt-get install nats-server)" : (HAVE_POSTGRES ?? false);
 
 interface Figures {
@@ -74,7 +76,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
         JSON.stringify({
           log: { level: process.env.FAULTS_LOG ?? "info", format: "json" },
           listeners: [{ protocol: "xmpp", transport: "tcp", host: address, port: services[h].port }],
-          xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: 20_000 } },
+          xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: RESUME_MS } },
           storage: { type: "postgres", postgres: { ...postgres, poolSize: 4 } },
           cluster: { hostAddress: address, bus: "nats", workers: 2, nats: { servers: nats.urls, subject: "sbfaults3", heartbeatMs: 300 } },
           admin: { enabled: false },
@@ -135,9 +137,10 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
   /**
    * One traffic phase of PHASE_MS: every client sends to another's bare JID every EVERY_MS while
    * online; `fault` runs a third of the way in. Then every client back online, acknowledgements
-   * settled both ways, and every accepted message received or bounced (or the deadline).
+   * settled both ways, and every accepted message received or bounced (or the deadline). With
+   * `countAfterMs`, nothing is counted before that long after the fault.
    */
-  async function phase(tag: string, fault: () => Promise<void> | void): Promise<Figures> {
+  async function phase(tag: string, fault: () => Promise<void> | void, countAfterMs = 0): Promise<Figures> {
     const accepted = new Set<string>();
     const onAck = (el: any) => {
       const b = el.getChildText?.("body");
@@ -167,6 +170,8 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     );
     await faultDone;
     await waitUntil(() => clients.every((s) => s.c.status === "online"), 30_000, () => `every client back online (${clients.filter((s) => s.c.status !== "online").length} not); ${logText()}`, 20);
+    // What must not come is waited for by the clock: there is no event for "nothing more".
+    if (Date.now() < faultAt + countAfterMs) await new Promise((r) => setTimeout(r, faultAt + countAfterMs - Date.now()));
     const wentDown = clients.filter((s) => s.downAt >= faultAt);
     const backMs = wentDown.length === 0 ? 0 : Math.max(...wentDown.map((s) => s.onlineAt)) - faultAt;
     const mine = (b: string) => b.startsWith(`${tag}:`);
@@ -265,12 +270,21 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
     );
   });
 
+  // Counted once the keepers' windows for the dead host's records have passed (RESUME_MS, then the custody grace of
+  // copies nobody took, 10 s, from when a keeper saw the death): a record rebuilt from a keeper that had not seen the
+  // death yet left its copies there, which went on to their clients then, from offline storage (session 19: 20 such
+  // duplicates in CI, counted only because a loss kept that phase waiting; here 8 after the phase in one of two full runs).
   test("SIGKILL a whole host; its clients go to another", { timeout: 150_000 }, async () => {
     const h = 2;
-    check(await phase("kill-host", () => hosts[h].kill()));
+    check(await phase("kill-host", () => hosts[h].kill(), RESUME_MS + 10_000 + 3000));
     assert.ok(clients.every((s) => s.at !== h), "no client on the dead host");
     // Back to three hosts for what follows.
     hosts[h] = await startAt(h);
+    // Some clients' watchdogs give up on a server busy with the new host's joining (1.5 s without an answer) and
+    // resume: settled before what follows, or a teardown that overtakes such a resumption has @xmpp/client write
+    // to a closing stream (its "resumed" handler is not awaited: "Connection is closing", unhandled, in 3 of 10 runs).
+    const back = Date.now();
+    await waitUntil(() => clients.every((s) => s.c.status === "online" && s.heardAt > back + 1600), 30_000, () => `every client online and answering after host ${h} is back`, 50);
   });
 
   test("stop one NATS node", { timeout: 120_000 }, async () => {

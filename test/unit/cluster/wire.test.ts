@@ -155,6 +155,9 @@ test("resume records: kept, copied, counted, acknowledged and dropped in one mes
   assert.deepEqual(roundTrip(records), records);
   const recall: BusMessage = { op: "recall", protocol: "xmpp", key: "Zm9vYmFy", user: "alice", from: "h-w1", token: 9, h: 4294967295 };
   assert.deepEqual(roundTrip(recall), recall);
+  const take: BusMessage = { ...recall, gone: "h-w0" };
+  assert.deepEqual(roundTrip(take), take, "a recall that tells the keeper its holder is gone");
+  assert.throws(() => wire.decode(wire.encode({ ...take, gone: 3 as unknown as string })), /recall with a bad holder/);
   for (const found of [null, { record: rec, holder: "", held: [[0, "<message><body>x</body></message>"]] as [number, string][] }, { record: rec, holder: "h-w0", held: [] }]) {
     const m: BusMessage = { op: "recalled", token: 9, from: "g-w0", found };
     assert.deepEqual(roundTrip(m), m);

@@ -487,3 +487,61 @@ test("alone (no keeper), a stanza costs nothing here; a keeper that appears gets
   await turn();
   assert.deepEqual(sent.flatMap((m) => (m.op === "records" ? m.counts : [])), [["K12", 5]], "then the count follows the session's");
 });
+
+test("the asker sees the holder leave before the keeper does: asked again, the keeper gives up the record with its copies, and sends nothing on later (kill-host)", { timeout: 5000 }, () => {
+  // A host's death: a-w0 (the holder) dies; c-w0, where its client resumes, sees it leave first, b-w0 (the keeper) a
+  // few hundred ms later (each worker's heartbeat timeout runs on its own). The keeper answered the recall meanwhile.
+  const before = { hosts: { a: ["a-w0"], b: ["b-w0"], c: ["c-w0"] }, vnodes: 8 };
+  const after = { hosts: { b: ["b-w0"], c: ["c-w0"] }, vnodes: 8 };
+  const queue: [string, BusMessage][] = [];
+  const routed: string[] = [];
+  const keeper = new ResumeRecordDesk({ workerId: "b-w0", send: (w, msg) => void queue.push([w, msg]), membership: () => before, route: (env) => void routed.push(env.id) }, 1000, 10_000);
+  keeper.describer("xmpp", describe, () => 0, (rec, held) => held.map(([, wire]) => Envelope.message({ from: "bob@localhost/pc", to: rec.address, protocol: "xmpp", payload: null, flags: Flag.Offline, id: wire })));
+  const asker = new ResumeRecordDesk({ workerId: "c-w0", send: (w, msg) => void queue.push([w, msg]), membership: () => before, route: () => {} });
+  const rec: ResumeRecord = { protocol: "xmpp", key: "KT", user: "alice", address: "alice@localhost/r", count: 4, windowMs: 20_000, state: {} };
+  // Two messages the dead session wrote alone (its sender on its own worker): the client had the first, not the second.
+  keeper.onRecords({ op: "records", from: "a-w0", reset: true, keep: [rec], counts: [], drop: [], held: [["KT", 5, "<message id='m5'/>"], ["KT", 6, "<message id='m6'/>"]], acks: [] });
+  /** The bus between the two (a-w0 answers nothing: it is dead). */
+  const pump = () => {
+    while (queue.length > 0) {
+      const [to, msg] = queue.shift()!;
+      if (to === "b-w0" && msg.op === "recall") keeper.onRecall(msg);
+      else if (to === "c-w0" && msg.op === "recalled") asker.onRecalled(msg);
+    }
+  };
+  let found: Recalled | null | undefined;
+  asker.recall("xmpp", "KT", "alice", 5, (r) => (found = r));
+  pump();
+  assert.equal(found, undefined, "waiting for the dead holder's answer");
+  asker.membershipChanged(after, [], []);
+  assert.equal(found, undefined, "the keeper named a holder that left: asked again");
+  pump();
+  const got = found as Recalled | null | undefined;
+  assert.equal(got?.holder, "", "taken: rebuilt here");
+  assert.equal(got?.record.count, 4);
+  assert.deepEqual(got?.held, [[5, "<message id='m5'/>"], [6, "<message id='m6'/>"]], "with the copies (the client's count drops those it had)");
+  // The keeper sees the death now; the window and the grace pass: nothing is sent on again.
+  keeper.membershipChanged(after, [], []);
+  const now = performance.now();
+  keeper.expire(now + 21_000);
+  keeper.expire(now + 32_000);
+  assert.deepEqual(routed, [], "the copies went with the record, not again to the rebuilt session or offline storage");
+  assert.equal(keeper.size, 0);
+});
+
+test("the asker sees the holder leave, the keeper does not give the record up (it has none now): the answer it had stands", { timeout: 5000 }, () => {
+  const before = { hosts: { a: ["a-w0"], b: ["b-w0"], c: ["c-w0"] }, vnodes: 8 };
+  const queue: [string, BusMessage][] = [];
+  const asker = new ResumeRecordDesk({ workerId: "c-w0", send: (w, msg) => void queue.push([w, msg]), membership: () => before, route: () => {} });
+  const rec: ResumeRecord = { protocol: "xmpp", key: "KU", user: "alice", address: "alice@localhost/r", count: 4, windowMs: 20_000, state: {} };
+  let found: Recalled | null | undefined;
+  asker.recall("xmpp", "KU", "alice", 4, (r) => (found = r));
+  const recall = queue.find(([w]) => w === "b-w0")![1] as Extract<BusMessage, { op: "recall" }>;
+  asker.onRecalled({ op: "recalled", token: recall.token, from: "b-w0", found: { record: rec, holder: "a-w0" } });
+  queue.length = 0;
+  asker.membershipChanged({ hosts: { b: ["b-w0"], c: ["c-w0"] }, vnodes: 8 }, [], []);
+  const again = queue.find(([w, m]) => w === "b-w0" && m.op === "recall")?.[1] as Extract<BusMessage, { op: "recall" }> | undefined;
+  assert.equal(again?.gone, "a-w0", "asked again, with the holder it saw leave");
+  asker.onRecalled({ op: "recalled", token: again!.token, from: "b-w0", found: null });
+  assert.equal((found as Recalled | null | undefined)?.holder, "a-w0", "the first answer: rebuilt from the record as before");
+});
