@@ -6,6 +6,8 @@ import { validate, type Config } from "../src/config/config.js";
 import { Server } from "../src/server/server.js";
 import { silentLogger, type Logger } from "../src/log/logger.js";
 import { deriveCredentials } from "../src/store/scram.js";
+import { stopReading } from "../src/transport/node-internals.js";
+import { createServer, connect, type Socket } from "node:net";
 
 /** test/fixtures, found from dist/test at run time. */
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "test", "fixtures");
@@ -82,6 +84,31 @@ export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, m
       resolve(v);
     });
   });
+}
+
+/**
+ * A TCP server on 127.0.0.1 that reads none of the connections it accepts (as a worker holds a login it hands
+ * off): `pair()` connects a client and gives both ends; `close()` stops listening.
+ */
+export async function heldTcp(): Promise<{ pair(): Promise<{ client: Socket; theirs: Socket }>; close(): void }> {
+  const accepted: Socket[] = [];
+  const server = createServer((s) => {
+    stopReading(s);
+    accepted.push(s);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as { port: number }).port;
+  return {
+    pair: async () => {
+      const n = accepted.length;
+      const client = connect(port, "127.0.0.1");
+      await once(client, "connect");
+      await waitUntil(() => accepted.length > n, 2000, "the server accepted");
+      return { client, theirs: accepted[n] };
+    },
+    close: () => server.close(),
+  };
 }
 
 /** XMPP listeners for tests: plain tcp (STARTTLS offered when `starttls`), and direct TLS. */

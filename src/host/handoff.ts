@@ -218,8 +218,9 @@ export class WorkerHandoff implements HandoffPort {
 
   target(bare: string): number | null {
     if (this.stopping()) return null;
-    const busy = this.direct !== null ? this.offered.size >= MAX_DIRECT_IN_FLIGHT && this.verdicts.size >= MAX_IN_FLIGHT : this.verdicts.size >= MAX_IN_FLIGHT;
-    if (busy || (this.direct === null && !process.connected)) return null;
+    // Room on either path: the direct one, or the primary's.
+    const direct = this.direct !== null && this.offered.size < MAX_DIRECT_IN_FLIGHT;
+    if (!direct && !(process.connected && this.verdicts.size < MAX_IN_FLIGHT)) return null;
     return otherWorkerOfHost(this.ownerOf(bare), this.prefix, this.index);
   }
 

@@ -58,11 +58,16 @@ typedef struct {
     }                                                              \
   } while (0)
 
-static int unix_addr(const char *path, struct sockaddr_un *a) {
+/* A path argument one byte longer than sun_path holds, so that a longer string is seen as too long, not cut. */
+#define PATH_ARG (sizeof(((struct sockaddr_un *)0)->sun_path) + 1)
+
+/* The socket path in argument v, into path and a; -ENAMETOOLONG where it does not fit (or is not a string). */
+static int path_arg(napi_env env, napi_value v, char *path, struct sockaddr_un *a) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, path, PATH_ARG, &len) != napi_ok || len >= PATH_ARG - 1) return -ENAMETOOLONG;
   memset(a, 0, sizeof *a);
   a->sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof a->sun_path) return -ENAMETOOLONG;
-  strcpy(a->sun_path, path);
+  memcpy(a->sun_path, path, len + 1);
   return 0;
 }
 
@@ -205,12 +210,10 @@ static napi_value fd_listen(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-  size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len));
+  char path[PATH_ARG];
   struct sockaddr_un a;
-  if (len >= sizeof path - 1 || unix_addr(path, &a) != 0) {
-    napi_throw_error(env, "ENAMETOOLONG", "switchboard fdpass: socket path too long");
+  if (path_arg(env, argv[0], path, &a) != 0) {
+    napi_throw_error(env, "ENAMETOOLONG", "switchboard fdpass: socket path too long, or not a string");
     return NULL;
   }
   napi_valuetype t;
@@ -325,12 +328,10 @@ static napi_value fd_connect(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-  size_t len;
-  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len));
+  char path[PATH_ARG];
   struct sockaddr_un a;
   int r = -ENAMETOOLONG;
-  if (len < sizeof path - 1 && unix_addr(path, &a) == 0) {
+  if (path_arg(env, argv[0], path, &a) == 0) {
     int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) r = -errno;
     else if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {

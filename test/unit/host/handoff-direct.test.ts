@@ -3,14 +3,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, connect, type Server, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { WorkerHandoff } from "../../../src/host/handoff.js";
 import { FdChannel } from "../../../src/transport/fd-channel.js";
 import type { Listening } from "../../../src/transport/listener.js";
-import { startReading, stopReading } from "../../../src/transport/node-internals.js";
+import { startReading } from "../../../src/transport/node-internals.js";
 import { silentLogger } from "../../../src/log/logger.js";
 import { workerIdOf } from "../../../src/cluster/nats-bus.js";
-import { once, waitUntil, within } from "../../helpers.js";
+import { heldTcp, waitUntil, within } from "../../helpers.js";
 
 const native = FdChannel.native();
 const skip = typeof native === "string" ? `no descriptor channel here: ${native}` : false;
@@ -24,19 +24,12 @@ const HOST = "h";
  */
 describe("direct hand-off between workers", { timeout: 40_000, skip }, () => {
   let dir: string;
-  let tcp: Server;
-  let port: number;
-  const accepted: Socket[] = [];
+  /** Connections accepted and not read, as a worker's paused login. */
+  let tcp: Awaited<ReturnType<typeof heldTcp>>;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "sb-handoff-"));
-    tcp = createServer((s) => {
-      stopReading(s);
-      accepted.push(s);
-    });
-    tcp.listen(0, "127.0.0.1");
-    await once(tcp, "listening");
-    port = (tcp.address() as { port: number }).port;
+    tcp = await heldTcp();
   });
   after(() => {
     tcp.close();
@@ -59,13 +52,7 @@ describe("direct hand-off between workers", { timeout: 40_000, skip }, () => {
     h.serve(() => workerIdOf(HOST, 1), [listener], opts.stopping ?? (() => false));
     return { h, adopted };
   };
-  const pair = async (): Promise<{ client: Socket; theirs: Socket }> => {
-    const n = accepted.length;
-    const client = connect(port, "127.0.0.1");
-    await once(client, "connect");
-    await waitUntil(() => accepted.length > n, 2000, "accepted");
-    return { client, theirs: accepted[n] };
-  };
+  const pair = () => tcp.pair();
   const verdictOf = (h: WorkerHandoff, socket: Socket, to: number): Promise<boolean> => new Promise((resolve) => h.offer(socket, to, 0, { user: "u" }, resolve));
   /** What worker `w` echoes back after the client sends `text` (each read echoed behind "w<index>: "). */
   const echo = async (client: Socket, text: string, w: number, expect: string): Promise<void> => {

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir, constants } from "node:os";
 import { join } from "node:path";
-import { createServer, connect, type Server, type Socket } from "node:net";
+import { createServer, connect, type Socket } from "node:net";
 import { FdChannel, type FdPacket } from "../../../src/transport/fd-channel.js";
-import { startReading, stopReading } from "../../../src/transport/node-internals.js";
-import { once, waitUntil } from "../../helpers.js";
+import { startReading } from "../../../src/transport/node-internals.js";
+import { heldTcp, once, waitUntil } from "../../helpers.js";
 
 const native = FdChannel.native();
 const skip = typeof native === "string" ? `no descriptor channel here: ${native}` : false;
@@ -18,23 +18,15 @@ const openFds = () => readdirSync("/proc/self/fd").length;
  */
 describe("FdChannel", { timeout: 30_000, skip }, () => {
   let dir: string;
-  let server: Server;
-  let port: number;
-  /** Connections the TCP server accepted, not reading (as a worker's paused login). */
-  const accepted: Socket[] = [];
+  /** Connections accepted and not read, as a worker's paused login. */
+  let tcp: Awaited<ReturnType<typeof heldTcp>>;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "sb-fdchannel-"));
-    server = createServer((s) => {
-      stopReading(s);
-      accepted.push(s);
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    port = (server.address() as { port: number }).port;
+    tcp = await heldTcp();
   });
   after(() => {
-    server.close();
+    tcp.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -43,14 +35,7 @@ describe("FdChannel", { timeout: 30_000, skip }, () => {
     assert.ok(typeof c !== "string", String(c));
     return c;
   };
-  /** A client connected to the TCP server, and the server's end of it. */
-  const pair = async (): Promise<{ client: Socket; theirs: Socket }> => {
-    const n = accepted.length;
-    const client = connect(port, "127.0.0.1");
-    await once(client, "connect");
-    await waitUntil(() => accepted.length > n, 2000, "the server accepted");
-    return { client, theirs: accepted[n] };
-  };
+  const pair = () => tcp.pair();
 
   test("a TCP connection passed with a packet goes on in the receiver; the sender's copy closes", async () => {
     const got: { text: string; socket: Socket | null }[] = [];
