@@ -178,6 +178,13 @@ export interface ClusterBus {
   /** A bus that batches per turn (onFlushed): it holds messages not yet published. */
   readonly pending?: boolean;
   /**
+   * The held messages wait for a timer (cluster.coalesceMs), not for the end of the turn: client output that must
+   * not leave ahead of them may wait too, and is written from an afterPublish callback.
+   */
+  readonly coalescing?: boolean;
+  /** Calls `cb` after each publish of held messages, once the bus holds none (NatsBus). */
+  afterPublish?(cb: () => void): void;
+  /**
    * True while the endpoint receives messages its sender gathered before it was stopped past the others'
    * patience and published after (BusEndpoint.stalled): its held messages among them are dropped there.
    */

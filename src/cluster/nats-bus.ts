@@ -99,6 +99,8 @@ export class NatsBus implements ClusterBus {
   staleRead = 0;
   /** Called at the end of each turn's publish (ClusterBus.onFlushed). */
   private readonly flushed: (() => void)[] = [];
+  /** Called after each publish, with nothing held (ClusterBus.afterPublish). */
+  private readonly after: (() => void)[] = [];
   /** Called at each publish before any batch is written (ClusterBus.onPublishing). */
   private readonly publishing: (() => string)[] = [];
   /** Called once at the start of this turn's publish (ClusterBus.beforePublish). */
@@ -122,6 +124,8 @@ export class NatsBus implements ClusterBus {
   private readonly links: HostLinks | null;
   /** `<host token>-w`: a worker id with this prefix and a number is a worker of this host (workerIdOf). */
   private readonly hostPrefix: string;
+  /** hostIndexOf's answers by worker id. */
+  private readonly hostIndex = new Map<string, number>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -302,6 +306,14 @@ export class NatsBus implements ClusterBus {
     return this.flushQueued;
   }
 
+  get coalescing(): boolean {
+    return this.flushTimer !== null;
+  }
+
+  afterPublish(cb: () => void): void {
+    this.after.push(cb);
+  }
+
   private readonly flush = (): void => {
     if (this.flushTimer !== null) {
       clearTimeout(this.flushTimer);
@@ -336,6 +348,7 @@ export class NatsBus implements ClusterBus {
     for (const cb of this.flushed) cb();
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
     this.flushQueued = false;
+    for (const cb of this.after) cb();
   };
 
   onFlushed(cb: () => void): void {
@@ -376,11 +389,18 @@ export class NatsBus implements ClusterBus {
     }
   }
 
-  /** Worker `i` of this host (workerIdOf) → i; any other worker → -1. */
+  /** Worker `i` of this host (workerIdOf) → i; any other worker → -1. Remembered: asked at every publish. */
   private hostIndexOf(workerId: string): number {
-    if (!workerId.startsWith(this.hostPrefix)) return -1;
-    const i = Number(workerId.slice(this.hostPrefix.length));
-    return Number.isInteger(i) && i >= 0 && workerIdOf(this.opts.hostAddress, i) === workerId ? i : -1;
+    let i = this.hostIndex.get(workerId);
+    if (i !== undefined) return i;
+    i = -1;
+    if (workerId.startsWith(this.hostPrefix)) {
+      const n = Number(workerId.slice(this.hostPrefix.length));
+      if (Number.isInteger(n) && n >= 0 && workerIdOf(this.opts.hostAddress, n) === workerId) i = n;
+    }
+    // Bounded by the workers ever seen: peers of a cluster, not anything a client sends.
+    if (this.hostIndex.size < 4096) this.hostIndex.set(workerId, i);
+    return i;
   }
 
   /**

@@ -21,15 +21,15 @@ let flushScheduled = false;
 /** The writer thread, once a connection has taken a slot: published at the end of each flush. */
 let writer: WriterThread | null = null;
 
-/** Called before each flush of the turn's client output (beforeClientWrites). */
-const beforeFlush: (() => void)[] = [];
+/** Called before each flush of the turn's client output (beforeClientWrites); one returning false holds it. */
+const beforeFlush: (() => boolean)[] = [];
 
 /**
  * `cb` runs before each flush of client output, however it comes (end of turn, or a busy turn's 1 ms):
  * the composition root publishes the turn's bus batch there, so that what a client is shown never
  * leaves ahead of the bus messages about it (a worker killed in between). Returns its removal.
  */
-export function beforeClientWrites(cb: () => void): () => void {
+export function beforeClientWrites(cb: () => boolean): () => void {
   beforeFlush.push(cb);
   return () => {
     const i = beforeFlush.indexOf(cb);
@@ -37,23 +37,35 @@ export function beforeClientWrites(cb: () => void): () => void {
   };
 }
 
+/**
+ * Writes the client output a beforeClientWrites hook held (it returned false), once what it waited for is done:
+ * the hook's owner calls it.
+ */
+export function flushClientWrites(): void {
+  if (dirty.length > 0) flushAll();
+}
+
 function flushAll(): void {
-  flushScheduled = false;
-  for (let i = 0; i < beforeFlush.length; i++) beforeFlush[i]();
+  for (let i = 0; i < beforeFlush.length; i++) if (!beforeFlush[i]()) return;
   const list = dirty;
   dirty = [];
   for (let i = 0; i < list.length; i++) list[i].flush();
   writer?.publish();
 }
 
+/** The end of the turn. A held flush (a hook returned false) leaves the list as it is, for flushClientWrites. */
+function onImmediate(): void {
+  flushScheduled = false;
+  flushAll();
+}
+
 function markDirty(c: StreamConn): void {
   const n = dirty.push(c);
-  if (n === 1) {
-    dirtySince = performance.now();
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushAll);
-    }
+  if (n === 1) dirtySince = performance.now();
+  // Whenever none is queued, not only for the list's first entry: a held list is not empty when a turn begins.
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(onImmediate);
   } else if ((n & 15) === 0 && !midTurnQueued && performance.now() - dirtySince > FLUSH_AFTER_MS) {
     // At the end of the callback that wrote (a microtask), not inside it: the hooks before a flush
     // (beforeClientWrites) then publish everything the callback's stanzas caused, not half of it.
@@ -64,11 +76,10 @@ function markDirty(c: StreamConn): void {
 
 let midTurnQueued = false;
 
+/** A busy turn's early flush; the turn's setImmediate still comes and finds the list empty or newly filled. */
 function flushMidTurn(): void {
   midTurnQueued = false;
   flushAll();
-  // The setImmediate still comes and finds the list empty or newly filled.
-  flushScheduled = true;
 }
 
 /**

@@ -341,13 +341,22 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     spy.subscribe(`${subject}.w.10_0_0_6-w0`, { callback: () => batches.push(performance.now()) });
     await spy.flush();
     const base = got.length;
+    // What waits for the window can ask (coalescing) and is told once the batch went (afterPublish): the
+    // composition root holds the turn's client output so (beforeClientWrites).
+    const after: { pending: boolean; coalescing: boolean; batches: number }[] = [];
+    w0.afterPublish(() => after.push({ pending: w0.pending, coalescing: w0.coalescing, batches: batches.length }));
+    const coalescing: boolean[] = [];
     const t0 = performance.now();
     // Five turns in a row, a message each: the first turn's batch goes at its end, the four others together.
     for (let i = 0; i < 5; i++) {
       w0.send("10_0_0_6-w0", { op: "unbind", address: `c${i}@x/r`, serial: i });
+      coalescing.push(w0.coalescing);
       await new Promise((r) => setImmediate(r));
     }
+    assert.deepEqual(coalescing, [false, true, true, true, true], "the first at the turn's end, the others held for the window");
     await waitUntil(() => got.length === base + 5, 3000, "the five messages");
+    assert.equal(after.length, 2, "told after each of the two publishes");
+    assert.deepEqual(after.map((a) => [a.pending, a.coalescing]), [[false, false], [false, false]], "nothing held when told");
     assert.deepEqual(got.slice(base).map((m) => (m as Extract<BusMessage, { op: "unbind" }>).serial), [0, 1, 2, 3, 4]);
     assert.equal(batches.length, 2, "two batches on NATS");
     assert.ok(batches[1] - t0 >= 50, `the second batch waited for the window (${(batches[1] - t0).toFixed(1)} ms)`);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { beforeClientWrites, StreamConn } from "../../../src/transport/stream-conn.js";
+import { beforeClientWrites, flushClientWrites, StreamConn } from "../../../src/transport/stream-conn.js";
 
 // StreamConn's input on real sockets: with reuseInput every read lands in one
 // shared buffer, and each connection still gets exactly its own bytes; without
@@ -115,6 +115,7 @@ test("beforeClientWrites: the hooks run before a turn's output is written, and n
   const unhook = beforeClientWrites(() => {
     events.push("hook");
     if (writing) inside++;
+    return true;
   });
   try {
     // A turn that writes to one client: the hook first (the composition root publishes the bus batch there).
@@ -137,6 +138,72 @@ test("beforeClientWrites: the hooks run before a turn's output is written, and n
     assert.equal(events[0], "hook", "flushed at its end, hook first");
     assert.equal(events.filter((e) => e.startsWith("write")).length, 16);
     assert.equal(inside, 0);
+  } finally {
+    unhook();
+    for (const s of sides) s.client.destroy();
+    server.close();
+  }
+});
+
+test("beforeClientWrites: a hook that returns false holds the turn's output, mid-turn flushes included, until flushClientWrites", { timeout: 10_000 }, async () => {
+  const server = await listening();
+  const sides: Side[] = [];
+  for (let i = 0; i < 16; i++) sides.push(await accept(server, false));
+  let hold = true;
+  let asked = 0;
+  const unhook = beforeClientWrites(() => {
+    asked++;
+    return !hold;
+  });
+  const got = sides.map((s) => {
+    const chunks: string[] = [];
+    s.client.on("data", (d: Buffer) => chunks.push(d.toString()));
+    return chunks;
+  });
+  try {
+    // A busy turn (a mid-turn flush is due after 1 ms) and its end: both asked, both held.
+    for (let i = 0; i < 16; i++) {
+      if (i === 15) {
+        const end = performance.now() + 3;
+        while (performance.now() < end);
+      }
+      sides[i].conn.write(`x${i}`);
+    }
+    await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
+    assert.ok(asked >= 2, `asked ${asked} times`);
+    sides[0].conn.write("y0");
+    await new Promise((r) => setImmediate(r));
+    // Round trips on the sockets: had anything been written, it would have arrived by now.
+    await sleep(50);
+    assert.deepEqual(got.map((c) => c.join("")), Array.from({ length: 16 }, () => ""), "nothing written while held");
+    hold = false;
+    flushClientWrites();
+    const want = Array.from({ length: 16 }, (_, i) => (i === 0 ? "x0y0" : `x${i}`));
+    const until = Date.now() + 5_000;
+    while (got.some((c, i) => c.join("") !== want[i]) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(got.map((c) => c.join("")), want, "all of it, in order, once released");
+    // Held again, across turns: a later turn's busy flush is held too; once released, the next turn's output
+    // still goes at the end of its turn (no flush left marked as queued with none queued).
+    hold = true;
+    for (let i = 0; i < 16; i++) sides[i].conn.write("p");
+    await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 16; i++) {
+      if (i === 15) {
+        const end = performance.now() + 3;
+        while (performance.now() < end);
+      }
+      sides[i].conn.write("q");
+    }
+    await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
+    hold = false;
+    flushClientWrites();
+    sides[1].conn.write("r");
+    const want2 = want.map((w, i) => w + (i === 1 ? "pqr" : "pq"));
+    const until2 = Date.now() + 5_000;
+    while (got.some((c, i) => c.join("") !== want2[i]) && Date.now() < until2) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(got.map((c) => c.join("")), want2, "a write after the release goes at its turn's end");
   } finally {
     unhook();
     for (const s of sides) s.client.destroy();
