@@ -74,7 +74,7 @@ export function smComparison(every: XmppResult[], command: string, date = new Da
     }
   }
   const x0 = every[0];
-  const how = x0 ? ` Generator: ${x0.generator === "c-spin" ? "pump.c, spinning (`--generator c --spin`)" : x0.generator === "c" ? "pump.c (`--generator c`)" : "Node.js"}, ${x0.messages} messages per user; the server on core ${x0.serverCpu ?? "0"}, the generator on the other.` : "";
+  const how = x0 ? ` Generator: ${x0.generator === "c-spin" ? "pump.c, spinning (`--generator c --spin`)" : x0.generator === "c" ? "pump.c (`--generator c`)" : "Node.js"}, ${x0.messages} messages per user${x0.warmup === undefined ? "; no warm-up (the phase measured from its first message)" : `, after a warm-up of ${(x0.warmup.ms / 1000).toFixed(1)} s at ${(x0.warmup.share * 100).toFixed(0)} % of the rate that is not measured`}; the server on core ${x0.serverCpu ?? "0"}, the generator on the other.` : "";
   const policy = withSm ? ` Server: Switchboard's \`xmpp.sm\` (\`<r/>\` every ${withSm.policy.ackEveryStanzas} stanzas or ${withSm.policy.ackEveryMs} ms, \`maxUnacked\` ${withSm.policy.maxUnacked}, \`resumeTimeoutMs\` ${withSm.policy.resumeTimeoutMs}, \`answerDelayMs\` ${withSm.policy.answerDelayMs ?? 0}); clients: \`<enable resume='true'/>\`, every \`<r/>\` answered, ${withSm.clientEvery > 0 ? `an \`<r/>\` of their own with every ${withSm.clientEvery === 1 ? "" : `${withSm.clientEvery}th `}message (\`--sm-every ${withSm.clientEvery}\`)` : "no `<r/>` of their own (`--sm-every 0`)"}.` : "";
   return `Command: \`${command}\` — ${date.slice(0, 16).replace("T", " ")} UTC.${how}${policy}
 
