@@ -44,6 +44,8 @@ export interface GenSpec {
    * "send-time seq" in the body, and every occupant counts each room message once (a bitmap of seqs).
    */
   room?: { jid: string; senders: number };
+  /** bench:xmpp --warmup (pump only, no room): messages at `share` of the rate for `ms` before t0, not measured (pump.c). */
+  warm?: { ms: number; share: number };
   /**
    * bench:xmpp --recipients: every user's group by global index (the worker that owns it), and whether each
    * sender picks its recipients in its own group (local: no message crosses workers) or in the others (cross).
@@ -71,7 +73,7 @@ export type GenEvent =
   | { ev: "created"; error: string }
   | { ev: "joined"; joined: number; errors: number; firstError: string }
   | { ev: "progress"; sent: number; received: number; doneSending: boolean }
-  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number; sm: SmStats; duplicates: number; pumpStatus: number | string | null };
+  | { ev: "result"; sent: number; received: number; inDeadline: number; errors: number; hist: ReturnType<Histogram["toJSON"]>; cpuSeconds: number; busySeconds: number; loginCpuSeconds: number; sm: SmStats; duplicates: number; pumpStatus: number | string | null; warm: { sent: number; received: number } };
 
 export type GenCommand = { cmd: "prepare"; offline: number[] } | { cmd: "go"; t0: number } | { cmd: "stop" } | { cmd: "create" } | { cmd: "join"; occupants: number; rampMs: number };
 
@@ -417,7 +419,7 @@ function send(e: GenEvent): void {
  * and this process lets go of them (the connections stay open: the pump holds them).
  */
 let pump: ChildProcess | null = null;
-let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string; sm: number[]; duplicates: number } | null = null;
+let pumpResult: { sent: number; received: number; errors: number; cpu: number; busy: number; lat: string; sm: number[]; duplicates: number; warm: number[] } | null = null;
 /** The pump's exit: 0, another status (a sanitizer's report in its sanitized build), or the signal that ended it. */
 let pumpStatus: number | string | null = null;
 function preparePump(path: string, targets: number[]): void {
@@ -427,6 +429,7 @@ function preparePump(path: string, targets: number[]): void {
   if (spec.sm && partial > 0) console.error(`gen: ${partial} users handed to the pump in the middle of an element: their h may miss a stanza`);
   const room = spec.room === undefined ? [] : [`room=${spec.room.jid}`, `senders=${spec.room.senders}`];
   if (spec.pick !== undefined) room.push(`pick=${spec.pick.mode}`);
+  if (spec.warm !== undefined && spec.warm.ms > 0) room.push(`warm=${spec.warm.ms},${spec.warm.share}`);
   const child = spawn(path, [String(1000 / spec.rate), String(spec.messages), spec.domain, String(active.length), spec.spin ? "1" : "0", ...(spec.sm ? [String(spec.smEvery)] : []), ...room], {
     stdio: ["pipe", "pipe", "inherit", ...active.map((u) => u.socket)],
   });
@@ -443,6 +446,7 @@ function preparePump(path: string, targets: number[]): void {
   let r: string[] | null = null;
   let smLine: number[] = [0, 0, 0, 0];
   let dups = 0;
+  let warm = [0, 0];
   createInterface({ input: child.stdout! }).on("line", (line) => {
     const f = line.split(" ");
     if (f[0] === "READY") send({ ev: "ready" });
@@ -450,7 +454,8 @@ function preparePump(path: string, targets: number[]): void {
     else if (f[0] === "R") r = f;
     else if (f[0] === "S") smLine = f.slice(1).map(Number);
     else if (f[0] === "U") dups = Number(f[1]);
-    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line, sm: smLine, duplicates: dups };
+    else if (f[0] === "W") warm = f.slice(1).map(Number);
+    else if (f[0] === "L" && r !== null) pumpResult = { sent: Number(r[1]), received: Number(r[2]), errors: Number(r[3]), cpu: Number(r[4]), busy: Number(r[5]), lat: line, sm: smLine, duplicates: dups, warm };
   });
   child.on("close", (code, signal) => {
     pumpStatus = code ?? signal;
@@ -558,7 +563,7 @@ function stop(): void {
   const cpu = process.cpuUsage(cpuGo);
   const login = process.cpuUsage(cpuStart);
   const own = (cpu.user + cpu.system) / 1e6;
-  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6, sm, duplicates, pumpStatus });
+  send({ ev: "result", sent, received, inDeadline, errors, hist: hist.toJSON(), cpuSeconds: own + (pumpResult?.cpu ?? 0), busySeconds: own + (pumpResult?.busy ?? 0), loginCpuSeconds: (login.user + login.system - cpu.user - cpu.system) / 1e6, sm, duplicates, pumpStatus, warm: { sent: pumpResult?.warm[0] ?? 0, received: pumpResult?.warm[1] ?? 0 } });
   for (const u of users) {
     if (u.state === St.Dead || u.state === St.Handed) continue;
     // Log off as a client does: acknowledge what came, then close the stream.

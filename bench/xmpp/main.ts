@@ -17,6 +17,10 @@
  *                   client does (answers each <r/> with <a h/>, asks <r/> itself, checks the server's <a/>);
  *                   Switchboard with its default xmpp.sm policy. `both`: each run once without, once with,
  *                   alternating, then a table of CPU per message side by side (docs/benchmarks.md)
+ *   --warmup MS[,SHARE]  with --generator c: before the measured phase, MS ms of messages at SHARE of the
+ *                   rate (default 0.25), not measured: latencies, delivery, the server's CPU and syscalls count
+ *                   from its end (pump.c warm=). Default with --sm: 2000,0.25 (issue 13's target is the steady
+ *                   state; docs/benchmarks.md, session 20); otherwise 0. --warmup 0: none, the phase measured cold
  *   --sm-every N    with --sm: the client's <r/> goes with every N-th message it sends (1, as Conversations
  *                   does, the default; 0: only the server asks)
  *   --sm-answer-delay MS  with --sm: Switchboard's xmpp.sm.answerDelayMs (how long an <a/> may wait for other
@@ -60,7 +64,7 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core, others ${((r.serverCoreOthersShare ?? NaN) * 100).toFixed(1)} % of it  ${smText(r)}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed}${r.onOwner.busPerMessage === undefined || Number.isNaN(r.onOwner.busPerMessage) ? "" : `; ${r.onOwner.busPerMessage.toFixed(2)} bus messages per message`})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core, others ${((r.serverCoreOthersShare ?? NaN) * 100).toFixed(1)} % of it  ${smText(r)}${r.warmup === undefined ? "" : `  warm-up ${(r.warmup.ms / 1000).toFixed(1)} s at ${(r.warmup.share * 100).toFixed(0)} % of the rate (sent ${r.warmup.sent}, received ${r.warmup.received}; not measured)`}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed}${r.onOwner.busPerMessage === undefined || Number.isNaN(r.onOwner.busPerMessage) ? "" : `; ${r.onOwner.busPerMessage.toFixed(2)} bus messages per message`})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
@@ -88,6 +92,9 @@ async function main(): Promise<void> {
   const maxUsers = Number(a["max-users"] ?? 10000);
   if (a.recipients !== undefined && a.recipients !== "local" && a.recipients !== "cross") throw new Error(`--recipients ${a.recipients}: local or cross`);
   const pump = a.generator === "c" ? buildPump() : null;
+  const warmArg = a.warmup ?? (pump !== null && a.sm !== undefined && a.sm !== "off" ? "2000,0.25" : "0");
+  const [warmMs, warmShare] = [Number(warmArg.split(",")[0]), Number(warmArg.split(",")[1] ?? 0.25)];
+  if (!(warmMs >= 0) || !(warmShare > 0 && warmShare <= 1)) throw new Error(`--warmup ${warmArg}: MS[,SHARE], SHARE in (0, 1]`);
   const base = (target: TargetName, users: number, rate: number): XmppParams => ({
     target,
     users,
@@ -117,6 +124,7 @@ async function main(): Promise<void> {
     smEvery: Number(a["sm-every"] ?? 1),
     smAnswerDelayMs: a["sm-answer-delay"] === undefined ? undefined : Number(a["sm-answer-delay"]),
     smAckEveryMs: a["sm-ack-every-ms"] === undefined ? undefined : Number(a["sm-ack-every-ms"]),
+    ...(warmMs > 0 ? { warmup: { ms: warmMs, share: warmShare } } : {}),
   });
   const runs = Number(a.runs ?? 1);
   // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.

@@ -5,7 +5,7 @@
  * 20,000 msg/s a Node generator fills its core and its own queueing shows up
  * in the latencies it measures; this needs a fraction of that.
  *
- *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S] [pick=local|cross]
+ *   pump PERIOD_MS MESSAGES DOMAIN COUNT SPIN [SM_EVERY] [room=JID senders=S] [pick=local|cross] [warm=MS,SHARE]
  *        < "users\ntargets\n[groups\n][h\nsent\n]T0_EPOCH_MS\n"
  *
  * stdin: line 1, the global index of the user on each fd; line 2, the online
@@ -25,6 +25,15 @@
  * targets gives every user's group (by global index: the worker that owns
  * it), and each sender picks its recipients among the online users of its
  * own group (local) or of the others (cross).
+ *
+ * With warm=MS,SHARE (bench:xmpp --warmup; not in room mode) the messaging
+ * starts MS before T0 at SHARE of the rate: each sender sends round(MS /
+ * PERIOD_MS × SHARE) messages (at least one) spread over [T0 − MS, T0), to
+ * random recipients as after T0, stream management included. They are not
+ * measured: their body is "w", which gives no latency, and "sent", "received"
+ * and the busy time count from T0 on. They let V8 compile the messaging path
+ * (and the server's queues and buffers grow) before the measured phase, as
+ * in a server that has been running; "W sent received" reports them.
  *
  * With room=JID (bench/muc, XEP-0045): every fd is an occupant of that room
  * (gen.ts joined them); only the users whose global index is below S send,
@@ -106,6 +115,9 @@ static unsigned long long next_rand(void) {
 static double *lat, *at_ms;
 static size_t nlat, caplat;
 static long sent, received, errors;
+/* warm=: the measured schedule's start; messages sent before it and their deliveries (not measured). */
+static double t0 = 0;
+static long warm_sent, warm_received;
 /* Stream management: SM_EVERY, or -1 when off; the server's <r/>s answered, ours sent, wrong <a/>s, <failed/>s. */
 static long sm_every = -1, sm_server_r, sm_client_r, sm_bad_a, sm_failed;
 /* Room mode: the room's JID (NULL: chat messages between users), its senders, seqs per room (S × MESSAGES), duplicates. */
@@ -197,6 +209,11 @@ static void scan(conn_t *c, double t) {
       char *end = NULL;
       double s = strtod(gt + 1, &end);
       at = (size_t)(close - b) + 7;
+      /* A warm-up message's body is "w" (by its body, not its time: a pump behind its schedule may send it after T0). */
+      if (gt[1] == 'w') {
+        warm_received++;
+        continue;
+      }
       if (!(s > 0)) continue;
       if (c->seen != NULL) {
         /* "time seq": the first arrival of each room message counts, a second is a duplicate. */
@@ -220,7 +237,7 @@ static void scan(conn_t *c, double t) {
     } else if (sm_every >= 0 && memmem(p, tl, SM_NS, sizeof SM_NS - 1)) {
       if (tag_is(p, tl, "r", 1)) {
         c->ack_due = 1;
-        sm_server_r++;
+        if (t >= t0) sm_server_r++; /* the warm-up's are not counted */
       } else if (tag_is(p, tl, "a", 1)) sm_answer(c, lt, gt);
       else if (tag_is(p, tl, "failed", 6)) sm_failed++;
     }
@@ -248,12 +265,22 @@ int main(int argc, char **argv) {
     return 2;
   }
   int pick = 0; /* 1: local, 2: cross */
+  double warm_ms = 0, warm_share = 0.25;
   for (int i = 6; i < argc; i++) {
     if (strcmp(argv[i], "pick=local") == 0) pick = 1;
     else if (strcmp(argv[i], "pick=cross") == 0) pick = 2;
     else if (strncmp(argv[i], "room=", 5) == 0) room = argv[i] + 5;
     else if (strncmp(argv[i], "senders=", 8) == 0) room_senders = atol(argv[i] + 8);
+    else if (strncmp(argv[i], "warm=", 5) == 0) {
+      warm_ms = atof(argv[i] + 5);
+      const char *comma = strchr(argv[i], ',');
+      warm_share = comma ? atof(comma + 1) : 0.25;
+    }
     else sm_every = atol(argv[i]);
+  }
+  if (warm_ms > 0 && (room != NULL || !(warm_share > 0 && warm_share <= 1))) {
+    fprintf(stderr, "pump: warm=MS,SHARE needs SHARE in (0, 1] and no room\n");
+    return 2;
   }
   if (room != NULL && (room_senders <= 0 || strlen(room) > 256)) {
     fprintf(stderr, "pump: room mode needs senders=S > 0 and a room JID of at most 256 bytes\n");
@@ -341,7 +368,17 @@ int main(int argc, char **argv) {
   fflush(stdout);
   char line[64];
   if (!fgets(line, sizeof line, stdin)) return 2;
-  double t0 = atof(line);
+  t0 = atof(line);
+  /* warm=: each sender's warm-up messages, one every warm_period from its phase (scaled) after T0 − warm_ms. */
+  long warm_rounds = 0;
+  double warm_period = 0;
+  if (warm_ms > 0) {
+    warm_rounds = (long)(warm_ms / period * warm_share + 0.5);
+    if (warm_rounds < 1) warm_rounds = 1;
+    warm_period = warm_ms / (double)warm_rounds;
+  }
+  long wround = 0;
+  size_t wnext = 0;
   /* stdin closing is the stop signal. */
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
   struct epoll_event sev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -359,8 +396,16 @@ int main(int argc, char **argv) {
   while (!stop) {
     double t = now_ms(), c0 = spin ? cpu_ms() : 0;
     long sent0 = sent;
-    while (round < messages && t0 + round * period + order[next]->phase <= t) {
-      conn_t *c = order[next];
+    for (;;) {
+      int warm = wround < warm_rounds && nsend > 0;
+      conn_t *c;
+      if (warm) {
+        c = order[wnext];
+        if (t0 - warm_ms + wround * warm_period + c->phase / period * warm_period > t) break;
+      } else {
+        if (!(round < messages && t0 + round * period + order[next]->phase <= t)) break;
+        c = order[next];
+      }
       int n;
       if (room != NULL) {
         long seq = round * room_senders + c->user;
@@ -378,7 +423,9 @@ int main(int argc, char **argv) {
           to = targets[next_rand() % ntargets];
           if (to == c->user) to = targets[next_rand() % ntargets];
         }
-        n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
+        /* Warm-up messages have ids of their own ('w'): a server may take a repeated id for a resent stanza. */
+        if (warm) n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='w%ld'><body>w</body></message>", to, domain, wround);
+        else n = snprintf(msg, sizeof msg, "<message to='user%ld@%s' type='chat' id='m%ld'><body>%.3f</body></message>", to, domain, round, now_ms());
       }
       if (sm_every >= 0) {
         c->out++;
@@ -387,10 +434,18 @@ int main(int argc, char **argv) {
           n += (int)sizeof SM_R - 1;
           c->unasked = 0;
           c->asked++;
-          sm_client_r++;
+          if (!warm) sm_client_r++;
         }
       }
       if (write(c->fd, msg, (size_t)n) != n) errors++;
+      if (warm) {
+        warm_sent++;
+        if (++wnext == nsend) {
+          wnext = 0;
+          wround++;
+        }
+        continue;
+      }
       sent++;
       if (++next == nsend) {
         next = 0;
@@ -404,7 +459,10 @@ int main(int argc, char **argv) {
       reported_done = round >= messages;
     }
     int timeout = 1000;
-    if (round < messages) {
+    if (wround < warm_rounds && nsend > 0) {
+      double due = t0 - warm_ms + wround * warm_period + order[wnext]->phase / period * warm_period - now_ms();
+      timeout = due <= 0 ? 0 : due < 1 ? 1 : (int)due;
+    } else if (round < messages) {
       double due = t0 + round * period + order[next]->phase - now_ms();
       timeout = due <= 0 ? 0 : due < 1 ? 1 : (int)due;
     }
@@ -412,7 +470,7 @@ int main(int argc, char **argv) {
     if (k < 0 && errno != EINTR) break;
     double tr = now_ms();
     if (spin && k == 0) {
-      if (sent != sent0) busy += cpu_ms() - c0;
+      if (sent != sent0 && t >= t0) busy += cpu_ms() - c0;
       sched_yield();
       continue;
     }
@@ -442,7 +500,7 @@ int main(int argc, char **argv) {
       }
       if (c->ack_due) sm_ack(c);
     }
-    if (spin) busy += cpu_ms() - c0;
+    if (spin && t >= t0) busy += cpu_ms() - c0;
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -467,7 +525,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nlat; i++) fprintf(tf, "%.3f %.3f\n", at_ms[i], lat[i]);
     fclose(tf);
   }
-  printf("R %ld %ld %ld %.3f %.3f\nS %ld %ld %ld %ld\nU %ld\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu, sm_server_r, sm_client_r, sm_bad_a, sm_failed, dups);
+  printf("R %ld %ld %ld %.3f %.3f\nS %ld %ld %ld %ld\nU %ld\nW %ld %ld\nL", sent, received, errors, cpu, spin ? busy / 1000 : cpu, sm_server_r, sm_client_r, sm_bad_a, sm_failed, dups, warm_sent, warm_received);
   for (size_t i = 0; i < nlat; i++) printf(" %.3f", lat[i]);
   printf("\n");
   fflush(stdout);

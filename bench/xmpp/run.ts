@@ -63,6 +63,11 @@ export interface XmppParams {
   smAnswerDelayMs?: number;
   /** Switchboard with sm: `xmpp.sm.ackEveryMs` (default: the config's default). */
   smAckEveryMs?: number;
+  /**
+   * With the pump (not in a room): a warm-up of `ms` before the measured phase at `share` of the rate, not
+   * measured (pump.c warm=): the server's CPU, syscalls and scrapes count from its end, t0. Absent or 0 ms: none.
+   */
+  warmup?: { ms: number; share: number };
 }
 
 /** Each bench user's owner worker (user i is `user<i>`), by the ring a host of `p.workers` builds with the defaults. */
@@ -173,6 +178,8 @@ export interface XmppResult {
   /** The server's CPUs' busy time during the phase that was not the server's (other processes, interrupts), as a share of them. */
   serverCoreOthersShare?: number;
   phaseSeconds: number;
+  /** The warm-up before the measured phase (XmppParams.warmup), and its messages (not in sent, received or the latencies). */
+  warmup?: { ms: number; share: number; sent: number; received: number };
   firstError: string;
   settings: string[];
   /** XEP-0198 stream management: absent when the clients did not enable it. */
@@ -211,6 +218,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const names = Array.from({ length: p.users }, (_, i) => `user${i}`);
   // Only Switchboard is set up for XEP-0198 here (its defaults); the byte forwarder has none.
   if (p.sm && p.target !== "switchboard" && p.target !== "custom") throw new Error(`--sm: ${p.target} is not set up for stream management here (switchboard and custom are)`);
+  const warmMs = p.warmup?.ms ?? 0;
+  if (warmMs > 0 && (p.pump === null || !(p.warmup!.share > 0 && p.warmup!.share <= 1))) throw new Error("--warmup: needs the pump (--generator c) and a share in (0, 1]");
   const accounts = await benchAccounts(names, (u) => `pwd${u.slice(4)}`);
   const hosts = p.hosts ?? 1;
   if (hosts > 1 && p.target !== "switchboard") throw new Error(`--hosts: only switchboard runs as a cluster here, not ${p.target}`);
@@ -230,7 +239,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       const file = join(work, `accounts-${w}.json`);
       writeFileSync(file, JSON.stringify(slice));
       // Each process has its own source address: ~28k ephemeral ports each.
-      const spec: GenSpec = { host: p.host, port: target.port, hosts: target.endpoints, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery, ...(p.recipients === undefined ? {} : { pick: { mode: p.recipients, groups: ownerGroups(p) } }) };
+      const spec: GenSpec = { host: p.host, port: target.port, hosts: target.endpoints, domain: p.domain, accountsFile: file, totalUsers: p.users, localAddress: `127.0.0.${2 + w}`, rampMs: p.rampMs, loginTimeoutMs: Number(process.env.BENCH_LOGIN_TIMEOUT_MS ?? 60_000), messages: p.messages, rate: p.rate, deadlineMs: p.deadlineMs, pump: p.pump, spin: p.spin, sm: p.sm, smEvery: p.smEvery, ...(warmMs > 0 ? { warm: p.warmup } : {}), ...(p.recipients === undefined ? {} : { pick: { mode: p.recipients, groups: ownerGroups(p) } }) };
       const child = spawnPinned(p.genCpu, process.execPath, [join(REPO, "dist/bench/xmpp/gen.js"), JSON.stringify(spec)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       events.push([]);
       child.on("message", (e: GenEvent) => events[w].push(e));
@@ -259,8 +268,12 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const prepStart = Date.now();
     while (!latest("ready").every((e) => e !== undefined) && Date.now() - prepStart < 60_000) await sleep(50);
     if (!latest("ready").every((e) => e !== undefined)) throw new Error("the generator's processes did not get ready in 60 s");
-    // The schedule, measured from t0 to the end of the wait.
-    const t0 = performance.timeOrigin + performance.now() + 200;
+    // The schedule, measured from t0 to the end of the wait; a warm-up (not measured) runs before t0.
+    const t0 = performance.timeOrigin + performance.now() + 200 + warmMs;
+    if (warmMs > 0) {
+      cmd({ cmd: "go", t0 });
+      await sleep(t0 - (performance.timeOrigin + performance.now()));
+    }
     const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
     const io0 = target.server?.watch.syscalls() ?? { reads: NaN, writes: NaN };
     const busy0 = machineBusySeconds();
@@ -275,7 +288,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     // Sampled with and without --sm alike (Switchboard), so both pay the same few scrapes.
     const adminPort = target.server?.adminPort;
     const sampler = sampleUnacked(adminPort);
-    cmd({ cmd: "go", t0 });
+    if (warmMs === 0) cmd({ cmd: "go", t0 });
     const progress = () => latest("progress") as (Extract<GenEvent, { ev: "progress" }> | undefined)[];
     const expectMs = (p.messages / p.rate) * 1000;
     while (!progress().every((e) => e?.doneSending) && Date.now() - phase0 < expectMs * 3 + 60_000) await sleep(200);
@@ -368,6 +381,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverCoreStealShare: steal / phaseSeconds / p.serverCpu.split(",").length,
       serverCoreOthersShare: Math.max(0, coreOthers) / phaseSeconds / p.serverCpu.split(",").length,
       phaseSeconds,
+      ...(warmMs > 0 ? { warmup: { ...p.warmup!, sent: res.reduce((n, r) => n + r.warm.sent, 0), received: res.reduce((n, r) => n + r.warm.received, 0) } } : {}),
       firstError,
       settings: target.settings,
       slowConsumers: settled?.get("switchboard_slow_consumers_total", { protocol: "xmpp" }) ?? undefined,

@@ -54,6 +54,24 @@ for (const generator of ["c", "node"] as const) {
   });
 }
 
+// --warmup (the pump's warm=): messages before t0 at a share of the rate, not measured. 20 users × 5 warm-up messages
+// (1 s at the full 5/s) then 3 measured ones each: the measured figures count the 60 alone, the warm-up's 100 all
+// arrive, and stream management's counts stay exact across the two (the warm-up's stanzas are counted and acknowledged too).
+test("bench:xmpp --warmup smoke (pump): 20 users, 5 warm-up messages each not measured, then 3 measured, with stream management", { timeout: 60_000, skip: pump === null ? "no C compiler here for bench/xmpp/pump.c" : false }, async () => {
+  const r = await runXmpp({ ...SMALL, pump, sm: true, smEvery: 1, warmup: { ms: 1000, share: 1 } });
+  assert.equal(r.loggedIn, 20, r.firstError);
+  assert.deepEqual(r.warmup, { ms: 1000, share: 1, sent: 100, received: 100 });
+  assert.equal(r.sent, 60);
+  assert.equal(r.received, 60);
+  assert.equal(r.deliveryRate, 1);
+  assert.equal(r.errors, 0);
+  const sm = r.sm!;
+  assert.equal(sm.clientRequests, 60, "the measured messages' <r/>s alone");
+  assert.equal(sm.badAcks, 0, "each <a/> counts the warm-up's stanzas too");
+  assert.equal(sm.failed, 0);
+  assert.equal(sm.unackedSettled, 0);
+});
+
 test("bench:xmpp smoke against a host of two workers over NATS (--workers 2): all delivered", { timeout: 90_000, skip: HAVE_NATS ? false : "nats-server is not installed" }, async () => {
   const r = await runXmpp({ ...SMALL, workers: 2, serverCpu: "0,1", genCpu: "0,1" });
   assert.equal(r.loggedIn, 20, r.firstError);
