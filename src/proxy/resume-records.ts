@@ -722,7 +722,7 @@ export class ResumeRecordDesk implements ResumeRecords {
    * done per stanza, and a count is read only after the bus has published
    * what the stanzas it counts caused (earlier turns), so a resumption never
    * says a stanza was handled whose effect died with its worker; it may say
-   * less (those come again from the client: resend-guard.ts). Then records of
+   * less (those come again from the client: a duplicate at worst). Then records of
    * dead workers whose window passed go. A worker alone (no keeper) reads
    * its counts here too, telling nobody: a keeper that appears gets records
    * whose counts are at most a second behind (a duplicate at worst, never a
