@@ -508,8 +508,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (env.kind !== Kind.Message || (env.flags & HELD) === 0) return env;
     if (env.ref === "") return this.custody.hold(env, monotonicMs()) ?? env;
     // Going back to its custodian (an owner passing it to a session on its sender's worker): that worker's
-    // death would take both, so this one holds it now, and the first custodian lets it go.
-    if (to === "" || workerOf(env.ref) !== to) return env;
+    // death would take both, so this one holds it now, and the first custodian lets it go. Likewise going to
+    // another worker of its custodian's host while this owner is on another host: that host's death would take
+    // custodian and session together (kill-host), and this owner, which survives it, routes it again.
+    if (to === "") return env;
+    const custodian = workerOf(env.ref);
+    if (custodian !== to && !this.records.dieTogether(custodian, to)) return env;
     const held = this.custody.hold(env, monotonicMs());
     if (held === null) return env;
     // Settled here once the owner's fan-out is done (a resource on this worker still takes it under the first

@@ -170,6 +170,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   /** Each live worker's host; and whether this worker's keeper is on another host than this worker. */
   private hostOf = new Map<string, string>();
   private ownHost: string | undefined = undefined;
+  /** The ring has more than one host. */
+  private hosts = 0;
   private keeperElsewhere = false;
   // ---- pins (holder, keeper on another host)
   /** Pins by custody key; empty on one host. */
@@ -345,6 +347,16 @@ export class ResumeRecordDesk implements ResumeRecords {
    */
   get pinning(): boolean {
     return this.keeperElsewhere;
+  }
+
+  /**
+   * Whether a death of one host would take workers `a` and `b` together while this worker, on another host,
+   * survives it. False on one host, where nothing survives a host's death.
+   */
+  dieTogether(a: string, b: string): boolean {
+    if (this.hosts < 2) return false;
+    const h = this.hostOf.get(a);
+    return h !== undefined && h !== this.ownHost && h === this.hostOf.get(b);
   }
 
   /** Whether `worker` is a live worker of this worker's host. */
@@ -597,6 +609,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     for (const [h, ids] of Object.entries(m.hosts)) for (const id of ids) hostOf.set(id, h);
     this.hostOf = hostOf;
     this.ownHost = hostOf.get(this.host.workerId);
+    this.hosts = Object.keys(m.hosts).length;
     const k = keeperOf(this.host.workerId, m);
     this.keeperElsewhere = k !== "" && hostOf.get(k) !== hostOf.get(this.host.workerId);
     // The keeper is on this host now (or there is none): a host's death takes it too, nothing to hold counts back for.

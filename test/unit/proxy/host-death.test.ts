@@ -29,21 +29,22 @@ const describeRec = (s: Session): ResumeRecord | null => {
 };
 
 /**
- * Workers "<host>-w<i>" on a local hub. What a-w0 sends a-w1 about a user's messages (op owner) can be kept back:
- * written to the host link, not yet read by a-w1 (`release` reads it).
+ * Workers "<host>-w<i>" on a local hub. What one worker sends another can be kept back (`keepBack`): written to the
+ * link, not yet read (`release` reads it). By default what a-w0 sends a-w1 about a user's messages (op owner).
  */
 function world(hosts: Record<string, number>) {
   const hub = new LocalHub(64);
   const buses: LocalBus[] = [];
   for (const [h, n] of Object.entries(hosts)) for (let i = 0; i < n; i++) buses.push(hub.join(`${h}-w${i}`, h));
-  const inFlight: BusMessage[] = [];
-  let keepBack = false;
-  const b0 = buses[0];
-  const send = b0.send.bind(b0);
-  b0.send = (to, msg) => {
-    if (keepBack && to === "a-w1" && msg.op === "owner") inFlight.push(msg);
-    else send(to, msg);
-  };
+  const inFlight: [string, BusMessage][] = [];
+  let held: ((from: string, to: string, msg: BusMessage) => boolean) | null = null;
+  for (const b of buses) {
+    const send = b.send.bind(b);
+    b.send = (to, msg) => {
+      if (held !== null && held(b.workerId, to, msg)) inFlight.push([to, msg]);
+      else send(to, msg);
+    };
+  }
   const proxies = new Map(buses.map((b) => [b.workerId, new ProxyDaemon(b, proxyOptions({ sweepIntervalMs: 20 }))]));
   for (const p of proxies.values()) {
     p.records.describer("xmpp", describeRec, (s) => (s as Counted).handled);
@@ -51,12 +52,12 @@ function world(hosts: Record<string, number>) {
   }
   return {
     p: (id: string) => proxies.get(id)!,
-    keepBack(on: boolean) {
-      keepBack = on;
+    keepBack(on: boolean, which = (from: string, to: string, msg: BusMessage) => from === "a-w0" && to === "a-w1" && msg.op === "owner") {
+      held = on ? which : null;
     },
-    /** a-w1 reads what was kept back. */
+    /** What was kept back is read. */
     release() {
-      for (const m of inFlight.splice(0)) proxies.get("a-w1")!.receive(m);
+      for (const [to, m] of inFlight.splice(0)) proxies.get(to)?.receive(m);
     },
     /** SIGKILL: nothing more from it, and the others see it leave. */
     kill(id: string) {
@@ -201,5 +202,34 @@ test("the keeper comes to this host (the other host left): what was pinned is co
   assert.equal(answered, true);
   for (let i = 0; i < 3; i++) await turn();
   assert.equal((await recall(w.p(p0.records.keeperNow), "P5", "alice"))?.record.count, 1);
+  w.stop();
+});
+
+test("an owner on another host passing a held message to a session on another worker of the sender's host holds it: that host's death takes custodian and session together, and the owner routes it again", { timeout: 5000 }, async () => {
+  const w = world({ a: 2, b: 1 });
+  await turn();
+  const p0 = w.p("a-w0");
+  const owner = w.p("b-w0");
+  const to = ownedBy(p0, "b-w0");
+  // The recipient's session is on a-w1, the sender's worker a-w0: both on host a.
+  const bob = new Recorder(`${to}/pc`);
+  w.p("a-w1").attach(bob);
+  const alice = new Recorder("alice@localhost/phone");
+  p0.attach(alice);
+  for (let i = 0; i < 3; i++) await turn();
+  // b-w0 passes it to a-w1; a-w1 has not read it when host a dies.
+  w.keepBack(true, (from, dest, msg) => from === "b-w0" && dest === "a-w1" && msg.op === "session");
+  p0.submit(alice, Envelope.message({ from: alice.address, to, protocol: "xmpp", payload: null, flags: Flag.Offline, id: "m1" }));
+  for (let i = 0; i < 3; i++) await turn();
+  assert.equal(p0.custody.size, 0, "its first custodian let it go");
+  assert.equal(owner.custody.size, 1, "the owner holds it now");
+  w.kill("a-w0");
+  w.kill("a-w1");
+  // The user comes back on host b; the owner routes the message again (after a heartbeat's wait), to it.
+  const again = new Recorder(`${to}/pc`);
+  owner.attach(again);
+  owner.custody.expire(performance.now() + 60_000);
+  for (let i = 0; i < 3; i++) await turn();
+  assert.deepEqual(again.got.map((e) => e.id), ["m1"], "routed again to the user, not lost with host a");
   w.stop();
 });
