@@ -45,6 +45,8 @@ export interface CustodyActions {
   reroute(env: Envelope): void;
   /** Tried maxTries times: its sender gets an error. */
   giveUp(env: Envelope): void;
+  /** A message `watch` named is taken, settled, given up or voided: no longer only travelling (resume-records.ts, *Pinned*). */
+  released?(key: number): void;
 }
 
 /**
@@ -61,6 +63,8 @@ export class Custody {
   private readonly taken = new Map<number, Held>();
   /** From 0: keys stay small integers (no heap number per entry, nor per receipt made); the prefix tells incarnations apart. */
   private next = 0;
+  /** Keys whose first taking (or settling, or giving up) `released` is told of (watch): few, and empty on one host. */
+  private readonly watched = new Set<number>();
   /** Keys to route again once their time comes (membership changes), in time order. */
   private readonly due: { at: number; since: number; keys: number[] }[] = [];
   private readonly prefix: string;
@@ -99,6 +103,19 @@ export class Custody {
     return sent;
   }
 
+  /**
+   * `released` hears when the message held under `key` (just held: mark() before hold) stops travelling: taken by a
+   * session, settled, given up or voided. Routed again, it still travels.
+   */
+  watch(key: number): void {
+    if (this.travelling.has(key)) this.watched.add(key);
+  }
+
+  /** Whether a message is watched: a property test on every path when none is. */
+  private release(key: number): void {
+    if (this.watched.size !== 0 && this.watched.delete(key)) this.act.released?.(key);
+  }
+
   /** The key of one of this worker's receipts; -1 for anything else. */
   keyOf(receipt: string): number {
     // Read in place: no slice of the receipt, no string parsed as a number.
@@ -115,6 +132,7 @@ export class Custody {
     if (h === undefined) return 0;
     this.travelling.delete(key);
     this.taken.delete(key);
+    this.release(key);
     h.by = by;
     h.at = now;
     // A duplicate's "taken again" names no session: the first one's stays.
@@ -172,6 +190,7 @@ export class Custody {
     for (const [key, h] of this.travelling) {
       if (key < mark || h.tries > 1 || !voided(h.env)) continue;
       this.travelling.delete(key);
+      this.release(key);
       n++;
     }
     this.voided += n;
@@ -191,6 +210,7 @@ export class Custody {
       if (h === undefined) return 0;
       this.taken.delete(key);
     }
+    this.release(key);
     return h.tries;
   }
 
@@ -243,6 +263,7 @@ export class Custody {
     this.taken.delete(key);
     if (h.tries >= this.opts.maxTries) {
       this.givenUp++;
+      this.release(key);
       this.act.giveUp(h.env);
       return;
     }

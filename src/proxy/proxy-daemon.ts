@@ -210,6 +210,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       ...(bus.beforePublish !== undefined ? { beforePublish: (cb: () => void) => bus.beforePublish!(cb) } : {}),
       busPending: () => this.bus.pending === true,
       route: (env) => this.route(env),
+      afterPublish: (cb) => this.afterPublish(cb),
     }, undefined, opts.custody.resumeGraceMs);
     bus.onPublishing?.(this.records.busPublishing);
     bus.onFlushed?.(this.published);
@@ -238,6 +239,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         this.route(env);
       },
       giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
+      released: (key) => this.records.unpin(key),
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
     // Sent at once, not batched into the next turn: a client may have its stanzas already, and a worker
@@ -360,11 +362,25 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         this.stats.messages++;
         // Given back by a session whose client never acknowledged it: it may be delivered here again.
         if (env.ref !== "") this.receipts.forget(env.ref);
-        this.route(env);
+        if (s.keepKey !== "" && this.records.pinning) this.routePinned(s, env);
+        else this.route(env);
         // XEP-0280 sent carbons in neutral terms: only when the owner said another session of the sender wants copies.
         // XEP-0313: the sender's archive is kept by the sender's owner, which the same copy reaches.
         if (((env.flags & Flag.Copies) !== 0 && s.peersWantCopies) || (env.flags & Flag.Archive) !== 0) this.copyToOwner(s.bare, env, Flag.SentCopy, s.peersWantCopies);
     }
+  }
+
+  /**
+   * Routed from resumable `s` while its keeper is on another host: a message held for another worker of this host
+   * pins `s`'s count below it until that worker takes it (resume-records.ts, pin; custody tells, `released`). The
+   * host's death would take the message's custodian and next hop together, and a count that covered it would have
+   * the client, resumed elsewhere from its keeper, not send it again.
+   */
+  private routePinned(s: Session, env: Envelope): void {
+    // What custody holds next gets this key (route holds at most one: the message, to its owner).
+    const key = this.custody.mark();
+    const via = this.route(env);
+    if (via !== "" && this.custody.mark() !== key && this.records.onThisHost(via) && this.records.pin(s, key)) this.custody.watch(key);
   }
 
   /**
@@ -492,8 +508,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (env.kind !== Kind.Message || (env.flags & HELD) === 0) return env;
     if (env.ref === "") return this.custody.hold(env, monotonicMs()) ?? env;
     // Going back to its custodian (an owner passing it to a session on its sender's worker): that worker's
-    // death would take both, so this one holds it now, and the first custodian lets it go.
-    if (to === "" || workerOf(env.ref) !== to) return env;
+    // death would take both, so this one holds it now, and the first custodian lets it go. Likewise going to
+    // another worker of its custodian's host while this owner is on another host: that host's death would take
+    // custodian and session together (kill-host), and this owner, which survives it, routes it again.
+    if (to === "") return env;
+    const custodian = workerOf(env.ref);
+    if (custodian !== to && !this.records.dieTogether(custodian, to)) return env;
     const held = this.custody.hold(env, monotonicMs());
     if (held === null) return env;
     // Settled here once the owner's fan-out is done (a resource on this worker still takes it under the first

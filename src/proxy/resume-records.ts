@@ -29,6 +29,8 @@ export interface RecordsHost {
   busPending?(): boolean;
   /** Routes a message again, as custody does (a held copy whose record's window passed). */
   route(env: Envelope): void;
+  /** Calls `cb` once this turn's bus batch is published (Core.afterPublish); absent: at once. */
+  afterPublish?(cb: () => void): void;
 }
 
 /** Counters, read as metrics. */
@@ -77,11 +79,32 @@ interface Kept {
 /** One of this worker's resumable sessions, as its keeper knows it. */
 interface Mine {
   key: string;
-  /** The count last told to the client. */
+  /** The count the keeper is told (at most `raw`, and below the first pin). */
   count: number;
+  /** The count as the session's stanzas' effects allow it (published: advance), before pins. */
+  raw: number;
   /** The copies the keeper has (oldest first), kept here too: a new keeper gets them again. Null: none. */
   held: HeldCopy[] | null;
+  /** Messages it sent to another worker of this host that has not taken them yet, in its count's order (pin). Null: none. */
+  pins: Pin[] | null;
+  /** Answers (XEP-0198 <a h/>) waiting for a pin at or below their h to go, in order (whenCounted). Null: none. */
+  waiting: [h: number, cb: () => void][] | null;
 }
+
+/**
+ * A message a resumable session sent to another worker of this host, held in custody here (under `key`) until that
+ * worker takes it: the session's count stays below `count` (the stanza's place) meanwhile, at its keeper on another
+ * host and in the <a/> its client gets (docs/architecture.md, "Resumption after a death", *Pinned*).
+ */
+interface Pin {
+  s: Session;
+  key: number;
+  count: number;
+  open: boolean;
+}
+
+/** A microtask without Node's queueMicrotask (an AsyncResource per call). */
+const resolved = Promise.resolve();
 
 /** A recall waiting for the other workers' answers. */
 interface Recall {
@@ -146,7 +169,16 @@ export class ResumeRecordDesk implements ResumeRecords {
   private liveSet = new Set<string>();
   /** Each live worker's host; and whether this worker's keeper is on another host than this worker. */
   private hostOf = new Map<string, string>();
+  private ownHost: string | undefined = undefined;
+  /** The ring has more than one host. */
+  private hosts = 0;
   private keeperElsewhere = false;
+  // ---- pins (holder, keeper on another host)
+  /** Pins by custody key; empty on one host. */
+  private readonly pinned = new Map<number, Pin>();
+  /** Sessions whose first pin went in this callback: their counts and answers move at its end (reopen). */
+  private readonly reopened = new Set<Session>();
+  private reopenQueued = false;
 
   constructor(
     private readonly host: RecordsHost,
@@ -183,7 +215,10 @@ export class ResumeRecordDesk implements ResumeRecords {
     const rec = this.describe(s);
     if (rec === null) return;
     const e = this.mine.get(s);
-    if (e === undefined) this.mine.set(s, { key: rec.key, count: this.counters.get(s.protocol)?.(s) ?? rec.count, held: null });
+    if (e === undefined) {
+      const count = this.counters.get(s.protocol)?.(s) ?? rec.count;
+      this.mine.set(s, { key: rec.key, count, raw: count, held: null, pins: null, waiting: null });
+    }
     else e.key = rec.key;
     this.outKeep.add(s);
     this.queue();
@@ -288,12 +323,133 @@ export class ResumeRecordDesk implements ResumeRecords {
     return this.keeper;
   };
 
-  /** A count only moves forward (modulo 2^32): one read later may have gone out first. Alone: nobody to tell. */
+  /**
+   * A count only moves forward (modulo 2^32): one read later may have gone out first. Alone: nobody to tell. It stays
+   * below the session's first pin (a message its next hop on this host has not taken).
+   */
   private advance(s: Session, c: number): void {
     const e = this.mine.get(s);
-    if (e === undefined || c === e.count || ((c - e.count) >>> 0) >= 0x8000_0000) return;
+    if (e === undefined) return;
+    e.raw = c;
+    if (e.pins !== null && upTo(e.pins[0].count, c)) c = (e.pins[0].count - 1) >>> 0;
+    if (c === e.count || ((c - e.count) >>> 0) >= 0x8000_0000) return;
     e.count = c;
     if (this.keeper !== "") this.outCounts.add(s);
+  }
+
+  // ---- pins ------------------------------------------------------------------
+
+  /**
+   * Whether the count of a resumable session must stay below a message it sends to another worker of this host
+   * until that worker takes it: when the keeper is on another host. A whole host's death then takes the message's
+   * custodian (this worker) and its next hop together, and a count that covered it would have the client, resumed
+   * from the keeper, not send it again: lost. On one host (keeper here or none) nothing is pinned.
+   */
+  get pinning(): boolean {
+    return this.keeperElsewhere;
+  }
+
+  /**
+   * Whether a death of one host would take workers `a` and `b` together while this worker, on another host,
+   * survives it. False on one host, where nothing survives a host's death.
+   */
+  dieTogether(a: string, b: string): boolean {
+    if (this.hosts < 2) return false;
+    const h = this.hostOf.get(a);
+    return h !== undefined && h !== this.ownHost && h === this.hostOf.get(b);
+  }
+
+  /** Whether `worker` is a live worker of this worker's host. */
+  onThisHost(worker: string): boolean {
+    return this.ownHost !== undefined && this.hostOf.get(worker) === this.ownHost;
+  }
+
+  /**
+   * `s` (resumable) just submitted a message that custody holds under `key` and sent to another worker of this host:
+   * its count (the stanza's place, read now) is not told to the keeper, nor in an <a/>, until `unpin(key)`. False
+   * when `s` has no record (nothing to pin).
+   */
+  pin(s: Session, key: number): boolean {
+    const e = this.mine.get(s);
+    const c = e === undefined ? undefined : this.counters.get(s.protocol)?.(s);
+    if (e === undefined || c === undefined) return false;
+    const p: Pin = { s, key, count: c, open: true };
+    (e.pins ??= []).push(p);
+    this.pinned.set(key, p);
+    return true;
+  }
+
+  /** The message held under `key` was taken (or settled, bounced, voided): the count may pass it now. */
+  unpin(key: number): void {
+    const p = this.pinned.get(key);
+    if (p === undefined) return;
+    this.pinned.delete(key);
+    p.open = false;
+    const e = this.mine.get(p.s);
+    // Taken out of order: the first pin still holds the count.
+    if (e === undefined || e.pins === null || e.pins[0] !== p) return;
+    let i = 1;
+    while (i < e.pins.length && !e.pins[i].open) i++;
+    if (i === e.pins.length) e.pins = null;
+    else e.pins.splice(0, i);
+    this.reopened.add(p.s);
+    if (this.reopenQueued) return;
+    this.reopenQueued = true;
+    // At the end of the callback that confirmed (a bus batch): all its confirmations in one count message.
+    void resolved.then(this.reopen);
+  }
+
+  /**
+   * Sessions whose first pin went: their counts move to what their stanzas' effects allow (raw: those effects were
+   * published), into this turn's bus batch; then the answers that waited for it go, after that batch is published
+   * (the <a/> never ahead of the keeper's count). A session that submitted this turn has its count read at this
+   * turn's publish instead (busPublishing), behind what those stanzas caused.
+   */
+  private readonly reopen = (): void => {
+    this.reopenQueued = false;
+    for (const s of this.reopened) if (!this.touchedSet.has(s)) this.advance(s, this.mine.get(s)?.raw ?? 0);
+    if (this.outCounts.size > 0) this.flush();
+    for (const s of this.reopened) this.answer(s);
+    this.reopened.clear();
+  };
+
+  /** The answers of `s` that no pin holds back go (after this turn's publish), in order. */
+  private answer(s: Session): void {
+    const e = this.mine.get(s);
+    const w = e?.waiting;
+    if (e === undefined || w === null || w === undefined) return;
+    let i = 0;
+    while (i < w.length && (e.pins === null || !upTo(e.pins[0].count, w[i][0]))) this.afterPublish(w[i++][1]);
+    if (i === w.length) e.waiting = null;
+    else if (i > 0) w.splice(0, i);
+  }
+
+  /**
+   * Calls `cb` (an XEP-0198 <a h/> of `s`) once no message counted up to `h` waits for its next hop on this host, and
+   * after this turn's bus batch is published (Core.afterPublish): the client forgets what <a/> covers, so it never
+   * covers more than the keeper is told. Answers go in order: one behind a waiting answer waits too.
+   */
+  whenCounted(s: Session, h: number, cb: () => void): void {
+    if (this.pinned.size !== 0) {
+      const e = this.mine.get(s);
+      if (e !== undefined && (e.waiting !== null || (e.pins !== null && upTo(e.pins[0].count, h)))) {
+        (e.waiting ??= []).push([h, cb]);
+        return;
+      }
+    }
+    this.afterPublish(cb);
+  }
+
+  private afterPublish(cb: () => void): void {
+    if (this.host.afterPublish !== undefined) this.host.afterPublish(cb);
+    else cb();
+  }
+
+  /** Every pin of `e` goes, and its answers: its session left (ended, or moved on with its count). */
+  private unpinAll(e: Mine): void {
+    if (e.pins !== null) for (const p of e.pins) this.pinned.delete(p.key);
+    e.pins = null;
+    e.waiting = null;
   }
 
   get copying(): boolean {
@@ -362,6 +518,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   drop(s: Session): void {
     const e = this.mine.get(s);
     if (e === undefined) return;
+    // Its stream is gone (ended, or moved on with its counts): no answer to write, no count to hold.
+    if (e.pins !== null || e.waiting !== null) this.unpinAll(e);
     this.mine.delete(s);
     this.outKeep.delete(s);
     this.outCounts.delete(s);
@@ -450,8 +608,20 @@ export class ResumeRecordDesk implements ResumeRecords {
     const hostOf = new Map<string, string>();
     for (const [h, ids] of Object.entries(m.hosts)) for (const id of ids) hostOf.set(id, h);
     this.hostOf = hostOf;
+    this.ownHost = hostOf.get(this.host.workerId);
+    this.hosts = Object.keys(m.hosts).length;
     const k = keeperOf(this.host.workerId, m);
     this.keeperElsewhere = k !== "" && hostOf.get(k) !== hostOf.get(this.host.workerId);
+    // The keeper is on this host now (or there is none): a host's death takes it too, nothing to hold counts back for.
+    if (!this.keeperElsewhere && this.pinned.size !== 0) {
+      this.pinned.clear();
+      for (const [s, e] of this.mine) {
+        if (e.pins === null && e.waiting === null) continue;
+        e.pins = null;
+        this.advance(s, e.raw);
+        this.answer(s);
+      }
+    }
     const fresh = new Set([...restarted, ...resynced]);
     if (k !== this.keeper || fresh.has(k)) {
       if (this.keeper !== "" && this.keeper !== k && live.has(this.keeper)) this.host.send(this.keeper, { op: "records", from: this.host.workerId, reset: true, keep: [], counts: [], drop: [], held: [], acks: [] });
@@ -565,7 +735,7 @@ export class ResumeRecordDesk implements ResumeRecords {
    * done per stanza, and a count is read only after the bus has published
    * what the stanzas it counts caused (earlier turns), so a resumption never
    * says a stanza was handled whose effect died with its worker; it may say
-   * less (those come again from the client: resend-guard.ts). Then records of
+   * less (those come again from the client: a duplicate at worst). Then records of
    * dead workers whose window passed go. A worker alone (no keeper) reads
    * its counts here too, telling nobody: a keeper that appears gets records
    * whose counts are at most a second behind (a duplicate at worst, never a

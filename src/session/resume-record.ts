@@ -75,6 +75,12 @@ export interface ResumeRecords {
   readonly copying: boolean;
   /** `s`'s client acknowledged up to `h`: the keeper's copies up to it go (batched per turn). */
   acked(s: Session, h: number): void;
+  /**
+   * Calls `cb`, an answer to `s`'s client that covers its first `h` stanzas (XEP-0198 <a h/>), once that may be said:
+   * after this turn's bus batch is published (Core.afterPublish), and not while a message among them waits for
+   * its next hop on this worker's host to take it while the keeper is on another host (resume-records.ts, pins).
+   */
+  whenCounted(s: Session, h: number, cb: () => void): void;
   /** `s` ended for good, or moved to another worker: its record goes. */
   drop(s: Session): void;
   /**

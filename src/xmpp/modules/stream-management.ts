@@ -92,7 +92,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   const resumable = new Map<string, ClientSession>();
   /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
   const confirm = (receipt: string) => x.core.confirm(receipt);
-  const published = (cb: () => void) => x.core.afterPublish(cb);
+  /** An <a h/> goes once the bus published what the counted stanzas caused, and the keeper's count covers them (pins). */
+  const published = (cb: () => void, h: number, s: ClientSession) => x.core.records.whenCounted(s.coreSession, h, cb);
   /** <a/> answers waiting for other output to their client (xmpp.sm.answerDelayMs); none: each goes at the end of its turn. */
   const held = cfg.answerDelayMs > 0 ? new HeldAnswers(cfg.answerDelayMs) : undefined;
   /** The time trigger of every stream's <r/> (xmpp.sm.ackEveryMs): one timer for the worker. */
@@ -486,8 +487,8 @@ export class Acks implements AckTracker, HoldsAnswers {
     private readonly confirm: (receipt: string) => void = () => {},
     /** Told each h the client acknowledged with (a resumable session: its keeper's copies up to h go). */
     private readonly ackedTo?: (h: number) => void,
-    /** Runs an <a/> once what the counted stanzas caused has left this worker (Core.afterPublish). */
-    private readonly published: (cb: () => void) => void = (cb) => cb(),
+    /** Runs an <a h/> once what the counted stanzas caused has left this worker and its keeper may count them (ResumeRecords.whenCounted). */
+    private readonly published: (cb: () => void, h: number, s: ClientSession) => void = (cb) => cb(),
     /** Where answers wait for other output; absent: each goes at the end of the turn that read its <r/>. */
     private readonly held?: HeldAnswers,
     /** The worker's time trigger of <r/>; absent: one of its own when the policy has one. */
@@ -555,8 +556,8 @@ export class Acks implements AckTracker, HoldsAnswers {
   answer(): void {
     const h = this.handled;
     // Not before the bus has published what the counted stanzas caused: the client forgets what <a/> covers.
-    if (this.held === undefined) this.published(() => this.s.sendNonza(answerOf(h)));
-    else this.published(() => this.hold(h));
+    if (this.held === undefined) this.published(() => this.s.sendNonza(answerOf(h)), h, this.s);
+    else this.published(() => this.hold(h), h, this.s);
   }
 
   /** An answer waits for other output to this client, at most the configured delay; at once if this turn wrote to it already. */
