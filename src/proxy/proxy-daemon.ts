@@ -248,7 +248,13 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
       () => this.bus.flushNow?.(),
     );
-    this.timer.also((now) => this.stall.swept(now));
+    this.timer.also((now) => {
+      this.stall.swept(now);
+      // A batch held for cluster.coalesceMs when this worker was stopped: published now (marked stale, what its
+      // sessions caused voided: stalled), before custody below routes anything again. libuv runs timers in the
+      // order they fell due, and this sweep's often fell due before the bus's own publish timer.
+      if (this.bus.coalescing === true) this.bus.flushNow?.();
+    });
     this.timer.also(this.custody.expire);
     this.timer.also((now) => this.misrouted.expire(now, this.bus.healMs ?? 0, (env) => this.route(env)));
     this.timer.also(this.receipts.expire);

@@ -61,16 +61,20 @@ describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nat
     await nats.stop();
   }, { timeout: 15_000 });
 
-  test("its held messages are dropped where they arrive, voided where they were sent, and counted no more", { timeout: 15_000 }, async () => {
+  for (const coalesceMs of [0, 400]) {
+  test(`its held messages are dropped where they arrive, voided where they were sent, and counted no more (coalesceMs ${coalesceMs})`, { timeout: 15_000 }, async () => {
     const opts: ProxyOptions = {
       timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
       sweepIntervalMs: 20,
       maxPendingPerSession: 10,
       maxInboundPerSession: 100,
       // Nothing routed again by time within this test: a copy that arrived would be the batch's own.
-      custody: { ...defaults().cluster.custody, confirmTimeoutMs: 60_000, dedupWindowMs: 60_000 },
+      // With coalesceMs: the stale turn's batch waits for the bus's timer, and the sweep (every 20 ms) falls due
+      // first after the stall: with a confirm timeout shorter than the stall, custody would route it again there
+      // (a second copy next to the client's own) unless the sweep publishes the held batch first.
+      custody: { ...defaults().cluster.custody, confirmTimeoutMs: coalesceMs > 0 ? 100 : 60_000, dedupWindowMs: 60_000 },
     };
-    const connect = (id: string, host: string) => NatsBus.connect({ servers: [nats.url], subject: "stalebatch", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host }, { xmpp: text });
+    const connect = (id: string, host: string) => NatsBus.connect({ servers: [nats.url], subject: `stalebatch${coalesceMs}`, heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs: id.startsWith("a") ? coalesceMs : 0 }, { xmpp: text });
     const a = await connect("a-w0", "a");
     const b = await connect("b-w0", "b");
     buses.push(a, b);
@@ -106,6 +110,7 @@ describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nat
     await new Promise((r) => setTimeout(r, 50));
 
     send("stale");
+    assert.equal(a.coalescing, coalesceMs > 0, "the stale turn's batch held for the window");
     const until = performance.now() + 3 * HEARTBEAT_MS + 50;
     while (performance.now() < until) {
       // held: the turn's publish waits, as under SIGSTOP
@@ -126,4 +131,5 @@ describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nat
     await waitUntil(() => bob.got.length === 2, 3000, "the client's second copy");
     assert.deepEqual(bob.got, ["normal", "stale"]);
   });
+  }
 });
