@@ -122,9 +122,9 @@ export class Server {
     // message whose sender's count never reached the keeper, and the sender's client, resumed, sent it again.
     // With cluster.coalesceMs the batch waits for its timer, and the client output waits with it (written after
     // the publish): both leave at most once per window, fewer system calls and wake-ups per message.
-    const unhook = bus.flushNow === undefined ? () => {} : beforeClientWrites(() => {
+    const unhook = bus.flushNow === undefined ? () => {} : beforeClientWrites((force) => {
       if (bus.pending !== true) return true;
-      if (bus.coalescing === true) return false;
+      if (bus.coalescing === true && !force) return false;
       bus.flushNow!();
       return true;
     });

@@ -151,8 +151,10 @@ test("beforeClientWrites: a hook that returns false holds the turn's output, mid
   for (let i = 0; i < 16; i++) sides.push(await accept(server, false));
   let hold = true;
   let asked = 0;
-  const unhook = beforeClientWrites(() => {
+  let forced = 0;
+  const unhook = beforeClientWrites((force) => {
     asked++;
+    if (force) forced++;
     return !hold;
   });
   const got = sides.map((s) => {
@@ -177,8 +179,12 @@ test("beforeClientWrites: a hook that returns false holds the turn's output, mid
     // Round trips on the sockets: had anything been written, it would have arrived by now.
     await sleep(50);
     assert.deepEqual(got.map((c) => c.join("")), Array.from({ length: 16 }, () => ""), "nothing written while held");
-    hold = false;
+    // Released by the one that held it: written even though a hook (here the same one, as another server's in a
+    // process of several) would hold still; each hook was told it cannot.
+    assert.equal(forced, 0);
     flushClientWrites();
+    assert.equal(forced, 1, "the hooks asked with force");
+    hold = false;
     const want = Array.from({ length: 16 }, (_, i) => (i === 0 ? "x0y0" : `x${i}`));
     const until = Date.now() + 5_000;
     while (got.some((c, i) => c.join("") !== want[i]) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
