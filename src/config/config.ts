@@ -406,7 +406,7 @@ export function defaults(): Config {
       hostLinks: true,
       handoff: true,
       holdAfterExpiryMs: 0,
-      coalesceMs: 1,
+      coalesceMs: 0,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },
