@@ -3,6 +3,7 @@ import { LocalHub } from "../../../src/cluster/local-bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import type { Envelope } from "../../../src/envelope/envelope.js";
+import type { ResumeRecord } from "../../../src/session/resume-record.js";
 
 // What the core's unit tests share: a session that records what reaches it, and the core's options.
 
@@ -50,3 +51,17 @@ export function servedPair() {
   const links = proxies.map((p) => p.serve("rooms.localhost", { receive: () => undefined }));
   return { proxies, links, stop: () => proxies.forEach((p) => p.stop()) };
 }
+
+/** A resumable session: its count is `handled`; its record's key `key`. */
+export class Counted extends Recorder {
+  handled = 0;
+  constructor(address: string, readonly key: string) {
+    super(address);
+    this.keepKey = `${address.slice(0, address.indexOf("@"))}\u0000${key}`;
+  }
+}
+
+export const describeRec = (s: Session): ResumeRecord | null => {
+  const c = s as Counted;
+  return { protocol: "xmpp", key: c.key, user: c.address.slice(0, c.address.indexOf("@")), address: c.address, count: 0, windowMs: 5000, state: {} };
+};

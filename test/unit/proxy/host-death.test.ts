@@ -5,28 +5,13 @@ import { LocalHub, type LocalBus } from "../../../src/cluster/local-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
-import type { Session } from "../../../src/session/session.js";
-import type { Recalled, ResumeRecord } from "../../../src/session/resume-record.js";
-import { proxyOptions, Recorder } from "./fixtures.js";
+import type { Recalled } from "../../../src/session/resume-record.js";
+import { Counted, describeRec, proxyOptions, Recorder } from "./fixtures.js";
 
 // A resumable session's count at its keeper on another host, against a message it sent to another worker of its own
 // host (docs/architecture.md, "Resumption after a death", *Pinned*; issue 14's kill-host loss of session 19): the
 // count must not cover the message until that worker took it, or a death of the whole host — the message's custodian
 // and its next hop together — leaves nothing that holds it, and the client, resumed from the count, never sends it again.
-
-/** A resumable session: its count is `handled`; its record's key `key`. */
-class Counted extends Recorder {
-  handled = 0;
-  constructor(address: string, readonly key: string) {
-    super(address);
-    this.keepKey = `${address.slice(0, address.indexOf("@"))}\u0000${key}`;
-  }
-}
-
-const describeRec = (s: Session): ResumeRecord | null => {
-  const c = s as Counted;
-  return { protocol: "xmpp", key: c.key, user: c.address.slice(0, c.address.indexOf("@")), address: c.address, count: 0, windowMs: 5000, state: {} };
-};
 
 /**
  * Workers "<host>-w<i>" on a local hub. What one worker sends another can be kept back (`keepBack`): written to the

@@ -8,28 +8,12 @@ import { BusWire } from "../../../src/cluster/wire.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
-import type { Session } from "../../../src/session/session.js";
-import type { ResumeRecord } from "../../../src/session/resume-record.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
-import { proxyOptions, Recorder } from "./fixtures.js";
+import { Counted, describeRec, proxyOptions } from "./fixtures.js";
 
 // A resumable session's count at its record keeper, against what the stanzas it counts caused, on a real host
 // of NatsBus workers with host links (docs/architecture.md, "Resumption after a death", *Counted*).
-
-/** A resumable session: its count is `handled`; its record's key `key`. */
-class Counted extends Recorder {
-  handled = 0;
-  constructor(address: string, readonly key: string) {
-    super(address);
-    this.keepKey = `${address.slice(0, address.indexOf("@"))}\u0000${key}`;
-  }
-}
-
-const describeRec = (s: Session): ResumeRecord | null => {
-  const c = s as Counted;
-  return { protocol: "xmpp", key: c.key, user: c.address.slice(0, c.address.indexOf("@")), address: c.address, count: 0, windowMs: 5000, state: {} };
-};
 
 const wire = new BusWire({});
 
