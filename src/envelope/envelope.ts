@@ -56,6 +56,12 @@ export const Flag = {
    * it to the service of the address's domain. Never stored, bounced or held in custody.
    */
   Service: 1024,
+  /**
+   * A message its sender's client may be sending again (XMPP: right after a resumption, XEP-0198 §5): the
+   * session it is delivered to drops it if it already had one with the same sender and id (Session.recent,
+   * docs/architecture.md "Resent").
+   */
+  Resent: 2048,
 } as const;
 
 /** Stable error codes; each protocol turns them into its own wire condition in one place. */

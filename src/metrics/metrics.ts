@@ -44,6 +44,8 @@ export class SmCounts {
   unacked = 0;
   /** Sessions rebuilt from their resume record after their worker died (XEP-0198 after a death). */
   rebuilt = 0;
+  /** Stored messages a session took that it had been given already (Session.recent): sent again by a resumed client and stored meanwhile. */
+  storedResentDropped = 0;
 }
 
 export class Metrics {

@@ -83,6 +83,8 @@ export class ProxyStats {
   duplicates = 0;
   /** Held messages read right after this worker was stopped past the others' patience, dropped: their custodians send them again. */
   staleDropped = 0;
+  /** Messages a client sent again after resuming that their recipient's session had been given already (Flag.Resent). */
+  resentDropped = 0;
   /** Live sessions told to take what was stored for their user while they were not bound here (StoredLately). */
   storedRetaken = 0;
 }
@@ -573,6 +575,24 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   /**
+   * A message its sender's client sent again after resuming (Flag.Resent) that this session was given
+   * already (Session.recent): dropped, and its receipt settled. Any other is noted as given. The
+   * sender's count had not covered it (a pin whose release died with its host: docs/architecture.md,
+   * "Resent"), so nothing else would tell the two apart.
+   */
+  private resentBefore(s: Session, env: Envelope): boolean {
+    const recent = s.recentMessages();
+    if ((env.flags & Flag.Resent) !== 0 && recent.has(env.from, env.id)) {
+      this.stats.resentDropped++;
+      if (this.trace) this.traceMsg("sent again after a resumption, given here before: dropped", env, { address: s.address, serial: s.serial });
+      this.settle(env);
+      return true;
+    }
+    recent.note(env.from, env.id);
+    return false;
+  }
+
+  /**
    * A held message read right after this worker was stopped longer than the others wait (its sweep
    * came that late): the others took it off the ring meanwhile, and every custodian routes again what
    * it held on its way here, so this copy, sent before, is dropped rather than delivered next to its
@@ -820,6 +840,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private deliverLocal(s: Session, env: Envelope): void {
     if (s.movedTo !== null) return this.forward(s, env);
     if (env.kind !== Kind.Request) {
+      if (env.kind === Kind.Message && env.id !== "" && s.dropsResent && this.resentBefore(s, env)) return;
       if (env.ref === "" || env.kind !== Kind.Message) {
         if (this.trace && env.kind === Kind.Message) this.traceMsg("delivered", env, { address: s.address, serial: s.serial });
         s.deliver(env);

@@ -1,5 +1,6 @@
 import type { Envelope } from "../envelope/envelope.js";
 import type { PendingResponse, Requester } from "../pending/pending-list.js";
+import { RecentMessages } from "./recent-messages.js";
 
 // Serials meet across worker processes in an owner's UserChannel: each process starts its count at a random point.
 let serials = Math.floor(Math.random() * 2 ** 40);
@@ -63,6 +64,22 @@ export abstract class Session implements Requester {
   closed = false;
   /** When its connection came to this worker, ms since the epoch (`switchboard sessions`). */
   readonly since = Date.now();
+
+  /**
+   * The last messages delivered to it by (sender, id), where its protocol has clients that send again after a
+   * resumption (XMPP): a message marked Flag.Resent that it had already is dropped (ProxyDaemon). Null: kept none.
+   */
+  recent: RecentMessages | null = null;
+
+  /** Its protocol's clients may send a message again after resuming (Flag.Resent): the core keeps `recent` for it. */
+  get dropsResent(): boolean {
+    return false;
+  }
+
+  /** `recent`, made at its first message. */
+  recentMessages(): RecentMessages {
+    return (this.recent ??= new RecentMessages());
+  }
 
   /** Its client may resume it after a drop (XEP-0198); protocols that can say so override these two. */
   get resumable(): boolean {

@@ -97,6 +97,11 @@ export interface ClientSession {
   gate: DeliveryGate | null;
   /** Set when the client enabled XEP-0198 stream management; null: nothing counted. */
   acks: AckTracker | null;
+  /**
+   * Until when (monotonic ms) its messages go marked Flag.Resent: just after a resumption (XEP-0198 §5) its
+   * client sends again what the server's count did not cover; 0: not marked.
+   */
+  resentUntil: number;
   /** Mechanism-specific state of a SASL exchange in progress. */
   sasl: unknown;
   authFailures: number;

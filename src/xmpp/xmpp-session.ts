@@ -50,6 +50,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   sasl: unknown = null;
   gate: DeliveryGate | null = null;
   acks: AckTracker | null = null;
+  resentUntil = 0;
   /** Input held while something asynchronous (a key derivation, a store read) decides what comes next. */
   private held: { chunk: Buffer; binary: boolean }[] | null = null;
   /** Stanzas already parsed from a chunk when a hold began (null: the stream's end): handled, in order, before the held chunks. */
@@ -464,6 +465,11 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
         if (records.copying && this.coreSession.keepKey !== "" && wire.startsWith("<message")) records.replicate(this.coreSession, this.acks.sentCount, wire, receipt);
       }
     }
+    return true;
+  }
+
+  /** XEP-0198 clients send again after resuming what the server's count did not cover (Flag.Resent). */
+  override get dropsResent(): boolean {
     return true;
   }
 

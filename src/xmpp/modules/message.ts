@@ -1,4 +1,5 @@
 import { Envelope, Flag } from "../../envelope/envelope.js";
+import { monotonicMs } from "../../timer/clock.js";
 import { StanzaCondition } from "../errors.js";
 import { Ev, type Hooks, type StanzaEvent } from "../hooks.js";
 import { bounce } from "../replies.js";
@@ -41,7 +42,9 @@ export function messageModule(hooks: Hooks, ids: StanzaIds | null = null): void 
     const copies = eligible(stanza) && !ownAddress(to, s.bare) ? Flag.Copies : 0;
     // XEP-0313: the owners of both users archive it (ChannelOwner, ProxyDaemon.copyToOwner).
     const archive = ids !== null && ids.mark(stanza, s.bare, to) ? Flag.Archive : 0;
-    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full) | copies | archive, id: stanza.attrs.id ?? "" }));
+    // Just after a resumption: perhaps sent again, and delivered already (Session.recent drops it then).
+    const resent = s.resentUntil !== 0 && monotonicMs() < s.resentUntil ? Flag.Resent : 0;
+    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full) | copies | archive | resent, id: stanza.attrs.id ?? "" }));
     return true;
   };
   hooks.on(Ev.MessageBare, send(false));

@@ -136,6 +136,13 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
           const el = parse(text);
           // XEP-0191: stored while the user was away, from someone the user has blocked: dropped.
           if (s.blocked !== null && blocks(s.blocked, el.attrs.from ?? "", s.bare)) continue;
+          // Given to this session already (a rebuilt one counts its keeper's copies): its sender's client, resumed
+          // from a count that stayed below it, sent it again while this session had no place (docs/architecture.md, "Resent").
+          const recent = s.coreSession.recent;
+          if (recent !== null && recent.has(el.attrs.from ?? "", el.attrs.id ?? "")) {
+            x.metrics.sm.storedResentDropped++;
+            continue;
+          }
           s.send(el);
           ids?.push(el.attrs.id ?? "");
         } catch {

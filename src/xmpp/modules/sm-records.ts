@@ -81,6 +81,23 @@ function notReceived(held: readonly HeldCopy[] | undefined, clientH: number): st
 }
 
 /**
+ * Every copy the keeper had, received or not, counts as given to the rebuilt session (Session.recent): its
+ * sender's client, resuming from a count that stayed below it, may send it again (docs/architecture.md, "Resent").
+ */
+export function rememberCopies(core: Session, held: readonly HeldCopy[]): void {
+  const recent = core.recentMessages();
+  for (const [, wire] of held) {
+    try {
+      const el = parse(wire) as Element;
+      const id = el.attrs.id;
+      if (typeof id === "string" && id !== "" && typeof el.attrs.from === "string") recent.note(el.attrs.from, id);
+    } catch {
+      // Our own output always parses.
+    }
+  }
+}
+
+/**
  * A session rebuilt from its record, as a handover from nobody: the claimant
  * keeps its own serial (the session that died is gone from its owner), the
  * server's count is the one the client was last told, the client's is what it
@@ -151,6 +168,7 @@ export function afterMiss(x: XmppContext, session: ClientSession, m: Missed): vo
     const rebuild = () => {
       if (session.phase !== Phase.Authenticated) return fail();
       m.arrived(session, rebuiltHandover(found.record, session.coreSession.serial, m.h, found.held));
+      if (found.held !== undefined) rememberCopies(session.coreSession, found.held);
       x.metrics.sm.rebuilt++;
       if (x.debug) x.log.debug("xmpp session rebuilt from its resume record", { address: session.address, h: m.h, count: found.record.count, holder: found.holder, copies: found.held?.length ?? -1 });
       // Behind the bind on the ordered stream to the owner: what custody routes again finds the session bound.

@@ -30,6 +30,12 @@ const MAX_HANDOVER_BYTES = 256 * 1024;
 const TOLD_WAIT_MS = 3000;
 /** How long after a stall of this worker a replaced session may have been resumed elsewhere from its record. */
 const STALLED_LATELY_MS = 60_000;
+/**
+ * How long after a resumption the client's messages go marked Flag.Resent. Clients send their unacknowledged
+ * stanzas again at once on <resumed/> (xmpp.js and slixmpp in the same turn); the mark only makes their
+ * recipients look them up among their last messages, so a generous window costs nothing.
+ */
+const RESENT_MS = 10_000;
 
 /** What moves with a session to another worker of the host, besides what the core moves. */
 interface SmState {
@@ -167,6 +173,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     x.core.records.counted(s.coreSession, acks.handled);
     for (const wire of acks.queue.pending()) s.sendNonza(wire);
     acks.resumed();
+    // What the client sends again now may have been delivered (a count that stayed behind a death): marked.
+    s.resentUntil = monotonicMs() + RESENT_MS;
     if (x.debug) x.log.debug("xmpp session resumed", { address: s.address, resent: acks.queue.length, ids: idsOf(acks.queue.pending()) });
     // What its owner stored for the user while this session could not be reached (its worker stalled or cut off, the
     // ring changed meanwhile and changed back) comes now, as after a rebuild: else it waited for the client's next login.

@@ -218,3 +218,50 @@ test("an owner on another host passing a held message to a session on another wo
   assert.deepEqual(again.got.map((e) => e.id), ["m1"], "routed again to the user, not lost with host a");
   w.stop();
 });
+
+/** A session whose protocol's clients send again after resuming (XMPP): the core keeps its last messages (Session.recent). */
+class Resumer extends Recorder {
+  override get dropsResent(): boolean {
+    return true;
+  }
+}
+
+test("the pins' duplicate window: the next hop took it and host a died before its sender's worker heard so; sent again from the resumed client (Flag.Resent), it is dropped where it was delivered, and settled", { timeout: 5000 }, async () => {
+  const w = world({ a: 2, b: 1 });
+  await turn();
+  const p0 = w.p("a-w0");
+  const b0 = w.p("b-w0");
+  const alice = new Counted("alice@localhost/phone", "P6");
+  p0.attach(alice);
+  p0.records.keep(alice);
+  // Its owner a-w1 (on the sender's host: pinned), its session on host b.
+  const to = ownedBy(p0, "a-w1");
+  const bob = new Resumer(`${to}/pc`);
+  b0.attach(bob);
+  for (let i = 0; i < 3; i++) await turn();
+  // What host b says to a-w0 (the taken confirmation) does not arrive before host a dies.
+  w.keepBack(true, (from, dest) => from === "b-w0" && dest === "a-w0");
+  send(p0, alice, to, "m1");
+  for (let i = 0; i < 3; i++) await turn();
+  assert.deepEqual(bob.got.map((e) => e.id), ["m1"]);
+  w.kill("a-w0");
+  w.kill("a-w1");
+  const found = await recall(b0, "P6", "alice");
+  assert.equal(found?.record.count, 0, "the count stayed below m1: the client sends it again");
+  // Alice resumes on host b and sends again what the count did not cover, marked; then a new message with the same
+  // id unmarked (a client that reuses ids is not second-guessed) and a marked one it had not sent before.
+  const again = new Counted("alice@localhost/phone", "P6");
+  b0.attach(again);
+  for (let i = 0; i < 3; i++) await turn();
+  const resend = (id: string, flags: number) => b0.submit(again, Envelope.message({ from: again.address, to, protocol: "xmpp", payload: null, flags: Flag.Offline | flags, id }));
+  resend("m1", Flag.Resent);
+  for (let i = 0; i < 3; i++) await turn();
+  assert.deepEqual(bob.got.map((e) => e.id), ["m1"], "delivered once");
+  assert.equal(b0.stats.resentDropped, 1);
+  assert.equal(b0.custody.size, 0, "the dropped copy's receipt is settled, not routed again");
+  resend("m2", Flag.Resent);
+  resend("m1", 0);
+  for (let i = 0; i < 3; i++) await turn();
+  assert.deepEqual(bob.got.map((e) => e.id), ["m1", "m2", "m1"]);
+  w.stop();
+});

@@ -1,0 +1,32 @@
+/** Messages a session keeps the names of: enough for what a client sends again right after resuming. */
+const SIZE = 16;
+
+/**
+ * The last messages given to one session, by (sender's full address, message
+ * id). A client that resumes after a death sends again what the server's count
+ * did not cover, and some of it its next hop had already delivered (a count
+ * pinned below a message its host's other worker took, the host dying before
+ * the count moved on: docs/architecture.md, "Resent"). Those come back marked
+ * (Flag.Resent) and are dropped where they meet their first delivery here.
+ * A ring of references to the envelopes' own strings: nothing copied, nothing
+ * made per message; a lookup happens only for a marked message.
+ */
+export class RecentMessages {
+  /** Sender and id, alternating; "" where nothing was written yet. */
+  private readonly slots: string[] = new Array<string>(SIZE * 2).fill("");
+  private next = 0;
+
+  note(from: string, id: string): void {
+    const i = this.next;
+    this.slots[i] = from;
+    this.slots[i + 1] = id;
+    this.next = i + 2 === SIZE * 2 ? 0 : i + 2;
+  }
+
+  has(from: string, id: string): boolean {
+    if (id === "") return false;
+    const s = this.slots;
+    for (let i = 0; i < s.length; i += 2) if (s[i + 1] === id && s[i] === from) return true;
+    return false;
+  }
+}
