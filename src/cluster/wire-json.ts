@@ -205,8 +205,11 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
 
 function handoverOf(p: Payloads, h: HandoverHead, presence: Uint8Array | null): Handover {
   if (!Array.isArray(h)) throw new Error("handover without its fields");
-  const [protocol, key, address, resource, serial, available, priority, wantsCopies, peersWantCopies, inbound, state] = h;
-  return { protocol, key, address, resource, serial, available, priority, presence: p.valueOf(protocol, presence), wantsCopies, peersWantCopies, inbound, state };
+  const [protocol, key, address, resource, serial, available, priority, wantsCopies, peersWantCopies, inbound, state, recent] = h;
+  const out: Handover = { protocol, key, address, resource, serial, available, priority, presence: p.valueOf(protocol, presence), wantsCopies, peersWantCopies, inbound, state };
+  // Added in session 21 at the end: an older worker sends none, and ignores it.
+  if (strings(recent)) out.recent = recent;
+  return out;
 }
 
 function pairs(a: unknown): a is [string, string][] {
@@ -232,8 +235,10 @@ function heldCopies(a: unknown, width: 2 | 3): boolean {
 }
 
 /** A Handover but its presence, which travels in the presence bytes. */
-type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number, boolean][], unknown];
+type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number, boolean][], unknown, string[]?];
 
 function handoverHead(h: Handover): HandoverHead {
-  return [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state];
+  return h.recent === undefined
+    ? [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state]
+    : [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state, h.recent];
 }

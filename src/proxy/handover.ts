@@ -3,6 +3,7 @@ import { monotonicMs } from "../timer/clock.js";
 import type { BusMessage } from "../cluster/bus.js";
 import type { ClaimAnswer, Handover, Handovers, Resumer } from "../session/core.js";
 import type { Session } from "../session/session.js";
+import { RecentMessages } from "../session/recent-messages.js";
 
 /** How long a claim waits for the host's other workers; a worker that does not answer by then counts as a miss. */
 const CLAIM_TIMEOUT_MS = 2000;
@@ -88,6 +89,8 @@ export class HandoverDesk implements Handovers {
     const now = monotonicMs();
     // Deadlines travel as time left: each process has its own monotonic clock.
     for (const [key, ref, left, pool] of h.inbound) claimant.inbound.set(key, { ref, deadline: now + left, pool });
+    // What it was given lately: a message its sender's client sends again after resuming is still told apart here.
+    if (h.recent !== undefined && h.recent.length > 0) claimant.recent = RecentMessages.of(h.recent);
     this.host.attach(claimant);
   }
 
@@ -210,6 +213,7 @@ export class HandoverDesk implements Handovers {
       if (this.host.sessions.get(s.address) === s) this.host.sessions.delete(s.address);
       this.forgotten(s);
     }, FORWARD_GRACE_MS).unref();
-    return { protocol: s.protocol, key, address: s.address, resource: s.resource, serial: s.serial, available: s.available, priority: s.priority, presence: s.presence, wantsCopies: s.wantsCopies, peersWantCopies: s.peersWantCopies, inbound, state };
+    const recent = s.recent?.list();
+    return { protocol: s.protocol, key, address: s.address, resource: s.resource, serial: s.serial, available: s.available, priority: s.priority, presence: s.presence, wantsCopies: s.wantsCopies, peersWantCopies: s.peersWantCopies, inbound, state, ...(recent !== undefined && recent.length > 0 ? { recent } : {}) };
   }
 }

@@ -152,6 +152,8 @@ export interface Handover {
   inbound: [string, string, number, boolean][];
   /** The protocol's state, JSON-able (XMPP: counters, unacknowledged stanzas, directed presence). */
   state: unknown;
+  /** Session.recent's sender and id pairs, oldest first, alternating; absent: none (or from an older worker). */
+  recent?: string[];
 }
 
 /** What a worker answers when another worker of the host claims a detached session. */

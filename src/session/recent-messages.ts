@@ -23,6 +23,24 @@ export class RecentMessages {
     this.next = i + 2 === SIZE * 2 ? 0 : i + 2;
   }
 
+  /** Sender and id of each, oldest first, alternating: what moves with the session to another worker (Handover.recent). */
+  list(): string[] {
+    const out: string[] = [];
+    const s = this.slots;
+    for (let k = 0; k < s.length; k += 2) {
+      const i = (this.next + k) % s.length;
+      if (s[i + 1] !== "") out.push(s[i], s[i + 1]);
+    }
+    return out;
+  }
+
+  /** A ring holding what `list` gave (another worker's), in the same order. */
+  static of(list: readonly string[]): RecentMessages {
+    const r = new RecentMessages();
+    for (let i = 0; i + 1 < list.length; i += 2) r.note(list[i], list[i + 1]);
+    return r;
+  }
+
   has(from: string, id: string): boolean {
     if (id === "") return false;
     const s = this.slots;

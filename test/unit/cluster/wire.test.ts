@@ -109,6 +109,11 @@ test("handover ops carry a moving session whole: the core's part, the presence i
   assert.deepEqual({ ...h, presence: null }, { ...handover, presence: null });
   const parked = roundTrip({ op: "park", handover: { ...handover, presence: null } }) as Extract<BusMessage, { op: "park" }>;
   assert.deepEqual(parked.handover, { ...handover, presence: null });
+  // The session's last messages by sender and id (Session.recent) go along; a handover without them has none.
+  const recent = ["bob@x/d", "m1", "carol@x/p", "m2"];
+  const withRecent = roundTrip({ op: "park", handover: { ...handover, presence: null, recent } }) as Extract<BusMessage, { op: "park" }>;
+  assert.deepEqual(withRecent.handover.recent, recent);
+  assert.equal("recent" in parked.handover, false);
 });
 
 test("pools: a bind says whether the session is pooled; settle notices carry their refs", { timeout: 5000 }, () => {
