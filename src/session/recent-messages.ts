@@ -13,14 +13,19 @@ const SIZE = 16;
  */
 export class RecentMessages {
   /** Sender and id, alternating; "" where nothing was written yet. */
-  private readonly slots: string[] = new Array<string>(SIZE * 2).fill("");
+  private readonly slots: string[];
   private next = 0;
+
+  /** `size` pairs (a room, which hears many senders, keeps more). */
+  constructor(size = SIZE) {
+    this.slots = new Array<string>(size * 2).fill("");
+  }
 
   note(from: string, id: string): void {
     const i = this.next;
     this.slots[i] = from;
     this.slots[i + 1] = id;
-    this.next = i + 2 === SIZE * 2 ? 0 : i + 2;
+    this.next = i + 2 === this.slots.length ? 0 : i + 2;
   }
 
   /** Sender and id of each, oldest first, alternating: what moves with the session to another worker (Handover.recent). */

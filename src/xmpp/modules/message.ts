@@ -5,6 +5,7 @@ import { Ev, type Hooks, type StanzaEvent } from "../hooks.js";
 import { bounce } from "../replies.js";
 import { eligible } from "./carbons.js";
 import type { StanzaIds } from "./stanza-id.js";
+import type { ClientSession } from "../client-session.js";
 
 /** RFC 6121 §8.5.2/§8.5.3: what the type of a message asks of delivery. */
 function flagsFor(type: string | undefined, full: boolean): number {
@@ -22,6 +23,11 @@ function flagsFor(type: string | undefined, full: boolean): number {
       // error: only to the resource addressed, else dropped (errors are never answered).
       return 0;
   }
+}
+
+/** Flag.Resent just after a resumption: the message is perhaps sent again, and delivered already (Session.recent drops it then). */
+export function resentFlag(s: ClientSession): number {
+  return s.resentUntil !== 0 && monotonicMs() < s.resentUntil ? Flag.Resent : 0;
 }
 
 /** `to` is the bare JID or a full JID of the user `bare` (both canonical), without slicing a string per message. */
@@ -42,9 +48,7 @@ export function messageModule(hooks: Hooks, ids: StanzaIds | null = null): void 
     const copies = eligible(stanza) && !ownAddress(to, s.bare) ? Flag.Copies : 0;
     // XEP-0313: the owners of both users archive it (ChannelOwner, ProxyDaemon.copyToOwner).
     const archive = ids !== null && ids.mark(stanza, s.bare, to) ? Flag.Archive : 0;
-    // Just after a resumption: perhaps sent again, and delivered already (Session.recent drops it then).
-    const resent = s.resentUntil !== 0 && monotonicMs() < s.resentUntil ? Flag.Resent : 0;
-    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full) | copies | archive | resent, id: stanza.attrs.id ?? "" }));
+    s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: flagsFor(type, full) | copies | archive | resentFlag(s), id: stanza.attrs.id ?? "" }));
     return true;
   };
   hooks.on(Ev.MessageBare, send(false));

@@ -15,6 +15,7 @@ import type { ArchiveStore } from "../../store/archive-store.js";
 import type { MucDirectory } from "../../store/muc-directory.js";
 import { RoomDirectory } from "./directory.js";
 import { RoomNicks } from "./owner-lost.js";
+import { resentFlag } from "../modules/message.js";
 
 /** Rooms one session may be in at once (each is told when the session goes); directed presence is capped at 1000 too. */
 const MAX_ROOMS_PER_SESSION = 500;
@@ -61,7 +62,7 @@ export function mucModule(hooks: Hooks, x: XmppContext, disco: Disco, rooms: Muc
       return true;
     }
     if (kind === "message") {
-      s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: Flag.Service, id: stanza.attrs.id ?? "" }));
+      s.submit(Envelope.message({ from: s.address, to, protocol: "xmpp", payload: stanza, flags: Flag.Service | resentFlag(s), id: stanza.attrs.id ?? "" }));
       return true;
     }
     const type = stanza.attrs.type;

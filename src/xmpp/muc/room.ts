@@ -6,6 +6,10 @@ import { StanzaCondition, stanzaError } from "../errors.js";
 import type { FanoutTarget } from "../../session/service.js";
 import { defaultConfig, type RoomConfig } from "./room-config.js";
 import { historyAsk, historyFor, type Kept } from "./history.js";
+import { RecentMessages } from "../../session/recent-messages.js";
+
+/** Groupchat messages a room remembers by sender and id (a busy room hears many senders between a message and its resend). */
+const ROOM_RECENT = 64;
 import { type Affiliation, type Occupant, type Role, occupantPresence, shownOf, target } from "./occupants.js";
 
 /** What a room sends through: its service turns these into envelopes and fan-outs (service.ts). */
@@ -56,6 +60,8 @@ export class Room {
   subject = "";
   subjectBy = "";
   history: Kept[] = [];
+  /** The last groupchat messages by sender's full JID and id: a resumed client's resend is not broadcast twice. Made at the first. */
+  private recent: RecentMessages | null = null;
   /** §10.1: a new room is locked until its owner accepts the default configuration or submits one. */
   locked = false;
   /** Made for the first joiner, and not configured yet: a <cancel/> of the form destroys it (§10.1.3). */
@@ -255,8 +261,8 @@ export class Room {
 
   // ---- messages ----------------------------------------------------------------------
 
-  /** A message from `jid` to the room (nick "") or to room/nick. */
-  message(el: Element, jid: string, at: string, nick: string, now: number): void {
+  /** A message from `jid` to the room (nick "") or to room/nick; `resent`: sent just after its client resumed (Flag.Resent). */
+  message(el: Element, jid: string, at: string, nick: string, now: number, resent = false): void {
     const type = el.attrs.type;
     if (type === "error") return;
     const to = { address: jid, at };
@@ -274,6 +280,12 @@ export class Room {
     if (subject !== undefined && body === undefined) return this.changeSubject(el, sender, subject.getText());
     // §7.4: visitors in a moderated room have no voice.
     if (sender.role === "visitor") return this.error(el, to, StanzaCondition.Forbidden, "you have no voice in this moderated room");
+    // Sent again by a client resumed from a count that stayed below it, and broadcast already: not twice (Session.recent).
+    const id = el.attrs.id;
+    if (typeof id === "string" && id !== "") {
+      if (resent && this.recent !== null && this.recent.has(jid, id)) return;
+      (this.recent ??= new RecentMessages(ROOM_RECENT)).note(jid, id);
+    }
     const m = new Element("message", { type: "groupchat" });
     if (el.attrs.id !== undefined) m.attrs.id = el.attrs.id;
     // Dropped: what only the room may say. A <x xmlns=muc#user/> could claim a real JID (XEP-0313, "MUC message spoofing": an archive strips it).

@@ -1,7 +1,7 @@
 import { Element } from "ltx";
 import { randomBytes } from "node:crypto";
 import { bareOf, resourceOf } from "../../address/address.js";
-import { Envelope, Kind, type WireText } from "../../envelope/envelope.js";
+import { Envelope, Flag, Kind, type WireText } from "../../envelope/envelope.js";
 import type { Core } from "../../session/core.js";
 import type { FanoutTarget, OwnedService, ServiceLink } from "../../session/service.js";
 import type { Logger } from "../../log/logger.js";
@@ -179,7 +179,7 @@ export class MucService implements OwnedService, RoomOut {
       if (env.kind === Kind.Presence) return room.presence(el, env.from, at, nick, now);
       if (env.kind === Kind.Message) {
         if (nick === "" && mediatedInvite(room, el, env.from, at)) return;
-        return room.message(el, env.from, at, nick, now);
+        return room.message(el, env.from, at, nick, now, (env.flags & Flag.Resent) !== 0);
       }
       if (env.kind === Kind.Request) {
         const q = el.getChildElements()[0];
