@@ -34,8 +34,8 @@
  *                   (with --sm: its "Stream management" section and docs/img/xmpp-sm.json instead)
  *   --report FILE   rewrite them from a sweep's saved JSON (docs/img/xmpp-sweep.json), running nothing
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
- *   --writer W      Switchboard's io.writerThread: on (default: the thread where the server has two cores,
- *                   --server-cpu 0,1), off, or always (also on one core)
+ *   --writer W      Switchboard's io.writerThread: on (default: the thread where each worker has two cores,
+ *                   --server-cpu 0,1 with one worker), off, or always (also on one core, or a core per worker)
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)

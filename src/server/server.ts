@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import { WriterThread } from "../transport/writer-thread.js";
 import { beforeClientWrites, flushClientWrites } from "../transport/stream-conn.js";
@@ -186,7 +187,7 @@ export class Server {
     };
 
     // The writer thread where it can run, else Node's own writes; the log says which (docs/operations.md).
-    const { writer, path: writePath } = WriterThread.choose(config.io.writerThread);
+    const { writer, path: writePath } = WriterThread.choose(config.io.writerThread, config.cluster.workers === 0 ? availableParallelism() : config.cluster.workers);
     log.info(`socket writes: ${writePath}`);
     log.info(`store: ${store.kind}`);
     const listeners: Listening[] = [];

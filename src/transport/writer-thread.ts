@@ -100,15 +100,21 @@ export class WriterThread {
 
   /**
    * The server's write path: the writer thread when enabled, on Linux, with a
-   * second core and the addon loaded; else null and Node's own writes on the
-   * event loop. `path` says which, and why, for the start's log line.
+   * core to spare for it (two usable cores for each of the host's `workers`
+   * worker processes) and the addon loaded; else null and Node's own writes on
+   * the event loop. `path` says which, and why, for the start's log line.
    */
-  static choose(enabled: boolean | "always"): { writer: WriterThread | null; path: string } {
+  static choose(enabled: boolean | "always", workers = 1): { writer: WriterThread | null; path: string } {
     const loop = (why: string) => ({ writer: null, path: `event loop (${why})` });
     if (!enabled) return loop("io.writerThread is false");
     if (process.platform !== "linux") return loop(`not Linux: ${process.platform}`);
-    // On a single core the thread would only take turns with the event loop.
-    if (availableParallelism() < 2 && enabled !== "always") return loop("one usable core");
+    // On a single core the thread would only take turns with the event loop. With a worker per core each
+    // thread's naps (a timer wake-up every 200 µs while traffic flows) cost more than the writes it takes
+    // off the loops: two workers on two cores spent 64-70 µs a message with threads, 52-54 without
+    // (docs/benchmarks.md, "The writer thread with several workers", session 21).
+    const cores = availableParallelism();
+    if (enabled !== "always" && cores < 2) return loop("one usable core");
+    if (enabled !== "always" && cores < 2 * workers) return loop(`${workers} workers on ${cores} usable cores: none to spare for a writer thread each`);
     const writer = WriterThread.get();
     if (writer === null) return loop(WriterThread.loadError ?? "unavailable");
     return { writer, path: `writer thread (${WriterThread.addonPath()})` };

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, connect, type Socket, type Server, type AddressInfo } from "node:net";
 import { once } from "node:events";
+import { availableParallelism } from "node:os";
 import { spawn, spawnSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { WriterThread } from "../../../src/transport/writer-thread.js";
@@ -192,4 +193,16 @@ test("the addon imports nothing from glibc newer than 2.28 (Node.js 20's floor)"
   assert.ok(versions.length > 0, "nm lists glibc symbols");
   const newer = versions.filter((m) => Number(m[2]) > 2 || (Number(m[2]) === 2 && Number(m[3]) > 28)).map((m) => m[1]);
   assert.deepEqual(newer, [], `symbols newer than GLIBC_2.28: ${newer.join(", ")}`);
+});
+
+test("the thread only where it has a core to spare: two usable cores for each worker of the host, unless forced", { skip: skip || (process.platform !== "linux" ? "not Linux" : false), timeout: 5000 }, () => {
+  const cores = availableParallelism();
+  const many = Math.max(cores, 2); // a worker per core: no core left for a thread each
+  const crowded = WriterThread.choose(true, many);
+  assert.equal(crowded.writer, null);
+  assert.match(crowded.path, cores < 2 ? /one usable core/ : new RegExp(`^event loop \\(${many} workers on ${cores} usable cores`));
+  assert.notEqual(WriterThread.choose("always", many).writer, null, '"always" runs it anyway');
+  assert.equal(WriterThread.choose(false, 1).writer, null);
+  if (cores >= 2) assert.notEqual(WriterThread.choose(true, 1).writer, null, "one worker with a second core: the thread");
+  if (cores >= 4) assert.notEqual(WriterThread.choose(true, Math.floor(cores / 2)).writer, null, "two cores a worker: the thread");
 });
