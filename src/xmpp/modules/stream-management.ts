@@ -226,10 +226,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     // XEP-0352: what an inactive client's gate holds joins the queue first (suspended: written nowhere).
     s.gate?.flush();
     s.gate = null;
+    if (acks.queue.bytes > MAX_HANDOVER_BYTES) return null;
     const unacked = acks.queue.pending();
-    let bytes = 0;
-    for (const w of unacked) bytes += w.length;
-    if (bytes > MAX_HANDOVER_BYTES) return null;
     return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested, blocklistRequested: s.blocklistRequested };
   }
 
