@@ -25,6 +25,7 @@ import { fleetClient, phaseOutcome, type FleetClient, type Service } from "./fle
 // Tracing: FAULTS_TRACE=1 FAULTS_LOG=debug prints, for a lost message, what the hosts logged of its recipient, and for
 // a duplicate every path it took (delivered where, routed again by its custodian, stored offline, taken from
 // storage, resent from a resumed session's queue or its keeper's copies); FAULTS_DUMP=<dir> writes each host's log.
+// FAULTS_COALESCE_MS=<n> sets cluster.coalesceMs on every host (unset: the product's default).
 
 const HOSTS = 3;
 /** The issue says 300; what the 2 cores carry besides 6 workers, 3 NATS nodes and PostgreSQL (logins use PLAIN: fleet.ts). */
@@ -33,6 +34,8 @@ const PHASE_MS = Number(process.env.FAULTS_PHASE_MS ?? 10_000);
 const EVERY_MS = Number(process.env.FAULTS_EVERY_MS ?? 250);
 /** xmpp.sm.resumeTimeoutMs of the hosts. */
 const RESUME_MS = 20_000;
+/** cluster.coalesceMs of the hosts, when set (FAULTS_COALESCE_MS). */
+const COALESCE_MS = process.env.FAULTS_COALESCE_MS === undefined || process.env.FAULTS_COALESCE_MS === "" ? undefined : Number(process.env.FAULTS_COALESCE_MS);
 const SKIP = !HAVE_NATS ? "nats-server is not installed (apt-get install nats-server)" : (HAVE_POSTGRES ?? false);
 
 interface Figures {
@@ -78,7 +81,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
           listeners: [{ protocol: "xmpp", transport: "tcp", host: address, port: services[h].port }],
           xmpp: { allowPlainWithoutTls: true, sm: { resumeTimeoutMs: RESUME_MS } },
           storage: { type: "postgres", postgres: { ...postgres, poolSize: 4 } },
-          cluster: { hostAddress: address, bus: "nats", workers: 2, nats: { servers: nats.urls, subject: "sbfaults3", heartbeatMs: 300 } },
+          cluster: { hostAddress: address, bus: "nats", workers: 2, nats: { servers: nats.urls, subject: "sbfaults3", heartbeatMs: 300 }, ...(COALESCE_MS === undefined ? {} : { coalesceMs: COALESCE_MS }) },
           admin: { enabled: false },
           drainTimeoutMs: 3000,
         }),
@@ -106,7 +109,7 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
       const failed = got.find((r) => r.status === "rejected");
       if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     }
-    process.stdout.write(`# faults-3hosts: ${USERS} clients logged in over ${HOSTS} hosts in ${Date.now() - t0} ms\n`);
+    process.stdout.write(`# faults-3hosts: ${USERS} clients logged in over ${HOSTS} hosts in ${Date.now() - t0} ms; cluster.coalesceMs ${COALESCE_MS ?? "default"}\n`);
   }, { timeout: 120_000 });
 
   after(async () => {
