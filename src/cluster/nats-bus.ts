@@ -347,9 +347,23 @@ export class NatsBus implements ClusterBus {
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
     for (const cb of this.flushed) cb();
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
+    this.written();
     this.flushQueued = false;
     for (const cb of this.after) cb();
   };
+
+  /**
+   * What this publish handed nats.js goes to its socket now, not in the microtask nats.js queued for it: after
+   * the rest of the callback that published, and after the client output the `after` hooks write. A worker
+   * stopped in between (SIGSTOP) kept a batch it had published, unmarked, and wrote it on SIGCONT: its
+   * messages arrived 5 s late next to their senders' second copies, sent again from where the clients resumed
+   * by keepers' counts that the same unwritten batch carried (the three-host stop-worker duplicate, session 21).
+   * And the client output was meant to follow the publish on the wire (beforeClientWrites), not precede it.
+   */
+  private written(): void {
+    if (this.nc.isClosed()) return;
+    (this.nc as unknown as { protocol?: { flushPending?: () => void } }).protocol?.flushPending?.();
+  }
 
   onFlushed(cb: () => void): void {
     this.flushed.push(cb);
