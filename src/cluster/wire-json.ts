@@ -238,7 +238,7 @@ function heldCopies(a: unknown, width: 2 | 3): boolean {
 type HandoverHead = [string, string, string, string, number, boolean, number, boolean, boolean, [string, string, number, boolean][], unknown, string[]?];
 
 function handoverHead(h: Handover): HandoverHead {
-  return h.recent === undefined
-    ? [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state]
-    : [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state, h.recent];
+  const head: HandoverHead = [h.protocol, h.key, h.address, h.resource, h.serial, h.available, h.priority, h.wantsCopies, h.peersWantCopies, h.inbound, h.state];
+  if (h.recent !== undefined) head.push(h.recent);
+  return head;
 }

@@ -581,15 +581,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * "Resent"), so nothing else would tell the two apart.
    */
   private resentBefore(s: Session, env: Envelope): boolean {
-    const recent = s.recentMessages();
-    if ((env.flags & Flag.Resent) !== 0 && recent.has(env.from, env.id)) {
-      this.stats.resentDropped++;
-      if (this.trace) this.traceMsg("sent again after a resumption, given here before: dropped", env, { address: s.address, serial: s.serial });
-      this.settle(env);
-      return true;
-    }
-    recent.note(env.from, env.id);
-    return false;
+    if (!s.recentMessages().again(env.from, env.id, (env.flags & Flag.Resent) !== 0)) return false;
+    this.stats.resentDropped++;
+    if (this.trace) this.traceMsg("sent again after a resumption, given here before: dropped", env, { address: s.address, serial: s.serial });
+    this.settle(env);
+    return true;
   }
 
   /**

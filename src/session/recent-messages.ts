@@ -46,6 +46,16 @@ export class RecentMessages {
     return r;
   }
 
+  /**
+   * A message arriving: true when it is `marked` (Flag.Resent) and was given here already, the copy to drop;
+   * else it is noted as given and false. The one rule the core's sessions and a protocol's rooms share.
+   */
+  again(from: string, id: string, marked: boolean): boolean {
+    if (marked && this.has(from, id)) return true;
+    this.note(from, id);
+    return false;
+  }
+
   has(from: string, id: string): boolean {
     if (id === "") return false;
     const s = this.slots;

@@ -282,10 +282,7 @@ export class Room {
     if (sender.role === "visitor") return this.error(el, to, StanzaCondition.Forbidden, "you have no voice in this moderated room");
     // Sent again by a client resumed from a count that stayed below it, and broadcast already: not twice (Session.recent).
     const id = el.attrs.id;
-    if (typeof id === "string" && id !== "") {
-      if (resent && this.recent !== null && this.recent.has(jid, id)) return;
-      (this.recent ??= new RecentMessages(ROOM_RECENT)).note(jid, id);
-    }
+    if (typeof id === "string" && id !== "" && (this.recent ??= new RecentMessages(ROOM_RECENT)).again(jid, id, resent)) return;
     const m = new Element("message", { type: "groupchat" });
     if (el.attrs.id !== undefined) m.attrs.id = el.attrs.id;
     // Dropped: what only the room may say. A <x xmlns=muc#user/> could claim a real JID (XEP-0313, "MUC message spoofing": an archive strips it).
