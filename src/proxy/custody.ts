@@ -475,16 +475,35 @@ export class Confirmations {
   /** Per custodian; an entry stays (its lists start empty again), so a callback's gathering makes no map entry. */
   private readonly byWorker = new Map<string, { taken: Taken[]; done: string[] }>();
   private queued = false;
+  /** Taken, waiting for `afterCopies` (takenAfterCopies); null: none. */
+  private later: [string, Taken][] | null = null;
 
   constructor(
     private readonly send: (worker: string, taken: Taken[], done: string[]) => void,
     /** After each gathering is sent: publish it now. */
     private readonly sent: () => void = () => {},
+    /** Calls back once the copies this worker made for its sessions' keeper are published (ResumeRecordDesk.afterCopies). */
+    private readonly afterCopies: (cb: () => void) => void = (cb) => cb(),
   ) {}
 
   taken(worker: string, t: Taken): void {
     this.of(worker).taken.push(t);
   }
+
+  /** As taken, once the copies made so far are published: one callback for all that wait. */
+  takenAfterCopies(worker: string, t: Taken): void {
+    if (this.later === null) {
+      this.later = [];
+      this.afterCopies(this.copied);
+    }
+    this.later.push([worker, t]);
+  }
+
+  private readonly copied = (): void => {
+    const later = this.later;
+    this.later = null;
+    if (later !== null) for (const [w, t] of later) this.taken(w, t);
+  };
 
   done(worker: string, receipt: string): void {
     this.of(worker).done.push(receipt);

@@ -249,6 +249,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.confirmations = new Confirmations(
       (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
       () => this.bus.flushNow?.(),
+      (cb) => this.records.afterCopies(cb),
     );
     this.timer.also((now) => {
       this.stall.swept(now);
@@ -904,7 +905,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       if (this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs(), tag, count) > 1) this.receipts.add(receipt, monotonicMs(), true);
     } else if (w !== "") {
       this.receipts.add(receipt, monotonicMs(), true);
-      this.confirmations.taken(w, [receipt, tag, count]);
+      // Its custodian on this host and the session's keeper on another (pins): the copy goes first (afterCopies).
+      if (this.records.pinning && this.records.onThisHost(w)) this.confirmations.takenAfterCopies(w, [receipt, tag, count]);
+      else this.confirmations.taken(w, [receipt, tag, count]);
     }
   }
 

@@ -149,6 +149,8 @@ export class ResumeRecordDesk implements ResumeRecords {
   private readonly outCounts = new Set<Session>();
   private outDrop: string[] = [];
   private outHeld: [string, number, string][] = [];
+  /** afterCopies callbacks waiting for outHeld to be handed to the bus (sendHeld, flush). Null: none. */
+  private copiesOut: (() => void)[] | null = null;
   private readonly outAcks = new Map<Session, number>();
   private queued = false;
   /** Copies wait in outHeld for the start of this turn's publish (sendHeld). */
@@ -481,13 +483,34 @@ export class ResumeRecordDesk implements ResumeRecords {
     else this.sendHeld();
   }
 
+  /**
+   * Calls `cb` once the copies made so far (replicate) have gone to the bus and it published them: at once when none
+   * waits and nothing is unpublished. A confirmation that this worker's session took a message from another worker of
+   * its host waits for it (ProxyDaemon.taken): that host's death takes the message's custodian and this session
+   * together, and what survives is the copy at the keeper on another host. The host link is written as a publish
+   * begins, the keeper's batch on another host last, so the confirmation, in the same publish, would go first; a
+   * SIGKILL between the two writes, once the custodian had read it and let its sender's count pass the message, lost it.
+   */
+  afterCopies(cb: () => void): void {
+    if (this.outHeld.length === 0) return this.afterPublish(cb);
+    (this.copiesOut ??= []).push(cb);
+  }
+
+  /** The copies waited for went to the bus: their confirmations go after its publish. */
+  private copiesSent(): void {
+    const cbs = this.copiesOut;
+    if (cbs === null) return;
+    this.copiesOut = null;
+    for (const cb of cbs) this.afterPublish(cb);
+  }
+
   /** The turn's copies (those flush has not taken with records) to the keeper, by size. */
   private readonly sendHeld = (): void => {
     this.heldQueued = false;
     // A new keeper's records (and the reset) go first: it keeps a copy only beside its record.
     if (this.reset || this.outKeep.size > 0) return this.flush();
     const held = this.outHeld;
-    if (held.length === 0 || this.keeper === "") return;
+    if (held.length === 0 || this.keeper === "") return this.copiesSent();
     this.outHeld = [];
     const from = this.host.workerId;
     let start = 0;
@@ -501,6 +524,7 @@ export class ResumeRecordDesk implements ResumeRecords {
       bytes += held[i][2].length;
     }
     this.host.send(this.keeper, { op: "records", from, reset: false, keep: [], counts: [], drop: [], held: start === 0 ? held : held.slice(start), acks: [] });
+    this.copiesSent();
   };
 
   acked(s: Session, h: number): void {
@@ -569,7 +593,7 @@ export class ResumeRecordDesk implements ResumeRecords {
     this.outCounts.clear();
     this.outAcks.clear();
     this.outDrop = [];
-    if (keeper === "" || (keep.length === 0 && counts.length === 0 && drop.length === 0 && held.length === 0 && acks.length === 0 && !this.reset)) return;
+    if (keeper === "" || (keep.length === 0 && counts.length === 0 && drop.length === 0 && held.length === 0 && acks.length === 0 && !this.reset)) return this.copiesSent();
     let reset = this.reset;
     this.reset = false;
     const from = this.host.workerId;
@@ -591,6 +615,7 @@ export class ResumeRecordDesk implements ResumeRecords {
       bytes += c[2].length;
     }
     if (reset || part.length > 0 || counts.length > 0 || drop.length > 0 || acks.length > 0) this.host.send(keeper, { op: "records", from, reset, keep: [], counts, drop, held: part, acks });
+    this.copiesSent();
   };
 
   // ---- membership ----------------------------------------------------------
