@@ -138,11 +138,15 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
           if (s.blocked !== null && blocks(s.blocked, el.attrs.from ?? "", s.bare)) continue;
           // Given to this session already (a rebuilt one counts its keeper's copies): its sender's client, resumed
           // from a count that stayed below it, sent it again while this session had no place (docs/architecture.md, "Resent").
+          const from = el.attrs.from ?? "";
+          const id = el.attrs.id ?? "";
           const recent = s.coreSession.recent;
-          if (recent !== null && recent.has(el.attrs.from ?? "", el.attrs.id ?? "")) {
+          if (recent !== null && recent.has(from, id)) {
             x.metrics.sm.storedResentDropped++;
             continue;
           }
+          // Given now: a copy its sender's resumed client sends again later is dropped here as one the core delivered.
+          if (id !== "" && s.coreSession.dropsResent) s.coreSession.recentMessages().note(from, id);
           s.send(el);
           ids?.push(el.attrs.id ?? "");
         } catch {
