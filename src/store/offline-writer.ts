@@ -8,6 +8,8 @@ export type OfflineOutcome = OfflineResult | "failed";
 interface Entry {
   user: string;
   stanza: string;
+  key: string;
+  resent: boolean;
   done: (o: OfflineOutcome) => void;
 }
 
@@ -48,9 +50,9 @@ export class OfflineWriter {
     return this.batches.size;
   }
 
-  /** Queues a message; false when the queue is full (the caller refuses it now). */
-  push(user: string, stanza: string, done: (o: OfflineOutcome) => void): boolean {
-    return this.batches.push({ user, stanza, done });
+  /** Queues a message (`key` and `resent`: OfflineEntry's); false when the queue is full (the caller refuses it now). */
+  push(user: string, stanza: string, done: (o: OfflineOutcome) => void, key = "", resent = false): boolean {
+    return this.batches.push({ user, stanza, key, resent, done });
   }
 
   /** Resolves once everything queued before the call has been written (or has failed). */

@@ -41,6 +41,8 @@ export const XMPP: Component = {
        RETURN NULL;
      END $$;
      CREATE TRIGGER users_delete_xmpp AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION users_delete_xmpp()`,
+    // 2: the sender and id of a stored message (OfflineEntry.key), so that a resent copy is told from a new one.
+    `ALTER TABLE offline ADD COLUMN msgkey text`,
   ],
 };
 
@@ -131,19 +133,30 @@ export class PgXmppStore implements XmppStore {
         const counts = await c.query<{ username: string; n: number }>("SELECT username, count(*)::int AS n FROM offline WHERE username = ANY($1::text[]) GROUP BY username", [[...known]]);
         for (const r of counts.rows) waiting.set(r.username, r.n);
       }
+      // Resent copies (rare): the keys among them that wait already, by user and key; and those this batch stores.
+      const waitingKeys = new Set<string>();
+      const resent = batch.filter((e) => e.resent === true && e.key && known.has(e.user));
+      if (resent.length > 0) {
+        const r = await c.query<{ username: string; msgkey: string }>("SELECT username, msgkey FROM offline WHERE username = ANY($1::text[]) AND msgkey = ANY($2::text[])", [resent.map((e) => e.user), resent.map((e) => e.key)]);
+        for (const row of r.rows) waitingKeys.add(`${row.username}\u0000${row.msgkey}`);
+      }
       const names: string[] = [];
       const stanzas: string[] = [];
-      const results = batch.map(({ user, stanza }): OfflineResult => {
+      const keys: (string | null)[] = [];
+      const results = batch.map(({ user, stanza, key, resent }): OfflineResult => {
         if (!known.has(user)) return "unknown";
+        if (resent === true && key && waitingKeys.has(`${user}\u0000${key}`)) return "duplicate";
         const n = waiting.get(user) ?? 0;
         if (n >= cap) return "full";
         waiting.set(user, n + 1);
         names.push(user);
         stanzas.push(stanza);
+        keys.push(key || null);
+        if (key) waitingKeys.add(`${user}\u0000${key}`);
         return "stored";
       });
       // unnest keeps the arrays' order, and bigserial numbers the rows in it: the order takeOffline returns.
-      if (names.length > 0) await c.query("INSERT INTO offline (username, stanza, created_at) SELECT u, s, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (u, s, k) ORDER BY k", [names, stanzas, Date.now()]);
+      if (names.length > 0) await c.query("INSERT INTO offline (username, stanza, created_at, msgkey) SELECT u, s, $3, m FROM unnest($1::text[], $2::text[], $4::text[]) WITH ORDINALITY AS t (u, s, m, k) ORDER BY k", [names, stanzas, Date.now(), keys]);
       return results;
     });
   }

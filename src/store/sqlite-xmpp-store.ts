@@ -44,6 +44,8 @@ const MIGRATIONS: readonly string[] = [
      DELETE FROM subscription_requests WHERE username = old.username;
      DELETE FROM offline WHERE username = old.username;
    END`,
+  // 2: the sender and id of a stored message (OfflineEntry.key), so that a resent copy is told from a new one.
+  `ALTER TABLE offline ADD COLUMN msgkey TEXT`,
 ];
 
 /**
@@ -74,7 +76,9 @@ export class SqliteXmppStore implements XmppStore {
       delReq: p<[string, string]>(`DELETE FROM subscription_requests WHERE username = ? AND jid = ?`),
       countReq: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM subscription_requests WHERE username = ?`),
       hasUser: p<[string], { x: number }>(`SELECT 1 AS x FROM users WHERE username = ?`),
-      pushOff: p<[string, string, number]>(`INSERT INTO offline (username, stanza, created_at) VALUES (?, ?, ?)`),
+      pushOff: p<[string, string, number, string | null]>(`INSERT INTO offline (username, stanza, created_at, msgkey) VALUES (?, ?, ?, ?)`),
+      // The user's rows by the index, then their keys: only for a resent copy, rare.
+      hasKey: p<[string, string], { x: number }>(`SELECT 1 AS x FROM offline WHERE username = ? AND msgkey = ? LIMIT 1`),
       countOff: p<[string], { n: number }>(`SELECT COUNT(*) AS n FROM offline WHERE username = ?`),
       takeOff: p<[string], { stanza: string }>(`SELECT stanza FROM offline WHERE username = ? ORDER BY id`),
       clearOff: p<[string]>(`DELETE FROM offline WHERE username = ?`),
@@ -137,15 +141,16 @@ export class SqliteXmppStore implements XmppStore {
           const now = Date.now();
           // Per user in this batch: messages waiting, or -1 for no such account.
           const waiting = new Map<string, number>();
-          return batch.map(({ user, stanza }): OfflineResult => {
+          return batch.map(({ user, stanza, key, resent }): OfflineResult => {
             let n = waiting.get(user);
             if (n === undefined) {
               n = this.s.hasUser.get(user) === undefined ? -1 : this.s.countOff.get(user)!.n;
               waiting.set(user, n);
             }
             if (n < 0) return "unknown";
+            if (resent === true && key && this.s.hasKey.get(user, key) !== undefined) return "duplicate";
             if (n >= cap) return "full";
-            this.s.pushOff.run(user, stanza, now);
+            this.s.pushOff.run(user, stanza, now, key || null);
             waiting.set(user, n + 1);
             return "stored";
           });

@@ -15,10 +15,20 @@ export interface RosterItem {
 export interface OfflineEntry {
   user: string;
   stanza: string;
+  /** Its sender's full address and its id, one string that tells them apart (no NUL: PostgreSQL's text refuses it); absent or "": none. */
+  key?: string;
+  /**
+   * Sent again by its sender's client right after resuming (Flag.Resent): not stored when a message with the same
+   * key waits for the user already (the first copy, stored before a death kept the sender's count below it).
+   */
+  resent?: boolean;
 }
 
-/** What became of one OfflineEntry: kept, refused because the user has `cap` waiting, or no such account. */
-export type OfflineResult = "stored" | "full" | "unknown";
+/**
+ * What became of one OfflineEntry: kept, refused because the user has `cap` waiting, no such account, or a resent
+ * copy of one that waits already (not stored again: as good as stored).
+ */
+export type OfflineResult = "stored" | "full" | "unknown" | "duplicate";
 
 /**
  * What XMPP keeps per account beside the credentials: rosters, subscription

@@ -28,17 +28,28 @@ export function offlineSink(x: XmppContext): OfflineSink {
       settle(null);
       return null;
     }
-    const queued = x.offline.push(user, stored, (o) => {
-      if (o === "stored") {
-        x.metrics.offlineStored++;
-        settle(null);
-      } else settle(refusal(o));
-    });
+    // Sender and id: a copy its sender's client sends again after resuming is not stored twice (docs/architecture.md, "Resent").
+    const key = env.id === "" ? "" : `${env.from.length}:${env.from}${env.id}`;
+    const queued = x.offline.push(
+      user,
+      stored,
+      (o) => {
+        if (o === "stored") {
+          x.metrics.offlineStored++;
+          settle(null);
+        } else if (o === "duplicate") {
+          x.metrics.sm.storedResentDropped++;
+          settle(null);
+        } else settle(refusal(o));
+      },
+      key,
+      (env.flags & Flag.Resent) !== 0,
+    );
     return queued ? null : ErrorCode.NotStored;
   };
 }
 
-function refusal(o: Exclude<OfflineOutcome, "stored">): string {
+function refusal(o: Exclude<OfflineOutcome, "stored" | "duplicate">): string {
   return o === "full" ? ErrorCode.QuotaExceeded : o === "unknown" ? ErrorCode.Unavailable : ErrorCode.NotStored;
 }
 

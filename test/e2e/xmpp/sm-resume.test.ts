@@ -16,7 +16,7 @@ const SM = "urn:xmpp:sm:3";
 before(async () => {
   ts = await startXmppServer(
     { xmpp: { allowPlainWithoutTls: true, sm: { ackEveryStanzas: 0, ackEveryMs: 0, maxUnacked: 100, resumeTimeoutMs: 2000 } } },
-    { alice: "a-pass", bob: "b-pass", carol: "c-pass", dave: "d-pass", erin: "e-pass" },
+    { alice: "a-pass", bob: "b-pass", carol: "c-pass", dave: "d-pass", erin: "e-pass", frank: "f-pass" },
   );
   port = ts.port("xmpp", "tcp");
 }, { timeout: 15_000 });
@@ -269,6 +269,42 @@ test("a message its recipient took from offline storage, sent again by its sende
       }
     } finally {
       erin.destroy();
+    }
+  } finally {
+    c1.destroy();
+  }
+});
+
+test("a message stored for a user with no session, sent again by its sender's resumed client, is not stored a second time", { timeout: 15_000 }, async () => {
+  const { r: c1, id } = await resumable("carol", "c-pass", "tablet");
+  try {
+    c1.send(msg("frank@localhost", "w1"));
+    await waitUntil(async () => (await ts.server.store.xmpp.offlineCount("frank")) === 1, 5000, "w1 stored");
+    await pingOk(c1);
+    c1.destroy();
+    await suspended("carol@localhost/tablet");
+    const c2 = await rawAuth("carol", "c-pass");
+    try {
+      // Resumed from a count that stayed below w1 (a death between the store and the count), sent again by hand, and w2, new.
+      c2.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+      await c2.until(/<resumed /);
+      c2.send(msg("frank@localhost", "w1"));
+      c2.send(msg("frank@localhost", "w2"));
+      await waitUntil(async () => (await ts.server.store.xmpp.offlineCount("frank")) === 2, 5000, "w2 stored");
+      await pingOk(c2);
+      // Written in the order queued: with w2 stored, the resent w1's fate is settled.
+      assert.equal(await ts.server.store.xmpp.offlineCount("frank"), 2, "w1 stored once");
+      const frank = await rawLogin(port, "frank", "f-pass", "desk");
+      try {
+        frank.send("<presence/>");
+        await frank.until(/<body>w2<\/body>/);
+        await pingOk(frank);
+        assert.deepEqual(bodies(frank.text), ["w1", "w2"]);
+      } finally {
+        frank.destroy();
+      }
+    } finally {
+      c2.destroy();
     }
   } finally {
     c1.destroy();

@@ -13,7 +13,7 @@ import { deriveCredentials } from "../../../src/store/scram.js";
 const names = (db: Database.Database) => db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => r.name);
 const versions = (db: Database.Database) => db.prepare("SELECT component, version FROM schema_versions ORDER BY component").all();
 
-test("it makes its tables, index and trigger in the accounts file, at version 1 of component xmpp; opened again, nothing re-runs", { timeout: 10_000 }, async () => {
+test("it makes its tables, index and trigger in the accounts file, at version 2 of component xmpp; opened again, nothing re-runs", { timeout: 10_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "switchboard-xmpp-store-"));
   const path = join(dir, "db.sqlite");
   try {
@@ -23,7 +23,7 @@ test("it makes its tables, index and trigger in the accounts file, at version 1 
     assert.deepEqual(names(store.db), ["offline", "offline_by_user", "roster", "schema_versions", "subscription_requests", "users", "users_delete_xmpp"]);
     assert.deepEqual(versions(store.db), [
       { component: "accounts", version: 1 },
-      { component: "xmpp", version: 1 },
+      { component: "xmpp", version: 2 },
     ]);
     await store.close();
     const again = new SqliteStore(path);

@@ -165,6 +165,29 @@ for (const b of BACKENDS) {
       assert.deepEqual(await x.takeOffline("bob"), ["<m n='b1'/>"]);
     }));
 
+    test("offline: a resent copy of a message that waits for the user (same sender and id) is not stored again; anything else is", { timeout: 20_000 }, withStore(async (s) => {
+      const x = s.xmpp;
+      await s.putUser("alice", creds);
+      await s.putUser("bob", creds);
+      const k = (id: string) => `21:carol@localhost/phone${id}`;
+      assert.deepEqual(await x.pushOffline([{ user: "alice", stanza: "<m n='1'/>", key: k("m1") }, { user: "alice", stanza: "<m n='2'/>" }], 10), ["stored", "stored"]);
+      const batch: OfflineEntry[] = [
+        { user: "alice", stanza: "<m n='1 again'/>", key: k("m1"), resent: true },
+        // Not marked: ids are the client's, the same id twice outside a resumption is two messages.
+        { user: "alice", stanza: "<m n='1 unmarked'/>", key: k("m1") },
+        { user: "bob", stanza: "<m n='b1'/>", key: k("m1"), resent: true },
+        { user: "alice", stanza: "<m n='3'/>", key: k("m3"), resent: true },
+        // Stored earlier in this very batch.
+        { user: "alice", stanza: "<m n='3 again'/>", key: k("m3"), resent: true },
+        { user: "nobody", stanza: "<m/>", key: k("m1"), resent: true },
+      ];
+      assert.deepEqual(await x.pushOffline(batch, 10), ["duplicate", "stored", "stored", "stored", "duplicate", "unknown"]);
+      assert.deepEqual(await x.takeOffline("alice"), ["<m n='1'/>", "<m n='2'/>", "<m n='1 unmarked'/>", "<m n='3'/>"]);
+      // Taken: nothing waits, a resent copy now is stored (the session that took the first one drops it: Resent).
+      assert.deepEqual(await x.pushOffline([{ user: "alice", stanza: "<m n='1 late'/>", key: k("m1"), resent: true }], 10), ["stored"]);
+      assert.deepEqual(await x.takeOffline("bob"), ["<m n='b1'/>"]);
+    }));
+
     test("deleting an account removes that user's roster, requests and offline messages, nobody else's; a new password keeps them", { timeout: 20_000 }, withStore(async (s) => {
       const x = s.xmpp;
       for (const u of ["alice", "bob"]) {
