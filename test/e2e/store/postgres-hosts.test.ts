@@ -150,7 +150,7 @@ describe("two hosts on one PostgreSQL", { skip: HAVE_POSTGRES ?? false }, () => 
         { component: "muc_directory", version: 1 },
         { component: "pep", version: 1 },
         { component: "vcard", version: 1 },
-        { component: "xmpp", version: 1 },
+        { component: "xmpp", version: 2 },
       ]);
       assert.match(a.stderr(), /store: postgres/);
     } finally {
