@@ -12,6 +12,7 @@ import { NS } from "../ns.js";
 import { Phase, type AckTracker, type ClientSession } from "../client-session.js";
 import { UnackedQueue } from "./unacked-queue.js";
 import { HeldAnswers, type HoldsAnswers } from "./held-answers.js";
+import { EndedSessions } from "./ended-sessions.js";
 import { EqualWaits } from "../../timer/equal-waits.js";
 import { monotonicMs } from "../../timer/clock.js";
 import { afterMiss, describer, leftover } from "./sm-records.js";
@@ -96,6 +97,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   const cfg = x.config.xmpp.sm;
   /** Resumable sessions of this worker by their id (unguessable: 144 random bits). */
   const resumable = new Map<string, ClientSession>();
+  /** Those that ended here lately: a late <resume/> is told their count (<failed h/>). */
+  const ended = new EndedSessions();
   /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
   const confirm = (receipt: string) => x.core.confirm(receipt);
   /** An <a h/> goes once the bus published what the counted stanzas caused, and the keeper's count covers them (pins). */
@@ -129,6 +132,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     const old = previd === undefined ? undefined : resumable.get(previd);
     if (old === undefined) {
       if (previd === undefined || h < 0 || h >= MOD) return reply.failed(failed("item-not-found"));
+      const was = ended.handled(previd, session.user);
+      if (was >= 0) return reply.failed(failedAfter(was));
       // Perhaps another worker of this host holds it. Input waits until the answer, which comes once.
       session.hold();
       const ask: ResumeAsk = { user: session.user, h };
@@ -251,8 +256,12 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   x.core.handovers.resumer("xmpp", {
     release(key, ask) {
       const s = resumable.get(key);
-      if (s === undefined) return { kind: "miss" };
       const { user, h } = ask as ResumeAsk;
+      if (s === undefined) {
+        // Ended here: the claimant's client is told how much was handled.
+        const was = ended.handled(key, user);
+        return was >= 0 ? { kind: "refused", reason: failedAfter(was) } : { kind: "miss" };
+      }
       const refusal = refuse(s, user, h);
       if (refusal !== null) return { kind: "refused", reason: refusal };
       const acks = s.acks as Acks;
@@ -332,7 +341,17 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     const acks = session.acks;
     if (!(acks instanceof Acks)) return;
     acks.stop();
-    if (acks.id !== "") resumable.delete(acks.id);
+    if (acks.id !== "") {
+      resumable.delete(acks.id);
+      // Its count, for a late <resume/> (§5), once what the counted stanzas caused has left this worker, as an <a/>
+      // would go. Not when replaced (conflict): a session rebuilt elsewhere from its record may live on under the id.
+      if (session.endReason !== "conflict") {
+        const id = acks.id;
+        const user = session.user;
+        const h = acks.handled;
+        published(() => ended.note(id, user, h), h, session);
+      }
+    }
     const receipts = acks.receiptsPending();
     const wires = acks.queue.pending();
     const first = acks.acknowledgedCount;
@@ -431,6 +450,11 @@ function keepKeyOf(user: string, id: string): string {
 
 function failed(condition: string): string {
   return `<failed xmlns='${NS.SM}'><${condition} xmlns='${NS.STANZA_ERRORS}'/></failed>`;
+}
+
+/** §5: the session ended; `h`, the stanzas handled from its client, says which of them it need not send again. */
+function failedAfter(h: number): string {
+  return `<failed xmlns='${NS.SM}' h='${h}'><item-not-found xmlns='${NS.STANZA_ERRORS}'/></failed>`;
 }
 
 /** The server's <r/>, made once. */

@@ -146,6 +146,40 @@ test("the window passes: contacts get unavailable, requests to it fail, unacknow
   }
 });
 
+test("a resume after the window passed is refused with the count the server handled (<failed h/>, §5), to that account only", { timeout: 20_000 }, async () => {
+  const { r: a1, id } = await resumable("alice", "a-pass", "late");
+  try {
+    // Three stanzas handled: a presence and two pings.
+    a1.send("<presence/>");
+    await pingOk(a1);
+    await pingOk(a1);
+    a1.destroy();
+    await suspended("alice@localhost/late");
+    await waitUntil(() => ts.server.proxy.sessions.get("alice@localhost/late") === undefined, 6000, "the window to pass");
+    const a2 = await rawAuth("alice", "a-pass");
+    try {
+      a2.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+      const f = await a2.until(/<failed [\s\S]*?<\/failed>/);
+      assert.match(f, /<failed [^>]*h=["']3["']/, "its client sends again only what the server did not handle");
+      assert.match(f, /item-not-found/);
+    } finally {
+      a2.destroy();
+    }
+    // Another account's resumption with that id learns nothing.
+    const b = await rawAuth("bob", "b-pass");
+    try {
+      b.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+      const f = await b.until(/<failed [\s\S]*?<\/failed>|<failed[^>]*\/>/);
+      assert.doesNotMatch(f, /\bh=/);
+      assert.match(f, /item-not-found/);
+    } finally {
+      b.destroy();
+    }
+  } finally {
+    a1.destroy();
+  }
+});
+
 test("a resumed session takes what was stored for its user while it was away (its owner could not reach it)", { timeout: 15_000 }, async () => {
   const { r: a1, id } = await resumable("dave", "d-pass", "tablet");
   try {
