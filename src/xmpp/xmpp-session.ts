@@ -57,6 +57,14 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   private heldStanzas: (Element | null)[] = [];
   private holds = 0;
   private heldBytes = 0;
+  /**
+   * The connection this session dropped with stanzas it did not count (a stall: justStalled, stalledBack): nothing
+   * more read from it is handled — the rest of the chunk being parsed, input held meanwhile, its stream's end. Else
+   * a later stanza was counted in the place of one refused before it (the stall's window closing in between): h
+   * then covered a stanza that was never handled, the client resumed and forgot it (lost), and sent again one that
+   * was (stall-heal: all:hN:8 lost). A resumption on a new connection reads again (takeOver).
+   */
+  private cut: Conn | null = null;
   private headerSent = false;
   /** TCP stream or RFC 7395 messages, by the transport. */
   private framing: Framing;
@@ -235,7 +243,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   }
 
   stanza(el: Element): void {
-    if (this.phase === Phase.Closing) return;
+    if (this.phase === Phase.Closing || this.cut === this.conn) return;
     // Held: the rest of a chunk waits with the chunks that follow it.
     if (this.held !== null) return void this.heldStanzas.push(el);
     // XEP-0198's acks are bookkeeping, not traffic: not counted either way (sendNonza).
@@ -253,7 +261,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
       // Read right after this worker was stopped past the cluster's patience: the client may have resumed
       // this session elsewhere, where it re-sends what was not counted. Neither counted nor handled here:
       // the connection counts as dropped, and the client re-sends it wherever it resumes (XEP-0198 §5).
-      if (this.acks.resumable && this.x.core.justStalled()) return void this.conn.destroy("worker stalled");
+      if (this.acks.resumable && this.x.core.justStalled()) return void this.cutOff();
       // XEP-0198 §4: h counts the stanzas handled since <enable/>.
       this.acks.received();
     }
@@ -265,6 +273,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
    * through the stream-management module; anything unusual (not bound, input held, not enabled) goes that way instead.
    */
   smNonza(what: number): boolean {
+    if (this.cut === this.conn) return true;
     const acks = this.acks;
     if (acks === null || this.phase !== Phase.Bound || this.held !== null) return false;
     if (what === SM_REQUEST) acks.answer();
@@ -273,6 +282,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
   }
 
   streamEnd(): void {
+    if (this.cut === this.conn) return;
     // After what the client sent before it, held or not.
     if (this.held !== null && this.phase !== Phase.Closing) return void this.heldStanzas.push(null);
     this.close("client closed the stream");
@@ -321,6 +331,7 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     this.watch?.stop();
     // The new connection and its stream (header and features already written) are this session's now.
     this.conn = n.conn;
+    this.cut = null;
     this.framing = n.framing;
     this.framing.setSink(this);
     this.headerSent = true;
@@ -491,8 +502,14 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     if (acks === null || !acks.resumable) return false;
     // XEP-0198 §4: h counts what was handled; these stanzas' effects are void, so they are not counted.
     acks.handled = count;
-    this.conn.destroy("worker stalled");
+    this.cutOff();
     return true;
+  }
+
+  /** A stall: the connection counts as dropped here, and what it still brings is not read (cut). */
+  private cutOff(): void {
+    this.cut = this.conn;
+    this.conn.destroy("worker stalled");
   }
 
   override endIfSuspended(): void {
