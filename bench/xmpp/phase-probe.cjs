@@ -6,6 +6,8 @@
  *                     scrape or a foreign process makes), to start the phase's standing queue on demand;
  *   PHASE_PROF=PATH   a CPU profile of the next PHASE_PROF_MS ms (default 6000) is written to PATH.PID.cpuprofile
  *                     (V8's sampling profiler, PHASE_PROF_US µs between samples, default 1000), phase only: no logins;
+ *   PHASE_GC=PATH     the collector's pauses in the same PHASE_PROF_MS from the scrape, by kind (count, ms), written to
+ *                     PATH.PID at exit as "kind count ms" lines (a PerformanceObserver of 'gc' entries: no profiler's cost);
  *   PHASE_CANARY=PATH every 250 ms from the start, two fixed pieces of work are timed, best of three, and written to
  *                     PATH.PID at exit as "epoch-ms alu-µs mem-µs" lines: arithmetic in L1 (no allocation), and
  *                     4,096 dependent reads at random over 32 MiB (outside the caches: what memory costs now). If they
@@ -26,7 +28,33 @@ http.Server.prototype.emit = function (ev, req) {
   }
   return emit.apply(this, arguments);
 };
+const gcPath = process.env.PHASE_GC ?? "";
+const gcKinds = { 1: "minor", 2: "major", 4: "incremental", 8: "weakcb" };
+const gcSeen = new Map();
+let gcFrom = Infinity;
+let gcTo = Infinity;
+if (gcPath !== "") {
+  const { PerformanceObserver } = require("perf_hooks");
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.startTime < gcFrom || e.startTime > gcTo) continue;
+      const k = gcKinds[e.detail?.kind ?? e.kind] ?? String(e.detail?.kind ?? e.kind);
+      const v = gcSeen.get(k) ?? [0, 0];
+      v[0]++;
+      v[1] += e.duration;
+      gcSeen.set(k, v);
+    }
+  });
+  obs.observe({ entryTypes: ["gc"] });
+  process.on("exit", () => fs.writeFileSync(`${gcPath}.${process.pid}`, [...gcSeen].map(([k, [n, ms]]) => `${k} ${n} ${ms.toFixed(1)}`).join("\n") + "\n"));
+}
+
 function begin() {
+  if (gcPath !== "") {
+    const { performance } = require("perf_hooks");
+    gcFrom = performance.now();
+    gcTo = gcFrom + profMs;
+  }
   if (profPath !== "") {
     const inspector = require("inspector");
     const s = new inspector.Session();

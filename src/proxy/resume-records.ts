@@ -442,6 +442,16 @@ export class ResumeRecordDesk implements ResumeRecords {
     this.afterPublish(cb);
   }
 
+  /** Whether whenCounted(s, h, cb) would call `cb` at once: nothing pinned holds `s`'s answers back, and nothing waits in the bus. */
+  countedNow(s: Session, h: number): boolean {
+    if (this.pinned.size !== 0) {
+      const e = this.mine.get(s);
+      if (e !== undefined && (e.waiting !== null || (e.pins !== null && upTo(e.pins[0].count, h)))) return false;
+    }
+    if (this.host.afterPublish === undefined) return true;
+    return this.host.busPending !== undefined && !this.host.busPending();
+  }
+
   private afterPublish(cb: () => void): void {
     if (this.host.afterPublish !== undefined) this.host.afterPublish(cb);
     else cb();

@@ -81,6 +81,8 @@ export interface ResumeRecords {
    * its next hop on this worker's host to take it while the keeper is on another host (resume-records.ts, pins).
    */
   whenCounted(s: Session, h: number, cb: () => void): void;
+  /** Whether whenCounted(s, h, …) would call back at once (then the caller answers without making a callback). */
+  countedNow(s: Session, h: number): boolean;
   /** `s` ended for good, or moved to another worker: its record goes. */
   drop(s: Session): void;
   /**

@@ -101,8 +101,16 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
   const ended = new EndedSessions();
   /** A message this worker or another holds in custody was acknowledged (or stored, or bounced, after its session gave it back). */
   const confirm = (receipt: string) => x.core.confirm(receipt);
-  /** An <a h/> goes once the bus published what the counted stanzas caused, and the keeper's count covers them (pins). */
-  const published = (cb: () => void, h: number, s: ClientSession) => x.core.records.whenCounted(s.coreSession, h, cb);
+  /**
+   * An <a h/> goes once the bus published what the counted stanzas caused, and the keeper's count covers them (pins):
+   * true when that is now (the usual case, and then nothing is allocated for it), else `later(h)` is called then.
+   */
+  const published = (h: number, s: ClientSession, later: (h: number) => void): boolean => {
+    const records = x.core.records;
+    if (records.countedNow(s.coreSession, h)) return true;
+    records.whenCounted(s.coreSession, h, () => later(h));
+    return false;
+  };
   /** <a/> answers waiting for other output to their client (xmpp.sm.answerDelayMs); none: each goes at the end of its turn. */
   const held = cfg.answerDelayMs > 0 ? new HeldAnswers(cfg.answerDelayMs) : undefined;
   /** The time trigger of every stream's <r/> (xmpp.sm.ackEveryMs): one timer for the worker. */
@@ -239,10 +247,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
     // XEP-0352: what an inactive client's gate holds joins the queue first (suspended: written nowhere).
     s.gate?.flush();
     s.gate = null;
+    if (acks.queue.bytes > MAX_HANDOVER_BYTES) return null;
     const unacked = acks.queue.pending();
-    let bytes = 0;
-    for (const w of unacked) bytes += w.length;
-    if (bytes > MAX_HANDOVER_BYTES) return null;
     return { handled: acks.handled, acked: acks.acknowledgedCount, unacked, receipts: acks.receiptsPending(), directed: [...s.directed], rosterRequested: s.rosterRequested, blocklistRequested: s.blocklistRequested };
   }
 
@@ -519,8 +525,11 @@ export class Acks implements AckTracker, HoldsAnswers {
     private readonly confirm: (receipt: string) => void = () => {},
     /** Told each h the client acknowledged with (a resumable session: its keeper's copies up to h go). */
     private readonly ackedTo?: (h: number) => void,
-    /** Runs an <a h/> once what the counted stanzas caused has left this worker and its keeper may count them (ResumeRecords.whenCounted). */
-    private readonly published: (cb: () => void, h: number, s: ClientSession) => void = (cb) => cb(),
+    /**
+     * Whether an <a h/> may go now: what the counted stanzas caused has left this worker and its keeper may count them;
+     * if not, it calls `later(h)` when they have (ResumeRecords.countedNow, whenCounted).
+     */
+    private readonly published: (h: number, s: ClientSession, later: (h: number) => void) => boolean = () => true,
     /** Where answers wait for other output; absent: each goes at the end of the turn that read its <r/>. */
     private readonly held?: HeldAnswers,
     /** The worker's time trigger of <r/>; absent: one of its own when the policy has one. */
@@ -588,9 +597,17 @@ export class Acks implements AckTracker, HoldsAnswers {
   answer(): void {
     const h = this.handled;
     // Not before the bus has published what the counted stanzas caused: the client forgets what <a/> covers.
-    if (this.held === undefined) this.published(() => this.s.sendNonza(answerOf(h)), h, this.s);
-    else this.published(() => this.hold(h), h, this.s);
+    if (this.published(h, this.s, this.answerLater)) this.answerNow(h);
   }
+
+  /** An answer whose count has gone out (published): written, or held for other output. */
+  private answerNow(h: number): void {
+    if (this.held === undefined) this.s.sendNonza(answerOf(h));
+    else this.hold(h);
+  }
+
+  /** answerNow for answers that had to wait (one function per stream, not one per answer). */
+  private readonly answerLater = (h: number): void => this.answerNow(h);
 
   /** An answer waits for other output to this client, at most the configured delay; at once if this turn wrote to it already. */
   private hold(h: number): void {

@@ -115,11 +115,15 @@ test("the count, and the client's <a/>, pass the message once its next hop on th
   send(p0, s, to, "m1");
   send(p0, s, to, "m2");
   const answered: number[] = [];
+  // countedNow (the answer's fast path, no callback) agrees with whenCounted at every step.
+  assert.equal(p0.records.countedNow(s, 2), false);
   p0.records.whenCounted(s, 2, () => answered.push(2));
   for (let i = 0; i < 3; i++) await turn();
+  assert.equal(p0.records.countedNow(s, 2), false);
   assert.equal(await kept(), 0);
   assert.equal(answered.length, 0, "no <a/> that covers what the keeper's count does not");
-  // Another answer behind it waits too, in order.
+  // Another answer behind it waits too, in order (even one that covers nothing pinned).
+  assert.equal(p0.records.countedNow(s, 0), false);
   p0.records.whenCounted(s, 2, () => answered.push(22));
   w.release();
   for (let i = 0; i < 3; i++) await turn();
@@ -130,6 +134,7 @@ test("the count, and the client's <a/>, pass the message once its next hop on th
   w.keepBack(false);
   send(p0, s, to, "m3");
   for (let i = 0; i < 3; i++) await turn();
+  assert.equal(p0.records.countedNow(s, 3), true);
   p0.records.whenCounted(s, 3, () => answered.push(3));
   assert.deepEqual(answered, [2, 22, 3]);
   assert.equal(await kept(), 3);
@@ -148,6 +153,7 @@ test("nothing is pinned where a host's death takes the keeper too, nor for a nex
   one.keepBack(true);
   send(p0, s, ownedBy(p0, "a-w1"), "m1");
   let answered = false;
+  assert.equal(p0.records.countedNow(s, 1), true);
   p0.records.whenCounted(s, 1, () => (answered = true));
   assert.equal(answered, true, "answered at once (nothing waits on the local bus)");
   for (let i = 0; i < 3; i++) await turn();
