@@ -355,7 +355,8 @@ export function streamManagementModule(hooks: Hooks, x: XmppContext): SmInline {
         const id = acks.id;
         const user = session.user;
         const h = acks.handled;
-        published(() => ended.note(id, user, h), h, session);
+        const note = () => ended.note(id, user, h);
+        if (published(h, session, note)) note();
       }
     }
     const receipts = acks.receiptsPending();
