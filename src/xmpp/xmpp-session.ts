@@ -332,6 +332,13 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     // The new connection and its stream (header and features already written) are this session's now.
     this.conn = n.conn;
     this.cut = null;
+    // Input the old connection brought while a hold (a store read) kept it was neither counted nor handled: <resumed h/>
+    // has the client send it again. Replayed at the release into this stream, it came twice and passed the client's count.
+    if (this.held !== null) {
+      this.held = [];
+      this.heldStanzas = [];
+      this.heldBytes = 0;
+    }
     this.framing = n.framing;
     this.framing.setSink(this);
     this.headerSent = true;

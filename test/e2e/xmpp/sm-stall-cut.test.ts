@@ -107,6 +107,40 @@ test("stalledBack while input is held: what the hold kept is not counted on top 
   }
 });
 
+test("a resumption while the old connection's input is held: what that connection brought is not replayed into the new stream", { timeout: 15_000 }, async () => {
+  const { r: a1, id } = await resumable("alice", "phone3");
+  const bob = await rawLogin(port, "bob", "b-pass", "desk3");
+  try {
+    await pingOk(a1); // handled: 1
+    const s = session("alice@localhost/phone3")!;
+    // A store read holds the input (takeStored does), and this message waits behind it, not counted.
+    s.hold();
+    a1.send(msg("bob@localhost/desk3", "x"));
+    await waitUntil(() => (s as unknown as { held: unknown[] | null }).held?.length === 1, 5000, "the chunk held");
+    a1.destroy();
+    await suspended("alice@localhost/phone3");
+    const a2 = await rawAuth(port, "alice", "a-pass");
+    try {
+      a2.send(`<resume xmlns='${SM}' previd='${id}' h='0'/>`);
+      assert.match(await a2.until(/<resumed [^>]*\/>/), /h=["']1["']/, "x was not counted: its client sends it again");
+      a2.send(msg("bob@localhost/desk3", "x"));
+      // The read ends now, on the resumed session.
+      s.release();
+      await bob.until(/<body>x<\/body>/);
+      await pingOk(a2);
+      await pingOk(bob);
+      assert.deepEqual(bodies(bob.text), ["x"], "once: the resend, not also the old connection's held copy");
+      a2.send(`<r xmlns='${SM}'/>`);
+      assert.match(await a2.until(/<a [^>]*\/>/), /h=["']3["']/, "x and the ping sent after resuming, on the first ping's count: the held copy not counted");
+    } finally {
+      a2.destroy();
+    }
+  } finally {
+    a1.destroy();
+    bob.destroy();
+  }
+});
+
 function resumable(user: string, resource: string) {
   return rawResumable(port, user, `${user[0]}-pass`, resource);
 }
