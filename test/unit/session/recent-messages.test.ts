@@ -2,8 +2,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { RecentMessages } from "../../../src/session/recent-messages.js";
 
+/** A clock that moves a minute at each read: the ring never goes full circle quickly, so it stays at its size. */
+const slow = () => {
+  let t = 0;
+  return () => (t += 60_000);
+};
+
 test("the last sixteen messages by sender and id; an empty id never matches", { timeout: 2000 }, () => {
-  const r = new RecentMessages();
+  const r = new RecentMessages(16, slow());
   assert.equal(r.has("a@x/1", "m0"), false);
   for (let i = 0; i < 16; i++) r.note("a@x/1", `m${i}`);
   assert.equal(r.has("a@x/1", "m0"), true);
@@ -18,7 +24,7 @@ test("the last sixteen messages by sender and id; an empty id never matches", { 
 });
 
 test("what moves with a session to another worker: its pairs oldest first, and a ring made of them finds the same", { timeout: 2000 }, () => {
-  const r = new RecentMessages();
+  const r = new RecentMessages(16, slow());
   assert.deepEqual(r.list(), []);
   r.note("a@x/1", "m1");
   r.note("b@x/1", "n1");
@@ -32,4 +38,32 @@ test("what moves with a session to another worker: its pairs oldest first, and a
   assert.deepEqual(moved.list(), list);
   assert.equal(moved.has("a@x/1", "m2"), true);
   assert.equal(moved.has("b@x/1", "n1"), false);
+});
+
+test("a ring that goes full circle within 10 s doubles before it overwrites (a busy recipient), up to 256 pairs; one that turns slowly stays", { timeout: 2000 }, () => {
+  let t = 0;
+  const r = new RecentMessages(16, () => t);
+  for (let i = 0; i < 16; i++) r.note("a@x/1", `m${i}`);
+  assert.equal(r.size, 32, "sixteen within 10 s of its making: room for twice as many");
+  assert.equal(r.has("a@x/1", "m0"), true, "nothing lost in growing");
+  assert.deepEqual(r.list().slice(0, 2), ["a@x/1", "m0"], "oldest first still");
+  t += 20_000;
+  for (let i = 16; i < 32; i++) r.note("a@x/1", `m${i}`);
+  assert.equal(r.size, 32, "a circle of 20 s: it stays");
+  assert.equal(r.has("a@x/1", "m0"), true);
+  r.note("a@x/1", "m32");
+  assert.equal(r.has("a@x/1", "m0"), false, "the oldest goes");
+  for (let i = 33; i < 2_000; i++) r.note("a@x/1", `m${i}`);
+  assert.equal(r.size, 256, "at most 256 pairs");
+  assert.equal(r.has("a@x/1", `m${2_000 - 256}`), true);
+  assert.equal(r.has("a@x/1", `m${2_000 - 257}`), false);
+  // Moved to another worker, the ring keeps all it had.
+  const moved = RecentMessages.of(r.list());
+  assert.ok(moved.size >= 256);
+  assert.equal(moved.has("a@x/1", `m${2_000 - 256}`), true);
+  // A quiet session: full circles a minute apart, it stays small.
+  let u = 0;
+  const q = new RecentMessages(16, () => (u += 60_000));
+  for (let i = 0; i < 100; i++) q.note("b@x/1", `n${i}`);
+  assert.equal(q.size, 16);
 });
