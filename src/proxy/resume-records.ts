@@ -432,22 +432,21 @@ export class ResumeRecordDesk implements ResumeRecords {
    * covers more than the keeper is told. Answers go in order: one behind a waiting answer waits too.
    */
   whenCounted(s: Session, h: number, cb: () => void): void {
-    if (this.pinned.size !== 0) {
-      const e = this.mine.get(s);
-      if (e !== undefined && (e.waiting !== null || (e.pins !== null && upTo(e.pins[0].count, h)))) {
-        (e.waiting ??= []).push([h, cb]);
-        return;
-      }
-    }
-    this.afterPublish(cb);
+    const e = this.heldBack(s, h);
+    if (e !== null) (e.waiting ??= []).push([h, cb]);
+    else this.afterPublish(cb);
+  }
+
+  /** `s`'s entry when a pin at or below `h`, or an answer waiting before it, holds an answer of `h` back; else null. */
+  private heldBack(s: Session, h: number): Mine | null {
+    if (this.pinned.size === 0) return null;
+    const e = this.mine.get(s);
+    return e !== undefined && (e.waiting !== null || (e.pins !== null && upTo(e.pins[0].count, h))) ? e : null;
   }
 
   /** Whether whenCounted(s, h, cb) would call `cb` at once: nothing pinned holds `s`'s answers back, and nothing waits in the bus. */
   countedNow(s: Session, h: number): boolean {
-    if (this.pinned.size !== 0) {
-      const e = this.mine.get(s);
-      if (e !== undefined && (e.waiting !== null || (e.pins !== null && upTo(e.pins[0].count, h)))) return false;
-    }
+    if (this.heldBack(s, h) !== null) return false;
     if (this.host.afterPublish === undefined) return true;
     return this.host.busPending !== undefined && !this.host.busPending();
   }

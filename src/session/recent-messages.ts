@@ -1,4 +1,4 @@
-import { performance } from "node:perf_hooks";
+import { monotonicMs } from "../timer/clock.js";
 
 /** Messages a session keeps the names of: enough for what a client sends again right after resuming. */
 const SIZE = 16;
@@ -6,8 +6,6 @@ const SIZE = 16;
 const WINDOW_MS = 10_000;
 /** Pairs at most, for a session (or room) that gets many messages a second. */
 const MAX_SIZE = 256;
-
-const now = (): number => performance.now();
 
 /**
  * The last messages given to one session, by (sender's full address, message
@@ -32,7 +30,7 @@ export class RecentMessages {
   /** `size` pairs (a room, which hears many senders, keeps more). */
   constructor(
     size = SIZE,
-    private readonly clock: () => number = now,
+    private readonly clock: () => number = monotonicMs,
   ) {
     this.slots = new Array<string>(size * 2).fill("");
     this.turnedAt = clock();

@@ -135,9 +135,9 @@ export class PgXmppStore implements XmppStore {
       }
       // Resent copies (rare): the keys among them that wait already, by user and key; and those this batch stores.
       const waitingKeys = new Set<string>();
-      const resent = batch.filter((e) => e.resent === true && e.key && known.has(e.user));
-      if (resent.length > 0) {
-        const r = await c.query<{ username: string; msgkey: string }>("SELECT username, msgkey FROM offline WHERE username = ANY($1::text[]) AND msgkey = ANY($2::text[])", [resent.map((e) => e.user), resent.map((e) => e.key)]);
+      const resends = batch.filter((e) => e.resent === true && e.key && known.has(e.user));
+      if (resends.length > 0) {
+        const r = await c.query<{ username: string; msgkey: string }>("SELECT username, msgkey FROM offline WHERE username = ANY($1::text[]) AND msgkey = ANY($2::text[])", [resends.map((e) => e.user), resends.map((e) => e.key)]);
         for (const row of r.rows) waitingKeys.add(`${row.username}\u0000${row.msgkey}`);
       }
       const names: string[] = [];
@@ -152,7 +152,7 @@ export class PgXmppStore implements XmppStore {
         names.push(user);
         stanzas.push(stanza);
         keys.push(key || null);
-        if (key) waitingKeys.add(`${user}\u0000${key}`);
+        if (key && resends.length > 0) waitingKeys.add(`${user}\u0000${key}`);
         return "stored";
       });
       // unnest keeps the arrays' order, and bigserial numbers the rows in it: the order takeOffline returns.

@@ -159,7 +159,7 @@ export function takeStored(x: XmppContext, s: ClientSession): void {
           // Given now: a copy its sender's resumed client sends again later is dropped here as one the core delivered.
           if (id !== "" && s.coreSession.dropsResent) s.coreSession.recentMessages().note(from, id);
           s.send(el);
-          ids?.push(el.attrs.id ?? "");
+          ids?.push(id);
         } catch {
           x.log.warn("dropped an unreadable offline message", { user: s.user });
         }
