@@ -14,14 +14,19 @@ const MAX_SIZE = 256;
  * pinned below a message its host's other worker took, the host dying before
  * the count moved on: docs/architecture.md, "Resent"). Those come back marked
  * (Flag.Resent) and are dropped where they meet their first delivery here.
- * A ring of references to the envelopes' own strings: nothing copied, nothing
- * made per message; a lookup happens only for a marked message. A ring that
- * goes full circle within WINDOW_MS (a busy recipient: a resend could miss its
- * first copy) doubles, up to MAX_SIZE pairs; one clock read when made and one
- * per full circle.
+ * Each pair is kept as one short string of its own (`keyOf`), never as the
+ * envelope's strings: those are often slices of a larger text (a bus message's
+ * strings and stanza, read as one: WireReader; a client's read), and a ring
+ * holding a slice holds that whole text for as long as the pair stays — with
+ * messages crossing workers, ~1 KB a message promoted into the old generation
+ * and copied by every scavenge on the way (docs/benchmarks.md, session 23). A
+ * lookup happens only for a marked message. A ring that goes full circle
+ * within WINDOW_MS (a busy recipient: a resend could miss its first copy)
+ * doubles, up to MAX_SIZE pairs; one clock read when made and one per full
+ * circle.
  */
 export class RecentMessages {
-  /** Sender and id, alternating; "" where nothing was written yet. */
+  /** keyOf(sender, id) of each message; "" where nothing was written yet, or the id was empty. */
   private slots: string[];
   private next = 0;
   /** When the ring last went full circle, or was made (at its first message). */
@@ -32,22 +37,21 @@ export class RecentMessages {
     size = SIZE,
     private readonly clock: () => number = monotonicMs,
   ) {
-    this.slots = new Array<string>(size * 2).fill("");
+    this.slots = new Array<string>(size).fill("");
     this.turnedAt = clock();
   }
 
   note(from: string, id: string): void {
     const i = this.next;
-    this.slots[i] = from;
-    this.slots[i + 1] = id;
-    if (i + 2 < this.slots.length) {
-      this.next = i + 2;
+    this.slots[i] = id === "" ? "" : flat(keyOf(from, id));
+    if (i + 1 < this.slots.length) {
+      this.next = i + 1;
       return;
     }
     // Full circle: the oldest is at 0 and goes next, unless the circle was quick (it grows before anything is lost).
     const t = this.clock();
     const n = this.slots.length;
-    if (t - this.turnedAt < WINDOW_MS && n < MAX_SIZE * 2) {
+    if (t - this.turnedAt < WINDOW_MS && n < MAX_SIZE) {
       const slots = new Array<string>(n * 2).fill("");
       for (let k = 0; k < n; k++) slots[k] = this.slots[k];
       this.slots = slots;
@@ -58,16 +62,19 @@ export class RecentMessages {
 
   /** Pairs it has room for. */
   get size(): number {
-    return this.slots.length / 2;
+    return this.slots.length;
   }
 
   /** Sender and id of each, oldest first, alternating: what moves with the session to another worker (Handover.recent). */
   list(): string[] {
     const out: string[] = [];
     const s = this.slots;
-    for (let k = 0; k < s.length; k += 2) {
-      const i = (this.next + k) % s.length;
-      if (s[i + 1] !== "") out.push(s[i], s[i + 1]);
+    for (let k = 0; k < s.length; k++) {
+      const key = s[(this.next + k) % s.length];
+      if (key === "") continue;
+      const colon = key.indexOf(":");
+      const end = colon + 1 + Number(key.slice(0, colon));
+      out.push(key.slice(colon + 1, end), key.slice(end));
     }
     return out;
   }
@@ -91,8 +98,24 @@ export class RecentMessages {
 
   has(from: string, id: string): boolean {
     if (id === "") return false;
+    const key = keyOf(from, id);
     const s = this.slots;
-    for (let i = 0; i < s.length; i += 2) if (s[i + 1] === id && s[i] === from) return true;
+    for (let i = 0; i < s.length; i++) if (s[i] === key) return true;
     return false;
   }
+}
+
+/** Sender and id as one string, unambiguous whatever they hold (the sender's length first, as offline.msgkey). */
+function keyOf(from: string, id: string): string {
+  return `${from.length}:${from}${id}`;
+}
+
+/**
+ * The string flat, in memory of its own: joining strings makes a string that points at its parts (and a slice
+ * at its whole text), and reading a character makes V8 copy it into one piece, after which the parts can go.
+ * recent-messages.test.ts checks that a slice's text is not kept.
+ */
+function flat(s: string): string {
+  s.charCodeAt(0);
+  return s;
 }

@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { RecentMessages } from "../../../src/session/recent-messages.js";
 
 /** A clock that moves a minute at each read: the ring never goes full circle quickly, so it stays at its size. */
@@ -66,4 +68,26 @@ test("a ring that goes full circle within 10 s doubles before it overwrites (a b
   const q = new RecentMessages(16, () => (u += 60_000));
   for (let i = 0; i < 100; i++) q.note("b@x/1", `n${i}`);
   assert.equal(q.size, 16);
+});
+
+test("a pair kept does not keep the text its strings were cut from (a bus message's whole text, read as one)", { timeout: 20_000 }, () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const r = new RecentMessages(256, slow());
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 256; i++) {
+    // 100 KB of text per message, as WireReader reads a message's strings and stanza in one piece; the sender and
+    // id are slices of it (V8 makes a slice of 13 characters or more point at its whole text).
+    const all = `${"x".repeat(100_000)}user${i}@example.com/phone-${i}message-id-${i}-0123456789`;
+    const from = all.slice(100_000, all.indexOf("message-id"));
+    const id = all.slice(all.indexOf("message-id"));
+    r.note(from, id);
+  }
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  // Kept whole, the texts would be 256 × 100 KB = 25 MB.
+  assert.ok(grown < 5_000_000, `the ring kept ${(grown / 1e6).toFixed(1)} MB for 256 pairs`);
+  assert.equal(r.has("user7@example.com/phone-7", "message-id-7-0123456789"), true);
+  assert.deepEqual(r.list().slice(0, 2), ["user0@example.com/phone-0", "message-id-0-0123456789"]);
 });
