@@ -168,7 +168,7 @@ export interface ClusterConfig {
   handoff: boolean;
   /** After a worker was dropped for silence (dead, or stopped), owners hold what comes for unbound users this long for their binds; 0: the heal window (docs/architecture.md, "Hold"). */
   holdAfterExpiryMs: number;
-  /** A worker's bus batches go at most once per this many ms (0: every event-loop turn); docs/architecture.md, "Coalescing". */
+  /** A worker's bus batches go at most once per this many ms (0: every event-loop turn; 1 by default); docs/architecture.md, "Coalescing". */
   coalesceMs: number;
   /** Messages held by the worker that accepted them until settled (docs/architecture.md, "Custody"). */
   custody: { confirmTimeoutMs: number; maxTries: number; dedupWindowMs: number; maxHeld: number; heldMaxMs: number; resumeGraceMs: number };
@@ -406,7 +406,7 @@ export function defaults(): Config {
       hostLinks: true,
       handoff: true,
       holdAfterExpiryMs: 0,
-      coalesceMs: 0,
+      coalesceMs: 1,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },
     admin: { enabled: true, host: "127.0.0.1", port: 9464 },

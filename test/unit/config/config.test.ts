@@ -169,8 +169,9 @@ test("cluster.holdAfterExpiryMs: 0 (the heal window) by default, 0 to 600000 ms"
   assert.equal(keyOf({ cluster: { holdAfterExpiryMs: "10s" } }), "cluster.holdAfterExpiryMs");
 });
 
-test("cluster.coalesceMs: 0 (every turn) by default, 0 to 100 ms, whole ms", { timeout: 5000 }, () => {
-  assert.equal(validate({}).cluster.coalesceMs, 0);
+test("cluster.coalesceMs: 1 by default, 0 (every turn) to 100 ms, whole ms", { timeout: 5000 }, () => {
+  assert.equal(validate({}).cluster.coalesceMs, 1);
+  assert.equal(validate({ cluster: { coalesceMs: 0 } }).cluster.coalesceMs, 0);
   assert.equal(validate({ cluster: { coalesceMs: 2 } }).cluster.coalesceMs, 2);
   assert.equal(keyOf({ cluster: { coalesceMs: -1 } }), "cluster.coalesceMs");
   assert.equal(keyOf({ cluster: { coalesceMs: 101 } }), "cluster.coalesceMs");
