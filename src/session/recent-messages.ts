@@ -14,7 +14,7 @@ const MAX_SIZE = 256;
  * pinned below a message its host's other worker took, the host dying before
  * the count moved on: docs/architecture.md, "Resent"). Those come back marked
  * (Flag.Resent) and are dropped where they meet their first delivery here.
- * Each pair is kept as one short string of its own (`keyOf`), never as the
+ * Each pair is kept as one short string of its own (`messageKey`), never as the
  * envelope's strings: those are often slices of a larger text (a bus message's
  * strings and stanza, read as one: WireReader; a client's read), and a ring
  * holding a slice holds that whole text for as long as the pair stays — with
@@ -26,7 +26,7 @@ const MAX_SIZE = 256;
  * circle.
  */
 export class RecentMessages {
-  /** keyOf(sender, id) of each message; "" where nothing was written yet, or the id was empty. */
+  /** messageKey(sender, id) of each message; "" where nothing was written yet, or the id was empty. */
   private slots: string[];
   private next = 0;
   /** When the ring last went full circle, or was made (at its first message). */
@@ -43,7 +43,7 @@ export class RecentMessages {
 
   note(from: string, id: string): void {
     const i = this.next;
-    this.slots[i] = id === "" ? "" : flat(keyOf(from, id));
+    this.slots[i] = id === "" ? "" : flat(messageKey(from, id));
     if (i + 1 < this.slots.length) {
       this.next = i + 1;
       return;
@@ -98,15 +98,15 @@ export class RecentMessages {
 
   has(from: string, id: string): boolean {
     if (id === "") return false;
-    const key = keyOf(from, id);
+    const key = messageKey(from, id);
     const s = this.slots;
     for (let i = 0; i < s.length; i++) if (s[i] === key) return true;
     return false;
   }
 }
 
-/** Sender and id as one string, unambiguous whatever they hold (the sender's length first, as offline.msgkey). */
-function keyOf(from: string, id: string): string {
+/** Sender and id as one string, unambiguous whatever they hold (the sender's length first); offline storage's msgkey too. */
+export function messageKey(from: string, id: string): string {
   return `${from.length}:${from}${id}`;
 }
 

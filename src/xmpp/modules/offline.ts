@@ -2,6 +2,7 @@ import { Element, parse } from "ltx";
 import { Envelope, ErrorCode, Flag } from "../../envelope/envelope.js";
 import type { OfflineOutcome } from "../../store/offline-writer.js";
 import type { OfflineSink } from "../../session/core.js";
+import { messageKey } from "../../session/recent-messages.js";
 import { NS } from "../ns.js";
 import { Ev, type Hooks } from "../hooks.js";
 import type { XmppContext } from "../context.js";
@@ -29,7 +30,7 @@ export function offlineSink(x: XmppContext): OfflineSink {
       return null;
     }
     // Sender and id: a copy its sender's client sends again after resuming is not stored twice (docs/architecture.md, "Resent").
-    const key = env.id === "" ? "" : `${env.from.length}:${env.from}${env.id}`;
+    const key = env.id === "" ? "" : messageKey(env.from, env.id);
     const queued = x.offline.push(
       user,
       stored,
