@@ -42,6 +42,8 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const BATCH = Number(process.env.BATCH ?? 2);
 const ON_OWNER = process.env.PLACE === "owner";
+/** CUSTODY=off: messages crossing workers travel unheld (cluster.custody.maxHeld 0), the yardstick for custody's cost. */
+const CUSTODY = process.env.CUSTODY !== "off";
 /**
  * CALLGRIND=1: run under valgrind's callgrind by bench/xmpp-path-callgrind.ts (XMPP_PATH_JS=dist/bench/xmpp-path-bus.js),
  * which counts the main thread's instructions between markers: os.loadavg() before each measured run and after
@@ -201,7 +203,7 @@ const log = silentLogger();
 const fronts = ids.map((id) => {
   const bus = new BenchBus(id);
   buses.set(id, bus);
-  const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000, custody: config.cluster.custody });
+  const proxy = new ProxyDaemon(bus, { timeouts: { relay: config.timeouts.relay, xmpp: config.timeouts.xmpp }, sweepIntervalMs: 50, maxPendingPerSession: 1000, maxInboundPerSession: 10000, custody: CUSTODY ? config.cluster.custody : { ...config.cluster.custody, maxHeld: 0 } });
   const ctx = { core: proxy, auth: new Authenticator(store, 4096, null), config, log, metrics: new Metrics(), debug: false };
   const offline = new OfflineWriter(store.xmpp, { cap: config.xmpp.offlineQueueMax, maxQueued: 10000, maxBatch: 100 }, log);
   return new XmppFrontEnd(ctx, store, store.xmpp, offline, store.profile, store.pep);
@@ -279,6 +281,6 @@ results.sort((a, b) => a - b);
 const cut = conns.filter((c) => c.closed).length;
 if (cut > 0) console.error(`${cut} sessions were cut`);
 console.log(
-  `xmpp message path, ${WORKERS} worker(s), batches of ${BATCH}${ON_OWNER ? ", clients on their owners" : ""}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${((busMessages - m0) / (RUNS * MESSAGES)).toFixed(2)} bus messages (${((batches - b0) / (RUNS * MESSAGES)).toFixed(2)} batches) per message; ${encodeInto !== undefined ? "protocol 2" : "protocol 1"}`,
+  `xmpp message path, ${WORKERS} worker(s), batches of ${BATCH}${ON_OWNER ? ", clients on their owners" : ""}${CUSTODY ? "" : ", custody off"}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${((busMessages - m0) / (RUNS * MESSAGES)).toFixed(2)} bus messages (${((batches - b0) / (RUNS * MESSAGES)).toFixed(2)} batches) per message; ${encodeInto !== undefined ? "protocol 2" : "protocol 1"}`,
 );
 process.exit(0);

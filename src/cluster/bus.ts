@@ -60,11 +60,12 @@ export type BusMessage =
   /** For a pool's owner: these requests (by ref) it gave to pooled sessions on the sender's worker are settled. */
   | { op: "settled"; refs: string[] }
   /**
-   * For the worker holding messages in custody, from worker `by`: these receipts were delivered to sessions
-   * that keep them until their clients acknowledge them (`taken`: [receipt, the session's Session.keepKey, the
-   * message's place in its count]), or are settled (`done`).
+   * For the worker holding messages in custody, from worker `by`: of the receipts `<prefix><n>` (the prefix
+   * names the custodian's incarnation), these numbers were delivered to sessions that keep them until their
+   * clients acknowledge them (`taken`: [n, the session's Session.keepKey, the message's place in its count]),
+   * or are settled (`done`).
    */
-  | { op: "confirm"; by: string; taken: Taken[]; done: string[] }
+  | { op: "confirm"; by: string; prefix: string; taken: Taken[]; done: number[] }
   /**
    * For every worker: the client of session `key` (Session.keepKey), whose worker is gone, says it received
    * its first `count` stanzas (XEP-0198 h on a failed resumption): what was taken for it up to there is settled.
@@ -103,8 +104,8 @@ export type BusMessage =
   /** For every worker: what a protocol keeps in memory for `key` under `topic` changed (Core.stale; XEP-0313 preferences). */
   | { op: "stale"; topic: string; key: string };
 
-/** A held message taken by a session: [receipt, Session.keepKey, Session.keptCount after it]. */
-export type Taken = [string, string, number];
+/** A held message taken by a session: [its receipt's number, Session.keepKey, Session.keptCount after it]. */
+export type Taken = [number, string, number];
 
 /**
  * `joined`: workers that are new or restarted (their state is empty, their sessions of before are gone);
@@ -155,6 +156,11 @@ export interface ClusterBus {
    * peer per turn): custody's confirmations, so that they leave with the stanzas they count, not a turn later.
    */
   flushNow?(): void;
+  /**
+   * `env` with its payload as the text this bus writes it as (BusWire.asText), for what keeps it while it
+   * travels (custody); absent (a bus in one process): as it is.
+   */
+  asText?(env: Envelope): Envelope;
   /**
    * A bus that collects a turn's messages and publishes them at its end (NatsBus) calls `cb` right after
    * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.

@@ -6,7 +6,7 @@ import type { Logger } from "../log/logger.js";
  * The subject needs no check: it is part of every NATS subject, so workers
  * with different subjects never meet.
  */
-export const BUS_PROTOCOL = 5;
+export const BUS_PROTOCOL = 6;
 export const ringOf = (vnodes: number): string => `${BUS_PROTOCOL}/murmur3/${vnodes}`;
 
 /** What each worker says on `<subject>.hb`. `inc` changes when a worker restarts under the same id. */

@@ -80,7 +80,7 @@ export class BusWire implements Payloads, EnvPayloads {
       case "missed":
         return this.envOp(w, Tag.Missed, msg.env, msg.address, msg.serial, msg.by);
       case "confirm":
-        return confirmInto(w, msg.by, msg.taken, msg.done);
+        return confirmInto(w, msg.by, msg.prefix, msg.taken, msg.done);
       case "records":
         if (heldOnly(msg)) return heldInto(w, msg.from, msg.held);
         return this.jsonInto(w, msg);
@@ -239,6 +239,20 @@ export class BusWire implements Payloads, EnvPayloads {
     return c.encodeText !== undefined ? { text: c.encodeText(p), bytes: null } : { text: null, bytes: c.encode(p) };
   }
 
+  /**
+   * `e` with its payload as the text this wire writes it as (a protocol with text payloads; others as they are):
+   * what keeps it for long (custody) then keeps one string, not the protocol's tree of objects, and the text is
+   * written as it is (envOp), not made again.
+   */
+  asText(e: Envelope): Envelope {
+    const p = e.wireText === null ? e.payload : null;
+    if (p === null || p === undefined) return e;
+    const c = this.codec(e.protocol);
+    if (c.encodeText === undefined || c.decodeText === undefined) return e;
+    const text = new WireText(c.encodeText(p), c.decodeText, this.badText);
+    return new Envelope(e.kind, own(e.id), e.ref, e.responseFor, own(e.from), own(e.to), e.protocol, text, e.ttl, e.flags, e.code);
+  }
+
   payloadIn(protocol: string, text: string | null, bytes: Uint8Array | null): unknown {
     return text !== null ? this.textOf(protocol, text) : this.valueOf(protocol, bytes);
   }
@@ -265,44 +279,50 @@ export class BusWire implements Payloads, EnvPayloads {
   }
 }
 
+function own(s: string): string {
+  return s.length < 13 ? s : (" " + s).slice(1);
+}
+
 function payloadFrom(r: WireReader): Uint8Array | null {
   const len = r.u32();
   return len === NULL_LEN ? null : r.view(len);
 }
 
-function confirmInto(w: WireWriter, by: string, taken: readonly Taken[], done: readonly string[]): void {
-  let chars = by.length;
-  for (let i = 0; i < taken.length; i++) chars += taken[i][0].length + taken[i][1].length;
-  for (let i = 0; i < done.length; i++) chars += done[i].length;
-  w.reserve(4 + 1 + 4 + 4 + 4 + taken.length * 16 + done.length * 4 + 3 * chars);
+/** Receipts by number behind their custodian's prefix, written once: 8 bytes a settled message, no string. */
+function confirmInto(w: WireWriter, by: string, prefix: string, taken: readonly Taken[], done: readonly number[]): void {
+  let chars = by.length + prefix.length;
+  for (let i = 0; i < taken.length; i++) chars += taken[i][1].length;
+  w.reserve(4 + 1 + 4 + 4 + 4 + 4 + taken.length * 20 + done.length * 8 + 3 * chars);
   const frame = w.at;
   w.at += 4;
   w.u8(Tag.Confirm);
   w.str(by);
+  w.str(prefix);
   w.u32(taken.length);
   for (let i = 0; i < taken.length; i++) {
     const t = taken[i];
-    w.str(t[0]);
+    w.f64(t[0]);
     w.str(t[1]);
     w.f64(t[2]);
   }
   w.u32(done.length);
-  for (let i = 0; i < done.length; i++) w.str(done[i]);
+  for (let i = 0; i < done.length; i++) w.f64(done[i]);
   w.endFrame(frame);
 }
 
 function confirmFrom(r: WireReader): BusMessage {
   const by = r.str();
+  const prefix = r.str();
   const nTaken = r.u32();
-  // Each receipt takes at least 16 bytes: a count past what is left is not ours (and allocates nothing).
-  if (nTaken * 16 > r.left) throw new Error("confirm with more receipts than bytes");
+  // Each taken one takes at least 20 bytes, each settled one 8: a count past what is left is not ours (and allocates nothing).
+  if (nTaken * 20 > r.left) throw new Error("confirm with more receipts than bytes");
   const taken: Taken[] = new Array(nTaken);
-  for (let i = 0; i < nTaken; i++) taken[i] = [r.str(), r.str(), r.f64()];
+  for (let i = 0; i < nTaken; i++) taken[i] = [r.f64(), r.str(), r.f64()];
   const nDone = r.u32();
-  if (nDone * 4 > r.left) throw new Error("confirm with more receipts than bytes");
-  const done: string[] = new Array(nDone);
-  for (let i = 0; i < nDone; i++) done[i] = r.str();
-  return { op: "confirm", by, taken, done };
+  if (nDone * 8 > r.left) throw new Error("confirm with more receipts than bytes");
+  const done: number[] = new Array(nDone);
+  for (let i = 0; i < nDone; i++) done[i] = r.f64();
+  return { op: "confirm", by, prefix, taken, done };
 }
 
 type Records = Extract<BusMessage, { op: "records" }>;

@@ -1,4 +1,4 @@
-import { workerOf } from "./custody.js";
+import { workerOf } from "./receipt.js";
 
 /** Client counts remembered at most: the oldest go first. */
 const MAX_COUNTS = 10_000;

@@ -11,7 +11,9 @@ import type { ArchiveSink, Core, OfflineSink } from "../session/core.js";
 import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
-import { Confirmations, Custody, Receipts, workerOf, type CustodyOptions } from "./custody.js";
+import { Custody, type CustodyOptions } from "./custody.js";
+import { Confirmations, Receipts } from "./receipts.js";
+import { workerOf } from "./receipt.js";
 import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
 import { ResumeRecordDesk } from "./resume-records.js";
@@ -247,7 +249,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     // Sent at once, not batched into the next turn: a client may have its stanzas already, and a worker
     // killed in between would leave them travelling at their custodians (routed again: a duplicate).
     this.confirmations = new Confirmations(
-      (w, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, taken, done }),
+      (w, prefix, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, prefix, taken, done }),
       () => this.bus.flushNow?.(),
       (cb) => this.records.afterCopies(cb),
     );
@@ -552,13 +554,19 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   confirm(receipt: string): void {
-    const w = workerOf(receipt);
-    if (w === this.self) {
+    const c = this.receipts.custodian(receipt);
+    // Ends in no number: none of custody's receipts, so no custodian to tell; remembered as one held elsewhere is.
+    if (c === null) {
+      if (workerOf(receipt) !== this.self) this.receipts.add(receipt, monotonicMs());
+      return;
+    }
+    const key = this.receipts.key;
+    if (c.worker === this.self) {
       // Routed again before this copy settled it: the other copy is on its way here too, and must meet its receipt.
-      if (this.custody.done(this.custody.keyOf(receipt)) > 1 || this.receipts.has(receipt)) this.receipts.add(receipt, monotonicMs());
-    } else if (w !== "") {
+      if (this.custody.done(this.custody.keyIn(c.prefix, key)) > 1 || c.has(key)) this.receipts.add(receipt, monotonicMs());
+    } else if (c.worker !== "") {
       this.receipts.add(receipt, monotonicMs());
-      this.confirmations.done(w, receipt);
+      this.confirmations.done(c, key);
     }
   }
 
@@ -567,11 +575,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (env.ref === "" || env.kind !== Kind.Message || !this.receipts.has(env.ref)) return false;
     this.stats.duplicates++;
     if (this.trace) this.traceMsg("settled here before: dropped", env);
-    const w = workerOf(env.ref);
-    // Its custodian is this worker: custody knows already.
-    if (w === this.self) return true;
-    if (this.receipts.isTaken(env.ref)) this.confirmations.taken(w, [env.ref, "", 0]);
-    else this.confirmations.done(w, env.ref);
+    const c = this.receipts.custodian(env.ref);
+    // Its custodian is this worker: custody knows already. One whose receipt ends in no number has none to tell.
+    if (c === null || c.worker === this.self || c.worker === "") return true;
+    const key = this.receipts.key;
+    if (c.time(key) < 0) this.confirmations.taken(c, [key, "", 0]);
+    else this.confirmations.done(c, key);
     return true;
   }
 
@@ -748,8 +757,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         return this.barrierDone(msg.token);
       case "confirm": {
         const now = monotonicMs();
-        for (const [r, tag, count] of msg.taken) this.custody.takenBy(this.custody.keyOf(r), msg.by, now, tag, count);
-        for (const r of msg.done) this.custody.done(this.custody.keyOf(r));
+        // Another incarnation's numbers (this worker restarted under its id) name nothing held here.
+        if (this.custody.keyIn(msg.prefix, 0) < 0) return;
+        for (const [key, tag, count] of msg.taken) this.custody.takenBy(key, msg.by, now, tag, count);
+        for (const key of msg.done) this.custody.done(key);
         return;
       }
       case "gone":
@@ -899,15 +910,20 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /** Delivered to a session that keeps it until its client acknowledges it. */
   private taken(receipt: string, tag: string, count: number): void {
-    const w = workerOf(receipt);
-    if (w === this.self) {
+    const c = this.receipts.custodian(receipt);
+    if (c === null) {
+      if (workerOf(receipt) !== this.self) this.receipts.add(receipt, monotonicMs(), true);
+      return;
+    }
+    const key = this.receipts.key;
+    if (c.worker === this.self) {
       // Routed again while it travelled (a membership change): the other copy may come here too, and must meet its receipt.
-      if (this.custody.takenBy(this.custody.keyOf(receipt), this.self, monotonicMs(), tag, count) > 1) this.receipts.add(receipt, monotonicMs(), true);
-    } else if (w !== "") {
+      if (this.custody.takenBy(this.custody.keyIn(c.prefix, key), this.self, monotonicMs(), tag, count) > 1) this.receipts.add(receipt, monotonicMs(), true);
+    } else if (c.worker !== "") {
       this.receipts.add(receipt, monotonicMs(), true);
       // Its custodian on this host and the session's keeper on another (pins): the copy goes first (afterCopies).
-      if (this.records.pinning && this.records.onThisHost(w)) this.confirmations.takenAfterCopies(w, [receipt, tag, count]);
-      else this.confirmations.taken(w, [receipt, tag, count]);
+      if (this.records.pinning && this.records.onThisHost(c.worker)) this.confirmations.takenAfterCopies(c, [key, tag, count]);
+      else this.confirmations.taken(c, [key, tag, count]);
     }
   }
 

@@ -5,7 +5,7 @@ import type { Envelope } from "../envelope/envelope.js";
 import type { Membership } from "../router/router.js";
 import type { Session } from "../session/session.js";
 import type { HeldCopy, Recalled, ResumeRecord, ResumeRecords } from "../session/resume-record.js";
-import { workerOf } from "./custody.js";
+import { workerOf } from "./receipt.js";
 
 /** How long a recall waits for the other workers; the silent ones count as not having the record. */
 const RECALL_TIMEOUT_MS = 2000;

@@ -106,7 +106,7 @@ test("every cut of a message, a foreign tag or kind, bytes after the end, and no
   const msgs: BusMessage[] = [
     { op: "owner", env },
     { op: "missed", address: "b@x/r", serial: 3, by: "h-w1", env },
-    { op: "confirm", by: "h-w1", taken: [["h-w0.3", "k", 2]], done: ["h-w0.4"] },
+    { op: "confirm", by: "h-w1", prefix: "h-w0.k_", taken: [[3, "k", 2]], done: [4] },
     { op: "presence", address: "a@x/r", serial: 9, available: true, priority: 0, protocol: "xmpp", presence: parseStanza("<presence/>"), copies: false },
   ];
   for (const m of msgs) {

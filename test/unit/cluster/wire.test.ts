@@ -129,18 +129,21 @@ test("pools: a bind says whether the session is pooled; settle notices carry the
   assert.throws(() => wire.decode(wire.encode({ op: "settled", refs: [1 as unknown as string] })), /settled without refs/);
 });
 
-test("custody: a confirmation carries who sends it and its receipts; a message keeps its receipt", { timeout: 5000 }, () => {
-  const c: BusMessage = { op: "confirm", by: "h-w1", taken: [["h-w0.7", "alice\u0000id", 12]], done: ["h-w0.5", "h-w0.6"] };
+test("custody: a confirmation carries who sends it, its custodian's prefix and the receipts' numbers; a message keeps its receipt", { timeout: 5000 }, () => {
+  const c: BusMessage = { op: "confirm", by: "h-w1", prefix: "h-w0.k3_", taken: [[7, "alice\u0000id", 12]], done: [5, 6, 2 ** 53 - 1] };
   assert.deepEqual(roundTrip(c), c);
   assert.deepEqual(roundTrip({ op: "barrier", from: "h-w1", token: 3 }), { op: "barrier", from: "h-w1", token: 3 });
   assert.deepEqual(roundTrip({ op: "barrierDone", token: 3 }), { op: "barrierDone", token: 3 });
   assert.deepEqual(roundTrip({ op: "received", key: "alice\u0000id", count: 4294967295 }), { op: "received", key: "alice\u0000id", count: 4294967295 });
-  const many: BusMessage = { op: "confirm", by: "h-w1", taken: Array.from({ length: 300 }, (_, i): Taken => [`h-w0.${i}`, `u${i}\u0000k`, i]), done: Array.from({ length: 200 }, (_, i) => `h-w0.${1000 + i}`) };
+  const many: BusMessage = { op: "confirm", by: "h-w1", prefix: "h-w0.k3_", taken: Array.from({ length: 300 }, (_, i): Taken => [i, `u${i}\u0000k`, i]), done: Array.from({ length: 200 }, (_, i) => 1000 + i) };
   assert.deepEqual(roundTrip(many), many);
   // A count of receipts larger than the bytes left is refused before anything is allocated for it.
-  const one = Buffer.from(wire.encode({ op: "confirm", by: "h-w1", taken: [["r", "k", 1]], done: [] }));
-  one.writeUInt32LE(0x7fffffff, 1 + 4 + 4);
+  const one = Buffer.from(wire.encode({ op: "confirm", by: "h-w1", prefix: "p_", taken: [[1, "k", 1]], done: [] }));
+  one.writeUInt32LE(0x7fffffff, 1 + 4 + 4 + 4 + 2);
   assert.throws(() => wire.decode(one), /more receipts than bytes/);
+  const two = Buffer.from(wire.encode({ op: "confirm", by: "h-w1", prefix: "p_", taken: [], done: [1] }));
+  two.writeUInt32LE(2, 1 + 4 + 4 + 4 + 2 + 4);
+  assert.throws(() => wire.decode(two), /more receipts than bytes/);
   const env = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: null, flags: Flag.Offline }).withReceipt("h-w0.9");
   const owner = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;
   assert.equal(owner.env.ref, "h-w0.9");

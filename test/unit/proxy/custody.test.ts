@@ -7,7 +7,9 @@ import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, ErrorCode, Flag, Kind } from "../../../src/envelope/envelope.js";
-import { Confirmations, Custody, Receipts, workerOf } from "../../../src/proxy/custody.js";
+import { Custody } from "../../../src/proxy/custody.js";
+import { Confirmations, Receipts } from "../../../src/proxy/receipts.js";
+import { workerOf } from "../../../src/proxy/receipt.js";
 import { Router } from "../../../src/router/router.js";
 
 /** A session as the core sees it; `acks` makes it keep what it gets until its "client" acknowledges (XEP-0198). */
@@ -531,31 +533,40 @@ test("a receipt's worker is read whole, whichever workers were read before (ids 
   for (let i = 39; i >= 0; i--) assert.equal(workerOf(`h-w${i}.t_${i}`), `h-w${i}`);
 });
 
-test("confirmations go once per custodian and callback, each gathering in lists of its own", { timeout: 5000 }, async () => {
-  const sent: [string, string[], string[]][] = [];
+test("confirmations go once per custodian and callback, by number behind the custodian's prefix, each gathering in lists of its own", { timeout: 5000 }, async () => {
+  const sent: [string, string, number[], number[]][] = [];
   let published = 0;
   const c = new Confirmations(
-    (w, taken, done) => sent.push([w, taken.map((t) => t[0]), done]),
+    (w, prefix, taken, done) => sent.push([w, prefix, taken.map((t) => t[0]), done]),
     () => published++,
   );
-  c.done("w1", "w1.a_1");
-  c.done("w2", "w2.a_1");
-  c.taken("w1", ["w1.a_2", "k", 3]);
+  const r = new Receipts(1000, 1000);
+  const of = (receipt: string) => [r.custodian(receipt)!, r.key] as const;
+  const [w1, k1] = of("w1.a_1");
+  c.done(w1, k1);
+  c.done(...of("w2.a_1"));
+  const [w1again, k2] = of("w1.a_2");
+  assert.equal(w1again, w1, "one log per custodian");
+  c.taken(w1again, [k2, "k", 3]);
+  // The same worker restarted (another prefix): a custodian of its own.
+  c.done(...of("w1.b_9"));
   await null;
   assert.deepEqual(sent, [
-    ["w1", ["w1.a_2"], ["w1.a_1"]],
-    ["w2", [], ["w2.a_1"]],
+    ["w1", "w1.a_", [2], [1]],
+    ["w2", "w2.a_", [], [1]],
+    ["w1", "w1.b_", [], [9]],
   ]);
   assert.equal(published, 1);
-  const first = sent[0][2];
-  c.done("w2", "w2.a_2");
+  const first = sent[0][3];
+  c.done(...of("w2.a_2"));
   await null;
-  assert.deepEqual(sent.slice(2), [["w2", [], ["w2.a_2"]]], "a custodian with nothing this time gets no message");
-  assert.deepEqual(first, ["w1.a_1"], "a list sent before is never written again");
+  assert.deepEqual(sent.slice(3), [["w2", "w2.a_", [], [2]]], "a custodian with nothing this time gets no message");
+  assert.deepEqual(first, [1], "a list sent before is never written again");
   assert.equal(published, 2);
   // Many custodians over time (workers that came and went): each gathering still reaches its own.
-  for (let i = 0; i < 100; i++) c.done(`x${i}`, `x${i}.a_1`);
+  for (let i = 0; i < 100; i++) c.done(...of(`x${i}.a_1`));
   await null;
-  assert.equal(sent.length, 103);
-  assert.deepEqual(sent[102], ["x99", [], ["x99.a_1"]]);
+  assert.equal(sent.length, 104);
+  assert.deepEqual(sent[103], ["x99", "x99.a_", [], [1]]);
+  assert.equal(r.custodian("odd"), null, "a receipt that ends in no number has no custodian to tell");
 });
