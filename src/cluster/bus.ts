@@ -157,11 +157,6 @@ export interface ClusterBus {
    */
   flushNow?(): void;
   /**
-   * `env` with its payload as the text this bus writes it as (BusWire.asText), for what keeps it while it
-   * travels (custody); absent (a bus in one process): as it is.
-   */
-  asText?(env: Envelope): Envelope;
-  /**
    * A bus that collects a turn's messages and publishes them at its end (NatsBus) calls `cb` right after
    * each such publish; what `cb` sends is published at once, behind them. Absent: messages go at once.
    */

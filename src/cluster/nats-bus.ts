@@ -1,4 +1,3 @@
-import type { Envelope } from "../envelope/envelope.js";
 import { randomUUID } from "node:crypto";
 import { Events, type NatsConnection } from "nats";
 import type { Membership } from "../router/router.js";
@@ -296,10 +295,6 @@ export class NatsBus implements ClusterBus {
 
   flushNow(): void {
     this.flush();
-  }
-
-  asText(env: Envelope): Envelope {
-    return this.wire.asText(env);
   }
 
   beforePublish(cb: () => void): void {

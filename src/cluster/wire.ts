@@ -239,20 +239,6 @@ export class BusWire implements Payloads, EnvPayloads {
     return c.encodeText !== undefined ? { text: c.encodeText(p), bytes: null } : { text: null, bytes: c.encode(p) };
   }
 
-  /**
-   * `e` with its payload as the text this wire writes it as (a protocol with text payloads; others as they are):
-   * what keeps it for long (custody) then keeps one string, not the protocol's tree of objects, and the text is
-   * written as it is (envOp), not made again.
-   */
-  asText(e: Envelope): Envelope {
-    const p = e.wireText === null ? e.payload : null;
-    if (p === null || p === undefined) return e;
-    const c = this.codec(e.protocol);
-    if (c.encodeText === undefined || c.decodeText === undefined) return e;
-    const text = new WireText(c.encodeText(p), c.decodeText, this.badText);
-    return new Envelope(e.kind, own(e.id), e.ref, e.responseFor, own(e.from), own(e.to), e.protocol, text, e.ttl, e.flags, e.code);
-  }
-
   payloadIn(protocol: string, text: string | null, bytes: Uint8Array | null): unknown {
     return text !== null ? this.textOf(protocol, text) : this.valueOf(protocol, bytes);
   }
@@ -277,10 +263,6 @@ export class BusWire implements Payloads, EnvPayloads {
   valueOf(protocol: string, bytes: Uint8Array | null): unknown {
     return bytes === null ? null : this.codec(protocol).decode(bytes);
   }
-}
-
-function own(s: string): string {
-  return s.length < 13 ? s : (" " + s).slice(1);
 }
 
 function payloadFrom(r: WireReader): Uint8Array | null {
