@@ -1,4 +1,5 @@
 import TinyQueue from "tinyqueue";
+import { KeyRing } from "./key-ring.js";
 
 /** Whoever sent requests: the list keeps its outstanding ones linked so they can be dropped when it leaves. */
 export interface Requester {
@@ -45,7 +46,11 @@ class Bucket {
 const KEY_LIMIT = 0x7fffffff;
 
 export class PendingList {
-  private readonly byKey = new Map<number, PendingResponse>();
+  /**
+   * By key, in a ring rather than a Map: keys rise, and a Map used as a queue leaves a chain of rebuilt tables
+   * that keeps every request it held alive for the scavenger (KeyRing; benchmarks.md, session 24).
+   */
+  private readonly byKey = new KeyRing<PendingResponse>();
   private readonly buckets = new Map<number, Bucket>();
   private readonly heap = new TinyQueue<Bucket>([], (a, b) => a.heapKey - b.heapKey);
   // A random start keeps answers meant for a previous run of this worker from matching.

@@ -1,5 +1,5 @@
 import type { Envelope } from "../envelope/envelope.js";
-import { KeyRing } from "./key-ring.js";
+import { KeyRing } from "../pending/key-ring.js";
 import { numberAt, valueAt } from "./receipt.js";
 
 export interface CustodyOptions {

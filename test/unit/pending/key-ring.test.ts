@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KeyRing } from "../../../src/proxy/key-ring.js";
+import { KeyRing } from "../../../src/pending/key-ring.js";
 
 test("a key ring holds what a Map would, through growth, keys far behind, and slots a newer key needs", { timeout: 20_000 }, () => {
   let seed = 11;
