@@ -13,6 +13,7 @@
  *   --to full|bare|pool  Switchboard's requests go to each responder's full address (default), its bare
  *                    address (through the owner), or all to one account the responders share (a pool)
  *   --nats-mux       nats.js's shared reply inbox instead of noMux (same speed, less server CPU)
+ *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc-nvp)
  *   --json FILE      write every run
  *   --docs           rewrite the Relay section of docs/benchmarks.md
  */
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
       const server =
         target === "nats"
           ? await startNats(port)
-          : await startSwitchboard({ cpu: "0", accounts, waitOn: [port], config: { listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port }] } });
+          : await startSwitchboard({ cpu: "0", accounts, waitOn: [port], nodeArgs: a["server-node-args"] ? a["server-node-args"].split(" ") : [], config: { listeners: [{ protocol: "relay", transport: "tcp", host: "127.0.0.1", port }] } });
       try {
         // Others' builds share this machine: a window in which they used over a
         // quarter of a core is measured again (at most twice).
