@@ -82,3 +82,21 @@ test("a key ring grows to span its keys rather than set them aside, up to its li
   assert.equal(ring.get(9999), 9999);
   assert.equal(ring.get(9998), undefined);
 });
+
+test("a key ring across a wrap of its keys (PendingList's 31-bit keys): the new ones wait aside until the old are gone", { timeout: 5000 }, () => {
+  const ring = new KeyRing<number>(1 << 12);
+  const top = 0x7fffffff;
+  for (let k = top - 9; k <= top; k++) ring.set(k, k);
+  for (let k = 0; k < 5; k++) ring.set(k, k);
+  for (let k = top - 9; k <= top; k++) assert.equal(ring.get(k), k);
+  for (let k = 0; k < 5; k++) assert.equal(ring.get(k), k);
+  assert.equal(ring.size, 15);
+  for (let k = top - 9; k <= top; k++) assert.equal(ring.delete(k), k);
+  // The ring empty: the next key starts it again; those aside are still found, and first.
+  ring.set(5, 5);
+  assert.equal(ring.firstKey(), 0);
+  for (let k = 0; k <= 5; k++) assert.equal(ring.get(k), k);
+  for (let k = 0; k <= 5; k++) assert.equal(ring.delete(k), k);
+  assert.equal(ring.size, 0);
+  assert.equal(ring.firstKey(), -1);
+});
