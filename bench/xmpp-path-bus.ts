@@ -9,6 +9,9 @@
  * PLACE=owner: each client on its user's owner worker instead (what a connection handed to its owner after
  * SASL would give: no `session` hop), for the model of that proposal (docs/benchmarks.md).
  *
+ * RECIPIENTS=local|cross (with PLACE=owner): each message goes to a user whose owner is its sender's worker, or
+ * another worker, as bench:xmpp's --recipients does: a crossing against a local message in one deployment.
+ *
  * BATCH: messages the clients send between two "turns" (a turn ends with the bus publishing what it
  * gathered, then custody's confirmations behind it, until nothing is left); 2 by default, as the socket
  * benchmark's batches carry one or two messages at 10,000 msg/s.
@@ -42,6 +45,8 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const BATCH = Number(process.env.BATCH ?? 2);
 const ON_OWNER = process.env.PLACE === "owner";
+const RECIPIENTS = process.env.RECIPIENTS ?? "";
+if (RECIPIENTS !== "" && (!ON_OWNER || (RECIPIENTS !== "local" && RECIPIENTS !== "cross"))) throw new Error("RECIPIENTS=local|cross needs PLACE=owner");
 /** CUSTODY=off: messages crossing workers travel unheld (cluster.custody.maxHeld 0), the yardstick for custody's cost. */
 const CUSTODY = process.env.CUSTODY !== "off";
 /**
@@ -246,15 +251,22 @@ await drain();
 const stanzas: Buffer[] = [];
 let seed = 12345;
 const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+const ownerIndex = (i: number) => ids.indexOf(router.ownerOf(`user${i}@localhost`)!);
+/** Stanza j's sender (run, below): with RECIPIENTS, fixed per stanza, so that its recipient can be chosen by owner. */
+const senderOf = (i: number) => ((RECIPIENTS === "" ? i : i & 4095) * 7919) % USERS;
 for (let i = 0; i < 4096; i++) {
-  const to = Math.floor(rand() * USERS);
+  let to = Math.floor(rand() * USERS);
+  if (RECIPIENTS !== "") {
+    const from = ownerIndex(senderOf(i));
+    while ((ownerIndex(to) === from) !== (RECIPIENTS === "local")) to = Math.floor(rand() * USERS);
+  }
   stanzas.push(Buffer.from(`<message to='user${to}@localhost' type='chat' id='m${i}'><body>1763761234567.123</body></message>`));
 }
 
 async function run(): Promise<number> {
   const start = process.cpuUsage();
   for (let i = 0; i < MESSAGES; i++) {
-    conns[(i * 7919) % USERS].onData(stanzas[i & 4095]);
+    conns[senderOf(i)].onData(stanzas[i & 4095]);
     // The read's microtasks, as after a socket's callback.
     await null;
     if (i % BATCH === BATCH - 1) {
@@ -281,6 +293,6 @@ results.sort((a, b) => a - b);
 const cut = conns.filter((c) => c.closed).length;
 if (cut > 0) console.error(`${cut} sessions were cut`);
 console.log(
-  `xmpp message path, ${WORKERS} worker(s), batches of ${BATCH}${ON_OWNER ? ", clients on their owners" : ""}${CUSTODY ? "" : ", custody off"}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${((busMessages - m0) / (RUNS * MESSAGES)).toFixed(2)} bus messages (${((batches - b0) / (RUNS * MESSAGES)).toFixed(2)} batches) per message; ${encodeInto !== undefined ? "protocol 2" : "protocol 1"}`,
+  `xmpp message path, ${WORKERS} worker(s), batches of ${BATCH}${ON_OWNER ? ", clients on their owners" : ""}${RECIPIENTS !== "" ? `, ${RECIPIENTS} recipients` : ""}${CUSTODY ? "" : ", custody off"}: ${results[results.length >> 1].toFixed(0)} ns/message (median of ${RUNS} runs of ${MESSAGES}; runs ${results.map((x) => x.toFixed(0)).join(", ")}); ${((busMessages - m0) / (RUNS * MESSAGES)).toFixed(2)} bus messages (${((batches - b0) / (RUNS * MESSAGES)).toFixed(2)} batches) per message; ${encodeInto !== undefined ? "protocol 2" : "protocol 1"}`,
 );
 process.exit(0);

@@ -270,8 +270,12 @@ function payloadFrom(r: WireReader): Uint8Array | null {
   return len === NULL_LEN ? null : r.view(len);
 }
 
-/** Receipts by number behind their custodian's prefix, written once: 8 bytes a settled message, no string. */
-function confirmInto(w: WireWriter, by: string, prefix: string, taken: readonly Taken[], done: readonly number[]): void {
+/**
+ * Receipts by number behind their custodian's prefix, written once: 8 bytes a settled message, no string.
+ * The sender is named only where something is taken (Custody.takenBy keeps it); "" when all are settled.
+ */
+function confirmInto(w: WireWriter, sender: string, prefix: string, taken: readonly Taken[], done: readonly number[]): void {
+  const by = taken.length > 0 ? sender : "";
   let chars = by.length + prefix.length;
   for (let i = 0; i < taken.length; i++) chars += taken[i][1].length;
   w.reserve(4 + 1 + 4 + 4 + 4 + 4 + taken.length * 20 + done.length * 8 + 3 * chars);

@@ -37,11 +37,9 @@ export function workerOf(receipt: string): string {
   let dot = receipt.length - 1;
   while (dot >= 0 && receipt.charCodeAt(dot) !== 46) dot--;
   if (dot <= 0) return "";
-  for (let i = 0; i < knownWorkers.length; i++) {
-    const w = knownWorkers[i];
-    if (w.length === dot && receipt.startsWith(w)) return w;
-  }
+  // A slice compared with ===: V8 compares the bytes at once, where startsWith reads them one by one.
   const w = receipt.slice(0, dot);
+  for (let i = 0; i < knownWorkers.length; i++) if (knownWorkers[i] === w) return knownWorkers[i];
   if (knownWorkers.length < 16) knownWorkers.push(w);
   else {
     knownWorkers[nextKnown] = w;

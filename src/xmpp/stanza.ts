@@ -26,12 +26,38 @@ export function stampText(text: string, name: string, from: string, to: string):
   const end = text.indexOf(">");
   if (end < 0 || !(after === 32 || after === 62 || after === 47)) return null;
   const close = text.charCodeAt(end - 1) === 47 ? end - 1 : end;
+  if (stampedAs(text, name.length + 1, close, from, to)) return text;
   // A text serialized once for many recipients (a room's broadcast) has neither: no regex per recipient then.
   const attrs = text.slice(name.length + 1, close);
   let out = `<${name}${attrs.indexOf(' from="') < 0 && attrs.indexOf(' to="') < 0 ? attrs : attrs.replace(FROM_TO, "")}`;
   if (from !== "") out += ` from="${attr(from)}"`;
   if (to !== "") out += ` to="${attr(to)}"`;
   return out + text.slice(close);
+}
+
+/**
+ * Whether the start tag's attributes, text[at, close), begin with to and end with from, both with exactly these
+ * values: a client's stanza as its sender's worker wrote it (the client's own attributes, `to` first as
+ * clients write it, then the `from` the dispatcher added), the usual crossing. serialize escapes '"' in values,
+ * so neither can be read inside another attribute's value; a value with '&' is left to the caller (its
+ * escaped form could read as another raw value). Compares in place: no search, no copy.
+ */
+function stampedAs(text: string, at: number, close: number, from: string, to: string): boolean {
+  const toEnd = at + 5 + to.length;
+  const fromAt = close - 1 - from.length;
+  return (
+    from !== "" &&
+    to !== "" &&
+    fromAt - 7 >= toEnd + 1 &&
+    text.charCodeAt(toEnd) === 34 &&
+    text.charCodeAt(close - 1) === 34 &&
+    text.slice(at, at + 5) === ' to="' &&
+    text.slice(fromAt - 7, fromAt) === ' from="' &&
+    text.slice(at + 5, toEnd) === to &&
+    text.slice(fromAt, close - 1) === from &&
+    from.indexOf("&") < 0 &&
+    to.indexOf("&") < 0
+  );
 }
 
 /** The start tag before its '>' or '/>': the element's attributes, those in `over` replaced (dropped when empty). */

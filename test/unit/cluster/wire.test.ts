@@ -141,8 +141,10 @@ test("custody: a confirmation carries who sends it, its custodian's prefix and t
   const one = Buffer.from(wire.encode({ op: "confirm", by: "h-w1", prefix: "p_", taken: [[1, "k", 1]], done: [] }));
   one.writeUInt32LE(0x7fffffff, 1 + 4 + 4 + 4 + 2);
   assert.throws(() => wire.decode(one), /more receipts than bytes/);
+  // Nothing taken: who confirms is not written (only Custody.takenBy needs it).
+  assert.deepEqual(roundTrip({ op: "confirm", by: "h-w1", prefix: "p_", taken: [], done: [1, 2] }), { op: "confirm", by: "", prefix: "p_", taken: [], done: [1, 2] });
   const two = Buffer.from(wire.encode({ op: "confirm", by: "h-w1", prefix: "p_", taken: [], done: [1] }));
-  two.writeUInt32LE(2, 1 + 4 + 4 + 4 + 2 + 4);
+  two.writeUInt32LE(2, 1 + 4 + 4 + 2 + 4);
   assert.throws(() => wire.decode(two), /more receipts than bytes/);
   const env = Envelope.message({ from: "a@x/r", to: "b@x", protocol: "xmpp", payload: null, flags: Flag.Offline }).withReceipt("h-w0.9");
   const owner = roundTrip({ op: "owner", env }) as Extract<BusMessage, { op: "owner" }>;
