@@ -1,4 +1,4 @@
-import { monotonicMs } from "../timer/clock.js";
+import { inputMs, monotonicMs } from "../timer/clock.js";
 
 /**
  * What a protocol does when its peer has been silent: ask it for a sign of
@@ -115,8 +115,9 @@ export class PeerWatch {
     this.wheel?.add(this, this.lastSeen + afterMs);
   }
 
+  /** Traffic: stamped with the moment its read began (inputMs), no clock read of its own inside one. */
   seen(): void {
-    this.lastSeen = monotonicMs();
+    this.lastSeen = inputMs();
   }
 
   stop(): void {

@@ -1,4 +1,4 @@
-import { monotonicMs } from "./clock.js";
+import { inputMs, monotonicMs } from "./clock.js";
 
 /**
  * Waits that are all equally long, so that their deadlines come in the order
@@ -31,9 +31,12 @@ export class EqualWaits<T> {
     this.slackMs = Math.max(1, Math.floor(delayMs * slack));
   }
 
-  /** `holder` waits from now: its deadline, to compare with when it comes due. */
+  /**
+   * `holder` waits from now (inputMs: within a read, from when it began; so the wait ends no later than from the
+   * clock, and deadlines still come in the order added): its deadline, to compare with when it comes due.
+   */
   add(holder: T): number {
-    const deadline = Math.ceil(monotonicMs()) + this.delayMs;
+    const deadline = inputMs() + this.delayMs;
     if (this.count === this.holders.length) this.grow();
     const i = (this.head + this.count) & (this.holders.length - 1);
     this.holders[i] = holder;

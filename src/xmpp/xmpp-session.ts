@@ -16,6 +16,7 @@ import { dispatchStanza } from "./dispatcher.js";
 import { Phase, type AckTracker, type ClientSession, type DeliveryGate } from "./client-session.js";
 import type { XmppContext } from "./context.js";
 import { SessionRecord } from "../metrics/session-record.js";
+import { beginInput, endInput } from "../timer/clock.js";
 import { CloseReason } from "../transport/conn.js";
 import type { Handover } from "../session/core.js";
 import type { RosterItem } from "../store/xmpp-store.js";
@@ -190,6 +191,16 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
 
   private onData(chunk: Buffer, binary: boolean): void {
     if (this.phase === Phase.Closing) return;
+    // One clock read for the read and all it causes (inputMs): the watch's stamp, XEP-0198's waits.
+    const outer = beginInput();
+    try {
+      this.input(chunk, binary);
+    } finally {
+      if (outer) endInput();
+    }
+  }
+
+  private input(chunk: Buffer, binary: boolean): void {
     this.watch?.seen();
     if (this.held !== null) {
       this.heldBytes += chunk.length;

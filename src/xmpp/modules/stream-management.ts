@@ -14,7 +14,7 @@ import { UnackedQueue } from "./unacked-queue.js";
 import { HeldAnswers, type HoldsAnswers } from "./held-answers.js";
 import { EndedSessions } from "./ended-sessions.js";
 import { EqualWaits } from "../../timer/equal-waits.js";
-import { monotonicMs } from "../../timer/clock.js";
+import { inputMs, monotonicMs } from "../../timer/clock.js";
 import { afterMiss, describer, leftover } from "./sm-records.js";
 import type { Handover } from "../../session/core.js";
 import type { Session } from "../../session/session.js";
@@ -661,10 +661,11 @@ export class Acks implements AckTracker, HoldsAnswers {
 
   /**
    * The timed <r/> is near (the last fifth of ackEveryMs): it goes with output written now rather than alone at its
-   * time, a write of its own. Asked a little sooner, never later.
+   * time, a write of its own. Asked a little sooner, never later. The clock of the read being handled (inputMs):
+   * no read of the clock per stanza; one that began earlier only opens the window later.
    */
   private rideNow(): boolean {
-    return this.requestAt !== 0 && monotonicMs() >= this.requestAt - this.rideMs;
+    return this.requestAt !== 0 && inputMs() >= this.requestAt - this.rideMs;
   }
 
   /** The timed <r/>'s wait that ends at `deadline` is over: asked now, unless asked since (or stopped). */

@@ -3,7 +3,7 @@ import { StringDecoder } from "node:string_decoder";
 import { Element } from "ltx";
 import { StreamCondition, StreamError } from "../errors.js";
 import { parseStanza, parseTag } from "./xml.js";
-import { NOT_SM, SM_REQUEST, smEnd, smShortcut } from "./sm-shortcut.js";
+import { NOT_SM, SM_REQUEST, smAnswerH, smEnd, smShortcut } from "./sm-shortcut.js";
 
 /** What the stream codec hands on: the stream header, one whole stanza at a time, the stream's end. */
 export interface StreamSink {
@@ -175,8 +175,8 @@ export class StreamParser {
             if (this.depth === 1 && this.sink.smNonza !== undefined) {
               const end = smEnd(buf, i, n);
               if (end > 0) {
-                // An <a/>'s h is read by smShortcut (an h of 2^32 or more: NOT_SM, parsed and refused as before).
-                const what = buf.charCodeAt(i + 1) === 114 /* r */ ? SM_REQUEST : smShortcut(buf, i, end);
+                // An <a/>'s h is read from its digits, the form checked by smEnd (an h of 2^32 or more: NOT_SM, parsed and refused as before).
+                const what = buf.charCodeAt(i + 1) === 114 /* r */ ? SM_REQUEST : smAnswerH(buf, i, end);
                 this.mark = end;
                 if (what === NOT_SM || !this.sink.smNonza(what)) {
                   // Declined (not bound, not enabled, input held): the generic way, which owns every error.

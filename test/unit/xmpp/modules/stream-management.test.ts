@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Acks, TimedRequests } from "../../../../src/xmpp/modules/stream-management.js";
 import { EqualWaits } from "../../../../src/timer/equal-waits.js";
+import { beginInput, endInput } from "../../../../src/timer/clock.js";
 import { UnackedQueue } from "../../../../src/xmpp/modules/unacked-queue.js";
 import { HeldAnswers } from "../../../../src/xmpp/modules/held-answers.js";
 import { StreamError } from "../../../../src/xmpp/errors.js";
@@ -186,6 +187,44 @@ test("the timed <r/> rides with a stanza written in the last fifth of ackEveryMs
   assert.deepEqual(one.written, [r], "asked once");
   a1.acknowledged(3);
   a2.acknowledged(1);
+});
+
+test("within one read, stanzas to streams whose timed <r/> is armed read the clock once (the ride window by the read's time)", { timeout: 5_000 }, () => {
+  const requests = new TimedRequests(60_000);
+  const held = new HeldAnswers(60_000);
+  const cfg = { ...policy, ackEveryMs: 60_000, answerDelayMs: 60_000 };
+  const one = session();
+  const two = session();
+  const a1 = new Acks(one.s, cfg, "", new SmCounts(), undefined, undefined, undefined, held, requests);
+  const a2 = new Acks(two.s, cfg, "", new SmCounts(), undefined, undefined, undefined, held, requests);
+  const real = performance.now;
+  let reads = 0;
+  performance.now = function (this: typeof performance) {
+    reads++;
+    return real.call(this);
+  };
+  try {
+    const outer = beginInput();
+    try {
+      // Arms both timed <r/>, then judges the ride window with every stanza; an answer held for a stream.
+      for (let i = 0; i < 5; i++) {
+        a1.sent(`m${i}`);
+        a2.sent(`n${i}`);
+      }
+      a1.received();
+      a1.answer();
+    } finally {
+      if (outer) endInput();
+    }
+  } finally {
+    performance.now = real;
+  }
+  assert.equal(reads, 1, "one clock read for the read");
+  assert.deepEqual(one.written, [], "far from its time: nothing rides, the answer is held");
+  assert.equal(requests.size, 2);
+  assert.equal(held.size, 1);
+  a1.stop();
+  a2.stop();
 });
 
 test("EqualWaits: deadlines in order across the ring's growth; an entry its holder no longer waits for does nothing", { timeout: 5_000 }, async () => {
