@@ -204,7 +204,9 @@ export class HandoverDesk implements Handovers {
     this.stats.movedOut++;
     const now = monotonicMs();
     const inbound: [string, string, number, boolean][] = [];
-    for (const [k, r] of s.inbound) if (r.deadline > now) inbound.push([k, r.ref, r.deadline - now, r.pool]);
+    s.inbound.forEach((r, k) => {
+      if (r.deadline > now) inbound.push([k, r.ref, r.deadline - now, r.pool]);
+    });
     s.inbound.clear();
     s.movedTo = to;
     this.forwarding.add(s);

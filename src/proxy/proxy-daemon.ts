@@ -350,9 +350,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }
     this.pending.removeAllOf(s);
     const now = monotonicMs();
-    for (const r of s.inbound.values()) {
+    s.inbound.forEach((r) => {
       if (r.deadline > now) this.toRequester(Envelope.error({ from: s.address, to: "", protocol: s.protocol, responseFor: r.ref, code: ErrorCode.Unavailable }));
-    }
+    });
     s.inbound.clear();
     if (!s.bound) return;
     s.bound = false;

@@ -1,5 +1,6 @@
 import type { Envelope } from "../envelope/envelope.js";
 import type { PendingResponse, Requester } from "../pending/pending-list.js";
+import { InboundTable } from "./inbound-table.js";
 import { RecentMessages } from "./recent-messages.js";
 
 // Serials meet across worker processes in an owner's UserChannel: each process starts its count at a random point.
@@ -95,12 +96,12 @@ export abstract class Session implements Requester {
   outstanding = 0;
   firstPending: PendingResponse | null = null;
 
-  /** Made at first use: a session that is never asked anything (most) keeps no empty Map (~180 bytes). */
-  private inboundMap: Map<string, InboundRequest> | null = null;
+  /** Made at first use: a session that is never asked anything (most) keeps no empty table. */
+  private inboundTable: InboundTable<InboundRequest> | null = null;
 
   /** Requests delivered to this session and not answered yet, by the key its answer will carry (requestKey). */
-  get inbound(): Map<string, InboundRequest> {
-    return (this.inboundMap ??= new Map());
+  get inbound(): InboundTable<InboundRequest> {
+    return (this.inboundTable ??= new InboundTable());
   }
 
   /**
@@ -168,9 +169,9 @@ export abstract class Session implements Requester {
     const inbound = this.inbound;
     if (inbound.size >= cap) {
       // Oldest first; an entry dropped here is still failed by the requester's own timeout.
-      for (const [k, r] of inbound) {
+      for (let r = inbound.oldest(); r !== undefined; r = inbound.oldest()) {
         if (inbound.size < cap && r.deadline > now) break;
-        inbound.delete(k);
+        inbound.shift();
       }
     }
     inbound.set(key, { ref, deadline, pool });
