@@ -13,6 +13,8 @@
  *   --to full|bare|pool  Switchboard's requests go to each responder's full address (default), its bare
  *                    address (through the owner), or all to one account the responders share (a pool)
  *   --nats-mux       nats.js's shared reply inbox instead of noMux (same speed, less server CPU)
+ *   --loads L        loads per server, each after waitQuiet's pause; the last is the run's figure (default 1;
+ *                    2: a server's next load after a pause, where a table that churns shows: benchmarks.md, session 25)
  *   --server-node-args="A B"  more node flags for Switchboard (e.g. --server-node-args=--trace-gc-nvp)
  *   --json FILE      write every run
  *   --docs           rewrite the Relay section of docs/benchmarks.md
@@ -89,6 +91,8 @@ async function main(): Promise<void> {
   const R = Number(a.responders ?? 4);
   const base = { requesters: K, responders: R, inflight: Number(a.inflight ?? 100), payload: Number(a.payload ?? 64), warmupMs: 1500, measureMs: Number(a.seconds ?? 5) * 1000, natsMux: a["nats-mux"] === "true", to: (a.to ?? "full") as LoadSpec["to"] };
   const runs = Number(a.runs ?? 3);
+  const loads = Number(a.loads ?? 1);
+  if (!Number.isInteger(loads) || loads < 1) throw new Error(`--loads ${a.loads}: a whole number from 1`);
   const targets = (a.targets ?? "switchboard,nats").split(",");
   if (!["full", "bare", "pool"].includes(base.to)) throw new Error(`--to ${base.to}: full, bare or pool`);
   if (targets.includes("nats")) ensureCommand("nats-server", "nats-server");
@@ -108,6 +112,11 @@ async function main(): Promise<void> {
         // Others' builds share this machine: a window in which they used over a
         // quarter of a core is measured again (at most twice).
         let r = await runLoad({ ...base, target: target as LoadSpec["target"], port }, server);
+        for (let l = 2; l <= loads; l++) {
+          console.log(`run ${run} ${target}: load ${l - 1} of ${loads} ${Math.round(r.roundTripsPerSec)} rt/s, ${r.serverCpuPer100k.toFixed(2)} CPU-s/100k; the next after a pause`);
+          await waitQuiet();
+          r = await runLoad({ ...base, target: target as LoadSpec["target"], port }, server);
+        }
         for (let retry = 0; retry < 2 && r.otherCpuSeconds / r.result.seconds > 0.25; retry++) {
           console.log(`run ${run} ${target}: others used ${r.otherCpuSeconds.toFixed(1)} CPU-s, measuring again`);
           await waitQuiet();
