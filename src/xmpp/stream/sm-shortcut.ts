@@ -51,19 +51,14 @@ export function smShortcut(buf: string, start: number, end: number): number {
   if (!isForm(buf.substring(start, start + A_APOS.length), A_APOS, A_QUOT)) return NOT_SM;
   // The digits, then the same quote and "/>".
   if (buf.charCodeAt(end - 3) !== quote || buf.charCodeAt(end - 2) !== 47 /* / */) return NOT_SM;
-  return digitsOf(buf, start, end);
+  return smAnswerH(buf, start, end);
 }
 
 /**
- * The h of the <a h/> that smEnd found at `buf[start, end)` (its form checked there: only the digits are read), or
- * NOT_SM when it is 2^32 or more.
+ * The h between the prefix and the closing quote of the <a h/> at `buf[start, end)` (its form checked by smEnd or
+ * smShortcut: only the digits are read); NOT_SM for anything but digits, or 2^32 or more.
  */
 export function smAnswerH(buf: string, start: number, end: number): number {
-  return digitsOf(buf, start, end);
-}
-
-/** The h between the prefix and the closing quote of `buf[start, end)`; NOT_SM for anything but digits, or 2^32 or more. */
-function digitsOf(buf: string, start: number, end: number): number {
   let h = 0;
   for (let i = start + A_APOS.length; i < end - 3; i++) {
     const d = buf.charCodeAt(i) - 48;

@@ -1,25 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { performance } from "node:perf_hooks";
 import { beginInput, endInput, inputMs, monotonicMs } from "../../../src/timer/clock.js";
 import { EqualWaits } from "../../../src/timer/equal-waits.js";
 import { PeerWatch } from "../../../src/session/peer-watch.js";
-
-/** Runs `f` with performance.now counted: how many times the clock was read. */
-function clockReads(f: () => void): number {
-  const real = performance.now;
-  let n = 0;
-  performance.now = function (this: typeof performance) {
-    n++;
-    return real.call(this);
-  };
-  try {
-    f();
-  } finally {
-    performance.now = real;
-  }
-  return n;
-}
+import { clockReads } from "./clock-reads.js";
 
 /** Spins until the clock has moved past `t` (no timer can fire meanwhile), within 2 s. */
 function pastMs(t: number): number {

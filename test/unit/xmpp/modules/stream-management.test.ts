@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { Acks, TimedRequests } from "../../../../src/xmpp/modules/stream-management.js";
 import { EqualWaits } from "../../../../src/timer/equal-waits.js";
 import { beginInput, endInput } from "../../../../src/timer/clock.js";
+import { clockReads } from "../../timer/clock-reads.js";
 import { UnackedQueue } from "../../../../src/xmpp/modules/unacked-queue.js";
 import { HeldAnswers } from "../../../../src/xmpp/modules/held-answers.js";
 import { StreamError } from "../../../../src/xmpp/errors.js";
@@ -197,13 +198,7 @@ test("within one read, stanzas to streams whose timed <r/> is armed read the clo
   const two = session();
   const a1 = new Acks(one.s, cfg, "", new SmCounts(), undefined, undefined, undefined, held, requests);
   const a2 = new Acks(two.s, cfg, "", new SmCounts(), undefined, undefined, undefined, held, requests);
-  const real = performance.now;
-  let reads = 0;
-  performance.now = function (this: typeof performance) {
-    reads++;
-    return real.call(this);
-  };
-  try {
+  const reads = clockReads(() => {
     const outer = beginInput();
     try {
       // Arms both timed <r/>, then judges the ride window with every stanza; an answer held for a stream.
@@ -216,9 +211,7 @@ test("within one read, stanzas to streams whose timed <r/> is armed read the clo
     } finally {
       if (outer) endInput();
     }
-  } finally {
-    performance.now = real;
-  }
+  });
   assert.equal(reads, 1, "one clock read for the read");
   assert.deepEqual(one.written, [], "far from its time: nothing rides, the answer is held");
   assert.equal(requests.size, 2);
