@@ -2,6 +2,8 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/logger.js";
+import { readInto } from "../transport/node-internals.js";
+import { SlabFrames } from "./slab-frames.js";
 
 /**
  * Bus messages between the workers of one host, straight from one process to
@@ -72,7 +74,7 @@ export class HostLinks {
 
   constructor(
     private readonly opts: HostLinksOptions,
-    /** One message as the peer wrote it: data[start, end), the chunk read (Node.js does not reuse it), with no view made per message. */
+    /** One message as the peer wrote it: data[start, end), in place in the link's slab (never written again), with no view made per message. */
     private readonly onMessage: (data: Uint8Array, start: number, end: number) => void,
     /** The link to peer `index` was dropped with messages not taken: they are lost. */
     private readonly onLost: (index: number) => void,
@@ -195,31 +197,34 @@ export class HostLinks {
     setImmediate(() => this.onLost(index));
   }
 
-  /** Reads messages from one peer: in place in the chunks as they come; only a message split across reads is copied. */
+  /**
+   * Reads messages from one peer, in place: the kernel reads into a slab of this link's (SlabFrames) and each
+   * message is handed out where it lies. Without readInto on this Node.js, Node's chunks are copied into it.
+   */
   private accepted(s: Socket): void {
     if (this.closed) {
       s.destroy();
       return;
     }
     this.inbound.add(s);
-    let rest: Buffer | null = null;
-    s.on("data", (chunk: Buffer) => {
-      const buf = rest === null ? chunk : Buffer.concat([rest, chunk]);
-      rest = null;
-      let at = 0;
-      while (buf.length - at >= 4) {
-        const len = buf.readUInt32BE(at);
-        if (len > MAX_MESSAGE) {
-          this.log?.warn("cluster host link: oversized message, link closed", { bytes: len });
-          s.destroy();
-          return;
-        }
-        if (buf.length - at - 4 < len) break;
-        this.onMessage(buf, at + 4, at + 4 + len);
-        at += 4 + len;
-      }
-      if (at < buf.length) rest = buf.subarray(at);
-    });
+    const frames = new SlabFrames(this.onMessage, MAX_MESSAGE);
+    const oversized = () => {
+      this.log?.warn("cluster host link: oversized message, link closed", { bytes: frames.refused });
+      s.destroy();
+    };
+    const direct = readInto(
+      s,
+      frames.next,
+      (n) => {
+        if (!frames.read(n)) oversized();
+      },
+      () => frames.next,
+    );
+    if (!direct) {
+      s.on("data", (chunk: Buffer) => {
+        if (!frames.push(chunk)) oversized();
+      });
+    }
     s.on("error", () => {});
     s.on("close", () => this.inbound.delete(s));
   }

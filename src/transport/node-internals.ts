@@ -28,7 +28,9 @@ const READ_INTO = (() => {
   probe.destroy();
   const buffer = syms.find((k) => k.description === "kBuffer");
   const callback = syms.find((k) => k.description === "kBufferCb");
-  return buffer !== undefined && callback !== undefined ? { buffer, callback } : null;
+  // The third: a function that gives the buffer for the next read (onread's `buffer` as a function).
+  const generate = syms.find((k) => k.description === "kBufferGen");
+  return buffer !== undefined && callback !== undefined ? { buffer, callback, generate } : null;
 })();
 
 /** Whether readInto() can switch sockets on this Node.js. */
@@ -37,19 +39,27 @@ export const canReadInto = READ_INTO !== null;
 /**
  * Switches a socket (an accepted one too, which cannot be given `onread`) to
  * reading into `buffer`, calling `callback(n, buffer)` for each read instead of
- * emitting 'data'. False, with the socket unchanged, when this Node.js lacks the
- * fields or the socket has no TCP handle.
+ * emitting 'data'. With `next`, each read after the first lands in the buffer
+ * that `next()` returns, called after the callback (a reader that keeps views of
+ * what it read gives a fresh part of its own memory each time). False, with the
+ * socket unchanged, when this Node.js lacks the fields or the socket has no
+ * stream handle.
  */
-export function readInto(s: Socket, buffer: Buffer, callback: ReadCallback): boolean {
+export function readInto(s: Socket, buffer: Buffer, callback: ReadCallback, next?: () => Buffer): boolean {
   const handle = (s as unknown as { _handle?: Handle })._handle;
   if (READ_INTO === null || typeof handle?.useUserBuffer !== "function") return false;
+  if (next !== undefined && READ_INTO.generate === undefined) return false;
   const t = s as unknown as Record<symbol, unknown>;
-  // The three at once, with no read between: the callback is only right for reads into `buffer`.
+  // All at once, with no read between: the callback is only right for reads into `buffer`.
   t[READ_INTO.buffer] = buffer;
   t[READ_INTO.callback] = callback;
+  if (next !== undefined) t[READ_INTO.generate!] = next;
   handle.useUserBuffer(buffer);
   return true;
 }
+
+/** Whether readInto() takes `next` on this Node.js. */
+export const canReadIntoNext = READ_INTO?.generate !== undefined;
 
 /** The socket's file descriptor (libuv's), or -1 when it has none that can be known. */
 export function socketFd(s: Socket): number {

@@ -88,6 +88,24 @@ describe("HostLinks", () => {
     assert.deepEqual(got, want);
   });
 
+  test("what a message's reader keeps of it (a view, not a copy) stays as it was while later reads come", { timeout: 10_000 }, async () => {
+    const d = dir();
+    const views: Buffer[] = [];
+    const b = new HostLinks({ dir: d, index: 1, maxQueuedBytes: 1 << 20 }, (m, start, end) => views.push(Buffer.from(m.buffer, m.byteOffset + start, end - start)), () => {}, null);
+    links.push(b);
+    await b.listen();
+    const a = make(d, 0, []);
+    // Enough for many reads and several slabs, a write per turn so that reads are many.
+    const want = Array.from({ length: 2000 }, (_, i) => `m${i}:${String.fromCharCode(97 + (i % 26)).repeat(i % 300)}`);
+    for (let i = 0; i < want.length; i += 20) {
+      a.write(1, Buffer.concat(want.slice(i, i + 20).map(frame)), 20);
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(() => views.length === want.length, 5000, () => `${views.length} of ${want.length}`);
+    // Read now, after every later read: a link that read into one reused buffer would have overwritten them.
+    assert.deepEqual(views.map((v) => v.toString()), want);
+  });
+
   test("a peer not listening costs only what was sent to it; once it listens, the next messages arrive", { timeout: 5000 }, async () => {
     const d = dir();
     // The link says at debug level when its connection fails: that is the moment to start the peer.

@@ -6,7 +6,7 @@ import { mkdtempSync, readlinkSync, rmSync, writeFileSync, writeSync } from "nod
 import { fork } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bindShared, canReadInto, readInto, sendFirst, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
+import { bindShared, canReadInto, canReadIntoNext, readInto, sendFirst, socketFd, startReading, stopReading } from "../../../src/transport/node-internals.js";
 
 // The Node.js internals in src/transport/node-internals.ts, on real sockets.
 // Each has a fallback in production, so a Node.js release that changes one would
@@ -59,6 +59,39 @@ test("an accepted socket switched by readInto reads into the shared buffer, and 
   assert.equal(shared.toString("utf8", 0, reads.at(-1)!.n), reads.at(-1)!.text, "the bytes are in the shared buffer");
   assert.equal(dataEvents, 0, `${NODE}: the socket still emits 'data': reads did not go through the shared buffer`);
   // The peer's FIN still ends the socket in that mode.
+  client.end();
+  await once(peer, "end");
+});
+
+test("readInto with next: each read after the first lands in the buffer next() returned", { timeout: 10_000 }, async (t) => {
+  assert.ok(canReadIntoNext, `${NODE}: a net.Socket has no kBufferGen symbol any more (onread's buffer as a function)`);
+  const { client, peer } = await accepted(t);
+  // A buffer of three bytes at a time, each a new one: the reads can only be told apart by where they landed.
+  const given: Buffer[] = [Buffer.alloc(3)];
+  const reads: { n: number; buf: Buffer }[] = [];
+  let total = 0;
+  const done = new Promise<void>((resolve) => {
+    const ok = readInto(
+      peer,
+      given[0],
+      (n, buf) => {
+        reads.push({ n, buf });
+        total += n;
+        if (total >= 9) resolve();
+      },
+      () => {
+        given.push(Buffer.alloc(3));
+        return given.at(-1)!;
+      },
+    );
+    assert.ok(ok, `${NODE}: readInto with next could not switch an accepted socket`);
+  });
+  client.write("abcdefghi");
+  await done;
+  assert.ok(reads.length >= 3, `${reads.length} reads of at most 3 bytes`);
+  // Each read's bytes are in the buffer handed to its callback: the one given before it.
+  reads.forEach((r, i) => assert.equal(r.buf, given[i], `read ${i} went to the buffer next() gave`));
+  assert.equal(reads.map((r) => r.buf.toString("utf8", 0, r.n)).join(""), "abcdefghi");
   client.end();
   await once(peer, "end");
 });
