@@ -290,7 +290,9 @@ export class NatsBus implements ClusterBus {
     const w = this.opts.coalesceMs ?? 0;
     const wait = w > 0 ? this.lastFlush + w - performance.now() : 0;
     if (wait < 0.5) setImmediate(this.flush);
-    else this.flushTimer = setTimeout(this.flush, wait);
+    // +1: Node's timers count whole milliseconds from the loop's clock as the turn began, so a timer of `wait`
+    // fires up to a millisecond early (with a 1 ms window, batches went every 0.63 ms on average).
+    else this.flushTimer = setTimeout(this.flush, wait + 1);
   }
 
   flushNow(): void {

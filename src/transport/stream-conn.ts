@@ -14,7 +14,13 @@ type Tagged = Socket & { [CONN]?: StreamConn };
 // A busy turn (hundreds of ready sockets) can last tens of milliseconds, and
 // output held to its end would wait as long: past FLUSH_AFTER_MS, flush at once.
 const FLUSH_AFTER_MS = 1;
-let dirty: StreamConn[] = [];
+
+/** A connection whose output is gathered over a turn and handed on by flush(): StreamConn, WsConn. */
+export interface TurnOutput {
+  flush(): void;
+}
+
+let dirty: TurnOutput[] = [];
 let dirtySince = 0;
 let flushScheduled = false;
 
@@ -63,7 +69,8 @@ function onImmediate(): void {
   flushAll();
 }
 
-function markDirty(c: StreamConn): void {
+/** `c` has output for this turn: flushed with the others at the turn's end (or a busy turn's 1 ms), after the hooks. */
+export function markDirty(c: TurnOutput): void {
   const n = dirty.push(c);
   if (n === 1) dirtySince = performance.now();
   // Whenever none is queued, not only for the list's first entry: a held list is not empty when a turn begins.

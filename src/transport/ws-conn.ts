@@ -1,11 +1,19 @@
 import type { WebSocket, RawData } from "ws";
 import { CloseReason, type Conn } from "./conn.js";
+import { markDirty, type TurnOutput } from "./stream-conn.js";
 
 /** Below this, joining header and body costs less than a second WebSocket fragment. */
 const JOIN_BELOW = 4096;
 
-/** One WebSocket: each binary message is one protocol frame. */
-export class WsConn implements Conn {
+/**
+ * One WebSocket: each binary message is one protocol frame. What a turn writes is
+ * kept until the turn's client output is flushed (StreamConn's turn, markDirty),
+ * then sent, one WebSocket message per frame as before: so it waits, as TCP and
+ * TLS output does, behind the hooks that publish the turn's bus batch first
+ * (beforeClientWrites), and a client is never shown a stanza ahead of the bus
+ * messages about it.
+ */
+export class WsConn implements Conn, TurnOutput {
   readonly messageMode = true;
   /** wss is TLS from the start; RFC 7395 has no STARTTLS. */
   readonly canStartTls = false;
@@ -30,29 +38,55 @@ export class WsConn implements Conn {
     ws.on("error", () => this.closedBy(CloseReason.Error));
   }
 
+  /** This turn's frames, not sent yet: a text or a binary message, or [head, body] of one sent as two fragments. */
+  private out: (Buffer | string | [Buffer, Buffer])[] = [];
+  /** Their bytes (a text's UTF-16 length: a bound, not an exact count). */
+  private held = 0;
+
   write(chunk: Buffer | string): void {
     if (this.closed) return;
-    this.ws.send(chunk, { binary: typeof chunk !== "string" });
-    this.checkBacklog();
+    this.hold(chunk, chunk.length);
   }
 
   writeParts(a: Buffer, b: Buffer): void {
     if (this.closed) return;
-    if (b.length < JOIN_BELOW) this.ws.send(b.length ? Buffer.concat([a, b]) : a, { binary: true });
-    else {
-      // Two fragments of one message: the body is passed along, not copied.
-      this.ws.send(a, { binary: true, fin: false });
-      this.ws.send(b, { binary: true, fin: true });
-    }
+    // Two fragments of one message (the body passed along, not copied), unless it is small.
+    if (b.length < JOIN_BELOW) this.hold(b.length ? Buffer.concat([a, b]) : a, a.length + b.length);
+    else this.hold([a, b], a.length + b.length);
+  }
+
+  private hold(frame: Buffer | string | [Buffer, Buffer], bytes: number): void {
+    if (this.out.push(frame) === 1) markDirty(this);
+    this.held += bytes;
     this.checkBacklog();
   }
 
+  /** Sends this turn's frames. */
+  flush(): void {
+    const out = this.out;
+    if (out.length === 0) return;
+    this.out = [];
+    this.held = 0;
+    if (this.closed) return;
+    const ws = this.ws;
+    for (let i = 0; i < out.length; i++) {
+      const f = out[i];
+      if (typeof f === "string") ws.send(f, { binary: false });
+      else if (Buffer.isBuffer(f)) ws.send(f, { binary: true });
+      else {
+        ws.send(f[0], { binary: true, fin: false });
+        ws.send(f[1], { binary: true, fin: true });
+      }
+    }
+  }
+
   get queuedBytes(): number {
-    return this.ws.bufferedAmount;
+    return this.ws.bufferedAmount + this.held;
   }
 
   private checkBacklog(): void {
-    if (this.ws.bufferedAmount > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
+    // The turn's frames count, as a StreamConn's turn output does.
+    if (this.queuedBytes > this.maxOutboundBytes) this.destroy(CloseReason.SlowConsumer);
   }
 
   established(): void {}
@@ -69,6 +103,7 @@ export class WsConn implements Conn {
   end(reason = "closed by server"): void {
     if (this.closed) return;
     this.reason = reason;
+    this.flush();
     this.ws.close(1000);
     setTimeout(() => this.ws.terminate(), 5000).unref();
   }
@@ -76,6 +111,8 @@ export class WsConn implements Conn {
   destroy(reason = "closed by server"): void {
     if (this.closed) return;
     this.reason ||= reason;
+    this.out = [];
+    this.held = 0;
     this.ws.terminate();
     this.closedBy(reason);
   }

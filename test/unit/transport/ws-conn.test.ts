@@ -4,6 +4,7 @@ import type { IncomingMessage } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import { WsConn } from "../../../src/transport/ws-conn.js";
+import { beforeClientWrites, flushClientWrites } from "../../../src/transport/stream-conn.js";
 import { CloseReason } from "../../../src/transport/conn.js";
 import { waitUntil, within } from "../../helpers.js";
 
@@ -242,5 +243,63 @@ test("a message read in the same chunk as one that made the protocol destroy the
     assert.deepEqual(p.closes, ["bad input"]);
   } finally {
     await p.stop();
+  }
+});
+
+test("a turn's frames wait for the hooks before client writes, as TCP output does: a hook that holds them holds them until flushClientWrites", { timeout: 10_000 }, async () => {
+  const p = await pair();
+  let hold = true;
+  let asked = 0;
+  const unhook = beforeClientWrites((force) => {
+    asked++;
+    return force || !hold;
+  });
+  try {
+    p.conn.write("one");
+    p.conn.writeParts(Buffer.from("<"), Buffer.from("two/>"));
+    // Nothing is sent within the turn that wrote: the hook is asked at its end.
+    assert.equal(p.serverWs.bufferedAmount, 0);
+    await waitUntil(() => asked > 0, 3000, "the hook asked at the turn's end");
+    // Held: a later turn goes by, and another, with nothing at the client; the held bytes count as queued.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(p.received.length, 0, "the client got frames a hook held");
+    assert.ok(p.conn.queuedBytes >= 9, `queuedBytes ${p.conn.queuedBytes} counts the held frames`);
+    // Released, as the bus does after its publish: both frames, in order, one message each.
+    hold = false;
+    flushClientWrites();
+    await waitUntil(() => p.received.length === 2, 3000, "two messages at the client");
+    assert.deepEqual(
+      p.received.map((b) => b.toString()),
+      ["one", "<two/>"],
+    );
+  } finally {
+    unhook();
+    await p.stop();
+  }
+});
+
+test("destroy() drops frames not sent yet; end() sends them before its close", { timeout: 10_000 }, async () => {
+  const a = await pair();
+  try {
+    a.conn.write("never");
+    a.conn.destroy();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(a.received.length, 0);
+  } finally {
+    await a.stop();
+  }
+  const b = await pair();
+  try {
+    const closed = new Promise<number>((resolve) => b.client.once("close", (code: number) => resolve(code)));
+    b.conn.write("last");
+    b.conn.end("bye");
+    assert.equal(await within(closed, 3000, "the close"), 1000);
+    assert.deepEqual(
+      b.received.map((x) => x.toString()),
+      ["last"],
+    );
+  } finally {
+    await b.stop();
   }
 });
