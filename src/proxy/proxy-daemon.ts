@@ -247,14 +247,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
     // Sent at once, not batched into the next turn: a client may have its stanzas already, and a worker
-    // killed in between would leave them travelling at their custodians (routed again: a duplicate). Unless
-    // the bus holds its batch for cluster.coalesceMs: the turn's client output waits for that batch too
-    // (beforeClientWrites), so the confirmation rides it, and crossings do not publish once per delivery.
+    // killed in between would leave them travelling at their custodians (routed again: a duplicate).
     this.confirmations = new Confirmations(
       (w, prefix, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, prefix, taken, done }),
-      () => {
-        if (this.bus.coalescing !== true) this.bus.flushNow?.();
-      },
+      () => this.bus.flushNow?.(),
       (cb) => this.records.afterCopies(cb),
     );
     this.timer.also((now) => {
