@@ -16,7 +16,9 @@
  *   --sm [both]     every client enables XEP-0198 stream management after bind and acknowledges as a
  *                   client does (answers each <r/> with <a h/>, asks <r/> itself, checks the server's <a/>);
  *                   Switchboard with its default xmpp.sm policy. `both`: each run once without, once with,
- *                   alternating, then a table of CPU per message side by side (docs/benchmarks.md)
+ *                   the order turned round run by run (run 0 off then on, run 1 on then off…: --runs 2 is an
+ *                   ABBA pair, so a drift within the hold falls on both sides alike), then a table of CPU per
+ *                   message side by side with each run's on ÷ off and each ABBA pair's (docs/benchmarks.md)
  *   --warmup MS[,SHARE]  with --generator c: before the measured phase, MS ms of messages at SHARE of the
  *                   rate (default 0.25), not measured: latencies, delivery, the server's CPU and syscalls count
  *                   from its end (pump.c warm=). Default with --sm: 2000,0.25 (issue 13's target is the steady
@@ -44,7 +46,8 @@
  *                   so no message, or every one, crosses workers: a crossing's cost in the same deployment
  *   --coalesce-ms N  with --workers > 1: cluster.coalesceMs (a turn's bus batches go at most once per N ms)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
- *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
+ *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on in each run,
+ *                   the order turned round run by run as with --sm both
  *   --store S       Switchboard (one worker): sqlite (default, a file in a temp dir) or postgres (a PostgreSQL started
  *                   for the run by test/postgres.ts; its CPU is printed apart, not counted as the server's)
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
@@ -55,7 +58,7 @@ import { median, medianRun } from "../lib/stats.js";
 import { waitQuiet } from "../lib/proc.js";
 import { buildPump, runXmpp, type XmppParams, type XmppResult } from "./run.js";
 import { writeXmppReport, type XmppReport } from "./report.js";
-import { smComparison, smText, writeSmReport } from "./sm-report.js";
+import { runOrder, smComparison, smText, writeSmReport } from "./sm-report.js";
 import type { TargetName } from "./targets.js";
 import { defaults } from "../../src/config/config.js";
 import { benchArgs } from "../lib/args.js";
@@ -127,9 +130,10 @@ async function main(): Promise<void> {
     ...(warmMs > 0 ? { warmup: { ms: warmMs, share: warmShare } } : {}),
   });
   const runs = Number(a.runs ?? 1);
-  // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.
+  // --sm both: without and with in every run, so that both see the same hour of a shared machine; the order
+  // turns round run by run (runOrder), so that a drift within a hold does not favour one side every time.
   const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
-  // --mam both: archives off and on, alternating run by run (same hour of a shared machine), as --sm both does.
+  // --mam both: archives off and on in every run, the order turned round run by run, as --sm both does.
   const mams = a.mam === undefined || a.mam === "off" ? [false] : a.mam === "both" ? [false, true] : [true];
   /** Every run, for the side-by-side table. */
   const every: XmppResult[] = [];
@@ -137,7 +141,8 @@ async function main(): Promise<void> {
     const combos = modes.flatMap((sm) => mams.map((mam) => ({ sm, mam })));
     const all: XmppResult[][] = combos.map(() => []);
     for (let k = 0; k < runs; k++) {
-      for (const [i, { sm, mam }] of combos.entries()) {
+      for (const [slot, i] of runOrder(combos.length, k).entries()) {
+        const { sm, mam } = combos[i];
         await waitQuiet();
         let r: XmppResult;
         try {
@@ -146,6 +151,7 @@ async function main(): Promise<void> {
           // A server nobody could log in to is a result too (0 % delivered), not the end of the sweep.
           r = failedRun({ ...p, sm, mam }, String((e as Error).message ?? e));
         }
+        r = { ...r, run: k, slot };
         if (mams.length > 1 || mam) console.log(`archives ${mam ? "on" : "off"}:`);
         console.log(line(r));
         all[i].push(r);

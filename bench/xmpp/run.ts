@@ -184,6 +184,9 @@ export interface XmppResult {
   settings: string[];
   /** XEP-0198 stream management: absent when the clients did not enable it. */
   sm?: SmResult;
+  /** With --runs and --sm/--mam both (bench/xmpp/main.ts): the run k it belongs to, and its place in that run's order (0 first). */
+  run?: number;
+  slot?: number;
   /** Connections the server cut as slow consumers over the whole run (Switchboard's switchboard_slow_consumers_total, xmpp). */
   slowConsumers?: number;
   /** Switchboard of several workers at the end: the share of sessions on their user's owner worker, and connections moved (cluster.handoff) or kept. */
