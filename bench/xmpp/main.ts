@@ -18,7 +18,8 @@
  *                   Switchboard with its default xmpp.sm policy. `both`: each run once without, once with,
  *                   the order turned round run by run (run 0 off then on, run 1 on then off…: --runs 2 is an
  *                   ABBA pair, so a drift within the hold falls on both sides alike), then a table of CPU per
- *                   message side by side with each run's on ÷ off and each ABBA pair's (docs/benchmarks.md)
+ *                   message side by side with each run's on ÷ off and each ABBA pair's (docs/benchmarks.md);
+ *                   --first on: run 0 on then off (BAAB), to alternate the first side hold by hold
  *   --warmup MS[,SHARE]  with --generator c: before the measured phase, MS ms of messages at SHARE of the
  *                   rate (default 0.25), not measured: latencies, delivery, the server's CPU and syscalls count
  *                   from its end (pump.c warm=). Default with --sm: 2000,0.25 (issue 13's target is the steady
@@ -135,13 +136,17 @@ async function main(): Promise<void> {
   const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
   // --mam both: archives off and on in every run, the order turned round run by run, as --sm both does.
   const mams = a.mam === undefined || a.mam === "off" ? [false] : a.mam === "both" ? [false, true] : [true];
+  // --first on: run 0 begins with SM (or archives) on, so holds can alternate ABBA and BAAB (a first run that is
+  // cheaper or dearer than the rest of its hold then falls on each side in turn).
+  if (a.first !== undefined && a.first !== "on" && a.first !== "off") throw new Error(`--first ${a.first}: on or off`);
+  const first = a.first === "on" ? 1 : 0;
   /** Every run, for the side-by-side table. */
   const every: XmppResult[] = [];
   const measure = async (p: XmppParams): Promise<XmppResult[]> => {
     const combos = modes.flatMap((sm) => mams.map((mam) => ({ sm, mam })));
     const all: XmppResult[][] = combos.map(() => []);
     for (let k = 0; k < runs; k++) {
-      for (const [slot, i] of runOrder(combos.length, k).entries()) {
+      for (const [slot, i] of runOrder(combos.length, k + first).entries()) {
         const { sm, mam } = combos[i];
         await waitQuiet();
         let r: XmppResult;

@@ -66,6 +66,7 @@ export function smRatios(off: XmppResult[], on: XmppResult[]): { runs: { ratio: 
   for (let i = 0; i + 1 < on.length; i += 2) {
     const [a, b] = [on[i], on[i + 1]];
     const [oa, ob] = [offOf(a, i), offOf(b, i + 1)];
+    // ABBA or BAAB (--first on): runs 2j and 2j+1, in opposite orders.
     if (a.run === undefined || b.run !== a.run + 1 || a.run % 2 !== 0 || !oa || !ob) continue;
     abba.push((a.serverUsPerMessage + b.serverUsPerMessage) / (oa.serverUsPerMessage + ob.serverUsPerMessage));
   }
@@ -188,7 +189,9 @@ the order turned round run by run: off then on in runs 0, 2, …, on then off in
 runs 1, 3, …, so that \`--runs 2\` is an ABBA pair and a drift of the machine
 within it falls on both sides alike; the table gives each run's with ÷ without,
 which side went first, and each ABBA pair's, the sums of its two runs with over
-its two without (session 26); \`--docs\` rewrites this section and
+its two without (session 26); \`--first on\` starts with the run with, so
+that holds can alternate ABBA and BAAB (the first run of a hold came out
+cheaper than the rest, session 26); \`--docs\` rewrites this section and
 docs/img/xmpp-sm.json):
 
 \`\`\`
