@@ -204,7 +204,7 @@ async function main(): Promise<void> {
     }
   }
   sideBySide();
-  const report: XmppReport = { date: new Date().toISOString(), command, runs, results, loads, note: a.note, ...(withSm() ? { every } : {}) };
+  const report: XmppReport = { date: new Date().toISOString(), command, runs, results, loads, note: a.note, ...(withSm() || runs > 1 ? { every } : {}) };
   if (a.json) writeFileSync(a.json, JSON.stringify(report, null, 2));
   // With --sm the runs go to their own section: seed 000's sweep (with the peers) stays as it is.
   if (a.docs === "true") (withSm() ? writeSmReport : writeXmppReport)(report);
