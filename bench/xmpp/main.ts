@@ -136,8 +136,8 @@ async function main(): Promise<void> {
   const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
   // --mam both: archives off and on in every run, the order turned round run by run, as --sm both does.
   const mams = a.mam === undefined || a.mam === "off" ? [false] : a.mam === "both" ? [false, true] : [true];
-  // --first on: run 0 begins with SM (or archives) on, so holds can alternate ABBA and BAAB (a first run that is
-  // cheaper or dearer than the rest of its hold then falls on each side in turn).
+  // --first on: run 0 begins with SM (or archives) on, so holds can alternate ABBA and BAAB (an effect of a run's
+  // place in its hold then falls on each side in turn: docs/benchmarks.md, session 26).
   if (a.first !== undefined && a.first !== "on" && a.first !== "off") throw new Error(`--first ${a.first}: on or off`);
   const first = a.first === "on" ? 1 : 0;
   /** Every run, for the side-by-side table. */

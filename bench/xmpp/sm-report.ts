@@ -190,8 +190,8 @@ runs 1, 3, …, so that \`--runs 2\` is an ABBA pair and a drift of the machine
 within it falls on both sides alike; the table gives each run's with ÷ without,
 which side went first, and each ABBA pair's, the sums of its two runs with over
 its two without (session 26); \`--first on\` starts with the run with, so
-that holds can alternate ABBA and BAAB (the first run of a hold came out
-cheaper than the rest, session 26); \`--docs\` rewrites this section and
+that holds can alternate ABBA and BAAB (a run's place in its hold changed
+its cost, session 26); \`--docs\` rewrites this section and
 docs/img/xmpp-sm.json):
 
 \`\`\`
