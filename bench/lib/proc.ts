@@ -93,6 +93,40 @@ export class ProcWatch {
     return { total: ticks / HZ, sys: sys / HZ, main: main / HZ, perRoot };
   }
 
+  /**
+   * Context switches so far (/proc/N/task/T/status): voluntary (the thread blocked: an event loop's
+   * epoll_wait that slept, a futex) and involuntary (preempted), of every thread of the tree and of the
+   * processes' main threads alone; and the main threads' kernel CPU-seconds (their stime).
+   */
+  switches(): { voluntary: number; involuntary: number; mainVoluntary: number; mainInvoluntary: number; mainSys: number } {
+    const out = { voluntary: 0, involuntary: 0, mainVoluntary: 0, mainInvoluntary: 0, mainSys: 0 };
+    for (const p of this.roots.flatMap(processTree)) {
+      let tasks: string[];
+      try {
+        tasks = readdirSync(`/proc/${p}/task`);
+      } catch {
+        continue; // gone
+      }
+      for (const t of tasks) {
+        try {
+          const st = readFileSync(`/proc/${p}/task/${t}/status`, "utf8");
+          const v = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+          const iv = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+          out.voluntary += v;
+          out.involuntary += iv;
+          if (Number(t) === p) {
+            out.mainVoluntary += v;
+            out.mainInvoluntary += iv;
+            out.mainSys += (readStat(p, `/proc/${p}/task/${p}/stat`)?.sysTicks ?? 0) / HZ;
+          }
+        } catch {
+          // A thread that ended between the listing and the read.
+        }
+      }
+    }
+    return out;
+  }
+
   /** Read and write system calls so far by the whole tree (/proc/N/io's syscr and syscw; 0 where unreadable). */
   syscalls(): { reads: number; writes: number } {
     let reads = 0;

@@ -16,7 +16,10 @@
  *   --sm [both]     every client enables XEP-0198 stream management after bind and acknowledges as a
  *                   client does (answers each <r/> with <a h/>, asks <r/> itself, checks the server's <a/>);
  *                   Switchboard with its default xmpp.sm policy. `both`: each run once without, once with,
- *                   alternating, then a table of CPU per message side by side (docs/benchmarks.md)
+ *                   the order turned round run by run (run 0 off then on, run 1 on then off…: --runs 2 is an
+ *                   ABBA pair, so a drift within the hold falls on both sides alike), then a table of CPU per
+ *                   message side by side with each run's on ÷ off and each ABBA pair's (docs/benchmarks.md);
+ *                   --first on: run 0 on then off (BAAB), to alternate the first side hold by hold
  *   --warmup MS[,SHARE]  with --generator c: before the measured phase, MS ms of messages at SHARE of the
  *                   rate (default 0.25), not measured: latencies, delivery, the server's CPU and syscalls count
  *                   from its end (pump.c warm=). Default with --sm: 2000,0.25 (issue 13's target is the steady
@@ -44,7 +47,8 @@
  *                   so no message, or every one, crosses workers: a crossing's cost in the same deployment
  *   --coalesce-ms N  with --workers > 1: cluster.coalesceMs (a turn's bus batches go at most once per N ms)
  *   --custody off   with --workers > 1: custody of messages crossing workers off (cluster.custody.maxHeld 0), the yardstick for its cost
- *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on, alternating run by run
+ *   --mam on|both   Switchboard with XEP-0313 archives on (xmpp.mam.enabled; default off); both: off and on in each run,
+ *                   the order turned round run by run as with --sm both
  *   --store S       Switchboard (one worker): sqlite (default, a file in a temp dir) or postgres (a PostgreSQL started
  *                   for the run by test/postgres.ts; its CPU is printed apart, not counted as the server's)
  *   --cpu-prof      run Switchboard under node --cpu-prof (profiles land in its temp dir's parent: ./)
@@ -55,7 +59,7 @@ import { median, medianRun } from "../lib/stats.js";
 import { waitQuiet } from "../lib/proc.js";
 import { buildPump, runXmpp, type XmppParams, type XmppResult } from "./run.js";
 import { writeXmppReport, type XmppReport } from "./report.js";
-import { smComparison, smText, writeSmReport } from "./sm-report.js";
+import { runOrder, smComparison, smText, writeSmReport } from "./sm-report.js";
 import type { TargetName } from "./targets.js";
 import { defaults } from "../../src/config/config.js";
 import { benchArgs } from "../lib/args.js";
@@ -64,7 +68,7 @@ function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
-    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core, others ${((r.serverCoreOthersShare ?? NaN) * 100).toFixed(1)} % of it  ${smText(r)}${r.warmup === undefined ? "" : `  warm-up ${(r.warmup.ms / 1000).toFixed(1)} s at ${(r.warmup.share * 100).toFixed(0)} % of the rate (sent ${r.warmup.sent}, received ${r.warmup.received}; not measured)`}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed}${r.onOwner.busPerMessage === undefined || Number.isNaN(r.onOwner.busPerMessage) ? "" : `; ${r.onOwner.busPerMessage.toFixed(2)} bus messages per message`})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
+    `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg, ${((r.serverMainSysShare ?? NaN) * 100).toFixed(0)} % kernel; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.serverSwitchesPerMessage === undefined ? "" : `; context switches per msg ${r.serverSwitchesPerMessage.voluntary.toFixed(3)} voluntary ${r.serverSwitchesPerMessage.involuntary.toFixed(3)} involuntary (main threads ${r.serverSwitchesPerMessage.mainVoluntary.toFixed(3)} / ${r.serverSwitchesPerMessage.mainInvoluntary.toFixed(3)})`}${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core, others ${((r.serverCoreOthersShare ?? NaN) * 100).toFixed(1)} % of it  ${smText(r)}${r.warmup === undefined ? "" : `  warm-up ${(r.warmup.ms / 1000).toFixed(1)} s at ${(r.warmup.share * 100).toFixed(0)} % of the rate (sent ${r.warmup.sent}, received ${r.warmup.received}; not measured)`}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed}${r.onOwner.busPerMessage === undefined || Number.isNaN(r.onOwner.busPerMessage) ? "" : `; ${r.onOwner.busPerMessage.toFixed(2)} bus messages per message`})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
 }
 
@@ -127,17 +131,23 @@ async function main(): Promise<void> {
     ...(warmMs > 0 ? { warmup: { ms: warmMs, share: warmShare } } : {}),
   });
   const runs = Number(a.runs ?? 1);
-  // --sm both: without and with, alternating run by run, so that both see the same hour of a shared machine.
+  // --sm both: without and with in every run, so that both see the same hour of a shared machine; the order
+  // turns round run by run (runOrder), so that a drift within a hold does not favour one side every time.
   const modes = a.sm === undefined || a.sm === "off" ? [false] : a.sm === "both" ? [false, true] : [true];
-  // --mam both: archives off and on, alternating run by run (same hour of a shared machine), as --sm both does.
+  // --mam both: archives off and on in every run, the order turned round run by run, as --sm both does.
   const mams = a.mam === undefined || a.mam === "off" ? [false] : a.mam === "both" ? [false, true] : [true];
+  // --first on: run 0 begins with SM (or archives) on, so holds can alternate ABBA and BAAB (an effect of a run's
+  // place in its hold then falls on each side in turn: docs/benchmarks.md, session 26).
+  if (a.first !== undefined && a.first !== "on" && a.first !== "off") throw new Error(`--first ${a.first}: on or off`);
+  const first = a.first === "on" ? 1 : 0;
   /** Every run, for the side-by-side table. */
   const every: XmppResult[] = [];
   const measure = async (p: XmppParams): Promise<XmppResult[]> => {
     const combos = modes.flatMap((sm) => mams.map((mam) => ({ sm, mam })));
     const all: XmppResult[][] = combos.map(() => []);
     for (let k = 0; k < runs; k++) {
-      for (const [i, { sm, mam }] of combos.entries()) {
+      for (const [slot, i] of runOrder(combos.length, k + first).entries()) {
+        const { sm, mam } = combos[i];
         await waitQuiet();
         let r: XmppResult;
         try {
@@ -146,6 +156,7 @@ async function main(): Promise<void> {
           // A server nobody could log in to is a result too (0 % delivered), not the end of the sweep.
           r = failedRun({ ...p, sm, mam }, String((e as Error).message ?? e));
         }
+        r = { ...r, run: k, slot };
         if (mams.length > 1 || mam) console.log(`archives ${mam ? "on" : "off"}:`);
         console.log(line(r));
         all[i].push(r);
@@ -193,7 +204,7 @@ async function main(): Promise<void> {
     }
   }
   sideBySide();
-  const report: XmppReport = { date: new Date().toISOString(), command, runs, results, loads, note: a.note, ...(withSm() ? { every } : {}) };
+  const report: XmppReport = { date: new Date().toISOString(), command, runs, results, loads, note: a.note, ...(withSm() || runs > 1 ? { every } : {}) };
   if (a.json) writeFileSync(a.json, JSON.stringify(report, null, 2));
   // With --sm the runs go to their own section: seed 000's sweep (with the peers) stays as it is.
   if (a.docs === "true") (withSm() ? writeSmReport : writeXmppReport)(report);

@@ -14,7 +14,7 @@ export interface XmppReport {
   loads?: number[];
   /** Free text about the conditions of the run (e.g. a shared machine). */
   note?: string;
-  /** With --sm: every run, without and with stream management (results holds their medians). */
+  /** With --sm, or a sweep of --runs > 1: every run, in the order run (results holds their medians). */
   every?: XmppResult[];
 }
 

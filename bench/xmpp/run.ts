@@ -165,6 +165,14 @@ export interface XmppResult {
   /** The server's read and write system calls (read, readv, write, writev…: /proc/N/io) per message sent, in the phase. */
   serverReadsPerMessage?: number;
   serverWritesPerMessage?: number;
+  /** The main threads' kernel share (their system time over their user + system). */
+  serverMainSysShare?: number;
+  /**
+   * Context switches per message sent, in the phase (/proc/N/task/T/status): voluntary (a thread blocked;
+   * for the main thread, mostly an epoll_wait that found nothing ready and slept) and involuntary (preempted),
+   * all threads and the main threads alone.
+   */
+  serverSwitchesPerMessage?: { voluntary: number; involuntary: number; mainVoluntary: number; mainInvoluntary: number };
   /** With --workers > 1: the nats-server's CPU alone per message sent (included in serverUsPerMessage). */
   natsUsPerMessage?: number;
   serverUsPerMessage: number;
@@ -184,6 +192,9 @@ export interface XmppResult {
   settings: string[];
   /** XEP-0198 stream management: absent when the clients did not enable it. */
   sm?: SmResult;
+  /** With --runs and --sm/--mam both (bench/xmpp/main.ts): the run k it belongs to, and its place in that run's order (0 first). */
+  run?: number;
+  slot?: number;
   /** Connections the server cut as slow consumers over the whole run (Switchboard's switchboard_slow_consumers_total, xmpp). */
   slowConsumers?: number;
   /** Switchboard of several workers at the end: the share of sessions on their user's owner worker, and connections moved (cluster.handoff) or kept. */
@@ -276,6 +287,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     }
     const cpu0 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
     const io0 = target.server?.watch.syscalls() ?? { reads: NaN, writes: NaN };
+    const sw0 = target.server?.watch.switches();
     const busy0 = machineBusySeconds();
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
@@ -304,6 +316,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const phaseSeconds = (Date.now() - phase0) / 1000;
     const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
     const io1 = target.server?.watch.syscalls() ?? { reads: NaN, writes: NaN };
+    const sw1 = target.server?.watch.switches();
     const serverCpu = cpu1.total - cpu0.total;
     const serverSys = cpu1.sys - cpu0.sys;
     const busy = machineBusySeconds() - busy0;
@@ -370,6 +383,11 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverUsPerMessage: sent ? (serverCpu / sent) * 1e6 : NaN,
       serverSysShare: serverCpu > 0 ? serverSys / serverCpu : NaN,
       serverMainUsPerMessage: sent ? ((cpu1.main - cpu0.main) / sent) * 1e6 : NaN,
+      serverMainSysShare: sw0 && sw1 && cpu1.main > cpu0.main ? (sw1.mainSys - sw0.mainSys) / (cpu1.main - cpu0.main) : NaN,
+      serverSwitchesPerMessage:
+        sw0 && sw1 && sent
+          ? { voluntary: (sw1.voluntary - sw0.voluntary) / sent, involuntary: (sw1.involuntary - sw0.involuntary) / sent, mainVoluntary: (sw1.mainVoluntary - sw0.mainVoluntary) / sent, mainInvoluntary: (sw1.mainInvoluntary - sw0.mainInvoluntary) / sent }
+          : undefined,
       serverReadsPerMessage: sent ? (io1.reads - io0.reads) / sent : NaN,
       serverWritesPerMessage: sent ? (io1.writes - io0.writes) / sent : NaN,
       // A host of several workers watches [host, nats-server]: the bus's server apart (it is in serverUsPerMessage too).

@@ -45,8 +45,47 @@ export function smText(r: XmppResult): string {
 const list = (xs: number[], d = 0) => xs.map((x) => fmt(x, d)).join(" · ");
 
 /**
+ * The order of a run's configurations (indices into them): run k even in the given order, k odd reversed.
+ * With two (off, on), --runs 2 is an ABBA pair: a drift of the machine within the hold that is linear in
+ * time adds as much to each side, where always off first would put it on the same side every time.
+ */
+export function runOrder(n: number, k: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  return k % 2 === 0 ? order : order.reverse();
+}
+
+/** Each run's with ÷ without (the two runs of the same k), which went first, and each ABBA pair's (runs 2j and 2j+1). */
+export function smRatios(off: XmppResult[], on: XmppResult[]): { runs: { ratio: number; onFirst?: boolean }[]; abba: number[] } {
+  // Runs recorded with their k (run, slot) pair by it; older saved runs, by their place in each list.
+  const offOf = (r: XmppResult, i: number) => (r.run === undefined ? off[i] : off.find((o) => o.run === r.run));
+  const runs = on.map((r, i) => {
+    const o = offOf(r, i);
+    return { ratio: o ? r.serverUsPerMessage / o.serverUsPerMessage : NaN, onFirst: o && r.slot !== undefined && o.slot !== undefined ? r.slot < o.slot : undefined };
+  });
+  const abba: number[] = [];
+  for (let i = 0; i + 1 < on.length; i += 2) {
+    const [a, b] = [on[i], on[i + 1]];
+    const [oa, ob] = [offOf(a, i), offOf(b, i + 1)];
+    // ABBA or BAAB (--first on): runs 2j and 2j+1, in opposite orders.
+    if (a.run === undefined || b.run !== a.run + 1 || a.run % 2 !== 0 || !oa || !ob) continue;
+    abba.push((a.serverUsPerMessage + b.serverUsPerMessage) / (oa.serverUsPerMessage + ob.serverUsPerMessage));
+  }
+  return { runs, abba };
+}
+
+/** "1.20 off→on · 1.15 on→off, median 1.18; ABBA pairs 1.17": what the table's with ÷ without column says besides the medians' ratio. */
+function ratiosText(off: XmppResult[], on: XmppResult[]): string {
+  const { runs, abba } = smRatios(off, on);
+  const each = runs.map((x) => `${fmt(x.ratio, 2)}${x.onFirst === undefined ? "" : x.onFirst ? " on→off" : " off→on"}`).join(" · ");
+  const med = runs.length > 1 ? `, median ${fmt(median(runs.map((x) => x.ratio)), 2)}` : "";
+  const pairs = abba.length > 0 ? `; ABBA pairs ${list(abba, 2)}${abba.length > 1 ? `, median ${fmt(median(abba), 2)}` : ""}` : "";
+  return `runs ${each}${med}${pairs}`;
+}
+
+/**
  * Markdown: for each load, the runs without and with stream management, their
- * CPU per message, and the ratio of the medians and of each alternating pair.
+ * CPU per message, and the ratio of the medians, of each run (which side went
+ * first) and of each ABBA pair of runs.
  */
 export function smComparison(every: XmppResult[], command: string, date = new Date().toISOString()): string {
   const keys = [...new Set(every.map((r) => `${r.target}|${r.load}|${r.users}|${r.rate}`))];
@@ -64,8 +103,7 @@ export function smComparison(every: XmppResult[], command: string, date = new Da
       if (rs.length === 0) continue;
       const x = rs[0];
       const med = median(rs.map((r) => r.serverUsPerMessage));
-      const pairs = label === "on" ? rs.map((r, i) => (off[i] ? r.serverUsPerMessage / off[i].serverUsPerMessage : NaN)) : [];
-      const ratio = label === "on" && off.length > 0 ? `${fmt(med / medOff, 2)} (pairs ${list(pairs, 2)})` : "";
+      const ratio = label === "on" && off.length > 0 ? `${fmt(med / medOff, 2)} (${ratiosText(off, on)})` : "";
       const per1k = (f: (r: XmppResult) => number) => (label === "on" ? fmt(median(rs.map((r) => (f(r) / r.sent) * 1000)), 0) : "");
       const faults = rs.flatMap((r) => smFaults(r));
       rows.push(
@@ -146,8 +184,15 @@ compiled already, as in one that has been running, which is what issue
 first message, as every figure before session 20 did.
 
 To measure (a quiet machine; the server on one core, the spinning pump on the
-other; \`--sm both\` alternates a run without and a run with at each load,
-\`--docs\` rewrites this section and docs/img/xmpp-sm.json):
+other; \`--sm both\` makes each run a run without and a run with at each load,
+the order turned round run by run: off then on in runs 0, 2, …, on then off in
+runs 1, 3, …, so that \`--runs 2\` is an ABBA pair and a drift of the machine
+within it falls on both sides alike; the table gives each run's with ÷ without,
+which side went first, and each ABBA pair's, the sums of its two runs with over
+its two without (session 26); \`--first on\` starts with the run with, so
+that holds can alternate ABBA and BAAB (a run's place in its hold changed
+its cost, session 26); \`--docs\` rewrites this section and
+docs/img/xmpp-sm.json):
 
 \`\`\`
 npm run bench:xmpp -- --sweep 5000,20000 --targets switchboard --messages 30 --generator c --spin --sm both --runs 3 --docs

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { buildPump, runXmpp, toyRun } from "./run.js";
 import { hostsUnavailable } from "./hosts.js";
+import { runOrder, smComparison, smRatios } from "./sm-report.js";
 
 // `npm run bench:smoke`: every way bench:xmpp can run, at toy size (seed 000's
 // experiment, N = 20, 3 messages), so a change to the bench or the server that
@@ -28,6 +29,33 @@ for (const generator of ["c", "c-spin", "node"] as const) {
     if (generator === "c-spin") assert.ok(r.generatorBusyCores! > 0 && r.generatorBusyCores! <= r.generatorCpuCores + 0.01, `busy ${r.generatorBusyCores} of ${r.generatorCpuCores}`);
   });
 }
+
+// --sm both --runs K: the order turns round run by run (ABBA), and the side-by-side table pairs each run's two
+// sides by their run k, whatever the order they ran in. No processes: results made up so that the machine
+// drifts by +2 µs a run, which an always-off-first order would put on one side.
+test("bench:xmpp --sm both: runs alternate off→on, on→off, and the report gives each run's and each ABBA pair's ratio", () => {
+  assert.deepEqual([0, 1, 2, 3].map((k) => runOrder(2, k)), [[0, 1], [1, 0], [0, 1], [1, 0]]);
+  assert.deepEqual(runOrder(4, 1), [3, 2, 1, 0], "--sm both with --mam both: all four reversed");
+  assert.deepEqual(runOrder(1, 1), [0]);
+  const base = toyRun({});
+  const at = (us: number, sm: boolean, run: number, slot: number) =>
+    ({ target: "switchboard", load: 20000, users: 10000, rate: 2, messages: 20, sent: 200000, deliveryRate: 1, p99Ms: 10, serverUsPerMessage: us, serverCoreStealShare: 0, loggedIn: base.users, slowConsumers: 0, run, slot, ...(sm ? { sm: { enabled: base.users, serverRequests: 0, clientRequests: 0, badAcks: 0, failed: 0, clientEvery: 1, policy: { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000 }, unackedMax: 0, unackedEnd: 0, unackedSettled: 0, settleSeconds: 0 } } : {}) }) as unknown as Parameters<typeof smRatios>[0][number];
+  // Run order as main.ts makes it: off 30 (t=0), on 36 (t=1), on 38 (t=2), off 36 (t=3): SM's own +5 plus the drift.
+  const every = [at(30, false, 0, 0), at(36, true, 0, 1), at(38, true, 1, 0), at(36, false, 1, 1)];
+  const off = every.filter((r) => r.sm === undefined);
+  const on = every.filter((r) => r.sm !== undefined);
+  const { runs, abba } = smRatios(off, on);
+  assert.deepEqual(runs.map((x) => x.onFirst), [false, true]);
+  assert.deepEqual(runs.map((x) => Number(x.ratio.toFixed(4))), [1.2, 1.0556]);
+  assert.deepEqual(abba.map((x) => Number(x.toFixed(4))), [Number((74 / 66).toFixed(4))]);
+  const table = smComparison(every, "test");
+  assert.match(table, /runs 1\.20 off→on · 1\.06 on→off, median 1\.13; ABBA pairs 1\.12/);
+  // Saved runs from before (no run or slot) still pair by their place, with no order and no ABBA pair claimed.
+  const old = every.map(({ run: _r, slot: _s, ...r }) => r);
+  const before = smRatios(old.filter((r) => r.sm === undefined), old.filter((r) => r.sm !== undefined));
+  assert.deepEqual(before.runs.map((x) => x.onFirst), [undefined, undefined]);
+  assert.deepEqual(before.abba, []);
+});
 
 // --sm: every client enables XEP-0198, answers the server's <r/>, asks with every message and checks the
 // answers. About 12 messages reach each client: the server's <r/> comes after 10 stanzas (default policy)
