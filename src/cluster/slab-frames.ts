@@ -7,12 +7,15 @@
  * event; a message split across two reads is usually whole in the slab, because
  * the second read lands right behind the first.
  *
- * Bytes once handed out are never written again: the bus decode keeps views of
- * them (a relay payload passed along uncopied). So the slab is only filled
- * forwards; when too little of it is left, the next reads go to a new one (and
- * the part of a message read so far is copied there, the only copy). A view a
- * message's reader keeps holds its whole slab alive, as a view of a read chunk
- * holds its chunk with Node's own reads.
+ * Bytes once handed out are never written again, so that a reader may keep a
+ * view of them. So the slab is only filled forwards; when too little of it is
+ * left, the next reads go to a new one (and the part of a message read so far is
+ * copied there, the only copy). No reader keeps one today: the bus decode takes
+ * views (WireReader.view) but the payload codecs copy (relay: Buffer.from) or
+ * parse (xmpp) them. A view kept would hold its whole 64 KiB slab alive, where a
+ * chunk of Node's own reads is exactly the bytes read: a small payload kept per
+ * slab (a slow consumer's backlog, counted in its own bytes) would pin up to
+ * 64 KiB of link traffic each. Keep the codecs' copy for small payloads.
  */
 
 /** A new slab's size: a read of the host link is a turn's batch, a few KiB at most under load. */

@@ -7,7 +7,8 @@ export const relayPayloadCodec: PayloadCodec = {
     return payload;
   },
   decode(bytes: Uint8Array): unknown {
-    // A copy: the bus's read buffer is reused once this message is handled, and a payload may be kept (offline storage).
+    // A copy: a payload may be kept (a backlog, offline storage), and a view would keep the host link's whole
+    // 64 KiB read slab alive with it (src/cluster/slab-frames.ts).
     return Buffer.from(bytes);
   },
 };

@@ -40,7 +40,7 @@ export class WsConn implements Conn, TurnOutput {
 
   /** This turn's frames, not sent yet: a text or a binary message, or [head, body] of one sent as two fragments. */
   private out: (Buffer | string | [Buffer, Buffer])[] = [];
-  /** Their bytes (a text's UTF-16 length: a bound, not an exact count). */
+  /** Their bytes (a text's UTF-16 length, as StreamConn counts it: under its UTF-8 size when not ASCII). */
   private held = 0;
 
   write(chunk: Buffer | string): void {
