@@ -260,9 +260,11 @@ test("a turn's frames wait for the hooks before client writes, as TCP output doe
     // Nothing is sent within the turn that wrote: the hook is asked at its end.
     assert.equal(p.serverWs.bufferedAmount, 0);
     await waitUntil(() => asked > 0, 3000, "the hook asked at the turn's end");
-    // Held: a later turn goes by, and another, with nothing at the client; the held bytes count as queued.
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 20));
+    // Held: later turns go by with nothing at the client; the held bytes count as queued. The server's
+    // pong (ws sends it at once, past WsConn) comes after anything the server had sent before it.
+    const pong = new Promise<void>((resolve) => p.client.once("pong", () => resolve()));
+    p.client.ping();
+    await within(pong, 3000, "the server's pong");
     assert.equal(p.received.length, 0, "the client got frames a hook held");
     assert.ok(p.conn.queuedBytes >= 9, `queuedBytes ${p.conn.queuedBytes} counts the held frames`);
     // Released, as the bus does after its publish: both frames, in order, one message each.
@@ -282,9 +284,11 @@ test("a turn's frames wait for the hooks before client writes, as TCP output doe
 test("destroy() drops frames not sent yet; end() sends them before its close", { timeout: 10_000 }, async () => {
   const a = await pair();
   try {
+    const closed = new Promise<void>((resolve) => a.client.once("close", () => resolve()));
     a.conn.write("never");
     a.conn.destroy();
-    await new Promise((r) => setTimeout(r, 20));
+    // Whatever the server had sent arrives before the connection's end.
+    await within(closed, 3000, "the client to see the cut");
     assert.equal(a.received.length, 0);
   } finally {
     await a.stop();
