@@ -123,6 +123,11 @@ export interface BusEndpoint {
    */
   stalled?(): void;
   /**
+   * The bus is about to publish a batch gathered a heartbeat or more ago (this worker was stopped or blocked in
+   * between): deliveries whose confirmations ride it are taken back before it goes (ProxyDaemon.lateFlush).
+   */
+  lateFlush?(): void;
+  /**
    * Worker `from` welcomed this one (NatsBus): it had dropped this worker (expired it, or renewed), so its
    * custody routes again what it held on its way here. Held messages of its that this worker set aside
    * after a stall of its own are dropped (ProxyDaemon, StallAside).
@@ -183,6 +188,11 @@ export interface ClusterBus {
    * not leave ahead of them may wait too, and is written from an afterPublish callback.
    */
   readonly coalescing?: boolean;
+  /**
+   * Custody's confirmations may ride this bus's batches (Confirmations, `rides`): it calls BusEndpoint.lateFlush
+   * before a batch gathered a heartbeat ago or more, and its batches' normal age is well under that.
+   */
+  readonly ridesConfirmations?: boolean;
   /** Calls `cb` after each publish of held messages, once the bus holds none (NatsBus). */
   afterPublish?(cb: () => void): void;
   /**

@@ -309,6 +309,11 @@ export class NatsBus implements ClusterBus {
     return this.flushQueued;
   }
 
+  /** A window of a few ms against a heartbeat of 100 ms or more: a batch a heartbeat old was held up, not coalesced. */
+  get ridesConfirmations(): boolean {
+    return this.opts.heartbeatMs >= 10 * ((this.opts.coalesceMs ?? 0) + 1);
+  }
+
   get coalescing(): boolean {
     return this.flushTimer !== null;
   }
@@ -326,8 +331,12 @@ export class NatsBus implements ClusterBus {
     // Gathered a heal window ago or more: this worker was stopped (SIGSTOP, a stall) between gathering and
     // publishing, and its peers may have taken it off the ring and routed again, or had resent, what it
     // carries. The endpoint voids what its own sessions caused; the peers drop the held messages in it.
-    const stale = this.batchAt > 0 && monotonicMs() - this.batchAt >= this.healMs;
+    const age = this.batchAt > 0 ? monotonicMs() - this.batchAt : 0;
+    const stale = age >= this.healMs;
     this.batchAt = 0;
+    // A heartbeat late: far past any window or busy turn, and short of the three a custodian waits before it routes
+    // a message again. What rides this batch is taken back rather than confirmed that late.
+    if (age >= this.opts.heartbeatMs) this.endpoint?.lateFlush?.();
     if (stale) {
       this.log?.debug("cluster bus batch gathered before a stall: published marked stale", { healMs: this.healMs });
       this.endpoint?.stalled?.();

@@ -12,7 +12,7 @@ import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
 import { Custody, type CustodyOptions } from "./custody.js";
-import { Confirmations, Receipts } from "./receipts.js";
+import { Confirmations, Receipts, Riders } from "./receipts.js";
 import { workerOf } from "./receipt.js";
 import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
@@ -85,6 +85,8 @@ export class ProxyStats {
   duplicates = 0;
   /** Held messages read right after this worker was stopped past the others' patience, dropped: their custodians send them again. */
   staleDropped = 0;
+  /** Deliveries taken back because the bus batch their confirmations rode went out late (lateFlush). */
+  ridingVoided = 0;
   /** Messages a client sent again after resuming that their recipient's session had been given already (Flag.Resent). */
   resentDropped = 0;
   /** Live sessions told to take what was stored for their user while they were not bound here (StoredLately). */
@@ -151,6 +153,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private readonly storedLately = new StoredLately();
   /** Custody's next key when the bus last published: what is held from it on went in a batch not yet published. */
   private custodyMark = 0;
+  /** Deliveries whose confirmations ride the bus batch they wait for (settleRiding). */
+  private readonly riders = new Riders<Session>();
   /** Core.stale: what protocols keep in memory, told changed on every worker. */
   private readonly staleNotices: StaleNotices;
 
@@ -247,11 +251,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
     // Sent at once, not batched into the next turn: a client may have its stanzas already, and a worker
-    // killed in between would leave them travelling at their custodians (routed again: a duplicate).
+    // killed in between would leave them travelling at their custodians (routed again: a duplicate). Unless the
+    // delivery's output is still held for the bus batch and can be taken back with its confirmation (riding).
     this.confirmations = new Confirmations(
       (w, prefix, taken, done) => this.bus.send(w, { op: "confirm", by: this.self, prefix, taken, done }),
       () => this.bus.flushNow?.(),
       (cb) => this.records.afterCopies(cb),
+      bus.beforePublish === undefined || bus.ridesConfirmations !== true ? null : (cb) => bus.beforePublish!(cb),
+      () => this.riders.clear(),
     );
     this.timer.also((now) => {
       this.stall.swept(now);
@@ -570,6 +577,40 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     }
   }
 
+  /**
+   * Settled by a delivery whose output is held for the bus batch: its confirmation rides that batch, and both can
+   * be taken back until it goes (voidRiders). False: nothing was done (no output held for it, or no custodian elsewhere).
+   */
+  private settleRiding(env: Envelope, s: Session, from: number): boolean {
+    const to = s.outputMark();
+    if (to <= from) return false;
+    const receipt = env.ref;
+    const c = this.receipts.custodian(receipt);
+    if (c === null || c.worker === this.self || c.worker === "") return false;
+    const key = this.receipts.key;
+    this.receipts.add(receipt, monotonicMs());
+    this.confirmations.done(c, key, true);
+    this.riders.add(s, from, to, c, key, receipt);
+    return true;
+  }
+
+  /**
+   * The bus publishes a batch gathered long enough ago (a heartbeat: this worker was stopped or blocked in
+   * between) that a custodian may have routed again a message whose confirmation rides it: each such delivery is
+   * taken back — its output cut before it is written, its confirmation withdrawn, its receipt forgotten — and
+   * its custodian routes it again as it would one whose bus message was lost. Never written twice, never lost.
+   */
+  lateFlush(): void {
+    const voided = this.riders.void((s, from, to, c, key, receipt) => {
+      if (!this.confirmations.rides(c, key) || !s.cutOutput(from, to)) return false;
+      this.confirmations.withdraw(c, key);
+      this.receipts.forget(receipt);
+      return true;
+    });
+    this.stats.ridingVoided += voided;
+    if (voided > 0) this.opts.log?.debug("bus batch late: deliveries whose confirmations rode it taken back", { messages: voided });
+  }
+
   /** Settled here already (a custodian routed it again, or it came late behind its twin): confirmed again and dropped. */
   private settledBefore(env: Envelope): boolean {
     if (env.ref === "" || env.kind !== Kind.Message || !this.receipts.has(env.ref)) return false;
@@ -856,10 +897,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       if (this.settledBefore(env)) return;
       if (this.trace) this.traceMsg("delivered", env, { address: s.address, serial: s.serial, keeps: s.confirmsLater });
+      // A session that confirms at once and whose output waits for the bus batch: the confirmation rides that batch.
+      const from = s.confirmsLater || !this.confirmations.canRide ? -1 : s.outputMark();
       s.deliver(env);
       // Kept until the client acknowledges it: the custodian hears it was taken, and settled when the protocol confirms.
-      if (!s.confirmsLater) this.settle(env);
-      else this.taken(env.ref, s.keepKey, s.keptCount);
+      if (s.confirmsLater) this.taken(env.ref, s.keepKey, s.keptCount);
+      else if (from < 0 || !this.settleRiding(env, s, from)) this.settle(env);
       return;
     }
     const pool = (env.flags & Flag.Pool) !== 0;

@@ -396,11 +396,22 @@ const resolved = Promise.resolve();
  * (the bus batch or the socket read that delivered): one bus message per
  * custodian and callback, published at once. They name each message by its
  * number in the custodian's receipts (ReceiptLog), not by its receipt.
+ *
+ * Riding: a confirmation of a delivery whose client output is still held for
+ * the bus batch (done with `rides`) need not be published at once: it goes
+ * with that batch (`beforePublish`), ahead of the output, and until then it
+ * can be taken back (`withdraw`) with the output. When every confirmation
+ * gathered in a callback rides, the callback publishes nothing; one that does
+ * not ride sends them all at once, as before.
  */
 export class Confirmations {
-  /** Custodians with confirmations gathered in this callback (ReceiptLog.gathered). */
+  /** Custodians with confirmations gathered and not yet sent (ReceiptLog.gathered). */
   private pending: ReceiptLog[] = [];
   private queued = false;
+  /** Something gathered must go at once: the callback's end publishes. */
+  private urgent = false;
+  /** A beforePublish callback is registered for what rides. */
+  private waiting = false;
   /** Taken, waiting for `afterCopies` (takenAfterCopies); null: none. */
   private later: [ReceiptLog, Taken][] | null = null;
 
@@ -410,10 +421,20 @@ export class Confirmations {
     private readonly sent: () => void = () => {},
     /** Calls back once the copies this worker made for its sessions' keeper are published (ResumeRecordDesk.afterCopies). */
     private readonly afterCopies: (cb: () => void) => void = (cb) => cb(),
+    /** Calls `cb` at the start of the bus's next publish (ClusterBus.beforePublish); absent: nothing rides. */
+    private readonly beforePublish: ((cb: () => void) => void) | null = null,
+    /** Everything gathered has been handed to the bus: nothing can be withdrawn any more. */
+    private readonly handedOn: () => void = () => {},
   ) {}
+
+  /** Riding is possible on this bus. */
+  get canRide(): boolean {
+    return this.beforePublish !== null;
+  }
 
   taken(c: ReceiptLog, t: Taken): void {
     this.of(c).taken.push(t);
+    this.urgent = true;
   }
 
   /** As taken, once the copies made so far are published: one callback for all that wait. */
@@ -431,8 +452,31 @@ export class Confirmations {
     if (later !== null) for (const [c, t] of later) this.taken(c, t);
   };
 
-  done(c: ReceiptLog, key: number): void {
+  /** `rides`: the delivery's output waits for the bus batch, and can be taken back with `withdraw` until it goes. */
+  done(c: ReceiptLog, key: number, rides = false): void {
     this.of(c).done.push(key);
+    if (!rides || this.beforePublish === null) this.urgent = true;
+    else if (!this.waiting) {
+      // Now, not at the callback's end: the bus then holds a batch before anything can flush the output
+      // (a busy turn's early flush is a microtask too, and may come first), so the output waits for it.
+      this.waiting = true;
+      this.beforePublish(this.sendRiding);
+    }
+  }
+
+  /** A confirmation gathered here with `key` and not sent yet. */
+  rides(c: ReceiptLog, key: number): boolean {
+    return c.gathered !== null && c.gathered.done.lastIndexOf(key) >= 0;
+  }
+
+  /** Takes a riding confirmation back before it is sent: true if it was still gathered here. */
+  withdraw(c: ReceiptLog, key: number): boolean {
+    const g = c.gathered;
+    if (g === null) return false;
+    const i = g.done.lastIndexOf(key);
+    if (i < 0) return false;
+    g.done.splice(i, 1);
+    return true;
   }
 
   private of(c: ReceiptLog): { taken: Taken[]; done: number[] } {
@@ -453,15 +497,80 @@ export class Confirmations {
 
   readonly flush = (): void => {
     this.queued = false;
+    // All of it rides: it goes with the bus batch the deliveries' output waits for (sendRiding).
+    if (!this.urgent) return;
+    this.urgent = false;
+    this.sendAll();
+    this.sent();
+  };
+
+  /** At the start of the bus's publish: what rode goes in it. */
+  private readonly sendRiding = (): void => {
+    this.waiting = false;
+    this.sendAll();
+  };
+
+  private sendAll(): void {
     const pending = this.pending;
     if (pending.length > 0) {
       this.pending = [];
       for (const c of pending) {
         const g = c.gathered!;
         c.gathered = null;
-        this.send(c.worker, c.prefix, g.taken, g.done);
+        if (g.taken.length > 0 || g.done.length > 0) this.send(c.worker, c.prefix, g.taken, g.done);
       }
     }
-    this.sent();
-  };
+    this.handedOn();
+  }
+}
+
+/** What a delivery whose confirmation rides needs to be taken back: where its output lies, and its receipt. */
+export interface RiderSession {
+  cutOutput(from: number, to: number): boolean;
+}
+
+/**
+ * The deliveries whose confirmations ride the bus batch (Confirmations, `rides`), until they are handed to
+ * the bus: parallel arrays emptied at each hand-over, so a delivery costs no object of its own.
+ */
+export class Riders<S extends RiderSession = RiderSession> {
+  private sessions: S[] = [];
+  private marks: number[] = [];
+  private logs: ReceiptLog[] = [];
+  private keys: number[] = [];
+  private receipts: string[] = [];
+
+  get size(): number {
+    return this.sessions.length;
+  }
+
+  add(s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string): void {
+    this.sessions.push(s);
+    this.marks.push(from, to);
+    this.logs.push(c);
+    this.keys.push(key);
+    this.receipts.push(receipt);
+  }
+
+  clear(): void {
+    if (this.sessions.length === 0) return;
+    this.sessions.length = 0;
+    this.marks.length = 0;
+    this.logs.length = 0;
+    this.keys.length = 0;
+    this.receipts.length = 0;
+  }
+
+  /**
+   * Offers each delivery, the latest first (a cut leaves the places before it as they were), to `take`, which
+   * returns whether it took it back; then forgets them all. Returns how many were taken back.
+   */
+  void(take: (s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string) => boolean): number {
+    let n = 0;
+    for (let i = this.sessions.length - 1; i >= 0; i--) {
+      if (take(this.sessions[i], this.marks[2 * i], this.marks[2 * i + 1], this.logs[i], this.keys[i], this.receipts[i])) n++;
+    }
+    this.clear();
+    return n;
+  }
 }

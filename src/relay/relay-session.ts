@@ -229,6 +229,14 @@ export class RelaySession extends Session implements PeerProbe {
     return true;
   }
 
+  override outputMark(): number {
+    return this.conn.heldMark?.() ?? -1;
+  }
+
+  override cutOutput(from: number, to: number): boolean {
+    return this.conn.cutHeld?.(from, to) ?? false;
+  }
+
   replaced(): void {
     this.fail(ErrorCode.Conflict, "replaced by a new session with the same address", true);
   }

@@ -131,6 +131,20 @@ export abstract class Session implements Requester {
    */
   abstract deliver(env: Envelope): boolean;
 
+  /**
+   * Where this session's output not yet sent ends now (Conn.heldMark), so that a delivery can be taken back
+   * out before it leaves (cutOutput): custody's confirmations then ride the bus batch that the output waits
+   * for (docs/architecture.md, "Riding confirmations"). -1: not known; the delivery's confirmation goes at once.
+   */
+  outputMark(): number {
+    return -1;
+  }
+
+  /** Takes the output written between two outputMark places back before it is sent. False: it cannot. */
+  cutOutput(_from: number, _to: number): boolean {
+    return false;
+  }
+
   /** Another session bound the same address: this one must go (XMPP <conflict/>, relay err conflict). */
   abstract replaced(): void;
 

@@ -34,6 +34,14 @@ export interface Conn {
   readonly outputPending?: boolean;
   /** Queues bytes; writes made in one event-loop turn leave in one system call. */
   write(chunk: Buffer | string): void;
+  /**
+   * Where this turn's output, not yet handed on, ends now: a place that cutHeld takes (-1: none can be
+   * given, the output cannot be cut). Lets the core take a delivery back out before it leaves (custody's
+   * void after a stall: docs/architecture.md, "Riding confirmations").
+   */
+  heldMark?(): number;
+  /** Takes what was queued between two heldMark places out of the turn's output. False: it cannot (nothing changed). */
+  cutHeld?(from: number, to: number): boolean;
   /** Sends one message made of parts (message transports join them into one message). */
   writeParts(a: Buffer, b: Buffer): void;
   /**

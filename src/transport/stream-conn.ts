@@ -129,6 +129,8 @@ export class StreamConn implements Conn {
   /** This turn's output not yet handed to the socket: joined text, or buffers once any buffer came. */
   private text = "";
   private buffers: Buffer[] = [];
+  /** The bytes in `buffers` (heldMark's places once output is buffers). */
+  private bufBytes = 0;
   private pendingBytes = 0;
   /** end() was called: what is queued goes out, nothing more is taken. */
   private ending = false;
@@ -198,7 +200,7 @@ export class StreamConn implements Conn {
     // Neither the descriptor nor the read mode is public API; without them the socket keeps Node's own reads and writes.
     if (opts.reuseInput) this.sharedReads = readInto(s, READ_BUFFER, onSocketRead);
     if (this.writerThread === null || this.slot >= 0) return;
-    this.flush();
+    this.release();
     const fd = socketFd(s);
     if (fd < 0 || s.writableLength > 0) return;
     this.slot = this.writerThread.open(fd);
@@ -214,7 +216,7 @@ export class StreamConn implements Conn {
   pauseForHandoff(ready: (socket: Socket | null) => void): boolean {
     const s = this.socket;
     if (!this.movable || !stopReading(s)) return false;
-    this.flush();
+    this.release();
     const done = (err?: Error | null) => ready(err || this.closed ? null : s);
     // A write's callback comes once it, and so all before it, is in the kernel.
     if (s.writableLength === 0) setImmediate(done);
@@ -252,15 +254,15 @@ export class StreamConn implements Conn {
     // are kept as they are and go out in one writev. Either way the socket sees
     // one write per turn, without the cost of cork/uncork on every connection.
     if (typeof chunk === "string") {
-      if (this.buffers.length > 0) this.buffers.push(Buffer.from(chunk));
+      if (this.buffers.length > 0) this.pushBuffer(Buffer.from(chunk));
       else this.text += chunk;
       this.pendingBytes += chunk.length;
     } else {
       if (this.text.length > 0) {
-        this.buffers.push(Buffer.from(this.text));
+        this.pushBuffer(Buffer.from(this.text));
         this.text = "";
       }
-      this.buffers.push(chunk);
+      this.pushBuffer(chunk);
       this.pendingBytes += chunk.length;
     }
     // After the append: marking may flush at once, and must take this chunk along.
@@ -277,11 +279,67 @@ export class StreamConn implements Conn {
     if (b.length > 0) this.write(b);
   }
 
+  private pushBuffer(b: Buffer): void {
+    this.buffers.push(b);
+    this.bufBytes += b.length;
+  }
+
+  /** Text places are even (2 × its length), buffer places odd (2 × bytes + 1): a cut across a change of form is refused. */
+  heldMark(): number {
+    if (this.closed || this.ending) return -1;
+    if (!this.queued) return 0;
+    return this.buffers.length === 0 ? 2 * this.text.length : 2 * this.bufBytes + 1;
+  }
+
+  cutHeld(from: number, to: number): boolean {
+    // Gone: nothing held will be written, so nothing is to be taken back.
+    if (this.closed) return true;
+    if (this.ending || to < from) return false;
+    if (from === to) return true;
+    if (!this.queued) return false;
+    const inText = this.buffers.length === 0;
+    // A place of 0 was taken with nothing queued: either form.
+    if ((from !== 0 && (from & 1) !== (inText ? 0 : 1)) || (to & 1) !== (inText ? 0 : 1)) return false;
+    const a = from >> 1;
+    const b = to >> 1;
+    if (inText) {
+      if (b > this.text.length) return false;
+      this.text = this.text.slice(0, a) + this.text.slice(b);
+    } else {
+      if (b > this.bufBytes) return false;
+      const kept: Buffer[] = [];
+      let at = 0;
+      for (const buf of this.buffers) {
+        const end = at + buf.length;
+        if (end <= a || at >= b) kept.push(buf);
+        else {
+          if (at < a) kept.push(buf.subarray(0, a - at));
+          if (end > b) kept.push(buf.subarray(b - at));
+        }
+        at = end;
+      }
+      this.buffers = kept;
+      this.bufBytes -= b - a;
+    }
+    this.pendingBytes = Math.max(0, this.pendingBytes - (b - a));
+    return true;
+  }
+
+  /**
+   * This connection's output goes now, outside the turn's flush: through the hooks all the same (with force), so
+   * that it still follows the bus batch it must not leave ahead of (custody's confirmations, resume-record copies).
+   */
+  private release(): void {
+    if (this.queued) flushClientWrites();
+    this.flush();
+  }
+
   /** Hands this turn's output to the socket. */
   flush(): void {
     if (!this.queued) return;
     this.queued = false;
     this.pendingBytes = 0;
+    this.bufBytes = 0;
     const s = this.socket;
     if (this.closed) {
       this.text = "";
@@ -322,7 +380,7 @@ export class StreamConn implements Conn {
    */
   startTls(context: SecureContext): void {
     const raw = this.socket;
-    this.flush();
+    this.release();
     raw.removeListener("data", onSocketData);
     raw.removeListener("close", onSocketClose);
     raw.removeListener("error", onSocketError);
@@ -336,7 +394,7 @@ export class StreamConn implements Conn {
   end(reason = "closed by server"): void {
     if (this.closed || this.ending) return;
     this.reason = reason;
-    this.flush();
+    this.release();
     this.ending = true;
     if (this.slot < 0) {
       this.socket.end();

@@ -1,6 +1,6 @@
 import type { WebSocket, RawData } from "ws";
 import { CloseReason, type Conn } from "./conn.js";
-import { markDirty, type TurnOutput } from "./stream-conn.js";
+import { flushClientWrites, markDirty, type TurnOutput } from "./stream-conn.js";
 
 /** Below this, joining header and body costs less than a second WebSocket fragment. */
 const JOIN_BELOW = 4096;
@@ -61,6 +61,19 @@ export class WsConn implements Conn, TurnOutput {
     this.checkBacklog();
   }
 
+  /** A place in this turn's frames: their count. */
+  heldMark(): number {
+    return this.closed ? -1 : this.out.length;
+  }
+
+  cutHeld(from: number, to: number): boolean {
+    if (this.closed) return true;
+    if (to < from || to > this.out.length) return false;
+    const gone = this.out.splice(from, to - from);
+    for (const f of gone) this.held -= typeof f === "string" || Buffer.isBuffer(f) ? f.length : f[0].length + f[1].length;
+    return true;
+  }
+
   /** Sends this turn's frames. */
   flush(): void {
     const out = this.out;
@@ -103,6 +116,8 @@ export class WsConn implements Conn, TurnOutput {
   end(reason = "closed by server"): void {
     if (this.closed) return;
     this.reason = reason;
+    // Through the hooks, as the turn's flush goes: behind the bus batch it must not leave ahead of.
+    if (this.out.length > 0) flushClientWrites();
     this.flush();
     this.ws.close(1000);
     setTimeout(() => this.ws.terminate(), 5000).unref();

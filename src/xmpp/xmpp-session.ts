@@ -502,6 +502,14 @@ export class XmppSession extends Session implements StreamSink, ClientSession, P
     return true;
   }
 
+  override outputMark(): number {
+    return this.resumeTimer === null ? (this.conn.heldMark?.() ?? -1) : -1;
+  }
+
+  override cutOutput(from: number, to: number): boolean {
+    return this.conn.cutHeld?.(from, to) ?? false;
+  }
+
   override get confirmsLater(): boolean {
     return this.acks !== null;
   }

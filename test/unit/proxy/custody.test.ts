@@ -570,3 +570,55 @@ test("confirmations go once per custodian and callback, by number behind the cus
   assert.deepEqual(sent[103], ["x99", "x99.a_", [], [1]]);
   assert.equal(r.custodian("odd"), null, "a receipt that ends in no number has no custodian to tell");
 });
+
+test("confirmations that ride: none is published by the callback; they go at the bus's next publish, where one can still be withdrawn; one that does not ride sends them all at once", { timeout: 5000 }, async () => {
+  const sent: [string, number[]][] = [];
+  let published = 0;
+  let handed = 0;
+  const before: (() => void)[] = [];
+  const c = new Confirmations(
+    (w, _prefix, _taken, done) => sent.push([w, [...done]]),
+    () => published++,
+    (cb) => cb(),
+    (cb) => before.push(cb),
+    () => handed++,
+  );
+  assert.equal(c.canRide, true);
+  const r = new Receipts(1000, 1000);
+  const of = (receipt: string) => [r.custodian(receipt)!, r.key] as const;
+  const [w1, k1] = of("w1.a_1");
+  c.done(w1, k1, true);
+  assert.equal(before.length, 1, "the bus is asked at once for its next publish (it then holds a batch before any flush)");
+  const [, k2] = of("w1.a_2");
+  c.done(w1, k2, true);
+  assert.equal(before.length, 1, "once");
+  await null;
+  assert.equal(sent.length, 0, "nothing sent at the callback's end");
+  assert.equal(published, 0, "nothing published");
+  assert.equal(c.rides(w1, k2), true);
+  assert.equal(c.withdraw(w1, k2), true);
+  assert.equal(c.rides(w1, k2), false);
+  assert.equal(c.withdraw(w1, k2), false, "withdrawn once");
+  // The bus publishes: what rode goes in it, without another publish.
+  before.shift()!();
+  assert.deepEqual(sent, [["w1", [1]]]);
+  assert.equal(published, 0);
+  assert.equal(handed, 1, "handed on: nothing can be withdrawn any more");
+  assert.equal(c.withdraw(w1, k1), false);
+  // One that rides and one that does not in the same callback: both go at its end, published at once.
+  c.done(...of("w2.a_1"), true);
+  c.done(...of("w1.a_3"));
+  await null;
+  assert.deepEqual(sent.slice(1), [["w2", [1]], ["w1", [3]]]);
+  assert.equal(published, 1);
+  // The publish it had asked for finds nothing left.
+  before.shift()!();
+  assert.equal(sent.length, 3);
+  // Without a bus that publishes in batches nothing rides.
+  const plain = new Confirmations((w, _p, _t, done) => sent.push([w, [...done]]), () => published++);
+  assert.equal(plain.canRide, false);
+  plain.done(...of("w3.a_1"), true);
+  await null;
+  assert.deepEqual(sent[sent.length - 1], ["w3", [1]] as [string, number[]]);
+  assert.equal(published, 2);
+});

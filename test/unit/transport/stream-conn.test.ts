@@ -216,3 +216,100 @@ test("beforeClientWrites: a hook that returns false holds the turn's output, mid
     server.close();
   }
 });
+
+test("cutHeld: what was queued between two heldMark places is taken out before the turn's output is written (text and buffers), and refused once written or across a change of form", { timeout: 10_000 }, async () => {
+  const server = await listening();
+  const side = await accept(server, false);
+  const got: Buffer[] = [];
+  side.client.on("data", (d: Buffer) => got.push(d));
+  let hold = true;
+  const unhook = beforeClientWrites(() => !hold);
+  try {
+    // Text: three stanzas, the middle one (not ASCII) taken back.
+    const c = side.conn;
+    assert.equal(c.heldMark(), 0, "nothing queued");
+    c.write("<a/>");
+    const from = c.heldMark();
+    c.write("<b>é</b>");
+    const to = c.heldMark();
+    c.write("<c/>");
+    assert.ok(to > from && from > 0);
+    assert.equal(c.cutHeld(from, to), true);
+    // Buffers: a relay frame's head and body in two buffers, taken back across both.
+    const s2 = await accept(server, false);
+    const got2: Buffer[] = [];
+    s2.client.on("data", (d: Buffer) => got2.push(d));
+    const c2 = s2.conn;
+    c2.write(Buffer.from("HEAD1body1"));
+    const f2 = c2.heldMark();
+    c2.writeParts(Buffer.from("HEAD2"), Buffer.from("body2"));
+    const t2 = c2.heldMark();
+    c2.write(Buffer.from("HEAD3body3"));
+    assert.equal(c2.cutHeld(f2 + 2 * 2, t2), true, "the tail of the head and the body");
+    assert.equal(c2.cutHeld(0, 2 * 5), false, "a buffer place is odd: a text place is refused");
+    // A cut past what is queued is refused.
+    assert.equal(c.cutHeld(from, to + 1000), false);
+    hold = false;
+    flushClientWrites();
+    await until(() => Buffer.concat(got).length === "<a/><c/>".length && Buffer.concat(got2).length === 22);
+    assert.equal(Buffer.concat(got).toString(), "<a/><c/>");
+    assert.equal(Buffer.concat(got2).toString(), "HEAD1body1HEHEAD3body3");
+    // Written: nothing to take back any more.
+    c.write("<d/>");
+    const f3 = c.heldMark();
+    c.write("<e/>");
+    const t3 = c.heldMark();
+    flushClientWrites();
+    assert.equal(c.cutHeld(f3, t3), false, "once written, a cut is refused");
+    // A change of form between the places (a buffer after text) is refused, and the output stays whole.
+    hold = true;
+    c.write("<f/>");
+    const f4 = c.heldMark();
+    c.write(Buffer.from("<g/>"));
+    const t4 = c.heldMark();
+    assert.equal(c.cutHeld(f4, t4), false);
+    hold = false;
+    flushClientWrites();
+    await until(() => Buffer.concat(got).toString().endsWith("<f/><g/>"));
+    assert.equal(Buffer.concat(got).toString(), "<a/><c/><d/><e/><f/><g/>");
+    // Closed: nothing held will be written, so a cut is granted.
+    hold = true;
+    c.write("<h/>");
+    const f5 = c.heldMark();
+    c.write("<i/>");
+    const t5 = c.heldMark();
+    c.destroy();
+    assert.equal(c.heldMark(), -1);
+    assert.equal(c.cutHeld(f5, t5), true);
+    s2.conn.destroy();
+  } finally {
+    unhook();
+    flushClientWrites();
+    side.client.destroy();
+    server.close();
+  }
+});
+
+test("end: output held by a hook leaves through the hooks (with force), not past them", { timeout: 10_000 }, async () => {
+  const server = await listening();
+  const side = await accept(server, false);
+  const got: Buffer[] = [];
+  side.client.on("data", (d: Buffer) => got.push(d));
+  const order: string[] = [];
+  const unhook = beforeClientWrites((force) => {
+    order.push(force ? "forced" : "asked");
+    return force;
+  });
+  try {
+    side.conn.write("<last/>");
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, ["asked"], "held at the turn's end");
+    side.conn.end();
+    assert.deepEqual(order, ["asked", "forced"], "end asked the hooks with force before it wrote");
+    await until(() => Buffer.concat(got).toString() === "<last/>");
+  } finally {
+    unhook();
+    side.client.destroy();
+    server.close();
+  }
+});

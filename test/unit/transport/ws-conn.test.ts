@@ -307,3 +307,38 @@ test("destroy() drops frames not sent yet; end() sends them before its close", {
     await b.stop();
   }
 });
+
+test("cutHeld takes frames queued between two heldMark places out before they are sent, and their bytes out of the count; end() goes through the hooks with force", { timeout: 10_000 }, async () => {
+  const p = await pair();
+  let hold = true;
+  const forced: boolean[] = [];
+  const unhook = beforeClientWrites((force) => {
+    forced.push(force);
+    return force || !hold;
+  });
+  try {
+    p.conn.write("one");
+    const from = p.conn.heldMark();
+    p.conn.write("two");
+    p.conn.writeParts(Buffer.from("<"), Buffer.alloc(5000, 0x61));
+    const to = p.conn.heldMark();
+    p.conn.write("three");
+    const before = p.conn.queuedBytes;
+    assert.equal(p.conn.cutHeld(from, to + 2), false, "past what is held: refused");
+    assert.equal(p.conn.cutHeld(from, to), true);
+    assert.equal(before - p.conn.queuedBytes, 3 + 5001, "the cut frames' bytes no longer count");
+    const closed = new Promise<number>((resolve) => p.client.once("close", (code: number) => resolve(code)));
+    // end() while a hook holds: the hooks are asked with force first, then the frames and the close go.
+    p.conn.end("bye");
+    assert.equal(forced.at(-1), true, "end asked the hooks with force");
+    assert.equal(await within(closed, 3000, "the close"), 1000);
+    assert.deepEqual(
+      p.received.map((b) => b.toString()),
+      ["one", "three"],
+    );
+    await waitUntil(() => p.conn.heldMark() === -1, 3000, "closed: no place");
+  } finally {
+    unhook();
+    await p.stop();
+  }
+});
