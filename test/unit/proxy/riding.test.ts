@@ -1,0 +1,148 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { defaults } from "../../../src/config/config.js";
+import { NatsBus } from "../../../src/cluster/nats-bus.js";
+import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { Router } from "../../../src/router/router.js";
+import { Session } from "../../../src/session/session.js";
+import { Envelope, Flag } from "../../../src/envelope/envelope.js";
+import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { waitUntil } from "../../helpers.js";
+
+// docs/architecture.md, "Riding confirmations": two workers on two hosts over a real nats-server. A message held in
+// custody on A is delivered on B to a session that confirms at once (no XEP-0198) and whose output waits for B's
+// bus batch: the confirmation rides that batch. When the batch goes out a heartbeat late (B's loop held in the
+// window, as a SIGSTOP would), B takes the delivery back before anything is written — output cut, confirmation
+// withdrawn, receipt forgotten — and A's custody, which never heard of it, routes it again: written once.
+
+/** A session without stream management whose output, as a connection's turn output, waits for the bus's publish. */
+class Plain extends Session {
+  readonly protocol = "xmpp";
+  readonly idPassThrough = true;
+  held: string[] = [];
+  readonly written: string[] = [];
+  /** Called inside deliver (for the test to act between the delivery and the publish). */
+  onDeliver: (body: string) => void = () => {};
+  constructor(address: string) {
+    super();
+    this.address = address;
+    this.bare = address.slice(0, address.indexOf("/"));
+    this.resource = address.slice(address.indexOf("/") + 1);
+    this.available = true;
+  }
+  deliver(env: Envelope): boolean {
+    this.held.push(String(env.payload));
+    this.onDeliver(String(env.payload));
+    return true;
+  }
+  override outputMark(): number {
+    return this.held.length;
+  }
+  override cutOutput(from: number, to: number): boolean {
+    if (to > this.held.length) return false;
+    this.held.splice(from, to - from);
+    return true;
+  }
+  /** The publish went: what was held is written. */
+  published(): void {
+    this.written.push(...this.held);
+    this.held = [];
+  }
+  replaced(): void {}
+}
+
+const text = { encode: (p: unknown) => Buffer.from(String(p)), decode: (b: Uint8Array) => Buffer.from(b).toString(), encodeText: (p: unknown) => String(p), decodeText: (t: string) => t };
+
+describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
+  let nats: NatsServer;
+  const buses: NatsBus[] = [];
+  const proxies: ProxyDaemon[] = [];
+  const HEARTBEAT_MS = 100;
+
+  before(async () => {
+    nats = await startNats();
+  }, { timeout: 15_000 });
+  after(async () => {
+    for (const p of proxies) p.stop();
+    for (const b of buses) await b.close();
+    await nats.stop();
+  }, { timeout: 15_000 });
+
+  test("ride the batch the output waits for; a batch a heartbeat late takes its deliveries back, and custody routes them again: written once", { timeout: 20_000 }, async () => {
+    const opts: ProxyOptions = {
+      timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
+      sweepIntervalMs: 20,
+      maxPendingPerSession: 10,
+      maxInboundPerSession: 100,
+      custody: { ...defaults().cluster.custody, confirmTimeoutMs: 1000, dedupWindowMs: 60_000 },
+    };
+    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [nats.url], subject: "riding", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: text });
+    const a = await connect("a-w0", "a", 0);
+    const b = await connect("b-w0", "b", 5);
+    buses.push(a, b);
+    assert.equal(b.ridesConfirmations, true, "a 5 ms window against a 100 ms heartbeat");
+    await b.ready(2);
+    await waitUntil(() => Object.values(a.membership().hosts).flat().length === 2 && Object.values(b.membership().hosts).flat().length === 2, 3000, "both see both");
+    const pa = new ProxyDaemon(a, opts);
+    const pb = new ProxyDaemon(b, opts);
+    proxies.push(pa, pb);
+    for (const p of [pa, pb]) p.start();
+    const ring = new Router(a.membership());
+    let bobBare = "";
+    for (let i = 0; bobBare === ""; i++) if (ring.ownerOf(`bob${i}@localhost`) === "b-w0") bobBare = `bob${i}@localhost`;
+    let aliceBare = "";
+    for (let i = 0; aliceBare === ""; i++) if (ring.ownerOf(`alice${i}@localhost`) === "a-w0") aliceBare = `alice${i}@localhost`;
+    const alice = new Plain(`${aliceBare}/phone`);
+    const bob = new Plain(`${bobBare}/desk`);
+    // As the composition root does for client output (server.ts): written after each publish.
+    b.afterPublish(() => bob.published());
+    let publishes = 0;
+    b.afterPublish(() => publishes++);
+    pa.attach(alice);
+    pb.attach(bob);
+    await waitUntil(() => bob.bound && alice.bound, 3000, "bound");
+    await waitUntil(() => pa.custody.size === 0, 3000, "nothing held");
+
+    const send = (body: string) => pa.submit(alice, Envelope.message({ from: alice.address, to: bobBare, protocol: "xmpp", payload: body, flags: Flag.Offline, id: body }));
+    // A normal delivery: held with the output, confirmed by the publish the output waits for.
+    let heldAtDelivery = -1;
+    let publishesAtDelivery = -1;
+    let before = -1;
+    bob.onDeliver = () => {
+      before = publishes;
+      // At the end of the delivering callback (microtasks, where a confirmation used to publish): nothing went yet.
+      void Promise.resolve().then(() => Promise.resolve()).then(() => {
+        heldAtDelivery = pa.custody.size;
+        publishesAtDelivery = publishes;
+      });
+    };
+    send("first");
+    await waitUntil(() => bob.written.includes("first"), 3000, "the first message written");
+    assert.equal(publishesAtDelivery, before, "the delivering callback published nothing: its confirmation rode the batch");
+    assert.equal(heldAtDelivery, 1);
+    await waitUntil(() => pa.custody.size === 0, 3000, "A heard the confirmation that rode B's batch");
+    assert.equal(pb.stats.ridingVoided, 0);
+
+    // A late batch: B's loop held past a heartbeat after the delivery and before its publish.
+    bob.onDeliver = (body) => {
+      if (body !== "late") return;
+      queueMicrotask(() => {
+        const until = performance.now() + 3.5 * HEARTBEAT_MS;
+        while (performance.now() < until) {
+          // held: the batch's publish waits, as under SIGSTOP
+        }
+      });
+    };
+    send("late");
+    await waitUntil(() => pb.stats.ridingVoided === 1, 3000, "B took the late delivery back");
+    assert.deepEqual(bob.written, ["first"], "nothing of it written from the late batch");
+    assert.equal(bob.held.length, 0, "its output cut");
+    assert.equal(pa.custody.size, 1, "A still holds it: no confirmation came");
+    bob.onDeliver = () => {};
+    // A routes it again after confirmTimeoutMs; B, its receipt forgotten, delivers it (not dropped as a duplicate).
+    await waitUntil(() => bob.written.includes("late"), 5000, "the late message written after custody routed it again");
+    await waitUntil(() => pa.custody.size === 0, 3000, "settled");
+    assert.deepEqual(bob.written, ["first", "late"]);
+    assert.equal(pb.stats.duplicates, 0);
+  });
+});
