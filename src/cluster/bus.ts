@@ -124,9 +124,10 @@ export interface BusEndpoint {
   stalled?(): void;
   /**
    * The bus is about to publish a batch gathered a heartbeat or more ago (this worker was stopped or blocked in
-   * between): deliveries whose confirmations ride it are taken back before it goes (ProxyDaemon.lateFlush).
+   * between): deliveries made `lateMs` ago or more whose confirmations ride it are taken back before it goes
+   * (ProxyDaemon.lateFlush).
    */
-  lateFlush?(): void;
+  lateFlush?(lateMs: number): void;
   /**
    * Worker `from` welcomed this one (NatsBus): it had dropped this worker (expired it, or renewed), so its
    * custody routes again what it held on its way here. Held messages of its that this worker set aside

@@ -336,7 +336,7 @@ export class NatsBus implements ClusterBus {
     this.batchAt = 0;
     // A heartbeat late: far past any window or busy turn, and short of the three a custodian waits before it routes
     // a message again. What rides this batch is taken back rather than confirmed that late.
-    if (age >= this.opts.heartbeatMs) this.endpoint?.lateFlush?.();
+    if (age >= this.opts.heartbeatMs) this.endpoint?.lateFlush?.(this.opts.heartbeatMs);
     if (stale) {
       this.log?.debug("cluster bus batch gathered before a stall: published marked stale", { healMs: this.healMs });
       this.endpoint?.stalled?.();

@@ -588,21 +588,25 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const c = this.receipts.custodian(receipt);
     if (c === null || c.worker === this.self || c.worker === "") return false;
     const key = this.receipts.key;
-    this.receipts.add(receipt, monotonicMs());
+    const now = monotonicMs();
+    this.receipts.add(receipt, now);
     this.confirmations.done(c, key, true);
-    this.riders.add(s, from, to, c, key, receipt);
+    this.riders.add(s, from, to, c, key, receipt, now);
     return true;
   }
 
   /**
-   * The bus publishes a batch gathered long enough ago (a heartbeat: this worker was stopped or blocked in
-   * between) that a custodian may have routed again a message whose confirmation rides it: each such delivery is
-   * taken back — its output cut before it is written, its confirmation withdrawn, its receipt forgotten — and
-   * its custodian routes it again as it would one whose bus message was lost. Never written twice, never lost.
+   * The bus publishes a batch gathered long enough ago (`lateMs`: this worker was stopped or blocked in between)
+   * that a custodian may have routed again a message whose confirmation rides it: each delivery made that long
+   * ago is taken back — its output cut before it is written, its confirmation withdrawn, its receipt forgotten —
+   * and its custodian routes it again as it would one whose bus message was lost. Never written twice, never
+   * lost. Those made since (what the worker read once it ran again) go as they are: their custodians sent them
+   * moments ago, or, if they had given up on this worker, they were dropped as read after a stall (fromBeforeStall).
    */
-  lateFlush(): void {
-    const voided = this.riders.void((s, from, to, c, key, receipt) => {
-      if (!this.confirmations.rides(c, key) || !s.cutOutput(from, to)) return false;
+  lateFlush(lateMs: number): void {
+    const before = monotonicMs() - lateMs;
+    const voided = this.riders.void((s, from, to, c, key, receipt, at) => {
+      if (at > before || !this.confirmations.rides(c, key) || !s.cutOutput(from, to)) return false;
       this.confirmations.withdraw(c, key);
       this.receipts.forget(receipt);
       return true;

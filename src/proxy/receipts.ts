@@ -524,7 +524,7 @@ export class Confirmations {
   }
 }
 
-/** What a delivery whose confirmation rides needs to be taken back: where its output lies, and its receipt. */
+/** What a delivery whose confirmation rides needs to be taken back: where its output lies, its receipt, and when. */
 export interface RiderSession {
   cutOutput(from: number, to: number): boolean;
 }
@@ -539,17 +539,19 @@ export class Riders<S extends RiderSession = RiderSession> {
   private logs: ReceiptLog[] = [];
   private keys: number[] = [];
   private receipts: string[] = [];
+  private times: number[] = [];
 
   get size(): number {
     return this.sessions.length;
   }
 
-  add(s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string): void {
+  add(s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string, at: number): void {
     this.sessions.push(s);
     this.marks.push(from, to);
     this.logs.push(c);
     this.keys.push(key);
     this.receipts.push(receipt);
+    this.times.push(at);
   }
 
   clear(): void {
@@ -559,16 +561,17 @@ export class Riders<S extends RiderSession = RiderSession> {
     this.logs.length = 0;
     this.keys.length = 0;
     this.receipts.length = 0;
+    this.times.length = 0;
   }
 
   /**
    * Offers each delivery, the latest first (a cut leaves the places before it as they were), to `take`, which
    * returns whether it took it back; then forgets them all. Returns how many were taken back.
    */
-  void(take: (s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string) => boolean): number {
+  void(take: (s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string, at: number) => boolean): number {
     let n = 0;
     for (let i = this.sessions.length - 1; i >= 0; i--) {
-      if (take(this.sessions[i], this.marks[2 * i], this.marks[2 * i + 1], this.logs[i], this.keys[i], this.receipts[i])) n++;
+      if (take(this.sessions[i], this.marks[2 * i], this.marks[2 * i + 1], this.logs[i], this.keys[i], this.receipts[i], this.times[i])) n++;
     }
     this.clear();
     return n;
