@@ -12,7 +12,7 @@ import { HandoverDesk } from "./handover.js";
 import type { Session } from "../session/session.js";
 import { SettleNotices } from "./settle-notices.js";
 import { Custody, type CustodyOptions } from "./custody.js";
-import { Confirmations, Receipts, Riders } from "./receipts.js";
+import { Confirmations, Receipts, Riders, type ReceiptLog } from "./receipts.js";
 import { workerOf } from "./receipt.js";
 import { failGone, goneMessages } from "./gone-notices.js";
 import { Misrouted } from "./misrouted.js";
@@ -579,7 +579,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /**
    * Settled by a delivery whose output is held for the bus batch: its confirmation rides that batch, and both can
-   * be taken back until it goes (voidRiders). False: nothing was done (no output held for it, or no custodian elsewhere).
+   * be taken back until it goes (lateFlush). False: nothing was done (no output held for it, or no custodian elsewhere).
    */
   private settleRiding(env: Envelope, s: Session, from: number): boolean {
     const to = s.outputMark();
@@ -605,12 +605,17 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    */
   lateFlush(lateMs: number): void {
     const before = monotonicMs() - lateMs;
+    // A rider's confirmation is still gathered (handing it to the bus forgets every rider): withdrawn together, per custodian.
+    const gone = new Map<ReceiptLog, Set<number>>();
     const voided = this.riders.void((s, from, to, c, key, receipt, at) => {
-      if (at > before || !this.confirmations.rides(c, key) || !s.cutOutput(from, to)) return false;
-      this.confirmations.withdraw(c, key);
+      if (at > before || !s.cutOutput(from, to)) return false;
+      let keys = gone.get(c);
+      if (keys === undefined) gone.set(c, (keys = new Set()));
+      keys.add(key);
       this.receipts.forget(receipt);
       return true;
     });
+    for (const [c, keys] of gone) this.confirmations.withdraw(c, keys);
     this.stats.ridingVoided += voided;
     if (voided > 0) this.opts.log?.debug("bus batch late: deliveries whose confirmations rode it taken back", { messages: voided });
   }

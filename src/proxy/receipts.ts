@@ -464,19 +464,13 @@ export class Confirmations {
     }
   }
 
-  /** A confirmation gathered here with `key` and not sent yet. */
-  rides(c: ReceiptLog, key: number): boolean {
-    return c.gathered !== null && c.gathered.done.lastIndexOf(key) >= 0;
-  }
-
-  /** Takes a riding confirmation back before it is sent: true if it was still gathered here. */
-  withdraw(c: ReceiptLog, key: number): boolean {
+  /** Takes riding confirmations back before they are sent; returns how many were still gathered here. */
+  withdraw(c: ReceiptLog, keys: ReadonlySet<number>): number {
     const g = c.gathered;
-    if (g === null) return false;
-    const i = g.done.lastIndexOf(key);
-    if (i < 0) return false;
-    g.done.splice(i, 1);
-    return true;
+    if (g === null) return 0;
+    const before = g.done.length;
+    g.done = g.done.filter((k) => !keys.has(k));
+    return before - g.done.length;
   }
 
   private of(c: ReceiptLog): { taken: Taken[]; done: number[] } {
