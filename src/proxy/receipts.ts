@@ -535,10 +535,6 @@ export class Riders<S extends RiderSession = RiderSession> {
   private receipts: string[] = [];
   private times: number[] = [];
 
-  get size(): number {
-    return this.sessions.length;
-  }
-
   add(s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string, at: number): void {
     this.sessions.push(s);
     this.marks.push(from, to);

@@ -31,6 +31,9 @@ export class Recorder extends Session {
   replaced(): void {}
 }
 
+/** Payloads as plain strings on a real bus (NatsBus's codec for the "xmpp" protocol in tests over nats-server). */
+export const textCodec = { encode: (p: unknown) => Buffer.from(String(p)), decode: (b: Uint8Array) => Buffer.from(b).toString(), encodeText: (p: unknown) => String(p), decodeText: (t: string) => t };
+
 /** The core's options as the tests use them: XMPP and relay timeouts, a fast sweep, custody's defaults. */
 export function proxyOptions(over: Partial<ProxyOptions> = {}): ProxyOptions {
   return {

@@ -2,12 +2,12 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { defaults } from "../../../src/config/config.js";
 import { NatsBus } from "../../../src/cluster/nats-bus.js";
-import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
+import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
 import { Router } from "../../../src/router/router.js";
-import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
+import { proxyOptions, Recorder, textCodec } from "./fixtures.js";
 
 // docs/architecture.md, "Riding confirmations": two workers on two hosts over a real nats-server. A message held in
 // custody on A is delivered on B to a session that confirms at once (no XEP-0198) and whose output waits for B's
@@ -16,21 +16,12 @@ import { waitUntil } from "../../helpers.js";
 // withdrawn, receipt forgotten — and A's custody, which never heard of it, routes it again: written once.
 
 /** A session without stream management whose output, as a connection's turn output, waits for the bus's publish. */
-class Plain extends Session {
-  readonly protocol = "xmpp";
-  readonly idPassThrough = true;
+class Plain extends Recorder {
   held: string[] = [];
   readonly written: string[] = [];
   /** Called inside deliver (for the test to act between the delivery and the publish). */
   onDeliver: (body: string) => void = () => {};
-  constructor(address: string) {
-    super();
-    this.address = address;
-    this.bare = address.slice(0, address.indexOf("/"));
-    this.resource = address.slice(address.indexOf("/") + 1);
-    this.available = true;
-  }
-  deliver(env: Envelope): boolean {
+  override deliver(env: Envelope): boolean {
     this.held.push(String(env.payload));
     this.onDeliver(String(env.payload));
     return true;
@@ -48,10 +39,7 @@ class Plain extends Session {
     this.written.push(...this.held);
     this.held = [];
   }
-  replaced(): void {}
 }
-
-const text = { encode: (p: unknown) => Buffer.from(String(p)), decode: (b: Uint8Array) => Buffer.from(b).toString(), encodeText: (p: unknown) => String(p), decodeText: (t: string) => t };
 
 describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
   let nats: NatsServer;
@@ -69,14 +57,8 @@ describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nat
   }, { timeout: 15_000 });
 
   test("ride the batch the output waits for; a batch a heartbeat late takes its deliveries back, and custody routes them again: written once", { timeout: 20_000 }, async () => {
-    const opts: ProxyOptions = {
-      timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
-      sweepIntervalMs: 20,
-      maxPendingPerSession: 10,
-      maxInboundPerSession: 100,
-      custody: { ...defaults().cluster.custody, confirmTimeoutMs: 1000, dedupWindowMs: 60_000 },
-    };
-    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [nats.url], subject: "riding", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: text });
+    const opts = proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10, custody: { ...defaults().cluster.custody, confirmTimeoutMs: 1000, dedupWindowMs: 60_000 } });
+    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [nats.url], subject: "riding", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
     const a = await connect("a-w0", "a", 0);
     const b = await connect("b-w0", "b", 5);
     buses.push(a, b);

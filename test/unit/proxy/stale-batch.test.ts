@@ -8,6 +8,7 @@ import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
 import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
+import { textCodec } from "./fixtures.js";
 
 // docs/architecture.md, "What it had gathered before the stop": two workers on two hosts over a real nats-server.
 // A resumable session on A sends a message to a user owned by B; A's event loop is then held past the heal window
@@ -43,8 +44,6 @@ class Resumable extends Session {
   }
 }
 
-/** Payloads are strings here. */
-const text = { encode: (p: unknown) => Buffer.from(String(p)), decode: (b: Uint8Array) => Buffer.from(b).toString(), encodeText: (p: unknown) => String(p), decodeText: (t: string) => t };
 
 describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
   let nats: NatsServer;
@@ -74,7 +73,7 @@ describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nat
       // (a second copy next to the client's own) unless the sweep publishes the held batch first.
       custody: { ...defaults().cluster.custody, confirmTimeoutMs: coalesceMs > 0 ? 100 : 60_000, dedupWindowMs: 60_000 },
     };
-    const connect = (id: string, host: string) => NatsBus.connect({ servers: [nats.url], subject: `stalebatch${coalesceMs}`, heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs: id.startsWith("a") ? coalesceMs : 0 }, { xmpp: text });
+    const connect = (id: string, host: string) => NatsBus.connect({ servers: [nats.url], subject: `stalebatch${coalesceMs}`, heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs: id.startsWith("a") ? coalesceMs : 0 }, { xmpp: textCodec });
     const a = await connect("a-w0", "a");
     const b = await connect("b-w0", "b");
     buses.push(a, b);
