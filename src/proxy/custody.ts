@@ -33,6 +33,8 @@ interface Held {
   /** When it was (last) routed, or taken. */
   at: number;
   tries: number;
+  /** When it was first routed: with maxTries, its sender is told only once maxTries × confirmTimeoutMs have passed. */
+  first: number;
   /** The worker whose session took it and waits for the client's acknowledgement. */
   by: string;
   /** That session's Session.keepKey, and the message's place in its count (Session.keptCount after it). */
@@ -106,7 +108,7 @@ export class Custody {
     }
     const n = this.next++;
     const sent = env.withReceipt(this.prefix + n);
-    this.travelling.set(n, { env: sent, at: now, tries: 1, by: "", tag: "", count: 0 });
+    this.travelling.set(n, { env: sent, at: now, tries: 1, first: now, by: "", tag: "", count: 0 });
     return sent;
   }
 
@@ -288,7 +290,10 @@ export class Custody {
 
   private again(key: number, h: Held, now: number): void {
     this.remove(key);
-    if (h.tries >= this.opts.maxTries) {
+    // Routed maxTries times, and for as long as that many confirmation timeouts: a few membership changes in a row
+    // (a worker stopped again and again) route everything held again each time, and must not give up on a message
+    // whose recipient stays online while what its timeouts would have allowed has not passed.
+    if (h.tries >= this.opts.maxTries && now - h.first >= this.opts.maxTries * this.opts.confirmTimeoutMs) {
       this.givenUp++;
       this.release(key);
       this.act.giveUp(h.env);

@@ -319,6 +319,35 @@ test("a message taken after a membership change is not routed again, even when t
   assert.deepEqual(routed, [other.ref], "only the one nobody took");
 });
 
+test("membership changes in a row route a held message again as often as they come, but its sender is told only after maxTries routings and maxTries confirmation timeouts, as by timeouts alone", { timeout: 5000 }, () => {
+  const routed: string[] = [];
+  const given: string[] = [];
+  const opts = { ...defaults().cluster.custody, confirmTimeoutMs: 1000, maxTries: 3, rerouteAfterMs: 10, resumeGraceMs: 0 };
+  const c = new Custody("w0", opts, { reroute: (e) => void routed.push(e.ref), giveUp: (e) => void given.push(e.ref) });
+  const env = Envelope.message({ from: "a@localhost/a", to: "b@localhost", protocol: "xmpp", payload: null, flags: Flag.Offline });
+  const sent = c.hold(env, 0)!;
+  // Five changes 100 ms apart (a worker stopped again and again): each routes it again.
+  for (let t = 100; t <= 500; t += 100) {
+    c.lost(() => false, t);
+    c.expire(t + 20);
+  }
+  assert.equal(routed.length, 5, "routed again at each change");
+  assert.equal(given.length, 0, "not given up within maxTries × confirmTimeoutMs of its first routing, however many changes");
+  // Then no confirmation: the timeouts go on, and the sender is told once 3 × 1000 ms have passed since the first routing.
+  c.expire(1600);
+  assert.equal(given.length, 0, "1.6 s after the first routing");
+  c.expire(3100);
+  assert.deepEqual(given, [sent.ref]);
+  assert.equal(c.size, 0);
+  // By timeouts alone, as before: given up at the maxTries-th timeout (3 s), not later.
+  const alone = new Custody("w0", opts, { reroute: () => {}, giveUp: (e) => void given.push(e.ref) });
+  const other = alone.hold(env, 0)!;
+  for (const t of [1000, 2000]) alone.expire(t + 1);
+  assert.equal(given.length, 1, "routed again twice, still held");
+  alone.expire(3002);
+  assert.deepEqual(given.slice(1), [other.ref]);
+});
+
 test("a copy that reaches the owner that stored the message offline goes no further", { timeout: 5000 }, async () => {
   const w = world();
   const p0 = w.proxies.get("w0")!;
