@@ -183,7 +183,7 @@ export function workerRegistry(server: Server): Registry {
     [{ result: "found" }, rec.stats.found],
     [{ result: "rebuilt" }, m.sm.rebuilt],
   ]);
-  counter(reg, "switchboard_resent_duplicates_dropped_total", "Messages a client sent again right after resuming that their recipient's session had been given already (same sender and id): dropped on delivery, when taken from offline storage, or not stored offline a second time.", [], () => server.proxy.stats.resentDropped + m.sm.storedResentDropped);
+  counter(reg, "switchboard_resent_duplicates_dropped_total", "Messages a client sent again right after resuming, or their custodian routed again, that their recipient's session had been given already (same sender and id): dropped on delivery, when taken from offline storage, or not stored offline a second time.", [], () => server.proxy.stats.resentDropped + m.sm.storedResentDropped);
   counter(reg, "switchboard_resume_records_orphaned_total", "Resume records this worker kept for a worker that died; `expired`: their window passed before a resumption took them.", ["result"], () => [
     [{ result: "orphaned" }, rec.stats.orphaned],
     [{ result: "expired" }, rec.stats.expired],

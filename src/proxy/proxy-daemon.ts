@@ -244,7 +244,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     this.custody = new Custody(this.self, opts.custody, {
       reroute: (env) => {
         if (this.trace) this.traceMsg("routed again by its custodian", env);
-        this.route(env);
+        // Marked as a resumed client's resend is (docs/architecture.md, "Routed again"): its first copy may have
+        // settled on another worker, stored by an owner whose hold ran out and then given from storage to the
+        // user's live session, which drops this one; or stored, and this one is not stored twice.
+        this.route(env.flagged(Flag.Resent));
       },
       giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
       released: (key) => this.records.unpin(key),
@@ -635,10 +638,11 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   }
 
   /**
-   * A message its sender's client sent again after resuming (Flag.Resent) that this session was given
-   * already (Session.recent): dropped, and its receipt settled. Any other is noted as given. The
-   * sender's count had not covered it (a pin whose release died with its host: docs/architecture.md,
-   * "Resent"), so nothing else would tell the two apart.
+   * A message its sender's client sent again after resuming, or its custodian routed again (Flag.Resent),
+   * that this session was given already (Session.recent): dropped, and its receipt settled. Any other is
+   * noted as given. The sender's count had not covered it (a pin whose release died with its host:
+   * docs/architecture.md, "Resent"), or its first copy settled on another worker (stored, then given from
+   * storage here: "Routed again"), so nothing else would tell the two apart.
    */
   private resentBefore(s: Session, env: Envelope): boolean {
     if (!s.recentMessages().again(env.from, env.id, (env.flags & Flag.Resent) !== 0)) return false;
@@ -898,13 +902,14 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
   private deliverLocal(s: Session, env: Envelope): void {
     if (s.movedTo !== null) return this.forward(s, env);
     if (env.kind !== Kind.Request) {
+      // By receipt first: a copy of one this session took and keeps until its client acknowledges stays taken.
+      if (this.settledBefore(env)) return;
       if (env.kind === Kind.Message && env.id !== "" && s.dropsResent && this.resentBefore(s, env)) return;
       if (env.ref === "" || env.kind !== Kind.Message) {
         if (this.trace && env.kind === Kind.Message) this.traceMsg("delivered", env, { address: s.address, serial: s.serial });
         s.deliver(env);
         return;
       }
-      if (this.settledBefore(env)) return;
       if (this.trace) this.traceMsg("delivered", env, { address: s.address, serial: s.serial, keeps: s.confirmsLater });
       // A session that confirms at once and whose output waits for the bus batch: the confirmation rides that batch.
       const from = s.confirmsLater || !this.confirmations.canRide ? -1 : s.outputMark();

@@ -210,11 +210,12 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
         }
       }
     }
-    // For each: its recipient, whether that client lost its stream in this phase (down), took it from offline (+delay).
+    // For each: its recipient, whether that client lost its stream in this phase (down), took it from offline (+delay),
+    // and whether its sender got it back as an error too (+bounced).
     const where = (b: string) => {
       const to = clients.findIndex((s) => s.got.includes(b));
       const r = to < 0 ? undefined : clients[to];
-      return `${b}->u${to}${r !== undefined && r.downAt >= faultAt ? `(down, now on h${r.at})` : ""}${r?.delayed.has(b) ? "+delay" : ""}`;
+      return `${b}->u${to}${r !== undefined && r.downAt >= faultAt ? `(down, now on h${r.at})` : ""}${r?.delayed.has(b) ? "+delay" : ""}${bounced.has(b) ? "+bounced" : ""}`;
     };
     if (dups.length > 0) process.stdout.write(`# ${tag} duplicated: ${dups.slice(0, 20).map(where).join(" ")}\n`);
     // Every host's whole log, for reading afterwards (FAULTS_DUMP=<dir>, with FAULTS_LOG=debug).

@@ -152,6 +152,7 @@ export async function fleetClient(services: Service[], home: number, username: s
 
 /** Where one phase's accepted messages ended: received (how many times each), bounced to their senders, or nowhere. */
 export interface PhaseOutcome {
+  /** How many times each came, a bounce of one that also came counted as one more: two ends of one message are a duplicate. */
   received: Map<string, number>;
   bounced: Set<string>;
   missing: string[];
@@ -170,6 +171,11 @@ export async function phaseOutcome(clients: FleetClient[], accepted: ReadonlySet
     for (const s of clients) {
       for (const b of s.got) if (mine(b)) received.set(b, (received.get(b) ?? 0) + 1);
       for (const id of s.bounced) if (mine(id)) bounced.add(id);
+    }
+    // Delivered and bounced both: its sender was told it failed, and it did not.
+    for (const id of bounced) {
+      const n = received.get(id);
+      if (n !== undefined) received.set(id, n + 1);
     }
   };
   const missing = () => [...accepted].filter((b) => !received.has(b) && !bounced.has(b));

@@ -369,6 +369,42 @@ test("a copy that reaches the owner that stored the message offline goes no furt
   w.stop();
 });
 
+test("stored by an owner that then dies, and given from storage to the user's live session: the copy its custodian routes again to the next owner is dropped at that session, not delivered twice", { timeout: 5000 }, async () => {
+  const w = world({ dedupWindowMs: 5000 });
+  const p0 = w.proxies.get("w0")!;
+  const p1 = w.proxies.get("w1")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  // Owned by w3, and by w1 (where bob's session will be) once w3 is gone.
+  const after = new Router({ hosts: { "10.0.0.1": ["w0", "w1", "w2"] }, vnodes: 64 });
+  let bobBare = w.userOwnedBy("w3");
+  while (after.ownerOf(bobBare) !== "w1") bobBare = w.userOwnedBy("w3");
+  // The custodian w0 does not hear of it yet (the owner's "stored" is on its way).
+  w.stalled.set("w0", []);
+  alice.send(bobBare, "m1");
+  await until("stored at the owner", () => w.stored.length === 1);
+  // bob's session on w1, an XMPP one (it keeps what it was given: Session.recent), binds at w3 only now (its
+  // worker was slow after a ring change), and takes what was stored meanwhile as the protocol's takeStored does.
+  const bob = new (class extends Client {
+    override get dropsResent(): boolean {
+      return true;
+    }
+  })(p1, `${bobBare}/b`);
+  p1.attach(bob);
+  await turn();
+  bob.recentMessages().note(alice.address, "m1");
+  // The owner dies: the custodian, which never heard it was stored, routes it again, to bob's next owner.
+  w.hub.leave("w3");
+  await until("routed again by the custodian", () => p0.custody.rerouted >= 1);
+  await until("the copy reached bob's session", () => p1.stats.resentDropped + bob.got.length > 0);
+  assert.deepEqual(bob.bodies(), [], "given once, from storage");
+  assert.equal(p1.stats.resentDropped, 1);
+  assert.equal(w.stored.length, 1, "not stored again");
+  w.release("w0");
+  await until("settled", () => p0.custody.size === 0);
+  w.stop();
+});
+
 test("a client's count after a failed resumption reaches its session's worker also when that one left the ring (stalled, not dead)", { timeout: 5000 }, async () => {
   const w = world();
   const p2 = w.proxies.get("w2")!;
