@@ -42,6 +42,8 @@ interface Entry {
   unconfirmed: boolean;
   copies: number;
   bounced: boolean;
+  /** A copy came to a session that had not confirmed reading the server's <a/> for an earlier one (mayRepeat). */
+  repeatable: boolean;
 }
 
 export class Ledger {
@@ -63,7 +65,7 @@ export class Ledger {
     const n = (this.next.get(pair) ?? 0) + 1;
     this.next.set(pair, n);
     const id = `s${pair}-${n}`;
-    this.msgs.set(id, { accepted: false, unconfirmed: false, copies: 0, bounced: false });
+    this.msgs.set(id, { accepted: false, unconfirmed: false, copies: 0, bounced: false, repeatable: false });
     this.sent++;
     return id;
   }
@@ -92,6 +94,7 @@ export class Ledger {
     const e = this.msgs.get(id);
     if (e === undefined) return;
     e.copies++;
+    if (mayRepeat) e.repeatable = true;
     if (e.copies > 1) {
       if (fromOffline && mayRepeat) this.redelivered++;
       else {
@@ -117,6 +120,9 @@ export class Ledger {
       if (e.unconfirmed && e.copies > 0) c.unconfirmedArrived++;
       if (e.copies > 0) c.delivered++;
       if (e.bounced) c.bounced++;
+      // Delivered and bounced both is two ends of one message, unless XEP-0198 allowed the server not to know
+      // that the first copy arrived (as `redelivered`).
+      if (e.bounced && e.copies > 0 && !e.repeatable) c.duplicated++;
       if (e.copies === 0 && inStore.has(id)) c.stuckOffline++;
       else if (e.accepted && e.copies === 0 && !e.bounced) c.lost++;
       if (!e.accepted && !e.unconfirmed) c.pending++;
