@@ -201,6 +201,11 @@ export interface ClusterBus {
    * patience and published after (BusEndpoint.stalled): its held messages among them are dropped there.
    */
   readonly readingStale?: boolean;
+  /**
+   * Worker `workerId` of this host died (its primary saw the process exit): it leaves the membership now, as if
+   * its heartbeats had stopped three beats ago, rather than when they have (NatsBus).
+   */
+  peerDied?(workerId: string): void;
   membership(): Membership;
   /**
    * Called with the new membership whenever a worker joins or leaves;

@@ -71,6 +71,8 @@ export class NatsBus implements ClusterBus {
   private gen = 0;
   /** Incarnations of workers expired here: the same one back was stalled or cut off, not restarted. */
   private readonly expiredInc = new Map<string, string>();
+  /** Incarnations of workers whose death the host's primary told (peerDied): a beat of theirs still on its way is stale. */
+  private readonly deadInc = new Map<string, string>();
   private readonly wire: BusWire;
   private endpoint: BusEndpoint | null = null;
   /** Rooms handed to this worker before it attached (once, at start); null after. */
@@ -541,6 +543,7 @@ export class NatsBus implements ClusterBus {
       return;
     }
     if (b.id === this.opts.workerId && b.inc === this.inc) return;
+    if (this.deadInc.size !== 0 && this.deadInc.get(b.id) === b.inc) return;
     // Answered whoever asks, before it is judged: a newcomer learns who is here, and may refuse.
     if (b.hello === true) this.beat(false);
     if (!this.guard.admit(b)) return;
@@ -596,6 +599,21 @@ export class NatsBus implements ClusterBus {
     if (m === undefined || m.inc !== inc || from === this.opts.workerId) return;
     this.endpoint?.welcomedBy?.(from);
     this.changed([], [from]);
+  }
+
+  /**
+   * The host's primary saw worker `workerId` exit (SIGKILL, a crash): it leaves now, not three heartbeats from its
+   * last beat — what custody held for it is routed again, and requests to its sessions fail, that much sooner. Its
+   * restart is a new incarnation and joins as one; a beat of the dead one still on its way is ignored.
+   */
+  peerDied(workerId: string): void {
+    const m = this.members.get(workerId);
+    if (m === undefined || workerId === this.opts.workerId) return;
+    this.members.delete(workerId);
+    this.deadInc.set(workerId, m.inc);
+    this.expiredInc.delete(workerId);
+    this.log?.warn("cluster worker died (told by the host): removed", { workerId });
+    this.changed([]);
   }
 
   private expire(): void {

@@ -29,6 +29,11 @@ const EX_CONFIG = 78;
 const STARTED = { sbHost: "started" } as const;
 /** primary → worker: it listens on every listener, so it is started (it logs "switchboard started"). */
 const SERVING = { sbHost: "serving" } as const;
+/** primary → the other workers: this one's process exited (SIGKILL, a crash); they drop it from the ring now (NatsBus.peerDied). */
+interface Died {
+  sbHost: "died";
+  workerId: string;
+}
 /** After drainTimeoutMs: time for the bus and the store to close before a process is killed. */
 const KILL_MARGIN_MS = 5000;
 
@@ -163,6 +168,9 @@ async function primary(config: Config, n: number, log: Logger): Promise<void> {
         if (byIndex.size === 0) process.exit(stopCode);
         return;
       }
+      // The others would learn it from its silence, three heartbeats on: custody routes again, and requests to its
+      // sessions fail, as soon as they hear it from here.
+      for (const o of byIndex.values()) if (o.isConnected()) o.send({ sbHost: "died", workerId: idOf(i) } satisfies Died, undefined, {}, () => {});
       // A worker that cannot start (NATS out of reach for cluster.nats.connectTimeoutMs, a refused configuration)
       // would not start again: the host stops, non-zero, for its supervisor to see. So does a refusal at any time.
       if (!hostStarted() || code === EX_CONFIG) {
@@ -231,10 +239,12 @@ async function worker(config: Config, n: number, index: number): Promise<void> {
   handoff?.serve((bare) => s.proxy.ownerOf(bare), s.listeners, () => s.draining);
   let started = false;
   process.on("message", (m: unknown) => {
-    if (typeof m === "object" && m !== null && (m as { sbHost?: unknown }).sbHost === SERVING.sbHost && !started) {
+    if (typeof m !== "object" || m === null) return;
+    const what = (m as { sbHost?: unknown }).sbHost;
+    if (what === SERVING.sbHost && !started) {
       started = true;
       log.info("switchboard started", { domain: config.domain, worker: workerId });
-    }
+    } else if (what === "died" && typeof (m as Died).workerId === "string") s.bus.peerDied?.((m as Died).workerId);
   });
   process.send?.(STARTED);
   if (config.admin.enabled) answerPrimary(server);

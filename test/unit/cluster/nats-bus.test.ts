@@ -215,6 +215,33 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     );
   });
 
+  test("a worker its host's primary saw die (peerDied) leaves at once; a beat of it still on its way does not bring it back; its restart joins", { timeout: 15_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 2000;
+    const a = await bus(opts(subject, "a", "h", HB));
+    // Beating fast, and left running: its beats stand in for those still on their way when a worker is killed.
+    const first = workerProcess(opts(subject, "r", "h", 200));
+    await waitUntil(() => a.changes.some((c) => c.joined.includes("r")), 5000, "the worker to join");
+    const spy: NatsConnection = await connect({ servers: nats.url });
+    let beats = 0;
+    spy.subscribe(`${subject}.hb`, { callback: (_e, m) => void (JSON.parse(m.string()).id === "r" && beats++) });
+    await spy.flush();
+    const before = a.changes.length;
+    a.bus.peerDied("r");
+    assert.deepEqual(a.changes.slice(before).map((c) => [c.m, c.joined]), [[{ hosts: { h: ["a"] }, vnodes: 64 }, []]], "left at once, long before three heartbeats");
+    // Three of its beats later (the same server hands each to a as well, within a fraction of the 200 ms between
+    // them), it is still gone.
+    const seen = beats;
+    await waitUntil(() => beats >= seen + 3, 5000, "three more beats of r");
+    assert.deepEqual(ids(a.bus.membership()), ["a"], "its old incarnation's beats are ignored");
+    assert.equal(a.changes.length, before + 1);
+    await killed(first);
+    workerProcess(opts(subject, "r", "h", 200));
+    await waitUntil(() => a.changes.length > before + 1, 5000, "a to hear the restarted worker");
+    assert.deepEqual(a.changes.slice(before + 1).map((c) => [c.m, c.joined]), [[{ hosts: { h: ["a", "r"] }, vnodes: 64 }, ["r"]]], "joined, as a new incarnation");
+    await spy.close();
+  });
+
   test("a worker stalled past the expiry window is dropped, and comes back as resynced (not restarted): both sides bind again", { timeout: 15_000 }, async () => {
     const subject = `t${subjects++}`;
     const HB = 200;
