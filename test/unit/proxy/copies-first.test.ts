@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,9 +9,9 @@ import type { BusMessage } from "../../../src/cluster/bus.js";
 import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
 import type { Envelope as Env } from "../../../src/envelope/envelope.js";
-import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { HAVE_NATS } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
-import { Counted, describeRec, proxyOptions } from "./fixtures.js";
+import { Counted, describeRec, natsForBlock, proxyOptions } from "./fixtures.js";
 
 // Two hosts of NatsBus workers (host links within a host, NATS between): a message from a session on a-w0 to one on
 // a-w1, whose records are kept on host b. a-w1's session takes it (it waits for its client's ack) and copies it to
@@ -54,19 +54,11 @@ class Keeping extends Counted {
 }
 
 describe("a next hop's taken confirmation on its host goes behind the copy to a keeper on another host", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
-  let nats: NatsServer;
+  const { url, buses, proxies } = natsForBlock();
   const dirs: string[] = [];
-  const buses: NatsBus[] = [];
-  const proxies: ProxyDaemon[] = [];
-  before(async () => {
-    nats = await startNats();
-  }, { timeout: 15_000 });
-  after(async () => {
-    for (const p of proxies) p.stop();
-    for (const b of buses) await b.close();
-    await nats.stop();
+  after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  }, { timeout: 15_000 });
+  });
 
   test("the keeper's copy is on the wire before the confirmation that lets the sender's count pass the message", { timeout: 15_000 }, async () => {
     const hosts = [
@@ -77,7 +69,7 @@ describe("a next hop's taken confirmation on its host goes behind the copy to a 
       const dir = mkdtempSync(join(tmpdir(), "sb-copies-"));
       dirs.push(dir);
       for (let i = 0; i < n; i++) {
-        buses.push(await NatsBus.connect({ servers: [nats.url], subject: "copies", heartbeatMs: 1000, vnodes: 64, workerId: workerIdOf(host, i), hostAddress: host, links: { dir, index: i, maxQueuedBytes: 1 << 20 } }, {}));
+        buses.push(await NatsBus.connect({ servers: [url()], subject: "copies", heartbeatMs: 1000, vnodes: 64, workerId: workerIdOf(host, i), hostAddress: host, links: { dir, index: i, maxQueuedBytes: 1 << 20 } }, {}));
       }
     }
     await Promise.all(buses.map((b) => b.ready(3)));

@@ -1,9 +1,12 @@
+import { before, after } from "node:test";
 import { defaults } from "../../../src/config/config.js";
+import type { NatsBus } from "../../../src/cluster/nats-bus.js";
 import { LocalHub } from "../../../src/cluster/local-bus.js";
 import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.js";
 import { Session } from "../../../src/session/session.js";
 import type { Envelope } from "../../../src/envelope/envelope.js";
 import type { ResumeRecord } from "../../../src/session/resume-record.js";
+import { startNats, type NatsServer } from "../../nats.js";
 
 // What the core's unit tests share: a session that records what reaches it, and the core's options.
 
@@ -68,3 +71,22 @@ export const describeRec = (s: Session): ResumeRecord | null => {
   const c = s as Counted;
   return { protocol: "xmpp", key: c.key, user: c.address.slice(0, c.address.indexOf("@")), address: c.address, count: 0, windowMs: 5000, state: {} };
 };
+
+/**
+ * A nats-server for the tests of the describe block this is called in, started before them; after them, the
+ * proxies and buses they put in the lists are stopped, then the server. `url()`: its address, once started.
+ */
+export function natsForBlock(): { url: () => string; buses: NatsBus[]; proxies: ProxyDaemon[] } {
+  let nats: NatsServer | null = null;
+  const buses: NatsBus[] = [];
+  const proxies: ProxyDaemon[] = [];
+  before(async () => {
+    nats = await startNats();
+  }, { timeout: 15_000 });
+  after(async () => {
+    for (const p of proxies) p.stop();
+    for (const b of buses) await b.close();
+    await nats?.stop();
+  }, { timeout: 15_000 });
+  return { url: () => nats!.url, buses, proxies };
+}

@@ -1,13 +1,13 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { defaults } from "../../../src/config/config.js";
 import { NatsBus } from "../../../src/cluster/nats-bus.js";
 import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
 import { Router } from "../../../src/router/router.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
-import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { HAVE_NATS } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
-import { proxyOptions, Recorder, textCodec } from "./fixtures.js";
+import { natsForBlock, proxyOptions, Recorder, textCodec } from "./fixtures.js";
 
 // docs/architecture.md, "Riding confirmations": two workers on two hosts over a real nats-server. A message held in
 // custody on A is delivered on B to a session that confirms at once (no XEP-0198) and whose output waits for B's
@@ -42,23 +42,12 @@ class Plain extends Recorder {
 }
 
 describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
-  let nats: NatsServer;
-  const buses: NatsBus[] = [];
-  const proxies: ProxyDaemon[] = [];
+  const { url, buses, proxies } = natsForBlock();
   const HEARTBEAT_MS = 100;
-
-  before(async () => {
-    nats = await startNats();
-  }, { timeout: 15_000 });
-  after(async () => {
-    for (const p of proxies) p.stop();
-    for (const b of buses) await b.close();
-    await nats.stop();
-  }, { timeout: 15_000 });
 
   test("ride the batch the output waits for; a batch a heartbeat late takes its deliveries back, and custody routes them again: written once", { timeout: 20_000 }, async () => {
     const opts = proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10, custody: { ...defaults().cluster.custody, confirmTimeoutMs: 1000, dedupWindowMs: 60_000 } });
-    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [nats.url], subject: "riding", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
+    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [url()], subject: "riding", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
     const a = await connect("a-w0", "a", 0);
     const b = await connect("b-w0", "b", 5);
     buses.push(a, b);

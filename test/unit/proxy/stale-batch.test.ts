@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { defaults } from "../../../src/config/config.js";
 import { NatsBus } from "../../../src/cluster/nats-bus.js";
@@ -6,9 +6,9 @@ import { ProxyDaemon, type ProxyOptions } from "../../../src/proxy/proxy-daemon.
 import { Router } from "../../../src/router/router.js";
 import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
-import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { HAVE_NATS } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
-import { textCodec } from "./fixtures.js";
+import { natsForBlock, textCodec } from "./fixtures.js";
 
 // docs/architecture.md, "What it had gathered before the stop": two workers on two hosts over a real nats-server.
 // A resumable session on A sends a message to a user owned by B; A's event loop is then held past the heal window
@@ -46,19 +46,8 @@ class Resumable extends Session {
 
 
 describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nats-server is not installed (apt-get install nats-server)" }, () => {
-  let nats: NatsServer;
-  const buses: NatsBus[] = [];
-  const proxies: ProxyDaemon[] = [];
+  const { url, buses, proxies } = natsForBlock();
   const HEARTBEAT_MS = 100;
-
-  before(async () => {
-    nats = await startNats();
-  }, { timeout: 15_000 });
-  after(async () => {
-    for (const p of proxies) p.stop();
-    for (const b of buses) await b.close();
-    await nats.stop();
-  }, { timeout: 15_000 });
 
   for (const coalesceMs of [0, 400]) {
   test(`its held messages are dropped where they arrive, voided where they were sent, and counted no more (coalesceMs ${coalesceMs})`, { timeout: 15_000 }, async () => {
@@ -73,7 +62,7 @@ describe("a bus batch gathered before a stall", { skip: HAVE_NATS ? false : "nat
       // (a second copy next to the client's own) unless the sweep publishes the held batch first.
       custody: { ...defaults().cluster.custody, confirmTimeoutMs: coalesceMs > 0 ? 100 : 60_000, dedupWindowMs: 60_000 },
     };
-    const connect = (id: string, host: string) => NatsBus.connect({ servers: [nats.url], subject: `stalebatch${coalesceMs}`, heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs: id.startsWith("a") ? coalesceMs : 0 }, { xmpp: textCodec });
+    const connect = (id: string, host: string) => NatsBus.connect({ servers: [url()], subject: `stalebatch${coalesceMs}`, heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs: id.startsWith("a") ? coalesceMs : 0 }, { xmpp: textCodec });
     const a = await connect("a-w0", "a");
     const b = await connect("b-w0", "b");
     buses.push(a, b);
