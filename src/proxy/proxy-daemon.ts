@@ -594,14 +594,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const now = monotonicMs();
     this.receipts.add(receipt, now);
     this.confirmations.done(c, key, true);
-    this.riders.add(s, from, to, c, key, receipt, now);
+    this.riders.add(s, from, to, c, key, env, now);
     return true;
   }
 
   /**
    * The bus publishes a batch gathered long enough ago (`lateMs`: this worker was stopped or blocked in between)
    * that a custodian may have routed again a message whose confirmation rides it: each delivery made that long
-   * ago is taken back — its output cut before it is written, its confirmation withdrawn, its receipt forgotten —
+   * ago is taken back — its output cut before it is written, its confirmation withdrawn, its receipt and its
+   * session's note of it (Session.recent) forgotten —
    * and its custodian routes it again as it would one whose bus message was lost. Never written twice, never
    * lost. Those made since (what the worker read once it ran again) go as they are: their custodians sent them
    * moments ago, or, if they had given up on this worker, they were dropped as read after a stall (fromBeforeStall).
@@ -610,12 +611,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     const before = monotonicMs() - lateMs;
     // A rider's confirmation is still gathered (handing it to the bus forgets every rider): withdrawn together, per custodian.
     const gone = new Map<ReceiptLog, Set<number>>();
-    const voided = this.riders.void((s, from, to, c, key, receipt, at) => {
+    const voided = this.riders.void((s, from, to, c, key, env, at) => {
       if (at > before || !s.cutOutput(from, to)) return false;
       let keys = gone.get(c);
       if (keys === undefined) gone.set(c, (keys = new Set()));
       keys.add(key);
-      this.receipts.forget(receipt);
+      this.receipts.forget(env.ref);
+      // And the session's note of it: the copy its custodian routes again comes marked (Flag.Resent), and would be
+      // dropped here as one this session was given.
+      s.recent?.forget(env.from, env.id);
       return true;
     });
     for (const [c, keys] of gone) this.confirmations.withdraw(c, keys);

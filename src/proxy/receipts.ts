@@ -1,4 +1,5 @@
 import type { Taken } from "../cluster/bus.js";
+import type { Envelope } from "../envelope/envelope.js";
 import { numberAt, valueAt, workerOf } from "./receipt.js";
 
 /** NaN: an entry forgotten (ReceiptLog.forget); its place stays until expiry passes it. */
@@ -518,7 +519,7 @@ export class Confirmations {
   }
 }
 
-/** What a delivery whose confirmation rides needs to be taken back: where its output lies, its receipt, and when. */
+/** What a delivery whose confirmation rides needs to be taken back: where its output lies, its envelope (its receipt, its sender and id), and when. */
 export interface RiderSession {
   cutOutput(from: number, to: number): boolean;
 }
@@ -532,15 +533,15 @@ export class Riders<S extends RiderSession = RiderSession> {
   private marks: number[] = [];
   private logs: ReceiptLog[] = [];
   private keys: number[] = [];
-  private receipts: string[] = [];
+  private envs: Envelope[] = [];
   private times: number[] = [];
 
-  add(s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string, at: number): void {
+  add(s: S, from: number, to: number, c: ReceiptLog, key: number, env: Envelope, at: number): void {
     this.sessions.push(s);
     this.marks.push(from, to);
     this.logs.push(c);
     this.keys.push(key);
-    this.receipts.push(receipt);
+    this.envs.push(env);
     this.times.push(at);
   }
 
@@ -550,7 +551,7 @@ export class Riders<S extends RiderSession = RiderSession> {
     this.marks.length = 0;
     this.logs.length = 0;
     this.keys.length = 0;
-    this.receipts.length = 0;
+    this.envs.length = 0;
     this.times.length = 0;
   }
 
@@ -558,10 +559,10 @@ export class Riders<S extends RiderSession = RiderSession> {
    * Offers each delivery, the latest first (a cut leaves the places before it as they were), to `take`, which
    * returns whether it took it back; then forgets them all. Returns how many were taken back.
    */
-  void(take: (s: S, from: number, to: number, c: ReceiptLog, key: number, receipt: string, at: number) => boolean): number {
+  void(take: (s: S, from: number, to: number, c: ReceiptLog, key: number, env: Envelope, at: number) => boolean): number {
     let n = 0;
     for (let i = this.sessions.length - 1; i >= 0; i--) {
-      if (take(this.sessions[i], this.marks[2 * i], this.marks[2 * i + 1], this.logs[i], this.keys[i], this.receipts[i], this.times[i])) n++;
+      if (take(this.sessions[i], this.marks[2 * i], this.marks[2 * i + 1], this.logs[i], this.keys[i], this.envs[i], this.times[i])) n++;
     }
     this.clear();
     return n;

@@ -96,6 +96,14 @@ export class RecentMessages {
     return false;
   }
 
+  /** Given, and taken back before its client saw it (ProxyDaemon.lateFlush): no longer a copy to drop. */
+  forget(from: string, id: string): void {
+    if (id === "") return;
+    const key = messageKey(from, id);
+    const s = this.slots;
+    for (let i = 0; i < s.length; i++) if (s[i] === key) s[i] = "";
+  }
+
   has(from: string, id: string): boolean {
     if (id === "") return false;
     const key = messageKey(from, id);

@@ -13,10 +13,18 @@ import { natsForBlock, proxyOptions, Recorder, textCodec } from "./fixtures.js";
 // custody on A is delivered on B to a session that confirms at once (no XEP-0198) and whose output waits for B's
 // bus batch: the confirmation rides that batch. When the batch goes out a heartbeat late (B's loop held in the
 // window, as a SIGSTOP would), B takes the delivery back before anything is written — output cut, confirmation
-// withdrawn, receipt forgotten — and A's custody, which never heard of it, routes it again: written once.
+// withdrawn, receipt and the session's note of it forgotten — and A's custody, which never heard of it, routes it
+// again: written once.
 
-/** A session without stream management whose output, as a connection's turn output, waits for the bus's publish. */
+/**
+ * A session without stream management whose output, as a connection's turn output, waits for the bus's publish.
+ * It keeps what it was given by sender and id, as an XMPP session does (Session.recent): the copy routed again
+ * comes marked Flag.Resent, and must not be dropped as one it had.
+ */
 class Plain extends Recorder {
+  override get dropsResent(): boolean {
+    return true;
+  }
   held: string[] = [];
   readonly written: string[] = [];
   /** Called inside deliver (for the test to act between the delivery and the publish). */
