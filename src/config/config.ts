@@ -405,7 +405,7 @@ export function defaults(): Config {
       nats: { servers: ["nats://127.0.0.1:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 },
       hostLinks: true,
       handoff: true,
-      holdAfterExpiryMs: 0,
+      holdAfterExpiryMs: 10000,
       coalesceMs: 1,
       custody: { confirmTimeoutMs: 5000, maxTries: 5, dedupWindowMs: 10000, maxHeld: 100000, heldMaxMs: 900000, resumeGraceMs: 10000 },
     },

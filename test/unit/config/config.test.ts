@@ -161,8 +161,8 @@ test("several workers need the nats bus and a shared database file; the nats set
   assert.deepEqual(c.cluster.nats, { servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], subject: "switchboard", heartbeatMs: 1000, connectTimeoutMs: 60000 });
 });
 
-test("cluster.holdAfterExpiryMs: 0 (the heal window) by default, 0 to 600000 ms", { timeout: 5000 }, () => {
-  assert.equal(validate({}).cluster.holdAfterExpiryMs, 0);
+test("cluster.holdAfterExpiryMs: 10000 by default, 0 to 600000 ms", { timeout: 5000 }, () => {
+  assert.equal(validate({}).cluster.holdAfterExpiryMs, 10000);
   assert.equal(validate({ cluster: { holdAfterExpiryMs: 10000 } }).cluster.holdAfterExpiryMs, 10000);
   assert.equal(keyOf({ cluster: { holdAfterExpiryMs: -1 } }), "cluster.holdAfterExpiryMs");
   assert.equal(keyOf({ cluster: { holdAfterExpiryMs: 600001 } }), "cluster.holdAfterExpiryMs");
