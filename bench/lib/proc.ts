@@ -64,6 +64,11 @@ export class ProcWatch {
     this.timer.unref();
   }
 
+  /** Every process of the watched trees now. */
+  pids(): number[] {
+    return this.roots.flatMap((r) => processTree(r));
+  }
+
   /** CPU-seconds spent so far by the whole tree. */
   cpuSeconds(): number {
     return this.cpu().total;

@@ -39,6 +39,9 @@
  *   --note "TEXT"   a sentence about the run's conditions, printed under the command in the docs
  *   --writer W      Switchboard's io.writerThread: on (default: the thread where each worker has two cores,
  *                   --server-cpu 0,1 with one worker), off, or always (also on one core, or a core per worker)
+ *   --server-quota C  the server's processes (workers, primary, nats-server) share C cores' worth of CPU time from the
+ *                   logins' end (a cgroup's CFS quota, root only: bench/lib/cpu-quota.ts); with a rate above what C cores
+ *                   carry, "delivered/s" is the server's throughput on C cores (issue 14: n workers on n × C against one on C)
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)
@@ -67,6 +70,8 @@ import { benchArgs } from "../lib/args.js";
 function line(r: XmppResult): string {
   return (
     `${r.target.padEnd(11)} load ${String(r.load).padStart(6)}/s (${r.users}×${r.rate})  in ${r.loggedIn}/${r.users}  sent ${r.sent} recv ${r.received}  ` +
+    (r.quota === undefined ? "" : `delivered ${(r.deliveredPerSecond ?? NaN).toFixed(0)}/s on a quota of ${r.quota.cores} cores (throttled in ${(r.quota.throttledShare * 100).toFixed(0)} % of its periods)  `) +
+    (r.custodyCounts === undefined ? "" : `custody ${JSON.stringify(r.custodyCounts)}  `) +
     `delivered ${(r.deliveryRate * 100).toFixed(2)} %  avg ${r.avgMs.toFixed(2)} p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} max ${r.maxMs.toFixed(0)} ms  ` +
     `server ${r.serverCpuSeconds.toFixed(1)} CPU-s (${r.serverUsPerMessage.toFixed(0)} µs/msg, ${((r.serverSysShare ?? NaN) * 100).toFixed(0)} % kernel; main threads ${(r.serverMainUsPerMessage ?? NaN).toFixed(0)} µs/msg, ${((r.serverMainSysShare ?? NaN) * 100).toFixed(0)} % kernel; syscalls per msg ${(r.serverReadsPerMessage ?? NaN).toFixed(2)} read ${(r.serverWritesPerMessage ?? NaN).toFixed(2)} write${r.serverSwitchesPerMessage === undefined ? "" : `; context switches per msg ${r.serverSwitchesPerMessage.voluntary.toFixed(3)} voluntary ${r.serverSwitchesPerMessage.involuntary.toFixed(3)} involuntary (main threads ${r.serverSwitchesPerMessage.mainVoluntary.toFixed(3)} / ${r.serverSwitchesPerMessage.mainInvoluntary.toFixed(3)})`}${r.natsUsPerMessage === undefined ? "" : `; nats-server ${r.natsUsPerMessage.toFixed(1)} µs/msg`}) ${r.serverPeakRssMiB.toFixed(0)} MiB  gen ${r.generatorCpuCores.toFixed(2)} cores${r.generator === "c-spin" ? ` (busy ${r.generatorBusyCores!.toFixed(2)})` : ""}  others ${r.otherCpuCores.toFixed(2)} cores  steal ${((r.serverCoreStealShare ?? NaN) * 100).toFixed(1)} % of the server's core, others ${((r.serverCoreOthersShare ?? NaN) * 100).toFixed(1)} % of it  ${smText(r)}${r.warmup === undefined ? "" : `  warm-up ${(r.warmup.ms / 1000).toFixed(1)} s at ${(r.warmup.share * 100).toFixed(0)} % of the rate (sent ${r.warmup.sent}, received ${r.warmup.received}; not measured)`}  logins ${r.loginSeconds.toFixed(1)} s${r.firstByteMs === undefined ? "" : ` (connect → first byte p50 ${r.firstByteMs.p50.toFixed(1)} p99 ${r.firstByteMs.p99.toFixed(1)} max ${r.firstByteMs.max.toFixed(0)} ms; ${r.users - r.loggedIn} failed)`}${r.onOwner === undefined ? "" : `  on owner ${(r.onOwner.share * 100).toFixed(1)} % (moved ${r.onOwner.out}${r.onOwner.direct === undefined || Number.isNaN(r.onOwner.direct) ? "" : `, ${r.onOwner.direct} of them directly`}, stayed ${r.onOwner.stayed}${r.onOwner.busPerMessage === undefined || Number.isNaN(r.onOwner.busPerMessage) ? "" : `; ${r.onOwner.busPerMessage.toFixed(2)} bus messages per message`})`}${r.firstError ? `  [${r.firstError.slice(0, 120)}]` : ""}`
   );
@@ -114,6 +119,7 @@ async function main(): Promise<void> {
     serverCpu: a["server-cpu"] ?? "0",
     genCpu: a["gen-cpu"] ?? "1",
     workers: Number(a.workers ?? 1),
+    ...(a["server-quota"] === undefined ? {} : { serverQuota: Number(a["server-quota"]) }),
     hosts: Number(a.hosts ?? 1),
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     custody: a.custody !== "off",

@@ -6,6 +6,7 @@ import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
 import { cpuBusySeconds, machineBusySeconds, pinSelf, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
 import { REPO } from "../lib/switchboard.js";
+import { CpuQuota } from "../lib/cpu-quota.js";
 import { Scrape } from "../lib/scrape.js";
 import { defaults, type StreamManagementConfig } from "../../src/config/config.js";
 import { startTarget, type MoreConfig, type TargetName } from "./targets.js";
@@ -31,6 +32,12 @@ export interface XmppParams {
   genCpu: string;
   /** Switchboard: worker processes (more than one: a host under node:cluster with a nats-server). */
   workers: number;
+  /**
+   * The server's processes (workers, primary, nats-server) share this many cores' worth of CPU time from the
+   * logins' end (a cgroup's CFS quota: bench/lib/cpu-quota.ts), so that one worker and n workers can be given
+   * budgets of 1 and n equal "cores" on a machine with too few real ones. Absent: no quota.
+   */
+  serverQuota?: number;
   /** Switchboard: hosts in a cluster on this machine, each of `workers` workers (more than one: bench/xmpp/hosts.ts). */
   hosts?: number;
   /** Switchboard: `io.writerThread` (default true; the server uses it only where it has two cores). */
@@ -186,6 +193,12 @@ export interface XmppResult {
   /** The server's CPUs' busy time during the phase that was not the server's (other processes, interrupts), as a share of them. */
   serverCoreOthersShare?: number;
   phaseSeconds: number;
+  /** Messages received per second from the schedule's start to the last arrival (with a quota above the offered rate: the server's throughput). */
+  deliveredPerSecond?: number;
+  /** Several workers: custody's and membership's counters at the phase's end (the whole run), summed over the workers. */
+  custodyCounts?: { rerouted: number; slow: number; suppressed: number; membershipChanges: number; voided: number; givenUp: number };
+  /** --server-quota: the budget, the share of its periods in which the group used it up, and the time it waited. */
+  quota?: { cores: number; throttledShare: number; throttledSeconds: number };
   /** The warm-up before the measured phase (XmppParams.warmup), and its messages (not in sent, received or the latencies). */
   warmup?: { ms: number; share: number; sent: number; received: number };
   firstError: string;
@@ -242,6 +255,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const gens: ChildProcess[] = [];
   /** This process's CPUs before the phase moved it to the generator's (pinSelf), until they are back. */
   let unpin: string | null = null;
+  let quota: CpuQuota | null = null;
   try {
     const events: GenEvent[][] = [];
     const latest = (ev: GenEvent["ev"]) => events.map((l) => [...l].reverse().find((e) => e.ev === ev));
@@ -272,6 +286,12 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const firstByteMs = fb.n > 0 ? { p50: fb.quantile(0.5), p99: fb.quantile(0.99), max: fb.maxMs } : undefined;
     if (loggedIn === 0) throw new Error(`nobody logged in to ${p.target}: ${firstError}`);
     await sleep(1000); // initial presences settle
+    // The budget applies to the measured work, not to the logins (SCRAM, binds) before it.
+    if (p.serverQuota !== undefined) {
+      if (target.server === undefined || target.server === null) throw new Error(`--server-quota: ${p.target} is not a server started here`);
+      quota = CpuQuota.create(p.serverQuota);
+      quota.addTrees(target.server.watch.pids());
+    }
 
     // Every slice ready (a pump has its sockets) before one t0 for all: a late
     // starter would send what it missed in one burst, and that burst would be measured.
@@ -306,13 +326,16 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     while (!progress().every((e) => e?.doneSending) && Date.now() - phase0 < expectMs * 3 + 60_000) await sleep(200);
     // Then wait until everything sent has arrived, at most the deadline.
     const doneAt = Date.now();
+    const throttle0 = quota?.throttling();
     for (;;) {
       const pr = progress();
       const sent = pr.reduce((n, e) => n + (e?.sent ?? 0), 0);
       const recv = pr.reduce((n, e) => n + (e?.received ?? 0), 0);
       if (recv >= sent || Date.now() - doneAt > p.deadlineMs + 1000) break;
-      await sleep(250);
+      // Finer with a quota: the end of the drain is what its throughput is read from.
+      await sleep(quota === null ? 250 : 50);
     }
+    const drainedAt = performance.timeOrigin + performance.now();
     const phaseSeconds = (Date.now() - phase0) / 1000;
     const cpu1 = target.server?.watch.cpu() ?? { total: 0, sys: 0, main: 0, perRoot: [] };
     const io1 = target.server?.watch.syscalls() ?? { reads: NaN, writes: NaN };
@@ -358,6 +381,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const sent = sum((r) => r.sent);
     const genCpu = sum((r) => r.cpuSeconds);
     const peak = target.server?.watch.peakRssMiB ?? NaN;
+    const throttle1 = quota?.throttling();
+    const received = sum((r) => r.received);
     return {
       target: p.target,
       generator: p.pump === null ? "node" : p.spin ? "c-spin" : "c",
@@ -371,7 +396,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       loginSeconds,
       firstByteMs,
       sent,
-      received: sum((r) => r.received),
+      received,
       inDeadline: sum((r) => r.inDeadline),
       deliveryRate: sent ? sum((r) => r.inDeadline) / sent : 0,
       avgMs: h.avgMs,
@@ -399,6 +424,24 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
       serverCoreStealShare: steal / phaseSeconds / p.serverCpu.split(",").length,
       serverCoreOthersShare: Math.max(0, coreOthers) / phaseSeconds / p.serverCpu.split(",").length,
       phaseSeconds,
+      // From t0 (the schedule's start) to the last arrival seen (polled every 50 ms with a quota): under a quota
+      // that the offered rate exceeds, the server works through a backlog all along, so this is its throughput.
+      deliveredPerSecond: received / ((drainedAt - t0) / 1000),
+      ...(atEnd === null || Number.isNaN(atEnd.get("switchboard_cluster_messages_rerouted_total"))
+        ? {}
+        : {
+            custodyCounts: {
+              rerouted: atEnd.get("switchboard_cluster_messages_rerouted_total"),
+              slow: atEnd.get("switchboard_cluster_custody_slow_total"),
+              suppressed: atEnd.get("switchboard_cluster_duplicates_suppressed_total"),
+              membershipChanges: atEnd.get("switchboard_cluster_membership_changes_total"),
+              voided: atEnd.get("switchboard_cluster_riding_voided_total"),
+              givenUp: atEnd.get("switchboard_cluster_messages_given_up_total"),
+            },
+          }),
+      ...(quota === null || throttle0 === undefined || throttle1 === undefined
+        ? {}
+        : { quota: { cores: p.serverQuota!, throttledShare: (throttle1.throttled - throttle0.throttled) / Math.max(1, throttle1.periods - throttle0.periods), throttledSeconds: throttle1.throttledSeconds - throttle0.throttledSeconds } }),
       ...(warmMs > 0 ? { warmup: { ...p.warmup!, sent: res.reduce((n, r) => n + r.warm.sent, 0), received: res.reduce((n, r) => n + r.warm.received, 0) } } : {}),
       firstError,
       settings: target.settings,
@@ -421,6 +464,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     };
   } finally {
     if (unpin !== null) pinSelf(unpin);
+    quota?.remove();
     await Promise.all(gens.map((g) => stopChild(g, 2000)));
     await target.server?.stop();
     rmSync(work, { recursive: true, force: true });

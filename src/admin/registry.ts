@@ -76,6 +76,8 @@ function clusterMetrics(reg: Registry, server: Server): void {
   counter(reg, "switchboard_cluster_messages_rerouted_total", "Held messages routed again to their recipient's current owner after a membership change or a missing confirmation.", [], () => custody.rerouted);
   gauge(reg, "switchboard_cluster_messages_held", "Messages this worker sent over the bus and holds until the worker that settles them confirms (custody).", [], () => custody.size);
   counter(reg, "switchboard_cluster_duplicates_suppressed_total", "Held messages that arrived again where they were settled already, and were dropped by their receipt.", [], () => s.duplicates);
+  counter(reg, "switchboard_cluster_custody_slow_total", "Held messages whose confirmation timed out at a worker that had answered for nothing sent after them: waited for (it was probed) instead of routed again.", [], () => custody.waited);
+  gauge(reg, "switchboard_cluster_custody_waiting", "Held messages waiting for a slow worker's answer (custody: slow, not lost).", [], () => custody.waiting);
   counter(reg, "switchboard_cluster_messages_given_up_total", "Held messages routed maxTries times without a confirmation: their senders got an error.", [], () => custody.givenUp);
   counter(reg, "switchboard_cluster_messages_unheld_total", "Messages sent over the bus without custody because the worker held maxHeld already.", [], () => custody.unheld);
   counter(reg, "switchboard_cluster_riding_voided_total", "Deliveries taken back before they were written because the bus batch their confirmations rode went out a heartbeat late (a stop or a blocked loop): their custodians route them again.", [], () => s.ridingVoided);

@@ -101,6 +101,12 @@ export type BusMessage =
    */
   | { op: "barrier"; from: string; token: number }
   | { op: "barrierDone"; token: number }
+  /**
+   * For a worker that sent messages here and had no confirmation in time (custody, *Slow, not lost*): answer
+   * `probed` with the same `at`, behind everything sent here before it on the same ordered way.
+   */
+  | { op: "probe"; from: string; at: number }
+  | { op: "probed"; from: string; at: number }
   /** For every worker: what a protocol keeps in memory for `key` under `topic` changed (Core.stale; XEP-0313 preferences). */
   | { op: "stale"; topic: string; key: string };
 

@@ -87,6 +87,10 @@ export function jsonHead(msg: JsonOp, p: Payloads): { head: unknown[]; presence:
     case "barrierDone":
       head = [msg.op, msg.token];
       break;
+    case "probe":
+    case "probed":
+      head = [msg.op, msg.from, msg.at];
+      break;
     case "welcome":
       head = [msg.op, msg.from, msg.inc];
       break;
@@ -150,6 +154,10 @@ export function fromJsonHead(head: unknown[], presence: Uint8Array | null, p: Pa
     case "barrierDone":
       if (typeof head[1] !== "number") throw new Error("barrierDone without a token");
       return { op, token: head[1] };
+    case "probe":
+    case "probed":
+      if (typeof head[1] !== "string" || typeof head[2] !== "number") throw new Error(`${op} without a sender and time`);
+      return { op, from: head[1], at: head[2] };
     case "received": {
       const [, key, count, resumedOn, copied] = head;
       if (typeof key !== "string" || typeof count !== "number") throw new Error("received without a key and count");

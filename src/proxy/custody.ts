@@ -37,6 +37,8 @@ interface Held {
   first: number;
   /** The worker whose session took it and waits for the client's acknowledgement. */
   by: string;
+  /** The worker it was (last) routed to; "": not known (it stayed here, or a route that does not say). */
+  to: string;
   /** That session's Session.keepKey, and the message's place in its count (Session.keptCount after it). */
   tag: string;
   count: number;
@@ -44,12 +46,17 @@ interface Held {
 
 /** What the custodian does with a message that must travel again or cannot. */
 export interface CustodyActions {
-  /** Routes env (which keeps its receipt) again, to whoever owns its address now. */
-  reroute(env: Envelope): void;
+  /** Routes env (which keeps its receipt) again, to whoever owns its address now; gives the worker it went to ("": none). */
+  reroute(env: Envelope): string | void;
   /** Tried maxTries times: its sender gets an error. */
   giveUp(env: Envelope): void;
   /** A message `watch` named is taken, settled, given up or voided: no longer only travelling (resume-records.ts, *Pinned*). */
   released?(key: number): void;
+  /**
+   * Asks worker `to` to answer `probed(to, at)` behind everything it was sent before, on the same ordered way
+   * (*Slow, not lost*). Without it a message whose timeout passes is routed again at once, as before.
+   */
+  probe?(to: string, at: number): void;
 }
 
 /**
@@ -76,6 +83,17 @@ export class Custody {
   private readonly watched = new Set<number>();
   /** Keys to route again once their time comes (membership changes), in time order. */
   private readonly due: { at: number; since: number; keys: number[] }[] = [];
+  /**
+   * Timed out at a worker that has answered for nothing routed to it since (*Slow, not lost*): waiting for it, by
+   * key, and per worker in the order they timed out. Routed again only once that worker answers for something sent
+   * after them (then they were lost on the way), or when it leaves the ring.
+   */
+  private readonly slow = new Map<number, Held>();
+  private readonly slowAt = new Map<string, number[]>();
+  /** Per worker: the latest routing time of a message routed to it that was confirmed, or of a probe it answered. */
+  private readonly heard = new Map<string, number>();
+  /** Per worker: when the probe not yet answered was sent. */
+  private readonly probing = new Map<string, number>();
   private readonly prefix: string;
   /** Messages held now (a gauge), routed again, given up, let go after heldMaxMs, sent unheld for want of room. */
   rerouted = 0;
@@ -84,6 +102,8 @@ export class Custody {
   unheld = 0;
   /** Settled by a client's count after its worker died (receivedUpTo). */
   receivedByClients = 0;
+  /** Timed out at a worker that was slow, not lost: waited for instead of routed again (a counter; `waiting` is the gauge). */
+  waited = 0;
   /** Dropped because the bus message that carried them was composed before a stall (voidSince). */
   voided = 0;
 
@@ -97,18 +117,23 @@ export class Custody {
   }
 
   get size(): number {
-    return this.travelling.size + this.retried.size + this.taken.size;
+    return this.travelling.size + this.retried.size + this.taken.size + this.slow.size;
   }
 
-  /** Holds env; its copy with a receipt is what travels. Null: no room, it travels as it is. */
-  hold(env: Envelope, now: number): Envelope | null {
+  /** Timed out and waiting for a slow worker (*Slow, not lost*). */
+  get waiting(): number {
+    return this.slow.size;
+  }
+
+  /** Holds env, which goes to worker `to`; its copy with a receipt is what travels. Null: no room, it travels as it is. */
+  hold(env: Envelope, now: number, to = ""): Envelope | null {
     if (this.size >= this.opts.maxHeld) {
       this.unheld++;
       return null;
     }
     const n = this.next++;
     const sent = env.withReceipt(this.prefix + n);
-    this.travelling.set(n, { env: sent, at: now, tries: 1, first: now, by: "", tag: "", count: 0 });
+    this.travelling.set(n, { env: sent, at: now, tries: 1, first: now, by: "", to, tag: "", count: 0 });
     return sent;
   }
 
@@ -144,6 +169,7 @@ export class Custody {
   takenBy(key: number, by: string, now: number, tag = "", count = 0): number {
     const h = this.travellingOf(key) ?? this.taken.get(key);
     if (h === undefined) return 0;
+    if (h.by === "") this.heardOf(h);
     this.remove(key);
     this.release(key);
     h.by = by;
@@ -216,8 +242,9 @@ export class Custody {
    */
   done(key: number): number {
     // Each entry is in one place only.
-    const h = this.travelling.delete(key) ?? (this.retried.size === 0 ? undefined : this.deleted(this.retried, key)) ?? this.taken.delete(key);
+    const h = this.travelling.delete(key) ?? (this.retried.size === 0 ? undefined : this.deleted(this.retried, key)) ?? this.taken.delete(key) ?? (this.slow.size === 0 ? undefined : this.deleted(this.slow, key));
     if (h === undefined) return 0;
+    if (h.by === "") this.heardOf(h);
     this.release(key);
     return h.tries;
   }
@@ -228,7 +255,14 @@ export class Custody {
    */
   lost(gone: (worker: string) => boolean, now: number): void {
     const after = now + (this.opts.rerouteAfterMs ?? 0);
-    const keys = [...this.travelling.keyList(), ...this.retried.keys()];
+    const keys = [...this.travelling.keyList(), ...this.retried.keys(), ...this.slow.keys()];
+    // What waited for a worker that left goes with the rest; a worker back under its id starts unheard.
+    for (const w of [...this.slowAt.keys(), ...this.heard.keys(), ...this.probing.keys()]) {
+      if (!gone(w)) continue;
+      this.slowAt.delete(w);
+      this.heard.delete(w);
+      this.probing.delete(w);
+    }
     if (keys.length > 0) this.due.push({ at: after, since: now, keys });
     const taken: number[] = [];
     for (const [key, h] of this.taken) if (gone(h.by)) taken.push(key);
@@ -257,12 +291,13 @@ export class Custody {
     for (let key = this.travelling.firstKey(); key >= 0; key = this.travelling.firstKey()) {
       const h = this.travelling.get(key)!;
       if (h.at > late) break;
-      this.again(key, h, now);
+      this.timedOut(key, h, now);
     }
     for (const [key, h] of this.retried) {
       if (h.at > late) break;
-      this.again(key, h, now);
+      this.timedOut(key, h, now);
     }
+    if (this.slowAt.size !== 0) this.sweepSlow(now, late);
     const old = now - this.opts.heldMaxMs;
     for (let key = this.taken.firstKey(); key >= 0; key = this.taken.firstKey()) {
       if (this.taken.get(key)!.at > old) break;
@@ -273,13 +308,82 @@ export class Custody {
 
   /** Routed and not yet taken, once or again. */
   private travellingOf(key: number): Held | undefined {
-    return this.travelling.get(key) ?? (this.retried.size === 0 ? undefined : this.retried.get(key));
+    return this.travelling.get(key) ?? (this.retried.size === 0 ? undefined : this.retried.get(key)) ?? (this.slow.size === 0 ? undefined : this.slow.get(key));
   }
 
   private remove(key: number): void {
     this.travelling.delete(key);
     if (this.retried.size !== 0) this.retried.delete(key);
     this.taken.delete(key);
+    if (this.slow.size !== 0) this.slow.delete(key);
+  }
+
+  /** Worker `to` answered `probe(to, at)`: everything routed to it before `at` has reached it. */
+  probed(to: string, at: number): void {
+    if (this.probing.get(to) === at) this.probing.delete(to);
+    if (at > (this.heard.get(to) ?? -1)) this.heard.set(to, at);
+  }
+
+  /** A confirmation for h, routed to h.to at h.at: that worker has had everything routed to it up to then. */
+  private heardOf(h: Held): void {
+    if (h.to === "") return;
+    const t = this.heard.get(h.to);
+    if (t === undefined || h.at > t) this.heard.set(h.to, h.at);
+  }
+
+  /**
+   * No confirmation within confirmTimeoutMs. If its worker has since answered for something routed to it after
+   * this one, this one was lost on the way (a bus that dropped it): routed again. If not, that worker is slow, not
+   * proven to have lost it — under load its backlog can pass the timeout, and a copy sent behind that backlog only
+   * adds to it, then meets a receipt forgotten meanwhile and is delivered twice: it waits, and the worker is probed.
+   */
+  private timedOut(key: number, h: Held, now: number): void {
+    if (h.to === "" || this.act.probe === undefined || (this.heard.get(h.to) ?? -1) > h.at) return this.again(key, h, now);
+    this.remove(key);
+    this.slow.set(key, h);
+    let keys = this.slowAt.get(h.to);
+    if (keys === undefined) this.slowAt.set(h.to, (keys = []));
+    keys.push(key);
+    this.waited++;
+    if (!this.probing.has(h.to)) this.sendProbe(h.to, now);
+  }
+
+  private sendProbe(to: string, now: number): void {
+    this.probing.set(to, now);
+    this.act.probe!(to, now);
+  }
+
+  /**
+   * What waits for slow workers: routed again once its worker answered for something sent after it; given up after
+   * heldMaxMs (a worker that stays in the ring and never answers). An unanswered probe is sent again after
+   * confirmTimeoutMs (a bus may drop it too).
+   */
+  private sweepSlow(now: number, late: number): void {
+    for (const [to, keys] of this.slowAt) {
+      const heard = this.heard.get(to) ?? -1;
+      let i = 0;
+      for (; i < keys.length; i++) {
+        const h = this.slow.get(keys[i]);
+        // Settled, taken or routed again meanwhile.
+        if (h === undefined) continue;
+        if (heard > h.at) {
+          this.slow.delete(keys[i]);
+          this.again(keys[i], h, now);
+        } else if (now - h.first >= this.opts.heldMaxMs) {
+          this.slow.delete(keys[i]);
+          this.givenUp++;
+          this.release(keys[i]);
+          this.act.giveUp(h.env);
+        } else break;
+      }
+      if (i > 0) keys.splice(0, i);
+      if (keys.length === 0) {
+        this.slowAt.delete(to);
+        continue;
+      }
+      const asked = this.probing.get(to);
+      if (asked === undefined || asked <= late) this.sendProbe(to, now);
+    }
   }
 
   private deleted(m: Map<number, Held>, key: number): Held | undefined {
@@ -302,9 +406,12 @@ export class Custody {
     h.tries++;
     h.at = now;
     h.by = "";
+    h.to = "";
     // At the end of the order of routings again, so the sweep's early stop still holds.
     this.retried.set(key, h);
     this.rerouted++;
-    this.act.reroute(h.env);
+    const to = this.act.reroute(h.env);
+    // Still held (not settled here at once): where it went, for its next timeout.
+    if (typeof to === "string" && this.retried.get(key) === h) h.to = to;
   }
 }

@@ -247,9 +247,10 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
         // Marked as a resumed client's resend is (docs/architecture.md, "Routed again"): its first copy may have
         // settled on another worker, stored by an owner whose hold ran out and then given from storage to the
         // user's live session, which drops this one; or stored, and this one is not stored twice.
-        this.route(env.flagged(Flag.Resent));
+        return this.route(env.flagged(Flag.Resent));
       },
       giveUp: (env) => this.bounce(env, ErrorCode.Unavailable),
+      probe: (to, at) => this.bus.send(to, { op: "probe", from: this.self, at }),
       released: (key) => this.records.unpin(key),
     });
     this.receipts = new Receipts(opts.custody.dedupWindowMs, opts.custody.maxHeld * 4);
@@ -516,7 +517,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       if (!this.settledBefore(env)) this.ownerDeliver(env);
       return "";
     }
-    this.bus.send(owner, { op: "owner", env: this.leaving(env) });
+    this.bus.send(owner, { op: "owner", env: this.leaving(env, "", owner) });
     return owner;
   }
 
@@ -525,9 +526,9 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * here under a receipt until the worker that settles it confirms (custody).
    * One that already has a receipt is held elsewhere and keeps it.
    */
-  private leaving(env: Envelope, to = ""): Envelope {
+  private leaving(env: Envelope, to = "", dest = to): Envelope {
     if (env.kind !== Kind.Message || (env.flags & HELD) === 0) return env;
-    if (env.ref === "") return this.custody.hold(env, monotonicMs()) ?? env;
+    if (env.ref === "") return this.custody.hold(env, monotonicMs(), dest) ?? env;
     // Going back to its custodian (an owner passing it to a session on its sender's worker): that worker's
     // death would take both, so this one holds it now, and the first custodian lets it go. Likewise going to
     // another worker of its custodian's host while this owner is on another host: that host's death would take
@@ -535,7 +536,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     if (to === "") return env;
     const custodian = workerOf(env.ref);
     if (custodian !== to && !this.records.dieTogether(custodian, to)) return env;
-    const held = this.custody.hold(env, monotonicMs());
+    const held = this.custody.hold(env, monotonicMs(), dest);
     if (held === null) return env;
     // Settled here once the owner's fan-out is done (a resource on this worker still takes it under the first
     // receipt); the confirmation goes behind the message on the bus, and a copy routed again stops here.
@@ -813,6 +814,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       case "barrierDone":
         return this.barrierDone(msg.token);
+      case "probe":
+        // Read behind everything the prober sent here before: their confirmations went ahead of this answer or go in
+        // its batch (custody acts on the answer at its next sweep, after the batch is read).
+        return this.bus.send(msg.from, { op: "probed", from: this.self, at: msg.at });
+      case "probed":
+        return this.custody.probed(msg.from, msg.at);
       case "confirm": {
         const now = monotonicMs();
         // Another incarnation's numbers (this worker restarted under its id) name nothing held here.

@@ -53,6 +53,10 @@ interface World {
   proxies: Map<string, ProxyDaemon>;
   /** Messages to these workers wait (a stalled process) until released or dropped (a dead one). */
   stalled: Map<string, { to: string; msg: BusMessage }[]>;
+  /** Messages this says yes to are lost on their way (a bus that drops them); the rest go on. */
+  lose: ((to: string, msg: BusMessage) => boolean) | null;
+  /** With a stalled worker: only the messages this says yes to wait; the rest go on (a slower way than theirs). */
+  stallOnly: ((msg: BusMessage) => boolean) | null;
   stored: Envelope[];
   release(worker: string): void;
   userOwnedBy(owner: string): string;
@@ -73,8 +77,9 @@ function world(custody: Partial<ProxyOptions["custody"]> = {}): World {
   for (const b of buses) {
     const send = b.send.bind(b);
     b.send = (to, msg) => {
+      if (w.lose?.(to, msg) === true) return;
       const q = stalled.get(to);
-      if (q !== undefined) q.push({ to, msg });
+      if (q !== undefined && (w.stallOnly === null || w.stallOnly(msg))) q.push({ to, msg });
       else send(to, msg);
     };
   }
@@ -90,10 +95,12 @@ function world(custody: Partial<ProxyOptions["custody"]> = {}): World {
   }
   const router = new Router(hub.membership());
   let n = 0;
-  return {
+  const w: World = {
     hub,
     proxies,
     stalled,
+    lose: null,
+    stallOnly: null,
     stored,
     release(worker) {
       const q = stalled.get(worker) ?? [];
@@ -110,6 +117,7 @@ function world(custody: Partial<ProxyOptions["custody"]> = {}): World {
       for (const p of proxies.values()) p.stop();
     },
   };
+  return w;
 }
 
 async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> {
@@ -207,7 +215,8 @@ test("given up after maxTries: the sender gets an error, nothing is held", { tim
   const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
   p0.attach(alice);
   const bobBare = w.userOwnedBy("w3");
-  w.stalled.set("w3", []);
+  // Every copy lost on the way to the owner, which answers probes: lost, not slow, each time.
+  w.lose = (to, msg) => to === "w3" && msg.op === "owner";
   alice.send(bobBare, "m1");
   await until("an error for the sender", () => alice.got.some((e) => e.kind === Kind.Error));
   const err = alice.got.find((e) => e.kind === Kind.Error)!;
@@ -216,6 +225,86 @@ test("given up after maxTries: the sender gets an error, nothing is held", { tim
   assert.equal(p0.custody.size, 0);
   assert.equal(p0.custody.givenUp, 1);
   w.stop();
+});
+
+test("a worker slower than the confirm timeout (a backlog, still in the ring): waited for, probed, not routed again; settled once when it catches up", { timeout: 5000 }, async () => {
+  const w = world({ confirmTimeoutMs: 100, maxTries: 2 });
+  const p0 = w.proxies.get("w0")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const p3 = w.proxies.get("w3")!;
+  const bob = new Client(p3, `${bobBare}/b`);
+  p3.attach(bob);
+  // w3 reads nothing for a while: what is sent to it, probes included, waits in order.
+  w.stalled.set("w3", []);
+  alice.send(bobBare, "m1");
+  alice.send(bobBare, "m2");
+  await until("both waited for", () => p0.custody.waiting === 2);
+  // Well past maxTries × confirmTimeoutMs: a slow worker's messages are neither routed again nor given up.
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(p0.custody.rerouted, 0, "no copy sent behind the backlog");
+  assert.equal(p0.custody.givenUp, 0);
+  assert.ok(w.stalled.get("w3")!.some((x) => x.msg.op === "probe"), "the slow worker was probed");
+  w.release("w3");
+  await until("settled", () => p0.custody.size === 0);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(bob.bodies(), ["m1", "m2"], "each once, in order");
+  assert.equal(p0.custody.rerouted, 0);
+  assert.equal(p0.custody.waiting, 0);
+  assert.equal(alice.got.filter((e) => e.kind === Kind.Error).length, 0, "no error for the sender");
+  w.stop();
+});
+
+test("lost on the way while its worker answers: the probe's answer proves it, and it is routed again, delivered once", { timeout: 5000 }, async () => {
+  const w = world({ confirmTimeoutMs: 100 });
+  const p0 = w.proxies.get("w0")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const p3 = w.proxies.get("w3")!;
+  const bob = new Client(p3, `${bobBare}/b`);
+  p3.attach(bob);
+  let lost = 0;
+  w.lose = (to, msg) => to === "w3" && msg.op === "owner" && lost++ === 0;
+  alice.send(bobBare, "m1");
+  await until("routed again", () => p0.custody.rerouted === 1);
+  await until("settled", () => p0.custody.size === 0);
+  assert.deepEqual(bob.bodies(), ["m1"]);
+  assert.equal(p0.custody.waited, 1, "first waited for, until the probe came back without it");
+  w.stop();
+});
+
+test("waiting for a slow worker that then leaves the ring: routed again to the new owner with the rest", { timeout: 5000 }, () => {
+  const routed: string[] = [];
+  const probes: [string, number][] = [];
+  // Routed again, b@x goes to w2 as before; a@x to w3 (w1 has left by then).
+  const c = new Custody("w0", { ...defaults().cluster.custody, confirmTimeoutMs: 100, rerouteAfterMs: 0, resumeGraceMs: 0 }, { reroute: (e) => (routed.push(e.ref), e.to === "a@x" ? "w3" : "w2"), giveUp: () => {}, probe: (to, at) => void probes.push([to, at]) });
+  const a = c.hold(Envelope.message({ from: "z@x/1", to: "a@x", protocol: "xmpp", payload: "m1", flags: Flag.Offline }), 0, "w1")!;
+  const b = c.hold(Envelope.message({ from: "z@x/1", to: "b@x", protocol: "xmpp", payload: "m2", flags: Flag.Offline }), 10, "w2")!;
+  // w2 confirms a message sent to it after b: b was lost on the way. w1 has answered for nothing: slow.
+  const later = c.hold(Envelope.message({ from: "z@x/1", to: "b@x", protocol: "xmpp", payload: "m3", flags: Flag.Offline }), 50, "w2")!;
+  c.done(c.keyOf(later.ref));
+  c.expire(120);
+  assert.deepEqual(routed, [b.ref], "lost: routed again at once");
+  assert.deepEqual(probes, [["w1", 120]], "slow: probed");
+  assert.equal(c.waiting, 1);
+  c.expire(200);
+  assert.equal(probes.length, 1, "one probe at a time, until confirmTimeoutMs passes");
+  c.expire(221);
+  // b's second timeout, at w2, which has answered for nothing sent after its routing again: slow too.
+  assert.deepEqual(probes, [["w1", 120], ["w2", 221], ["w1", 221]], "an unanswered probe is sent again");
+  assert.equal(c.waiting, 2);
+  c.probed("w2", 221);
+  c.expire(240);
+  assert.deepEqual(routed, [b.ref, b.ref], "w2 answered without it: lost again, routed again");
+  c.lost((wk) => wk === "w1", 250);
+  c.expire(251);
+  assert.equal(routed.filter((r) => r === a.ref).length, 1, "w1 left: what waited for it routed again");
+  assert.equal(c.waiting, 0);
+  // An answer from w1 from before it left changes nothing now.
+  c.probed("w1", 221);
+  assert.equal(c.size, 2);
 });
 
 test("taken by a session whose worker dies: routed again, to another resource of the user", { timeout: 5000 }, async () => {
@@ -250,8 +339,10 @@ test("both copies of a message for its custodian's own worker meet at the owner:
   const bobBare = w.userOwnedBy("w3");
   const bob = new Client(p0, `${bobBare}/b`);
   p0.attach(bob);
-  // bob's owner stalls: the message and the copy routed again wait there; the owner passes the first back to w0.
+  // bob's owner stalls for the message and the copy routed again, not for the probe (its way was quicker: a first copy
+  // delayed on a way of its own): they wait there; the owner passes the first back to w0.
   w.stalled.set("w3", []);
+  w.stallOnly = (msg) => msg.op !== "probe";
   alice.send(bobBare, "m1");
   await until("routed again", () => p0.custody.rerouted >= 1);
   w.release("w3");
@@ -293,7 +384,9 @@ test("both copies of a message for its custodian's own worker, to a session that
   const bobBare = w.userOwnedBy("w3");
   const bob = new Client(p0, `${bobBare}/b`, true);
   p0.attach(bob);
+  // As above: the copies wait at the owner, the probe does not.
   w.stalled.set("w3", []);
+  w.stallOnly = (msg) => msg.op !== "probe";
   alice.send(bobBare, "m1");
   await until("routed again", () => p0.custody.rerouted >= 1);
   w.release("w3");
