@@ -134,6 +134,9 @@ test("custody: a confirmation carries who sends it, its custodian's prefix and t
   assert.deepEqual(roundTrip(c), c);
   assert.deepEqual(roundTrip({ op: "barrier", from: "h-w1", token: 3 }), { op: "barrier", from: "h-w1", token: 3 });
   assert.deepEqual(roundTrip({ op: "barrierDone", token: 3 }), { op: "barrierDone", token: 3 });
+  // A slow worker's probe and its answer (custody, "Slow, not lost"): monotonic ms with a fraction.
+  assert.deepEqual(roundTrip({ op: "probe", from: "h-w0", at: 12345.678 }), { op: "probe", from: "h-w0", at: 12345.678 });
+  assert.deepEqual(roundTrip({ op: "probed", from: "h-w1", at: 12345.678 }), { op: "probed", from: "h-w1", at: 12345.678 });
   assert.deepEqual(roundTrip({ op: "received", key: "alice\u0000id", count: 4294967295 }), { op: "received", key: "alice\u0000id", count: 4294967295 });
   const many: BusMessage = { op: "confirm", by: "h-w1", prefix: "h-w0.k3_", taken: Array.from({ length: 300 }, (_, i): Taken => [i, `u${i}\u0000k`, i]), done: Array.from({ length: 200 }, (_, i) => 1000 + i) };
   assert.deepEqual(roundTrip(many), many);
