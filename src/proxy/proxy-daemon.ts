@@ -814,10 +814,15 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       }
       case "barrierDone":
         return this.barrierDone(msg.token);
-      case "probe":
-        // Read behind everything the prober sent here before: their confirmations went ahead of this answer or go in
-        // its batch (custody acts on the answer at its next sweep, after the batch is read).
-        return this.bus.send(msg.from, { op: "probed", from: this.self, at: msg.at });
+      case "probe": {
+        // Read behind everything the prober sent here before. The answer goes last, behind the confirmations of all
+        // that: those gathered in this callback go at its end, those that ride join the batch at its publish (and a
+        // big batch may reach the prober in two reads, with its sweep between them).
+        const answer = () => this.bus.send(msg.from, { op: "probed", from: this.self, at: msg.at });
+        if (this.bus.beforePublish !== undefined) this.bus.beforePublish(answer);
+        else void resolvedPromise.then(answer);
+        return;
+      }
       case "probed":
         return this.custody.probed(msg.from, msg.at);
       case "confirm": {

@@ -124,4 +124,43 @@ describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nat
     assert.deepEqual(bob.written, ["first", "late"]);
     assert.equal(pb.stats.duplicates, 0);
   });
+
+  test("a custody probe read behind a delivery whose confirmation rides is answered behind that confirmation", { timeout: 20_000 }, async () => {
+    const opts = proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10 });
+    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [url()], subject: "riding-probe", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
+    const a = await connect("a-w0", "a", 0);
+    const b = await connect("b-w0", "b", 5);
+    buses.push(a, b);
+    await b.ready(2);
+    await waitUntil(() => Object.values(a.membership().hosts).flat().length === 2 && Object.values(b.membership().hosts).flat().length === 2, 3000, "both see both");
+    const pa = new ProxyDaemon(a, opts);
+    const pb = new ProxyDaemon(b, opts);
+    proxies.push(pa, pb);
+    for (const p of [pa, pb]) p.start();
+    const ring = new Router(a.membership());
+    let bobBare = "";
+    for (let i = 0; bobBare === ""; i++) if (ring.ownerOf(`bob${i}@localhost`) === "b-w0") bobBare = `bob${i}@localhost`;
+    let aliceBare = "";
+    for (let i = 0; aliceBare === ""; i++) if (ring.ownerOf(`alice${i}@localhost`) === "a-w0") aliceBare = `alice${i}@localhost`;
+    const alice = new Plain(`${aliceBare}/phone`);
+    const bob = new Plain(`${bobBare}/desk`);
+    b.afterPublish(() => bob.published());
+    pa.attach(alice);
+    pb.attach(bob);
+    await waitUntil(() => bob.bound && alice.bound, 3000, "bound");
+    // What A reads from B, in order.
+    const seen: string[] = [];
+    const receive = pa.receive.bind(pa);
+    pa.receive = (msg) => {
+      if (msg.op === "confirm" || msg.op === "probed") seen.push(msg.op);
+      receive(msg);
+    };
+    // In one turn, so in one batch: the message, then a probe behind it (as custody sends one at a timeout).
+    pa.submit(alice, Envelope.message({ from: alice.address, to: bobBare, protocol: "xmpp", payload: "m", flags: Flag.Offline, id: "m" }));
+    a.send("b-w0", { op: "probe", from: "a-w0", at: 42 });
+    await waitUntil(() => seen.includes("probed"), 3000, "the probe answered");
+    assert.ok(bob.written.includes("m"), "delivered, its confirmation riding B's batch");
+    assert.deepEqual(seen, ["confirm", "probed"], "the answer behind the confirmation of what was read before the probe");
+    await waitUntil(() => pa.custody.size === 0, 3000, "settled");
+  });
 });
