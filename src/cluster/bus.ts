@@ -196,6 +196,11 @@ export interface ClusterBus {
    */
   readonly coalescing?: boolean;
   /**
+   * With coalescing: whether the window since the last publish is still open. Past it, the timer is only late (a
+   * long turn: it fires between turns), and what waits for it should go now.
+   */
+  readonly windowOpen?: boolean;
+  /**
    * Custody's confirmations may ride this bus's batches (Confirmations, `rides`): it calls BusEndpoint.lateFlush
    * before a batch gathered a heartbeat ago or more, and its batches' normal age is well under that.
    */

@@ -328,6 +328,10 @@ export class NatsBus implements ClusterBus {
     return this.flushTimer !== null;
   }
 
+  get windowOpen(): boolean {
+    return performance.now() < this.lastFlush + (this.opts.coalesceMs ?? 0);
+  }
+
   afterPublish(cb: () => void): void {
     this.after.push(cb);
   }

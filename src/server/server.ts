@@ -71,6 +71,20 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links, coalesceMs: c.coalesceMs }, CODECS, log);
 }
 
+/**
+ * The hook before client output is written (beforeClientWrites): the turn's bus batch is published first, or, within
+ * cluster.coalesceMs of the last publish, the output waits for it (false). In a long turn (a worker reading a backlog
+ * from every ready socket at once) the window's timer cannot fire until the turn ends: a busy turn's flush
+ * (markDirty) publishes once the window has passed rather than hold the turn's batch and output to its end — seconds
+ * later under overload, its riding deliveries then voided as if the worker had been stopped.
+ */
+export function busBeforeClientWrites(bus: ClusterBus, force: boolean): boolean {
+  if (bus.pending !== true) return true;
+  if (bus.coalescing === true && !force && bus.windowOpen !== false) return false;
+  bus.flushNow!();
+  return true;
+}
+
 /** The composition root: one worker with its store, core, and listeners. */
 export class Server {
   private constructor(
@@ -123,12 +137,7 @@ export class Server {
     // message whose sender's count never reached the keeper, and the sender's client, resumed, sent it again.
     // With cluster.coalesceMs the batch waits for its timer, and the client output waits with it (written after
     // the publish): both leave at most once per window, fewer system calls and wake-ups per message.
-    const unhook = bus.flushNow === undefined ? () => {} : beforeClientWrites((force) => {
-      if (bus.pending !== true) return true;
-      if (bus.coalescing === true && !force) return false;
-      bus.flushNow!();
-      return true;
-    });
+    const unhook = bus.flushNow === undefined ? () => {} : beforeClientWrites((force) => busBeforeClientWrites(bus, force));
     bus.afterPublish?.(flushClientWrites);
     const metrics = new Metrics();
     // Membership changes are counted for the metrics; `switchboard cluster status` asks the bus (NATS only).

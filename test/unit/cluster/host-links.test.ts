@@ -9,6 +9,7 @@ import { createServer, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import winston from "winston";
 import { HostLinks } from "../../../src/cluster/host-links.js";
+import { busBeforeClientWrites } from "../../../src/server/server.js";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
 import { BusWire } from "../../../src/cluster/wire.js";
@@ -396,6 +397,32 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     assert.equal(batches.length, 2, "two batches on NATS");
     assert.ok(batches[1] - t0 >= 50, `the second batch waited for the window (${(batches[1] - t0).toFixed(1)} ms)`);
     await spy.close();
+  });
+
+  test("coalesceMs: in a turn longer than the window (its timer cannot fire), the output's hook publishes the batch once the window has passed, not at the turn's end", { timeout: 10_000 }, async () => {
+    const subject = "links6";
+    const got: BusMessage[] = [];
+    const w0 = await NatsBus.connect({ ...opts(subject, "10_0_0_11-w0", "10.0.0.11"), coalesceMs: 20 }, {});
+    const w1 = await NatsBus.connect(opts(subject, "10_0_0_12-w0", "10.0.0.12"), {});
+    buses.push(w0, w1);
+    w1.attach({ receive: (m) => got.push(m) });
+    await w0.ready(2);
+    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
+    await waitUntil(() => !w0.pending, 3000, "the welcomes flushed");
+    const base = got.length;
+    // One turn, held synchronously as a worker reading a backlog from every ready socket is.
+    w0.send("10_0_0_12-w0", { op: "unbind", address: "a@x/r", serial: 1 });
+    w0.flushNow();
+    w0.send("10_0_0_12-w0", { op: "unbind", address: "b@x/r", serial: 2 });
+    assert.equal(w0.coalescing, true, "held for the window");
+    assert.equal(busBeforeClientWrites(w0, false), false, "within the window the output waits for the batch");
+    const until = performance.now() + 25;
+    while (performance.now() < until) {
+      // the turn goes on past the window; the window's timer cannot fire
+    }
+    assert.equal(busBeforeClientWrites(w0, false), true, "past the window the hook lets the output go");
+    assert.equal(w0.pending, false, "having published the batch first");
+    await waitUntil(() => got.length === base + 2, 3000, "both messages");
   });
 
   for (const [window, subject, a, b] of [
