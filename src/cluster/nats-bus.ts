@@ -89,6 +89,8 @@ export class NatsBus implements ClusterBus {
   private flushQueued = false;
   /** performance.now() of the last flush: with coalesceMs the next one waits until this + coalesceMs. */
   private lastFlush = -Infinity;
+  /** performance.now() of the last heartbeat sent (timer or publish). */
+  private lastBeat = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   /** When the batches in outq began (monotonicMs): one published a heal window later was gathered before a stall. */
   private batchAt = 0;
@@ -373,6 +375,11 @@ export class NatsBus implements ClusterBus {
     // Still "queued" while the hooks run: what they send goes now, behind what went above, not in a later turn.
     for (const cb of this.flushed) cb();
     for (const [id, q] of this.outq) if (q.messages > 0) this.publish(id, q);
+    // A heartbeat overdue: this worker is in a turn longer than a heartbeat (reading a backlog from every ready
+    // socket at once under overload), where the beat's timer cannot fire. It is alive and publishing, so it says so
+    // with this batch rather than let its peers take it off the ring and route again all they hold. Not after a
+    // stall (a stale batch): the timer's own late beat and its checks come first then, as before.
+    if (!stale && this.guard.joined && performance.now() - this.lastBeat >= this.opts.heartbeatMs) this.beat(false);
     this.written();
     this.flushQueued = false;
     for (const cb of this.after) cb();
@@ -527,6 +534,7 @@ export class NatsBus implements ClusterBus {
 
   private beat(hello: boolean): void {
     if (this.nc.isClosed()) return;
+    this.lastBeat = performance.now();
     const holds: Record<string, string> = {};
     for (const [id, m] of this.members) if (id !== this.opts.workerId) holds[id] = PeerView.token(m.inc, m.gen);
     const b: Beat = { id: this.opts.workerId, host: this.opts.hostAddress, inc: this.inc, gen: this.gen, up: !this.closed, ring: this.guard.ring, holds, ...(hello ? { hello } : {}), ...(this.guard.joined ? {} : { probe: true }) };

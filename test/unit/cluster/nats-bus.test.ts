@@ -164,6 +164,39 @@ describe("NatsBus membership over a real nats-server", { skip: HAVE_NATS ? false
     await waitUntil(() => ids(c.bus.membership()).length === 2, 3000, "w0 to hear the goodbye too");
   });
 
+  test("a worker in a turn longer than three heartbeats that publishes in it beats with its batches: nobody takes it off the ring", { timeout: 15_000 }, async () => {
+    const subject = `t${subjects++}`;
+    const HB = 100;
+    const a = await bus(opts(subject, "a", "h", HB));
+    // The worker's own process: one turn of 8 heartbeats, publishing a batch to a every 20 ms (as a worker reading a
+    // backlog flushes its client output, and the bus batch before it, in a busy turn).
+    const BUSY = `
+const { NatsBus } = await import(process.argv[1]);
+const bus = await NatsBus.connect(JSON.parse(process.argv[2]), {});
+await new Promise((r) => setTimeout(r, ${5 * HB}));
+process.stdout.write("turn\\n");
+const end = performance.now() + ${8 * HB};
+let next = 0;
+for (let n = 0; performance.now() < end; ) {
+  if (performance.now() < next) continue;
+  next = performance.now() + 20;
+  bus.send("a", { op: "unbind", address: "u@x/r", serial: n++ });
+  bus.flushNow();
+}
+process.stdout.write("done\\n");
+`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", BUSY, BUS_MODULE, JSON.stringify(opts(subject, "x", "h", HB))], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    await waitUntil(() => a.changes.some((c) => c.joined.includes("x")), 5000, "the worker process to join");
+    const joinedAt = a.changes.length;
+    await waitUntil(() => out.includes("done"), 5000, "its long turn to end");
+    await new Promise((r) => setTimeout(r, 2 * HB));
+    assert.deepEqual(a.changes.slice(joinedAt).map((c) => ids(c.m)), [], "a saw no membership change");
+    assert.deepEqual(ids(a.bus.membership()), ["a", "x"]);
+  });
+
   test("a worker silent for three heartbeats is removed; not before", { timeout: 10_000 }, async () => {
     const subject = `t${subjects++}`;
     const HB = 100;
