@@ -324,9 +324,13 @@ export class Custody {
     if (at > (this.heard.get(to) ?? -1)) this.heard.set(to, at);
   }
 
-  /** A confirmation for h, routed to h.to at h.at: that worker has had everything routed to it up to then. */
+  /**
+   * A confirmation for h, routed to h.to at h.at: that worker has had everything routed to it up to then. Only for
+   * a message routed once: a copy routed again at h.at may be confirmed by its first copy, read long before — and
+   * every message routed in between and still unconfirmed would then look lost (under overload, a cascade of copies).
+   */
   private heardOf(h: Held): void {
-    if (h.to === "") return;
+    if (h.to === "" || h.tries !== 1) return;
     const t = this.heard.get(h.to);
     if (t === undefined || h.at > t) this.heard.set(h.to, h.at);
   }

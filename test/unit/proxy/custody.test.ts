@@ -307,6 +307,25 @@ test("waiting for a slow worker that then leaves the ring: routed again to the n
   assert.equal(c.size, 2);
 });
 
+test("the confirmation of a message routed again says nothing of when: its first copy may have been read long before, and what was routed between is not taken for lost", { timeout: 5000 }, () => {
+  const routed: string[] = [];
+  const c = new Custody("w0", { ...defaults().cluster.custody, confirmTimeoutMs: 100, resumeGraceMs: 0 }, { reroute: (e) => (routed.push(e.ref), "w1"), giveUp: () => {}, probe: () => {} });
+  const msg = (body: string) => Envelope.message({ from: "z@x/1", to: "b@x", protocol: "xmpp", payload: body, flags: Flag.Offline });
+  const first = c.hold(msg("m1"), 0, "w1")!;
+  // m1 lost on the way, as a later one's confirmation shows: routed again at 120.
+  c.done(c.keyOf(c.hold(msg("m0"), 10, "w1")!.ref));
+  const between = c.hold(msg("m2"), 50, "w1")!;
+  c.expire(120);
+  assert.deepEqual(routed, [first.ref]);
+  // w1 has a backlog: m1's first copy is read and confirmed only now, m2 still behind it.
+  c.done(c.keyOf(first.ref));
+  c.expire(240);
+  assert.deepEqual(routed, [first.ref], "m2 waits for the slow worker: m1's confirmation does not say w1 has read what was routed up to 120");
+  assert.equal(c.waiting, 1);
+  c.done(c.keyOf(between.ref));
+  assert.equal(c.size, 0);
+});
+
 test("taken by a session whose worker dies: routed again, to another resource of the user", { timeout: 5000 }, async () => {
   const w = world();
   const p0 = w.proxies.get("w0")!;
