@@ -196,7 +196,7 @@ export interface XmppResult {
   /** Messages received per second from the schedule's start to the last arrival (with a quota above the offered rate: the server's throughput). */
   deliveredPerSecond?: number;
   /** Several workers: custody's and membership's counters at the phase's end (the whole run), summed over the workers. */
-  custodyCounts?: { rerouted: number; slow: number; suppressed: number; membershipChanges: number; voided: number; givenUp: number };
+  custodyCounts?: { rerouted: number; slow: number; suppressed: number; resentDropped: number; staleDropped: number; membershipChanges: number; voided: number; givenUp: number };
   /** --server-quota: the budget, the share of its periods in which the group used it up, and the time it waited. */
   quota?: { cores: number; throttledShare: number; throttledSeconds: number };
   /** The warm-up before the measured phase (XmppParams.warmup), and its messages (not in sent, received or the latencies). */
@@ -434,6 +434,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
               rerouted: atEnd.get("switchboard_cluster_messages_rerouted_total"),
               slow: atEnd.get("switchboard_cluster_custody_slow_total"),
               suppressed: atEnd.get("switchboard_cluster_duplicates_suppressed_total"),
+              resentDropped: atEnd.get("switchboard_resent_duplicates_dropped_total"),
+              staleDropped: atEnd.get("switchboard_cluster_stale_messages_dropped_total"),
               membershipChanges: atEnd.get("switchboard_cluster_membership_changes_total"),
               voided: atEnd.get("switchboard_cluster_riding_voided_total"),
               givenUp: atEnd.get("switchboard_cluster_messages_given_up_total"),
