@@ -375,9 +375,7 @@ export class Custody {
           this.again(keys[i], h, now);
         } else if (now - h.first >= this.opts.heldMaxMs) {
           this.slow.delete(keys[i]);
-          this.givenUp++;
-          this.release(keys[i]);
-          this.act.giveUp(h.env);
+          this.giveUp(keys[i], h);
         } else break;
       }
       if (i > 0) keys.splice(0, i);
@@ -396,17 +394,19 @@ export class Custody {
     return h;
   }
 
+  /** Its sender gets an error; no longer held (removed by the caller). */
+  private giveUp(key: number, h: Held): void {
+    this.givenUp++;
+    this.release(key);
+    this.act.giveUp(h.env);
+  }
+
   private again(key: number, h: Held, now: number): void {
     this.remove(key);
     // Routed maxTries times, and for as long as that many confirmation timeouts: a few membership changes in a row
     // (a worker stopped again and again) route everything held again each time, and must not give up on a message
     // whose recipient stays online while what its timeouts would have allowed has not passed.
-    if (h.tries >= this.opts.maxTries && now - h.first >= this.opts.maxTries * this.opts.confirmTimeoutMs) {
-      this.givenUp++;
-      this.release(key);
-      this.act.giveUp(h.env);
-      return;
-    }
+    if (h.tries >= this.opts.maxTries && now - h.first >= this.opts.maxTries * this.opts.confirmTimeoutMs) return this.giveUp(key, h);
     h.tries++;
     h.at = now;
     h.by = "";

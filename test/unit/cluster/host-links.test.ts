@@ -296,6 +296,17 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     hostAddress,
     ...(links === undefined ? {} : { links: { dir: d, index: links, maxQueuedBytes: 1 << 20 } }),
   });
+  /** Worker 10.0.0.`a` with a coalescing window of `coalesceMs`, and worker 10.0.0.`b` reading with `receive`: both members, the welcomes flushed. */
+  const coalescingPair = async (subject: string, a: number, b: number, coalesceMs: number, receive: (m: BusMessage) => void) => {
+    const w0 = await NatsBus.connect({ ...opts(subject, `10_0_0_${a}-w0`, `10.0.0.${a}`), coalesceMs }, {});
+    const w1 = await NatsBus.connect(opts(subject, `10_0_0_${b}-w0`, `10.0.0.${b}`), {});
+    buses.push(w0, w1);
+    w1.attach({ receive });
+    await w0.ready(2);
+    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
+    await waitUntil(() => !w0.pending, 3000, "the welcomes flushed");
+    return { w0, w1 };
+  };
 
   test("workers of one host talk over the links, not NATS; a worker of another host over NATS", { timeout: 10_000 }, async () => {
     const subject = "links0";
@@ -362,15 +373,9 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
   test("coalesceMs: a batch goes at once, the next turns' messages wait for the window and go as one batch, in order", { timeout: 10_000 }, async () => {
     const subject = "links3";
     const got: BusMessage[] = [];
-    const w0 = await NatsBus.connect({ ...opts(subject, "10_0_0_5-w0", "10.0.0.5"), coalesceMs: 60 }, {});
-    const w1 = await NatsBus.connect(opts(subject, "10_0_0_6-w0", "10.0.0.6"), {});
-    buses.push(w0, w1);
-    w1.attach({ receive: (m) => got.push(m) });
-    await w0.ready(2);
-    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
-    // Settle: the joining's own messages (welcomes) go first; then the window (a span of time, 60 ms) must
-    // have passed since that flush, or the first test message would wait for it.
-    await waitUntil(() => !w0.pending, 3000, "the welcomes flushed");
+    // The joining's own messages (welcomes) go first; then the window (a span of time, 60 ms) must have passed
+    // since that flush, or the first test message would wait for it.
+    const { w0 } = await coalescingPair(subject, 5, 6, 60, (m) => got.push(m));
     await new Promise((r) => setTimeout(r, 70)); // the window itself is time: nothing to wait for but it
     const spy = await connect({ servers: nats.url });
     const batches: number[] = [];
@@ -402,13 +407,7 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
   test("coalesceMs: in a turn longer than the window (its timer cannot fire), the output's hook publishes the batch once the window has passed, not at the turn's end", { timeout: 10_000 }, async () => {
     const subject = "links6";
     const got: BusMessage[] = [];
-    const w0 = await NatsBus.connect({ ...opts(subject, "10_0_0_11-w0", "10.0.0.11"), coalesceMs: 20 }, {});
-    const w1 = await NatsBus.connect(opts(subject, "10_0_0_12-w0", "10.0.0.12"), {});
-    buses.push(w0, w1);
-    w1.attach({ receive: (m) => got.push(m) });
-    await w0.ready(2);
-    await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
-    await waitUntil(() => !w0.pending, 3000, "the welcomes flushed");
+    const { w0 } = await coalescingPair(subject, 11, 12, 20, (m) => got.push(m));
     const base = got.length;
     // One turn, held synchronously as a worker reading a backlog from every ready socket is.
     w0.send("10_0_0_12-w0", { op: "unbind", address: "a@x/r", serial: 1 });
@@ -430,14 +429,8 @@ describe("NatsBus with host links", { skip: HAVE_NATS ? false : "nats-server is 
     [1, "links5", 9, 10],
   ] as const) {
     test(`coalesceMs ${window}: under a steady stream no batch goes within half the window of the one before (Node's timers fire early)`, { timeout: 10_000 }, async () => {
-      const w0 = await NatsBus.connect({ ...opts(subject, `10_0_0_${a}-w0`, `10.0.0.${a}`), coalesceMs: window }, {});
-      const w1 = await NatsBus.connect(opts(subject, `10_0_0_${b}-w0`, `10.0.0.${b}`), {});
-      buses.push(w0, w1);
       let got = 0;
-      w1.attach({ receive: () => got++ });
-      await w0.ready(2);
-      await waitUntil(() => Object.values(w0.membership().hosts).flat().length === 2, 3000, "both members");
-      await waitUntil(() => !w0.pending, 3000, "the welcomes flushed");
+      const { w0 } = await coalescingPair(subject, a, b, window, () => got++);
       const flushes: number[] = [];
       // When each publish began, as the bus itself counts the window (its lastFlush): a clock read in a hook would add
       // whatever ran or was preempted in between, and under load made batches look closer than they were.

@@ -128,6 +128,18 @@ async function until(what: string, ok: () => boolean, ms = 3000): Promise<void> 
   }
 }
 
+/** alice on w0, and bob, a user w3 owns, with his session on `bobOn`: both attached. */
+function aliceAndBob(w: World, bobOn = "w3"): { p0: ProxyDaemon; alice: Client; bobBare: string; pb: ProxyDaemon; bob: Client } {
+  const p0 = w.proxies.get("w0")!;
+  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
+  p0.attach(alice);
+  const bobBare = w.userOwnedBy("w3");
+  const pb = w.proxies.get(bobOn)!;
+  const bob = new Client(pb, `${bobBare}/b`);
+  pb.attach(bob);
+  return { p0, alice, bobBare, pb, bob };
+}
+
 test("a message to another worker is held by the sender's worker until the deliverer confirms", { timeout: 5000 }, async () => {
   const w = world();
   const p0 = w.proxies.get("w0")!;
@@ -191,13 +203,7 @@ test("the owner dies with the message: routed again to the new owner, settled on
 
 test("routed again after the confirm timeout; the late original is dropped as a duplicate", { timeout: 5000 }, async () => {
   const w = world({ confirmTimeoutMs: 100, dedupWindowMs: 5000 });
-  const p0 = w.proxies.get("w0")!;
-  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
-  p0.attach(alice);
-  const bobBare = w.userOwnedBy("w3");
-  const p1 = w.proxies.get("w1")!;
-  const bob = new Client(p1, `${bobBare}/b`);
-  p1.attach(bob);
+  const { p0, alice, bobBare, pb: p1, bob } = aliceAndBob(w, "w1");
   // w2 stalls: messages to bob go to the owner w3, then to w1 through w2? No: stall the session's worker itself.
   w.stalled.set("w1", []);
   alice.send(bobBare, "m1");
@@ -229,26 +235,22 @@ test("given up after maxTries: the sender gets an error, nothing is held", { tim
 
 test("a worker slower than the confirm timeout (a backlog, still in the ring): waited for, probed, not routed again; settled once when it catches up", { timeout: 5000 }, async () => {
   const w = world({ confirmTimeoutMs: 100, maxTries: 2 });
-  const p0 = w.proxies.get("w0")!;
-  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
-  p0.attach(alice);
-  const bobBare = w.userOwnedBy("w3");
-  const p3 = w.proxies.get("w3")!;
-  const bob = new Client(p3, `${bobBare}/b`);
-  p3.attach(bob);
+  const { p0, alice, bobBare, bob } = aliceAndBob(w);
   // w3 reads nothing for a while: what is sent to it, probes included, waits in order.
   w.stalled.set("w3", []);
   alice.send(bobBare, "m1");
   alice.send(bobBare, "m2");
   await until("both waited for", () => p0.custody.waiting === 2);
-  // Well past maxTries × confirmTimeoutMs: a slow worker's messages are neither routed again nor given up.
-  await new Promise((r) => setTimeout(r, 400));
+  // Well past maxTries × confirmTimeoutMs (an unanswered probe goes again every confirmTimeoutMs): a slow worker's
+  // messages are neither routed again nor given up.
+  const probes = () => w.stalled.get("w3")!.filter((x) => x.msg.op === "probe").length;
+  await until("four probes sent", () => probes() >= 4);
   assert.equal(p0.custody.rerouted, 0, "no copy sent behind the backlog");
   assert.equal(p0.custody.givenUp, 0);
   assert.ok(w.stalled.get("w3")!.some((x) => x.msg.op === "probe"), "the slow worker was probed");
   w.release("w3");
   await until("settled", () => p0.custody.size === 0);
-  await new Promise((r) => setTimeout(r, 100));
+  await turn();
   assert.deepEqual(bob.bodies(), ["m1", "m2"], "each once, in order");
   assert.equal(p0.custody.rerouted, 0);
   assert.equal(p0.custody.waiting, 0);
@@ -258,13 +260,7 @@ test("a worker slower than the confirm timeout (a backlog, still in the ring): w
 
 test("lost on the way while its worker answers: the probe's answer proves it, and it is routed again, delivered once", { timeout: 5000 }, async () => {
   const w = world({ confirmTimeoutMs: 100 });
-  const p0 = w.proxies.get("w0")!;
-  const alice = new Client(p0, `${w.userOwnedBy("w0")}/a`);
-  p0.attach(alice);
-  const bobBare = w.userOwnedBy("w3");
-  const p3 = w.proxies.get("w3")!;
-  const bob = new Client(p3, `${bobBare}/b`);
-  p3.attach(bob);
+  const { p0, alice, bobBare, bob } = aliceAndBob(w);
   let lost = 0;
   w.lose = (to, msg) => to === "w3" && msg.op === "owner" && lost++ === 0;
   alice.send(bobBare, "m1");

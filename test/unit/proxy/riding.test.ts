@@ -53,13 +53,16 @@ describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nat
   const { url, buses, proxies } = natsForBlock();
   const HEARTBEAT_MS = 100;
 
-  test("ride the batch the output waits for; a batch a heartbeat late takes its deliveries back, and custody routes them again: written once", { timeout: 20_000 }, async () => {
-    const opts = proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10, custody: { ...defaults().cluster.custody, confirmTimeoutMs: 1000, dedupWindowMs: 60_000 } });
-    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [url()], subject: "riding", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
+  /**
+   * Worker A (host a, publishing at each turn's end) and worker B (host b, a 5 ms window, so its confirmations ride),
+   * their proxies started; alice's session on A and bob's, whose output is written after each of B's publishes (as
+   * the composition root does: server.ts), on B; both bound.
+   */
+  async function twoHosts(subject: string, opts: ReturnType<typeof proxyOptions>) {
+    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [url()], subject, heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
     const a = await connect("a-w0", "a", 0);
     const b = await connect("b-w0", "b", 5);
     buses.push(a, b);
-    assert.equal(b.ridesConfirmations, true, "a 5 ms window against a 100 ms heartbeat");
     await b.ready(2);
     await waitUntil(() => Object.values(a.membership().hosts).flat().length === 2 && Object.values(b.membership().hosts).flat().length === 2, 3000, "both see both");
     const pa = new ProxyDaemon(a, opts);
@@ -73,13 +76,19 @@ describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nat
     for (let i = 0; aliceBare === ""; i++) if (ring.ownerOf(`alice${i}@localhost`) === "a-w0") aliceBare = `alice${i}@localhost`;
     const alice = new Plain(`${aliceBare}/phone`);
     const bob = new Plain(`${bobBare}/desk`);
-    // As the composition root does for client output (server.ts): written after each publish.
     b.afterPublish(() => bob.published());
-    let publishes = 0;
-    b.afterPublish(() => publishes++);
     pa.attach(alice);
     pb.attach(bob);
     await waitUntil(() => bob.bound && alice.bound, 3000, "bound");
+    return { a, b, pa, pb, alice, bob, bobBare };
+  }
+
+  test("ride the batch the output waits for; a batch a heartbeat late takes its deliveries back, and custody routes them again: written once", { timeout: 20_000 }, async () => {
+    const opts = proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10, custody: { ...defaults().cluster.custody, confirmTimeoutMs: 1000, dedupWindowMs: 60_000 } });
+    const { b, pa, pb, alice, bob, bobBare } = await twoHosts("riding", opts);
+    assert.equal(b.ridesConfirmations, true, "a 5 ms window against a 100 ms heartbeat");
+    let publishes = 0;
+    b.afterPublish(() => publishes++);
     await waitUntil(() => pa.custody.size === 0, 3000, "nothing held");
 
     const send = (body: string) => pa.submit(alice, Envelope.message({ from: alice.address, to: bobBare, protocol: "xmpp", payload: body, flags: Flag.Offline, id: body }));
@@ -126,28 +135,7 @@ describe("confirmations that ride a bus batch", { skip: HAVE_NATS ? false : "nat
   });
 
   test("a custody probe read behind a delivery whose confirmation rides is answered behind that confirmation", { timeout: 20_000 }, async () => {
-    const opts = proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10 });
-    const connect = (id: string, host: string, coalesceMs: number) => NatsBus.connect({ servers: [url()], subject: "riding-probe", heartbeatMs: HEARTBEAT_MS, vnodes: 64, workerId: id, hostAddress: host, coalesceMs }, { xmpp: textCodec });
-    const a = await connect("a-w0", "a", 0);
-    const b = await connect("b-w0", "b", 5);
-    buses.push(a, b);
-    await b.ready(2);
-    await waitUntil(() => Object.values(a.membership().hosts).flat().length === 2 && Object.values(b.membership().hosts).flat().length === 2, 3000, "both see both");
-    const pa = new ProxyDaemon(a, opts);
-    const pb = new ProxyDaemon(b, opts);
-    proxies.push(pa, pb);
-    for (const p of [pa, pb]) p.start();
-    const ring = new Router(a.membership());
-    let bobBare = "";
-    for (let i = 0; bobBare === ""; i++) if (ring.ownerOf(`bob${i}@localhost`) === "b-w0") bobBare = `bob${i}@localhost`;
-    let aliceBare = "";
-    for (let i = 0; aliceBare === ""; i++) if (ring.ownerOf(`alice${i}@localhost`) === "a-w0") aliceBare = `alice${i}@localhost`;
-    const alice = new Plain(`${aliceBare}/phone`);
-    const bob = new Plain(`${bobBare}/desk`);
-    b.afterPublish(() => bob.published());
-    pa.attach(alice);
-    pb.attach(bob);
-    await waitUntil(() => bob.bound && alice.bound, 3000, "bound");
+    const { a, pa, alice, bob, bobBare } = await twoHosts("riding-probe", proxyOptions({ sweepIntervalMs: 20, maxPendingPerSession: 10 }));
     // What A reads from B, in order.
     const seen: string[] = [];
     const receive = pa.receive.bind(pa);
