@@ -213,16 +213,25 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** A free TCP port on loopback, picked by the kernel. */
+/** Ports this process has handed out: the kernel may give the same free port to two calls in a row. */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
   const { createServer } = await import("node:net");
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+      srv.on("error", reject);
     });
-    srv.on("error", reject);
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 let aptUpdated = false;

@@ -2,7 +2,8 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import { unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log/logger.js";
-import { readInto } from "../transport/node-internals.js";
+import { readInto, startReading, stopReading } from "../transport/node-internals.js";
+import { admitLink, hold, release, waitLink } from "../transport/intake.js";
 import { SlabFrames } from "./slab-frames.js";
 
 /**
@@ -36,6 +37,11 @@ export interface HostLinksOptions {
   maxQueuedBytes: number;
   /** How long a peer with more than maxQueuedBytes held for it may take nothing before its link is dropped; 0: at once. */
   stallMs?: number;
+  /**
+   * Bytes held for one peer past which this worker stops reading its clients until the peer has taken them
+   * (src/transport/intake.ts: backpressure instead of a backlog without bound); none: never.
+   */
+  holdBytes?: number;
 }
 
 /** Past this many times maxQueuedBytes held for a peer, its link is dropped even if it reads (this worker's memory). */
@@ -54,6 +60,8 @@ interface Out {
   blocked: boolean;
   /** performance.now() when the socket last drained, or blocked from a drained state. */
   progressAt: number;
+  /** This link holds the worker's client intake (holdBytes passed): released once its queue is written. */
+  holding: boolean;
 }
 
 /**
@@ -71,6 +79,8 @@ export class HostLinks {
   dropped = 0;
   /** Times a socket refused more and batches waited for its drain (metrics, tests). */
   waits = 0;
+  /** Times a peer fell holdBytes behind and this worker stopped reading its clients for it (metrics, tests). */
+  holds = 0;
 
   constructor(
     private readonly opts: HostLinksOptions,
@@ -115,7 +125,7 @@ export class HostLinks {
     }
     let o = this.out.get(index);
     if (o === undefined) {
-      o = { index, s: this.connect(index), queue: [], queued: 0, blocked: false, progressAt: performance.now() };
+      o = { index, s: this.connect(index), queue: [], queued: 0, blocked: false, progressAt: performance.now(), holding: false };
       this.out.set(index, o);
     }
     if (!o.blocked) {
@@ -125,6 +135,7 @@ export class HostLinks {
     o.queue.push(bytes);
     o.queued += bytes.length;
     const held = o.queued + o.s.writableLength;
+    if (!o.holding && this.opts.holdBytes !== undefined && held > this.opts.holdBytes) this.holdIntake(o);
     const max = this.opts.maxQueuedBytes;
     if (held <= max) return;
     const still = performance.now() - o.progressAt;
@@ -132,6 +143,32 @@ export class HostLinks {
       this.log?.warn("cluster host link: peer not reading, link dropped", { peer: index, queuedBytes: held, stillMs: Math.round(still) });
       this.lose(index, o);
     }
+  }
+
+  /**
+   * The peer falls behind: this worker's clients are not read until it catches up. With clients not read, nothing
+   * may come to write again and find a peer that stopped: a timer drops the link after stallMs without progress.
+   */
+  private holdIntake(o: Out): void {
+    o.holding = true;
+    this.holds++;
+    hold();
+    const stall = this.opts.stallMs ?? 0;
+    const check = (): void => {
+      if (!o.holding) return;
+      const still = performance.now() - o.progressAt;
+      if (still < stall) return void setTimeout(check, stall - still + 1).unref();
+      this.log?.warn("cluster host link: peer not reading, link dropped", { peer: o.index, queuedBytes: o.queued + o.s.writableLength, stillMs: Math.round(still) });
+      if (this.out.get(o.index) === o) this.lose(o.index, o);
+      else this.releaseIntake(o);
+    };
+    setTimeout(check, stall + 1).unref();
+  }
+
+  private releaseIntake(o: Out): void {
+    if (!o.holding) return;
+    o.holding = false;
+    release();
   }
 
   /** The socket took `bytes` but wants no more until it drains: what follows waits in `queue`. */
@@ -156,6 +193,7 @@ export class HostLinks {
       o.queued -= bytes;
       if (!o.s.write(chunk)) return this.block(o);
     }
+    this.releaseIntake(o);
   }
 
   /**
@@ -170,6 +208,7 @@ export class HostLinks {
     this.dropped += o.queue.length;
     o.queue = [];
     o.queued = 0;
+    this.releaseIntake(o);
   }
 
   private connect(index: number): Socket {
@@ -179,7 +218,10 @@ export class HostLinks {
       this.log?.debug("cluster host link failed", { peer: index, error: e.message });
     });
     s.on("close", () => {
-      if (this.out.get(index)?.s === s) this.out.delete(index);
+      const o = this.out.get(index);
+      if (o?.s !== s) return;
+      this.out.delete(index);
+      this.releaseIntake(o);
     });
     // Nothing comes back on an outbound link; a peer's end (it closed or died) ends ours.
     s.on("end", () => s.destroy());
@@ -192,6 +234,7 @@ export class HostLinks {
     o.s.destroy();
     o.queue = [];
     o.queued = 0;
+    this.releaseIntake(o);
     this.dropped++;
     // Not from inside the send that found the queue full: the bus may be in the middle of routing.
     setImmediate(() => this.onLost(index));
@@ -212,17 +255,24 @@ export class HostLinks {
       this.log?.warn("cluster host link: oversized message, link closed", { bytes: frames.refused });
       s.destroy();
     };
+    // Past the turn's budget (intake.ts) the link stops after this read and reads again at the turn's end.
+    const resume = { resumeIntake: () => (direct ? startReading(s) : s.resume()) };
     const direct = readInto(
       s,
       frames.next,
       (n) => {
-        if (!frames.read(n)) oversized();
+        if (!frames.read(n)) return oversized();
+        if (!admitLink(n) && !s.destroyed && stopReading(s)) waitLink(resume);
       },
       () => frames.next,
     );
     if (!direct) {
       s.on("data", (chunk: Buffer) => {
-        if (!frames.push(chunk)) oversized();
+        if (!frames.push(chunk)) return oversized();
+        if (!admitLink(chunk.length) && !s.destroyed) {
+          s.pause();
+          waitLink(resume);
+        }
       });
     }
     s.on("error", () => {});
@@ -239,6 +289,7 @@ export class HostLinks {
       for (const b of o.queue) o.s.write(b);
       o.queue = [];
       o.s.end();
+      this.releaseIntake(o);
     }
     this.out.clear();
     for (const s of this.inbound) s.destroy();

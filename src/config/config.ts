@@ -44,6 +44,11 @@ export interface Config {
     /** TCP keepalive on every client socket (SO_KEEPALIVE, first probe after this much silence); 0: off. */
     tcpKeepAliveMs: number;
     maxAuthAttempts: number;
+    /**
+     * Client input one worker reads in one event-loop turn, in milliseconds, before the rest waits; with it, a host
+     * link 16 MiB behind stops the worker reading its clients (src/transport/intake.ts). 0 (default): neither.
+     */
+    maxTurnMs: number;
   };
   auth: { scramIterations: number; tokenSecret: string | null };
   /** Socket output (docs/architecture.md, "The writer thread"). */
@@ -371,6 +376,7 @@ export function defaults(): Config {
       idleTimeoutMs: null,
       tcpKeepAliveMs: 60000,
       maxAuthAttempts: 3,
+      maxTurnMs: 0,
     },
     auth: { scramIterations: 4096, tokenSecret: null },
     io: { writerThread: true },
@@ -596,6 +602,7 @@ export function validate(input: unknown, baseDir = process.cwd()): Config {
   if (L.idleTimeoutMs !== null) int(L.idleTimeoutMs, "limits.idleTimeoutMs", 0);
   need(L.tcpKeepAliveMs === 0 || (Number.isInteger(L.tcpKeepAliveMs) && L.tcpKeepAliveMs >= 1000 && L.tcpKeepAliveMs <= 7200000), "limits.tcpKeepAliveMs", "must be 0 (off) or an integer in [1000, 7200000]");
   int(L.maxAuthAttempts, "limits.maxAuthAttempts", 1);
+  int(L.maxTurnMs, "limits.maxTurnMs", 0);
   int(c.drainTimeoutMs, "drainTimeoutMs", 100, 600000);
 
   int(c.auth.scramIterations, "auth.scramIterations", 4096);

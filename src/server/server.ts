@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { configureIntake } from "../transport/intake.js";
 import { performance } from "node:perf_hooks";
 import { WriterThread } from "../transport/writer-thread.js";
 import { beforeClientWrites, flushClientWrites } from "../transport/stream-conn.js";
@@ -67,7 +68,9 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   const c = config.cluster;
   const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
   if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
-  const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED, stallMs: 3 * c.nats.heartbeatMs };
+  // With a turn budget, backpressure too: a peer LINK_MAX_QUEUED / 4 behind holds this worker's client intake.
+  const holdBytes = config.limits.maxTurnMs > 0 ? LINK_MAX_QUEUED / 4 : undefined;
+  const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED, stallMs: 3 * c.nats.heartbeatMs, holdBytes };
   return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links, coalesceMs: c.coalesceMs }, CODECS, log);
 }
 
@@ -122,6 +125,7 @@ export class Server {
       throw e;
     }
     const { timeouts, limits } = config;
+    configureIntake(limits.maxTurnMs);
     const proxy = new ProxyDaemon(bus, {
       timeouts: { relay: timeouts.relay, xmpp: timeouts.xmpp },
       sweepIntervalMs: timeouts.sweepIntervalMs,

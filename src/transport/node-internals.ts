@@ -91,7 +91,7 @@ export function stopReading(s: Socket): boolean {
 /** Reads again after stopReading(). */
 export function startReading(s: Socket): void {
   const h = (s as unknown as { _handle?: ReadingHandle })._handle;
-  if (h === undefined || typeof h.readStart !== "function") return;
+  if (h == null || typeof h.readStart !== "function") return;
   h.reading = true;
   h.readStart();
 }

@@ -5,6 +5,7 @@ import { TLSSocket, type SecureContext } from "node:tls";
 import { CloseReason, type ChannelBindingType, type Conn } from "./conn.js";
 import type { WriterThread } from "./writer-thread.js";
 import { readInto, socketFd, startReading, stopReading } from "./node-internals.js";
+import { admitClient, wait, type IntakeWaiter } from "./intake.js";
 
 const CONN = Symbol("conn");
 type Tagged = Socket & { [CONN]?: StreamConn };
@@ -102,11 +103,18 @@ const READ_BUFFER = Buffer.allocUnsafe(65536);
 
 // Listeners live at module level and find their connection through a symbol:
 // no closures per connection.
+// Each read asks the turn for room first (intake.ts); without it, it is kept for a later turn.
 function onSocketData(this: Tagged, chunk: Buffer): void {
-  this[CONN]!.onData(chunk);
+  const c = this[CONN]!;
+  if (c.deferred === null && admitClient(chunk.length)) c.onData(chunk);
+  else c.defer(chunk);
 }
 function onSocketRead(this: Tagged, n: number, buf: Buffer): void {
-  this[CONN]?.onData(buf.subarray(0, n));
+  const c = this[CONN];
+  if (c === undefined) return;
+  if (c.deferred === null && admitClient(n)) c.onData(buf.subarray(0, n));
+  // The shared buffer is the next read's: what waits is copied.
+  else c.defer(Buffer.from(buf.subarray(0, n)));
 }
 function onSocketClose(this: Tagged): void {
   this[CONN]?.closedBy(CloseReason.Peer);
@@ -121,9 +129,13 @@ function onSocketEnd(this: Tagged): void {
   else this.end();
 }
 
-export class StreamConn implements Conn {
+export class StreamConn implements Conn, IntakeWaiter {
   readonly messageMode = false;
   closed = false;
+  /** Reads kept for a later turn (intake.ts), in order; null: none, reading. */
+  deferred: Buffer[] | null = null;
+  private paused: Socket | null = null;
+  private streamPaused = false;
   /** Written to in this turn: on the list that flushAll empties. */
   private queued = false;
   /** This turn's output not yet handed to the socket: joined text, or buffers once any buffer came. */
@@ -160,6 +172,41 @@ export class StreamConn implements Conn {
     socket.on("close", onSocketClose);
     socket.on("error", onSocketError);
     socket.on("end", onSocketEnd);
+  }
+
+  /** No room in this turn: the read waits, and the socket stops reading until it is taken (resumeIntake). */
+  defer(chunk: Buffer): void {
+    if (this.deferred !== null) {
+      this.deferred.push(chunk);
+      return;
+    }
+    const s = this.socket;
+    if (this.sharedReads) {
+      // Without readStop (another Node.js) the socket cannot stop: its reads are handled as they come.
+      if (!stopReading(s)) return this.onData(chunk);
+    } else {
+      s.pause();
+      this.streamPaused = true;
+    }
+    this.paused = s;
+    this.deferred = [chunk];
+    wait(this);
+  }
+
+  resumeIntake(): void {
+    const chunks = this.deferred;
+    if (chunks === null) return;
+    this.deferred = null;
+    for (let i = 0; i < chunks.length && !this.closed; i++) this.onData(chunks[i]);
+    const p = this.paused!;
+    const streamPaused = this.streamPaused;
+    this.paused = null;
+    this.streamPaused = false;
+    // After STARTTLS in what waited, the TLS socket on the one that stopped reads by itself.
+    if (this.closed || p !== this.socket || p.destroyed) return;
+    // A stream paused before reads went to the shared buffer (established() in what waited) needs both.
+    if (this.sharedReads) startReading(p);
+    if (streamPaused) p.resume();
   }
 
   get secure(): boolean {
@@ -227,7 +274,7 @@ export class StreamConn implements Conn {
   /** Whether pauseForHandoff() can take this connection now (it may still fail where Node lacks readStop). */
   get movable(): boolean {
     const s = this.socket;
-    return !(this.closed || this.ending || s instanceof TLSSocket || this.slot >= 0 || this.sharedReads || s.readableLength > 0);
+    return !(this.closed || this.ending || s instanceof TLSSocket || this.slot >= 0 || this.sharedReads || s.readableLength > 0 || this.deferred !== null);
   }
 
   /** The hand-off did not happen: this process reads the connection again. */

@@ -234,6 +234,13 @@ test("dead-peer keys: TCP keepalive and per-protocol pings, with defaults for NA
   assert.equal(keyOf({ relay: { idleMs: 1 } }), "relay.idleMs");
 });
 
+test("limits.maxTurnMs: 0 (no budget) by default, else a whole number of milliseconds", { timeout: 5000 }, () => {
+  assert.equal(validate({}, "/tmp").limits.maxTurnMs, 0);
+  assert.equal(validate({ limits: { maxTurnMs: 20 } }, "/tmp").limits.maxTurnMs, 20);
+  assert.equal(keyOf({ limits: { maxTurnMs: -1 } }), "limits.maxTurnMs");
+  assert.equal(keyOf({ limits: { maxTurnMs: 2.5 } }), "limits.maxTurnMs");
+});
+
 test("xmpp.sm keys (XEP-0198 ack policy and resumption window): defaults and checks", { timeout: 5000 }, () => {
   const c = validate({}, "/tmp");
   assert.deepEqual(c.xmpp.sm, { ackEveryStanzas: 10, ackEveryMs: 5000, maxUnacked: 1000, resumeTimeoutMs: 300000, answerDelayMs: 1000 });

@@ -1,0 +1,141 @@
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { StreamConn } from "../../../src/transport/stream-conn.js";
+import { configureIntake, hold, intakeHeld, intakeStats, intakeWaiting, release } from "../../../src/transport/intake.js";
+import { HostLinks } from "../../../src/cluster/host-links.js";
+import { waitUntil } from "../../helpers.js";
+
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+const dirs: string[] = [];
+after(() => {
+  for (const s of sockets) s.destroy();
+  for (const s of servers) s.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  configureIntake(0);
+});
+
+/** A listener whose accepted sockets become StreamConns (every other one reading into the shared buffer), and `n` clients of it. */
+async function connsAndClients(n: number, onData: (i: number, chunk: Buffer) => void): Promise<{ conns: StreamConn[]; clients: Socket[] }> {
+  const conns: StreamConn[] = [];
+  const srv = createServer((s) => {
+    const i = conns.length;
+    const c = new StreamConn(s, 1 << 20, null);
+    c.onData = (chunk) => onData(i, chunk);
+    if (i % 2 === 1) c.established({ reuseInput: true });
+    conns.push(c);
+  });
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  const clients: Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = connect(port, "127.0.0.1");
+    c.setNoDelay(true);
+    sockets.push(c);
+    clients.push(c);
+    // One at a time: the server numbers its connections in the order they connect.
+    await waitUntil(() => conns.length === i + 1, 3000, "the accept");
+  }
+  return { conns, clients };
+}
+
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+test("a turn past its budget keeps its other reads for the turns that follow: all of each connection's input, in order, with timers between", { timeout: 20_000 }, async () => {
+  configureIntake(5);
+  const N = 40;
+  const got: string[] = Array.from({ length: N }, () => "");
+  const { clients } = await connsAndClients(N, (i, chunk) => {
+    got[i] += chunk.toString();
+    // Each read costs 3 ms: 40 ready sockets would be 120 ms in one turn.
+    busy(3);
+  });
+  const want = clients.map((_, i) => Array.from({ length: 50 }, (_, k) => `<${i}:${k}/>`).join(""));
+  const deferredBefore = intakeStats.deferred;
+  let last = performance.now();
+  let maxGap = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 1);
+  try {
+    // In five writes each, all before the server reads any: every socket is ready in one poll.
+    for (let k = 0; k < 5; k++) clients.forEach((c, i) => c.write(want[i].slice((k * want[i].length) / 5, ((k + 1) * want[i].length) / 5)));
+    await waitUntil(() => got.every((g, i) => g.length === want[i].length), 10_000, () => `${got.filter((g, i) => g.length === want[i].length).length} of ${N} whole`);
+  } finally {
+    clearInterval(tick);
+  }
+  assert.deepEqual(got, want, "each connection's input whole and in its order");
+  assert.ok(intakeStats.deferred > deferredBefore, "reads were kept for later turns");
+  // Unbudgeted, a round's turn is 120 ms; budgeted, about 5 ms and one read, then the check phase's 5 ms and one.
+  assert.ok(maxGap < 60, `timers waited at most ${maxGap.toFixed(1)} ms`);
+});
+
+test("held (something the worker writes to fell behind): no client is read until released, then all of it comes", { timeout: 10_000 }, async () => {
+  configureIntake(20);
+  const got: string[] = ["", ""];
+  const { clients } = await connsAndClients(2, (i, chunk) => (got[i] += chunk.toString()));
+  hold();
+  try {
+    clients[0].write("<a/>");
+    clients[1].write("<b/>");
+    await waitUntil(() => intakeWaiting() === 2, 3000, () => `${intakeWaiting()} reads kept aside`);
+    assert.deepEqual(got, ["", ""], "nothing read while held");
+    clients[0].write("<c/>");
+  } finally {
+    release();
+  }
+  await waitUntil(() => got[0] === "<a/><c/>" && got[1] === "<b/>", 3000, () => JSON.stringify(got));
+  assert.equal(intakeHeld(), false);
+});
+
+test("a host link whose peer falls holdBytes behind holds the worker's clients until the peer catches up; a peer that takes nothing is dropped after stallMs and the hold ends", { timeout: 15_000 }, async () => {
+  configureIntake(20);
+  const d = mkdtempSync(join(tmpdir(), "sb-intake-"));
+  dirs.push(d);
+  // The peer's end: accepts, and reads only when told to.
+  const peers: Socket[] = [];
+  let taken = 0;
+  const peer = createServer((s) => {
+    s.pause();
+    s.on("data", (b: Buffer) => (taken += b.length));
+    peers.push(s);
+  });
+  servers.push(peer);
+  await new Promise<void>((r) => peer.listen(HostLinks.pathOf(d, 1), r));
+  const lost: number[] = [];
+  const a = new HostLinks({ dir: d, index: 0, maxQueuedBytes: 1 << 22, holdBytes: 1 << 18, stallMs: 300 }, () => {}, (i) => lost.push(i), null);
+  try {
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    const holdsBefore = a.holds;
+    // The socket takes what the kernel holds for it, then the rest waits in the link's queue.
+    for (let i = 0; i < 64 && !intakeHeld(); i++) a.write(1, chunk, 1);
+    assert.equal(intakeHeld(), true, "held once holdBytes wait for the peer");
+    assert.equal(a.holds, holdsBefore + 1);
+    await waitUntil(() => peers.length === 1, 3000, "the link's connection");
+    peers[0].resume();
+    await waitUntil(() => !intakeHeld(), 5000, "the hold's end once the peer read");
+    assert.ok(taken > 1 << 18);
+    assert.deepEqual(lost, []);
+
+    // Now a peer that stops reading for good.
+    peers[0].pause();
+    for (let i = 0; i < 256 && !intakeHeld(); i++) a.write(1, chunk, 1);
+    assert.equal(intakeHeld(), true);
+    await waitUntil(() => lost.length === 1, 5000, "the link dropped after stallMs");
+    assert.deepEqual(lost, [1]);
+    assert.equal(intakeHeld(), false, "its hold ends with it");
+  } finally {
+    a.close();
+  }
+});
