@@ -191,7 +191,11 @@ export class HostLinks {
       const chunk = n === 1 ? o.queue[0] : Buffer.concat(o.queue.slice(0, n), bytes);
       o.queue.splice(0, n);
       o.queued -= bytes;
-      if (!o.s.write(chunk)) return this.block(o);
+      if (!o.s.write(chunk)) {
+        // Down to a quarter: clients are read again while the rest goes (not idle until the peer has all of it).
+        if (o.holding && o.queued <= this.opts.holdBytes! / 4) this.releaseIntake(o);
+        return this.block(o);
+      }
     }
     this.releaseIntake(o);
   }

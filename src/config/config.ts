@@ -46,7 +46,7 @@ export interface Config {
     maxAuthAttempts: number;
     /**
      * Client input one worker reads in one event-loop turn, in milliseconds, before the rest waits; with it, a host
-     * link 16 MiB behind stops the worker reading its clients (src/transport/intake.ts). 0 (default): neither.
+     * link 16 MiB behind stops the worker reading its clients (src/transport/intake.ts). 0: neither.
      */
     maxTurnMs: number;
   };
@@ -376,7 +376,7 @@ export function defaults(): Config {
       idleTimeoutMs: null,
       tcpKeepAliveMs: 60000,
       maxAuthAttempts: 3,
-      maxTurnMs: 0,
+      maxTurnMs: 20,
     },
     auth: { scramIterations: 4096, tokenSecret: null },
     io: { writerThread: true },

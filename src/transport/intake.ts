@@ -38,7 +38,7 @@ let scheduled = false;
 /** Counters for the metrics (reads kept aside, holds begun). */
 export const intakeStats = { deferred: 0, holds: 0 };
 
-/** limits.maxTurnMs; 0: no budget (reads are never kept aside for time; hold() still applies, where a host link asks). */
+/** limits.maxTurnMs (the server sets it; 0 here until then); 0: no budget (hold() still applies, where a host link asks). */
 export function configureIntake(ms: number): void {
   maxTurnMs = ms;
 }
@@ -63,7 +63,7 @@ function room(n: number): boolean {
 
 /** A client connection's read of `n` bytes: handle it now (true), or keep it aside and stop reading (false). */
 export function admitClient(n: number): boolean {
-  // Off (the default): one test per read.
+  // Off: one test per read.
   if (maxTurnMs === 0 && holds === 0) return true;
   if (turnStart < 0) startTurn();
   return holds === 0 && room(n);

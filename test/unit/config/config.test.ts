@@ -234,9 +234,9 @@ test("dead-peer keys: TCP keepalive and per-protocol pings, with defaults for NA
   assert.equal(keyOf({ relay: { idleMs: 1 } }), "relay.idleMs");
 });
 
-test("limits.maxTurnMs: 0 (no budget) by default, else a whole number of milliseconds", { timeout: 5000 }, () => {
-  assert.equal(validate({}, "/tmp").limits.maxTurnMs, 0);
-  assert.equal(validate({ limits: { maxTurnMs: 20 } }, "/tmp").limits.maxTurnMs, 20);
+test("limits.maxTurnMs: 20 by default, 0 for no budget, else a whole number of milliseconds", { timeout: 5000 }, () => {
+  assert.equal(validate({}, "/tmp").limits.maxTurnMs, 20);
+  assert.equal(validate({ limits: { maxTurnMs: 0 } }, "/tmp").limits.maxTurnMs, 0);
   assert.equal(keyOf({ limits: { maxTurnMs: -1 } }), "limits.maxTurnMs");
   assert.equal(keyOf({ limits: { maxTurnMs: 2.5 } }), "limits.maxTurnMs");
 });
