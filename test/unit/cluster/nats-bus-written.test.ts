@@ -54,7 +54,8 @@ describe("NatsBus: a published batch is written before the publish returns", { s
       let after = inMsgs(mon);
       // nats-server reads its socket on its own: give it a moment, still without letting this loop run.
       while (after === before && Date.now() - start < 1000) after = inMsgs(mon);
-      assert.equal(after, before + 1, "the batch reached nats-server before the publishing worker's loop ran again");
+      // A heartbeat that fell due meanwhile goes with the batch (nats-bus.ts, flush): one or two messages.
+      assert.ok(after === before + 1 || after === before + 2, `the batch reached nats-server before the publishing worker's loop ran again (${after - before} messages)`);
       // And it is read as ever.
       for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       assert.deepEqual(got, ["alice@x/phone"]);
