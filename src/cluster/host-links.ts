@@ -139,10 +139,13 @@ export class HostLinks {
     const max = this.opts.maxQueuedBytes;
     if (held <= max) return;
     const still = performance.now() - o.progressAt;
-    if (held > HARD_FACTOR * max || still >= (this.opts.stallMs ?? 0)) {
-      this.log?.warn("cluster host link: peer not reading, link dropped", { peer: index, queuedBytes: held, stillMs: Math.round(still) });
-      this.lose(index, o);
-    }
+    if (held > HARD_FACTOR * max || still >= (this.opts.stallMs ?? 0)) this.dropStalled(o, still);
+  }
+
+  /** The peer took nothing for too long, or too much waits for it: the link goes, with what it holds. */
+  private dropStalled(o: Out, still: number): void {
+    this.log?.warn("cluster host link: peer not reading, link dropped", { peer: o.index, queuedBytes: o.queued + o.s.writableLength, stillMs: Math.round(still) });
+    this.lose(o.index, o);
   }
 
   /**
@@ -158,8 +161,7 @@ export class HostLinks {
       if (!o.holding) return;
       const still = performance.now() - o.progressAt;
       if (still < stall) return void setTimeout(check, stall - still + 1).unref();
-      this.log?.warn("cluster host link: peer not reading, link dropped", { peer: o.index, queuedBytes: o.queued + o.s.writableLength, stillMs: Math.round(still) });
-      if (this.out.get(o.index) === o) this.lose(o.index, o);
+      if (this.out.get(o.index) === o) this.dropStalled(o, still);
       else this.releaseIntake(o);
     };
     setTimeout(check, stall + 1).unref();

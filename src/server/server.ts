@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
-import { configureIntake } from "../transport/intake.js";
 import { performance } from "node:perf_hooks";
 import { WriterThread } from "../transport/writer-thread.js";
+import { configureIntake } from "../transport/intake.js";
 import { beforeClientWrites, flushClientWrites } from "../transport/stream-conn.js";
 import type { Config, Protocol } from "../config/config.js";
 import { createLogger, type Logger } from "../log/logger.js";
