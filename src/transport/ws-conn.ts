@@ -1,5 +1,6 @@
 import type { WebSocket, RawData } from "ws";
 import { CloseReason, type Conn } from "./conn.js";
+import { admitClient, wait, type IntakeWaiter } from "./intake.js";
 import { flushClientWrites, markDirty, type TurnOutput } from "./stream-conn.js";
 
 /** Below this, joining header and body costs less than a second WebSocket fragment. */
@@ -13,7 +14,7 @@ const JOIN_BELOW = 4096;
  * (beforeClientWrites), and a client is never shown a stanza ahead of the bus
  * messages about it.
  */
-export class WsConn implements Conn, TurnOutput {
+export class WsConn implements Conn, TurnOutput, IntakeWaiter {
   readonly messageMode = true;
   /** wss is TLS from the start; RFC 7395 has no STARTTLS. */
   readonly canStartTls = false;
@@ -23,6 +24,11 @@ export class WsConn implements Conn, TurnOutput {
   onData: (chunk: Buffer, binary?: boolean) => void = () => {};
   onClose: (reason: string) => void = () => {};
   onShutdown: (() => void) | null = null;
+  /**
+   * Messages kept for a later turn (intake.ts), each followed by whether it was binary, in order; null: none,
+   * reading. ws owns each message's buffer (not reused), so what waits is not copied.
+   */
+  private deferred: (Buffer | boolean)[] | null = null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -32,10 +38,41 @@ export class WsConn implements Conn, TurnOutput {
   ) {
     ws.binaryType = "nodebuffer";
     ws.on("message", (data: RawData, isBinary: boolean) => {
-      if (!this.closed) this.onData(isBinary ? (data as Buffer) : Buffer.from(data as Buffer), isBinary);
+      if (this.closed) return;
+      const chunk = isBinary ? (data as Buffer) : Buffer.from(data as Buffer);
+      // Each message asks the turn for room first, as a socket's read does (StreamConn).
+      if (this.deferred === null && admitClient(chunk.length)) this.onData(chunk, isBinary);
+      else this.defer(chunk, isBinary);
     });
-    ws.on("close", () => this.closedBy(CloseReason.Peer));
+    ws.on("close", () => {
+      // What the peer sent before its close is handled, not dropped with the connection (ws reads on to the end
+      // once a close frame came, paused or not).
+      this.resumeIntake();
+      this.closedBy(CloseReason.Peer);
+    });
     ws.on("error", () => this.closedBy(CloseReason.Error));
+  }
+
+  /**
+   * No room in this turn: the message waits, and the socket stops reading until it is taken (resumeIntake).
+   * Messages ws had already read with it still come (from the same chunk), and wait behind it.
+   */
+  private defer(chunk: Buffer, binary: boolean): void {
+    if (this.deferred !== null) {
+      this.deferred.push(chunk, binary);
+      return;
+    }
+    this.deferred = [chunk, binary];
+    this.ws.pause();
+    wait(this);
+  }
+
+  resumeIntake(): void {
+    const ms = this.deferred;
+    if (ms === null) return;
+    this.deferred = null;
+    for (let i = 0; i < ms.length && !this.closed; i += 2) this.onData(ms[i] as Buffer, ms[i + 1] as boolean);
+    if (!this.closed) this.ws.resume();
   }
 
   /** This turn's frames, not sent yet: a text or a binary message, or [head, body] of one sent as two fragments. */

@@ -5,7 +5,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import type { AddressInfo } from "node:net";
+import { WebSocket, WebSocketServer } from "ws";
 import { StreamConn } from "../../../src/transport/stream-conn.js";
+import { WsConn } from "../../../src/transport/ws-conn.js";
 import { configureIntake, hold, intakeHeld, intakeStats, intakeWaiting, release } from "../../../src/transport/intake.js";
 import { HostLinks } from "../../../src/cluster/host-links.js";
 import { waitUntil } from "../../helpers.js";
@@ -13,7 +16,11 @@ import { waitUntil } from "../../helpers.js";
 const servers: Server[] = [];
 const sockets: Socket[] = [];
 const dirs: string[] = [];
+const wsServers: WebSocketServer[] = [];
+const wsClients: WebSocket[] = [];
 after(() => {
+  for (const c of wsClients) c.terminate();
+  for (const w of wsServers) w.close();
   for (const s of sockets) s.destroy();
   for (const s of servers) s.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -41,6 +48,30 @@ async function connsAndClients(n: number, onData: (i: number, chunk: Buffer) => 
     clients.push(c);
     // One at a time: the server numbers its connections in the order they connect.
     await waitUntil(() => conns.length === i + 1, 3000, "the accept");
+  }
+  return { conns, clients };
+}
+
+/** A ws server whose connections become WsConns, and `n` WebSocket clients of it (connected in order). */
+async function wsConnsAndClients(n: number, onData: (i: number, chunk: Buffer) => void): Promise<{ conns: WsConn[]; clients: WebSocket[] }> {
+  const conns: WsConn[] = [];
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+  wsServers.push(wss);
+  await new Promise<void>((r) => wss.once("listening", () => r()));
+  wss.on("connection", (ws, req) => {
+    const i = conns.length;
+    const c = new WsConn(ws, req.socket.remoteAddress ?? "", false, 1 << 20);
+    c.onData = (chunk) => onData(i, chunk);
+    conns.push(c);
+  });
+  const port = (wss.address() as AddressInfo).port;
+  const clients: WebSocket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = new WebSocket(`ws://127.0.0.1:${port}/`);
+    c.on("error", () => {});
+    wsClients.push(c);
+    clients.push(c);
+    await waitUntil(() => conns.length === i + 1 && c.readyState === WebSocket.OPEN, 3000, "the WebSocket's accept");
   }
   return { conns, clients };
 }
@@ -140,4 +171,65 @@ test("a host link whose peer falls holdBytes behind holds the worker's clients u
   } finally {
     a.close();
   }
+});
+
+test("WebSocket connections are budgeted too: every connection's messages whole and in order, with timers between", { timeout: 20_000 }, async () => {
+  configureIntake(5);
+  const N = 20;
+  const got: string[][] = Array.from({ length: N }, () => []);
+  const { clients } = await wsConnsAndClients(N, (i, chunk) => {
+    got[i].push(chunk.toString());
+    // Each message costs 1 ms: 200 messages ready at once would be 200 ms in one turn. ws hands out every message
+    // of a read it has begun, paused or not, so a turn may run over its budget by one read's messages (up to 10 ms).
+    busy(1);
+  });
+  const want = clients.map((_, i) => Array.from({ length: 10 }, (_, k) => `<${i}:${k}/>`));
+  const deferredBefore = intakeStats.deferred;
+  let last = performance.now();
+  let maxGap = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 1);
+  try {
+    // Half as text, half binary; all sent before the server reads any.
+    for (let k = 0; k < 10; k++) clients.forEach((c, i) => c.send(k % 2 === 0 ? want[i][k] : Buffer.from(want[i][k])));
+    await waitUntil(() => got.every((g) => g.length === 10), 10_000, () => `${got.filter((g) => g.length === 10).length} of ${N} whole`);
+  } finally {
+    clearInterval(tick);
+  }
+  assert.deepEqual(got, want, "each connection's messages whole and in order");
+  assert.ok(intakeStats.deferred > deferredBefore, "messages were kept for later turns");
+  assert.ok(maxGap < 100, `timers waited at most ${maxGap.toFixed(1)} ms`);
+});
+
+test("WebSocket: held, nothing is read until released; a message that came with its sender's close is handled before the close", { timeout: 10_000 }, async () => {
+  configureIntake(20);
+  const got: string[] = ["", "", ""];
+  const { conns, clients } = await wsConnsAndClients(3, (i, chunk) => (got[i] += chunk.toString()));
+  const closes: string[] = [];
+  conns[2].onClose = (r) => closes.push(r);
+  hold();
+  try {
+    clients[0].send("<a/>");
+    clients[1].send("<b/>");
+    await waitUntil(() => intakeWaiting() === 2, 3000, () => `${intakeWaiting()} connections kept aside`);
+    assert.deepEqual(got, ["", "", ""], "nothing read while held");
+    clients[0].send("<c/>");
+    // A message and the close frame in one segment: ws reads the close and finishes the handshake although the
+    // message waits; the message is handled before the connection counts as closed, not lost with it.
+    const raw = (clients[2] as unknown as { _socket: Socket })._socket;
+    raw.cork();
+    clients[2].send("<d/>");
+    clients[2].close(1000);
+    raw.uncork();
+    await waitUntil(() => closes.length === 1, 3000, "the third's close");
+    assert.equal(got[2], "<d/>", "its message handled before its close");
+    assert.deepEqual(got.slice(0, 2), ["", ""], "the others still wait");
+  } finally {
+    release();
+  }
+  await waitUntil(() => got[0] === "<a/><c/>" && got[1] === "<b/>", 3000, () => JSON.stringify(got));
+  assert.equal(intakeHeld(), false);
 });
