@@ -46,7 +46,7 @@ export interface Config {
     maxAuthAttempts: number;
     /**
      * Client input one worker reads in one event-loop turn, in milliseconds, before the rest waits; with it, a host
-     * link 16 MiB behind stops the worker reading its clients (src/transport/intake.ts). 0: neither.
+     * link 1 MiB behind stops the worker reading its clients (src/transport/intake.ts). 0: neither.
      */
     maxTurnMs: number;
   };

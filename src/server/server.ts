@@ -60,6 +60,13 @@ export interface ServerOptions {
  * is waited for up to HARD_FACTOR times this (src/cluster/host-links.ts).
  */
 const LINK_MAX_QUEUED = 64 * 1024 * 1024;
+/**
+ * With a turn budget, a peer this far behind on a host link holds this worker's client intake until it has all but
+ * a quarter (backpressure). About half a second of a loaded worker's crossings: past it a longer queue only adds
+ * latency, and custody's held messages that outlive scavenges (two workers over their budget: drained 16,457–18,047
+ * msg/s at 1 MiB against 15,360–17,377 at 16 MiB, p50 0.7–1.9 s against 1.3–3.1 s; docs/benchmarks.md, session 31).
+ */
+const LINK_HOLD_BYTES = 1024 * 1024;
 
 /** Every protocol's payloads, for a bus that crosses processes. */
 const CODECS: PayloadCodecs = { xmpp: xmppPayloadCodec, relay: relayPayloadCodec };
@@ -68,8 +75,7 @@ async function openBus(config: Config, opts: ServerOptions, log: Logger): Promis
   const c = config.cluster;
   const workerId = opts.workerId ?? (c.bus === "nats" ? workerIdOf(c.hostAddress, 0) : "w0");
   if (c.bus === "local") return (opts.hub ?? new LocalHub(c.vnodes)).join(workerId, c.hostAddress);
-  // With a turn budget, backpressure too: a peer LINK_MAX_QUEUED / 4 behind holds this worker's client intake.
-  const holdBytes = config.limits.maxTurnMs > 0 ? LINK_MAX_QUEUED / 4 : undefined;
+  const holdBytes = config.limits.maxTurnMs > 0 ? LINK_HOLD_BYTES : undefined;
   const links = opts.links === undefined ? undefined : { ...opts.links, maxQueuedBytes: LINK_MAX_QUEUED, stallMs: 3 * c.nats.heartbeatMs, holdBytes };
   return NatsBus.connect({ ...c.nats, vnodes: c.vnodes, workerId, hostAddress: c.hostAddress, onRefuse: opts.onRefused, links, coalesceMs: c.coalesceMs }, CODECS, log);
 }
