@@ -42,6 +42,8 @@
  *   --server-quota C  the server's processes (workers, primary, nats-server) share C cores' worth of CPU time from the
  *                   logins' end (a cgroup's CFS quota, root only: bench/lib/cpu-quota.ts); with a rate above what C cores
  *                   carry, "delivered/s" is the server's throughput on C cores (issue 14: n workers on n × C against one on C)
+ *   --quota-per-worker  with --server-quota and --workers n: each worker gets C ÷ n of its own (a child group), as on a
+ *                   machine with a core per worker; primary and nats-server share what is left of C
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
  *                   one PostgreSQL; user i connects to host i % H (bench/xmpp/hosts.ts)
  *   --handoff on|off  with --workers > 1: cluster.handoff (connections moved to their user's owner worker after SASL)
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
     genCpu: a["gen-cpu"] ?? "1",
     workers: Number(a.workers ?? 1),
     ...(a["server-quota"] === undefined ? {} : { serverQuota: Number(a["server-quota"]) }),
+    ...(a["quota-per-worker"] === "true" ? { quotaPerWorker: true } : {}),
     hosts: Number(a.hosts ?? 1),
     writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
     custody: a.custody !== "off",

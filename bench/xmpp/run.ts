@@ -38,6 +38,8 @@ export interface XmppParams {
    * budgets of 1 and n equal "cores" on a machine with too few real ones. Absent: no quota.
    */
   serverQuota?: number;
+  /** With serverQuota: each worker gets serverQuota ÷ workers of it, in a group of its own (CpuQuota.addTreesPerWorker). */
+  quotaPerWorker?: boolean;
   /** Switchboard: hosts in a cluster on this machine, each of `workers` workers (more than one: bench/xmpp/hosts.ts). */
   hosts?: number;
   /** Switchboard: `io.writerThread` (default true; the server uses it only where it has two cores). */
@@ -290,7 +292,8 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     if (p.serverQuota !== undefined) {
       if (target.server === undefined || target.server === null) throw new Error(`--server-quota: ${p.target} is not a server started here`);
       quota = CpuQuota.create(p.serverQuota);
-      quota.addTrees(target.server.watch.pids());
+      if (p.quotaPerWorker) quota.addTreesPerWorker(target.server.watch.pids(), p.serverQuota);
+      else quota.addTrees(target.server.watch.pids());
     }
 
     // Every slice ready (a pump has its sockets) before one t0 for all: a late
