@@ -199,6 +199,8 @@ export interface XmppResult {
   deliveredPerSecond?: number;
   /** Several workers: custody's and membership's counters at the phase's end (the whole run), summed over the workers. */
   custodyCounts?: { rerouted: number; slow: number; suppressed: number; resentDropped: number; staleDropped: number; membershipChanges: number; voided: number; givenUp: number };
+  /** The turn budget's counters at the end (limits.maxTurnMs, src/transport/intake.ts): reads kept for a later turn, holds for a host link behind. */
+  intakeCounts?: { deferred: number; holds: number };
   /** --server-quota: the budget, the share of its periods in which the group used it up, and the time it waited. */
   quota?: { cores: number; throttledShare: number; throttledSeconds: number };
   /** The warm-up before the measured phase (XmppParams.warmup), and its messages (not in sent, received or the latencies). */
@@ -444,6 +446,9 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
               givenUp: atEnd.get("switchboard_cluster_messages_given_up_total"),
             },
           }),
+      ...(atEnd === null || Number.isNaN(atEnd.get("switchboard_intake_deferred_reads_total"))
+        ? {}
+        : { intakeCounts: { deferred: atEnd.get("switchboard_intake_deferred_reads_total"), holds: atEnd.get("switchboard_intake_holds_total") } }),
       ...(quota === null || throttle0 === undefined || throttle1 === undefined
         ? {}
         : { quota: { cores: p.serverQuota!, throttledShare: (throttle1.throttled - throttle0.throttled) / Math.max(1, throttle1.periods - throttle0.periods), throttledSeconds: throttle1.throttledSeconds - throttle0.throttledSeconds } }),
