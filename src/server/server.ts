@@ -63,8 +63,9 @@ const LINK_MAX_QUEUED = 64 * 1024 * 1024;
 /**
  * With a turn budget, a peer this far behind on a host link holds this worker's client intake until it has all but
  * a quarter (backpressure). About half a second of a loaded worker's crossings: past it a longer queue only adds
- * latency, and custody's held messages that outlive scavenges (two workers over their budget: drained 16,457–18,047
- * msg/s at 1 MiB against 15,360–17,377 at 16 MiB, p50 0.7–1.9 s against 1.3–3.1 s; docs/benchmarks.md, session 31).
+ * latency, and messages held in custody long enough to outlive scavenges (two workers over their budget: drained
+ * 16,457–18,047 msg/s at 1 MiB against 15,360–17,377 at 16 MiB, p50 0.7–1.9 s against 1.3–3.1 s; docs/benchmarks.md,
+ * session 31).
  */
 const LINK_HOLD_BYTES = 1024 * 1024;
 
