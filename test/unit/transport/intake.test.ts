@@ -76,6 +76,23 @@ async function wsConnsAndClients(n: number, onData: (i: number, chunk: Buffer) =
   return { conns, clients };
 }
 
+/** Runs `f` with a 1 ms interval timer beside it: the longest any of its firings came after the one before. */
+async function longestTimerGap(f: () => Promise<void>): Promise<number> {
+  let last = performance.now();
+  let maxGap = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 1);
+  try {
+    await f();
+  } finally {
+    clearInterval(tick);
+  }
+  return maxGap;
+}
+
 function busy(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end);
@@ -92,20 +109,11 @@ test("a turn past its budget keeps its other reads for the turns that follow: al
   });
   const want = clients.map((_, i) => Array.from({ length: 50 }, (_, k) => `<${i}:${k}/>`).join(""));
   const deferredBefore = intakeStats.deferred;
-  let last = performance.now();
-  let maxGap = 0;
-  const tick = setInterval(() => {
-    const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
-    last = now;
-  }, 1);
-  try {
+  const maxGap = await longestTimerGap(async () => {
     // In five writes each, all before the server reads any: every socket is ready in one poll.
     for (let k = 0; k < 5; k++) clients.forEach((c, i) => c.write(want[i].slice((k * want[i].length) / 5, ((k + 1) * want[i].length) / 5)));
     await waitUntil(() => got.every((g, i) => g.length === want[i].length), 10_000, () => `${got.filter((g, i) => g.length === want[i].length).length} of ${N} whole`);
-  } finally {
-    clearInterval(tick);
-  }
+  });
   assert.deepEqual(got, want, "each connection's input whole and in its order");
   assert.ok(intakeStats.deferred > deferredBefore, "reads were kept for later turns");
   // Unbudgeted, a round's turn is 120 ms; budgeted, about 5 ms and one read, then the check phase's 5 ms and one.
@@ -185,20 +193,11 @@ test("WebSocket connections are budgeted too: every connection's messages whole 
   });
   const want = clients.map((_, i) => Array.from({ length: 10 }, (_, k) => `<${i}:${k}/>`));
   const deferredBefore = intakeStats.deferred;
-  let last = performance.now();
-  let maxGap = 0;
-  const tick = setInterval(() => {
-    const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
-    last = now;
-  }, 1);
-  try {
+  const maxGap = await longestTimerGap(async () => {
     // Half as text, half binary; all sent before the server reads any.
     for (let k = 0; k < 10; k++) clients.forEach((c, i) => c.send(k % 2 === 0 ? want[i][k] : Buffer.from(want[i][k])));
     await waitUntil(() => got.every((g) => g.length === 10), 10_000, () => `${got.filter((g) => g.length === 10).length} of ${N} whole`);
-  } finally {
-    clearInterval(tick);
-  }
+  });
   assert.deepEqual(got, want, "each connection's messages whole and in order");
   assert.ok(intakeStats.deferred > deferredBefore, "messages were kept for later turns");
   assert.ok(maxGap < 100, `timers waited at most ${maxGap.toFixed(1)} ms`);
