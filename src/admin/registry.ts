@@ -134,6 +134,7 @@ export function workerRegistry(server: Server): Registry {
   gauge(reg, "switchboard_sessions", "Sessions open now.", KIND, byKind((k) => k.sessionsStarted - k.sessionsEnded));
   counter(reg, "switchboard_slow_consumers_total", "Connections cut because the client did not read (limits.maxOutboundBytes).", KIND, byKind((k) => k.slowConsumers));
   counter(reg, "switchboard_intake_deferred_reads_total", "Client reads kept for a later event-loop turn: the turn had used limits.maxTurnMs, or a host link's peer was behind (backpressure).", [], () => intakeStats.deferred);
+  gauge(reg, "switchboard_intake_kept_bytes", "Bytes of client reads kept for a later turn now (at most one read per connection that stopped reading).", [], () => intakeStats.kept);
   counter(reg, "switchboard_intake_holds_total", "Times a host link's peer fell 1 MiB behind and this worker stopped reading its clients until it caught up.", [], () => intakeStats.holds);
   counter(reg, "switchboard_dead_peers_total", "Connections dropped because the client went silent and did not answer a ping (pingAfterMs, pingTimeoutMs).", KIND, byKind((k) => k.deadPeers));
   gauge(reg, "switchboard_outbound_queued_bytes", "Bytes written to clients and not yet taken by the kernel, summed over connections.", KIND, () => {

@@ -35,8 +35,8 @@ let at = 0;
 let links: IntakeWaiter[] = [];
 let scheduled = false;
 
-/** Counters for the metrics (reads kept aside, holds begun). */
-export const intakeStats = { deferred: 0, holds: 0 };
+/** For the metrics: reads kept aside and holds begun (counters); the bytes of the reads kept aside now (kept). */
+export const intakeStats = { deferred: 0, holds: 0, kept: 0 };
 
 /** limits.maxTurnMs (the server sets it; 0 here until then); 0: no budget (hold() still applies, where a host link asks). */
 export function configureIntake(ms: number): void {
@@ -106,6 +106,14 @@ export function release(): void {
   if (holds === 0) return;
   holds--;
   if (holds === 0 && waiting.length > at) schedule();
+}
+
+/**
+ * Whether reads wait now or are about to: the turn is past its budget, clients are held, or sources wait for room.
+ * A client connection's next read is then small (StreamConn), since a read that waits is kept in memory.
+ */
+export function intakePressed(): boolean {
+  return over || holds > 0 || waiting.length > at;
 }
 
 /** Reading is held back now (tests, metrics). */

@@ -1,6 +1,6 @@
 import type { WebSocket, RawData } from "ws";
 import { CloseReason, type Conn } from "./conn.js";
-import { admitClient, wait, type IntakeWaiter } from "./intake.js";
+import { admitClient, intakeStats, wait, type IntakeWaiter } from "./intake.js";
 import { flushClientWrites, markDirty, type TurnOutput } from "./stream-conn.js";
 
 /** Below this, joining header and body costs less than a second WebSocket fragment. */
@@ -58,6 +58,7 @@ export class WsConn implements Conn, TurnOutput, IntakeWaiter {
    * Messages ws had already read with it still come (from the same chunk), and wait behind it.
    */
   private defer(chunk: Buffer, binary: boolean): void {
+    intakeStats.kept += chunk.length;
     if (this.deferred !== null) {
       this.deferred.push(chunk, binary);
       return;
@@ -71,6 +72,7 @@ export class WsConn implements Conn, TurnOutput, IntakeWaiter {
     const ms = this.deferred;
     if (ms === null) return;
     this.deferred = null;
+    for (let i = 0; i < ms.length; i += 2) intakeStats.kept -= (ms[i] as Buffer).length;
     for (let i = 0; i < ms.length && !this.closed; i += 2) this.onData(ms[i] as Buffer, ms[i + 1] as boolean);
     if (!this.closed) this.ws.resume();
   }

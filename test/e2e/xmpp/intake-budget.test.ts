@@ -56,6 +56,7 @@ test("a turn budget far under the load (limits.maxTurnMs 1): @xmpp/client bursts
     }
     assert.equal(total(), SENDERS * EACH, "nothing twice");
     assert.ok(intakeStats.deferred > deferredBefore, `reads were kept for later turns (${intakeStats.deferred - deferredBefore})`);
+    assert.equal(intakeStats.kept, 0, "no read kept once every message has come (switchboard_intake_kept_bytes)");
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
     await ts.stop();

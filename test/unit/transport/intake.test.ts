@@ -120,6 +120,54 @@ test("a turn past its budget keeps its other reads for the turns that follow: al
   assert.ok(maxGap < 60, `timers waited at most ${maxGap.toFixed(1)} ms`);
 });
 
+test("under sustained overload what a waiting connection keeps is one small read, not a full one: all input whole and in order", { timeout: 30_000 }, async () => {
+  configureIntake(1);
+  const N = 16;
+  const SIZE = 2 << 20;
+  const conns: StreamConn[] = [];
+  const got = new Array<number>(N).fill(0);
+  let bad = "";
+  let total = 0;
+  let keptLate = 0;
+  const srv = createServer((s) => {
+    const i = conns.length;
+    const c = new StreamConn(s, 1 << 20, null);
+    c.onData = (chunk) => {
+      // Byte k of connection i is (k + i) & 255: a lost, repeated or reordered byte shows.
+      for (let j = 0; j < chunk.length; j++) if (chunk[j] !== ((got[i] + j + i) & 255) && bad === "") bad = `connection ${i}, byte ${got[i] + j}`;
+      got[i] += chunk.length;
+      total += chunk.length;
+      // The second half of the transfer: every connection has waited (and read) since the start.
+      if (total > (N * SIZE) / 2) keptLate = Math.max(keptLate, intakeStats.kept);
+      busy(0.2);
+    };
+    c.established({ reuseInput: true });
+    conns.push(c);
+  });
+  servers.push(srv);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as AddressInfo).port;
+  const clients: Socket[] = [];
+  for (let i = 0; i < N; i++) {
+    const c = connect(port, "127.0.0.1");
+    sockets.push(c);
+    clients.push(c);
+    await waitUntil(() => conns.length === i + 1, 3000, "the accept");
+  }
+  // Each client's 2 MiB at once: the kernel's buffers stay full on every connection until the end.
+  clients.forEach((c, i) => {
+    const b = Buffer.allocUnsafe(SIZE);
+    for (let k = 0; k < SIZE; k++) b[k] = (k + i) & 255;
+    c.write(b);
+  });
+  await waitUntil(() => total === N * SIZE, 25_000, () => `${total} of ${N * SIZE} bytes`);
+  assert.equal(bad, "", "every connection's bytes in order, none lost or repeated");
+  assert.equal(intakeStats.kept, 0, "nothing kept once all is read");
+  // One read of at most 4 KiB a waiting connection (a full read is up to 64 KiB).
+  assert.ok(keptLate > 0, "reads waited in the second half");
+  assert.ok(keptLate <= N * 4096, `kept at most ${keptLate} bytes in the second half (${N} connections)`);
+});
+
 test("held (something the worker writes to fell behind): no client is read until released, then all of it comes", { timeout: 10_000 }, async () => {
   configureIntake(20);
   const got: string[] = ["", ""];
