@@ -41,7 +41,8 @@
  *                   --server-cpu 0,1 with one worker), off, or always (also on one core, or a core per worker)
  *   --server-quota C  the server's processes (workers, primary, nats-server) share C cores' worth of CPU time from the
  *                   logins' end (a cgroup's CFS quota, root only: bench/lib/cpu-quota.ts); with a rate above what C cores
- *                   carry, "delivered/s" is the server's throughput on C cores (issue 14: n workers on n × C against one on C)
+ *                   carry, "delivered/s" is the server's throughput on C cores (issue 14: n workers on n × C against one on C);
+ *                   the writer thread then defaults to always, for one worker and for n alike (give --writer off to compare without)
  *   --quota-per-worker  with --server-quota and --workers n: each worker gets C ÷ n of its own (a child group), as on a
  *                   machine with a core per worker; primary and nats-server share what is left of C
  *   --hosts H       Switchboard as H hosts on this machine (127.0.0.1..H), each of --workers workers, one nats-server,
@@ -125,7 +126,9 @@ async function main(): Promise<void> {
     ...(a["server-quota"] === undefined ? {} : { serverQuota: Number(a["server-quota"]) }),
     ...(a["quota-per-worker"] === "true" ? { quotaPerWorker: true } : {}),
     hosts: Number(a.hosts ?? 1),
-    writerThread: a.writer === "off" ? false : a.writer === "always" ? "always" : true,
+    // Under a quota every worker count gets the same (session 32): the default would give one worker on the two cores its
+    // thread and two workers none, and compare unlike servers on like budgets.
+    writerThread: a.writer === "off" ? false : a.writer === "always" || (a.writer === undefined && a["server-quota"] !== undefined) ? "always" : true,
     custody: a.custody !== "off",
     handoff: a.handoff === undefined ? undefined : a.handoff === "on",
     coalesceMs: a["coalesce-ms"] === undefined ? undefined : Number(a["coalesce-ms"]),
