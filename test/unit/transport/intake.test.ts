@@ -163,9 +163,10 @@ test("under sustained overload what a waiting connection keeps is one small read
   await waitUntil(() => total === N * SIZE, 25_000, () => `${total} of ${N * SIZE} bytes`);
   assert.equal(bad, "", "every connection's bytes in order, none lost or repeated");
   assert.equal(intakeStats.kept, 0, "nothing kept once all is read");
-  // One read of at most 4 KiB a waiting connection (a full read is up to 64 KiB).
+  // One read of at most 4 KiB a waiting connection (a full read is up to 64 KiB: without the small buffer ~700 KB here),
+  // give or take one full read, which a connection last read while intake was not pressed may still make.
   assert.ok(keptLate > 0, "reads waited in the second half");
-  assert.ok(keptLate <= N * 4096, `kept at most ${keptLate} bytes in the second half (${N} connections)`);
+  assert.ok(keptLate <= N * 4096 + 65536, `kept at most ${keptLate} bytes in the second half (${N} connections)`);
 });
 
 test("held (something the worker writes to fell behind): no client is read until released, then all of it comes", { timeout: 10_000 }, async () => {
