@@ -72,6 +72,8 @@ export interface XmppParams {
   smAnswerDelayMs?: number;
   /** Switchboard with sm: `xmpp.sm.ackEveryMs` (default: the config's default). */
   smAckEveryMs?: number;
+  /** Switchboard with sm: `xmpp.sm.ackEveryStanzas` (default: the config's default). */
+  smAckEveryStanzas?: number;
   /**
    * With the pump (not in a room): a warm-up of `ms` before the measured phase at `share` of the rate, not
    * measured (pump.c warm=): the server's CPU, syscalls and scrapes count from its end, t0. Absent or 0 ms: none.
@@ -481,9 +483,13 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   }
 }
 
-/** `--sm-answer-delay`, `--sm-ack-every-ms`: the xmpp.sm keys set for the run. */
-function smPolicy(p: XmppParams): { answerDelayMs?: number; ackEveryMs?: number } {
-  return { ...(p.smAnswerDelayMs === undefined ? {} : { answerDelayMs: p.smAnswerDelayMs }), ...(p.smAckEveryMs === undefined ? {} : { ackEveryMs: p.smAckEveryMs }) };
+/** `--sm-answer-delay`, `--sm-ack-every-ms`, `--sm-ack-every-stanzas`: the xmpp.sm keys set for the run. */
+function smPolicy(p: XmppParams): { answerDelayMs?: number; ackEveryMs?: number; ackEveryStanzas?: number } {
+  return {
+    ...(p.smAnswerDelayMs === undefined ? {} : { answerDelayMs: p.smAnswerDelayMs }),
+    ...(p.smAckEveryMs === undefined ? {} : { ackEveryMs: p.smAckEveryMs }),
+    ...(p.smAckEveryStanzas === undefined ? {} : { ackEveryStanzas: p.smAckEveryStanzas }),
+  };
 }
 
 /** Switchboard's xmpp.sm keys set for the run (smPolicy), and said so. */
