@@ -885,7 +885,8 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
 
   /** A debug line about one message (FAULTS_TRACE: every path a duplicate took). */
   private traceMsg(what: string, env: Envelope, more: Record<string, unknown> = {}): void {
-    this.opts.log?.debug(`message: ${what}`, { id: env.id, ref: env.ref, to: env.to, ...more });
+    // from and flags: whether two deliveries of one id came from one sender's full JID, and which was marked Resent.
+    this.opts.log?.debug(`message: ${what}`, { id: env.id, ref: env.ref, from: env.from, to: env.to, flags: env.flags, ...more });
   }
 
   /** A debug line about `address`'s user as this owner sees it: its bindings (worker:serial:available). */
