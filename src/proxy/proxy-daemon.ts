@@ -85,6 +85,8 @@ export class ProxyStats {
   duplicates = 0;
   /** Held messages read right after this worker was stopped past the others' patience, dropped: their custodians send them again. */
   staleDropped = 0;
+  /** Held messages read in the custody of a worker off the ring here, or back lately: marked as a resend (fromDeparted). */
+  fromDeparted = 0;
   /** Deliveries taken back because the bus batch their confirmations rode went out late (lateFlush). */
   ridingVoided = 0;
   /** Messages a client sent again after resuming that their recipient's session had been given already (Flag.Resent). */
@@ -680,6 +682,24 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
     return true;
   }
 
+  /**
+   * A held message in the custody of a worker this one took off the ring, or took back within a heal window:
+   * marked as a resend (Flag.Resent), so its recipient's session drops it if it was given it already (Session.recent)
+   * and storage does not store it twice; otherwise it goes on as it would. Such a worker was stopped, and may have
+   * been stopped inside a publish, after the publish judged its batch fresh and before it was written (NatsBus.flush
+   * marks only a batch it knows was gathered before the stop): the batch comes late and unmarked, while the
+   * sender's client, resumed elsewhere from a count that did not cover the stanza, sent it again (docs/architecture.md,
+   * "Stopped in the middle of a publish"). Costs one check per held message while no worker has left lately.
+   */
+  private fromDeparted(msg: Extract<BusMessage, { op: "owner" | "session" }>): void {
+    const env = msg.env;
+    if (env.ref === "" || env.kind !== Kind.Message || (env.flags & Flag.Resent) !== 0) return;
+    if (!this.departed.offOrBack(workerOf(env.ref), monotonicMs(), this.bus.healMs ?? 0)) return;
+    msg.env = env.flagged(Flag.Resent);
+    this.stats.fromDeparted++;
+    if (this.trace) this.traceMsg("held by a worker off the ring here, or back lately: marked as a resend", env);
+  }
+
   justStalled(): boolean {
     return this.stall.justStalled();
   }
@@ -740,10 +760,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "owner":
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
         if (this.settledBefore(msg.env) || this.fromBeforeStall(msg)) return;
+        if (!this.departed.none) this.fromDeparted(msg);
         if (this.notMine(msg.env)) return;
         return this.ownerDeliver(msg.env);
       case "session": {
         if (this.fromBeforeStall(msg)) return;
+        if (!this.departed.none) this.fromDeparted(msg);
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial) this.deliverLocal(s, msg.env);
         else if (msg.env.kind === Kind.Message && (msg.env.flags & HELD) !== 0) {

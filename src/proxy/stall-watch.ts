@@ -53,10 +53,13 @@ export class StallWatch {
 
 /**
  * Workers that left the ring lately, and when: one merely stalled may come back with sessions whose
- * clients have left meanwhile, and must hear their clients' counts (Core.receivedUpTo).
+ * clients have left meanwhile, and must hear their clients' counts (Core.receivedUpTo). And those that
+ * came back, and when: what such a worker writes first may have been gathered before its stop
+ * (ProxyDaemon.fromDeparted).
  */
 export class Departed {
   private readonly at = new Map<string, number>();
+  private readonly back = new Map<string, number>();
   private live: Set<string>;
 
   constructor(
@@ -70,7 +73,11 @@ export class Departed {
   update(live: Set<string>): boolean {
     const now = monotonicMs();
     let left = false;
-    for (const [w, at] of this.at) if (live.has(w) || now - at > DEPARTED_MS) this.at.delete(w);
+    for (const [w, at] of this.at) {
+      if (live.has(w)) this.back.set(w, now);
+      if (live.has(w) || now - at > DEPARTED_MS) this.at.delete(w);
+    }
+    for (const [w, at] of this.back) if (now - at > DEPARTED_MS) this.back.delete(w);
     for (const w of this.live) {
       if (live.has(w) || w === this.self) continue;
       this.at.set(w, now);
@@ -82,6 +89,21 @@ export class Departed {
 
   workers(): IterableIterator<string> {
     return this.at.keys();
+  }
+
+  /** None off the ring, none back lately: the one question asked per held message read. */
+  get none(): boolean {
+    return this.at.size === 0 && this.back.size === 0;
+  }
+
+  /** `worker` is off the ring here, or came back within `windowMs`. */
+  offOrBack(worker: string, now: number, windowMs: number): boolean {
+    if (this.at.has(worker)) return true;
+    const t = this.back.get(worker);
+    if (t === undefined) return false;
+    if (now - t <= windowMs) return true;
+    this.back.delete(worker);
+    return false;
   }
 }
 

@@ -27,6 +27,24 @@ test("Departed: workers that left are remembered until they come back; update sa
   assert.deepEqual([...d.workers()], ["w2"]);
 });
 
+test("Departed: offOrBack while a worker is off the ring and for a window after it came back; none while nobody left lately", { timeout: 5000 }, () => {
+  const d = new Departed("w0", new Set(["w0", "w1", "w2"]));
+  assert.equal(d.none, true);
+  assert.equal(d.offOrBack("w1", monotonicMs(), 100), false, "never left");
+  d.update(new Set(["w0", "w2"]));
+  assert.equal(d.none, false);
+  assert.equal(d.offOrBack("w1", monotonicMs() + 10_000, 100), true, "off the ring: however long the window");
+  assert.equal(d.offOrBack("w2", monotonicMs(), 100), false);
+  d.update(new Set(["w0", "w1", "w2"]));
+  const back = monotonicMs();
+  assert.equal(d.offOrBack("w1", back, 100), true, "just back");
+  assert.equal(d.offOrBack("w1", back + 50, 100), true, "within the window");
+  assert.equal(d.none, false);
+  assert.equal(d.offOrBack("w1", back + 1000, 100), false, "past it: forgotten");
+  assert.equal(d.none, true);
+  assert.equal(d.offOrBack("w1", back, 100), false, "forgotten stays forgotten");
+});
+
 test("ClientCounts: a count is kept for the window; a rebuild elsewhere marks what it resent, only for receipts of this worker", { timeout: 5000 }, async () => {
   const c = new ClientCounts("h-w0", 40);
   assert.equal(c.received("K"), -1);
