@@ -255,7 +255,9 @@ describe("faults on 3 hosts × 2 workers, 3 NATS nodes, PostgreSQL", { skip: SKI
   // Session 12's occasional duplicate here (1 in 1 of 2 CI runs) was traced in session 13 (FAULTS_TRACE=1 FAULTS_LOG=debug,
   // this scenario alone: --test-name-pattern=SIGSTOP): a stanza the stopped worker had handled and gathered for the
   // bus, published only after SIGCONT, while its client had resumed elsewhere and sent it again (docs/architecture.md,
-  // "Back from a stop"); and with it three other paths to a duplicate or a loss after a stop (same section).
+  // "Back from a stop"); and with it three other paths to a duplicate or a loss after a stop (same section). Session 32's
+  // (1 in 28 runs): a stop inside the publish, after its batch was judged fresh — "Stopped in the middle of a publish",
+  // reproduced every time by test/unit/proxy/stop-mid-flush.test.ts.
   test("SIGSTOP one worker for 5 s, then SIGCONT", { timeout: 120_000 }, async () => {
     const victim = busiestWorker(1);
     const victimIdx = [...workersOf(hosts[1].child.pid!).entries()].find(([, p]) => p === victim)![0];
