@@ -30,6 +30,7 @@
  *                   output to its client; default: the config's)
  *   --sm-ack-every-ms MS  with --sm: Switchboard's xmpp.sm.ackEveryMs (the time trigger of its <r/>; default: the config's)
  *   --sm-ack-every-stanzas N  with --sm: Switchboard's xmpp.sm.ackEveryStanzas (the count trigger of its <r/>; default: the config's)
+ *   --max-turn-ms N  Switchboard's limits.maxTurnMs (intake's turn budget; 0: none; default: the config's)
  *   --host H --port P --domain D               for --target custom
  *   --sweep LIST    loads in msg/s, e.g. 1000,2000,5000,10000,20000; with --targets A,B,C.
  *                   Up to --max-users (10000) a load is that many users at 1/s; beyond,
@@ -143,6 +144,7 @@ async function main(): Promise<void> {
     smAnswerDelayMs: a["sm-answer-delay"] === undefined ? undefined : Number(a["sm-answer-delay"]),
     smAckEveryMs: a["sm-ack-every-ms"] === undefined ? undefined : Number(a["sm-ack-every-ms"]),
     smAckEveryStanzas: a["sm-ack-every-stanzas"] === undefined ? undefined : Number(a["sm-ack-every-stanzas"]),
+    maxTurnMs: a["max-turn-ms"] === undefined ? undefined : Number(a["max-turn-ms"]),
     ...(warmMs > 0 ? { warmup: { ms: warmMs, share: warmShare } } : {}),
   });
   const runs = Number(a.runs ?? 1);

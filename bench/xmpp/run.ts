@@ -74,6 +74,8 @@ export interface XmppParams {
   smAckEveryMs?: number;
   /** Switchboard with sm: `xmpp.sm.ackEveryStanzas` (default: the config's default). */
   smAckEveryStanzas?: number;
+  /** Switchboard: `limits.maxTurnMs`, intake's turn budget (default: the config's default; 0: none). */
+  maxTurnMs?: number;
   /**
    * With the pump (not in a room): a warm-up of `ms` before the measured phase at `share` of the rate, not
    * measured (pump.c warm=): the server's CPU, syscalls and scrapes count from its end, t0. Absent or 0 ms: none.
@@ -256,7 +258,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
   const target =
     hosts > 1
       ? await startHosts(p.serverCpu, accounts, { hosts, workers: p.workers, nodeArgs: p.nodeArgs, writerThread: p.writerThread ?? true, custody: p.custody ?? true })
-      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store, more: smMore(p) })), endpoints: undefined };
+      : { ...(await startTarget(p.target, p.serverCpu, accounts, { port: p.port, nodeArgs: p.nodeArgs, workers: p.workers, writerThread: p.writerThread, custody: p.custody, mam: p.mam, handoff: p.handoff, coalesceMs: p.coalesceMs, store: p.store, more: moreConfig(p) })), endpoints: undefined };
   const work = mkdtempSync(join(tmpdir(), "bench-xmpp-gen-"));
   const gens: ChildProcess[] = [];
   /** This process's CPUs before the phase moved it to the generator's (pinSelf), until they are back. */
@@ -492,9 +494,12 @@ function smPolicy(p: XmppParams): { answerDelayMs?: number; ackEveryMs?: number;
   };
 }
 
-/** Switchboard's xmpp.sm keys set for the run (smPolicy), and said so. */
-function smMore(p: XmppParams): MoreConfig | undefined {
+/** Switchboard's xmpp.sm keys (smPolicy) and `limits.maxTurnMs` set for the run, and said so. */
+function moreConfig(p: XmppParams): MoreConfig | undefined {
   const sm = smPolicy(p);
-  if (Object.keys(sm).length === 0 || p.target !== "switchboard") return undefined;
-  return { config: { xmpp: { sm } }, settings: Object.entries(sm).map(([k, v]) => `\`xmpp.sm.${k}: ${v}\``) };
+  if (p.target !== "switchboard" || (Object.keys(sm).length === 0 && p.maxTurnMs === undefined)) return undefined;
+  return {
+    config: { ...(Object.keys(sm).length === 0 ? {} : { xmpp: { sm } }), ...(p.maxTurnMs === undefined ? {} : { limits: { maxTurnMs: p.maxTurnMs } }) },
+    settings: [...Object.entries(sm).map(([k, v]) => `\`xmpp.sm.${k}: ${v}\``), ...(p.maxTurnMs === undefined ? [] : [`\`limits.maxTurnMs: ${p.maxTurnMs}\``])],
+  };
 }
