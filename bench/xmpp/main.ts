@@ -20,6 +20,9 @@
  *                   ABBA pair, so a drift within the hold falls on both sides alike), then a table of CPU per
  *                   message side by side with each run's on ÷ off and each ABBA pair's (docs/benchmarks.md);
  *                   --first on: run 0 on then off (BAAB), to alternate the first side hold by hold
+ *   --prime         one run of the first configuration before the measured ones, printed and not counted: on
+ *                   this machine the first run after a minute or so of quiet falls behind where the runs right
+ *                   after it keep up (docs/benchmarks.md, session 33), which weighs on whichever side runs first
  *   --warmup MS[,SHARE]  with --generator c: before the measured phase, MS ms of messages at SHARE of the
  *                   rate (default 0.25), not measured: latencies, delivery, the server's CPU and syscalls count
  *                   from its end (pump.c warm=). Default with --sm: 2000,0.25 (issue 13's target is the steady
@@ -159,9 +162,21 @@ async function main(): Promise<void> {
   const first = a.first === "on" ? 1 : 0;
   /** Every run, for the side-by-side table. */
   const every: XmppResult[] = [];
+  let prime = a.prime === "true";
   const measure = async (p: XmppParams): Promise<XmppResult[]> => {
     const combos = modes.flatMap((sm) => mams.map((mam) => ({ sm, mam })));
     const all: XmppResult[][] = combos.map(() => []);
+    if (prime) {
+      // Once per invocation, before the first measured run: the machine's state after a quiet spell is not measured.
+      prime = false;
+      const { sm, mam } = combos[runOrder(combos.length, first)[0]];
+      await waitQuiet();
+      try {
+        console.log(`prime (not counted): ${line(await runXmpp({ ...p, sm, mam }))}`);
+      } catch (e) {
+        console.log(`prime (not counted): failed: ${String((e as Error).message ?? e)}`);
+      }
+    }
     for (let k = 0; k < runs; k++) {
       for (const [slot, i] of runOrder(combos.length, k + first).entries()) {
         const { sm, mam } = combos[i];
