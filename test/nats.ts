@@ -1,8 +1,28 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { freePort, waitPort } from "../bench/lib/proc.js";
+import { workerIdOf, type NatsBusOptions } from "../src/cluster/nats-bus.js";
 
 /** nats-server is a system package (Debian `nats-server`); .ci/run installs it. */
 export const HAVE_NATS = spawnSync("sh", ["-c", "command -v nats-server"]).status === 0;
+
+/**
+ * The options of worker `i` (0 or 1) of a pair on the nats-server at `url`: on two hosts (10.0.0.1 and .2,
+ * talking over NATS), or with `links` both on 10.0.0.1 (talking over host links in that folder).
+ */
+export function pairOptions(url: string, subject: string, heartbeatMs: number, links?: string): (i: number) => NatsBusOptions {
+  return (i) => {
+    const host = links !== undefined ? "10.0.0.1" : `10.0.0.${i + 1}`;
+    return {
+      servers: [url],
+      subject,
+      heartbeatMs,
+      vnodes: 64,
+      workerId: workerIdOf(host, links !== undefined ? i : 0),
+      hostAddress: host,
+      ...(links !== undefined ? { links: { dir: links, index: i, maxQueuedBytes: 1 << 20 } } : {}),
+    };
+  };
+}
 
 export interface NatsServer {
   url: string;

@@ -692,6 +692,7 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
    * "Stopped in the middle of a publish"). Costs one check per held message while no worker has left lately.
    */
   private fromDeparted(msg: Extract<BusMessage, { op: "owner" | "session" }>): void {
+    if (this.departed.none) return;
     const env = msg.env;
     if (env.ref === "" || env.kind !== Kind.Message || (env.flags & Flag.Resent) !== 0) return;
     if (!this.departed.offOrBack(workerOf(env.ref), monotonicMs(), this.bus.healMs ?? 0)) return;
@@ -760,12 +761,12 @@ export class ProxyDaemon implements Core, Delivery, BusEndpoint {
       case "owner":
         // Settled here already (stored offline by this owner): a copy given back by a session that had it, or routed again, goes no further.
         if (this.settledBefore(msg.env) || this.fromBeforeStall(msg)) return;
-        if (!this.departed.none) this.fromDeparted(msg);
+        this.fromDeparted(msg);
         if (this.notMine(msg.env)) return;
         return this.ownerDeliver(msg.env);
       case "session": {
         if (this.fromBeforeStall(msg)) return;
-        if (!this.departed.none) this.fromDeparted(msg);
+        this.fromDeparted(msg);
         const s = this.sessions.get(msg.address);
         if (s !== undefined && s.serial === msg.serial) this.deliverLocal(s, msg.env);
         else if (msg.env.kind === Kind.Message && (msg.env.flags & HELD) !== 0) {

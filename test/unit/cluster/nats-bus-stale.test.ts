@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NatsBus, workerIdOf, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
+import { NatsBus } from "../../../src/cluster/nats-bus.js";
 import type { BusMessage } from "../../../src/cluster/bus.js";
-import { HAVE_NATS, startNats, type NatsServer } from "../../nats.js";
+import { HAVE_NATS, pairOptions, startNats, type NatsServer } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
 
 // A batch gathered before its worker was stopped past the others' patience (the heal window) and published
@@ -34,18 +34,7 @@ describe("NatsBus: batches gathered before a stall arrive marked", { skip: HAVE_
     const subject = `stale${subjects++}`;
     const dir = mkdtempSync(join(tmpdir(), "sb-stale-"));
     dirs.push(dir);
-    const o = (i: number): NatsBusOptions => {
-      const host = sameHost ? "10.0.0.1" : `10.0.0.${i + 1}`;
-      return {
-        servers: [nats.url],
-        subject,
-        heartbeatMs: HEARTBEAT_MS,
-        vnodes: 64,
-        workerId: workerIdOf(host, sameHost ? i : 0),
-        hostAddress: host,
-        ...(sameHost ? { links: { dir, index: i, maxQueuedBytes: 1 << 20 } } : {}),
-      };
-    };
+    const o = pairOptions(nats.url, subject, HEARTBEAT_MS, sameHost ? dir : undefined);
     const a = await NatsBus.connect(o(0), {});
     const b = await NatsBus.connect(o(1), {});
     buses.push(a, b);

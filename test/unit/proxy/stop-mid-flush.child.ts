@@ -2,8 +2,8 @@ import { createInterface } from "node:readline";
 import { defaults } from "../../../src/config/config.js";
 import { NatsBus, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
 import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
-import { Session } from "../../../src/session/session.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
+import { Recorder, textCodec } from "./fixtures.js";
 
 // The sending worker of stop-mid-flush.test.ts, a process of its own so that it can be stopped while its peer runs.
 // argv[2]: { bus: NatsBusOptions, from: full address, to: bare address }. Reads lines from stdin:
@@ -12,25 +12,8 @@ import { Envelope, Flag } from "../../../src/envelope/envelope.js";
 //                publish judged the batch fresh, before it is written — where an outside SIGSTOP lands now and then.
 // Writes "ready" once its session is bound at the owner, and "published <id>" once the batch carrying it went.
 
-class Sender extends Session {
-  readonly protocol = "xmpp";
-  readonly idPassThrough = true;
-  constructor(address: string) {
-    super();
-    this.address = address;
-    this.bare = address.slice(0, address.indexOf("/"));
-    this.resource = address.slice(address.indexOf("/") + 1);
-    this.available = true;
-  }
-  deliver(): boolean {
-    return true;
-  }
-  replaced(): void {}
-}
-
-const text = { encode: (p: unknown) => Buffer.from(String(p)), decode: (b: Uint8Array) => Buffer.from(b).toString(), encodeText: (p: unknown) => String(p), decodeText: (t: string) => t };
 const args = JSON.parse(process.argv[2]) as { bus: NatsBusOptions; from: string; to: string };
-const bus = await NatsBus.connect(args.bus, { xmpp: text });
+const bus = await NatsBus.connect(args.bus, { xmpp: textCodec });
 await bus.ready(2);
 const proxy = new ProxyDaemon(bus, {
   timeouts: { xmpp: { defaultMs: 30000, minMs: 1000, maxMs: 300000 } },
@@ -41,7 +24,7 @@ const proxy = new ProxyDaemon(bus, {
   custody: { ...defaults().cluster.custody, confirmTimeoutMs: 60_000 },
 });
 proxy.start();
-const alice = new Sender(args.from);
+const alice = new Recorder(args.from);
 proxy.attach(alice);
 const bound = setInterval(() => {
   if (!alice.bound) return;

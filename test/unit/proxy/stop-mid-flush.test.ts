@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { defaults } from "../../../src/config/config.js";
-import { NatsBus, workerIdOf, type NatsBusOptions } from "../../../src/cluster/nats-bus.js";
+import { NatsBus } from "../../../src/cluster/nats-bus.js";
 import { ProxyDaemon } from "../../../src/proxy/proxy-daemon.js";
 import { Router } from "../../../src/router/router.js";
 import { Envelope, Flag } from "../../../src/envelope/envelope.js";
-import { HAVE_NATS } from "../../nats.js";
+import { HAVE_NATS, pairOptions } from "../../nats.js";
 import { waitUntil } from "../../helpers.js";
 import { Recorder, natsForBlock, textCodec } from "./fixtures.js";
 
@@ -51,18 +51,7 @@ describe("a worker stopped in the middle of a publish", { skip: HAVE_NATS ? fals
       const subject = `midflush${sameHost ? "h" : "n"}`;
       const dir = mkdtempSync(join(tmpdir(), "sb-midflush-"));
       dirs.push(dir);
-      const o = (i: number): NatsBusOptions => {
-        const host = sameHost ? "10.0.0.1" : `10.0.0.${i + 1}`;
-        return {
-          servers: [url()],
-          subject,
-          heartbeatMs: HEARTBEAT_MS,
-          vnodes: 64,
-          workerId: workerIdOf(host, sameHost ? i : 0),
-          hostAddress: host,
-          ...(sameHost ? { links: { dir, index: i, maxQueuedBytes: 1 << 20 } } : {}),
-        };
-      };
+      const o = pairOptions(url(), subject, HEARTBEAT_MS, sameHost ? dir : undefined);
       const aId = o(0).workerId;
       const b = await NatsBus.connect(o(1), { xmpp: textCodec });
       buses.push(b);
