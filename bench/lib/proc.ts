@@ -27,6 +27,13 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/** CPU-seconds (user + system) spent so far by the processes of these trees (a process gone takes its count along). */
+export function treesCpuSeconds(roots: number[]): number {
+  let ticks = 0;
+  for (const root of roots) for (const p of processTree(root)) ticks += readStat(p)?.cpuTicks ?? 0;
+  return ticks / HZ;
+}
+
 function readStat(pid: number, path = `/proc/${pid}/stat`): { ppid: number; cpuTicks: number; sysTicks: number } | null {
   try {
     const s = readFileSync(path, "utf8");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { benchAccounts } from "../lib/accounts.js";
 import { Histogram } from "../lib/stats.js";
-import { cpuBusySeconds, machineBusySeconds, pinSelf, sleep, spawnPinned, stealSeconds, stopChild } from "../lib/proc.js";
+import { cpuBusySeconds, machineBusySeconds, pinSelf, sleep, spawnPinned, stealSeconds, stopChild, treesCpuSeconds } from "../lib/proc.js";
 import { REPO } from "../lib/switchboard.js";
 import { CpuQuota } from "../lib/cpu-quota.js";
 import { Scrape } from "../lib/scrape.js";
@@ -190,6 +190,7 @@ export interface XmppResult {
   natsUsPerMessage?: number;
   serverUsPerMessage: number;
   serverPeakRssMiB: number;
+  /** The generator's processes' CPU over the phase (/proc, the interval of the server's), in cores. */
   generatorCpuCores: number;
   /** The generator's CPU in turns that did work: below generatorCpuCores only when it spins. */
   generatorBusyCores?: number;
@@ -321,6 +322,10 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const steal0 = stealSeconds(p.serverCpu);
     const allSteal0 = stealSeconds();
     const core0 = cpuBusySeconds(p.serverCpu);
+    // The generator's CPU over the same interval as the server's, from /proc: the pumps' own count (getrusage at their
+    // exit) also holds their spinning before t0 and through the settling after the phase, which is longer with --sm.
+    const genPids = gens.map((g) => g.pid).filter((x): x is number => x !== undefined);
+    const genCpu0 = treesCpuSeconds(genPids);
     // This process (scrapes, progress) keeps off the server's core while the phase is measured,
     // where the generator has a core of its own (docs/benchmarks.md, session 19).
     const apart = p.genCpu.split(",").every((c) => !p.serverCpu.split(",").includes(c));
@@ -355,6 +360,7 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     const steal = stealSeconds(p.serverCpu) - steal0;
     const allSteal = stealSeconds() - allSteal0;
     const coreOthers = cpuBusySeconds(p.serverCpu) - core0 - serverCpu;
+    const genCpu = treesCpuSeconds(genPids) - genCpu0;
     if (unpin !== null) pinSelf(unpin);
     unpin = null;
     // A server still working through a backlog (a saturated core) may take long to answer: that is a result, not a failed run.
@@ -388,7 +394,6 @@ export async function runXmpp(p: XmppParams): Promise<XmppResult> {
     for (const r of res) h.merge(r.hist);
     const sum = (f: (r: Extract<GenEvent, { ev: "result" }>) => number) => res.reduce((n, r) => n + f(r), 0);
     const sent = sum((r) => r.sent);
-    const genCpu = sum((r) => r.cpuSeconds);
     const peak = target.server?.watch.peakRssMiB ?? NaN;
     const throttle1 = quota?.throttling();
     const received = sum((r) => r.received);
