@@ -501,10 +501,17 @@ function smPolicy(p: XmppParams): { answerDelayMs?: number; ackEveryMs?: number;
 
 /** Switchboard's xmpp.sm keys (smPolicy) and `limits.maxTurnMs` set for the run, and said so. */
 function moreConfig(p: XmppParams): MoreConfig | undefined {
+  if (p.target !== "switchboard") return undefined;
+  const config: Record<string, unknown> = {};
+  const settings: string[] = [];
   const sm = smPolicy(p);
-  if (p.target !== "switchboard" || (Object.keys(sm).length === 0 && p.maxTurnMs === undefined)) return undefined;
-  return {
-    config: { ...(Object.keys(sm).length === 0 ? {} : { xmpp: { sm } }), ...(p.maxTurnMs === undefined ? {} : { limits: { maxTurnMs: p.maxTurnMs } }) },
-    settings: [...Object.entries(sm).map(([k, v]) => `\`xmpp.sm.${k}: ${v}\``), ...(p.maxTurnMs === undefined ? [] : [`\`limits.maxTurnMs: ${p.maxTurnMs}\``])],
-  };
+  if (Object.keys(sm).length > 0) {
+    config.xmpp = { sm };
+    for (const [k, v] of Object.entries(sm)) settings.push(`\`xmpp.sm.${k}: ${v}\``);
+  }
+  if (p.maxTurnMs !== undefined) {
+    config.limits = { maxTurnMs: p.maxTurnMs };
+    settings.push(`\`limits.maxTurnMs: ${p.maxTurnMs}\``);
+  }
+  return settings.length === 0 ? undefined : { config, settings };
 }
